@@ -1,0 +1,65 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace statescope::cli {
+
+// Exit codes: 0 success, 1 an error the user can fix (one line on stderr), 2 bad usage,
+// 77 a requested device is absent and --skip-if-unavailable was given, 130 cancelled.
+constexpr int kExitError = 1;
+constexpr int kExitSkipped = 77;
+constexpr int kExitCancelled = 130;
+
+struct RunArgs {
+    std::string model;
+    std::string tokenizer;
+    std::string textFile;
+    std::string idsFile;
+    std::string prompt;
+    std::string out;
+    std::string device = "cpu";
+    std::string dtype = "float32";
+    int64_t chunkSize = 2048;
+    int threads = 0;
+    bool reference = false;
+    bool quiet = false;
+};
+
+struct BenchArgs {
+    std::string model;   // a model folder, or empty for random weights of `shape`
+    std::string shape = "130m";
+    std::vector<int64_t> tokens{2048};
+    std::string device = "cpu";
+    std::string dtype = "float32";
+    int64_t chunkSize = 2048;
+    int threads = 0;
+    int repeat = 1;
+    bool trace = true;
+    std::string json;
+};
+
+struct CheckArgs {
+    std::string fixture;
+    std::string device = "cpu";
+    std::string dtype = "float32";
+    std::vector<int64_t> chunkSizes{256};
+    bool reference = false;
+    double rtol = 1e-4;
+    bool skipIfUnavailable = false;
+};
+
+int runCommand(const RunArgs& args, const std::atomic<bool>& cancel);
+int tokenizeCommand(const std::string& tokenizer, const std::string& textFile);
+int infoCommand(const std::string& model);
+int benchCommand(const BenchArgs& args);
+int checkCommand(const CheckArgs& args);
+
+// Where the built-in resources live: $STATESCOPE_RESOURCES, next to the installed binary, or the
+// source tree this binary was built from.
+std::string resourcePath(const std::string& relative);
+
+} // namespace statescope::cli

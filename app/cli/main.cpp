@@ -1,0 +1,133 @@
+// statescope-cli: run recurrent language models token by token and record what they do.
+#include "Commands.h"
+
+#include "Error.h"
+
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <iostream>
+
+namespace {
+std::atomic<bool> g_cancel{false};
+extern "C" void onSignal(int) { g_cancel.store(true); }
+
+std::vector<int64_t> parseList(const std::string& s)
+{
+    std::vector<int64_t> v;
+    size_t start = 0;
+    while (start <= s.size()) {
+        const size_t comma = s.find(',', start);
+        const std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        size_t used = 0;
+        long long n = 0;
+        try {
+            n = std::stoll(item, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (used != item.size() || item.empty() || n <= 0)
+            throw statescope::Error("", "list item", "a positive integer", "\"" + item + "\"");
+        v.push_back(n);
+        if (comma == std::string::npos)
+            break;
+        start = comma + 1;
+    }
+    return v;
+}
+} // namespace
+
+int main(int argc, char** argv)
+{
+    using namespace statescope::cli;
+    CLI::App app{"StateScope: watch a recurrent language model's loss, forget gates and state norms, token by token"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("statescope-cli ") + STATESCOPE_VERSION);
+
+    RunArgs run;
+    auto* runCmd = app.add_subcommand("run", "Run a model over an input and write an HDF5 trace");
+    runCmd->add_option("--model", run.model, "Model folder (config.json + weights)")->required();
+    runCmd->add_option("--tokenizer", run.tokenizer, "tokenizer.json (default: the model's, else GPT-NeoX-20B)");
+    auto* text = runCmd->add_option("--text", run.textFile, "UTF-8 text file");
+    auto* ids = runCmd->add_option("--ids", run.idsFile, "File of whitespace-separated token ids");
+    auto* prompt = runCmd->add_option("--prompt", run.prompt, "newlines:N | capitals:N | passkey:BLOCKS[:DEPTH[:SEED]]");
+    text->excludes(ids)->excludes(prompt);
+    ids->excludes(prompt);
+    runCmd->add_option("--out", run.out, "Trace file to write (.h5)")->required();
+    runCmd->add_option("--device", run.device, "cpu or cuda[:N]");
+    runCmd->add_option("--dtype", run.dtype, "float32, bfloat16 or float16 (the last two on CUDA)");
+    runCmd->add_option("--chunk-size", run.chunkSize, "Tokens per engine call")->check(CLI::PositiveNumber);
+    runCmd->add_option("--threads", run.threads, "CPU threads (default: all cores)");
+    runCmd->add_flag("--reference", run.reference, "Use the one-token recurrent reference path (slow)");
+    runCmd->add_flag("--quiet", run.quiet, "No progress on stderr");
+
+    std::string tokTokenizer, tokText;
+    auto* tokCmd = app.add_subcommand("tokenize", "Print the token ids of a text file");
+    tokCmd->add_option("--tokenizer", tokTokenizer, "tokenizer.json (default: GPT-NeoX-20B)");
+    tokCmd->add_option("--text", tokText, "UTF-8 text file")->required();
+
+    std::string infoModel;
+    auto* infoCmd = app.add_subcommand("info", "Describe a model folder");
+    infoCmd->add_option("--model", infoModel, "Model folder")->required();
+
+    BenchArgs bench;
+    std::string benchTokens = "2048";
+    bool noTrace = false;
+    auto* benchCmd = app.add_subcommand("bench", "Tokens per second of a run with every probe");
+    benchCmd->add_option("--model", bench.model, "Model folder (default: random weights of --shape)");
+    benchCmd->add_option("--shape", bench.shape, "Random model shape: 130m, 370m, 780m, 1.3b, 2.7b or tiny");
+    benchCmd->add_option("--tokens", benchTokens, "Comma-separated stream lengths");
+    benchCmd->add_option("--device", bench.device, "cpu or cuda[:N]");
+    benchCmd->add_option("--dtype", bench.dtype, "float32, bfloat16 or float16");
+    benchCmd->add_option("--chunk-size", bench.chunkSize, "Tokens per engine call")->check(CLI::PositiveNumber);
+    benchCmd->add_option("--threads", bench.threads, "CPU threads (default: all cores)");
+    benchCmd->add_option("--repeat", bench.repeat, "Timed repetitions (best is reported)")->check(CLI::PositiveNumber);
+    benchCmd->add_flag("--no-trace", noTrace, "Do not write the trace (measures the engine alone)");
+    benchCmd->add_option("--json", bench.json, "Also write the results as JSON to this file");
+
+    CheckArgs check;
+    std::string checkChunks = "256";
+    auto* checkCmd = app.add_subcommand("check", "Compare a run with a fixture's stored reference numbers");
+    checkCmd->add_option("--fixture", check.fixture, "Fixture folder (a model + reference.h5)")->required();
+    checkCmd->add_option("--device", check.device, "cpu or cuda[:N]");
+    checkCmd->add_option("--dtype", check.dtype, "float32, bfloat16 or float16");
+    checkCmd->add_option("--chunk-sizes", checkChunks, "Comma-separated chunk sizes to try");
+    checkCmd->add_flag("--reference", check.reference, "Use the recurrent reference path");
+    checkCmd->add_option("--rtol", check.rtol, "Largest relative error allowed");
+    checkCmd->add_flag("--skip-if-unavailable", check.skipIfUnavailable, "Exit 77 when the device is absent");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+    std::signal(SIGINT, onSignal);
+    std::signal(SIGTERM, onSignal);
+    try {
+        if (*runCmd)
+            return runCommand(run, g_cancel);
+        if (*tokCmd)
+            return tokenizeCommand(tokTokenizer, tokText);
+        if (*infoCmd)
+            return infoCommand(infoModel);
+        if (*benchCmd) {
+            bench.tokens = parseList(benchTokens);
+            bench.trace = !noTrace;
+            return benchCommand(bench);
+        }
+        if (*checkCmd) {
+            check.chunkSizes = parseList(checkChunks);
+            return checkCommand(check);
+        }
+    } catch (const statescope::Error& e) {
+        std::cerr << "statescope-cli: error: " << e.what() << "\n";
+        return kExitError;
+    } catch (const std::bad_alloc&) {
+        std::cerr << "statescope-cli: error: out of memory\n";
+        return kExitError;
+    } catch (const std::exception& e) {
+        std::cerr << "statescope-cli: error: " << e.what() << "\n";
+        return kExitError;
+    }
+    return 0;
+}

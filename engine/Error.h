@@ -1,0 +1,42 @@
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace statescope {
+
+// Every failure the engine reports to a user. It names the file, the field or tensor that was wrong,
+// and, where there is one, the value expected and the value found, so that the CLI and the GUI can
+// show one line that tells the user what to fix.
+class Error : public std::runtime_error {
+public:
+    Error(std::string file, std::string message);
+    Error(std::string file, std::string field, std::string expected, std::string actual);
+
+    const std::string& file() const { return m_file; }
+    const std::string& field() const { return m_field; }
+    const std::string& expected() const { return m_expected; }
+    const std::string& actual() const { return m_actual; }
+
+private:
+    std::string m_file;
+    std::string m_field;
+    std::string m_expected;
+    std::string m_actual;
+};
+
+// Thrown when a run is cancelled between chunks; not an error for the user.
+class Cancelled : public std::runtime_error {
+public:
+    Cancelled() : std::runtime_error("cancelled") {}
+};
+
+// "[2, 3]" for shapes in messages.
+std::string shapeToString(const int64_t* dims, size_t n);
+template <typename Container>
+std::string shapeToString(const Container& c)
+{
+    return shapeToString(c.data(), c.size());
+}
+
+} // namespace statescope

@@ -1,0 +1,479 @@
+// Mamba-2 (Dao & Gu, 2024) as mamba_ssm computes it: a one-token recurrent step (the readable
+// reference) and a chunked SSD prefill (the fast path, matmuls only), which must agree.
+#include "models/Mamba2.h"
+
+#include "Error.h"
+#include "io/SafeTensors.h"
+#include "io/TorchCheckpoint.h"
+
+#include <cmath>
+#include <limits>
+#include <map>
+
+namespace statescope {
+
+using torch::indexing::None;
+using torch::indexing::Slice;
+namespace F = torch::nn::functional;
+
+namespace {
+
+torch::ScalarType torchType(DType t)
+{
+    switch (t) {
+    case DType::Float32: return torch::kFloat32;
+    case DType::Float64: return torch::kFloat64;
+    case DType::BFloat16: return torch::kBFloat16;
+    case DType::Float16: return torch::kFloat16;
+    case DType::Int64: return torch::kInt64;
+    case DType::Int32: return torch::kInt32;
+    case DType::Int16: return torch::kInt16;
+    case DType::Int8: return torch::kInt8;
+    case DType::UInt8: return torch::kUInt8;
+    case DType::Bool: return torch::kBool;
+    }
+    return torch::kFloat32;
+}
+
+torch::Tensor rmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps)
+{
+    return x * torch::rsqrt(x.pow(2).mean(-1, true) + eps) * weight;
+}
+
+// exp(segsum(a)) for a [..., Q]: out[..., l, s] = exp(a[s+1] + ... + a[l]) for l >= s, else 0.
+// Summing masked copies (instead of subtracting cumulative sums) keeps it exact for long chunks.
+torch::Tensor segsumExp(const torch::Tensor& a)
+{
+    const int64_t q = a.size(-1);
+    auto opts = torch::TensorOptions().dtype(torch::kBool).device(a.device());
+    const torch::Tensor strict = torch::tril(torch::ones({q, q}, opts), -1);
+    const torch::Tensor lower = torch::tril(torch::ones({q, q}, opts), 0);
+    std::vector<int64_t> sizes = a.sizes().vec();
+    sizes.push_back(q);
+    torch::Tensor x = a.unsqueeze(-1).expand(sizes).masked_fill(strict.logical_not(), 0.0);
+    return x.cumsum(-2).masked_fill(lower.logical_not(), -std::numeric_limits<float>::infinity()).exp();
+}
+
+// Collects the tensors of every weight file under their canonical (mamba_ssm) names.
+struct WeightSet {
+    std::map<std::string, RawTensor> tensors;
+    std::map<std::string, std::string> fileOf;
+    std::string files;
+};
+
+WeightSet readWeights(const ModelFolder& folder)
+{
+    WeightSet set;
+    for (const auto& file : folder.weightFiles) {
+        std::vector<RawTensor> raw = folder.weightsFormat == "pytorch" ? readTorchCheckpoint(file)
+                                                                       : readSafeTensors(file);
+        for (auto& t : raw) {
+            const std::string name = canonicalMamba2Name(t.name);
+            set.fileOf[name] = file;
+            set.tensors[name] = std::move(t);
+        }
+        set.files += (set.files.empty() ? "" : ", ") + file;
+    }
+    return set;
+}
+
+class WeightLoader {
+public:
+    WeightLoader(WeightSet set, torch::Device device) : m_set(std::move(set)), m_device(device) {}
+
+    bool has(const std::string& name) const { return m_set.tensors.count(name) != 0; }
+
+    torch::Tensor take(const std::string& name, const std::vector<int64_t>& shape, torch::ScalarType dtype)
+    {
+        auto it = m_set.tensors.find(name);
+        if (it == m_set.tensors.end())
+            throw Error(m_set.files, "tensor " + name, "present with shape " + shapeToString(shape), "missing");
+        const RawTensor& raw = it->second;
+        if (raw.shape != shape)
+            throw Error(m_set.fileOf[name], "tensor " + name, "shape " + shapeToString(shape),
+                        "shape " + shapeToString(raw.shape));
+        const auto src = torchType(raw.dtype);
+        if (!torch::isFloatingType(src))
+            throw Error(m_set.fileOf[name], "tensor " + name, "a floating-point dtype", dtypeName(raw.dtype));
+        // from_blob only views the mapped file; the copy below owns its memory.
+        torch::Tensor view = torch::from_blob(const_cast<uint8_t*>(raw.data), raw.shape, raw.strides,
+                                              torch::TensorOptions().dtype(src));
+        // Widen on the CPU first: Half/BFloat16 kernels on the CPU are slow or missing.
+        torch::Tensor t = view.to(torch::kFloat32, false, true);
+        return t.to(m_device, dtype).contiguous();
+    }
+
+private:
+    WeightSet m_set;
+    torch::Device m_device;
+};
+
+torch::Tensor maybe(const torch::Tensor& t) { return t.defined() ? t : torch::Tensor(); }
+
+} // namespace
+
+Mamba2Model::Mamba2Model(Mamba2Config config, Mamba2Weights weights, torch::ScalarType weightDtype)
+    : m_config(std::move(config)), m_weights(std::move(weights)), m_dtype(weightDtype)
+{
+    m_config.paddedVocabSize = m_weights.embedding.size(0);
+}
+
+std::unique_ptr<Mamba2Model> Mamba2Model::load(const ModelFolder& folder, torch::Device device,
+                                               torch::ScalarType dtype)
+{
+    const Mamba2Config& c = folder.mamba2;
+    WeightSet set = readWeights(folder);
+    const auto f32 = torch::kFloat32;
+    const std::string embName = "backbone.embedding.weight";
+    auto embIt = set.tensors.find(embName);
+    if (embIt == set.tensors.end())
+        throw Error(set.files, "tensor " + embName, "present", "missing");
+    // The padded vocabulary is whatever the embedding has; the config's vocab_size is a lower bound.
+    const std::vector<int64_t> embShape = embIt->second.shape;
+    const std::string embFile = set.fileOf[embName];
+    if (embShape.size() != 2 || embShape[1] != c.dModel)
+        throw Error(embFile, "tensor " + embName, "shape [vocab, " + std::to_string(c.dModel) + "]",
+                    "shape " + shapeToString(embShape));
+    const int64_t vocab = embShape[0];
+    if (vocab < c.vocabSize)
+        throw Error(embFile, "tensor " + embName, "at least vocab_size = " + std::to_string(c.vocabSize) + " rows",
+                    std::to_string(vocab));
+    WeightLoader w(std::move(set), device);
+    Mamba2Weights mw;
+    mw.embedding = w.take(embName, {vocab, c.dModel}, dtype);
+
+    const int64_t H = c.nHeads(), dIn = c.dInner(), convDim = c.convDim();
+    for (int64_t l = 0; l < c.nLayer; ++l) {
+        const std::string p = "backbone.layers." + std::to_string(l) + ".";
+        const std::string m = p + "mixer.";
+        Mamba2Layer L;
+        L.norm = w.take(p + "norm.weight", {c.dModel}, f32);
+        L.inProj = w.take(m + "in_proj.weight", {c.inProjRows(), c.dModel}, dtype);
+        if (c.bias)
+            L.inProjBias = w.take(m + "in_proj.bias", {c.inProjRows()}, dtype);
+        L.convWeight = w.take(m + "conv1d.weight", {convDim, 1, c.dConv}, f32).squeeze(1).contiguous();
+        if (c.convBias)
+            L.convBias = w.take(m + "conv1d.bias", {convDim}, f32);
+        L.dtBias = w.take(m + "dt_bias", {H}, f32);
+        L.A = -w.take(m + "A_log", {H}, f32).exp();
+        L.D = w.take(m + "D", c.dHasHdim ? std::vector<int64_t>{dIn} : std::vector<int64_t>{H}, f32);
+        L.gateNorm = w.take(m + "norm.weight", {dIn}, f32);
+        L.outProj = w.take(m + "out_proj.weight", {c.dModel, dIn}, dtype);
+        if (c.bias)
+            L.outProjBias = w.take(m + "out_proj.bias", {c.dModel}, dtype);
+        mw.layers.push_back(std::move(L));
+    }
+    mw.normF = w.take("backbone.norm_f.weight", {c.dModel}, f32);
+    if (!c.tieEmbeddings && w.has("lm_head.weight"))
+        mw.lmHead = w.take("lm_head.weight", {vocab, c.dModel}, dtype);
+    else if (!c.tieEmbeddings)
+        throw Error(folder.weightFiles.front(), "tensor lm_head.weight",
+                    "present (the config says the output layer is not tied to the embedding)", "missing");
+    else
+        mw.lmHead = mw.embedding;
+    return std::make_unique<Mamba2Model>(c, std::move(mw), dtype);
+}
+
+std::unique_ptr<Mamba2Model> Mamba2Model::random(const Mamba2Config& cIn, uint64_t seed, torch::Device device,
+                                                 torch::ScalarType dtype)
+{
+    Mamba2Config c = cIn;
+    if (c.paddedVocabSize == 0) {
+        const int64_t m = std::max<int64_t>(1, c.padVocabSizeMultiple);
+        c.paddedVocabSize = (c.vocabSize + m - 1) / m * m;
+    }
+    torch::manual_seed(seed);
+    auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+    const int64_t H = c.nHeads(), dIn = c.dInner(), convDim = c.convDim();
+    Mamba2Weights mw;
+    mw.embedding = (torch::randn({c.paddedVocabSize, c.dModel}, f32) * 0.02).to(dtype);
+    for (int64_t l = 0; l < c.nLayer; ++l) {
+        Mamba2Layer L;
+        L.norm = torch::ones({c.dModel}, f32);
+        L.inProj = (torch::randn({c.inProjRows(), c.dModel}, f32) / std::sqrt(double(c.dModel))).to(dtype);
+        const double bound = 1.0 / std::sqrt(double(c.dConv));
+        L.convWeight = torch::rand({convDim, c.dConv}, f32) * (2 * bound) - bound;
+        L.convBias = torch::rand({convDim}, f32) * (2 * bound) - bound;
+        // dt ~ log-uniform in [1e-3, 1e-1], stored as the inverse softplus (mamba_ssm's init).
+        torch::Tensor dt = (torch::rand({H}, f32) * (std::log(0.1) - std::log(1e-3)) + std::log(1e-3)).exp();
+        dt = dt.clamp_min(1e-4);
+        L.dtBias = dt + torch::log(-torch::expm1(-dt));
+        L.A = -(torch::rand({H}, f32) * 15 + 1); // A_log = log(U[1, 16])
+        L.D = torch::ones({c.dHasHdim ? dIn : H}, f32);
+        L.gateNorm = torch::ones({dIn}, f32);
+        L.outProj = (torch::randn({c.dModel, dIn}, f32) / std::sqrt(double(dIn * 2 * c.nLayer))).to(dtype);
+        mw.layers.push_back(std::move(L));
+    }
+    mw.normF = torch::ones({c.dModel}, f32);
+    mw.lmHead = mw.embedding;
+    return std::make_unique<Mamba2Model>(c, std::move(mw), dtype);
+}
+
+std::vector<ProbeDesc> Mamba2Model::probeDescs() const
+{
+    return mamba2ProbeDescs(m_config.nLayer, m_config.nHeads());
+}
+
+std::unique_ptr<ModelState> Mamba2Model::initialState(int64_t batch) const
+{
+    auto s = std::make_unique<Mamba2State>();
+    auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device());
+    for (int64_t l = 0; l < m_config.nLayer; ++l) {
+        s->conv.push_back(torch::zeros({batch, m_config.convDim(), m_config.dConv - 1}, f32));
+        s->ssm.push_back(torch::zeros({batch, m_config.nHeads(), m_config.headdim, m_config.dState}, f32));
+    }
+    return s;
+}
+
+int64_t Mamba2Model::parameterCount() const
+{
+    int64_t n = m_weights.embedding.numel() + m_weights.normF.numel();
+    if (!m_weights.lmHead.is_same(m_weights.embedding))
+        n += m_weights.lmHead.numel();
+    for (const auto& L : m_weights.layers)
+        for (const auto* t : {&L.norm, &L.inProj, &L.inProjBias, &L.convWeight, &L.convBias, &L.dtBias, &L.A,
+                              &L.D, &L.gateNorm, &L.outProj, &L.outProjBias})
+            if (t->defined())
+                n += t->numel();
+    return n;
+}
+
+torch::Tensor Mamba2Model::project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const
+{
+    return F::linear(x.to(m_dtype), w, maybe(b)).to(torch::kFloat32);
+}
+
+torch::Tensor Mamba2Model::logits(const torch::Tensor& hidden) const
+{
+    return project(hidden, m_weights.lmHead, torch::Tensor());
+}
+
+// Delta = softplus(dt + dt_bias), clamped to dt_limit when the config sets one.
+torch::Tensor Mamba2Model::discretize(const Mamba2Layer& layer, const torch::Tensor& dtRaw) const
+{
+    torch::Tensor dt = F::softplus(dtRaw + layer.dtBias);
+    if (m_config.dtLimitMin > 0.0 || std::isfinite(m_config.dtLimitMax))
+        dt = dt.clamp(m_config.dtLimitMin, m_config.dtLimitMax);
+    return dt;
+}
+
+// y * silu(z), RMS-normalised per group (mamba_ssm; transformers ignores the groups here), then out_proj.
+torch::Tensor Mamba2Model::gatedOutput(const Mamba2Layer& layer, const torch::Tensor& y, const torch::Tensor& z) const
+{
+    const int64_t G = m_config.ngroups, dIn = m_config.dInner();
+    std::vector<int64_t> grouped = y.sizes().vec();
+    grouped.back() = G;
+    grouped.push_back(dIn / G);
+    torch::Tensor v = (y * F::silu(z)).reshape(grouped);
+    v = v * torch::rsqrt(v.pow(2).mean(-1, true) + m_config.normEps);
+    v = v.reshape(y.sizes()) * layer.gateNorm;
+    return project(v, layer.outProj, layer.outProjBias);
+}
+
+ForwardResult Mamba2Model::forward(const torch::Tensor& ids, ModelState& state, bool recurrent, bool withProbes)
+{
+    auto& s = static_cast<Mamba2State&>(state);
+    std::vector<MixerProbes> probes;
+    ForwardResult r;
+    r.hidden = recurrent ? forwardRecurrent(ids, s, withProbes ? &probes : nullptr)
+                         : forwardChunked(ids, s, withProbes ? &probes : nullptr);
+    if (withProbes) {
+        std::vector<torch::Tensor> dt, decay, norm;
+        for (auto& p : probes) {
+            dt.push_back(p.dt);
+            decay.push_back(p.decay);
+            norm.push_back(p.stateNorm);
+        }
+        // [B, T, L, H], token-major like the trace.
+        r.probes = {torch::stack(dt, 2), torch::stack(decay, 2), torch::stack(norm, 2)};
+    }
+    return r;
+}
+
+torch::Tensor Mamba2Model::forwardChunked(const torch::Tensor& ids, Mamba2State& s, std::vector<MixerProbes>* probes)
+{
+    torch::Tensor residual = F::embedding(ids, m_weights.embedding).to(torch::kFloat32);
+    const bool roundResidual = !m_config.residualInFp32 && m_dtype != torch::kFloat32;
+    for (size_t l = 0; l < m_weights.layers.size(); ++l) {
+        const Mamba2Layer& layer = m_weights.layers[l];
+        MixerProbes p;
+        torch::Tensor u = rmsNorm(residual, layer.norm, m_config.normEps);
+        residual = residual + mixerChunked(layer, u, s.conv[l], s.ssm[l], probes ? &p : nullptr);
+        if (roundResidual)
+            residual = residual.to(m_dtype).to(torch::kFloat32);
+        if (probes)
+            probes->push_back(std::move(p));
+    }
+    return rmsNorm(residual, m_weights.normF, m_config.normEps);
+}
+
+// The readable reference: every token through every layer, exactly the decode step.
+torch::Tensor Mamba2Model::forwardRecurrent(const torch::Tensor& ids, Mamba2State& s,
+                                            std::vector<MixerProbes>* probes)
+{
+    const int64_t T = ids.size(1);
+    const size_t nLayers = m_weights.layers.size();
+    std::vector<std::vector<MixerProbes>> perToken(nLayers);
+    std::vector<torch::Tensor> hidden;
+    for (int64_t t = 0; t < T; ++t) {
+        torch::Tensor residual = F::embedding(ids.select(1, t), m_weights.embedding).to(torch::kFloat32);
+        for (size_t l = 0; l < nLayers; ++l) {
+            const Mamba2Layer& layer = m_weights.layers[l];
+            MixerProbes p;
+            torch::Tensor u = rmsNorm(residual, layer.norm, m_config.normEps);
+            residual = residual + mixerStep(layer, u, s.conv[l], s.ssm[l], probes ? &p : nullptr);
+            if (!m_config.residualInFp32 && m_dtype != torch::kFloat32)
+                residual = residual.to(m_dtype).to(torch::kFloat32);
+            if (probes)
+                perToken[l].push_back(std::move(p));
+        }
+        hidden.push_back(rmsNorm(residual, m_weights.normF, m_config.normEps));
+    }
+    if (probes) {
+        for (size_t l = 0; l < nLayers; ++l) {
+            std::vector<torch::Tensor> dt, decay, norm;
+            for (auto& p : perToken[l]) {
+                dt.push_back(p.dt);
+                decay.push_back(p.decay);
+                norm.push_back(p.stateNorm);
+            }
+            probes->push_back({torch::stack(dt, 1), torch::stack(decay, 1), torch::stack(norm, 1)});
+        }
+    }
+    return torch::stack(hidden, 1);
+}
+
+// One token: u [B, d] -> [B, d]. Follows mamba_ssm's Mamba2.step line by line.
+torch::Tensor Mamba2Model::mixerStep(const Mamba2Layer& layer, const torch::Tensor& u, torch::Tensor& convState,
+                                     torch::Tensor& ssmState, MixerProbes* probes) const
+{
+    const Mamba2Config& c = m_config;
+    const int64_t Bsz = u.size(0), H = c.nHeads(), P = c.headdim, N = c.dState, G = c.ngroups;
+    const auto parts = project(u, layer.inProj, layer.inProjBias).split_with_sizes({c.dInner(), c.convDim(), H}, -1);
+    const torch::Tensor &z = parts[0], &xBC = parts[1], &dtRaw = parts[2];
+
+    // Conv: the window is the last d_conv - 1 raw inputs and this one; tap d_conv - 1 is the newest.
+    torch::Tensor window = torch::cat({convState, xBC.unsqueeze(-1)}, -1);
+    convState = window.index({Slice(), Slice(), Slice(1, None)});
+    torch::Tensor conv = (window * layer.convWeight).sum(-1);
+    if (layer.convBias.defined())
+        conv = conv + layer.convBias;
+    const auto xbc = F::silu(conv).split_with_sizes({c.dInner(), G * N, G * N}, -1);
+    torch::Tensor x = xbc[0].reshape({Bsz, H, P});
+    torch::Tensor Bh = xbc[1].reshape({Bsz, G, N}).repeat_interleave(H / G, 1); // head h reads group h / (H / G)
+    torch::Tensor Ch = xbc[2].reshape({Bsz, G, N}).repeat_interleave(H / G, 1);
+
+    torch::Tensor dt = discretize(layer, dtRaw); // [B, H]
+    torch::Tensor alpha = (dt * layer.A).exp();
+    // S <- alpha S + Delta x B^T; y = S C + D x
+    ssmState = ssmState * alpha.view({Bsz, H, 1, 1}) +
+               (dt.unsqueeze(-1) * x).unsqueeze(-1) * Bh.unsqueeze(2);
+    torch::Tensor y = torch::matmul(ssmState, Ch.unsqueeze(-1)).squeeze(-1);
+    y = y + x * (c.dHasHdim ? layer.D.view({1, H, P}) : layer.D.view({1, H, 1}));
+    if (probes) {
+        probes->dt = dt;
+        probes->decay = alpha;
+        probes->stateNorm = ssmState.pow(2).sum({-2, -1}).sqrt();
+    }
+    return gatedOutput(layer, y.reshape({Bsz, c.dInner()}), z);
+}
+
+// A chunk of tokens: u [B, T, d] -> [B, T, d], carrying the conv left context and the SSM state.
+torch::Tensor Mamba2Model::mixerChunked(const Mamba2Layer& layer, const torch::Tensor& u, torch::Tensor& convState,
+                                        torch::Tensor& ssmState, MixerProbes* probes) const
+{
+    const Mamba2Config& c = m_config;
+    const int64_t Bsz = u.size(0), T = u.size(1), H = c.nHeads(), P = c.headdim, N = c.dState, G = c.ngroups;
+    const auto parts = project(u, layer.inProj, layer.inProjBias).split_with_sizes({c.dInner(), c.convDim(), H}, -1);
+    const torch::Tensor &z = parts[0], &xBC = parts[1], &dtRaw = parts[2];
+
+    // Depthwise causal conv over [previous d_conv - 1 inputs | this chunk]: no zeros at chunk starts.
+    torch::Tensor padded = torch::cat({convState, xBC.transpose(1, 2)}, -1); // [B, conv_dim, K-1+T]
+    convState = padded.index({Slice(), Slice(), Slice(padded.size(2) - (c.dConv - 1), None)}).contiguous();
+    torch::Tensor conv = F::conv1d(padded, layer.convWeight.unsqueeze(1),
+                                   F::Conv1dFuncOptions().bias(maybe(layer.convBias)).groups(c.convDim()));
+    const auto xbc = F::silu(conv).transpose(1, 2).split_with_sizes({c.dInner(), G * N, G * N}, -1);
+    torch::Tensor x = xbc[0].reshape({Bsz, T, H, P});
+    torch::Tensor Bm = xbc[1].reshape({Bsz, T, G, N});
+    torch::Tensor Cm = xbc[2].reshape({Bsz, T, G, N});
+
+    torch::Tensor dt = discretize(layer, dtRaw); // [B, T, H]
+    torch::Tensor logDecay = dt * layer.A;
+    torch::Tensor norm;
+    torch::Tensor y = ssd(x, dt, logDecay, Bm, Cm, ssmState, probes ? &norm : nullptr);
+    y = y + x * (c.dHasHdim ? layer.D.view({1, 1, H, P}) : layer.D.view({1, 1, H, 1}));
+    if (probes) {
+        probes->dt = dt;
+        probes->decay = logDecay.exp();
+        probes->stateNorm = norm;
+    }
+    return gatedOutput(layer, y.reshape({Bsz, T, c.dInner()}), z);
+}
+
+// Chunked SSD (stuffed-mamba.md §7.3). x [B,T,H,P], dt and logDecay [B,T,H], B and C [B,T,G,N].
+// Updates ssmState [B,H,P,N]; returns y [B,T,H,P] without the D skip.
+torch::Tensor Mamba2Model::ssd(const torch::Tensor& x, const torch::Tensor& dt, const torch::Tensor& logDecay,
+                               const torch::Tensor& Bm, const torch::Tensor& Cm, torch::Tensor& ssmState,
+                               torch::Tensor* stateNorm) const
+{
+    const int64_t Bsz = x.size(0), T = x.size(1), H = x.size(2), P = x.size(3), N = Bm.size(3);
+    const int64_t G = Bm.size(2);
+    const int64_t Q = std::min<int64_t>(m_config.chunkSize, T);
+    const int64_t nc = (T + Q - 1) / Q, pad = nc * Q - T;
+
+    torch::Tensor X = x * dt.unsqueeze(-1);
+    torch::Tensor Bh = Bm.repeat_interleave(H / G, 2);
+    torch::Tensor Ch = Cm.repeat_interleave(H / G, 2);
+    torch::Tensor a = logDecay;
+    if (pad > 0) { // zero input and zero log-decay leave the state as the last real token left it
+        X = F::pad(X, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
+        Bh = F::pad(Bh, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
+        Ch = F::pad(Ch, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
+        a = F::pad(a, F::PadFuncOptions({0, 0, 0, pad}));
+    }
+    // Heads before positions: [B, c, H, Q, ...]
+    X = X.view({Bsz, nc, Q, H, P}).permute({0, 1, 3, 2, 4});
+    Bh = Bh.view({Bsz, nc, Q, H, N}).permute({0, 1, 3, 2, 4});
+    Ch = Ch.view({Bsz, nc, Q, H, N}).permute({0, 1, 3, 2, 4});
+    a = a.view({Bsz, nc, Q, H}).permute({0, 1, 3, 2}); // [B, c, H, Q]
+    const torch::Tensor aCum = a.cumsum(-1);
+
+    // 1. Within each chunk: y_l = sum_{s<=l} (C_l . B_s) exp(a_{s+1..l}) X_s
+    const torch::Tensor Lmat = segsumExp(a); // [B, c, H, Q, Q]
+    torch::Tensor yDiag = torch::matmul(torch::matmul(Ch, Bh.transpose(-1, -2)) * Lmat, X);
+
+    // 2. The state each chunk adds by its end: sum_l exp(a_{l+1..Q-1}) X_l B_l^T.
+    const torch::Tensor suffix = a.flip(-1).cumsum(-1).flip(-1); // sum_{k>=l}
+    const torch::Tensor after = torch::cat({suffix.index({"...", Slice(1, None)}), torch::zeros_like(a.index({"...", Slice(0, 1)}))}, -1);
+    torch::Tensor chunkStates = torch::matmul((X * after.exp().unsqueeze(-1)).transpose(-1, -2), Bh); // [B,c,H,P,N]
+
+    // 3. Pass states across chunks: S_in[z] = sum_{j<=z} exp(total decay of chunks j..z-1) S_j.
+    torch::Tensor all = torch::cat({ssmState.unsqueeze(1), chunkStates}, 1);           // [B, c+1, H, P, N]
+    torch::Tensor chunkDecay = F::pad(aCum.index({"...", -1}), F::PadFuncOptions({0, 0, 1, 0})); // [B, c+1, H]
+    torch::Tensor passing = segsumExp(chunkDecay.permute({0, 2, 1})); // [B, H, c+1, c+1]
+    torch::Tensor flat = all.permute({0, 2, 1, 3, 4}).reshape({Bsz, H, nc + 1, P * N});
+    torch::Tensor passed = torch::matmul(passing, flat).view({Bsz, H, nc + 1, P, N}).permute({0, 2, 1, 3, 4});
+    torch::Tensor statesIn = passed.index({Slice(), Slice(0, nc)}); // [B, c, H, P, N]
+    ssmState = passed.select(1, nc).contiguous();
+
+    // 4. What the incoming state contributes: C_l . S_in exp(a_{0..l}).
+    const torch::Tensor eCum = aCum.exp();
+    torch::Tensor yOff = torch::matmul(Ch, statesIn.transpose(-1, -2)) * eCum.unsqueeze(-1);
+    torch::Tensor y = (yDiag + yOff).permute({0, 1, 3, 2, 4}).reshape({Bsz, nc * Q, H, P});
+
+    if (stateNorm) {
+        // ||S_t||^2 without materialising S_t: with S_t = e_t S_in + sum_s L[t,s] X_s B_s^T,
+        // ||S_t||^2 = e_t^2 ||S_in||^2 + 2 e_t sum_s L[t,s] X_s^T S_in B_s
+        //           + sum_{s,s'} L[t,s] L[t,s'] (X_s . X_s') (B_s . B_s').
+        torch::Tensor n0 = statesIn.pow(2).sum({-2, -1}).unsqueeze(-1);                  // [B,c,H,1]
+        torch::Tensor cross = (torch::matmul(X, statesIn) * Bh).sum(-1, true);            // [B,c,H,Q,1]
+        torch::Tensor gram = torch::matmul(X, X.transpose(-1, -2)) * torch::matmul(Bh, Bh.transpose(-1, -2));
+        torch::Tensor quad = (torch::matmul(Lmat, gram) * Lmat).sum(-1);                 // [B,c,H,Q]
+        torch::Tensor sq = eCum.pow(2) * n0 + 2 * eCum * torch::matmul(Lmat, cross).squeeze(-1) + quad;
+        *stateNorm = sq.clamp_min(0).sqrt().permute({0, 1, 3, 2}).reshape({Bsz, nc * Q, H})
+                         .index({Slice(), Slice(0, T)});
+    }
+    return y.index({Slice(), Slice(0, T)});
+}
+
+} // namespace statescope

@@ -1,0 +1,76 @@
+#pragma once
+
+// Engine-internal: includes torch.
+#include "models/ModelConfig.h"
+#include "models/RecurrentModel.h"
+
+namespace statescope {
+
+struct Mamba2Layer {
+    torch::Tensor norm;                 // [d] f32, pre-mixer RMSNorm
+    torch::Tensor inProj, inProjBias;   // [z | xBC | dt rows, d] weight dtype
+    torch::Tensor convWeight, convBias; // [conv_dim, d_conv], [conv_dim] f32
+    torch::Tensor dtBias, A, D;         // [H] f32 (A = -exp(A_log)); D [H] or [d_inner]
+    torch::Tensor gateNorm;             // [d_inner] f32, gated RMSNorm per group
+    torch::Tensor outProj, outProjBias; // [d, d_inner] weight dtype
+};
+
+struct Mamba2Weights {
+    torch::Tensor embedding; // [V, d] weight dtype
+    std::vector<Mamba2Layer> layers;
+    torch::Tensor normF;  // [d] f32
+    torch::Tensor lmHead; // [V, d] weight dtype (the embedding when tied)
+};
+
+struct Mamba2State : ModelState {
+    std::vector<torch::Tensor> conv; // per layer [B, conv_dim, d_conv - 1] f32: the last raw xBC inputs
+    std::vector<torch::Tensor> ssm;  // per layer [B, H, headdim, d_state] f32
+    std::unique_ptr<ModelState> clone() const override { return std::make_unique<Mamba2State>(*this); }
+};
+
+// Mamba-2 as mamba_ssm computes it (reference: shared/reference/stuffed-mamba.md §7).
+class Mamba2Model : public RecurrentModel {
+public:
+    Mamba2Model(Mamba2Config config, Mamba2Weights weights, torch::ScalarType weightDtype);
+
+    static std::unique_ptr<Mamba2Model> load(const ModelFolder& folder, torch::Device device,
+                                             torch::ScalarType weightDtype);
+    // Random weights initialised the way mamba_ssm does, for benchmarks and training.
+    static std::unique_ptr<Mamba2Model> random(const Mamba2Config& config, uint64_t seed, torch::Device device,
+                                               torch::ScalarType weightDtype);
+
+    std::string architecture() const override { return "mamba2"; }
+    std::vector<ProbeDesc> probeDescs() const override;
+    std::unique_ptr<ModelState> initialState(int64_t batch) const override;
+    ForwardResult forward(const torch::Tensor& ids, ModelState& state, bool recurrent, bool withProbes) override;
+    torch::Tensor logits(const torch::Tensor& hidden) const override;
+    int64_t parameterCount() const override;
+    int64_t vocabSize() const override { return m_weights.embedding.size(0); }
+    torch::Device device() const override { return m_weights.embedding.device(); }
+
+    const Mamba2Config& config() const { return m_config; }
+    Mamba2Weights& weights() { return m_weights; }
+
+private:
+    struct MixerProbes {
+        torch::Tensor dt, decay, stateNorm; // [B, T, H]
+    };
+    torch::Tensor mixerChunked(const Mamba2Layer& layer, const torch::Tensor& u, torch::Tensor& convState,
+                               torch::Tensor& ssmState, MixerProbes* probes) const;
+    torch::Tensor mixerStep(const Mamba2Layer& layer, const torch::Tensor& u, torch::Tensor& convState,
+                            torch::Tensor& ssmState, MixerProbes* probes) const;
+    torch::Tensor ssd(const torch::Tensor& x, const torch::Tensor& dt, const torch::Tensor& logDecay,
+                      const torch::Tensor& B, const torch::Tensor& C, torch::Tensor& ssmState,
+                      torch::Tensor* stateNorm) const;
+    torch::Tensor gatedOutput(const Mamba2Layer& layer, const torch::Tensor& y, const torch::Tensor& z) const;
+    torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const;
+    torch::Tensor discretize(const Mamba2Layer& layer, const torch::Tensor& dtRaw) const;
+    torch::Tensor forwardChunked(const torch::Tensor& ids, Mamba2State& s, std::vector<MixerProbes>* probes);
+    torch::Tensor forwardRecurrent(const torch::Tensor& ids, Mamba2State& s, std::vector<MixerProbes>* probes);
+
+    Mamba2Config m_config;
+    Mamba2Weights m_weights;
+    torch::ScalarType m_dtype;
+};
+
+} // namespace statescope

@@ -1,0 +1,68 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace statescope {
+
+// The shape of a Mamba-2 language model, whichever of the two config.json dialects it came from
+// (mamba_ssm / state-spaces or Hugging Face transformers). Keys that are absent take mamba_ssm's
+// defaults; the padded vocabulary is set from the embedding's shape once the weights are read.
+struct Mamba2Config {
+    int64_t dModel = 0;
+    int64_t nLayer = 0;
+    int64_t vocabSize = 0;       // as the config states it (before padding)
+    int64_t paddedVocabSize = 0; // rows of the embedding
+    int64_t dState = 128;
+    int64_t headdim = 64;
+    int64_t ngroups = 1;
+    int64_t dConv = 4;
+    int64_t expand = 2;
+    int64_t chunkSize = 256;
+    int64_t padVocabSizeMultiple = 8;
+    bool tieEmbeddings = true;
+    bool residualInFp32 = true;
+    bool bias = false;    // in_proj / out_proj bias
+    bool convBias = true;
+    bool dHasHdim = false; // D per channel instead of per head
+    double normEps = 1e-5;
+    double dtLimitMin = 0.0;
+    double dtLimitMax = 1.0 / 0.0; // +inf
+
+    int64_t dInner() const { return expand * dModel; }
+    int64_t nHeads() const { return dInner() / headdim; }
+    int64_t convDim() const { return dInner() + 2 * ngroups * dState; }
+    int64_t inProjRows() const { return 2 * dInner() + 2 * ngroups * dState + nHeads(); }
+    // N_S of the paper: SSM state plus the conv state (d_conv - 1 inputs per channel), all layers.
+    int64_t stateSize() const { return nLayer * (nHeads() * headdim * dState + convDim() * (dConv - 1)); }
+    void validate(const std::string& file) const;
+};
+
+// The paper's linear fit (Stuffed Mamba, Fig. 11): T_forget[K tokens] = 5.172 * N_S[M] - 4.469.
+double predictedForgetThreshold(int64_t stateSize);
+
+// A model folder as found on disk: which architecture and layout, where the weights and the
+// tokenizer are. Reads config.json and the optional model card; does not read weights.
+struct ModelFolder {
+    std::string path;
+    std::string configPath;
+    std::string architecture; // "mamba2"
+    std::string layout;       // "mamba_ssm" or "transformers"
+    std::string configJson;   // config.json as found, for the trace
+    Mamba2Config mamba2;
+    std::vector<std::string> weightFiles; // safetensors shards or one pytorch_model.bin
+    std::string weightsFormat;            // "safetensors" or "pytorch"
+    std::optional<std::string> tokenizerPath;
+    std::optional<std::string> cardPath;
+    std::optional<int64_t> trainingLength; // tokens, from the model card when it has one
+};
+
+// Throws Error naming the folder or file for anything missing, unknown or unsupported.
+ModelFolder inspectModelFolder(const std::string& dir);
+
+// Canonical (mamba_ssm) name of a weight, or "" for one the model does not use.
+std::string canonicalMamba2Name(const std::string& name);
+
+} // namespace statescope

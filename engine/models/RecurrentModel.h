@@ -1,0 +1,50 @@
+#pragma once
+
+// Engine-internal: includes torch. Public code uses runtime/Runner.h instead.
+#include <torch/torch.h>
+
+#include "probes/Probes.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace statescope {
+
+// Everything a model carries from one chunk of the stream to the next (SSM state, conv left
+// context, ...). Each architecture defines its own.
+struct ModelState {
+    virtual ~ModelState() = default;
+    // forward() replaces the state's tensors rather than writing into them, so a shallow copy is
+    // enough to keep the old state until a chunk has fully succeeded.
+    virtual std::unique_ptr<ModelState> clone() const = 0;
+};
+
+struct ForwardResult {
+    torch::Tensor hidden;              // [B, T, d_model] float32, after the final norm
+    std::vector<torch::Tensor> probes; // one per probeDescs() entry, [B, T, ...] float32
+};
+
+// The interface every architecture under engine/models/ implements (one file each), so that the
+// runner, the trace and the GUI never need to know which one they drive.
+class RecurrentModel {
+public:
+    virtual ~RecurrentModel() = default;
+
+    virtual std::string architecture() const = 0;
+    virtual std::vector<ProbeDesc> probeDescs() const = 0;
+    virtual std::unique_ptr<ModelState> initialState(int64_t batch) const = 0;
+    // ids: [B, T] int64 on the model's device. `recurrent` selects the one-token reference path
+    // instead of the chunked fast path; both must give the same numbers. Probes are skipped (an
+    // empty vector) when `withProbes` is false, e.g. in training.
+    virtual ForwardResult forward(const torch::Tensor& ids, ModelState& state, bool recurrent,
+                                  bool withProbes) = 0;
+    // [.., d_model] float32 hidden states -> [.., padded vocab] float32 logits.
+    virtual torch::Tensor logits(const torch::Tensor& hidden) const = 0;
+
+    virtual int64_t parameterCount() const = 0;
+    virtual int64_t vocabSize() const = 0; // padded: rows of the output layer
+    virtual torch::Device device() const = 0;
+};
+
+} // namespace statescope

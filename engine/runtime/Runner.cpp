@@ -1,0 +1,241 @@
+#include "runtime/Runner.h"
+
+#include "Error.h"
+#include "models/Mamba2.h"
+
+#include <cmath>
+#include <limits>
+#include <thread>
+
+namespace statescope {
+
+namespace {
+
+torch::ScalarType weightType(DType t, const torch::Device& device)
+{
+    switch (t) {
+    case DType::Float32: return torch::kFloat32;
+    case DType::BFloat16:
+    case DType::Float16:
+        if (!device.is_cuda())
+            throw Error("--dtype", "--device", "cuda for " + std::string(dtypeName(t)) + " weights",
+                        "cpu (the CPU runs float32 only: bfloat16 is ~100x slower there and float16 unsupported)");
+        return t == DType::BFloat16 ? torch::kBFloat16 : torch::kFloat16;
+    default:
+        throw Error("--dtype", "dtype", "float32, bfloat16 or float16", dtypeName(t));
+    }
+}
+
+torch::Device parseDevice(const std::string& name)
+{
+    if (name == "cpu")
+        return torch::Device(torch::kCPU);
+    if (name.rfind("cuda", 0) == 0) {
+        if (!torch::cuda::is_available())
+            throw Error("--device", "device", "cpu (CUDA is not available on this machine or in this build)", name);
+        torch::Device d(name);
+        if (d.has_index() && d.index() >= static_cast<int>(torch::cuda::device_count()))
+            throw Error("--device", "device", "cuda:0 .. cuda:" + std::to_string(torch::cuda::device_count() - 1), name);
+        return d;
+    }
+    throw Error("--device", "device", "cpu or cuda[:N]", name);
+}
+
+void setThreads(int threads)
+{
+    const int n = threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency());
+    torch::set_num_threads(n); // Debian's LibTorch defaults to one thread
+}
+
+} // namespace
+
+class RunnerImpl {
+public:
+    RunnerImpl(std::unique_ptr<RecurrentModel> model, ModelInfo info, RunOptions options)
+        : m_model(std::move(model)), m_info(std::move(info)), m_options(std::move(options))
+    {
+        m_info.parameters = m_model->parameterCount();
+        m_info.vocabSize = m_model->vocabSize();
+        reset();
+    }
+
+    void reset()
+    {
+        m_state = m_model->initialState(1);
+        m_prevHidden = torch::Tensor();
+        m_position = 0;
+    }
+
+    ChunkProbes feed(const std::vector<int32_t>& ids)
+    {
+        ChunkProbes out;
+        out.start = m_position;
+        out.ids = ids;
+        if (ids.empty())
+            return out;
+        const int64_t vocab = m_model->vocabSize();
+        for (size_t i = 0; i < ids.size(); ++i)
+            if (ids[i] < 0 || ids[i] >= vocab)
+                throw Error("input", "token " + std::to_string(m_position + static_cast<int64_t>(i)),
+                            "an id in [0, " + std::to_string(vocab) + ")", std::to_string(ids[i]));
+        c10::InferenceMode guard;
+        try {
+            return feedChecked(ids, std::move(out));
+        } catch (const c10::Error& e) {
+            const std::string msg = e.what_without_backtrace();
+            if (msg.find("out of memory") != std::string::npos)
+                throw Error(m_info.device, "out of memory running " + std::to_string(ids.size()) +
+                                               " tokens; lower --chunk-size or use a smaller dtype");
+            throw Error(m_info.device, "model failed: " + msg.substr(0, msg.find('\n')));
+        }
+    }
+
+    ModelInfo m_info;
+    std::unique_ptr<RecurrentModel> m_model;
+    RunOptions m_options;
+    std::unique_ptr<ModelState> m_state;
+    torch::Tensor m_prevHidden; // [1, d] the last token's hidden state: it predicts the next chunk's first
+    int64_t m_position = 0;
+
+private:
+    ChunkProbes feedChecked(const std::vector<int32_t>& ids, ChunkProbes out)
+    {
+        const torch::Device device = m_model->device();
+        const int64_t T = static_cast<int64_t>(ids.size());
+        torch::Tensor idsCpu = torch::from_blob(const_cast<int32_t*>(ids.data()), {1, T}, torch::kInt32).to(torch::kLong);
+        torch::Tensor idsDev = idsCpu.to(device);
+        // Work on a copy of the state so that a failure leaves the stream where it was.
+        std::unique_ptr<ModelState> next = m_state->clone();
+        ForwardResult r = m_model->forward(idsDev, *next, m_options.reference, true);
+        torch::Tensor hidden = r.hidden[0]; // [T, d]
+
+        // nll[t] = -log p(id_t | ids before t) from the previous token's full logits.
+        torch::Tensor rows = hidden.narrow(0, 0, T - 1);
+        torch::Tensor targets = idsDev[0].narrow(0, 1, T - 1);
+        const bool hasPrev = m_prevHidden.defined();
+        if (hasPrev) {
+            rows = torch::cat({m_prevHidden, rows}, 0);
+            targets = idsDev[0];
+        }
+        torch::Tensor nll = torch::empty({rows.size(0)}, hidden.options());
+        // Bounded logits: a block of rows at a time (a 64K chunk of a 50K vocabulary would be 13 GB).
+        const int64_t block = std::max<int64_t>(16, (int64_t(1) << 26) / std::max<int64_t>(1, m_model->vocabSize()));
+        for (int64_t b = 0; b < rows.size(0); b += block) {
+            const int64_t n = std::min(block, rows.size(0) - b);
+            torch::Tensor logits = m_model->logits(rows.narrow(0, b, n));
+            torch::Tensor lse = torch::logsumexp(logits, -1);
+            torch::Tensor hit = logits.gather(1, targets.narrow(0, b, n).unsqueeze(1)).squeeze(1);
+            nll.narrow(0, b, n).copy_(lse - hit);
+        }
+        if (!hasPrev)
+            nll = torch::cat({torch::full({1}, std::numeric_limits<float>::quiet_NaN(), nll.options()), nll});
+
+        // One device-to-host copy for everything: no per-token synchronisation.
+        std::vector<torch::Tensor> flat{nll.reshape({-1})};
+        for (auto& p : r.probes)
+            flat.push_back(p.reshape({-1}));
+        torch::Tensor host = torch::cat(flat).to(torch::kCPU).contiguous();
+        const float* h = host.data_ptr<float>();
+        out.nll.assign(h, h + T);
+        h += T;
+        for (auto& p : r.probes) {
+            const int64_t n = p.numel();
+            out.values.emplace_back(h, h + n);
+            h += n;
+        }
+        m_state = std::move(next);
+        m_prevHidden = hidden.narrow(0, T - 1, 1).clone();
+        m_position += T;
+        return out;
+    }
+};
+
+Runner::Runner(std::unique_ptr<RunnerImpl> impl) : m_impl(std::move(impl)) {}
+Runner::~Runner() = default;
+
+std::unique_ptr<Runner> Runner::open(const std::string& modelDir, const RunOptions& options)
+{
+    setThreads(options.threads);
+    const ModelFolder folder = inspectModelFolder(modelDir);
+    const torch::Device device = parseDevice(options.device);
+    const torch::ScalarType dtype = weightType(options.dtype, device);
+    std::unique_ptr<RecurrentModel> model;
+    try {
+        c10::InferenceMode guard;
+        model = Mamba2Model::load(folder, device, dtype);
+    } catch (const c10::Error& e) {
+        const std::string msg = e.what_without_backtrace();
+        throw Error(modelDir, "loading failed: " + msg.substr(0, msg.find('\n')));
+    }
+    ModelInfo info;
+    info.architecture = folder.architecture;
+    info.path = folder.path;
+    info.layout = folder.layout;
+    info.configJson = folder.configJson;
+    info.mamba2 = folder.mamba2;
+    info.mamba2.paddedVocabSize = model->vocabSize();
+    info.layers = folder.mamba2.nLayer;
+    info.heads = folder.mamba2.nHeads();
+    info.stateSize = folder.mamba2.stateSize();
+    info.forgetThreshold = predictedForgetThreshold(info.stateSize);
+    info.tokenizerPath = folder.tokenizerPath;
+    info.trainingLength = folder.trainingLength;
+    info.device = options.device;
+    info.dtype = dtypeName(options.dtype);
+    return std::unique_ptr<Runner>(new Runner(std::make_unique<RunnerImpl>(std::move(model), info, options)));
+}
+
+std::unique_ptr<Runner> Runner::openRandom(const Mamba2Config& config, uint64_t seed, const RunOptions& options)
+{
+    setThreads(options.threads);
+    config.validate("random model");
+    const torch::Device device = parseDevice(options.device);
+    const torch::ScalarType dtype = weightType(options.dtype, device);
+    c10::InferenceMode guard;
+    auto model = Mamba2Model::random(config, seed, device, dtype);
+    ModelInfo info;
+    info.architecture = "mamba2";
+    info.path = "(random weights, seed " + std::to_string(seed) + ")";
+    info.layout = "random";
+    info.mamba2 = model->config();
+    info.layers = config.nLayer;
+    info.heads = config.nHeads();
+    info.stateSize = config.stateSize();
+    info.forgetThreshold = predictedForgetThreshold(info.stateSize);
+    info.device = options.device;
+    info.dtype = dtypeName(options.dtype);
+    return std::unique_ptr<Runner>(new Runner(std::make_unique<RunnerImpl>(std::move(model), info, options)));
+}
+
+const ModelInfo& Runner::info() const { return m_impl->m_info; }
+std::vector<ProbeDesc> Runner::probes() const { return m_impl->m_model->probeDescs(); }
+int64_t Runner::position() const { return m_impl->m_position; }
+void Runner::reset() { m_impl->reset(); }
+ChunkProbes Runner::feed(const std::vector<int32_t>& ids) { return m_impl->feed(ids); }
+
+void Runner::run(const std::vector<int32_t>& ids, const std::vector<int64_t>* offsets,
+                 const std::function<void(const ChunkProbes&)>& onChunk, const std::atomic<bool>* cancel)
+{
+    const size_t step = static_cast<size_t>(std::max<int64_t>(1, m_impl->m_options.chunkSize));
+    for (size_t begin = 0; begin < ids.size(); begin += step) {
+        if (cancel && cancel->load())
+            throw Cancelled();
+        const size_t end = std::min(ids.size(), begin + step);
+        ChunkProbes chunk = feed(std::vector<int32_t>(ids.begin() + begin, ids.begin() + end));
+        if (offsets && offsets->size() >= 2 * end)
+            chunk.offsets.assign(offsets->begin() + 2 * begin, offsets->begin() + 2 * end);
+        onChunk(chunk);
+    }
+}
+
+void Runner::synchronize()
+{
+    if (m_impl->m_model->device().is_cuda())
+        torch::cuda::synchronize();
+}
+
+bool Runner::cudaAvailable() { return torch::cuda::is_available(); }
+
+std::string Runner::torchVersion() { return TORCH_VERSION; }
+
+} // namespace statescope

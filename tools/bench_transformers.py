@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Tokens/s of Hugging Face transformers' Mamba2ForCausalLM forward (its plain-PyTorch path) on a random
+130M-shaped Mamba-2, to set next to `statescope-cli bench` on the same GPU.
+
+  python3 tools/bench_transformers.py --tokens 2048,16384,65536 --dtype bfloat16 [--json out.json]
+"""
+import argparse
+import json
+import time
+
+import torch
+from transformers import Mamba2Config, Mamba2ForCausalLM
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokens", default="2048,16384,65536")
+    ap.add_argument("--dtype", default="bfloat16")
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    dtype = getattr(torch, args.dtype)
+    cfg = Mamba2Config(vocab_size=50288, hidden_size=768, num_hidden_layers=24, state_size=128, head_dim=64,
+                       num_heads=24, n_groups=1, expand=2, conv_kernel=4, chunk_size=256, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    model = Mamba2ForCausalLM(cfg).to("cuda", dtype).eval()
+    print(f"transformers Mamba2ForCausalLM, {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, "
+          f"{args.dtype}, {torch.cuda.get_device_name()}")
+    results = []
+    print(f"{'tokens':>10} {'seconds':>10} {'tokens/s':>12}")
+    for T in [int(t) for t in args.tokens.split(",")]:
+        ids = torch.randint(0, 50277, (1, T), device="cuda")
+        best = None
+        try:
+            with torch.no_grad():
+                model(ids[:, : min(T, 2048)], use_cache=False)
+                torch.cuda.synchronize()
+                for _ in range(args.repeat):
+                    start = time.perf_counter()
+                    model(ids, use_cache=False)
+                    torch.cuda.synchronize()
+                    s = time.perf_counter() - start
+                    best = s if best is None else min(best, s)
+            print(f"{T:>10} {best:>10.3f} {T / best:>12.0f}", flush=True)
+            results.append({"tokens": T, "seconds": best, "tokens_per_s": T / best})
+        except torch.OutOfMemoryError:
+            print(f"{T:>10} out of memory")
+            results.append({"tokens": T, "error": "out of memory"})
+            torch.cuda.empty_cache()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"impl": "transformers", "dtype": args.dtype, "results": results}, f)
+
+
+if __name__ == "__main__":
+    main()

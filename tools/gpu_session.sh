@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# What one call on the GPU machine does (see docs/development.md): build the engine and CLI against
+# PyTorch's LibTorch, make the reference fixtures with transformers and the Rust tokenizers library,
+# check CUDA parity and benchmark. Steps are chosen by name: build fixtures goldens check bench.
+# Results go to $OUT.
+set -u
+OUT=${OUT:-/tmp/statescope-out}
+mkdir -p "$OUT"
+steps=" $* "
+log() { echo "== $*"; }
+
+mkdir -p /tmp/deps
+for f in .carry/debs/*.deb; do dpkg -x "$f" /tmp/deps; done
+export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+cli=build-cuda/app/statescope-cli
+
+if [[ $steps == *" build "* ]]; then
+  log build
+  prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+  start=$(date +%s)
+  cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTATESCOPE_GUI=OFF \
+    -DCMAKE_PREFIX_PATH="$prefix;/tmp/deps/usr" >"$OUT/cmake.log" 2>&1 || { tail -40 "$OUT/cmake.log"; exit 1; }
+  ninja -C build-cuda statescope-cli >"$OUT/build.log" 2>&1 || { grep -B2 -A8 "error" "$OUT/build.log" | head -120; exit 1; }
+  echo "built in $(( $(date +%s) - start )) s"
+fi
+
+if [[ $steps == *" fixtures "* ]]; then
+  log fixtures
+  python3 tools/make_mamba2_fixtures.py --out tests/data/mamba2 || exit 1
+  tar czf "$OUT/mamba2-fixtures.tgz" tests/data/mamba2
+fi
+
+if [[ $steps == *" goldens "* ]]; then
+  log goldens
+  python3 tools/make_tokenizer_goldens.py && cp tests/data/tokenizer/goldens.json "$OUT/" 
+fi
+
+if [[ $steps == *" check "* ]]; then
+  log check
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  for fx in tests/data/mamba2/*/; do
+    $cli check --fixture "$fx" --device cpu --chunk-sizes 1,7,64,256,1000 --rtol 1e-4 | tail -6
+    $cli check --fixture "$fx" --device cpu --reference --rtol 1e-4 | tail -6
+    $cli check --fixture "$fx" --device cuda --chunk-sizes 7,256,1000 --rtol 1e-4 | grep -v "^  .*ok$"
+    $cli check --fixture "$fx" --device cuda --dtype bfloat16 --chunk-sizes 256 --rtol 1 
+    $cli check --fixture "$fx" --device cuda --dtype float16 --chunk-sizes 256 --rtol 1 | tail -6
+  done 2>&1 | tee "$OUT/check.log"
+fi
+
+if [[ $steps == *" bench "* ]]; then
+  log bench
+  {
+    $cli bench --device cuda --dtype bfloat16 --shape 130m --tokens 2048,16384,65536 --chunk-size 8192 --repeat 3 --json "$OUT/bench-statescope-bf16.json"
+    $cli bench --device cuda --dtype bfloat16 --shape 130m --tokens 65536 --chunk-size 65536 --repeat 2
+    $cli bench --device cuda --dtype float32 --shape 130m --tokens 2048,16384,65536 --chunk-size 8192 --repeat 2
+    python3 tools/bench_transformers.py --tokens 2048,16384,65536 --dtype bfloat16 --json "$OUT/bench-transformers-bf16.json"
+  } 2>&1 | tee "$OUT/bench.log"
+fi
