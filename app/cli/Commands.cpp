@@ -4,6 +4,7 @@
 #include "runtime/Prompts.h"
 #include "runtime/Runner.h"
 #include "tokenizers/BpeTokenizer.h"
+#include "tokenizers/ByteTokenizerJson.h"
 #include "trace/ReferenceFile.h"
 #include "trace/TraceFile.h"
 
@@ -406,6 +407,45 @@ int checkCommand(const CheckArgs& args)
     }
     std::printf("%s\n", ok ? "check passed" : "check FAILED");
     return ok ? 0 : kExitError;
+}
+
+} // namespace statescope::cli
+
+namespace statescope::cli {
+
+int initCommand(const InitArgs& args)
+{
+    Mamba2Config c = shapeConfig(args.shape);
+    if (args.dModel)
+        c.dModel = args.dModel;
+    if (args.layers)
+        c.nLayer = args.layers;
+    if (args.dState)
+        c.dState = args.dState;
+    if (args.headdim)
+        c.headdim = args.headdim;
+    if (args.ngroups)
+        c.ngroups = args.ngroups;
+    if (args.byteVocab) {
+        c.vocabSize = 256;
+        c.padVocabSizeMultiple = 16;
+    }
+    std::error_code ec;
+    if (fs::exists(fs::path(args.out) / "config.json", ec))
+        throw Error(args.out, "already holds a model (config.json); choose another folder");
+    Runner::writeRandomModel(c, args.seed, args.out);
+    if (args.byteVocab) {
+        std::ofstream tok(fs::path(args.out) / "tokenizer.json");
+        tok << byteLevelTokenizerJson();
+    }
+    std::ofstream card(fs::path(args.out) / "model_card.json");
+    card << "{\n  \"name\": \"" << fs::path(args.out).filename().string() << "\",\n  \"architecture\": \"mamba2\",\n"
+         << "  \"d_model\": " << c.dModel << ", \"n_layer\": " << c.nLayer << ", \"d_state\": " << c.dState
+         << ", \"headdim\": " << c.headdim << ",\n  \"state_size\": " << c.stateSize()
+         << ",\n  \"training_length\": null,\n  \"data\": \"none: random weights (seed " << args.seed
+         << ")\",\n  \"steps\": 0\n}\n";
+    std::cout << args.out << "\n";
+    return 0;
 }
 
 } // namespace statescope::cli

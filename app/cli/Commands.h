@@ -52,11 +52,20 @@ struct CheckArgs {
     bool skipIfUnavailable = false;
 };
 
+struct InitArgs {
+    std::string out;
+    std::string shape = "tiny";
+    int64_t dModel = 0, layers = 0, dState = 0, headdim = 0, ngroups = 0;
+    bool byteVocab = true;
+    uint64_t seed = 0;
+};
+
 int runCommand(const RunArgs& args, const std::atomic<bool>& cancel);
 int tokenizeCommand(const std::string& tokenizer, const std::string& textFile);
 int infoCommand(const std::string& model);
 int benchCommand(const BenchArgs& args);
 int checkCommand(const CheckArgs& args);
+int initCommand(const InitArgs& args);
 
 // Where the built-in resources live: $STATESCOPE_RESOURCES, next to the installed binary, or the
 // source tree this binary was built from.

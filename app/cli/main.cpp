@@ -96,6 +96,19 @@ int main(int argc, char** argv)
     checkCmd->add_option("--rtol", check.rtol, "Largest relative error allowed");
     checkCmd->add_flag("--skip-if-unavailable", check.skipIfUnavailable, "Exit 77 when the device is absent");
 
+    InitArgs init;
+    std::string initVocab = "byte";
+    auto* initCmd = app.add_subcommand("init", "Write a model folder with random weights of a given shape");
+    initCmd->add_option("--out", init.out, "Model folder to create")->required();
+    initCmd->add_option("--shape", init.shape, "Base shape: tiny, 130m, 370m, 780m, 1.3b, 2.7b");
+    initCmd->add_option("--d-model", init.dModel, "Override d_model");
+    initCmd->add_option("--layers", init.layers, "Override n_layer");
+    initCmd->add_option("--d-state", init.dState, "Override d_state");
+    initCmd->add_option("--headdim", init.headdim, "Override headdim");
+    initCmd->add_option("--ngroups", init.ngroups, "Override ngroups");
+    initCmd->add_option("--vocab", initVocab, "byte (256 byte tokens + tokenizer.json) or gpt-neox (50277)");
+    initCmd->add_option("--seed", init.seed, "Random seed");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -114,6 +127,12 @@ int main(int argc, char** argv)
             bench.tokens = parseList(benchTokens);
             bench.trace = !noTrace;
             return benchCommand(bench);
+        }
+        if (*initCmd) {
+            if (initVocab != "byte" && initVocab != "gpt-neox")
+                throw statescope::Error("--vocab", "vocab", "byte or gpt-neox", "\"" + initVocab + "\"");
+            init.byteVocab = initVocab == "byte";
+            return initCommand(init);
         }
         if (*checkCmd) {
             check.chunkSizes = parseList(checkChunks);

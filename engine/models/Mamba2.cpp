@@ -4,9 +4,13 @@
 
 #include "Error.h"
 #include "io/SafeTensors.h"
+#include "io/SafeTensorsWriter.h"
 #include "io/TorchCheckpoint.h"
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <limits>
 #include <map>
 
@@ -155,7 +159,7 @@ std::unique_ptr<Mamba2Model> Mamba2Model::load(const ModelFolder& folder, torch:
         if (c.convBias)
             L.convBias = w.take(m + "conv1d.bias", {convDim}, f32);
         L.dtBias = w.take(m + "dt_bias", {H}, f32);
-        L.A = -w.take(m + "A_log", {H}, f32).exp();
+        L.ALog = w.take(m + "A_log", {H}, f32);
         L.D = w.take(m + "D", c.dHasHdim ? std::vector<int64_t>{dIn} : std::vector<int64_t>{H}, f32);
         L.gateNorm = w.take(m + "norm.weight", {dIn}, f32);
         L.outProj = w.take(m + "out_proj.weight", {c.dModel, dIn}, dtype);
@@ -198,7 +202,7 @@ std::unique_ptr<Mamba2Model> Mamba2Model::random(const Mamba2Config& cIn, uint64
         torch::Tensor dt = (torch::rand({H}, f32) * (std::log(0.1) - std::log(1e-3)) + std::log(1e-3)).exp();
         dt = dt.clamp_min(1e-4);
         L.dtBias = dt + torch::log(-torch::expm1(-dt));
-        L.A = -(torch::rand({H}, f32) * 15 + 1); // A_log = log(U[1, 16])
+        L.ALog = (torch::rand({H}, f32) * 15 + 1).log(); // A = -U[1, 16]
         L.D = torch::ones({c.dHasHdim ? dIn : H}, f32);
         L.gateNorm = torch::ones({dIn}, f32);
         L.outProj = (torch::randn({c.dModel, dIn}, f32) / std::sqrt(double(dIn * 2 * c.nLayer))).to(dtype);
@@ -207,6 +211,71 @@ std::unique_ptr<Mamba2Model> Mamba2Model::random(const Mamba2Config& cIn, uint64
     mw.normF = torch::ones({c.dModel}, f32);
     mw.lmHead = mw.embedding;
     return std::make_unique<Mamba2Model>(c, std::move(mw), dtype);
+}
+
+void Mamba2Model::saveFolder(const std::string& dir) const
+{
+    const Mamba2Config& c = m_config;
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec)
+        throw Error(dir, "cannot create the model folder: " + ec.message());
+    nlohmann::ordered_json j;
+    j["architectures"] = {"Mamba2ForCausalLM"};
+    j["model_type"] = "mamba2";
+    j["hidden_size"] = c.dModel;
+    j["num_hidden_layers"] = c.nLayer;
+    j["vocab_size"] = m_weights.embedding.size(0);
+    j["state_size"] = c.dState;
+    j["head_dim"] = c.headdim;
+    j["num_heads"] = c.nHeads();
+    j["n_groups"] = c.ngroups;
+    j["expand"] = c.expand;
+    j["conv_kernel"] = c.dConv;
+    j["chunk_size"] = c.chunkSize;
+    j["tie_word_embeddings"] = m_weights.lmHead.is_same(m_weights.embedding);
+    j["use_bias"] = c.bias;
+    j["use_conv_bias"] = c.convBias;
+    j["residual_in_fp32"] = c.residualInFp32;
+    j["rms_norm"] = true;
+    j["layer_norm_epsilon"] = c.normEps;
+    j["time_step_limit"] = {c.dtLimitMin, std::isfinite(c.dtLimitMax) ? nlohmann::ordered_json(c.dtLimitMax)
+                                                                       : nlohmann::ordered_json{{"__float__", "Infinity"}}};
+    {
+        std::ofstream out(dir + "/config.json");
+        out << j.dump(2) << "\n";
+        if (!out)
+            throw Error(dir + "/config.json", "cannot write");
+    }
+    SafeTensorsWriter w;
+    std::vector<torch::Tensor> keep; // host copies stay alive until the file is written
+    auto put = [&](const std::string& name, const torch::Tensor& t) {
+        if (!t.defined())
+            return;
+        keep.push_back(t.detach().to(torch::kCPU, torch::kFloat32).contiguous());
+        w.add(name, DType::Float32, keep.back().sizes().vec(), keep.back().data_ptr<float>());
+    };
+    put("backbone.embeddings.weight", m_weights.embedding);
+    for (size_t l = 0; l < m_weights.layers.size(); ++l) {
+        const Mamba2Layer& L = m_weights.layers[l];
+        const std::string p = "backbone.layers." + std::to_string(l) + ".";
+        const std::string m = p + "mixer.";
+        put(p + "norm.weight", L.norm);
+        put(m + "in_proj.weight", L.inProj);
+        put(m + "in_proj.bias", L.inProjBias);
+        put(m + "conv1d.weight", L.convWeight.unsqueeze(1));
+        put(m + "conv1d.bias", L.convBias);
+        put(m + "dt_bias", L.dtBias);
+        put(m + "A_log", L.ALog);
+        put(m + "D", L.D);
+        put(m + "norm.weight", L.gateNorm);
+        put(m + "out_proj.weight", L.outProj);
+        put(m + "out_proj.bias", L.outProjBias);
+    }
+    put("backbone.norm_f.weight", m_weights.normF);
+    if (!m_weights.lmHead.is_same(m_weights.embedding))
+        put("lm_head.weight", m_weights.lmHead);
+    w.write(dir + "/model.safetensors");
 }
 
 std::vector<ProbeDesc> Mamba2Model::probeDescs() const
@@ -231,7 +300,7 @@ int64_t Mamba2Model::parameterCount() const
     if (!m_weights.lmHead.is_same(m_weights.embedding))
         n += m_weights.lmHead.numel();
     for (const auto& L : m_weights.layers)
-        for (const auto* t : {&L.norm, &L.inProj, &L.inProjBias, &L.convWeight, &L.convBias, &L.dtBias, &L.A,
+        for (const auto* t : {&L.norm, &L.inProj, &L.inProjBias, &L.convWeight, &L.convBias, &L.dtBias, &L.ALog,
                               &L.D, &L.gateNorm, &L.outProj, &L.outProjBias})
             if (t->defined())
                 n += t->numel();
@@ -364,7 +433,7 @@ torch::Tensor Mamba2Model::mixerStep(const Mamba2Layer& layer, const torch::Tens
     torch::Tensor Ch = xbc[2].reshape({Bsz, G, N}).repeat_interleave(H / G, 1);
 
     torch::Tensor dt = discretize(layer, dtRaw); // [B, H]
-    torch::Tensor alpha = (dt * layer.A).exp();
+    torch::Tensor alpha = (dt * -layer.ALog.exp()).exp();
     // S <- alpha S + Delta x B^T; y = S C + D x
     ssmState = ssmState * alpha.view({Bsz, H, 1, 1}) +
                (dt.unsqueeze(-1) * x).unsqueeze(-1) * Bh.unsqueeze(2);
@@ -398,7 +467,7 @@ torch::Tensor Mamba2Model::mixerChunked(const Mamba2Layer& layer, const torch::T
     torch::Tensor Cm = xbc[2].reshape({Bsz, T, G, N});
 
     torch::Tensor dt = discretize(layer, dtRaw); // [B, T, H]
-    torch::Tensor logDecay = dt * layer.A;
+    torch::Tensor logDecay = dt * -layer.ALog.exp();
     torch::Tensor norm;
     torch::Tensor y = ssd(x, dt, logDecay, Bm, Cm, ssmState, probes ? &norm : nullptr);
     y = y + x * (c.dHasHdim ? layer.D.view({1, 1, H, P}) : layer.D.view({1, 1, H, 1}));

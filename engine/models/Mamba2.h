@@ -10,7 +10,7 @@ struct Mamba2Layer {
     torch::Tensor norm;                 // [d] f32, pre-mixer RMSNorm
     torch::Tensor inProj, inProjBias;   // [z | xBC | dt rows, d] weight dtype
     torch::Tensor convWeight, convBias; // [conv_dim, d_conv], [conv_dim] f32
-    torch::Tensor dtBias, A, D;         // [H] f32 (A = -exp(A_log)); D [H] or [d_inner]
+    torch::Tensor dtBias, ALog, D;      // [H] f32 (A = -exp(A_log)); D [H] or [d_inner]
     torch::Tensor gateNorm;             // [d_inner] f32, gated RMSNorm per group
     torch::Tensor outProj, outProjBias; // [d, d_inner] weight dtype
 };
@@ -47,6 +47,10 @@ public:
     int64_t parameterCount() const override;
     int64_t vocabSize() const override { return m_weights.embedding.size(0); }
     torch::Device device() const override { return m_weights.embedding.device(); }
+
+    // Writes config.json (transformers layout) and model.safetensors (float32) into dir, which the
+    // loader reads back; the tokenizer and the model card are the caller's.
+    void saveFolder(const std::string& dir) const;
 
     const Mamba2Config& config() const { return m_config; }
     Mamba2Weights& weights() { return m_weights; }

@@ -207,6 +207,13 @@ std::unique_ptr<Runner> Runner::openRandom(const Mamba2Config& config, uint64_t 
     return std::unique_ptr<Runner>(new Runner(std::make_unique<RunnerImpl>(std::move(model), info, options)));
 }
 
+void Runner::writeRandomModel(const Mamba2Config& config, uint64_t seed, const std::string& dir)
+{
+    config.validate("random model");
+    c10::InferenceMode guard;
+    Mamba2Model::random(config, seed, torch::Device(torch::kCPU), torch::kFloat32)->saveFolder(dir);
+}
+
 const ModelInfo& Runner::info() const { return m_impl->m_info; }
 std::vector<ProbeDesc> Runner::probes() const { return m_impl->m_model->probeDescs(); }
 int64_t Runner::position() const { return m_impl->m_position; }

@@ -50,6 +50,8 @@ public:
     static std::unique_ptr<Runner> open(const std::string& modelDir, const RunOptions& options);
     // Random weights of a given shape (benchmarks): nothing is read from disk.
     static std::unique_ptr<Runner> openRandom(const Mamba2Config& config, uint64_t seed, const RunOptions& options);
+    // Writes a model folder (config.json + model.safetensors) with random weights of this shape.
+    static void writeRandomModel(const Mamba2Config& config, uint64_t seed, const std::string& dir);
     ~Runner();
 
     const ModelInfo& info() const;

@@ -1,5 +1,6 @@
 # Runs one CLI command and checks its exit code and what it printed.
-#   cmake -DCMD="a;b;c" -DEXIT=1 -DSTDERR_REGEX=... [-DSTDOUT_REGEX=...] [-DSETUP=copy-and-corrupt spec] -P Expect.cmake
+#   cmake -DCMD="a|b|c" -DEXIT=1 -DSTDERR_REGEX=... [-DSTDOUT_REGEX=...] [-DSETUP=copy-and-corrupt spec] -P Expect.cmake
+string(REPLACE "|" ";" CMD "${CMD}")
 execute_process(COMMAND ${CMD} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 600)
 if(NOT rc STREQUAL "${EXIT}")
   message(FATAL_ERROR "exit code ${rc}, expected ${EXIT}\nstdout: ${out}\nstderr: ${err}")

@@ -1,0 +1,902 @@
+#include "tokenizers/BpeTokenizer.h"
+
+#include "Error.h"
+#include "tokenizers/Unicode.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <queue>
+#include <unordered_map>
+
+namespace statescope {
+
+namespace {
+
+using Json = nlohmann::json;
+
+// Ids size the id tables, so a huge id in a file would make us allocate gigabytes. The largest real
+// vocabularies have about 260k tokens; 4M leaves room and bounds the tables to ~150 MB.
+constexpr int64_t kMaxTokenId = (int64_t(1) << 22) - 1;
+// Same limits as the Rust library's word cache: short words repeat, long ones rarely do.
+constexpr size_t kMaxCachedWordBytes = 256;
+constexpr size_t kMaxCacheEntries = 1 << 16;
+constexpr uint64_t kMaxFileBytes = uint64_t(1) << 30;
+
+// The ByteLevel pre-tokenizer regex (GPT-2). The Rust library runs it with Oniguruma, whose Unicode
+// \s is exactly White_Space. PCRE2's \s with UCP also accepts U+180E (through \h), so \s is spelled
+// out here as the White_Space class (the goldens "mvs_*", made with the Rust library, check this).
+#define STATESCOPE_WS                                                                                        \
+    "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}"                 \
+    "\\x{202F}\\x{205F}\\x{3000}"
+constexpr const char* kByteLevelPattern =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" STATESCOPE_WS "\\p{L}\\p{N}]+|[" STATESCOPE_WS
+    "]+(?![^" STATESCOPE_WS "])|[" STATESCOPE_WS "]+";
+#undef STATESCOPE_WS
+
+// GPT-2's bytes_to_unicode(): printable bytes keep their code point, the other 68 bytes map in
+// ascending order onto U+0100.. so that every token is printable text.
+struct ByteMap {
+    std::array<char32_t, 256> byteToChar{};
+    std::array<int16_t, 0x144> charToByte{}; // -1: the code point stands for no byte
+
+    ByteMap()
+    {
+        charToByte.fill(-1);
+        char32_t next = 0x100;
+        for (int b = 0; b < 256; ++b) {
+            const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+            const char32_t cp = printable ? char32_t(b) : next++;
+            byteToChar[b] = cp;
+            charToByte[cp] = static_cast<int16_t>(b);
+        }
+    }
+};
+
+const ByteMap& byteMap()
+{
+    static const ByteMap map;
+    return map;
+}
+
+// Token text as stored in the vocabulary ("Ġworld") → the bytes it stands for (" world"). Like the
+// Rust ByteLevel decoder, a token with any character outside the byte alphabet stands for its own
+// UTF-8. `mapped` tells which case applied: only mapped tokens can come out of byte-level BPE.
+std::string tokenTextToBytes(const std::string& text, bool* mapped)
+{
+    const ByteMap& bm = byteMap();
+    std::string out;
+    out.reserve(text.size());
+    size_t pos = 0;
+    while (pos < text.size()) {
+        const char32_t cp = unicode::nextCodePoint(text, pos);
+        if (cp >= bm.charToByte.size() || bm.charToByte[cp] < 0) {
+            *mapped = false;
+            return text;
+        }
+        out += static_cast<char>(bm.charToByte[cp]);
+    }
+    *mapped = true;
+    return out;
+}
+
+std::string byteToTokenText(unsigned char b)
+{
+    std::string s;
+    unicode::appendUtf8(s, byteMap().byteToChar[b]);
+    return s;
+}
+
+std::string describe(const Json& j)
+{
+    if (j.is_string()) {
+        std::string s = j.get<std::string>();
+        if (s.size() > 60)
+            s = s.substr(0, 60) + "...";
+        return "\"" + s + "\"";
+    }
+    if (j.is_number() || j.is_boolean() || j.is_null())
+        return j.dump();
+    return std::string("a JSON ") + j.type_name();
+}
+
+std::string jsonQuoted(const std::string& s)
+{
+    return Json(s).dump();
+}
+
+struct AddedToken {
+    int32_t id = 0;
+    std::string content;
+    bool special = false;
+    bool normalized = true;
+    bool lstrip = false;
+    bool rstrip = false;
+    bool singleWord = false;
+};
+
+// Finds added tokens the way the Rust library's Aho-Corasick automaton with MatchKind::LeftmostLongest
+// does: the match that starts first, and among those the longest. Patterns are short (the longest
+// GPT-NeoX one is 24 bytes), so walking a byte trie from each candidate start is linear in practice.
+class AddedTokenMatcher {
+public:
+    AddedTokenMatcher() { m_nodes.emplace_back(); }
+
+    void add(std::string_view pattern, int32_t tokenIndex)
+    {
+        if (pattern.empty())
+            return;
+        int32_t node = 0;
+        for (char ch : pattern) {
+            const auto b = static_cast<unsigned char>(ch);
+            int32_t child = findChild(node, b);
+            if (child < 0) {
+                child = static_cast<int32_t>(m_nodes.size());
+                m_nodes[node].children.emplace_back(b, child);
+                m_nodes.emplace_back();
+            }
+            node = child;
+        }
+        if (m_nodes[node].token < 0) // identical patterns: the first one listed wins
+            m_nodes[node].token = tokenIndex;
+        m_first[static_cast<unsigned char>(pattern[0])] = true;
+        m_empty = false;
+    }
+
+    bool empty() const { return m_empty; }
+
+    bool find(std::string_view text, size_t from, size_t& begin, size_t& end, int32_t& tokenIndex) const
+    {
+        if (m_empty)
+            return false;
+        for (size_t i = from; i < text.size(); ++i) {
+            if (!m_first[static_cast<unsigned char>(text[i])])
+                continue;
+            int32_t node = 0;
+            int32_t best = -1;
+            size_t bestEnd = 0;
+            for (size_t j = i; j < text.size(); ++j) {
+                node = findChild(node, static_cast<unsigned char>(text[j]));
+                if (node < 0)
+                    break;
+                if (m_nodes[node].token >= 0) {
+                    best = m_nodes[node].token;
+                    bestEnd = j + 1;
+                }
+            }
+            if (best >= 0) {
+                begin = i;
+                end = bestEnd;
+                tokenIndex = best;
+                return true;
+            }
+        }
+        return false;
+    }
+
+private:
+    struct Node {
+        std::vector<std::pair<unsigned char, int32_t>> children;
+        int32_t token = -1;
+    };
+
+    int32_t findChild(int32_t node, unsigned char b) const
+    {
+        for (const auto& c : m_nodes[node].children) {
+            if (c.first == b)
+                return c.second;
+        }
+        return -1;
+    }
+
+    std::vector<Node> m_nodes;
+    std::array<bool, 256> m_first{};
+    bool m_empty = true;
+};
+
+// A piece of text [begin, end): plain text when addedIndex < 0, else the added token it matched.
+struct Split {
+    size_t begin;
+    size_t end;
+    int32_t addedIndex;
+};
+
+size_t previousCharStart(std::string_view s, size_t pos)
+{
+    do {
+        --pos;
+    } while (pos > 0 && (static_cast<unsigned char>(s[pos]) & 0xC0) == 0x80);
+    return pos;
+}
+
+// The Rust AddedVocabulary::find_matches, including single_word, lstrip and rstrip (none of which the
+// GPT-NeoX tokenizer sets, but other tokenizer.json files do).
+void splitOnAddedTokens(const AddedTokenMatcher& matcher, const std::vector<AddedToken>& tokens,
+                        std::string_view text, std::vector<Split>& out)
+{
+    size_t startOffset = 0;
+    size_t from = 0;
+    size_t b = 0, e = 0;
+    int32_t index = -1;
+    while (matcher.find(text, from, b, e, index)) {
+        from = e;
+        const AddedToken& token = tokens[static_cast<size_t>(index)];
+        size_t start = b, stop = e;
+        if (start < startOffset)
+            continue; // inside whitespace an earlier rstrip token already took
+        if (token.singleWord) {
+            bool wordBefore = false, wordAfter = false;
+            if (start > 0) {
+                size_t p = previousCharStart(text, start);
+                wordBefore = unicode::isWordChar(unicode::nextCodePoint(text, p));
+            }
+            if (stop < text.size()) {
+                size_t p = stop;
+                wordAfter = unicode::isWordChar(unicode::nextCodePoint(text, p));
+            }
+            if (wordBefore || wordAfter)
+                continue;
+        }
+        if (token.lstrip) {
+            size_t newStart = start;
+            while (newStart > startOffset) {
+                const size_t p0 = previousCharStart(text, newStart);
+                size_t p = p0;
+                if (!unicode::isWhiteSpace(unicode::nextCodePoint(text, p)))
+                    break;
+                newStart = p0;
+            }
+            start = newStart;
+        }
+        if (token.rstrip) {
+            while (stop < text.size()) {
+                size_t p = stop;
+                if (!unicode::isWhiteSpace(unicode::nextCodePoint(text, p)))
+                    break;
+                stop = p;
+            }
+            from = std::max(from, stop);
+        }
+        if (startOffset < start)
+            out.push_back({startOffset, start, -1});
+        out.push_back({start, stop, index});
+        startOffset = stop;
+    }
+    if (startOffset < text.size())
+        out.push_back({startOffset, text.size(), -1});
+}
+
+struct WordToken {
+    int32_t id;
+    uint32_t begin; // byte offsets inside the word
+    uint32_t end;
+};
+
+struct MergeInfo {
+    int32_t rank;
+    int32_t newId;
+};
+
+uint64_t pairKey(int32_t left, int32_t right)
+{
+    return (uint64_t(uint32_t(left)) << 32) | uint32_t(right);
+}
+
+} // namespace
+
+struct BpeTokenizer::Impl {
+    std::string sourceName;
+    int32_t vocabSize = 0;
+
+    std::unordered_map<std::string, int32_t> vocab; // token text as in the file ("Ġworld")
+    std::vector<std::string> idToBytes;
+    std::vector<uint8_t> idPresent;
+
+    std::vector<AddedToken> added;
+    std::unordered_map<std::string, int32_t> addedByContent;
+    AddedTokenMatcher rawMatcher;        // tokens with normalized == false, matched on the input
+    AddedTokenMatcher normalizedMatcher; // the others, matched (NFC'd) on normalized text
+
+    bool nfc = false;
+    bool addPrefixSpace = false;
+    bool useRegex = true;
+    bool ignoreMerges = false;
+    bool fuseUnk = false;
+    int32_t unkId = -1;
+    std::array<int32_t, 256> byteToId{};
+    std::unordered_map<uint64_t, MergeInfo> merges;
+    std::unordered_map<std::string, int32_t> bytesToId; // only filled for ignore_merges
+    std::unique_ptr<UnicodeRegex> regex;
+
+    mutable std::mutex cacheMutex;
+    mutable std::unordered_map<std::string, std::vector<WordToken>> cache;
+
+    void bpe(std::string_view word, std::vector<WordToken>& out) const;
+    void mergeWord(std::string_view word, std::vector<WordToken>& out) const;
+    void encodeText(std::string_view text, const std::function<size_t(size_t)>& toOriginal,
+                    Encoding& enc) const;
+};
+
+void BpeTokenizer::Impl::bpe(std::string_view word, std::vector<WordToken>& out) const
+{
+    out.clear();
+    const bool cacheable = word.size() <= kMaxCachedWordBytes;
+    std::string key;
+    if (cacheable) {
+        key.assign(word);
+        std::lock_guard<std::mutex> lock(cacheMutex);
+        auto it = cache.find(key);
+        if (it != cache.end()) {
+            out = it->second;
+            return;
+        }
+    }
+    bool done = false;
+    if (ignoreMerges) {
+        auto it = bytesToId.find(std::string(word));
+        if (it != bytesToId.end()) {
+            out.push_back({it->second, 0, static_cast<uint32_t>(word.size())});
+            done = true;
+        }
+    }
+    if (!done)
+        mergeWord(word, out);
+    if (cacheable) {
+        std::lock_guard<std::mutex> lock(cacheMutex);
+        if (cache.size() >= kMaxCacheEntries)
+            cache.clear();
+        cache.emplace(std::move(key), out);
+    }
+}
+
+// The Rust BPE word merge: repeatedly apply the lowest-ranked merge present, leftmost first on ties,
+// one pair at a time, with a heap so that long words (a million newlines) stay O(n log n).
+void BpeTokenizer::Impl::mergeWord(std::string_view word, std::vector<WordToken>& out) const
+{
+    struct Symbol {
+        int32_t id;
+        int32_t prev;
+        int32_t next;
+        uint32_t begin;
+        uint32_t end; // begin == end: merged away
+    };
+    std::vector<Symbol> symbols;
+    symbols.reserve(word.size());
+    bool lastWasUnk = false;
+    for (size_t i = 0; i < word.size(); ++i) {
+        const int32_t id = byteToId[static_cast<unsigned char>(word[i])];
+        const auto begin = static_cast<uint32_t>(i), end = static_cast<uint32_t>(i + 1);
+        if (id >= 0) {
+            symbols.push_back({id, 0, 0, begin, end});
+            lastWasUnk = false;
+        } else if (unkId >= 0) {
+            if (fuseUnk && lastWasUnk)
+                symbols.back().end = end;
+            else
+                symbols.push_back({unkId, 0, 0, begin, end});
+            lastWasUnk = true;
+        }
+        // Without an unk token the Rust library drops bytes missing from the vocabulary; so do we.
+    }
+    const auto n = static_cast<int32_t>(symbols.size());
+    for (int32_t i = 0; i < n; ++i) {
+        symbols[i].prev = i - 1;
+        symbols[i].next = i + 1 < n ? i + 1 : -1;
+    }
+
+    struct Candidate {
+        int32_t rank;
+        int32_t pos;
+        int32_t newId;
+        bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+    };
+    std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue;
+    auto consider = [&](int32_t left) {
+        if (left < 0)
+            return;
+        const int32_t right = symbols[left].next;
+        if (right < 0)
+            return;
+        auto it = merges.find(pairKey(symbols[left].id, symbols[right].id));
+        if (it != merges.end())
+            queue.push({it->second.rank, left, it->second.newId});
+    };
+    for (int32_t i = 0; i + 1 < n; ++i)
+        consider(i);
+
+    while (!queue.empty()) {
+        const Candidate top = queue.top();
+        queue.pop();
+        Symbol& left = symbols[top.pos];
+        if (left.begin == left.end || left.next < 0)
+            continue;
+        Symbol& right = symbols[left.next];
+        auto it = merges.find(pairKey(left.id, right.id));
+        if (it == merges.end() || it->second.rank != top.rank || it->second.newId != top.newId)
+            continue; // stale: one side changed since this candidate was queued
+        left.id = top.newId;
+        left.end = right.end;
+        left.next = right.next;
+        right.begin = right.end;
+        if (left.next >= 0)
+            symbols[left.next].prev = top.pos;
+        consider(left.prev);
+        consider(top.pos);
+    }
+
+    for (int32_t i = n > 0 ? 0 : -1; i >= 0; i = symbols[i].next)
+        out.push_back({symbols[i].id, symbols[i].begin, symbols[i].end});
+}
+
+// Pre-tokenizes and BPE-encodes text free of added tokens. `toOriginal` maps a byte offset of `text`
+// to the original input.
+void BpeTokenizer::Impl::encodeText(std::string_view text, const std::function<size_t(size_t)>& toOriginal,
+                                    Encoding& enc) const
+{
+    std::string_view subject = text;
+    std::string withSpace;
+    size_t shift = 0;
+    if (addPrefixSpace && (text.empty() || text[0] != ' ')) {
+        withSpace.reserve(text.size() + 1);
+        withSpace += ' ';
+        withSpace.append(text);
+        subject = withSpace;
+        shift = 1; // the added space covers no input: it maps to the start of the text
+    }
+
+    std::vector<std::pair<size_t, size_t>> spans;
+    if (useRegex)
+        regex->findAll(subject, spans);
+    std::vector<WordToken> tokens;
+    auto emitWord = [&](size_t b, size_t e) {
+        bpe(subject.substr(b, e - b), tokens);
+        for (const WordToken& t : tokens) {
+            const size_t tb = b + t.begin, te = b + t.end;
+            enc.ids.push_back(t.id);
+            enc.offsets.push_back(static_cast<int64_t>(toOriginal(tb > shift ? tb - shift : 0)));
+            enc.offsets.push_back(static_cast<int64_t>(toOriginal(te > shift ? te - shift : 0)));
+        }
+    };
+    // Split with "Isolated" behaviour: text between matches (none with this regex) stays a piece too.
+    size_t previous = 0;
+    for (const auto& span : spans) {
+        if (span.first > previous)
+            emitWord(previous, span.first);
+        emitWord(span.first, span.second);
+        previous = span.second;
+    }
+    if (previous < subject.size())
+        emitWord(previous, subject.size());
+}
+
+BpeTokenizer::BpeTokenizer(std::shared_ptr<const Impl> impl) : m_impl(std::move(impl)) {}
+
+BpeTokenizer BpeTokenizer::fromFile(const std::string& path)
+{
+    std::ifstream file(path, std::ios::binary);
+    if (!file)
+        throw Error(path, std::string("cannot open tokenizer file: ") + std::strerror(errno));
+    file.seekg(0, std::ios::end);
+    const std::streamoff size = file.tellg();
+    if (size < 0)
+        throw Error(path, "cannot read tokenizer file");
+    if (static_cast<uint64_t>(size) > kMaxFileBytes)
+        throw Error(path, "file size", "at most 1 GiB for a tokenizer.json", std::to_string(size) + " bytes");
+    file.seekg(0, std::ios::beg);
+    std::string text(static_cast<size_t>(size), '\0');
+    if (size > 0 && !file.read(&text[0], size))
+        throw Error(path, "cannot read tokenizer file");
+    return fromJson(text, path);
+}
+
+namespace {
+
+// The pieces of tokenizer.json that configure the pipeline, checked one by one so that an
+// unsupported file fails with the field that is not supported.
+class ConfigReader {
+public:
+    explicit ConfigReader(const std::string& source) : m_source(source) {}
+
+    [[noreturn]] void fail(const std::string& field, const std::string& expected,
+                           const std::string& actual) const
+    {
+        throw Error(m_source, field, expected, actual);
+    }
+
+    const Json& requireObject(const Json& parent, const char* key, const std::string& field) const
+    {
+        auto it = parent.find(key);
+        if (it == parent.end())
+            fail(field, "an object", "nothing (the field is missing)");
+        if (!it->is_object())
+            fail(field, "an object", describe(*it));
+        return *it;
+    }
+
+    std::string typeOf(const Json& component, const std::string& field) const
+    {
+        auto it = component.find("type");
+        if (it == component.end() || !it->is_string())
+            fail(field + ".type", "a string", it == component.end() ? "nothing" : describe(*it));
+        return it->get<std::string>();
+    }
+
+    bool optionalBool(const Json& obj, const char* key, bool fallback, const std::string& field) const
+    {
+        auto it = obj.find(key);
+        if (it == obj.end() || it->is_null())
+            return fallback;
+        if (!it->is_boolean())
+            fail(field + "." + key, "true or false", describe(*it));
+        return it->get<bool>();
+    }
+
+    int32_t tokenId(const Json& value, const std::string& field) const
+    {
+        if (!value.is_number_integer())
+            fail(field, "an integer token id", describe(value));
+        const bool negative = value.is_number_unsigned() ? false : value.get<int64_t>() < 0;
+        if (negative || (value.is_number_unsigned() ? value.get<uint64_t>() > uint64_t(kMaxTokenId)
+                                                    : value.get<int64_t>() > kMaxTokenId))
+            fail(field, "a token id in [0, " + std::to_string(kMaxTokenId) + "]", describe(value));
+        return static_cast<int32_t>(value.get<int64_t>());
+    }
+
+    // NFC, or a Sequence made only of NFC (possibly nested), or nothing.
+    bool normalizerIsNfc(const Json& n, const std::string& field) const
+    {
+        if (n.is_null())
+            return false;
+        if (!n.is_object())
+            fail(field, "an object or null", describe(n));
+        const std::string type = typeOf(n, field);
+        if (type == "NFC")
+            return true;
+        if (type == "Sequence") {
+            auto it = n.find("normalizers");
+            if (it == n.end() || !it->is_array())
+                fail(field + ".normalizers", "an array", it == n.end() ? "nothing" : describe(*it));
+            bool any = false;
+            for (size_t i = 0; i < it->size(); ++i)
+                any = normalizerIsNfc((*it)[i], field + ".normalizers[" + std::to_string(i) + "]") || any;
+            return any;
+        }
+        fail(field + ".type", "\"NFC\", a \"Sequence\" of NFC, or a null normalizer", jsonQuoted(type));
+    }
+
+    // The ByteLevel pre-tokenizer, alone or as the only member of a Sequence.
+    const Json& byteLevelPreTokenizer(const Json& root) const
+    {
+        auto it = root.find("pre_tokenizer");
+        if (it == root.end() || !it->is_object())
+            fail("pre_tokenizer", "a ByteLevel pre-tokenizer", it == root.end() ? "nothing" : describe(*it));
+        const std::string type = typeOf(*it, "pre_tokenizer");
+        if (type == "ByteLevel")
+            return *it;
+        if (type == "Sequence") {
+            auto list = it->find("pretokenizers");
+            if (list == it->end() || !list->is_array() || list->size() != 1 || !(*list)[0].is_object() ||
+                typeOf((*list)[0], "pre_tokenizer.pretokenizers[0]") != "ByteLevel")
+                fail("pre_tokenizer.pretokenizers", "exactly one ByteLevel pre-tokenizer",
+                     list == it->end() ? "nothing" : describe(*list).substr(0, 80));
+            return (*list)[0];
+        }
+        fail("pre_tokenizer.type", "\"ByteLevel\" (or a \"Sequence\" holding only ByteLevel)",
+             jsonQuoted(type));
+    }
+
+    // Components whose only accepted kinds are ByteLevel or nothing (decoder, post_processor).
+    void requireByteLevelOrNull(const Json& root, const char* key) const
+    {
+        auto it = root.find(key);
+        if (it == root.end() || it->is_null())
+            return;
+        if (!it->is_object())
+            fail(key, "an object or null", describe(*it));
+        const std::string type = typeOf(*it, key);
+        if (type == "ByteLevel")
+            return;
+        if (type == "Sequence") {
+            const char* listKey = std::strcmp(key, "decoder") == 0 ? "decoders" : "processors";
+            auto list = it->find(listKey);
+            if (list != it->end() && list->is_array()) {
+                bool ok = true;
+                for (const Json& c : *list)
+                    ok = ok && c.is_object() && c.contains("type") && c.at("type") == "ByteLevel";
+                if (ok)
+                    return;
+            }
+        }
+        fail(std::string(key) + ".type", "\"ByteLevel\" or null", jsonQuoted(type));
+    }
+
+private:
+    const std::string& m_source;
+};
+
+} // namespace
+
+BpeTokenizer BpeTokenizer::fromJson(const std::string& jsonText, const std::string& sourceName)
+{
+    Json root;
+    try {
+        root = Json::parse(jsonText);
+    } catch (const Json::exception& e) {
+        throw Error(sourceName, std::string("malformed JSON: ") + e.what());
+    }
+    const ConfigReader cfg(sourceName);
+    if (!root.is_object())
+        cfg.fail("(top level)", "a JSON object", describe(root));
+
+    auto impl = std::make_shared<Impl>();
+    impl->sourceName = sourceName;
+
+    // --- model ---
+    const Json& model = cfg.requireObject(root, "model", "model");
+    {
+        auto it = model.find("type");
+        if (it == model.end())
+            cfg.fail("model.type", "\"BPE\"", "nothing (the field is missing)");
+        if (!it->is_string() || it->get<std::string>() != "BPE")
+            cfg.fail("model.type", "\"BPE\"", describe(*it));
+    }
+    impl->ignoreMerges = cfg.optionalBool(model, "ignore_merges", false, "model");
+    const Json& vocabJson = cfg.requireObject(model, "vocab", "model.vocab");
+    int64_t maxId = -1;
+    impl->vocab.reserve(vocabJson.size());
+    for (auto it = vocabJson.begin(); it != vocabJson.end(); ++it) {
+        const int32_t id = cfg.tokenId(it.value(), "model.vocab[" + jsonQuoted(it.key()) + "]");
+        impl->vocab.emplace(it.key(), id);
+        maxId = std::max<int64_t>(maxId, id);
+    }
+
+    std::vector<AddedToken> added;
+    if (auto it = root.find("added_tokens"); it != root.end() && !it->is_null()) {
+        if (!it->is_array())
+            cfg.fail("added_tokens", "an array", describe(*it));
+        for (size_t i = 0; i < it->size(); ++i) {
+            const Json& t = (*it)[i];
+            const std::string field = "added_tokens[" + std::to_string(i) + "]";
+            if (!t.is_object())
+                cfg.fail(field, "an object", describe(t));
+            AddedToken token;
+            auto idIt = t.find("id");
+            if (idIt == t.end())
+                cfg.fail(field + ".id", "an integer token id", "nothing");
+            token.id = cfg.tokenId(*idIt, field + ".id");
+            auto contentIt = t.find("content");
+            if (contentIt == t.end() || !contentIt->is_string())
+                cfg.fail(field + ".content", "a string",
+                         contentIt == t.end() ? "nothing" : describe(*contentIt));
+            token.content = contentIt->get<std::string>();
+            token.special = cfg.optionalBool(t, "special", false, field);
+            token.normalized = cfg.optionalBool(t, "normalized", !token.special, field);
+            token.lstrip = cfg.optionalBool(t, "lstrip", false, field);
+            token.rstrip = cfg.optionalBool(t, "rstrip", false, field);
+            token.singleWord = cfg.optionalBool(t, "single_word", false, field);
+            if (token.content.empty())
+                continue; // the Rust library ignores empty added tokens
+            maxId = std::max<int64_t>(maxId, token.id);
+            added.push_back(std::move(token));
+        }
+    }
+    if (maxId < 0)
+        cfg.fail("model.vocab", "at least one token", "an empty vocabulary");
+    impl->vocabSize = static_cast<int32_t>(maxId + 1);
+
+    impl->idToBytes.assign(static_cast<size_t>(impl->vocabSize), std::string());
+    impl->idPresent.assign(static_cast<size_t>(impl->vocabSize), 0);
+    for (const auto& [text, id] : impl->vocab) {
+        if (impl->idPresent[id])
+            cfg.fail("model.vocab[" + jsonQuoted(text) + "]", "a unique id",
+                     "id " + std::to_string(id) + " used twice");
+        bool mapped = false;
+        impl->idToBytes[id] = tokenTextToBytes(text, &mapped);
+        impl->idPresent[id] = 1;
+        if (mapped && impl->ignoreMerges)
+            impl->bytesToId.emplace(impl->idToBytes[id], id);
+    }
+    for (int b = 0; b < 256; ++b) {
+        auto it = impl->vocab.find(byteToTokenText(static_cast<unsigned char>(b)));
+        impl->byteToId[b] = it == impl->vocab.end() ? -1 : it->second;
+    }
+
+    // --- merges: rank = position in the list ---
+    if (auto it = model.find("merges"); it != model.end() && !it->is_null()) {
+        if (!it->is_array())
+            cfg.fail("model.merges", "an array", describe(*it));
+        impl->merges.reserve(it->size());
+        for (size_t i = 0; i < it->size(); ++i) {
+            const Json& m = (*it)[i];
+            const std::string field = "model.merges[" + std::to_string(i) + "]";
+            std::string left, right;
+            if (m.is_string()) {
+                const std::string s = m.get<std::string>();
+                const size_t space = s.find(' ');
+                if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos)
+                    cfg.fail(field, "two tokens separated by one space", describe(m));
+                left = s.substr(0, space);
+                right = s.substr(space + 1);
+            } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+                left = m[0].get<std::string>();
+                right = m[1].get<std::string>();
+            } else {
+                cfg.fail(field, "\"a b\" or [\"a\", \"b\"]", describe(m));
+            }
+            auto l = impl->vocab.find(left), r = impl->vocab.find(right);
+            if (l == impl->vocab.end())
+                cfg.fail(field, "tokens of model.vocab",
+                         jsonQuoted(left) + ", which is not in the vocabulary");
+            if (r == impl->vocab.end())
+                cfg.fail(field, "tokens of model.vocab",
+                         jsonQuoted(right) + ", which is not in the vocabulary");
+            auto merged = impl->vocab.find(left + right);
+            if (merged == impl->vocab.end())
+                cfg.fail(field, "a merge whose result is in model.vocab",
+                         jsonQuoted(left + right) + ", which is not in the vocabulary");
+            // A pair listed twice keeps its first (lowest) rank.
+            impl->merges.emplace(pairKey(l->second, r->second),
+                                 MergeInfo{static_cast<int32_t>(i), merged->second});
+        }
+    }
+
+    // --- the rest of the BPE model's options ---
+    if (auto it = model.find("dropout"); it != model.end() && !it->is_null()) {
+        if (!it->is_number() || it->get<double>() > 0.0)
+            cfg.fail("model.dropout", "null (BPE dropout is random and only used in training)",
+                     describe(*it));
+    }
+    for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
+        auto it = model.find(key);
+        if (it != model.end() && !it->is_null() && !(it->is_string() && it->get<std::string>().empty()))
+            cfg.fail(std::string("model.") + key, "null (not used by byte-level BPE)", describe(*it));
+    }
+    impl->fuseUnk = cfg.optionalBool(model, "fuse_unk", false, "model");
+    // byte_fallback only acts on characters missing from the vocabulary; a byte-level vocabulary
+    // holds all 256 bytes, so it is ignored.
+    if (auto it = model.find("unk_token"); it != model.end() && !it->is_null()) {
+        if (!it->is_string())
+            cfg.fail("model.unk_token", "a string or null", describe(*it));
+        auto unk = impl->vocab.find(it->get<std::string>());
+        if (unk == impl->vocab.end())
+            cfg.fail("model.unk_token", "a token of model.vocab", describe(*it));
+        impl->unkId = unk->second;
+    }
+
+    // --- pipeline ---
+    impl->nfc =
+        root.contains("normalizer") ? cfg.normalizerIsNfc(root.at("normalizer"), "normalizer") : false;
+    const Json& byteLevel = cfg.byteLevelPreTokenizer(root);
+    impl->addPrefixSpace = cfg.optionalBool(byteLevel, "add_prefix_space", true, "pre_tokenizer");
+    impl->useRegex = cfg.optionalBool(byteLevel, "use_regex", true, "pre_tokenizer");
+    cfg.requireByteLevelOrNull(root, "decoder");
+    // The ByteLevel post-processor only trims offsets (ours are untrimmed by design) and adds no tokens.
+    cfg.requireByteLevelOrNull(root, "post_processor");
+    // `truncation` and `padding` only matter for batched model inputs; encode() returns everything.
+    if (impl->useRegex)
+        impl->regex = std::make_unique<UnicodeRegex>(kByteLevelPattern, sourceName);
+
+    // --- added tokens: they win over the model vocab for id → text, like the Rust library ---
+    for (size_t i = 0; i < added.size(); ++i) {
+        const AddedToken& t = added[i];
+        impl->addedByContent.emplace(t.content, t.id);
+        impl->idToBytes[t.id] = t.content;
+        impl->idPresent[t.id] = 1;
+        if (t.normalized)
+            impl->normalizedMatcher.add(impl->nfc ? unicode::nfc(t.content) : t.content,
+                                        static_cast<int32_t>(i));
+        else
+            impl->rawMatcher.add(t.content, static_cast<int32_t>(i));
+    }
+    impl->added = std::move(added);
+    return BpeTokenizer(std::move(impl));
+}
+
+Encoding BpeTokenizer::encode(std::string_view text) const
+{
+    const Impl& d = *m_impl;
+    const size_t bad = unicode::findInvalidUtf8(text);
+    if (bad != unicode::kNoError) {
+        char byteHex[8];
+        std::snprintf(byteHex, sizeof(byteHex), "0x%02X", static_cast<unsigned char>(text[bad]));
+        throw Error("input text",
+                    "not valid UTF-8 at byte offset " + std::to_string(bad) + " (byte " + byteHex + ")");
+    }
+
+    Encoding enc;
+    enc.ids.reserve(text.size() / 3 + 4);
+    enc.offsets.reserve(2 * (text.size() / 3 + 4));
+
+    std::vector<Split> pieces;
+    splitOnAddedTokens(d.rawMatcher, d.added, text, pieces);
+    std::vector<Split> subPieces;
+    for (const Split& piece : pieces) {
+        if (piece.addedIndex >= 0) {
+            enc.ids.push_back(d.added[piece.addedIndex].id);
+            enc.offsets.push_back(static_cast<int64_t>(piece.begin));
+            enc.offsets.push_back(static_cast<int64_t>(piece.end));
+            continue;
+        }
+        const std::string_view raw = text.substr(piece.begin, piece.end - piece.begin);
+        unicode::AlignedText norm;
+        if (d.nfc)
+            norm = unicode::nfcAligned(raw);
+        else
+            norm.text.assign(raw);
+        const std::string_view normalized = norm.text;
+
+        subPieces.clear();
+        splitOnAddedTokens(d.normalizedMatcher, d.added, normalized, subPieces);
+        for (const Split& sub : subPieces) {
+            auto toOriginal = [&](size_t k) { return piece.begin + norm.originalOffset(sub.begin + k); };
+            if (sub.addedIndex >= 0) {
+                enc.ids.push_back(d.added[sub.addedIndex].id);
+                enc.offsets.push_back(static_cast<int64_t>(toOriginal(0)));
+                enc.offsets.push_back(static_cast<int64_t>(toOriginal(sub.end - sub.begin)));
+            } else {
+                d.encodeText(normalized.substr(sub.begin, sub.end - sub.begin), toOriginal, enc);
+            }
+        }
+    }
+
+    // The spans are monotone and in range by construction; make that a guarantee for the GUI.
+    int64_t last = 0;
+    const auto size = static_cast<int64_t>(text.size());
+    for (size_t i = 0; i < enc.offsets.size(); i += 2) {
+        int64_t b = std::clamp<int64_t>(enc.offsets[i], last, size);
+        int64_t e = std::clamp<int64_t>(enc.offsets[i + 1], b, size);
+        enc.offsets[i] = b;
+        enc.offsets[i + 1] = e;
+        last = e;
+    }
+    return enc;
+}
+
+std::string BpeTokenizer::tokenBytes(int32_t id) const
+{
+    const Impl& d = *m_impl;
+    if (id < 0 || id >= d.vocabSize || !d.idPresent[static_cast<size_t>(id)]) {
+        throw Error(d.sourceName, "token id",
+                    id >= 0 && id < d.vocabSize ? "an id present in the vocabulary"
+                                                : "an id in [0, " + std::to_string(d.vocabSize) + ")",
+                    std::to_string(id));
+    }
+    return d.idToBytes[static_cast<size_t>(id)];
+}
+
+std::string BpeTokenizer::decode(const std::vector<int32_t>& ids) const
+{
+    std::string bytes;
+    for (int32_t id : ids)
+        bytes += tokenBytes(id);
+    return unicode::toValidUtf8Lossy(bytes);
+}
+
+int32_t BpeTokenizer::vocabSize() const
+{
+    return m_impl->vocabSize;
+}
+
+std::optional<int32_t> BpeTokenizer::tokenToId(std::string_view token) const
+{
+    const std::string key(token);
+    if (auto it = m_impl->addedByContent.find(key); it != m_impl->addedByContent.end())
+        return it->second;
+    if (auto it = m_impl->vocab.find(key); it != m_impl->vocab.end())
+        return it->second;
+    return std::nullopt;
+}
+
+const std::string& BpeTokenizer::sourceName() const
+{
+    return m_impl->sourceName;
+}
+
+} // namespace statescope

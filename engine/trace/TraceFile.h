@@ -1,0 +1,89 @@
+#pragma once
+
+// The trace file (HDF5, schema version 1): what one run recorded, token by token. docs/trace-format.md
+// describes the layout for readers outside StateScope (h5py, MATLAB, ...).
+#include "probes/Probes.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace statescope {
+
+constexpr int kTraceSchemaVersion = 1;
+
+struct TraceHeader {
+    std::string architecture, modelConfigJson, modelPath, dtype, device, input, startTime, softwareVersion;
+    bool hasOffsets = false;
+    std::vector<ProbeDesc> probes;
+};
+
+class TraceWriterImpl;
+class TraceReaderImpl;
+
+// Appends a run to a trace as it goes, so that memory does not grow with the run and a run that is
+// cancelled or killed still leaves a readable file with everything appended before, marked
+// completed = 0. The file is in SWMR write mode until finish() or destruction: other processes may
+// read it meanwhile (TraceReader, or h5py with swmr=True).
+class TraceWriter {
+public:
+    // Creates or truncates path. Throws Error naming the path if it cannot, or if the header's probes
+    // are malformed (empty or duplicate names, a dimension <= 0, axis names not matching the shape).
+    TraceWriter(const std::string& path, const TraceHeader& header);
+    ~TraceWriter(); // closes without marking the trace complete; never throws
+    TraceWriter(const TraceWriter&) = delete;
+    TraceWriter& operator=(const TraceWriter&) = delete;
+
+    // chunk.start must equal tokens(); sizes must match the header. The chunk is on disk (and
+    // survives a kill) when this returns. Throws Error; after an I/O failure the writer refuses
+    // further appends.
+    void append(const ChunkProbes& chunk);
+    // Marks the trace completed = 1 and records tokens and end_time; the file is closed afterwards.
+    // A second call does nothing.
+    void finish();
+
+    int64_t tokens() const;
+    const std::string& path() const;
+
+private:
+    std::unique_ptr<TraceWriterImpl> m_impl;
+};
+
+// Reads a trace, whole or in token windows (hyperslabs), without loading more than asked for. Opens
+// files that a writer still has open (or that a killed writer left) in SWMR read mode.
+class TraceReader {
+public:
+    // Throws Error naming the file if it is not HDF5, has no schema_version or one other than 1, or
+    // its datasets are missing, of the wrong rank or type, or of uneven lengths in a completed trace.
+    explicit TraceReader(const std::string& path);
+    ~TraceReader();
+    TraceReader(TraceReader&&) noexcept;
+    TraceReader& operator=(TraceReader&&) noexcept;
+
+    const TraceHeader& header() const; // probes in the order the writer created them
+    bool completed() const;
+    // Tokens readable in every dataset: the length of /tokens/ids, or the shortest dataset if a
+    // killed writer left them uneven.
+    int64_t tokens() const;
+
+    // [begin, end) with end = -1 meaning tokens(); Error if the range is outside [0, tokens()].
+    std::vector<int32_t> ids(int64_t begin = 0, int64_t end = -1) const;
+    std::vector<int64_t> offsets(int64_t begin = 0, int64_t end = -1) const; // 2 per token; empty if none
+    std::vector<float> nll(int64_t begin = 0, int64_t end = -1) const;
+    // Token-major: (end - begin) * valuesPerToken() floats. Error for an unknown probe.
+    std::vector<float> probe(const std::string& name, int64_t begin = 0, int64_t end = -1) const;
+
+    // A root attribute as text: strings as they are, numbers in decimal; "" if absent.
+    std::string attribute(const std::string& name) const;
+
+    // Picks up tokens a writer appended since the reader opened (SWMR); returns tokens().
+    int64_t refresh();
+
+    const std::string& path() const;
+
+private:
+    std::unique_ptr<TraceReaderImpl> m_impl;
+};
+
+} // namespace statescope
