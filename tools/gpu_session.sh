@@ -51,8 +51,9 @@ if [[ $steps == *" bench "* ]]; then
   log bench
   {
     $cli bench --device cuda --dtype bfloat16 --shape 130m --tokens 2048,16384,65536 --chunk-size 8192 --repeat 3 --json "$OUT/bench-statescope-bf16.json"
-    $cli bench --device cuda --dtype bfloat16 --shape 130m --tokens 65536 --chunk-size 65536 --repeat 2
+    $cli bench --device cuda --dtype bfloat16 --shape 130m --tokens 2048,16384,65536 --chunk-size 8192 --repeat 3 --no-trace
+    $cli bench --device cuda --dtype bfloat16 --shape 130m --tokens 65536 --chunk-size 32768 --repeat 2 --no-trace
     $cli bench --device cuda --dtype float32 --shape 130m --tokens 2048,16384,65536 --chunk-size 8192 --repeat 2
-    python3 tools/bench_transformers.py --tokens 2048,16384,65536 --dtype bfloat16 --json "$OUT/bench-transformers-bf16.json"
+    [[ $steps == *" hfbench "* ]] && python3 tools/bench_transformers.py --tokens 2048,16384,65536 --dtype bfloat16 --json "$OUT/bench-transformers-bf16.json"
   } 2>&1 | tee "$OUT/bench.log"
 fi
