@@ -480,66 +480,67 @@ torch::Tensor Mamba2Model::mixerChunked(const Mamba2Layer& layer, const torch::T
 }
 
 // Chunked SSD (stuffed-mamba.md §7.3). x [B,T,H,P], dt and logDecay [B,T,H], B and C [B,T,G,N].
-// Updates ssmState [B,H,P,N]; returns y [B,T,H,P] without the D skip.
+// Updates ssmState [B,H,P,N]; returns y [B,T,H,P] without the D skip. Heads are laid out as
+// [G, H/G] so that B and C, shared by the heads of a group, broadcast instead of being copied, and
+// C.B^T and B.B^T are computed once per group.
 torch::Tensor Mamba2Model::ssd(const torch::Tensor& x, const torch::Tensor& dt, const torch::Tensor& logDecay,
                                const torch::Tensor& Bm, const torch::Tensor& Cm, torch::Tensor& ssmState,
                                torch::Tensor* stateNorm) const
 {
     const int64_t Bsz = x.size(0), T = x.size(1), H = x.size(2), P = x.size(3), N = Bm.size(3);
-    const int64_t G = Bm.size(2);
+    const int64_t G = Bm.size(2), Hg = H / G;
     const int64_t Q = std::min<int64_t>(m_config.chunkSize, T);
     const int64_t nc = (T + Q - 1) / Q, pad = nc * Q - T;
 
     torch::Tensor X = x * dt.unsqueeze(-1);
-    torch::Tensor Bh = Bm.repeat_interleave(H / G, 2);
-    torch::Tensor Ch = Cm.repeat_interleave(H / G, 2);
-    torch::Tensor a = logDecay;
+    torch::Tensor Bp = Bm, Cp = Cm, a = logDecay;
     if (pad > 0) { // zero input and zero log-decay leave the state as the last real token left it
         X = F::pad(X, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
-        Bh = F::pad(Bh, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
-        Ch = F::pad(Ch, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
+        Bp = F::pad(Bp, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
+        Cp = F::pad(Cp, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
         a = F::pad(a, F::PadFuncOptions({0, 0, 0, pad}));
     }
-    // Heads before positions: [B, c, H, Q, ...]
-    X = X.view({Bsz, nc, Q, H, P}).permute({0, 1, 3, 2, 4});
-    Bh = Bh.view({Bsz, nc, Q, H, N}).permute({0, 1, 3, 2, 4});
-    Ch = Ch.view({Bsz, nc, Q, H, N}).permute({0, 1, 3, 2, 4});
-    a = a.view({Bsz, nc, Q, H}).permute({0, 1, 3, 2}); // [B, c, H, Q]
+    // [B, c, G, Hg, Q, P], [B, c, G, 1, Q, N], [B, c, G, Hg, Q]
+    X = X.view({Bsz, nc, Q, G, Hg, P}).permute({0, 1, 3, 4, 2, 5});
+    const torch::Tensor Bg = Bp.view({Bsz, nc, Q, G, N}).permute({0, 1, 3, 2, 4}).unsqueeze(3);
+    const torch::Tensor Cg = Cp.view({Bsz, nc, Q, G, N}).permute({0, 1, 3, 2, 4}).unsqueeze(3);
+    a = a.view({Bsz, nc, Q, G, Hg}).permute({0, 1, 3, 4, 2});
     const torch::Tensor aCum = a.cumsum(-1);
 
     // 1. Within each chunk: y_l = sum_{s<=l} (C_l . B_s) exp(a_{s+1..l}) X_s
-    const torch::Tensor Lmat = segsumExp(a); // [B, c, H, Q, Q]
-    torch::Tensor yDiag = torch::matmul(torch::matmul(Ch, Bh.transpose(-1, -2)) * Lmat, X);
+    const torch::Tensor Lmat = segsumExp(a); // [B, c, G, Hg, Q, Q]
+    torch::Tensor yDiag = torch::matmul(torch::matmul(Cg, Bg.transpose(-1, -2)) * Lmat, X);
 
     // 2. The state each chunk adds by its end: sum_l exp(a_{l+1..Q-1}) X_l B_l^T.
     const torch::Tensor suffix = a.flip(-1).cumsum(-1).flip(-1); // sum_{k>=l}
-    const torch::Tensor after = torch::cat({suffix.index({"...", Slice(1, None)}), torch::zeros_like(a.index({"...", Slice(0, 1)}))}, -1);
-    torch::Tensor chunkStates = torch::matmul((X * after.exp().unsqueeze(-1)).transpose(-1, -2), Bh); // [B,c,H,P,N]
+    const torch::Tensor after =
+        torch::cat({suffix.index({"...", Slice(1, None)}), torch::zeros_like(a.index({"...", Slice(0, 1)}))}, -1);
+    torch::Tensor chunkStates = torch::matmul((X * after.exp().unsqueeze(-1)).transpose(-1, -2), Bg); // [B,c,G,Hg,P,N]
 
     // 3. Pass states across chunks: S_in[z] = sum_{j<=z} exp(total decay of chunks j..z-1) S_j.
-    torch::Tensor all = torch::cat({ssmState.unsqueeze(1), chunkStates}, 1);           // [B, c+1, H, P, N]
-    torch::Tensor chunkDecay = F::pad(aCum.index({"...", -1}), F::PadFuncOptions({0, 0, 1, 0})); // [B, c+1, H]
+    torch::Tensor all = torch::cat({ssmState.view({Bsz, 1, G, Hg, P, N}), chunkStates}, 1); // [B, c+1, G, Hg, P, N]
+    torch::Tensor chunkDecay = F::pad(aCum.index({"...", -1}).reshape({Bsz, nc, H}), F::PadFuncOptions({0, 0, 1, 0}));
     torch::Tensor passing = segsumExp(chunkDecay.permute({0, 2, 1})); // [B, H, c+1, c+1]
-    torch::Tensor flat = all.permute({0, 2, 1, 3, 4}).reshape({Bsz, H, nc + 1, P * N});
-    torch::Tensor passed = torch::matmul(passing, flat).view({Bsz, H, nc + 1, P, N}).permute({0, 2, 1, 3, 4});
-    torch::Tensor statesIn = passed.index({Slice(), Slice(0, nc)}); // [B, c, H, P, N]
-    ssmState = passed.select(1, nc).contiguous();
+    torch::Tensor flat = all.reshape({Bsz, nc + 1, H, P * N}).permute({0, 2, 1, 3});
+    torch::Tensor passed = torch::matmul(passing, flat).permute({0, 2, 1, 3}).reshape({Bsz, nc + 1, G, Hg, P, N});
+    torch::Tensor statesIn = passed.index({Slice(), Slice(0, nc)}); // [B, c, G, Hg, P, N]
+    ssmState = passed.select(1, nc).reshape({Bsz, H, P, N}).contiguous();
 
     // 4. What the incoming state contributes: C_l . S_in exp(a_{0..l}).
     const torch::Tensor eCum = aCum.exp();
-    torch::Tensor yOff = torch::matmul(Ch, statesIn.transpose(-1, -2)) * eCum.unsqueeze(-1);
-    torch::Tensor y = (yDiag + yOff).permute({0, 1, 3, 2, 4}).reshape({Bsz, nc * Q, H, P});
+    torch::Tensor yOff = torch::matmul(Cg, statesIn.transpose(-1, -2)) * eCum.unsqueeze(-1);
+    torch::Tensor y = (yDiag + yOff).permute({0, 1, 4, 2, 3, 5}).reshape({Bsz, nc * Q, H, P});
 
     if (stateNorm) {
         // ||S_t||^2 without materialising S_t: with S_t = e_t S_in + sum_s L[t,s] X_s B_s^T,
         // ||S_t||^2 = e_t^2 ||S_in||^2 + 2 e_t sum_s L[t,s] X_s^T S_in B_s
         //           + sum_{s,s'} L[t,s] L[t,s'] (X_s . X_s') (B_s . B_s').
-        torch::Tensor n0 = statesIn.pow(2).sum({-2, -1}).unsqueeze(-1);                  // [B,c,H,1]
-        torch::Tensor cross = (torch::matmul(X, statesIn) * Bh).sum(-1, true);            // [B,c,H,Q,1]
-        torch::Tensor gram = torch::matmul(X, X.transpose(-1, -2)) * torch::matmul(Bh, Bh.transpose(-1, -2));
-        torch::Tensor quad = (torch::matmul(Lmat, gram) * Lmat).sum(-1);                 // [B,c,H,Q]
+        torch::Tensor n0 = statesIn.pow(2).sum({-2, -1}).unsqueeze(-1);                 // [B,c,G,Hg,1]
+        torch::Tensor cross = (torch::matmul(X, statesIn) * Bg).sum(-1, true);           // [B,c,G,Hg,Q,1]
+        torch::Tensor gram = torch::matmul(X, X.transpose(-1, -2)) * torch::matmul(Bg, Bg.transpose(-1, -2));
+        torch::Tensor quad = (torch::matmul(Lmat, gram) * Lmat).sum(-1);                // [B,c,G,Hg,Q]
         torch::Tensor sq = eCum.pow(2) * n0 + 2 * eCum * torch::matmul(Lmat, cross).squeeze(-1) + quad;
-        *stateNorm = sq.clamp_min(0).sqrt().permute({0, 1, 3, 2}).reshape({Bsz, nc * Q, H})
+        *stateNorm = sq.clamp_min(0).sqrt().permute({0, 1, 4, 2, 3}).reshape({Bsz, nc * Q, H})
                          .index({Slice(), Slice(0, T)});
     }
     return y.index({Slice(), Slice(0, T)});
