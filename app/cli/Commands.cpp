@@ -162,6 +162,8 @@ Mamba2Config shapeConfig(const std::string& shape)
 
 } // namespace
 
+Mamba2Config shapeConfigFor(const std::string& shape) { return shapeConfig(shape); }
+
 std::string resourcePath(const std::string& relative)
 {
     std::vector<fs::path> roots;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "models/ModelConfig.h"
+
 namespace statescope::cli {
 
 // Exit codes: 0 success, 1 an error the user can fix (one line on stderr), 2 bad usage,
@@ -70,5 +72,8 @@ int initCommand(const InitArgs& args);
 // Where the built-in resources live: $STATESCOPE_RESOURCES, next to the installed binary, or the
 // source tree this binary was built from.
 std::string resourcePath(const std::string& relative);
+
+// The named model shapes of bench, init and train (130m ... 2.7b, tiny).
+Mamba2Config shapeConfigFor(const std::string& shape);
 
 } // namespace statescope::cli

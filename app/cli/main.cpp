@@ -2,6 +2,7 @@
 #include "Commands.h"
 
 #include "Error.h"
+#include "runtime/Trainer.h"
 
 #include <CLI/CLI.hpp>
 
@@ -109,6 +110,35 @@ int main(int argc, char** argv)
     initCmd->add_option("--vocab", initVocab, "byte (256 byte tokens + tokenizer.json) or gpt-neox (50277)");
     initCmd->add_option("--seed", init.seed, "Random seed");
 
+    statescope::TrainOptions train;
+    std::string trainShape = "tiny";
+    int64_t tDModel = 0, tLayers = 0, tDState = 0, tHeaddim = 0;
+    auto* trainCmd = app.add_subcommand("train", "Train a byte-level Mamba-2 through the engine's chunked path");
+    trainCmd->add_option("--data", train.data, "Training corpus (UTF-8 text; bytes are the tokens)")->required();
+    trainCmd->add_option("--held-out", train.heldOut, "Held-out text evaluated while training");
+    trainCmd->add_option("--out", train.out, "Model folder to write (resumed when it holds trainer_state.json)")->required();
+    trainCmd->add_option("--data-description", train.dataDescription, "What the corpus is, for the model card");
+    trainCmd->add_option("--shape", trainShape, "Base shape (tiny, 130m, ...)");
+    trainCmd->add_option("--d-model", tDModel, "d_model");
+    trainCmd->add_option("--layers", tLayers, "n_layer");
+    trainCmd->add_option("--d-state", tDState, "d_state");
+    trainCmd->add_option("--headdim", tHeaddim, "headdim");
+    trainCmd->add_option("--train-length", train.trainLength, "T_train: tokens per sequence")->check(CLI::PositiveNumber);
+    trainCmd->add_option("--batch", train.batch, "Sequences per step")->check(CLI::PositiveNumber);
+    trainCmd->add_option("--steps", train.steps, "Optimizer steps")->check(CLI::PositiveNumber);
+    trainCmd->add_option("--warmup", train.warmup, "Warm-up steps");
+    trainCmd->add_option("--schedule", train.schedule, "cosine or wsd")->check(CLI::IsMember({"cosine", "wsd"}));
+    trainCmd->add_option("--lr", train.lr, "Peak learning rate");
+    trainCmd->add_option("--weight-decay", train.weightDecay, "AdamW weight decay");
+    trainCmd->add_option("--clip", train.clip, "Gradient norm clip");
+    trainCmd->add_option("--device", train.device, "cpu or cuda[:N]");
+    trainCmd->add_flag("--bf16", train.bf16, "bfloat16 matmuls over float32 master weights (CUDA)");
+    trainCmd->add_option("--seed", train.seed, "Random seed");
+    trainCmd->add_option("--log-every", train.logEvery, "Steps between log lines")->check(CLI::PositiveNumber);
+    trainCmd->add_option("--save-every", train.saveEvery, "Steps between checkpoints")->check(CLI::PositiveNumber);
+    trainCmd->add_option("--eval-every", train.evalEvery, "Steps between held-out evaluations");
+    trainCmd->add_option("--threads", train.threads, "CPU threads");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -133,6 +163,26 @@ int main(int argc, char** argv)
                 throw statescope::Error("--vocab", "vocab", "byte or gpt-neox", "\"" + initVocab + "\"");
             init.byteVocab = initVocab == "byte";
             return initCommand(init);
+        }
+        if (*trainCmd) {
+            train.shape = shapeConfigFor(trainShape);
+            train.shape.vocabSize = 256;
+            train.shape.padVocabSizeMultiple = 16;
+            if (tDModel)
+                train.shape.dModel = tDModel;
+            if (tLayers)
+                train.shape.nLayer = tLayers;
+            if (tDState)
+                train.shape.dState = tDState;
+            if (tHeaddim)
+                train.shape.headdim = tHeaddim;
+            statescope::trainMamba2(train, [](const statescope::TrainProgress& p) {
+                std::printf("step %6lld  loss %.4f  held-out %s  lr %.2e  %.0f tokens/s\n", static_cast<long long>(p.step),
+                            p.loss, p.heldOutLoss >= 0 ? std::to_string(p.heldOutLoss).c_str() : "-", p.lr,
+                            p.tokensPerSecond);
+                std::fflush(stdout);
+            });
+            return 0;
         }
         if (*checkCmd) {
             check.chunkSizes = parseList(checkChunks);

@@ -294,6 +294,19 @@ std::unique_ptr<ModelState> Mamba2Model::initialState(int64_t batch) const
     return s;
 }
 
+std::vector<torch::Tensor> Mamba2Model::parameters() const
+{
+    std::vector<torch::Tensor> out{m_weights.embedding, m_weights.normF};
+    if (!m_weights.lmHead.is_same(m_weights.embedding))
+        out.push_back(m_weights.lmHead);
+    for (const auto& L : m_weights.layers)
+        for (const auto* t : {&L.norm, &L.inProj, &L.inProjBias, &L.convWeight, &L.convBias, &L.dtBias, &L.ALog,
+                              &L.D, &L.gateNorm, &L.outProj, &L.outProjBias})
+            if (t->defined())
+                out.push_back(*t);
+    return out;
+}
+
 int64_t Mamba2Model::parameterCount() const
 {
     int64_t n = m_weights.embedding.numel() + m_weights.normF.numel();
@@ -309,7 +322,8 @@ int64_t Mamba2Model::parameterCount() const
 
 torch::Tensor Mamba2Model::project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const
 {
-    return F::linear(x.to(m_dtype), w, maybe(b)).to(torch::kFloat32);
+    const torch::Tensor bias = b.defined() ? b.to(m_dtype) : torch::Tensor();
+    return F::linear(x.to(m_dtype), w.to(m_dtype), bias).to(torch::kFloat32);
 }
 
 torch::Tensor Mamba2Model::logits(const torch::Tensor& hidden) const

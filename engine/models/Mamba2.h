@@ -51,6 +51,11 @@ public:
     // Writes config.json (transformers layout) and model.safetensors (float32) into dir, which the
     // loader reads back; the tokenizer and the model card are the caller's.
     void saveFolder(const std::string& dir) const;
+    // Trainable tensors (the tied output layer once).
+    std::vector<torch::Tensor> parameters() const;
+    // Matmuls in this dtype over the stored weights (bfloat16 over float32 master weights when
+    // training on CUDA); the casts are differentiable.
+    void setComputeDtype(torch::ScalarType t) { m_dtype = t; }
 
     const Mamba2Config& config() const { return m_config; }
     Mamba2Weights& weights() { return m_weights; }

@@ -1,0 +1,173 @@
+#include "runtime/Trainer.h"
+
+#include "Error.h"
+#include "io/Json.h"
+#include "io/MappedFile.h"
+#include "models/Mamba2.h"
+#include "tokenizers/ByteTokenizerJson.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+namespace fs = std::filesystem;
+
+namespace statescope {
+
+namespace {
+
+double learningRate(const TrainOptions& o, int64_t step)
+{
+    const double minLr = o.lr * o.minLrRatio;
+    if (step < o.warmup)
+        return o.lr * double(step + 1) / double(o.warmup);
+    const double progress = double(step - o.warmup) / double(std::max<int64_t>(1, o.steps - o.warmup));
+    if (o.schedule == "wsd") {
+        const double decayStart = 0.8;
+        if (progress < decayStart)
+            return o.lr;
+        return minLr + (o.lr - minLr) * (1.0 - (progress - decayStart) / (1.0 - decayStart));
+    }
+    return minLr + 0.5 * (o.lr - minLr) * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
+}
+
+// Random windows of trainLength + 1 bytes from the corpus.
+torch::Tensor sampleBatch(const MappedFile& corpus, int64_t batch, int64_t length, std::mt19937_64& rng)
+{
+    const int64_t n = static_cast<int64_t>(corpus.size()) - length - 1;
+    std::uniform_int_distribution<int64_t> start(0, n);
+    torch::Tensor ids = torch::empty({batch, length + 1}, torch::kLong);
+    auto acc = ids.accessor<int64_t, 2>();
+    for (int64_t b = 0; b < batch; ++b) {
+        const uint8_t* p = corpus.data() + start(rng);
+        for (int64_t t = 0; t <= length; ++t)
+            acc[b][t] = p[t];
+    }
+    return ids;
+}
+
+double lossOf(Mamba2Model& model, const torch::Tensor& ids)
+{
+    auto state = model.initialState(ids.size(0));
+    torch::Tensor input = ids.narrow(1, 0, ids.size(1) - 1);
+    torch::Tensor target = ids.narrow(1, 1, ids.size(1) - 1);
+    torch::Tensor hidden = model.forward(input, *state, false, false).hidden;
+    torch::Tensor logits = model.logits(hidden);
+    return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), target.reshape({-1}))
+        .item<double>();
+}
+
+void writeJson(const std::string& path, const nlohmann::ordered_json& j)
+{
+    std::ofstream out(path + ".tmp");
+    out << j.dump(2) << "\n";
+    out.close();
+    fs::rename(path + ".tmp", path);
+}
+
+} // namespace
+
+void trainMamba2(const TrainOptions& o, const std::function<void(const TrainProgress&)>& log)
+{
+    torch::set_num_threads(o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency()));
+    const torch::Device device(o.device);
+    if (device.is_cuda() && !torch::cuda::is_available())
+        throw Error("--device", "device", "cpu (CUDA is not available)", o.device);
+    auto corpus = MappedFile::open(o.data);
+    if (static_cast<int64_t>(corpus->size()) < 2 * (o.trainLength + 1))
+        throw Error(o.data, "corpus", "at least " + std::to_string(2 * (o.trainLength + 1)) + " bytes",
+                    std::to_string(corpus->size()));
+    std::shared_ptr<MappedFile> heldOut = o.heldOut.empty() ? nullptr : MappedFile::open(o.heldOut);
+
+    Mamba2Config shape = o.shape;
+    shape.validate("train");
+    std::unique_ptr<Mamba2Model> model;
+    int64_t startStep = 0;
+    const std::string statePath = o.out + "/trainer_state.json";
+    const std::string optimPath = o.out + "/optimizer.pt";
+    if (fs::exists(statePath)) { // resume
+        const nlohmann::json st = loadPythonJson(statePath);
+        startStep = st.at("step").get<int64_t>();
+        model = Mamba2Model::load(inspectModelFolder(o.out), device, torch::kFloat32);
+    } else {
+        model = Mamba2Model::random(shape, o.seed, device, torch::kFloat32);
+    }
+    if (o.bf16)
+        model->setComputeDtype(torch::kBFloat16);
+    std::vector<torch::Tensor> params = model->parameters();
+    for (auto& p : params)
+        p.requires_grad_(true);
+    torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(o.lr).weight_decay(o.weightDecay).betas({0.9, 0.95}));
+    if (startStep > 0 && fs::exists(optimPath))
+        torch::load(optimizer, optimPath);
+
+    std::mt19937_64 rng(o.seed * 7919 + static_cast<uint64_t>(startStep));
+    auto save = [&](int64_t step, double loss, double heldOutLoss) {
+        torch::NoGradGuard ng;
+        model->saveFolder(o.out);
+        std::ofstream(o.out + "/tokenizer.json") << byteLevelTokenizerJson();
+        torch::save(optimizer, optimPath);
+        const Mamba2Config& c = model->config();
+        nlohmann::ordered_json card;
+        card["name"] = fs::path(o.out).filename().string();
+        card["architecture"] = "mamba2";
+        card["d_model"] = c.dModel;
+        card["n_layer"] = c.nLayer;
+        card["d_state"] = c.dState;
+        card["headdim"] = c.headdim;
+        card["state_size"] = c.stateSize();
+        card["forget_threshold_fit"] = predictedForgetThreshold(c.stateSize());
+        card["training_length"] = o.trainLength;
+        card["batch"] = o.batch;
+        card["steps"] = step;
+        card["schedule"] = o.schedule;
+        card["lr"] = o.lr;
+        card["data"] = o.dataDescription.empty() ? o.data : o.dataDescription;
+        card["final_loss"] = loss;
+        if (heldOutLoss >= 0)
+            card["held_out_loss"] = heldOutLoss;
+        writeJson(o.out + "/model_card.json", card);
+        writeJson(statePath, {{"step", step}, {"loss", loss}});
+    };
+
+    auto start = std::chrono::steady_clock::now();
+    int64_t tokensSinceLog = 0;
+    double lastLoss = 0, lastHeldOut = -1;
+    for (int64_t step = startStep; step < o.steps; ++step) {
+        const double lr = learningRate(o, step);
+        for (auto& group : optimizer.param_groups())
+            static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+        torch::Tensor ids = sampleBatch(*corpus, o.batch, o.trainLength, rng).to(device);
+        auto state = model->initialState(o.batch);
+        torch::Tensor hidden = model->forward(ids.narrow(1, 0, o.trainLength), *state, false, false).hidden;
+        torch::Tensor logits = model->logits(hidden);
+        torch::Tensor loss = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}),
+                                                                  ids.narrow(1, 1, o.trainLength).reshape({-1}));
+        optimizer.zero_grad();
+        loss.backward();
+        torch::nn::utils::clip_grad_norm_(params, o.clip);
+        optimizer.step();
+        tokensSinceLog += o.batch * o.trainLength;
+        const bool last = step + 1 == o.steps;
+        if ((step + 1) % o.logEvery == 0 || last) {
+            lastLoss = loss.item<double>();
+            if (heldOut && (last || (o.evalEvery > 0 && (step + 1) % o.evalEvery == 0))) {
+                torch::NoGradGuard ng;
+                std::mt19937_64 evalRng(1);
+                lastHeldOut = lossOf(*model, sampleBatch(*heldOut, 16, o.trainLength, evalRng).to(device));
+            }
+            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            log({step + 1, lastLoss, lastHeldOut, lr, tokensSinceLog / std::max(1e-9, secs)});
+            start = std::chrono::steady_clock::now();
+            tokensSinceLog = 0;
+        }
+        if ((step + 1) % o.saveEvery == 0 || last)
+            save(step + 1, lastLoss, lastHeldOut);
+    }
+}
+
+} // namespace statescope

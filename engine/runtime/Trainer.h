@@ -1,0 +1,47 @@
+#pragma once
+
+// Trains a Mamba-2 through the engine's own chunked path (LibTorch autograd). Torch-free header.
+#include "models/ModelConfig.h"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace statescope {
+
+struct TrainOptions {
+    Mamba2Config shape;          // vocabSize 256: byte-level models
+    std::string data;            // training corpus (bytes = token ids)
+    std::string heldOut;         // optional: evaluated every evalEvery steps
+    std::string out;             // model folder written (and resumed from)
+    std::string dataDescription; // goes into the model card
+    int64_t trainLength = 256;   // T_train, tokens per sequence
+    int64_t batch = 32;
+    int64_t steps = 1000;
+    int64_t warmup = 100;
+    std::string schedule = "cosine"; // or "wsd": constant, then linear decay over the last 20 %
+    double lr = 1e-3;
+    double minLrRatio = 0.1;
+    double weightDecay = 0.1;
+    double clip = 1.0;
+    std::string device = "cpu";
+    bool bf16 = false; // bfloat16 matmuls over float32 master weights (CUDA)
+    uint64_t seed = 0;
+    int64_t logEvery = 50;
+    int64_t saveEvery = 500;
+    int64_t evalEvery = 0;
+    int threads = 0;
+};
+
+struct TrainProgress {
+    int64_t step = 0;
+    double loss = 0;        // nats per token, this step
+    double heldOutLoss = -1; // nats per token, when evaluated
+    double lr = 0;
+    double tokensPerSecond = 0;
+};
+
+// Resumes from out/trainer_state.json when it exists. Throws Error for bad options or files.
+void trainMamba2(const TrainOptions& options, const std::function<void(const TrainProgress&)>& log);
+
+} // namespace statescope
