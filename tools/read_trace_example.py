@@ -18,6 +18,11 @@ import numpy as np
 WINDOW = 1 << 16  # tokens per read: a 1M-token trace is never loaded whole
 
 
+def text(value):
+    """Attributes are str, except end_time: a fixed-length string, which h5py returns as bytes."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
 def open_trace(path):
     f = h5py.File(path, "r", swmr=True)
     version = f.attrs.get("schema_version")
@@ -64,13 +69,14 @@ def main():
         T = trace_length(f)
         completed = bool(f.attrs.get("completed", 0))
         print(f"trace      {args.trace}")
-        print(f"model      {f.attrs.get('architecture', '?')} ({f.attrs.get('model_path', '?')}), "
-              f"{f.attrs.get('dtype', '?')} on {f.attrs.get('device', '?')}")
-        print(f"input      {f.attrs.get('input', '?')}")
+        print(f"model      {text(f.attrs.get('architecture', '?'))} ({text(f.attrs.get('model_path', '?'))}), "
+              f"{text(f.attrs.get('dtype', '?'))} on {text(f.attrs.get('device', '?'))}")
+        print(f"input      {text(f.attrs.get('input', '?'))}")
+        print(f"run        {text(f.attrs.get('start_time', '?'))} .. {text(f.attrs.get('end_time', b'')) or '(not finished)'}")
         print(f"T          {T}")
         print(f"completed  {completed}")
         for name, d in f["probes"].items():
-            print(f"probe      {name:12s} {d.dtype} {list(d.shape)}  axes {d.attrs.get('axes', '?')}")
+            print(f"probe      {name:12s} {d.dtype} {list(d.shape)}  axes {text(d.attrs.get('axes', '?'))}")
         if T == 0:
             return
         buckets = max(1, min(args.buckets, T))

@@ -24,8 +24,8 @@ class TraceReaderImpl;
 
 // Appends a run to a trace as it goes, so that memory does not grow with the run and a run that is
 // cancelled or killed still leaves a readable file with everything appended before, marked
-// completed = 0. The file is in SWMR write mode until finish() or destruction: other processes may
-// read it meanwhile (TraceReader, or h5py with swmr=True).
+// completed = 0. The file stays in SWMR write mode until finish() or destruction: other processes
+// may read it meanwhile (TraceReader, or h5py with swmr=True). Not thread-safe: one thread at a time.
 class TraceWriter {
 public:
     // Creates or truncates path. Throws Error naming the path if it cannot, or if the header's probes
@@ -39,8 +39,7 @@ public:
     // survives a kill) when this returns. Throws Error; after an I/O failure the writer refuses
     // further appends.
     void append(const ChunkProbes& chunk);
-    // Marks the trace completed = 1 and records tokens and end_time; the file is closed afterwards.
-    // A second call does nothing.
+    // Records end_time and completed = 1, then closes the file. A second call does nothing.
     void finish();
 
     int64_t tokens() const;
@@ -77,7 +76,8 @@ public:
     // A root attribute as text: strings as they are, numbers in decimal; "" if absent.
     std::string attribute(const std::string& name) const;
 
-    // Picks up tokens a writer appended since the reader opened (SWMR); returns tokens().
+    // Picks up what a live writer did since the reader opened (SWMR): new tokens, and completed
+    // once it finished. Returns tokens(). Header attributes are read once, at open.
     int64_t refresh();
 
     const std::string& path() const;

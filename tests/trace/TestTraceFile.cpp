@@ -27,8 +27,14 @@ const std::string kDataDir = std::string(STATESCOPE_TEST_DATA_DIR) + "/trace/";
 
 // ---- the values a test run writes, by formula (independent of the code under test)
 
-int32_t idAt(int64_t t) { return static_cast<int32_t>((t * 7919) % 50277); }
-float nllAt(int64_t t) { return t == 0 ? std::nanf("") : 0.5f + static_cast<float>(t % 97) * 0.01f; }
+int32_t idAt(int64_t t)
+{
+    return static_cast<int32_t>((t * 7919) % 50277);
+}
+float nllAt(int64_t t)
+{
+    return t == 0 ? std::nanf("") : 0.5f + static_cast<float>(t % 97) * 0.01f;
+}
 float probeAt(size_t p, int64_t t, int64_t i)
 {
     return static_cast<float>(p + 1) * 1000.0f + static_cast<float>(t % 1000) + static_cast<float>(i) / 16.0f;
@@ -78,7 +84,10 @@ ChunkProbes makeChunk(const TraceHeader& h, int64_t start, int64_t count)
     return c;
 }
 
-bool sameFloat(float a, float b) { return (std::isnan(a) && std::isnan(b)) || a == b; }
+bool sameFloat(float a, float b)
+{
+    return (std::isnan(a) && std::isnan(b)) || a == b;
+}
 
 // Checks every value of tokens [begin, end) as read through a window.
 void checkWindow(const TraceReader& r, int64_t begin, int64_t end, bool offsets)
@@ -152,14 +161,14 @@ private:
 };
 
 // Runs f, expecting an Error whose file is `file`; returns its message.
-template <typename F>
-std::string expectError(const std::string& file, F f)
+template <typename F> std::string expectError(const std::string& file, F f)
 {
     try {
         f();
     } catch (const Error& e) {
         if (e.file() != file)
-            throw std::runtime_error("Error names \"" + e.file() + "\", expected \"" + file + "\": " + e.what());
+            throw std::runtime_error("Error names \"" + e.file() + "\", expected \"" + file +
+                                     "\": " + e.what());
         if (std::string(e.what()).find(file) == std::string::npos)
             throw std::runtime_error(std::string("message does not name the file: ") + e.what());
         return e.what();
@@ -167,7 +176,10 @@ std::string expectError(const std::string& file, F f)
     throw std::runtime_error("no Error thrown for " + file);
 }
 
-bool contains(const std::string& s, const char* part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const char* part)
+{
+    return s.find(part) != std::string::npos;
+}
 
 bool readByte(int fd)
 {
@@ -193,15 +205,19 @@ private slots:
     void roundTrip_data()
     {
         QTest::addColumn<bool>("offsets");
-        QTest::newRow("text input (offsets)") << true;
-        QTest::newRow("ids input (no offsets)") << false;
+        QTest::addColumn<int>("side");
+        QTest::newRow("text input (offsets), probes [3,4]") << true << 3;
+        QTest::newRow("ids input (no offsets), probes [3,4]") << false << 3;
+        // 2304 bytes a token: chunks of 256 tokens, so appends fill, split and span many chunks.
+        QTest::newRow("text input, probes [24,24]") << true << 24;
     }
 
     void roundTrip()
     {
         QFETCH(bool, offsets);
-        const std::string path = file(offsets ? "rt-offsets.h5" : "rt-ids.h5");
-        const TraceHeader h = testHeader(offsets);
+        QFETCH(int, side);
+        const std::string path = file("rt-" + std::to_string(offsets) + "-" + std::to_string(side) + ".h5");
+        const TraceHeader h = testHeader(offsets, {side, side == 3 ? 4 : side});
         StderrCapture err;
         {
             TraceWriter w(path, h);
@@ -252,8 +268,9 @@ private slots:
 
         checkWindow(r, 0, T, offsets);
         // Windows at and across append and chunk boundaries, single tokens, empty ones.
-        const std::pair<int64_t, int64_t> windows[] = {{0, 1},       {1, 8},   {7, 9},    {300, 4500}, {4095, 4097},
-                                                       {5307, 5308}, {0, 0},   {T, T},    {2000, 2001}};
+        const std::pair<int64_t, int64_t> windows[] = {{0, 1},       {1, 8},       {7, 9}, {300, 4500},
+                                                       {4095, 4097}, {5307, 5308}, {0, 0}, {T, T},
+                                                       {2000, 2001}, {255, 513}};
         for (auto [b, e] : windows)
             checkWindow(r, b, e, offsets);
         QCOMPARE(r.ids(5300).size(), size_t(8)); // end = -1: to the end
@@ -270,7 +287,8 @@ private slots:
             w.append(makeChunk(h, 0, 1000));
             w.finish();
         }
-        const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT); // closed cleanly: plain open works
+        const hid_t f =
+            H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT); // closed cleanly: plain open works
         QVERIFY(f >= 0);
         struct Expect {
             const char* name;
@@ -329,10 +347,13 @@ private slots:
         H5T_class_t cls;
         bool varUtf8 = false;
         for (const char* name : {"architecture", "model_config", "model_path", "dtype", "device", "input",
-                                 "start_time", "software_version", "end_time"}) {
+                                 "start_time", "software_version"}) {
             QVERIFY2(attrClass(f, name, &cls, &varUtf8), name);
             QVERIFY2(varUtf8, name);
         }
+        // end_time is rewritten under SWMR, which allows only fixed-size values.
+        QVERIFY(attrClass(f, "end_time", &cls, &varUtf8));
+        QCOMPARE(cls, H5T_STRING);
         for (const char* name : {"schema_version", "completed", "tokens"}) {
             QVERIFY2(attrClass(f, name, &cls, &varUtf8), name);
             QCOMPARE(cls, H5T_INTEGER);
@@ -432,8 +453,12 @@ private slots:
         TraceReader r(path);
         QVERIFY(!r.completed());
         QCOMPARE(r.attribute("completed"), std::string("0"));
-        QCOMPARE(r.attribute("tokens"), std::string());
+        QCOMPARE(r.attribute("end_time"), std::string());
         QVERIFY2(r.tokens() >= killAfter * kChunkTokens, qPrintable(QString::number(r.tokens())));
+        // tokens is written after the data it counts, at the end of each append.
+        const int64_t tokensAttribute = std::stoll(r.attribute("tokens"));
+        QVERIFY(tokensAttribute >= killAfter * kChunkTokens);
+        QVERIFY(tokensAttribute <= r.tokens());
         QVERIFY(r.tokens() <= kChunks * kChunkTokens);
         // /tokens/ids is written last in an append, so what is readable is whole appends.
         QCOMPARE(r.tokens() % kChunkTokens, int64_t(0));
@@ -478,25 +503,31 @@ private slots:
         close(toChild[0]);
         const char go = 'g';
         QVERIFY(readByte(toParent[0]));
-        {
-            TraceReader r(path);
-            QVERIFY(!r.completed());
-            QCOMPARE(r.tokens(), int64_t(500));
-            checkWindow(r, 0, 500, false);
-            QVERIFY(write(toChild[1], &go, 1) == 1);
-            QVERIFY(readByte(toParent[0]));
-            QCOMPARE(r.refresh(), int64_t(4500));
-            checkWindow(r, 0, 4500, false);
-        }
+        TraceReader r(path);
+        QVERIFY(!r.completed());
+        QCOMPARE(r.tokens(), int64_t(500));
+        checkWindow(r, 0, 500, false);
         QVERIFY(write(toChild[1], &go, 1) == 1);
         QVERIFY(readByte(toParent[0]));
+        QCOMPARE(r.refresh(), int64_t(4500));
+        QVERIFY(!r.completed());
+        checkWindow(r, 0, 4500, false);
+        // The writer finishes while this reader holds the file open (a GUI watching the run).
+        QVERIFY(write(toChild[1], &go, 1) == 1);
+        QVERIFY(readByte(toParent[0]));
+        QCOMPARE(r.refresh(), int64_t(4500));
+        QVERIFY(r.completed());
         kill(pid, SIGKILL);
-        waitpid(pid, nullptr, 0);
+        int status = 0;
+        waitpid(pid, &status, 0);
         close(toParent[0]);
         close(toChild[1]);
-        TraceReader r(path);
-        QVERIFY(r.completed());
-        QCOMPARE(r.tokens(), int64_t(4500));
+        QVERIFY2(WIFSIGNALED(status), "the writer failed before it was killed");
+        TraceReader again(path);
+        QVERIFY(again.completed());
+        QCOMPARE(again.tokens(), int64_t(4500));
+        QCOMPARE(again.attribute("tokens"), std::string("4500"));
+        QVERIFY(!again.attribute("end_time").empty());
     }
 
     // The same process reading while it writes (a GUI showing its own run).
@@ -517,6 +548,25 @@ private slots:
         TraceReader r(path);
         QVERIFY(r.completed());
         checkWindow(r, 0, 150, true);
+    }
+
+    // A model without probes still gives a valid trace.
+    void noProbes()
+    {
+        const std::string path = file("no-probes.h5");
+        TraceHeader h = testHeader(false);
+        h.probes.clear();
+        {
+            TraceWriter w(path, h);
+            w.append(makeChunk(h, 0, 9));
+            w.finish();
+        }
+        TraceReader r(path);
+        QVERIFY(r.completed());
+        QCOMPARE(r.tokens(), int64_t(9));
+        QVERIFY(r.header().probes.empty());
+        checkWindow(r, 0, 9, false);
+        QVERIFY(contains(expectError(path, [&] { r.probe("dt"); }), "dt"));
     }
 
     // A trace written by h5py (another producer, oldest file format, float64 probe, int64 ids).
@@ -578,8 +628,9 @@ private slots:
         QVERIFY(contains(expectError(text, [&] { TraceReader r(text); }), "not an HDF5 file"));
         const std::string missing = file("missing.h5");
         QVERIFY(contains(expectError(missing, [&] { TraceReader r(missing); }), "not found"));
-        QVERIFY(contains(expectError(m_dir.path().toStdString(), [&] { TraceReader r(m_dir.path().toStdString()); }),
-                         "folder"));
+        QVERIFY(contains(
+            expectError(m_dir.path().toStdString(), [&] { TraceReader r(m_dir.path().toStdString()); }),
+            "folder"));
 
         const std::string noSchema = kDataDir + "no_schema.h5";
         QVERIFY(contains(expectError(noSchema, [&] { TraceReader r(noSchema); }), "schema_version"));
@@ -613,7 +664,8 @@ private slots:
         if (geteuid() != 0) { // root writes anywhere
             const std::string ro = file("read-only");
             std::filesystem::create_directory(ro);
-            std::filesystem::permissions(ro, std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
+            std::filesystem::permissions(ro, std::filesystem::perms::owner_read |
+                                                 std::filesystem::perms::owner_exec);
             const std::string inRo = ro + "/trace.h5";
             QVERIFY(contains(expectError(inRo, [&] { TraceWriter w(inRo, h); }), "Permission denied"));
         }
@@ -666,12 +718,16 @@ private slots:
         QCOMPARE(err.restore(), std::string());
     }
 
-    // By hand: STATESCOPE_TRACE_BENCH=1 TestTraceFile millionTokens (peak RSS, size, time).
+    // By hand: STATESCOPE_TRACE_BENCH=1 TestTraceFile millionTokens (peak RSS, size, time);
+    // BENCH_T=<tokens> for another length.
     void millionTokens()
     {
         if (qEnvironmentVariableIsEmpty("STATESCOPE_TRACE_BENCH"))
             QSKIP("set STATESCOPE_TRACE_BENCH=1 to run (writes ~4.6 GB of probes)");
-        const int64_t total = 1000000, chunk = 4096;
+        const int64_t total = qEnvironmentVariableIntValue("BENCH_T")
+                                  ? qEnvironmentVariableIntValue("BENCH_T")
+                                  : 1000000,
+                      chunk = 4096;
         const std::string path = file("million.h5");
         TraceHeader h = testHeader(false, {24, 24});
         rusage before{};
@@ -696,7 +752,8 @@ private slots:
                         for (int64_t i = 0; i < 576; ++i)
                             c.values[p][t * 576 + i] =
                                 std::exp(-0.001f * static_cast<float>(i)) *
-                                (1.0f + 0.3f * std::sin(0.01f * static_cast<float>(s + t) + static_cast<float>(i + p)));
+                                (1.0f + 0.3f * std::sin(0.01f * static_cast<float>(s + t) +
+                                                        static_cast<float>(i + p)));
                 }
                 const auto a = std::chrono::steady_clock::now();
                 w.append(c);
@@ -708,22 +765,27 @@ private slots:
         rusage after{};
         getrusage(RUSAGE_SELF, &after);
         const auto size = std::filesystem::file_size(path);
-        qInfo("1M tokens, 2 probes [24,24]: %.1f s total, %.1f s in append(); file %.1f MB (raw %.1f MB); "
+        qInfo("%lld tokens, 2 probes [24,24]: %.1f s total, %.1f s in append(); file %.1f MB (raw %.1f MB); "
               "peak RSS %ld MB (before %ld MB)",
-              secs, appendSeconds, size / 1e6, total * (4 + 4 + 2 * 576 * 4) / 1e6, after.ru_maxrss / 1024,
-              before.ru_maxrss / 1024);
+              static_cast<long long>(total), secs, appendSeconds, size / 1e6,
+              total * (4 + 4 + 2 * 576 * 4) / 1e6, after.ru_maxrss / 1024, before.ru_maxrss / 1024);
         TraceReader r(path);
         QCOMPARE(r.tokens(), total);
+        const int64_t begin = total * 7 / 10, end = std::min(total, begin + 2000);
         const auto a = std::chrono::steady_clock::now();
-        const std::vector<float> window = r.probe("dt", 700000, 702000);
-        qInfo("reading a 2000-token window of /probes/dt at token 700000: %.1f ms",
+        const std::vector<float> window = r.probe("dt", begin, end);
+        qInfo("reading a %lld-token window of /probes/dt at token %lld: %.1f ms",
+              static_cast<long long>(end - begin), static_cast<long long>(begin),
               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
-        QCOMPARE(window.size(), size_t(2000 * 576));
+        QCOMPARE(window.size(), size_t((end - begin) * 576));
         std::filesystem::remove(path);
     }
 
 private:
-    std::string file(const std::string& name) const { return m_dir.filePath(QString::fromStdString(name)).toStdString(); }
+    std::string file(const std::string& name) const
+    {
+        return m_dir.filePath(QString::fromStdString(name)).toStdString();
+    }
 
     QTemporaryDir m_dir;
 };
