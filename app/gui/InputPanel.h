@@ -1,0 +1,73 @@
+#pragma once
+
+#include <QWidget>
+
+#include <atomic>
+#include <memory>
+
+class QComboBox;
+class QDoubleSpinBox;
+class QLabel;
+class QPlainTextEdit;
+class QSpinBox;
+class QTimer;
+
+namespace statescope {
+
+// The text a run reads: typed, opened from a .txt file, or made by one of the paper's generators.
+// Its token count is computed off the GUI thread with the current tokenizer.
+class InputPanel : public QWidget {
+    Q_OBJECT
+public:
+    enum class Generator { Newlines, Capitals, Passkey };
+
+    // Longer texts are kept whole but shown as a read-only preview of this many characters or
+    // lines: a text editor with a million lines takes seconds and hundreds of MB to lay out.
+    static constexpr int kPreviewChars = 200'000;
+    static constexpr int kPreviewLines = 5'000;
+
+    explicit InputPanel(QWidget* parent = nullptr);
+
+    QString text() const;
+    bool isPreview() const { return !m_fullText.isNull(); }
+    QString description() const { return m_description; } // recorded in the trace
+    void setText(const QString& text, const QString& description);
+    // Reads a UTF-8 text file; false with *error set if it cannot.
+    bool loadFile(const QString& path, QString* error);
+    // Fills the editor from a generator; for Passkey `count` is the length in tokens.
+    bool generate(Generator kind, qint64 count, double depth, quint64 seed, QString* error);
+
+    void setTokenizer(const QString& path); // "" = none: no count shown
+    QString tokenizerPath() const { return m_tokenizerPath; }
+    qint64 tokenCount() const { return m_tokenCount; } // -1 while counting or unknown
+
+signals:
+    void tokenCountChanged(qint64 count);
+    void errorOccurred(const QString& message);
+
+private:
+    void onGenerateClicked();
+    void onOpenClicked();
+    void updateGeneratorControls();
+    void scheduleCount();
+    void startCount();
+
+    QPlainTextEdit* m_editor;
+    QComboBox* m_generator;
+    QSpinBox* m_count;
+    QDoubleSpinBox* m_depth;
+    QSpinBox* m_seed;
+    QLabel* m_countLabel;
+    QLabel* m_depthLabel;
+    QLabel* m_seedLabel;
+    QLabel* m_previewLabel;
+    QTimer* m_countTimer;
+    QString m_description;
+    QString m_fullText; // null unless the editor shows a preview
+    QString m_tokenizerPath;
+    qint64 m_tokenCount = -1;
+    bool m_settingText = false;
+    std::shared_ptr<std::atomic<int>> m_generation;
+};
+
+} // namespace statescope

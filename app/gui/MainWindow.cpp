@@ -1,0 +1,863 @@
+#include "MainWindow.h"
+
+#include "ExportDialog.h"
+#include "GateView.h"
+#include "InputPanel.h"
+#include "LossView.h"
+#include "ModelPanel.h"
+#include "NormView.h"
+#include "PlotGroup.h"
+#include "Resources.h"
+#include "RunsPanel.h"
+#include "TokenStrip.h"
+#include "TraceData.h"
+#include "tokenizers/BpeTokenizer.h"
+#include "trace/TraceFile.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QCloseEvent>
+#include <QDateTime>
+#include <QDir>
+#include <QDockWidget>
+#include <QDragEnterEvent>
+#include <QDropEvent>
+#include <QElapsedTimer>
+#include <QFile>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QLabel>
+#include <QLocale>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QMimeData>
+#include <QProgressBar>
+#include <QProgressDialog>
+#include <QRegularExpression>
+#include <QSettings>
+#include <QSplitter>
+#include <QStatusBar>
+#include <QStyle>
+#include <QStyleFactory>
+#include <QTimer>
+#include <QToolBar>
+#include <QVBoxLayout>
+
+#include <algorithm>
+#include <cmath>
+
+namespace statescope {
+
+namespace {
+
+// The demo text repeated to about this many bytes (one token per byte with the built-in model).
+constexpr qint64 kDemoBytes = 100'000;
+
+QPalette darkPalette()
+{
+    QPalette p;
+    const QColor window(45, 45, 48), base(30, 30, 32), text(220, 220, 220), disabled(120, 120, 120);
+    p.setColor(QPalette::Window, window);
+    p.setColor(QPalette::WindowText, text);
+    p.setColor(QPalette::Base, base);
+    p.setColor(QPalette::AlternateBase, window);
+    p.setColor(QPalette::ToolTipBase, QColor(60, 60, 64));
+    p.setColor(QPalette::ToolTipText, text);
+    p.setColor(QPalette::PlaceholderText, disabled);
+    p.setColor(QPalette::Text, text);
+    p.setColor(QPalette::Button, window);
+    p.setColor(QPalette::ButtonText, text);
+    p.setColor(QPalette::BrightText, Qt::red);
+    p.setColor(QPalette::Link, QColor(100, 160, 255));
+    p.setColor(QPalette::Highlight, QColor(60, 120, 200));
+    p.setColor(QPalette::HighlightedText, Qt::white);
+    for (auto role : {QPalette::WindowText, QPalette::Text, QPalette::ButtonText})
+        p.setColor(QPalette::Disabled, role, disabled);
+    return p;
+}
+
+QString suffixOf(ExportFormat f)
+{
+    switch (f) {
+    case ExportFormat::Png:
+        return "png";
+    case ExportFormat::Svg:
+        return "svg";
+    case ExportFormat::Pdf:
+        return "pdf";
+    case ExportFormat::Csv:
+        return "csv";
+    }
+    return {};
+}
+
+// The tokenizer a saved trace was made with, to show its tokens' text without the input: the model
+// folder's own if it is still there, else the built-in GPT-NeoX-20B one for NeoX-sized vocabularies.
+QString tokenizerForTrace(const QString& tracePath)
+{
+    try {
+        const TraceReader reader(tracePath.toStdString());
+        const QString model = QString::fromStdString(reader.header().modelPath);
+        if (!model.isEmpty() && QFileInfo::exists(model + "/tokenizer.json"))
+            return model + "/tokenizer.json";
+        // GPT-NeoX-20B's vocabulary (50277 tokens, padded to 50280 or 50288 by the models using it).
+        static const QRegularExpression vocab("\"vocab_size\"\\s*:\\s*(\\d+)");
+        const QRegularExpressionMatch m =
+            vocab.match(QString::fromStdString(reader.header().modelConfigJson));
+        const int n = m.hasMatch() ? m.captured(1).toInt() : 0;
+        if (n >= 50277 && n <= 50304)
+            return resourcePath("tokenizers/gpt-neox-20b.json");
+    } catch (const std::exception&) {
+    }
+    return {};
+}
+
+} // namespace
+
+MainWindow::MainWindow(const Options& options, QWidget* parent)
+    : QMainWindow(parent), m_options(options), m_controller(new RunController(this))
+{
+    setObjectName("mainWindow");
+    setWindowTitle("StateScope");
+    setAcceptDrops(true);
+    m_settings = options.settingsFile.isEmpty()
+                     ? std::make_unique<QSettings>()
+                     : std::make_unique<QSettings>(options.settingsFile, QSettings::IniFormat);
+    m_tracesFolder = options.tracesFolder.isEmpty() ? tracesFolder() : options.tracesFolder;
+    QDir().mkpath(m_tracesFolder);
+
+    // Plots: one token axis shared by all of them.
+    m_group = new PlotGroup(this);
+    m_loss = new LossView(this);
+    m_gates = new GateView(this);
+    m_norms = new NormView(this);
+    m_strip = new TokenStrip(this);
+    m_loss->setObjectName("lossView");
+    m_gates->setObjectName("gateView");
+    m_norms->setObjectName("normView");
+    m_strip->setObjectName("tokenStrip");
+    for (TraceView* v : views())
+        m_group->addView(v);
+    m_strip->setGroup(m_group);
+    // One selected layer across the views and the strip's tooltip.
+    connect(m_gates, &GateView::layerChanged, this, [this](int l) {
+        m_norms->setLayer(l);
+        m_strip->setLayer(l);
+    });
+    connect(m_norms, &NormView::layerChanged, this, [this](int l) {
+        m_gates->setLayer(l);
+        m_strip->setLayer(l);
+    });
+    m_splitter = new QSplitter(Qt::Vertical, this);
+    m_splitter->setObjectName("plotSplitter");
+    m_splitter->setChildrenCollapsible(false);
+    m_splitter->addWidget(m_loss);
+    m_splitter->addWidget(m_gates);
+    m_splitter->addWidget(m_norms);
+    m_splitter->addWidget(m_strip);
+    m_splitter->setSizes({300, 340, 340, 110});
+    setCentralWidget(m_splitter);
+
+    installTrace(new TraceData(this));
+
+    connect(m_controller, &RunController::runStarted, this, &MainWindow::onRunStarted);
+    connect(m_controller, &RunController::chunkReady, this, &MainWindow::onChunk);
+    connect(m_controller, &RunController::progress, this, &MainWindow::onProgress);
+    connect(m_controller, &RunController::finished, this, &MainWindow::onRunFinished);
+    connect(m_controller, &RunController::failed, this, &MainWindow::onRunFailed);
+    connect(m_controller, &RunController::stateChanged, this, &MainWindow::updateActions);
+
+    buildActions();
+    buildDocks();
+    buildMenus();
+    buildStatusBar();
+    restoreSettings();
+    updateActions();
+}
+
+MainWindow::~MainWindow() = default;
+
+QList<TraceView*> MainWindow::views() const
+{
+    return {m_loss, m_gates, m_norms};
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Construction
+
+void MainWindow::buildActions()
+{
+    auto make = [this](const QString& text, const QKeySequence& key, auto slot) {
+        auto* a = new QAction(text, this);
+        if (!key.isEmpty())
+            a->setShortcut(key);
+        connect(a, &QAction::triggered, this, slot);
+        return a;
+    };
+    m_openModel = make(tr("Open &model folder…"), QKeySequence("Ctrl+O"), &MainWindow::chooseModel);
+    m_openText = make(tr("Open &text…"), QKeySequence(), [this] {
+        const QString path = QFileDialog::getOpenFileName(this, tr("Open text"), QString(),
+                                                          tr("Text files (*.txt);;All files (*)"));
+        if (!path.isEmpty())
+            openText(path);
+    });
+    m_openTrace = make(tr("Open t&race…"), QKeySequence("Ctrl+Shift+O"), &MainWindow::chooseTrace);
+    m_overlayTrace = make(tr("O&verlay trace…"), QKeySequence(), &MainWindow::chooseOverlay);
+    m_clearOverlay = make(tr("&Remove overlay"), QKeySequence(), &MainWindow::clearOverlay);
+    m_export = make(tr("&Export plots…"), QKeySequence("Ctrl+E"), &MainWindow::showExportDialog);
+    m_quit = make(tr("&Quit"), QKeySequence::Quit, &QWidget::close);
+    m_run = make(tr("&Run"), QKeySequence("Ctrl+R"), [this] { startRun(); });
+    m_run->setIcon(style()->standardIcon(QStyle::SP_MediaPlay));
+    m_run->setToolTip(tr("Run the model over the input (Ctrl+R)"));
+    m_pause = make(tr("&Pause"), QKeySequence("Ctrl+Shift+P"), &MainWindow::pauseOrResume);
+    m_pause->setIcon(style()->standardIcon(QStyle::SP_MediaPause));
+    m_cancel = make(tr("&Cancel"), QKeySequence(Qt::Key_Escape), &MainWindow::cancelRun);
+    m_cancel->setIcon(style()->standardIcon(QStyle::SP_MediaStop));
+    m_cancel->setToolTip(tr("Stop the run; the trace keeps what was computed (Esc)"));
+
+    m_logX = new QAction(tr("&Log token axis"), this);
+    m_logX->setCheckable(true);
+    connect(m_logX, &QAction::toggled, m_group, &PlotGroup::setLogX);
+    connect(m_group, &PlotGroup::logXChanged, m_logX, &QAction::setChecked);
+    m_showAll = make(tr("Show &all tokens"), QKeySequence("Ctrl+0"), [this] { m_group->showAll(); });
+    m_follow = new QAction(tr("&Follow the run"), this);
+    m_follow->setCheckable(true);
+    m_follow->setChecked(true);
+    connect(m_follow, &QAction::toggled, this, [this](bool on) {
+        m_group->setFollow(on);
+        if (on)
+            m_group->showAll();
+    });
+    m_darkAction = new QAction(tr("&Dark theme"), this);
+    m_darkAction->setCheckable(true);
+    connect(m_darkAction, &QAction::toggled, this, &MainWindow::setDarkTheme);
+    m_about = make(tr("&About StateScope"), QKeySequence(), &MainWindow::showAbout);
+}
+
+void MainWindow::buildMenus()
+{
+    QMenu* file = menuBar()->addMenu(tr("&File"));
+    file->addAction(m_openModel);
+    file->addAction(m_openText);
+    file->addAction(m_openTrace);
+    file->addAction(m_overlayTrace);
+    file->addAction(m_clearOverlay);
+    file->addSeparator();
+    file->addAction(m_export);
+    file->addSeparator();
+    file->addAction(m_quit);
+    QMenu* run = menuBar()->addMenu(tr("&Run"));
+    run->addAction(m_run);
+    run->addAction(m_pause);
+    run->addAction(m_cancel);
+    QMenu* view = menuBar()->addMenu(tr("&View"));
+    view->addAction(m_logX);
+    view->addAction(m_showAll);
+    view->addAction(m_follow);
+    view->addSeparator();
+    view->addAction(m_darkAction);
+    view->addSeparator();
+    for (QDockWidget* d : findChildren<QDockWidget*>())
+        view->addAction(d->toggleViewAction());
+    QMenu* help = menuBar()->addMenu(tr("&Help"));
+    help->addAction(m_about);
+
+    QToolBar* tools = addToolBar(tr("Run"));
+    tools->setObjectName("runToolBar");
+    tools->addAction(m_run);
+    tools->addAction(m_pause);
+    tools->addAction(m_cancel);
+    tools->addSeparator();
+    tools->addAction(m_logX);
+    tools->addAction(m_showAll);
+    tools->addAction(m_follow);
+    tools->addSeparator();
+    tools->addAction(m_export);
+}
+
+void MainWindow::buildDocks()
+{
+    m_modelPanel = new ModelPanel(this);
+    m_inputPanel = new InputPanel(this);
+    m_runsPanel = new RunsPanel(m_tracesFolder, this);
+    connect(m_modelPanel, &ModelPanel::errorOccurred, this, &MainWindow::showError);
+    connect(m_inputPanel, &InputPanel::errorOccurred, this, &MainWindow::showError);
+    connect(m_modelPanel, &ModelPanel::modelChanged, this, [this] {
+        m_inputPanel->setTokenizer(m_modelPanel->tokenizerPath());
+        setWindowTitle(tr("%1 — StateScope").arg(m_modelPanel->modelName()));
+    });
+    connect(m_modelPanel, &ModelPanel::trainingLengthChanged, this, &MainWindow::onTrainingLengthChanged);
+    connect(m_runsPanel, &RunsPanel::openRequested, this, [this](const QString& p) { openTrace(p); });
+    connect(m_runsPanel, &RunsPanel::overlayRequested, this, [this](const QString& p) { overlayTrace(p); });
+    // Until a model is chosen the count uses the built-in tokenizer.
+    m_inputPanel->setTokenizer(resourcePath("tokenizers/gpt-neox-20b.json"));
+
+    auto dock = [this](const QString& title, const QString& name, QWidget* w, Qt::DockWidgetArea area) {
+        auto* d = new QDockWidget(title, this);
+        d->setObjectName(name);
+        d->setWidget(w);
+        addDockWidget(area, d);
+        return d;
+    };
+    QDockWidget* model = dock(tr("Model"), "modelDock", m_modelPanel, Qt::LeftDockWidgetArea);
+    QDockWidget* input = dock(tr("Input"), "inputDock", m_inputPanel, Qt::LeftDockWidgetArea);
+    QDockWidget* runs = dock(tr("Runs"), "runsDock", m_runsPanel, Qt::LeftDockWidgetArea);
+    splitDockWidget(model, input, Qt::Vertical);
+    splitDockWidget(input, runs, Qt::Vertical);
+    resizeDocks({model, input, runs}, {260, 380, 200}, Qt::Vertical);
+    resizeDocks({model}, {360}, Qt::Horizontal);
+}
+
+void MainWindow::buildStatusBar()
+{
+    m_traceLabel = new QLabel(this);
+    m_progress = new QProgressBar(this);
+    m_progress->setRange(0, 1000);
+    m_progress->setMaximumWidth(240);
+    m_progress->setTextVisible(true);
+    m_progress->setFormat("%p%");
+    m_rateLabel = new QLabel(this);
+    m_memoryLabel = new QLabel(this);
+    m_memoryLabel->setToolTip(tr("Resident memory of the process (now / peak)"));
+    statusBar()->addWidget(m_traceLabel, 1);
+    statusBar()->addPermanentWidget(m_rateLabel);
+    statusBar()->addPermanentWidget(m_progress);
+    statusBar()->addPermanentWidget(m_memoryLabel);
+    m_memoryTimer = new QTimer(this);
+    m_memoryTimer->setInterval(1000);
+    connect(m_memoryTimer, &QTimer::timeout, this, &MainWindow::updateMemory);
+    m_memoryTimer->start();
+    updateMemory();
+}
+
+void MainWindow::restoreSettings()
+{
+    QSettings& s = *m_settings;
+    if (!restoreGeometry(s.value("window/geometry").toByteArray()))
+        resize(1500, 950);
+    restoreState(s.value("window/state").toByteArray());
+    m_splitter->restoreState(s.value("window/plots").toByteArray());
+    m_modelPanel->setRecentModels(s.value("model/recent").toStringList());
+    m_modelPanel->setDevice(s.value("model/device", "cpu").toString());
+    m_modelPanel->setDtype(s.value("model/dtype", "float32").toString());
+    m_modelPanel->setChunkSize(s.value("model/chunk", 0).toInt());
+    const QString last = s.value("model/last").toString();
+    if (!last.isEmpty() && QFileInfo(last + "/config.json").exists()) {
+        QString error;
+        m_modelPanel->setModel(last, &error); // a model that went bad since is simply not preselected
+    }
+    m_logX->setChecked(s.value("plots/logX", false).toBool());
+    m_loss->setBucketSize(s.value("plots/bucket", 1024).toInt());
+    m_loss->setMovingAverageWindow(s.value("plots/window", 256).toInt());
+    m_norms->setLogY(s.value("plots/normLogY", false).toBool());
+    m_gates->setReduce(
+        HeadReduce(std::clamp(s.value("plots/gateReduce", 0).toInt(), 0, int(HeadReduce::Head))));
+    m_darkAction->setChecked(s.value("view/dark", false).toBool());
+    setDarkTheme(m_darkAction->isChecked());
+}
+
+void MainWindow::saveSettings()
+{
+    QSettings& s = *m_settings;
+    s.setValue("window/geometry", saveGeometry());
+    s.setValue("window/state", saveState());
+    s.setValue("window/plots", m_splitter->saveState());
+    s.setValue("model/recent", m_modelPanel->recentModels());
+    s.setValue("model/last", m_modelPanel->modelDir());
+    s.setValue("model/device", m_modelPanel->device());
+    s.setValue("model/dtype", m_modelPanel->dtype());
+    s.setValue("model/chunk", m_modelPanel->chunkSize());
+    s.setValue("plots/logX", m_group->logX());
+    s.setValue("plots/bucket", m_loss->bucketSize());
+    s.setValue("plots/window", m_loss->movingAverageWindow());
+    s.setValue("plots/normLogY", m_norms->logY());
+    s.setValue("plots/gateReduce", int(m_gates->reduce()));
+    s.setValue("view/dark", m_dark);
+    s.sync();
+}
+
+void MainWindow::closeEvent(QCloseEvent* event)
+{
+    saveSettings();
+    m_controller->cancel();
+    event->accept();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Errors and theme
+
+void MainWindow::showError(const QString& message)
+{
+    emit errorShown(message);
+    if (m_recordErrors) {
+        m_errors.append(message);
+        return;
+    }
+    QMessageBox::critical(this, tr("StateScope"), message);
+}
+
+void MainWindow::setDarkTheme(bool dark)
+{
+    m_dark = dark;
+    if (m_darkAction && m_darkAction->isChecked() != dark)
+        m_darkAction->setChecked(dark);
+    static bool fusion = false;
+    if (!fusion) {
+        QApplication::setStyle(QStyleFactory::create("Fusion"));
+        fusion = true;
+    }
+    QApplication::setPalette(dark ? darkPalette() : QApplication::style()->standardPalette());
+    m_group->setDarkTheme(dark);
+    for (TraceView* v : views())
+        v->setDarkTheme(dark);
+    m_strip->setDarkTheme(dark);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Opening things
+
+bool MainWindow::openModel(const QString& dir)
+{
+    QString error;
+    if (!m_modelPanel->setModel(dir, &error)) {
+        showError(error);
+        return false;
+    }
+    return true;
+}
+
+bool MainWindow::openText(const QString& path)
+{
+    QString error;
+    if (!m_inputPanel->loadFile(path, &error)) {
+        showError(error);
+        return false;
+    }
+    return true;
+}
+
+void MainWindow::setInputText(const QString& text, const QString& description)
+{
+    m_inputPanel->setText(text, description);
+}
+
+bool MainWindow::loadDemo()
+{
+    const QString model = resourcePath("models/tiny-random");
+    const QString textPath = resourcePath("texts/demo.txt");
+    if (model.isEmpty() || textPath.isEmpty()) {
+        showError(tr("The built-in demo model or text is missing (looked in $STATESCOPE_RESOURCES, "
+                     "../share/statescope and the source tree)."));
+        return false;
+    }
+    if (!openModel(model))
+        return false;
+    QFile f(textPath);
+    if (!f.open(QIODevice::ReadOnly)) {
+        showError(tr("%1: cannot read the demo text").arg(textPath));
+        return false;
+    }
+    const QString once = QString::fromUtf8(f.readAll());
+    const int repeats = std::max<int>(1, int(kDemoBytes / std::max<qint64>(1, once.toUtf8().size())));
+    setInputText(once.repeated(repeats), tr("demo text × %1").arg(repeats));
+    return true;
+}
+
+bool MainWindow::openDroppedPath(const QString& path)
+{
+    const QFileInfo fi(path);
+    if (fi.isDir()) {
+        if (!QFileInfo::exists(fi.filePath() + "/config.json")) {
+            showError(tr("%1: not a model folder (it has no config.json)").arg(path));
+            return false;
+        }
+        return openModel(path);
+    }
+    const QString suffix = fi.suffix().toLower();
+    if (suffix == "txt")
+        return openText(path);
+    if (suffix == "h5" || suffix == "hdf5")
+        return openTrace(path);
+    showError(tr("%1: cannot open this kind of file here. Drop a model folder, a .txt input or a .h5 trace.")
+                  .arg(path));
+    return false;
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* event)
+{
+    if (event->mimeData()->hasUrls())
+        event->acceptProposedAction();
+}
+
+void MainWindow::dropEvent(QDropEvent* event)
+{
+    const QList<QUrl> urls = event->mimeData()->urls();
+    event->acceptProposedAction();
+    // Handled after the drop returns: an error dialog must not run inside the drag's event loop.
+    QStringList paths;
+    for (const QUrl& u : urls)
+        paths << (u.isLocalFile() ? u.toLocalFile() : u.toString());
+    QTimer::singleShot(0, this, [this, paths] {
+        for (const QString& p : paths)
+            if (!openDroppedPath(p))
+                break;
+    });
+}
+
+void MainWindow::chooseModel()
+{
+    const QString dir =
+        QFileDialog::getExistingDirectory(this, tr("Open model folder"), m_modelPanel->modelDir());
+    if (!dir.isEmpty())
+        openModel(dir);
+}
+
+void MainWindow::chooseTrace()
+{
+    const QString path = QFileDialog::getOpenFileName(this, tr("Open trace"), m_tracesFolder,
+                                                      tr("StateScope traces (*.h5 *.hdf5);;All files (*)"));
+    if (!path.isEmpty())
+        openTrace(path);
+}
+
+void MainWindow::chooseOverlay()
+{
+    const QString path = QFileDialog::getOpenFileName(this, tr("Overlay trace"), m_tracesFolder,
+                                                      tr("StateScope traces (*.h5 *.hdf5);;All files (*)"));
+    if (!path.isEmpty())
+        overlayTrace(path);
+}
+
+bool MainWindow::loadTraceFile(const QString& path, TraceData* into)
+{
+    QString error;
+    QProgressDialog progress(tr("Reading %1…").arg(QFileInfo(path).fileName()), tr("Cancel"), 0, 1000, this);
+    progress.setWindowModality(Qt::WindowModal);
+    progress.setMinimumDuration(500);
+    const bool ok = into->loadFile(path, &error, [&progress](qint64 done, qint64 total) {
+        progress.setValue(total > 0 ? int(1000 * done / total) : 0);
+        return !progress.wasCanceled();
+    });
+    progress.reset();
+    if (!ok) {
+        showError(error.isEmpty() ? tr("%1: cannot read the trace").arg(path) : error);
+        return false;
+    }
+    const QString tokenizer = tokenizerForTrace(path);
+    if (!tokenizer.isEmpty()) {
+        try {
+            std::shared_ptr<const BpeTokenizer> tok = cachedTokenizer(tokenizer);
+            into->setTokenDecoder([tok](qint32 id) {
+                try {
+                    return QString::fromUtf8(QByteArray::fromStdString(tok->tokenBytes(id)));
+                } catch (const std::exception&) {
+                    return QString("#%1").arg(id);
+                }
+            });
+        } catch (const std::exception&) {
+            // No decoder: the strip shows ids.
+        }
+    }
+    return true;
+}
+
+bool MainWindow::openTrace(const QString& path)
+{
+    if (m_controller->isBusy()) {
+        showError(tr("A run is in progress: cancel it (Esc) before opening a trace."));
+        return false;
+    }
+    // Read into a new model so that a bad file leaves the plots as they were.
+    auto* data = new TraceData(this);
+    if (!loadTraceFile(path, data)) {
+        delete data;
+        return false;
+    }
+    installTrace(data);
+    m_group->showAll();
+    setWindowTitle(tr("%1 — StateScope").arg(QFileInfo(path).fileName()));
+    m_traceLabel->setText(
+        tr("Trace %1 (%2 tokens)").arg(QFileInfo(path).fileName(), QLocale().toString(data->tokens())));
+    return true;
+}
+
+bool MainWindow::overlayTrace(const QString& path)
+{
+    auto* data = new TraceData(this);
+    if (!loadTraceFile(path, data)) {
+        delete data;
+        return false;
+    }
+    if (m_trace && m_trace->layers() > 0 &&
+        (data->layers() != m_trace->layers() || data->heads() != m_trace->heads()))
+        data->setLabel(data->label() + tr(" (%1×%2)").arg(data->layers()).arg(data->heads()));
+    clearOverlay();
+    m_overlay = data;
+    for (TraceView* v : views())
+        v->setOverlay(m_overlay);
+    m_clearOverlay->setEnabled(true);
+    return true;
+}
+
+void MainWindow::clearOverlay()
+{
+    for (TraceView* v : views())
+        v->setOverlay(nullptr);
+    delete m_overlay;
+    m_overlay = nullptr;
+    if (m_clearOverlay)
+        m_clearOverlay->setEnabled(false);
+}
+
+void MainWindow::installTrace(TraceData* trace)
+{
+    TraceData* old = m_trace;
+    m_trace = trace;
+    m_group->setTrace(trace);
+    for (TraceView* v : views())
+        v->setTrace(trace);
+    m_strip->setTrace(trace);
+    if (old && old != trace)
+        old->deleteLater();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Running
+
+bool MainWindow::startRun()
+{
+    if (m_controller->isBusy())
+        return false;
+    if (m_modelPanel->modelDir().isEmpty()) {
+        showError(tr("Choose a model first (Model panel, Ctrl+O, or drop a model folder on the window)."));
+        return false;
+    }
+    const QString text = m_inputPanel->text();
+    if (text.isEmpty()) {
+        showError(tr("The input is empty: type a text, open a .txt file or use a generator."));
+        return false;
+    }
+    RunRequest r;
+    r.modelDir = m_modelPanel->modelDir();
+    r.modelName = m_modelPanel->modelName();
+    r.options = m_modelPanel->runOptions();
+    r.text = text;
+    r.tokenizerPath = m_modelPanel->tokenizerPath();
+    r.inputDescription = m_inputPanel->description();
+    r.traceFolder = m_tracesFolder;
+    m_runText = text;
+    m_chunks = 0;
+    m_runTokens = 0;
+    m_peakTraceBytes = 0;
+    m_runStartMs = m_runEndMs = 0;
+    m_progress->setValue(0);
+    m_rateLabel->setText(tr("loading the model…"));
+    m_traceLabel->clear();
+    return m_controller->start(r);
+}
+
+void MainWindow::pauseOrResume()
+{
+    if (m_controller->state() == RunController::State::Paused)
+        m_controller->resume();
+    else
+        m_controller->pause();
+}
+
+void MainWindow::cancelRun()
+{
+    m_controller->cancel();
+}
+
+void MainWindow::onRunStarted(const RunStart& start)
+{
+    TraceHeaderInfo h;
+    const QString name = m_modelPanel->modelName();
+    h.label = QString("%1 %2 %3")
+                  .arg(name, QString::fromStdString(start.info.dtype),
+                       QDateTime::currentDateTime().toString("yyyy-MM-dd HH:mm"));
+    h.architecture = QString::fromStdString(start.info.architecture);
+    h.layers = int(start.info.layers);
+    h.heads = int(start.info.heads);
+    h.probes = start.probes;
+    if (m_modelPanel->trainingLength() > 0)
+        h.trainingLength = m_modelPanel->trainingLength();
+    if (start.info.forgetThreshold > 0)
+        h.forgetThreshold = start.info.forgetThreshold;
+
+    // A run always starts from an empty live model; a trace opened from a file is replaced.
+    auto* data = new TraceData(this);
+    data->reset(h);
+    data->setText(m_runText.toUtf8());
+    data->setFilePath(start.tracePath);
+    installTrace(data);
+    m_group->setFollow(m_follow->isChecked());
+    m_modelPanel->setLoadedInfo(start.info);
+
+    m_runStartMs = QDateTime::currentMSecsSinceEpoch();
+    m_refreshesAtStart = 0;
+    for (TraceView* v : views())
+        m_refreshesAtStart += v->refreshCount();
+    m_runsPanel->refresh(); // lists the trace being recorded, as partial
+    m_traceLabel->setText(tr("Recording %1").arg(QFileInfo(start.tracePath).fileName()));
+    m_traceLabel->setToolTip(start.tracePath);
+}
+
+void MainWindow::onChunk(const ChunkProbes& chunk)
+{
+    m_trace->append(chunk);
+    ++m_chunks;
+    m_runTokens = m_trace->tokens();
+    m_peakTraceBytes = std::max<qint64>(m_peakTraceBytes, qint64(m_trace->memoryBytes()));
+}
+
+void MainWindow::onProgress(qint64 done, qint64 total, double rate, double secondsLeft)
+{
+    m_progress->setValue(total > 0 ? int(1000 * done / total) : 0);
+    m_rateLabel->setText(tr("%1 / %2 tokens · %3 tokens/s · %4 left")
+                             .arg(QLocale().toString(done), QLocale().toString(total),
+                                  QLocale().toString(qRound64(rate)), formatDuration(secondsLeft)));
+}
+
+void MainWindow::onRunFinished(const QString& path, bool completed)
+{
+    m_runEndMs = QDateTime::currentMSecsSinceEpoch();
+    m_refreshesAtEnd = 0;
+    for (TraceView* v : views())
+        m_refreshesAtEnd += v->refreshCount();
+    if (completed)
+        m_progress->setValue(1000);
+    const QString name = QFileInfo(path).fileName();
+    m_traceLabel->setText(
+        path.isEmpty() ? tr("Cancelled before the first token")
+        : completed
+            ? tr("Saved %1").arg(name)
+            : tr("Cancelled: %1 keeps the first %2 tokens").arg(name, QLocale().toString(m_trace->tokens())));
+    m_runsPanel->refresh();
+    updateActions();
+    emit runEnded(path, completed);
+}
+
+void MainWindow::onRunFailed(const QString& message)
+{
+    m_runEndMs = QDateTime::currentMSecsSinceEpoch();
+    m_rateLabel->clear();
+    m_traceLabel->setText(tr("Run failed"));
+    m_runsPanel->refresh();
+    updateActions();
+    showError(message);
+    emit runEnded(m_controller->tracePath(), false);
+}
+
+void MainWindow::onTrainingLengthChanged(qint64 tokens)
+{
+    if (!m_controller->isBusy() && m_trace->filePath().isEmpty())
+        return;
+    m_trace->setTrainingLength(tokens > 0 ? std::optional<qint64>(tokens) : std::nullopt);
+}
+
+void MainWindow::updateActions()
+{
+    const RunController::State s = m_controller->state();
+    const bool busy = s != RunController::State::Idle;
+    m_run->setEnabled(!busy);
+    m_pause->setEnabled(s == RunController::State::Running || s == RunController::State::Paused);
+    m_pause->setText(s == RunController::State::Paused ? tr("Res&ume") : tr("&Pause"));
+    m_pause->setIcon(style()->standardIcon(s == RunController::State::Paused ? QStyle::SP_MediaPlay
+                                                                             : QStyle::SP_MediaPause));
+    m_cancel->setEnabled(busy && s != RunController::State::Cancelling);
+    m_openTrace->setEnabled(!busy);
+    m_modelPanel->setRunning(busy);
+    m_clearOverlay->setEnabled(m_overlay != nullptr);
+    if (s == RunController::State::Paused)
+        m_rateLabel->setText(tr("paused"));
+    else if (s == RunController::State::Cancelling)
+        m_rateLabel->setText(tr("cancelling…"));
+}
+
+void MainWindow::updateMemory()
+{
+    const MemoryUse m = processMemory();
+    if (m.rss > 0)
+        m_memoryLabel->setText(tr("RSS %1 (peak %2)").arg(formatBytes(m.rss), formatBytes(m.peakRss)));
+}
+
+QString MainWindow::statsSummary() const
+{
+    const qint64 end = m_runEndMs > 0 ? m_runEndMs : QDateTime::currentMSecsSinceEpoch();
+    const double secs = m_runStartMs > 0 ? (end - m_runStartMs) / 1000.0 : 0;
+    qint64 refreshes = 0;
+    for (TraceView* v : views())
+        refreshes += v->refreshCount();
+    if (m_runEndMs > 0)
+        refreshes = m_refreshesAtEnd;
+    refreshes -= m_refreshesAtStart;
+    const int nViews = views().size();
+    const MemoryUse m = processMemory();
+    return QString("run: %1 tokens in %2 s (%3 tokens/s), %4 chunks (%5/s); plot refreshes: %6 per view per "
+                   "second (%7 views); trace model %8; RSS %9, peak %10")
+        .arg(m_runTokens)
+        .arg(secs, 0, 'f', 2)
+        .arg(secs > 0 ? m_runTokens / secs : 0, 0, 'f', 0)
+        .arg(m_chunks)
+        .arg(secs > 0 ? m_chunks / secs : 0, 0, 'f', 1)
+        .arg(secs > 0 ? refreshes / secs / nViews : 0, 0, 'f', 1)
+        .arg(nViews)
+        .arg(formatBytes(m_peakTraceBytes), formatBytes(m.rss), formatBytes(m.peakRss));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Export and About
+
+bool MainWindow::exportViews(const QString& folder, const QString& baseName,
+                             const QList<ExportFormat>& formats, const ExportStyle& style,
+                             QStringList* written)
+{
+    if (!QDir().mkpath(folder)) {
+        showError(tr("%1: cannot create the folder").arg(folder));
+        return false;
+    }
+    const QStringList names{"loss", "gates", "norms"};
+    const QList<TraceView*> vs = views();
+    for (int i = 0; i < vs.size(); ++i)
+        for (ExportFormat f : formats) {
+            const QString path = QDir(folder).filePath(baseName + "-" + names[i] + "." + suffixOf(f));
+            QString error;
+            if (!PlotExporter::save(vs[i], path, style, &error)) {
+                showError(error.isEmpty() ? tr("%1: export failed").arg(path) : error);
+                return false;
+            }
+            if (written)
+                written->append(path);
+        }
+    return true;
+}
+
+void MainWindow::showExportDialog()
+{
+    const QString base = m_trace->filePath().isEmpty() ? QString("statescope")
+                                                       : QFileInfo(m_trace->filePath()).completeBaseName();
+    const QString folder = m_settings->value("export/folder", QDir::homePath()).toString();
+    ExportDialog dialog(folder, base, false, this);
+    if (dialog.exec() != QDialog::Accepted)
+        return;
+    m_settings->setValue("export/folder", dialog.folder());
+    QStringList written;
+    if (exportViews(dialog.folder(), dialog.baseName(), dialog.formats(), dialog.style(), &written))
+        statusBar()->showMessage(tr("Exported %1 files to %2").arg(written.size()).arg(dialog.folder()),
+                                 5000);
+}
+
+void MainWindow::showAbout()
+{
+    const QString cuda = Runner::cudaAvailable() ? tr("available") : tr("not available");
+    QMessageBox::about(
+        this, tr("About StateScope"),
+        tr("<h3>StateScope %1</h3>"
+           "<p>Watch a recurrent language model's loss, forget gates and state norms while it "
+           "reads (after Chen et al., <i>Stuffed Mamba</i>, 2025).</p>"
+           "<p>Qt %2<br>LibTorch %3<br>CUDA: %4</p>")
+            .arg(STATESCOPE_VERSION, qVersion(), QString::fromStdString(Runner::torchVersion()), cuda));
+}
+
+} // namespace statescope

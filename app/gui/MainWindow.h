@@ -1,0 +1,181 @@
+#pragma once
+
+#include "PlotExporter.h"
+#include "RunController.h"
+
+#include <QMainWindow>
+#include <QPointer>
+#include <QStringList>
+
+#include <memory>
+
+class QAction;
+class QCheckBox;
+class QLabel;
+class QProgressBar;
+class QSettings;
+class QSplitter;
+class QTimer;
+
+namespace statescope {
+
+class GateView;
+class InputPanel;
+class LossView;
+class ModelPanel;
+class NormView;
+class PlotGroup;
+class RunsPanel;
+class TokenStrip;
+class TraceData;
+class TraceView;
+
+// The window: a model, an input and a run on the left; the plots of the trace, on one token axis, in
+// the middle; the saved runs below. Everything the menus do is also a public function, so that
+// main() and the tests can drive the window without dialogs.
+class MainWindow : public QMainWindow {
+    Q_OBJECT
+public:
+    struct Options {
+        QString tracesFolder; // empty: the per-user data folder (AppDataLocation/traces)
+        QString settingsFile; // empty: the platform's QSettings for StateScope; else an INI file
+    };
+
+    explicit MainWindow(const Options& options = Options(), QWidget* parent = nullptr);
+    ~MainWindow() override;
+
+    // Each returns false after showing an error.
+    bool openModel(const QString& dir);
+    bool openText(const QString& path);
+    void setInputText(const QString& text, const QString& description);
+    bool openTrace(const QString& path);
+    bool overlayTrace(const QString& path);
+    void clearOverlay();
+    bool loadDemo();
+    // A model folder, a .txt input or a .h5 trace, as if dropped on the window.
+    bool openDroppedPath(const QString& path);
+
+    bool startRun();
+    void pauseOrResume();
+    void cancelRun();
+
+    // Writes <folder>/<baseName>-<loss|gates|norms>.<suffix> for each view and format; the paths in
+    // *written. false (after showing the error) at the first failure.
+    bool exportViews(const QString& folder, const QString& baseName, const QList<ExportFormat>& formats,
+                     const ExportStyle& style, QStringList* written = nullptr);
+
+    void setDarkTheme(bool dark);
+    bool darkTheme() const { return m_dark; }
+
+    // Every error the user sees goes through here: a modal box, or, once recordErrors(true), a list
+    // (tests read it instead of having to close a dialog).
+    void showError(const QString& message);
+    void setRecordErrors(bool record) { m_recordErrors = record; }
+    QStringList recordedErrors() const { return m_errors; }
+    void clearRecordedErrors() { m_errors.clear(); }
+
+    void saveSettings();
+
+    // Parts, for tests and main().
+    RunController* runController() const { return m_controller; }
+    TraceData* trace() const { return m_trace; }
+    TraceData* overlay() const { return m_overlay; }
+    PlotGroup* plotGroup() const { return m_group; }
+    LossView* lossView() const { return m_loss; }
+    GateView* gateView() const { return m_gates; }
+    NormView* normView() const { return m_norms; }
+    TokenStrip* tokenStrip() const { return m_strip; }
+    ModelPanel* modelPanel() const { return m_modelPanel; }
+    InputPanel* inputPanel() const { return m_inputPanel; }
+    RunsPanel* runsPanel() const { return m_runsPanel; }
+    QList<TraceView*> views() const;
+    QString tracesFolder() const { return m_tracesFolder; }
+    // Plot refreshes per second during the last (or current) run, chunks received, and memory.
+    QString statsSummary() const;
+
+signals:
+    // After every run, whether it finished, was cancelled or failed (then tracePath may be empty).
+    void runEnded(const QString& tracePath, bool completed);
+    void errorShown(const QString& message);
+
+protected:
+    void closeEvent(QCloseEvent* event) override;
+    void dragEnterEvent(QDragEnterEvent* event) override;
+    void dropEvent(QDropEvent* event) override;
+
+private:
+    void buildActions();
+    void buildMenus();
+    void buildDocks();
+    void buildStatusBar();
+    void restoreSettings();
+    void installTrace(TraceData* trace);
+    bool loadTraceFile(const QString& path, TraceData* into);
+    void updateActions();
+    void updateMemory();
+    void onRunStarted(const RunStart& start);
+    void onChunk(const ChunkProbes& chunk);
+    void onProgress(qint64 done, qint64 total, double rate, double secondsLeft);
+    void onRunFinished(const QString& path, bool completed);
+    void onRunFailed(const QString& message);
+    void onTrainingLengthChanged(qint64 tokens);
+    void chooseModel();
+    void chooseTrace();
+    void chooseOverlay();
+    void showExportDialog();
+    void showAbout();
+
+    Options m_options;
+    std::unique_ptr<QSettings> m_settings;
+    QString m_tracesFolder;
+    RunController* m_controller;
+    TraceData* m_trace = nullptr;
+    TraceData* m_overlay = nullptr;
+    PlotGroup* m_group = nullptr;
+    LossView* m_loss = nullptr;
+    GateView* m_gates = nullptr;
+    NormView* m_norms = nullptr;
+    TokenStrip* m_strip = nullptr;
+    QSplitter* m_splitter = nullptr;
+    ModelPanel* m_modelPanel = nullptr;
+    InputPanel* m_inputPanel = nullptr;
+    RunsPanel* m_runsPanel = nullptr;
+
+    QAction* m_openModel = nullptr;
+    QAction* m_openText = nullptr;
+    QAction* m_openTrace = nullptr;
+    QAction* m_overlayTrace = nullptr;
+    QAction* m_clearOverlay = nullptr;
+    QAction* m_export = nullptr;
+    QAction* m_quit = nullptr;
+    QAction* m_run = nullptr;
+    QAction* m_pause = nullptr;
+    QAction* m_cancel = nullptr;
+    QAction* m_logX = nullptr;
+    QAction* m_showAll = nullptr;
+    QAction* m_follow = nullptr;
+    QAction* m_darkAction = nullptr;
+    QAction* m_about = nullptr;
+
+    QProgressBar* m_progress = nullptr;
+    QLabel* m_rateLabel = nullptr;
+    QLabel* m_memoryLabel = nullptr;
+    QLabel* m_traceLabel = nullptr;
+    QTimer* m_memoryTimer = nullptr;
+
+    bool m_dark = false;
+    bool m_recordErrors = false;
+    QStringList m_errors;
+    QString m_runText; // the input of the run in progress, for the token strip
+
+    // Statistics of the last run.
+    qint64 m_runStartMs = 0;
+    qint64 m_runEndMs = 0;
+    qint64 m_refreshesAtStart = 0;
+    qint64 m_refreshesAtEnd = 0;
+    qint64 m_chunks = 0;
+    qint64 m_runTokens = 0;
+    qint64 m_peakTraceBytes = 0;
+};
+
+} // namespace statescope

@@ -1,0 +1,119 @@
+#pragma once
+
+// Runs a model on a worker thread and streams its probes to the GUI thread, chunk by chunk.
+// Torch-free: the engine's public headers only.
+#include "runtime/Runner.h"
+
+#include <QMetaType>
+#include <QObject>
+#include <QString>
+#include <QThread>
+
+#include <memory>
+#include <vector>
+
+namespace statescope {
+
+struct RunRequest {
+    QString modelDir;
+    RunOptions options; // chunkSize 0 = adapt it so that a chunk takes about targetChunkSeconds
+    double targetChunkSeconds = 0.05;
+    // The input: text is encoded in the worker with tokenizerPath (empty: the model's own tokenizer,
+    // else the built-in GPT-NeoX-20B one); non-empty ids are fed as they are instead.
+    QString text;
+    std::vector<int32_t> ids;
+    QString tokenizerPath;
+    QString inputDescription; // recorded in the trace
+    QString traceFolder;      // empty: tracesFolder()
+    QString modelName;        // for the trace's file name; empty: the folder's name
+};
+
+// What the window needs to know once the model is loaded and the trace created.
+struct RunStart {
+    ModelInfo info;
+    std::vector<ProbeDesc> probes;
+    QString tracePath;
+    qint64 totalTokens = 0;
+    QString tokenizerName;
+};
+
+class RunWorker;
+
+// Owns the worker thread and the model in it. Every call here returns at once: the model is opened,
+// run and written to the trace in the worker; the GUI thread never waits on it. Each run ends with
+// exactly one finished() or failed().
+class RunController : public QObject {
+    Q_OBJECT
+public:
+    enum class State { Idle, Loading, Running, Paused, Cancelling };
+    Q_ENUM(State)
+
+    explicit RunController(QObject* parent = nullptr);
+    ~RunController() override; // cancels a run and joins the worker
+
+    State state() const { return m_state; }
+    bool isBusy() const { return m_state != State::Idle; }
+    QString tracePath() const { return m_tracePath; } // of the current or last run
+
+    // At most this many chunks wait in the GUI thread's queue before the worker holds back, so that
+    // a model faster than the window cannot make the queue (and memory) grow.
+    void setMaxChunksInFlight(int n);
+
+    // false (and nothing happens) while a run is in progress.
+    bool start(const RunRequest& request);
+    void pause();
+    void resume();
+    void cancel();
+
+    // Drops the cached model (the worker keeps the last one to rerun without reloading).
+    void unloadModel();
+
+    struct Shared; // the flags both threads see
+
+signals:
+    void stateChanged(statescope::RunController::State state);
+    void runStarted(const statescope::RunStart& start);
+    void chunkReady(const statescope::ChunkProbes& chunk);
+    void progress(qint64 done, qint64 total, double tokensPerSecond, double secondsLeft);
+    void finished(const QString& tracePath, bool completed);
+    void failed(const QString& message);
+
+private:
+    void setState(State s);
+    void onWorkerChunk(const statescope::ChunkProbes& chunk);
+
+    std::shared_ptr<Shared> m_shared;
+    QThread m_thread;
+    RunWorker* m_worker = nullptr;
+    State m_state = State::Idle;
+    QString m_tracePath;
+};
+
+// Lives in the controller's thread; public only for moc.
+class RunWorker : public QObject {
+    Q_OBJECT
+public:
+    explicit RunWorker(std::shared_ptr<RunController::Shared> shared) : m_shared(std::move(shared)) {}
+    ~RunWorker() override;
+    void run(const RunRequest& request);
+    void unload();
+
+signals:
+    void runStarted(const statescope::RunStart& start);
+    void chunkComputed(const statescope::ChunkProbes& chunk);
+    void progress(qint64 done, qint64 total, double tokensPerSecond, double secondsLeft);
+    void finished(const QString& tracePath, bool completed);
+    void failed(const QString& message);
+
+private:
+    Runner& runner(const RunRequest& request);
+
+    std::shared_ptr<RunController::Shared> m_shared;
+    std::unique_ptr<Runner> m_runner;
+    QString m_runnerKey;
+};
+
+} // namespace statescope
+
+Q_DECLARE_METATYPE(statescope::ChunkProbes)
+Q_DECLARE_METATYPE(statescope::RunStart)

@@ -1,0 +1,969 @@
+// The widgets: TraceData's decimation and aggregates checked against values computed here by
+// formula, the views' point counts and heatmap sizes, PlotGroup's shared axes and cursor, exports
+// (file signatures and parsers), CSV of a zoomed range, and loading a trace file.
+#include "GateView.h"
+#include "LossView.h"
+#include "NormView.h"
+#include "PlotExporter.h"
+#include "PlotGroup.h"
+#include "SeriesPyramid.h"
+#include "TokenStrip.h"
+#include "TraceData.h"
+#include "trace/TraceFile.h"
+
+#include <QComboBox>
+#include <QImage>
+#include <QSignalSpy>
+#include <QSvgRenderer>
+#include <QTemporaryDir>
+#include <QXmlStreamReader>
+#include <QtTest>
+
+#include <qcustomplot.h>
+
+#include <cmath>
+#include <limits>
+
+using namespace statescope;
+
+namespace {
+
+constexpr int kLayers = 2;
+constexpr int kHeads = 8;
+constexpr qint64 kTokens = 300;
+
+// ---- the synthetic trace, by formula (independent of the code under test)
+
+float nllOf(qint64 t)
+{
+    return t == 0 ? std::numeric_limits<float>::quiet_NaN() : 1.0f + 0.1f * float(t % 10);
+}
+float dtOf(qint64 t, int l, int h)
+{
+    return 0.01f * float(h + 1) + 0.1f * float(l) + 1e-4f * float(t % 50);
+}
+float decayOf(qint64 t, int l, int h)
+{
+    return 0.5f + 0.03f * float(h) + 0.1f * float(l) + 0.001f * float(t % 7);
+}
+float normOf(qint64 t, int l, int h)
+{
+    return float(l + 1) * float(h + 1) * (1.0f + 0.01f * float(t));
+}
+
+ChunkProbes makeChunk(qint64 start, qint64 count, int layers = kLayers, int heads = kHeads)
+{
+    ChunkProbes c;
+    c.start = start;
+    c.values.resize(3);
+    for (qint64 t = start; t < start + count; ++t) {
+        c.ids.push_back(qint32(t % 256));
+        c.offsets.push_back(t);
+        c.offsets.push_back(t + 1);
+        c.nll.push_back(nllOf(t));
+        for (int l = 0; l < layers; ++l)
+            for (int h = 0; h < heads; ++h) {
+                c.values[0].push_back(dtOf(t, l, h));
+                c.values[1].push_back(decayOf(t, l, h));
+                c.values[2].push_back(normOf(t, l, h));
+            }
+    }
+    return c;
+}
+
+TraceHeaderInfo header(const QString& label = QStringLiteral("synthetic"))
+{
+    TraceHeaderInfo h;
+    h.label = label;
+    h.architecture = QStringLiteral("mamba2");
+    h.layers = kLayers;
+    h.heads = kHeads;
+    h.probes = mamba2ProbeDescs(kLayers, kHeads); // dt, decay, state_norm
+    h.trainingLength = 100;
+    h.forgetThreshold = 250.0;
+    return h;
+}
+
+const QVector<qint64> kChunks{1, 7, 64, 3, 100, 125}; // uneven, sums to 300
+
+void fill(TraceData& d, qint64 tokens = kTokens)
+{
+    d.reset(header());
+    qint64 at = 0;
+    int i = 0;
+    while (at < tokens) {
+        const qint64 n = std::min(kChunks[i++ % kChunks.size()], tokens - at);
+        d.append(makeChunk(at, n));
+        at += n;
+    }
+    // Offsets index one byte per token into this text: token t is the letter 'a' + t % 26.
+    QByteArray text;
+    for (qint64 t = 0; t < tokens; ++t)
+        text.append(char('a' + t % 26));
+    d.setText(text);
+}
+
+QByteArray readAll(const QString& path)
+{
+    QFile f(path);
+    return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+}
+
+bool nanEqual(double a, double b)
+{
+    return (std::isnan(a) && std::isnan(b)) || a == b;
+}
+
+bool sameEnvelope(const Envelope& a, const Envelope& b)
+{
+    if (a.size() != b.size() || a.decimated != b.decimated)
+        return false;
+    for (int i = 0; i < a.size(); ++i)
+        if (!nanEqual(a.x[i], b.x[i]) || !nanEqual(a.min[i], b.min[i]) || !nanEqual(a.max[i], b.max[i]) ||
+            !nanEqual(a.mean[i], b.mean[i]))
+            return false;
+    return true;
+}
+
+template <typename View>
+void showView(View& v, int w, int h)
+{
+    v.resize(w, h);
+    v.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&v));
+}
+
+QPair<double, double> graphValueRange(QCPGraph* g)
+{
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    for (auto it = g->data()->constBegin(); it != g->data()->constEnd(); ++it)
+        if (std::isfinite(it->value)) {
+            lo = std::min(lo, it->value);
+            hi = std::max(hi, it->value);
+        }
+    return {lo, hi};
+}
+
+} // namespace
+
+class TestWidgets : public QObject {
+    Q_OBJECT
+
+private slots:
+    void pyramidExactSmall();
+    void pyramidBoundedSawtooth();
+    void traceDataBoundedTwoMillion();
+    void traceAggregates();
+    void bucketedPerplexity();
+    void lossViewPoints();
+    void gateAndNormViews();
+    void logAxisHeatmap();
+    void plotGroupSync();
+    void liveAppendsCoalesce();
+    void overlays();
+    void exports();
+    void csvZoomed();
+    void loadFileMatchesAppend();
+    void loadFileErrors();
+    void tokenStrip();
+};
+
+void TestWidgets::pyramidExactSmall()
+{
+    SeriesPyramid p(8);
+    const QVector<float> v{3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4};
+    p.append(v.constData(), v.size());
+    QCOMPARE(p.count(), qint64(v.size()));
+    QVERIFY(p.bucketCount() <= 8);
+    // 20 values into at most 8 buckets: width 4 (after 8 -> 4 buckets of 2 -> 4 of 4).
+    QCOMPARE(p.bucketWidth(), qint64(4));
+    const Envelope e = p.query(0, 20, 100);
+    QCOMPARE(e.size(), 5);
+    QVERIFY(e.decimated);
+    // Bucket k holds values 4k..4k+3: min/max/mean by hand.
+    const double mins[] = {1, 2, 3, 3, 2}, maxs[] = {4, 9, 8, 9, 8};
+    const double means[] = {9.0 / 4, 22.0 / 4, 21.0 / 4, 28.0 / 4, 17.0 / 4};
+    for (int i = 0; i < 5; ++i) {
+        QCOMPARE(e.min[i], mins[i]);
+        QCOMPARE(e.max[i], maxs[i]);
+        QVERIFY(std::abs(e.mean[i] - means[i]) < 1e-6);
+        QCOMPARE(e.x[i], 4.0 * i + 1.5 + 1.0); // centre token 4i + 1.5, x = token + 1
+    }
+    // Two columns over everything: exact min/max of halves (tokens 0..9 and 10..19).
+    const Envelope two = p.query(0, 20, 2);
+    QCOMPARE(two.size(), 2);
+    QCOMPARE(two.min[0], 1.0);
+    QCOMPARE(two.max[0], 9.0);
+    QCOMPARE(two.min[1], 2.0);
+    QCOMPARE(two.max[1], 9.0);
+    // NaN is skipped in min, max and mean.
+    SeriesPyramid q(4);
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    for (float x : {nan, 2.0f, 4.0f, nan, nan, nan, 6.0f, 8.0f})
+        q.append(x);
+    float mn, mx;
+    double mean;
+    QVERIFY(q.range(0, 8, &mn, &mx, &mean));
+    QCOMPARE(mn, 2.0f);
+    QCOMPARE(mx, 8.0f);
+    QCOMPARE(mean, 5.0);
+    QVERIFY(q.valueAt(0) == q.valueAt(1)); // one bucket of 2 after the merge
+}
+
+void TestWidgets::pyramidBoundedSawtooth()
+{
+    const int cap = 4096;
+    SeriesPyramid p(cap);
+    std::vector<float> chunk;
+    qint64 t = 0;
+    size_t maxBytes = 0;
+    const qint64 total = 2'000'000;
+    for (int i = 0; t < total; ++i) {
+        const qint64 n = std::min<qint64>(1000 + 37 * (i % 50), total - t);
+        chunk.resize(size_t(n));
+        for (qint64 k = 0; k < n; ++k)
+            chunk[size_t(k)] = float((t + k) % 1000);
+        p.append(chunk.data(), n);
+        t += n;
+        QVERIFY2(p.bucketCount() <= cap, qPrintable(QString::number(p.bucketCount())));
+        maxBytes = std::max(maxBytes, p.memoryBytes());
+    }
+    QCOMPARE(p.count(), total);
+    QVERIFY(maxBytes < size_t(cap) * 16 + 1024);
+    QCOMPARE(p.bucketWidth(), qint64(512)); // 2M / 4096 rounded up to a power of two
+    // Every column spans about 10 periods of the sawtooth: min 0, max 999, mean near 499.5 (columns
+    // end on bucket edges, so they hold a fraction of a period more or less).
+    const Envelope e = p.query(0, total, 200);
+    QCOMPARE(e.size(), 200);
+    for (int i = 0; i < e.size(); ++i) {
+        QCOMPARE(e.min[i], 0.0);
+        QCOMPARE(e.max[i], 999.0);
+        QVERIFY(std::abs(e.mean[i] - 499.5) < 30);
+    }
+    // The whole range is 2000 periods exactly.
+    float mn, mx;
+    double mean;
+    QVERIFY(p.range(0, total, &mn, &mx, &mean));
+    QCOMPARE(mn, 0.0f);
+    QCOMPARE(mx, 999.0f);
+    QVERIFY(std::abs(mean - 499.5) < 1e-6);
+    // Per bucket (512 tokens from 1024 on: 1024..1535 is 24..535 of a tooth).
+    const Envelope b = p.query(1024, 1536, 10);
+    QCOMPARE(b.size(), 1);
+    QCOMPARE(b.min[0], 24.0);
+    QCOMPARE(b.max[0], 535.0);
+    QCOMPARE(b.mean[0], (24.0 + 535.0) / 2);
+}
+
+void TestWidgets::traceDataBoundedTwoMillion()
+{
+    TraceData d;
+    d.reset(header());
+    const int cap = d.pyramidCap();
+    QCOMPARE(cap, SeriesPyramid::kDefaultCap); // 2 x 8 fits the budget at the full cap
+    const qint64 total = 2'000'000;
+    qint64 t = 0;
+    size_t bytesAtHalf = 0;
+    const qint64 lh = kLayers * kHeads;
+    while (t < total) {
+        const qint64 n = std::min<qint64>(t % 3 ? 40'000 : 65'537, total - t);
+        ChunkProbes c;
+        c.start = t;
+        c.ids.assign(size_t(n), 1);
+        c.nll.assign(size_t(n), 2.0f);
+        c.values.assign(3, std::vector<float>(size_t(n * lh)));
+        for (qint64 k = 0; k < n; ++k)
+            for (qint64 j = 0; j < lh; ++j) {
+                c.values[0][size_t(k * lh + j)] = 0.1f;
+                c.values[1][size_t(k * lh + j)] = 0.9f;
+                c.values[2][size_t(k * lh + j)] = float((t + k) % 1000); // sawtooth state norm
+            }
+        d.append(c);
+        t += n;
+        for (Quantity q : {Quantity::Decay, Quantity::StateNorm, Quantity::Dt})
+            QVERIFY(d.pyramid(q, 1, 7)->bucketCount() <= cap);
+        QVERIFY(d.pyramid(Quantity::StateNormLayer, 1, 0)->bucketCount() <= cap);
+        if (!bytesAtHalf && t >= total / 2)
+            bytesAtHalf = d.pyramidBytes();
+    }
+    QCOMPARE(d.tokens(), total);
+    // The pyramids stop growing once they reach the cap: 1M and 2M tokens take the same.
+    QVERIFY(d.pyramidBytes() <= bytesAtHalf + 1024);
+    const size_t series = 3 * lh + 3 * kLayers;
+    QVERIFY(d.pyramidBytes() < series * size_t(cap) * 12 * 11 / 10 + 64 * 1024);
+    const Envelope e = d.series(Quantity::StateNorm, 1, 7, 0, total, 300);
+    QCOMPARE(e.size(), 300);
+    for (int i = 0; i < e.size(); ++i) {
+        QCOMPARE(e.min[i], 0.0);
+        QCOMPARE(e.max[i], 999.0);
+    }
+    // The layer norm of 8 equal heads is sqrt(8) times one head's.
+    const Envelope layer = d.series(Quantity::StateNormLayer, 1, 0, 0, total, 10);
+    QVERIFY(std::abs(layer.max[0] - 999.0 * std::sqrt(8.0)) < 0.1);
+}
+
+void TestWidgets::traceAggregates()
+{
+    TraceData d;
+    fill(d);
+    QCOMPARE(d.tokens(), kTokens);
+    QCOMPARE(d.layers(), kLayers);
+    QCOMPARE(d.heads(), kHeads);
+    QCOMPARE(d.ids().size(), int(kTokens));
+    QCOMPARE(d.offsets().size(), int(2 * kTokens));
+    QCOMPARE(d.seriesResolution(), qint64(1));
+    // Full resolution: per-token values.
+    for (qint64 t : {0, 1, 77, 299}) {
+        QCOMPARE(d.valueAt(Quantity::Decay, 1, 3, t), decayOf(t, 1, 3));
+        QCOMPARE(d.valueAt(Quantity::StateNorm, 0, 5, t), normOf(t, 0, 5));
+        QCOMPARE(d.valueAt(Quantity::Dt, 1, 0, t), dtOf(t, 1, 0));
+        double mean = 0, sq = 0;
+        float mn = 10;
+        for (int h = 0; h < kHeads; ++h) {
+            mean += decayOf(t, 1, h) / kHeads;
+            mn = std::min(mn, decayOf(t, 1, h));
+            sq += double(normOf(t, 1, h)) * normOf(t, 1, h);
+        }
+        QVERIFY(std::abs(d.valueAt(Quantity::DecayLayerMean, 1, 0, t) - mean) < 1e-5);
+        QCOMPARE(d.valueAt(Quantity::DecayLayerMin, 1, 0, t), mn);
+        QVERIFY(std::abs(d.valueAt(Quantity::StateNormLayer, 1, 0, t) - std::sqrt(sq)) < 1e-3 * std::sqrt(sq));
+    }
+    QVERIFY(std::isnan(d.valueAt(Quantity::Decay, 2, 0, 0))); // layer out of range
+    QVERIFY(std::isnan(d.valueAt(Quantity::Decay, 0, 8, 0))); // head out of range
+    QCOMPARE(d.tokenText(3), QStringLiteral("d"));
+
+    // Heatmap: layers x columns; column c of 50 holds tokens 6c .. 6c+5.
+    const QVector<float> hm = d.layerHeatmap(Quantity::Decay, HeadReduce::Mean, 0, kTokens, 50);
+    QCOMPARE(hm.size(), kLayers * 50);
+    for (int l = 0; l < kLayers; ++l)
+        for (int c : {0, 17, 49}) {
+            double sum = 0;
+            for (qint64 t = 6 * c; t < 6 * c + 6; ++t)
+                for (int h = 0; h < kHeads; ++h)
+                    sum += decayOf(t, l, h);
+            QVERIFY(std::abs(hm[l * 50 + c] - sum / (6 * kHeads)) < 1e-5);
+        }
+    const QVector<float> hmin = d.layerHeatmap(Quantity::Decay, HeadReduce::Min, 0, kTokens, 50);
+    QCOMPARE(hmin[1 * 50 + 3], decayOf(21, 1, 0)); // tokens 18..23: head 0, and t % 7 == 0 at 21
+    const QVector<float> hhead = d.layerHeatmap(Quantity::StateNorm, HeadReduce::Head, 0, kTokens, 3, 2);
+    QCOMPARE(hhead.size(), kLayers * 3);
+    double s = 0;
+    for (qint64 t = 100; t < 200; ++t)
+        s += normOf(t, 1, 2);
+    QVERIFY(std::abs(hhead[1 * 3 + 1] - s / 100) < 1e-3);
+    // More columns than tokens: still layers x columns.
+    QCOMPARE(d.layerHeatmap(Quantity::StateNorm, HeadReduce::Mean, 0, 10, 40).size(), kLayers * 40);
+
+    // NLL envelope: per token when wide, exact min/max when decimated.
+    const Envelope wide = d.nll(0, kTokens, 1000);
+    QCOMPARE(wide.size(), int(kTokens));
+    QVERIFY(!wide.decimated);
+    QCOMPARE(wide.x.front(), 1.0);
+    QCOMPARE(wide.mean[57], double(nllOf(57)));
+    const Envelope narrow = d.nll(0, kTokens, 30);
+    QCOMPARE(narrow.size(), 30);
+    QVERIFY(narrow.decimated);
+    for (int i = 1; i < 30; ++i) {
+        QVERIFY(std::abs(narrow.min[i] - 1.0) < 1e-6);
+        QVERIFY(std::abs(narrow.max[i] - 1.9) < 1e-6);
+    }
+    // Moving average of 10 over a full period of the pattern: mean of 1.0 .. 1.9.
+    QVERIFY(std::abs(d.movingAverageAt(150, 10) - 1.45) < 1e-6);
+    QVERIFY(std::abs(d.movingAverageAt(1, 10) - 1.1) < 1e-6); // token 0 is NaN: token 1 alone
+}
+
+void TestWidgets::bucketedPerplexity()
+{
+    TraceData d;
+    fill(d);
+    for (int bucket : {128, 256, 1024}) {
+        const QVector<QPointF> pts = d.bucketedPerplexity(bucket);
+        QCOMPARE(pts.size(), int((kTokens + bucket - 1) / bucket));
+        for (int b = 0; b < pts.size(); ++b) {
+            const qint64 t0 = qint64(b) * bucket, t1 = std::min<qint64>(kTokens, t0 + bucket);
+            double sum = 0;
+            int n = 0;
+            for (qint64 t = t0; t < t1; ++t)
+                if (!std::isnan(nllOf(t))) {
+                    sum += nllOf(t);
+                    ++n;
+                }
+            QVERIFY(std::abs(pts[b].y() - std::exp(sum / n)) < 1e-9 * std::exp(sum / n) + 1e-9);
+            QCOMPARE(pts[b].x(), 0.5 * double(t0 + t1 - 1) + 1.0);
+        }
+    }
+    // By hand: tokens 128..247 are 12 full periods of the pattern (mean 1.45); t % 10 for 248..255 is
+    // 8, 9, 0, .., 5, so those 8 values are 1.8, 1.9, 1.0, .., 1.5.
+    const double extra = 1.8 + 1.9 + 1.0 + 1.1 + 1.2 + 1.3 + 1.4 + 1.5;
+    const double expected = std::exp((120 * 1.45 + extra) / 128);
+    QVERIFY(std::abs(d.bucketedPerplexity(128)[1].y() - expected) < 1e-4);
+}
+
+void TestWidgets::lossViewPoints()
+{
+    TraceData d;
+    fill(d);
+    PlotGroup g;
+    LossView v;
+    v.setTrace(&d);
+    g.setTrace(&d);
+    g.addView(&v);
+    showView(v, 1400, 400);
+    g.showAll();
+    v.setBucketSize(128);
+    v.refresh();
+    QVERIFY(v.plot()->xAxis->axisRect()->width() > int(kTokens));
+    QCOMPARE(v.nllGraph()->dataCount(), int(kTokens));
+    QCOMPARE(v.averageGraph()->dataCount(), int(kTokens));
+    QCOMPARE(v.perplexityGraph()->dataCount(), 3); // buckets of 128 over 300 tokens
+    QCOMPARE(v.bucketBox()->currentText(), QStringLiteral("128"));
+    QCOMPARE(v.plot()->yAxis2->scaleType(), QCPAxis::stLogarithmic);
+    // The bucket control covers 128 .. 8192 and rounds to a power of two.
+    QCOMPARE(v.bucketBox()->count(), 7);
+    v.setBucketSize(3000);
+    QCOMPARE(v.bucketSize(), 2048);
+    QCOMPARE(v.perplexityGraph()->dataCount(), 1);
+    v.setBucketSize(1 << 20);
+    QCOMPARE(v.bucketSize(), 8192);
+
+    // Narrow: decimated to at most two points per pixel column, keeping the exact extremes.
+    v.resize(260, 400);
+    QApplication::processEvents();
+    v.refresh();
+    const int cols = v.plot()->xAxis->axisRect()->width();
+    QVERIFY(cols > 10 && cols < 150);
+    QVERIFY(v.nllGraph()->dataCount() <= 2 * cols);
+    QVERIFY(v.nllGraph()->dataCount() < int(kTokens));
+    QVERIFY(v.averageGraph()->dataCount() <= cols);
+    const auto [lo, hi] = graphValueRange(v.nllGraph());
+    QVERIFY(std::abs(lo - 1.0) < 1e-6);
+    QVERIFY(std::abs(hi - 1.9) < 1e-6);
+    // Markers from the trace: training length and T_forget.
+    QCOMPARE(g.markerCount(v.plot()), 2);
+    g.setTrainingLength(std::nullopt);
+    QCOMPARE(g.markerCount(v.plot()), 1);
+    g.useTraceMarkers();
+    QCOMPARE(g.markerCount(v.plot()), 2);
+}
+
+void TestWidgets::gateAndNormViews()
+{
+    TraceData d;
+    fill(d);
+    PlotGroup g;
+    g.setTrace(&d);
+    GateView gate;
+    NormView norm;
+    gate.setTrace(&d);
+    norm.setTrace(&d);
+    g.addView(&gate);
+    g.addView(&norm);
+    showView(gate, 1400, 500);
+    showView(norm, 1400, 500);
+    g.showAll();
+    gate.refresh();
+    norm.refresh();
+
+    QCOMPARE(gate.headGraphs().size(), kHeads);
+    QCOMPARE(gate.layerBox()->count(), kLayers);
+    QCOMPARE(gate.headBox()->count(), kHeads);
+    for (QCPGraph* h : gate.headGraphs())
+        QCOMPARE(h->dataCount(), int(kTokens));
+    QCOMPARE(gate.meanGraph()->dataCount(), int(kTokens));
+    gate.setLayer(1);
+    QCOMPARE(gate.headGraphs()[4]->data()->at(10)->value, double(decayOf(10, 1, 4)));
+    // Heatmap: layers x pixel columns of the data span (2 px each).
+    QCPColorMapData* hm = gate.heatmap()->data();
+    QCOMPARE(hm->valueSize(), kLayers);
+    const int w = gate.heatmapRect()->width();
+    QVERIFY(hm->keySize() >= w / 2 - 2 && hm->keySize() <= w / 2 + 2);
+    // The cells hold the layer mean over heads of their tokens: the first cell has token 0 only.
+    double m0 = 0;
+    for (int h = 0; h < kHeads; ++h)
+        m0 += decayOf(0, 1, h) / kHeads;
+    QVERIFY(std::abs(hm->cell(0, 1) - m0) < 1e-5);
+    gate.setReduce(HeadReduce::Min);
+    QVERIFY(std::abs(gate.heatmap()->data()->cell(0, 1) - decayOf(0, 1, 0)) < 1e-6);
+    gate.setHead(5);
+    gate.setReduce(HeadReduce::Head);
+    QVERIFY(std::abs(gate.heatmap()->data()->cell(0, 0) - decayOf(0, 0, 5)) < 1e-6);
+    QCOMPARE(gate.headBox()->currentIndex(), 5);
+
+    QCOMPARE(norm.headGraphs().size(), kHeads);
+    for (QCPGraph* h : norm.headGraphs())
+        QCOMPARE(h->dataCount(), int(kTokens));
+    QCOMPARE(norm.heatmap()->data()->valueSize(), kLayers);
+    QVERIFY(norm.heatmap()->data()->keySize() >= w / 2 - 2);
+    norm.setLayer(1);
+    QCOMPARE(norm.headGraphs()[7]->data()->at(299)->value, double(normOf(299, 1, 7)));
+    norm.setLogY(true);
+    QCOMPARE(norm.linesRect()->axis(QCPAxis::atLeft)->scaleType(), QCPAxis::stLogarithmic);
+    QVERIFY(norm.logBox()->isChecked());
+    QVERIFY(norm.linesRect()->axis(QCPAxis::atLeft)->range().lower > 0);
+
+    // Narrow: decimated per pixel column.
+    norm.resize(300, 500);
+    QApplication::processEvents();
+    norm.refresh();
+    const int cols = norm.linesRect()->width();
+    for (QCPGraph* h : norm.headGraphs())
+        QVERIFY(h->dataCount() <= 2 * cols);
+}
+
+void TestWidgets::logAxisHeatmap()
+{
+    TraceData d;
+    fill(d);
+    PlotGroup g;
+    g.setTrace(&d);
+    GateView gate;
+    gate.setTrace(&d);
+    g.addView(&gate);
+    showView(gate, 1400, 500);
+    g.setLogX(true);
+    g.showAll();
+    gate.refresh();
+    for (QCPAxis* x : gate.tokenAxes())
+        QCOMPARE(x->scaleType(), QCPAxis::stLogarithmic);
+    QVERIFY(g.range().lower > 0);
+    // The first tokens get many pixels each and keep their own points; towards the end a pixel holds
+    // more than one token and columns merge.
+    QCPGraphDataContainer* mean = gate.meanGraph()->data().data();
+    QVERIFY(mean->size() > 200 && mean->size() <= int(kTokens));
+    for (int i = 0; i < 50; ++i)
+        QCOMPARE(mean->at(i)->key, double(i + 1));
+    QCOMPARE(gate.heatmap()->data()->valueSize(), kLayers);
+    // Columns are equal in pixels: the first column holds token 0 alone.
+    double m0 = 0;
+    for (int h = 0; h < kHeads; ++h)
+        m0 += decayOf(0, 0, h) / kHeads;
+    QVERIFY(std::abs(gate.heatmap()->data()->cell(0, 0) - m0) < 1e-5);
+    g.setLogX(false);
+    QCOMPARE(gate.tokenAxes().front()->scaleType(), QCPAxis::stLinear);
+}
+
+void TestWidgets::plotGroupSync()
+{
+    TraceData d;
+    fill(d);
+    PlotGroup g;
+    g.setTrace(&d);
+    LossView loss;
+    GateView gate;
+    NormView norm;
+    for (TraceView* v : {static_cast<TraceView*>(&loss), static_cast<TraceView*>(&gate), static_cast<TraceView*>(&norm)}) {
+        v->setTrace(&d);
+        g.addView(v);
+        v->resize(1000, 400);
+        v->show();
+        QVERIFY(QTest::qWaitForWindowExposed(v));
+    }
+    QCOMPARE(g.plots().size(), 3);
+    g.setRange(QCPRange(50, 150));
+    for (TraceView* v : {static_cast<TraceView*>(&loss), static_cast<TraceView*>(&gate), static_cast<TraceView*>(&norm)})
+        for (QCPAxis* x : v->tokenAxes()) {
+            QCOMPARE(x->range().lower, 50.0);
+            QCOMPARE(x->range().upper, 150.0);
+        }
+    // A zoom on one axis (as a wheel or drag does) moves all of them.
+    QSignalSpy rangeSpy(&g, &PlotGroup::rangeChanged);
+    gate.heatmapRect()->axis(QCPAxis::atBottom)->setRange(QCPRange(20, 120));
+    QCOMPARE(rangeSpy.count(), 1);
+    QCOMPARE(loss.plot()->xAxis->range().lower, 20.0);
+    QCOMPARE(norm.tokenAxes().front()->range().upper, 120.0);
+    QCOMPARE(gate.tokenAxes().front()->range().lower, 20.0);
+    // The range stays within the trace.
+    g.setRange(QCPRange(-500, 10000));
+    QVERIFY(g.range().lower >= 0.4 && g.range().upper <= kTokens + 0.6);
+
+    QSignalSpy cursorSpy(&g, &PlotGroup::cursorMoved);
+    g.setRange(QCPRange(0.5, kTokens + 0.5));
+    g.setCursor(123);
+    QCOMPARE(cursorSpy.count(), 1);
+    QCOMPARE(cursorSpy.at(0).at(0).toLongLong(), 123ll);
+    int lines = 0;
+    for (QCustomPlot* p : g.plots())
+        for (QCPAxisRect* r : p->axisRects()) {
+            QCPItemStraightLine* line = g.cursorLine(r);
+            if (!line)
+                continue;
+            ++lines;
+            QVERIFY(line->visible());
+            QCOMPARE(line->point1->coords().x(), 124.0);
+        }
+    QCOMPARE(lines, 5); // loss 1 rect, gate 2, norm 2
+    g.setCursor(123);
+    QCOMPARE(cursorSpy.count(), 1); // unchanged: no signal
+
+    // A click in a plot moves the cursor to the token under the mouse.
+    loss.refresh();
+    QCustomPlot* p = loss.plot();
+    p->replot();
+    const int px = int(std::lround(p->xAxis->coordToPixel(TraceData::tokenToX(200))));
+    const int py = p->xAxis->axisRect()->center().y();
+    QTest::mouseClick(p, Qt::LeftButton, Qt::NoModifier, QPoint(px, py));
+    QVERIFY(std::abs(g.cursor() - 200) <= 1);
+    // Moving the cursor outside the view pans the view to it.
+    g.setRange(QCPRange(10, 60));
+    g.setCursor(250);
+    QVERIFY(g.range().contains(251.0));
+}
+
+void TestWidgets::liveAppendsCoalesce()
+{
+    TraceData d;
+    d.reset(header());
+    PlotGroup g;
+    g.setTrace(&d);
+    LossView v;
+    v.setTrace(&d);
+    g.addView(&v);
+    showView(v, 800, 300);
+    QTRY_VERIFY(!v.refreshPending());
+    const qint64 before = v.refreshCount();
+    for (int i = 0; i < 100; ++i)
+        d.append(makeChunk(qint64(i) * 3, 3));
+    QVERIFY(v.refreshPending());
+    QTRY_VERIFY(!v.refreshPending());
+    // 100 appends between two event loop turns: one refresh, not 100.
+    QVERIFY(v.refreshCount() - before <= 2);
+    QCOMPARE(v.nllGraph()->dataCount(), 300);
+    // The range followed the growing trace.
+    QVERIFY(g.range().upper >= 300);
+    // Appends spread over time: at most ~30 refreshes a second.
+    QElapsedTimer timer;
+    timer.start();
+    const qint64 c0 = v.refreshCount();
+    qint64 at = 300;
+    while (timer.elapsed() < 500) {
+        d.append(makeChunk(at, 2));
+        at += 2;
+        QTest::qWait(2);
+    }
+    const qint64 refreshes = v.refreshCount() - c0;
+    QVERIFY2(refreshes >= 5 && refreshes <= 25, qPrintable(QString::number(refreshes)));
+}
+
+void TestWidgets::overlays()
+{
+    TraceData a, b;
+    fill(a);
+    b.reset(header(QStringLiteral("second")));
+    for (qint64 t = 0; t < 200; t += 50)
+        b.append(makeChunk(t, 50));
+    PlotGroup g;
+    g.setTrace(&a);
+    LossView loss;
+    NormView norm;
+    loss.setTrace(&a);
+    norm.setTrace(&a);
+    loss.setOverlay(&b);
+    norm.setOverlay(&b);
+    g.addView(&loss);
+    g.addView(&norm);
+    showView(loss, 1400, 400);
+    showView(norm, 1400, 400);
+    loss.refresh();
+    norm.refresh();
+    QVERIFY(loss.overlayNllGraph());
+    QCOMPARE(loss.overlayNllGraph()->dataCount(), 200);
+    QCOMPARE(loss.nllGraph()->dataCount(), int(kTokens));
+    QVERIFY(loss.overlayAverageGraph()->pen().color() != loss.averageGraph()->pen().color());
+    // The legend names both traces.
+    QStringList names;
+    for (int i = 0; i < loss.plot()->legend->itemCount(); ++i)
+        if (auto* item = qobject_cast<QCPPlottableLegendItem*>(loss.plot()->legend->item(i)))
+            names << item->plottable()->name();
+    QVERIFY(names.join('|').contains(QStringLiteral("synthetic")));
+    QVERIFY(names.join('|').contains(QStringLiteral("second")));
+    QCOMPARE(norm.overlayGraphs().size(), kHeads);
+    QCOMPARE(norm.overlayGraphs()[0]->dataCount(), 200);
+    QVERIFY(norm.overlayGraphs()[0]->pen().color() != norm.headGraphs()[0]->pen().color());
+    loss.setOverlay(nullptr);
+    norm.setOverlay(nullptr);
+    QVERIFY(!loss.overlayNllGraph());
+    QCOMPARE(norm.overlayGraphs().size(), 0);
+}
+
+void TestWidgets::exports()
+{
+    TraceData d;
+    fill(d);
+    PlotGroup g;
+    g.setTrace(&d);
+    LossView loss;
+    GateView gate;
+    NormView norm;
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QList<TraceView*> views{&loss, &gate, &norm};
+    for (TraceView* v : views) {
+        v->setTrace(&d);
+        g.addView(v);
+        v->resize(900, 450);
+        v->show();
+        QVERIFY(QTest::qWaitForWindowExposed(v));
+        v->refresh();
+    }
+    gate.setDarkTheme(true); // a dark view exports too (paper: light)
+    int n = 0;
+    for (TraceView* v : views) {
+        for (const ExportStyle& style : {ExportStyle::screen(), ExportStyle::paperPreset()}) {
+            const QString base = dir.filePath(QStringLiteral("plot%1").arg(n++));
+            QString error;
+            QVERIFY2(PlotExporter::save(v, base + ".png", style, &error), qPrintable(error));
+            QVERIFY2(PlotExporter::save(v, base + ".svg", style, &error), qPrintable(error));
+            QVERIFY2(PlotExporter::save(v, base + ".pdf", style, &error), qPrintable(error));
+
+            const QByteArray png = readAll(base + ".png");
+            QVERIFY(png.startsWith(QByteArray("\x89PNG\r\n\x1a\n", 8)));
+            QImage img;
+            QVERIFY(img.loadFromData(png, "PNG"));
+            if (style.paper) {
+                // 89 mm at 300 dpi.
+                QVERIFY(std::abs(img.width() - 1051) <= 2);
+                QVERIFY(std::abs(img.height() - 709) <= 2);
+            } else {
+                QCOMPARE(img.size(), v->plot()->size());
+            }
+            // Non-trivial: many colours, not a blank canvas.
+            QSet<QRgb> colours;
+            for (int y = 0; y < img.height(); y += 3)
+                for (int x = 0; x < img.width(); x += 3)
+                    colours.insert(img.pixel(x, y));
+            QVERIFY2(colours.size() > 20, qPrintable(QString::number(colours.size())));
+
+            const QByteArray svg = readAll(base + ".svg");
+            QVERIFY(svg.size() > 2000);
+            QXmlStreamReader xml(svg);
+            QString root;
+            int paths = 0;
+            while (!xml.atEnd()) {
+                if (xml.readNext() == QXmlStreamReader::StartElement) {
+                    if (root.isEmpty())
+                        root = xml.name().toString();
+                    if (xml.name() == QLatin1String("path") || xml.name() == QLatin1String("polyline"))
+                        ++paths;
+                }
+            }
+            QVERIFY2(!xml.hasError(), qPrintable(xml.errorString()));
+            QCOMPARE(root, QStringLiteral("svg"));
+            QVERIFY(paths > 5);
+            QSvgRenderer renderer(svg);
+            QVERIFY(renderer.isValid());
+            if (style.paper)
+                QVERIFY(svg.contains("width=\"89") || svg.contains("width=\"88.9")); // mm
+
+            const QByteArray pdf = readAll(base + ".pdf");
+            QVERIFY(pdf.startsWith("%PDF-"));
+            QVERIFY(pdf.size() > 2000);
+            QVERIFY(pdf.trimmed().endsWith("%%EOF"));
+        }
+    }
+    // The screen look comes back after a paper export.
+    QCOMPARE(loss.plot()->xAxis->tickLabelFont(), QCustomPlot().xAxis->tickLabelFont());
+    QVERIFY(gate.darkTheme());
+    QString error;
+    QVERIFY(!PlotExporter::save(&loss, dir.filePath("x.bmp"), ExportStyle::screen(), &error));
+    QVERIFY(error.contains(QStringLiteral("unknown export format")));
+    QVERIFY(!PlotExporter::save(&loss, QStringLiteral("/nonexistent-dir/x.svg"), ExportStyle::screen(), &error));
+    QVERIFY(!error.isEmpty());
+}
+
+void TestWidgets::csvZoomed()
+{
+    TraceData d;
+    fill(d);
+    PlotGroup g;
+    g.setTrace(&d);
+    LossView loss;
+    NormView norm;
+    loss.setTrace(&d);
+    norm.setTrace(&d);
+    g.addView(&loss);
+    g.addView(&norm);
+    showView(loss, 900, 300);
+    norm.resize(900, 400);
+    // Tokens 50 .. 99 visible (x = token + 1).
+    g.setRange(QCPRange(50.6, 100.4));
+    QCOMPARE(loss.visibleTokens(), std::make_pair(qint64(50), qint64(100)));
+    QTemporaryDir dir;
+    const QString path = dir.filePath("loss.csv");
+    QString error;
+    qint64 rows = 0;
+    QVERIFY2(PlotExporter::saveCsv(&loss, path, &error, &rows), qPrintable(error));
+    QCOMPARE(rows, qint64(50));
+    const QList<QByteArray> lines = readAll(path).trimmed().split('\n');
+    QCOMPARE(lines.size(), 51);
+    const QList<QByteArray> head = lines[0].split(',');
+    QCOMPARE(head[0], QByteArray("token"));
+    QCOMPARE(head[1], QByteArray("nll"));
+    QCOMPARE(head.size(), 4);
+    for (int i = 1; i < lines.size(); ++i) {
+        const QList<QByteArray> f = lines[i].split(',');
+        QCOMPARE(f[0].toLongLong(), qint64(49 + i));
+        QVERIFY(std::abs(f[1].toDouble() - nllOf(49 + i)) < 1e-6);
+    }
+    const QString npath = dir.filePath("norm.csv");
+    QVERIFY(PlotExporter::save(&norm, npath, ExportStyle::screen(), &error));
+    const QList<QByteArray> nl = readAll(npath).trimmed().split('\n');
+    QCOMPARE(nl.size(), 51);
+    QCOMPARE(nl[0].split(',').size(), 1 + kHeads + kLayers);
+    QVERIFY(std::abs(nl[1].split(',')[3].toDouble() - normOf(50, 0, 2)) < 1e-3);
+}
+
+void TestWidgets::loadFileMatchesAppend()
+{
+    // Long enough that the pyramids merge (cap 65536) and loading takes two blocks.
+    const qint64 total = 70'000;
+    QTemporaryDir dir;
+    const QString path = dir.filePath("t.h5");
+    TraceData appended;
+    appended.reset(header());
+    {
+        TraceHeader h;
+        h.architecture = "mamba2";
+        h.modelConfigJson = R"({"d_model": 64, "n_layer": 2, "d_state": 16, "headdim": 16, "expand": 2})";
+        h.modelPath = "/nonexistent/model";
+        h.dtype = "float32";
+        h.device = "cpu";
+        h.input = "synthetic";
+        h.hasOffsets = true;
+        h.probes = mamba2ProbeDescs(kLayers, kHeads);
+        TraceWriter w(path.toStdString(), h);
+        qint64 at = 0;
+        for (int i = 0; at < total; ++i) {
+            const qint64 n = std::min<qint64>(kChunks[i % kChunks.size()] * 37, total - at);
+            const ChunkProbes c = makeChunk(at, n);
+            w.append(c);
+            appended.append(c);
+            at += n;
+        }
+        w.finish();
+    }
+    TraceData loaded;
+    QSignalSpy spy(&loaded, &TraceData::appended);
+    QString error;
+    qint64 lastProgress = 0;
+    QVERIFY2(loaded.loadFile(path, &error, [&](qint64 done, qint64 all) {
+        lastProgress = done;
+        return all == total;
+    }),
+             qPrintable(error));
+    QCOMPARE(lastProgress, total);
+    QCOMPARE(spy.count(), 1);
+    QCOMPARE(loaded.tokens(), total);
+    QCOMPARE(loaded.layers(), kLayers);
+    QCOMPARE(loaded.heads(), kHeads);
+    QCOMPARE(loaded.filePath(), path);
+    QCOMPARE(loaded.seriesResolution(), qint64(2));
+    QCOMPARE(loaded.ids(), appended.ids());
+    QCOMPARE(loaded.offsets(), appended.offsets());
+    // T_forget from the recorded config (the model folder is gone): the paper's fit of N_S.
+    QVERIFY(loaded.forgetThreshold().has_value());
+    QVERIFY(!loaded.trainingLength().has_value());
+    for (int cols : {100, 5000, 100000}) {
+        QVERIFY(sameEnvelope(loaded.nll(0, total, cols), appended.nll(0, total, cols)));
+        for (Quantity q : {Quantity::Decay, Quantity::DecayLayerMean, Quantity::DecayLayerMin, Quantity::StateNorm,
+                           Quantity::StateNormLayer, Quantity::Dt})
+            for (int l = 0; l < kLayers; ++l)
+                QVERIFY(sameEnvelope(loaded.series(q, l, 3, 1000, 60000, cols),
+                                     appended.series(q, l, 3, 1000, 60000, cols)));
+        QCOMPARE(loaded.layerHeatmap(Quantity::Decay, HeadReduce::Min, 0, total, cols % 1000 + 7),
+                 appended.layerHeatmap(Quantity::Decay, HeadReduce::Min, 0, total, cols % 1000 + 7));
+    }
+    QCOMPARE(loaded.bucketedPerplexity(512), appended.bucketedPerplexity(512));
+    // And against the formula: min/max of a decimated column are exact.
+    const Envelope e = loaded.series(Quantity::StateNorm, 1, 2, 0, total, 7);
+    QCOMPARE(e.min.front(), double(normOf(0, 1, 2)));
+    QCOMPARE(e.max.back(), double(normOf(total - 1, 1, 2)));
+
+    // A cancelled load leaves an empty trace and says so.
+    TraceData cancelled;
+    QVERIFY(!cancelled.loadFile(path, &error, [](qint64, qint64) { return false; }));
+    QCOMPARE(error, QStringLiteral("cancelled"));
+    QCOMPARE(cancelled.tokens(), qint64(0));
+}
+
+void TestWidgets::loadFileErrors()
+{
+    QTemporaryDir dir;
+    const QString junk = dir.filePath("junk.h5");
+    {
+        QFile f(junk);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write("this is not an HDF5 file at all");
+    }
+    TraceData d;
+    fill(d);
+    QString error;
+    QVERIFY(!d.loadFile(junk, &error));
+    QVERIFY(error.contains(QStringLiteral("junk.h5")));
+    QCOMPARE(d.tokens(), qint64(0));
+    QVERIFY(!d.loadFile(dir.filePath("missing.h5"), &error));
+    QVERIFY(!error.isEmpty());
+}
+
+void TestWidgets::tokenStrip()
+{
+    TraceData d;
+    fill(d);
+    PlotGroup g;
+    g.setTrace(&d);
+    TokenStrip strip;
+    strip.setTrace(&d);
+    strip.setGroup(&g);
+    strip.setLayer(1);
+    showView(strip, 600, 200);
+    QCOMPARE(strip.windowBegin(), qint64(0));
+    QCOMPARE(strip.windowEnd(), kTokens);
+    // Moving the cursor scrolls the strip to the token.
+    g.setCursor(290);
+    QCOMPARE(strip.cursorToken(), qint64(290));
+    QRect r = strip.tokenRect(290);
+    QVERIFY(!r.isEmpty());
+    QVERIFY(strip.viewport()->rect().intersects(r));
+    QCOMPARE(strip.tokenAt(r.center()), qint64(290));
+    // The tooltip: text, id, position, NLL, alpha and state norm in the selected layer.
+    const QString tip = strip.toolTipFor(57);
+    QVERIFY(tip.contains(QStringLiteral("<b>f</b>"))); // 'a' + 57 % 26
+    QVERIFY(tip.contains(QStringLiteral("id 57")));
+    QVERIFY(tip.contains(QStringLiteral("position 57")));
+    QVERIFY(tip.contains(QStringLiteral("NLL 1.7 ")));
+    double mean = 0;
+    for (int h = 0; h < kHeads; ++h)
+        mean += decayOf(57, 1, h) / kHeads;
+    QVERIFY(tip.contains(QStringLiteral("α mean %1").arg(QString::number(mean, 'g', 4))));
+    QVERIFY(tip.contains(QStringLiteral("layer 1")));
+    QVERIFY(tip.contains(QStringLiteral("state norm")));
+    // Higher NLL, stronger shade.
+    QVERIFY(strip.shadeFor(1.9f).alphaF() > strip.shadeFor(1.0f).alphaF());
+    // A click moves the shared cursor.
+    g.setCursor(10);
+    r = strip.tokenRect(10);
+    const QRect r11 = strip.tokenRect(11);
+    QVERIFY(!r11.isEmpty());
+    QSignalSpy spy(&strip, &TokenStrip::tokenClicked);
+    QTest::mouseClick(strip.viewport(), Qt::LeftButton, Qt::NoModifier, r11.center());
+    QCOMPARE(spy.count(), 1);
+    QCOMPARE(g.cursor(), qint64(11));
+
+    // A long trace lays out only a window around the cursor, and no text: ids decoded.
+    TraceData big;
+    big.reset(header());
+    for (qint64 t = 0; t < 20000; t += 5000)
+        big.append(makeChunk(t, 5000));
+    big.setTokenDecoder([](qint32 id) { return QStringLiteral("<%1>").arg(id); });
+    PlotGroup g2;
+    g2.setTrace(&big);
+    strip.setGroup(&g2);
+    strip.setTrace(&big);
+    g2.setCursor(15000);
+    QVERIFY(strip.windowBegin() <= 15000 && strip.windowEnd() > 15000);
+    QCOMPARE(strip.windowEnd() - strip.windowBegin(), TokenStrip::kWindowTokens);
+    QVERIFY(strip.toolTipFor(15000).contains(QStringLiteral("&lt;%1&gt;").arg(15000 % 256)));
+    QVERIFY(!strip.tokenRect(15000).isEmpty());
+}
+
+QTEST_MAIN(TestWidgets)
+#include "TestWidgets.moc"

@@ -1,0 +1,201 @@
+#include "LossView.h"
+
+#include "PlotExporter.h"
+#include "PlotHelpers.h"
+
+#include <QComboBox>
+#include <QHBoxLayout>
+#include <QLabel>
+
+#include <qcustomplot.h>
+
+#include <cmath>
+
+namespace statescope {
+
+LossView::LossView(QWidget* parent) : TraceView(parent)
+{
+    auto* label = new QLabel(tr("Perplexity bucket:"), this);
+    m_bucketBox = new QComboBox(this);
+    for (int b = kMinBucket; b <= kMaxBucket; b *= 2)
+        m_bucketBox->addItem(QString::number(b), b);
+    m_bucketBox->setToolTip(tr("Tokens per bucket of the perplexity exp(mean NLL)"));
+    addControl(label);
+    addControl(m_bucketBox);
+    m_bucketBox->setCurrentIndex(m_bucketBox->findData(m_bucket));
+    connect(m_bucketBox, qOverload<int>(&QComboBox::currentIndexChanged), this,
+            [this](int i) { setBucketSize(m_bucketBox->itemData(i).toInt()); });
+
+    QCustomPlot* p = m_plot;
+    p->xAxis->setLabel(tr("token position"));
+    p->yAxis->setLabel(tr("NLL (nats)"));
+    p->yAxis2->setVisible(true);
+    p->yAxis2->setLabel(tr("perplexity"));
+    p->yAxis2->setScaleType(QCPAxis::stLogarithmic);
+    p->yAxis2->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
+    p->yAxis2->setNumberFormat(QStringLiteral("gb"));
+    p->legend->setVisible(true);
+    p->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
+
+    m_nll = p->addGraph(p->xAxis, p->yAxis);
+    m_avg = p->addGraph(p->xAxis, p->yAxis);
+    m_ppl = p->addGraph(p->xAxis, p->yAxis2);
+    m_ppl->setLineStyle(QCPGraph::lsStepCenter);
+    for (QCPGraph* g : {m_nll, m_avg, m_ppl})
+        g->setAdaptiveSampling(false); // the data are decimated already
+    restyle();
+    tracesChanged();
+}
+
+QList<QCPAxis*> LossView::tokenAxes() const
+{
+    return {m_plot->xAxis};
+}
+
+void LossView::setBucketSize(int tokens)
+{
+    int b = kMinBucket;
+    while (b < kMaxBucket && b * 3 / 2 < tokens)
+        b *= 2;
+    if (b == m_bucket)
+        return;
+    m_bucket = b;
+    const QSignalBlocker block(m_bucketBox);
+    m_bucketBox->setCurrentIndex(m_bucketBox->findData(b));
+    tracesChanged();
+    refresh();
+    emit bucketSizeChanged(b);
+}
+
+void LossView::setMovingAverageWindow(int tokens)
+{
+    m_window = std::max(1, tokens);
+    tracesChanged();
+    scheduleRefresh();
+}
+
+void LossView::setPerplexityLogY(bool log)
+{
+    m_plot->yAxis2->setScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+    if (log)
+        m_plot->yAxis2->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
+    else
+        m_plot->yAxis2->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+    scheduleRefresh();
+}
+
+void LossView::tracesChanged()
+{
+    const bool ov = m_overlay && m_overlay != m_trace;
+    if (ov && !m_ovNll) {
+        m_ovNll = m_plot->addGraph(m_plot->xAxis, m_plot->yAxis);
+        m_ovAvg = m_plot->addGraph(m_plot->xAxis, m_plot->yAxis);
+        m_ovPpl = m_plot->addGraph(m_plot->xAxis, m_plot->yAxis2);
+        m_ovPpl->setLineStyle(QCPGraph::lsStepCenter);
+        for (QCPGraph* g : {m_ovNll, m_ovAvg, m_ovPpl})
+            g->setAdaptiveSampling(false);
+        restyle();
+    } else if (!ov && m_ovNll) {
+        for (QCPGraph* g : {m_ovNll, m_ovAvg, m_ovPpl})
+            m_plot->removeGraph(g);
+        m_ovNll = m_ovAvg = m_ovPpl = nullptr;
+    }
+    auto name = [](TraceData* t, const QString& fallback) {
+        return t && !t->label().isEmpty() ? t->label() : fallback;
+    };
+    const QString a = name(m_trace, tr("trace")), b = name(m_overlay, tr("overlay"));
+    m_nll->setName(tr("%1: NLL").arg(a));
+    m_avg->setName(tr("%1: NLL, mean of %2").arg(a).arg(m_window));
+    m_ppl->setName(tr("%1: perplexity per %2").arg(a).arg(m_bucket));
+    if (m_ovNll) {
+        m_ovNll->setName(tr("%1: NLL").arg(b));
+        m_ovAvg->setName(tr("%1: NLL, mean of %2").arg(b).arg(m_window));
+        m_ovPpl->setName(tr("%1: perplexity per %2").arg(b).arg(m_bucket));
+    }
+    m_plot->yAxis2->setLabel(tr("perplexity (per %1 tokens)").arg(m_bucket));
+    // The thin per-token line is the least telling entry: keep the legend short.
+    m_nll->removeFromLegend();
+    if (m_ovNll)
+        m_ovNll->removeFromLegend();
+}
+
+void LossView::restyle()
+{
+    auto styleTrace = [&](QCPGraph* nll, QCPGraph* avg, QCPGraph* ppl, int which) {
+        if (!nll)
+            return;
+        const QColor c = PlotExporter::traceColor(which, m_dark);
+        QColor thin = c;
+        thin.setAlpha(m_dark ? 110 : 90);
+        nll->setPen(QPen(thin, 1.0));
+        avg->setPen(QPen(c.darker(m_dark ? 100 : 130), 2.0));
+        QColor pc = which == 0 ? (m_dark ? QColor(120, 220, 120) : QColor(30, 140, 60)) : c.darker(110);
+        ppl->setPen(QPen(pc, 2.0, which == 0 ? Qt::SolidLine : Qt::DashLine));
+        ppl->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssNone));
+    };
+    styleTrace(m_nll, m_avg, m_ppl, 0);
+    styleTrace(m_ovNll, m_ovAvg, m_ovPpl, 1);
+}
+
+void LossView::rebuild()
+{
+    QCPAxis* x = m_plot->xAxis;
+    const bool ov = m_overlay && m_overlay != m_trace;
+    auto fill = [&](TraceData* t, QCPGraph* nll, QCPGraph* avg, QCPGraph* ppl) {
+        if (!nll)
+            return;
+        if (!t || t->tokens() == 0) {
+            nll->data()->clear();
+            avg->data()->clear();
+            ppl->data()->clear();
+            return;
+        }
+        const QVector<qint64> edges = columnEdges(x, t->tokens());
+        if (edges.size() < 2) {
+            nll->data()->clear();
+            avg->data()->clear();
+            ppl->data()->clear();
+            return;
+        }
+        setEnvelope(nll, t->nllEdges(edges), true);
+        // The average is smooth: one point per column (the column's mean) is enough.
+        setEnvelope(avg, t->movingAverageEdges(edges, m_window), false);
+        const qint64 b = edges.front(), e = edges.back();
+        // Buckets overlapping the visible range plus one on each side, so the steps reach the edges.
+        const QVector<QPointF> pts = t->bucketedPerplexity(m_bucket, std::max<qint64>(0, b - m_bucket), e + m_bucket);
+        QVector<double> px, py;
+        px.reserve(pts.size());
+        py.reserve(pts.size());
+        for (const QPointF& p : pts) {
+            px.push_back(p.x());
+            py.push_back(p.y());
+        }
+        ppl->setData(px, py, true);
+    };
+    fill(m_trace, m_nll, m_avg, m_ppl);
+    if (ov)
+        fill(m_overlay, m_ovNll, m_ovAvg, m_ovPpl);
+    rescaleY(m_plot->yAxis, {m_nll, m_avg, m_ovNll, m_ovAvg}, false, true);
+    rescaleY(m_plot->yAxis2, {m_ppl, m_ovPpl}, m_plot->yAxis2->scaleType() == QCPAxis::stLogarithmic);
+}
+
+QVector<CsvColumn> LossView::csvColumns() const
+{
+    QVector<CsvColumn> cols;
+    QPointer<TraceData> t = m_trace;
+    const int w = m_window, b = m_bucket;
+    auto add = [&](QPointer<TraceData> d, const QString& prefix) {
+        cols.push_back({prefix + QStringLiteral("nll"), [d](qint64 k) { return d ? double(d->nllAt(k)) : NAN; }});
+        cols.push_back({prefix + QStringLiteral("nll_mean%1").arg(w),
+                        [d, w](qint64 k) { return d ? d->movingAverageAt(k, w) : NAN; }});
+        cols.push_back({prefix + QStringLiteral("perplexity_bucket%1").arg(b),
+                        [d, b](qint64 k) { return d ? d->bucketedPerplexityAt(k, b) : NAN; }});
+    };
+    if (t)
+        add(t, QString());
+    if (m_overlay && m_overlay != m_trace)
+        add(m_overlay, QStringLiteral("overlay_"));
+    return cols;
+}
+
+} // namespace statescope

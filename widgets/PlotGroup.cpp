@@ -1,0 +1,545 @@
+#include "PlotGroup.h"
+
+#include "TraceView.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace statescope {
+
+namespace {
+
+const char* const kCursorLayer = "cursor";
+
+QCPItemStraightLine* makeVLine(QCustomPlot* plot, QCPAxis* x, const char* layer)
+{
+    auto* line = new QCPItemStraightLine(plot);
+    QCPAxisRect* rect = x->axisRect();
+    line->setLayer(QString::fromLatin1(layer));
+    line->setClipToAxisRect(true);
+    line->setClipAxisRect(rect);
+    line->setSelectable(false);
+    QCPAxis* y = rect->axis(QCPAxis::atLeft);
+    for (QCPItemPosition* p : {line->point1, line->point2}) {
+        p->setAxes(x, y);
+        p->setAxisRect(rect);
+        p->setTypeX(QCPItemPosition::ptPlotCoords);
+        p->setTypeY(QCPItemPosition::ptAxisRectRatio);
+    }
+    line->point1->setCoords(1, 0);
+    line->point2->setCoords(1, 1);
+    line->setVisible(false);
+    return line;
+}
+
+QCPItemText* makeLabel(QCustomPlot* plot, QCPAxis* x)
+{
+    auto* t = new QCPItemText(plot);
+    QCPAxisRect* rect = x->axisRect();
+    t->setLayer(QStringLiteral("overlay"));
+    t->setClipToAxisRect(true);
+    t->setClipAxisRect(rect);
+    t->setSelectable(false);
+    t->position->setAxes(x, rect->axis(QCPAxis::atLeft));
+    t->position->setAxisRect(rect);
+    t->position->setTypeX(QCPItemPosition::ptPlotCoords);
+    t->position->setTypeY(QCPItemPosition::ptAxisRectRatio);
+    t->setPositionAlignment(Qt::AlignLeft | Qt::AlignTop);
+    t->setPadding(QMargins(3, 1, 3, 1));
+    QFont f = t->font();
+    f.setPointSizeF(std::max(6.0, f.pointSizeF() - 1));
+    t->setFont(f);
+    t->setVisible(false);
+    return t;
+}
+
+QString tokensText(double t)
+{
+    if (t >= 1e6)
+        return QString::number(t / 1e6, 'g', 3) + QStringLiteral("M");
+    if (t >= 1e3)
+        return QString::number(t / 1e3, 'g', 3) + QStringLiteral("K");
+    return QString::number(qint64(std::llround(t)));
+}
+
+} // namespace
+
+struct PlotGroup::Entry {
+    struct RectItems {
+        QCPAxis* x = nullptr;
+        QCPItemStraightLine* cursor = nullptr;
+        QCPItemStraightLine* train = nullptr;
+        QCPItemStraightLine* forget = nullptr;
+        QCPItemText* trainLabel = nullptr;
+        QCPItemText* forgetLabel = nullptr;
+    };
+    QPointer<QCustomPlot> plot;
+    QPointer<TraceView> view;
+    QList<RectItems> rects;
+    QPoint pressPos;
+    bool pressed = false;
+    QPair<int, int> natural{-1, -1};
+    QPair<int, int> applied{-1, -1};
+    QList<QMetaObject::Connection> connections;
+};
+
+PlotGroup::PlotGroup(QObject* parent) : QObject(parent) {}
+
+PlotGroup::~PlotGroup()
+{
+    for (Entry* e : m_entries) {
+        for (const auto& c : e->connections)
+            disconnect(c);
+        delete e;
+    }
+}
+
+PlotGroup::Entry* PlotGroup::entryFor(QCustomPlot* plot)
+{
+    for (Entry* e : m_entries)
+        if (e->plot == plot)
+            return e;
+    return nullptr;
+}
+
+QList<QCustomPlot*> PlotGroup::plots() const
+{
+    QList<QCustomPlot*> out;
+    for (Entry* e : m_entries)
+        if (e->plot)
+            out.push_back(e->plot);
+    return out;
+}
+
+void PlotGroup::addView(TraceView* view)
+{
+    addPlot(view->plot(), view->tokenAxes());
+    if (Entry* e = entryFor(view->plot())) {
+        e->view = view;
+        e->connections.push_back(
+            connect(view, &TraceView::aboutToReplot, this, [this, view] { alignInsets(view); }));
+        view->scheduleRefresh();
+    }
+}
+
+void PlotGroup::addPlot(QCustomPlot* plot, const QList<QCPAxis*>& xAxes)
+{
+    if (!plot || entryFor(plot))
+        return;
+    auto* e = new Entry;
+    e->plot = plot;
+    if (!plot->layer(kCursorLayer)) {
+        // A buffered layer of its own: moving the cursor repaints only this layer.
+        plot->addLayer(kCursorLayer, plot->layer(QStringLiteral("overlay")), QCustomPlot::limBelow);
+        plot->layer(kCursorLayer)->setMode(QCPLayer::lmBuffered);
+    }
+    for (QCPAxis* x : xAxes) {
+        Entry::RectItems r;
+        r.x = x;
+        r.cursor = makeVLine(plot, x, kCursorLayer);
+        r.train = makeVLine(plot, x, "overlay");
+        r.forget = makeVLine(plot, x, "overlay");
+        if (e->rects.isEmpty()) {
+            r.trainLabel = makeLabel(plot, x);
+            r.forgetLabel = makeLabel(plot, x);
+        }
+        QCPAxisRect* rect = x->axisRect();
+        rect->setRangeDrag(Qt::Horizontal);
+        rect->setRangeZoom(Qt::Horizontal);
+        rect->setRangeDragAxes(QList<QCPAxis*>{x}, QList<QCPAxis*>{});
+        rect->setRangeZoomAxes(QList<QCPAxis*>{x}, QList<QCPAxis*>{});
+        x->setNumberFormat(QStringLiteral("gb"));
+        x->setNumberPrecision(7);
+        e->connections.push_back(connect(x, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this,
+                                         [this, x](const QCPRange& r) { onAxisRangeChanged(x, r); }));
+        e->rects.push_back(r);
+    }
+    plot->setInteraction(QCP::iRangeDrag, true);
+    plot->setInteraction(QCP::iRangeZoom, true);
+    m_entries.push_back(e);
+    installMouse(plot);
+    // QPointer has cleared e->plot by the time destroyed() arrives.
+    e->connections.push_back(connect(plot, &QObject::destroyed, this, [this] { removePlot(nullptr); }));
+
+    m_syncing = true;
+    for (const auto& r : e->rects) {
+        if (m_logX) {
+            r.x->setScaleType(QCPAxis::stLogarithmic);
+            r.x->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
+        }
+        r.x->setRange(m_range);
+    }
+    m_syncing = false;
+    updateItems();
+    updateMarkers(*e);
+    plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
+void PlotGroup::removePlot(QCustomPlot* plot)
+{
+    for (int i = 0; i < m_entries.size(); ++i) {
+        Entry* e = m_entries[i];
+        if (plot ? e->plot == plot : e->plot.isNull()) {
+            for (const auto& c : e->connections)
+                disconnect(c);
+            m_entries.removeAt(i);
+            delete e;
+            return;
+        }
+    }
+}
+
+void PlotGroup::installMouse(QCustomPlot* plot)
+{
+    Entry* e = entryFor(plot);
+    e->connections.push_back(connect(plot, &QCustomPlot::mousePress, this, [this, plot](QMouseEvent* ev) {
+        if (Entry* en = entryFor(plot)) {
+            en->pressPos = ev->pos();
+            en->pressed = ev->button() == Qt::LeftButton;
+        }
+    }));
+    e->connections.push_back(connect(plot, &QCustomPlot::mouseRelease, this, [this, plot](QMouseEvent* ev) {
+        Entry* en = entryFor(plot);
+        if (!en || !en->pressed)
+            return;
+        en->pressed = false;
+        // A click, not the end of a drag.
+        if ((ev->pos() - en->pressPos).manhattanLength() > 3)
+            return;
+        QCPAxisRect* rect = plot->axisRectAt(ev->pos());
+        if (!rect)
+            return;
+        for (const auto& r : en->rects)
+            if (r.x->axisRect() == rect) {
+                const double x = r.x->pixelToCoord(ev->pos().x());
+                const qint64 n = m_trace ? m_trace->tokens() : 0;
+                qint64 t = qint64(std::llround(x - 1.0));
+                if (n > 0)
+                    t = std::clamp<qint64>(t, 0, n - 1);
+                setCursor(std::max<qint64>(0, t));
+                return;
+            }
+    }));
+}
+
+void PlotGroup::setTrace(TraceData* trace)
+{
+    if (m_trace == trace)
+        return;
+    if (m_trace)
+        disconnect(m_trace, nullptr, this, nullptr);
+    m_trace = trace;
+    m_lastTokens = trace ? trace->tokens() : 0;
+    if (trace) {
+        connect(trace, &TraceData::appended, this, &PlotGroup::onAppended);
+        connect(trace, &TraceData::traceReset, this, [this] {
+            m_lastTokens = 0;
+            m_cursor = -1;
+            updateItems();
+        });
+        connect(trace, &TraceData::markersChanged, this, [this] {
+            for (Entry* e : m_entries)
+                updateMarkers(*e);
+        });
+    }
+    for (Entry* e : m_entries)
+        updateMarkers(*e);
+    if (trace && trace->tokens() > 0)
+        showAll();
+}
+
+void PlotGroup::onAppended(qint64 tokens)
+{
+    const qint64 before = m_lastTokens;
+    m_lastTokens = tokens;
+    if (!m_follow)
+        return;
+    const double endBefore = TraceData::tokenToX(std::max<qint64>(0, before - 1)) + 0.5;
+    // Growing while the whole trace is shown, or the view ends at the old end: keep the end in view.
+    if (before == 0 || m_range.lower <= 1.0 && m_range.upper >= endBefore - 1e-9) {
+        showAll();
+    } else if (m_range.upper >= endBefore - 1e-9) {
+        const double shift = TraceData::tokenToX(tokens - 1) + 0.5 - m_range.upper;
+        if (m_logX)
+            setRange(QCPRange(m_range.lower, m_range.upper + shift));
+        else
+            setRange(QCPRange(m_range.lower + shift, m_range.upper + shift));
+    }
+}
+
+void PlotGroup::showAll()
+{
+    const qint64 n = m_trace ? m_trace->tokens() : 0;
+    const double upper = std::max<double>(double(n) + 0.5, 2.5);
+    setRange(QCPRange(m_logX ? 0.9 : 0.5, upper));
+}
+
+QCPRange PlotGroup::clampRange(QCPRange r) const
+{
+    r.normalize();
+    const qint64 n = m_trace ? m_trace->tokens() : 0;
+    const double lo = m_logX ? 0.9 : 0.5;
+    const double hi = std::max<double>(double(n) + 0.5, 2.5);
+    // A span of a few tokens at least, so that zooming in stops at single tokens.
+    if (r.size() < 4.0) {
+        const double c = r.center();
+        r = QCPRange(c - 2.0, c + 2.0);
+    }
+    if (m_trace && n > 0) {
+        if (r.size() >= hi - lo)
+            return QCPRange(lo, hi);
+        if (r.lower < lo)
+            r = QCPRange(lo, lo + r.size());
+        if (r.upper > hi)
+            r = QCPRange(hi - r.size(), hi);
+    } else if (r.lower < lo) {
+        r = QCPRange(lo, lo + r.size());
+    }
+    return r;
+}
+
+void PlotGroup::setRange(const QCPRange& range)
+{
+    applyRange(clampRange(range), nullptr);
+}
+
+void PlotGroup::onAxisRangeChanged(QCPAxis* axis, const QCPRange& range)
+{
+    if (m_syncing)
+        return;
+    const QCPRange r = clampRange(range);
+    // Zooming or panning away from the end stops following a live run; back at the end resumes it.
+    const qint64 n = m_trace ? m_trace->tokens() : 0;
+    m_follow = r.upper >= double(n) + 0.5 - 1e-6;
+    applyRange(r, (r.lower == range.lower && r.upper == range.upper) ? axis : nullptr);
+}
+
+void PlotGroup::applyRange(const QCPRange& range, QCPAxis* except)
+{
+    m_range = range;
+    m_syncing = true;
+    for (Entry* e : m_entries) {
+        if (!e->plot)
+            continue;
+        for (const auto& r : e->rects)
+            if (r.x != except && (r.x->range().lower != range.lower || r.x->range().upper != range.upper))
+                r.x->setRange(range);
+        if (e->view)
+            e->view->scheduleRefresh();
+        else
+            e->plot->replot(QCustomPlot::rpQueuedReplot);
+    }
+    m_syncing = false;
+    emit rangeChanged(range);
+}
+
+void PlotGroup::setAlignViews(bool align)
+{
+    m_align = align;
+    for (Entry* e : m_entries)
+        if (e->view) {
+            if (!align)
+                e->view->setInsets(0, 0);
+            e->view->scheduleRefresh();
+        }
+}
+
+void PlotGroup::alignInsets(TraceView* changed)
+{
+    if (!m_align || m_aligning)
+        return;
+    m_aligning = true;
+    // Natural insets change only when a view is rebuilt: measure the changed one (and any not yet
+    // measured), then give every view the widest.
+    int left = 0, right = 0;
+    for (Entry* e : m_entries) {
+        if (!e->view)
+            continue;
+        if (e->view == changed || e->natural.first < 0)
+            e->natural = e->view->naturalInsets();
+        left = std::max(left, e->natural.first);
+        right = std::max(right, e->natural.second);
+    }
+    for (Entry* e : m_entries) {
+        if (!e->view)
+            continue;
+        const QPair<int, int> target{left, right};
+        e->view->setInsets(left, right);
+        if (e->view != changed && e->applied != target)
+            e->plot->replot(QCustomPlot::rpQueuedReplot);
+        e->applied = target;
+    }
+    m_aligning = false;
+}
+
+void PlotGroup::setLogX(bool log)
+{
+    if (m_logX == log)
+        return;
+    m_logX = log;
+    m_syncing = true;
+    for (Entry* e : m_entries)
+        for (const auto& r : e->rects) {
+            if (log) {
+                r.x->setScaleType(QCPAxis::stLogarithmic);
+                r.x->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
+            } else {
+                r.x->setScaleType(QCPAxis::stLinear);
+                r.x->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+            }
+        }
+    m_syncing = false;
+    setRange(QCPRange(std::max(m_range.lower, log ? 0.9 : 0.5), m_range.upper));
+    emit logXChanged(log);
+}
+
+void PlotGroup::setCursor(qint64 token)
+{
+    const qint64 n = m_trace ? m_trace->tokens() : -1;
+    if (token >= 0 && n >= 0)
+        token = std::min(token, std::max<qint64>(0, n - 1));
+    if (token == m_cursor)
+        return;
+    m_cursor = token;
+    // Bring the cursor into view when it moved outside (a click in the token strip).
+    if (token >= 0) {
+        const double x = TraceData::tokenToX(token);
+        if (x < m_range.lower || x > m_range.upper) {
+            const double half = m_range.size() / 2;
+            if (m_logX)
+                setRange(QCPRange(std::max(0.9, x / std::sqrt(m_range.upper / m_range.lower)),
+                                  x * std::sqrt(m_range.upper / m_range.lower)));
+            else
+                setRange(QCPRange(x - half, x + half));
+        }
+    }
+    updateItems();
+    emit cursorMoved(token);
+}
+
+void PlotGroup::updateItems()
+{
+    for (Entry* e : m_entries) {
+        if (!e->plot)
+            continue;
+        for (const auto& r : e->rects) {
+            r.cursor->setVisible(m_cursor >= 0);
+            const double x = TraceData::tokenToX(std::max<qint64>(0, m_cursor));
+            r.cursor->point1->setCoords(x, 0);
+            r.cursor->point2->setCoords(x, 1);
+            r.cursor->setPen(QPen(m_dark ? QColor(255, 110, 110) : QColor(200, 0, 0), 1.2));
+        }
+        if (QCPLayer* layer = e->plot->layer(kCursorLayer))
+            layer->replot();
+    }
+}
+
+std::optional<qint64> PlotGroup::trainingLength() const
+{
+    if (m_trainingSet)
+        return m_trainingLength;
+    return m_trace ? m_trace->trainingLength() : std::nullopt;
+}
+
+std::optional<double> PlotGroup::forgetThreshold() const
+{
+    if (m_forgetSet)
+        return m_forgetThreshold;
+    return m_trace ? m_trace->forgetThreshold() : std::nullopt;
+}
+
+void PlotGroup::setTrainingLength(std::optional<qint64> tokens)
+{
+    m_trainingSet = true;
+    m_trainingLength = tokens;
+    for (Entry* e : m_entries)
+        updateMarkers(*e);
+}
+
+void PlotGroup::setForgetThreshold(std::optional<double> tokens)
+{
+    m_forgetSet = true;
+    m_forgetThreshold = tokens;
+    for (Entry* e : m_entries)
+        updateMarkers(*e);
+}
+
+void PlotGroup::useTraceMarkers()
+{
+    m_trainingSet = m_forgetSet = false;
+    for (Entry* e : m_entries)
+        updateMarkers(*e);
+}
+
+void PlotGroup::setMarkersVisible(bool visible)
+{
+    m_markersVisible = visible;
+    for (Entry* e : m_entries)
+        updateMarkers(*e);
+}
+
+void PlotGroup::updateMarkers(Entry& e)
+{
+    if (!e.plot)
+        return;
+    const std::optional<qint64> train = trainingLength();
+    const std::optional<double> forget = forgetThreshold();
+    const QColor trainColor = m_dark ? QColor(255, 170, 60) : QColor(220, 110, 0);
+    const QColor forgetColor = m_dark ? QColor(200, 140, 255) : QColor(120, 40, 180);
+    auto place = [&](QCPItemStraightLine* line, QCPItemText* label, std::optional<double> x, const QColor& c,
+                     const QString& text) {
+        const bool on = m_markersVisible && x && *x > 0;
+        line->setVisible(on);
+        if (label)
+            label->setVisible(on);
+        if (!on)
+            return;
+        line->setPen(QPen(c, 1.2, Qt::DashLine));
+        line->point1->setCoords(*x, 0);
+        line->point2->setCoords(*x, 1);
+        if (label) {
+            label->position->setCoords(*x, 0.0);
+            label->setText(text);
+            label->setColor(c);
+        }
+    };
+    for (const auto& r : e.rects) {
+        place(r.train, r.trainLabel, train ? std::optional<double>(double(*train)) : std::nullopt, trainColor,
+              train ? tr("training length %1").arg(tokensText(double(*train))) : QString());
+        place(r.forget, r.forgetLabel, forget, forgetColor,
+              forget ? tr("T_forget %1").arg(tokensText(*forget)) : QString());
+    }
+    // Two labels at nearly the same x would overlap: put the second one lower.
+    if (!e.rects.isEmpty() && e.rects.front().forgetLabel)
+        e.rects.front().forgetLabel->position->setCoords(forget ? *forget : 0.0, 0.08);
+    e.plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
+void PlotGroup::setDarkTheme(bool dark)
+{
+    m_dark = dark;
+    for (Entry* e : m_entries)
+        updateMarkers(*e);
+    updateItems();
+}
+
+QCPItemStraightLine* PlotGroup::cursorLine(QCPAxisRect* rect) const
+{
+    for (Entry* e : m_entries)
+        for (const auto& r : e->rects)
+            if (r.x->axisRect() == rect)
+                return r.cursor;
+    return nullptr;
+}
+
+int PlotGroup::markerCount(QCustomPlot* plot) const
+{
+    int n = 0;
+    for (Entry* e : m_entries)
+        if (e->plot == plot)
+            for (const auto& r : e->rects)
+                n += (r.train->visible() ? 1 : 0) + (r.forget->visible() ? 1 : 0);
+    return n;
+}
+
+} // namespace statescope

@@ -1,0 +1,105 @@
+#pragma once
+
+// Keeps the token axes of several plots in step: zoom and pan together, linear or log x, one cursor
+// drawn in every plot, and markers for the training length and the predicted T_forget.
+#include "TraceData.h"
+
+#include <QList>
+#include <QObject>
+#include <QPointer>
+
+#include <optional>
+
+#include <qcustomplot.h>
+
+namespace statescope {
+
+class TraceView;
+
+class PlotGroup : public QObject {
+    Q_OBJECT
+public:
+    explicit PlotGroup(QObject* parent = nullptr);
+    ~PlotGroup() override;
+
+    // Adds the view's token axes; the view is refreshed whenever the shared range changes. Mouse
+    // drag/wheel on the plot pans/zooms x; a click (press and release without dragging) moves the
+    // cursor.
+    void addView(TraceView* view);
+    // For plain QCustomPlots (no re-query on range changes).
+    void addPlot(QCustomPlot* plot, const QList<QCPAxis*>& xAxes);
+    void removePlot(QCustomPlot* plot);
+    QList<QCustomPlot*> plots() const;
+
+    // The trace whose length bounds the range and which supplies marker defaults.
+    void setTrace(TraceData* trace);
+    TraceData* trace() const { return m_trace; }
+
+    QCPRange range() const { return m_range; } // in plot x (1-based token positions)
+    void setRange(const QCPRange& range);
+    // Shows the whole trace (at least [1, minimumSpan]).
+    void showAll();
+    // While true (default) and the view shows the end of a growing trace, the range follows it.
+    void setFollow(bool follow) { m_follow = follow; }
+    bool follow() const { return m_follow; }
+
+    void setLogX(bool log);
+    bool logX() const { return m_logX; }
+
+    // Token index (0-based) of the cursor, or -1 for none.
+    qint64 cursor() const { return m_cursor; }
+    void setCursor(qint64 token);
+
+    // Markers. The trace's values are shown until one is set here (nullopt then hides it);
+    // useTraceMarkers() goes back to the trace's values.
+    void setTrainingLength(std::optional<qint64> tokens);
+    void setForgetThreshold(std::optional<double> tokens);
+    void useTraceMarkers();
+    std::optional<qint64> trainingLength() const;
+    std::optional<double> forgetThreshold() const;
+    void setMarkersVisible(bool visible);
+
+    void setDarkTheme(bool dark);
+    // Lines up the data areas of the views (same left and right insets), so that a token sits at the
+    // same x on screen in every stacked view. On by default.
+    void setAlignViews(bool align);
+
+    // Items in a plot (for tests): the cursor line of an axis rect, markers.
+    QCPItemStraightLine* cursorLine(QCPAxisRect* rect) const;
+    int markerCount(QCustomPlot* plot) const;
+
+signals:
+    void cursorMoved(qint64 token);
+    void rangeChanged(const QCPRange& range);
+    void logXChanged(bool log);
+
+private:
+    struct Entry;
+    void onAxisRangeChanged(QCPAxis* axis, const QCPRange& range);
+    void applyRange(const QCPRange& range, QCPAxis* except);
+    void onAppended(qint64 tokens);
+    void updateItems();
+    void updateMarkers(Entry& e);
+    void installMouse(QCustomPlot* plot);
+    QCPRange clampRange(QCPRange r) const;
+    void alignInsets(TraceView* changed);
+    Entry* entryFor(QCustomPlot* plot);
+
+    QList<Entry*> m_entries;
+    QPointer<TraceData> m_trace;
+    QCPRange m_range{1, 1024};
+    bool m_follow = true;
+    bool m_logX = false;
+    bool m_dark = false;
+    bool m_markersVisible = true;
+    bool m_syncing = false;
+    bool m_align = true;
+    bool m_aligning = false;
+    qint64 m_cursor = -1;
+    qint64 m_lastTokens = 0;
+    std::optional<qint64> m_trainingLength;
+    std::optional<double> m_forgetThreshold;
+    bool m_trainingSet = false, m_forgetSet = false;
+};
+
+} // namespace statescope

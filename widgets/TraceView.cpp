@@ -1,0 +1,240 @@
+#include "TraceView.h"
+
+#include "PlotExporter.h"
+
+#include <QHBoxLayout>
+#include <QResizeEvent>
+#include <QTimer>
+#include <QVBoxLayout>
+
+#include <qcustomplot.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace statescope {
+
+namespace {
+
+// QCustomPlot computes its layout only when it replots; the views need the axis rects' pixel size
+// before that to decimate for them.
+class LayoutPlot : public QCustomPlot {
+public:
+    using QCustomPlot::QCustomPlot;
+    void layoutNow()
+    {
+        if (viewport().width() <= 1 || viewport().height() <= 1)
+            setViewport(QRect(QPoint(0, 0), size().expandedTo(QSize(2, 2))));
+        updateLayout();
+    }
+};
+
+} // namespace
+
+TraceView::TraceView(QWidget* parent) : QWidget(parent)
+{
+    m_layout = new QVBoxLayout(this);
+    m_layout->setContentsMargins(0, 0, 0, 0);
+    m_layout->setSpacing(2);
+    m_controls = new QHBoxLayout;
+    m_controls->setContentsMargins(4, 2, 4, 0);
+    m_controls->addStretch(1);
+    m_layout->addLayout(m_controls);
+    m_plot = new LayoutPlot(this);
+    m_plot->setMinimumHeight(120);
+    // Plots are redrawn from decimated data at most ~30 times a second; antialiasing of thousands of
+    // segments is the main cost of a replot, so it is off while dragging.
+    m_plot->setNoAntialiasingOnDrag(true);
+    m_layout->addWidget(m_plot, 1);
+
+    m_timer = new QTimer(this);
+    m_timer->setSingleShot(true);
+    m_timer->setInterval(kRefreshIntervalMs);
+    connect(m_timer, &QTimer::timeout, this, &TraceView::refresh);
+    PlotExporter::applyTheme(m_plot, m_dark);
+}
+
+TraceView::~TraceView() = default;
+
+void TraceView::addControl(QWidget* widget)
+{
+    m_controls->insertWidget(m_controls->count() - 1, widget);
+}
+
+void TraceView::ensureLayout()
+{
+    static_cast<LayoutPlot*>(m_plot)->layoutNow();
+}
+
+void TraceView::connectTrace(TraceData* t)
+{
+    if (!t)
+        return;
+    connect(t, &TraceData::appended, this, &TraceView::scheduleRefresh);
+    connect(t, &TraceData::traceReset, this, [this] {
+        tracesChanged();
+        scheduleRefresh();
+    });
+    connect(t, &TraceData::labelChanged, this, [this] {
+        tracesChanged();
+        scheduleRefresh();
+    });
+    connect(t, &QObject::destroyed, this, [this] {
+        tracesChanged();
+        scheduleRefresh();
+    });
+}
+
+void TraceView::setTrace(TraceData* trace)
+{
+    if (m_trace == trace)
+        return;
+    if (m_trace)
+        disconnect(m_trace, nullptr, this, nullptr);
+    m_trace = trace;
+    connectTrace(trace);
+    tracesChanged();
+    scheduleRefresh();
+}
+
+void TraceView::setOverlay(TraceData* overlay)
+{
+    if (m_overlay == overlay)
+        return;
+    if (m_overlay && m_overlay != m_trace)
+        disconnect(m_overlay, nullptr, this, nullptr);
+    m_overlay = overlay;
+    if (overlay != m_trace)
+        connectTrace(overlay);
+    tracesChanged();
+    scheduleRefresh();
+}
+
+void TraceView::setDarkTheme(bool dark)
+{
+    m_dark = dark;
+    PlotExporter::applyTheme(m_plot, dark);
+    restyle();
+    m_plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
+void TraceView::refresh()
+{
+    m_timer->stop();
+    ensureLayout();
+    rebuild();
+    emit aboutToReplot();
+    ++m_refreshCount;
+    m_plot->replot(QCustomPlot::rpQueuedReplot);
+    emit refreshed();
+}
+
+void TraceView::scheduleRefresh()
+{
+    if (!m_timer->isActive())
+        m_timer->start();
+}
+
+bool TraceView::refreshPending() const
+{
+    return m_timer->isActive();
+}
+
+void TraceView::resizeEvent(QResizeEvent* event)
+{
+    QWidget::resizeEvent(event);
+    scheduleRefresh();
+}
+
+QPair<int, int> TraceView::naturalInsets()
+{
+    for (QCPAxis* x : tokenAxes()) {
+        QCPAxisRect* r = x->axisRect();
+        QMargins m = r->minimumMargins();
+        m.setLeft(0);
+        m.setRight(0);
+        r->setMinimumMargins(m);
+    }
+    ensureLayout();
+    const QRect vp = m_plot->viewport();
+    int left = 0, right = 0;
+    for (QCPAxis* x : tokenAxes()) {
+        const QRect r = x->axisRect()->rect();
+        left = std::max(left, r.left() - vp.left());
+        right = std::max(right, vp.right() - r.right());
+    }
+    return {left, right};
+}
+
+void TraceView::setInsets(int left, int right)
+{
+    const QRect vp = m_plot->viewport();
+    for (QCPAxis* x : tokenAxes()) {
+        QCPAxisRect* r = x->axisRect();
+        const QRect outer = r->outerRect();
+        QMargins m = r->minimumMargins();
+        m.setLeft(std::max(0, left - (outer.left() - vp.left())));
+        m.setRight(std::max(0, right - (vp.right() - outer.right())));
+        r->setMinimumMargins(m);
+    }
+}
+
+std::pair<qint64, qint64> TraceView::visibleTokens() const
+{
+    const qint64 n = m_trace ? m_trace->tokens() : 0;
+    const QList<QCPAxis*> axes = tokenAxes();
+    if (axes.isEmpty() || n == 0)
+        return {0, 0};
+    const QCPRange r = axes.front()->range();
+    const qint64 b = std::clamp<qint64>(qint64(std::ceil(r.lower - 1.0)), 0, n);
+    const qint64 e = std::clamp<qint64>(qint64(std::floor(r.upper - 1.0)) + 1, 0, n);
+    return {b, std::max(b, e)};
+}
+
+int TraceView::dataColumns() const
+{
+    const QList<QCPAxis*> axes = tokenAxes();
+    int w = axes.isEmpty() ? 0 : axes.front()->axisRect()->width();
+    if (w <= 1)
+        w = std::max(1, m_plot->width() - 60);
+    return std::max(1, w);
+}
+
+QVector<qint64> TraceView::columnEdges(QCPAxis* axis, qint64 tokens, int pixelsPerColumn) const
+{
+    QVector<qint64> edges;
+    if (!axis || tokens <= 0)
+        return edges;
+    pixelsPerColumn = std::max(1, pixelsPerColumn);
+    const QCPRange r = axis->range();
+    // Token t is drawn at x = t + 1, so a column [xa, xb) holds tokens ceil(xa - 1) .. ceil(xb - 1) - 1.
+    auto toToken = [&](double x) { return std::clamp<qint64>(qint64(std::ceil(x - 1.0)), 0, tokens); };
+    const int left = axis->axisRect()->left();
+    const int width = axis->axisRect()->width();
+    if (width <= 1) {
+        // No geometry yet: equal columns in coordinates.
+        const int cols = std::max(1, dataColumns() / pixelsPerColumn);
+        for (int c = 0; c <= cols; ++c)
+            edges.push_back(toToken(r.lower + r.size() * c / cols));
+    } else {
+        const int cols = std::max(1, width / pixelsPerColumn);
+        edges.reserve(cols + 1);
+        for (int c = 0; c <= cols; ++c) {
+            const double px = left + double(width) * c / cols;
+            double x = axis->pixelToCoord(px);
+            if (c == 0)
+                x = r.lower;
+            else if (c == cols)
+                x = r.upper;
+            edges.push_back(toToken(x));
+        }
+    }
+    for (int i = 1; i < edges.size(); ++i)
+        edges[i] = std::max(edges[i], edges[i - 1]);
+    // The last visible token belongs to the last column.
+    if (!edges.isEmpty())
+        edges.back() = std::clamp<qint64>(qint64(std::floor(r.upper - 1.0)) + 1, edges.back(), tokens);
+    return edges;
+}
+
+} // namespace statescope

@@ -1,0 +1,111 @@
+#pragma once
+
+// Base of the plot views: one QCustomPlot (possibly with several axis rects) whose x axes are token
+// axes shared through a PlotGroup. Data are re-queried for the visible range and width (min/max per
+// pixel column) at most ~30 times a second, however often the trace grows.
+#include "TraceData.h"
+
+#include <QPointer>
+#include <QWidget>
+
+#include <functional>
+
+class QCustomPlot;
+class QCPAxis;
+class QCPAxisRect;
+class QTimer;
+class QVBoxLayout;
+class QHBoxLayout;
+
+namespace statescope {
+
+class PlotGroup;
+
+// One column of a CSV export: a name and the value at a token.
+struct CsvColumn {
+    QString name;
+    std::function<double(qint64 token)> value;
+};
+
+class TraceView : public QWidget {
+    Q_OBJECT
+public:
+    static constexpr int kRefreshIntervalMs = 33;
+
+    explicit TraceView(QWidget* parent = nullptr);
+    ~TraceView() override;
+
+    QCustomPlot* plot() const { return m_plot; }
+    // The x axes that show tokens (one per axis rect); a PlotGroup keeps them in step.
+    virtual QList<QCPAxis*> tokenAxes() const = 0;
+    virtual QString title() const = 0;
+
+    void setTrace(TraceData* trace);
+    TraceData* trace() const { return m_trace; }
+    // A second trace drawn on the same axes in a second colour, with a legend; nullptr removes it.
+    void setOverlay(TraceData* overlay);
+    TraceData* overlay() const { return m_overlay; }
+
+    void setDarkTheme(bool dark);
+    bool darkTheme() const { return m_dark; }
+
+    // Rebuilds the plottables from the data for the current x range and plot width, then queues a
+    // replot. Synchronous: tests call it directly; the views call it from their refresh timer.
+    void refresh();
+    // Asks for a refresh within kRefreshIntervalMs (coalesces appends and range changes).
+    void scheduleRefresh();
+    bool refreshPending() const;
+    // Refreshes done so far (to measure update rates).
+    qint64 refreshCount() const { return m_refreshCount; }
+
+    // Tokens [begin, end) in the visible x range, clamped to the trace.
+    std::pair<qint64, qint64> visibleTokens() const;
+    // The columns a CSV export of this view writes (after "token").
+    virtual QVector<CsvColumn> csvColumns() const = 0;
+
+    // Pixel columns of the plot's data area (at least 1), the decimation target.
+    int dataColumns() const;
+    // Column edges in tokens for the visible range of axis, one column per `pixelsPerColumn` pixels,
+    // equal in pixels (so log axes work); clamped to [0, tokens).
+    QVector<qint64> columnEdges(QCPAxis* axis, qint64 tokens, int pixelsPerColumn = 1) const;
+
+    // Distances in pixels from the plot's left and right edges to the data area of its token axis
+    // rects, as laid out on their own. PlotGroup lines stacked views up with setInsets().
+    QPair<int, int> naturalInsets();
+    // Widens the margins so that the data area starts `left` pixels from the plot's left edge and ends
+    // `right` pixels from its right edge (values below the natural insets have no effect).
+    void setInsets(int left, int right);
+
+signals:
+    void refreshed();
+    // After the data were rebuilt and before the replot (PlotGroup aligns the views' margins here).
+    void aboutToReplot();
+
+protected:
+    // Subclasses rebuild their plottables here (called by refresh()).
+    virtual void rebuild() = 0;
+    // Subclasses restyle their plottables here after a theme change (applyTheme is done already).
+    virtual void restyle() {}
+    // Called after setTrace / setOverlay (the plottables may need to be recreated).
+    virtual void tracesChanged() {}
+    void resizeEvent(QResizeEvent* event) override;
+    // Adds a widget to the controls row above the plot (left to right).
+    void addControl(QWidget* widget);
+    // Makes sure the plot's axis rects have their geometry (before the first replot of a hidden or
+    // never-painted plot), so that pixel columns can be computed.
+    void ensureLayout();
+
+    QVBoxLayout* m_layout = nullptr;  // controls row (m_controls) above the plot
+    QHBoxLayout* m_controls = nullptr;
+    QCustomPlot* m_plot = nullptr;
+    QPointer<TraceData> m_trace;
+    QPointer<TraceData> m_overlay;
+    bool m_dark = false;
+
+private:
+    void connectTrace(TraceData* t);
+    QTimer* m_timer = nullptr;
+    qint64 m_refreshCount = 0;
+};
+
+} // namespace statescope
