@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the built-in model on a demo text.
+# The README's main command: installs what is missing, builds, and opens StateScope on the built-in
+# model with a demo text, running. Without a display it runs the same through the CLI instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/deps.sh
 build=${STATESCOPE_BUILD_DIR:-build}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j "${STATESCOPE_JOBS:-2}" --target statescope-cli
+cmake --build "$build" -j "${STATESCOPE_JOBS:-2}" --target statescope statescope-cli
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+  exec "$build/app/statescope" --demo
+fi
+echo "no display: running the demo through statescope-cli (the window needs X11 or Wayland)"
 data=${XDG_DATA_HOME:-$HOME/.local/share}/statescope/traces
 mkdir -p "$data"
 model=resources/models/tiny-random
