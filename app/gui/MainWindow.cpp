@@ -1,5 +1,7 @@
 #include "MainWindow.h"
 
+#include "runtime/CudaInfo.h"
+
 #include "ExportDialog.h"
 #include "GateView.h"
 #include "InputPanel.h"
@@ -778,8 +780,21 @@ void MainWindow::updateActions()
 void MainWindow::updateMemory()
 {
     const MemoryUse m = processMemory();
+    QString text;
     if (m.rss > 0)
-        m_memoryLabel->setText(tr("RSS %1 (peak %2)").arg(formatBytes(m.rss), formatBytes(m.peakRss)));
+        text = tr("RSS %1 (peak %2)").arg(formatBytes(m.rss), formatBytes(m.peakRss));
+    // Device memory only while the chosen device is a GPU: reading it creates the CUDA context.
+    const QString device = m_modelPanel->device();
+    if (device.startsWith("cuda")) {
+        const int index = device.contains(':') ? device.section(':', 1).toInt() : 0;
+        const auto gpus = cudaDevices(true);
+        if (index < static_cast<int>(gpus.size()) && gpus[index].freeBytes >= 0)
+            text += tr(" · GPU %1 of %2")
+                        .arg(formatBytes(gpus[index].totalBytes - gpus[index].freeBytes),
+                             formatBytes(gpus[index].totalBytes));
+    }
+    if (!text.isEmpty())
+        m_memoryLabel->setText(text);
 }
 
 QString MainWindow::statsSummary() const
@@ -850,7 +865,9 @@ void MainWindow::showExportDialog()
 
 void MainWindow::showAbout()
 {
-    const QString cuda = Runner::cudaAvailable() ? tr("available") : tr("not available");
+    QString cuda = Runner::cudaAvailable() ? tr("available") : tr("not available");
+    for (const CudaDeviceInfo& d : cudaDevices(false))
+        cuda += QString("<br>%1 (%2)").arg(QString::fromStdString(d.name), formatBytes(d.totalBytes));
     QMessageBox::about(
         this, tr("About StateScope"),
         tr("<h3>StateScope %1</h3>"
