@@ -38,7 +38,8 @@ fi
 if [[ $steps == *" check "* ]]; then
   log check
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-  for fx in tests/data/mamba2/*/; do
+  fixtures=${FIXTURES:-tests/data/mamba2/*/}
+  for fx in $fixtures; do
     $cli check --fixture "$fx" --device cpu --chunk-sizes 1,7,64,256,1000 --rtol 1e-4 | tail -6
     $cli check --fixture "$fx" --device cpu --reference --rtol 1e-4 | tail -6
     $cli check --fixture "$fx" --device cuda --chunk-sizes 7,256,1000 --rtol 1e-4 | grep -v "^  .*ok$"
