@@ -73,6 +73,7 @@ GateView::GateView(QWidget* parent) : TraceView(parent)
     setupLayerAxis(m_heatRect->axis(QCPAxis::atLeft), 1);
     m_heatmap = new QCPColorMap(m_heatRect->axis(QCPAxis::atBottom), m_heatRect->axis(QCPAxis::atLeft));
     m_heatmap->setColorScale(m_scale);
+    m_heatmap->removeFromLegend(); // the colour scale explains it
     m_heatmap->setGradient(viridisGradient());
     m_heatmap->setInterpolate(false);
     m_heatmap->setTightBoundary(false);
@@ -157,7 +158,8 @@ void GateView::restyle()
             m_headGraphs[h]->removeFromLegend();
     }
     if (m_meanGraph)
-        m_meanGraph->setPen(QPen(m_dark ? QColor(235, 235, 235) : QColor(20, 20, 20), 1.0));
+        m_meanGraph->setPen(
+            QPen(m_dark ? QColor(235, 235, 235) : QColor(20, 20, 20), m_meanGraph->pen().widthF()));
 }
 
 void GateView::setLayer(int layer)
@@ -212,6 +214,7 @@ void GateView::rebuild()
             m_meanGraph->data()->clear();
         else
             setEnvelope(m_meanGraph, t->seriesEdges(Quantity::DecayLayerMean, m_layer, 0, edges), false);
+        setEmphasisPen(m_meanGraph, 2.0);
         m_meanGraph->setName(tr("layer %1: mean over heads").arg(m_layer));
     }
     QList<QCPGraph*> all(m_headGraphs.begin(), m_headGraphs.end());
@@ -226,7 +229,7 @@ void GateView::rebuild()
         fillHeatmap(m_heatmap, hc, t->layerHeatmapEdges(Quantity::Decay, m_reduce, hc.edges, m_head), L);
         m_heatmap->rescaleDataRange(true);
     }
-    QString what = m_reduce == HeadReduce::Mean ? tr("mean over heads")
+    QString what = m_reduce == HeadReduce::Mean  ? tr("mean over heads")
                    : m_reduce == HeadReduce::Min ? tr("min over heads")
                                                  : tr("head %1").arg(m_head);
     m_scale->axis()->setLabel(tr("α, %1").arg(what));
@@ -256,9 +259,8 @@ QVector<CsvColumn> GateView::csvColumns() const
     const Quantity q = m_reduce == HeadReduce::Min ? Quantity::DecayLayerMin : Quantity::DecayLayerMean;
     const QString tag = m_reduce == HeadReduce::Min ? QStringLiteral("min") : QStringLiteral("mean");
     for (int l = 0; l < t->layers(); ++l)
-        cols.push_back({QStringLiteral("decay_%1_L%2").arg(tag).arg(l), [t, q, l](qint64 k) {
-                            return t ? double(t->valueAt(q, l, 0, k)) : NAN;
-                        }});
+        cols.push_back({QStringLiteral("decay_%1_L%2").arg(tag).arg(l),
+                        [t, q, l](qint64 k) { return t ? double(t->valueAt(q, l, 0, k)) : NAN; }});
     return cols;
 }
 

@@ -131,7 +131,6 @@ void LossView::restyle()
         avg->setPen(QPen(c.darker(m_dark ? 100 : 130), 2.0));
         QColor pc = which == 0 ? (m_dark ? QColor(120, 220, 120) : QColor(30, 140, 60)) : c.darker(110);
         ppl->setPen(QPen(pc, 2.0, which == 0 ? Qt::SolidLine : Qt::DashLine));
-        ppl->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssNone));
     };
     styleTrace(m_nll, m_avg, m_ppl, 0);
     styleTrace(m_ovNll, m_ovAvg, m_ovPpl, 1);
@@ -160,9 +159,11 @@ void LossView::rebuild()
         setEnvelope(nll, t->nllEdges(edges), true);
         // The average is smooth: one point per column (the column's mean) is enough.
         setEnvelope(avg, t->movingAverageEdges(edges, m_window), false);
+        setEmphasisPen(avg, 2.0);
         const qint64 b = edges.front(), e = edges.back();
         // Buckets overlapping the visible range plus one on each side, so the steps reach the edges.
-        const QVector<QPointF> pts = t->bucketedPerplexity(m_bucket, std::max<qint64>(0, b - m_bucket), e + m_bucket);
+        const QVector<QPointF> pts =
+            t->bucketedPerplexity(m_bucket, std::max<qint64>(0, b - m_bucket), e + m_bucket);
         QVector<double> px, py;
         px.reserve(pts.size());
         py.reserve(pts.size());
@@ -171,6 +172,10 @@ void LossView::rebuild()
             py.push_back(p.y());
         }
         ppl->setData(px, py, true);
+        setEmphasisPen(ppl, 2.0);
+        // A step line needs two buckets to show: mark the buckets while there are few.
+        ppl->setScatterStyle(pts.size() <= 64 ? QCPScatterStyle(QCPScatterStyle::ssDisc, 5)
+                                              : QCPScatterStyle(QCPScatterStyle::ssNone));
     };
     fill(m_trace, m_nll, m_avg, m_ppl);
     if (ov)
@@ -185,7 +190,8 @@ QVector<CsvColumn> LossView::csvColumns() const
     QPointer<TraceData> t = m_trace;
     const int w = m_window, b = m_bucket;
     auto add = [&](QPointer<TraceData> d, const QString& prefix) {
-        cols.push_back({prefix + QStringLiteral("nll"), [d](qint64 k) { return d ? double(d->nllAt(k)) : NAN; }});
+        cols.push_back(
+            {prefix + QStringLiteral("nll"), [d](qint64 k) { return d ? double(d->nllAt(k)) : NAN; }});
         cols.push_back({prefix + QStringLiteral("nll_mean%1").arg(w),
                         [d, w](qint64 k) { return d ? d->movingAverageAt(k, w) : NAN; }});
         cols.push_back({prefix + QStringLiteral("perplexity_bucket%1").arg(b),

@@ -64,6 +64,7 @@ NormView::NormView(QWidget* parent) : TraceView(parent)
     ly->setLabel(tr("layer"));
     m_heatmap = new QCPColorMap(m_heatRect->axis(QCPAxis::atBottom), ly);
     m_heatmap->setColorScale(m_scale);
+    m_heatmap->removeFromLegend(); // the colour scale explains it
     m_heatmap->setGradient(viridisGradient());
     m_heatmap->setInterpolate(false);
     p->legend->setVisible(true);
@@ -130,8 +131,9 @@ void NormView::restyle()
                       : PlotExporter::seriesColor(h, m_headGraphs.size(), m_dark);
         // One-pixel pens: wider ones make Qt stroke thousands of min/max segments as paths, 100x slower.
         m_headGraphs[h]->setPen(QPen(c, 1.0));
-        m_headGraphs[h]->setName(ov ? tr("%1: heads of layer %2").arg(label(m_trace, tr("trace"))).arg(m_layer)
-                                    : tr("head %1").arg(h));
+        m_headGraphs[h]->setName(
+            ov ? tr("%1: heads of layer %2").arg(label(m_trace, tr("trace"))).arg(m_layer)
+               : tr("head %1").arg(h));
         // One legend entry per trace with an overlay; per head otherwise (for few heads).
         if ((ov && h == 0) || (!ov && m_headGraphs.size() <= 8))
             m_headGraphs[h]->addToLegend();
@@ -141,7 +143,8 @@ void NormView::restyle()
     for (int h = 0; h < m_overlayGraphs.size(); ++h) {
         QColor c = shade(PlotExporter::traceColor(1, m_dark), h, m_overlayGraphs.size());
         m_overlayGraphs[h]->setPen(QPen(c, 1.0));
-        m_overlayGraphs[h]->setName(tr("%1: heads of layer %2").arg(label(m_overlay, tr("overlay"))).arg(m_layer));
+        m_overlayGraphs[h]->setName(
+            tr("%1: heads of layer %2").arg(label(m_overlay, tr("overlay"))).arg(m_layer));
         if (h == 0)
             m_overlayGraphs[h]->addToLegend();
         else
@@ -213,7 +216,8 @@ void NormView::rebuild()
     if (!t || L == 0 || hc.columns() < 1) {
         fillHeatmap(m_heatmap, hc, {}, L);
     } else {
-        fillHeatmap(m_heatmap, hc, t->layerHeatmapEdges(Quantity::StateNormLayer, HeadReduce::Mean, hc.edges), L);
+        fillHeatmap(m_heatmap, hc, t->layerHeatmapEdges(Quantity::StateNormLayer, HeadReduce::Mean, hc.edges),
+                    L);
         m_heatmap->rescaleDataRange(true);
         if (m_logY) {
             QCPRange r = m_heatmap->dataRange();
@@ -231,9 +235,10 @@ QVector<CsvColumn> NormView::csvColumns() const
         if (!t)
             return;
         for (int h = 0; h < t->heads(); ++h)
-            cols.push_back({prefix + QStringLiteral("state_norm_L%1_H%2").arg(layer).arg(h), [t, layer, h](qint64 k) {
-                                return t ? double(t->valueAt(Quantity::StateNorm, layer, h, k)) : NAN;
-                            }});
+            cols.push_back(
+                {prefix + QStringLiteral("state_norm_L%1_H%2").arg(layer).arg(h), [t, layer, h](qint64 k) {
+                     return t ? double(t->valueAt(Quantity::StateNorm, layer, h, k)) : NAN;
+                 }});
     };
     add(m_trace, QString());
     if (m_overlay && m_overlay != m_trace)

@@ -55,29 +55,61 @@ QList<QCPLegend*> legends(QCustomPlot* plot)
     return out;
 }
 
+// The legend's entries in order (its grid may have holes where entries were removed).
+QList<QCPAbstractLegendItem*> legendItems(QCPLegend* legend)
+{
+    QList<QCPAbstractLegendItem*> items;
+    for (int i = 0; i < legend->elementCount(); ++i)
+        if (auto* item = qobject_cast<QCPAbstractLegendItem*>(legend->elementAt(i)))
+            items.push_back(item);
+    return items;
+}
+
+// Lays the legend's entries out again in their order, without holes.
+void repack(QCPLegend* legend, QCPLayoutGrid::FillOrder order, int wrap)
+{
+    const QList<QCPAbstractLegendItem*> items = legendItems(legend);
+    for (QCPAbstractLegendItem* item : items)
+        legend->take(item);
+    legend->simplify();
+    legend->setWrap(wrap);
+    legend->setFillOrder(order, false);
+    for (QCPAbstractLegendItem* item : items)
+        legend->addElement(item);
+}
+
 // Everything a paper export changes, so that the screen look comes back afterwards.
 class StyleSnapshot {
 public:
     explicit StyleSnapshot(QCustomPlot* plot) : m_plot(plot)
     {
         forEachAxis(plot, [&](QCPAxis* a) {
-            m_axes.push_back({a, a->tickLabelFont(), a->labelFont(), a->basePen(), a->tickPen(), a->subTickPen(),
-                              a->grid()->pen(), a->grid()->subGridPen(), a->grid()->zeroLinePen(), a->tickLengthIn(),
-                              a->tickLengthOut(), a->subTickLengthIn(), a->padding(), a->labelPadding(),
-                              a->tickLabelPadding()});
+            m_axes.push_back({a, a->tickLabelFont(), a->labelFont(), a->basePen(), a->tickPen(),
+                              a->subTickPen(), a->grid()->pen(), a->grid()->subGridPen(),
+                              a->grid()->zeroLinePen(), a->tickLengthIn(), a->tickLengthOut(),
+                              a->subTickLengthIn(), a->padding(), a->labelPadding(), a->tickLabelPadding()});
         });
         for (int i = 0; i < plot->plottableCount(); ++i) {
             QCPAbstractPlottable* p = plot->plottable(i);
             m_plottables.push_back({p, p->pen()});
         }
-        for (QCPLegend* l : legends(plot))
-            m_legends.push_back({l, l->font(), l->borderPen(), l->iconSize()});
+        for (QCPLegend* l : legends(plot)) {
+            QList<QPair<QPointer<QCPAbstractLegendItem>, QMargins>> itemMargins;
+            for (QCPAbstractLegendItem* item : legendItems(l))
+                itemMargins.push_back({item, item->margins()});
+            m_legends.push_back({l, l->font(), l->borderPen(), l->iconSize(), l->fillOrder(), l->wrap(),
+                                 l->margins(), l->rowSpacing(), l->columnSpacing(), l->iconTextPadding(),
+                                 itemMargins});
+        }
         for (int i = 0; i < plot->itemCount(); ++i)
             if (auto* t = qobject_cast<QCPItemText*>(plot->item(i)))
                 m_texts.push_back({t, t->font()});
-        for (QCPLayoutElement* el : plot->plotLayout()->elements(true))
+        for (QCPLayoutElement* el : plot->plotLayout()->elements(true)) {
             if (auto* t = qobject_cast<QCPTextElement*>(el))
                 m_titles.push_back({t, t->font()});
+            if (auto* r = qobject_cast<QCPAxisRect*>(el))
+                m_rects.push_back({r, r->minimumMargins()});
+        }
         m_dark = plot->property(kDarkProperty).toBool();
     }
 
@@ -94,6 +126,11 @@ public:
             return p;
         };
         PlotExporter::applyTheme(m_plot, s.dark);
+        // Margins widened to line up with other views on screen are in screen pixels: drop them.
+        // Room for the top tick label and the last x tick label, which QCustomPlot lets overhang.
+        for (const auto& r : m_rects)
+            if (r.rect)
+                r.rect->setMinimumMargins(QMargins(0, px, px, 0));
         const double thin = 0.5 * s.lineWidth;
         forEachAxis(m_plot, [&](QCPAxis* a) {
             a->setTickLabelFont(sized(a->tickLabelFont()));
@@ -117,7 +154,28 @@ public:
                 l.legend->setFont(sized(l.font));
                 l.legend->setBorderPen(widthPen(l.border, thin));
                 l.legend->setIconSize(QSize(px * 2, px));
+                // Spacing is in pixels on screen and would be points here: shrink it with the font.
+                l.legend->setMargins(QMargins(px / 2, px / 4, px / 2, px / 4));
+                l.legend->setRowSpacing(0);
+                l.legend->setColumnSpacing(px);
+                l.legend->setIconTextPadding(px / 2);
+                for (QCPAbstractLegendItem* item : legendItems(l.legend))
+                    item->setMargins(QMargins(px / 4, 1, px / 4, 1));
             }
+        // As many legend entries per row as fit in the figure's width.
+        for (const auto& l : m_legends) {
+            if (!l.legend)
+                continue;
+            const QList<QCPAbstractLegendItem*> items = legendItems(l.legend);
+            if (items.size() < 2)
+                continue;
+            int itemWidth = 1;
+            for (QCPAbstractLegendItem* item : items)
+                itemWidth = std::max(itemWidth, item->minimumOuterSizeHint().width());
+            const double available = 0.8 * mmToPt(s.widthMm) - px;
+            const int perRow = std::clamp(int(available / (itemWidth + px)), 1, int(items.size()));
+            repack(l.legend, QCPLayoutGrid::foColumnsFirst, perRow);
+        }
         for (const auto& t : m_texts)
             if (t.item)
                 t.item->setFont(sized(t.font, 0.9));
@@ -153,6 +211,14 @@ public:
                 l.legend->setFont(l.font);
                 l.legend->setBorderPen(l.border);
                 l.legend->setIconSize(l.icon);
+                repack(l.legend, l.order, l.wrap);
+                l.legend->setMargins(l.margins);
+                l.legend->setRowSpacing(l.rowSpacing);
+                l.legend->setColumnSpacing(l.columnSpacing);
+                l.legend->setIconTextPadding(l.iconPadding);
+                for (const auto& im : l.itemMargins)
+                    if (im.first)
+                        im.first->setMargins(im.second);
             }
         for (const auto& t : m_texts)
             if (t.item)
@@ -160,6 +226,9 @@ public:
         for (const auto& t : m_titles)
             if (t.title)
                 t.title->setFont(t.font);
+        for (const auto& r : m_rects)
+            if (r.rect)
+                r.rect->setMinimumMargins(r.margins);
         PlotExporter::applyTheme(m_plot, m_dark);
         m_plot->replot(QCustomPlot::rpQueuedReplot);
     }
@@ -180,6 +249,11 @@ private:
         QFont font;
         QPen border;
         QSize icon;
+        QCPLayoutGrid::FillOrder order;
+        int wrap;
+        QMargins margins;
+        int rowSpacing, columnSpacing, iconPadding;
+        QList<QPair<QPointer<QCPAbstractLegendItem>, QMargins>> itemMargins;
     };
     struct TextStyle {
         QPointer<QCPItemText> item;
@@ -189,12 +263,17 @@ private:
         QPointer<QCPTextElement> title;
         QFont font;
     };
+    struct RectStyle {
+        QPointer<QCPAxisRect> rect;
+        QMargins margins;
+    };
     QCustomPlot* m_plot;
     QList<AxisStyle> m_axes;
     QList<PlottableStyle> m_plottables;
     QList<LegendStyle> m_legends;
     QList<TextStyle> m_texts;
     QList<TitleStyle> m_titles;
+    QList<RectStyle> m_rects;
     bool m_dark = false;
 };
 
@@ -334,7 +413,8 @@ bool PlotExporter::save(TraceView* view, const QString& path, const ExportStyle&
         return setError(error, QObject::tr("no view to export"));
     ExportFormat format;
     if (!formatFromPath(path, &format))
-        return setError(error, QObject::tr("%1: unknown export format (use .png, .svg, .pdf or .csv)").arg(path));
+        return setError(error,
+                        QObject::tr("%1: unknown export format (use .png, .svg, .pdf or .csv)").arg(path));
     if (format == ExportFormat::Csv)
         return saveCsv(view, path, error);
     // Views colour their plottables for their theme: paper exports want the light colours.

@@ -13,8 +13,8 @@ namespace statescope {
 class TraceView;
 
 struct ExportStyle {
-    bool paper = false;     // false: the plot as it is on screen (size, fonts, pens)
-    double widthMm = 120;   // paper: figure size
+    bool paper = false;   // false: the plot as it is on screen (size, fonts, pens)
+    double widthMm = 120; // paper: figure size
     double heightMm = 75;
     double fontPt = 8;      // paper: tick labels, axis labels, legend
     double lineWidth = 1.0; // paper: pen width (pt) of the graphs

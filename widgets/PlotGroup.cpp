@@ -116,8 +116,11 @@ void PlotGroup::addView(TraceView* view)
     addPlot(view->plot(), view->tokenAxes());
     if (Entry* e = entryFor(view->plot())) {
         e->view = view;
-        e->connections.push_back(
-            connect(view, &TraceView::aboutToReplot, this, [this, view] { alignInsets(view); }));
+        e->connections.push_back(connect(view, &TraceView::aboutToReplot, this, [this, view] {
+            alignInsets(view);
+            if (Entry* en = entryFor(view->plot()))
+                placeLabels(*en);
+        }));
         view->scheduleRefresh();
     }
 }
@@ -324,6 +327,7 @@ void PlotGroup::applyRange(const QCPRange& range, QCPAxis* except)
         for (const auto& r : e->rects)
             if (r.x != except && (r.x->range().lower != range.lower || r.x->range().upper != range.upper))
                 r.x->setRange(range);
+        placeLabels(*e);
         if (e->view)
             e->view->scheduleRefresh();
         else
@@ -498,7 +502,6 @@ void PlotGroup::updateMarkers(Entry& e)
         line->point1->setCoords(*x, 0);
         line->point2->setCoords(*x, 1);
         if (label) {
-            label->position->setCoords(*x, 0.0);
             label->setText(text);
             label->setColor(c);
         }
@@ -509,10 +512,30 @@ void PlotGroup::updateMarkers(Entry& e)
         place(r.forget, r.forgetLabel, forget, forgetColor,
               forget ? tr("T_forget %1").arg(tokensText(*forget)) : QString());
     }
-    // Two labels at nearly the same x would overlap: put the second one lower.
-    if (!e.rects.isEmpty() && e.rects.front().forgetLabel)
-        e.rects.front().forgetLabel->position->setCoords(forget ? *forget : 0.0, 0.08);
+    placeLabels(e);
     e.plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
+void PlotGroup::placeLabels(Entry& e)
+{
+    if (e.rects.isEmpty() || !e.rects.front().trainLabel)
+        return;
+    const Entry::RectItems& r = e.rects.front();
+    const std::optional<qint64> train = trainingLength();
+    const std::optional<double> forget = forgetThreshold();
+    // Labels sit right of their line, or left of it in the right part of the view so that they are
+    // not cut off; the second one a line lower, so that close markers do not overlap.
+    auto place = [&](QCPItemText* label, std::optional<double> x, double y) {
+        if (!x)
+            return;
+        const double px = r.x->coordToPixel(*x);
+        const QCPAxisRect* rect = r.x->axisRect();
+        const bool right = px > rect->left() + 0.6 * rect->width();
+        label->setPositionAlignment((right ? Qt::AlignRight : Qt::AlignLeft) | Qt::AlignTop);
+        label->position->setCoords(*x, y);
+    };
+    place(r.trainLabel, train ? std::optional<double>(double(*train)) : std::nullopt, 0.0);
+    place(r.forgetLabel, forget, 0.08);
 }
 
 void PlotGroup::setDarkTheme(bool dark)

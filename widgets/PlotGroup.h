@@ -80,6 +80,7 @@ private:
     void onAppended(qint64 tokens);
     void updateItems();
     void updateMarkers(Entry& e);
+    void placeLabels(Entry& e);
     void installMouse(QCustomPlot* plot);
     QCPRange clampRange(QCPRange r) const;
     void alignInsets(TraceView* changed);

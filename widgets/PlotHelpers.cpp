@@ -31,6 +31,17 @@ void setEnvelope(QCPGraph* graph, const Envelope& env, bool minMax)
     graph->setAntialiased(!(env.decimated && minMax));
 }
 
+void setEmphasisPen(QCPGraph* graph, double width)
+{
+    constexpr int kMaxWidePoints = 600;
+    QPen pen = graph->pen();
+    const double w = graph->dataCount() <= kMaxWidePoints ? width : 1.0;
+    if (pen.widthF() != w) {
+        pen.setWidthF(w);
+        graph->setPen(pen);
+    }
+}
+
 QCPColorGradient viridisGradient()
 {
     QCPColorGradient g;
@@ -137,7 +148,8 @@ void rescaleY(QCPAxis* y, const QList<QCPGraph*>& graphs, bool log, bool include
         if (!g || !g->visible())
             continue;
         bool found = false;
-        const QCPRange r = g->getValueRange(found, log ? QCP::sdPositive : QCP::sdBoth, g->keyAxis()->range());
+        const QCPRange r =
+            g->getValueRange(found, log ? QCP::sdPositive : QCP::sdBoth, g->keyAxis()->range());
         if (!found)
             continue;
         lo = std::min(lo, r.lower);

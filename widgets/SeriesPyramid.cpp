@@ -151,7 +151,8 @@ void SeriesPyramid::mergePairs()
             m_mean[i] = 0.5f * (m_mean[a] + m_mean[b]);
         } else {
             const qint32 n = m_n[a] + m_n[b];
-            const double s = (m_n[a] ? double(m_mean[a]) * m_n[a] : 0.0) + (m_n[b] ? double(m_mean[b]) * m_n[b] : 0.0);
+            const double s =
+                (m_n[a] ? double(m_mean[a]) * m_n[a] : 0.0) + (m_n[b] ? double(m_mean[b]) * m_n[b] : 0.0);
             m_mean[i] = n ? float(s / n) : kNaN;
             m_n[i] = n;
         }
@@ -168,7 +169,8 @@ SeriesPyramid::Acc SeriesPyramid::bucket(qint64 index) const
 {
     if (index < qint64(m_min.size())) {
         const qint64 n = !m_counted ? m_width : m_n[size_t(index)];
-        return Acc{m_min[size_t(index)], m_max[size_t(index)], n ? double(m_mean[size_t(index)]) * n : 0.0, n};
+        return Acc{m_min[size_t(index)], m_max[size_t(index)], n ? double(m_mean[size_t(index)]) * n : 0.0,
+                   n};
     }
     return m_partial;
 }

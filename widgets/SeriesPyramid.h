@@ -37,7 +37,7 @@ public:
     void append(const float* values, qint64 count, qint64 stride = 1);
     void clear();
 
-    qint64 count() const { return m_count; } // tokens appended
+    qint64 count() const { return m_count; }       // tokens appended
     qint64 bucketWidth() const { return m_width; } // tokens per bucket, a power of two
     int bucketCount() const;                       // including a partly filled last bucket
     int cap() const { return m_cap; }

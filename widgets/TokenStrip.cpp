@@ -115,6 +115,11 @@ QColor TokenStrip::shadeFor(float nll) const
 
 void TokenStrip::onAppended(qint64 tokens)
 {
+    // Hidden (another tab): lay out when shown.
+    if (!isVisible()) {
+        m_layoutWidth = -1;
+        return;
+    }
     // While no token is selected the strip shows the newest tokens as they arrive.
     if (m_cursor < 0) {
         if (m_winEnd < tokens) {
@@ -230,8 +235,8 @@ QString TokenStrip::toolTipFor(qint64 token) const
         s += QStringLiteral("<br>") + tr("layer %1:").arg(l);
         if (t->hasQuantity(Quantity::DecayLayerMean))
             s += QStringLiteral(" ") + tr("α mean %1, min %2;")
-                                        .arg(num(t->valueAt(Quantity::DecayLayerMean, l, 0, token)))
-                                        .arg(num(t->valueAt(Quantity::DecayLayerMin, l, 0, token)));
+                                           .arg(num(t->valueAt(Quantity::DecayLayerMean, l, 0, token)))
+                                           .arg(num(t->valueAt(Quantity::DecayLayerMin, l, 0, token)));
         if (t->hasQuantity(Quantity::StateNormLayer))
             s += QStringLiteral(" ") +
                  tr("state norm %1").arg(num(t->valueAt(Quantity::StateNormLayer, l, 0, token)));
@@ -253,7 +258,9 @@ void TokenStrip::paintEvent(QPaintEvent*)
     if (!m_trace)
         return;
     if (m_layoutWidth != viewport()->width())
-        relayout(m_cursor >= 0 ? m_cursor : (m_winBegin + m_winEnd) / 2);
+        relayout(m_cursor >= 0       ? m_cursor
+                 : m_layoutWidth < 0 ? m_trace->tokens()
+                                     : (m_winBegin + m_winEnd) / 2);
     const int top = verticalScrollBar()->value();
     const int h = viewport()->height();
     p.translate(0, -top);
@@ -272,7 +279,8 @@ void TokenStrip::paintEvent(QPaintEvent*)
     if (m_winBegin > 0 || m_winEnd < m_trace->tokens()) {
         p.resetTransform();
         p.setPen(m_dark ? QColor(150, 150, 150) : QColor(120, 120, 120));
-        const QString note = tr("tokens %1–%2 of %3").arg(m_winBegin).arg(m_winEnd - 1).arg(m_trace->tokens());
+        const QString note =
+            tr("tokens %1–%2 of %3").arg(m_winBegin).arg(m_winEnd - 1).arg(m_trace->tokens());
         const QFontMetrics fm(font());
         p.drawText(viewport()->width() - fm.horizontalAdvance(note) - kMargin, h - fm.descent() - 1, note);
     }

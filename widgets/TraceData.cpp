@@ -116,8 +116,8 @@ void TraceData::reset(const TraceHeaderInfo& header)
 
     const size_t lh = size_t(m_header.layers) * size_t(m_header.heads);
     const size_t l = size_t(m_header.layers);
-    const size_t series = (m_dtProbe >= 0 ? lh : 0) + (m_decayProbe >= 0 ? lh + 2 * l : 0) +
-                          (m_normProbe >= 0 ? lh + l : 0);
+    const size_t series =
+        (m_dtProbe >= 0 ? lh : 0) + (m_decayProbe >= 0 ? lh + 2 * l : 0) + (m_normProbe >= 0 ? lh + l : 0);
     // 12 bytes per bucket (min, max, mean as floats).
     qint64 cap = SeriesPyramid::kDefaultCap;
     if (series > 0) {
@@ -218,7 +218,8 @@ void TraceData::appendBlock(const ChunkProbes& chunk)
         }
     }
     if (decay || norm) {
-        std::vector<float> mean(static_cast<size_t>(n)), mn(static_cast<size_t>(n)), total(static_cast<size_t>(n));
+        std::vector<float> mean(static_cast<size_t>(n)), mn(static_cast<size_t>(n)),
+            total(static_cast<size_t>(n));
         for (int l = 0; l < L; ++l) {
             for (qint64 t = 0; t < n; ++t) {
                 const float* d = decay ? decay + t * lh + qint64(l) * H : nullptr;
@@ -608,7 +609,8 @@ QVector<float> TraceData::layerHeatmapEdges(Quantity q, HeadReduce reduce, const
         if (reduce == HeadReduce::Head)
             src = {pyramid(perHead, l, std::clamp(head, 0, std::max(0, H - 1)))};
         else if (isDecay(q))
-            src = {pyramid(reduce == HeadReduce::Min ? Quantity::DecayLayerMin : Quantity::DecayLayerMean, l, 0)};
+            src = {pyramid(reduce == HeadReduce::Min ? Quantity::DecayLayerMin : Quantity::DecayLayerMean, l,
+                           0)};
         else if (isNorm(q) && reduce == HeadReduce::Mean)
             src = {pyramid(Quantity::StateNormLayer, l, 0)};
         else
@@ -640,8 +642,9 @@ QVector<float> TraceData::layerHeatmapEdges(Quantity q, HeadReduce reduce, const
 
 size_t TraceData::memoryBytes() const
 {
-    return sizeof(*this) + size_t(m_ids.capacity()) * sizeof(qint32) + size_t(m_offsets.capacity()) * sizeof(qint64) +
-           size_t(m_nll.capacity()) * sizeof(float) + size_t(m_nllPrefix.capacity()) * sizeof(double) +
+    return sizeof(*this) + size_t(m_ids.capacity()) * sizeof(qint32) +
+           size_t(m_offsets.capacity()) * sizeof(qint64) + size_t(m_nll.capacity()) * sizeof(float) +
+           size_t(m_nllPrefix.capacity()) * sizeof(double) +
            size_t(m_nllPrefixCount.capacity()) * sizeof(qint32) + pyramidBytes();
 }
 

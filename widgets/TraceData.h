@@ -23,8 +23,8 @@ struct TraceHeaderInfo {
     QString architecture; // "mamba2"
     int layers = 0;
     int heads = 0;
-    std::vector<ProbeDesc> probes;        // the order of ChunkProbes::values
-    std::optional<qint64> trainingLength; // tokens
+    std::vector<ProbeDesc> probes;         // the order of ChunkProbes::values
+    std::optional<qint64> trainingLength;  // tokens
     std::optional<double> forgetThreshold; // tokens (the paper's predicted T_forget)
 };
 
@@ -40,9 +40,9 @@ enum class Quantity {
 
 // How layerHeatmap reduces the heads of a layer.
 enum class HeadReduce {
-    Mean,  // mean over heads (for StateNorm*: the layer norm sqrt(sum_h ||S_h||^2) instead)
-    Min,   // min over heads (cells show the min over their tokens)
-    Head,  // one chosen head
+    Mean, // mean over heads (for StateNorm*: the layer norm sqrt(sum_h ||S_h||^2) instead)
+    Min,  // min over heads (cells show the min over their tokens)
+    Head, // one chosen head
 };
 
 class TraceData : public QObject {
@@ -81,7 +81,7 @@ public:
     std::optional<double> forgetThreshold() const { return m_header.forgetThreshold; }
     void setTrainingLength(std::optional<qint64> tokens);  // emits markersChanged()
     void setForgetThreshold(std::optional<double> tokens); // emits markersChanged()
-    QString filePath() const { return m_filePath; } // the file loadFile read, or setFilePath
+    QString filePath() const { return m_filePath; }        // the file loadFile read, or setFilePath
 
     qint64 tokens() const { return m_tokens; }
     int layers() const { return m_header.layers; }
@@ -89,7 +89,7 @@ public:
     bool hasQuantity(Quantity q) const;
     const QVector<qint32>& ids() const { return m_ids; }
     const QVector<qint64>& offsets() const { return m_offsets; } // 2 per token, or empty
-    const QVector<float>& nllValues() const { return m_nll; }   // full resolution
+    const QVector<float>& nllValues() const { return m_nll; }    // full resolution
 
     // The input text (UTF-8) that offsets index into, for the token strip.
     void setText(const QByteArray& utf8);

@@ -95,7 +95,7 @@ protected:
     // never-painted plot), so that pixel columns can be computed.
     void ensureLayout();
 
-    QVBoxLayout* m_layout = nullptr;  // controls row (m_controls) above the plot
+    QVBoxLayout* m_layout = nullptr; // controls row (m_controls) above the plot
     QHBoxLayout* m_controls = nullptr;
     QCustomPlot* m_plot = nullptr;
     QPointer<TraceData> m_trace;

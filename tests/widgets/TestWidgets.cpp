@@ -125,8 +125,7 @@ bool sameEnvelope(const Envelope& a, const Envelope& b)
     return true;
 }
 
-template <typename View>
-void showView(View& v, int w, int h)
+template <typename View> void showView(View& v, int w, int h)
 {
     v.resize(w, h);
     v.show();
@@ -326,7 +325,8 @@ void TestWidgets::traceAggregates()
         }
         QVERIFY(std::abs(d.valueAt(Quantity::DecayLayerMean, 1, 0, t) - mean) < 1e-5);
         QCOMPARE(d.valueAt(Quantity::DecayLayerMin, 1, 0, t), mn);
-        QVERIFY(std::abs(d.valueAt(Quantity::StateNormLayer, 1, 0, t) - std::sqrt(sq)) < 1e-3 * std::sqrt(sq));
+        QVERIFY(std::abs(d.valueAt(Quantity::StateNormLayer, 1, 0, t) - std::sqrt(sq)) <
+                1e-3 * std::sqrt(sq));
     }
     QVERIFY(std::isnan(d.valueAt(Quantity::Decay, 2, 0, 0))); // layer out of range
     QVERIFY(std::isnan(d.valueAt(Quantity::Decay, 0, 8, 0))); // head out of range
@@ -551,7 +551,8 @@ void TestWidgets::plotGroupSync()
     LossView loss;
     GateView gate;
     NormView norm;
-    for (TraceView* v : {static_cast<TraceView*>(&loss), static_cast<TraceView*>(&gate), static_cast<TraceView*>(&norm)}) {
+    for (TraceView* v :
+         {static_cast<TraceView*>(&loss), static_cast<TraceView*>(&gate), static_cast<TraceView*>(&norm)}) {
         v->setTrace(&d);
         g.addView(v);
         v->resize(1000, 400);
@@ -560,7 +561,8 @@ void TestWidgets::plotGroupSync()
     }
     QCOMPARE(g.plots().size(), 3);
     g.setRange(QCPRange(50, 150));
-    for (TraceView* v : {static_cast<TraceView*>(&loss), static_cast<TraceView*>(&gate), static_cast<TraceView*>(&norm)})
+    for (TraceView* v :
+         {static_cast<TraceView*>(&loss), static_cast<TraceView*>(&gate), static_cast<TraceView*>(&norm)})
         for (QCPAxis* x : v->tokenAxes()) {
             QCOMPARE(x->range().lower, 50.0);
             QCOMPARE(x->range().upper, 150.0);
@@ -630,18 +632,23 @@ void TestWidgets::liveAppendsCoalesce()
     QCOMPARE(v.nllGraph()->dataCount(), 300);
     // The range followed the growing trace.
     QVERIFY(g.range().upper >= 300);
-    // Appends spread over time: at most ~30 refreshes a second.
+    // Appends every few ms for a second: the plot follows at least 10 times a second and at most
+    // ~30 (the refresh timer), however many appends arrive.
     QElapsedTimer timer;
     timer.start();
     const qint64 c0 = v.refreshCount();
     qint64 at = 300;
-    while (timer.elapsed() < 500) {
+    int appends = 0;
+    while (timer.elapsed() < 1000) {
         d.append(makeChunk(at, 2));
         at += 2;
+        ++appends;
         QTest::qWait(2);
     }
-    const qint64 refreshes = v.refreshCount() - c0;
-    QVERIFY2(refreshes >= 5 && refreshes <= 25, qPrintable(QString::number(refreshes)));
+    const double perSecond = (v.refreshCount() - c0) * 1000.0 / timer.elapsed();
+    QVERIFY2(perSecond >= 10 && perSecond <= 35,
+             qPrintable(QStringLiteral("%1 refreshes/s for %2 appends").arg(perSecond).arg(appends)));
+    QVERIFY(appends > 2 * (v.refreshCount() - c0));
 }
 
 void TestWidgets::overlays()
@@ -758,6 +765,10 @@ void TestWidgets::exports()
             QVERIFY(pdf.startsWith("%PDF-"));
             QVERIFY(pdf.size() > 2000);
             QVERIFY(pdf.trimmed().endsWith("%%EOF"));
+            if (qEnvironmentVariableIsSet("KEEP_EXPORTS"))
+                for (const char* ext : {".png", ".svg", ".pdf"})
+                    QFile::copy(base + ext, qEnvironmentVariable("KEEP_EXPORTS") + "/" +
+                                                QFileInfo(base).fileName() + ext);
         }
     }
     // The screen look comes back after a paper export.
@@ -766,7 +777,8 @@ void TestWidgets::exports()
     QString error;
     QVERIFY(!PlotExporter::save(&loss, dir.filePath("x.bmp"), ExportStyle::screen(), &error));
     QVERIFY(error.contains(QStringLiteral("unknown export format")));
-    QVERIFY(!PlotExporter::save(&loss, QStringLiteral("/nonexistent-dir/x.svg"), ExportStyle::screen(), &error));
+    QVERIFY(
+        !PlotExporter::save(&loss, QStringLiteral("/nonexistent-dir/x.svg"), ExportStyle::screen(), &error));
     QVERIFY(!error.isEmpty());
 }
 
@@ -845,10 +857,11 @@ void TestWidgets::loadFileMatchesAppend()
     QSignalSpy spy(&loaded, &TraceData::appended);
     QString error;
     qint64 lastProgress = 0;
-    QVERIFY2(loaded.loadFile(path, &error, [&](qint64 done, qint64 all) {
-        lastProgress = done;
-        return all == total;
-    }),
+    QVERIFY2(loaded.loadFile(path, &error,
+                             [&](qint64 done, qint64 all) {
+                                 lastProgress = done;
+                                 return all == total;
+                             }),
              qPrintable(error));
     QCOMPARE(lastProgress, total);
     QCOMPARE(spy.count(), 1);
@@ -864,8 +877,8 @@ void TestWidgets::loadFileMatchesAppend()
     QVERIFY(!loaded.trainingLength().has_value());
     for (int cols : {100, 5000, 100000}) {
         QVERIFY(sameEnvelope(loaded.nll(0, total, cols), appended.nll(0, total, cols)));
-        for (Quantity q : {Quantity::Decay, Quantity::DecayLayerMean, Quantity::DecayLayerMin, Quantity::StateNorm,
-                           Quantity::StateNormLayer, Quantity::Dt})
+        for (Quantity q : {Quantity::Decay, Quantity::DecayLayerMean, Quantity::DecayLayerMin,
+                           Quantity::StateNorm, Quantity::StateNormLayer, Quantity::Dt})
             for (int l = 0; l < kLayers; ++l)
                 QVERIFY(sameEnvelope(loaded.series(q, l, 3, 1000, 60000, cols),
                                      appended.series(q, l, 3, 1000, 60000, cols)));

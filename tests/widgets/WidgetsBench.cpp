@@ -6,6 +6,7 @@
 #include "PlotGroup.h"
 #include "TokenStrip.h"
 #include "TraceData.h"
+#include "trace/TraceFile.h"
 
 #include <QApplication>
 #include <QElapsedTimer>
@@ -111,11 +112,12 @@ int main(int argc, char** argv)
         d.append(c);
     }
     const double ingestMs = timer.nsecsElapsed() / 1e6 - genMs;
-    std::printf("ingest: %.0f ms (%.0f tokens/s, excluding generation %.0f ms); pyramid cap %d, resolution %lld "
-                "tokens/bucket\n",
-                ingestMs, tokens / (ingestMs / 1000), genMs, d.pyramidCap(), (long long)d.seriesResolution());
-    std::printf("TraceData memory: %.1f MB (pyramids %.1f MB); peak RSS so far %.0f MB\n", d.memoryBytes() / 1048576.0,
-                d.pyramidBytes() / 1048576.0, peakRssMb());
+    std::printf(
+        "ingest: %.0f ms (%.0f tokens/s, excluding generation %.0f ms); pyramid cap %d, resolution %lld "
+        "tokens/bucket\n",
+        ingestMs, tokens / (ingestMs / 1000), genMs, d.pyramidCap(), (long long)d.seriesResolution());
+    std::printf("TraceData memory: %.1f MB (pyramids %.1f MB); peak RSS so far %.0f MB\n",
+                d.memoryBytes() / 1048576.0, d.pyramidBytes() / 1048576.0, peakRssMb());
 
     QWidget window;
     auto* layout = new QVBoxLayout(&window);
@@ -152,10 +154,11 @@ int main(int argc, char** argv)
     auto frame = [&]() {
         QElapsedTimer f;
         f.start();
-        for (TraceView* v : views) {
+        // What the event loop does after a pan: the views' re-query, their queued replots, the repaint.
+        for (TraceView* v : views)
             v->refresh();
-            v->plot()->replot(QCustomPlot::rpImmediateRefresh);
-        }
+        app.processEvents();
+        app.processEvents();
         return f.nsecsElapsed() / 1e6;
     };
     frame(); // warm up
@@ -177,7 +180,9 @@ int main(int argc, char** argv)
             window.grab().save(qEnvironmentVariable("BENCH_GRAB_DARK"));
         }
     }
-    std::printf("one frame = refresh (re-query) + immediate replot of loss, gate and norm views, 1600 px wide\n");
+    std::printf(
+        "one frame = re-query of the loss, gate and norm views + their replots and repaint (event loop), "
+        "window 1600 x 1200\n");
     const double fullX = double(tokens) + 0.5;
     for (double span : {fullX, 100000.0, 10000.0, 1000.0}) {
         if (!stages.contains('z'))
@@ -199,17 +204,17 @@ int main(int argc, char** argv)
             group.setRange(QCPRange(c - s / 2, c + s / 2));
             wheel.add(frame());
         }
-        std::printf("visible %8.0f tokens: pan mean %6.1f ms max %6.1f ms; zoom mean %6.1f ms max %6.1f ms\n", span,
-                    pan.sum / pan.n, pan.max, wheel.sum / wheel.n, wheel.max);
+        std::printf("visible %8.0f tokens: pan mean %6.1f ms max %6.1f ms; zoom mean %6.1f ms max %6.1f ms\n",
+                    span, pan.sum / pan.n, pan.max, wheel.sum / wheel.n, wheel.max);
     }
     if (stages.contains('z')) {
-    group.setLogX(true);
-    group.showAll();
-    Stats logx;
-    for (int i = 0; i < 10; ++i)
-        logx.add(frame());
-    std::printf("log x, whole trace: mean %.1f ms max %.1f ms\n", logx.sum / logx.n, logx.max);
-    group.setLogX(false);
+        group.setLogX(true);
+        group.showAll();
+        Stats logx;
+        for (int i = 0; i < 10; ++i)
+            logx.add(frame());
+        std::printf("log x, whole trace: mean %.1f ms max %.1f ms\n", logx.sum / logx.n, logx.max);
+        group.setLogX(false);
     }
 
     // Per view, whole trace.
@@ -223,11 +228,12 @@ int main(int argc, char** argv)
             f.start();
             v->refresh();
             q.add(f.nsecsElapsed() / 1e6);
-            v->plot()->replot(QCustomPlot::rpImmediateRefresh);
+            app.processEvents();
+            app.processEvents();
             s.add(f.nsecsElapsed() / 1e6);
         }
-        std::printf("  %-14s whole trace: %.1f ms per frame, min %.1f (re-query %.1f ms)\n", qPrintable(v->title()),
-                    s.sum / s.n, s.min, q.sum / q.n);
+        std::printf("  %-14s whole trace: %.1f ms per frame, min %.1f (re-query %.1f ms)\n",
+                    qPrintable(v->title()), s.sum / s.n, s.min, q.sum / q.n);
     }
     // Cursor moves (buffered cursor layer) and the strip's re-layout far away.
     if (stages.contains('c')) {
@@ -246,9 +252,11 @@ int main(int argc, char** argv)
             app.processEvents();
             s.add(f.nsecsElapsed() / 1e6);
             if (f.nsecsElapsed() / 1e6 > 100)
-                std::printf("  slow cursor move %d: setCursor %.1f ms, events %.1f ms\n", i, a, f.nsecsElapsed() / 1e6 - a);
+                std::printf("  slow cursor move %d: setCursor %.1f ms, events %.1f ms\n", i, a,
+                            f.nsecsElapsed() / 1e6 - a);
         }
-        std::printf("cursor move (+ strip re-layout + paint): mean %.1f ms max %.1f ms\n", s.sum / s.n, s.max);
+        std::printf("cursor move (+ strip re-layout + paint): mean %.1f ms max %.1f ms\n", s.sum / s.n,
+                    s.max);
     }
 
     // Live: the whole trace appended again in 2048-token chunks as fast as possible with the event loop
@@ -271,9 +279,37 @@ int main(int argc, char** argv)
             app.processEvents();
         }
         const double s = f.nsecsElapsed() / 1e9;
-        std::printf("live: %lld tokens appended in %.1f s (incl. generating them), loss view refreshed %lld times "
-                    "(%.1f per s)\n",
-                    (long long)t, s, (long long)(loss.refreshCount() - before), (loss.refreshCount() - before) / s);
+        std::printf(
+            "live: %lld tokens appended in %.1f s (incl. generating them), loss view refreshed %lld times "
+            "(%.1f per s)\n",
+            (long long)t, s, (long long)(loss.refreshCount() - before), (loss.refreshCount() - before) / s);
+    }
+    // A trace file of the same shape written and loaded back (TraceData::loadFile reads it in blocks).
+    if (stages.contains('f')) {
+        const std::string path = "/tmp/widgets-bench-trace.h5";
+        QElapsedTimer f;
+        f.start();
+        {
+            TraceHeader th;
+            th.architecture = "mamba2";
+            th.modelConfigJson = "{}";
+            th.hasOffsets = false;
+            th.probes = h.probes;
+            TraceWriter w(path, th);
+            for (qint64 t = 0; t < tokens; t += 8192)
+                w.append(chunk(t, std::min<qint64>(8192, tokens - t), L, H, rng));
+            w.finish();
+        }
+        std::printf("trace file written in %.1f s\n", f.nsecsElapsed() / 1e9);
+        const double before = peakRssMb();
+        TraceData loaded;
+        QString error;
+        f.restart();
+        const bool ok = loaded.loadFile(QString::fromStdString(path), &error);
+        std::printf("loadFile: %s in %.1f s, %lld tokens; peak RSS %.0f MB (was %.0f MB)\n",
+                    ok ? "ok" : qPrintable(error), f.nsecsElapsed() / 1e9, (long long)loaded.tokens(),
+                    peakRssMb(), before);
+        std::remove(path.c_str());
     }
     std::printf("peak RSS: %.0f MB\n", peakRssMb());
     return 0;
