@@ -68,14 +68,6 @@ std::vector<int32_t> readIds(const std::string& path)
     return ids;
 }
 
-std::string isoTimeNow()
-{
-    const std::time_t t = std::time(nullptr);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-    return buf;
-}
-
 DType parseDTypeArg(const std::string& s)
 {
     DType d;
@@ -92,23 +84,6 @@ BpeTokenizer loadTokenizer(const std::string& requested, const std::optional<std
     if (modelTokenizer)
         return BpeTokenizer::fromFile(*modelTokenizer);
     return BpeTokenizer::fromFile(resourcePath("tokenizers/gpt-neox-20b.json"));
-}
-
-TraceHeader traceHeader(const Runner& runner, const std::string& input, bool hasOffsets)
-{
-    const ModelInfo& info = runner.info();
-    TraceHeader h;
-    h.architecture = info.architecture;
-    h.modelConfigJson = info.configJson;
-    h.modelPath = info.path;
-    h.dtype = info.dtype;
-    h.device = info.device;
-    h.input = input;
-    h.startTime = isoTimeNow();
-    h.softwareVersion = std::string("statescope ") + STATESCOPE_VERSION + ", libtorch " + Runner::torchVersion();
-    h.hasOffsets = hasOffsets;
-    h.probes = runner.probes();
-    return h;
 }
 
 class Progress {
@@ -236,7 +211,7 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
             throw Error(args.idsFile.empty() ? "input" : args.idsFile, "token " + std::to_string(i),
                         "an id below the model's vocabulary size " + std::to_string(vocab), std::to_string(ids[i]));
 
-    TraceWriter writer(args.out, traceHeader(*runner, input, !offsets.empty()));
+    TraceWriter writer(args.out, runner->traceHeader(input, !offsets.empty()));
     Progress progress(static_cast<int64_t>(ids.size()), args.quiet);
     try {
         runner->run(ids, offsets.empty() ? nullptr : &offsets,
@@ -344,7 +319,7 @@ int benchCommand(const BenchArgs& args)
             const std::string path = (dir / ("bench-" + std::to_string(T) + ".h5")).string();
             const auto start = Clock::now();
             if (args.trace)
-                writer = std::make_unique<TraceWriter>(path, traceHeader(*runner, "bench", false));
+                writer = std::make_unique<TraceWriter>(path, runner->traceHeader("bench", false));
             runner->run(ids, nullptr, [&](const ChunkProbes& c) {
                 if (writer)
                     writer->append(c);

@@ -39,11 +39,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-QString isoNow()
-{
-    return QDateTime::currentDateTime().toString(Qt::ISODate);
-}
-
 // The one asked for, else the model's own, else the built-in GPT-NeoX-20B one.
 std::shared_ptr<const BpeTokenizer> loadTokenizer(const QString& requested,
                                                   const std::optional<std::string>& modelTokenizer)
@@ -251,18 +246,7 @@ void RunWorker::run(const RunRequest& r)
         const QString path = newTracePath(folderName, modelName);
 
         const ModelInfo& info = model.info();
-        TraceHeader h;
-        h.architecture = info.architecture;
-        h.modelConfigJson = info.configJson;
-        h.modelPath = info.path;
-        h.dtype = info.dtype;
-        h.device = info.device;
-        h.input = r.inputDescription.toStdString();
-        h.startTime = isoNow().toStdString();
-        h.softwareVersion =
-            std::string("statescope ") + STATESCOPE_VERSION + ", libtorch " + Runner::torchVersion();
-        h.hasOffsets = !offsets.empty();
-        h.probes = model.probes();
+        const TraceHeader h = model.traceHeader(r.inputDescription.toStdString(), !offsets.empty());
         writer = std::make_unique<TraceWriter>(path.toStdString(), h);
 
         RunStart start;

@@ -4,6 +4,7 @@
 #include "models/Mamba2.h"
 
 #include <cmath>
+#include <ctime>
 #include <limits>
 #include <thread>
 
@@ -216,6 +217,26 @@ void Runner::writeRandomModel(const Mamba2Config& config, uint64_t seed, const s
 
 const ModelInfo& Runner::info() const { return m_impl->m_info; }
 std::vector<ProbeDesc> Runner::probes() const { return m_impl->m_model->probeDescs(); }
+TraceHeader Runner::traceHeader(const std::string& input, bool hasOffsets) const
+{
+    const ModelInfo& info = m_impl->m_info;
+    TraceHeader h;
+    h.architecture = info.architecture;
+    h.modelConfigJson = info.configJson;
+    h.modelPath = info.path;
+    h.dtype = info.dtype;
+    h.device = info.device;
+    h.input = input;
+    const std::time_t now = std::time(nullptr);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    h.startTime = buf;
+    h.softwareVersion = std::string("statescope ") + STATESCOPE_VERSION + ", libtorch " + torchVersion();
+    h.hasOffsets = hasOffsets;
+    h.probes = probes();
+    return h;
+}
+
 int64_t Runner::position() const { return m_impl->m_position; }
 void Runner::reset() { m_impl->reset(); }
 ChunkProbes Runner::feed(const std::vector<int32_t>& ids) { return m_impl->feed(ids); }

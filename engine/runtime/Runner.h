@@ -4,6 +4,7 @@
 #include "io/DType.h"
 #include "models/ModelConfig.h"
 #include "probes/Probes.h"
+#include "trace/TraceFile.h"
 
 #include <atomic>
 #include <cstdint>
@@ -57,6 +58,8 @@ public:
     const ModelInfo& info() const;
     std::vector<ProbeDesc> probes() const;
     int64_t position() const; // tokens fed since the last reset
+    // The header of a trace of this model's run: model, dtype, device, probes, start time (now).
+    TraceHeader traceHeader(const std::string& input, bool hasOffsets) const;
     void reset();
 
     // Runs ids as the next tokens of the stream. Throws Error (e.g. an id outside the vocabulary,
