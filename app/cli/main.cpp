@@ -2,11 +2,15 @@
 #include "Commands.h"
 
 #include "Error.h"
+#include "runtime/CudaInfo.h"
+#include "runtime/Runner.h"
 #include "runtime/Trainer.h"
 
 #include <CLI/CLI.hpp>
 
 #include <csignal>
+#include <cstdio>
+#include <thread>
 #include <iostream>
 
 namespace {
@@ -139,6 +143,8 @@ int main(int argc, char** argv)
     trainCmd->add_option("--eval-every", train.evalEvery, "Steps between held-out evaluations");
     trainCmd->add_option("--threads", train.threads, "CPU threads");
 
+    auto* devicesCmd = app.add_subcommand("devices", "List the devices a run can use");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -147,6 +153,18 @@ int main(int argc, char** argv)
     std::signal(SIGINT, onSignal);
     std::signal(SIGTERM, onSignal);
     try {
+        if (*devicesCmd) {
+            std::printf("cpu: %u hardware threads; libtorch %s\n", std::thread::hardware_concurrency(),
+                        statescope::Runner::torchVersion().c_str());
+            const auto gpus = statescope::cudaDevices(true);
+            for (size_t i = 0; i < gpus.size(); ++i)
+                std::printf("cuda:%zu: %s, %.1f GiB, %.1f GiB free%s\n", i, gpus[i].name.c_str(),
+                            gpus[i].totalBytes / 1073741824.0, gpus[i].freeBytes / 1073741824.0,
+                            statescope::Runner::cudaAvailable() ? "" : " (this build of LibTorch has no CUDA)");
+            if (gpus.empty())
+                std::printf("cuda: none (no NVIDIA driver found)\n");
+            return 0;
+        }
         if (*runCmd)
             return runCommand(run, g_cancel);
         if (*tokCmd)
