@@ -112,8 +112,6 @@ private:
     torch::Device m_device;
 };
 
-torch::Tensor maybe(const torch::Tensor& t) { return t.defined() ? t : torch::Tensor(); }
-
 } // namespace
 
 Mamba2Model::Mamba2Model(Mamba2Config config, Mamba2Weights weights, torch::ScalarType weightDtype)
@@ -474,7 +472,7 @@ torch::Tensor Mamba2Model::mixerChunked(const Mamba2Layer& layer, const torch::T
     torch::Tensor padded = torch::cat({convState, xBC.transpose(1, 2)}, -1); // [B, conv_dim, K-1+T]
     convState = padded.index({Slice(), Slice(), Slice(padded.size(2) - (c.dConv - 1), None)}).contiguous();
     torch::Tensor conv = F::conv1d(padded, layer.convWeight.unsqueeze(1),
-                                   F::Conv1dFuncOptions().bias(maybe(layer.convBias)).groups(c.convDim()));
+                                   F::Conv1dFuncOptions().bias(layer.convBias).groups(c.convDim()));
     const auto xbc = F::silu(conv).transpose(1, 2).split_with_sizes({c.dInner(), G * N, G * N}, -1);
     torch::Tensor x = xbc[0].reshape({Bsz, T, H, P});
     torch::Tensor Bm = xbc[1].reshape({Bsz, T, G, N});
