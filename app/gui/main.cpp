@@ -43,6 +43,8 @@ struct Cli {
         parser.addVersionOption();
         parser.addOptions({demo, model, trace, text, prompt, run, chunk, tracesDir, theme, screenshot,
                            quitAfter, quitWhenDone, stats});
+        parser.addPositionalArgument("paths", "Model folders, .txt inputs or .h5 traces to open (as if dropped).",
+                                     "[paths...]");
     }
 };
 
@@ -115,6 +117,9 @@ int main(int argc, char** argv)
     }
     if (ok && parser.isSet(cli.trace))
         ok = window.openTrace(parser.value(cli.trace));
+    for (const QString& path : parser.positionalArguments())
+        if (ok)
+            ok = window.openDroppedPath(path);
     if (ok && startRun)
         window.startRun();
 
