@@ -137,6 +137,7 @@ int main(int argc, char** argv)
     trainCmd->add_option("--clip", train.clip, "Gradient norm clip");
     trainCmd->add_option("--device", train.device, "cpu or cuda[:N]");
     trainCmd->add_flag("--bf16", train.bf16, "bfloat16 matmuls over float32 master weights (CUDA)");
+    trainCmd->add_flag("--slow-init", train.slowInit, "Start every head with a slow forget gate (alpha ~ 0.9995)");
     trainCmd->add_option("--seed", train.seed, "Random seed");
     trainCmd->add_option("--log-every", train.logEvery, "Steps between log lines")->check(CLI::PositiveNumber);
     trainCmd->add_option("--save-every", train.saveEvery, "Steps between checkpoints")->check(CLI::PositiveNumber);

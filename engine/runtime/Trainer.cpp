@@ -95,6 +95,14 @@ void trainMamba2(const TrainOptions& o, const std::function<void(const TrainProg
         model = Mamba2Model::load(inspectModelFolder(o.out), device, torch::kFloat32);
     } else {
         model = Mamba2Model::random(shape, o.seed, device, torch::kFloat32);
+        if (o.slowInit) {
+            torch::NoGradGuard ng;
+            for (auto& L : model->weights().layers) {
+                L.ALog.zero_();
+                torch::Tensor dt = (torch::rand_like(L.dtBias) * (std::log(1e-3) - std::log(1e-4)) + std::log(1e-4)).exp();
+                L.dtBias.copy_(dt + torch::log(-torch::expm1(-dt)));
+            }
+        }
     }
     if (o.bf16)
         model->setComputeDtype(torch::kBFloat16);

@@ -26,6 +26,9 @@ struct TrainOptions {
     double clip = 1.0;
     std::string device = "cpu";
     bool bf16 = false; // bfloat16 matmuls over float32 master weights (CUDA)
+    // Start every head with a slow forget gate (A = -1, Delta in [1e-4, 1e-3]: alpha ~ 0.9995) instead
+    // of mamba_ssm's spread, so that forgetting has to be learned: what a short T_train never teaches.
+    bool slowInit = false;
     uint64_t seed = 0;
     int64_t logEvery = 50;
     int64_t saveEvery = 500;
