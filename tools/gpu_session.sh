@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# What one call on the GPU machine does (see docs/development.md): build the engine and CLI against
+# What one call on the GPU machine does (numbers in docs/benchmarks.md): build the engine and CLI against
 # PyTorch's LibTorch, make the reference fixtures with transformers and the Rust tokenizers library,
-# check CUDA parity and benchmark. Steps are chosen by name: build fixtures goldens check bench.
+# check CUDA parity and benchmark. Steps are chosen by name: build fixtures goldens check bench hfbench.
 # Results go to $OUT.
+#
+# The GPU machine has no PCRE2 or utf8proc headers. Before the call, here:
+#   mkdir -p .carry/debs && (cd .carry/debs && apt-get download libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2)
+# and name ".carry" (plus "corpus" for training) in the call's carry list.
 set -u
 OUT=${OUT:-/tmp/statescope-out}
 mkdir -p "$OUT"
