@@ -131,6 +131,16 @@ void GateView::ensureGraphs()
         m_meanGraph->setAdaptiveSampling(false);
         m_meanGraph->setName(tr("mean over heads"));
     }
+    // An overlay shows as its layer mean: eight more head lines in a second colour would hide both.
+    const bool overlay = m_overlay && m_overlay != m_trace;
+    if (overlay && !m_overlayMean) {
+        m_overlayMean =
+            m_plot->addGraph(m_linesRect->axis(QCPAxis::atBottom), m_linesRect->axis(QCPAxis::atLeft));
+        m_overlayMean->setAdaptiveSampling(false);
+    } else if (!overlay && m_overlayMean) {
+        m_plot->removeGraph(m_overlayMean);
+        m_overlayMean = nullptr;
+    }
     restyle();
 }
 
@@ -160,6 +170,8 @@ void GateView::restyle()
     if (m_meanGraph)
         m_meanGraph->setPen(
             QPen(m_dark ? QColor(235, 235, 235) : QColor(20, 20, 20), m_meanGraph->pen().widthF()));
+    if (m_overlayMean)
+        m_overlayMean->setPen(QPen(PlotExporter::traceColor(1, m_dark), m_overlayMean->pen().widthF()));
 }
 
 void GateView::setLayer(int layer)
@@ -219,6 +231,19 @@ void GateView::rebuild()
     }
     QList<QCPGraph*> all(m_headGraphs.begin(), m_headGraphs.end());
     all.push_back(m_meanGraph);
+    if (m_overlayMean) {
+        const qint64 on = m_overlay->tokens();
+        const QVector<qint64> oedges = columnEdges(x, on);
+        if (oedges.size() < 2 || m_layer >= m_overlay->layers())
+            m_overlayMean->data()->clear();
+        else
+            setEnvelope(m_overlayMean, m_overlay->seriesEdges(Quantity::DecayLayerMean, m_layer, 0, oedges),
+                        false);
+        setEmphasisPen(m_overlayMean, 2.0);
+        const QString label = m_overlay->label().isEmpty() ? tr("overlay") : m_overlay->label();
+        m_overlayMean->setName(tr("%1: layer %2 mean over heads").arg(label).arg(m_layer));
+        all.push_back(m_overlayMean);
+    }
     rescaleY(m_linesRect->axis(QCPAxis::atLeft), all, false);
 
     const int L = t ? t->layers() : 0;

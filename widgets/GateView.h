@@ -31,6 +31,8 @@ public:
     // One graph per head of the selected layer (plus the layer mean as a thicker line, last).
     const QVector<QCPGraph*>& headGraphs() const { return m_headGraphs; }
     QCPGraph* meanGraph() const { return m_meanGraph; }
+    // The overlay trace's layer mean, when an overlay is set (null otherwise).
+    QCPGraph* overlayMeanGraph() const { return m_overlayMean; }
     QCPColorMap* heatmap() const { return m_heatmap; }
     QComboBox* layerBox() const { return m_layerBox; }
     QComboBox* headBox() const { return m_headBox; }
@@ -59,6 +61,7 @@ private:
     QCPAxisRect* m_heatRect = nullptr;
     QVector<QCPGraph*> m_headGraphs;
     QCPGraph* m_meanGraph = nullptr;
+    QCPGraph* m_overlayMean = nullptr;
     QCPColorMap* m_heatmap = nullptr;
     QCPColorScale* m_scale = nullptr;
     QComboBox* m_layerBox = nullptr;

@@ -662,16 +662,27 @@ void TestWidgets::overlays()
     g.setTrace(&a);
     LossView loss;
     NormView norm;
+    GateView gate;
     loss.setTrace(&a);
     norm.setTrace(&a);
+    gate.setTrace(&a);
     loss.setOverlay(&b);
     norm.setOverlay(&b);
+    gate.setOverlay(&b);
     g.addView(&loss);
     g.addView(&norm);
+    g.addView(&gate);
     showView(loss, 1400, 400);
     showView(norm, 1400, 400);
+    showView(gate, 1400, 400);
     loss.refresh();
     norm.refresh();
+    gate.refresh();
+    // The gate view shows the overlay as its layer mean, one point per token of the overlay.
+    QVERIFY(gate.overlayMeanGraph());
+    QCOMPARE(gate.overlayMeanGraph()->dataCount(), 200);
+    QVERIFY(gate.overlayMeanGraph()->pen().color() != gate.meanGraph()->pen().color());
+    QVERIFY(gate.overlayMeanGraph()->name().contains(QStringLiteral("second")));
     QVERIFY(loss.overlayNllGraph());
     QCOMPARE(loss.overlayNllGraph()->dataCount(), 200);
     QCOMPARE(loss.nllGraph()->dataCount(), int(kTokens));
@@ -688,6 +699,8 @@ void TestWidgets::overlays()
     QVERIFY(norm.overlayGraphs()[0]->pen().color() != norm.headGraphs()[0]->pen().color());
     loss.setOverlay(nullptr);
     norm.setOverlay(nullptr);
+    gate.setOverlay(nullptr);
+    QVERIFY(!gate.overlayMeanGraph());
     QVERIFY(!loss.overlayNllGraph());
     QCOMPARE(norm.overlayGraphs().size(), 0);
 }
