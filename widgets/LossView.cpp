@@ -112,7 +112,8 @@ void LossView::tracesChanged()
         m_ovAvg->setName(tr("%1: NLL, mean of %2").arg(b).arg(m_window));
         m_ovPpl->setName(tr("%1: perplexity per %2").arg(b).arg(m_bucket));
     }
-    m_plot->yAxis2->setLabel(tr("perplexity (per %1 tokens)").arg(m_bucket));
+    // Short: a rotated label longer than the axis is clipped; the legend names the bucket size.
+    m_plot->yAxis2->setLabel(tr("perplexity"));
     // The thin per-token line is the least telling entry: keep the legend short.
     m_nll->removeFromLegend();
     if (m_ovNll)
