@@ -205,11 +205,7 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
     }
 
     auto runner = Runner::open(args.model, options);
-    const int64_t vocab = runner->info().vocabSize;
-    for (size_t i = 0; i < ids.size(); ++i)
-        if (ids[i] >= vocab)
-            throw Error(args.idsFile.empty() ? "input" : args.idsFile, "token " + std::to_string(i),
-                        "an id below the model's vocabulary size " + std::to_string(vocab), std::to_string(ids[i]));
+    runner->checkIds(ids, args.idsFile.empty() ? "input" : args.idsFile);
 
     TraceWriter writer(args.out, runner->traceHeader(input, !offsets.empty()));
     Progress progress(static_cast<int64_t>(ids.size()), args.quiet);

@@ -232,13 +232,7 @@ void RunWorker::run(const RunRequest& r)
             emit finished(QString(), false);
             return;
         }
-        const int64_t vocab = model.info().vocabSize;
-        for (size_t i = 0; i < ids.size(); ++i)
-            if (ids[i] < 0 || ids[i] >= vocab)
-                throw Error("input", "token " + std::to_string(i),
-                            "an id below the model's vocabulary size " + std::to_string(vocab) +
-                                " (is the tokenizer the model's?)",
-                            std::to_string(ids[i]));
+        model.checkIds(ids, "input", " (is the tokenizer the model's?)");
 
         const QString folderName = r.traceFolder.isEmpty() ? tracesFolder() : r.traceFolder;
         QDir().mkpath(folderName);

@@ -237,6 +237,16 @@ TraceHeader Runner::traceHeader(const std::string& input, bool hasOffsets) const
     return h;
 }
 
+void Runner::checkIds(const std::vector<int32_t>& ids, const std::string& source, const std::string& hint) const
+{
+    const int64_t vocab = m_impl->m_info.vocabSize;
+    for (size_t i = 0; i < ids.size(); ++i)
+        if (ids[i] < 0 || ids[i] >= vocab)
+            throw Error(source, "token " + std::to_string(i),
+                        "an id below the model's vocabulary size " + std::to_string(vocab) + hint,
+                        std::to_string(ids[i]));
+}
+
 int64_t Runner::position() const { return m_impl->m_position; }
 void Runner::reset() { m_impl->reset(); }
 ChunkProbes Runner::feed(const std::vector<int32_t>& ids) { return m_impl->feed(ids); }

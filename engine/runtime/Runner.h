@@ -62,6 +62,10 @@ public:
     TraceHeader traceHeader(const std::string& input, bool hasOffsets) const;
     void reset();
 
+    // Checks a whole input against the vocabulary before a run starts, so that a bad id fails before
+    // any trace is written; `source` names the input in the message, `hint` is appended to it.
+    void checkIds(const std::vector<int32_t>& ids, const std::string& source, const std::string& hint = "") const;
+
     // Runs ids as the next tokens of the stream. Throws Error (e.g. an id outside the vocabulary,
     // out of memory); the state is then unchanged.
     ChunkProbes feed(const std::vector<int32_t>& ids);
