@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's main command: installs what is missing, builds, and opens StateScope on the built-in
-# model with a demo text, running. Without a display it runs the same through the CLI instead.
+# tiny-collapse model reading 100 KB of held-out text, running. Without a display it runs the same
+# through the CLI instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/deps.sh
@@ -13,8 +14,11 @@ fi
 echo "no display: running the demo through statescope-cli (the window needs X11 or Wayland)"
 data=${XDG_DATA_HOME:-$HOME/.local/share}/statescope/traces
 mkdir -p "$data"
-model=resources/models/tiny-random
+model=resources/models/tiny-collapse
+text=resources/texts/kjv-heldout.txt
 out="$data/$(basename "$model")-$(date +%Y%m%d-%H%M%S).h5"
 "$build/app/statescope-cli" info --model "$model"
-"$build/app/statescope-cli" run --model "$model" --text resources/texts/demo.txt --out "$out"
-echo "trace written to $out"
+# The collapse as a table: loss by position, past the 256-byte training length.
+"$build/app/statescope-cli" eval --model "$model" --text "$text" --length 16384 --samples 1 --range 8192:16384
+"$build/app/statescope-cli" run --model "$model" --text "$text" --out "$out"
+echo "trace written to $out (open it with: $build/app/statescope $out)"

@@ -180,10 +180,12 @@ def check_against_transformers(model, spec, ids, ref_logits, ref_states):
         print("  (transformers returned no SSM states to compare)")
         return
     worst = 0.0
+    scale = max(s.abs().max().item() for s in ref_states)
     for l, s in enumerate(states):
         worst = max(worst, (s[0].double() - ref_states[l]).abs().max().item())
-    print(f"  {spec['name']}: max |final SSM state - transformers| = {worst:.3e}")
-    assert worst < 1e-6, "reference disagrees with transformers' final SSM state"
+    print(f"  {spec['name']}: max |final SSM state - transformers| = {worst:.3e} (state scale {scale:.2f})")
+    # transformers' chunked scan sums in another order: relative to the state's size, as for the logits.
+    assert worst < 1e-6 * max(1.0, scale), "reference disagrees with transformers' final SSM state"
 
 
 def write_reference(path, ids, nll, dts, decays, norms):

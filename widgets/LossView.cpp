@@ -3,6 +3,7 @@
 #include "PlotExporter.h"
 #include "PlotHelpers.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -15,7 +16,7 @@ namespace statescope {
 
 LossView::LossView(QWidget* parent) : TraceView(parent)
 {
-    auto* label = new QLabel(tr("Perplexity bucket:"), this);
+    auto* label = new QLabel(tr("Bucket"), this);
     m_bucketBox = new QComboBox(this);
     for (int b = kMinBucket; b <= kMaxBucket; b *= 2)
         m_bucketBox->addItem(QString::number(b), b);
@@ -26,6 +27,12 @@ LossView::LossView(QWidget* parent) : TraceView(parent)
     connect(m_bucketBox, qOverload<int>(&QComboBox::currentIndexChanged), this,
             [this](int i) { setBucketSize(m_bucketBox->itemData(i).toInt()); });
 
+    m_tokenBox = new QCheckBox(tr("Each token"), this);
+    m_tokenBox->setChecked(m_tokenNll);
+    m_tokenBox->setToolTip(tr("Show the NLL of every token, not only its moving average and perplexity"));
+    addControl(m_tokenBox);
+    connect(m_tokenBox, &QCheckBox::toggled, this, &LossView::setTokenNllVisible);
+
     QCustomPlot* p = m_plot;
     p->xAxis->setLabel(tr("token position"));
     p->yAxis->setLabel(tr("NLL (nats)"));
@@ -35,7 +42,8 @@ LossView::LossView(QWidget* parent) : TraceView(parent)
     p->yAxis2->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
     p->yAxis2->setNumberFormat(QStringLiteral("gb"));
     p->legend->setVisible(true);
-    p->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
+    // Top left: collapse curves rise on the right.
+    p->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignLeft);
 
     m_nll = p->addGraph(p->xAxis, p->yAxis);
     m_avg = p->addGraph(p->xAxis, p->yAxis);
@@ -65,6 +73,16 @@ void LossView::setBucketSize(int tokens)
     tracesChanged();
     refresh();
     emit bucketSizeChanged(b);
+}
+
+void LossView::setTokenNllVisible(bool visible)
+{
+    if (visible == m_tokenNll)
+        return;
+    m_tokenNll = visible;
+    const QSignalBlocker block(m_tokenBox);
+    m_tokenBox->setChecked(visible);
+    refresh();
 }
 
 void LossView::setMovingAverageWindow(int tokens)
@@ -181,8 +199,28 @@ void LossView::rebuild()
     fill(m_trace, m_nll, m_avg, m_ppl);
     if (ov)
         fill(m_overlay, m_ovNll, m_ovAvg, m_ovPpl);
-    rescaleY(m_plot->yAxis, {m_nll, m_avg, m_ovNll, m_ovAvg}, false, true);
-    rescaleY(m_plot->yAxis2, {m_ppl, m_ovPpl}, m_plot->yAxis2->scaleType() == QCPAxis::stLogarithmic);
+    for (QCPGraph* g : {m_nll, m_ovNll})
+        if (g)
+            g->setVisible(m_tokenNll);
+    rescaleY(m_plot->yAxis, {m_nll, m_avg, m_ovNll, m_ovAvg}, false, true); // the visible ones
+    if (m_plot->yAxis2->scaleType() == QCPAxis::stLogarithmic) {
+        // Perplexity is exp(NLL): on a log axis it is the NLL axis in other units, so the two are locked
+        // and a bucket's step sits at the height of the NLL it averages.
+        QCPRange r = m_plot->yAxis->range();
+        for (QCPGraph* g : {m_ppl, m_ovPpl}) { // widen the NLL axis to the buckets' own range
+            bool found = false;
+            const QCPRange pr =
+                g ? g->getValueRange(found, QCP::sdPositive, m_plot->xAxis->range()) : QCPRange();
+            if (found) {
+                r.lower = std::min(r.lower, std::log(pr.lower));
+                r.upper = std::max(r.upper, std::log(pr.upper));
+            }
+        }
+        m_plot->yAxis->setRange(r);
+        m_plot->yAxis2->setRange(std::exp(r.lower), std::exp(r.upper));
+    } else {
+        rescaleY(m_plot->yAxis2, {m_ppl, m_ovPpl}, false);
+    }
 }
 
 QVector<CsvColumn> LossView::csvColumns() const

@@ -2,6 +2,7 @@
 
 #include "TraceView.h"
 
+class QCheckBox;
 class QComboBox;
 class QCPGraph;
 class QCPAxis;
@@ -29,6 +30,9 @@ public:
     void setMovingAverageWindow(int tokens);
     int movingAverageWindow() const { return m_window; }
     void setPerplexityLogY(bool log);
+    // The thin per-token NLL line; off, the axis fits the averages, which a long noisy run hides.
+    void setTokenNllVisible(bool visible);
+    bool tokenNllVisible() const { return m_tokenNll; }
 
     QCPGraph* nllGraph() const { return m_nll; }
     QCPGraph* averageGraph() const { return m_avg; }
@@ -54,6 +58,8 @@ private:
     QCPGraph* m_ovAvg = nullptr;
     QCPGraph* m_ovPpl = nullptr;
     QComboBox* m_bucketBox = nullptr;
+    QCheckBox* m_tokenBox = nullptr;
+    bool m_tokenNll = true;
     int m_bucket = 1024;
     int m_window = 256;
 };

@@ -28,6 +28,68 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+class Progress {
+public:
+    Progress(int64_t total, bool quiet)
+        : m_total(total), m_quiet(quiet), m_tty(isatty(2)), m_start(Clock::now())
+    {
+    }
+
+    void update(int64_t done)
+    {
+        if (m_quiet)
+            return;
+        const double secs = std::chrono::duration<double>(Clock::now() - m_start).count();
+        if (!m_tty && secs - m_lastPrint < 1.0 && done < m_total)
+            return;
+        m_lastPrint = secs;
+        const double rate = secs > 0 ? done / secs : 0;
+        std::fprintf(stderr, "%s[run] %lld/%lld tokens  %.0f tokens/s  %.1f s%s", m_tty ? "\r" : "",
+                     static_cast<long long>(done), static_cast<long long>(m_total), rate, secs,
+                     m_tty && done < m_total ? "" : "\n");
+        std::fflush(stderr);
+    }
+    double seconds() const { return std::chrono::duration<double>(Clock::now() - m_start).count(); }
+
+private:
+    int64_t m_total;
+    bool m_quiet, m_tty;
+    Clock::time_point m_start;
+    double m_lastPrint = -1;
+};
+
+Mamba2Config shapeConfig(const std::string& shape)
+{
+    Mamba2Config c;
+    c.vocabSize = 50277;
+    c.padVocabSizeMultiple = 16;
+    struct Row {
+        const char* name;
+        int64_t d, l;
+    };
+    const Row rows[] = {{"130m", 768, 24},  {"370m", 1024, 48}, {"780m", 1536, 48},
+                        {"1.3b", 2048, 48}, {"2.7b", 2560, 64}, {"tiny", 64, 2}};
+    for (const auto& r : rows)
+        if (shape == r.name) {
+            c.dModel = r.d;
+            c.nLayer = r.l;
+            if (shape == "tiny") {
+                c.dState = 16;
+                c.headdim = 16;
+                c.vocabSize = 512;
+            }
+            return c;
+        }
+    throw Error("--shape", "shape", "130m, 370m, 780m, 1.3b, 2.7b or tiny", "\"" + shape + "\"");
+}
+
+} // namespace
+
+Mamba2Config shapeConfigFor(const std::string& shape)
+{
+    return shapeConfig(shape);
+}
+
 std::string readFile(const std::string& path, const char* what)
 {
     std::error_code ec;
@@ -61,7 +123,8 @@ std::vector<int32_t> readIds(const std::string& path)
         errno = 0;
         const long long v = std::strtoll(word.c_str(), &end, 10);
         if (end != word.c_str() + word.size() || errno == ERANGE || v < 0 || v > INT32_MAX)
-            throw Error(path, "token " + std::to_string(ids.size()), "a non-negative integer id", "\"" + word + "\"");
+            throw Error(path, "token " + std::to_string(ids.size()), "a non-negative integer id",
+                        "\"" + word + "\"");
         ids.push_back(static_cast<int32_t>(v));
         i = j;
     }
@@ -76,7 +139,6 @@ DType parseDTypeArg(const std::string& s)
     return d;
 }
 
-// A tokenizer: the one asked for, else the model's own, else the built-in GPT-NeoX-20B one.
 BpeTokenizer loadTokenizer(const std::string& requested, const std::optional<std::string>& modelTokenizer)
 {
     if (!requested.empty())
@@ -85,59 +147,6 @@ BpeTokenizer loadTokenizer(const std::string& requested, const std::optional<std
         return BpeTokenizer::fromFile(*modelTokenizer);
     return BpeTokenizer::fromFile(resourcePath("tokenizers/gpt-neox-20b.json"));
 }
-
-class Progress {
-public:
-    Progress(int64_t total, bool quiet) : m_total(total), m_quiet(quiet), m_tty(isatty(2)), m_start(Clock::now()) {}
-
-    void update(int64_t done)
-    {
-        if (m_quiet)
-            return;
-        const double secs = std::chrono::duration<double>(Clock::now() - m_start).count();
-        if (!m_tty && secs - m_lastPrint < 1.0 && done < m_total)
-            return;
-        m_lastPrint = secs;
-        const double rate = secs > 0 ? done / secs : 0;
-        std::fprintf(stderr, "%s[run] %lld/%lld tokens  %.0f tokens/s  %.1f s%s", m_tty ? "\r" : "",
-                     static_cast<long long>(done), static_cast<long long>(m_total), rate, secs,
-                     m_tty && done < m_total ? "" : "\n");
-        std::fflush(stderr);
-    }
-    double seconds() const { return std::chrono::duration<double>(Clock::now() - m_start).count(); }
-
-private:
-    int64_t m_total;
-    bool m_quiet, m_tty;
-    Clock::time_point m_start;
-    double m_lastPrint = -1;
-};
-
-Mamba2Config shapeConfig(const std::string& shape)
-{
-    Mamba2Config c;
-    c.vocabSize = 50277;
-    c.padVocabSizeMultiple = 16;
-    struct Row { const char* name; int64_t d, l; };
-    const Row rows[] = {{"130m", 768, 24}, {"370m", 1024, 48}, {"780m", 1536, 48}, {"1.3b", 2048, 48},
-                        {"2.7b", 2560, 64}, {"tiny", 64, 2}};
-    for (const auto& r : rows)
-        if (shape == r.name) {
-            c.dModel = r.d;
-            c.nLayer = r.l;
-            if (shape == "tiny") {
-                c.dState = 16;
-                c.headdim = 16;
-                c.vocabSize = 512;
-            }
-            return c;
-        }
-    throw Error("--shape", "shape", "130m, 370m, 780m, 1.3b, 2.7b or tiny", "\"" + shape + "\"");
-}
-
-} // namespace
-
-Mamba2Config shapeConfigFor(const std::string& shape) { return shapeConfig(shape); }
 
 std::string resourcePath(const std::string& relative)
 {
@@ -153,8 +162,9 @@ std::string resourcePath(const std::string& relative)
     for (const auto& r : roots)
         if (fs::exists(r / relative, ec))
             return (r / relative).string();
-    throw Error(relative, "built-in resource not found (looked in $STATESCOPE_RESOURCES, ../share/statescope, " +
-                              std::string(STATESCOPE_RESOURCES_DIR) + ")");
+    throw Error(relative,
+                "built-in resource not found (looked in $STATESCOPE_RESOURCES, ../share/statescope, " +
+                    std::string(STATESCOPE_RESOURCES_DIR) + ")");
 }
 
 int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
@@ -201,7 +211,8 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
         offsets = std::move(enc.offsets);
         input += " (" + std::to_string(text.size()) + " bytes, tokenizer " + tokenizer->sourceName() + ")";
         if (ids.empty())
-            throw Error(args.textFile.empty() ? "--prompt" : args.textFile, "input is empty after tokenization");
+            throw Error(args.textFile.empty() ? "--prompt" : args.textFile,
+                        "input is empty after tokenization");
     }
 
     auto runner = Runner::open(args.model, options);
@@ -210,12 +221,13 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
     TraceWriter writer(args.out, runner->traceHeader(input, !offsets.empty()));
     Progress progress(static_cast<int64_t>(ids.size()), args.quiet);
     try {
-        runner->run(ids, offsets.empty() ? nullptr : &offsets,
-                    [&](const ChunkProbes& chunk) {
-                        writer.append(chunk);
-                        progress.update(chunk.start + chunk.count());
-                    },
-                    &cancel);
+        runner->run(
+            ids, offsets.empty() ? nullptr : &offsets,
+            [&](const ChunkProbes& chunk) {
+                writer.append(chunk);
+                progress.update(chunk.start + chunk.count());
+            },
+            &cancel);
     } catch (const Cancelled&) {
         std::cerr << "\nstatescope-cli: cancelled after " << writer.tokens() << " tokens; " << args.out
                   << " holds them (completed = false)\n";
@@ -257,21 +269,30 @@ int infoCommand(const std::string& model)
     const Mamba2Config& c = i.mamba2;
     std::printf("model:            %s\n", i.path.c_str());
     std::printf("architecture:     %s (%s layout)\n", i.architecture.c_str(), i.layout.c_str());
-    std::printf("parameters:       %lld (%.1f M)\n", static_cast<long long>(i.parameters), i.parameters / 1e6);
+    std::printf("parameters:       %lld (%.1f M)\n", static_cast<long long>(i.parameters),
+                i.parameters / 1e6);
     std::printf("layers:           %lld\n", static_cast<long long>(i.layers));
     std::printf("heads:            %lld per layer (headdim %lld, d_state %lld, ngroups %lld)\n",
-                static_cast<long long>(i.heads), static_cast<long long>(c.headdim), static_cast<long long>(c.dState),
-                static_cast<long long>(c.ngroups));
+                static_cast<long long>(i.heads), static_cast<long long>(c.headdim),
+                static_cast<long long>(c.dState), static_cast<long long>(c.ngroups));
     std::printf("d_model:          %lld (d_inner %lld, d_conv %lld)\n", static_cast<long long>(c.dModel),
                 static_cast<long long>(c.dInner()), static_cast<long long>(c.dConv));
     std::printf("vocabulary:       %lld (padded)\n", static_cast<long long>(i.vocabSize));
-    std::printf("state size N_S:   %lld elements (%.3f M: SSM %lld + conv %lld)\n", static_cast<long long>(i.stateSize),
-                i.stateSize / 1e6, static_cast<long long>(c.nLayer * c.nHeads() * c.headdim * c.dState),
+    std::printf("state size N_S:   %lld elements (%.3f M: SSM %lld + conv %lld)\n",
+                static_cast<long long>(i.stateSize), i.stateSize / 1e6,
+                static_cast<long long>(c.nLayer * c.nHeads() * c.headdim * c.dState),
                 static_cast<long long>(c.nLayer * c.convDim() * (c.dConv - 1)));
-    std::printf("T_forget (fit):   %.0f tokens (5.172 * N_S[M] - 4.469, in K tokens)\n", i.forgetThreshold);
+    if (i.forgetThreshold > 0)
+        std::printf("T_forget (fit):   %.0f tokens (5.172 * N_S[M] - 4.469, in K tokens)\n",
+                    i.forgetThreshold);
+    else // the paper's line crosses zero at N_S = 0.864 M; it was fitted on BPE models of 1 M and more
+        std::printf(
+            "T_forget (fit):   none (the fit 5.172 * N_S[M] - 4.469 K tokens is negative below 0.864 M)\n");
     if (i.trainingLength)
-        std::printf("training length:  %lld tokens (model card)\n", static_cast<long long>(*i.trainingLength));
-    std::printf("tokenizer:        %s\n", i.tokenizerPath ? i.tokenizerPath->c_str() : "(none: GPT-NeoX-20B built in)");
+        std::printf("training length:  %lld tokens (model card)\n",
+                    static_cast<long long>(*i.trainingLength));
+    std::printf("tokenizer:        %s\n",
+                i.tokenizerPath ? i.tokenizerPath->c_str() : "(none: GPT-NeoX-20B built in)");
     return 0;
 }
 
@@ -287,11 +308,13 @@ int benchCommand(const BenchArgs& args)
     const ModelInfo& info = runner->info();
     std::printf("bench: %s, %.1f M parameters, %lld layers x %lld heads, device %s, dtype %s, chunk %lld, "
                 "threads %d, trace %s\n",
-                args.model.empty() ? ("random " + args.shape).c_str() : args.model.c_str(), info.parameters / 1e6,
-                static_cast<long long>(info.layers), static_cast<long long>(info.heads), info.device.c_str(),
-                info.dtype.c_str(), static_cast<long long>(args.chunkSize), args.threads, args.trace ? "on" : "off");
+                args.model.empty() ? ("random " + args.shape).c_str() : args.model.c_str(),
+                info.parameters / 1e6, static_cast<long long>(info.layers),
+                static_cast<long long>(info.heads), info.device.c_str(), info.dtype.c_str(),
+                static_cast<long long>(args.chunkSize), args.threads, args.trace ? "on" : "off");
     std::mt19937 rng(42);
-    std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(std::min<int64_t>(info.vocabSize, 50277) - 1));
+    std::uniform_int_distribution<int32_t> dist(
+        0, static_cast<int32_t>(std::min<int64_t>(info.vocabSize, 50277) - 1));
     const fs::path dir = fs::temp_directory_path() / ("statescope-bench-" + std::to_string(::getpid()));
     fs::create_directories(dir);
     std::ostringstream json;
@@ -305,8 +328,8 @@ int benchCommand(const BenchArgs& args)
             id = dist(rng);
         // Warm-up: allocator, kernels, first-touch of the weights.
         runner->reset();
-        runner->run(std::vector<int32_t>(ids.begin(), ids.begin() + std::min<int64_t>(T, args.chunkSize)), nullptr,
-                    [](const ChunkProbes&) {});
+        runner->run(std::vector<int32_t>(ids.begin(), ids.begin() + std::min<int64_t>(T, args.chunkSize)),
+                    nullptr, [](const ChunkProbes&) {});
         runner->synchronize();
         double best = 1e300;
         for (int r = 0; r < args.repeat; ++r) {
@@ -369,9 +392,11 @@ int checkCommand(const CheckArgs& args)
                     if (descs[d].name == ref.probeNames[p])
                         probes[p].insert(probes[p].end(), c.values[d].begin(), c.values[d].end());
         });
-        std::printf("check %s: %s %s chunk %lld%s\n", args.fixture.c_str(), args.device.c_str(), args.dtype.c_str(),
-                    static_cast<long long>(chunk), args.reference ? " (reference path)" : "");
-        auto report = [&](const std::string& name, const std::vector<float>& got, const std::vector<double>& want) {
+        std::printf("check %s: %s %s chunk %lld%s\n", args.fixture.c_str(), args.device.c_str(),
+                    args.dtype.c_str(), static_cast<long long>(chunk),
+                    args.reference ? " (reference path)" : "");
+        auto report = [&](const std::string& name, const std::vector<float>& got,
+                          const std::vector<double>& want) {
             double err = got.size() == want.size() ? maxRelativeError(got.data(), want.data(), want.size())
                                                    : std::numeric_limits<double>::infinity();
             const bool pass = err <= args.rtol;
@@ -416,7 +441,8 @@ int initCommand(const InitArgs& args)
         tok << byteLevelTokenizerJson();
     }
     std::ofstream card(fs::path(args.out) / "model_card.json");
-    card << "{\n  \"name\": \"" << fs::path(args.out).filename().string() << "\",\n  \"architecture\": \"mamba2\",\n"
+    card << "{\n  \"name\": \"" << fs::path(args.out).filename().string()
+         << "\",\n  \"architecture\": \"mamba2\",\n"
          << "  \"d_model\": " << c.dModel << ", \"n_layer\": " << c.nLayer << ", \"d_state\": " << c.dState
          << ", \"headdim\": " << c.headdim << ",\n  \"state_size\": " << c.stateSize()
          << ",\n  \"training_length\": null,\n  \"data\": \"none: random weights (seed " << args.seed

@@ -6,7 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "io/DType.h"
 #include "models/ModelConfig.h"
+#include "tokenizers/BpeTokenizer.h"
 
 namespace statescope::cli {
 
@@ -32,7 +34,7 @@ struct RunArgs {
 };
 
 struct BenchArgs {
-    std::string model;   // a model folder, or empty for random weights of `shape`
+    std::string model; // a model folder, or empty for random weights of `shape`
     std::string shape = "130m";
     std::vector<int64_t> tokens{2048};
     std::string device = "cpu";
@@ -62,12 +64,46 @@ struct InitArgs {
     uint64_t seed = 0;
 };
 
+struct EvalArgs {
+    std::string model;
+    std::string tokenizer;
+    std::string textFile;
+    int64_t length = 32768;     // tokens per window
+    int samples = 4;            // windows, spread evenly over the text
+    int64_t bucket = 0;         // 0: min(T_train, 256)
+    int64_t trainingLength = 0; // 0: the model card's
+    int64_t rangeBegin = 16384, rangeEnd = 32768;
+    std::string device = "cpu";
+    std::string dtype = "float32";
+    int64_t chunkSize = 4096;
+    int threads = 0;
+    bool quiet = false;
+    std::string json;
+};
+
+// Mean per-position NLL and state norms over the windows of an eval.
+struct EvalResult {
+    int64_t trainingLength = 0;
+    int64_t layers = 0, heads = 0;
+    std::vector<int64_t> windowStarts;
+    std::vector<double> nll;       // [length]; NaN at 0
+    std::vector<double> stateNorm; // [length, layers, heads]
+};
+
 int runCommand(const RunArgs& args, const std::atomic<bool>& cancel);
 int tokenizeCommand(const std::string& tokenizer, const std::string& textFile);
 int infoCommand(const std::string& model);
 int benchCommand(const BenchArgs& args);
 int checkCommand(const CheckArgs& args);
 int initCommand(const InitArgs& args);
+EvalResult evaluateLengths(const EvalArgs& args, const std::atomic<bool>& cancel);
+int evalCommand(const EvalArgs& args, const std::atomic<bool>& cancel);
+
+// Shared by the commands.
+std::string readFile(const std::string& path, const char* what);
+DType parseDTypeArg(const std::string& s);
+// The tokenizer asked for, else the model's own, else the built-in GPT-NeoX-20B one.
+BpeTokenizer loadTokenizer(const std::string& requested, const std::optional<std::string>& modelTokenizer);
 
 // Where the built-in resources live: $STATESCOPE_RESOURCES, next to the installed binary, or the
 // source tree this binary was built from.

@@ -10,12 +10,15 @@
 
 #include <csignal>
 #include <cstdio>
-#include <thread>
 #include <iostream>
+#include <thread>
 
 namespace {
 std::atomic<bool> g_cancel{false};
-extern "C" void onSignal(int) { g_cancel.store(true); }
+extern "C" void onSignal(int)
+{
+    g_cancel.store(true);
+}
 
 std::vector<int64_t> parseList(const std::string& s)
 {
@@ -23,7 +26,8 @@ std::vector<int64_t> parseList(const std::string& s)
     size_t start = 0;
     while (start <= s.size()) {
         const size_t comma = s.find(',', start);
-        const std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        const std::string item =
+            s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
         size_t used = 0;
         long long n = 0;
         try {
@@ -40,22 +44,44 @@ std::vector<int64_t> parseList(const std::string& s)
     }
     return v;
 }
+
+// "MIN:MAX" of two positive numbers; an empty string keeps the defaults.
+void parseRange(const std::string& s, const char* option, double* lo, double* hi)
+{
+    if (s.empty())
+        return;
+    const size_t colon = s.find(':');
+    char* e1 = nullptr;
+    char* e2 = nullptr;
+    double a = 0, b = 0;
+    if (colon != std::string::npos) {
+        a = std::strtod(s.c_str(), &e1);
+        b = std::strtod(s.c_str() + colon + 1, &e2);
+    }
+    if (colon == std::string::npos || e1 != s.c_str() + colon || *e2 != '\0' || !(a > 0) || !(b >= a))
+        throw statescope::Error(option, "range", "MIN:MAX with 0 < MIN <= MAX", "\"" + s + "\"");
+    *lo = a;
+    *hi = b;
+}
 } // namespace
 
 int main(int argc, char** argv)
 {
     using namespace statescope::cli;
-    CLI::App app{"StateScope: watch a recurrent language model's loss, forget gates and state norms, token by token"};
+    CLI::App app{
+        "StateScope: watch a recurrent language model's loss, forget gates and state norms, token by token"};
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("statescope-cli ") + STATESCOPE_VERSION);
 
     RunArgs run;
     auto* runCmd = app.add_subcommand("run", "Run a model over an input and write an HDF5 trace");
     runCmd->add_option("--model", run.model, "Model folder (config.json + weights)")->required();
-    runCmd->add_option("--tokenizer", run.tokenizer, "tokenizer.json (default: the model's, else GPT-NeoX-20B)");
+    runCmd->add_option("--tokenizer", run.tokenizer,
+                       "tokenizer.json (default: the model's, else GPT-NeoX-20B)");
     auto* text = runCmd->add_option("--text", run.textFile, "UTF-8 text file");
     auto* ids = runCmd->add_option("--ids", run.idsFile, "File of whitespace-separated token ids");
-    auto* prompt = runCmd->add_option("--prompt", run.prompt, "newlines:N | capitals:N | passkey:BLOCKS[:DEPTH[:SEED]]");
+    auto* prompt =
+        runCmd->add_option("--prompt", run.prompt, "newlines:N | capitals:N | passkey:BLOCKS[:DEPTH[:SEED]]");
     text->excludes(ids)->excludes(prompt);
     ids->excludes(prompt);
     runCmd->add_option("--out", run.out, "Trace file to write (.h5)")->required();
@@ -84,9 +110,11 @@ int main(int argc, char** argv)
     benchCmd->add_option("--tokens", benchTokens, "Comma-separated stream lengths");
     benchCmd->add_option("--device", bench.device, "cpu or cuda[:N]");
     benchCmd->add_option("--dtype", bench.dtype, "float32, bfloat16 or float16");
-    benchCmd->add_option("--chunk-size", bench.chunkSize, "Tokens per engine call")->check(CLI::PositiveNumber);
+    benchCmd->add_option("--chunk-size", bench.chunkSize, "Tokens per engine call")
+        ->check(CLI::PositiveNumber);
     benchCmd->add_option("--threads", bench.threads, "CPU threads (default: all cores)");
-    benchCmd->add_option("--repeat", bench.repeat, "Timed repetitions (best is reported)")->check(CLI::PositiveNumber);
+    benchCmd->add_option("--repeat", bench.repeat, "Timed repetitions (best is reported)")
+        ->check(CLI::PositiveNumber);
     benchCmd->add_flag("--no-trace", noTrace, "Do not write the trace (measures the engine alone)");
     benchCmd->add_option("--json", bench.json, "Also write the results as JSON to this file");
 
@@ -117,32 +145,67 @@ int main(int argc, char** argv)
     statescope::TrainOptions train;
     std::string trainShape = "tiny";
     int64_t tDModel = 0, tLayers = 0, tDState = 0, tHeaddim = 0;
-    auto* trainCmd = app.add_subcommand("train", "Train a byte-level Mamba-2 through the engine's chunked path");
-    trainCmd->add_option("--data", train.data, "Training corpus (UTF-8 text; bytes are the tokens)")->required();
+    auto* trainCmd =
+        app.add_subcommand("train", "Train a byte-level Mamba-2 through the engine's chunked path");
+    trainCmd->add_option("--data", train.data, "Training corpus (UTF-8 text; bytes are the tokens)")
+        ->required();
     trainCmd->add_option("--held-out", train.heldOut, "Held-out text evaluated while training");
-    trainCmd->add_option("--out", train.out, "Model folder to write (resumed when it holds trainer_state.json)")->required();
-    trainCmd->add_option("--data-description", train.dataDescription, "What the corpus is, for the model card");
+    trainCmd
+        ->add_option("--out", train.out, "Model folder to write (resumed when it holds trainer_state.json)")
+        ->required();
+    trainCmd->add_option("--data-description", train.dataDescription,
+                         "What the corpus is, for the model card");
     trainCmd->add_option("--shape", trainShape, "Base shape (tiny, 130m, ...)");
     trainCmd->add_option("--d-model", tDModel, "d_model");
     trainCmd->add_option("--layers", tLayers, "n_layer");
     trainCmd->add_option("--d-state", tDState, "d_state");
     trainCmd->add_option("--headdim", tHeaddim, "headdim");
-    trainCmd->add_option("--train-length", train.trainLength, "T_train: tokens per sequence")->check(CLI::PositiveNumber);
+    trainCmd->add_option("--train-length", train.trainLength, "T_train: tokens per sequence")
+        ->check(CLI::PositiveNumber);
     trainCmd->add_option("--batch", train.batch, "Sequences per step")->check(CLI::PositiveNumber);
     trainCmd->add_option("--steps", train.steps, "Optimizer steps")->check(CLI::PositiveNumber);
     trainCmd->add_option("--warmup", train.warmup, "Warm-up steps");
-    trainCmd->add_option("--schedule", train.schedule, "cosine or wsd")->check(CLI::IsMember({"cosine", "wsd"}));
+    trainCmd->add_option("--schedule", train.schedule, "cosine or wsd")
+        ->check(CLI::IsMember({"cosine", "wsd"}));
     trainCmd->add_option("--lr", train.lr, "Peak learning rate");
     trainCmd->add_option("--weight-decay", train.weightDecay, "AdamW weight decay");
     trainCmd->add_option("--clip", train.clip, "Gradient norm clip");
     trainCmd->add_option("--device", train.device, "cpu or cuda[:N]");
     trainCmd->add_flag("--bf16", train.bf16, "bfloat16 matmuls over float32 master weights (CUDA)");
-    trainCmd->add_flag("--slow-init", train.slowInit, "Start every head with a slow forget gate (alpha ~ 0.9995)");
+    std::string dtInit, aInit;
+    trainCmd->add_option("--dt-init", dtInit,
+                         "MIN:MAX, initial Delta range (log-uniform; default 0.001:0.1)");
+    trainCmd->add_option("--a-init", aInit, "MIN:MAX, initial -A range (uniform; default 1:16)");
+    trainCmd->add_option("--time-budget", train.timeBudget,
+                         "Seconds of training: the step count is cut to fit");
     trainCmd->add_option("--seed", train.seed, "Random seed");
-    trainCmd->add_option("--log-every", train.logEvery, "Steps between log lines")->check(CLI::PositiveNumber);
-    trainCmd->add_option("--save-every", train.saveEvery, "Steps between checkpoints")->check(CLI::PositiveNumber);
+    trainCmd->add_option("--log-every", train.logEvery, "Steps between log lines")
+        ->check(CLI::PositiveNumber);
+    trainCmd->add_option("--save-every", train.saveEvery, "Steps between checkpoints")
+        ->check(CLI::PositiveNumber);
     trainCmd->add_option("--eval-every", train.evalEvery, "Steps between held-out evaluations");
     trainCmd->add_option("--threads", train.threads, "CPU threads");
+
+    EvalArgs eval;
+    std::string evalRange = "16384:32768";
+    auto* evalCmd = app.add_subcommand(
+        "eval", "Mean loss against position over windows of a text: the state-collapse curve and ratio");
+    evalCmd->add_option("--model", eval.model, "Model folder")->required();
+    evalCmd->add_option("--text", eval.textFile, "UTF-8 text file (held-out text)")->required();
+    evalCmd->add_option("--tokenizer", eval.tokenizer, "tokenizer.json (default: the model's)");
+    evalCmd->add_option("--length", eval.length, "Tokens per window")->check(CLI::PositiveNumber);
+    evalCmd->add_option("--samples", eval.samples, "Windows, spread evenly over the text")
+        ->check(CLI::PositiveNumber);
+    evalCmd->add_option("--bucket", eval.bucket, "Bucket size in tokens (default: min(T_train, 256))");
+    evalCmd->add_option("--train-length", eval.trainingLength, "Training length (default: the model card's)");
+    evalCmd->add_option("--range", evalRange,
+                        "FROM:TO, the positions compared with the bucket ending at T_train");
+    evalCmd->add_option("--device", eval.device, "cpu or cuda[:N]");
+    evalCmd->add_option("--dtype", eval.dtype, "float32, bfloat16 or float16");
+    evalCmd->add_option("--chunk-size", eval.chunkSize, "Tokens per engine call")->check(CLI::PositiveNumber);
+    evalCmd->add_option("--threads", eval.threads, "CPU threads (default: all cores)");
+    evalCmd->add_option("--json", eval.json, "Also write the curve and the ratio as JSON to this file");
+    evalCmd->add_flag("--quiet", eval.quiet, "No progress on stderr");
 
     auto* devicesCmd = app.add_subcommand("devices", "List the devices a run can use");
 
@@ -161,7 +224,8 @@ int main(int argc, char** argv)
             for (size_t i = 0; i < gpus.size(); ++i)
                 std::printf("cuda:%zu: %s, %.1f GiB, %.1f GiB free%s\n", i, gpus[i].name.c_str(),
                             gpus[i].totalBytes / 1073741824.0, gpus[i].freeBytes / 1073741824.0,
-                            statescope::Runner::cudaAvailable() ? "" : " (this build of LibTorch has no CUDA)");
+                            statescope::Runner::cudaAvailable() ? ""
+                                                                : " (this build of LibTorch has no CUDA)");
             if (gpus.empty())
                 std::printf("cuda: none (no NVIDIA driver found)\n");
             return 0;
@@ -195,13 +259,35 @@ int main(int argc, char** argv)
                 train.shape.dState = tDState;
             if (tHeaddim)
                 train.shape.headdim = tHeaddim;
+            parseRange(dtInit, "--dt-init", &train.dtInitMin, &train.dtInitMax);
+            parseRange(aInit, "--a-init", &train.aInitMin, &train.aInitMax);
             statescope::trainMamba2(train, [](const statescope::TrainProgress& p) {
-                std::printf("step %6lld  loss %.4f  held-out %s  lr %.2e  %.0f tokens/s\n", static_cast<long long>(p.step),
-                            p.loss, p.heldOutLoss >= 0 ? std::to_string(p.heldOutLoss).c_str() : "-", p.lr,
+                std::printf("step %6lld/%lld  loss %.4f  held-out %s  lr %.2e  %.0f tokens/s\n",
+                            static_cast<long long>(p.step), static_cast<long long>(p.steps), p.loss,
+                            p.heldOutLoss >= 0 ? std::to_string(p.heldOutLoss).c_str() : "-", p.lr,
                             p.tokensPerSecond);
                 std::fflush(stdout);
             });
             return 0;
+        }
+        if (*evalCmd) {
+            const auto colon = evalRange.find(':');
+            char* e1 = nullptr;
+            char* e2 = nullptr;
+            if (colon != std::string::npos) {
+                eval.rangeBegin = std::strtoll(evalRange.c_str(), &e1, 10);
+                eval.rangeEnd = std::strtoll(evalRange.c_str() + colon + 1, &e2, 10);
+            }
+            if (colon == std::string::npos || e1 != evalRange.c_str() + colon || *e2 != '\0' ||
+                eval.rangeBegin < 0 || eval.rangeEnd <= eval.rangeBegin)
+                throw statescope::Error("--range", "range", "FROM:TO with 0 <= FROM < TO",
+                                        "\"" + evalRange + "\"");
+            try {
+                return evalCommand(eval, g_cancel);
+            } catch (const statescope::Cancelled&) {
+                std::cerr << "\nstatescope-cli: cancelled\n";
+                return kExitCancelled;
+            }
         }
         if (*checkCmd) {
             check.chunkSizes = parseList(checkChunks);

@@ -92,6 +92,9 @@ public:
     QString tracesFolder() const { return m_tracesFolder; }
     // Plot refreshes per second during the last (or current) run, chunks received, and memory.
     QString statsSummary() const;
+    // Figures for a paper or the docs, without the dialog: each view (loss, gates, norms) in the paper
+    // style, as <prefix>-<view>.png and .svg, over the whole trace. false after showing the error.
+    bool exportFigures(const QString& prefix);
 
 signals:
     // After every run, whether it finished, was cancelled or failed (then tracePath may be empty).

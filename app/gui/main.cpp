@@ -1,6 +1,8 @@
 // statescope: the desktop app. Watch a recurrent model's loss, forget gates and state norms live.
+#include "LossView.h"
 #include "MainWindow.h"
 #include "ModelPanel.h"
+#include "PlotGroup.h"
 #include "runtime/Prompts.h"
 
 #include <QApplication>
@@ -32,6 +34,17 @@ struct Cli {
                                   "file"};
     QCommandLineOption quitAfter{"quit-after", "Quit after <ms> milliseconds.", "ms"};
     QCommandLineOption quitWhenDone{"quit-when-done", "Quit when the run ends (for measurements)."};
+    QCommandLineOption overlay{"overlay", "Overlay the saved trace <file> (after the run, with --run).",
+                               "file"};
+    QCommandLineOption logX{"log-x", "Logarithmic token axis."};
+    QCommandLineOption noTokenNll{"no-token-nll",
+                                  "Loss plot: averages and perplexity only, not every token's NLL."};
+    QCommandLineOption bucket{"bucket", "Loss plot: tokens per perplexity bucket (128 ... 8192).", "n"};
+    QCommandLineOption exportFigures{
+        "export-figures",
+        "Write each plot in the paper style to <prefix>-{loss,gates,norms}.{png,svg} once the run has ended "
+        "(or the trace is open), then quit.",
+        "prefix"};
     QCommandLineOption stats{"stats",
                              "Print tokens/s, plot updates per second and memory to stderr when quitting."};
 
@@ -42,9 +55,9 @@ struct Cli {
         parser.addHelpOption();
         parser.addVersionOption();
         parser.addOptions({demo, model, trace, text, prompt, run, chunk, tracesDir, theme, screenshot,
-                           quitAfter, quitWhenDone, stats});
-        parser.addPositionalArgument("paths", "Model folders, .txt inputs or .h5 traces to open (as if dropped).",
-                                     "[paths...]");
+                           quitAfter, quitWhenDone, overlay, logX, noTokenNll, bucket, exportFigures, stats});
+        parser.addPositionalArgument(
+            "paths", "Model folders, .txt inputs or .h5 traces to open (as if dropped).", "[paths...]");
     }
 };
 
@@ -95,6 +108,14 @@ int main(int argc, char** argv)
         window.modelPanel()->setChunkSize(parser.value(cli.chunk).toInt());
     window.show();
 
+    if (parser.isSet(cli.exportFigures)) {
+        // A batch job: errors go to stderr and the exit code, not to dialogs nobody will close.
+        window.setRecordErrors(true);
+        QObject::connect(&window, &MainWindow::errorShown, &app, [&app](const QString& message) {
+            std::fprintf(stderr, "statescope: %s\n", qPrintable(message));
+            QTimer::singleShot(0, &app, [&app] { app.exit(1); });
+        });
+    }
     bool ok = true;
     bool startRun = parser.isSet(cli.run);
     if (parser.isSet(cli.demo)) {
@@ -120,6 +141,15 @@ int main(int argc, char** argv)
     for (const QString& path : parser.positionalArguments())
         if (ok)
             ok = window.openDroppedPath(path);
+    if (parser.isSet(cli.logX))
+        window.plotGroup()->setLogX(true);
+    if (parser.isSet(cli.noTokenNll))
+        window.lossView()->setTokenNllVisible(false);
+    if (parser.isSet(cli.bucket))
+        window.lossView()->setBucketSize(parser.value(cli.bucket).toInt());
+    const QString overlay = parser.value(cli.overlay);
+    if (ok && !overlay.isEmpty() && !startRun)
+        ok = window.overlayTrace(overlay);
     if (ok && startRun)
         window.startRun();
 
@@ -129,8 +159,30 @@ int main(int argc, char** argv)
             std::fprintf(stderr, "%s\n", qPrintable(window.statsSummary()));
         QApplication::quit();
     };
-    if (parser.isSet(cli.quitWhenDone))
+    if (parser.isSet(cli.exportFigures)) {
+        // Figures once the data is complete: when the run ends, or at once for an opened trace.
+        const QString prefix = parser.value(cli.exportFigures);
+        auto exportAndQuit = [&window, &app, prefix, overlay, startRun] {
+            bool good = !startRun || overlay.isEmpty() || window.overlayTrace(overlay);
+            good = good && window.exportFigures(prefix); // a failure went out through errorShown
+            if (good)
+                std::fprintf(stderr, "statescope: wrote %s-{loss,gates,norms}.{png,svg}\n",
+                             qPrintable(prefix));
+            app.exit(good ? 0 : 1);
+        };
+        if (!ok)
+            return 1;
+        if (startRun)
+            QObject::connect(&window, &MainWindow::runEnded, &app, exportAndQuit, Qt::QueuedConnection);
+        else
+            QTimer::singleShot(0, &app, exportAndQuit);
+    } else if (parser.isSet(cli.quitWhenDone)) {
         QObject::connect(&window, &MainWindow::runEnded, &app, finish, Qt::QueuedConnection);
+    }
+    if (!overlay.isEmpty() && startRun && !parser.isSet(cli.exportFigures))
+        QObject::connect(
+            &window, &MainWindow::runEnded, &window, [&window, overlay] { window.overlayTrace(overlay); },
+            Qt::QueuedConnection);
     if (parser.isSet(cli.quitAfter)) {
         const int ms = parser.value(cli.quitAfter).toInt();
         const QString shot = parser.value(cli.screenshot);

@@ -71,8 +71,15 @@ void writeJson(const std::string& path, const nlohmann::ordered_json& j)
 
 } // namespace
 
-void trainMamba2(const TrainOptions& o, const std::function<void(const TrainProgress&)>& log)
+void trainMamba2(const TrainOptions& options, const std::function<void(const TrainProgress&)>& log)
 {
+    TrainOptions o = options; // steps may be cut to fit the time budget
+    if (o.dtInitMin <= 0 || o.dtInitMax < o.dtInitMin)
+        throw Error("--dt-init", "range", "0 < MIN <= MAX",
+                    std::to_string(o.dtInitMin) + ":" + std::to_string(o.dtInitMax));
+    if (o.aInitMin <= 0 || o.aInitMax < o.aInitMin)
+        throw Error("--a-init", "range", "0 < MIN <= MAX",
+                    std::to_string(o.aInitMin) + ":" + std::to_string(o.aInitMax));
     torch::set_num_threads(o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency()));
     const torch::Device device(o.device);
     if (device.is_cuda() && !torch::cuda::is_available())
@@ -95,21 +102,34 @@ void trainMamba2(const TrainOptions& o, const std::function<void(const TrainProg
         model = Mamba2Model::load(inspectModelFolder(o.out), device, torch::kFloat32);
     } else {
         model = Mamba2Model::random(shape, o.seed, device, torch::kFloat32);
-        if (o.slowInit) {
+        if (o.dtInitMin != 1e-3 || o.dtInitMax != 0.1 || o.aInitMin != 1 || o.aInitMax != 16) {
             torch::NoGradGuard ng;
             for (auto& L : model->weights().layers) {
-                L.ALog.zero_();
-                torch::Tensor dt = (torch::rand_like(L.dtBias) * (std::log(1e-3) - std::log(1e-4)) + std::log(1e-4)).exp();
-                L.dtBias.copy_(dt + torch::log(-torch::expm1(-dt)));
+                L.ALog.copy_(torch::log(torch::rand_like(L.ALog) * (o.aInitMax - o.aInitMin) + o.aInitMin));
+                const double lo = std::log(o.dtInitMin), hi = std::log(o.dtInitMax);
+                torch::Tensor dt = (torch::rand_like(L.dtBias) * (hi - lo) + lo).exp();
+                L.dtBias.copy_(dt + torch::log(-torch::expm1(-dt))); // softplus^-1
             }
         }
     }
     if (o.bf16)
         model->setComputeDtype(torch::kBFloat16);
     std::vector<torch::Tensor> params = model->parameters();
-    for (auto& p : params)
+    // Weight decay on matrices only, as mamba_ssm does: decaying A_log and dt_bias towards 0 would pull
+    // every head towards alpha = exp(-softplus(0)) = 0.5, i.e. teach forgetting the data never asked for.
+    std::vector<torch::Tensor> decayed, undecayed;
+    for (auto& p : params) {
         p.requires_grad_(true);
-    torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(o.lr).weight_decay(o.weightDecay).betas({0.9, 0.95}));
+        (p.dim() >= 2 ? decayed : undecayed).push_back(p);
+    }
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(decayed,
+                        std::make_unique<torch::optim::AdamWOptions>(
+                            torch::optim::AdamWOptions(o.lr).weight_decay(o.weightDecay).betas({0.9, 0.95})));
+    groups.emplace_back(undecayed,
+                        std::make_unique<torch::optim::AdamWOptions>(
+                            torch::optim::AdamWOptions(o.lr).weight_decay(0.0).betas({0.9, 0.95})));
+    torch::optim::AdamW optimizer(groups, torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}));
     if (startStep > 0 && fs::exists(optimPath))
         torch::load(optimizer, optimPath);
 
@@ -134,6 +154,10 @@ void trainMamba2(const TrainOptions& o, const std::function<void(const TrainProg
         card["steps"] = step;
         card["schedule"] = o.schedule;
         card["lr"] = o.lr;
+        card["weight_decay"] = o.weightDecay;
+        card["dt_init"] = {o.dtInitMin, o.dtInitMax};
+        card["a_init"] = {o.aInitMin, o.aInitMax};
+        card["seed"] = o.seed;
         card["data"] = o.dataDescription.empty() ? o.data : o.dataDescription;
         card["final_loss"] = loss;
         if (heldOutLoss >= 0)
@@ -143,6 +167,7 @@ void trainMamba2(const TrainOptions& o, const std::function<void(const TrainProg
     };
 
     auto start = std::chrono::steady_clock::now();
+    auto budgetStart = start;
     int64_t tokensSinceLog = 0;
     double lastLoss = 0, lastHeldOut = -1;
     for (int64_t step = startStep; step < o.steps; ++step) {
@@ -153,13 +178,25 @@ void trainMamba2(const TrainOptions& o, const std::function<void(const TrainProg
         auto state = model->initialState(o.batch);
         torch::Tensor hidden = model->forward(ids.narrow(1, 0, o.trainLength), *state, false, false).hidden;
         torch::Tensor logits = model->logits(hidden);
-        torch::Tensor loss = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}),
-                                                                  ids.narrow(1, 1, o.trainLength).reshape({-1}));
+        torch::Tensor loss = torch::nn::functional::cross_entropy(
+            logits.reshape({-1, logits.size(-1)}), ids.narrow(1, 1, o.trainLength).reshape({-1}));
         optimizer.zero_grad();
         loss.backward();
         torch::nn::utils::clip_grad_norm_(params, o.clip);
         optimizer.step();
         tokensSinceLog += o.batch * o.trainLength;
+        constexpr int64_t kTimedSteps = 20;
+        if (o.timeBudget > 0 && step == startStep + 5)
+            budgetStart = std::chrono::steady_clock::now();
+        if (o.timeBudget > 0 && step == startStep + 5 + kTimedSteps) {
+            if (device.is_cuda())
+                loss.item<double>(); // wait for the device before reading the clock
+            const double perStep =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - budgetStart).count() /
+                kTimedSteps;
+            const int64_t fit = startStep + static_cast<int64_t>(o.timeBudget / perStep);
+            o.steps = std::max(step + 2, std::min(o.steps, fit));
+        }
         const bool last = step + 1 == o.steps;
         if ((step + 1) % o.logEvery == 0 || last) {
             lastLoss = loss.item<double>();
@@ -168,8 +205,9 @@ void trainMamba2(const TrainOptions& o, const std::function<void(const TrainProg
                 std::mt19937_64 evalRng(1);
                 lastHeldOut = lossOf(*model, sampleBatch(*heldOut, 16, o.trainLength, evalRng).to(device));
             }
-            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-            log({step + 1, lastLoss, lastHeldOut, lr, tokensSinceLog / std::max(1e-9, secs)});
+            const double secs =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            log({step + 1, o.steps, lastLoss, lastHeldOut, lr, tokensSinceLog / std::max(1e-9, secs)});
             start = std::chrono::steady_clock::now();
             tokensSinceLog = 0;
         }

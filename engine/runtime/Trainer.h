@@ -26,9 +26,14 @@ struct TrainOptions {
     double clip = 1.0;
     std::string device = "cpu";
     bool bf16 = false; // bfloat16 matmuls over float32 master weights (CUDA)
-    // Start every head with a slow forget gate (A = -1, Delta in [1e-4, 1e-3]: alpha ~ 0.9995) instead
-    // of mamba_ssm's spread, so that forgetting has to be learned: what a short T_train never teaches.
-    bool slowInit = false;
+    // Initial forget gates: Delta log-uniform in [dtInitMin, dtInitMax] and A = -uniform[aInitMin, aInitMax]
+    // per head (mamba_ssm's defaults below). A narrow, slow range (A = 1, Delta ~ 1e-5) starts every head
+    // near alpha = 1, never forgetting, so forgetting has to be learned: what a short T_train never teaches.
+    double dtInitMin = 1e-3, dtInitMax = 0.1;
+    double aInitMin = 1, aInitMax = 16;
+    // Seconds of training: after a few steps the step count is cut to what fits, so that the schedule
+    // still warms up and decays. 0 = run all steps.
+    double timeBudget = 0;
     uint64_t seed = 0;
     int64_t logEvery = 50;
     int64_t saveEvery = 500;
@@ -38,7 +43,8 @@ struct TrainOptions {
 
 struct TrainProgress {
     int64_t step = 0;
-    double loss = 0;        // nats per token, this step
+    int64_t steps = 0;       // planned in all (cut by a time budget)
+    double loss = 0;         // nats per token, this step
     double heldOutLoss = -1; // nats per token, when evaluated
     double lr = 0;
     double tokensPerSecond = 0;

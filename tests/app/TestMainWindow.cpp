@@ -29,7 +29,7 @@ using namespace statescope;
 
 namespace {
 
-const QString kTinyModel = QStringLiteral(STATESCOPE_RESOURCES_DIR "/models/tiny-random");
+const QString kTinyModel = QStringLiteral(STATESCOPE_TEST_DATA_DIR "/models/tiny-random");
 const QString kData = QStringLiteral(STATESCOPE_TEST_DATA_DIR);
 constexpr int kLayers = 2, kHeads = 8; // tiny-random
 constexpr int kRunTokens = 300;        // one token per byte (byte-level tokenizer)
@@ -62,6 +62,7 @@ private slots:
     void savedTraceShowsSameData();
     void overlaySecondTrace();
     void exportWritesValidFiles();
+    void exportFiguresForDocs();
     void corruptTraceGivesError();
     void badModelGivesError();
     void modelFailingToLoadGivesError();
@@ -363,6 +364,40 @@ void TestMainWindow::exportWritesValidFiles()
     QVERIFY(!QImage(QDir(folder).filePath("screen-loss.png")).isNull());
 }
 
+void TestMainWindow::exportFiguresForDocs()
+{
+    QVERIFY(m_window->openTrace(m_firstTrace));
+    LossView* loss = m_window->lossView();
+    loss->setTokenNllVisible(false);
+    QVERIFY(!loss->nllGraph()->visible());
+    QVERIFY(loss->averageGraph()->visible());
+    const QString prefix = m_dir.filePath("figures/run");
+    QVERIFY(m_window->exportFigures(prefix));
+    for (const char* view : {"loss", "gates", "norms"})
+        for (const char* suffix : {".png", ".svg"}) {
+            const QString path = prefix + "-" + view + suffix;
+            QVERIFY2(QFileInfo(path).size() > 500, qPrintable(path));
+        }
+    QVERIFY(!QImage(prefix + "-loss.png").isNull());
+    // The whole trace is in view, and perplexity's log axis is the NLL axis in other units.
+    QVERIFY(loss->plot()->xAxis->range().upper >= kRunTokens &&
+            loss->plot()->xAxis->range().upper <= kRunTokens + 1);
+    const QCPRange nll = loss->plot()->yAxis->range(), ppl = loss->plot()->yAxis2->range();
+    QVERIFY(std::abs(ppl.lower - std::exp(nll.lower)) <= 1e-9 * std::exp(nll.lower));
+    QVERIFY(std::abs(ppl.upper - std::exp(nll.upper)) <= 1e-9 * std::exp(nll.upper));
+    loss->setTokenNllVisible(true);
+    QVERIFY(loss->nllGraph()->visible());
+
+    // A folder that cannot be made: one error, no crash.
+    m_window->clearRecordedErrors();
+    QFile blocker(m_dir.filePath("blocker"));
+    QVERIFY(blocker.open(QIODevice::WriteOnly));
+    blocker.close();
+    QVERIFY(!m_window->exportFigures(m_dir.filePath("blocker/sub/run")));
+    QCOMPARE(m_window->recordedErrors().size(), 1);
+    QVERIFY(m_window->recordedErrors()[0].contains("blocker"));
+}
+
 void TestMainWindow::corruptTraceGivesError()
 {
     QVERIFY(m_window->openTrace(m_firstTrace));
@@ -479,12 +514,14 @@ void TestMainWindow::settingsRoundTrip()
 
 void TestMainWindow::modelSources()
 {
-    // Built-in models come from resources/models.
-    bool tiny = false;
-    for (const ModelEntry& e : builtInModels())
-        tiny = tiny || (e.name == "tiny-random" &&
-                        QFileInfo(e.path).canonicalFilePath() == QFileInfo(kTinyModel).canonicalFilePath());
-    QVERIFY(tiny);
+    // Built-in models come from resources/models: the two trained ones, nothing else.
+    QStringList names;
+    for (const ModelEntry& e : builtInModels()) {
+        names << e.name;
+        QCOMPARE(QFileInfo(e.path).canonicalFilePath(),
+                 QFileInfo(QStringLiteral(STATESCOPE_RESOURCES_DIR "/models/") + e.name).canonicalFilePath());
+    }
+    QCOMPARE(names, QStringList({"tiny-collapse", "tiny-forget"}));
 
     // Hugging Face cache: $HF_HOME/hub/models--ORG--NAME/snapshots/REV with a config.json.
     const QString hf = m_dir.filePath("hf");
@@ -514,8 +551,9 @@ void TestMainWindow::modelSources()
     marker.close();
     qputenv("STATESCOPE_RESOURCES", res.toUtf8());
     QCOMPARE(resourcePath("texts/demo.txt"), QDir::cleanPath(res + "/texts/demo.txt"));
-    QCOMPARE(QFileInfo(resourcePath("models/tiny-random")).canonicalFilePath(),
-             QFileInfo(kTinyModel).canonicalFilePath()); // falls through to the source tree
+    QCOMPARE(QFileInfo(resourcePath("models/tiny-collapse")).canonicalFilePath(),
+             QFileInfo(QStringLiteral(STATESCOPE_RESOURCES_DIR "/models/tiny-collapse")).canonicalFilePath());
+    // (it falls through to the source tree)
     qunsetenv("STATESCOPE_RESOURCES");
 
     // Trace names: <model>-<yyyyMMdd-HHmmss>.h5, never overwriting.

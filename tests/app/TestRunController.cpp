@@ -11,7 +11,7 @@ using namespace statescope;
 
 namespace {
 
-const QString kTinyModel = QStringLiteral(STATESCOPE_RESOURCES_DIR "/models/tiny-random");
+const QString kTinyModel = QStringLiteral(STATESCOPE_TEST_DATA_DIR "/models/tiny-random");
 
 RunRequest request(const QString& folder, const QString& text, int64_t chunk)
 {

@@ -427,11 +427,11 @@ void TestWidgets::lossViewPoints()
     QCOMPARE(v.bucketSize(), 8192);
 
     // Narrow: decimated to at most two points per pixel column, keeping the exact extremes.
-    v.resize(260, 400);
+    v.resize(240, 400);
     QApplication::processEvents();
     v.refresh();
     const int cols = v.plot()->xAxis->axisRect()->width();
-    QVERIFY(cols > 10 && cols < 150);
+    QVERIFY2(cols > 10 && cols < 150, qPrintable(QString::number(cols)));
     QVERIFY(v.nllGraph()->dataCount() <= 2 * cols);
     QVERIFY(v.nllGraph()->dataCount() < int(kTokens));
     QVERIFY(v.averageGraph()->dataCount() <= cols);

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Draws the figures of docs/built-in-models.md with StateScope itself: each built-in model reads the
+# shipped held-out text (resources/texts/kjv-heldout.txt, 100 KB, bytes = tokens) on the CPU, the runs
+# are saved as traces, and the app exports its plots (paper style) with tiny-forget overlaid.
+# Needs a GUI build (build/app/statescope) and a display or xvfb-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+app=${APP:-build/app/statescope}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+x=(xvfb-run -a -s "-screen 0 1600x1000x24")
+[ -n "${DISPLAY:-}" ] && x=()
+for m in tiny-forget tiny-collapse; do
+  mkdir -p "$work/$m"
+  "${x[@]}" "$app" --model "resources/models/$m" --text resources/texts/kjv-heldout.txt --run \
+    --traces-dir "$work/$m" --export-figures "$work/$m/fig" --log-x --no-token-nll --bucket 1024
+  mv "$work/$m"/"$m"-*.h5 "$work/$m.h5" # the legend names a trace by its file name
+done
+"${x[@]}" "$app" --trace "$work/tiny-collapse.h5" --overlay "$work/tiny-forget.h5" \
+  --export-figures "$work/both" --log-x --no-token-nll --bucket 1024
+"${x[@]}" "$app" --trace "$work/tiny-forget.h5" --export-figures "$work/forget" --log-x --no-token-nll --bucket 1024
+mkdir -p docs/figures
+cp "$work/both-loss.png" docs/figures/builtin-loss.png
+cp "$work/both-gates.png" docs/figures/builtin-gates.png
+cp "$work/both-norms.png" docs/figures/tiny-collapse-norms.png
+cp "$work/forget-norms.png" docs/figures/tiny-forget-norms.png
+ls -l docs/figures
