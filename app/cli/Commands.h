@@ -68,11 +68,11 @@ struct EvalArgs {
     std::string model;
     std::string tokenizer;
     std::string textFile;
-    int64_t length = 32768;     // tokens per window
-    int samples = 4;            // windows, spread evenly over the text
-    int64_t bucket = 0;         // 0: min(T_train, 256)
-    int64_t trainingLength = 0; // 0: the model card's
-    int64_t rangeBegin = 16384, rangeEnd = 32768;
+    int64_t length = 32768;                 // tokens per window
+    int samples = 4;                        // windows, spread evenly over the text
+    int64_t bucket = 0;                     // 0: min(T_train, 256)
+    int64_t trainingLength = 0;             // 0: the model card's
+    int64_t rangeBegin = -1, rangeEnd = -1; // -1: the second half of the window
     std::string device = "cpu";
     std::string dtype = "float32";
     int64_t chunkSize = 4096;

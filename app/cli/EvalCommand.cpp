@@ -48,6 +48,10 @@ EvalResult evaluateLengths(const EvalArgs& args, const std::atomic<bool>& cancel
         throw Error("--length", "length", "at least 2 tokens", std::to_string(args.length));
     if (args.samples < 1)
         throw Error("--samples", "samples", "at least 1", std::to_string(args.samples));
+    if (args.rangeEnd > args.length)
+        throw Error("--range", "range",
+                    "within the window of --length " + std::to_string(args.length) + " tokens",
+                    std::to_string(args.rangeBegin) + ":" + std::to_string(args.rangeEnd));
     RunOptions options;
     options.device = args.device;
     options.dtype = parseDTypeArg(args.dtype);
@@ -121,8 +125,8 @@ int evalCommand(const EvalArgs& args, const std::atomic<bool>& cancel)
     const int64_t T = r.trainingLength;
     const int64_t b =
         args.bucket > 0 ? args.bucket : std::max<int64_t>(1, T > 0 ? std::min<int64_t>(T, 256) : 256);
-    const int64_t rangeEnd = std::min<int64_t>(args.rangeEnd, args.length);
-    const int64_t rangeBegin = std::min<int64_t>(args.rangeBegin, rangeEnd - 1);
+    const int64_t rangeBegin = args.rangeBegin >= 0 ? args.rangeBegin : args.length / 2;
+    const int64_t rangeEnd = args.rangeEnd >= 0 ? args.rangeEnd : args.length;
     const int64_t per = r.layers * r.heads;
 
     auto layerNorm = [&](int64_t begin, int64_t end, int64_t l) { // sqrt(sum_h |S_h|^2), mean over tokens

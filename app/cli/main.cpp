@@ -187,7 +187,7 @@ int main(int argc, char** argv)
     trainCmd->add_option("--threads", train.threads, "CPU threads");
 
     EvalArgs eval;
-    std::string evalRange = "16384:32768";
+    std::string evalRange; // default: the second half of the window
     auto* evalCmd = app.add_subcommand(
         "eval", "Mean loss against position over windows of a text: the state-collapse curve and ratio");
     evalCmd->add_option("--model", eval.model, "Model folder")->required();
@@ -199,7 +199,8 @@ int main(int argc, char** argv)
     evalCmd->add_option("--bucket", eval.bucket, "Bucket size in tokens (default: min(T_train, 256))");
     evalCmd->add_option("--train-length", eval.trainingLength, "Training length (default: the model card's)");
     evalCmd->add_option("--range", evalRange,
-                        "FROM:TO, the positions compared with the bucket ending at T_train");
+                        "FROM:TO, the positions compared with the bucket ending at T_train (default: the "
+                        "window's second half)");
     evalCmd->add_option("--device", eval.device, "cpu or cuda[:N]");
     evalCmd->add_option("--dtype", eval.dtype, "float32, bfloat16 or float16");
     evalCmd->add_option("--chunk-size", eval.chunkSize, "Tokens per engine call")->check(CLI::PositiveNumber);
@@ -271,15 +272,16 @@ int main(int argc, char** argv)
             return 0;
         }
         if (*evalCmd) {
-            const auto colon = evalRange.find(':');
+            const auto colon = evalRange.empty() ? std::string::npos : evalRange.find(':');
             char* e1 = nullptr;
             char* e2 = nullptr;
             if (colon != std::string::npos) {
                 eval.rangeBegin = std::strtoll(evalRange.c_str(), &e1, 10);
                 eval.rangeEnd = std::strtoll(evalRange.c_str() + colon + 1, &e2, 10);
             }
-            if (colon == std::string::npos || e1 != evalRange.c_str() + colon || *e2 != '\0' ||
-                eval.rangeBegin < 0 || eval.rangeEnd <= eval.rangeBegin)
+            if (!evalRange.empty() &&
+                (colon == std::string::npos || e1 != evalRange.c_str() + colon || *e2 != '\0' ||
+                 eval.rangeBegin < 0 || eval.rangeEnd <= eval.rangeBegin))
                 throw statescope::Error("--range", "range", "FROM:TO with 0 <= FROM < TO",
                                         "\"" + evalRange + "\"");
             try {

@@ -696,7 +696,7 @@ void MainWindow::onRunStarted(const RunStart& start)
     m_refreshesAtStart = 0;
     for (TraceView* v : views())
         m_refreshesAtStart += v->refreshCount();
-    m_runsPanel->refresh(); // lists the trace being recorded, as partial
+    m_runsPanel->setRecording(start.tracePath);
     m_traceLabel->setText(tr("Recording %1").arg(QFileInfo(start.tracePath).fileName()));
     m_traceLabel->setToolTip(start.tracePath);
 }
@@ -731,7 +731,7 @@ void MainWindow::onRunFinished(const QString& path, bool completed)
         : completed
             ? tr("Saved %1").arg(name)
             : tr("Cancelled: %1 keeps the first %2 tokens").arg(name, QLocale().toString(m_trace->tokens())));
-    m_runsPanel->refresh();
+    m_runsPanel->setRecording(QString());
     updateActions();
     emit runEnded(path, completed);
 }
@@ -741,7 +741,7 @@ void MainWindow::onRunFailed(const QString& message)
     m_runEndMs = QDateTime::currentMSecsSinceEpoch();
     m_rateLabel->clear();
     m_traceLabel->setText(tr("Run failed"));
-    m_runsPanel->refresh();
+    m_runsPanel->setRecording(QString());
     updateActions();
     showError(message);
     emit runEnded(m_controller->tracePath(), false);

@@ -52,6 +52,12 @@ void RunsPanel::setFolder(const QString& folder)
     refresh();
 }
 
+void RunsPanel::setRecording(const QString& path)
+{
+    m_recording = path.isEmpty() ? QString() : QFileInfo(path).absoluteFilePath();
+    refresh();
+}
+
 void RunsPanel::refresh()
 {
     m_tree->clear();
@@ -64,8 +70,12 @@ void RunsPanel::refresh()
         // Only the header and the dataset sizes are read, not the data.
         try {
             const TraceReader reader(fi.absoluteFilePath().toStdString());
-            item->setText(1, QLocale().toString(static_cast<qint64>(reader.tokens())));
-            item->setText(2, reader.completed() ? tr("complete") : tr("partial"));
+            const bool recording = fi.absoluteFilePath() == m_recording;
+            item->setText(1, recording ? QString::fromUtf8("…")
+                                       : QLocale().toString(static_cast<qint64>(reader.tokens())));
+            item->setText(2, recording            ? tr("recording")
+                             : reader.completed() ? tr("complete")
+                                                  : tr("partial"));
             item->setToolTip(
                 0, QString::fromStdString(reader.header().modelPath + "\n" + reader.header().input));
         } catch (const std::exception& e) {

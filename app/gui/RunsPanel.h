@@ -18,7 +18,9 @@ public:
     void refresh();
     int count() const;
     QString pathAt(int row) const;
-    QString statusAt(int row) const;      // "complete", "partial" or "unreadable"
+    QString statusAt(int row) const; // "complete", "partial", "recording" or "unreadable"
+    // The trace a run is writing now: listed as "recording" (its size on disk lags the run), or none.
+    void setRecording(const QString& path);
     int rowOf(const QString& path) const; // -1 if not listed
 
 signals:
@@ -29,6 +31,7 @@ private:
     void showContextMenu(const QPoint& pos);
 
     QString m_folder;
+    QString m_recording;
     QTreeWidget* m_tree;
 };
 

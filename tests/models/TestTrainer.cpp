@@ -1,14 +1,17 @@
 // The trainer learns (the loss falls well below ln 256 on real text), writes a folder the loader
-// reads back, and resumes where it stopped.
+// reads back, resumes where it stopped, starts the forget gates where it is told and decays only matrices.
 #include "Error.h"
 #include "io/Json.h"
+#include "io/SafeTensors.h"
 #include "runtime/Runner.h"
 #include "runtime/Trainer.h"
 
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 
 using namespace statescope;
 
@@ -65,6 +68,84 @@ private slots:
         QCOMPARE(log.size(), size_t(1));
         QCOMPARE(log.front().step, int64_t(70));
         QVERIFY(log.front().loss < 3.3);
+    }
+
+    // --dt-init / --a-init set where the forget gates start: after one step at a negligible learning
+    // rate, every head's decay alpha = exp(-Delta A) lies where the ranges put it, and the card says so.
+    void initialForgetGates()
+    {
+        QTemporaryDir tmp;
+        const QString out = tmp.filePath("m");
+        TrainOptions o = options(out, 1);
+        o.lr = 1e-12;
+        o.warmup = 0;
+        o.dtInitMin = 1e-5;
+        o.dtInitMax = 1e-4;
+        o.aInitMin = o.aInitMax = 1;
+        trainMamba2(o, [](const TrainProgress&) {});
+        RunOptions ro;
+        ro.threads = 2;
+        auto runner = Runner::open(out.toStdString(), ro);
+        const ChunkProbes c = runner->feed({72, 101, 108, 108, 111});
+        const auto descs = runner->probes();
+        QCOMPARE(descs[1].name, std::string("decay"));
+        // Delta = softplus(dt + dt_bias) moves with the input (a raw dt of 1 multiplies it by e), so the
+        // bounds allow 8x either way of [1e-5, 1e-4]; mamba_ssm's init puts every head below exp(-8e-4).
+        for (float a : c.values[1])
+            QVERIFY2(a > std::exp(-8e-4) && a < std::exp(-1e-6), qPrintable(QString::number(a, 'g', 9)));
+        const nlohmann::json card = loadPythonJson((out + "/model_card.json").toStdString());
+        QCOMPARE(card.at("dt_init")[0].get<double>(), 1e-5);
+        QCOMPARE(card.at("a_init")[1].get<double>(), 1.0);
+
+        // mamba_ssm's defaults: alpha from exp(-0.1 * 16) = 0.2 up to exp(-0.001) = 0.999.
+        const QString def = tmp.filePath("d");
+        TrainOptions d = options(def, 1);
+        d.lr = 1e-12;
+        d.warmup = 0;
+        trainMamba2(d, [](const TrainProgress&) {});
+        auto r2 = Runner::open(def.toStdString(), ro);
+        const ChunkProbes c2 = r2->feed({72, 101, 108, 108, 111});
+        const auto [lo, hi] = std::minmax_element(c2.values[1].begin(), c2.values[1].end());
+        QVERIFY(*lo < 0.9 && *hi > 0.95 && *hi < 0.9995);
+
+        TrainOptions bad = options(tmp.filePath("b"), 1);
+        bad.dtInitMin = 0.1;
+        bad.dtInitMax = 0.01;
+        QVERIFY_THROWS_EXCEPTION(Error, trainMamba2(bad, [](const TrainProgress&) {}));
+    }
+
+    // Weight decay shrinks matrices only: with decay 500 at lr 1e-3 one step halves in_proj, while
+    // A_log and dt_bias (1-D) move by no more than Adam's step, lr.
+    void weightDecayOnMatricesOnly()
+    {
+        QTemporaryDir tmp;
+        auto tensors = [](const QString& dir) {
+            std::map<std::string, std::vector<float>> m;
+            for (const RawTensor& t : readSafeTensors((dir + "/model.safetensors").toStdString())) {
+                const float* f = reinterpret_cast<const float*>(t.data);
+                m[t.name].assign(f, f + t.numel());
+            }
+            return m;
+        };
+        TrainOptions o = options(tmp.filePath("a"), 1);
+        o.lr = 1e-12; // the initial weights, saved
+        trainMamba2(o, [](const TrainProgress&) {});
+        o = options(tmp.filePath("b"), 1);
+        o.lr = 1e-3;
+        o.warmup = 0;
+        o.weightDecay = 500;
+        trainMamba2(o, [](const TrainProgress&) {});
+        auto before = tensors(tmp.filePath("a")), after = tensors(tmp.filePath("b"));
+        const std::string m = "backbone.layers.0.mixer.";
+        double n0 = 0, n1 = 0;
+        for (size_t i = 0; i < before[m + "in_proj.weight"].size(); ++i) {
+            n0 += std::pow(before[m + "in_proj.weight"][i], 2);
+            n1 += std::pow(after[m + "in_proj.weight"][i], 2);
+        }
+        QVERIFY2(std::abs(std::sqrt(n1 / n0) - 0.5) < 0.05, qPrintable(QString::number(std::sqrt(n1 / n0))));
+        for (const char* name : {"A_log", "dt_bias", "D"})
+            for (size_t i = 0; i < before[m + name].size(); ++i)
+                QVERIFY2(std::abs(after[m + name][i] - before[m + name][i]) <= 1.01e-3, name);
     }
 
     void badCorpus()
