@@ -349,6 +349,7 @@ void MainWindow::restoreSettings()
     m_logX->setChecked(s.value("plots/logX", false).toBool());
     m_loss->setBucketSize(s.value("plots/bucket", 1024).toInt());
     m_loss->setMovingAverageWindow(s.value("plots/window", 256).toInt());
+    m_loss->setTokenNllVisible(s.value("plots/tokenNll", true).toBool());
     m_norms->setLogY(s.value("plots/normLogY", false).toBool());
     m_gates->setReduce(
         HeadReduce(std::clamp(s.value("plots/gateReduce", 0).toInt(), 0, int(HeadReduce::Head))));
@@ -370,6 +371,7 @@ void MainWindow::saveSettings()
     s.setValue("plots/logX", m_group->logX());
     s.setValue("plots/bucket", m_loss->bucketSize());
     s.setValue("plots/window", m_loss->movingAverageWindow());
+    s.setValue("plots/tokenNll", m_loss->tokenNllVisible());
     s.setValue("plots/normLogY", m_norms->logY());
     s.setValue("plots/gateReduce", int(m_gates->reduce()));
     s.setValue("view/dark", m_dark);

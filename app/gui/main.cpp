@@ -97,7 +97,8 @@ int main(int argc, char** argv)
     MainWindow::Options options;
     // A screenshot shows the default look, whatever the user's settings, and leaves them alone.
     QTemporaryDir scratch;
-    if (parser.isSet(cli.screenshot))
+    // So do exported figures: they depend on the command line alone.
+    if (parser.isSet(cli.screenshot) || parser.isSet(cli.exportFigures))
         options.settingsFile = scratch.filePath("settings.ini");
     if (parser.isSet(cli.tracesDir))
         options.tracesFolder = QDir(parser.value(cli.tracesDir)).absolutePath();

@@ -504,7 +504,9 @@ void TestMainWindow::droppedFiles()
 void TestMainWindow::settingsRoundTrip()
 {
     m_window->lossView()->setBucketSize(2048);
+    m_window->lossView()->setTokenNllVisible(false);
     m_window->saveSettings();
+    m_window->lossView()->setTokenNllVisible(true);
     MainWindow::Options o;
     o.tracesFolder = m_dir.filePath("traces");
     o.settingsFile = m_dir.filePath("settings.ini");
@@ -512,6 +514,7 @@ void TestMainWindow::settingsRoundTrip()
     QCOMPARE(QFileInfo(second.modelPanel()->modelDir()).canonicalFilePath(),
              QFileInfo(kTinyModel).canonicalFilePath());
     QCOMPARE(second.lossView()->bucketSize(), 2048);
+    QVERIFY(!second.lossView()->tokenNllVisible());
     QVERIFY(second.modelPanel()->recentModels().contains(QFileInfo(kTinyModel).absoluteFilePath()));
 }
 
