@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -45,23 +46,41 @@ std::vector<int64_t> parseList(const std::string& s)
     return v;
 }
 
+// "A:B" as two numbers; false unless both parse whole.
+bool splitPair(const std::string& s, double* a, double* b)
+{
+    const size_t colon = s.find(':');
+    if (colon == std::string::npos)
+        return false;
+    char* e1 = nullptr;
+    char* e2 = nullptr;
+    *a = std::strtod(s.c_str(), &e1);
+    *b = std::strtod(s.c_str() + colon + 1, &e2);
+    return e1 == s.c_str() + colon && e1 != s.c_str() && e2 != s.c_str() + colon + 1 && *e2 == '\0';
+}
+
 // "MIN:MAX" of two positive numbers; an empty string keeps the defaults.
 void parseRange(const std::string& s, const char* option, double* lo, double* hi)
 {
     if (s.empty())
         return;
-    const size_t colon = s.find(':');
-    char* e1 = nullptr;
-    char* e2 = nullptr;
     double a = 0, b = 0;
-    if (colon != std::string::npos) {
-        a = std::strtod(s.c_str(), &e1);
-        b = std::strtod(s.c_str() + colon + 1, &e2);
-    }
-    if (colon == std::string::npos || e1 != s.c_str() + colon || *e2 != '\0' || !(a > 0) || !(b >= a))
+    if (!splitPair(s, &a, &b) || !(a > 0) || !(b >= a))
         throw statescope::Error(option, "range", "MIN:MAX with 0 < MIN <= MAX", "\"" + s + "\"");
     *lo = a;
     *hi = b;
+}
+
+// "FROM:TO" token positions with 0 <= FROM < TO; an empty string keeps the defaults.
+void parsePositions(const std::string& s, const char* option, int64_t* from, int64_t* to)
+{
+    if (s.empty())
+        return;
+    double a = 0, b = 0;
+    if (!splitPair(s, &a, &b) || a < 0 || b <= a || a != std::floor(a) || b != std::floor(b))
+        throw statescope::Error(option, "range", "FROM:TO with 0 <= FROM < TO", "\"" + s + "\"");
+    *from = static_cast<int64_t>(a);
+    *to = static_cast<int64_t>(b);
 }
 } // namespace
 
@@ -272,18 +291,7 @@ int main(int argc, char** argv)
             return 0;
         }
         if (*evalCmd) {
-            const auto colon = evalRange.empty() ? std::string::npos : evalRange.find(':');
-            char* e1 = nullptr;
-            char* e2 = nullptr;
-            if (colon != std::string::npos) {
-                eval.rangeBegin = std::strtoll(evalRange.c_str(), &e1, 10);
-                eval.rangeEnd = std::strtoll(evalRange.c_str() + colon + 1, &e2, 10);
-            }
-            if (!evalRange.empty() &&
-                (colon == std::string::npos || e1 != evalRange.c_str() + colon || *e2 != '\0' ||
-                 eval.rangeBegin < 0 || eval.rangeEnd <= eval.rangeBegin))
-                throw statescope::Error("--range", "range", "FROM:TO with 0 <= FROM < TO",
-                                        "\"" + evalRange + "\"");
+            parsePositions(evalRange, "--range", &eval.rangeBegin, &eval.rangeEnd);
             try {
                 return evalCommand(eval, g_cancel);
             } catch (const statescope::Cancelled&) {

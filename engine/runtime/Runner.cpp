@@ -15,12 +15,14 @@ namespace {
 torch::ScalarType weightType(DType t, const torch::Device& device)
 {
     switch (t) {
-    case DType::Float32: return torch::kFloat32;
+    case DType::Float32:
+        return torch::kFloat32;
     case DType::BFloat16:
     case DType::Float16:
         if (!device.is_cuda())
-            throw Error("--dtype", "--device", "cuda for " + std::string(dtypeName(t)) + " weights",
-                        "cpu (the CPU runs float32 only: bfloat16 is ~100x slower there and float16 unsupported)");
+            throw Error(
+                "--dtype", "--device", "cuda for " + std::string(dtypeName(t)) + " weights",
+                "cpu (the CPU runs float32 only: bfloat16 is ~100x slower there and float16 unsupported)");
         return t == DType::BFloat16 ? torch::kBFloat16 : torch::kFloat16;
     default:
         throw Error("--dtype", "dtype", "float32, bfloat16 or float16", dtypeName(t));
@@ -33,10 +35,12 @@ torch::Device parseDevice(const std::string& name)
         return torch::Device(torch::kCPU);
     if (name.rfind("cuda", 0) == 0) {
         if (!torch::cuda::is_available())
-            throw Error("--device", "device", "cpu (CUDA is not available on this machine or in this build)", name);
+            throw Error("--device", "device", "cpu (CUDA is not available on this machine or in this build)",
+                        name);
         torch::Device d(name);
         if (d.has_index() && d.index() >= static_cast<int>(torch::cuda::device_count()))
-            throw Error("--device", "device", "cuda:0 .. cuda:" + std::to_string(torch::cuda::device_count() - 1), name);
+            throw Error("--device", "device",
+                        "cuda:0 .. cuda:" + std::to_string(torch::cuda::device_count() - 1), name);
         return d;
     }
     throw Error("--device", "device", "cpu or cuda[:N]", name);
@@ -46,6 +50,20 @@ void setThreads(int threads)
 {
     const int n = threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency());
     torch::set_num_threads(n); // Debian's LibTorch defaults to one thread
+}
+
+// What a model's shape and the run options tell, whatever the weights came from.
+ModelInfo shapeInfo(const Mamba2Config& config, const RunOptions& options)
+{
+    ModelInfo info;
+    info.mamba2 = config;
+    info.layers = config.nLayer;
+    info.heads = config.nHeads();
+    info.stateSize = config.stateSize();
+    info.forgetThreshold = predictedForgetThreshold(info.stateSize);
+    info.device = options.device;
+    info.dtype = dtypeName(options.dtype);
+    return info;
 }
 
 } // namespace
@@ -103,7 +121,8 @@ private:
     {
         const torch::Device device = m_model->device();
         const int64_t T = static_cast<int64_t>(ids.size());
-        torch::Tensor idsCpu = torch::from_blob(const_cast<int32_t*>(ids.data()), {1, T}, torch::kInt32).to(torch::kLong);
+        torch::Tensor idsCpu =
+            torch::from_blob(const_cast<int32_t*>(ids.data()), {1, T}, torch::kInt32).to(torch::kLong);
         torch::Tensor idsDev = idsCpu.to(device);
         // Work on a copy of the state so that a failure leaves the stream where it was.
         std::unique_ptr<ModelState> next = m_state->clone();
@@ -120,7 +139,8 @@ private:
         }
         torch::Tensor nll = torch::empty({rows.size(0)}, hidden.options());
         // Bounded logits: a block of rows at a time (a 64K chunk of a 50K vocabulary would be 13 GB).
-        const int64_t block = std::max<int64_t>(16, (int64_t(1) << 26) / std::max<int64_t>(1, m_model->vocabSize()));
+        const int64_t block =
+            std::max<int64_t>(16, (int64_t(1) << 26) / std::max<int64_t>(1, m_model->vocabSize()));
         for (int64_t b = 0; b < rows.size(0); b += block) {
             const int64_t n = std::min(block, rows.size(0) - b);
             torch::Tensor logits = m_model->logits(rows.narrow(0, b, n));
@@ -168,25 +188,19 @@ std::unique_ptr<Runner> Runner::open(const std::string& modelDir, const RunOptio
         const std::string msg = e.what_without_backtrace();
         throw Error(modelDir, "loading failed: " + msg.substr(0, msg.find('\n')));
     }
-    ModelInfo info;
+    ModelInfo info = shapeInfo(folder.mamba2, options);
     info.architecture = folder.architecture;
     info.path = folder.path;
     info.layout = folder.layout;
     info.configJson = folder.configJson;
-    info.mamba2 = folder.mamba2;
     info.mamba2.paddedVocabSize = model->vocabSize();
-    info.layers = folder.mamba2.nLayer;
-    info.heads = folder.mamba2.nHeads();
-    info.stateSize = folder.mamba2.stateSize();
-    info.forgetThreshold = predictedForgetThreshold(info.stateSize);
     info.tokenizerPath = folder.tokenizerPath;
     info.trainingLength = folder.trainingLength;
-    info.device = options.device;
-    info.dtype = dtypeName(options.dtype);
     return std::unique_ptr<Runner>(new Runner(std::make_unique<RunnerImpl>(std::move(model), info, options)));
 }
 
-std::unique_ptr<Runner> Runner::openRandom(const Mamba2Config& config, uint64_t seed, const RunOptions& options)
+std::unique_ptr<Runner> Runner::openRandom(const Mamba2Config& config, uint64_t seed,
+                                           const RunOptions& options)
 {
     setThreads(options.threads);
     config.validate("random model");
@@ -194,17 +208,10 @@ std::unique_ptr<Runner> Runner::openRandom(const Mamba2Config& config, uint64_t 
     const torch::ScalarType dtype = weightType(options.dtype, device);
     c10::InferenceMode guard;
     auto model = Mamba2Model::random(config, seed, device, dtype);
-    ModelInfo info;
+    ModelInfo info = shapeInfo(model->config(), options);
     info.architecture = "mamba2";
     info.path = "(random weights, seed " + std::to_string(seed) + ")";
     info.layout = "random";
-    info.mamba2 = model->config();
-    info.layers = config.nLayer;
-    info.heads = config.nHeads();
-    info.stateSize = config.stateSize();
-    info.forgetThreshold = predictedForgetThreshold(info.stateSize);
-    info.device = options.device;
-    info.dtype = dtypeName(options.dtype);
     return std::unique_ptr<Runner>(new Runner(std::make_unique<RunnerImpl>(std::move(model), info, options)));
 }
 
@@ -215,8 +222,14 @@ void Runner::writeRandomModel(const Mamba2Config& config, uint64_t seed, const s
     Mamba2Model::random(config, seed, torch::Device(torch::kCPU), torch::kFloat32)->saveFolder(dir);
 }
 
-const ModelInfo& Runner::info() const { return m_impl->m_info; }
-std::vector<ProbeDesc> Runner::probes() const { return m_impl->m_model->probeDescs(); }
+const ModelInfo& Runner::info() const
+{
+    return m_impl->m_info;
+}
+std::vector<ProbeDesc> Runner::probes() const
+{
+    return m_impl->m_model->probeDescs();
+}
 TraceHeader Runner::traceHeader(const std::string& input, bool hasOffsets) const
 {
     const ModelInfo& info = m_impl->m_info;
@@ -237,7 +250,8 @@ TraceHeader Runner::traceHeader(const std::string& input, bool hasOffsets) const
     return h;
 }
 
-void Runner::checkIds(const std::vector<int32_t>& ids, const std::string& source, const std::string& hint) const
+void Runner::checkIds(const std::vector<int32_t>& ids, const std::string& source,
+                      const std::string& hint) const
 {
     const int64_t vocab = m_impl->m_info.vocabSize;
     for (size_t i = 0; i < ids.size(); ++i)
@@ -247,9 +261,18 @@ void Runner::checkIds(const std::vector<int32_t>& ids, const std::string& source
                         std::to_string(ids[i]));
 }
 
-int64_t Runner::position() const { return m_impl->m_position; }
-void Runner::reset() { m_impl->reset(); }
-ChunkProbes Runner::feed(const std::vector<int32_t>& ids) { return m_impl->feed(ids); }
+int64_t Runner::position() const
+{
+    return m_impl->m_position;
+}
+void Runner::reset()
+{
+    m_impl->reset();
+}
+ChunkProbes Runner::feed(const std::vector<int32_t>& ids)
+{
+    return m_impl->feed(ids);
+}
 
 void Runner::run(const std::vector<int32_t>& ids, const std::vector<int64_t>* offsets,
                  const std::function<void(const ChunkProbes&)>& onChunk, const std::atomic<bool>* cancel)
@@ -272,8 +295,14 @@ void Runner::synchronize()
         torch::cuda::synchronize();
 }
 
-bool Runner::cudaAvailable() { return torch::cuda::is_available(); }
+bool Runner::cudaAvailable()
+{
+    return torch::cuda::is_available();
+}
 
-std::string Runner::torchVersion() { return TORCH_VERSION; }
+std::string Runner::torchVersion()
+{
+    return TORCH_VERSION;
+}
 
 } // namespace statescope
