@@ -1,17 +1,28 @@
 #include "probes/Probes.h"
 
+#include "Error.h"
+
 namespace statescope {
 
-std::vector<ProbeDesc> mamba2ProbeDescs(int64_t layers, int64_t heads)
+const char* probeSummaryName(ProbeSummary s)
 {
-    const std::vector<int64_t> shape{layers, heads};
-    const std::vector<std::string> axes{"layer", "head"};
-    const std::string head = "Mamba-2 SSM head: a headdim x d_state state matrix with one scalar decay";
-    return {
-        {"dt", "step size Delta = softplus(dt + dt_bias)", shape, axes, head},
-        {"decay", "forget gate alpha = exp(Delta * A), A = -exp(A_log)", shape, axes, head},
-        {"state_norm", "Frobenius norm of the head's SSM state after the token", shape, axes, head},
-    };
+    switch (s) {
+    case ProbeSummary::Mean:
+        return "mean";
+    case ProbeSummary::GeoMean:
+        return "geomean";
+    case ProbeSummary::RootSumSquare:
+        return "rss";
+    }
+    return "mean";
+}
+
+ProbeSummary probeSummaryFromName(const std::string& name)
+{
+    for (ProbeSummary s : {ProbeSummary::Mean, ProbeSummary::GeoMean, ProbeSummary::RootSumSquare})
+        if (name == probeSummaryName(s))
+            return s;
+    throw Error("probe", "summary", "mean, geomean or rss", "\"" + name + "\"");
 }
 
 } // namespace statescope

@@ -6,15 +6,31 @@
 
 namespace statescope {
 
-// What a probe measures, independent of the architecture: a name (also its dataset name in the
-// trace), the shape it has for one token, the names of those axes, and what the "head" axis means
-// for the architecture that produced it (a Mamba-2 SSM head, an RWKV wkv head, ...).
+// How a view reduces a probe over its second axis (heads, channel groups) to one value per layer.
+enum class ProbeSummary {
+    Mean,     // arithmetic mean (step sizes)
+    GeoMean,  // exp(mean log): forget gates, so that a layer's value is its typical per-token decay
+    RootSumSquare, // sqrt(sum x^2): norms, so that the layer value is the norm of the layer's whole state
+};
+
+const char* probeSummaryName(ProbeSummary s); // "mean", "geomean", "rss"
+// Throws Error(field = "summary") for an unknown name.
+ProbeSummary probeSummaryFromName(const std::string& name);
+
+// What a probe measures, independent of the architecture that produced it. Every architecture
+// reports `decay` (a forget gate per head or channel group, in (0, 1]) and `state_norm` (the
+// Frobenius norm of that unit's recurrent state after the token), both shaped [layer, unit];
+// anything else (Mamba's `dt`) is an extra probe that traces store and views show by its
+// descriptor alone. nll is not a probe: every run has it.
 struct ProbeDesc {
-    std::string name;                 // "dt", "decay", "state_norm"
-    std::string description;          // one line for tooltips and the trace's attributes
-    std::vector<int64_t> shape;       // per token, e.g. {layers, heads}
-    std::vector<std::string> axes;    // e.g. {"layer", "head"}
-    std::string headMeaning;          // e.g. "Mamba-2 SSM head: headdim x d_state state matrix"
+    std::string name;              // "dt", "decay", "state_norm"; also its dataset name in the trace
+    std::string description;       // one line for tooltips and the trace's attributes
+    std::vector<int64_t> shape;    // per token, e.g. {layers, heads}
+    std::vector<std::string> axes; // e.g. {"layer", "head"} or {"layer", "channel_group"}
+    std::string headMeaning;       // what one unit of the second axis is, e.g. "Mamba-2 SSM head: ..."
+    std::string unit;              // "" for dimensionless, "nats", ...
+    ProbeSummary summary = ProbeSummary::Mean;
+    std::string label;             // short name for axes and legends: "α", "‖S‖", "Δ"
 
     int64_t valuesPerToken() const
     {
@@ -25,8 +41,9 @@ struct ProbeDesc {
     }
 };
 
-// The probes the Mamba-2 family reports, with shapes filled in for a model's size.
-std::vector<ProbeDesc> mamba2ProbeDescs(int64_t layers, int64_t heads);
+// The probe names every architecture reports.
+inline constexpr const char* kDecayProbe = "decay";
+inline constexpr const char* kStateNormProbe = "state_norm";
 
 // The results for one contiguous run of tokens [start, start + count).
 struct ChunkProbes {

@@ -2,7 +2,7 @@
 
 // The engine's public face (torch-free): open a model, stream tokens through it, get probes.
 #include "io/DType.h"
-#include "models/ModelConfig.h"
+#include "models/ModelFolder.h"
 #include "probes/Probes.h"
 #include "trace/TraceFile.h"
 
@@ -21,25 +21,33 @@ struct RunOptions {
     DType dtype = DType::Float32;
     int64_t chunkSize = 2048; // tokens per engine call; bounds memory, not results
     int threads = 0;          // CPU threads; 0 = all cores
-    bool reference = false;   // one-token recurrent path instead of chunked SSD (slow; for checks)
+    bool reference = false;   // one-token recurrent path instead of the chunked one (slow; for checks)
+    ProbeDetail probeDetail = ProbeDetail::Summary;
 };
 
 struct ModelInfo {
-    std::string architecture;
+    ModelShape shape; // architecture, layout, layers, units, N_S, probes
     std::string path;
-    std::string layout;
     std::string configJson;
-    Mamba2Config mamba2;
     int64_t parameters = 0;
-    int64_t layers = 0;
-    int64_t heads = 0;
-    int64_t vocabSize = 0; // padded
-    int64_t stateSize = 0; // N_S: SSM plus conv state elements
-    double forgetThreshold = 0; // tokens, the paper's fit
+    int64_t vocabSize = 0;                   // padded: rows of the output layer
+    std::optional<double> forgetThreshold;   // tokens, the paper's fit
     std::optional<std::string> tokenizerPath;
-    std::optional<int64_t> trainingLength;
+    std::optional<int64_t> trainingLength;   // tokens, from the model card
     std::string device;
     std::string dtype;
+};
+
+// How Runner::run walks an input: the one chunk loop of the CLI and the window.
+struct RunLoop {
+    // Before each chunk; may block (pause, back-pressure). Returning false stops the run, and run()
+    // throws Cancelled.
+    std::function<bool()> beforeChunk;
+    // After each chunk, with its offsets filled in.
+    std::function<void(const ChunkProbes&)> onChunk;
+    // > 0: adapt the chunk size (multiples of 64 in [64, 16384]) so that a chunk takes about this
+    // long, starting at 256 tokens; else options.chunkSize tokens per chunk.
+    double targetChunkSeconds = 0;
 };
 
 class RunnerImpl;
@@ -49,17 +57,24 @@ class RunnerImpl;
 class Runner {
 public:
     static std::unique_ptr<Runner> open(const std::string& modelDir, const RunOptions& options);
-    // Random weights of a given shape (benchmarks): nothing is read from disk.
-    static std::unique_ptr<Runner> openRandom(const Mamba2Config& config, uint64_t seed, const RunOptions& options);
-    // Writes a model folder (config.json + model.safetensors) with random weights of this shape.
-    static void writeRandomModel(const Mamba2Config& config, uint64_t seed, const std::string& dir);
+    // Random weights of a named shape of a registered architecture (benchmarks): nothing is read
+    // from disk. configJson overrides keys of the shape's config (its transformers dialect).
+    static std::unique_ptr<Runner> openRandom(const std::string& architecture, const std::string& configJson,
+                                              uint64_t seed, const RunOptions& options);
+    // Writes a model folder (config.json + model.safetensors) with random weights of this config.
+    static void writeRandomModel(const std::string& architecture, const std::string& configJson, uint64_t seed,
+                                 const std::string& dir);
+    // The config.json (text) of a named shape, with overrides (a JSON object, may be "") merged in.
+    // Throws Error(field "--shape") listing the shapes for an unknown one.
+    static std::string shapeConfig(const std::string& architecture, const std::string& shape,
+                                   const std::string& overrides = "");
     ~Runner();
 
     const ModelInfo& info() const;
     std::vector<ProbeDesc> probes() const;
     int64_t position() const; // tokens fed since the last reset
-    // The header of a trace of this model's run: model, dtype, device, probes, start time (now).
-    TraceHeader traceHeader(const std::string& input, bool hasOffsets) const;
+    // The header of a trace of this model's run: model, shape, markers, input, settings, start time.
+    TraceHeader traceHeader(const TraceInput& input, const std::string& inputDescription, bool hasOffsets) const;
     void reset();
 
     // Checks a whole input against the vocabulary before a run starts, so that a bad id fails before
@@ -70,8 +85,10 @@ public:
     // out of memory); the state is then unchanged.
     ChunkProbes feed(const std::vector<int32_t>& ids);
 
-    // Feeds ids in pieces of options.chunkSize, calling onChunk after each; stops with Cancelled
-    // between pieces once *cancel is true. offsets (2 per token) are copied into the chunks.
+    // Feeds ids in chunks as loop says. offsets (2 per token) are copied into the chunks. Throws
+    // Cancelled when loop.beforeChunk returns false.
+    void run(const std::vector<int32_t>& ids, const std::vector<int64_t>* offsets, const RunLoop& loop);
+    // The same, stopping with Cancelled between chunks once *cancel is true.
     void run(const std::vector<int32_t>& ids, const std::vector<int64_t>* offsets,
              const std::function<void(const ChunkProbes&)>& onChunk, const std::atomic<bool>* cancel = nullptr);
 

@@ -1,7 +1,8 @@
 #pragma once
 
-// The trace file (HDF5, schema version 1): what one run recorded, token by token. docs/trace-format.md
-// describes the layout for readers outside StateScope (h5py, MATLAB, ...).
+// The trace file (HDF5, schema version 2; version 1 still opens): what one run recorded, token by
+// token, and everything needed to show it without the model folder. docs/trace-format.md describes
+// the layout for readers outside StateScope (h5py, MATLAB, ...).
 #include "probes/Probes.h"
 
 #include <cstdint>
@@ -11,12 +12,37 @@
 
 namespace statescope {
 
-constexpr int kTraceSchemaVersion = 1;
+constexpr int kTraceSchemaVersion = 2;
+
+// Where a run's tokens came from, in machine-readable form (schema 2).
+struct TraceInput {
+    std::string kind;   // "text" (a file or typed text), "ids" (a file of ids), "prompt" (a generator)
+    std::string path;   // the file read, absolute; "" for typed text and generated prompts
+    std::string prompt; // the generator spec, e.g. "newlines:4096"; "" otherwise
+    std::string tokenizer;     // identity: "gpt-neox-20b.json (byte-level BPE, 50277 tokens)"; "" for ids
+    std::string tokenizerPath; // the tokenizer.json used, absolute; "" if none
+};
 
 struct TraceHeader {
-    std::string architecture, modelConfigJson, modelPath, dtype, device, input, startTime, softwareVersion;
+    int schemaVersion = kTraceSchemaVersion; // as read; the writer always writes the current one
+    std::string architecture;     // registry name, "mamba2"
+    std::string architectureName; // display name, "Mamba-2" (schema 1: empty)
+    std::string modelConfigJson, modelPath, dtype, device;
+    std::string input; // human-readable description of the input
+    std::string startTime, softwareVersion;
     bool hasOffsets = false;
     std::vector<ProbeDesc> probes;
+
+    // Schema 2: the trace describes itself, so the window never needs the model folder.
+    TraceInput inputSource;
+    int64_t layers = 0, units = 0; // the probes' [layer, unit] axes
+    std::string unitName;          // "head", "channel group"
+    int64_t stateSize = 0;         // N_S (0: unknown)
+    std::string stateSizeDefinition;
+    double forgetThreshold = -1;   // tokens, the paper's fit; < 0: none
+    int64_t trainingLength = 0;    // tokens, from the model card; 0: unknown
+    int64_t vocabSize = 0;         // padded rows of the output layer; 0: unknown
+    std::string runSettings;       // JSON: {"chunk_size": 2048, "threads": 2, "reference": false, "probe_detail": "summary"}
 };
 
 class TraceWriterImpl;

@@ -1,0 +1,75 @@
+#pragma once
+
+// The architecture registry (torch-free). Each architecture lives in one file under engine/models/
+// and is listed once in Registry.cpp; the runner, the CLI and the window reach architectures only
+// through this interface (docs/adding-an-architecture.md).
+#include "probes/Probes.h"
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace statescope {
+
+class RecurrentModel;
+struct TorchTarget; // models/RecurrentModel.h: device, weight dtype, probe options
+struct ModelFolder;
+
+// How much probe detail a model reports. Summary keeps a trace's bytes per token bounded
+// (Mamba-1 sums its channels into groups); Full gives every unit (each Mamba-1 channel).
+enum class ProbeDetail { Summary, Full };
+const char* probeDetailName(ProbeDetail d); // "summary", "full"
+
+// What the registry tells of a model from its config alone, whatever the architecture.
+struct ModelShape {
+    std::string architecture; // registry name: "mamba2", "mamba"
+    std::string displayName;  // "Mamba-2", "Mamba"
+    std::string layout;       // "transformers", "mamba_ssm", ...
+    int64_t layers = 0;
+    int64_t units = 0;        // per layer: the probes' second axis (heads, channel groups)
+    std::string unitName;     // "head", "channel group"
+    int64_t vocabSize = 0;    // as the config states it (before padding)
+    int64_t stateSize = 0;    // N_S in elements, all layers
+    std::string stateSizeDefinition; // how N_S was counted, one line
+    std::vector<std::pair<std::string, std::string>> details; // key facts for `info`, in order
+    std::vector<ProbeDesc> probes;
+};
+
+class Architecture {
+public:
+    virtual ~Architecture() = default;
+
+    virtual std::string name() const = 0;        // "mamba2"
+    virtual std::string displayName() const = 0; // "Mamba-2"
+    // The layout name if config (a parsed config.json) is this architecture's, else "".
+    virtual std::string recognise(const nlohmann::json& config) const = 0;
+    // Parses and validates the config (throws Error naming file and field) and describes the model.
+    virtual ModelShape describe(const nlohmann::json& config, const std::string& layout,
+                                const std::string& file, ProbeDetail detail) const = 0;
+    // Named shapes for bench and init ("130m", ..., "tiny"), and a config.json for each in the
+    // architecture's transformers dialect: random weights of that shape are random(config).
+    virtual std::vector<std::string> shapeNames() const = 0;
+    virtual nlohmann::json shapeConfig(const std::string& shape) const = 0;
+
+    // Engine-internal (torch): defined in the architecture's own .cpp.
+    virtual std::unique_ptr<RecurrentModel> load(const ModelFolder& folder, const TorchTarget& target) const = 0;
+    virtual std::unique_ptr<RecurrentModel> random(const nlohmann::json& config, uint64_t seed,
+                                                   const TorchTarget& target) const = 0;
+};
+
+// Every registered architecture, in Registry.cpp's order.
+const std::vector<const Architecture*>& architectures();
+// nullptr if none has this name.
+const Architecture* findArchitecture(const std::string& name);
+// The architecture and layout that read this config; throws Error naming file and listing what is
+// supported if none does.
+std::pair<const Architecture*, std::string> recogniseConfig(const nlohmann::json& config, const std::string& file);
+// "Mamba-2, Mamba" for messages.
+std::string supportedArchitectures();
+
+} // namespace statescope

@@ -1,0 +1,97 @@
+#include "models/ModelFolder.h"
+
+#include "Error.h"
+#include "io/Json.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace statescope {
+
+namespace {
+
+std::string readText(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+} // namespace
+
+std::optional<double> predictedForgetThreshold(int64_t stateSize)
+{
+    const double nsMillions = static_cast<double>(stateSize) / 1e6;
+    const double t = (5.172 * nsMillions - 4.469) * 1000.0;
+    if (!(t > 0))
+        return std::nullopt;
+    return t;
+}
+
+ModelFolder inspectModelFolder(const std::string& dir, ProbeDetail detail)
+{
+    ModelFolder m;
+    m.path = dir;
+    std::error_code ec;
+    if (!fs::exists(dir, ec))
+        throw Error(dir, "model folder does not exist");
+    if (!fs::is_directory(dir, ec))
+        throw Error(dir, "not a folder (a model is a folder with config.json and weights)");
+    m.configPath = (fs::path(dir) / "config.json").string();
+    if (!fs::exists(m.configPath, ec))
+        throw Error(m.configPath, "missing: a model folder needs config.json");
+    m.configJson = readText(m.configPath);
+    const nlohmann::json j = parsePythonJson(m.configJson, m.configPath);
+    if (!j.is_object())
+        throw Error(m.configPath, "top level", "a JSON object", j.type_name());
+
+    const auto [architecture, layout] = recogniseConfig(j, m.configPath);
+    m.architecture = architecture;
+    m.shape = architecture->describe(j, layout, m.configPath, detail);
+
+    const fs::path p(dir);
+    if (fs::exists(p / "model.safetensors.index.json", ec)) {
+        const std::string indexPath = (p / "model.safetensors.index.json").string();
+        const nlohmann::json idx = loadPythonJson(indexPath);
+        if (!idx.contains("weight_map") || !idx["weight_map"].is_object())
+            throw Error(indexPath, "weight_map", "an object mapping tensor names to shard files", "none");
+        std::vector<std::string> shards;
+        for (const auto& [name, file] : idx["weight_map"].items()) {
+            if (!file.is_string())
+                throw Error(indexPath, "weight_map." + name, "a file name", file.dump());
+            const std::string f = file.get<std::string>();
+            if (f.find('/') != std::string::npos || f.find("..") != std::string::npos)
+                throw Error(indexPath, "weight_map." + name, "a file inside the model folder", f);
+            if (std::find(shards.begin(), shards.end(), f) == shards.end())
+                shards.push_back(f);
+        }
+        for (const auto& s : shards)
+            m.weightFiles.push_back((p / s).string());
+        m.weightsFormat = "safetensors";
+    } else if (fs::exists(p / "model.safetensors", ec)) {
+        m.weightFiles.push_back((p / "model.safetensors").string());
+        m.weightsFormat = "safetensors";
+    } else if (fs::exists(p / "pytorch_model.bin", ec)) {
+        m.weightFiles.push_back((p / "pytorch_model.bin").string());
+        m.weightsFormat = "pytorch";
+    } else {
+        throw Error(dir, "no weights: expected model.safetensors, model.safetensors.index.json or pytorch_model.bin");
+    }
+
+    if (fs::exists(p / "tokenizer.json", ec))
+        m.tokenizerPath = (p / "tokenizer.json").string();
+    if (fs::exists(p / "model_card.json", ec)) {
+        m.cardPath = (p / "model_card.json").string();
+        m.card = readModelCard(*m.cardPath);
+        m.trainingLength = m.card->trainingLength();
+    }
+    return m;
+}
+
+} // namespace statescope

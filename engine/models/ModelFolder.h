@@ -1,0 +1,35 @@
+#pragma once
+
+// A model folder as found on disk (torch-free): which architecture and layout, its shape, where the
+// weights and the tokenizer are. Reads config.json and the model card; never reads weights.
+#include "models/Architecture.h"
+#include "models/ModelCard.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace statescope {
+
+struct ModelFolder {
+    std::string path;
+    std::string configPath;
+    std::string configJson; // config.json as found, for the trace
+    const Architecture* architecture = nullptr;
+    ModelShape shape;
+    std::vector<std::string> weightFiles; // safetensors shards or one pytorch_model.bin
+    std::string weightsFormat;            // "safetensors" or "pytorch"
+    std::optional<std::string> tokenizerPath;
+    std::optional<std::string> cardPath;
+    std::optional<ModelCard> card;
+    std::optional<int64_t> trainingLength; // tokens, from the model card when it has one
+};
+
+// Throws Error naming the folder or file for anything missing, unknown or unsupported.
+ModelFolder inspectModelFolder(const std::string& dir, ProbeDetail detail = ProbeDetail::Summary);
+
+// The paper's linear fit (Stuffed Mamba, Fig. 11): T_forget[K tokens] = 5.172 * N_S[M] - 4.469, in
+// tokens; empty where the fit is not positive (N_S < 0.864 M).
+std::optional<double> predictedForgetThreshold(int64_t stateSize);
+
+} // namespace statescope

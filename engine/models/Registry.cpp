@@ -1,0 +1,63 @@
+// The architecture registry: one line per architecture. Adding one is its own file under
+// engine/models/, its fixtures, and a line here (docs/adding-an-architecture.md).
+#include "models/Architecture.h"
+
+#include "Error.h"
+
+#include <nlohmann/json.hpp>
+
+namespace statescope {
+
+const Architecture& mamba2Architecture(); // models/Mamba2.cpp
+const Architecture& mambaArchitecture();  // models/Mamba.cpp
+
+const std::vector<const Architecture*>& architectures()
+{
+    static const std::vector<const Architecture*> all{
+        &mamba2Architecture(),
+        &mambaArchitecture(),
+    };
+    return all;
+}
+
+const Architecture* findArchitecture(const std::string& name)
+{
+    for (const Architecture* a : architectures())
+        if (a->name() == name)
+            return a;
+    return nullptr;
+}
+
+std::string supportedArchitectures()
+{
+    std::string s;
+    for (const Architecture* a : architectures())
+        s += (s.empty() ? "" : ", ") + a->displayName() + " (" + a->name() + ")";
+    return s;
+}
+
+std::pair<const Architecture*, std::string> recogniseConfig(const nlohmann::json& config, const std::string& file)
+{
+    for (const Architecture* a : architectures()) {
+        const std::string layout = a->recognise(config);
+        if (!layout.empty())
+            return {a, layout};
+    }
+    std::string found;
+    auto it = config.find("model_type");
+    if (it != config.end())
+        found = "model_type " + it->dump();
+    else if (config.contains("ssm_cfg"))
+        found = "ssm_cfg " + config["ssm_cfg"].dump();
+    else
+        found = "no model_type";
+    throw Error(file, "model_type", "a supported architecture: " + supportedArchitectures(),
+                found + " (unsupported architecture)");
+}
+
+const char* probeDetailName(ProbeDetail d)
+{
+    return d == ProbeDetail::Full ? "full" : "summary";
+}
+
+} // namespace statescope

@@ -1,0 +1,16 @@
+#pragma once
+
+#include <string>
+
+namespace statescope {
+
+// Where a built-in resource (relative to resources/, e.g. "tokenizers/gpt-neox-20b.json") is: under
+// $STATESCOPE_RESOURCES, next to the running binary (../share/statescope), where `make install`
+// puts it, or in the source tree this binary was built from; the first that exists. Throws Error
+// naming the resource and the places looked in if none does.
+std::string findResource(const std::string& relative);
+
+// The tokenizer a model gets when it brings none: GPT-NeoX-20B's, what state-spaces' checkpoints use.
+std::string builtinTokenizerPath();
+
+} // namespace statescope
