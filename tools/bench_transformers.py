@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""Tokens/s of Hugging Face transformers' Mamba2ForCausalLM forward (its plain-PyTorch path) on a random
-130M-shaped Mamba-2, to set next to `statescope-cli bench` on the same GPU.
+"""Tokens/s of Hugging Face transformers' Mamba2ForCausalLM or MambaForCausalLM forward (the path
+transformers takes on this machine) on a random 130M-shaped model, to set next to `statescope-cli bench`
+on the same GPU.
 
-  python3 tools/bench_transformers.py --tokens 2048,16384,65536 --dtype bfloat16 [--json out.json]
+  python3 tools/bench_transformers.py [--arch mamba2|mamba] --tokens 2048,16384,65536 --dtype bfloat16 [--json out.json]
 """
 import argparse
 import json
 import time
 
 import torch
-from transformers import Mamba2Config, Mamba2ForCausalLM
+from transformers import Mamba2Config, Mamba2ForCausalLM, MambaConfig, MambaForCausalLM
 
 
 def main():
@@ -17,15 +18,23 @@ def main():
     ap.add_argument("--tokens", default="2048,16384,65536")
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--arch", default="mamba2", choices=["mamba2", "mamba"])
     ap.add_argument("--json")
     args = ap.parse_args()
     dtype = getattr(torch, args.dtype)
-    cfg = Mamba2Config(vocab_size=50288, hidden_size=768, num_hidden_layers=24, state_size=128, head_dim=64,
-                       num_heads=24, n_groups=1, expand=2, conv_kernel=4, chunk_size=256, tie_word_embeddings=True)
     torch.manual_seed(0)
-    model = Mamba2ForCausalLM(cfg).to("cuda", dtype).eval()
-    print(f"transformers Mamba2ForCausalLM, {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, "
-          f"{args.dtype}, {torch.cuda.get_device_name()}")
+    if args.arch == "mamba2":
+        cfg = Mamba2Config(vocab_size=50288, hidden_size=768, num_hidden_layers=24, state_size=128, head_dim=64,
+                           num_heads=24, n_groups=1, expand=2, conv_kernel=4, chunk_size=256,
+                           tie_word_embeddings=True)
+        model = Mamba2ForCausalLM(cfg)
+    else:  # state-spaces/mamba-130m's shape
+        cfg = MambaConfig(vocab_size=50280, hidden_size=768, num_hidden_layers=24, state_size=16, expand=2,
+                          conv_kernel=4, time_step_rank="auto", tie_word_embeddings=True)
+        model = MambaForCausalLM(cfg)
+    model = model.to("cuda", dtype).eval()
+    print(f"transformers {type(model).__name__}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M "
+          f"parameters, {args.dtype}, {torch.cuda.get_device_name()}")
     results = []
     print(f"{'tokens':>10} {'seconds':>10} {'tokens/s':>12}")
     for T in [int(t) for t in args.tokens.split(",")]:
@@ -49,7 +58,7 @@ def main():
             torch.cuda.empty_cache()
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"impl": "transformers", "dtype": args.dtype, "results": results}, f)
+            json.dump({"impl": "transformers", "arch": args.arch, "dtype": args.dtype, "results": results}, f)
 
 
 if __name__ == "__main__":

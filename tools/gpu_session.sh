@@ -34,6 +34,12 @@ if [[ $steps == *" fixtures "* ]]; then
   tar czf "$OUT/mamba2-fixtures.tgz" tests/data/mamba2
 fi
 
+if [[ $steps == *" fixtures1 "* ]]; then
+  log fixtures1
+  python3 tools/make_mamba1_fixtures.py --out tests/data/mamba 2>&1 | tee "$OUT/fixtures1.log" || exit 1
+  tar czf "$OUT/mamba-fixtures.tgz" tests/data/mamba
+fi
+
 if [[ $steps == *" goldens "* ]]; then
   log goldens
   python3 tools/make_tokenizer_goldens.py && cp tests/data/tokenizer/goldens.json "$OUT/" 
@@ -61,4 +67,16 @@ if [[ $steps == *" bench "* ]]; then
     $cli bench --device cuda --dtype float32 --shape 130m --tokens 2048,16384,65536 --chunk-size 8192 --repeat 2
     [[ $steps == *" hfbench "* ]] && python3 tools/bench_transformers.py --tokens 2048,16384,65536 --dtype bfloat16 --json "$OUT/bench-transformers-bf16.json"
   } 2>&1 | tee "$OUT/bench.log"
+fi
+
+# Mamba-1 (130m shape) beside transformers' MambaForCausalLM in the same call.
+if [[ $steps == *" benchmamba "* ]]; then
+  log benchmamba
+  {
+    $cli bench --arch mamba --device cuda --dtype bfloat16 --shape 130m --tokens 2048,16384,65536 --chunk-size 8192 --repeat 2 --json "$OUT/bench-mamba-statescope-bf16.json"
+    $cli bench --arch mamba --device cuda --dtype bfloat16 --shape 130m --tokens 2048,16384,65536 --chunk-size 8192 --repeat 2 --no-trace
+    $cli bench --arch mamba --device cuda --dtype float32 --shape 130m --tokens 2048,16384 --chunk-size 8192 --repeat 2
+    python3 tools/bench_transformers.py --arch mamba --tokens 2048,16384 --dtype bfloat16 --repeat 2
+    python3 tools/bench_transformers.py --arch mamba --tokens 2048,16384 --dtype float32 --repeat 2
+  } 2>&1 | tee "$OUT/bench-mamba.log"
 fi

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Reads a StateScope trace (docs/trace-format.md) with h5py: prints its length, whether the run
-completed, its probes, and the perplexity per bucket of tokens; optionally plots it.
+"""Reads a StateScope trace (docs/trace-format.md) with h5py: prints its self-description (schema 2:
+architecture, layers x units, state size, forget threshold, input, run settings, each probe's label,
+unit and summary), its length, whether the run completed, and the perplexity per bucket of tokens;
+optionally plots it. Schema-1 traces print what they recorded.
 
     /usr/bin/python3 tools/read_trace_example.py run.h5 [--buckets 20] [--plot ppl.png]
 
@@ -9,6 +11,7 @@ Works on a trace that is still being written or whose writer was killed: the fil
 read mode, which is also the only mode that opens a killed writer's file.
 """
 import argparse
+import json
 import math
 import sys
 
@@ -18,17 +21,59 @@ import numpy as np
 WINDOW = 1 << 16  # tokens per read: a 1M-token trace is never loaded whole
 
 
+SCHEMA_VERSIONS = (1, 2)
+
+
 def text(value):
-    """Attributes are str, except end_time: a fixed-length string, which h5py returns as bytes."""
+    """Variable-length strings come back as str; fixed-length ones (end_time, and schema 2's
+    self-description) as bytes."""
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def open_trace(path):
     f = h5py.File(path, "r", swmr=True)
     version = f.attrs.get("schema_version")
-    if version is None or int(version) != 1:
-        raise SystemExit(f"{path}: not a StateScope trace of schema version 1 (schema_version = {version})")
+    if version is None or int(version) not in SCHEMA_VERSIONS:
+        f.close()
+        raise SystemExit(f"{path}: not a StateScope trace of schema version 1 or 2 (schema_version = {version})")
     return f
+
+
+def count(f, name):
+    """A schema-2 count; 0 (absent, or recorded as 0) means unknown."""
+    value = int(f.attrs.get(name, 0))
+    return value if value > 0 else None
+
+
+def print_self_description(f):
+    """Schema 2's self-description: what the window shows without the model folder."""
+    attrs = f.attrs
+    if int(attrs["schema_version"]) < 2:
+        print("schema     1 (no self-description: probes' summary and labels follow from their names)")
+        return
+    layers, units = count(f, "layers"), count(f, "units")
+    unit_name = text(attrs.get("unit_name", "")) or "unit"
+    print(f"schema     {int(attrs['schema_version'])}")
+    print(f"arch       {text(attrs.get('architecture_name', '')) or '?'}: "
+          f"{layers or '?'} layers x {units or '?'} {unit_name}s")
+    state_size = count(f, "state_size")
+    if state_size:
+        print(f"N_S        {state_size:,} elements ({text(attrs.get('state_size_definition', ''))})")
+    threshold = float(attrs.get("forget_threshold", math.nan))
+    print(f"T_forget   {'none' if math.isnan(threshold) else f'{threshold:,.0f} tokens'}")
+    training = count(f, "training_length")
+    print(f"trained on {f'{training:,} tokens' if training else 'unknown length'}")
+    vocab = count(f, "vocab_size")
+    print(f"vocab      {vocab if vocab else 'unknown'}")
+    kind = text(attrs.get("input_kind", ""))
+    source = text(attrs.get("input_path", "")) or text(attrs.get("input_prompt", "")) or "(typed)"
+    print(f"input from {kind or '?'}: {source}")
+    tokenizer = text(attrs.get("tokenizer", ""))
+    if tokenizer:
+        print(f"tokenizer  {tokenizer}  {text(attrs.get('tokenizer_path', ''))}")
+    settings = text(attrs.get("run_settings", ""))
+    if settings:
+        print(f"settings   {', '.join(f'{k} {v}' for k, v in json.loads(settings).items())}")
 
 
 def trace_length(f):
@@ -75,8 +120,15 @@ def main():
         print(f"run        {text(f.attrs.get('start_time', '?'))} .. {text(f.attrs.get('end_time', b'')) or '(not finished)'}")
         print(f"T          {T}")
         print(f"completed  {completed}")
+        print_self_description(f)
         for name, d in f["probes"].items():
-            print(f"probe      {name:12s} {d.dtype} {list(d.shape)}  axes {text(d.attrs.get('axes', '?'))}")
+            # Schema 2: a label for plots, a unit, and how to reduce the unit axis to one value per layer.
+            label = text(d.attrs.get("label", "")) or name
+            extra = ""
+            if "summary" in d.attrs:
+                unit = text(d.attrs.get("unit", ""))
+                extra = f"  {label}, summary {text(d.attrs['summary'])}" + (f", in {unit}" if unit else "")
+            print(f"probe      {name:12s} {d.dtype} {list(d.shape)}  axes {text(d.attrs.get('axes', '?'))}{extra}")
         if T == 0:
             return
         buckets = max(1, min(args.buckets, T))

@@ -1,12 +1,16 @@
 #include "Commands.h"
 
 #include "Error.h"
+#include "runtime/Input.h"
 #include "runtime/Prompts.h"
 #include "runtime/Runner.h"
 #include "tokenizers/BpeTokenizer.h"
 #include "tokenizers/ByteTokenizerJson.h"
 #include "trace/ReferenceFile.h"
 #include "trace/TraceFile.h"
+#include "util/Resources.h"
+
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -58,77 +62,12 @@ private:
     double m_lastPrint = -1;
 };
 
-Mamba2Config shapeConfig(const std::string& shape)
-{
-    Mamba2Config c;
-    c.vocabSize = 50277;
-    c.padVocabSizeMultiple = 16;
-    struct Row {
-        const char* name;
-        int64_t d, l;
-    };
-    const Row rows[] = {{"130m", 768, 24},  {"370m", 1024, 48}, {"780m", 1536, 48},
-                        {"1.3b", 2048, 48}, {"2.7b", 2560, 64}, {"tiny", 64, 2}};
-    for (const auto& r : rows)
-        if (shape == r.name) {
-            c.dModel = r.d;
-            c.nLayer = r.l;
-            if (shape == "tiny") {
-                c.dState = 16;
-                c.headdim = 16;
-                c.vocabSize = 512;
-            }
-            return c;
-        }
-    throw Error("--shape", "shape", "130m, 370m, 780m, 1.3b, 2.7b or tiny", "\"" + shape + "\"");
-}
-
 } // namespace
 
-Mamba2Config shapeConfigFor(const std::string& shape)
+Mamba2Config trainShapeFor(const std::string& shape)
 {
-    return shapeConfig(shape);
-}
-
-std::string readFile(const std::string& path, const char* what)
-{
-    std::error_code ec;
-    if (!fs::exists(path, ec))
-        throw Error(path, std::string(what) + " does not exist");
-    if (fs::is_directory(path, ec))
-        throw Error(path, std::string(what) + " is a folder, not a file");
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw Error(path, std::string("cannot read the ") + what);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-std::vector<int32_t> readIds(const std::string& path)
-{
-    const std::string text = readFile(path, "ids file");
-    std::vector<int32_t> ids;
-    size_t i = 0;
-    while (i < text.size()) {
-        while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i])))
-            ++i;
-        if (i >= text.size())
-            break;
-        size_t j = i;
-        while (j < text.size() && !std::isspace(static_cast<unsigned char>(text[j])))
-            ++j;
-        const std::string word = text.substr(i, j - i);
-        char* end = nullptr;
-        errno = 0;
-        const long long v = std::strtoll(word.c_str(), &end, 10);
-        if (end != word.c_str() + word.size() || errno == ERANGE || v < 0 || v > INT32_MAX)
-            throw Error(path, "token " + std::to_string(ids.size()), "a non-negative integer id",
-                        "\"" + word + "\"");
-        ids.push_back(static_cast<int32_t>(v));
-        i = j;
-    }
-    return ids;
+    const std::string config = Runner::shapeConfig("mamba2", shape);
+    return parseMamba2Config(nlohmann::json::parse(config), "transformers", "--shape " + shape);
 }
 
 DType parseDTypeArg(const std::string& s)
@@ -139,90 +78,55 @@ DType parseDTypeArg(const std::string& s)
     return d;
 }
 
-BpeTokenizer loadTokenizer(const std::string& requested, const std::optional<std::string>& modelTokenizer)
+std::string flagMessage(const std::string& message)
 {
-    if (!requested.empty())
-        return BpeTokenizer::fromFile(requested);
-    if (modelTokenizer)
-        return BpeTokenizer::fromFile(*modelTokenizer);
-    return BpeTokenizer::fromFile(resourcePath("tokenizers/gpt-neox-20b.json"));
+    static const std::pair<const char*, const char*> kFlags[] = {
+        {"device: ", "--device: "}, {"dtype: ", "--dtype: "}, {"shape: ", "--shape: "},
+        {"architecture: ", "--arch: "}, {"prompt: ", "--prompt: "}, {"chunk_size: ", "--chunk-size: "}};
+    for (const auto& [field, flag] : kFlags)
+        if (message.rfind(field, 0) == 0)
+            return flag + message.substr(std::string(field).size());
+    return message;
 }
 
-std::string resourcePath(const std::string& relative)
+ProbeDetail parseProbeDetail(const std::string& s)
 {
-    std::vector<fs::path> roots;
-    if (const char* env = std::getenv("STATESCOPE_RESOURCES"))
-        roots.emplace_back(env);
-    std::error_code ec;
-    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-    if (!ec)
-        roots.push_back(exe.parent_path().parent_path() / "share" / "statescope");
-    roots.emplace_back(STATESCOPE_INSTALLED_RESOURCES_DIR);
-    roots.emplace_back(STATESCOPE_RESOURCES_DIR);
-    for (const auto& r : roots)
-        if (fs::exists(r / relative, ec))
-            return (r / relative).string();
-    throw Error(relative,
-                "built-in resource not found (looked in $STATESCOPE_RESOURCES, ../share/statescope, " +
-                    std::string(STATESCOPE_RESOURCES_DIR) + ")");
+    if (s == "summary")
+        return ProbeDetail::Summary;
+    if (s == "full")
+        return ProbeDetail::Full;
+    throw Error("--probe-detail", "probe detail", "summary or full", "\"" + s + "\"");
 }
 
 int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
 {
-    if (args.textFile.empty() && args.idsFile.empty() && args.prompt.empty())
-        throw Error("run", "input", "one of --text, --ids or --prompt", "none");
     RunOptions options;
     options.device = args.device;
     options.dtype = parseDTypeArg(args.dtype);
     options.chunkSize = args.chunkSize;
     options.threads = args.threads;
     options.reference = args.reference;
+    options.probeDetail = parseProbeDetail(args.probeDetail);
 
     // Read and check the input before the (slower) model, so that mistakes show at once.
-    std::vector<int32_t> ids;
-    std::vector<int64_t> offsets;
-    std::string input;
-    std::optional<BpeTokenizer> tokenizer;
+    InputRequest request;
+    request.textFile = args.textFile;
+    request.idsFile = args.idsFile;
+    request.prompt = args.prompt;
+    request.tokenizer = args.tokenizer;
+    if (args.textFile.empty() && args.idsFile.empty() && args.prompt.empty())
+        throw Error("run", "input", "one of --text, --ids or --prompt", "none");
     const ModelFolder folder = inspectModelFolder(args.model);
-    if (!args.idsFile.empty()) {
-        ids = readIds(args.idsFile);
-        input = "ids: " + args.idsFile;
-        if (ids.empty())
-            throw Error(args.idsFile, "input is empty: no token ids");
-    } else {
-        std::string text;
-        if (!args.textFile.empty()) {
-            text = readFile(args.textFile, "text file");
-            input = "text: " + args.textFile;
-            if (text.empty())
-                throw Error(args.textFile, "input is empty");
-        } else {
-            text = promptFromSpec(args.prompt);
-            input = "prompt: " + args.prompt;
-        }
-        tokenizer = loadTokenizer(args.tokenizer, folder.tokenizerPath);
-        Encoding enc;
-        try {
-            enc = tokenizer->encode(text);
-        } catch (const Error& e) {
-            throw Error(args.textFile.empty() ? "--prompt" : args.textFile, e.what());
-        }
-        ids = std::move(enc.ids);
-        offsets = std::move(enc.offsets);
-        input += " (" + std::to_string(text.size()) + " bytes, tokenizer " + tokenizer->sourceName() + ")";
-        if (ids.empty())
-            throw Error(args.textFile.empty() ? "--prompt" : args.textFile,
-                        "input is empty after tokenization");
-    }
+    const PreparedInput input = prepareInput(request, folder.tokenizerPath);
 
     auto runner = Runner::open(args.model, options);
-    runner->checkIds(ids, args.idsFile.empty() ? "input" : args.idsFile);
+    runner->checkIds(input.ids, args.idsFile.empty() ? "input" : args.idsFile);
 
-    TraceWriter writer(args.out, runner->traceHeader(input, !offsets.empty()));
-    Progress progress(static_cast<int64_t>(ids.size()), args.quiet);
+    TraceWriter writer(args.out, runner->traceHeader(input.source, input.description, !input.offsets.empty()));
+    Progress progress(static_cast<int64_t>(input.ids.size()), args.quiet);
     try {
         runner->run(
-            ids, offsets.empty() ? nullptr : &offsets,
+            input.ids, input.offsets.empty() ? nullptr : &input.offsets,
             [&](const ChunkProbes& chunk) {
                 writer.append(chunk);
                 progress.update(chunk.start + chunk.count());
@@ -235,16 +139,16 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
     }
     writer.finish();
     const double secs = progress.seconds();
-    std::cerr << "statescope-cli: " << ids.size() << " tokens in " << secs << " s ("
-              << (secs > 0 ? ids.size() / secs : 0) << " tokens/s)\n";
+    std::cerr << "statescope-cli: " << input.ids.size() << " tokens in " << secs << " s ("
+              << (secs > 0 ? input.ids.size() / secs : 0) << " tokens/s)\n";
     std::cout << args.out << "\n";
     return 0;
 }
 
 int tokenizeCommand(const std::string& tokenizerPath, const std::string& textFile)
 {
-    const BpeTokenizer tok = loadTokenizer(tokenizerPath, std::nullopt);
-    const std::string text = readFile(textFile, "text file");
+    const BpeTokenizer tok = BpeTokenizer::fromFile(chooseTokenizerPath(tokenizerPath, std::nullopt));
+    const std::string text = readWholeFile(textFile, "text file");
     Encoding enc;
     try {
         enc = tok.encode(text);
@@ -266,33 +170,28 @@ int infoCommand(const std::string& model)
     RunOptions options;
     auto runner = Runner::open(model, options);
     const ModelInfo& i = runner->info();
-    const Mamba2Config& c = i.mamba2;
+    const ModelShape& s = i.shape;
     std::printf("model:            %s\n", i.path.c_str());
-    std::printf("architecture:     %s (%s layout)\n", i.architecture.c_str(), i.layout.c_str());
-    std::printf("parameters:       %lld (%.1f M)\n", static_cast<long long>(i.parameters),
-                i.parameters / 1e6);
-    std::printf("layers:           %lld\n", static_cast<long long>(i.layers));
-    std::printf("heads:            %lld per layer (headdim %lld, d_state %lld, ngroups %lld)\n",
-                static_cast<long long>(i.heads), static_cast<long long>(c.headdim),
-                static_cast<long long>(c.dState), static_cast<long long>(c.ngroups));
-    std::printf("d_model:          %lld (d_inner %lld, d_conv %lld)\n", static_cast<long long>(c.dModel),
-                static_cast<long long>(c.dInner()), static_cast<long long>(c.dConv));
+    std::printf("architecture:     %s (%s, %s layout)\n", s.displayName.c_str(), s.architecture.c_str(),
+                s.layout.c_str());
+    std::printf("parameters:       %lld (%.1f M)\n", static_cast<long long>(i.parameters), i.parameters / 1e6);
+    for (const auto& [key, value] : s.details)
+        std::printf("%-17s %s\n", (key + ":").c_str(), value.c_str());
+    std::printf("probe units:      %lld %ss per layer\n", static_cast<long long>(s.units), s.unitName.c_str());
     std::printf("vocabulary:       %lld (padded)\n", static_cast<long long>(i.vocabSize));
-    std::printf("state size N_S:   %lld elements (%.3f M: SSM %lld + conv %lld)\n",
-                static_cast<long long>(i.stateSize), i.stateSize / 1e6,
-                static_cast<long long>(c.nLayer * c.nHeads() * c.headdim * c.dState),
-                static_cast<long long>(c.nLayer * c.convDim() * (c.dConv - 1)));
-    if (i.forgetThreshold > 0)
-        std::printf("T_forget (fit):   %.0f tokens (5.172 * N_S[M] - 4.469, in K tokens)\n",
-                    i.forgetThreshold);
+    std::printf("state size N_S:   %lld elements (%.3f M; %s)\n", static_cast<long long>(s.stateSize),
+                s.stateSize / 1e6, s.stateSizeDefinition.c_str());
+    if (i.forgetThreshold)
+        std::printf("T_forget (fit):   %.0f tokens (5.172 * N_S[M] - 4.469, in K tokens)\n", *i.forgetThreshold);
     else // the paper's line crosses zero at N_S = 0.864 M; it was fitted on BPE models of 1 M and more
-        std::printf(
-            "T_forget (fit):   none (the fit 5.172 * N_S[M] - 4.469 K tokens is negative below 0.864 M)\n");
+        std::printf("T_forget (fit):   none (the fit 5.172 * N_S[M] - 4.469 K tokens is negative below 0.864 M)\n");
     if (i.trainingLength)
-        std::printf("training length:  %lld tokens (model card)\n",
-                    static_cast<long long>(*i.trainingLength));
-    std::printf("tokenizer:        %s\n",
-                i.tokenizerPath ? i.tokenizerPath->c_str() : "(none: GPT-NeoX-20B built in)");
+        std::printf("training length:  %lld tokens (model card)\n", static_cast<long long>(*i.trainingLength));
+    std::printf("probes:          ");
+    for (const auto& p : runner->probes())
+        std::printf(" %s", p.name.c_str());
+    std::printf("\n");
+    std::printf("tokenizer:        %s\n", i.tokenizerPath ? i.tokenizerPath->c_str() : "(none: GPT-NeoX-20B built in)");
     return 0;
 }
 
@@ -303,14 +202,17 @@ int benchCommand(const BenchArgs& args)
     options.dtype = parseDTypeArg(args.dtype);
     options.chunkSize = args.chunkSize;
     options.threads = args.threads;
-    auto runner = args.model.empty() ? Runner::openRandom(shapeConfig(args.shape), 1234, options)
-                                     : Runner::open(args.model, options);
+    auto runner = args.model.empty()
+                      ? Runner::openRandom(args.architecture, Runner::shapeConfig(args.architecture, args.shape), 1234,
+                                           options)
+                      : Runner::open(args.model, options);
     const ModelInfo& info = runner->info();
-    std::printf("bench: %s, %.1f M parameters, %lld layers x %lld heads, device %s, dtype %s, chunk %lld, "
+    std::printf("bench: %s, %s, %.1f M parameters, %lld layers x %lld %ss, device %s, dtype %s, chunk %lld, "
                 "threads %d, trace %s\n",
                 args.model.empty() ? ("random " + args.shape).c_str() : args.model.c_str(),
-                info.parameters / 1e6, static_cast<long long>(info.layers),
-                static_cast<long long>(info.heads), info.device.c_str(), info.dtype.c_str(),
+                info.shape.displayName.c_str(), info.parameters / 1e6, static_cast<long long>(info.shape.layers),
+                static_cast<long long>(info.shape.units), info.shape.unitName.c_str(), info.device.c_str(),
+                info.dtype.c_str(),
                 static_cast<long long>(args.chunkSize), args.threads, args.trace ? "on" : "off");
     std::mt19937 rng(42);
     std::uniform_int_distribution<int32_t> dist(
@@ -318,7 +220,8 @@ int benchCommand(const BenchArgs& args)
     const fs::path dir = fs::temp_directory_path() / ("statescope-bench-" + std::to_string(::getpid()));
     fs::create_directories(dir);
     std::ostringstream json;
-    json << "{\"shape\": \"" << args.shape << "\", \"device\": \"" << info.device << "\", \"dtype\": \""
+    json << "{\"architecture\": \"" << info.shape.architecture << "\", \"shape\": \"" << args.shape
+         << "\", \"device\": \"" << info.device << "\", \"dtype\": \""
          << info.dtype << "\", \"chunk_size\": " << args.chunkSize << ", \"results\": [";
     std::printf("%10s %10s %12s\n", "tokens", "seconds", "tokens/s");
     bool first = true;
@@ -338,7 +241,7 @@ int benchCommand(const BenchArgs& args)
             const std::string path = (dir / ("bench-" + std::to_string(T) + ".h5")).string();
             const auto start = Clock::now();
             if (args.trace)
-                writer = std::make_unique<TraceWriter>(path, runner->traceHeader("bench", false));
+                writer = std::make_unique<TraceWriter>(path, runner->traceHeader(TraceInput{"ids"}, "bench", false));
             runner->run(ids, nullptr, [&](const ChunkProbes& c) {
                 if (writer)
                     writer->append(c);
@@ -382,6 +285,11 @@ int checkCommand(const CheckArgs& args)
         options.chunkSize = chunk;
         options.reference = args.reference;
         auto runner = Runner::open(args.fixture, options);
+        // A reference of every unit (Mamba's channels) is checked at full probe detail.
+        if (!runner->probes().empty() && runner->probes().front().shape != ref.probeShape) {
+            options.probeDetail = ProbeDetail::Full;
+            runner = Runner::open(args.fixture, options);
+        }
         std::vector<float> nll;
         std::vector<std::vector<float>> probes(ref.probeNames.size());
         const auto descs = runner->probes();
@@ -417,36 +325,41 @@ namespace statescope::cli {
 
 int initCommand(const InitArgs& args)
 {
-    Mamba2Config c = shapeConfig(args.shape);
+    // Overrides in the transformers dialect both Mamba families share.
+    nlohmann::json overrides = nlohmann::json::object();
     if (args.dModel)
-        c.dModel = args.dModel;
+        overrides["hidden_size"] = args.dModel;
     if (args.layers)
-        c.nLayer = args.layers;
+        overrides["num_hidden_layers"] = args.layers;
     if (args.dState)
-        c.dState = args.dState;
+        overrides["state_size"] = args.dState;
     if (args.headdim)
-        c.headdim = args.headdim;
+        overrides["head_dim"] = args.headdim;
     if (args.ngroups)
-        c.ngroups = args.ngroups;
-    if (args.byteVocab) {
-        c.vocabSize = 256;
-        c.padVocabSizeMultiple = 16;
-    }
+        overrides["n_groups"] = args.ngroups;
+    if (args.byteVocab)
+        overrides["vocab_size"] = 256;
+    nlohmann::json config = nlohmann::json::parse(Runner::shapeConfig(args.architecture, args.shape, overrides.dump()));
+    if (config.contains("num_heads") && config.contains("head_dim")) // Mamba-2: heads follow the width
+        config["num_heads"] = config.value("expand", 2) * config["hidden_size"].get<int64_t>() /
+                              config["head_dim"].get<int64_t>();
     std::error_code ec;
     if (fs::exists(fs::path(args.out) / "config.json", ec))
         throw Error(args.out, "already holds a model (config.json); choose another folder");
-    Runner::writeRandomModel(c, args.seed, args.out);
+    Runner::writeRandomModel(args.architecture, config.dump(), args.seed, args.out);
     if (args.byteVocab) {
         std::ofstream tok(fs::path(args.out) / "tokenizer.json");
         tok << byteLevelTokenizerJson();
     }
-    std::ofstream card(fs::path(args.out) / "model_card.json");
-    card << "{\n  \"name\": \"" << fs::path(args.out).filename().string()
-         << "\",\n  \"architecture\": \"mamba2\",\n"
-         << "  \"d_model\": " << c.dModel << ", \"n_layer\": " << c.nLayer << ", \"d_state\": " << c.dState
-         << ", \"headdim\": " << c.headdim << ",\n  \"state_size\": " << c.stateSize()
-         << ",\n  \"training_length\": null,\n  \"data\": \"none: random weights (seed " << args.seed
-         << ")\",\n  \"steps\": 0\n}\n";
+    const ModelFolder folder = inspectModelFolder(args.out);
+    ModelCard card;
+    card.json["name"] = fs::path(args.out).filename().string();
+    card.json["architecture"] = folder.shape.architecture;
+    card.json["state_size"] = folder.shape.stateSize;
+    card.json["training_length"] = nullptr;
+    card.json["data"] = "none: random weights (seed " + std::to_string(args.seed) + ")";
+    card.json["steps"] = 0;
+    writeModelCard((fs::path(args.out) / "model_card.json").string(), card);
     std::cout << args.out << "\n";
     return 0;
 }

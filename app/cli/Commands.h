@@ -7,8 +7,7 @@
 #include <vector>
 
 #include "io/DType.h"
-#include "models/ModelConfig.h"
-#include "tokenizers/BpeTokenizer.h"
+#include "models/Mamba2Config.h"
 
 namespace statescope::cli {
 
@@ -30,11 +29,13 @@ struct RunArgs {
     int64_t chunkSize = 2048;
     int threads = 0;
     bool reference = false;
+    std::string probeDetail = "summary";
     bool quiet = false;
 };
 
 struct BenchArgs {
     std::string model; // a model folder, or empty for random weights of `shape`
+    std::string architecture = "mamba2";
     std::string shape = "130m";
     std::vector<int64_t> tokens{2048};
     std::string device = "cpu";
@@ -58,6 +59,7 @@ struct CheckArgs {
 
 struct InitArgs {
     std::string out;
+    std::string architecture = "mamba2";
     std::string shape = "tiny";
     int64_t dModel = 0, layers = 0, dState = 0, headdim = 0, ngroups = 0;
     bool byteVocab = true;
@@ -84,7 +86,7 @@ struct EvalArgs {
 // Mean per-position NLL and state norms over the windows of an eval.
 struct EvalResult {
     int64_t trainingLength = 0;
-    int64_t layers = 0, heads = 0;
+    int64_t layers = 0, heads = 0; // heads: the probes' units (heads, channel groups)
     std::vector<int64_t> windowStarts;
     std::vector<double> nll;       // [length]; NaN at 0
     std::vector<double> stateNorm; // [length, layers, heads]
@@ -100,16 +102,12 @@ EvalResult evaluateLengths(const EvalArgs& args, const std::atomic<bool>& cancel
 int evalCommand(const EvalArgs& args, const std::atomic<bool>& cancel);
 
 // Shared by the commands.
-std::string readFile(const std::string& path, const char* what);
 DType parseDTypeArg(const std::string& s);
-// The tokenizer asked for, else the model's own, else the built-in GPT-NeoX-20B one.
-BpeTokenizer loadTokenizer(const std::string& requested, const std::optional<std::string>& modelTokenizer);
 
-// Where the built-in resources live: $STATESCOPE_RESOURCES, next to the installed binary, or the
-// source tree this binary was built from.
-std::string resourcePath(const std::string& relative);
+// The Mamba-2 shape that train starts from: a registered shape of mamba2 (tiny, 130m, ...).
+Mamba2Config trainShapeFor(const std::string& shape);
 
-// The named model shapes of bench, init and train (130m ... 2.7b, tiny).
-Mamba2Config shapeConfigFor(const std::string& shape);
+// The engine names fields ("device", "chunk_size"); the CLI says which flag set them.
+std::string flagMessage(const std::string& engineMessage);
 
 } // namespace statescope::cli

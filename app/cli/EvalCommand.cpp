@@ -3,6 +3,7 @@
 #include "Commands.h"
 
 #include "Error.h"
+#include "runtime/Input.h"
 #include "runtime/Runner.h"
 #include "tokenizers/BpeTokenizer.h"
 
@@ -59,14 +60,10 @@ EvalResult evaluateLengths(const EvalArgs& args, const std::atomic<bool>& cancel
     options.threads = args.threads;
 
     const ModelFolder folder = inspectModelFolder(args.model);
-    const std::string text = readFile(args.textFile, "text file");
-    const BpeTokenizer tokenizer = loadTokenizer(args.tokenizer, folder.tokenizerPath);
-    std::vector<int32_t> ids;
-    try {
-        ids = tokenizer.encode(text).ids;
-    } catch (const Error& e) {
-        throw Error(args.textFile, e.what());
-    }
+    InputRequest request;
+    request.textFile = args.textFile;
+    request.tokenizer = args.tokenizer;
+    const std::vector<int32_t> ids = prepareInput(request, folder.tokenizerPath).ids;
     const int64_t n = static_cast<int64_t>(ids.size());
     if (n < args.length)
         throw Error(args.textFile, "text length",
@@ -78,14 +75,14 @@ EvalResult evaluateLengths(const EvalArgs& args, const std::atomic<bool>& cancel
     const ModelInfo& info = runner->info();
     EvalResult r;
     r.trainingLength = args.trainingLength > 0 ? args.trainingLength : info.trainingLength.value_or(0);
-    r.layers = info.layers;
-    r.heads = info.heads;
+    r.layers = info.shape.layers;
+    r.heads = info.shape.units;
     r.nll.assign(static_cast<size_t>(args.length), 0.0);
     r.stateNorm.assign(static_cast<size_t>(args.length * r.layers * r.heads), 0.0);
     const auto descs = runner->probes();
     int normProbe = -1;
     for (size_t d = 0; d < descs.size(); ++d)
-        if (descs[d].name == "state_norm")
+        if (descs[d].name == kStateNormProbe)
             normProbe = static_cast<int>(d);
 
     const bool tty = isatty(2);

@@ -2,6 +2,7 @@
 #include "Commands.h"
 
 #include "Error.h"
+#include "models/Architecture.h"
 #include "runtime/CudaInfo.h"
 #include "runtime/Runner.h"
 #include "runtime/Trainer.h"
@@ -15,6 +16,25 @@
 #include <thread>
 
 namespace {
+
+std::string archNames()
+{
+    std::string s;
+    for (const statescope::Architecture* a : statescope::architectures())
+        s += (s.empty() ? "" : ", ") + a->name() + " (" + a->displayName() + ")";
+    return s;
+}
+
+std::string shapeNames()
+{
+    std::string s;
+    for (const statescope::Architecture* a : statescope::architectures()) {
+        s += (s.empty() ? "" : "; ") + a->name() + ":";
+        for (const auto& n : a->shapeNames())
+            s += " " + n;
+    }
+    return s;
+}
 std::atomic<bool> g_cancel{false};
 extern "C" void onSignal(int)
 {
@@ -109,6 +129,9 @@ int main(int argc, char** argv)
     runCmd->add_option("--chunk-size", run.chunkSize, "Tokens per engine call")->check(CLI::PositiveNumber);
     runCmd->add_option("--threads", run.threads, "CPU threads (default: all cores)");
     runCmd->add_flag("--reference", run.reference, "Use the one-token recurrent reference path (slow)");
+    runCmd->add_option("--probe-detail", run.probeDetail,
+                       "summary (bounded bytes per token: channel groups where an architecture has many "
+                       "channels) or full (every unit)");
     runCmd->add_flag("--quiet", run.quiet, "No progress on stderr");
 
     std::string tokTokenizer, tokText;
@@ -125,7 +148,8 @@ int main(int argc, char** argv)
     bool noTrace = false;
     auto* benchCmd = app.add_subcommand("bench", "Tokens per second of a run with every probe");
     benchCmd->add_option("--model", bench.model, "Model folder (default: random weights of --shape)");
-    benchCmd->add_option("--shape", bench.shape, "Random model shape: 130m, 370m, 780m, 1.3b, 2.7b or tiny");
+    benchCmd->add_option("--arch", bench.architecture, "Architecture of --shape: " + archNames());
+    benchCmd->add_option("--shape", bench.shape, "Random model shape: " + shapeNames());
     benchCmd->add_option("--tokens", benchTokens, "Comma-separated stream lengths");
     benchCmd->add_option("--device", bench.device, "cpu or cuda[:N]");
     benchCmd->add_option("--dtype", bench.dtype, "float32, bfloat16 or float16");
@@ -152,7 +176,8 @@ int main(int argc, char** argv)
     std::string initVocab = "byte";
     auto* initCmd = app.add_subcommand("init", "Write a model folder with random weights of a given shape");
     initCmd->add_option("--out", init.out, "Model folder to create")->required();
-    initCmd->add_option("--shape", init.shape, "Base shape: tiny, 130m, 370m, 780m, 1.3b, 2.7b");
+    initCmd->add_option("--arch", init.architecture, "Architecture: " + archNames());
+    initCmd->add_option("--shape", init.shape, "Base shape: " + shapeNames());
     initCmd->add_option("--d-model", init.dModel, "Override d_model");
     initCmd->add_option("--layers", init.layers, "Override n_layer");
     initCmd->add_option("--d-state", init.dState, "Override d_state");
@@ -268,7 +293,7 @@ int main(int argc, char** argv)
             return initCommand(init);
         }
         if (*trainCmd) {
-            train.shape = shapeConfigFor(trainShape);
+            train.shape = trainShapeFor(trainShape);
             train.shape.vocabSize = 256;
             train.shape.padVocabSizeMultiple = 16;
             if (tDModel)
@@ -304,7 +329,7 @@ int main(int argc, char** argv)
             return checkCommand(check);
         }
     } catch (const statescope::Error& e) {
-        std::cerr << "statescope-cli: error: " << e.what() << "\n";
+        std::cerr << "statescope-cli: error: " << flagMessage(e.what()) << "\n";
         return kExitError;
     } catch (const std::bad_alloc&) {
         std::cerr << "statescope-cli: error: out of memory\n";

@@ -2,6 +2,10 @@
 // reference) and a chunked SSD prefill (the fast path, matmuls only), which must agree.
 #include "models/Mamba2.h"
 
+#include "models/ConfigFields.h"
+#include "models/ModelCommon.h"
+#include "io/Json.h"
+
 #include "Error.h"
 #include "io/SafeTensors.h"
 #include "io/SafeTensorsWriter.h"
@@ -22,97 +26,133 @@ namespace F = torch::nn::functional;
 
 namespace {
 
-torch::ScalarType torchType(DType t)
+void readDtLimit(const nlohmann::json& limit, const std::string& file, const std::string& field, Mamba2Config& c)
 {
-    switch (t) {
-    case DType::Float32: return torch::kFloat32;
-    case DType::Float64: return torch::kFloat64;
-    case DType::BFloat16: return torch::kBFloat16;
-    case DType::Float16: return torch::kFloat16;
-    case DType::Int64: return torch::kInt64;
-    case DType::Int32: return torch::kInt32;
-    case DType::Int16: return torch::kInt16;
-    case DType::Int8: return torch::kInt8;
-    case DType::UInt8: return torch::kUInt8;
-    case DType::Bool: return torch::kBool;
-    }
-    return torch::kFloat32;
+    if (!limit.is_array() || limit.size() != 2)
+        throw Error(file, field, "a pair [min, max]", limit.dump());
+    c.dtLimitMin = jsonNumber(limit[0], file, field + "[0]");
+    c.dtLimitMax = jsonNumber(limit[1], file, field + "[1]");
 }
 
-torch::Tensor rmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps)
+// state-spaces / mamba_ssm: {d_model, n_layer, vocab_size, ssm_cfg: {layer: "Mamba2", ...}, ...}
+Mamba2Config parseMambaSsm(const nlohmann::json& j, const std::string& file)
 {
-    return x * torch::rsqrt(x.pow(2).mean(-1, true) + eps) * weight;
+    Mamba2Config c;
+    c.dModel = intField(j, "d_model", 0, file);
+    c.nLayer = intField(j, "n_layer", 0, file);
+    c.vocabSize = intField(j, "vocab_size", 0, file);
+    c.padVocabSizeMultiple = intField(j, "pad_vocab_size_multiple", 8, file);
+    c.tieEmbeddings = boolField(j, "tie_embeddings", true, file);
+    c.residualInFp32 = boolField(j, "residual_in_fp32", true, file);
+    if (!boolField(j, "rms_norm", true, file))
+        throw Error(file, "rms_norm", "true (LayerNorm blocks are not supported)", "false");
+    if (intField(j, "d_intermediate", 0, file, "", 0) != 0)
+        throw Error(file, "d_intermediate", "0 (MLP blocks are not supported)",
+                    std::to_string(intField(j, "d_intermediate", 0, file, "", 0)));
+    if (j.contains("attn_layer_idx") && j["attn_layer_idx"].is_array() && !j["attn_layer_idx"].empty())
+        throw Error(file, "attn_layer_idx", "[] (hybrid attention models are not supported)",
+                    j["attn_layer_idx"].dump());
+    const nlohmann::json& s = j.at("ssm_cfg");
+    const std::string p = "ssm_cfg.";
+    c.dState = intField(s, "d_state", 128, file, p);
+    c.headdim = intField(s, "headdim", 64, file, p);
+    c.ngroups = intField(s, "ngroups", 1, file, p);
+    c.dConv = intField(s, "d_conv", 4, file, p);
+    c.expand = intField(s, "expand", 2, file, p);
+    c.chunkSize = intField(s, "chunk_size", 256, file, p);
+    c.bias = boolField(s, "bias", false, file, p);
+    c.convBias = boolField(s, "conv_bias", true, file, p);
+    c.dHasHdim = boolField(s, "D_has_hdim", false, file, p);
+    if (!boolField(s, "rmsnorm", true, file, p))
+        throw Error(file, p + "rmsnorm", "true", "false");
+    if (boolField(s, "norm_before_gate", false, file, p))
+        throw Error(file, p + "norm_before_gate", "false", "true");
+    if (s.contains("d_ssm") && !s["d_ssm"].is_null() && intField(s, "d_ssm", 0, file, p, 0) != c.dInner())
+        throw Error(file, p + "d_ssm", "null or d_inner (" + std::to_string(c.dInner()) + ")", s["d_ssm"].dump());
+    if (s.contains("dt_limit"))
+        readDtLimit(s["dt_limit"], file, p + "dt_limit", c);
+    return c;
 }
 
-// exp(segsum(a)) for a [..., Q]: out[..., l, s] = exp(a[s+1] + ... + a[l]) for l >= s, else 0.
-// Summing masked copies (instead of subtracting cumulative sums) keeps it exact for long chunks.
-torch::Tensor segsumExp(const torch::Tensor& a)
+// Hugging Face transformers: {model_type: "mamba2", hidden_size, num_heads, head_dim, ...}
+Mamba2Config parseTransformers(const nlohmann::json& j, const std::string& file)
 {
-    const int64_t q = a.size(-1);
-    auto opts = torch::TensorOptions().dtype(torch::kBool).device(a.device());
-    const torch::Tensor strict = torch::tril(torch::ones({q, q}, opts), -1);
-    const torch::Tensor lower = torch::tril(torch::ones({q, q}, opts), 0);
-    std::vector<int64_t> sizes = a.sizes().vec();
-    sizes.push_back(q);
-    torch::Tensor x = a.unsqueeze(-1).expand(sizes).masked_fill(strict.logical_not(), 0.0);
-    return x.cumsum(-2).masked_fill(lower.logical_not(), -std::numeric_limits<float>::infinity()).exp();
+    Mamba2Config c;
+    c.dModel = intField(j, "hidden_size", 4096, file);
+    c.nLayer = intField(j, "num_hidden_layers", 64, file);
+    c.vocabSize = intField(j, "vocab_size", 32768, file);
+    c.padVocabSizeMultiple = intField(j, "pad_vocab_size_multiple", 1, file);
+    c.dState = intField(j, "state_size", 128, file);
+    c.headdim = intField(j, "head_dim", 64, file);
+    c.ngroups = intField(j, "n_groups", 8, file);
+    c.dConv = intField(j, "conv_kernel", 4, file);
+    c.expand = intField(j, "expand", 2, file);
+    c.chunkSize = intField(j, "chunk_size", 256, file);
+    c.tieEmbeddings = boolField(j, "tie_word_embeddings", false, file);
+    c.residualInFp32 = boolField(j, "residual_in_fp32", true, file);
+    c.bias = boolField(j, "use_bias", false, file);
+    c.convBias = boolField(j, "use_conv_bias", true, file);
+    if (!boolField(j, "rms_norm", true, file))
+        throw Error(file, "rms_norm", "true", "false");
+    if (j.contains("layer_norm_epsilon"))
+        c.normEps = jsonNumber(j["layer_norm_epsilon"], file, "layer_norm_epsilon");
+    if (j.contains("time_step_limit"))
+        readDtLimit(j["time_step_limit"], file, "time_step_limit", c);
+    const int64_t heads = intField(j, "num_heads", 128, file);
+    if (heads * c.headdim != c.dInner())
+        throw Error(file, "num_heads * head_dim", "expand * hidden_size = " + std::to_string(c.dInner()),
+                    std::to_string(heads * c.headdim));
+    return c;
 }
 
-// Collects the tensors of every weight file under their canonical (mamba_ssm) names.
-struct WeightSet {
-    std::map<std::string, RawTensor> tensors;
-    std::map<std::string, std::string> fileOf;
-    std::string files;
-};
+const char* const kHeadMeaning = "Mamba-2 SSM head: a headdim x d_state state matrix with one scalar decay";
 
-WeightSet readWeights(const ModelFolder& folder)
+std::vector<ProbeDesc> probeDescsFor(int64_t layers, int64_t heads)
 {
-    WeightSet set;
-    for (const auto& file : folder.weightFiles) {
-        std::vector<RawTensor> raw = folder.weightsFormat == "pytorch" ? readTorchCheckpoint(file)
-                                                                       : readSafeTensors(file);
-        for (auto& t : raw) {
-            const std::string name = canonicalMamba2Name(t.name);
-            set.fileOf[name] = file;
-            set.tensors[name] = std::move(t);
-        }
-        set.files += (set.files.empty() ? "" : ", ") + file;
-    }
-    return set;
+    const std::vector<int64_t> shape{layers, heads};
+    const std::vector<std::string> axes{"layer", "head"};
+    return {
+        {"dt", "step size Delta = softplus(dt + dt_bias)", shape, axes, kHeadMeaning, "", ProbeSummary::Mean, "Δ"},
+        {kDecayProbe, "forget gate alpha = exp(Delta * A), A = -exp(A_log)", shape, axes, kHeadMeaning, "",
+         ProbeSummary::GeoMean, "α"},
+        {kStateNormProbe, "Frobenius norm of the head's SSM state after the token", shape, axes, kHeadMeaning, "",
+         ProbeSummary::RootSumSquare, "‖S‖"},
+    };
 }
-
-class WeightLoader {
-public:
-    WeightLoader(WeightSet set, torch::Device device) : m_set(std::move(set)), m_device(device) {}
-
-    bool has(const std::string& name) const { return m_set.tensors.count(name) != 0; }
-
-    torch::Tensor take(const std::string& name, const std::vector<int64_t>& shape, torch::ScalarType dtype)
-    {
-        auto it = m_set.tensors.find(name);
-        if (it == m_set.tensors.end())
-            throw Error(m_set.files, "tensor " + name, "present with shape " + shapeToString(shape), "missing");
-        const RawTensor& raw = it->second;
-        if (raw.shape != shape)
-            throw Error(m_set.fileOf[name], "tensor " + name, "shape " + shapeToString(shape),
-                        "shape " + shapeToString(raw.shape));
-        const auto src = torchType(raw.dtype);
-        if (!torch::isFloatingType(src))
-            throw Error(m_set.fileOf[name], "tensor " + name, "a floating-point dtype", dtypeName(raw.dtype));
-        // from_blob only views the mapped file; the copy below owns its memory.
-        torch::Tensor view = torch::from_blob(const_cast<uint8_t*>(raw.data), raw.shape, raw.strides,
-                                              torch::TensorOptions().dtype(src));
-        // Widen on the CPU first: Half/BFloat16 kernels on the CPU are slow or missing.
-        torch::Tensor t = view.to(torch::kFloat32, false, true);
-        return t.to(m_device, dtype).contiguous();
-    }
-
-private:
-    WeightSet m_set;
-    torch::Device m_device;
-};
 
 } // namespace
+
+void Mamba2Config::validate(const std::string& file) const
+{
+    // Bounds far above any real model keep every derived size (d_inner, N_S, in_proj rows) well
+    // inside int64.
+    auto inRange = [&](const char* name, int64_t v, int64_t max) {
+        if (v <= 0 || v > max)
+            throw Error(file, name, "an integer in [1, " + std::to_string(max) + "]", std::to_string(v));
+    };
+    inRange("d_model", dModel, 1 << 20);
+    inRange("n_layer", nLayer, 1 << 12);
+    inRange("d_state", dState, 1 << 16);
+    inRange("headdim", headdim, 1 << 16);
+    inRange("ngroups", ngroups, 1 << 16);
+    inRange("d_conv", dConv, 1 << 10);
+    inRange("expand", expand, 1 << 6);
+    inRange("chunk_size", chunkSize, 1 << 20);
+    if (vocabSize < 0 || vocabSize > (int64_t(1) << 31))
+        throw Error(file, "vocab_size", "an integer in [0, 2^31]", std::to_string(vocabSize));
+    if (dInner() % headdim != 0)
+        throw Error(file, "headdim", "a divisor of d_inner = " + std::to_string(dInner()), std::to_string(headdim));
+    if (nHeads() % ngroups != 0)
+        throw Error(file, "ngroups", "a divisor of the head count " + std::to_string(nHeads()),
+                    std::to_string(ngroups));
+}
+
+Mamba2Config parseMamba2Config(const nlohmann::json& j, const std::string& layout, const std::string& file)
+{
+    Mamba2Config c = layout == "transformers" ? parseTransformers(j, file) : parseMambaSsm(j, file);
+    c.validate(file);
+    return c;
+}
 
 Mamba2Model::Mamba2Model(Mamba2Config config, Mamba2Weights weights, torch::ScalarType weightDtype)
     : m_config(std::move(config)), m_weights(std::move(weights)), m_dtype(weightDtype)
@@ -123,8 +163,9 @@ Mamba2Model::Mamba2Model(Mamba2Config config, Mamba2Weights weights, torch::Scal
 std::unique_ptr<Mamba2Model> Mamba2Model::load(const ModelFolder& folder, torch::Device device,
                                                torch::ScalarType dtype)
 {
-    const Mamba2Config& c = folder.mamba2;
-    WeightSet set = readWeights(folder);
+    const Mamba2Config c = parseMamba2Config(parsePythonJson(folder.configJson, folder.configPath),
+                                             folder.shape.layout, folder.configPath);
+    WeightSet set = readWeights(folder, stateSpacesName);
     const auto f32 = torch::kFloat32;
     const std::string embName = "backbone.embedding.weight";
     auto embIt = set.tensors.find(embName);
@@ -211,13 +252,9 @@ std::unique_ptr<Mamba2Model> Mamba2Model::random(const Mamba2Config& cIn, uint64
     return std::make_unique<Mamba2Model>(c, std::move(mw), dtype);
 }
 
-void Mamba2Model::saveFolder(const std::string& dir) const
+nlohmann::ordered_json Mamba2Model::configJson() const
 {
     const Mamba2Config& c = m_config;
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (ec)
-        throw Error(dir, "cannot create the model folder: " + ec.message());
     nlohmann::ordered_json j;
     j["architectures"] = {"Mamba2ForCausalLM"};
     j["model_type"] = "mamba2";
@@ -239,46 +276,39 @@ void Mamba2Model::saveFolder(const std::string& dir) const
     j["layer_norm_epsilon"] = c.normEps;
     j["time_step_limit"] = {c.dtLimitMin, std::isfinite(c.dtLimitMax) ? nlohmann::ordered_json(c.dtLimitMax)
                                                                        : nlohmann::ordered_json{{"__float__", "Infinity"}}};
-    {
-        std::ofstream out(dir + "/config.json");
-        out << j.dump(2) << "\n";
-        if (!out)
-            throw Error(dir + "/config.json", "cannot write");
-    }
-    SafeTensorsWriter w;
-    std::vector<torch::Tensor> keep; // host copies stay alive until the file is written
-    auto put = [&](const std::string& name, const torch::Tensor& t) {
-        if (!t.defined())
-            return;
-        keep.push_back(t.detach().to(torch::kCPU, torch::kFloat32).contiguous());
-        w.add(name, DType::Float32, keep.back().sizes().vec(), keep.back().data_ptr<float>());
-    };
-    put("backbone.embeddings.weight", m_weights.embedding);
+    return j;
+}
+
+void Mamba2Model::saveFolder(const std::string& dir) const
+{
+    writeConfigJson(dir, configJson().dump(2));
+    FolderWriter w;
+    w.put("backbone.embeddings.weight", m_weights.embedding);
     for (size_t l = 0; l < m_weights.layers.size(); ++l) {
         const Mamba2Layer& L = m_weights.layers[l];
         const std::string p = "backbone.layers." + std::to_string(l) + ".";
         const std::string m = p + "mixer.";
-        put(p + "norm.weight", L.norm);
-        put(m + "in_proj.weight", L.inProj);
-        put(m + "in_proj.bias", L.inProjBias);
-        put(m + "conv1d.weight", L.convWeight.unsqueeze(1));
-        put(m + "conv1d.bias", L.convBias);
-        put(m + "dt_bias", L.dtBias);
-        put(m + "A_log", L.ALog);
-        put(m + "D", L.D);
-        put(m + "norm.weight", L.gateNorm);
-        put(m + "out_proj.weight", L.outProj);
-        put(m + "out_proj.bias", L.outProjBias);
+        w.put(p + "norm.weight", L.norm);
+        w.put(m + "in_proj.weight", L.inProj);
+        w.put(m + "in_proj.bias", L.inProjBias);
+        w.put(m + "conv1d.weight", L.convWeight.unsqueeze(1));
+        w.put(m + "conv1d.bias", L.convBias);
+        w.put(m + "dt_bias", L.dtBias);
+        w.put(m + "A_log", L.ALog);
+        w.put(m + "D", L.D);
+        w.put(m + "norm.weight", L.gateNorm);
+        w.put(m + "out_proj.weight", L.outProj);
+        w.put(m + "out_proj.bias", L.outProjBias);
     }
-    put("backbone.norm_f.weight", m_weights.normF);
+    w.put("backbone.norm_f.weight", m_weights.normF);
     if (!m_weights.lmHead.is_same(m_weights.embedding))
-        put("lm_head.weight", m_weights.lmHead);
+        w.put("lm_head.weight", m_weights.lmHead);
     w.write(dir + "/model.safetensors");
 }
 
 std::vector<ProbeDesc> Mamba2Model::probeDescs() const
 {
-    return mamba2ProbeDescs(m_config.nLayer, m_config.nHeads());
+    return probeDescsFor(m_config.nLayer, m_config.nHeads());
 }
 
 std::unique_ptr<ModelState> Mamba2Model::initialState(int64_t batch) const
@@ -556,6 +586,102 @@ torch::Tensor Mamba2Model::ssd(const torch::Tensor& x, const torch::Tensor& dt, 
                          .index({Slice(), Slice(0, T)});
     }
     return y.index({Slice(), Slice(0, T)});
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+namespace {
+
+class Mamba2Architecture : public Architecture {
+public:
+    std::string name() const override { return "mamba2"; }
+    std::string displayName() const override { return "Mamba-2"; }
+
+    std::string recognise(const nlohmann::json& j) const override
+    {
+        if (j.value("model_type", std::string()) == "mamba2")
+            return "transformers";
+        if (j.contains("ssm_cfg") && j.contains("d_model") && j["ssm_cfg"].is_object() &&
+            j["ssm_cfg"].value("layer", std::string()) == "Mamba2")
+            return "mamba_ssm";
+        return "";
+    }
+
+    ModelShape describe(const nlohmann::json& j, const std::string& layout, const std::string& file,
+                        ProbeDetail) const override
+    {
+        const Mamba2Config c = parseMamba2Config(j, layout, file);
+        ModelShape s;
+        s.architecture = name();
+        s.displayName = displayName();
+        s.layout = layout;
+        s.layers = c.nLayer;
+        s.units = c.nHeads();
+        s.unitName = "head";
+        s.vocabSize = c.vocabSize;
+        s.stateSize = c.stateSize();
+        s.stateSizeDefinition = "per layer: heads x headdim x d_state (SSM) + conv_dim x (d_conv - 1) (conv)";
+        s.details = {{"d_model", std::to_string(c.dModel)},
+                     {"layers", std::to_string(c.nLayer)},
+                     {"d_state", std::to_string(c.dState)},
+                     {"heads", std::to_string(c.nHeads()) + " x headdim " + std::to_string(c.headdim)},
+                     {"groups", std::to_string(c.ngroups)},
+                     {"d_conv", std::to_string(c.dConv)},
+                     {"expand", std::to_string(c.expand)},
+                     {"chunk_size", std::to_string(c.chunkSize)}};
+        s.probes = probeDescsFor(c.nLayer, c.nHeads());
+        return s;
+    }
+
+    std::vector<std::string> shapeNames() const override { return {"130m", "370m", "780m", "1.3b", "2.7b", "tiny"}; }
+
+    nlohmann::json shapeConfig(const std::string& shape) const override
+    {
+        struct Row {
+            const char* name;
+            int64_t d, l;
+        };
+        const Row rows[] = {{"130m", 768, 24},  {"370m", 1024, 48}, {"780m", 1536, 48},
+                            {"1.3b", 2048, 48}, {"2.7b", 2560, 64}, {"tiny", 64, 2}};
+        for (const auto& r : rows)
+            if (shape == r.name) {
+                const bool tiny = shape == "tiny";
+                const int64_t headdim = tiny ? 16 : 64;
+                return {{"model_type", "mamba2"},
+                        {"hidden_size", r.d},
+                        {"num_hidden_layers", r.l},
+                        {"vocab_size", tiny ? 512 : 50288}, // 50277 padded to a multiple of 16
+                        {"state_size", tiny ? 16 : 128},
+                        {"head_dim", headdim},
+                        {"num_heads", 2 * r.d / headdim},
+                        {"n_groups", 1},
+                        {"expand", 2},
+                        {"conv_kernel", 4},
+                        {"chunk_size", 256},
+                        {"tie_word_embeddings", true}};
+            }
+        return nullptr;
+    }
+
+    std::unique_ptr<RecurrentModel> load(const ModelFolder& folder, const TorchTarget& target) const override
+    {
+        return Mamba2Model::load(folder, target.device, target.dtype);
+    }
+
+    std::unique_ptr<RecurrentModel> random(const nlohmann::json& config, uint64_t seed,
+                                           const TorchTarget& target) const override
+    {
+        const Mamba2Config c = parseMamba2Config(config, "transformers", "random model config");
+        return Mamba2Model::random(c, seed, target.device, target.dtype);
+    }
+};
+
+} // namespace
+
+const Architecture& mamba2Architecture()
+{
+    static const Mamba2Architecture instance;
+    return instance;
 }
 
 } // namespace statescope

@@ -1,8 +1,11 @@
 #pragma once
 
 // Engine-internal: includes torch.
-#include "models/ModelConfig.h"
+#include "models/Mamba2Config.h"
+#include "models/ModelFolder.h"
 #include "models/RecurrentModel.h"
+
+#include <nlohmann/json.hpp>
 
 namespace statescope {
 
@@ -50,7 +53,7 @@ public:
 
     // Writes config.json (transformers layout) and model.safetensors (float32) into dir, which the
     // loader reads back; the tokenizer and the model card are the caller's.
-    void saveFolder(const std::string& dir) const;
+    void saveFolder(const std::string& dir) const override;
     // Trainable tensors (the tied output layer once).
     std::vector<torch::Tensor> parameters() const;
     // Matmuls in this dtype over the stored weights (bfloat16 over float32 master weights when
@@ -58,6 +61,8 @@ public:
     void setComputeDtype(torch::ScalarType t) { m_dtype = t; }
 
     const Mamba2Config& config() const { return m_config; }
+    // config.json in the transformers dialect.
+    nlohmann::ordered_json configJson() const;
     Mamba2Weights& weights() { return m_weights; }
 
 private:

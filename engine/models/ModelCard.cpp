@@ -3,6 +3,7 @@
 #include "Error.h"
 #include "io/Json.h"
 
+#include <filesystem>
 #include <fstream>
 
 namespace statescope {
@@ -32,10 +33,15 @@ ModelCard readModelCard(const std::string& path)
 
 void writeModelCard(const std::string& path, const ModelCard& card)
 {
-    std::ofstream out(path);
+    // Written aside and renamed, so that a crash never leaves half a card.
+    const std::string tmp = path + ".tmp";
+    std::ofstream out(tmp);
     out << card.json.dump(2) << "\n";
     out.close();
-    if (!out)
+    std::error_code ec;
+    if (out)
+        std::filesystem::rename(tmp, path, ec);
+    if (!out || ec)
         throw Error(path, "cannot write the model card");
 }
 

@@ -3,6 +3,7 @@
 // Engine-internal: includes torch. Public code uses runtime/Runner.h instead.
 #include <torch/torch.h>
 
+#include "models/Architecture.h"
 #include "probes/Probes.h"
 
 #include <memory>
@@ -10,6 +11,14 @@
 #include <vector>
 
 namespace statescope {
+
+// Where and how a model is loaded: the device, the dtype of its matrices (norms, gates and the state
+// stay float32), and how much probe detail it reports.
+struct TorchTarget {
+    torch::Device device = torch::Device(torch::kCPU);
+    torch::ScalarType dtype = torch::kFloat32;
+    ProbeDetail probeDetail = ProbeDetail::Summary;
+};
 
 // Everything a model carries from one chunk of the stream to the next (SSM state, conv left
 // context, ...). Each architecture defines its own.
@@ -31,7 +40,7 @@ class RecurrentModel {
 public:
     virtual ~RecurrentModel() = default;
 
-    virtual std::string architecture() const = 0;
+    virtual std::string architecture() const = 0; // the registry name
     virtual std::vector<ProbeDesc> probeDescs() const = 0;
     virtual std::unique_ptr<ModelState> initialState(int64_t batch) const = 0;
     // ids: [B, T] int64 on the model's device. `recurrent` selects the one-token reference path
@@ -45,6 +54,10 @@ public:
     virtual int64_t parameterCount() const = 0;
     virtual int64_t vocabSize() const = 0; // padded: rows of the output layer
     virtual torch::Device device() const = 0;
+
+    // Writes config.json (the architecture's transformers dialect) and model.safetensors (float32)
+    // into dir, which load() reads back; the tokenizer and the model card are the caller's.
+    virtual void saveFolder(const std::string& dir) const = 0;
 };
 
 } // namespace statescope

@@ -1,10 +1,14 @@
 #include "runtime/Runner.h"
 
 #include "Error.h"
-#include "models/Mamba2.h"
+#include "io/Json.h"
+#include "models/RecurrentModel.h"
+#include "util/Time.h"
 
+#include <nlohmann/json.hpp>
+
+#include <chrono>
 #include <cmath>
-#include <ctime>
 #include <limits>
 #include <thread>
 
@@ -21,11 +25,11 @@ torch::ScalarType weightType(DType t, const torch::Device& device)
     case DType::Float16:
         if (!device.is_cuda())
             throw Error(
-                "--dtype", "--device", "cuda for " + std::string(dtypeName(t)) + " weights",
+                "dtype", "device", "cuda for " + std::string(dtypeName(t)) + " weights",
                 "cpu (the CPU runs float32 only: bfloat16 is ~100x slower there and float16 unsupported)");
         return t == DType::BFloat16 ? torch::kBFloat16 : torch::kFloat16;
     default:
-        throw Error("--dtype", "dtype", "float32, bfloat16 or float16", dtypeName(t));
+        throw Error("dtype", "dtype", "float32, bfloat16 or float16", dtypeName(t));
     }
 }
 
@@ -35,15 +39,15 @@ torch::Device parseDevice(const std::string& name)
         return torch::Device(torch::kCPU);
     if (name.rfind("cuda", 0) == 0) {
         if (!torch::cuda::is_available())
-            throw Error("--device", "device", "cpu (CUDA is not available on this machine or in this build)",
+            throw Error("device", "device", "cpu (CUDA is not available on this machine or in this build)",
                         name);
         torch::Device d(name);
         if (d.has_index() && d.index() >= static_cast<int>(torch::cuda::device_count()))
-            throw Error("--device", "device",
+            throw Error("device", "device",
                         "cuda:0 .. cuda:" + std::to_string(torch::cuda::device_count() - 1), name);
         return d;
     }
-    throw Error("--device", "device", "cpu or cuda[:N]", name);
+    throw Error("device", "device", "cpu or cuda[:N]", name);
 }
 
 void setThreads(int threads)
@@ -53,17 +57,55 @@ void setThreads(int threads)
 }
 
 // What a model's shape and the run options tell, whatever the weights came from.
-ModelInfo shapeInfo(const Mamba2Config& config, const RunOptions& options)
+ModelInfo shapeInfo(const ModelShape& shape, const RunOptions& options)
 {
     ModelInfo info;
-    info.mamba2 = config;
-    info.layers = config.nLayer;
-    info.heads = config.nHeads();
-    info.stateSize = config.stateSize();
-    info.forgetThreshold = predictedForgetThreshold(info.stateSize);
+    info.shape = shape;
+    info.forgetThreshold = predictedForgetThreshold(shape.stateSize);
     info.device = options.device;
     info.dtype = dtypeName(options.dtype);
     return info;
+}
+
+TorchTarget targetFor(const RunOptions& options)
+{
+    TorchTarget t;
+    t.device = parseDevice(options.device);
+    t.dtype = weightType(options.dtype, t.device);
+    t.probeDetail = options.probeDetail;
+    return t;
+}
+
+// A registered architecture's named shape with overrides merged in.
+nlohmann::json mergedShapeConfig(const Architecture& arch, const std::string& shape, const std::string& overrides)
+{
+    nlohmann::json config = arch.shapeConfig(shape);
+    if (config.is_null()) {
+        std::string names;
+        for (const auto& n : arch.shapeNames())
+            names += (names.empty() ? "" : ", ") + n;
+        throw Error("shape", "shape", names + " (" + arch.displayName() + ")", "\"" + shape + "\"");
+    }
+    if (!overrides.empty()) {
+        const nlohmann::json o = parsePythonJson(overrides, "shape overrides");
+        if (!o.is_object())
+            throw Error("shape overrides", "top level", "a JSON object", o.type_name());
+        for (const auto& [key, value] : o.items())
+            config[key] = value;
+    }
+    return config;
+}
+
+const Architecture& architectureNamed(const std::string& name)
+{
+    const Architecture* arch = findArchitecture(name);
+    if (!arch) {
+        std::string names;
+        for (const Architecture* a : architectures())
+            names += (names.empty() ? "" : ", ") + a->name();
+        throw Error("architecture", "architecture", names, "\"" + name + "\"");
+    }
+    return *arch;
 }
 
 } // namespace
@@ -104,7 +146,7 @@ public:
             const std::string msg = e.what_without_backtrace();
             if (msg.find("out of memory") != std::string::npos)
                 throw Error(m_info.device, "out of memory running " + std::to_string(ids.size()) +
-                                               " tokens; lower --chunk-size or use a smaller dtype");
+                                               " tokens: use a smaller chunk size or dtype");
             throw Error(m_info.device, "model failed: " + msg.substr(0, msg.find('\n')));
         }
     }
@@ -177,49 +219,61 @@ Runner::~Runner() = default;
 std::unique_ptr<Runner> Runner::open(const std::string& modelDir, const RunOptions& options)
 {
     setThreads(options.threads);
-    const ModelFolder folder = inspectModelFolder(modelDir);
-    const torch::Device device = parseDevice(options.device);
-    const torch::ScalarType dtype = weightType(options.dtype, device);
+    const ModelFolder folder = inspectModelFolder(modelDir, options.probeDetail);
+    const TorchTarget target = targetFor(options);
     std::unique_ptr<RecurrentModel> model;
     try {
         c10::InferenceMode guard;
-        model = Mamba2Model::load(folder, device, dtype);
+        model = folder.architecture->load(folder, target);
     } catch (const c10::Error& e) {
         const std::string msg = e.what_without_backtrace();
         throw Error(modelDir, "loading failed: " + msg.substr(0, msg.find('\n')));
     }
-    ModelInfo info = shapeInfo(folder.mamba2, options);
-    info.architecture = folder.architecture;
+    ModelInfo info = shapeInfo(folder.shape, options);
     info.path = folder.path;
-    info.layout = folder.layout;
     info.configJson = folder.configJson;
-    info.mamba2.paddedVocabSize = model->vocabSize();
     info.tokenizerPath = folder.tokenizerPath;
     info.trainingLength = folder.trainingLength;
     return std::unique_ptr<Runner>(new Runner(std::make_unique<RunnerImpl>(std::move(model), info, options)));
 }
 
-std::unique_ptr<Runner> Runner::openRandom(const Mamba2Config& config, uint64_t seed,
-                                           const RunOptions& options)
+std::string Runner::shapeConfig(const std::string& architecture, const std::string& shape,
+                                const std::string& overrides)
+{
+    return mergedShapeConfig(architectureNamed(architecture), shape, overrides).dump();
+}
+
+std::unique_ptr<Runner> Runner::openRandom(const std::string& architecture, const std::string& configJson,
+                                           uint64_t seed, const RunOptions& options)
 {
     setThreads(options.threads);
-    config.validate("random model");
-    const torch::Device device = parseDevice(options.device);
-    const torch::ScalarType dtype = weightType(options.dtype, device);
-    c10::InferenceMode guard;
-    auto model = Mamba2Model::random(config, seed, device, dtype);
-    ModelInfo info = shapeInfo(model->config(), options);
-    info.architecture = "mamba2";
+    const Architecture& arch = architectureNamed(architecture);
+    const nlohmann::json config = parsePythonJson(configJson, "random model config");
+    ModelShape shape = arch.describe(config, "transformers", "random model config", options.probeDetail);
+    shape.layout = "random";
+    const TorchTarget target = targetFor(options);
+    std::unique_ptr<RecurrentModel> model;
+    try {
+        c10::InferenceMode guard;
+        model = arch.random(config, seed, target);
+    } catch (const c10::Error& e) {
+        const std::string msg = e.what_without_backtrace();
+        throw Error(options.device, "making random weights failed: " + msg.substr(0, msg.find('\n')));
+    }
+    ModelInfo info = shapeInfo(shape, options);
     info.path = "(random weights, seed " + std::to_string(seed) + ")";
-    info.layout = "random";
+    info.configJson = configJson;
     return std::unique_ptr<Runner>(new Runner(std::make_unique<RunnerImpl>(std::move(model), info, options)));
 }
 
-void Runner::writeRandomModel(const Mamba2Config& config, uint64_t seed, const std::string& dir)
+void Runner::writeRandomModel(const std::string& architecture, const std::string& configJson, uint64_t seed,
+                              const std::string& dir)
 {
-    config.validate("random model");
+    const Architecture& arch = architectureNamed(architecture);
+    const nlohmann::json config = parsePythonJson(configJson, "random model config");
+    arch.describe(config, "transformers", "random model config", ProbeDetail::Summary); // validates
     c10::InferenceMode guard;
-    Mamba2Model::random(config, seed, torch::Device(torch::kCPU), torch::kFloat32)->saveFolder(dir);
+    arch.random(config, seed, TorchTarget{})->saveFolder(dir);
 }
 
 const ModelInfo& Runner::info() const
@@ -230,23 +284,37 @@ std::vector<ProbeDesc> Runner::probes() const
 {
     return m_impl->m_model->probeDescs();
 }
-TraceHeader Runner::traceHeader(const std::string& input, bool hasOffsets) const
+TraceHeader Runner::traceHeader(const TraceInput& input, const std::string& inputDescription, bool hasOffsets) const
 {
     const ModelInfo& info = m_impl->m_info;
+    const RunOptions& o = m_impl->m_options;
     TraceHeader h;
-    h.architecture = info.architecture;
+    h.architecture = info.shape.architecture;
+    h.architectureName = info.shape.displayName;
     h.modelConfigJson = info.configJson;
     h.modelPath = info.path;
     h.dtype = info.dtype;
     h.device = info.device;
-    h.input = input;
-    const std::time_t now = std::time(nullptr);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-    h.startTime = buf;
+    h.input = inputDescription;
+    h.inputSource = input;
+    h.startTime = isoTimeUtcNow();
     h.softwareVersion = std::string("statescope ") + STATESCOPE_VERSION + ", libtorch " + torchVersion();
     h.hasOffsets = hasOffsets;
     h.probes = probes();
+    h.layers = info.shape.layers;
+    h.units = info.shape.units;
+    h.unitName = info.shape.unitName;
+    h.stateSize = info.shape.stateSize;
+    h.stateSizeDefinition = info.shape.stateSizeDefinition;
+    h.forgetThreshold = info.forgetThreshold.value_or(-1.0);
+    h.trainingLength = info.trainingLength.value_or(0);
+    h.vocabSize = info.vocabSize;
+    nlohmann::ordered_json settings;
+    settings["chunk_size"] = o.chunkSize;
+    settings["threads"] = torch::get_num_threads();
+    settings["reference"] = o.reference;
+    settings["probe_detail"] = probeDetailName(o.probeDetail);
+    h.runSettings = settings.dump();
     return h;
 }
 
@@ -274,19 +342,40 @@ ChunkProbes Runner::feed(const std::vector<int32_t>& ids)
     return m_impl->feed(ids);
 }
 
+void Runner::run(const std::vector<int32_t>& ids, const std::vector<int64_t>* offsets, const RunLoop& loop)
+{
+    using Clock = std::chrono::steady_clock;
+    const int64_t total = static_cast<int64_t>(ids.size());
+    const bool adaptive = loop.targetChunkSeconds > 0;
+    int64_t step = adaptive ? 256 : std::max<int64_t>(1, m_impl->m_options.chunkSize);
+    for (int64_t begin = 0; begin < total;) {
+        if (loop.beforeChunk && !loop.beforeChunk())
+            throw Cancelled();
+        const int64_t end = std::min(total, begin + step);
+        const auto t0 = Clock::now();
+        ChunkProbes chunk = feed(std::vector<int32_t>(ids.begin() + begin, ids.begin() + end));
+        if (offsets && static_cast<int64_t>(offsets->size()) >= 2 * end)
+            chunk.offsets.assign(offsets->begin() + 2 * begin, offsets->begin() + 2 * end);
+        const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+        if (adaptive && secs > 0) {
+            const double want = static_cast<double>(step) * loop.targetChunkSeconds / secs;
+            const double next = std::clamp(want, 0.5 * step, 2.0 * step); // no wild swings
+            step = std::clamp<int64_t>(static_cast<int64_t>(next) / 64 * 64, 64, 16384);
+        }
+        if (loop.onChunk)
+            loop.onChunk(chunk);
+        begin = end;
+    }
+}
+
 void Runner::run(const std::vector<int32_t>& ids, const std::vector<int64_t>* offsets,
                  const std::function<void(const ChunkProbes&)>& onChunk, const std::atomic<bool>* cancel)
 {
-    const size_t step = static_cast<size_t>(std::max<int64_t>(1, m_impl->m_options.chunkSize));
-    for (size_t begin = 0; begin < ids.size(); begin += step) {
-        if (cancel && cancel->load())
-            throw Cancelled();
-        const size_t end = std::min(ids.size(), begin + step);
-        ChunkProbes chunk = feed(std::vector<int32_t>(ids.begin() + begin, ids.begin() + end));
-        if (offsets && offsets->size() >= 2 * end)
-            chunk.offsets.assign(offsets->begin() + 2 * begin, offsets->begin() + 2 * end);
-        onChunk(chunk);
-    }
+    RunLoop loop;
+    loop.onChunk = onChunk;
+    if (cancel)
+        loop.beforeChunk = [cancel] { return !cancel->load(); };
+    run(ids, offsets, loop);
 }
 
 void Runner::synchronize()

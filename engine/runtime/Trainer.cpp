@@ -4,6 +4,7 @@
 #include "io/Json.h"
 #include "io/MappedFile.h"
 #include "models/Mamba2.h"
+#include "models/ModelCard.h"
 #include "tokenizers/ByteTokenizerJson.h"
 
 #include <chrono>
@@ -148,7 +149,10 @@ void trainMamba2(const TrainOptions& options, const std::function<void(const Tra
         card["d_state"] = c.dState;
         card["headdim"] = c.headdim;
         card["state_size"] = c.stateSize();
-        card["forget_threshold_fit"] = predictedForgetThreshold(c.stateSize());
+        if (const auto t = predictedForgetThreshold(c.stateSize()))
+            card["forget_threshold_fit"] = *t;
+        else
+            card["forget_threshold_fit"] = nullptr;
         card["training_length"] = o.trainLength;
         card["batch"] = o.batch;
         card["steps"] = step;
@@ -162,7 +166,7 @@ void trainMamba2(const TrainOptions& options, const std::function<void(const Tra
         card["final_loss"] = loss;
         if (heldOutLoss >= 0)
             card["held_out_loss"] = heldOutLoss;
-        writeJson(o.out + "/model_card.json", card);
+        writeModelCard(o.out + "/model_card.json", ModelCard{card});
         writeJson(statePath, {{"step", step}, {"loss", loss}});
     };
 

@@ -1,7 +1,7 @@
 #pragma once
 
 // Trains a Mamba-2 through the engine's own chunked path (LibTorch autograd). Torch-free header.
-#include "models/ModelConfig.h"
+#include "models/Mamba2Config.h"
 
 #include <cstdint>
 #include <functional>

@@ -45,6 +45,11 @@ struct TraceHeader {
     std::string runSettings;       // JSON: {"chunk_size": 2048, "threads": 2, "reference": false, "probe_detail": "summary"}
 };
 
+// What a schema-1 trace's free-text `input` attribute tells of the input: "text: FILE (N bytes,
+// tokenizer NAME)", "ids: FILE" and "prompt: SPEC (...)" from the CLI, the window's "text: FILE",
+// "typed text" and generator descriptions ("newlines × 4096"). Empty fields for anything else.
+TraceInput parseSchema1Input(const std::string& input);
+
 class TraceWriterImpl;
 class TraceReaderImpl;
 
@@ -79,8 +84,10 @@ private:
 // files that a writer still has open (or that a killed writer left) in SWMR read mode.
 class TraceReader {
 public:
-    // Throws Error naming the file if it is not HDF5, has no schema_version or one other than 1, or
-    // its datasets are missing, of the wrong rank or type, or of uneven lengths in a completed trace.
+    // Throws Error naming the file if it is not HDF5, has no schema_version or one other than 1 or 2,
+    // or its datasets are missing, of the wrong rank or type, or of uneven lengths in a completed
+    // trace. A schema-1 trace (or a schema-2 one lacking an attribute) gets the schema-2 fields its
+    // probes and `input` imply (docs/trace-format.md, "Reading schema 1").
     explicit TraceReader(const std::string& path);
     ~TraceReader();
     TraceReader(TraceReader&&) noexcept;

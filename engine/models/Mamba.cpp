@@ -1,0 +1,656 @@
+// Mamba (Gu & Dao, 2023; "Mamba-1") as mamba_ssm computes it: a one-token recurrent step (the
+// readable reference, Mamba.step line by line) and a chunked path that runs the projections, the
+// causal conv and the gates over a whole chunk and the selective scan over blocks of tokens. The two
+// must agree. Reached only through the registry (models/Registry.cpp).
+#include "Error.h"
+#include "io/Json.h"
+#include "models/ConfigFields.h"
+#include "models/ModelCommon.h"
+#include "models/RecurrentModel.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <numeric>
+
+namespace statescope {
+
+using torch::indexing::None;
+using torch::indexing::Slice;
+namespace F = torch::nn::functional;
+
+namespace {
+
+struct MambaConfig {
+    int64_t dModel = 0;
+    int64_t nLayer = 0;
+    int64_t vocabSize = 0;
+    int64_t dState = 16;
+    int64_t dConv = 4;
+    int64_t expand = 2;
+    int64_t dtRank = 0; // 0 until resolved from "auto": ceil(d_model / 16)
+    bool bias = false;
+    bool convBias = true;
+    bool tieEmbeddings = true;
+    bool residualInFp32 = true;
+    double normEps = 1e-5;
+
+    int64_t dInner() const { return expand * dModel; }
+    // N_S: per layer the SSM state (d_inner x d_state) and the conv state (d_conv - 1 inputs per channel).
+    int64_t stateSize() const { return nLayer * (dInner() * dState + dInner() * (dConv - 1)); }
+};
+
+int64_t resolveDtRank(const nlohmann::json& obj, const char* key, int64_t dModel, const std::string& file,
+                      const std::string& prefix)
+{
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null() || (it->is_string() && it->get<std::string>() == "auto"))
+        return (dModel + 15) / 16;
+    return intField(obj, key, 0, file, prefix, 1, 1 << 16);
+}
+
+void validate(const MambaConfig& c, const std::string& file)
+{
+    // Bounds far above any real model keep every derived size inside int64.
+    auto inRange = [&](const char* name, int64_t v, int64_t max) {
+        if (v <= 0 || v > max)
+            throw Error(file, name, "an integer in [1, " + std::to_string(max) + "]", std::to_string(v));
+    };
+    inRange("d_model", c.dModel, 1 << 20);
+    inRange("n_layer", c.nLayer, 1 << 12);
+    inRange("d_state", c.dState, 1 << 12);
+    inRange("d_conv", c.dConv, 1 << 10);
+    inRange("expand", c.expand, 1 << 6);
+    inRange("dt_rank", c.dtRank, 1 << 16);
+    if (c.vocabSize < 0 || c.vocabSize > (int64_t(1) << 31))
+        throw Error(file, "vocab_size", "an integer in [0, 2^31]", std::to_string(c.vocabSize));
+}
+
+// state-spaces / mamba_ssm: {d_model, n_layer, vocab_size, ssm_cfg: {} or {layer: "Mamba1", ...}}
+MambaConfig parseMambaSsm(const nlohmann::json& j, const std::string& file)
+{
+    MambaConfig c;
+    c.dModel = intField(j, "d_model", 0, file);
+    c.nLayer = intField(j, "n_layer", 0, file);
+    c.vocabSize = intField(j, "vocab_size", 0, file, "", 0);
+    c.tieEmbeddings = boolField(j, "tie_embeddings", true, file);
+    c.residualInFp32 = boolField(j, "residual_in_fp32", true, file);
+    if (!boolField(j, "rms_norm", true, file))
+        throw Error(file, "rms_norm", "true (LayerNorm blocks are not supported)", "false");
+    const int64_t dInter = intField(j, "d_intermediate", 0, file, "", 0);
+    if (dInter != 0)
+        throw Error(file, "d_intermediate", "0 (MLP blocks are not supported)", std::to_string(dInter));
+    if (j.contains("attn_layer_idx") && j["attn_layer_idx"].is_array() && !j["attn_layer_idx"].empty())
+        throw Error(file, "attn_layer_idx", "[] (hybrid attention models are not supported)",
+                    j["attn_layer_idx"].dump());
+    const nlohmann::json& s = j.at("ssm_cfg");
+    const std::string p = "ssm_cfg.";
+    c.dState = intField(s, "d_state", 16, file, p);
+    c.dConv = intField(s, "d_conv", 4, file, p);
+    c.expand = intField(s, "expand", 2, file, p);
+    c.dtRank = resolveDtRank(s, "dt_rank", c.dModel, file, p);
+    c.bias = boolField(s, "bias", false, file, p);
+    c.convBias = boolField(s, "conv_bias", true, file, p);
+    if (s.contains("use_fast_path") && !s["use_fast_path"].is_boolean())
+        throw Error(file, p + "use_fast_path", "true or false", s["use_fast_path"].dump());
+    return c;
+}
+
+// Hugging Face transformers: {model_type: "mamba", hidden_size, state_size, time_step_rank, ...}
+MambaConfig parseTransformers(const nlohmann::json& j, const std::string& file)
+{
+    MambaConfig c;
+    c.dModel = intField(j, "hidden_size", 768, file);
+    c.nLayer = intField(j, "num_hidden_layers", 32, file);
+    c.vocabSize = intField(j, "vocab_size", 50280, file, "", 0);
+    c.dState = intField(j, "state_size", 16, file);
+    c.dConv = intField(j, "conv_kernel", 4, file);
+    c.expand = intField(j, "expand", 2, file);
+    c.dtRank = resolveDtRank(j, "time_step_rank", c.dModel, file, "");
+    c.bias = boolField(j, "use_bias", false, file);
+    c.convBias = boolField(j, "use_conv_bias", true, file);
+    c.tieEmbeddings = boolField(j, "tie_word_embeddings", true, file);
+    c.residualInFp32 = boolField(j, "residual_in_fp32", true, file);
+    c.normEps = numberField(j, "layer_norm_epsilon", 1e-5, file);
+    const std::string act = stringField(j, "hidden_act", "silu", file);
+    if (act != "silu")
+        throw Error(file, "hidden_act", "\"silu\"", "\"" + act + "\"");
+    if (j.contains("intermediate_size") && !j["intermediate_size"].is_null()) {
+        const int64_t inter = intField(j, "intermediate_size", 0, file);
+        if (inter != c.expand * c.dModel)
+            throw Error(file, "intermediate_size", "expand * hidden_size = " + std::to_string(c.expand * c.dModel),
+                        std::to_string(inter));
+    }
+    return c;
+}
+
+MambaConfig parseConfig(const nlohmann::json& j, const std::string& layout, const std::string& file)
+{
+    MambaConfig c = layout == "transformers" ? parseTransformers(j, file) : parseMambaSsm(j, file);
+    validate(c, file);
+    return c;
+}
+
+// Summary probes add up channels in groups of up to 64 (a power of two dividing d_inner), so that a
+// Mamba-1 layer shows about as many units as a Mamba-2 layer has heads (130m: 24 groups of 64).
+int64_t channelGroups(int64_t dInner, ProbeDetail detail)
+{
+    if (detail == ProbeDetail::Full)
+        return dInner;
+    int64_t size = 64;
+    while (dInner % size != 0)
+        size /= 2;
+    return dInner / size;
+}
+
+const char* const kGroupMeaning =
+    "Mamba channel group: consecutive channels of d_inner, each with a d_state-vector state and its own "
+    "decay per state entry";
+const char* const kChannelMeaning = "Mamba channel: a d_state-vector state with its own decay per state entry";
+
+std::vector<ProbeDesc> probeDescsFor(int64_t layers, int64_t units, ProbeDetail detail)
+{
+    const bool full = detail == ProbeDetail::Full;
+    const std::vector<int64_t> shape{layers, units};
+    const std::vector<std::string> axes{"layer", full ? "channel" : "channel_group"};
+    const char* meaning = full ? kChannelMeaning : kGroupMeaning;
+    const std::string over = full ? "" : ", mean over the group's channels";
+    return {
+        {"dt", "step size Delta = softplus(dt_proj(x_proj(x)) + dt_bias)" + over, shape, axes, meaning, "",
+         ProbeSummary::Mean, "Δ"},
+        {kDecayProbe,
+         "forget gate: exp(mean of Delta * A over the state entries" + std::string(full ? "" : " and channels") +
+             "), A = -exp(A_log)",
+         shape, axes, meaning, "", ProbeSummary::GeoMean, "α"},
+        {kStateNormProbe,
+         full ? "Frobenius norm of the channel's SSM state after the token"
+              : "Frobenius norm of the group's SSM states after the token (root-sum-square of its channels)",
+         shape, axes, meaning, "", ProbeSummary::RootSumSquare, "‖S‖"},
+    };
+}
+
+struct MambaLayer {
+    torch::Tensor norm;                 // [d] f32
+    torch::Tensor inProj, inProjBias;   // [2 d_inner, d] weight dtype: x | z
+    torch::Tensor convWeight, convBias; // [d_inner, d_conv], [d_inner] f32
+    torch::Tensor xProj;                // [dt_rank + 2 d_state, d_inner] weight dtype
+    torch::Tensor dtProj, dtBias;       // [d_inner, dt_rank] weight dtype, [d_inner] f32
+    torch::Tensor A;                    // [d_inner, d_state] f32, -exp(A_log)
+    torch::Tensor D;                    // [d_inner] f32
+    torch::Tensor outProj, outProjBias; // [d, d_inner] weight dtype
+};
+
+struct MambaWeights {
+    torch::Tensor embedding; // [V, d]
+    std::vector<MambaLayer> layers;
+    torch::Tensor normF;  // [d] f32
+    torch::Tensor lmHead; // [V, d] (the embedding when tied)
+};
+
+struct MambaState : ModelState {
+    std::vector<torch::Tensor> conv; // per layer [B, d_inner, d_conv - 1] f32: the last raw x inputs
+    std::vector<torch::Tensor> ssm;  // per layer [B, d_inner, d_state] f32
+    std::unique_ptr<ModelState> clone() const override { return std::make_unique<MambaState>(*this); }
+};
+
+// Per layer, per token and channel: Delta, the mean log-decay over the state entries and the squared
+// state norm; grouped into units at the end.
+struct MixerProbes {
+    torch::Tensor dt, logDecay, normSq; // [B, T, d_inner]
+};
+
+class MambaModel : public RecurrentModel {
+public:
+    MambaModel(MambaConfig config, MambaWeights weights, torch::ScalarType dtype, ProbeDetail detail)
+        : m_config(config), m_weights(std::move(weights)), m_dtype(dtype), m_detail(detail),
+          m_units(channelGroups(config.dInner(), detail))
+    {
+    }
+
+    std::string architecture() const override { return "mamba"; }
+    std::vector<ProbeDesc> probeDescs() const override { return probeDescsFor(m_config.nLayer, m_units, m_detail); }
+    int64_t vocabSize() const override { return m_weights.embedding.size(0); }
+    torch::Device device() const override { return m_weights.embedding.device(); }
+
+    std::unique_ptr<ModelState> initialState(int64_t batch) const override
+    {
+        auto s = std::make_unique<MambaState>();
+        auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device());
+        for (int64_t l = 0; l < m_config.nLayer; ++l) {
+            s->conv.push_back(torch::zeros({batch, m_config.dInner(), m_config.dConv - 1}, f32));
+            s->ssm.push_back(torch::zeros({batch, m_config.dInner(), m_config.dState}, f32));
+        }
+        return s;
+    }
+
+    int64_t parameterCount() const override
+    {
+        int64_t n = m_weights.embedding.numel() + m_weights.normF.numel();
+        if (!m_weights.lmHead.is_same(m_weights.embedding))
+            n += m_weights.lmHead.numel();
+        for (const auto& L : m_weights.layers)
+            for (const auto* t : {&L.norm, &L.inProj, &L.inProjBias, &L.convWeight, &L.convBias, &L.xProj, &L.dtProj,
+                                  &L.dtBias, &L.A, &L.D, &L.outProj, &L.outProjBias})
+                if (t->defined())
+                    n += t->numel();
+        return n;
+    }
+
+    torch::Tensor logits(const torch::Tensor& hidden) const override
+    {
+        return project(hidden, m_weights.lmHead, torch::Tensor());
+    }
+
+    ForwardResult forward(const torch::Tensor& ids, ModelState& state, bool recurrent, bool withProbes) override
+    {
+        auto& s = static_cast<MambaState&>(state);
+        const int64_t T = ids.size(1);
+        const size_t nLayers = m_weights.layers.size();
+        std::vector<MixerProbes> probes(withProbes ? nLayers : 0);
+        ForwardResult r;
+        if (recurrent) {
+            std::vector<std::vector<MixerProbes>> perToken(withProbes ? nLayers : 0);
+            std::vector<torch::Tensor> hidden;
+            for (int64_t t = 0; t < T; ++t) {
+                torch::Tensor residual = embed(ids.narrow(1, t, 1));
+                for (size_t l = 0; l < nLayers; ++l) {
+                    MixerProbes p;
+                    residual = addResidual(residual, mixerStep(m_weights.layers[l], normed(residual, l),
+                                                               s.conv[l], s.ssm[l], withProbes ? &p : nullptr));
+                    if (withProbes)
+                        perToken[l].push_back(std::move(p));
+                }
+                hidden.push_back(rmsNorm(residual, m_weights.normF, m_config.normEps));
+            }
+            r.hidden = torch::cat(hidden, 1);
+            for (size_t l = 0; l < perToken.size(); ++l) {
+                std::vector<torch::Tensor> dt, logDecay, normSq;
+                for (auto& p : perToken[l]) {
+                    dt.push_back(p.dt);
+                    logDecay.push_back(p.logDecay);
+                    normSq.push_back(p.normSq);
+                }
+                probes[l] = {torch::cat(dt, 1), torch::cat(logDecay, 1), torch::cat(normSq, 1)};
+            }
+        } else {
+            torch::Tensor residual = embed(ids);
+            for (size_t l = 0; l < nLayers; ++l)
+                residual = addResidual(residual, mixerChunked(m_weights.layers[l], normed(residual, l), s.conv[l],
+                                                              s.ssm[l], withProbes ? &probes[l] : nullptr));
+            r.hidden = rmsNorm(residual, m_weights.normF, m_config.normEps);
+        }
+        if (withProbes) {
+            std::vector<torch::Tensor> dt, decay, norm;
+            for (auto& p : probes) {
+                dt.push_back(groupMean(p.dt, m_units));
+                decay.push_back(groupMean(p.logDecay, m_units).exp());
+                norm.push_back(groupRootSumSquare(p.normSq, m_units));
+            }
+            r.probes = {torch::stack(dt, 2), torch::stack(decay, 2), torch::stack(norm, 2)}; // [B, T, L, units]
+        }
+        return r;
+    }
+
+    nlohmann::ordered_json configJson() const
+    {
+        const MambaConfig& c = m_config;
+        nlohmann::ordered_json j;
+        j["architectures"] = {"MambaForCausalLM"};
+        j["model_type"] = "mamba";
+        j["hidden_size"] = c.dModel;
+        j["num_hidden_layers"] = c.nLayer;
+        j["vocab_size"] = m_weights.embedding.size(0);
+        j["state_size"] = c.dState;
+        j["expand"] = c.expand;
+        j["intermediate_size"] = c.dInner();
+        j["conv_kernel"] = c.dConv;
+        j["time_step_rank"] = c.dtRank;
+        j["use_bias"] = c.bias;
+        j["use_conv_bias"] = c.convBias;
+        j["hidden_act"] = "silu";
+        j["residual_in_fp32"] = c.residualInFp32;
+        j["layer_norm_epsilon"] = c.normEps;
+        j["tie_word_embeddings"] = m_weights.lmHead.is_same(m_weights.embedding);
+        return j;
+    }
+
+    void saveFolder(const std::string& dir) const override
+    {
+        writeConfigJson(dir, configJson().dump(2));
+        FolderWriter w;
+        w.put("backbone.embeddings.weight", m_weights.embedding);
+        for (size_t l = 0; l < m_weights.layers.size(); ++l) {
+            const MambaLayer& L = m_weights.layers[l];
+            const std::string p = "backbone.layers." + std::to_string(l) + ".";
+            const std::string m = p + "mixer.";
+            w.put(p + "norm.weight", L.norm);
+            w.put(m + "in_proj.weight", L.inProj);
+            w.put(m + "in_proj.bias", L.inProjBias);
+            w.put(m + "conv1d.weight", L.convWeight.unsqueeze(1));
+            w.put(m + "conv1d.bias", L.convBias);
+            w.put(m + "x_proj.weight", L.xProj);
+            w.put(m + "dt_proj.weight", L.dtProj);
+            w.put(m + "dt_proj.bias", L.dtBias);
+            w.put(m + "A_log", (-L.A).log());
+            w.put(m + "D", L.D);
+            w.put(m + "out_proj.weight", L.outProj);
+            w.put(m + "out_proj.bias", L.outProjBias);
+        }
+        w.put("backbone.norm_f.weight", m_weights.normF);
+        if (!m_weights.lmHead.is_same(m_weights.embedding))
+            w.put("lm_head.weight", m_weights.lmHead);
+        w.write(dir + "/model.safetensors");
+    }
+
+private:
+    torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const
+    {
+        const torch::Tensor bias = b.defined() ? b.to(m_dtype) : torch::Tensor();
+        return F::linear(x.to(m_dtype), w.to(m_dtype), bias).to(torch::kFloat32);
+    }
+
+    torch::Tensor embed(const torch::Tensor& ids) const
+    {
+        return F::embedding(ids, m_weights.embedding).to(torch::kFloat32);
+    }
+
+    torch::Tensor normed(const torch::Tensor& residual, size_t layer) const
+    {
+        return rmsNorm(residual, m_weights.layers[layer].norm, m_config.normEps);
+    }
+
+    // mamba_ssm keeps the residual in the weights' dtype unless residual_in_fp32.
+    torch::Tensor addResidual(const torch::Tensor& residual, const torch::Tensor& out) const
+    {
+        torch::Tensor r = residual + out;
+        if (!m_config.residualInFp32 && m_dtype != torch::kFloat32)
+            r = r.to(m_dtype).to(torch::kFloat32);
+        return r;
+    }
+
+    // x [.., d_inner] after the conv -> Delta [.., d_inner], B and C [.., d_state].
+    void selectiveInputs(const MambaLayer& L, const torch::Tensor& x, torch::Tensor& dt, torch::Tensor& B,
+                         torch::Tensor& C) const
+    {
+        const int64_t R = m_config.dtRank, N = m_config.dState;
+        const auto parts = project(x, L.xProj, torch::Tensor()).split_with_sizes({R, N, N}, -1);
+        dt = F::softplus(project(parts[0], L.dtProj, torch::Tensor()) + L.dtBias);
+        B = parts[1];
+        C = parts[2];
+    }
+
+    // y * silu(z), then out_proj (Mamba-1 has no gated norm).
+    torch::Tensor gatedOutput(const MambaLayer& L, const torch::Tensor& y, const torch::Tensor& z) const
+    {
+        return project(y * F::silu(z), L.outProj, L.outProjBias);
+    }
+
+    // One token: u [B, 1, d] -> [B, 1, d]. Follows mamba_ssm's Mamba.step line by line.
+    torch::Tensor mixerStep(const MambaLayer& L, const torch::Tensor& u, torch::Tensor& convState,
+                            torch::Tensor& ssmState, MixerProbes* probes) const
+    {
+        const int64_t dIn = m_config.dInner();
+        const auto xz = project(u.squeeze(1), L.inProj, L.inProjBias).split_with_sizes({dIn, dIn}, -1);
+        // Conv: the window is the last d_conv - 1 raw inputs and this one; tap d_conv - 1 is the newest.
+        torch::Tensor window = torch::cat({convState, xz[0].unsqueeze(-1)}, -1);
+        convState = window.index({Slice(), Slice(), Slice(1, None)});
+        torch::Tensor conv = (window * L.convWeight).sum(-1);
+        if (L.convBias.defined())
+            conv = conv + L.convBias;
+        const torch::Tensor x = F::silu(conv); // [B, d_inner]
+        torch::Tensor dt, Bm, Cm;
+        selectiveInputs(L, x, dt, Bm, Cm);
+        // h <- exp(Delta A) h + Delta x B^T; y = h C + D x
+        const torch::Tensor dA = (dt.unsqueeze(-1) * L.A).exp();
+        ssmState = ssmState * dA + (dt * x).unsqueeze(-1) * Bm.unsqueeze(1);
+        torch::Tensor y = torch::matmul(ssmState, Cm.unsqueeze(-1)).squeeze(-1) + L.D * x;
+        if (probes) {
+            probes->dt = dt.unsqueeze(1);
+            probes->logDecay = (dt * L.A.mean(-1)).unsqueeze(1);
+            probes->normSq = ssmState.pow(2).sum(-1).unsqueeze(1);
+        }
+        return gatedOutput(L, y, xz[1]).unsqueeze(1);
+    }
+
+    // A chunk: u [B, T, d] -> [B, T, d], carrying the conv left context and the SSM state.
+    torch::Tensor mixerChunked(const MambaLayer& L, const torch::Tensor& u, torch::Tensor& convState,
+                               torch::Tensor& ssmState, MixerProbes* probes) const
+    {
+        const int64_t dIn = m_config.dInner(), T = u.size(1);
+        const auto xz = project(u, L.inProj, L.inProjBias).split_with_sizes({dIn, dIn}, -1);
+        // Depthwise causal conv over [previous d_conv - 1 inputs | this chunk]: no zeros at chunk starts.
+        torch::Tensor padded = torch::cat({convState, xz[0].transpose(1, 2)}, -1); // [B, d_inner, K-1+T]
+        convState = padded.index({Slice(), Slice(), Slice(padded.size(2) - (m_config.dConv - 1), None)}).contiguous();
+        torch::Tensor conv = F::conv1d(padded, L.convWeight.unsqueeze(1),
+                                       F::Conv1dFuncOptions().bias(L.convBias).groups(dIn));
+        const torch::Tensor x = F::silu(conv).transpose(1, 2); // [B, T, d_inner]
+        torch::Tensor dt, Bm, Cm;
+        selectiveInputs(L, x, dt, Bm, Cm);
+
+        torch::Tensor y = torch::empty_like(x);
+        torch::Tensor normSq = probes ? torch::empty_like(x) : torch::Tensor();
+        const int64_t Q = scanBlock();
+        for (int64_t b = 0; b < T; b += Q) {
+            const int64_t n = std::min(Q, T - b);
+            const torch::Tensor dtb = dt.narrow(1, b, n), xb = x.narrow(1, b, n);
+            const torch::Tensor dA = (dtb.unsqueeze(-1) * L.A).exp();                         // [B, n, D, N]
+            const torch::Tensor dBx = (dtb * xb).unsqueeze(-1) * Bm.narrow(1, b, n).unsqueeze(2); // [B, n, D, N]
+            const torch::Tensor states = scan(dA, dBx, ssmState);                             // h_t, [B, n, D, N]
+            ssmState = states.select(1, n - 1).contiguous();
+            y.narrow(1, b, n).copy_(torch::matmul(states, Cm.narrow(1, b, n).unsqueeze(-1)).squeeze(-1));
+            if (probes)
+                normSq.narrow(1, b, n).copy_(states.pow(2).sum(-1));
+        }
+        y = y + L.D * x;
+        if (probes) {
+            probes->dt = dt;
+            probes->logDecay = dt * L.A.mean(-1);
+            probes->normSq = normSq;
+        }
+        return gatedOutput(L, y, xz[1]);
+    }
+
+    // Tokens per scan block: on the CPU a block bounds the [block, d_inner, d_state] temporaries; on
+    // CUDA longer blocks mean fewer, larger kernels.
+    int64_t scanBlock() const { return device().is_cuda() ? 256 : 64; }
+
+    // Every state of a block, h_t = dA_t h_{t-1} + dBx_t, from h_in = h_{-1}. On the CPU one fused
+    // multiply-add per token is cheapest (memory-bound, few passes); on CUDA, where each token would
+    // be a kernel launch, the doubling scan needs log2(n) steps over the whole block.
+    torch::Tensor scan(const torch::Tensor& dA, const torch::Tensor& dBx, const torch::Tensor& hIn) const
+    {
+        const int64_t n = dA.size(1);
+        if (!dA.is_cuda()) {
+            torch::Tensor states = torch::empty_like(dBx);
+            torch::Tensor prev = hIn;
+            for (int64_t t = 0; t < n; ++t) {
+                torch::Tensor out = states.select(1, t);
+                torch::addcmul_out(out, dBx.select(1, t), dA.select(1, t), prev);
+                prev = out;
+            }
+            return states;
+        }
+        // Hillis-Steele over (a, b) pairs composed as (a2 a1, a2 b1 + b2); the products of decays stay
+        // in (0, 1], so nothing overflows whatever the block length.
+        torch::Tensor a = dA.clone(), b = dBx.clone();
+        b.select(1, 0).addcmul_(a.select(1, 0), hIn);
+        for (int64_t k = 1; k < n; k *= 2) {
+            const torch::Tensor aHead = a.narrow(1, k, n - k), bHead = b.narrow(1, k, n - k);
+            const torch::Tensor nb = bHead + aHead * b.narrow(1, 0, n - k);
+            const torch::Tensor na = aHead * a.narrow(1, 0, n - k);
+            b = torch::cat({b.narrow(1, 0, k), nb}, 1);
+            a = torch::cat({a.narrow(1, 0, k), na}, 1);
+        }
+        return b;
+    }
+
+    MambaConfig m_config;
+    MambaWeights m_weights;
+    torch::ScalarType m_dtype;
+    ProbeDetail m_detail;
+    int64_t m_units;
+
+    friend class MambaArchitecture;
+};
+
+class MambaArchitecture : public Architecture {
+public:
+    std::string name() const override { return "mamba"; }
+    std::string displayName() const override { return "Mamba"; }
+
+    std::string recognise(const nlohmann::json& j) const override
+    {
+        if (j.value("model_type", std::string()) == "mamba")
+            return "transformers";
+        if (j.contains("ssm_cfg") && j.contains("d_model") && !j.contains("model_type")) {
+            const auto& s = j["ssm_cfg"];
+            if (s.is_object() && (!s.contains("layer") || s["layer"] == "Mamba1"))
+                return "mamba_ssm";
+        }
+        return "";
+    }
+
+    ModelShape describe(const nlohmann::json& j, const std::string& layout, const std::string& file,
+                        ProbeDetail detail) const override
+    {
+        const MambaConfig c = parseConfig(j, layout, file);
+        ModelShape s;
+        s.architecture = name();
+        s.displayName = displayName();
+        s.layout = layout;
+        s.layers = c.nLayer;
+        s.units = channelGroups(c.dInner(), detail);
+        s.unitName = detail == ProbeDetail::Full ? "channel" : "channel group";
+        s.vocabSize = c.vocabSize;
+        s.stateSize = c.stateSize();
+        s.stateSizeDefinition = "per layer: d_inner x d_state (SSM) + d_inner x (d_conv - 1) (conv)";
+        s.details = {{"d_model", std::to_string(c.dModel)},
+                     {"layers", std::to_string(c.nLayer)},
+                     {"d_state", std::to_string(c.dState)},
+                     {"d_inner", std::to_string(c.dInner()) + " in " + std::to_string(s.units) + " probe " +
+                                     s.unitName + (s.units == 1 ? "" : "s")},
+                     {"dt_rank", std::to_string(c.dtRank)},
+                     {"d_conv", std::to_string(c.dConv)}};
+        s.probes = probeDescsFor(c.nLayer, s.units, detail);
+        return s;
+    }
+
+    std::vector<std::string> shapeNames() const override { return {"130m", "370m", "790m", "1.4b", "2.8b", "tiny"}; }
+
+    nlohmann::json shapeConfig(const std::string& shape) const override
+    {
+        struct Row {
+            const char* name;
+            int64_t d, l;
+        };
+        // state-spaces' mamba-130m ... mamba-2.8b.
+        const Row rows[] = {{"130m", 768, 24},  {"370m", 1024, 48}, {"790m", 1536, 48},
+                            {"1.4b", 2048, 48}, {"2.8b", 2560, 64}, {"tiny", 64, 2}};
+        for (const auto& r : rows)
+            if (shape == r.name) {
+                const bool tiny = shape == "tiny";
+                return {{"model_type", "mamba"},
+                        {"hidden_size", r.d},
+                        {"num_hidden_layers", r.l},
+                        {"vocab_size", tiny ? 512 : 50280}, // 50277 padded to a multiple of 8
+                        {"state_size", 16},
+                        {"expand", 2},
+                        {"conv_kernel", 4},
+                        {"time_step_rank", "auto"},
+                        {"tie_word_embeddings", true}};
+            }
+        return nullptr;
+    }
+
+    std::unique_ptr<RecurrentModel> load(const ModelFolder& folder, const TorchTarget& target) const override
+    {
+        const MambaConfig c = parseConfig(parsePythonJson(folder.configJson, folder.configPath), folder.shape.layout,
+                                          folder.configPath);
+        WeightLoader w(readWeights(folder, stateSpacesName), target.device);
+        const auto dtype = target.dtype, f32 = torch::kFloat32;
+        const std::string embName = "backbone.embedding.weight";
+        // The padded vocabulary is whatever the embedding has; the config's vocab_size is a lower bound.
+        const std::vector<int64_t> embShape = w.shapeOf(embName);
+        if (embShape.size() != 2 || embShape[1] != c.dModel)
+            throw Error(w.fileOf(embName), "tensor " + embName, "shape [vocab, " + std::to_string(c.dModel) + "]",
+                        "shape " + shapeToString(embShape));
+        const int64_t vocab = embShape[0];
+        if (vocab < c.vocabSize)
+            throw Error(w.fileOf(embName), "tensor " + embName,
+                        "at least vocab_size = " + std::to_string(c.vocabSize) + " rows", std::to_string(vocab));
+        MambaWeights mw;
+        mw.embedding = w.take(embName, {vocab, c.dModel}, dtype);
+        const int64_t dIn = c.dInner(), N = c.dState, R = c.dtRank;
+        for (int64_t l = 0; l < c.nLayer; ++l) {
+            const std::string p = "backbone.layers." + std::to_string(l) + ".";
+            const std::string m = p + "mixer.";
+            MambaLayer L;
+            L.norm = w.take(p + "norm.weight", {c.dModel}, f32);
+            L.inProj = w.take(m + "in_proj.weight", {2 * dIn, c.dModel}, dtype);
+            if (c.bias)
+                L.inProjBias = w.take(m + "in_proj.bias", {2 * dIn}, dtype);
+            L.convWeight = w.take(m + "conv1d.weight", {dIn, 1, c.dConv}, f32).squeeze(1).contiguous();
+            if (c.convBias)
+                L.convBias = w.take(m + "conv1d.bias", {dIn}, f32);
+            L.xProj = w.take(m + "x_proj.weight", {R + 2 * N, dIn}, dtype);
+            L.dtProj = w.take(m + "dt_proj.weight", {dIn, R}, dtype);
+            L.dtBias = w.take(m + "dt_proj.bias", {dIn}, f32);
+            L.A = -w.take(m + "A_log", {dIn, N}, f32).exp();
+            L.D = w.take(m + "D", {dIn}, f32);
+            L.outProj = w.take(m + "out_proj.weight", {c.dModel, dIn}, dtype);
+            if (c.bias)
+                L.outProjBias = w.take(m + "out_proj.bias", {c.dModel}, dtype);
+            mw.layers.push_back(std::move(L));
+        }
+        mw.normF = w.take("backbone.norm_f.weight", {c.dModel}, f32);
+        if (!c.tieEmbeddings)
+            mw.lmHead = w.take("lm_head.weight", {vocab, c.dModel}, dtype);
+        else
+            mw.lmHead = mw.embedding;
+        return std::make_unique<MambaModel>(c, std::move(mw), dtype, target.probeDetail);
+    }
+
+    // Random weights initialised as mamba_ssm does (S4D-real A, log-uniform Delta in [1e-3, 0.1]).
+    std::unique_ptr<RecurrentModel> random(const nlohmann::json& config, uint64_t seed,
+                                           const TorchTarget& target) const override
+    {
+        const MambaConfig c = parseConfig(config, "transformers", "random model config");
+        torch::manual_seed(seed);
+        auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(target.device);
+        const auto dtype = target.dtype;
+        const int64_t dIn = c.dInner(), N = c.dState, R = c.dtRank;
+        MambaWeights mw;
+        mw.embedding = (torch::randn({c.vocabSize, c.dModel}, f32) * 0.02).to(dtype);
+        for (int64_t l = 0; l < c.nLayer; ++l) {
+            MambaLayer L;
+            L.norm = torch::ones({c.dModel}, f32);
+            L.inProj = (torch::randn({2 * dIn, c.dModel}, f32) / std::sqrt(double(c.dModel))).to(dtype);
+            const double bound = 1.0 / std::sqrt(double(c.dConv));
+            L.convWeight = torch::rand({dIn, c.dConv}, f32) * (2 * bound) - bound;
+            L.convBias = torch::rand({dIn}, f32) * (2 * bound) - bound;
+            L.xProj = (torch::randn({R + 2 * N, dIn}, f32) / std::sqrt(double(dIn))).to(dtype);
+            const double dtStd = 1.0 / std::sqrt(double(R));
+            L.dtProj = (torch::rand({dIn, R}, f32) * (2 * dtStd) - dtStd).to(dtype);
+            torch::Tensor dt = (torch::rand({dIn}, f32) * (std::log(0.1) - std::log(1e-3)) + std::log(1e-3)).exp();
+            dt = dt.clamp_min(1e-4);
+            L.dtBias = dt + torch::log(-torch::expm1(-dt));
+            L.A = -torch::arange(1, N + 1, f32).expand({dIn, N}).contiguous();
+            L.D = torch::ones({dIn}, f32);
+            L.outProj = (torch::randn({c.dModel, dIn}, f32) / std::sqrt(double(dIn * 2 * c.nLayer))).to(dtype);
+            mw.layers.push_back(std::move(L));
+        }
+        mw.normF = torch::ones({c.dModel}, f32);
+        mw.lmHead = mw.embedding;
+        return std::make_unique<MambaModel>(c, std::move(mw), dtype, target.probeDetail);
+    }
+};
+
+} // namespace
+
+const Architecture& mambaArchitecture()
+{
+    static const MambaArchitecture instance;
+    return instance;
+}
+
+} // namespace statescope

@@ -1,0 +1,75 @@
+#pragma once
+
+// Engine-internal (torch): pieces several architectures share, so that none lives in one
+// architecture's anonymous namespace.
+#include "io/DType.h"
+#include "io/RawTensor.h"
+#include "models/ModelFolder.h"
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace statescope {
+
+torch::ScalarType torchType(DType t);
+
+// x / rms(x) * weight over the last axis.
+torch::Tensor rmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+
+// exp(segsum(a)) for a [..., Q]: out[..., l, s] = exp(a[s+1] + ... + a[l]) for l >= s, else 0.
+// Summing masked copies (instead of subtracting cumulative sums) keeps it exact for long chunks.
+torch::Tensor segsumExp(const torch::Tensor& a);
+
+// The state-spaces (mamba_ssm) name of a weight stored by either mamba_ssm or transformers:
+// "model." prefixes dropped, transformers' "backbone.embeddings." as mamba_ssm's "backbone.embedding.".
+std::string stateSpacesName(const std::string& name);
+
+// Every tensor of a folder's weight files under its canonical name, memory-mapped until taken.
+struct WeightSet {
+    std::map<std::string, RawTensor> tensors;
+    std::map<std::string, std::string> fileOf;
+    std::string files; // "a.safetensors, b.safetensors" for messages
+};
+// canonical maps a name as stored to the one the model asks for ("" drops the tensor).
+WeightSet readWeights(const ModelFolder& folder, const std::function<std::string(const std::string&)>& canonical);
+
+// Hands out a folder's tensors with their shapes checked, converted to a dtype on a device.
+class WeightLoader {
+public:
+    WeightLoader(WeightSet set, torch::Device device) : m_set(std::move(set)), m_device(device) {}
+
+    bool has(const std::string& name) const { return m_set.tensors.count(name) != 0; }
+    // The stored shape of a tensor, or Error naming the files if it is missing.
+    std::vector<int64_t> shapeOf(const std::string& name) const;
+    const std::string& fileOf(const std::string& name) const;
+    const std::string& files() const { return m_set.files; }
+    // Throws Error naming the file and tensor for a missing one, a wrong shape or a non-float dtype.
+    torch::Tensor take(const std::string& name, const std::vector<int64_t>& shape, torch::ScalarType dtype);
+
+private:
+    WeightSet m_set;
+    torch::Device m_device;
+};
+
+// Writes tensors (as float32) into a safetensors file; undefined tensors are skipped.
+class FolderWriter {
+public:
+    void put(const std::string& name, const torch::Tensor& t);
+    void write(const std::string& path);
+
+private:
+    std::vector<std::pair<std::string, torch::Tensor>> m_tensors;
+};
+
+// Creates dir and writes config.json there. Throws Error naming the file.
+void writeConfigJson(const std::string& dir, const std::string& json);
+
+// Group g of a per-channel [.., C] tensor summarised over groups of C / G channels: [.., G].
+torch::Tensor groupMean(const torch::Tensor& x, int64_t groups);
+torch::Tensor groupRootSumSquare(const torch::Tensor& squares, int64_t groups); // takes x^2 already summed per channel
+
+} // namespace statescope

@@ -1,0 +1,545 @@
+#include "Error.h"
+#include "trace/ChunkCompressor.h"
+#include "trace/Hdf5Util.h"
+#include "trace/TraceFile.h"
+#include "util/Time.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <set>
+#include <system_error>
+
+namespace statescope {
+
+using h5::Hid;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Chunks hold whole tokens and at most about this many bytes: a GUI window of a few thousand tokens
+// then decompresses little more than it shows, and a partly filled chunk that every append
+// rewrites stays cheap to recompress. Powers of two so that the runner's power-of-two pieces fill
+// chunks exactly and no chunk is written twice.
+constexpr int64_t kTargetChunkBytes = 1 << 20;
+constexpr hsize_t kMaxChunkTokens = 4096;
+constexpr size_t kTimeLength = 20; // "2025-01-02T03:04:05Z"
+
+hsize_t chunkTokens(int64_t bytesPerToken)
+{
+    hsize_t t = kMaxChunkTokens;
+    while (t > 1 && static_cast<int64_t>(t) * bytesPerToken > kTargetChunkBytes)
+        t /= 2;
+    return t;
+}
+
+} // namespace
+
+struct WriteDataset {
+    Hid id;
+    std::string name;           // full path in the file, for messages
+    std::vector<hsize_t> shape; // per token
+    int64_t valuesPerToken = 1;
+    int64_t chunkTokens = 1;
+    size_t elementBytes = 4;
+    size_t tokenBytes = 4;
+    size_t chunkBytes() const { return static_cast<size_t>(chunkTokens) * tokenBytes; }
+    // The chunk being filled: whole chunks are compressed straight from the caller's memory, so
+    // this is the only copy of probe data the writer keeps.
+    std::vector<unsigned char> tail;
+};
+
+// One chunk to filter and write: chunk `index` of a dataset, chunkBytes() bytes at job.src.
+struct ChunkTask {
+    WriteDataset* dataset = nullptr;
+    int64_t index = 0;
+    std::vector<unsigned char> owned; // job.src points here when the chunk came from the tail buffer
+    CompressJob job;
+};
+
+class TraceWriterImpl {
+public:
+    std::string path;
+    TraceHeader header;
+    Hid file;
+    WriteDataset ids, offsets, nll;
+    std::vector<WriteDataset> probes;
+    int64_t tokens = 0;
+    bool compress = false;
+    bool finished = false;
+    bool broken = false;
+
+    [[noreturn]] void fail(const std::string& what)
+    {
+        broken = true;
+        throw Error(path, what + ": " + h5::errorDetail());
+    }
+    [[noreturn]] void failAttribute(const char* name, const std::string& error)
+    {
+        broken = true;
+        throw Error(path, std::string("cannot write attribute ") + name + ": " + error);
+    }
+
+    void writeString(hid_t loc, const char* name, const std::string& value)
+    {
+        std::string error;
+        if (!h5::writeStringAttribute(loc, name, value, &error))
+            failAttribute(name, error);
+    }
+    void writeFixedString(hid_t loc, const char* name, const std::string& value)
+    {
+        std::string error;
+        if (!h5::writeFixedStringAttribute(loc, name, value, &error))
+            failAttribute(name, error);
+    }
+    void writeInt(hid_t loc, const char* name, hid_t fileType, int64_t value, bool create)
+    {
+        std::string error;
+        if (!h5::writeIntAttribute(loc, name, fileType, value, create, &error))
+            failAttribute(name, error);
+    }
+    void writeDouble(hid_t loc, const char* name, double value)
+    {
+        std::string error;
+        if (!h5::writeDoubleAttribute(loc, name, value, &error))
+            failAttribute(name, error);
+    }
+    void writeTime(hid_t loc, const char* name, const std::string& value, bool create)
+    {
+        std::string error;
+        if (!h5::writeFixedStringAttribute(loc, name, kTimeLength, value, create, &error))
+            failAttribute(name, error);
+    }
+
+    void validateHeader() const;
+    void create();
+    void writeHeader(hid_t root);
+    WriteDataset createDataset(hid_t loc, const std::string& group, const std::string& name, hid_t type,
+                               const std::vector<int64_t>& shape, const void* fill);
+    void planChunks(WriteDataset& d, const void* data, int64_t count, std::vector<ChunkTask>* tasks);
+    void filterChunks(std::vector<ChunkTask>& tasks, size_t begin, size_t end);
+    void writeChunks(const std::vector<ChunkTask*>& order, int64_t newTokens);
+    void closeAll();
+    void close();
+};
+
+void TraceWriterImpl::validateHeader() const
+{
+    std::set<std::string> names;
+    for (const ProbeDesc& p : header.probes) {
+        const std::string what = "probe \"" + p.name + "\"";
+        if (p.name.empty() || p.name == "." || p.name == ".." || p.name.find('/') != std::string::npos)
+            throw Error(path, what, "a name without '/'", "\"" + p.name + "\"");
+        if (!names.insert(p.name).second)
+            throw Error(path, what + " appears twice in the header");
+        if (p.shape.size() + 1 > H5S_MAX_RANK)
+            throw Error(path, what + " shape", "at most " + std::to_string(H5S_MAX_RANK - 1) + " dimensions",
+                        shapeToString(p.shape));
+        // valuesPerToken() and the byte counts of a chunk must not overflow.
+        int64_t n = 1;
+        for (int64_t d : p.shape)
+            if (d < 1 || h5::mulOverflows(n, d, &n) || n > std::numeric_limits<int32_t>::max())
+                throw Error(path, what + " shape", "positive dimensions, at most 2^31 values per token",
+                            shapeToString(p.shape));
+        if (p.axes.size() != p.shape.size())
+            throw Error(path, what + " axes", std::to_string(p.shape.size()) + " names (one per dimension)",
+                        std::to_string(p.axes.size()));
+        for (const std::string& a : p.axes)
+            if (a.find(',') != std::string::npos)
+                throw Error(path, what + " axis name", "no commas", "\"" + a + "\"");
+    }
+    // 0 means unknown for every count; a negative one is a caller's mistake, not a value to record.
+    const std::pair<const char*, int64_t> counts[] = {{"layers", header.layers},
+                                                      {"units", header.units},
+                                                      {"state_size", header.stateSize},
+                                                      {"training_length", header.trainingLength},
+                                                      {"vocab_size", header.vocabSize}};
+    for (const auto& [name, value] : counts)
+        if (value < 0)
+            throw Error(path, std::string("header ") + name, "a count >= 0 (0: unknown)",
+                        std::to_string(value));
+    if (!header.runSettings.empty()) {
+        const nlohmann::json settings = nlohmann::json::parse(header.runSettings, nullptr, false);
+        if (!settings.is_object())
+            throw Error(path, "header run_settings", "a JSON object or nothing",
+                        "\"" + header.runSettings.substr(0, 60) + "\"");
+    }
+}
+
+WriteDataset TraceWriterImpl::createDataset(hid_t loc, const std::string& group, const std::string& name,
+                                            hid_t type, const std::vector<int64_t>& shape, const void* fill)
+{
+    WriteDataset d;
+    d.name = group + "/" + name;
+    d.shape.assign(shape.begin(), shape.end());
+    for (int64_t s : shape)
+        d.valuesPerToken *= s;
+    d.elementBytes = H5Tget_size(type);
+    d.tokenBytes = static_cast<size_t>(d.valuesPerToken) * d.elementBytes;
+    d.chunkTokens = static_cast<int64_t>(chunkTokens(static_cast<int64_t>(d.tokenBytes)));
+    const int rank = static_cast<int>(shape.size()) + 1;
+    std::vector<hsize_t> dims(rank, 0), maxDims(rank), chunk(rank);
+    maxDims[0] = H5S_UNLIMITED;
+    chunk[0] = static_cast<hsize_t>(d.chunkTokens);
+    for (int i = 1; i < rank; ++i)
+        dims[i] = maxDims[i] = chunk[i] = d.shape[i - 1];
+
+    Hid space(H5Screate_simple(rank, dims.data(), maxDims.data()));
+    Hid dcpl(H5Pcreate(H5P_DATASET_CREATE));
+    if (!space.valid() || !dcpl.valid() || H5Pset_chunk(dcpl.get(), rank, chunk.data()) < 0 ||
+        H5Pset_fill_value(dcpl.get(), type, fill) < 0)
+        fail("cannot create " + d.name);
+    // The writer filters chunks itself (ChunkCompressor); this pipeline tells readers how to undo it.
+    if (compress && (H5Pset_shuffle(dcpl.get()) < 0 || H5Pset_deflate(dcpl.get(), kDeflateLevel) < 0))
+        fail("cannot create " + d.name);
+    d.id = Hid(H5Dcreate2(loc, name.c_str(), type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
+    if (!d.id.valid())
+        fail("cannot create " + d.name);
+    return d;
+}
+
+// The root attributes (docs/trace-format.md lists them). Schema 1's strings stay variable-length,
+// as readers of schema 1 know them; schema 2's are fixed-length, which a reader takes without a
+// trip through the global heap (libhdf5 1.10 crashes on crafted variable-length strings there).
+void TraceWriterImpl::writeHeader(hid_t f)
+{
+    const TraceHeader& h = header;
+    writeInt(f, "schema_version", H5T_STD_I32LE, kTraceSchemaVersion, true);
+    writeString(f, "architecture", h.architecture);
+    writeString(f, "model_config", h.modelConfigJson);
+    writeString(f, "model_path", h.modelPath);
+    writeString(f, "dtype", h.dtype);
+    writeString(f, "device", h.device);
+    writeString(f, "input", h.input);
+    writeString(f, "start_time", h.startTime);
+    writeString(f, "software_version", h.softwareVersion);
+
+    writeFixedString(f, "architecture_name", h.architectureName);
+    writeFixedString(f, "input_kind", h.inputSource.kind);
+    writeFixedString(f, "input_path", h.inputSource.path);
+    writeFixedString(f, "input_prompt", h.inputSource.prompt);
+    writeFixedString(f, "tokenizer", h.inputSource.tokenizer);
+    writeFixedString(f, "tokenizer_path", h.inputSource.tokenizerPath);
+    writeInt(f, "layers", H5T_STD_I64LE, h.layers, true);
+    writeInt(f, "units", H5T_STD_I64LE, h.units, true);
+    writeFixedString(f, "unit_name", h.unitName);
+    writeInt(f, "state_size", H5T_STD_I64LE, h.stateSize, true);
+    writeFixedString(f, "state_size_definition", h.stateSizeDefinition);
+    // Always present, NaN for "none": every schema-2 attribute exists in every schema-2 trace, and
+    // SWMR could not add it later anyway.
+    writeDouble(f, "forget_threshold",
+                h.forgetThreshold >= 0 ? h.forgetThreshold : std::numeric_limits<double>::quiet_NaN());
+    writeInt(f, "training_length", H5T_STD_I64LE, h.trainingLength, true);
+    writeInt(f, "vocab_size", H5T_STD_I64LE, h.vocabSize, true);
+    writeFixedString(f, "run_settings", h.runSettings);
+
+    // What changes as the run goes: fixed-size values, rewritten in place under SWMR.
+    writeInt(f, "completed", H5T_STD_I32LE, 0, true);
+    writeInt(f, "tokens", H5T_STD_I64LE, 0, true);
+    writeTime(f, "end_time", "", true);
+}
+
+void TraceWriterImpl::create()
+{
+    // Without zlib in this HDF5 (readers built on it could not inflate) chunks are stored as they are.
+    compress = H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0;
+    // The latest format is what SWMR needs; the file then needs HDF5 >= 1.10 to read.
+    Hid fapl(H5Pcreate(H5P_FILE_ACCESS));
+    if (!fapl.valid() || H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_LATEST, H5F_LIBVER_LATEST) < 0)
+        fail("cannot set up HDF5");
+    file = Hid(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
+    if (!file.valid())
+        fail("cannot create the trace file");
+    const hid_t f = file.get();
+
+    // SWMR forbids adding attributes later, so all are made now.
+    writeHeader(f);
+
+    Hid tokensGroup(H5Gcreate2(f, "tokens", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    // Creation order is kept so that readers list the probes in the order the model reports them.
+    Hid gcpl(H5Pcreate(H5P_GROUP_CREATE));
+    if (!gcpl.valid() ||
+        H5Pset_link_creation_order(gcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) < 0)
+        fail("cannot create /probes");
+    Hid probesGroup(H5Gcreate2(f, "probes", H5P_DEFAULT, gcpl.get(), H5P_DEFAULT));
+    if (!tokensGroup.valid() || !probesGroup.valid())
+        fail("cannot create the trace's groups");
+
+    // Chunks bypass HDF5's type conversion (H5Dwrite_chunk), so the file types are the native ones:
+    // little-endian int32/int64/float32 on every machine StateScope runs on.
+    // Fill values mark what a killed writer extended but never wrote: -1 ids, NaN floats.
+    const int32_t fillId = -1;
+    const int64_t fillOffset = -1;
+    const float fillFloat = std::numeric_limits<float>::quiet_NaN();
+    ids = createDataset(tokensGroup.get(), "/tokens", "ids", H5T_NATIVE_INT32, {}, &fillId);
+    if (header.hasOffsets)
+        offsets = createDataset(tokensGroup.get(), "/tokens", "offsets", H5T_NATIVE_INT64, {2}, &fillOffset);
+    nll = createDataset(f, "", "nll", H5T_NATIVE_FLOAT, {}, &fillFloat);
+    for (const ProbeDesc& p : header.probes) {
+        probes.push_back(
+            createDataset(probesGroup.get(), "/probes", p.name, H5T_NATIVE_FLOAT, p.shape, &fillFloat));
+        std::string axes = "token";
+        for (const std::string& a : p.axes)
+            axes += "," + a;
+        const hid_t ds = probes.back().id.get();
+        writeString(ds, "description", p.description);
+        writeString(ds, "axes", axes);
+        writeString(ds, "head_meaning", p.headMeaning);
+        writeFixedString(ds, "unit", p.unit);
+        writeFixedString(ds, "summary", probeSummaryName(p.summary));
+        writeFixedString(ds, "label", p.label);
+    }
+    tokensGroup.close();
+    probesGroup.close();
+
+    if (H5Fflush(f, H5F_SCOPE_LOCAL) < 0 || H5Fstart_swmr_write(f) < 0)
+        fail("cannot start SWMR writing");
+}
+
+// Splits count tokens of d starting at `tokens` into chunk tasks. Whole chunks point into data; a
+// chunk that the append starts or ends inside goes through d.tail, which keeps the tokens of an
+// unfinished chunk for the next append (the chunk is rewritten whole each time).
+void TraceWriterImpl::planChunks(WriteDataset& d, const void* data, int64_t count,
+                                 std::vector<ChunkTask>* tasks)
+{
+    const auto* p = static_cast<const unsigned char*>(data);
+    int64_t t = tokens;
+    int64_t left = count;
+    while (left > 0) {
+        const int64_t index = t / d.chunkTokens;
+        const int64_t inChunk = t - index * d.chunkTokens;
+        const int64_t k = std::min(left, d.chunkTokens - inChunk);
+        const size_t bytes = static_cast<size_t>(k) * d.tokenBytes;
+        ChunkTask task;
+        task.dataset = &d;
+        task.index = index;
+        task.job.bytes = d.chunkBytes();
+        task.job.elementBytes = d.elementBytes;
+        if (inChunk == 0 && k == d.chunkTokens) {
+            task.job.src = p;
+        } else {
+            if (inChunk == 0 || d.tail.size() != d.chunkBytes())
+                d.tail.assign(d.chunkBytes(), 0);
+            std::memcpy(d.tail.data() + static_cast<size_t>(inChunk) * d.tokenBytes, p, bytes);
+            if (inChunk + k == d.chunkTokens) {
+                task.owned = std::move(d.tail); // complete: the tail starts afresh
+                d.tail.clear();
+                task.job.src = task.owned.data();
+            } else {
+                task.job.src = d.tail.data(); // the dataset's last task in this append: tail stays as is
+            }
+        }
+        tasks->push_back(std::move(task));
+        t += k;
+        p += bytes;
+        left -= k;
+    }
+}
+
+void TraceWriterImpl::filterChunks(std::vector<ChunkTask>& tasks, size_t begin, size_t end)
+{
+    if (!compress || begin >= end)
+        return;
+    std::vector<CompressJob*> jobs;
+    for (size_t i = begin; i < end; ++i)
+        jobs.push_back(&tasks[i].job);
+    if (!ChunkCompressor::compress(jobs)) {
+        broken = true;
+        throw Error(path, "cannot compress tokens from " + std::to_string(tokens) + ": out of memory");
+    }
+}
+
+void TraceWriterImpl::writeChunks(const std::vector<ChunkTask*>& order, int64_t newTokens)
+{
+    for (size_t i = 0; i < order.size(); ++i) {
+        ChunkTask& task = *order[i];
+        WriteDataset& d = *task.dataset;
+        const int rank = static_cast<int>(d.shape.size()) + 1;
+        const bool first = i == 0 || order[i - 1]->dataset != &d;
+        const bool last = i + 1 == order.size() || order[i + 1]->dataset != &d;
+        if (first) {
+            std::vector<hsize_t> extent(rank);
+            extent[0] = static_cast<hsize_t>(newTokens);
+            for (int k = 1; k < rank; ++k)
+                extent[k] = d.shape[k - 1];
+            if (H5Dset_extent(d.id.get(), extent.data()) < 0)
+                fail("cannot extend " + d.name);
+        }
+        std::vector<hsize_t> offset(rank, 0);
+        offset[0] = static_cast<hsize_t>(task.index * d.chunkTokens);
+        const void* bytes = compress ? static_cast<const void*>(task.job.out.data()) : task.job.src;
+        const size_t size = compress ? task.job.out.size() : d.chunkBytes();
+        if (H5Dwrite_chunk(d.id.get(), H5P_DEFAULT, 0, offset.data(), size, bytes) < 0 ||
+            (last && H5Dflush(d.id.get()) < 0))
+            fail("cannot write tokens [" + std::to_string(tokens) + ", " + std::to_string(newTokens) +
+                 ") to " + d.name);
+        task.job.out = std::vector<unsigned char>();
+        task.owned = std::vector<unsigned char>();
+    }
+}
+
+void TraceWriterImpl::closeAll()
+{
+    for (WriteDataset& p : probes)
+        p.id.close();
+    ids.id.close();
+    offsets.id.close();
+    nll.id.close();
+}
+
+void TraceWriterImpl::close()
+{
+    closeAll();
+    if (!file.close())
+        fail("cannot close the trace");
+}
+
+TraceWriter::TraceWriter(const std::string& path, const TraceHeader& header)
+    : m_impl(std::make_unique<TraceWriterImpl>())
+{
+    h5::quiet();
+    TraceWriterImpl& w = *m_impl;
+    w.path = path;
+    w.header = header;
+    w.validateHeader();
+
+    // HDF5's own message for an unwritable path is a long error stack; ask the OS first for a short one.
+    std::error_code ec;
+    if (fs::is_directory(path, ec))
+        throw Error(path, "cannot create the trace file: it is a folder");
+    const bool existed = fs::exists(path, ec);
+    errno = 0;
+    if (std::FILE* probe = std::fopen(path.c_str(), "ab")) {
+        std::fclose(probe);
+    } else {
+        const int err = errno;
+        const fs::path parent = fs::path(path).parent_path();
+        if (err == ENOENT && !parent.empty() && !fs::is_directory(parent, ec))
+            throw Error(path, "cannot create the trace file: folder " + parent.string() + " does not exist");
+        throw Error(path, std::string("cannot create the trace file: ") + std::strerror(err ? err : EIO));
+    }
+    try {
+        w.create();
+    } catch (...) {
+        w.closeAll();
+        w.file.close();
+        H5Eclear2(H5E_DEFAULT);
+        if (!existed)
+            fs::remove(path, ec);
+        throw;
+    }
+}
+
+TraceWriter::~TraceWriter()
+{
+    if (!m_impl || m_impl->finished)
+        return;
+    try {
+        h5::quiet();
+        // tokens is already up to date: a cancelled run is a killed one that closed its file.
+        m_impl->closeAll();
+        m_impl->file.close();
+        H5Eclear2(H5E_DEFAULT);
+    } catch (...) {
+    }
+}
+
+void TraceWriter::append(const ChunkProbes& chunk)
+{
+    h5::quiet();
+    TraceWriterImpl& w = *m_impl;
+    if (w.finished)
+        throw Error(w.path, "cannot append: the trace was already finished");
+    if (w.broken)
+        throw Error(w.path, "cannot append: an earlier write to the trace failed");
+    if (chunk.start != w.tokens)
+        throw Error(w.path, "chunk start", std::to_string(w.tokens) + " (tokens written so far)",
+                    std::to_string(chunk.start));
+    const int64_t n = chunk.count();
+    if (n > std::numeric_limits<int64_t>::max() - w.tokens)
+        throw Error(w.path, "chunk of " + std::to_string(n) + " tokens overflows the token count");
+    if (static_cast<int64_t>(chunk.nll.size()) != n)
+        throw Error(w.path, "chunk nll", std::to_string(n) + " values", std::to_string(chunk.nll.size()));
+    const int64_t wantOffsets = w.header.hasOffsets ? 2 * n : 0;
+    if (static_cast<int64_t>(chunk.offsets.size()) != wantOffsets)
+        throw Error(w.path, "chunk offsets", std::to_string(wantOffsets) + " values",
+                    std::to_string(chunk.offsets.size()));
+    if (chunk.values.size() != w.probes.size())
+        throw Error(w.path, "chunk probes", std::to_string(w.probes.size()) + " probes",
+                    std::to_string(chunk.values.size()));
+    for (size_t i = 0; i < w.probes.size(); ++i) {
+        int64_t want = 0;
+        if (h5::mulOverflows(n, w.probes[i].valuesPerToken, &want) ||
+            static_cast<int64_t>(chunk.values[i].size()) != want)
+            throw Error(w.path, "chunk probe \"" + w.header.probes[i].name + "\"",
+                        std::to_string(n) + " tokens x " + std::to_string(w.probes[i].valuesPerToken) +
+                            " values",
+                        std::to_string(chunk.values[i].size()) + " values");
+    }
+    if (n == 0)
+        return;
+
+    // /tokens/ids goes last: a reader takes the shortest dataset as the length, so a kill in the
+    // middle of an append never exposes a token whose probes are not on disk yet.
+    std::vector<ChunkTask> tasks;
+    for (size_t i = 0; i < w.probes.size(); ++i)
+        w.planChunks(w.probes[i], chunk.values[i].data(), n, &tasks);
+    if (w.header.hasOffsets)
+        w.planChunks(w.offsets, chunk.offsets.data(), n, &tasks);
+    w.planChunks(w.nll, chunk.nll.data(), n, &tasks);
+    w.planChunks(w.ids, chunk.ids.data(), n, &tasks);
+
+    // Filtered chunks wait for HDF5 in batches, so memory stays at a few chunks whatever the append.
+    const size_t batch = 2 * ChunkCompressor::threads();
+    std::vector<ChunkTask*> order;
+    for (size_t begin = 0; begin < tasks.size(); begin += batch) {
+        const size_t end = std::min(tasks.size(), begin + batch);
+        w.filterChunks(tasks, begin, end);
+        order.clear();
+        for (size_t i = begin; i < end; ++i)
+            order.push_back(&tasks[i]);
+        w.writeChunks(order, w.tokens + n);
+    }
+    // tokens follows the data it counts, so it never claims more than is on disk.
+    w.writeInt(w.file.get(), "tokens", H5T_STD_I64LE, w.tokens + n, false);
+    if (H5Fflush(w.file.get(), H5F_SCOPE_LOCAL) < 0)
+        w.fail("cannot flush the trace");
+    w.tokens += n;
+}
+
+void TraceWriter::finish()
+{
+    h5::quiet();
+    TraceWriterImpl& w = *m_impl;
+    if (w.finished)
+        return;
+    if (w.broken)
+        throw Error(w.path, "cannot mark the trace complete: an earlier write failed");
+    // Still under SWMR: reopening without it would need an exclusive lock, which any SWMR reader
+    // (a GUI or h5py watching the run) holds off. completed goes last, after everything it vouches for.
+    const hid_t f = w.file.get();
+    w.writeInt(f, "tokens", H5T_STD_I64LE, w.tokens, false);
+    w.writeTime(f, "end_time", isoTimeUtcNow(), false);
+    w.writeInt(f, "completed", H5T_STD_I32LE, 1, false);
+    w.close();
+    w.finished = true;
+}
+
+int64_t TraceWriter::tokens() const
+{
+    return m_impl->tokens;
+}
+
+const std::string& TraceWriter::path() const
+{
+    return m_impl->path;
+}
+
+} // namespace statescope
