@@ -47,7 +47,7 @@ public:
     // Light or dark colours for the plot's background, axes, grid, text and legend (graphs keep
     // theirs; views restyle their own plottables).
     static void applyTheme(QCustomPlot* plot, bool dark);
-    // Distinct line colours for series i of n (heads), readable on the theme's background.
+    // Distinct line colours for series i of n (units), readable on the theme's background.
     static QColor seriesColor(int i, int n, bool dark);
     // a mixed with b (f = weight of b): an opaque stand-in for a translucent colour, which is much
     // cheaper to draw for thousands of segments.

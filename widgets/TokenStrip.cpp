@@ -233,13 +233,18 @@ QString TokenStrip::toolTipFor(qint64 token) const
     const int l = std::clamp(m_layer, 0, std::max(0, t->layers() - 1));
     if (t->layers() > 0) {
         s += QStringLiteral("<br>") + tr("layer %1:").arg(l);
-        if (t->hasQuantity(Quantity::DecayLayerMean))
-            s += QStringLiteral(" ") + tr("α mean %1, min %2;")
-                                           .arg(num(t->valueAt(Quantity::DecayLayerMean, l, 0, token)))
-                                           .arg(num(t->valueAt(Quantity::DecayLayerMin, l, 0, token)));
-        if (t->hasQuantity(Quantity::StateNormLayer))
-            s += QStringLiteral(" ") +
-                 tr("state norm %1").arg(num(t->valueAt(Quantity::StateNormLayer, l, 0, token)));
+        // Every probe with series, by its descriptor: its summary over the layer's units and their min.
+        for (int p : t->seriesProbes()) {
+            if (l >= t->probeLayers(p))
+                continue;
+            const ProbeDesc& d = *t->probe(p);
+            s += QStringLiteral("<br>") +
+                 tr("%1 %2 %3, min %4")
+                     .arg(QString::fromStdString(d.label.empty() ? d.name : d.label).toHtmlEscaped(),
+                          QString::fromLatin1(probeSummaryName(d.summary)),
+                          num(t->valueAt(p, l, TraceData::kSummary, token)),
+                          num(t->valueAt(p, l, TraceData::kMinimum, token)));
+        }
         if (t->seriesResolution() > 1)
             s += QStringLiteral("<br><i>") +
                  tr("(means over %1 tokens: the trace is longer than the display keeps)")

@@ -24,7 +24,7 @@ public:
     TraceData* trace() const { return m_trace; }
     // Follows the group's cursor and moves it when a token is clicked.
     void setGroup(PlotGroup* group);
-    // The layer whose alpha and state norm the tooltip shows.
+    // The layer whose probes the tooltip shows.
     void setLayer(int layer);
     int layer() const { return m_layer; }
     // NLL that gets the darkest shade (default 10 nats).
@@ -39,7 +39,8 @@ public:
     qint64 tokenAt(const QPoint& viewportPos) const;
     // The token's box in viewport coordinates (empty if not laid out).
     QRect tokenRect(qint64 token) const;
-    // The hover text: token text, id, position, NLL, alpha and state norm in the selected layer.
+    // The hover text: token text, id, position, NLL, and each probe's summary over the units of the
+    // selected layer, with their min.
     QString toolTipFor(qint64 token) const;
     QColor shadeFor(float nll) const;
 

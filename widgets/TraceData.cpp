@@ -1,14 +1,13 @@
 #include "TraceData.h"
 
-#include "Error.h"
-#include "models/ModelConfig.h"
 #include "trace/TraceFile.h"
+#include "util/Utf8.h"
 
+#include <QCoreApplication>
+#include <QDir>
 #include <QFile>
 #include <QFileInfo>
 #include <QtDebug>
-
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -23,63 +22,128 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // Floats read from a trace file per block (all probes together): bounds the memory of loadFile.
 constexpr qint64 kLoadBlockFloats = 8ll << 20;
 
-int findProbe(const std::vector<ProbeDesc>& probes, const char* name, int layers, int heads)
+bool isSeriesShape(const ProbeDesc& p)
 {
-    for (size_t i = 0; i < probes.size(); ++i)
-        if (probes[i].name == name)
-            return probes[i].valuesPerToken() == qint64(layers) * heads ? int(i) : -1;
-    return -1;
+    return p.shape.size() == 2 && p.shape[0] > 0 && p.shape[1] > 0;
 }
 
-bool isDecay(Quantity q)
+// One token's summary of n units (NaN skipped; NaN if none is finite).
+float summarize(ProbeSummary summary, const float* v, int n)
 {
-    return q == Quantity::Decay || q == Quantity::DecayLayerMean || q == Quantity::DecayLayerMin;
-}
-bool isNorm(Quantity q)
-{
-    return q == Quantity::StateNorm || q == Quantity::StateNormLayer;
-}
-
-// N_S from a config.json, for traces whose model folder is gone. Mirrors Mamba2Config's defaults for
-// the two dialects closely enough for a marker.
-std::optional<double> forgetThresholdFromConfig(const std::string& json)
-{
-    try {
-        const nlohmann::json j = nlohmann::json::parse(json);
-        auto num = [&](std::initializer_list<const char*> keys, int64_t fallback) {
-            for (const char* k : keys)
-                if (j.contains(k) && j[k].is_number_integer())
-                    return j[k].get<int64_t>();
-            return fallback;
-        };
-        Mamba2Config c;
-        c.dModel = num({"d_model", "hidden_size"}, 0);
-        c.nLayer = num({"n_layer", "num_hidden_layers"}, 0);
-        c.expand = num({"expand"}, 2);
-        c.headdim = num({"headdim", "head_dim"}, 64);
-        c.dState = num({"d_state", "state_size"}, 128);
-        c.ngroups = num({"ngroups", "n_groups"}, 1);
-        c.dConv = num({"d_conv", "conv_kernel"}, 4);
-        if (j.contains("ssm_cfg") && j["ssm_cfg"].is_object()) {
-            const auto& s = j["ssm_cfg"];
-            auto sub = [&](const char* k, int64_t fallback) {
-                return s.contains(k) && s[k].is_number_integer() ? s[k].get<int64_t>() : fallback;
-            };
-            c.expand = sub("expand", c.expand);
-            c.headdim = sub("headdim", c.headdim);
-            c.dState = sub("d_state", c.dState);
-            c.ngroups = sub("ngroups", c.ngroups);
-            c.dConv = sub("d_conv", c.dConv);
-        }
-        if (c.dModel <= 0 || c.nLayer <= 0 || c.headdim <= 0)
-            return std::nullopt;
-        return predictedForgetThreshold(c.stateSize());
-    } catch (const std::exception&) {
-        return std::nullopt;
+    int count = 0;
+    switch (summary) {
+    case ProbeSummary::Mean: {
+        double sum = 0;
+        for (int i = 0; i < n; ++i)
+            if (std::isfinite(v[i])) {
+                sum += v[i];
+                ++count;
+            }
+        return count ? float(sum / count) : kNaNf;
     }
+    case ProbeSummary::GeoMean: {
+        // exp(mean log x) as a product kept in range with frexp: a log per value would make loading a
+        // long trace of a wide model several times slower. A zero gives zero; negatives are skipped.
+        double product = 1;
+        long exponent = 0;
+        bool zero = false;
+        for (int i = 0; i < n; ++i) {
+            const float x = v[i];
+            if (!std::isfinite(x) || x < 0)
+                continue;
+            ++count;
+            if (x == 0) {
+                zero = true;
+                continue;
+            }
+            product *= x;
+            if ((count & 3) == 0) { // four floats cannot leave double's range
+                int e = 0;
+                product = std::frexp(product, &e);
+                exponent += e;
+            }
+        }
+        if (!count)
+            return kNaNf;
+        if (zero)
+            return 0.0f;
+        return float(std::exp((std::log(product) + double(exponent) * std::log(2.0)) / count));
+    }
+    case ProbeSummary::RootSumSquare: {
+        double sq = 0;
+        for (int i = 0; i < n; ++i)
+            if (std::isfinite(v[i])) {
+                sq += double(v[i]) * v[i];
+                ++count;
+            }
+        return count ? float(std::sqrt(sq)) : kNaNf;
+    }
+    }
+    return kNaNf;
+}
+
+QString fromStd(const std::string& s)
+{
+    return QString::fromStdString(s);
 }
 
 } // namespace
+
+QString pluralUnitName(const QString& unitName)
+{
+    if (unitName.isEmpty())
+        return QCoreApplication::translate("statescope::TraceData", "units");
+    return unitName.endsWith(QLatin1Char('s')) ? unitName : unitName + QLatin1Char('s');
+}
+
+QString summaryText(ProbeSummary summary, const QString& unitName)
+{
+    const QString units = pluralUnitName(unitName);
+    switch (summary) {
+    case ProbeSummary::Mean:
+        return QCoreApplication::translate("statescope::TraceData", "mean over %1").arg(units);
+    case ProbeSummary::GeoMean:
+        return QCoreApplication::translate("statescope::TraceData", "geometric mean over %1").arg(units);
+    case ProbeSummary::RootSumSquare:
+        return QCoreApplication::translate("statescope::TraceData", "root sum of squares over %1").arg(units);
+    }
+    return {};
+}
+
+TraceHeaderInfo TraceHeaderInfo::fromTraceHeader(const TraceHeader& h)
+{
+    TraceHeaderInfo info;
+    info.architecture = fromStd(h.architecture);
+    info.architectureName = h.architectureName.empty() ? info.architecture : fromStd(h.architectureName);
+    info.probes = h.probes;
+    info.layers = int(h.layers);
+    info.units = int(h.units);
+    info.unitName = fromStd(h.unitName);
+    // A header that leaves the axes out: the decay probe's, which every architecture reports.
+    if (info.layers <= 0 || info.units <= 0 || info.unitName.isEmpty())
+        for (const ProbeDesc& p : h.probes)
+            if (p.name == kDecayProbe && isSeriesShape(p)) {
+                if (info.layers <= 0 || info.units <= 0) {
+                    info.layers = int(p.shape[0]);
+                    info.units = int(p.shape[1]);
+                }
+                if (info.unitName.isEmpty() && p.axes.size() == 2)
+                    info.unitName = fromStd(p.axes[1]).replace(QLatin1Char('_'), QLatin1Char(' '));
+            }
+    if (h.trainingLength > 0)
+        info.trainingLength = h.trainingLength;
+    if (h.forgetThreshold >= 0)
+        info.forgetThreshold = h.forgetThreshold;
+    info.stateSize = h.stateSize;
+    info.stateSizeDefinition = fromStd(h.stateSizeDefinition);
+    info.vocabSize = h.vocabSize;
+    info.inputKind = fromStd(h.inputSource.kind);
+    info.inputPath = fromStd(h.inputSource.path);
+    info.inputDescription = fromStd(h.input);
+    info.tokenizer = fromStd(h.inputSource.tokenizer);
+    info.tokenizerPath = fromStd(h.inputSource.tokenizerPath);
+    return info;
+}
 
 TraceData::TraceData(QObject* parent) : QObject(parent)
 {
@@ -99,34 +163,43 @@ qint64 TraceData::xToToken(double x)
 void TraceData::reset(const TraceHeaderInfo& header)
 {
     m_header = header;
-    int layers = header.layers, heads = header.heads;
-    if (layers <= 0 || heads <= 0) {
-        for (const ProbeDesc& p : header.probes)
-            if (p.shape.size() == 2 && (p.name == "decay" || p.name == "state_norm" || p.name == "dt")) {
-                layers = int(p.shape[0]);
-                heads = int(p.shape[1]);
-                break;
-            }
+    m_series.clear();
+    m_series.shrink_to_fit();
+    m_series.resize(header.probes.size());
+    // Every series of the trace shares one cap, from the budget: 12 bytes per bucket (min, max, mean
+    // as floats), layers x units per probe plus the summary and the minimum of each layer.
+    size_t count = 0;
+    for (size_t p = 0; p < header.probes.size(); ++p) {
+        const ProbeDesc& d = header.probes[p];
+        if (!isSeriesShape(d))
+            continue;
+        m_series[p].layers = int(d.shape[0]);
+        m_series[p].units = int(d.shape[1]);
+        count += size_t(d.shape[0]) * size_t(d.shape[1] + 2);
     }
-    m_header.layers = std::max(0, layers);
-    m_header.heads = std::max(0, heads);
-    m_dtProbe = findProbe(header.probes, "dt", m_header.layers, m_header.heads);
-    m_decayProbe = findProbe(header.probes, "decay", m_header.layers, m_header.heads);
-    m_normProbe = findProbe(header.probes, "state_norm", m_header.layers, m_header.heads);
-
-    const size_t lh = size_t(m_header.layers) * size_t(m_header.heads);
-    const size_t l = size_t(m_header.layers);
-    const size_t series =
-        (m_dtProbe >= 0 ? lh : 0) + (m_decayProbe >= 0 ? lh + 2 * l : 0) + (m_normProbe >= 0 ? lh + l : 0);
-    // 12 bytes per bucket (min, max, mean as floats).
     qint64 cap = SeriesPyramid::kDefaultCap;
-    if (series > 0) {
-        const qint64 fit = m_budget / qint64(series * 12);
+    if (count > 0) {
+        const qint64 fit = m_budget / qint64(count * 12);
         cap = kMinCap;
         while (cap * 2 <= fit && cap * 2 <= SeriesPyramid::kDefaultCap)
             cap *= 2;
     }
     m_cap = int(cap);
+    for (ProbeSeries& s : m_series) {
+        s.perUnit.assign(size_t(s.layers) * size_t(s.units), SeriesPyramid(m_cap));
+        s.summary.assign(size_t(s.layers), SeriesPyramid(m_cap));
+        s.minimum.assign(size_t(s.layers), SeriesPyramid(m_cap));
+    }
+    // A header made by hand may leave the axes out: those of the first probe with series.
+    if (m_header.layers <= 0 || m_header.units <= 0) {
+        const int first = seriesProbes().value(0, -1);
+        const int decay = probeIndex(QString::fromLatin1(kDecayProbe));
+        const int p = hasSeries(decay) ? decay : first;
+        m_header.layers = p >= 0 ? m_series[size_t(p)].layers : 0;
+        m_header.units = p >= 0 ? m_series[size_t(p)].units : 0;
+    }
+    if (m_header.architectureName.isEmpty())
+        m_header.architectureName = m_header.architecture;
 
     m_tokens = 0;
     m_ids.clear();
@@ -138,18 +211,6 @@ void TraceData::reset(const TraceHeaderInfo& header)
     m_nllPrefix = {0.0};
     m_nllPrefixCount = {0};
     m_text.clear();
-    auto make = [&](std::vector<SeriesPyramid>& v, bool on, size_t n) {
-        v.clear();
-        v.shrink_to_fit();
-        if (on)
-            v.assign(n, SeriesPyramid(m_cap));
-    };
-    make(m_dt, m_dtProbe >= 0, lh);
-    make(m_decay, m_decayProbe >= 0, lh);
-    make(m_norm, m_normProbe >= 0, lh);
-    make(m_decayMean, m_decayProbe >= 0, l);
-    make(m_decayMin, m_decayProbe >= 0, l);
-    make(m_normLayer, m_normProbe >= 0, l);
     emit traceReset();
     emit markersChanged();
 }
@@ -170,19 +231,14 @@ void TraceData::append(const ChunkProbes& chunk)
 void TraceData::appendBlock(const ChunkProbes& chunk)
 {
     const qint64 n = chunk.count();
-    const int L = m_header.layers, H = m_header.heads;
-    const qint64 lh = qint64(L) * H;
-    auto probeData = [&](int p) -> const float* {
-        if (p < 0 || size_t(p) >= chunk.values.size() || qint64(chunk.values[size_t(p)].size()) != n * lh)
-            return nullptr;
-        return chunk.values[size_t(p)].data();
-    };
-    const float* dt = probeData(m_dtProbe);
-    const float* decay = probeData(m_decayProbe);
-    const float* norm = probeData(m_normProbe);
-    if ((m_dtProbe >= 0 && !dt) || (m_decayProbe >= 0 && !decay) || (m_normProbe >= 0 && !norm)) {
-        qWarning("TraceData::append: a chunk's probe sizes do not match the header; ignored");
-        return;
+    for (size_t p = 0; p < m_series.size(); ++p) {
+        const ProbeSeries& s = m_series[p];
+        if (s.perUnit.empty())
+            continue;
+        if (p >= chunk.values.size() || qint64(chunk.values[p].size()) != n * s.layers * s.units) {
+            qWarning("TraceData::append: a chunk's probe sizes do not match the header; ignored");
+            return;
+        }
     }
 
     m_ids.reserve(int(m_tokens + n));
@@ -203,49 +259,35 @@ void TraceData::appendBlock(const ChunkProbes& chunk)
         m_nllPrefixCount.push_back(m_nllPrefixCount.back() + (ok ? 1 : 0));
     }
 
-    // Values are token-major, series are per (layer, head): walk tiles of tokens so that a tile stays
-    // in cache while every series takes its column from it (3x faster than whole columns at 24 x 24).
-    constexpr qint64 kTile = 64;
-    for (qint64 t0 = 0; t0 < n; t0 += kTile) {
-        const qint64 m = std::min(kTile, n - t0);
-        for (qint64 k = 0; k < lh; ++k) {
-            if (dt)
-                m_dt[size_t(k)].append(dt + t0 * lh + k, m, lh);
-            if (decay)
-                m_decay[size_t(k)].append(decay + t0 * lh + k, m, lh);
-            if (norm)
-                m_norm[size_t(k)].append(norm + t0 * lh + k, m, lh);
+    std::vector<float> summary(static_cast<size_t>(n)), minimum(static_cast<size_t>(n));
+    for (size_t p = 0; p < m_series.size(); ++p) {
+        ProbeSeries& s = m_series[p];
+        if (s.perUnit.empty())
+            continue;
+        const float* values = chunk.values[p].data();
+        const qint64 lu = qint64(s.layers) * s.units;
+        // Values are token-major, series are per (layer, unit): walk tiles of tokens so that a tile
+        // stays in cache while every series takes its column from it (3x faster than whole columns
+        // at 24 x 24).
+        constexpr qint64 kTile = 64;
+        for (qint64 t0 = 0; t0 < n; t0 += kTile) {
+            const qint64 m = std::min(kTile, n - t0);
+            for (qint64 k = 0; k < lu; ++k)
+                s.perUnit[size_t(k)].append(values + t0 * lu + k, m, lu);
         }
-    }
-    if (decay || norm) {
-        std::vector<float> mean(static_cast<size_t>(n)), mn(static_cast<size_t>(n)),
-            total(static_cast<size_t>(n));
-        for (int l = 0; l < L; ++l) {
+        const ProbeSummary how = m_header.probes[p].summary;
+        for (int l = 0; l < s.layers; ++l) {
             for (qint64 t = 0; t < n; ++t) {
-                const float* d = decay ? decay + t * lh + qint64(l) * H : nullptr;
-                const float* s = norm ? norm + t * lh + qint64(l) * H : nullptr;
-                double sum = 0, sq = 0;
+                const float* v = values + t * lu + qint64(l) * s.units;
+                summary[size_t(t)] = summarize(how, v, s.units);
                 float lo = kNaNf;
-                int cnt = 0;
-                for (int h = 0; h < H; ++h) {
-                    if (d && std::isfinite(d[h])) {
-                        sum += d[h];
-                        lo = std::isnan(lo) ? d[h] : std::min(lo, d[h]);
-                        ++cnt;
-                    }
-                    if (s && std::isfinite(s[h]))
-                        sq += double(s[h]) * s[h];
-                }
-                mean[size_t(t)] = cnt ? float(sum / cnt) : kNaNf;
-                mn[size_t(t)] = lo;
-                total[size_t(t)] = float(std::sqrt(sq));
+                for (int u = 0; u < s.units; ++u)
+                    if (std::isfinite(v[u]))
+                        lo = std::isnan(lo) ? v[u] : std::min(lo, v[u]);
+                minimum[size_t(t)] = lo;
             }
-            if (decay) {
-                m_decayMean[size_t(l)].append(mean.data(), n);
-                m_decayMin[size_t(l)].append(mn.data(), n);
-            }
-            if (norm)
-                m_normLayer[size_t(l)].append(total.data(), n);
+            s.summary[size_t(l)].append(summary.data(), n);
+            s.minimum[size_t(l)].append(minimum.data(), n);
         }
     }
     m_tokens += n;
@@ -253,29 +295,9 @@ void TraceData::appendBlock(const ChunkProbes& chunk)
 
 TraceHeaderInfo TraceData::headerFromFile(const QString& path)
 {
-    TraceReader reader(path.toStdString());
-    const TraceHeader& h = reader.header();
-    TraceHeaderInfo info;
-    info.architecture = QString::fromStdString(h.architecture);
-    info.probes = h.probes;
-    for (const ProbeDesc& p : h.probes)
-        if (p.shape.size() == 2) {
-            info.layers = int(p.shape[0]);
-            info.heads = int(p.shape[1]);
-            break;
-        }
+    const TraceReader reader(path.toStdString());
+    TraceHeaderInfo info = TraceHeaderInfo::fromTraceHeader(reader.header());
     info.label = QFileInfo(path).completeBaseName();
-    if (!h.modelPath.empty()) {
-        try {
-            const ModelFolder folder = inspectModelFolder(h.modelPath);
-            info.trainingLength = folder.trainingLength;
-            info.forgetThreshold = predictedForgetThreshold(folder.mamba2.stateSize());
-        } catch (const std::exception&) {
-            // The model folder moved or is gone: fall back to the recorded config.
-        }
-    }
-    if (!info.forgetThreshold)
-        info.forgetThreshold = forgetThresholdFromConfig(h.modelConfigJson);
     return info;
 }
 
@@ -290,7 +312,8 @@ bool TraceData::loadFile(const QString& path, QString* error,
     };
     try {
         TraceReader reader(path.toStdString());
-        TraceHeaderInfo info = headerFromFile(path);
+        TraceHeaderInfo info = TraceHeaderInfo::fromTraceHeader(reader.header());
+        info.label = QFileInfo(path).completeBaseName();
         reset(info);
         m_filePath = path;
         const qint64 total = reader.tokens();
@@ -309,7 +332,7 @@ bool TraceData::loadFile(const QString& path, QString* error,
             c.nll = reader.nll(begin, end);
             c.values.resize(info.probes.size());
             for (size_t p = 0; p < info.probes.size(); ++p)
-                if (int(p) == m_dtProbe || int(p) == m_decayProbe || int(p) == m_normProbe)
+                if (hasSeries(int(p)))
                     c.values[p] = reader.probe(info.probes[p].name, begin, end);
             const qint64 before = m_tokens;
             appendBlock(c);
@@ -318,10 +341,15 @@ bool TraceData::loadFile(const QString& path, QString* error,
             if (progress && !progress(end, total))
                 return fail(tr("cancelled"));
         }
-        // A trace recorded from a text file can show that text in the token strip.
-        const std::string input = reader.header().input;
-        if (offsets && input.rfind("text: ", 0) == 0) {
-            QFile f(QString::fromStdString(input.substr(6)));
+        // A trace of a text file shows that text in the token strip, while the file is still there
+        // and long enough for the offsets.
+        if (offsets && !m_header.inputPath.isEmpty()) {
+            QString input = m_header.inputPath;
+            // Schema 1 kept the path as typed: look next to the trace, where a run written into the
+            // folder it ran in finds it.
+            if (QFileInfo(input).isRelative())
+                input = QFileInfo(path).dir().filePath(input);
+            QFile f(input);
             if (f.open(QIODevice::ReadOnly)) {
                 const QByteArray text = f.readAll();
                 if (!m_offsets.isEmpty() && m_offsets.back() <= text.size())
@@ -353,13 +381,42 @@ void TraceData::setForgetThreshold(std::optional<double> tokens)
     emit markersChanged();
 }
 
-bool TraceData::hasQuantity(Quantity q) const
+const ProbeDesc* TraceData::probe(int index) const
 {
-    if (isDecay(q))
-        return m_decayProbe >= 0;
-    if (isNorm(q))
-        return m_normProbe >= 0;
-    return m_dtProbe >= 0;
+    return index >= 0 && index < probeCount() ? &m_header.probes[size_t(index)] : nullptr;
+}
+
+int TraceData::probeIndex(const QString& name) const
+{
+    const std::string n = name.toStdString();
+    for (size_t p = 0; p < m_header.probes.size(); ++p)
+        if (m_header.probes[p].name == n)
+            return int(p);
+    return -1;
+}
+
+bool TraceData::hasSeries(int probe) const
+{
+    return probe >= 0 && size_t(probe) < m_series.size() && !m_series[size_t(probe)].perUnit.empty();
+}
+
+QVector<int> TraceData::seriesProbes() const
+{
+    QVector<int> out;
+    for (int p = 0; p < int(m_series.size()); ++p)
+        if (hasSeries(p))
+            out.push_back(p);
+    return out;
+}
+
+int TraceData::probeLayers(int probe) const
+{
+    return hasSeries(probe) ? m_series[size_t(probe)].layers : 0;
+}
+
+int TraceData::probeUnits(int probe) const
+{
+    return hasSeries(probe) ? m_series[size_t(probe)].units : 0;
 }
 
 void TraceData::setText(const QByteArray& utf8)
@@ -379,7 +436,8 @@ QString TraceData::tokenText(qint64 token) const
     if (!m_text.isEmpty() && m_offsets.size() == 2 * m_tokens) {
         const qint64 b = m_offsets[int(2 * token)], e = m_offsets[int(2 * token + 1)];
         if (b >= 0 && e >= b && e <= m_text.size())
-            return QString::fromUtf8(m_text.constData() + b, int(e - b));
+            // A byte-level token may hold part of a character.
+            return QString::fromStdString(repairUtf8(std::string(m_text.constData() + b, size_t(e - b))));
     }
     const qint32 id = m_ids[int(token)];
     if (m_decoder)
@@ -526,115 +584,77 @@ double TraceData::bucketedPerplexityAt(qint64 token, int bucketSize) const
     return cnt ? std::exp((m_nllPrefix[int(e)] - m_nllPrefix[int(b)]) / cnt) : kNaN;
 }
 
-const SeriesPyramid* TraceData::pyramid(Quantity q, int layer, int head) const
+const SeriesPyramid* TraceData::pyramid(int probe, int layer, int unit) const
 {
-    const int L = m_header.layers, H = m_header.heads;
-    if (layer < 0 || layer >= L)
+    if (!hasSeries(probe))
         return nullptr;
-    const bool perHead = q == Quantity::Decay || q == Quantity::StateNorm || q == Quantity::Dt;
-    if (perHead && (head < 0 || head >= H))
+    const ProbeSeries& s = m_series[size_t(probe)];
+    if (layer < 0 || layer >= s.layers)
         return nullptr;
-    const size_t k = size_t(layer) * size_t(H) + size_t(std::max(0, head));
-    auto pick = [&](const std::vector<SeriesPyramid>& v, size_t i) -> const SeriesPyramid* {
-        return i < v.size() ? &v[i] : nullptr;
-    };
-    switch (q) {
-    case Quantity::Decay:
-        return pick(m_decay, k);
-    case Quantity::DecayLayerMean:
-        return pick(m_decayMean, size_t(layer));
-    case Quantity::DecayLayerMin:
-        return pick(m_decayMin, size_t(layer));
-    case Quantity::StateNorm:
-        return pick(m_norm, k);
-    case Quantity::StateNormLayer:
-        return pick(m_normLayer, size_t(layer));
-    case Quantity::Dt:
-        return pick(m_dt, k);
-    }
-    return nullptr;
+    if (unit == kSummary)
+        return &s.summary[size_t(layer)];
+    if (unit == kMinimum)
+        return &s.minimum[size_t(layer)];
+    if (unit < 0 || unit >= s.units)
+        return nullptr;
+    return &s.perUnit[size_t(layer) * size_t(s.units) + size_t(unit)];
 }
 
-Envelope TraceData::series(Quantity q, int layer, int head, qint64 begin, qint64 end, int columns) const
+Envelope TraceData::series(int probe, int layer, int unit, qint64 begin, qint64 end, int columns) const
 {
-    const SeriesPyramid* p = pyramid(q, layer, head);
+    const SeriesPyramid* p = pyramid(probe, layer, unit);
     return p ? p->query(begin, end, columns) : Envelope{};
 }
 
-Envelope TraceData::seriesEdges(Quantity q, int layer, int head, const QVector<qint64>& edges) const
+Envelope TraceData::seriesEdges(int probe, int layer, int unit, const QVector<qint64>& edges) const
 {
-    const SeriesPyramid* p = pyramid(q, layer, head);
+    const SeriesPyramid* p = pyramid(probe, layer, unit);
     return p ? p->queryEdges(edges) : Envelope{};
 }
 
-float TraceData::valueAt(Quantity q, int layer, int head, qint64 token) const
+float TraceData::valueAt(int probe, int layer, int unit, qint64 token) const
 {
-    const SeriesPyramid* p = pyramid(q, layer, head);
+    const SeriesPyramid* p = pyramid(probe, layer, unit);
     return p ? p->valueAt(token) : kNaNf;
 }
 
 qint64 TraceData::seriesResolution() const
 {
-    for (const auto* v : {&m_decay, &m_norm, &m_dt})
-        if (!v->empty())
-            return v->front().bucketWidth();
+    for (const ProbeSeries& s : m_series)
+        if (!s.perUnit.empty())
+            return s.perUnit.front().bucketWidth();
     return 1;
 }
 
-QVector<float> TraceData::layerHeatmap(Quantity q, HeadReduce reduce, qint64 begin, qint64 end, int columns,
-                                       int head) const
+QVector<float> TraceData::layerHeatmap(int probe, int unit, qint64 begin, qint64 end, int columns) const
 {
     columns = std::max(1, columns);
     QVector<qint64> edges(columns + 1);
     const qint64 n = std::max<qint64>(0, end - begin);
     for (int c = 0; c <= columns; ++c)
         edges[c] = begin + n * c / columns;
-    return layerHeatmapEdges(q, reduce, edges, head);
+    return layerHeatmapEdges(probe, unit, edges);
 }
 
-QVector<float> TraceData::layerHeatmapEdges(Quantity q, HeadReduce reduce, const QVector<qint64>& edges,
-                                            int head) const
+QVector<float> TraceData::layerHeatmapEdges(int probe, int unit, const QVector<qint64>& edges) const
 {
-    const int L = m_header.layers, H = m_header.heads;
+    const int L = probeLayers(probe);
     const int columns = std::max(0, int(edges.size()) - 1);
     QVector<float> out(L * columns, kNaNf);
-    if (!columns || !hasQuantity(q))
+    if (!columns)
         return out;
-    const Quantity perHead = isDecay(q) ? Quantity::Decay : isNorm(q) ? Quantity::StateNorm : Quantity::Dt;
     for (int l = 0; l < L; ++l) {
-        // The pyramids to aggregate for this layer; with several (no stored aggregate), the cell is
-        // the mean of the heads' means or the min of their mins, which equals the aggregate of the
-        // per-token reduction exactly.
-        QVector<const SeriesPyramid*> src;
-        if (reduce == HeadReduce::Head)
-            src = {pyramid(perHead, l, std::clamp(head, 0, std::max(0, H - 1)))};
-        else if (isDecay(q))
-            src = {pyramid(reduce == HeadReduce::Min ? Quantity::DecayLayerMin : Quantity::DecayLayerMean, l,
-                           0)};
-        else if (isNorm(q) && reduce == HeadReduce::Mean)
-            src = {pyramid(Quantity::StateNormLayer, l, 0)};
-        else
-            for (int h = 0; h < H; ++h)
-                src.push_back(pyramid(perHead, l, h));
+        const SeriesPyramid* p = pyramid(probe, l, unit);
+        if (!p)
+            continue;
         for (int c = 0; c < columns; ++c) {
-            qint64 t0 = edges[c], t1 = std::max(edges[c + 1], t0 + 1);
+            const qint64 t0 = edges[c], t1 = std::max(edges[c + 1], t0 + 1);
             if (t0 >= m_tokens || t0 < 0)
                 continue;
-            double acc = reduce == HeadReduce::Min ? std::numeric_limits<double>::infinity() : 0.0;
-            int n = 0;
-            for (const SeriesPyramid* p : src) {
-                float mn, mx;
-                double mean;
-                if (!p || !p->range(t0, t1, &mn, &mx, &mean))
-                    continue;
-                if (reduce == HeadReduce::Min)
-                    acc = std::min(acc, double(mn));
-                else
-                    acc += mean;
-                ++n;
-            }
-            if (n)
-                out[l * columns + c] = float(reduce == HeadReduce::Min ? acc : acc / n);
+            float mn, mx;
+            double mean;
+            if (p->range(t0, t1, &mn, &mx, &mean))
+                out[l * columns + c] = unit == kMinimum ? mn : float(mean);
         }
     }
     return out;
@@ -651,9 +671,10 @@ size_t TraceData::memoryBytes() const
 size_t TraceData::pyramidBytes() const
 {
     size_t b = 0;
-    for (const auto* v : {&m_dt, &m_decay, &m_norm, &m_decayMean, &m_decayMin, &m_normLayer})
-        for (const SeriesPyramid& p : *v)
-            b += p.memoryBytes();
+    for (const ProbeSeries& s : m_series)
+        for (const auto* v : {&s.perUnit, &s.summary, &s.minimum})
+            for (const SeriesPyramid& p : *v)
+                b += p.memoryBytes();
     return b;
 }
 

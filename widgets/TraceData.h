@@ -1,7 +1,9 @@
 #pragma once
 
 // The data of one trace as the views need it, live or loaded from a file. It knows nothing of
-// widgets (Sonic Visualiser's model/view split): views observe its signals and query it.
+// widgets (Sonic Visualiser's model/view split): views observe its signals and query it. It knows
+// nothing of architectures either: probes are known by their descriptors (probes/Probes.h), and
+// everything else it shows comes from the trace's own header.
 #include "SeriesPyramid.h"
 #include "probes/Probes.h"
 
@@ -18,40 +20,42 @@
 
 namespace statescope {
 
+struct TraceHeader;
+
 struct TraceHeaderInfo {
-    QString label;        // legend text, e.g. "tiny-random fp32 2026-01-02 10:11"
-    QString architecture; // "mamba2"
-    int layers = 0;
-    int heads = 0;
+    QString label;            // legend text, e.g. "tiny-random fp32 2026-01-02 10:11"
+    QString architecture;     // registry name (Architecture::name())
+    QString architectureName; // display name (Architecture::displayName()); the registry name if unknown
+    int layers = 0;           // the [layer, unit] axes of the probes every architecture reports
+    int units = 0;
+    QString unitName;                      // "head", "channel group"
     std::vector<ProbeDesc> probes;         // the order of ChunkProbes::values
     std::optional<qint64> trainingLength;  // tokens
     std::optional<double> forgetThreshold; // tokens (the paper's predicted T_forget)
-};
+    qint64 stateSize = 0;                  // N_S (0: unknown)
+    QString stateSizeDefinition;
+    qint64 vocabSize = 0;     // rows of the output layer (0: unknown)
+    QString inputKind;        // "text", "ids", "prompt"
+    QString inputPath;        // the file the run read, absolute; empty for typed text and prompts
+    QString inputDescription; // one line
+    QString tokenizer;        // identity of the tokenizer, for people
+    QString tokenizerPath;    // the tokenizer.json the run used (it may be gone since)
 
-// What a series query asks for. Per-head quantities use (layer, head); layer aggregates ignore head.
-enum class Quantity {
-    Decay,          // alpha of one head
-    DecayLayerMean, // mean over the layer's heads
-    DecayLayerMin,  // min over the layer's heads
-    StateNorm,      // ||S_h|| of one head
-    StateNormLayer, // sqrt(sum_h ||S_h||^2)
-    Dt,             // Delta of one head
-};
-
-// How layerHeatmap reduces the heads of a layer.
-enum class HeadReduce {
-    Mean, // mean over heads (for StateNorm*: the layer norm sqrt(sum_h ||S_h||^2) instead)
-    Min,  // min over heads (cells show the min over their tokens)
-    Head, // one chosen head
+    // Everything the trace says about itself (schema 2; the reader derives it for schema 1).
+    static TraceHeaderInfo fromTraceHeader(const TraceHeader& header);
 };
 
 class TraceData : public QObject {
     Q_OBJECT
 public:
-    // Total bytes that the per-head pyramids of one trace may take; their cap shrinks (to a power of
-    // two, at least kMinCap) for models with many layers x heads.
+    // Total bytes that the pyramids of one trace may take; their cap shrinks (to a power of two, at
+    // least kMinCap) for models with many layers x units.
     static constexpr qint64 kDefaultPyramidBudget = 256ll << 20;
     static constexpr int kMinCap = 1024;
+    // Besides its own units (0 .. units - 1), a layer of a probe has two aggregate series, asked for
+    // as these units: the probe's ProbeSummary over the units, and their minimum.
+    static constexpr int kSummary = -1;
+    static constexpr int kMinimum = -2;
 
     explicit TraceData(QObject* parent = nullptr);
     ~TraceData() override;
@@ -65,13 +69,13 @@ public:
     // Appends the next tokens (chunk.start must equal tokens(); a gap or overlap is refused with a
     // qWarning and ignored). Emits appended(tokens()).
     void append(const ChunkProbes& chunk);
-    // Reads a saved trace in blocks of tokens (a 1M-token trace never has all its probes in memory).
-    // On failure returns false with a one-line message in *error and leaves the data reset to empty.
-    // progress, if set, is called after each block; returning false cancels (an error "cancelled").
+    // Reads a saved trace in blocks of tokens (a 1M-token trace never has all its probes in memory),
+    // and the text it read if that file is still there. On failure returns false with a one-line
+    // message in *error and leaves the data reset to empty. progress, if set, is called after each
+    // block; returning false cancels (an error "cancelled").
     bool loadFile(const QString& path, QString* error,
                   const std::function<bool(qint64 done, qint64 total)>& progress = {});
-    // Reads the header of a trace file into a TraceHeaderInfo (layers/heads from the probes' shape,
-    // training length and T_forget from the recorded model config). Throws statescope::Error.
+    // Reads the header of a trace file (labelled with the file's name). Throws statescope::Error.
     static TraceHeaderInfo headerFromFile(const QString& path);
 
     const TraceHeaderInfo& header() const { return m_header; }
@@ -85,11 +89,22 @@ public:
 
     qint64 tokens() const { return m_tokens; }
     int layers() const { return m_header.layers; }
-    int heads() const { return m_header.heads; }
-    bool hasQuantity(Quantity q) const;
+    int units() const { return m_header.units; }
+    QString unitName() const { return m_header.unitName; }
     const QVector<qint32>& ids() const { return m_ids; }
     const QVector<qint64>& offsets() const { return m_offsets; } // 2 per token, or empty
     const QVector<float>& nllValues() const { return m_nll; }    // full resolution
+
+    // Probes, indexed like header().probes. Those shaped [layer, unit] are kept as series (per unit,
+    // plus the two aggregates per layer); the others are known by their descriptor only.
+    int probeCount() const { return int(m_header.probes.size()); }
+    const ProbeDesc* probe(int index) const;
+    int probeIndex(const QString& name) const; // -1 if the trace has no such probe
+    bool hasSeries(int probe) const;
+    bool hasSeries(const QString& name) const { return hasSeries(probeIndex(name)); }
+    QVector<int> seriesProbes() const; // in header order
+    int probeLayers(int probe) const;  // 0 for probes without series
+    int probeUnits(int probe) const;
 
     // The input text (UTF-8) that offsets index into, for the token strip.
     void setText(const QByteArray& utf8);
@@ -114,28 +129,35 @@ public:
     QVector<QPointF> bucketedPerplexity(int bucketSize, qint64 begin, qint64 end) const;
     double bucketedPerplexityAt(qint64 token, int bucketSize) const;
 
-    // Series of a probe quantity; empty if the trace lacks it or layer/head is out of range.
-    Envelope series(Quantity q, int layer, int head, qint64 begin, qint64 end, int columns) const;
-    Envelope seriesEdges(Quantity q, int layer, int head, const QVector<qint64>& edges) const;
+    // The series of one unit of a layer of a probe, or (unit kSummary / kMinimum) of an aggregate
+    // of the layer's units; empty if the probe has no series or layer/unit is out of range.
+    Envelope series(int probe, int layer, int unit, qint64 begin, qint64 end, int columns) const;
+    Envelope series(const QString& probe, int layer, int unit, qint64 begin, qint64 end, int columns) const
+    {
+        return series(probeIndex(probe), layer, unit, begin, end, columns);
+    }
+    Envelope seriesEdges(int probe, int layer, int unit, const QVector<qint64>& edges) const;
     // The value at token (the bucket's mean when the series is decimated there); NaN if unknown.
-    float valueAt(Quantity q, int layer, int head, qint64 token) const;
-    // Tokens per stored bucket of the per-head series (1 until the pyramids first merge).
+    float valueAt(int probe, int layer, int unit, qint64 token) const;
+    float valueAt(const QString& probe, int layer, int unit, qint64 token) const
+    {
+        return valueAt(probeIndex(probe), layer, unit, token);
+    }
+    // Tokens per stored bucket of the series (1 until the pyramids first merge).
     qint64 seriesResolution() const;
 
-    // layers() x columns values, row-major by layer: cell (l, c) aggregates tokens of column c.
-    // q picks the probe (Decay*, StateNorm*, Dt; the reduce decides which aggregate); head is used
-    // for HeadReduce::Head. Columns past the data are NaN.
-    QVector<float> layerHeatmap(Quantity q, HeadReduce reduce, qint64 begin, qint64 end, int columns,
-                                int head = 0) const;
-    QVector<float> layerHeatmapEdges(Quantity q, HeadReduce reduce, const QVector<qint64>& edges,
-                                     int head = 0) const;
+    // probeLayers(probe) x columns values, row-major by layer: cell (l, c) aggregates the tokens of
+    // column c: the mean of that unit, the mean of the layer's summary (kSummary), or the min over
+    // the units and tokens (kMinimum). Columns past the data are NaN.
+    QVector<float> layerHeatmap(int probe, int unit, qint64 begin, qint64 end, int columns) const;
+    QVector<float> layerHeatmapEdges(int probe, int unit, const QVector<qint64>& edges) const;
 
     // Bytes held (pyramids, NLL, ids, offsets, prefix sums; text excluded).
     size_t memoryBytes() const;
     // Bytes held by the pyramids alone: bounded by pyramidCap() whatever the length.
     size_t pyramidBytes() const;
-    // The pyramid behind a quantity (nullptr if none), for tests and diagnostics.
-    const SeriesPyramid* pyramid(Quantity q, int layer, int head) const;
+    // The pyramid behind a series (nullptr if none), for tests and diagnostics.
+    const SeriesPyramid* pyramid(int probe, int layer, int unit) const;
     // The cap used for every pyramid of this trace (set from the budget at reset()).
     int pyramidCap() const { return m_cap; }
     void setPyramidBudget(qint64 bytes) { m_budget = bytes; } // takes effect at the next reset()
@@ -148,6 +170,14 @@ signals:
     void labelChanged();
 
 private:
+    // The series of one probe shaped [layer, unit].
+    struct ProbeSeries {
+        int layers = 0, units = 0;
+        std::vector<SeriesPyramid> perUnit; // layers * units, layer-major
+        std::vector<SeriesPyramid> summary; // layers
+        std::vector<SeriesPyramid> minimum; // layers
+    };
+
     void appendBlock(const ChunkProbes& chunk);
     QVector<qint64> uniformEdges(qint64 begin, qint64 end, int columns) const;
 
@@ -164,12 +194,12 @@ private:
     QVector<qint32> m_nllPrefixCount;
     QByteArray m_text;
     std::function<QString(qint32)> m_decoder;
-    // Indexed by probe: -1 if the trace lacks it.
-    int m_dtProbe = -1, m_decayProbe = -1, m_normProbe = -1;
-    // layers * heads each.
-    std::vector<SeriesPyramid> m_dt, m_decay, m_norm;
-    // layers each.
-    std::vector<SeriesPyramid> m_decayMean, m_decayMin, m_normLayer;
+    std::vector<ProbeSeries> m_series; // indexed like m_header.probes; empty for probes without series
 };
+
+// "mean over heads", "geometric mean over channel groups", ...: what a ProbeSummary does to a layer.
+QString summaryText(ProbeSummary summary, const QString& unitName);
+// "heads" for "head": unit names are English nouns.
+QString pluralUnitName(const QString& unitName);
 
 } // namespace statescope

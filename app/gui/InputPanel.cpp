@@ -44,7 +44,8 @@ InputPanel::InputPanel(QWidget* parent)
     m_generator->addItem(tr("Newlines × N"), int(Generator::Newlines));
     m_generator->addItem(tr("Capital-cities sentence × N"), int(Generator::Capitals));
     m_generator->addItem(tr("Passkey haystack (tokens)"), int(Generator::Passkey));
-    m_generator->setToolTip(tr("The synthetic inputs of the Stuffed Mamba experiments"));
+    m_generator->setToolTip(
+        tr("The synthetic inputs of the state-collapse experiments of Chen et al. (2025)"));
     m_count->setRange(1, 10'000'000);
     m_count->setValue(4096);
     m_count->setGroupSeparatorShown(true);
@@ -95,8 +96,12 @@ InputPanel::InputPanel(QWidget* parent)
     m_countTimer->setInterval(300);
     connect(m_countTimer, &QTimer::timeout, this, &InputPanel::startCount);
     connect(m_editor, &QPlainTextEdit::textChanged, this, [this] {
-        if (!m_settingText)
+        if (!m_settingText) {
+            // Edited: the run reads the editor's text, not the file or generator it came from.
             m_description = tr("typed text");
+            m_sourcePath.clear();
+            m_promptSpec.clear();
+        }
         scheduleCount();
     });
     updateGeneratorControls();
@@ -135,7 +140,35 @@ void InputPanel::setText(const QString& text, const QString& description)
     }
     m_settingText = false;
     m_description = description;
+    m_sourcePath.clear();
+    m_promptSpec.clear();
     scheduleCount(); // also when the preview did not change
+}
+
+InputRequest InputPanel::request() const
+{
+    InputRequest r;
+    if (!m_sourcePath.isEmpty()) {
+        r.textFile = m_sourcePath.toStdString();
+    } else if (!m_promptSpec.isEmpty()) {
+        r.prompt = m_promptSpec.toStdString();
+    } else {
+        r.text = text().toStdString();
+        r.textLabel = m_description.toStdString();
+    }
+    return r;
+}
+
+bool InputPanel::setPrompt(const QString& spec, QString* error)
+{
+    try {
+        setText(QString::fromStdString(promptFromSpec(spec.toStdString())), tr("prompt: %1").arg(spec));
+    } catch (const std::exception& e) {
+        *error = QString::fromUtf8(e.what());
+        return false;
+    }
+    m_promptSpec = spec;
+    return true;
 }
 
 bool InputPanel::loadFile(const QString& path, QString* error)
@@ -151,6 +184,8 @@ bool InputPanel::loadFile(const QString& path, QString* error)
         return false;
     }
     setText(QString::fromUtf8(bytes), tr("text: %1").arg(path));
+    // The run reads the file itself, so that its trace records where the text is.
+    m_sourcePath = QFileInfo(path).absoluteFilePath();
     return true;
 }
 
@@ -160,10 +195,12 @@ bool InputPanel::generate(Generator kind, qint64 count, double depth, quint64 se
         switch (kind) {
         case Generator::Newlines:
             setText(QString::fromStdString(newlinesPrompt(count)), tr("newlines × %1").arg(count));
+            m_promptSpec = QStringLiteral("newlines:%1").arg(count);
             return true;
         case Generator::Capitals:
             setText(QString::fromStdString(capitalsPrompt(count)),
                     tr("capital-cities sentence × %1").arg(count));
+            m_promptSpec = QStringLiteral("capitals:%1").arg(count);
             return true;
         case Generator::Passkey: {
             // The haystack grows by the same number of tokens per block, so two sizes give the
@@ -186,6 +223,8 @@ bool InputPanel::generate(Generator kind, qint64 count, double depth, quint64 se
                         .arg(seed)
                         .arg(QString::fromStdString(p.passkey))
                         .arg(p.needleBlock));
+            // 15 digits give back the spin box's two-decimal depth exactly.
+            m_promptSpec = QStringLiteral("passkey:%1:%2:%3").arg(blocks).arg(depth, 0, 'g', 15).arg(seed);
             return true;
         }
         }

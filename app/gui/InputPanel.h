@@ -1,5 +1,7 @@
 #pragma once
 
+#include "runtime/Input.h"
+
 #include <QWidget>
 
 #include <atomic>
@@ -30,8 +32,14 @@ public:
 
     QString text() const;
     bool isPreview() const { return !m_fullText.isNull(); }
-    QString description() const { return m_description; } // recorded in the trace
+    QString description() const { return m_description; } // for people: the file, generator or "typed text"
+    // Typed text, labelled with description.
     void setText(const QString& text, const QString& description);
+    // The input as the engine's prepareInput() reads it: the file the text came from, or the
+    // generator that made it, while the editor holds it unchanged; else the editor's text.
+    InputRequest request() const;
+    // Fills the editor from a generator spec ("newlines:N", "capitals:N", "passkey:B:D:S").
+    bool setPrompt(const QString& spec, QString* error);
     // Reads a UTF-8 text file; false with *error set if it cannot.
     bool loadFile(const QString& path, QString* error);
     // Fills the editor from a generator; for Passkey `count` is the length in tokens.
@@ -63,7 +71,9 @@ private:
     QLabel* m_previewLabel;
     QTimer* m_countTimer;
     QString m_description;
-    QString m_fullText; // null unless the editor shows a preview
+    QString m_fullText;   // null unless the editor shows a preview
+    QString m_sourcePath; // the file the text was read from, absolute; empty once edited
+    QString m_promptSpec; // the generator spec the text was made from; empty once edited
     QString m_tokenizerPath;
     qint64 m_tokenCount = -1;
     bool m_settingText = false;

@@ -3,19 +3,20 @@
 #include "runtime/CudaInfo.h"
 
 #include "ExportDialog.h"
-#include "GateView.h"
 #include "InputPanel.h"
 #include "LossView.h"
 #include "ModelPanel.h"
-#include "NormView.h"
 #include "PlotExporter.h"
 #include "PlotGroup.h"
+#include "ProbeView.h"
 #include "Resources.h"
 #include "RunsPanel.h"
 #include "TokenStrip.h"
 #include "TraceData.h"
 #include "tokenizers/BpeTokenizer.h"
 #include "trace/TraceFile.h"
+#include "util/Resources.h"
+#include "util/Utf8.h"
 
 #include <QAction>
 #include <QApplication>
@@ -36,7 +37,6 @@
 #include <QMimeData>
 #include <QProgressBar>
 #include <QProgressDialog>
-#include <QRegularExpression>
 #include <QSettings>
 #include <QSplitter>
 #include <QStatusBar>
@@ -91,22 +91,20 @@ QString suffixOf(ExportFormat f)
     return {};
 }
 
-// The tokenizer a saved trace was made with, to show its tokens' text without the input: the model
-// folder's own if it is still there, else the built-in GPT-NeoX-20B one for NeoX-sized vocabularies.
-QString tokenizerForTrace(const QString& tracePath)
+// The tokenizer a saved trace was made with, to show its tokens' text without the input: the one its
+// header names while that file is there, else the built-in one for a vocabulary of its size (models
+// pad their output layer to a multiple of up to 128 rows).
+QString tokenizerForTrace(const TraceHeaderInfo& header)
 {
+    if (!header.tokenizerPath.isEmpty() && QFileInfo::exists(header.tokenizerPath))
+        return header.tokenizerPath;
+    if (header.vocabSize <= 0)
+        return {};
     try {
-        const TraceReader reader(tracePath.toStdString());
-        const QString model = QString::fromStdString(reader.header().modelPath);
-        if (!model.isEmpty() && QFileInfo::exists(model + "/tokenizer.json"))
-            return model + "/tokenizer.json";
-        // GPT-NeoX-20B's vocabulary (50277 tokens, padded to 50280 or 50288 by the models using it).
-        static const QRegularExpression vocab("\"vocab_size\"\\s*:\\s*(\\d+)");
-        const QRegularExpressionMatch m =
-            vocab.match(QString::fromStdString(reader.header().modelConfigJson));
-        const int n = m.hasMatch() ? m.captured(1).toInt() : 0;
-        if (n >= 50277 && n <= 50304)
-            return resourcePath("tokenizers/gpt-neox-20b.json");
+        const QString builtIn = QString::fromStdString(builtinTokenizerPath());
+        const qint64 n = cachedTokenizer(builtIn)->vocabSize();
+        if (header.vocabSize >= n && header.vocabSize < n + 128)
+            return builtIn;
     } catch (const std::exception&) {
     }
     return {};
@@ -123,38 +121,24 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     m_settings = options.settingsFile.isEmpty()
                      ? std::make_unique<QSettings>()
                      : std::make_unique<QSettings>(options.settingsFile, QSettings::IniFormat);
-    m_tracesFolder = options.tracesFolder.isEmpty() ? tracesFolder() : options.tracesFolder;
+    // The free function: the member tracesFolder() would return the empty folder being set here.
+    m_tracesFolder = options.tracesFolder.isEmpty() ? statescope::tracesFolder() : options.tracesFolder;
     QDir().mkpath(m_tracesFolder);
 
     // Plots: one token axis shared by all of them.
     m_group = new PlotGroup(this);
     m_loss = new LossView(this);
-    m_gates = new GateView(this);
-    m_norms = new NormView(this);
     m_strip = new TokenStrip(this);
     m_loss->setObjectName("lossView");
-    m_gates->setObjectName("gateView");
-    m_norms->setObjectName("normView");
     m_strip->setObjectName("tokenStrip");
-    for (TraceView* v : views())
-        m_group->addView(v);
+    m_group->addView(m_loss);
     m_strip->setGroup(m_group);
-    // One selected layer across the views and the strip's tooltip.
-    connect(m_gates, &GateView::layerChanged, this, [this](int l) {
-        m_norms->setLayer(l);
-        m_strip->setLayer(l);
-    });
-    connect(m_norms, &NormView::layerChanged, this, [this](int l) {
-        m_gates->setLayer(l);
-        m_strip->setLayer(l);
-    });
     m_splitter = new QSplitter(Qt::Vertical, this);
     m_splitter->setObjectName("plotSplitter");
     m_splitter->setChildrenCollapsible(false);
     m_splitter->addWidget(m_loss);
-    m_splitter->addWidget(m_gates);
-    m_splitter->addWidget(m_norms);
     m_splitter->addWidget(m_strip);
+    setProbeViews(defaultProbeViews());
     m_splitter->setSizes({300, 340, 340, 110});
     setCentralWidget(m_splitter);
 
@@ -179,7 +163,131 @@ MainWindow::~MainWindow() = default;
 
 QList<TraceView*> MainWindow::views() const
 {
-    return {m_loss, m_gates, m_norms};
+    QList<TraceView*> out{m_loss};
+    for (ProbeView* v : m_probeViews)
+        out.push_back(v);
+    return out;
+}
+
+QStringList MainWindow::defaultProbeViews()
+{
+    return {QString::fromLatin1(kDecayProbe), QString::fromLatin1(kStateNormProbe)};
+}
+
+QStringList MainWindow::probeViewNames() const
+{
+    QStringList out;
+    for (ProbeView* v : m_probeViews)
+        out.push_back(m_wantedProbes.value(v, v->probeName()));
+    return out;
+}
+
+ProbeView* MainWindow::probeView(const QString& probe) const
+{
+    for (ProbeView* v : m_probeViews)
+        if (v->probeName() == probe)
+            return v;
+    return nullptr;
+}
+
+ProbeView* MainWindow::addProbeView(const QString& probe)
+{
+    QString name = probe;
+    if (name.isEmpty() && m_trace) {
+        // The first probe no view shows yet.
+        const QStringList shown = probeViewNames();
+        for (int p : m_trace->seriesProbes()) {
+            const QString n = QString::fromStdString(m_trace->probe(p)->name);
+            if (!shown.contains(n)) {
+                name = n;
+                break;
+            }
+        }
+    }
+    auto* v = new ProbeView(name, this);
+    v->setObjectName(QStringLiteral("probeView%1").arg(m_probeViews.size()));
+    m_probeViews.push_back(v);
+    m_wantedProbes.insert(v, name);
+    // The views the window starts with stay; the ones added can go.
+    v->setClosable(m_probeViews.size() > defaultProbeViews().size());
+    m_splitter->insertWidget(m_splitter->indexOf(m_strip), v);
+    m_group->addView(v);
+    v->setDarkTheme(m_dark);
+    v->setTrace(m_trace);
+    v->setOverlay(m_overlay);
+    if (!m_probeViews.isEmpty() && m_probeViews.front() != v)
+        v->setLayer(m_probeViews.front()->layer());
+    // One selected layer across the views and the strip's tooltip.
+    connect(v, &ProbeView::layerChanged, this, [this, v](int l) {
+        for (ProbeView* other : m_probeViews)
+            if (other != v)
+                other->setLayer(l);
+        m_strip->setLayer(l);
+    });
+    connect(v, &ProbeView::probePicked, this, [this, v](const QString& n) { m_wantedProbes.insert(v, n); });
+    connect(v, &ProbeView::closeRequested, this, [this, v] {
+        // After the click that asked for it has returned.
+        QTimer::singleShot(0, this, [this, v] { removeProbeView(v); });
+    });
+    return v;
+}
+
+void MainWindow::removeProbeView(ProbeView* view)
+{
+    if (!m_probeViews.removeOne(view))
+        return;
+    m_wantedProbes.remove(view);
+    m_group->removePlot(view->plot());
+    delete view;
+}
+
+void MainWindow::setProbeViews(const QStringList& probes)
+{
+    while (m_probeViews.size() > probes.size())
+        removeProbeView(m_probeViews.back());
+    for (int i = 0; i < probes.size(); ++i) {
+        if (i < m_probeViews.size()) {
+            m_wantedProbes.insert(m_probeViews[i], probes[i]);
+            m_probeViews[i]->setProbe(probes[i]);
+        } else {
+            addProbeView(probes[i]);
+        }
+    }
+    assignProbes();
+}
+
+void MainWindow::assignProbes()
+{
+    // Each view shows the probe it was given (or the user picked) when the trace has it; the others
+    // show probes of this trace that no view asks for, so that a trace of another architecture still
+    // fills the views.
+    TraceData* t = m_trace;
+    if (!t)
+        return;
+    const QStringList wanted = probeViewNames();
+    QStringList taken;
+    QList<ProbeView*> rest;
+    for (ProbeView* v : m_probeViews) {
+        const QString w = m_wantedProbes.value(v);
+        if (t->hasSeries(w) && !taken.contains(w)) {
+            v->setProbe(w);
+            taken.push_back(w);
+        } else {
+            rest.push_back(v);
+        }
+    }
+    for (ProbeView* v : rest) {
+        QString pick = m_wantedProbes.value(v);
+        for (int p : t->seriesProbes()) {
+            const QString n = QString::fromStdString(t->probe(p)->name);
+            if (!taken.contains(n) && !wanted.contains(n)) {
+                pick = n;
+                break;
+            }
+        }
+        v->setProbe(pick);
+        taken.push_back(pick);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -228,6 +336,8 @@ void MainWindow::buildActions()
         if (on)
             m_group->showAll();
     });
+    m_addProbeView = make(tr("Add a &probe view"), QKeySequence(), [this] { addProbeView(); });
+    m_addProbeView->setToolTip(tr("Another plot of a probe, e.g. one no view shows yet"));
     m_darkAction = new QAction(tr("&Dark theme"), this);
     m_darkAction->setCheckable(true);
     connect(m_darkAction, &QAction::toggled, this, &MainWindow::setDarkTheme);
@@ -254,6 +364,8 @@ void MainWindow::buildMenus()
     view->addAction(m_logX);
     view->addAction(m_showAll);
     view->addAction(m_follow);
+    view->addSeparator();
+    view->addAction(m_addProbeView);
     view->addSeparator();
     view->addAction(m_darkAction);
     view->addSeparator();
@@ -289,8 +401,12 @@ void MainWindow::buildDocks()
     connect(m_modelPanel, &ModelPanel::trainingLengthChanged, this, &MainWindow::onTrainingLengthChanged);
     connect(m_runsPanel, &RunsPanel::openRequested, this, [this](const QString& p) { openTrace(p); });
     connect(m_runsPanel, &RunsPanel::overlayRequested, this, [this](const QString& p) { overlayTrace(p); });
-    // Until a model is chosen the count uses the built-in tokenizer.
-    m_inputPanel->setTokenizer(resourcePath("tokenizers/gpt-neox-20b.json"));
+    // Until a model is chosen the count uses the tokenizer the engine gives a model without one.
+    try {
+        m_inputPanel->setTokenizer(QString::fromStdString(chooseTokenizerPath("", std::nullopt)));
+    } catch (const std::exception&) {
+        // No built-in tokenizer: no count until a model brings one.
+    }
 
     auto dock = [this](const QString& title, const QString& name, QWidget* w, Qt::DockWidgetArea area) {
         auto* d = new QDockWidget(title, this);
@@ -336,7 +452,6 @@ void MainWindow::restoreSettings()
     if (!restoreGeometry(s.value("window/geometry").toByteArray()))
         resize(1500, 950);
     restoreState(s.value("window/state").toByteArray());
-    m_splitter->restoreState(s.value("window/plots").toByteArray());
     m_modelPanel->setRecentModels(s.value("model/recent").toStringList());
     m_modelPanel->setDevice(s.value("model/device", "cpu").toString());
     m_modelPanel->setDtype(s.value("model/dtype", "float32").toString());
@@ -350,9 +465,19 @@ void MainWindow::restoreSettings()
     m_loss->setBucketSize(s.value("plots/bucket", 1024).toInt());
     m_loss->setMovingAverageWindow(s.value("plots/window", 256).toInt());
     m_loss->setTokenNllVisible(s.value("plots/tokenNll", true).toBool());
-    m_norms->setLogY(s.value("plots/normLogY", false).toBool());
-    m_gates->setReduce(
-        HeadReduce(std::clamp(s.value("plots/gateReduce", 0).toInt(), 0, int(HeadReduce::Head))));
+    const QStringList probes = s.value("plots/probes").toStringList();
+    if (!probes.isEmpty())
+        setProbeViews(probes);
+    const QVariantList logY = s.value("plots/probeLogY").toList();
+    const QVariantList reduce = s.value("plots/probeReduce").toList();
+    for (int i = 0; i < m_probeViews.size(); ++i) {
+        m_probeViews[i]->setLogY(logY.value(i, false).toBool());
+        m_probeViews[i]->setReduce(
+            ProbeView::Reduce(std::clamp(reduce.value(i, 0).toInt(), 0, int(ProbeView::Reduce::Unit))));
+    }
+    // Sizes for the views as they are now (a saved state for other views would squash them).
+    if (s.value("window/plotCount").toInt() == m_splitter->count())
+        m_splitter->restoreState(s.value("window/plots").toByteArray());
     m_darkAction->setChecked(s.value("view/dark", false).toBool());
     setDarkTheme(m_darkAction->isChecked());
 }
@@ -363,6 +488,7 @@ void MainWindow::saveSettings()
     s.setValue("window/geometry", saveGeometry());
     s.setValue("window/state", saveState());
     s.setValue("window/plots", m_splitter->saveState());
+    s.setValue("window/plotCount", m_splitter->count());
     s.setValue("model/recent", m_modelPanel->recentModels());
     s.setValue("model/last", m_modelPanel->modelDir());
     s.setValue("model/device", m_modelPanel->device());
@@ -372,8 +498,14 @@ void MainWindow::saveSettings()
     s.setValue("plots/bucket", m_loss->bucketSize());
     s.setValue("plots/window", m_loss->movingAverageWindow());
     s.setValue("plots/tokenNll", m_loss->tokenNllVisible());
-    s.setValue("plots/normLogY", m_norms->logY());
-    s.setValue("plots/gateReduce", int(m_gates->reduce()));
+    QVariantList logY, reduce;
+    for (ProbeView* v : m_probeViews) {
+        logY.push_back(v->logY());
+        reduce.push_back(int(v->reduce()));
+    }
+    s.setValue("plots/probes", probeViewNames());
+    s.setValue("plots/probeLogY", logY);
+    s.setValue("plots/probeReduce", reduce);
     s.setValue("view/dark", m_dark);
     s.sync();
 }
@@ -443,15 +575,26 @@ void MainWindow::setInputText(const QString& text, const QString& description)
     m_inputPanel->setText(text, description);
 }
 
+bool MainWindow::setInputPrompt(const QString& spec)
+{
+    QString error;
+    if (!m_inputPanel->setPrompt(spec, &error)) {
+        showError(error);
+        return false;
+    }
+    return true;
+}
+
 bool MainWindow::loadDemo()
 {
     // tiny-collapse, trained on 256-byte windows, reading 100 KB of Bible text it never saw: its loss
     // leaves the training-length marker behind within a few thousand bytes (docs/built-in-models.md).
-    const QString model = resourcePath("models/tiny-collapse");
-    const QString textPath = resourcePath("texts/kjv-heldout.txt");
-    if (model.isEmpty() || textPath.isEmpty()) {
-        showError(tr("The built-in demo model or text is missing (looked in $STATESCOPE_RESOURCES, "
-                     "../share/statescope and the source tree)."));
+    QString model, textPath;
+    try {
+        model = QString::fromStdString(findResource("models/tiny-collapse"));
+        textPath = QString::fromStdString(findResource("texts/kjv-heldout.txt"));
+    } catch (const std::exception& e) {
+        showError(QString::fromUtf8(e.what())); // names the resource and where it looked
         return false;
     }
     if (!openModel(model))
@@ -543,13 +686,14 @@ bool MainWindow::loadTraceFile(const QString& path, TraceData* into)
         showError(error.isEmpty() ? tr("%1: cannot read the trace").arg(path) : error);
         return false;
     }
-    const QString tokenizer = tokenizerForTrace(path);
+    const QString tokenizer = tokenizerForTrace(into->header());
     if (!tokenizer.isEmpty()) {
         try {
             std::shared_ptr<const BpeTokenizer> tok = cachedTokenizer(tokenizer);
             into->setTokenDecoder([tok](qint32 id) {
                 try {
-                    return QString::fromUtf8(QByteArray::fromStdString(tok->tokenBytes(id)));
+                    // A byte-level token may hold part of a character.
+                    return QString::fromStdString(repairUtf8(tok->tokenBytes(id)));
                 } catch (const std::exception&) {
                     return QString("#%1").arg(id);
                 }
@@ -588,9 +732,16 @@ bool MainWindow::overlayTrace(const QString& path)
         delete data;
         return false;
     }
-    if (m_trace && m_trace->layers() > 0 &&
-        (data->layers() != m_trace->layers() || data->heads() != m_trace->heads()))
-        data->setLabel(data->label() + tr(" (%1×%2)").arg(data->layers()).arg(data->heads()));
+    // Name what differs from the trace it lies on: another architecture, or another shape.
+    if (m_trace && m_trace->layers() > 0) {
+        const TraceHeaderInfo& a = m_trace->header();
+        const TraceHeaderInfo& b = data->header();
+        const QString shape = tr("%1×%2 %3").arg(b.layers).arg(b.units).arg(pluralUnitName(b.unitName));
+        if (a.architecture != b.architecture)
+            data->setLabel(tr("%1 (%2, %3)").arg(data->label(), b.architectureName, shape));
+        else if (a.layers != b.layers || a.units != b.units)
+            data->setLabel(tr("%1 (%2)").arg(data->label(), shape));
+    }
     clearOverlay();
     m_overlay = data;
     for (TraceView* v : views())
@@ -613,6 +764,7 @@ void MainWindow::installTrace(TraceData* trace)
 {
     TraceData* old = m_trace;
     m_trace = trace;
+    assignProbes();
     m_group->setTrace(trace);
     for (TraceView* v : views())
         v->setTrace(trace);
@@ -632,8 +784,7 @@ bool MainWindow::startRun()
         showError(tr("Choose a model first (Model panel, Ctrl+O, or drop a model folder on the window)."));
         return false;
     }
-    const QString text = m_inputPanel->text();
-    if (text.isEmpty()) {
+    if (m_inputPanel->text().isEmpty()) {
         showError(tr("The input is empty: type a text, open a .txt file or use a generator."));
         return false;
     }
@@ -641,11 +792,9 @@ bool MainWindow::startRun()
     r.modelDir = m_modelPanel->modelDir();
     r.modelName = m_modelPanel->modelName();
     r.options = m_modelPanel->runOptions();
-    r.text = text;
-    r.tokenizerPath = m_modelPanel->tokenizerPath();
-    r.inputDescription = m_inputPanel->description();
+    r.input = m_inputPanel->request(); // the engine picks the tokenizer, as the Model panel shows
+    r.trainingLength = m_modelPanel->trainingLength();
     r.traceFolder = m_tracesFolder;
-    m_runText = text;
     m_chunks = 0;
     m_runTokens = 0;
     m_peakTraceBytes = 0;
@@ -671,24 +820,16 @@ void MainWindow::cancelRun()
 
 void MainWindow::onRunStarted(const RunStart& start)
 {
-    TraceHeaderInfo h;
-    const QString name = m_modelPanel->modelName();
+    // The header the trace on disk has: the live view and the saved trace show the same.
+    TraceHeaderInfo h = TraceHeaderInfo::fromTraceHeader(start.header);
     h.label = QString("%1 %2 %3")
-                  .arg(name, QString::fromStdString(start.info.dtype),
+                  .arg(m_modelPanel->modelName(), QString::fromStdString(start.info.dtype),
                        QDateTime::currentDateTime().toString("yyyy-MM-dd HH:mm"));
-    h.architecture = QString::fromStdString(start.info.architecture);
-    h.layers = int(start.info.layers);
-    h.heads = int(start.info.heads);
-    h.probes = start.probes;
-    if (m_modelPanel->trainingLength() > 0)
-        h.trainingLength = m_modelPanel->trainingLength();
-    if (start.info.forgetThreshold > 0)
-        h.forgetThreshold = start.info.forgetThreshold;
 
     // A run always starts from an empty live model; a trace opened from a file is replaced.
     auto* data = new TraceData(this);
     data->reset(h);
-    data->setText(m_runText.toUtf8());
+    data->setText(start.text);
     data->setFilePath(start.tracePath);
     installTrace(data);
     m_group->setFollow(m_follow->isChecked());
@@ -851,7 +992,7 @@ bool MainWindow::exportViews(const QString& folder, const QString& baseName,
         showError(tr("%1: cannot create the folder").arg(folder));
         return false;
     }
-    const QStringList names{"loss", "gates", "norms"};
+    const QStringList names = viewNames();
     const QList<TraceView*> vs = views();
     for (int i = 0; i < vs.size(); ++i)
         for (ExportFormat f : formats) {
@@ -865,6 +1006,19 @@ bool MainWindow::exportViews(const QString& folder, const QString& baseName,
                 written->append(path);
         }
     return true;
+}
+
+QStringList MainWindow::viewNames() const
+{
+    QStringList names{"loss"};
+    for (ProbeView* v : m_probeViews) {
+        const QString base = v->probeName().isEmpty() ? QStringLiteral("probe") : v->probeName();
+        QString name = base;
+        for (int i = 2; names.contains(name); ++i)
+            name = QStringLiteral("%1-%2").arg(base).arg(i);
+        names.push_back(name);
+    }
+    return names;
 }
 
 void MainWindow::showExportDialog()

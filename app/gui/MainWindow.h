@@ -3,6 +3,7 @@
 #include "PlotExporter.h"
 #include "RunController.h"
 
+#include <QHash>
 #include <QMainWindow>
 #include <QPointer>
 #include <QStringList>
@@ -19,12 +20,11 @@ class QTimer;
 
 namespace statescope {
 
-class GateView;
 class InputPanel;
 class LossView;
 class ModelPanel;
-class NormView;
 class PlotGroup;
+class ProbeView;
 class RunsPanel;
 class TokenStrip;
 class TraceData;
@@ -48,6 +48,8 @@ public:
     bool openModel(const QString& dir);
     bool openText(const QString& path);
     void setInputText(const QString& text, const QString& description);
+    // The input from a generator spec: "newlines:N", "capitals:N", "passkey:BLOCKS[:DEPTH[:SEED]]".
+    bool setInputPrompt(const QString& spec);
     bool openTrace(const QString& path);
     bool overlayTrace(const QString& path);
     void clearOverlay();
@@ -59,7 +61,7 @@ public:
     void pauseOrResume();
     void cancelRun();
 
-    // Writes <folder>/<baseName>-<loss|gates|norms>.<suffix> for each view and format; the paths in
+    // Writes <folder>/<baseName>-<view>.<suffix> for each view (viewNames()) and format; the paths in
     // *written. false (after showing the error) at the first failure.
     bool exportViews(const QString& folder, const QString& baseName, const QList<ExportFormat>& formats,
                      const ExportStyle& style, QStringList* written = nullptr);
@@ -82,8 +84,21 @@ public:
     TraceData* overlay() const { return m_overlay; }
     PlotGroup* plotGroup() const { return m_group; }
     LossView* lossView() const { return m_loss; }
-    GateView* gateView() const { return m_gates; }
-    NormView* normView() const { return m_norms; }
+    // The views of probes, top to bottom; by default one for decay and one for state_norm.
+    const QList<ProbeView*>& probeViews() const { return m_probeViews; }
+    // The view showing that probe, or nullptr.
+    ProbeView* probeView(const QString& probe) const;
+    // A view for probe, or (empty) for the first probe of the trace that no view shows.
+    ProbeView* addProbeView(const QString& probe = QString());
+    void removeProbeView(ProbeView* view);
+    // As many probe views as probes, each asking for its probe (a trace without it gets one of its
+    // own probes that no view asks for).
+    void setProbeViews(const QStringList& probes);
+    // The probes the views ask for, in order.
+    QStringList probeViewNames() const;
+    static QStringList defaultProbeViews();
+    // Names of views() in exported files: "loss", then each probe view's probe.
+    QStringList viewNames() const;
     TokenStrip* tokenStrip() const { return m_strip; }
     ModelPanel* modelPanel() const { return m_modelPanel; }
     InputPanel* inputPanel() const { return m_inputPanel; }
@@ -92,8 +107,8 @@ public:
     QString tracesFolder() const { return m_tracesFolder; }
     // Plot refreshes per second during the last (or current) run, chunks received, and memory.
     QString statsSummary() const;
-    // Figures for a paper or the docs, without the dialog: each view (loss, gates, norms) in the paper
-    // style, as <prefix>-<view>.png and .svg, over the whole trace. false after showing the error.
+    // Figures for a paper or the docs, without the dialog: each view in the paper style, as
+    // <prefix>-<view>.png and .svg (viewNames()), over the whole trace. false after showing the error.
     bool exportFigures(const QString& prefix);
 
 signals:
@@ -113,6 +128,7 @@ private:
     void buildStatusBar();
     void restoreSettings();
     void installTrace(TraceData* trace);
+    void assignProbes();
     bool loadTraceFile(const QString& path, TraceData* into);
     void updateActions();
     void updateMemory();
@@ -136,8 +152,8 @@ private:
     TraceData* m_overlay = nullptr;
     PlotGroup* m_group = nullptr;
     LossView* m_loss = nullptr;
-    GateView* m_gates = nullptr;
-    NormView* m_norms = nullptr;
+    QList<ProbeView*> m_probeViews;
+    QHash<ProbeView*, QString> m_wantedProbes; // what each view asks for (it shows another if absent)
     TokenStrip* m_strip = nullptr;
     QSplitter* m_splitter = nullptr;
     ModelPanel* m_modelPanel = nullptr;
@@ -157,6 +173,7 @@ private:
     QAction* m_logX = nullptr;
     QAction* m_showAll = nullptr;
     QAction* m_follow = nullptr;
+    QAction* m_addProbeView = nullptr;
     QAction* m_darkAction = nullptr;
     QAction* m_about = nullptr;
 
@@ -169,7 +186,6 @@ private:
     bool m_dark = false;
     bool m_recordErrors = false;
     QStringList m_errors;
-    QString m_runText; // the input of the run in progress, for the token strip
 
     // Statistics of the last run.
     qint64 m_runStartMs = 0;

@@ -1,7 +1,8 @@
 #include "ModelPanel.h"
 
 #include "Resources.h"
-#include "models/ModelConfig.h"
+#include "TraceData.h"
+#include "runtime/Input.h"
 
 #include <QComboBox>
 #include <QDir>
@@ -38,8 +39,9 @@ ModelPanel::ModelPanel(QWidget* parent)
     for (QLabel* l : {m_architecture, m_parameters, m_stateSize, m_forget, m_tokenizer})
         l->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_tokenizer->setWordWrap(true);
-    m_stateSize->setToolTip(tr("N_S: SSM state plus conv state elements over all layers"));
-    m_forget->setToolTip(tr("Stuffed Mamba's fit: T_forget[K] = 5.172 · N_S[M] − 4.469"));
+    m_stateSize->setWordWrap(true);
+    m_stateSize->setTextFormat(Qt::RichText);
+    m_forget->setToolTip(tr("The fit of Chen et al. (2025): T_forget[K] = 5.172 · N_S[M] − 4.469"));
     m_trainingLength->setRange(0, 100'000'000);
     m_trainingLength->setSpecialValueText(tr("not set"));
     m_trainingLength->setGroupSeparatorShown(true);
@@ -157,24 +159,41 @@ bool ModelPanel::setModel(const QString& dir, QString* error)
         return false;
     }
     m_modelDir = QFileInfo(dir).absoluteFilePath();
-    const int64_t ns = folder.mamba2.stateSize();
-    m_forgetThreshold = statescope::predictedForgetThreshold(ns);
+    const ModelShape& shape = folder.shape;
+    const std::optional<double> forget = statescope::predictedForgetThreshold(shape.stateSize);
+    m_forgetThreshold = forget.value_or(0.0);
+    const QString unitName = QString::fromStdString(shape.unitName);
     m_architecture->setText(
-        QString::fromStdString(folder.architecture) + " (" + QString::fromStdString(folder.layout) +
-        tr(", %1 layers, %2 heads)").arg(folder.mamba2.nLayer).arg(folder.mamba2.nHeads()));
+        tr("%1 (%2, %3 layers, %4 %5)")
+            .arg(QString::fromStdString(shape.displayName), QString::fromStdString(shape.layout))
+            .arg(shape.layers)
+            .arg(shape.units)
+            .arg(shape.units == 1 ? unitName : pluralUnitName(unitName)));
+    m_architecture->setToolTip(QString::fromStdString(shape.architecture));
     m_parameters->setText(tr("shown once loaded"));
-    m_stateSize->setText(QLocale().toString(static_cast<qint64>(ns)) + " (" + formatCount(ns) + ")");
-    m_forget->setText(m_forgetThreshold > 0
-                          ? tr("%1 tokens").arg(QLocale().toString(qRound64(m_forgetThreshold)))
-                          : tr("≤ 0 (the fit does not apply to so small a state)"));
-    if (folder.tokenizerPath) {
-        m_tokenizerPath = QString::fromStdString(*folder.tokenizerPath);
-        m_tokenizer->setText(QFileInfo(m_tokenizerPath).fileName() + tr(" (the model's)"));
-    } else {
-        m_tokenizerPath = resourcePath("tokenizers/gpt-neox-20b.json");
-        m_tokenizer->setText(tr("GPT-NeoX-20B (built in)"));
+    // How N_S is counted differs between architectures: the registry says, under the number.
+    const QString definition = QString::fromStdString(shape.stateSizeDefinition);
+    m_stateSize->setText(
+        QStringLiteral("%1 (%2)").arg(QLocale().toString(static_cast<qint64>(shape.stateSize)),
+                                      formatCount(shape.stateSize)) +
+        (definition.isEmpty() ? QString()
+                              : QStringLiteral("<br><small>%1</small>").arg(definition.toHtmlEscaped())));
+    m_stateSize->setToolTip(tr("N_S: %1").arg(definition));
+    m_forget->setText(forget ? tr("%1 tokens").arg(QLocale().toString(qRound64(*forget)))
+                             : tr("none (the fit does not apply to so small a state)"));
+    // The engine's tokenizer policy: the model's own, else the built-in one.
+    try {
+        m_tokenizerPath = QString::fromStdString(chooseTokenizerPath("", folder.tokenizerPath));
+    } catch (const std::exception& e) {
+        m_tokenizerPath.clear();
+        m_tokenizer->setText(tr("none found"));
+        m_tokenizer->setToolTip(QString::fromUtf8(e.what()));
     }
-    m_tokenizer->setToolTip(m_tokenizerPath);
+    if (!m_tokenizerPath.isEmpty()) {
+        m_tokenizer->setText(QFileInfo(m_tokenizerPath).fileName() +
+                             (folder.tokenizerPath ? tr(" (the model's)") : tr(" (built in)")));
+        m_tokenizer->setToolTip(m_tokenizerPath);
+    }
     m_trainingLength->setValue(folder.trainingLength ? static_cast<int>(*folder.trainingLength) : 0);
 
     m_recent.removeAll(m_modelDir);
@@ -184,6 +203,16 @@ bool ModelPanel::setModel(const QString& dir, QString* error)
     refreshModelList();
     emit modelChanged(m_modelDir);
     return true;
+}
+
+QString ModelPanel::shapeText() const
+{
+    return m_architecture->text();
+}
+
+QString ModelPanel::stateSizeText() const
+{
+    return m_stateSize->text();
 }
 
 void ModelPanel::setLoadedInfo(const ModelInfo& info)

@@ -27,7 +27,7 @@ public:
     bool setModel(const QString& dir, QString* error);
     QString modelDir() const { return m_modelDir; }
     QString modelName() const;
-    QString tokenizerPath() const; // the model's own, or the built-in GPT-NeoX-20B one
+    QString tokenizerPath() const; // as the engine chooses it: the model's own, or the built-in one
 
     RunOptions runOptions() const;
     QString device() const;
@@ -37,8 +37,12 @@ public:
     // Tokens per engine call; 0 = adapt so that each chunk takes about 50 ms (plots move smoothly).
     void setChunkSize(int tokens);
     int chunkSize() const;
-    qint64 trainingLength() const; // 0 = not set
-    double predictedForgetThreshold() const { return m_forgetThreshold; }
+    qint64 trainingLength() const;                                        // 0 = not set
+    double predictedForgetThreshold() const { return m_forgetThreshold; } // 0 = none
+
+    // What the panel shows of the model's shape (architecture, layout, layers, units) and state size.
+    QString shapeText() const;
+    QString stateSizeText() const;
 
     // Fills in what only the loaded model knows.
     void setLoadedInfo(const ModelInfo& info);

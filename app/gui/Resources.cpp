@@ -1,14 +1,17 @@
 #include "Resources.h"
 
+#include "models/Architecture.h"
 #include "tokenizers/BpeTokenizer.h"
+#include "util/Resources.h"
 
-#include <QCoreApplication>
 #include <QDateTime>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
 #include <QRegularExpression>
 #include <QStandardPaths>
+
+#include <nlohmann/json.hpp>
 
 #include <map>
 #include <mutex>
@@ -17,24 +20,28 @@ namespace statescope {
 
 QString resourcePath(const QString& relative)
 {
-    QStringList roots;
-    const QString env = qEnvironmentVariable("STATESCOPE_RESOURCES");
-    if (!env.isEmpty())
-        roots << env;
-    if (QCoreApplication::instance())
-        roots << QCoreApplication::applicationDirPath() + "/../share/statescope";
-#ifdef STATESCOPE_INSTALLED_RESOURCES_DIR
-    roots << QStringLiteral(STATESCOPE_INSTALLED_RESOURCES_DIR);
-#endif
-#ifdef STATESCOPE_RESOURCES_DIR
-    roots << QStringLiteral(STATESCOPE_RESOURCES_DIR);
-#endif
-    for (const QString& root : roots) {
-        const QString p = QDir(root).filePath(relative);
-        if (QFileInfo::exists(p))
-            return QDir::cleanPath(p);
+    try {
+        return QDir::cleanPath(QString::fromStdString(findResource(relative.toStdString())));
+    } catch (const std::exception&) {
+        return {};
     }
-    return {};
+}
+
+bool canOpenModel(const QString& configPath)
+{
+    QFile file(configPath);
+    // Configs are a few KB; a bigger file is not one.
+    if (!file.open(QIODevice::ReadOnly) || file.size() > (4 << 20))
+        return false;
+    const nlohmann::json config = nlohmann::json::parse(file.readAll().toStdString(), nullptr, false);
+    if (config.is_discarded())
+        return false;
+    try {
+        recogniseConfig(config, configPath.toStdString());
+        return true;
+    } catch (const std::exception&) {
+        return false;
+    }
 }
 
 QList<ModelEntry> builtInModels()
@@ -46,7 +53,7 @@ QList<ModelEntry> builtInModels()
     const QDir models(dir);
     for (const QString& name : models.entryList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Name)) {
         const QString path = models.filePath(name);
-        if (QFileInfo::exists(path + "/config.json"))
+        if (canOpenModel(path + "/config.json"))
             out.append({name, path, QStringLiteral("built-in")});
     }
     return out;
@@ -66,15 +73,14 @@ QList<ModelEntry> huggingFaceCacheModels()
         return out;
     for (const QString& repo :
          cache.entryList({"models--*"}, QDir::Dirs | QDir::NoDotAndDotDot, QDir::Name)) {
-        // models--state-spaces--mamba2-130m -> state-spaces/mamba2-130m
+        // models--ORG--NAME -> ORG/NAME
         const QString name = repo.mid(8).replace("--", "/");
         const QDir snapshots(cache.filePath(repo + "/snapshots"));
         const QStringList revs = snapshots.entryList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Time);
         for (const QString& rev : revs) {
             const QString path = snapshots.filePath(rev);
-            // Only what StateScope can open: a Mamba config (a quick look, not a full parse).
-            QFile config(path + "/config.json");
-            if (!config.open(QIODevice::ReadOnly) || !config.read(1 << 16).toLower().contains("mamba"))
+            // Only what StateScope can open: a config one of the registered architectures reads.
+            if (!canOpenModel(path + "/config.json"))
                 continue;
             const QString label = revs.size() > 1 ? name + " @" + rev.left(7) : name;
             out.append({label, path, QStringLiteral("Hugging Face cache")});

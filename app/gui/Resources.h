@@ -9,9 +9,12 @@ namespace statescope {
 
 class BpeTokenizer;
 
-// Where the built-in resources live: $STATESCOPE_RESOURCES, <exe>/../share/statescope, the installed
-// data folder, then the source tree this binary was built from. Empty if none holds `relative`.
+// The built-in resource `relative` (e.g. "tokenizers/gpt-neox-20b.json") where the engine's
+// findResource() finds it; empty if it finds none.
 QString resourcePath(const QString& relative);
+
+// Whether the config.json at configPath is one a registered architecture reads (parsed, not loaded).
+bool canOpenModel(const QString& configPath);
 
 // A model folder the Model panel can offer, and where it was found.
 struct ModelEntry {
@@ -20,10 +23,9 @@ struct ModelEntry {
     QString origin; // "built-in", "Hugging Face cache", "recent"
 };
 
-// resources/models/* with a config.json.
+// resources/models/* that canOpenModel().
 QList<ModelEntry> builtInModels();
-// $HF_HOME/hub (or ~/.cache/huggingface/hub) models--*/snapshots/* whose config.json names a Mamba
-// model (a substring check, not a parse, so that a large cache lists at once).
+// $HF_HOME/hub (or ~/.cache/huggingface/hub) models--*/snapshots/* that canOpenModel().
 QList<ModelEntry> huggingFaceCacheModels();
 
 // A tokenizer from a file, loaded once per path and shared between threads (encode is const and

@@ -5,7 +5,6 @@
 #include "tokenizers/BpeTokenizer.h"
 #include "trace/TraceFile.h"
 
-#include <QDateTime>
 #include <QDir>
 #include <QFileInfo>
 
@@ -38,21 +37,6 @@ struct RunController::Shared {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// The one asked for, else the model's own, else the built-in GPT-NeoX-20B one.
-std::shared_ptr<const BpeTokenizer> loadTokenizer(const QString& requested,
-                                                  const std::optional<std::string>& modelTokenizer)
-{
-    if (!requested.isEmpty())
-        return cachedTokenizer(requested);
-    if (modelTokenizer)
-        return cachedTokenizer(QString::fromStdString(*modelTokenizer));
-    const QString builtIn = resourcePath("tokenizers/gpt-neox-20b.json");
-    if (builtIn.isEmpty())
-        throw Error("tokenizers/gpt-neox-20b.json",
-                    "built-in tokenizer not found (set $STATESCOPE_RESOURCES)");
-    return cachedTokenizer(builtIn);
-}
 
 } // namespace
 
@@ -189,14 +173,22 @@ void RunWorker::unload()
 
 Runner& RunWorker::runner(const RunRequest& r)
 {
+    // A fixed chunk size is the runner's; an adaptive run needs none (RunLoop sizes its chunks).
+    RunOptions options = r.options;
+    if (options.chunkSize <= 0)
+        options.chunkSize = RunOptions().chunkSize;
     const QString key = QStringList{QFileInfo(r.modelDir).canonicalFilePath(),
-                                    QString::fromStdString(r.options.device), dtypeName(r.options.dtype),
-                                    QString::number(r.options.threads), QString::number(r.options.reference)}
+                                    QString::fromStdString(options.device),
+                                    dtypeName(options.dtype),
+                                    QString::number(options.threads),
+                                    QString::number(options.reference),
+                                    QString::number(options.chunkSize),
+                                    probeDetailName(options.probeDetail)}
                             .join('|');
     if (!m_runner || key != m_runnerKey) {
         m_runner.reset(); // free the old model before loading the next
         m_runnerKey.clear();
-        m_runner = Runner::open(r.modelDir.toStdString(), r.options);
+        m_runner = Runner::open(r.modelDir.toStdString(), options);
         m_runnerKey = key;
     }
     m_runner->reset();
@@ -209,19 +201,10 @@ void RunWorker::run(const RunRequest& r)
     std::unique_ptr<TraceWriter> writer;
     try {
         // The input first: a mistake there shows before the (slower) model load.
-        const ModelFolder folder = inspectModelFolder(r.modelDir.toStdString());
-        std::vector<int32_t> ids = r.ids;
-        std::vector<int64_t> offsets;
-        QString tokenizerName;
-        if (ids.empty()) {
-            const auto tokenizer = loadTokenizer(r.tokenizerPath, folder.tokenizerPath);
-            tokenizerName = QString::fromStdString(tokenizer->sourceName());
-            Encoding enc = tokenizer->encode(r.text.toStdString());
-            ids = std::move(enc.ids);
-            offsets = std::move(enc.offsets);
-        }
-        if (ids.empty())
-            throw Error("input", "the input is empty: nothing to run");
+        const ModelFolder folder = inspectModelFolder(r.modelDir.toStdString(), r.options.probeDetail);
+        const PreparedInput input = prepareInput(r.input, folder.tokenizerPath, [](const std::string& path) {
+            return cachedTokenizer(QString::fromStdString(path));
+        });
         if (shared.cancel) {
             emit finished(QString(), false);
             return;
@@ -232,69 +215,62 @@ void RunWorker::run(const RunRequest& r)
             emit finished(QString(), false);
             return;
         }
-        model.checkIds(ids, "input", " (is the tokenizer the model's?)");
+        model.checkIds(input.ids, "input", " (is the tokenizer the model's?)");
 
         const QString folderName = r.traceFolder.isEmpty() ? tracesFolder() : r.traceFolder;
         QDir().mkpath(folderName);
         const QString modelName = r.modelName.isEmpty() ? QDir(r.modelDir).dirName() : r.modelName;
         const QString path = newTracePath(folderName, modelName);
 
-        const ModelInfo& info = model.info();
-        const TraceHeader h = model.traceHeader(r.inputDescription.toStdString(), !offsets.empty());
-        writer = std::make_unique<TraceWriter>(path.toStdString(), h);
+        const bool hasOffsets = !input.offsets.empty();
+        TraceHeader header = model.traceHeader(input.source, input.description, hasOffsets);
+        if (r.trainingLength > 0)
+            header.trainingLength = r.trainingLength;
+        writer = std::make_unique<TraceWriter>(path.toStdString(), header);
 
         RunStart start;
-        start.info = info;
-        start.probes = h.probes;
+        start.info = model.info();
+        start.header = header;
         start.tracePath = path;
-        start.totalTokens = static_cast<qint64>(ids.size());
-        start.tokenizerName = tokenizerName;
+        start.totalTokens = static_cast<qint64>(input.ids.size());
+        start.text = QByteArray::fromStdString(input.text);
         emit runStarted(start);
 
-        const int64_t total = static_cast<int64_t>(ids.size());
-        const bool adaptive = r.options.chunkSize <= 0;
-        int64_t step = adaptive ? 256 : r.options.chunkSize;
+        const int64_t total = static_cast<int64_t>(input.ids.size());
         // Tokens/s over wall time less pauses: it includes waiting for the window, so the time left
         // it predicts is the one the user will see.
         const auto runStart = Clock::now();
         double pausedSeconds = 0;
-        for (int64_t begin = 0; begin < total;) {
+        RunLoop loop;
+        loop.targetChunkSeconds = r.options.chunkSize <= 0 ? r.targetChunkSeconds : 0;
+        loop.beforeChunk = [&] {
             const auto w0 = Clock::now();
             bool wasPaused = false;
-            if (!shared.waitBetweenChunks(&wasPaused))
-                break;
+            const bool go = shared.waitBetweenChunks(&wasPaused);
             if (wasPaused)
                 pausedSeconds += std::chrono::duration<double>(Clock::now() - w0).count();
-            const int64_t end = std::min(total, begin + step);
-            const auto t0 = Clock::now();
-            ChunkProbes chunk = model.feed(std::vector<int32_t>(ids.begin() + begin, ids.begin() + end));
-            if (!offsets.empty())
-                chunk.offsets.assign(offsets.begin() + 2 * begin, offsets.begin() + 2 * end);
+            return go;
+        };
+        loop.onChunk = [&](const ChunkProbes& chunk) {
             // On disk before the window sees it: what is shown is always in the trace.
             writer->append(chunk);
-            const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-            if (adaptive && secs > 0) {
-                const double want = static_cast<double>(step) * r.targetChunkSeconds / secs;
-                const double next = std::clamp(want, 0.5 * step, 2.0 * step); // no wild swings
-                step = std::clamp<int64_t>(static_cast<int64_t>(next) / 64 * 64, 64, 16384);
-            }
             {
                 std::lock_guard<std::mutex> lock(shared.mutex);
                 ++shared.inFlight;
             }
             emit chunkComputed(chunk);
-            begin = end;
+            const int64_t done = chunk.start + chunk.count();
             const double active =
                 std::chrono::duration<double>(Clock::now() - runStart).count() - pausedSeconds;
-            const double rate = active > 0 ? begin / active : 0;
-            emit progress(begin, total, rate, rate > 0 ? (total - begin) / rate : -1);
-        }
-        const bool completed = writer->tokens() == total;
-        if (completed)
-            writer->finish();
-        writer.reset(); // closes the file: a cancelled run leaves completed = 0
-        emit finished(path, completed);
+            const double rate = active > 0 ? done / active : 0;
+            emit progress(done, total, rate, rate > 0 ? (total - done) / rate : -1);
+        };
+        model.run(input.ids, hasOffsets ? &input.offsets : nullptr, loop);
+        writer->finish();
+        writer.reset();
+        emit finished(path, true);
     } catch (const Cancelled&) {
+        // The trace keeps every finished chunk, marked completed = 0.
         const QString path = writer ? QString::fromStdString(writer->path()) : QString();
         writer.reset();
         emit finished(path, false);

@@ -2,6 +2,7 @@
 
 // Runs a model on a worker thread and streams its probes to the GUI thread, chunk by chunk.
 // Torch-free: the engine's public headers only.
+#include "runtime/Input.h"
 #include "runtime/Runner.h"
 
 #include <QMetaType>
@@ -16,25 +17,23 @@ namespace statescope {
 
 struct RunRequest {
     QString modelDir;
-    RunOptions options; // chunkSize 0 = adapt it so that a chunk takes about targetChunkSeconds
+    RunOptions options; // chunkSize <= 0: adapt it so that a chunk takes about targetChunkSeconds
     double targetChunkSeconds = 0.05;
-    // The input: text is encoded in the worker with tokenizerPath (empty: the model's own tokenizer,
-    // else the built-in GPT-NeoX-20B one); non-empty ids are fed as they are instead.
-    QString text;
-    std::vector<int32_t> ids;
-    QString tokenizerPath;
-    QString inputDescription; // recorded in the trace
-    QString traceFolder;      // empty: tracesFolder()
-    QString modelName;        // for the trace's file name; empty: the folder's name
+    // The input, read and tokenized in the worker by the engine's prepareInput() (input.tokenizer
+    // empty: the engine's choice, the model's own tokenizer or the built-in one).
+    InputRequest input;
+    qint64 trainingLength = 0; // recorded in the trace instead of the model card's when > 0
+    QString traceFolder;       // empty: tracesFolder()
+    QString modelName;         // for the trace's file name; empty: the folder's name
 };
 
 // What the window needs to know once the model is loaded and the trace created.
 struct RunStart {
     ModelInfo info;
-    std::vector<ProbeDesc> probes;
+    TraceHeader header; // as written to the trace: probes, shape, markers, input
     QString tracePath;
     qint64 totalTokens = 0;
-    QString tokenizerName;
+    QByteArray text; // the UTF-8 text the chunks' offsets index; empty for ids
 };
 
 class RunWorker;

@@ -3,7 +3,6 @@
 #include "MainWindow.h"
 #include "ModelPanel.h"
 #include "PlotGroup.h"
-#include "runtime/Prompts.h"
 
 #include <QApplication>
 #include <QCommandLineParser>
@@ -40,11 +39,12 @@ struct Cli {
     QCommandLineOption noTokenNll{"no-token-nll",
                                   "Loss plot: averages and perplexity only, not every token's NLL."};
     QCommandLineOption bucket{"bucket", "Loss plot: tokens per perplexity bucket (128 ... 8192).", "n"};
-    QCommandLineOption exportFigures{
-        "export-figures",
-        "Write each plot in the paper style to <prefix>-{loss,gates,norms}.{png,svg} once the run has ended "
-        "(or the trace is open), then quit.",
-        "prefix"};
+    QCommandLineOption exportFigures{"export-figures",
+                                     "Write each plot in the paper style to <prefix>-<view>.{png,svg} (loss, "
+                                     "then each probe view's probe: "
+                                     "decay, state_norm, ...) once the run has ended "
+                                     "(or the trace is open), then quit.",
+                                     "prefix"};
     QCommandLineOption stats{"stats",
                              "Print tokens/s, plot updates per second and memory to stderr when quitting."};
 
@@ -127,16 +127,8 @@ int main(int argc, char** argv)
         ok = window.openModel(parser.value(cli.model));
     if (ok && parser.isSet(cli.text))
         ok = window.openText(parser.value(cli.text));
-    if (ok && parser.isSet(cli.prompt)) {
-        try {
-            window.setInputText(
-                QString::fromStdString(promptFromSpec(parser.value(cli.prompt).toStdString())),
-                "prompt: " + parser.value(cli.prompt));
-        } catch (const std::exception& e) {
-            window.showError(QString::fromUtf8(e.what()));
-            ok = false;
-        }
-    }
+    if (ok && parser.isSet(cli.prompt))
+        ok = window.setInputPrompt(parser.value(cli.prompt));
     if (ok && parser.isSet(cli.trace))
         ok = window.openTrace(parser.value(cli.trace));
     for (const QString& path : parser.positionalArguments())
@@ -167,8 +159,8 @@ int main(int argc, char** argv)
             bool good = !startRun || overlay.isEmpty() || window.overlayTrace(overlay);
             good = good && window.exportFigures(prefix); // a failure went out through errorShown
             if (good)
-                std::fprintf(stderr, "statescope: wrote %s-{loss,gates,norms}.{png,svg}\n",
-                             qPrintable(prefix));
+                std::fprintf(stderr, "statescope: wrote %s-{%s}.{png,svg}\n", qPrintable(prefix),
+                             qPrintable(window.viewNames().join(',')));
             app.exit(good ? 0 : 1);
         };
         if (!ok)

@@ -402,7 +402,8 @@ private:
         selectiveInputs(L, x, dt, Bm, Cm);
         // h <- exp(Delta A) h + Delta x B^T; y = h C + D x
         const torch::Tensor dA = (dt.unsqueeze(-1) * L.A).exp();
-        ssmState = ssmState * dA + (dt * x).unsqueeze(-1) * Bm.unsqueeze(1);
+        // As one multiply-add, rounded as the chunked scan rounds it.
+        ssmState = torch::addcmul((dt * x).unsqueeze(-1) * Bm.unsqueeze(1), dA, ssmState);
         torch::Tensor y = torch::matmul(ssmState, Cm.unsqueeze(-1)).squeeze(-1) + L.D * x;
         if (probes) {
             probes->dt = dt.unsqueeze(1);

@@ -1,21 +1,24 @@
 // The whole window, offscreen, on the built-in tiny model: a run fills every plot, cancelling leaves a
 // partial trace and a live window, a saved trace shows the same data, exports are real files, and bad
-// input of every kind ends in an error dialog (recorded here instead of shown), never a crash.
-#include "GateView.h"
+// input of every kind ends in an error dialog (recorded here instead of shown), never a crash. Traces
+// show from their own header: schema 1, without their model folder, written by the command line, of
+// another architecture, with probes the views have no code for.
 #include "InputPanel.h"
 #include "LossView.h"
 #include "MainWindow.h"
 #include "ModelPanel.h"
-#include "NormView.h"
 #include "PlotGroup.h"
+#include "ProbeView.h"
 #include "Resources.h"
 #include "RunsPanel.h"
 #include "TokenStrip.h"
 #include "TraceData.h"
 #include "trace/TraceFile.h"
 
+#include <QComboBox>
 #include <QImage>
 #include <QMimeData>
+#include <QProcess>
 #include <QRegularExpression>
 #include <QSignalSpy>
 #include <QSvgRenderer>
@@ -23,7 +26,10 @@
 #include <QXmlStreamReader>
 #include <QtTest>
 
+#include <hdf5.h>
+
 #include <cmath>
+#include <set>
 
 using namespace statescope;
 
@@ -49,6 +55,154 @@ int finitePoints(const QCPGraph* g)
     return n;
 }
 
+// A probe's summary over n units, as docs/trace-format.md defines it (independent of TraceData).
+double summaryOf(ProbeSummary s, const float* v, int n)
+{
+    double acc = 0;
+    for (int i = 0; i < n; ++i)
+        acc += s == ProbeSummary::GeoMean ? std::log(double(v[i]))
+               : s == ProbeSummary::Mean  ? v[i]
+                                          : double(v[i]) * v[i];
+    return s == ProbeSummary::GeoMean ? std::exp(acc / n)
+           : s == ProbeSummary::Mean  ? acc / n
+                                      : std::sqrt(acc);
+}
+
+const ProbeDesc& probeNamed(const TraceHeader& h, const char* name)
+{
+    for (const ProbeDesc& p : h.probes)
+        if (p.name == name)
+            return p;
+    static const ProbeDesc none;
+    return none;
+}
+
+bool near(double a, double b, double rel = 1e-5)
+{
+    return std::abs(a - b) <= rel * std::max(1.0, std::abs(b));
+}
+
+// The value a view's graph draws at a token (one point per token: the plot is wide enough).
+double graphAt(const QCPGraph* g, qint64 token)
+{
+    const auto it = g->data()->findBegin(TraceData::tokenToX(token), false);
+    return it != g->data()->constEnd() && it->key == TraceData::tokenToX(token)
+               ? it->value
+               : std::numeric_limits<double>::quiet_NaN();
+}
+
+// Turns a trace StateScope wrote into one as StateScope wrote before schema 2: schema_version 1,
+// only the schema-1 attributes (docs/trace-format.md, "Reading schema 1"), `input` as given.
+void downgradeToSchema1(const QString& path, const std::string& input)
+{
+    const hid_t file = H5Fopen(path.toUtf8().constData(), H5F_ACC_RDWR, H5P_DEFAULT);
+    QVERIFY(file >= 0);
+    auto keepOnly = [](hid_t object, const std::set<std::string>& keep) {
+        std::vector<std::string> names;
+        H5O_info_t info;
+        H5Oget_info(object, &info);
+        for (hsize_t i = 0; i < info.num_attrs; ++i) {
+            char name[256] = {};
+            H5Aget_name_by_idx(object, ".", H5_INDEX_CRT_ORDER, H5_ITER_INC, i, name, sizeof(name),
+                               H5P_DEFAULT);
+            if (!name[0])
+                H5Aget_name_by_idx(object, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof(name),
+                                   H5P_DEFAULT);
+            names.push_back(name);
+        }
+        for (const std::string& n : names)
+            if (!keep.count(n))
+                H5Adelete(object, n.c_str());
+    };
+    keepOnly(file, {"schema_version", "architecture", "model_config", "model_path", "dtype", "device",
+                    "start_time", "software_version", "completed", "tokens", "end_time"});
+    const int one = 1;
+    const hid_t version = H5Aopen(file, "schema_version", H5P_DEFAULT);
+    H5Awrite(version, H5T_NATIVE_INT, &one);
+    H5Aclose(version);
+    const hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    const hid_t space = H5Screate(H5S_SCALAR);
+    const hid_t attr = H5Acreate2(file, "input", type, space, H5P_DEFAULT, H5P_DEFAULT);
+    const char* value = input.c_str();
+    H5Awrite(attr, type, &value);
+    H5Aclose(attr);
+    H5Sclose(space);
+    H5Tclose(type);
+    const hid_t probes = H5Gopen2(file, "probes", H5P_DEFAULT);
+    H5G_info_t group;
+    H5Gget_info(probes, &group);
+    for (hsize_t i = 0; i < group.nlinks; ++i) {
+        char name[256] = {};
+        H5Lget_name_by_idx(probes, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof(name), H5P_DEFAULT);
+        const hid_t d = H5Dopen2(probes, name, H5P_DEFAULT);
+        keepOnly(d, {"description", "axes", "head_meaning"});
+        H5Dclose(d);
+    }
+    H5Gclose(probes);
+    QCOMPARE(H5Fclose(file), 0);
+}
+
+// Writes a trace of a made-up architecture of another shape (3 layers of 6 channel groups), as an
+// engine would for a Mamba-1 model: decay, state_norm and dt by formula.
+float otherDecay(qint64 t, int l, int u)
+{
+    return 0.3f + 0.1f * float(u) + 0.05f * float(l) + 0.001f * float(t % 5);
+}
+float otherNorm(qint64 t, int l, int u)
+{
+    return float(1 + l + u) * (1.0f + 0.02f * float(t));
+}
+void writeOtherArchitecture(const QString& path, qint64 tokens)
+{
+    const int L = 3, U = 6;
+    auto desc = [&](const char* name, const char* label, ProbeSummary s) {
+        ProbeDesc d;
+        d.name = name;
+        d.description = std::string("the other architecture's ") + name;
+        d.shape = {L, U};
+        d.axes = {"layer", "channel_group"};
+        d.headMeaning = "a group of channels";
+        d.summary = s;
+        d.label = label;
+        return d;
+    };
+    TraceHeader h;
+    h.architecture = "other";
+    h.architectureName = "Other-1";
+    h.modelConfigJson = "{}";
+    h.modelPath = "/nonexistent/other";
+    h.dtype = "float32";
+    h.device = "cpu";
+    h.input = "prompt: newlines:" + std::to_string(tokens);
+    h.inputSource.kind = "prompt";
+    h.inputSource.prompt = "newlines:" + std::to_string(tokens);
+    h.layers = L;
+    h.units = U;
+    h.unitName = "channel group";
+    h.trainingLength = 100;
+    h.forgetThreshold = 150;
+    h.vocabSize = 256;
+    h.probes = {desc("decay", "α", ProbeSummary::GeoMean),
+                desc("state_norm", "‖S‖", ProbeSummary::RootSumSquare), desc("dt", "Δ", ProbeSummary::Mean)};
+    TraceWriter w(path.toStdString(), h);
+    ChunkProbes c;
+    c.values.resize(3);
+    for (qint64 t = 0; t < tokens; ++t) {
+        c.ids.push_back(10);
+        c.nll.push_back(t ? 2.0f : std::numeric_limits<float>::quiet_NaN());
+        for (int l = 0; l < L; ++l)
+            for (int u = 0; u < U; ++u) {
+                c.values[0].push_back(otherDecay(t, l, u));
+                c.values[1].push_back(otherNorm(t, l, u));
+                c.values[2].push_back(0.01f * float(u));
+            }
+    }
+    w.append(c);
+    w.finish();
+}
+
 } // namespace
 
 class TestMainWindow : public QObject {
@@ -72,6 +226,12 @@ private slots:
     void inputGeneratorsAndTokenCount();
     void pauseAndResume();
     void shortcuts();
+    void schemaOneTraceOpens();
+    void traceWithoutItsModelFolder();
+    void cliTraceFindsItsText();
+    void overlayOtherArchitecture();
+    void overlayMambaOneFixture();
+    void extraProbeInAView();
 
 private:
     void runAndWait(const QString& text, int chunk = 64);
@@ -136,7 +296,8 @@ void TestMainWindow::runFillsEveryPlot()
     TraceData* t = m_window->trace();
     QCOMPARE(t->tokens(), qint64(kRunTokens));
     QCOMPARE(t->layers(), kLayers);
-    QCOMPARE(t->heads(), kHeads);
+    QCOMPARE(t->units(), kHeads);
+    QCOMPARE(t->unitName(), QString("head"));
     m_window->plotGroup()->showAll();
     refreshAll();
 
@@ -148,44 +309,45 @@ void TestMainWindow::runFillsEveryPlot()
     QVERIFY(loss->averageGraph()->dataCount() > 0);
     QVERIFY(loss->perplexityGraph()->dataCount() >= 1);
 
-    GateView* gates = m_window->gateView();
-    QCOMPARE(gates->headGraphs().size(), kHeads);
-    for (QCPGraph* g : gates->headGraphs())
+    // One view for decay and one for state_norm, by default.
+    QCOMPARE(m_window->probeViews().size(), 2);
+    ProbeView* gates = m_window->probeView("decay");
+    ProbeView* norms = m_window->probeView("state_norm");
+    QVERIFY(gates && norms);
+    QCOMPARE(gates->unitGraphs().size(), kHeads);
+    for (QCPGraph* g : gates->unitGraphs())
         QCOMPARE(finitePoints(g), kRunTokens);
-    NormView* norms = m_window->normView();
-    QCOMPARE(norms->headGraphs().size(), kHeads);
-    for (QCPGraph* g : norms->headGraphs())
+    QCOMPARE(norms->unitGraphs().size(), kHeads);
+    for (QCPGraph* g : norms->unitGraphs())
         QCOMPARE(finitePoints(g), kRunTokens);
     // Decay is a forget gate in (0, 1].
-    for (auto it = gates->headGraphs()[0]->data()->constBegin();
-         it != gates->headGraphs()[0]->data()->constEnd(); ++it)
+    for (auto it = gates->unitGraphs()[0]->data()->constBegin();
+         it != gates->unitGraphs()[0]->data()->constEnd(); ++it)
         QVERIFY(it->value > 0 && it->value <= 1);
 
-    // Heatmaps: one row per layer; each cell under a token holds that token's layer aggregate as
-    // recorded in the trace (mean alpha over heads; sqrt(sum_h ||S_h||^2)).
+    // Heatmaps: one row per layer; each cell under a token holds that token's layer summary as the
+    // trace's descriptors define it (geometric mean of the gates; root sum of squares of the norms).
     const TraceReader reader(m_firstTrace.toStdString());
     const std::vector<float> decay = reader.probe("decay");
     const std::vector<float> norm = reader.probe("state_norm");
+    const ProbeSummary decaySummary = probeNamed(reader.header(), "decay").summary;
+    const ProbeSummary normSummary = probeNamed(reader.header(), "state_norm").summary;
     QCOMPARE(decay.size(), size_t(kRunTokens * kLayers * kHeads));
     QCOMPARE(gates->heatmap()->data()->valueSize(), kLayers);
     QCOMPARE(norms->heatmap()->data()->valueSize(), kLayers);
     QVERIFY(gates->heatmap()->data()->keySize() >= kRunTokens); // the plot is wider than 300 px
     for (int k : {0, 1, 150, kRunTokens - 1})
         for (int l = 0; l < kLayers; ++l) {
-            double mean = 0, sumSq = 0;
-            for (int h = 0; h < kHeads; ++h) {
-                mean += decay[size_t((k * kLayers + l) * kHeads + h)] / kHeads;
-                sumSq += std::pow(norm[size_t((k * kLayers + l) * kHeads + h)], 2);
-            }
+            const size_t at = size_t((k * kLayers + l) * kHeads);
+            const double layerDecay = summaryOf(decaySummary, &decay[at], kHeads);
+            const double layerNorm = summaryOf(normSummary, &norm[at], kHeads);
             int kc = -1, vc = -1;
             gates->heatmap()->data()->coordToCell(TraceData::tokenToX(k), 0, &kc, &vc);
             QVERIFY(kc >= 0);
-            QVERIFY2(std::abs(gates->heatmap()->data()->cell(kc, l) - mean) < 1e-5 * std::max(1.0, mean),
+            QVERIFY2(near(gates->heatmap()->data()->cell(kc, l), layerDecay),
                      qPrintable(QString("token %1 layer %2").arg(k).arg(l)));
             norms->heatmap()->data()->coordToCell(TraceData::tokenToX(k), 0, &kc, &vc);
-            const double layerNorm = std::sqrt(sumSq);
-            QVERIFY2(std::abs(norms->heatmap()->data()->cell(kc, l) - layerNorm) <
-                         1e-4 * std::max(1.0, layerNorm),
+            QVERIFY2(near(norms->heatmap()->data()->cell(kc, l), layerNorm, 1e-4),
                      qPrintable(QString("token %1 layer %2: %3 vs %4")
                                     .arg(k)
                                     .arg(l)
@@ -218,11 +380,11 @@ void TestMainWindow::cursorAndStrip()
     QCOMPARE(m_window->trace()->tokenText(0), QString("a"));
 
     // One selected layer across the views and the strip.
-    m_window->gateView()->setLayer(1);
-    QCOMPARE(m_window->normView()->layer(), 1);
+    m_window->probeViews()[0]->setLayer(1);
+    QCOMPARE(m_window->probeViews()[1]->layer(), 1);
     QCOMPARE(m_window->tokenStrip()->layer(), 1);
-    m_window->normView()->setLayer(0);
-    QCOMPARE(m_window->gateView()->layer(), 0);
+    m_window->probeViews()[1]->setLayer(0);
+    QCOMPARE(m_window->probeViews()[0]->layer(), 0);
     QCOMPARE(m_window->tokenStrip()->layer(), 0);
 }
 
@@ -289,18 +451,19 @@ void TestMainWindow::savedTraceShowsSameData()
     TraceData* t = m_window->trace();
     QCOMPARE(t->tokens(), qint64(kRunTokens));
     QCOMPARE(t->layers(), kLayers);
-    QCOMPARE(t->heads(), kHeads);
+    QCOMPARE(t->units(), kHeads);
     QVERIFY(std::isnan(t->nllValues()[0]));
     for (int i = 1; i < kRunTokens; ++i)
         QCOMPARE(t->nllValues()[i], m_firstNll[size_t(i)]);
     m_window->plotGroup()->showAll();
     refreshAll();
     QCOMPARE(finitePoints(m_window->lossView()->nllGraph()), kRunTokens - 1);
-    for (QCPGraph* g : m_window->gateView()->headGraphs())
-        QCOMPARE(finitePoints(g), kRunTokens);
-    for (QCPGraph* g : m_window->normView()->headGraphs())
-        QCOMPARE(finitePoints(g), kRunTokens);
-    QCOMPARE(m_window->normView()->heatmap()->data()->valueSize(), kLayers);
+    for (ProbeView* v : m_window->probeViews()) {
+        QCOMPARE(v->unitGraphs().size(), kHeads);
+        for (QCPGraph* g : v->unitGraphs())
+            QCOMPARE(finitePoints(g), kRunTokens);
+        QCOMPARE(v->heatmap()->data()->valueSize(), kLayers);
+    }
     // Without the input text the strip decodes ids with the model's tokenizer.
     QCOMPARE(t->tokenText(0), QString("a"));
 }
@@ -313,7 +476,12 @@ void TestMainWindow::overlaySecondTrace()
     refreshAll();
     QVERIFY(m_window->lossView()->overlayAverageGraph());
     QVERIFY(m_window->lossView()->overlayAverageGraph()->dataCount() > 0);
-    QCOMPARE(m_window->normView()->overlayGraphs().size(), kHeads);
+    // The probe views show the overlay as its layer summary: here the same numbers as the trace's.
+    for (ProbeView* v : m_window->probeViews()) {
+        QVERIFY(v->overlaySummaryGraph());
+        QCOMPARE(finitePoints(v->overlaySummaryGraph()), kRunTokens);
+        QCOMPARE(graphAt(v->overlaySummaryGraph(), 77), graphAt(v->summaryGraph(), 77));
+    }
     m_window->clearOverlay();
     QVERIFY(!m_window->overlay());
 }
@@ -376,7 +544,8 @@ void TestMainWindow::exportFiguresForDocs()
     QVERIFY(loss->averageGraph()->visible());
     const QString prefix = m_dir.filePath("figures/run");
     QVERIFY(m_window->exportFigures(prefix));
-    for (const char* view : {"loss", "gates", "norms"})
+    QCOMPARE(m_window->viewNames(), QStringList({"loss", "decay", "state_norm"}));
+    for (const char* view : {"loss", "decay", "state_norm"})
         for (const char* suffix : {".png", ".svg"}) {
             const QString path = prefix + "-" + view + suffix;
             QVERIFY2(QFileInfo(path).size() > 500, qPrintable(path));
@@ -428,6 +597,15 @@ void TestMainWindow::corruptTraceGivesError()
 
 void TestMainWindow::badModelGivesError()
 {
+    // What the registry says of a model, for any architecture: its name, layout, layers and units,
+    // and how its state size is counted.
+    QVERIFY(m_window->openModel(kTinyModel));
+    const QString shape = m_window->modelPanel()->shapeText();
+    QVERIFY2(shape.contains("Mamba-2") && shape.contains("2 layers") && shape.contains("8 heads"),
+             qPrintable(shape));
+    QVERIFY2(m_window->modelPanel()->stateSizeText().startsWith(QLocale().toString(5056)),
+             qPrintable(m_window->modelPanel()->stateSizeText()));
+
     m_window->clearRecordedErrors();
     QVERIFY(!m_window->openModel(kData + "/bad/llama"));
     QCOMPARE(m_window->recordedErrors().size(), 1);
@@ -505,8 +683,14 @@ void TestMainWindow::settingsRoundTrip()
 {
     m_window->lossView()->setBucketSize(2048);
     m_window->lossView()->setTokenNllVisible(false);
+    m_window->probeViews()[1]->setLogY(true);
+    m_window->probeViews()[0]->setReduce(ProbeView::Reduce::Min);
+    ProbeView* extra = m_window->addProbeView("dt");
     m_window->saveSettings();
     m_window->lossView()->setTokenNllVisible(true);
+    m_window->probeViews()[1]->setLogY(false);
+    m_window->probeViews()[0]->setReduce(ProbeView::Reduce::Summary);
+    m_window->removeProbeView(extra);
     MainWindow::Options o;
     o.tracesFolder = m_dir.filePath("traces");
     o.settingsFile = m_dir.filePath("settings.ini");
@@ -515,6 +699,10 @@ void TestMainWindow::settingsRoundTrip()
              QFileInfo(kTinyModel).canonicalFilePath());
     QCOMPARE(second.lossView()->bucketSize(), 2048);
     QVERIFY(!second.lossView()->tokenNllVisible());
+    QCOMPARE(second.probeViewNames(), QStringList({"decay", "state_norm", "dt"}));
+    QVERIFY(second.probeViews()[1]->logY());
+    QCOMPARE(second.probeViews()[0]->reduce(), ProbeView::Reduce::Min);
+    m_window->saveSettings(); // back to two views for the window the next tests use
     QVERIFY(second.modelPanel()->recentModels().contains(QFileInfo(kTinyModel).absoluteFilePath()));
 }
 
@@ -652,6 +840,371 @@ void TestMainWindow::shortcuts()
     QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, kTimeoutMs);
     QCOMPARE(ended[0][1].toBool(), false);
     QVERIFY(m_window->trace()->tokens() < 20000);
+}
+
+void TestMainWindow::schemaOneTraceOpens()
+{
+    // A trace as StateScope wrote it before schema 2 (the run above, its schema-2 attributes taken
+    // away), of a text file: everything the reader derives from schema 1 is enough for the views.
+    QVERIFY(!m_firstTrace.isEmpty());
+    const QString textPath = m_dir.filePath("schema1-input.txt");
+    {
+        QFile f(textPath);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        for (int i = 0; i < kRunTokens; ++i)
+            f.putChar(char('a' + i % 26));
+    }
+    const QString path = m_dir.filePath("schema1.h5");
+    QFile::remove(path);
+    QVERIFY(QFile::copy(m_firstTrace, path));
+    downgradeToSchema1(path, ("text: " + textPath).toStdString()); // as the window wrote it
+    {
+        const TraceReader reader(path.toStdString());
+        QCOMPARE(reader.header().schemaVersion, 1);
+    }
+    const TraceReader original(m_firstTrace.toStdString());
+    const std::vector<float> decay = original.probe("decay");
+    const std::vector<float> norm = original.probe("state_norm");
+
+    m_window->clearRecordedErrors();
+    QVERIFY(m_window->openTrace(path));
+    TraceData* t = m_window->trace();
+    QCOMPARE(t->tokens(), qint64(kRunTokens));
+    QCOMPARE(t->layers(), kLayers);
+    QCOMPARE(t->units(), kHeads);
+    QCOMPARE(t->unitName(), QString("head"));
+    QVERIFY(!t->trainingLength());
+    QVERIFY(!t->forgetThreshold());
+    m_window->plotGroup()->showAll();
+    m_window->probeViews()[0]->setLayer(1);
+    refreshAll();
+    ProbeView* gates = m_window->probeView("decay");
+    ProbeView* norms = m_window->probeView("state_norm");
+    QVERIFY(gates && norms);
+    QCOMPARE(gates->unitGraphs().size(), kHeads);
+    for (int k : {0, 99, kRunTokens - 1}) {
+        const size_t at = size_t((k * kLayers + 1) * kHeads);
+        for (int u = 0; u < kHeads; ++u)
+            QCOMPARE(graphAt(gates->unitGraphs()[u], k), double(decay[at + size_t(u)]));
+        // Schema 1 knows no summaries: by name, the gates' geometric mean and the norms' root sum of
+        // squares.
+        QVERIFY(
+            near(graphAt(gates->summaryGraph(), k), summaryOf(ProbeSummary::GeoMean, &decay[at], kHeads)));
+        QVERIFY(near(graphAt(norms->summaryGraph(), k),
+                     summaryOf(ProbeSummary::RootSumSquare, &norm[at], kHeads), 1e-4));
+    }
+    QCOMPARE(gates->linesRect()->axis(QCPAxis::atLeft)->label(), QString("α"));
+    // The text file named in the old `input` is read for the strip.
+    QCOMPARE(t->text().size(), kRunTokens);
+    QCOMPARE(t->tokenText(2), QString("c"));
+    QVERIFY(m_window->tokenStrip()->toolTipFor(2).contains("<b>c</b>"));
+
+    // A schema-1 trace another program wrote (h5py), with a [layer, head] probe no view knows: the
+    // first view shows it, by its descriptor.
+    QVERIFY(m_window->openTrace(kData + "/trace/h5py_complete.h5"));
+    QCOMPARE(m_window->trace()->tokens(), qint64(50));
+    refreshAll();
+    ProbeView* alpha = m_window->probeView("alpha");
+    QVERIFY(alpha);
+    QCOMPARE(alpha, m_window->probeViews()[0]);
+    QCOMPARE(alpha->unitGraphs().size(), 3);
+    QCOMPARE(alpha->layerBox()->count(), 2);
+    alpha->setLayer(1);
+    for (int k : {13, 30, 49})
+        for (int j = 0; j < 3; ++j)
+            QCOMPARE(graphAt(alpha->unitGraphs()[j], k), double(float(k + 0.125 * (3 + j))));
+    QCOMPARE(alpha->summaryGraph()->dataCount(), 50);
+    // The views keep asking for decay and state_norm: the next trace with them shows them again.
+    QCOMPARE(m_window->probeViewNames(), QStringList({"decay", "state_norm"}));
+    QVERIFY(m_window->openTrace(m_firstTrace));
+    QCOMPARE(m_window->probeViews()[0]->probeName(), QString("decay"));
+    QCOMPARE(m_window->probeViews()[1]->probeName(), QString("state_norm"));
+    QVERIFY(m_window->recordedErrors().isEmpty());
+}
+
+void TestMainWindow::traceWithoutItsModelFolder()
+{
+    // A model folder that goes away after the run: the trace alone has everything the window shows.
+    const QString model = m_dir.filePath("gone/tiny-copy");
+    QVERIFY(QDir().mkpath(model));
+    for (const QString& f : QDir(kTinyModel).entryList(QDir::Files))
+        QVERIFY(QFile::copy(kTinyModel + "/" + f, model + "/" + f));
+    {
+        // The model card states a training length, which the trace records.
+        QFile card(model + "/model_card.json");
+        QVERIFY(card.open(QIODevice::ReadOnly));
+        QByteArray json = card.readAll();
+        card.close();
+        json.replace("\"training_length\": null", "\"training_length\": 200");
+        QVERIFY(json.contains("\"training_length\": 200"));
+        QVERIFY(card.open(QIODevice::WriteOnly | QIODevice::Truncate));
+        card.write(json);
+    }
+    const QString textPath = m_dir.filePath("gone/input.txt");
+    QByteArray text;
+    for (int i = 0; i < 250; ++i)
+        text.append(char('A' + i % 26));
+    {
+        QFile f(textPath);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(text);
+    }
+    QVERIFY(m_window->openModel(model));
+    QCOMPARE(m_window->modelPanel()->trainingLength(), qint64(200));
+    QVERIFY(m_window->openText(textPath));
+    m_window->modelPanel()->setChunkSize(64);
+    QSignalSpy ended(m_window, &MainWindow::runEnded);
+    QVERIFY(m_window->startRun());
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, kTimeoutMs);
+    QVERIFY(ended[0][1].toBool());
+    const QString trace = ended[0][0].toString();
+    QVERIFY(m_window->openModel(kTinyModel));
+    QVERIFY(QDir(model).removeRecursively());
+    QVERIFY(!QFileInfo::exists(model));
+
+    const TraceReader reader(trace.toStdString());
+    const std::vector<float> decay = reader.probe("decay");
+    const std::vector<float> norm = reader.probe("state_norm");
+    const std::vector<float> nll = reader.nll();
+    m_window->clearRecordedErrors();
+    QVERIFY(m_window->openTrace(trace));
+    QVERIFY(m_window->recordedErrors().isEmpty());
+    TraceData* t = m_window->trace();
+    // Markers: the training length from the card, no T_forget (the fit does not cover so small a
+    // state); the loss plot draws one marker.
+    QCOMPARE(t->trainingLength(), std::optional<qint64>(200));
+    QVERIFY(!t->forgetThreshold());
+    QCOMPARE(m_window->plotGroup()->trainingLength(), std::optional<qint64>(200));
+    QCOMPARE(m_window->plotGroup()->markerCount(m_window->lossView()->plot()), 1);
+    QCOMPARE(t->header().architectureName.isEmpty(), false);
+    // Tokens: the text is still there, so the strip shows it.
+    QCOMPARE(t->tokens(), qint64(250));
+    QCOMPARE(t->ids()[3], qint32('D'));
+    QCOMPARE(t->tokenText(3), QString("D"));
+    QVERIFY(m_window->tokenStrip()->toolTipFor(3).contains("<b>D</b>"));
+    // Probes and loss, as drawn.
+    m_window->plotGroup()->showAll();
+    m_window->probeViews()[0]->setLayer(1);
+    refreshAll();
+    ProbeView* gates = m_window->probeView("decay");
+    ProbeView* norms = m_window->probeView("state_norm");
+    for (int k : {1, 64, 249}) {
+        QCOMPARE(graphAt(m_window->lossView()->nllGraph(), k), double(nll[size_t(k)]));
+        const size_t at = size_t((k * kLayers + 1) * kHeads);
+        for (int u : {0, 5})
+            QCOMPARE(graphAt(gates->unitGraphs()[u], k), double(decay[at + size_t(u)]));
+        QCOMPARE(graphAt(norms->unitGraphs()[7], k), double(norm[at + 7]));
+        QVERIFY(near(graphAt(gates->summaryGraph(), k),
+                     summaryOf(probeNamed(reader.header(), "decay").summary, &decay[at], kHeads)));
+    }
+    // Without the text either: the tokenizer went with the folder, so the strip shows ids.
+    QVERIFY(QFile::remove(textPath));
+    QVERIFY(m_window->openTrace(trace));
+    QCOMPARE(m_window->trace()->tokenText(3), QString("#%1").arg(int('D')));
+    QCOMPARE(m_window->trace()->tokens(), qint64(250));
+    QCOMPARE(m_window->trace()->trainingLength(), std::optional<qint64>(200));
+}
+
+void TestMainWindow::cliTraceFindsItsText()
+{
+    // The command line records its input file (named relative to where it ran) absolutely: the
+    // window finds the text and shows each token's text from it.
+    QTemporaryDir work;
+    QByteArray text = "The command line wrote this trace.\nIts tokens are bytes: ";
+    for (int i = 0; i < 40; ++i)
+        text.append(char('0' + i % 10));
+    {
+        QFile f(work.filePath("cli-input.txt"));
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(text);
+    }
+    QProcess cli;
+    cli.setWorkingDirectory(work.path());
+    cli.start(STATESCOPE_CLI, {"run", "--model", kTinyModel, "--text", "cli-input.txt", "--out", "cli.h5"});
+    QVERIFY(cli.waitForFinished(kTimeoutMs));
+    QVERIFY2(cli.exitCode() == 0, cli.readAllStandardError().constData());
+    const QString trace = work.filePath("cli.h5");
+    m_window->clearRecordedErrors();
+    QVERIFY(m_window->openTrace(trace));
+    TraceData* t = m_window->trace();
+    QCOMPARE(QFileInfo(t->header().inputPath).canonicalFilePath(),
+             QFileInfo(work.filePath("cli-input.txt")).canonicalFilePath());
+    QCOMPARE(t->tokens(), qint64(text.size()));
+    QCOMPARE(t->text(), text);
+    QCOMPARE(t->tokenText(4), QString("c"));
+    QCOMPARE(t->tokenText(34), QString("\n"));
+    m_window->plotGroup()->setCursor(4);
+    QVERIFY(m_window->tokenStrip()->toolTipFor(4).contains("<b>c</b>"));
+    refreshAll();
+    QCOMPARE(finitePoints(m_window->probeView("decay")->unitGraphs()[0]), int(text.size()));
+    QVERIFY(m_window->recordedErrors().isEmpty());
+}
+
+void TestMainWindow::overlayOtherArchitecture()
+{
+    // A trace of another architecture (3 layers of 6 channel groups) over a run of tiny-random
+    // (2 layers of 8 heads), and the other way round.
+    const QString other = m_dir.filePath("other-arch.h5");
+    writeOtherArchitecture(other, 200);
+    QVERIFY(m_window->openTrace(m_firstTrace));
+    QVERIFY(m_window->overlayTrace(other));
+    TraceData* o = m_window->overlay();
+    QVERIFY(o);
+    QCOMPARE(o->units(), 6);
+    QCOMPARE(o->unitName(), QString("channel group"));
+    QVERIFY2(o->label().contains("Other-1") && o->label().contains("3×6 channel groups"),
+             qPrintable(o->label()));
+    m_window->plotGroup()->showAll();
+    m_window->probeViews()[0]->setLayer(1);
+    refreshAll();
+    ProbeView* gates = m_window->probeView("decay");
+    ProbeView* norms = m_window->probeView("state_norm");
+    QCOMPARE(gates->unitGraphs().size(), kHeads); // the trace's own units
+    QCOMPARE(finitePoints(gates->overlaySummaryGraph()), 200);
+    for (int k : {0, 57, 199}) {
+        std::vector<float> d, n;
+        for (int u = 0; u < 6; ++u) {
+            d.push_back(otherDecay(k, 1, u));
+            n.push_back(otherNorm(k, 1, u));
+        }
+        QVERIFY(
+            near(graphAt(gates->overlaySummaryGraph(), k), summaryOf(ProbeSummary::GeoMean, d.data(), 6)));
+        QVERIFY(near(graphAt(norms->overlaySummaryGraph(), k),
+                     summaryOf(ProbeSummary::RootSumSquare, n.data(), 6)));
+    }
+    QVERIFY(gates->overlaySummaryGraph()->name().contains("geometric mean over channel groups"));
+    QVERIFY(gates->summaryGraph()->name().contains("over heads"));
+    QCOMPARE(finitePoints(m_window->lossView()->overlayNllGraph()), 199);
+    m_window->clearOverlay();
+
+    // Opened as the trace, with the run over it: the views take its shape, units and markers.
+    QVERIFY(m_window->openTrace(other));
+    QVERIFY(m_window->overlayTrace(m_firstTrace));
+    m_window->plotGroup()->showAll();
+    m_window->probeViews()[0]->setLayer(2);
+    refreshAll();
+    gates = m_window->probeView("decay");
+    QCOMPARE(gates->unitGraphs().size(), 6);
+    QCOMPARE(gates->layerBox()->count(), 3);
+    QCOMPARE(gates->unitGraphs()[5]->name(), QString("channel group 5"));
+    QCOMPARE(graphAt(gates->unitGraphs()[5], 42), double(otherDecay(42, 2, 5)));
+    QCOMPARE(finitePoints(gates->overlaySummaryGraph()), 0); // the run has no layer 2
+    QCOMPARE(m_window->plotGroup()->trainingLength(), std::optional<qint64>(100));
+    QCOMPARE(m_window->plotGroup()->forgetThreshold(), std::optional<double>(150));
+    QCOMPARE(m_window->plotGroup()->markerCount(m_window->lossView()->plot()), 2);
+    m_window->probeViews()[0]->setLayer(0);
+    refreshAll();
+    QCOMPARE(finitePoints(gates->overlaySummaryGraph()), 200); // as far as the trace goes
+    m_window->clearOverlay();
+}
+
+void TestMainWindow::overlayMambaOneFixture()
+{
+    // Once a Mamba-1 model is among the fixtures: a run of it through the window, over a Mamba-2 run.
+    QString fixture;
+    const QDir fixtures(kData + "/mamba");
+    for (const QString& d : fixtures.entryList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Name))
+        if (canOpenModel(fixtures.filePath(d) + "/config.json")) {
+            fixture = fixtures.filePath(d);
+            break;
+        }
+    if (fixture.isEmpty())
+        QSKIP("no model folder under tests/data/mamba yet");
+    // The fixtures bring no tokenizer and have 512 ids: tiny-random's byte-level one fits.
+    const QString model = m_dir.filePath("mamba-one");
+    QVERIFY(QDir().mkpath(model));
+    for (const QString& f : QDir(fixture).entryList(QDir::Files))
+        QVERIFY(QFile::copy(fixture + "/" + f, model + "/" + f));
+    QVERIFY(QFile::copy(kTinyModel + "/tokenizer.json", model + "/tokenizer.json"));
+    QVERIFY(m_window->openModel(model));
+    m_window->modelPanel()->setChunkSize(64);
+    m_window->setInputText(QString(200, QChar('m')), "m");
+    QSignalSpy ended(m_window, &MainWindow::runEnded);
+    QVERIFY(m_window->startRun());
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, kTimeoutMs);
+    QVERIFY2(m_window->recordedErrors().isEmpty(), qPrintable(m_window->recordedErrors().join('\n')));
+    QVERIFY(ended[0][1].toBool());
+    const QString trace = ended[0][0].toString();
+    QVERIFY(m_window->openTrace(m_firstTrace));
+    QVERIFY(m_window->overlayTrace(trace));
+    refreshAll();
+    const TraceReader reader(trace.toStdString());
+    QVERIFY(reader.header().architecture != "mamba2");
+    QCOMPARE(m_window->overlay()->unitName(), QString::fromStdString(reader.header().unitName));
+    QVERIFY(m_window->overlay()->label().contains(QString::fromStdString(reader.header().architectureName)));
+    m_window->plotGroup()->showAll();
+    m_window->probeViews()[0]->setLayer(1);
+    refreshAll();
+    const int units = int(reader.header().units);
+    for (ProbeView* v : m_window->probeViews()) {
+        // The run's own heads, and the overlay's summary over its own units.
+        QCOMPARE(v->unitGraphs().size(), kHeads);
+        QVERIFY(v->overlaySummaryGraph());
+        QCOMPARE(finitePoints(v->overlaySummaryGraph()), 200);
+        const ProbeDesc& d = probeNamed(reader.header(), v->probeName().toUtf8().constData());
+        const std::vector<float> values = reader.probe(d.name);
+        for (int k : {0, 100, 199})
+            QVERIFY(
+                near(graphAt(v->overlaySummaryGraph(), k),
+                     summaryOf(d.summary, &values[size_t((k * reader.header().layers + 1) * units)], units),
+                     1e-4));
+    }
+    m_window->clearOverlay();
+    QVERIFY(m_window->openModel(kTinyModel));
+}
+
+void TestMainWindow::extraProbeInAView()
+{
+    // dt is a probe no view has code for: a view added for it draws it from its descriptor.
+    QVERIFY(m_window->openTrace(m_firstTrace));
+    const TraceReader reader(m_firstTrace.toStdString());
+    const ProbeDesc& dtDesc = probeNamed(reader.header(), "dt");
+    QVERIFY(!dtDesc.name.empty());
+    const std::vector<float> dt = reader.probe("dt");
+    ProbeView* v = m_window->addProbeView(); // the first probe no view shows: dt
+    QCOMPARE(v->probeName(), QString("dt"));
+    QCOMPARE(m_window->probeViews().size(), 3);
+    QCOMPARE(m_window->viewNames(), QStringList({"loss", "decay", "state_norm", "dt"}));
+    m_window->plotGroup()->showAll();
+    v->resize(1400, 400);
+    m_window->probeViews()[0]->setLayer(1);
+    QCOMPARE(v->layer(), 1); // one layer for all views
+    refreshAll();
+    QCOMPARE(v->unitGraphs().size(), kHeads);
+    for (int k : {0, 123, kRunTokens - 1}) {
+        const size_t at = size_t((k * kLayers + 1) * kHeads);
+        for (int u : {0, 3, 7})
+            QCOMPARE(graphAt(v->unitGraphs()[u], k), double(dt[at + size_t(u)]));
+        QVERIFY(near(graphAt(v->summaryGraph(), k), summaryOf(dtDesc.summary, &dt[at], kHeads)));
+    }
+    const QString label = QString::fromStdString(dtDesc.label.empty() ? dtDesc.name : dtDesc.label);
+    QVERIFY(v->linesRect()->axis(QCPAxis::atLeft)->label().startsWith(label));
+    QVERIFY(v->plot()->toolTip().contains(QString::fromStdString(dtDesc.description).toHtmlEscaped()));
+    QCOMPARE(v->heatmap()->data()->valueSize(), kLayers);
+    // Its CSV and figures export like any view's.
+    const QString folder = m_dir.filePath("dt-export");
+    QStringList written;
+    QVERIFY(m_window->exportViews(folder, "x", {ExportFormat::Csv, ExportFormat::Png}, ExportStyle::screen(),
+                                  &written));
+    QVERIFY(written.contains(QDir(folder).filePath("x-dt.csv")));
+    QFile csv(QDir(folder).filePath("x-dt.csv"));
+    QVERIFY(csv.open(QIODevice::ReadOnly));
+    QVERIFY(csv.readLine().startsWith("token,dt_L1_U0,"));
+
+    // A view picks another probe in its own box, and keeps asking for it.
+    ProbeView* second = m_window->probeViews()[1];
+    const int i = second->probeBox()->findData("dt");
+    QVERIFY(i >= 0);
+    second->probeBox()->setCurrentIndex(i);
+    emit second->probeBox()->activated(i);
+    QCOMPARE(second->probeName(), QString("dt"));
+    QCOMPARE(m_window->probeViewNames(), QStringList({"decay", "dt", "dt"}));
+    m_window->removeProbeView(v);
+    QCOMPARE(m_window->probeViews().size(), 2);
+    QVERIFY(m_window->openTrace(m_firstTrace));
+    QCOMPARE(m_window->probeViews()[1]->probeName(), QString("dt"));
+    m_window->setProbeViews(MainWindow::defaultProbeViews());
+    QCOMPARE(m_window->probeViews()[1]->probeName(), QString("state_norm"));
 }
 
 QTEST_MAIN(TestMainWindow)

@@ -1,5 +1,6 @@
 // The worker thread behind the window: a run streams every token once, in order, to the GUI thread
-// and into the trace; cancel and pause act between chunks; errors come back as failed().
+// and into the trace; cancel and pause act between chunks; errors come back as failed(); the trace
+// records where its input came from.
 #include "RunController.h"
 #include "trace/TraceFile.h"
 
@@ -19,8 +20,8 @@ RunRequest request(const QString& folder, const QString& text, int64_t chunk)
     r.modelDir = kTinyModel;
     r.options.chunkSize = chunk;
     r.options.threads = 1;
-    r.text = text;
-    r.inputDescription = "test";
+    r.input.text = text.toStdString();
+    r.input.textLabel = "test";
     r.traceFolder = folder;
     return r;
 }
@@ -35,6 +36,8 @@ private slots:
     void pauseHoldsTheRun();
     void badModelFails();
     void idsOutsideVocabularyFail();
+    void traceRecordsItsInput();
+    void adaptiveChunks();
 };
 
 void TestRunController::streamsEveryTokenInOrder()
@@ -65,7 +68,16 @@ void TestRunController::streamsEveryTokenInOrder()
     QVERIFY(inOrder);
     QCOMPARE(next, qint64(500));
     QCOMPARE(chunks, qint64(8)); // 7 x 64 + 52
-    QCOMPARE(valueCount, 3);     // dt, decay, state_norm
+    // One value array per probe the header names, with the two every architecture reports.
+    const RunStart start = started[0][0].value<RunStart>();
+    QCOMPARE(valueCount, int(start.header.probes.size()));
+    QStringList names;
+    for (const ProbeDesc& p : start.header.probes)
+        names << QString::fromStdString(p.name);
+    QVERIFY(names.contains("decay") && names.contains("state_norm"));
+    QCOMPARE(start.text, text.toUtf8()); // what the offsets index, for the token strip
+    QCOMPARE(start.header.inputSource.kind, std::string("text"));
+    QCOMPARE(start.header.units, int64_t(8));
     QCOMPARE(finished[0][1].toBool(), true);
     QCOMPARE(c.state(), RunController::State::Idle);
 
@@ -143,10 +155,87 @@ void TestRunController::idsOutsideVocabularyFail()
     RunController c;
     QSignalSpy failed(&c, &RunController::failed);
     RunRequest r = request(dir.path(), QString(), 64);
-    r.ids = {1, 2, 300}; // tiny-random has 256 ids
+    {
+        QFile ids(dir.filePath("ids.txt"));
+        QVERIFY(ids.open(QIODevice::WriteOnly));
+        ids.write("1 2 300"); // tiny-random has 256 ids
+    }
+    r.input = InputRequest();
+    r.input.idsFile = dir.filePath("ids.txt").toStdString();
     QVERIFY(c.start(r));
     QTRY_COMPARE_WITH_TIMEOUT(failed.count(), 1, 60000);
     QVERIFY2(failed[0][0].toString().contains("300"), qPrintable(failed[0][0].toString()));
+}
+
+void TestRunController::traceRecordsItsInput()
+{
+    QTemporaryDir dir;
+    const QString textPath = dir.filePath("input.txt");
+    {
+        QFile f(textPath);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write("from a file");
+    }
+    RunController c;
+    QSignalSpy finished(&c, &RunController::finished);
+    // A text file: its absolute path; a generator: its spec. The training length asked for wins
+    // over the model card's (tiny-random's card has none).
+    RunRequest r = request(dir.path(), QString(), 64);
+    r.input = InputRequest();
+    r.input.textFile = textPath.toStdString();
+    r.trainingLength = 123;
+    QVERIFY(c.start(r));
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 120000);
+    QVERIFY(finished[0][1].toBool());
+    {
+        const TraceReader reader(finished[0][0].toString().toStdString());
+        QCOMPARE(reader.tokens(), int64_t(11));
+        QCOMPARE(reader.header().inputSource.kind, std::string("text"));
+        auto canonical = [](const std::string& path) {
+            return QFileInfo(QString::fromStdString(path)).canonicalFilePath();
+        };
+        QVERIFY(QFileInfo(QString::fromStdString(reader.header().inputSource.path)).isAbsolute());
+        QCOMPARE(canonical(reader.header().inputSource.path), QFileInfo(textPath).canonicalFilePath());
+        QCOMPARE(canonical(reader.header().inputSource.tokenizerPath),
+                 QFileInfo(kTinyModel + "/tokenizer.json").canonicalFilePath());
+        QCOMPARE(reader.header().trainingLength, int64_t(123));
+        QVERIFY(reader.header().hasOffsets);
+    }
+    r.input = InputRequest();
+    r.input.prompt = "newlines:100";
+    r.trainingLength = 0;
+    QVERIFY(c.start(r));
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, 120000);
+    QVERIFY(finished[1][1].toBool());
+    const TraceReader reader(finished[1][0].toString().toStdString());
+    QCOMPARE(reader.tokens(), int64_t(100));
+    QCOMPARE(reader.header().inputSource.kind, std::string("prompt"));
+    QCOMPARE(reader.header().inputSource.prompt, std::string("newlines:100"));
+    QCOMPARE(reader.header().trainingLength, int64_t(0));
+}
+
+void TestRunController::adaptiveChunks()
+{
+    // Chunk size 0: the engine's loop sizes chunks by time, in multiples of 64, starting at 256.
+    QTemporaryDir dir;
+    RunController c;
+    QSignalSpy finished(&c, &RunController::finished);
+    QVector<qint64> sizes;
+    qint64 next = 0;
+    bool inOrder = true;
+    connect(&c, &RunController::chunkReady, this, [&](const ChunkProbes& ch) {
+        inOrder = inOrder && ch.start == next;
+        next = ch.start + ch.count();
+        sizes << ch.count();
+    });
+    QVERIFY(c.start(request(dir.path(), QString(3000, QChar('z')), 0)));
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 120000);
+    QVERIFY(finished[0][1].toBool());
+    QVERIFY(inOrder);
+    QCOMPARE(next, qint64(3000));
+    QCOMPARE(sizes.front(), qint64(256));
+    for (int i = 0; i + 1 < sizes.size(); ++i) // all but the last, which takes what is left
+        QCOMPARE(sizes[i] % 64, qint64(0));
 }
 
 QTEST_MAIN(TestRunController)

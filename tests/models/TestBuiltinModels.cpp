@@ -5,7 +5,8 @@
 // does not.
 #include "Error.h"
 #include "io/Json.h"
-#include "models/ModelConfig.h"
+#include "models/Mamba2Config.h"
+#include "models/ModelFolder.h"
 #include "runtime/Runner.h"
 #include "tokenizers/BpeTokenizer.h"
 #include "trace/ReferenceFile.h"
@@ -13,6 +14,8 @@
 #include <QFile>
 #include <QFileInfo>
 #include <QtTest>
+
+#include <algorithm>
 
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -68,8 +71,12 @@ Curve meanCurve(const QString& model, int64_t length, int windows)
     auto runner = Runner::open(model.toStdString(), o);
     Curve c;
     c.nll.assign(static_cast<size_t>(length), 0.0);
-    c.heads = runner->info().layers * runner->info().heads;
+    c.heads = runner->info().shape.layers * runner->info().shape.units;
     c.norm.assign(static_cast<size_t>(length * c.heads), 0.0);
+    size_t normProbe = 0;
+    for (size_t d = 0; d < runner->probes().size(); ++d)
+        if (runner->probes()[d].name == kStateNormProbe)
+            normProbe = d;
     const int64_t span = static_cast<int64_t>(text.size()) - length;
     for (int w = 0; w < windows; ++w) {
         const int64_t start = windows == 1 ? 0 : span * w / (windows - 1);
@@ -80,8 +87,8 @@ Curve meanCurve(const QString& model, int64_t length, int windows)
         runner->run(ids, nullptr, [&](const ChunkProbes& ch) {
             for (int64_t i = 0; i < ch.count(); ++i)
                 c.nll[ch.start + i] += ch.nll[i] / windows;
-            for (int64_t k = 0; k < ch.count() * c.heads; ++k) // probe 2: state_norm
-                c.norm[ch.start * c.heads + k] += ch.values[2][k] / windows;
+            for (int64_t k = 0; k < ch.count() * c.heads; ++k)
+                c.norm[ch.start * c.heads + k] += ch.values[normProbe][k] / windows;
         });
     }
     return c;
@@ -119,7 +126,7 @@ private slots:
         QCOMPARE(QString::fromStdString(card.at("name").get<std::string>()), name);
         QCOMPARE(card.at("architecture").get<std::string>(), std::string("mamba2"));
         const ModelFolder folder = inspectModelFolder(dir.toStdString());
-        const Mamba2Config& c = folder.mamba2;
+        const Mamba2Config c = parseMamba2Config(loadPythonJson(folder.configPath), folder.shape.layout, folder.configPath);
         QCOMPARE(card.at("d_model").get<int64_t>(), c.dModel);
         QCOMPARE(card.at("n_layer").get<int64_t>(), c.nLayer);
         QCOMPARE(card.at("d_state").get<int64_t>(), c.dState);
@@ -182,17 +189,24 @@ private slots:
         o.threads = 2;
         auto runner = Runner::open(modelDir(name).toStdString(), o);
         std::vector<float> nll;
-        std::vector<std::vector<float>> probes(3);
+        std::vector<std::vector<float>> probes(ref.probeNames.size());
+        std::vector<size_t> index; // the runner's probe of each reference probe, by name
+        for (const auto& name : ref.probeNames) {
+            const auto descs = runner->probes();
+            auto it = std::find_if(descs.begin(), descs.end(), [&](const ProbeDesc& d) { return d.name == name; });
+            QVERIFY2(it != descs.end(), name.c_str());
+            index.push_back(size_t(it - descs.begin()));
+        }
         runner->run(ref.ids, nullptr, [&](const ChunkProbes& c) {
             nll.insert(nll.end(), c.nll.begin(), c.nll.end());
-            for (size_t p = 0; p < 3; ++p)
-                probes[p].insert(probes[p].end(), c.values[p].begin(), c.values[p].end());
+            for (size_t p = 0; p < probes.size(); ++p)
+                probes[p].insert(probes[p].end(), c.values[index[p]].begin(), c.values[index[p]].end());
         });
         // A trained model predicts some bytes almost surely: an NLL near 0 is the difference of float32
         // logits of size ~20, exact to about 1e-6 absolute, so it is compared against max(|nll|, 0.1).
         const double e = maxRelativeError(nll.data(), ref.nll.data(), ref.nll.size(), 0.1);
         QVERIFY2(e <= 1e-4, qPrintable(QString("nll rel err %1").arg(e)));
-        for (size_t p = 0; p < 3; ++p) {
+        for (size_t p = 0; p < probes.size(); ++p) {
             QCOMPARE(probes[p].size(), ref.probes[p].size());
             const double pe = maxRelativeError(probes[p].data(), ref.probes[p].data(), ref.probes[p].size());
             QVERIFY2(pe <= 1e-4,

@@ -1,7 +1,9 @@
-// Both config.json dialects, mamba_ssm's defaults for absent keys, Python's non-standard floats,
-// and the synthetic prompts of the paper.
+// Both config.json dialects of each architecture, mamba_ssm's defaults for absent keys, Python's
+// non-standard floats, and the synthetic prompts of the paper.
 #include "Error.h"
-#include "models/ModelConfig.h"
+#include "models/Mamba2Config.h"
+#include "models/ModelFolder.h"
+#include "io/Json.h"
 #include "runtime/Prompts.h"
 
 #include <QTemporaryDir>
@@ -38,9 +40,10 @@ private slots:
             "residual_in_fp32": true, "fused_add_norm": true, "pad_vocab_size_multiple": 16, "tie_embeddings": true})",
                                        "pytorch_model.bin");
         const ModelFolder m = inspectModelFolder(dir.toStdString());
-        QCOMPARE(m.layout, std::string("mamba_ssm"));
+        QCOMPARE(m.shape.layout, std::string("mamba_ssm"));
+        QCOMPARE(m.shape.architecture, std::string("mamba2"));
         QCOMPARE(m.weightsFormat, std::string("pytorch"));
-        const Mamba2Config& c = m.mamba2;
+        const Mamba2Config c = parseMamba2Config(loadPythonJson(m.configPath), "mamba_ssm", m.configPath);
         QCOMPARE(c.dState, int64_t(128));
         QCOMPARE(c.headdim, int64_t(64));
         QCOMPARE(c.nHeads(), int64_t(32));
@@ -48,7 +51,10 @@ private slots:
         QCOMPARE(c.convDim(), int64_t(2304));
         // N_S of the 370M model: 12.91 M, T_forget fit 62.3K (stuffed-mamba.md §5.3)
         QCOMPARE(c.stateSize(), int64_t(48) * (32 * 64 * 128 + 2304 * 3));
-        QVERIFY(std::abs(predictedForgetThreshold(c.stateSize()) - 62300) < 100);
+        QCOMPARE(m.shape.stateSize, c.stateSize());
+        QCOMPARE(m.shape.units, int64_t(32));
+        QVERIFY(std::abs(predictedForgetThreshold(c.stateSize()).value_or(0) - 62300) < 100);
+        QVERIFY(!predictedForgetThreshold(800000)); // the fit is negative below 0.864 M
     }
 
     void transformersDialect()
@@ -58,16 +64,54 @@ private slots:
             "num_hidden_layers": 24, "vocab_size": 50288, "state_size": 128, "head_dim": 64, "num_heads": 24,
             "n_groups": 1, "time_step_limit": [0.0, Infinity], "layer_norm_epsilon": 1e-5})");
         const ModelFolder m = inspectModelFolder(dir.toStdString());
-        QCOMPARE(m.layout, std::string("transformers"));
-        QVERIFY(std::isinf(m.mamba2.dtLimitMax));
-        QCOMPARE(m.mamba2.inProjRows(), int64_t(3352)); // 130M
+        QCOMPARE(m.shape.layout, std::string("transformers"));
+        const Mamba2Config c = parseMamba2Config(loadPythonJson(m.configPath), "transformers", m.configPath);
+        QVERIFY(std::isinf(c.dtLimitMax));
+        QCOMPARE(c.inProjRows(), int64_t(3352)); // 130M
+    }
+
+    // state-spaces' mamba-130m config.json (ssm_cfg {} means Mamba-1 with its defaults) and
+    // transformers' MambaForCausalLM config of the same model.
+    void mamba1Dialects()
+    {
+        QTemporaryDir tmp;
+        const QString ssm = folderWith(tmp, "m130", R"({"d_model": 768, "n_layer": 24, "vocab_size": 50277,
+            "ssm_cfg": {}, "rms_norm": true, "residual_in_fp32": true, "fused_add_norm": true,
+            "pad_vocab_size_multiple": 8})", "pytorch_model.bin");
+        const QString hf = folderWith(tmp, "hf130", R"({"model_type": "mamba", "hidden_size": 768,
+            "num_hidden_layers": 24, "vocab_size": 50280, "state_size": 16, "expand": 2, "conv_kernel": 4,
+            "time_step_rank": "auto", "intermediate_size": 1536})");
+        for (const QString& dir : {ssm, hf}) {
+            const ModelFolder m = inspectModelFolder(dir.toStdString());
+            QCOMPARE(m.shape.architecture, std::string("mamba"));
+            QCOMPARE(m.shape.displayName, std::string("Mamba"));
+            QCOMPARE(m.shape.layers, int64_t(24));
+            // N_S = L * (d_inner * d_state + d_inner * (d_conv - 1)) = 24 * (1536*16 + 1536*3)
+            QCOMPARE(m.shape.stateSize, int64_t(24) * (1536 * 16 + 1536 * 3));
+            // Summary probes: d_inner 1536 in groups of 64 channels.
+            QCOMPARE(m.shape.units, int64_t(24));
+            QCOMPARE(m.shape.unitName, std::string("channel group"));
+            QCOMPARE(m.shape.probes.size(), size_t(3));
+            QCOMPARE(m.shape.probes[1].name, std::string("decay"));
+            QCOMPARE(m.shape.probes[1].summary, ProbeSummary::GeoMean);
+            QCOMPARE(m.shape.probes[2].summary, ProbeSummary::RootSumSquare);
+        }
+        QCOMPARE(inspectModelFolder(ssm.toStdString()).shape.layout, std::string("mamba_ssm"));
+        const ModelFolder full = inspectModelFolder(hf.toStdString(), ProbeDetail::Full);
+        QCOMPARE(full.shape.units, int64_t(1536));
+        QCOMPARE(full.shape.probes[2].axes, (std::vector<std::string>{"layer", "channel"}));
     }
 
     void rejectsWhatItCannotRun_data()
     {
         QTest::addColumn<QString>("config");
         QTest::addColumn<QString>("message");
-        QTest::newRow("mamba1") << R"({"d_model": 8, "n_layer": 1, "vocab_size": 8, "ssm_cfg": {}})" << "Mamba1";
+        QTest::newRow("mamba3") << R"({"d_model": 8, "n_layer": 1, "vocab_size": 8, "ssm_cfg": {"layer": "Mamba3"}})" << "Mamba3";
+        QTest::newRow("mamba1 act") << R"({"model_type": "mamba", "hidden_act": "gelu"})" << "hidden_act";
+        QTest::newRow("mamba1 inter") << R"({"model_type": "mamba", "hidden_size": 64, "intermediate_size": 100})"
+                                      << "intermediate_size";
+        QTest::newRow("huge") << R"({"model_type": "mamba2", "hidden_size": 1e300})" << "hidden_size";
+        QTest::newRow("overflow") << R"({"model_type": "mamba", "hidden_size": 4611686018427387904})" << "hidden_size";
         QTest::newRow("rwkv") << R"({"model_type": "rwkv6"})" << "rwkv6";
         QTest::newRow("heads") << R"({"model_type": "mamba2", "hidden_size": 64, "num_heads": 3, "head_dim": 16})"
                                << "num_heads * head_dim";

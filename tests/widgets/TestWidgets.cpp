@@ -1,11 +1,10 @@
 // The widgets: TraceData's decimation and aggregates checked against values computed here by
 // formula, the views' point counts and heatmap sizes, PlotGroup's shared axes and cursor, exports
 // (file signatures and parsers), CSV of a zoomed range, and loading a trace file.
-#include "GateView.h"
 #include "LossView.h"
-#include "NormView.h"
 #include "PlotExporter.h"
 #include "PlotGroup.h"
+#include "ProbeView.h"
 #include "SeriesPyramid.h"
 #include "TokenStrip.h"
 #include "TraceData.h"
@@ -51,6 +50,55 @@ float normOf(qint64 t, int l, int h)
     return float(l + 1) * float(h + 1) * (1.0f + 0.01f * float(t));
 }
 
+// The probes of the synthetic trace: index 0 dt (mean), 1 decay (geometric mean), 2 state_norm (root
+// sum of squares), each [layers, units]; the views know them only by these descriptors.
+constexpr int kDt = 0, kDecay = 1, kNorm = 2;
+
+ProbeDesc probeDesc(const char* name, const char* label, ProbeSummary summary, int layers, int units,
+                    const char* unit = "")
+{
+    ProbeDesc d;
+    d.name = name;
+    d.description = std::string("synthetic ") + name;
+    d.shape = {layers, units};
+    d.axes = {"layer", "head"};
+    d.headMeaning = "a synthetic head";
+    d.unit = unit;
+    d.summary = summary;
+    d.label = label;
+    return d;
+}
+
+std::vector<ProbeDesc> testProbes(int layers = kLayers, int units = kHeads)
+{
+    return {probeDesc("dt", "Δ", ProbeSummary::Mean, layers, units),
+            probeDesc("decay", "α", ProbeSummary::GeoMean, layers, units),
+            probeDesc("state_norm", "‖S‖", ProbeSummary::RootSumSquare, layers, units)};
+}
+
+// The summaries of layer l at token t, by formula.
+double decayGeoMean(qint64 t, int l)
+{
+    double logs = 0;
+    for (int h = 0; h < kHeads; ++h)
+        logs += std::log(double(decayOf(t, l, h)));
+    return std::exp(logs / kHeads);
+}
+double normRss(qint64 t, int l)
+{
+    double sq = 0;
+    for (int h = 0; h < kHeads; ++h)
+        sq += double(normOf(t, l, h)) * normOf(t, l, h);
+    return std::sqrt(sq);
+}
+double dtMean(qint64 t, int l)
+{
+    double sum = 0;
+    for (int h = 0; h < kHeads; ++h)
+        sum += dtOf(t, l, h);
+    return sum / kHeads;
+}
+
 ChunkProbes makeChunk(qint64 start, qint64 count, int layers = kLayers, int heads = kHeads)
 {
     ChunkProbes c;
@@ -75,10 +123,11 @@ TraceHeaderInfo header(const QString& label = QStringLiteral("synthetic"))
 {
     TraceHeaderInfo h;
     h.label = label;
-    h.architecture = QStringLiteral("mamba2");
+    h.architecture = QStringLiteral("synthetic");
     h.layers = kLayers;
-    h.heads = kHeads;
-    h.probes = mamba2ProbeDescs(kLayers, kHeads); // dt, decay, state_norm
+    h.units = kHeads;
+    h.unitName = QStringLiteral("head");
+    h.probes = testProbes();
     h.trainingLength = 100;
     h.forgetThreshold = 250.0;
     return h;
@@ -155,11 +204,13 @@ private slots:
     void traceAggregates();
     void bucketedPerplexity();
     void lossViewPoints();
-    void gateAndNormViews();
+    void probeViews();
+    void genericProbe();
     void logAxisHeatmap();
     void plotGroupSync();
     void liveAppendsCoalesce();
     void overlays();
+    void overlayOtherArchitecture();
     void exports();
     void csvZoomed();
     void loadFileMatchesAppend();
@@ -273,32 +324,44 @@ void TestWidgets::traceDataBoundedTwoMillion()
         c.values.assign(3, std::vector<float>(size_t(n * lh)));
         for (qint64 k = 0; k < n; ++k)
             for (qint64 j = 0; j < lh; ++j) {
-                c.values[0][size_t(k * lh + j)] = 0.1f;
-                c.values[1][size_t(k * lh + j)] = 0.9f;
-                c.values[2][size_t(k * lh + j)] = float((t + k) % 1000); // sawtooth state norm
+                c.values[kDt][size_t(k * lh + j)] = 0.1f;
+                c.values[kDecay][size_t(k * lh + j)] = 0.9f;
+                c.values[kNorm][size_t(k * lh + j)] = float((t + k) % 1000); // sawtooth state norm
             }
         d.append(c);
         t += n;
-        for (Quantity q : {Quantity::Decay, Quantity::StateNorm, Quantity::Dt})
-            QVERIFY(d.pyramid(q, 1, 7)->bucketCount() <= cap);
-        QVERIFY(d.pyramid(Quantity::StateNormLayer, 1, 0)->bucketCount() <= cap);
+        for (int p : {kDt, kDecay, kNorm})
+            for (int unit : {7, TraceData::kSummary, TraceData::kMinimum})
+                QVERIFY(d.pyramid(p, 1, unit)->bucketCount() <= cap);
         if (!bytesAtHalf && t >= total / 2)
             bytesAtHalf = d.pyramidBytes();
     }
     QCOMPARE(d.tokens(), total);
     // The pyramids stop growing once they reach the cap: 1M and 2M tokens take the same.
     QVERIFY(d.pyramidBytes() <= bytesAtHalf + 1024);
-    const size_t series = 3 * lh + 3 * kLayers;
+    // Per probe: one series per unit, and the summary and the min of each layer.
+    const size_t series = 3 * lh + 3 * 2 * kLayers;
     QVERIFY(d.pyramidBytes() < series * size_t(cap) * 12 * 11 / 10 + 64 * 1024);
-    const Envelope e = d.series(Quantity::StateNorm, 1, 7, 0, total, 300);
+    const Envelope e = d.series(kNorm, 1, 7, 0, total, 300);
     QCOMPARE(e.size(), 300);
     for (int i = 0; i < e.size(); ++i) {
         QCOMPARE(e.min[i], 0.0);
         QCOMPARE(e.max[i], 999.0);
     }
-    // The layer norm of 8 equal heads is sqrt(8) times one head's.
-    const Envelope layer = d.series(Quantity::StateNormLayer, 1, 0, 0, total, 10);
+    // The root sum of squares of 8 equal heads is sqrt(8) times one head's; the geometric mean of
+    // equal gates is the gate.
+    const Envelope layer = d.series(QStringLiteral("state_norm"), 1, TraceData::kSummary, 0, total, 10);
     QVERIFY(std::abs(layer.max[0] - 999.0 * std::sqrt(8.0)) < 0.1);
+    QVERIFY(std::abs(d.valueAt(kDecay, 0, TraceData::kSummary, 12345) - 0.9) < 1e-6);
+
+    // A smaller budget gives a smaller cap for the same trace (at least kMinCap).
+    TraceData small;
+    small.setPyramidBudget(series * 12 * 2048);
+    small.reset(header());
+    QCOMPARE(small.pyramidCap(), 2048);
+    small.setPyramidBudget(1);
+    small.reset(header());
+    QCOMPARE(small.pyramidCap(), TraceData::kMinCap);
 }
 
 void TestWidgets::traceAggregates()
@@ -307,52 +370,60 @@ void TestWidgets::traceAggregates()
     fill(d);
     QCOMPARE(d.tokens(), kTokens);
     QCOMPARE(d.layers(), kLayers);
-    QCOMPARE(d.heads(), kHeads);
+    QCOMPARE(d.units(), kHeads);
+    QCOMPARE(d.unitName(), QStringLiteral("head"));
     QCOMPARE(d.ids().size(), int(kTokens));
     QCOMPARE(d.offsets().size(), int(2 * kTokens));
     QCOMPARE(d.seriesResolution(), qint64(1));
-    // Full resolution: per-token values.
+    QCOMPARE(d.probeCount(), 3);
+    QCOMPARE(d.seriesProbes(), (QVector<int>{kDt, kDecay, kNorm}));
+    QCOMPARE(d.probeIndex(QStringLiteral("decay")), kDecay);
+    QCOMPARE(d.probeIndex(QStringLiteral("nothing")), -1);
+    QVERIFY(!d.hasSeries(QStringLiteral("nothing")));
+    QCOMPARE(d.probeLayers(kNorm), kLayers);
+    QCOMPARE(d.probeUnits(kNorm), kHeads);
+    // Full resolution: per-token values, by index or by name.
     for (qint64 t : {0, 1, 77, 299}) {
-        QCOMPARE(d.valueAt(Quantity::Decay, 1, 3, t), decayOf(t, 1, 3));
-        QCOMPARE(d.valueAt(Quantity::StateNorm, 0, 5, t), normOf(t, 0, 5));
-        QCOMPARE(d.valueAt(Quantity::Dt, 1, 0, t), dtOf(t, 1, 0));
-        double mean = 0, sq = 0;
+        QCOMPARE(d.valueAt(kDecay, 1, 3, t), decayOf(t, 1, 3));
+        QCOMPARE(d.valueAt(QStringLiteral("decay"), 1, 3, t), decayOf(t, 1, 3));
+        QCOMPARE(d.valueAt(kNorm, 0, 5, t), normOf(t, 0, 5));
+        QCOMPARE(d.valueAt(kDt, 1, 0, t), dtOf(t, 1, 0));
         float mn = 10;
-        for (int h = 0; h < kHeads; ++h) {
-            mean += decayOf(t, 1, h) / kHeads;
+        for (int h = 0; h < kHeads; ++h)
             mn = std::min(mn, decayOf(t, 1, h));
-            sq += double(normOf(t, 1, h)) * normOf(t, 1, h);
-        }
-        QVERIFY(std::abs(d.valueAt(Quantity::DecayLayerMean, 1, 0, t) - mean) < 1e-5);
-        QCOMPARE(d.valueAt(Quantity::DecayLayerMin, 1, 0, t), mn);
-        QVERIFY(std::abs(d.valueAt(Quantity::StateNormLayer, 1, 0, t) - std::sqrt(sq)) <
-                1e-3 * std::sqrt(sq));
+        // Each probe's own summary: geometric mean for decay, root sum of squares for the norm,
+        // mean for dt.
+        QVERIFY(std::abs(d.valueAt(kDecay, 1, TraceData::kSummary, t) - decayGeoMean(t, 1)) < 1e-6);
+        QCOMPARE(d.valueAt(kDecay, 1, TraceData::kMinimum, t), mn);
+        QVERIFY(std::abs(d.valueAt(kNorm, 1, TraceData::kSummary, t) - normRss(t, 1)) < 1e-5 * normRss(t, 1));
+        QVERIFY(std::abs(d.valueAt(kDt, 0, TraceData::kSummary, t) - dtMean(t, 0)) < 1e-6);
     }
-    QVERIFY(std::isnan(d.valueAt(Quantity::Decay, 2, 0, 0))); // layer out of range
-    QVERIFY(std::isnan(d.valueAt(Quantity::Decay, 0, 8, 0))); // head out of range
+    QVERIFY(std::isnan(d.valueAt(kDecay, 2, 0, 0))); // layer out of range
+    QVERIFY(std::isnan(d.valueAt(kDecay, 0, 8, 0))); // unit out of range
+    QVERIFY(std::isnan(d.valueAt(7, 0, 0, 0)));      // no such probe
+    QVERIFY(std::isnan(d.valueAt(QStringLiteral("nothing"), 0, 0, 0)));
     QCOMPARE(d.tokenText(3), QStringLiteral("d"));
 
     // Heatmap: layers x columns; column c of 50 holds tokens 6c .. 6c+5.
-    const QVector<float> hm = d.layerHeatmap(Quantity::Decay, HeadReduce::Mean, 0, kTokens, 50);
+    const QVector<float> hm = d.layerHeatmap(kDecay, TraceData::kSummary, 0, kTokens, 50);
     QCOMPARE(hm.size(), kLayers * 50);
     for (int l = 0; l < kLayers; ++l)
         for (int c : {0, 17, 49}) {
             double sum = 0;
             for (qint64 t = 6 * c; t < 6 * c + 6; ++t)
-                for (int h = 0; h < kHeads; ++h)
-                    sum += decayOf(t, l, h);
-            QVERIFY(std::abs(hm[l * 50 + c] - sum / (6 * kHeads)) < 1e-5);
+                sum += decayGeoMean(t, l);
+            QVERIFY(std::abs(hm[l * 50 + c] - sum / 6) < 1e-5);
         }
-    const QVector<float> hmin = d.layerHeatmap(Quantity::Decay, HeadReduce::Min, 0, kTokens, 50);
+    const QVector<float> hmin = d.layerHeatmap(kDecay, TraceData::kMinimum, 0, kTokens, 50);
     QCOMPARE(hmin[1 * 50 + 3], decayOf(21, 1, 0)); // tokens 18..23: head 0, and t % 7 == 0 at 21
-    const QVector<float> hhead = d.layerHeatmap(Quantity::StateNorm, HeadReduce::Head, 0, kTokens, 3, 2);
+    const QVector<float> hhead = d.layerHeatmap(kNorm, 2, 0, kTokens, 3);
     QCOMPARE(hhead.size(), kLayers * 3);
     double s = 0;
     for (qint64 t = 100; t < 200; ++t)
         s += normOf(t, 1, 2);
     QVERIFY(std::abs(hhead[1 * 3 + 1] - s / 100) < 1e-3);
     // More columns than tokens: still layers x columns.
-    QCOMPARE(d.layerHeatmap(Quantity::StateNorm, HeadReduce::Mean, 0, 10, 40).size(), kLayers * 40);
+    QCOMPARE(d.layerHeatmap(kNorm, TraceData::kSummary, 0, 10, 40).size(), kLayers * 40);
 
     // NLL envelope: per token when wide, exact min/max when decimated.
     const Envelope wide = d.nll(0, kTokens, 1000);
@@ -370,6 +441,25 @@ void TestWidgets::traceAggregates()
     // Moving average of 10 over a full period of the pattern: mean of 1.0 .. 1.9.
     QVERIFY(std::abs(d.movingAverageAt(150, 10) - 1.45) < 1e-6);
     QVERIFY(std::abs(d.movingAverageAt(1, 10) - 1.1) < 1e-6); // token 0 is NaN: token 1 alone
+
+    // Summaries skip NaN; a zero gate makes the geometric mean zero.
+    TraceData z;
+    TraceHeaderInfo h = header();
+    h.layers = h.units = 0; // left out: taken from the probes' shape
+    h.probes = {probeDesc("decay", "α", ProbeSummary::GeoMean, 1, 4)};
+    z.reset(h);
+    ChunkProbes c;
+    c.ids = {1, 2, 3};
+    c.nll = {1, 1, 1};
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    c.values = {{0.25f, 1.0f, nan, 0.25f, /**/ 0.5f, 0.0f, 0.5f, 0.5f, /**/ nan, nan, nan, nan}};
+    z.append(c);
+    QCOMPARE(z.layers(), 1); // from the probe's shape
+    QCOMPARE(z.units(), 4);
+    QVERIFY(std::abs(z.valueAt(0, 0, TraceData::kSummary, 0) - std::pow(0.25 * 1.0 * 0.25, 1.0 / 3)) < 1e-6);
+    QCOMPARE(z.valueAt(0, 0, TraceData::kSummary, 1), 0.0f);
+    QCOMPARE(z.valueAt(0, 0, TraceData::kMinimum, 1), 0.0f);
+    QVERIFY(std::isnan(z.valueAt(0, 0, TraceData::kSummary, 2)));
 }
 
 void TestWidgets::bucketedPerplexity()
@@ -446,14 +536,14 @@ void TestWidgets::lossViewPoints()
     QCOMPARE(g.markerCount(v.plot()), 2);
 }
 
-void TestWidgets::gateAndNormViews()
+void TestWidgets::probeViews()
 {
     TraceData d;
     fill(d);
     PlotGroup g;
     g.setTrace(&d);
-    GateView gate;
-    NormView norm;
+    ProbeView gate(QStringLiteral("decay"));
+    ProbeView norm(QStringLiteral("state_norm"));
     gate.setTrace(&d);
     norm.setTrace(&d);
     g.addView(&gate);
@@ -464,40 +554,57 @@ void TestWidgets::gateAndNormViews()
     gate.refresh();
     norm.refresh();
 
-    QCOMPARE(gate.headGraphs().size(), kHeads);
+    QCOMPARE(gate.probeIndex(), kDecay);
+    QCOMPARE(gate.unitGraphs().size(), kHeads);
     QCOMPARE(gate.layerBox()->count(), kLayers);
-    QCOMPARE(gate.headBox()->count(), kHeads);
-    for (QCPGraph* h : gate.headGraphs())
+    QCOMPARE(gate.unitBox()->count(), kHeads);
+    QCOMPARE(gate.probeBox()->count(), 3);
+    QCOMPARE(gate.probeBox()->currentData().toString(), QStringLiteral("decay"));
+    for (QCPGraph* h : gate.unitGraphs())
         QCOMPARE(h->dataCount(), int(kTokens));
-    QCOMPARE(gate.meanGraph()->dataCount(), int(kTokens));
+    QCOMPARE(gate.summaryGraph()->dataCount(), int(kTokens));
     gate.setLayer(1);
-    QCOMPARE(gate.headGraphs()[4]->data()->at(10)->value, double(decayOf(10, 1, 4)));
+    QCOMPARE(gate.unitGraphs()[4]->data()->at(10)->value, double(decayOf(10, 1, 4)));
+    QVERIFY(std::abs(gate.summaryGraph()->data()->at(10)->value - decayGeoMean(10, 1)) < 1e-6);
+    // Labels from the descriptor: its label on the axis, its summary and unit name in the legend.
+    QCOMPARE(gate.linesRect()->axis(QCPAxis::atLeft)->label(), QStringLiteral("α"));
+    QCOMPARE(gate.summaryGraph()->name(), QStringLiteral("layer 1: geometric mean over heads"));
+    QCOMPARE(gate.unitGraphs()[0]->name(), QStringLiteral("head 0"));
+    QCOMPARE(gate.reduceBox()->itemText(0), QStringLiteral("geometric mean over heads"));
+    QCOMPARE(gate.colorScale()->axis()->label(), QStringLiteral("α, geomean"));
+    QVERIFY(gate.plot()->toolTip().contains(QStringLiteral("synthetic decay")));
+    QCOMPARE(gate.title(), QStringLiteral("decay (α)"));
     // Heatmap: layers x pixel columns of the data span (2 px each).
     QCPColorMapData* hm = gate.heatmap()->data();
     QCOMPARE(hm->valueSize(), kLayers);
     const int w = gate.heatmapRect()->width();
     QVERIFY(hm->keySize() >= w / 2 - 2 && hm->keySize() <= w / 2 + 2);
-    // The cells hold the layer mean over heads of their tokens: the first cell has token 0 only.
-    double m0 = 0;
-    for (int h = 0; h < kHeads; ++h)
-        m0 += decayOf(0, 1, h) / kHeads;
-    QVERIFY(std::abs(hm->cell(0, 1) - m0) < 1e-5);
-    gate.setReduce(HeadReduce::Min);
+    // The cells hold the layer's summary of their tokens: the first cell has token 0 only.
+    QVERIFY(std::abs(hm->cell(0, 1) - decayGeoMean(0, 1)) < 1e-5);
+    gate.setReduce(ProbeView::Reduce::Min);
     QVERIFY(std::abs(gate.heatmap()->data()->cell(0, 1) - decayOf(0, 1, 0)) < 1e-6);
-    gate.setHead(5);
-    gate.setReduce(HeadReduce::Head);
+    QCOMPARE(gate.colorScale()->axis()->label(), QStringLiteral("α, min"));
+    gate.setUnit(5);
+    gate.setReduce(ProbeView::Reduce::Unit);
     QVERIFY(std::abs(gate.heatmap()->data()->cell(0, 0) - decayOf(0, 0, 5)) < 1e-6);
-    QCOMPARE(gate.headBox()->currentIndex(), 5);
+    QCOMPARE(gate.unitBox()->currentIndex(), 5);
+    QCOMPARE(gate.colorScale()->axis()->label(), QStringLiteral("α, head 5"));
 
-    QCOMPARE(norm.headGraphs().size(), kHeads);
-    for (QCPGraph* h : norm.headGraphs())
+    QCOMPARE(norm.unitGraphs().size(), kHeads);
+    for (QCPGraph* h : norm.unitGraphs())
         QCOMPARE(h->dataCount(), int(kTokens));
     QCOMPARE(norm.heatmap()->data()->valueSize(), kLayers);
     QVERIFY(norm.heatmap()->data()->keySize() >= w / 2 - 2);
     norm.setLayer(1);
-    QCOMPARE(norm.headGraphs()[7]->data()->at(299)->value, double(normOf(299, 1, 7)));
+    QCOMPARE(norm.unitGraphs()[7]->data()->at(299)->value, double(normOf(299, 1, 7)));
+    // The default heatmap is the layer's state norm: the root sum of squares of its units.
+    QVERIFY(std::abs(norm.heatmap()->data()->cell(0, 1) - normRss(0, 1)) < 1e-4 * normRss(0, 1));
+    QCOMPARE(norm.summaryGraph()->name(), QStringLiteral("layer 1: root sum of squares over heads"));
+    // A magnitude's axis starts at zero.
+    QCOMPARE(norm.linesRect()->axis(QCPAxis::atLeft)->range().lower, 0.0);
     norm.setLogY(true);
     QCOMPARE(norm.linesRect()->axis(QCPAxis::atLeft)->scaleType(), QCPAxis::stLogarithmic);
+    QCOMPARE(norm.colorScale()->axis()->scaleType(), QCPAxis::stLogarithmic);
     QVERIFY(norm.logBox()->isChecked());
     QVERIFY(norm.linesRect()->axis(QCPAxis::atLeft)->range().lower > 0);
 
@@ -506,8 +613,122 @@ void TestWidgets::gateAndNormViews()
     QApplication::processEvents();
     norm.refresh();
     const int cols = norm.linesRect()->width();
-    for (QCPGraph* h : norm.headGraphs())
+    for (QCPGraph* h : norm.unitGraphs())
         QVERIFY(h->dataCount() <= 2 * cols);
+
+    // A trace without the probe: the view stays empty and says so, and keeps the probe for the next.
+    TraceData other;
+    TraceHeaderInfo h = header();
+    h.probes = {testProbes()[kDt]};
+    other.reset(h);
+    ChunkProbes dtOnly = makeChunk(0, 10);
+    dtOnly.values.resize(1);
+    other.append(dtOnly);
+    gate.setTrace(&other);
+    gate.refresh();
+    QCOMPARE(gate.probeIndex(), -1);
+    QCOMPARE(gate.probeName(), QStringLiteral("decay"));
+    QCOMPARE(gate.unitGraphs().size(), 0);
+    QCOMPARE(gate.summaryGraph()->dataCount(), 0);
+    QCOMPARE(gate.probeBox()->currentIndex(), -1);
+    QVERIFY(gate.plot()->toolTip().contains(QStringLiteral("no probe decay")));
+    gate.setTrace(&d);
+    QCOMPARE(gate.probeIndex(), kDecay);
+}
+
+void TestWidgets::genericProbe()
+{
+    // A view shows a probe it has no code for, from its descriptor alone: dt, and a probe of a
+    // made-up architecture with its own shape, summary and unit.
+    const int layers = 3, units = 5;
+    TraceHeaderInfo h;
+    h.label = QStringLiteral("made-up");
+    h.architecture = QStringLiteral("madeup");
+    h.layers = kLayers;
+    h.units = kHeads;
+    h.unitName = QStringLiteral("channel group");
+    h.probes = testProbes();
+    ProbeDesc zeta = probeDesc("zeta", "ζ", ProbeSummary::RootSumSquare, layers, units, "nats");
+    zeta.axes = {"layer", "channel_group"};
+    ProbeDesc flat;
+    flat.name = "flat";
+    flat.shape = {4};
+    flat.axes = {"slot"};
+    h.probes.push_back(zeta);
+    h.probes.push_back(flat);
+    TraceData d;
+    d.reset(h);
+    auto zetaOf = [](qint64 t, int l, int u) { return float(l * 10 + u) + 0.5f * float(t % 3); };
+    for (qint64 start = 0; start < kTokens; start += 100) {
+        ChunkProbes c = makeChunk(start, 100);
+        c.values.resize(5);
+        for (qint64 t = start; t < start + 100; ++t) {
+            for (int l = 0; l < layers; ++l)
+                for (int u = 0; u < units; ++u)
+                    c.values[3].push_back(zetaOf(t, l, u));
+            for (int i = 0; i < 4; ++i)
+                c.values[4].push_back(float(i));
+        }
+        d.append(c);
+    }
+    QCOMPARE(d.tokens(), kTokens);
+    QCOMPARE(d.seriesProbes(), (QVector<int>{0, 1, 2, 3})); // not the rank-1 probe
+    QVERIFY(!d.hasSeries(QStringLiteral("flat")));
+
+    PlotGroup g;
+    g.setTrace(&d);
+    ProbeView v(QStringLiteral("dt"));
+    v.setTrace(&d);
+    g.addView(&v);
+    showView(v, 1400, 500);
+    g.showAll();
+    v.refresh();
+    QCOMPARE(v.unitGraphs().size(), kHeads);
+    for (int u = 0; u < kHeads; ++u)
+        QCOMPARE(v.unitGraphs()[u]->data()->at(42)->value, double(dtOf(42, 0, u)));
+    QVERIFY(std::abs(v.summaryGraph()->data()->at(42)->value - dtMean(42, 0)) < 1e-6);
+    QCOMPARE(v.linesRect()->axis(QCPAxis::atLeft)->label(), QStringLiteral("Δ"));
+    QCOMPARE(v.summaryGraph()->name(), QStringLiteral("layer 0: mean over channel groups"));
+    QCOMPARE(v.unitGraphs()[2]->name(), QStringLiteral("channel group 2"));
+    QVERIFY(std::abs(v.heatmap()->data()->cell(0, 1) - dtMean(0, 1)) < 1e-6);
+
+    // The picker offers every probe with series; picking one is reported and redraws the view.
+    QCOMPARE(v.probeBox()->count(), 4);
+    QCOMPARE(v.probeBox()->itemText(3), QStringLiteral("zeta (ζ)"));
+    QSignalSpy picked(&v, &ProbeView::probePicked);
+    QSignalSpy changed(&v, &ProbeView::probeChanged);
+    v.probeBox()->setCurrentIndex(3);
+    emit v.probeBox()->activated(3);
+    QCOMPARE(picked.count(), 1);
+    QCOMPARE(changed.count(), 1);
+    QCOMPARE(v.probeName(), QStringLiteral("zeta"));
+    v.setLayer(2);
+    v.refresh();
+    QCOMPARE(v.unitGraphs().size(), units);
+    QCOMPARE(v.layerBox()->count(), layers);
+    QCOMPARE(v.heatmap()->data()->valueSize(), layers);
+    QCOMPARE(v.unitGraphs()[4]->data()->at(100)->value, double(zetaOf(100, 2, 4)));
+    double sq = 0;
+    for (int u = 0; u < units; ++u)
+        sq += std::pow(double(zetaOf(100, 2, u)), 2);
+    QVERIFY(std::abs(v.summaryGraph()->data()->at(100)->value - std::sqrt(sq)) < 1e-4);
+    QCOMPARE(v.linesRect()->axis(QCPAxis::atLeft)->label(), QStringLiteral("ζ (nats)"));
+    QCOMPARE(v.summaryGraph()->name(), QStringLiteral("layer 2: root sum of squares over channel groups"));
+    // setProbe() is not a pick.
+    v.setProbe(QStringLiteral("decay"));
+    QCOMPARE(picked.count(), 1);
+    QCOMPARE(changed.count(), 2);
+    QCOMPARE(v.layer(), kLayers - 1); // clamped to decay's layers
+    // CSV of any probe: its units in the selected layer, then each layer's summary.
+    QTemporaryDir dir;
+    QString error;
+    v.setProbe(QStringLiteral("zeta"));
+    QVERIFY2(PlotExporter::saveCsv(&v, dir.filePath("zeta.csv"), &error), qPrintable(error));
+    const QList<QByteArray> lines = readAll(dir.filePath("zeta.csv")).trimmed().split('\n');
+    QCOMPARE(lines.size(), int(kTokens) + 1);
+    QCOMPARE(lines[0], QByteArray("token,zeta_L1_U0,zeta_L1_U1,zeta_L1_U2,zeta_L1_U3,zeta_L1_U4,"
+                                  "zeta_rss_L0,zeta_rss_L1,zeta_rss_L2"));
+    QVERIFY(std::abs(lines[8].split(',')[3].toDouble() - zetaOf(7, 1, 2)) < 1e-5);
 }
 
 void TestWidgets::logAxisHeatmap()
@@ -516,7 +737,7 @@ void TestWidgets::logAxisHeatmap()
     fill(d);
     PlotGroup g;
     g.setTrace(&d);
-    GateView gate;
+    ProbeView gate(QStringLiteral("decay"));
     gate.setTrace(&d);
     g.addView(&gate);
     showView(gate, 1400, 500);
@@ -528,16 +749,13 @@ void TestWidgets::logAxisHeatmap()
     QVERIFY(g.range().lower > 0);
     // The first tokens get many pixels each and keep their own points; towards the end a pixel holds
     // more than one token and columns merge.
-    QCPGraphDataContainer* mean = gate.meanGraph()->data().data();
-    QVERIFY(mean->size() > 200 && mean->size() <= int(kTokens));
+    QCPGraphDataContainer* summary = gate.summaryGraph()->data().data();
+    QVERIFY(summary->size() > 200 && summary->size() <= int(kTokens));
     for (int i = 0; i < 50; ++i)
-        QCOMPARE(mean->at(i)->key, double(i + 1));
+        QCOMPARE(summary->at(i)->key, double(i + 1));
     QCOMPARE(gate.heatmap()->data()->valueSize(), kLayers);
     // Columns are equal in pixels: the first column holds token 0 alone.
-    double m0 = 0;
-    for (int h = 0; h < kHeads; ++h)
-        m0 += decayOf(0, 0, h) / kHeads;
-    QVERIFY(std::abs(gate.heatmap()->data()->cell(0, 0) - m0) < 1e-5);
+    QVERIFY(std::abs(gate.heatmap()->data()->cell(0, 0) - decayGeoMean(0, 0)) < 1e-5);
     g.setLogX(false);
     QCOMPARE(gate.tokenAxes().front()->scaleType(), QCPAxis::stLinear);
 }
@@ -549,8 +767,8 @@ void TestWidgets::plotGroupSync()
     PlotGroup g;
     g.setTrace(&d);
     LossView loss;
-    GateView gate;
-    NormView norm;
+    ProbeView gate(QStringLiteral("decay"));
+    ProbeView norm(QStringLiteral("state_norm"));
     for (TraceView* v :
          {static_cast<TraceView*>(&loss), static_cast<TraceView*>(&gate), static_cast<TraceView*>(&norm)}) {
         v->setTrace(&d);
@@ -661,28 +879,24 @@ void TestWidgets::overlays()
     PlotGroup g;
     g.setTrace(&a);
     LossView loss;
-    NormView norm;
-    GateView gate;
-    loss.setTrace(&a);
-    norm.setTrace(&a);
-    gate.setTrace(&a);
-    loss.setOverlay(&b);
-    norm.setOverlay(&b);
-    gate.setOverlay(&b);
-    g.addView(&loss);
-    g.addView(&norm);
-    g.addView(&gate);
-    showView(loss, 1400, 400);
-    showView(norm, 1400, 400);
-    showView(gate, 1400, 400);
-    loss.refresh();
-    norm.refresh();
-    gate.refresh();
-    // The gate view shows the overlay as its layer mean, one point per token of the overlay.
-    QVERIFY(gate.overlayMeanGraph());
-    QCOMPARE(gate.overlayMeanGraph()->dataCount(), 200);
-    QVERIFY(gate.overlayMeanGraph()->pen().color() != gate.meanGraph()->pen().color());
-    QVERIFY(gate.overlayMeanGraph()->name().contains(QStringLiteral("second")));
+    ProbeView norm(QStringLiteral("state_norm"));
+    ProbeView gate(QStringLiteral("decay"));
+    for (TraceView* v : QList<TraceView*>{&loss, &norm, &gate}) {
+        v->setTrace(&a);
+        v->setOverlay(&b);
+        g.addView(v);
+        showView(*v, 1400, 400);
+        v->refresh();
+    }
+    // The probe views show the overlay as its layer summary, one point per token of the overlay.
+    for (ProbeView* v : {&gate, &norm}) {
+        QVERIFY(v->overlaySummaryGraph());
+        QCOMPARE(v->overlaySummaryGraph()->dataCount(), 200);
+        QVERIFY(v->overlaySummaryGraph()->pen().color() != v->summaryGraph()->pen().color());
+        QVERIFY(v->overlaySummaryGraph()->name().contains(QStringLiteral("second")));
+        QCOMPARE(v->unitGraphs().size(), kHeads); // the trace's units only
+    }
+    QVERIFY(std::abs(norm.overlaySummaryGraph()->data()->at(150)->value - normRss(150, 0)) < 1e-3);
     QVERIFY(loss.overlayNllGraph());
     QCOMPARE(loss.overlayNllGraph()->dataCount(), 200);
     QCOMPARE(loss.nllGraph()->dataCount(), int(kTokens));
@@ -694,15 +908,72 @@ void TestWidgets::overlays()
             names << item->plottable()->name();
     QVERIFY(names.join('|').contains(QStringLiteral("synthetic")));
     QVERIFY(names.join('|').contains(QStringLiteral("second")));
-    QCOMPARE(norm.overlayGraphs().size(), kHeads);
-    QCOMPARE(norm.overlayGraphs()[0]->dataCount(), 200);
-    QVERIFY(norm.overlayGraphs()[0]->pen().color() != norm.headGraphs()[0]->pen().color());
     loss.setOverlay(nullptr);
     norm.setOverlay(nullptr);
     gate.setOverlay(nullptr);
-    QVERIFY(!gate.overlayMeanGraph());
+    QVERIFY(!gate.overlaySummaryGraph());
+    QVERIFY(!norm.overlaySummaryGraph());
     QVERIFY(!loss.overlayNllGraph());
-    QCOMPARE(norm.overlayGraphs().size(), 0);
+}
+
+void TestWidgets::overlayOtherArchitecture()
+{
+    // An overlay of another architecture: 3 layers of 4 channel groups under a trace of 2 x 8 heads.
+    // It shows as its own summary of the selected layer, named with its own units.
+    TraceData a, b;
+    fill(a);
+    TraceHeaderInfo h;
+    h.label = QStringLiteral("other");
+    h.architecture = QStringLiteral("other-arch");
+    h.layers = 3;
+    h.units = 4;
+    h.unitName = QStringLiteral("channel group");
+    h.probes = {probeDesc("decay", "α", ProbeSummary::GeoMean, 3, 4),
+                probeDesc("state_norm", "‖S‖", ProbeSummary::RootSumSquare, 3, 4)};
+    b.reset(h);
+    ChunkProbes c;
+    for (qint64 t = 0; t < 120; ++t) {
+        c.ids.push_back(1);
+        c.nll.push_back(1.0f);
+    }
+    c.values.resize(2);
+    for (qint64 t = 0; t < 120; ++t)
+        for (int l = 0; l < 3; ++l)
+            for (int u = 0; u < 4; ++u) {
+                c.values[0].push_back(0.25f * float(u + 1)); // geometric mean of .25 .5 .75 1
+                c.values[1].push_back(float(u + l));
+            }
+    b.append(c);
+    PlotGroup g;
+    g.setTrace(&a);
+    ProbeView gate(QStringLiteral("decay"));
+    gate.setTrace(&a);
+    gate.setOverlay(&b);
+    g.addView(&gate);
+    showView(gate, 1400, 400);
+    gate.setLayer(1);
+    gate.refresh();
+    QCOMPARE(gate.unitGraphs().size(), kHeads);
+    QCOMPARE(gate.overlaySummaryGraph()->dataCount(), 120);
+    const double geo = std::pow(0.25 * 0.5 * 0.75 * 1.0, 0.25);
+    QVERIFY(std::abs(gate.overlaySummaryGraph()->data()->at(60)->value - geo) < 1e-6);
+    QCOMPARE(gate.overlaySummaryGraph()->name(),
+             QStringLiteral("other: layer 1 geometric mean over channel groups"));
+    QCOMPARE(gate.summaryGraph()->name(), QStringLiteral("layer 1: geometric mean over heads"));
+    // The overlay's layer 2 has no counterpart in the trace: the view keeps to the trace's layers.
+    gate.setLayer(2);
+    QCOMPARE(gate.layer(), kLayers - 1);
+    // Swapped, the overlay lacks layer 2 and draws nothing there.
+    gate.setTrace(&b);
+    gate.setOverlay(&a);
+    gate.setLayer(2);
+    gate.refresh();
+    QCOMPARE(gate.layer(), 2);
+    QCOMPARE(gate.unitGraphs().size(), 4);
+    QCOMPARE(gate.overlaySummaryGraph()->dataCount(), 0);
+    gate.setLayer(0);
+    gate.refresh();
+    QCOMPARE(gate.overlaySummaryGraph()->dataCount(), int(kTokens));
 }
 
 void TestWidgets::exports()
@@ -712,8 +983,8 @@ void TestWidgets::exports()
     PlotGroup g;
     g.setTrace(&d);
     LossView loss;
-    GateView gate;
-    NormView norm;
+    ProbeView gate(QStringLiteral("decay"));
+    ProbeView norm(QStringLiteral("state_norm"));
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
     const QList<TraceView*> views{&loss, &gate, &norm};
@@ -802,7 +1073,7 @@ void TestWidgets::csvZoomed()
     PlotGroup g;
     g.setTrace(&d);
     LossView loss;
-    NormView norm;
+    ProbeView norm(QStringLiteral("state_norm"));
     loss.setTrace(&d);
     norm.setTrace(&d);
     g.addView(&loss);
@@ -834,6 +1105,8 @@ void TestWidgets::csvZoomed()
     const QList<QByteArray> nl = readAll(npath).trimmed().split('\n');
     QCOMPARE(nl.size(), 51);
     QCOMPARE(nl[0].split(',').size(), 1 + kHeads + kLayers);
+    QCOMPARE(nl[0].split(',')[3], QByteArray("state_norm_L0_U2"));
+    QCOMPARE(nl[0].split(',').last(), QByteArray("state_norm_rss_L1"));
     QVERIFY(std::abs(nl[1].split(',')[3].toDouble() - normOf(50, 0, 2)) < 1e-3);
 }
 
@@ -847,14 +1120,26 @@ void TestWidgets::loadFileMatchesAppend()
     appended.reset(header());
     {
         TraceHeader h;
-        h.architecture = "mamba2";
-        h.modelConfigJson = R"({"d_model": 64, "n_layer": 2, "d_state": 16, "headdim": 16, "expand": 2})";
+        h.architecture = "synthetic";
+        h.architectureName = "Synthetic";
+        h.modelConfigJson = R"({"d_model": 64, "n_layer": 2})";
         h.modelPath = "/nonexistent/model";
         h.dtype = "float32";
         h.device = "cpu";
         h.input = "synthetic";
         h.hasOffsets = true;
-        h.probes = mamba2ProbeDescs(kLayers, kHeads);
+        h.probes = testProbes();
+        // Everything the window shows comes from the header: the model folder does not exist.
+        h.layers = kLayers;
+        h.units = kHeads;
+        h.unitName = "head";
+        h.stateSize = 5056;
+        h.forgetThreshold = 12345.5;
+        h.trainingLength = 0; // unknown
+        h.vocabSize = 256;
+        h.inputSource.kind = "text";
+        h.inputSource.path = dir.filePath("input.txt").toStdString();
+        h.inputSource.tokenizerPath = "/nonexistent/tokenizer.json";
         TraceWriter w(path.toStdString(), h);
         qint64 at = 0;
         for (int i = 0; at < total; ++i) {
@@ -880,29 +1165,65 @@ void TestWidgets::loadFileMatchesAppend()
     QCOMPARE(spy.count(), 1);
     QCOMPARE(loaded.tokens(), total);
     QCOMPARE(loaded.layers(), kLayers);
-    QCOMPARE(loaded.heads(), kHeads);
+    QCOMPARE(loaded.units(), kHeads);
+    QCOMPARE(loaded.unitName(), QStringLiteral("head"));
+    QCOMPARE(loaded.header().architecture, QStringLiteral("synthetic"));
+    QCOMPARE(loaded.header().architectureName, QStringLiteral("Synthetic"));
+    QCOMPARE(loaded.header().vocabSize, qint64(256));
+    QCOMPARE(loaded.header().stateSize, qint64(5056));
+    QCOMPARE(loaded.header().inputPath, dir.filePath("input.txt"));
+    QCOMPARE(loaded.header().tokenizerPath, QStringLiteral("/nonexistent/tokenizer.json"));
+    QCOMPARE(loaded.label(), QStringLiteral("t"));
     QCOMPARE(loaded.filePath(), path);
     QCOMPARE(loaded.seriesResolution(), qint64(2));
     QCOMPARE(loaded.ids(), appended.ids());
     QCOMPARE(loaded.offsets(), appended.offsets());
-    // T_forget from the recorded config (the model folder is gone): the paper's fit of N_S.
-    QVERIFY(loaded.forgetThreshold().has_value());
+    // The markers as the header recorded them.
+    QCOMPARE(loaded.forgetThreshold(), std::optional<double>(12345.5));
     QVERIFY(!loaded.trainingLength().has_value());
+    // The input file is gone: no text, the strip falls back to ids.
+    QVERIFY(loaded.text().isEmpty());
     for (int cols : {100, 5000, 100000}) {
         QVERIFY(sameEnvelope(loaded.nll(0, total, cols), appended.nll(0, total, cols)));
-        for (Quantity q : {Quantity::Decay, Quantity::DecayLayerMean, Quantity::DecayLayerMin,
-                           Quantity::StateNorm, Quantity::StateNormLayer, Quantity::Dt})
-            for (int l = 0; l < kLayers; ++l)
-                QVERIFY(sameEnvelope(loaded.series(q, l, 3, 1000, 60000, cols),
-                                     appended.series(q, l, 3, 1000, 60000, cols)));
-        QCOMPARE(loaded.layerHeatmap(Quantity::Decay, HeadReduce::Min, 0, total, cols % 1000 + 7),
-                 appended.layerHeatmap(Quantity::Decay, HeadReduce::Min, 0, total, cols % 1000 + 7));
+        for (int p : {kDt, kDecay, kNorm})
+            for (int unit : {3, TraceData::kSummary, TraceData::kMinimum})
+                for (int l = 0; l < kLayers; ++l)
+                    QVERIFY(sameEnvelope(loaded.series(p, l, unit, 1000, 60000, cols),
+                                         appended.series(p, l, unit, 1000, 60000, cols)));
+        QCOMPARE(loaded.layerHeatmap(kDecay, TraceData::kMinimum, 0, total, cols % 1000 + 7),
+                 appended.layerHeatmap(kDecay, TraceData::kMinimum, 0, total, cols % 1000 + 7));
     }
     QCOMPARE(loaded.bucketedPerplexity(512), appended.bucketedPerplexity(512));
     // And against the formula: min/max of a decimated column are exact.
-    const Envelope e = loaded.series(Quantity::StateNorm, 1, 2, 0, total, 7);
+    const Envelope e = loaded.series(kNorm, 1, 2, 0, total, 7);
     QCOMPARE(e.min.front(), double(normOf(0, 1, 2)));
     QCOMPARE(e.max.back(), double(normOf(total - 1, 1, 2)));
+
+    // With its input file back, a trace shows the text it read.
+    {
+        QFile f(dir.filePath("input.txt"));
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(QByteArray(int(total + 10), 'x'));
+    }
+    TraceData withText;
+    QVERIFY2(withText.loadFile(path, &error), qPrintable(error));
+    QCOMPARE(withText.text().size(), int(total + 10));
+    QCOMPARE(withText.tokenText(5), QStringLiteral("x"));
+    // A path recorded relative (as schema 1 kept it) is looked for next to the trace.
+    {
+        TraceHeader h;
+        h.architecture = "synthetic";
+        h.hasOffsets = true;
+        h.probes = testProbes();
+        h.inputSource.kind = "text";
+        h.inputSource.path = "input.txt";
+        TraceWriter w(dir.filePath("relative.h5").toStdString(), h);
+        w.append(makeChunk(0, 5));
+        w.finish();
+    }
+    QVERIFY2(withText.loadFile(dir.filePath("relative.h5"), &error), qPrintable(error));
+    QCOMPARE(withText.tokens(), qint64(5));
+    QCOMPARE(withText.text().size(), int(total + 10));
 
     // A cancelled load leaves an empty trace and says so.
     TraceData cancelled;
@@ -956,12 +1277,17 @@ void TestWidgets::tokenStrip()
     QVERIFY(tip.contains(QStringLiteral("id 57")));
     QVERIFY(tip.contains(QStringLiteral("position 57")));
     QVERIFY(tip.contains(QStringLiteral("NLL 1.7 ")));
-    double mean = 0;
+    // Each probe's summary over the layer's units, as its descriptor says, and their min.
+    float mn = 10;
     for (int h = 0; h < kHeads; ++h)
-        mean += decayOf(57, 1, h) / kHeads;
-    QVERIFY(tip.contains(QStringLiteral("α mean %1").arg(QString::number(mean, 'g', 4))));
+        mn = std::min(mn, decayOf(57, 1, h));
+    QVERIFY2(tip.contains(QStringLiteral("α geomean %1, min %2")
+                              .arg(QString::number(float(decayGeoMean(57, 1)), 'g', 4))
+                              .arg(QString::number(mn, 'g', 4))),
+             qPrintable(tip));
     QVERIFY(tip.contains(QStringLiteral("layer 1")));
-    QVERIFY(tip.contains(QStringLiteral("state norm")));
+    QVERIFY(tip.contains(QStringLiteral("‖S‖ rss %1").arg(QString::number(float(normRss(57, 1)), 'g', 4))));
+    QVERIFY(tip.contains(QStringLiteral("Δ mean ")));
     // Higher NLL, stronger shade.
     QVERIFY(strip.shadeFor(1.9f).alphaF() > strip.shadeFor(1.0f).alphaF());
     // A click moves the shared cursor.

@@ -1,9 +1,8 @@
 // Pan/zoom redraw time and memory of the views on a synthetic trace (default 1M tokens, 24 x 24).
 // Run by hand: QT_QPA_PLATFORM=offscreen ./WidgetsBench [--tokens N] [--layers L] [--heads H]
-#include "GateView.h"
 #include "LossView.h"
-#include "NormView.h"
 #include "PlotGroup.h"
+#include "ProbeView.h"
 #include "TokenStrip.h"
 #include "TraceData.h"
 #include "trace/TraceFile.h"
@@ -95,8 +94,21 @@ int main(int argc, char** argv)
     TraceHeaderInfo h;
     h.label = "bench";
     h.layers = L;
-    h.heads = H;
-    h.probes = mamba2ProbeDescs(L, H);
+    h.units = H;
+    h.unitName = "head";
+    // What the views need of a probe: its descriptor (dt, decay, state_norm as the engine reports
+    // them for a model of heads).
+    auto desc = [L, H](const char* name, const char* label, ProbeSummary summary) {
+        ProbeDesc d;
+        d.name = name;
+        d.label = label;
+        d.summary = summary;
+        d.shape = {L, H};
+        d.axes = {"layer", "head"};
+        return d;
+    };
+    h.probes = {desc("dt", "Δ", ProbeSummary::Mean), desc("decay", "α", ProbeSummary::GeoMean),
+                desc("state_norm", "‖S‖", ProbeSummary::RootSumSquare)};
     h.trainingLength = 2048;
     h.forgetThreshold = 250000;
     d.reset(h);
@@ -124,8 +136,8 @@ int main(int argc, char** argv)
     PlotGroup group;
     group.setTrace(&d);
     LossView loss;
-    GateView gate;
-    NormView norm;
+    ProbeView gate(QStringLiteral("decay"));
+    ProbeView norm(QStringLiteral("state_norm"));
     TokenStrip strip;
     QList<TraceView*> views{&loss, &gate, &norm};
     for (TraceView* v : views) {

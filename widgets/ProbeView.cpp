@@ -1,0 +1,469 @@
+#include "ProbeView.h"
+
+#include "PlotExporter.h"
+#include "PlotHelpers.h"
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QLabel>
+#include <QToolButton>
+
+#include <qcustomplot.h>
+
+#include <cmath>
+
+namespace statescope {
+
+namespace {
+
+// Pixels per heatmap column: finer than this shows nothing more and costs more.
+constexpr int kHeatPixels = 2;
+
+void setupLayerAxis(QCPAxis* y, int layers)
+{
+    QSharedPointer<QCPAxisTickerFixed> t(new QCPAxisTickerFixed);
+    t->setTickStep(1.0);
+    t->setScaleStrategy(QCPAxisTickerFixed::ssMultiples);
+    y->setTicker(t);
+    y->setRangeReversed(true); // layer 0 on top, as the model reads
+    y->setRange(-0.5, std::max(1, layers) - 0.5);
+    y->setLabel(QObject::tr("layer"));
+}
+
+void setLogScale(QCPAxis* axis, bool log)
+{
+    axis->setScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+    if (log)
+        axis->setTicker(QSharedPointer<QCPAxisTickerLog>(new QCPAxisTickerLog));
+    else
+        axis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+}
+
+QString capitalized(QString s)
+{
+    if (!s.isEmpty())
+        s[0] = s[0].toUpper();
+    return s;
+}
+
+// The probe's short name for axes and legends: its label, else its name.
+QString shortName(const ProbeDesc& d)
+{
+    return QString::fromStdString(d.label.empty() ? d.name : d.label);
+}
+
+QString unitOrEmpty(TraceData* t)
+{
+    return t ? t->unitName() : QString();
+}
+
+} // namespace
+
+ProbeView::ProbeView(const QString& probe, QWidget* parent) : TraceView(parent), m_probe(probe)
+{
+    m_probeBox = new QComboBox(this);
+    m_probeBox->setPlaceholderText(tr("(not in this trace)"));
+    m_probeBox->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    m_layerBox = new QComboBox(this);
+    m_unitBox = new QComboBox(this);
+    m_unitBoxLabel = new QLabel(this);
+    m_reduceBox = new QComboBox(this);
+    m_reduceBox->addItem(QString(), int(Reduce::Summary));
+    m_reduceBox->addItem(QString(), int(Reduce::Min));
+    m_reduceBox->addItem(QString(), int(Reduce::Unit));
+    m_reduceBox->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    m_logBox = new QCheckBox(tr("log y"), this);
+    m_close = new QToolButton(this);
+    m_close->setText(QStringLiteral("×"));
+    m_close->setToolTip(tr("Close this view"));
+    m_close->setAutoRaise(true);
+    m_close->setVisible(false);
+    addControl(new QLabel(tr("Probe:"), this));
+    addControl(m_probeBox);
+    addControl(new QLabel(tr("Layer:"), this));
+    addControl(m_layerBox);
+    addControl(m_unitBoxLabel);
+    addControl(m_unitBox);
+    addControl(new QLabel(tr("Heatmap:"), this));
+    addControl(m_reduceBox);
+    addControl(m_logBox);
+    m_controls->addWidget(m_close);
+    connect(m_probeBox, qOverload<int>(&QComboBox::activated), this, [this](int i) {
+        const QString name = m_probeBox->itemData(i).toString();
+        if (name.isEmpty() || name == m_probe)
+            return;
+        setProbe(name);
+        emit probePicked(name);
+    });
+    connect(m_layerBox, qOverload<int>(&QComboBox::currentIndexChanged), this, [this](int i) {
+        if (i >= 0)
+            setLayer(i);
+    });
+    connect(m_unitBox, qOverload<int>(&QComboBox::currentIndexChanged), this, [this](int i) {
+        if (i >= 0)
+            setUnit(i);
+    });
+    connect(m_reduceBox, qOverload<int>(&QComboBox::currentIndexChanged), this,
+            [this](int i) { setReduce(Reduce(m_reduceBox->itemData(i).toInt())); });
+    connect(m_logBox, &QCheckBox::toggled, this, &ProbeView::setLogY);
+    connect(m_close, &QToolButton::clicked, this, &ProbeView::closeRequested);
+
+    QCustomPlot* p = m_plot;
+    m_plot->setMinimumHeight(260);
+    m_linesRect = p->axisRect();
+    m_heatRect = new QCPAxisRect(p);
+    p->plotLayout()->addElement(1, 0, m_heatRect);
+    m_scale = new QCPColorScale(p);
+    p->plotLayout()->addElement(1, 1, m_scale);
+    m_scale->setBarWidth(10);
+    auto* group = new QCPMarginGroup(p);
+    m_linesRect->setMarginGroup(QCP::msLeft | QCP::msRight, group);
+    m_heatRect->setMarginGroup(QCP::msLeft | QCP::msRight, group);
+    m_scale->setMarginGroup(QCP::msTop | QCP::msBottom, group);
+    m_heatRect->axis(QCPAxis::atBottom)->setLabel(tr("token position"));
+    setupLayerAxis(m_heatRect->axis(QCPAxis::atLeft), 1);
+    m_heatmap = new QCPColorMap(m_heatRect->axis(QCPAxis::atBottom), m_heatRect->axis(QCPAxis::atLeft));
+    m_heatmap->setColorScale(m_scale);
+    m_heatmap->removeFromLegend(); // the colour scale explains it
+    m_heatmap->setGradient(viridisGradient());
+    m_heatmap->setInterpolate(false);
+    m_heatmap->setTightBoundary(false);
+    p->legend->setVisible(true);
+    // One row at the top right: a column of entries would cover the lines of a short axis rect.
+    p->legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
+    p->legend->setWrap(0);
+    m_linesRect->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
+    tracesChanged();
+}
+
+QList<QCPAxis*> ProbeView::tokenAxes() const
+{
+    return {m_linesRect->axis(QCPAxis::atBottom), m_heatRect->axis(QCPAxis::atBottom)};
+}
+
+int ProbeView::probeIndex() const
+{
+    return m_trace && m_trace->hasSeries(m_probe) ? m_trace->probeIndex(m_probe) : -1;
+}
+
+const ProbeDesc* ProbeView::probeDesc() const
+{
+    return m_trace ? m_trace->probe(probeIndex()) : nullptr;
+}
+
+QString ProbeView::title() const
+{
+    const ProbeDesc* d = probeDesc();
+    if (!d || d->label.empty())
+        return m_probe;
+    return QStringLiteral("%1 (%2)").arg(m_probe, QString::fromStdString(d->label));
+}
+
+QString ProbeView::unitLabel(TraceData* t, int unit) const
+{
+    const QString name = unitOrEmpty(t);
+    return QStringLiteral("%1 %2").arg(name.isEmpty() ? tr("unit") : name).arg(unit);
+}
+
+void ProbeView::setClosable(bool closable)
+{
+    m_close->setVisible(closable);
+}
+
+void ProbeView::setProbe(const QString& name)
+{
+    if (name == m_probe)
+        return;
+    m_probe = name;
+    tracesChanged();
+    refresh();
+    emit probeChanged(name);
+}
+
+void ProbeView::fillPickers()
+{
+    const int p = probeIndex();
+    const int L = m_trace ? m_trace->probeLayers(p) : 0, U = m_trace ? m_trace->probeUnits(p) : 0;
+    const QSignalBlocker b0(m_probeBox), b1(m_layerBox), b2(m_unitBox);
+    m_probeBox->clear();
+    if (m_trace)
+        for (int i : m_trace->seriesProbes()) {
+            const ProbeDesc& d = *m_trace->probe(i);
+            const QString name = QString::fromStdString(d.name);
+            m_probeBox->addItem(d.label.empty() ? name : QStringLiteral("%1 (%2)").arg(name, shortName(d)),
+                                name);
+            m_probeBox->setItemData(m_probeBox->count() - 1, QString::fromStdString(d.description),
+                                    Qt::ToolTipRole);
+        }
+    m_probeBox->setCurrentIndex(m_probeBox->findData(m_probe));
+    if (m_layerBox->count() != L) {
+        m_layerBox->clear();
+        for (int l = 0; l < L; ++l)
+            m_layerBox->addItem(QString::number(l));
+    }
+    if (m_unitBox->count() != U) {
+        m_unitBox->clear();
+        for (int u = 0; u < U; ++u)
+            m_unitBox->addItem(QString::number(u));
+    }
+    m_layer = std::clamp(m_layer, 0, std::max(0, L - 1));
+    m_unit = std::clamp(m_unit, 0, std::max(0, U - 1));
+    m_layerBox->setCurrentIndex(L ? m_layer : -1);
+    m_unitBox->setCurrentIndex(U ? m_unit : -1);
+}
+
+void ProbeView::ensureGraphs()
+{
+    const int U = m_trace ? m_trace->probeUnits(probeIndex()) : 0;
+    QCPAxis* x = m_linesRect->axis(QCPAxis::atBottom);
+    QCPAxis* y = m_linesRect->axis(QCPAxis::atLeft);
+    if (m_unitGraphs.size() != U || !m_summaryGraph) {
+        for (QCPGraph* g : m_unitGraphs)
+            m_plot->removeGraph(g);
+        m_unitGraphs.clear();
+        for (int u = 0; u < U; ++u) {
+            QCPGraph* g = m_plot->addGraph(x, y);
+            g->setAdaptiveSampling(false);
+            g->removeFromLegend();
+            m_unitGraphs.push_back(g);
+        }
+        // Recreated after the units, so that it is drawn on top of them.
+        if (m_summaryGraph)
+            m_plot->removeGraph(m_summaryGraph);
+        m_summaryGraph = m_plot->addGraph(x, y);
+        m_summaryGraph->setAdaptiveSampling(false);
+        if (m_overlaySummary) {
+            m_plot->removeGraph(m_overlaySummary);
+            m_overlaySummary = nullptr;
+        }
+    }
+    // An overlay shows as its layer summary: its units in a second colour would hide both, and a
+    // model of another architecture has other units anyway.
+    const bool overlay = m_overlay && m_overlay != m_trace;
+    if (overlay && !m_overlaySummary) {
+        m_overlaySummary = m_plot->addGraph(x, y);
+        m_overlaySummary->setAdaptiveSampling(false);
+    } else if (!overlay && m_overlaySummary) {
+        m_plot->removeGraph(m_overlaySummary);
+        m_overlaySummary = nullptr;
+    }
+    restyle();
+}
+
+void ProbeView::updateLabels()
+{
+    const ProbeDesc* d = probeDesc();
+    const QString unitName = unitOrEmpty(m_trace);
+    m_unitBoxLabel->setText(capitalized(unitName.isEmpty() ? tr("unit") : unitName) + QLatin1Char(':'));
+    const ProbeSummary summary = d ? d->summary : ProbeSummary::Mean;
+    m_reduceBox->setItemText(0, summaryText(summary, unitName));
+    m_reduceBox->setItemText(1, tr("min over %1").arg(pluralUnitName(unitName)));
+    m_reduceBox->setItemText(2, tr("selected %1").arg(unitName.isEmpty() ? tr("unit") : unitName));
+    QString axis = d ? shortName(*d) : m_probe;
+    if (d && !d->unit.empty())
+        axis += QStringLiteral(" (%1)").arg(QString::fromStdString(d->unit));
+    m_linesRect->axis(QCPAxis::atLeft)->setLabel(axis);
+    QString tip;
+    if (d) {
+        tip = QStringLiteral("<b>%1</b>: %2")
+                  .arg(m_probe.toHtmlEscaped(), QString::fromStdString(d->description).toHtmlEscaped());
+        if (!d->headMeaning.empty())
+            tip += QStringLiteral("<br>") + tr("One %1: %2")
+                                                .arg(unitName.isEmpty() ? tr("unit") : unitName,
+                                                     QString::fromStdString(d->headMeaning).toHtmlEscaped());
+    } else if (!m_probe.isEmpty()) {
+        tip = tr("This trace has no probe %1 shaped [layer, unit].").arg(m_probe.toHtmlEscaped());
+    }
+    m_plot->setToolTip(tip);
+    m_probeBox->setToolTip(tip);
+}
+
+void ProbeView::tracesChanged()
+{
+    fillPickers();
+    ensureGraphs();
+    updateLabels();
+    setupLayerAxis(m_heatRect->axis(QCPAxis::atLeft), m_trace ? m_trace->probeLayers(probeIndex()) : 1);
+}
+
+void ProbeView::restyle()
+{
+    const int U = m_unitGraphs.size();
+    for (int u = 0; u < U; ++u) {
+        QColor c = PlotExporter::seriesColor(u, U, m_dark);
+        const bool sel = u == m_unit;
+        if (!sel)
+            c = PlotExporter::blend(c, m_dark ? QColor(30, 31, 34) : QColor(Qt::white), 0.45);
+        // One-pixel pens: wider ones make Qt stroke thousands of min/max segments as paths, 100x slower.
+        m_unitGraphs[u]->setPen(QPen(c, 1.0));
+        m_unitGraphs[u]->setName(unitLabel(m_trace, u));
+        if (sel)
+            m_unitGraphs[u]->addToLegend();
+        else
+            m_unitGraphs[u]->removeFromLegend();
+    }
+    if (m_summaryGraph)
+        m_summaryGraph->setPen(
+            QPen(m_dark ? QColor(235, 235, 235) : QColor(20, 20, 20), m_summaryGraph->pen().widthF()));
+    if (m_overlaySummary)
+        m_overlaySummary->setPen(QPen(PlotExporter::traceColor(1, m_dark), m_overlaySummary->pen().widthF()));
+}
+
+void ProbeView::setLayer(int layer)
+{
+    const int L = m_trace ? m_trace->probeLayers(probeIndex()) : 0;
+    layer = std::clamp(layer, 0, std::max(0, L - 1));
+    if (layer == m_layer && m_layerBox->currentIndex() == (L ? layer : -1))
+        return;
+    m_layer = layer;
+    const QSignalBlocker b(m_layerBox);
+    m_layerBox->setCurrentIndex(L ? layer : -1);
+    refresh();
+    emit layerChanged(layer);
+}
+
+void ProbeView::setUnit(int unit)
+{
+    const int U = m_trace ? m_trace->probeUnits(probeIndex()) : 0;
+    unit = std::clamp(unit, 0, std::max(0, U - 1));
+    if (unit == m_unit && m_unitBox->currentIndex() == (U ? unit : -1))
+        return;
+    m_unit = unit;
+    const QSignalBlocker b(m_unitBox);
+    m_unitBox->setCurrentIndex(U ? unit : -1);
+    restyle();
+    refresh();
+    emit unitChanged(unit);
+}
+
+void ProbeView::setReduce(Reduce reduce)
+{
+    m_reduce = reduce;
+    const QSignalBlocker b(m_reduceBox);
+    m_reduceBox->setCurrentIndex(m_reduceBox->findData(int(reduce)));
+    refresh();
+}
+
+void ProbeView::setLogY(bool log)
+{
+    m_logY = log;
+    {
+        const QSignalBlocker b(m_logBox);
+        m_logBox->setChecked(log);
+    }
+    setLogScale(m_linesRect->axis(QCPAxis::atLeft), log);
+    m_heatmap->setDataScaleType(log ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+    setLogScale(m_scale->axis(), log);
+    refresh();
+}
+
+void ProbeView::rebuild()
+{
+    TraceData* t = m_trace;
+    const int p = probeIndex();
+    const ProbeDesc* d = probeDesc();
+    const qint64 n = t && d ? t->tokens() : 0;
+    QCPAxis* x = m_linesRect->axis(QCPAxis::atBottom);
+    const QVector<qint64> edges = columnEdges(x, n);
+    const bool empty = edges.size() < 2;
+    for (int u = 0; u < m_unitGraphs.size(); ++u) {
+        if (empty)
+            m_unitGraphs[u]->data()->clear();
+        else
+            setEnvelope(m_unitGraphs[u], t->seriesEdges(p, m_layer, u, edges), true);
+    }
+    const QString unitName = unitOrEmpty(t);
+    const ProbeSummary summary = d ? d->summary : ProbeSummary::Mean;
+    if (empty)
+        m_summaryGraph->data()->clear();
+    else
+        setEnvelope(m_summaryGraph, t->seriesEdges(p, m_layer, TraceData::kSummary, edges), false);
+    setEmphasisPen(m_summaryGraph, 2.0);
+    m_summaryGraph->setName(tr("layer %1: %2").arg(m_layer).arg(summaryText(summary, unitName)));
+    QList<QCPGraph*> all(m_unitGraphs.begin(), m_unitGraphs.end());
+    all.push_back(m_summaryGraph);
+    if (m_overlaySummary) {
+        // The overlay's own descriptor: another architecture may summarise its own units.
+        const int op = m_overlay->hasSeries(m_probe) ? m_overlay->probeIndex(m_probe) : -1;
+        const QVector<qint64> oedges = columnEdges(x, op >= 0 ? m_overlay->tokens() : 0);
+        if (oedges.size() < 2 || m_layer >= m_overlay->probeLayers(op))
+            m_overlaySummary->data()->clear();
+        else
+            setEnvelope(m_overlaySummary, m_overlay->seriesEdges(op, m_layer, TraceData::kSummary, oedges),
+                        false);
+        setEmphasisPen(m_overlaySummary, 2.0);
+        const QString label = m_overlay->label().isEmpty() ? tr("overlay") : m_overlay->label();
+        const ProbeDesc* od = m_overlay->probe(op);
+        m_overlaySummary->setName(od ? tr("%1: layer %2 %3")
+                                           .arg(label)
+                                           .arg(m_layer)
+                                           .arg(summaryText(od->summary, m_overlay->unitName()))
+                                     : tr("%1: no %2").arg(label, m_probe));
+        all.push_back(m_overlaySummary);
+    }
+    // Root-sum-square summaries are magnitudes (norms): their axis starts at zero.
+    rescaleY(m_linesRect->axis(QCPAxis::atLeft), all, m_logY,
+             !m_logY && summary == ProbeSummary::RootSumSquare);
+
+    const int L = t ? t->probeLayers(p) : 0;
+    const HeatColumns hc = heatColumns(m_heatRect->axis(QCPAxis::atBottom), n, kHeatPixels);
+    if (!t || L == 0 || hc.columns() < 1) {
+        fillHeatmap(m_heatmap, hc, {}, L);
+    } else {
+        const int unit = m_reduce == Reduce::Summary ? TraceData::kSummary
+                         : m_reduce == Reduce::Min   ? TraceData::kMinimum
+                                                     : m_unit;
+        fillHeatmap(m_heatmap, hc, t->layerHeatmapEdges(p, unit, hc.edges), L);
+        m_heatmap->rescaleDataRange(true);
+        if (m_logY) {
+            const QCPRange r = m_heatmap->dataRange();
+            if (r.lower <= 0)
+                m_heatmap->setDataRange(QCPRange(std::max(r.upper * 1e-6, 1e-12), std::max(r.upper, 1e-11)));
+        }
+    }
+    // Terse: a rotated label longer than the short heatmap is clipped; the reduce box says it in full.
+    const QString what = m_reduce == Reduce::Summary ? QString::fromLatin1(probeSummaryName(summary))
+                         : m_reduce == Reduce::Min   ? tr("min")
+                                                     : unitLabel(t, m_unit);
+    m_scale->axis()->setLabel(QStringLiteral("%1, %2").arg(d ? shortName(*d) : m_probe, what));
+}
+
+QVector<CsvColumn> ProbeView::csvColumns() const
+{
+    QVector<CsvColumn> cols;
+    QPointer<TraceData> t = m_trace;
+    const int p = probeIndex();
+    const ProbeDesc* d = probeDesc();
+    if (!t || !d)
+        return cols;
+    const QString name = m_probe;
+    const int layer = m_layer;
+    auto value = [](QPointer<TraceData> data, int probe, int l, int u) {
+        return [data, probe, l, u](qint64 k) { return data ? double(data->valueAt(probe, l, u, k)) : NAN; };
+    };
+    for (int u = 0; u < t->probeUnits(p); ++u)
+        cols.push_back({QStringLiteral("%1_L%2_U%3").arg(name).arg(layer).arg(u), value(t, p, layer, u)});
+    if (m_reduce == Reduce::Unit) {
+        // The heatmap's rows: the selected unit in every other layer.
+        for (int l = 0; l < t->probeLayers(p); ++l)
+            if (l != layer)
+                cols.push_back(
+                    {QStringLiteral("%1_L%2_U%3").arg(name).arg(l).arg(m_unit), value(t, p, l, m_unit)});
+    } else {
+        const bool min = m_reduce == Reduce::Min;
+        const QString tag = min ? QStringLiteral("min") : QString::fromLatin1(probeSummaryName(d->summary));
+        for (int l = 0; l < t->probeLayers(p); ++l)
+            cols.push_back({QStringLiteral("%1_%2_L%3").arg(name, tag).arg(l),
+                            value(t, p, l, min ? TraceData::kMinimum : TraceData::kSummary)});
+    }
+    if (m_overlay && m_overlay != m_trace && m_overlay->hasSeries(name)) {
+        const int op = m_overlay->probeIndex(name);
+        const QString tag = QString::fromLatin1(probeSummaryName(m_overlay->probe(op)->summary));
+        if (layer < m_overlay->probeLayers(op))
+            cols.push_back({QStringLiteral("overlay_%1_%2_L%3").arg(name, tag).arg(layer),
+                            value(m_overlay, op, layer, TraceData::kSummary)});
+    }
+    return cols;
+}
+
+} // namespace statescope
