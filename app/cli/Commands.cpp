@@ -64,10 +64,20 @@ private:
 
 } // namespace
 
-Mamba2Config trainShapeFor(const std::string& shape)
+std::string shapeOverrides(int64_t dModel, int64_t layers, int64_t dState, int64_t headdim, int64_t ngroups)
 {
-    const std::string config = Runner::shapeConfig("mamba2", shape);
-    return parseMamba2Config(nlohmann::json::parse(config), "transformers", "--shape " + shape);
+    nlohmann::json o = nlohmann::json::object();
+    if (dModel)
+        o["hidden_size"] = dModel;
+    if (layers)
+        o["num_hidden_layers"] = layers;
+    if (dState)
+        o["state_size"] = dState;
+    if (headdim)
+        o["head_dim"] = headdim;
+    if (ngroups)
+        o["n_groups"] = ngroups;
+    return o.dump();
 }
 
 DType parseDTypeArg(const std::string& s)
@@ -285,7 +295,8 @@ int checkCommand(const CheckArgs& args)
         options.chunkSize = chunk;
         options.reference = args.reference;
         auto runner = Runner::open(args.fixture, options);
-        // A reference of every unit (Mamba's channels) is checked at full probe detail.
+        // A reference of every unit (e.g. each channel, where the summary groups them) is checked at full
+        // probe detail.
         if (!runner->probes().empty() && runner->probes().front().shape != ref.probeShape) {
             options.probeDetail = ProbeDetail::Full;
             runner = Runner::open(args.fixture, options);
@@ -325,28 +336,15 @@ namespace statescope::cli {
 
 int initCommand(const InitArgs& args)
 {
-    // Overrides in the transformers dialect both Mamba families share.
-    nlohmann::json overrides = nlohmann::json::object();
-    if (args.dModel)
-        overrides["hidden_size"] = args.dModel;
-    if (args.layers)
-        overrides["num_hidden_layers"] = args.layers;
-    if (args.dState)
-        overrides["state_size"] = args.dState;
-    if (args.headdim)
-        overrides["head_dim"] = args.headdim;
-    if (args.ngroups)
-        overrides["n_groups"] = args.ngroups;
+    nlohmann::json overrides =
+        nlohmann::json::parse(shapeOverrides(args.dModel, args.layers, args.dState, args.headdim, args.ngroups));
     if (args.byteVocab)
         overrides["vocab_size"] = 256;
-    nlohmann::json config = nlohmann::json::parse(Runner::shapeConfig(args.architecture, args.shape, overrides.dump()));
-    if (config.contains("num_heads") && config.contains("head_dim")) // Mamba-2: heads follow the width
-        config["num_heads"] = config.value("expand", 2) * config["hidden_size"].get<int64_t>() /
-                              config["head_dim"].get<int64_t>();
+    const std::string config = Runner::shapeConfig(args.architecture, args.shape, overrides.dump());
     std::error_code ec;
     if (fs::exists(fs::path(args.out) / "config.json", ec))
         throw Error(args.out, "already holds a model (config.json); choose another folder");
-    Runner::writeRandomModel(args.architecture, config.dump(), args.seed, args.out);
+    Runner::writeRandomModel(args.architecture, config, args.seed, args.out);
     if (args.byteVocab) {
         std::ofstream tok(fs::path(args.out) / "tokenizer.json");
         tok << byteLevelTokenizerJson();

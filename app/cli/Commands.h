@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "io/DType.h"
-#include "models/Mamba2Config.h"
 
 namespace statescope::cli {
 
@@ -35,7 +34,7 @@ struct RunArgs {
 
 struct BenchArgs {
     std::string model; // a model folder, or empty for random weights of `shape`
-    std::string architecture = "mamba2";
+    std::string architecture; // a registry name; empty: the first registered
     std::string shape = "130m";
     std::vector<int64_t> tokens{2048};
     std::string device = "cpu";
@@ -59,7 +58,7 @@ struct CheckArgs {
 
 struct InitArgs {
     std::string out;
-    std::string architecture = "mamba2";
+    std::string architecture; // empty: the first registered
     std::string shape = "tiny";
     int64_t dModel = 0, layers = 0, dState = 0, headdim = 0, ngroups = 0;
     bool byteVocab = true;
@@ -104,8 +103,9 @@ int evalCommand(const EvalArgs& args, const std::atomic<bool>& cancel);
 // Shared by the commands.
 DType parseDTypeArg(const std::string& s);
 
-// The Mamba-2 shape that train starts from: a registered shape of mamba2 (tiny, 130m, ...).
-Mamba2Config trainShapeFor(const std::string& shape);
+// Shape overrides from the size flags of init and train (0 = keep the shape's), as a JSON object of
+// config keys in the transformers dialect the registered architectures share.
+std::string shapeOverrides(int64_t dModel, int64_t layers, int64_t dState, int64_t headdim, int64_t ngroups);
 
 // The engine names fields ("device", "chunk_size"); the CLI says which flag set them.
 std::string flagMessage(const std::string& engineMessage);

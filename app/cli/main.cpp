@@ -187,10 +187,9 @@ int main(int argc, char** argv)
     initCmd->add_option("--seed", init.seed, "Random seed");
 
     statescope::TrainOptions train;
-    std::string trainShape = "tiny";
     int64_t tDModel = 0, tLayers = 0, tDState = 0, tHeaddim = 0;
     auto* trainCmd =
-        app.add_subcommand("train", "Train a byte-level Mamba-2 through the engine's chunked path");
+        app.add_subcommand("train", "Train a byte-level model through the engine's chunked path");
     trainCmd->add_option("--data", train.data, "Training corpus (UTF-8 text; bytes are the tokens)")
         ->required();
     trainCmd->add_option("--held-out", train.heldOut, "Held-out text evaluated while training");
@@ -199,7 +198,8 @@ int main(int argc, char** argv)
         ->required();
     trainCmd->add_option("--data-description", train.dataDescription,
                          "What the corpus is, for the model card");
-    trainCmd->add_option("--shape", trainShape, "Base shape (tiny, 130m, ...)");
+    trainCmd->add_option("--arch", train.architecture, "Architecture (the trainer says which it can train)");
+    trainCmd->add_option("--shape", train.shape, "Base shape (tiny, 130m, ...)");
     trainCmd->add_option("--d-model", tDModel, "d_model");
     trainCmd->add_option("--layers", tLayers, "n_layer");
     trainCmd->add_option("--d-state", tDState, "d_state");
@@ -293,20 +293,10 @@ int main(int argc, char** argv)
             return initCommand(init);
         }
         if (*trainCmd) {
-            train.shape = trainShapeFor(trainShape);
-            train.shape.vocabSize = 256;
-            train.shape.padVocabSizeMultiple = 16;
-            if (tDModel)
-                train.shape.dModel = tDModel;
-            if (tLayers)
-                train.shape.nLayer = tLayers;
-            if (tDState)
-                train.shape.dState = tDState;
-            if (tHeaddim)
-                train.shape.headdim = tHeaddim;
+            train.shapeOverrides = shapeOverrides(tDModel, tLayers, tDState, tHeaddim, 0);
             parseRange(dtInit, "--dt-init", &train.dtInitMin, &train.dtInitMax);
             parseRange(aInit, "--a-init", &train.aInitMin, &train.aInitMax);
-            statescope::trainMamba2(train, [](const statescope::TrainProgress& p) {
+            statescope::trainModel(train, [](const statescope::TrainProgress& p) {
                 std::printf("step %6lld/%lld  loss %.4f  held-out %s  lr %.2e  %.0f tokens/s\n",
                             static_cast<long long>(p.step), static_cast<long long>(p.steps), p.loss,
                             p.heldOutLoss >= 0 ? std::to_string(p.heldOutLoss).c_str() : "-", p.lr,

@@ -51,10 +51,12 @@ public:
     // Parses and validates the config (throws Error naming file and field) and describes the model.
     virtual ModelShape describe(const nlohmann::json& config, const std::string& layout,
                                 const std::string& file, ProbeDetail detail) const = 0;
-    // Named shapes for bench and init ("130m", ..., "tiny"), and a config.json for each in the
-    // architecture's transformers dialect: random weights of that shape are random(config).
+    // Named shapes for bench, init and train ("130m", ..., "tiny"), and a config.json for each in the
+    // architecture's transformers dialect, with overrides (keys of that dialect) merged in and what
+    // follows from them recomputed (Mamba-2's head count from the width); null for an unknown shape.
+    // Random weights of that shape are random(config).
     virtual std::vector<std::string> shapeNames() const = 0;
-    virtual nlohmann::json shapeConfig(const std::string& shape) const = 0;
+    virtual nlohmann::json shapeConfig(const std::string& shape, const nlohmann::json& overrides) const = 0;
 
     // Engine-internal (torch): defined in the architecture's own .cpp.
     virtual std::unique_ptr<RecurrentModel> load(const ModelFolder& folder, const TorchTarget& target) const = 0;

@@ -538,7 +538,7 @@ public:
 
     std::vector<std::string> shapeNames() const override { return {"130m", "370m", "790m", "1.4b", "2.8b", "tiny"}; }
 
-    nlohmann::json shapeConfig(const std::string& shape) const override
+    nlohmann::json shapeConfig(const std::string& shape, const nlohmann::json& overrides) const override
     {
         struct Row {
             const char* name;
@@ -550,15 +550,18 @@ public:
         for (const auto& r : rows)
             if (shape == r.name) {
                 const bool tiny = shape == "tiny";
-                return {{"model_type", "mamba"},
-                        {"hidden_size", r.d},
-                        {"num_hidden_layers", r.l},
-                        {"vocab_size", tiny ? 512 : 50280}, // 50277 padded to a multiple of 8
-                        {"state_size", 16},
-                        {"expand", 2},
-                        {"conv_kernel", 4},
-                        {"time_step_rank", "auto"},
-                        {"tie_word_embeddings", true}};
+                nlohmann::json c = {{"model_type", "mamba"},
+                                    {"hidden_size", r.d},
+                                    {"num_hidden_layers", r.l},
+                                    {"vocab_size", tiny ? 512 : 50280}, // 50277 padded to a multiple of 8
+                                    {"state_size", 16},
+                                    {"expand", 2},
+                                    {"conv_kernel", 4},
+                                    {"time_step_rank", "auto"},
+                                    {"tie_word_embeddings", true}};
+                for (const auto& [key, value] : overrides.items())
+                    c[key] = value;
+                return c;
             }
         return nullptr;
     }

@@ -635,7 +635,7 @@ public:
 
     std::vector<std::string> shapeNames() const override { return {"130m", "370m", "780m", "1.3b", "2.7b", "tiny"}; }
 
-    nlohmann::json shapeConfig(const std::string& shape) const override
+    nlohmann::json shapeConfig(const std::string& shape, const nlohmann::json& overrides) const override
     {
         struct Row {
             const char* name;
@@ -646,19 +646,26 @@ public:
         for (const auto& r : rows)
             if (shape == r.name) {
                 const bool tiny = shape == "tiny";
-                const int64_t headdim = tiny ? 16 : 64;
-                return {{"model_type", "mamba2"},
-                        {"hidden_size", r.d},
-                        {"num_hidden_layers", r.l},
-                        {"vocab_size", tiny ? 512 : 50288}, // 50277 padded to a multiple of 16
-                        {"state_size", tiny ? 16 : 128},
-                        {"head_dim", headdim},
-                        {"num_heads", 2 * r.d / headdim},
-                        {"n_groups", 1},
-                        {"expand", 2},
-                        {"conv_kernel", 4},
-                        {"chunk_size", 256},
-                        {"tie_word_embeddings", true}};
+                nlohmann::json c = {{"model_type", "mamba2"},
+                                    {"hidden_size", r.d},
+                                    {"num_hidden_layers", r.l},
+                                    {"vocab_size", tiny ? 512 : 50288}, // 50277 padded to a multiple of 16
+                                    {"state_size", tiny ? 16 : 128},
+                                    {"head_dim", tiny ? 16 : 64},
+                                    {"n_groups", 1},
+                                    {"expand", 2},
+                                    {"conv_kernel", 4},
+                                    {"chunk_size", 256},
+                                    {"tie_word_embeddings", true}};
+                for (const auto& [key, value] : overrides.items())
+                    c[key] = value;
+                // The heads fill the (possibly overridden) inner width unless set explicitly.
+                if (!overrides.contains("num_heads") && c["hidden_size"].is_number_integer() &&
+                    c["expand"].is_number_integer() && c["head_dim"].is_number_integer() &&
+                    c["head_dim"].get<int64_t>() > 0)
+                    c["num_heads"] = c["expand"].get<int64_t>() * c["hidden_size"].get<int64_t>() /
+                                     c["head_dim"].get<int64_t>();
+                return c;
             }
         return nullptr;
     }

@@ -79,26 +79,26 @@ TorchTarget targetFor(const RunOptions& options)
 // A registered architecture's named shape with overrides merged in.
 nlohmann::json mergedShapeConfig(const Architecture& arch, const std::string& shape, const std::string& overrides)
 {
-    nlohmann::json config = arch.shapeConfig(shape);
+    nlohmann::json o = nlohmann::json::object();
+    if (!overrides.empty()) {
+        o = parsePythonJson(overrides, "shape overrides");
+        if (!o.is_object())
+            throw Error("shape overrides", "top level", "a JSON object", o.type_name());
+    }
+    nlohmann::json config = arch.shapeConfig(shape, o);
     if (config.is_null()) {
         std::string names;
         for (const auto& n : arch.shapeNames())
             names += (names.empty() ? "" : ", ") + n;
         throw Error("shape", "shape", names + " (" + arch.displayName() + ")", "\"" + shape + "\"");
     }
-    if (!overrides.empty()) {
-        const nlohmann::json o = parsePythonJson(overrides, "shape overrides");
-        if (!o.is_object())
-            throw Error("shape overrides", "top level", "a JSON object", o.type_name());
-        for (const auto& [key, value] : o.items())
-            config[key] = value;
-    }
     return config;
 }
 
+// "" names the first registered architecture.
 const Architecture& architectureNamed(const std::string& name)
 {
-    const Architecture* arch = findArchitecture(name);
+    const Architecture* arch = name.empty() ? architectures().front() : findArchitecture(name);
     if (!arch) {
         std::string names;
         for (const Architecture* a : architectures())

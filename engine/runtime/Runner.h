@@ -57,15 +57,15 @@ class RunnerImpl;
 class Runner {
 public:
     static std::unique_ptr<Runner> open(const std::string& modelDir, const RunOptions& options);
-    // Random weights of a named shape of a registered architecture (benchmarks): nothing is read
-    // from disk. configJson overrides keys of the shape's config (its transformers dialect).
+    // Random weights of a registered architecture ("" = the first registered) for a config such as
+    // shapeConfig() gives (benchmarks): nothing is read from disk.
     static std::unique_ptr<Runner> openRandom(const std::string& architecture, const std::string& configJson,
                                               uint64_t seed, const RunOptions& options);
     // Writes a model folder (config.json + model.safetensors) with random weights of this config.
     static void writeRandomModel(const std::string& architecture, const std::string& configJson, uint64_t seed,
                                  const std::string& dir);
-    // The config.json (text) of a named shape, with overrides (a JSON object, may be "") merged in.
-    // Throws Error(field "--shape") listing the shapes for an unknown one.
+    // The config.json (text) of a named shape, with overrides (a JSON object of config keys, may be "")
+    // merged in. Throws Error(field "shape") listing the shapes for an unknown one.
     static std::string shapeConfig(const std::string& architecture, const std::string& shape,
                                    const std::string& overrides = "");
     ~Runner();

@@ -4,6 +4,7 @@
 #include "io/Json.h"
 #include "io/MappedFile.h"
 #include "models/Mamba2.h"
+#include "runtime/Runner.h"
 #include "models/ModelCard.h"
 #include "tokenizers/ByteTokenizerJson.h"
 
@@ -72,7 +73,7 @@ void writeJson(const std::string& path, const nlohmann::ordered_json& j)
 
 } // namespace
 
-void trainMamba2(const TrainOptions& options, const std::function<void(const TrainProgress&)>& log)
+void trainModel(const TrainOptions& options, const std::function<void(const TrainProgress&)>& log)
 {
     TrainOptions o = options; // steps may be cut to fit the time budget
     if (o.dtInitMin <= 0 || o.dtInitMax < o.dtInitMin)
@@ -91,8 +92,16 @@ void trainMamba2(const TrainOptions& options, const std::function<void(const Tra
                     std::to_string(corpus->size()));
     std::shared_ptr<MappedFile> heldOut = o.heldOut.empty() ? nullptr : MappedFile::open(o.heldOut);
 
-    Mamba2Config shape = o.shape;
-    shape.validate("train");
+    if (o.architecture != "mamba2")
+        throw Error("architecture", "architecture", "mamba2 (the trainer trains Mamba-2 only so far)",
+                    "\"" + o.architecture + "\"");
+    // Byte-level: 256 token ids, whatever the shape's vocabulary.
+    nlohmann::json overrides = o.shapeOverrides.empty() ? nlohmann::json::object()
+                                                        : parsePythonJson(o.shapeOverrides, "shape overrides");
+    overrides["vocab_size"] = 256;
+    const Mamba2Config shape = parseMamba2Config(
+        nlohmann::json::parse(Runner::shapeConfig(o.architecture, o.shape, overrides.dump())), "transformers",
+        "train shape " + o.shape);
     std::unique_ptr<Mamba2Model> model;
     int64_t startStep = 0;
     const std::string statePath = o.out + "/trainer_state.json";

@@ -1,7 +1,7 @@
 #pragma once
 
-// Trains a Mamba-2 through the engine's own chunked path (LibTorch autograd). Torch-free header.
-#include "models/Mamba2Config.h"
+// Trains a model through the engine's own chunked path (LibTorch autograd). Torch-free header.
+// Mamba-2 is the architecture it trains so far; it refuses the others by name.
 
 #include <cstdint>
 #include <functional>
@@ -10,7 +10,10 @@
 namespace statescope {
 
 struct TrainOptions {
-    Mamba2Config shape;          // vocabSize 256: byte-level models
+    std::string architecture = "mamba2";
+    std::string shape = "tiny";  // a named shape of the architecture (Runner::shapeConfig)
+    std::string shapeOverrides;  // JSON object of config keys in its transformers dialect; vocab_size is 256
+
     std::string data;            // training corpus (bytes = token ids)
     std::string heldOut;         // optional: evaluated every evalEvery steps
     std::string out;             // model folder written (and resumed from)
@@ -51,6 +54,6 @@ struct TrainProgress {
 };
 
 // Resumes from out/trainer_state.json when it exists. Throws Error for bad options or files.
-void trainMamba2(const TrainOptions& options, const std::function<void(const TrainProgress&)>& log);
+void trainModel(const TrainOptions& options, const std::function<void(const TrainProgress&)>& log);
 
 } // namespace statescope

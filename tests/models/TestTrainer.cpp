@@ -21,13 +21,8 @@ class TestTrainer : public QObject {
     TrainOptions options(const QString& out, int64_t steps)
     {
         TrainOptions o;
-        o.shape.dModel = 64;
-        o.shape.nLayer = 2;
-        o.shape.dState = 16;
-        o.shape.headdim = 16;
-        o.shape.chunkSize = 64;
-        o.shape.vocabSize = 256;
-        o.shape.padVocabSizeMultiple = 16;
+        o.shape = "tiny"; // d_model 64, 2 layers, d_state 16, headdim 16
+        o.shapeOverrides = R"({"chunk_size": 64})";
         o.data = STATESCOPE_RESOURCES_DIR "/texts/kjv-heldout.txt";
         o.out = out.toStdString();
         o.trainLength = 64;
@@ -47,7 +42,7 @@ private slots:
         QTemporaryDir tmp;
         const QString out = tmp.filePath("m");
         std::vector<TrainProgress> log;
-        trainMamba2(options(out, 60), [&](const TrainProgress& p) { log.push_back(p); });
+        trainModel(options(out, 60), [&](const TrainProgress& p) { log.push_back(p); });
         QCOMPARE(log.size(), size_t(6));
         // Uniform over bytes is ln 256 = 5.55 nats; 60 steps on English text get far below.
         QVERIFY2(log.front().loss > 4.0, qPrintable(QString::number(log.front().loss)));
@@ -64,7 +59,7 @@ private slots:
         QCOMPARE(*runner->info().trainingLength, int64_t(64));
 
         log.clear();
-        trainMamba2(options(out, 70), [&](const TrainProgress& p) { log.push_back(p); });
+        trainModel(options(out, 70), [&](const TrainProgress& p) { log.push_back(p); });
         QCOMPARE(log.size(), size_t(1));
         QCOMPARE(log.front().step, int64_t(70));
         QVERIFY(log.front().loss < 3.3);
@@ -82,7 +77,7 @@ private slots:
         o.dtInitMin = 1e-5;
         o.dtInitMax = 1e-4;
         o.aInitMin = o.aInitMax = 1;
-        trainMamba2(o, [](const TrainProgress&) {});
+        trainModel(o, [](const TrainProgress&) {});
         RunOptions ro;
         ro.threads = 2;
         auto runner = Runner::open(out.toStdString(), ro);
@@ -102,7 +97,7 @@ private slots:
         TrainOptions d = options(def, 1);
         d.lr = 1e-12;
         d.warmup = 0;
-        trainMamba2(d, [](const TrainProgress&) {});
+        trainModel(d, [](const TrainProgress&) {});
         auto r2 = Runner::open(def.toStdString(), ro);
         const ChunkProbes c2 = r2->feed({72, 101, 108, 108, 111});
         const auto [lo, hi] = std::minmax_element(c2.values[1].begin(), c2.values[1].end());
@@ -111,7 +106,7 @@ private slots:
         TrainOptions bad = options(tmp.filePath("b"), 1);
         bad.dtInitMin = 0.1;
         bad.dtInitMax = 0.01;
-        QVERIFY_THROWS_EXCEPTION(Error, trainMamba2(bad, [](const TrainProgress&) {}));
+        QVERIFY_THROWS_EXCEPTION(Error, trainModel(bad, [](const TrainProgress&) {}));
     }
 
     // Weight decay shrinks matrices only: with decay 500 at lr 1e-3 one step halves in_proj, while
@@ -129,12 +124,12 @@ private slots:
         };
         TrainOptions o = options(tmp.filePath("a"), 1);
         o.lr = 1e-12; // the initial weights, saved
-        trainMamba2(o, [](const TrainProgress&) {});
+        trainModel(o, [](const TrainProgress&) {});
         o = options(tmp.filePath("b"), 1);
         o.lr = 1e-3;
         o.warmup = 0;
         o.weightDecay = 500;
-        trainMamba2(o, [](const TrainProgress&) {});
+        trainModel(o, [](const TrainProgress&) {});
         auto before = tensors(tmp.filePath("a")), after = tensors(tmp.filePath("b"));
         const std::string m = "backbone.layers.0.mixer.";
         double n0 = 0, n1 = 0;
@@ -153,7 +148,7 @@ private slots:
         QTemporaryDir tmp;
         TrainOptions o = options(tmp.filePath("m"), 1);
         o.data = tmp.filePath("none.txt").toStdString();
-        QVERIFY_THROWS_EXCEPTION(Error, trainMamba2(o, [](const TrainProgress&) {}));
+        QVERIFY_THROWS_EXCEPTION(Error, trainModel(o, [](const TrainProgress&) {}));
     }
 };
 
