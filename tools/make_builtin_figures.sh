@@ -21,7 +21,7 @@ done
 "${x[@]}" "$app" --trace "$work/tiny-forget.h5" --export-figures "$work/forget" --log-x --no-token-nll --bucket 1024
 mkdir -p docs/figures
 cp "$work/both-loss.png" docs/figures/builtin-loss.png
-cp "$work/both-gates.png" docs/figures/builtin-gates.png
-cp "$work/both-norms.png" docs/figures/tiny-collapse-norms.png
-cp "$work/forget-norms.png" docs/figures/tiny-forget-norms.png
+cp "$work/both-decay.png" docs/figures/builtin-gates.png
+cp "$work/both-state_norm.png" docs/figures/tiny-collapse-norms.png
+cp "$work/forget-state_norm.png" docs/figures/tiny-forget-norms.png
 ls -l docs/figures
