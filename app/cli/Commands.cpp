@@ -91,8 +91,9 @@ DType parseDTypeArg(const std::string& s)
 std::string flagMessage(const std::string& message)
 {
     static const std::pair<const char*, const char*> kFlags[] = {
-        {"device: ", "--device: "}, {"dtype: ", "--dtype: "}, {"shape: ", "--shape: "},
-        {"architecture: ", "--arch: "}, {"prompt: ", "--prompt: "}, {"chunk_size: ", "--chunk-size: "}};
+        {"device: ", "--device: "},     {"dtype: ", "--dtype: "},   {"shape: ", "--shape: "},
+        {"architecture: ", "--arch: "}, {"prompt: ", "--prompt: "}, {"chunk_size: ", "--chunk-size: "},
+        {"dt_init: ", "--dt-init: "},   {"a_init: ", "--a-init: "}};
     for (const auto& [field, flag] : kFlags)
         if (message.rfind(field, 0) == 0)
             return flag + message.substr(std::string(field).size());
@@ -132,7 +133,8 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
     auto runner = Runner::open(args.model, options);
     runner->checkIds(input.ids, args.idsFile.empty() ? "input" : args.idsFile);
 
-    TraceWriter writer(args.out, runner->traceHeader(input.source, input.description, !input.offsets.empty()));
+    TraceWriter writer(args.out,
+                       runner->traceHeader(input.source, input.description, !input.offsets.empty()));
     Progress progress(static_cast<int64_t>(input.ids.size()), args.quiet);
     try {
         runner->run(
@@ -184,24 +186,30 @@ int infoCommand(const std::string& model)
     std::printf("model:            %s\n", i.path.c_str());
     std::printf("architecture:     %s (%s, %s layout)\n", s.displayName.c_str(), s.architecture.c_str(),
                 s.layout.c_str());
-    std::printf("parameters:       %lld (%.1f M)\n", static_cast<long long>(i.parameters), i.parameters / 1e6);
+    std::printf("parameters:       %lld (%.1f M)\n", static_cast<long long>(i.parameters),
+                i.parameters / 1e6);
     for (const auto& [key, value] : s.details)
         std::printf("%-17s %s\n", (key + ":").c_str(), value.c_str());
-    std::printf("probe units:      %lld %ss per layer\n", static_cast<long long>(s.units), s.unitName.c_str());
+    std::printf("probe units:      %lld %ss per layer\n", static_cast<long long>(s.units),
+                s.unitName.c_str());
     std::printf("vocabulary:       %lld (padded)\n", static_cast<long long>(i.vocabSize));
     std::printf("state size N_S:   %lld elements (%.3f M; %s)\n", static_cast<long long>(s.stateSize),
                 s.stateSize / 1e6, s.stateSizeDefinition.c_str());
     if (i.forgetThreshold)
-        std::printf("T_forget (fit):   %.0f tokens (5.172 * N_S[M] - 4.469, in K tokens)\n", *i.forgetThreshold);
+        std::printf("T_forget (fit):   %.0f tokens (5.172 * N_S[M] - 4.469, in K tokens)\n",
+                    *i.forgetThreshold);
     else // the paper's line crosses zero at N_S = 0.864 M; it was fitted on BPE models of 1 M and more
-        std::printf("T_forget (fit):   none (the fit 5.172 * N_S[M] - 4.469 K tokens is negative below 0.864 M)\n");
+        std::printf(
+            "T_forget (fit):   none (the fit 5.172 * N_S[M] - 4.469 K tokens is negative below 0.864 M)\n");
     if (i.trainingLength)
-        std::printf("training length:  %lld tokens (model card)\n", static_cast<long long>(*i.trainingLength));
+        std::printf("training length:  %lld tokens (model card)\n",
+                    static_cast<long long>(*i.trainingLength));
     std::printf("probes:          ");
     for (const auto& p : runner->probes())
         std::printf(" %s", p.name.c_str());
     std::printf("\n");
-    std::printf("tokenizer:        %s\n", i.tokenizerPath ? i.tokenizerPath->c_str() : "(none: GPT-NeoX-20B built in)");
+    std::printf("tokenizer:        %s\n",
+                i.tokenizerPath ? i.tokenizerPath->c_str() : "(none: GPT-NeoX-20B built in)");
     return 0;
 }
 
@@ -213,16 +221,16 @@ int benchCommand(const BenchArgs& args)
     options.chunkSize = args.chunkSize;
     options.threads = args.threads;
     auto runner = args.model.empty()
-                      ? Runner::openRandom(args.architecture, Runner::shapeConfig(args.architecture, args.shape), 1234,
-                                           options)
+                      ? Runner::openRandom(args.architecture,
+                                           Runner::shapeConfig(args.architecture, args.shape), 1234, options)
                       : Runner::open(args.model, options);
     const ModelInfo& info = runner->info();
     std::printf("bench: %s, %s, %.1f M parameters, %lld layers x %lld %ss, device %s, dtype %s, chunk %lld, "
                 "threads %d, trace %s\n",
                 args.model.empty() ? ("random " + args.shape).c_str() : args.model.c_str(),
-                info.shape.displayName.c_str(), info.parameters / 1e6, static_cast<long long>(info.shape.layers),
-                static_cast<long long>(info.shape.units), info.shape.unitName.c_str(), info.device.c_str(),
-                info.dtype.c_str(),
+                info.shape.displayName.c_str(), info.parameters / 1e6,
+                static_cast<long long>(info.shape.layers), static_cast<long long>(info.shape.units),
+                info.shape.unitName.c_str(), info.device.c_str(), info.dtype.c_str(),
                 static_cast<long long>(args.chunkSize), args.threads, args.trace ? "on" : "off");
     std::mt19937 rng(42);
     std::uniform_int_distribution<int32_t> dist(
@@ -231,8 +239,8 @@ int benchCommand(const BenchArgs& args)
     fs::create_directories(dir);
     std::ostringstream json;
     json << "{\"architecture\": \"" << info.shape.architecture << "\", \"shape\": \"" << args.shape
-         << "\", \"device\": \"" << info.device << "\", \"dtype\": \""
-         << info.dtype << "\", \"chunk_size\": " << args.chunkSize << ", \"results\": [";
+         << "\", \"device\": \"" << info.device << "\", \"dtype\": \"" << info.dtype
+         << "\", \"chunk_size\": " << args.chunkSize << ", \"results\": [";
     std::printf("%10s %10s %12s\n", "tokens", "seconds", "tokens/s");
     bool first = true;
     for (int64_t T : args.tokens) {
@@ -251,7 +259,8 @@ int benchCommand(const BenchArgs& args)
             const std::string path = (dir / ("bench-" + std::to_string(T) + ".h5")).string();
             const auto start = Clock::now();
             if (args.trace)
-                writer = std::make_unique<TraceWriter>(path, runner->traceHeader(TraceInput{"ids"}, "bench", false));
+                writer = std::make_unique<TraceWriter>(
+                    path, runner->traceHeader(TraceInput{"ids"}, "bench", false));
             runner->run(ids, nullptr, [&](const ChunkProbes& c) {
                 if (writer)
                     writer->append(c);
@@ -336,8 +345,8 @@ namespace statescope::cli {
 
 int initCommand(const InitArgs& args)
 {
-    nlohmann::json overrides =
-        nlohmann::json::parse(shapeOverrides(args.dModel, args.layers, args.dState, args.headdim, args.ngroups));
+    nlohmann::json overrides = nlohmann::json::parse(
+        shapeOverrides(args.dModel, args.layers, args.dState, args.headdim, args.ngroups));
     if (args.byteVocab)
         overrides["vocab_size"] = 256;
     const std::string config = Runner::shapeConfig(args.architecture, args.shape, overrides.dump());

@@ -33,7 +33,7 @@ struct RunArgs {
 };
 
 struct BenchArgs {
-    std::string model; // a model folder, or empty for random weights of `shape`
+    std::string model;        // a model folder, or empty for random weights of `shape`
     std::string architecture; // a registry name; empty: the first registered
     std::string shape = "130m";
     std::vector<int64_t> tokens{2048};

@@ -31,10 +31,10 @@ struct ModelShape {
     std::string displayName;  // "Mamba-2", "Mamba"
     std::string layout;       // "transformers", "mamba_ssm", ...
     int64_t layers = 0;
-    int64_t units = 0;        // per layer: the probes' second axis (heads, channel groups)
-    std::string unitName;     // "head", "channel group"
-    int64_t vocabSize = 0;    // as the config states it (before padding)
-    int64_t stateSize = 0;    // N_S in elements, all layers
+    int64_t units = 0;               // per layer: the probes' second axis (heads, channel groups)
+    std::string unitName;            // "head", "channel group"
+    int64_t vocabSize = 0;           // as the config states it (before padding)
+    int64_t stateSize = 0;           // N_S in elements, all layers
     std::string stateSizeDefinition; // how N_S was counted, one line
     std::vector<std::pair<std::string, std::string>> details; // key facts for `info`, in order
     std::vector<ProbeDesc> probes;
@@ -59,7 +59,8 @@ public:
     virtual nlohmann::json shapeConfig(const std::string& shape, const nlohmann::json& overrides) const = 0;
 
     // Engine-internal (torch): defined in the architecture's own .cpp.
-    virtual std::unique_ptr<RecurrentModel> load(const ModelFolder& folder, const TorchTarget& target) const = 0;
+    virtual std::unique_ptr<RecurrentModel> load(const ModelFolder& folder,
+                                                 const TorchTarget& target) const = 0;
     virtual std::unique_ptr<RecurrentModel> random(const nlohmann::json& config, uint64_t seed,
                                                    const TorchTarget& target) const = 0;
 };
@@ -70,7 +71,8 @@ const std::vector<const Architecture*>& architectures();
 const Architecture* findArchitecture(const std::string& name);
 // The architecture and layout that read this config; throws Error naming file and listing what is
 // supported if none does.
-std::pair<const Architecture*, std::string> recogniseConfig(const nlohmann::json& config, const std::string& file);
+std::pair<const Architecture*, std::string> recogniseConfig(const nlohmann::json& config,
+                                                            const std::string& file);
 // "Mamba-2, Mamba" for messages.
 std::string supportedArchitectures();
 

@@ -13,7 +13,8 @@ int64_t intField(const nlohmann::json& obj, const char* key, int64_t fallback, c
     auto it = obj.find(key);
     if (it == obj.end() || it->is_null())
         return fallback;
-    const std::string range = "an integer in [" + std::to_string(minValue) + ", " + std::to_string(maxValue) + "]";
+    const std::string range =
+        "an integer in [" + std::to_string(minValue) + ", " + std::to_string(maxValue) + "]";
     if (!it->is_number())
         throw Error(file, prefix + key, range, it->dump());
     // Through double first: a huge or fractional number must not reach an int64 conversion.

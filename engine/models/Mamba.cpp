@@ -118,7 +118,8 @@ MambaConfig parseTransformers(const nlohmann::json& j, const std::string& file)
     if (j.contains("intermediate_size") && !j["intermediate_size"].is_null()) {
         const int64_t inter = intField(j, "intermediate_size", 0, file);
         if (inter != c.expand * c.dModel)
-            throw Error(file, "intermediate_size", "expand * hidden_size = " + std::to_string(c.expand * c.dModel),
+            throw Error(file, "intermediate_size",
+                        "expand * hidden_size = " + std::to_string(c.expand * c.dModel),
                         std::to_string(inter));
     }
     return c;
@@ -146,7 +147,8 @@ int64_t channelGroups(int64_t dInner, ProbeDetail detail)
 const char* const kGroupMeaning =
     "Mamba channel group: consecutive channels of d_inner, each with a d_state-vector state and its own "
     "decay per state entry";
-const char* const kChannelMeaning = "Mamba channel: a d_state-vector state with its own decay per state entry";
+const char* const kChannelMeaning =
+    "Mamba channel: a d_state-vector state with its own decay per state entry";
 
 std::vector<ProbeDesc> probeDescsFor(int64_t layers, int64_t units, ProbeDetail detail)
 {
@@ -159,8 +161,8 @@ std::vector<ProbeDesc> probeDescsFor(int64_t layers, int64_t units, ProbeDetail 
         {"dt", "step size Delta = softplus(dt_proj(x_proj(x)) + dt_bias)" + over, shape, axes, meaning, "",
          ProbeSummary::Mean, "Δ"},
         {kDecayProbe,
-         "forget gate: exp(mean of Delta * A over the state entries" + std::string(full ? "" : " and channels") +
-             "), A = -exp(A_log)",
+         "forget gate: exp(mean of Delta * A over the state entries" +
+             std::string(full ? "" : " and channels") + "), A = -exp(A_log)",
          shape, axes, meaning, "", ProbeSummary::GeoMean, "α"},
         {kStateNormProbe,
          full ? "Frobenius norm of the channel's SSM state after the token"
@@ -208,7 +210,10 @@ public:
     }
 
     std::string architecture() const override { return "mamba"; }
-    std::vector<ProbeDesc> probeDescs() const override { return probeDescsFor(m_config.nLayer, m_units, m_detail); }
+    std::vector<ProbeDesc> probeDescs() const override
+    {
+        return probeDescsFor(m_config.nLayer, m_units, m_detail);
+    }
     int64_t vocabSize() const override { return m_weights.embedding.size(0); }
     torch::Device device() const override { return m_weights.embedding.device(); }
 
@@ -229,8 +234,8 @@ public:
         if (!m_weights.lmHead.is_same(m_weights.embedding))
             n += m_weights.lmHead.numel();
         for (const auto& L : m_weights.layers)
-            for (const auto* t : {&L.norm, &L.inProj, &L.inProjBias, &L.convWeight, &L.convBias, &L.xProj, &L.dtProj,
-                                  &L.dtBias, &L.A, &L.D, &L.outProj, &L.outProjBias})
+            for (const auto* t : {&L.norm, &L.inProj, &L.inProjBias, &L.convWeight, &L.convBias, &L.xProj,
+                                  &L.dtProj, &L.dtBias, &L.A, &L.D, &L.outProj, &L.outProjBias})
                 if (t->defined())
                     n += t->numel();
         return n;
@@ -241,7 +246,8 @@ public:
         return project(hidden, m_weights.lmHead, torch::Tensor());
     }
 
-    ForwardResult forward(const torch::Tensor& ids, ModelState& state, bool recurrent, bool withProbes) override
+    ForwardResult forward(const torch::Tensor& ids, ModelState& state, bool recurrent,
+                          bool withProbes) override
     {
         auto& s = static_cast<MambaState&>(state);
         const int64_t T = ids.size(1);
@@ -255,8 +261,9 @@ public:
                 torch::Tensor residual = embed(ids.narrow(1, t, 1));
                 for (size_t l = 0; l < nLayers; ++l) {
                     MixerProbes p;
-                    residual = addResidual(residual, mixerStep(m_weights.layers[l], normed(residual, l),
-                                                               s.conv[l], s.ssm[l], withProbes ? &p : nullptr));
+                    residual =
+                        addResidual(residual, mixerStep(m_weights.layers[l], normed(residual, l), s.conv[l],
+                                                        s.ssm[l], withProbes ? &p : nullptr));
                     if (withProbes)
                         perToken[l].push_back(std::move(p));
                 }
@@ -275,8 +282,9 @@ public:
         } else {
             torch::Tensor residual = embed(ids);
             for (size_t l = 0; l < nLayers; ++l)
-                residual = addResidual(residual, mixerChunked(m_weights.layers[l], normed(residual, l), s.conv[l],
-                                                              s.ssm[l], withProbes ? &probes[l] : nullptr));
+                residual =
+                    addResidual(residual, mixerChunked(m_weights.layers[l], normed(residual, l), s.conv[l],
+                                                       s.ssm[l], withProbes ? &probes[l] : nullptr));
             r.hidden = rmsNorm(residual, m_weights.normF, m_config.normEps);
         }
         if (withProbes) {
@@ -286,7 +294,8 @@ public:
                 decay.push_back(groupMean(p.logDecay, m_units).exp());
                 norm.push_back(groupRootSumSquare(p.normSq, m_units));
             }
-            r.probes = {torch::stack(dt, 2), torch::stack(decay, 2), torch::stack(norm, 2)}; // [B, T, L, units]
+            r.probes = {torch::stack(dt, 2), torch::stack(decay, 2),
+                        torch::stack(norm, 2)}; // [B, T, L, units]
         }
         return r;
     }
@@ -421,9 +430,10 @@ private:
         const auto xz = project(u, L.inProj, L.inProjBias).split_with_sizes({dIn, dIn}, -1);
         // Depthwise causal conv over [previous d_conv - 1 inputs | this chunk]: no zeros at chunk starts.
         torch::Tensor padded = torch::cat({convState, xz[0].transpose(1, 2)}, -1); // [B, d_inner, K-1+T]
-        convState = padded.index({Slice(), Slice(), Slice(padded.size(2) - (m_config.dConv - 1), None)}).contiguous();
-        torch::Tensor conv = F::conv1d(padded, L.convWeight.unsqueeze(1),
-                                       F::Conv1dFuncOptions().bias(L.convBias).groups(dIn));
+        convState =
+            padded.index({Slice(), Slice(), Slice(padded.size(2) - (m_config.dConv - 1), None)}).contiguous();
+        torch::Tensor conv =
+            F::conv1d(padded, L.convWeight.unsqueeze(1), F::Conv1dFuncOptions().bias(L.convBias).groups(dIn));
         const torch::Tensor x = F::silu(conv).transpose(1, 2); // [B, T, d_inner]
         torch::Tensor dt, Bm, Cm;
         selectiveInputs(L, x, dt, Bm, Cm);
@@ -434,9 +444,10 @@ private:
         for (int64_t b = 0; b < T; b += Q) {
             const int64_t n = std::min(Q, T - b);
             const torch::Tensor dtb = dt.narrow(1, b, n), xb = x.narrow(1, b, n);
-            const torch::Tensor dA = (dtb.unsqueeze(-1) * L.A).exp();                         // [B, n, D, N]
-            const torch::Tensor dBx = (dtb * xb).unsqueeze(-1) * Bm.narrow(1, b, n).unsqueeze(2); // [B, n, D, N]
-            const torch::Tensor states = scan(dA, dBx, ssmState);                             // h_t, [B, n, D, N]
+            const torch::Tensor dA = (dtb.unsqueeze(-1) * L.A).exp(); // [B, n, D, N]
+            const torch::Tensor dBx =
+                (dtb * xb).unsqueeze(-1) * Bm.narrow(1, b, n).unsqueeze(2);       // [B, n, D, N]
+            const torch::Tensor states = elementwiseDecayScan(dA, dBx, ssmState); // h_t, [B, n, D, N]
             ssmState = states.select(1, n - 1).contiguous();
             y.narrow(1, b, n).copy_(torch::matmul(states, Cm.narrow(1, b, n).unsqueeze(-1)).squeeze(-1));
             if (probes)
@@ -454,36 +465,6 @@ private:
     // Tokens per scan block: on the CPU a block bounds the [block, d_inner, d_state] temporaries; on
     // CUDA longer blocks mean fewer, larger kernels.
     int64_t scanBlock() const { return device().is_cuda() ? 256 : 64; }
-
-    // Every state of a block, h_t = dA_t h_{t-1} + dBx_t, from h_in = h_{-1}. On the CPU one fused
-    // multiply-add per token is cheapest (memory-bound, few passes); on CUDA, where each token would
-    // be a kernel launch, the doubling scan needs log2(n) steps over the whole block.
-    torch::Tensor scan(const torch::Tensor& dA, const torch::Tensor& dBx, const torch::Tensor& hIn) const
-    {
-        const int64_t n = dA.size(1);
-        if (!dA.is_cuda()) {
-            torch::Tensor states = torch::empty_like(dBx);
-            torch::Tensor prev = hIn;
-            for (int64_t t = 0; t < n; ++t) {
-                torch::Tensor out = states.select(1, t);
-                torch::addcmul_out(out, dBx.select(1, t), dA.select(1, t), prev);
-                prev = out;
-            }
-            return states;
-        }
-        // Hillis-Steele over (a, b) pairs composed as (a2 a1, a2 b1 + b2); the products of decays stay
-        // in (0, 1], so nothing overflows whatever the block length.
-        torch::Tensor a = dA.clone(), b = dBx.clone();
-        b.select(1, 0).addcmul_(a.select(1, 0), hIn);
-        for (int64_t k = 1; k < n; k *= 2) {
-            const torch::Tensor aHead = a.narrow(1, k, n - k), bHead = b.narrow(1, k, n - k);
-            const torch::Tensor nb = bHead + aHead * b.narrow(1, 0, n - k);
-            const torch::Tensor na = aHead * a.narrow(1, 0, n - k);
-            b = torch::cat({b.narrow(1, 0, k), nb}, 1);
-            a = torch::cat({a.narrow(1, 0, k), na}, 1);
-        }
-        return b;
-    }
 
     MambaConfig m_config;
     MambaWeights m_weights;
@@ -536,7 +517,10 @@ public:
         return s;
     }
 
-    std::vector<std::string> shapeNames() const override { return {"130m", "370m", "790m", "1.4b", "2.8b", "tiny"}; }
+    std::vector<std::string> shapeNames() const override
+    {
+        return {"130m", "370m", "790m", "1.4b", "2.8b", "tiny"};
+    }
 
     nlohmann::json shapeConfig(const std::string& shape, const nlohmann::json& overrides) const override
     {
@@ -568,20 +552,22 @@ public:
 
     std::unique_ptr<RecurrentModel> load(const ModelFolder& folder, const TorchTarget& target) const override
     {
-        const MambaConfig c = parseConfig(parsePythonJson(folder.configJson, folder.configPath), folder.shape.layout,
-                                          folder.configPath);
+        const MambaConfig c = parseConfig(parsePythonJson(folder.configJson, folder.configPath),
+                                          folder.shape.layout, folder.configPath);
         WeightLoader w(readWeights(folder, stateSpacesName), target.device);
         const auto dtype = target.dtype, f32 = torch::kFloat32;
         const std::string embName = "backbone.embedding.weight";
         // The padded vocabulary is whatever the embedding has; the config's vocab_size is a lower bound.
         const std::vector<int64_t> embShape = w.shapeOf(embName);
         if (embShape.size() != 2 || embShape[1] != c.dModel)
-            throw Error(w.fileOf(embName), "tensor " + embName, "shape [vocab, " + std::to_string(c.dModel) + "]",
+            throw Error(w.fileOf(embName), "tensor " + embName,
+                        "shape [vocab, " + std::to_string(c.dModel) + "]",
                         "shape " + shapeToString(embShape));
         const int64_t vocab = embShape[0];
         if (vocab < c.vocabSize)
             throw Error(w.fileOf(embName), "tensor " + embName,
-                        "at least vocab_size = " + std::to_string(c.vocabSize) + " rows", std::to_string(vocab));
+                        "at least vocab_size = " + std::to_string(c.vocabSize) + " rows",
+                        std::to_string(vocab));
         MambaWeights mw;
         mw.embedding = w.take(embName, {vocab, c.dModel}, dtype);
         const int64_t dIn = c.dInner(), N = c.dState, R = c.dtRank;
@@ -635,12 +621,14 @@ public:
             L.xProj = (torch::randn({R + 2 * N, dIn}, f32) / std::sqrt(double(dIn))).to(dtype);
             const double dtStd = 1.0 / std::sqrt(double(R));
             L.dtProj = (torch::rand({dIn, R}, f32) * (2 * dtStd) - dtStd).to(dtype);
-            torch::Tensor dt = (torch::rand({dIn}, f32) * (std::log(0.1) - std::log(1e-3)) + std::log(1e-3)).exp();
+            torch::Tensor dt =
+                (torch::rand({dIn}, f32) * (std::log(0.1) - std::log(1e-3)) + std::log(1e-3)).exp();
             dt = dt.clamp_min(1e-4);
             L.dtBias = dt + torch::log(-torch::expm1(-dt));
             L.A = -torch::arange(1, N + 1, f32).expand({dIn, N}).contiguous();
             L.D = torch::ones({dIn}, f32);
-            L.outProj = (torch::randn({c.dModel, dIn}, f32) / std::sqrt(double(dIn * 2 * c.nLayer))).to(dtype);
+            L.outProj =
+                (torch::randn({c.dModel, dIn}, f32) / std::sqrt(double(dIn * 2 * c.nLayer))).to(dtype);
             mw.layers.push_back(std::move(L));
         }
         mw.normF = torch::ones({c.dModel}, f32);

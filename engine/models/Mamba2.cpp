@@ -2,9 +2,9 @@
 // reference) and a chunked SSD prefill (the fast path, matmuls only), which must agree.
 #include "models/Mamba2.h"
 
+#include "io/Json.h"
 #include "models/ConfigFields.h"
 #include "models/ModelCommon.h"
-#include "io/Json.h"
 
 #include "Error.h"
 #include "io/SafeTensors.h"
@@ -14,9 +14,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <limits>
 #include <map>
+#include <nlohmann/json.hpp>
 
 namespace statescope {
 
@@ -26,7 +26,8 @@ namespace F = torch::nn::functional;
 
 namespace {
 
-void readDtLimit(const nlohmann::json& limit, const std::string& file, const std::string& field, Mamba2Config& c)
+void readDtLimit(const nlohmann::json& limit, const std::string& file, const std::string& field,
+                 Mamba2Config& c)
 {
     if (!limit.is_array() || limit.size() != 2)
         throw Error(file, field, "a pair [min, max]", limit.dump());
@@ -68,7 +69,8 @@ Mamba2Config parseMambaSsm(const nlohmann::json& j, const std::string& file)
     if (boolField(s, "norm_before_gate", false, file, p))
         throw Error(file, p + "norm_before_gate", "false", "true");
     if (s.contains("d_ssm") && !s["d_ssm"].is_null() && intField(s, "d_ssm", 0, file, p, 0) != c.dInner())
-        throw Error(file, p + "d_ssm", "null or d_inner (" + std::to_string(c.dInner()) + ")", s["d_ssm"].dump());
+        throw Error(file, p + "d_ssm", "null or d_inner (" + std::to_string(c.dInner()) + ")",
+                    s["d_ssm"].dump());
     if (s.contains("dt_limit"))
         readDtLimit(s["dt_limit"], file, p + "dt_limit", c);
     return c;
@@ -112,11 +114,12 @@ std::vector<ProbeDesc> probeDescsFor(int64_t layers, int64_t heads)
     const std::vector<int64_t> shape{layers, heads};
     const std::vector<std::string> axes{"layer", "head"};
     return {
-        {"dt", "step size Delta = softplus(dt + dt_bias)", shape, axes, kHeadMeaning, "", ProbeSummary::Mean, "Δ"},
+        {"dt", "step size Delta = softplus(dt + dt_bias)", shape, axes, kHeadMeaning, "", ProbeSummary::Mean,
+         "Δ"},
         {kDecayProbe, "forget gate alpha = exp(Delta * A), A = -exp(A_log)", shape, axes, kHeadMeaning, "",
          ProbeSummary::GeoMean, "α"},
-        {kStateNormProbe, "Frobenius norm of the head's SSM state after the token", shape, axes, kHeadMeaning, "",
-         ProbeSummary::RootSumSquare, "‖S‖"},
+        {kStateNormProbe, "Frobenius norm of the head's SSM state after the token", shape, axes, kHeadMeaning,
+         "", ProbeSummary::RootSumSquare, "‖S‖"},
     };
 }
 
@@ -141,7 +144,8 @@ void Mamba2Config::validate(const std::string& file) const
     if (vocabSize < 0 || vocabSize > (int64_t(1) << 31))
         throw Error(file, "vocab_size", "an integer in [0, 2^31]", std::to_string(vocabSize));
     if (dInner() % headdim != 0)
-        throw Error(file, "headdim", "a divisor of d_inner = " + std::to_string(dInner()), std::to_string(headdim));
+        throw Error(file, "headdim", "a divisor of d_inner = " + std::to_string(dInner()),
+                    std::to_string(headdim));
     if (nHeads() % ngroups != 0)
         throw Error(file, "ngroups", "a divisor of the head count " + std::to_string(nHeads()),
                     std::to_string(ngroups));
@@ -179,8 +183,8 @@ std::unique_ptr<Mamba2Model> Mamba2Model::load(const ModelFolder& folder, torch:
                     "shape " + shapeToString(embShape));
     const int64_t vocab = embShape[0];
     if (vocab < c.vocabSize)
-        throw Error(embFile, "tensor " + embName, "at least vocab_size = " + std::to_string(c.vocabSize) + " rows",
-                    std::to_string(vocab));
+        throw Error(embFile, "tensor " + embName,
+                    "at least vocab_size = " + std::to_string(c.vocabSize) + " rows", std::to_string(vocab));
     WeightLoader w(std::move(set), device);
     Mamba2Weights mw;
     mw.embedding = w.take(embName, {vocab, c.dModel}, dtype);
@@ -274,8 +278,9 @@ nlohmann::ordered_json Mamba2Model::configJson() const
     j["residual_in_fp32"] = c.residualInFp32;
     j["rms_norm"] = true;
     j["layer_norm_epsilon"] = c.normEps;
-    j["time_step_limit"] = {c.dtLimitMin, std::isfinite(c.dtLimitMax) ? nlohmann::ordered_json(c.dtLimitMax)
-                                                                       : nlohmann::ordered_json{{"__float__", "Infinity"}}};
+    j["time_step_limit"] = {c.dtLimitMin, std::isfinite(c.dtLimitMax)
+                                              ? nlohmann::ordered_json(c.dtLimitMax)
+                                              : nlohmann::ordered_json{{"__float__", "Infinity"}}};
     return j;
 }
 
@@ -328,8 +333,8 @@ std::vector<torch::Tensor> Mamba2Model::parameters() const
     if (!m_weights.lmHead.is_same(m_weights.embedding))
         out.push_back(m_weights.lmHead);
     for (const auto& L : m_weights.layers)
-        for (const auto* t : {&L.norm, &L.inProj, &L.inProjBias, &L.convWeight, &L.convBias, &L.dtBias, &L.ALog,
-                              &L.D, &L.gateNorm, &L.outProj, &L.outProjBias})
+        for (const auto* t : {&L.norm, &L.inProj, &L.inProjBias, &L.convWeight, &L.convBias, &L.dtBias,
+                              &L.ALog, &L.D, &L.gateNorm, &L.outProj, &L.outProjBias})
             if (t->defined())
                 out.push_back(*t);
     return out;
@@ -341,14 +346,15 @@ int64_t Mamba2Model::parameterCount() const
     if (!m_weights.lmHead.is_same(m_weights.embedding))
         n += m_weights.lmHead.numel();
     for (const auto& L : m_weights.layers)
-        for (const auto* t : {&L.norm, &L.inProj, &L.inProjBias, &L.convWeight, &L.convBias, &L.dtBias, &L.ALog,
-                              &L.D, &L.gateNorm, &L.outProj, &L.outProjBias})
+        for (const auto* t : {&L.norm, &L.inProj, &L.inProjBias, &L.convWeight, &L.convBias, &L.dtBias,
+                              &L.ALog, &L.D, &L.gateNorm, &L.outProj, &L.outProjBias})
             if (t->defined())
                 n += t->numel();
     return n;
 }
 
-torch::Tensor Mamba2Model::project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const
+torch::Tensor Mamba2Model::project(const torch::Tensor& x, const torch::Tensor& w,
+                                   const torch::Tensor& b) const
 {
     const torch::Tensor bias = b.defined() ? b.to(m_dtype) : torch::Tensor();
     return F::linear(x.to(m_dtype), w.to(m_dtype), bias).to(torch::kFloat32);
@@ -369,7 +375,8 @@ torch::Tensor Mamba2Model::discretize(const Mamba2Layer& layer, const torch::Ten
 }
 
 // y * silu(z), RMS-normalised per group (mamba_ssm; transformers ignores the groups here), then out_proj.
-torch::Tensor Mamba2Model::gatedOutput(const Mamba2Layer& layer, const torch::Tensor& y, const torch::Tensor& z) const
+torch::Tensor Mamba2Model::gatedOutput(const Mamba2Layer& layer, const torch::Tensor& y,
+                                       const torch::Tensor& z) const
 {
     const int64_t G = m_config.ngroups, dIn = m_config.dInner();
     std::vector<int64_t> grouped = y.sizes().vec();
@@ -381,7 +388,8 @@ torch::Tensor Mamba2Model::gatedOutput(const Mamba2Layer& layer, const torch::Te
     return project(v, layer.outProj, layer.outProjBias);
 }
 
-ForwardResult Mamba2Model::forward(const torch::Tensor& ids, ModelState& state, bool recurrent, bool withProbes)
+ForwardResult Mamba2Model::forward(const torch::Tensor& ids, ModelState& state, bool recurrent,
+                                   bool withProbes)
 {
     auto& s = static_cast<Mamba2State&>(state);
     std::vector<MixerProbes> probes;
@@ -401,7 +409,8 @@ ForwardResult Mamba2Model::forward(const torch::Tensor& ids, ModelState& state, 
     return r;
 }
 
-torch::Tensor Mamba2Model::forwardChunked(const torch::Tensor& ids, Mamba2State& s, std::vector<MixerProbes>* probes)
+torch::Tensor Mamba2Model::forwardChunked(const torch::Tensor& ids, Mamba2State& s,
+                                          std::vector<MixerProbes>* probes)
 {
     torch::Tensor residual = F::embedding(ids, m_weights.embedding).to(torch::kFloat32);
     const bool roundResidual = !m_config.residualInFp32 && m_dtype != torch::kFloat32;
@@ -455,12 +464,14 @@ torch::Tensor Mamba2Model::forwardRecurrent(const torch::Tensor& ids, Mamba2Stat
 }
 
 // One token: u [B, d] -> [B, d]. Follows mamba_ssm's Mamba2.step line by line.
-torch::Tensor Mamba2Model::mixerStep(const Mamba2Layer& layer, const torch::Tensor& u, torch::Tensor& convState,
-                                     torch::Tensor& ssmState, MixerProbes* probes) const
+torch::Tensor Mamba2Model::mixerStep(const Mamba2Layer& layer, const torch::Tensor& u,
+                                     torch::Tensor& convState, torch::Tensor& ssmState,
+                                     MixerProbes* probes) const
 {
     const Mamba2Config& c = m_config;
     const int64_t Bsz = u.size(0), H = c.nHeads(), P = c.headdim, N = c.dState, G = c.ngroups;
-    const auto parts = project(u, layer.inProj, layer.inProjBias).split_with_sizes({c.dInner(), c.convDim(), H}, -1);
+    const auto parts =
+        project(u, layer.inProj, layer.inProjBias).split_with_sizes({c.dInner(), c.convDim(), H}, -1);
     const torch::Tensor &z = parts[0], &xBC = parts[1], &dtRaw = parts[2];
 
     // Conv: the window is the last d_conv - 1 raw inputs and this one; tap d_conv - 1 is the newest.
@@ -471,14 +482,14 @@ torch::Tensor Mamba2Model::mixerStep(const Mamba2Layer& layer, const torch::Tens
         conv = conv + layer.convBias;
     const auto xbc = F::silu(conv).split_with_sizes({c.dInner(), G * N, G * N}, -1);
     torch::Tensor x = xbc[0].reshape({Bsz, H, P});
-    torch::Tensor Bh = xbc[1].reshape({Bsz, G, N}).repeat_interleave(H / G, 1); // head h reads group h / (H / G)
+    torch::Tensor Bh =
+        xbc[1].reshape({Bsz, G, N}).repeat_interleave(H / G, 1); // head h reads group h / (H / G)
     torch::Tensor Ch = xbc[2].reshape({Bsz, G, N}).repeat_interleave(H / G, 1);
 
     torch::Tensor dt = discretize(layer, dtRaw); // [B, H]
     torch::Tensor alpha = (dt * -layer.ALog.exp()).exp();
     // S <- alpha S + Delta x B^T; y = S C + D x
-    ssmState = ssmState * alpha.view({Bsz, H, 1, 1}) +
-               (dt.unsqueeze(-1) * x).unsqueeze(-1) * Bh.unsqueeze(2);
+    ssmState = ssmState * alpha.view({Bsz, H, 1, 1}) + (dt.unsqueeze(-1) * x).unsqueeze(-1) * Bh.unsqueeze(2);
     torch::Tensor y = torch::matmul(ssmState, Ch.unsqueeze(-1)).squeeze(-1);
     y = y + x * (c.dHasHdim ? layer.D.view({1, H, P}) : layer.D.view({1, H, 1}));
     if (probes) {
@@ -490,12 +501,14 @@ torch::Tensor Mamba2Model::mixerStep(const Mamba2Layer& layer, const torch::Tens
 }
 
 // A chunk of tokens: u [B, T, d] -> [B, T, d], carrying the conv left context and the SSM state.
-torch::Tensor Mamba2Model::mixerChunked(const Mamba2Layer& layer, const torch::Tensor& u, torch::Tensor& convState,
-                                        torch::Tensor& ssmState, MixerProbes* probes) const
+torch::Tensor Mamba2Model::mixerChunked(const Mamba2Layer& layer, const torch::Tensor& u,
+                                        torch::Tensor& convState, torch::Tensor& ssmState,
+                                        MixerProbes* probes) const
 {
     const Mamba2Config& c = m_config;
     const int64_t Bsz = u.size(0), T = u.size(1), H = c.nHeads(), P = c.headdim, N = c.dState, G = c.ngroups;
-    const auto parts = project(u, layer.inProj, layer.inProjBias).split_with_sizes({c.dInner(), c.convDim(), H}, -1);
+    const auto parts =
+        project(u, layer.inProj, layer.inProjBias).split_with_sizes({c.dInner(), c.convDim(), H}, -1);
     const torch::Tensor &z = parts[0], &xBC = parts[1], &dtRaw = parts[2];
 
     // Depthwise causal conv over [previous d_conv - 1 inputs | this chunk]: no zeros at chunk starts.
@@ -511,7 +524,8 @@ torch::Tensor Mamba2Model::mixerChunked(const Mamba2Layer& layer, const torch::T
     torch::Tensor dt = discretize(layer, dtRaw); // [B, T, H]
     torch::Tensor logDecay = dt * -layer.ALog.exp();
     torch::Tensor norm;
-    torch::Tensor y = ssd(x, dt, logDecay, Bm, Cm, ssmState, probes ? &norm : nullptr);
+    torch::Tensor y = chunkedScalarDecayScan(x, dt, logDecay, Bm, Cm, m_config.chunkSize, ssmState,
+                                             probes ? &norm : nullptr);
     y = y + x * (c.dHasHdim ? layer.D.view({1, 1, H, P}) : layer.D.view({1, 1, H, 1}));
     if (probes) {
         probes->dt = dt;
@@ -519,73 +533,6 @@ torch::Tensor Mamba2Model::mixerChunked(const Mamba2Layer& layer, const torch::T
         probes->stateNorm = norm;
     }
     return gatedOutput(layer, y.reshape({Bsz, T, c.dInner()}), z);
-}
-
-// Chunked SSD (stuffed-mamba.md §7.3). x [B,T,H,P], dt and logDecay [B,T,H], B and C [B,T,G,N].
-// Updates ssmState [B,H,P,N]; returns y [B,T,H,P] without the D skip. Heads are laid out as
-// [G, H/G] so that B and C, shared by the heads of a group, broadcast instead of being copied, and
-// C.B^T and B.B^T are computed once per group.
-torch::Tensor Mamba2Model::ssd(const torch::Tensor& x, const torch::Tensor& dt, const torch::Tensor& logDecay,
-                               const torch::Tensor& Bm, const torch::Tensor& Cm, torch::Tensor& ssmState,
-                               torch::Tensor* stateNorm) const
-{
-    const int64_t Bsz = x.size(0), T = x.size(1), H = x.size(2), P = x.size(3), N = Bm.size(3);
-    const int64_t G = Bm.size(2), Hg = H / G;
-    const int64_t Q = std::min<int64_t>(m_config.chunkSize, T);
-    const int64_t nc = (T + Q - 1) / Q, pad = nc * Q - T;
-
-    torch::Tensor X = x * dt.unsqueeze(-1);
-    torch::Tensor Bp = Bm, Cp = Cm, a = logDecay;
-    if (pad > 0) { // zero input and zero log-decay leave the state as the last real token left it
-        X = F::pad(X, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
-        Bp = F::pad(Bp, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
-        Cp = F::pad(Cp, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
-        a = F::pad(a, F::PadFuncOptions({0, 0, 0, pad}));
-    }
-    // [B, c, G, Hg, Q, P], [B, c, G, 1, Q, N], [B, c, G, Hg, Q]
-    X = X.view({Bsz, nc, Q, G, Hg, P}).permute({0, 1, 3, 4, 2, 5});
-    const torch::Tensor Bg = Bp.view({Bsz, nc, Q, G, N}).permute({0, 1, 3, 2, 4}).unsqueeze(3);
-    const torch::Tensor Cg = Cp.view({Bsz, nc, Q, G, N}).permute({0, 1, 3, 2, 4}).unsqueeze(3);
-    a = a.view({Bsz, nc, Q, G, Hg}).permute({0, 1, 3, 4, 2});
-    const torch::Tensor aCum = a.cumsum(-1);
-
-    // 1. Within each chunk: y_l = sum_{s<=l} (C_l . B_s) exp(a_{s+1..l}) X_s
-    const torch::Tensor Lmat = segsumExp(a); // [B, c, G, Hg, Q, Q]
-    torch::Tensor yDiag = torch::matmul(torch::matmul(Cg, Bg.transpose(-1, -2)) * Lmat, X);
-
-    // 2. The state each chunk adds by its end: sum_l exp(a_{l+1..Q-1}) X_l B_l^T.
-    const torch::Tensor suffix = a.flip(-1).cumsum(-1).flip(-1); // sum_{k>=l}
-    const torch::Tensor after =
-        torch::cat({suffix.index({"...", Slice(1, None)}), torch::zeros_like(a.index({"...", Slice(0, 1)}))}, -1);
-    torch::Tensor chunkStates = torch::matmul((X * after.exp().unsqueeze(-1)).transpose(-1, -2), Bg); // [B,c,G,Hg,P,N]
-
-    // 3. Pass states across chunks: S_in[z] = sum_{j<=z} exp(total decay of chunks j..z-1) S_j.
-    torch::Tensor all = torch::cat({ssmState.view({Bsz, 1, G, Hg, P, N}), chunkStates}, 1); // [B, c+1, G, Hg, P, N]
-    torch::Tensor chunkDecay = F::pad(aCum.index({"...", -1}).reshape({Bsz, nc, H}), F::PadFuncOptions({0, 0, 1, 0}));
-    torch::Tensor passing = segsumExp(chunkDecay.permute({0, 2, 1})); // [B, H, c+1, c+1]
-    torch::Tensor flat = all.reshape({Bsz, nc + 1, H, P * N}).permute({0, 2, 1, 3});
-    torch::Tensor passed = torch::matmul(passing, flat).permute({0, 2, 1, 3}).reshape({Bsz, nc + 1, G, Hg, P, N});
-    torch::Tensor statesIn = passed.index({Slice(), Slice(0, nc)}); // [B, c, G, Hg, P, N]
-    ssmState = passed.select(1, nc).reshape({Bsz, H, P, N}).contiguous();
-
-    // 4. What the incoming state contributes: C_l . S_in exp(a_{0..l}).
-    const torch::Tensor eCum = aCum.exp();
-    torch::Tensor yOff = torch::matmul(Cg, statesIn.transpose(-1, -2)) * eCum.unsqueeze(-1);
-    torch::Tensor y = (yDiag + yOff).permute({0, 1, 4, 2, 3, 5}).reshape({Bsz, nc * Q, H, P});
-
-    if (stateNorm) {
-        // ||S_t||^2 without materialising S_t: with S_t = e_t S_in + sum_s L[t,s] X_s B_s^T,
-        // ||S_t||^2 = e_t^2 ||S_in||^2 + 2 e_t sum_s L[t,s] X_s^T S_in B_s
-        //           + sum_{s,s'} L[t,s] L[t,s'] (X_s . X_s') (B_s . B_s').
-        torch::Tensor n0 = statesIn.pow(2).sum({-2, -1}).unsqueeze(-1);                 // [B,c,G,Hg,1]
-        torch::Tensor cross = (torch::matmul(X, statesIn) * Bg).sum(-1, true);           // [B,c,G,Hg,Q,1]
-        torch::Tensor gram = torch::matmul(X, X.transpose(-1, -2)) * torch::matmul(Bg, Bg.transpose(-1, -2));
-        torch::Tensor quad = (torch::matmul(Lmat, gram) * Lmat).sum(-1);                // [B,c,G,Hg,Q]
-        torch::Tensor sq = eCum.pow(2) * n0 + 2 * eCum * torch::matmul(Lmat, cross).squeeze(-1) + quad;
-        *stateNorm = sq.clamp_min(0).sqrt().permute({0, 1, 4, 2, 3}).reshape({Bsz, nc * Q, H})
-                         .index({Slice(), Slice(0, T)});
-    }
-    return y.index({Slice(), Slice(0, T)});
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -633,7 +580,10 @@ public:
         return s;
     }
 
-    std::vector<std::string> shapeNames() const override { return {"130m", "370m", "780m", "1.3b", "2.7b", "tiny"}; }
+    std::vector<std::string> shapeNames() const override
+    {
+        return {"130m", "370m", "780m", "1.3b", "2.7b", "tiny"};
+    }
 
     nlohmann::json shapeConfig(const std::string& shape, const nlohmann::json& overrides) const override
     {

@@ -39,13 +39,14 @@ public:
     static std::unique_ptr<Mamba2Model> load(const ModelFolder& folder, torch::Device device,
                                              torch::ScalarType weightDtype);
     // Random weights initialised the way mamba_ssm does, for benchmarks and training.
-    static std::unique_ptr<Mamba2Model> random(const Mamba2Config& config, uint64_t seed, torch::Device device,
-                                               torch::ScalarType weightDtype);
+    static std::unique_ptr<Mamba2Model> random(const Mamba2Config& config, uint64_t seed,
+                                               torch::Device device, torch::ScalarType weightDtype);
 
     std::string architecture() const override { return "mamba2"; }
     std::vector<ProbeDesc> probeDescs() const override;
     std::unique_ptr<ModelState> initialState(int64_t batch) const override;
-    ForwardResult forward(const torch::Tensor& ids, ModelState& state, bool recurrent, bool withProbes) override;
+    ForwardResult forward(const torch::Tensor& ids, ModelState& state, bool recurrent,
+                          bool withProbes) override;
     torch::Tensor logits(const torch::Tensor& hidden) const override;
     int64_t parameterCount() const override;
     int64_t vocabSize() const override { return m_weights.embedding.size(0); }
@@ -73,14 +74,12 @@ private:
                                torch::Tensor& ssmState, MixerProbes* probes) const;
     torch::Tensor mixerStep(const Mamba2Layer& layer, const torch::Tensor& u, torch::Tensor& convState,
                             torch::Tensor& ssmState, MixerProbes* probes) const;
-    torch::Tensor ssd(const torch::Tensor& x, const torch::Tensor& dt, const torch::Tensor& logDecay,
-                      const torch::Tensor& B, const torch::Tensor& C, torch::Tensor& ssmState,
-                      torch::Tensor* stateNorm) const;
     torch::Tensor gatedOutput(const Mamba2Layer& layer, const torch::Tensor& y, const torch::Tensor& z) const;
     torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const;
     torch::Tensor discretize(const Mamba2Layer& layer, const torch::Tensor& dtRaw) const;
     torch::Tensor forwardChunked(const torch::Tensor& ids, Mamba2State& s, std::vector<MixerProbes>* probes);
-    torch::Tensor forwardRecurrent(const torch::Tensor& ids, Mamba2State& s, std::vector<MixerProbes>* probes);
+    torch::Tensor forwardRecurrent(const torch::Tensor& ids, Mamba2State& s,
+                                   std::vector<MixerProbes>* probes);
 
     Mamba2Config m_config;
     Mamba2Weights m_weights;

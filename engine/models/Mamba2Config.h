@@ -26,7 +26,7 @@ struct Mamba2Config {
     int64_t padVocabSizeMultiple = 8;
     bool tieEmbeddings = true;
     bool residualInFp32 = true;
-    bool bias = false;    // in_proj / out_proj bias
+    bool bias = false; // in_proj / out_proj bias
     bool convBias = true;
     bool dHasHdim = false; // D per channel instead of per head
     double normEps = 1e-5;
@@ -43,6 +43,7 @@ struct Mamba2Config {
 };
 
 // Parses a config.json of either dialect ("mamba_ssm" or "transformers" layout), validated.
-Mamba2Config parseMamba2Config(const nlohmann::json& config, const std::string& layout, const std::string& file);
+Mamba2Config parseMamba2Config(const nlohmann::json& config, const std::string& layout,
+                               const std::string& file);
 
 } // namespace statescope

@@ -9,21 +9,35 @@
 #include <fstream>
 #include <limits>
 
+using torch::indexing::None;
+using torch::indexing::Slice;
+namespace F = torch::nn::functional;
+
 namespace statescope {
 
 torch::ScalarType torchType(DType t)
 {
     switch (t) {
-    case DType::Float32: return torch::kFloat32;
-    case DType::Float64: return torch::kFloat64;
-    case DType::BFloat16: return torch::kBFloat16;
-    case DType::Float16: return torch::kFloat16;
-    case DType::Int64: return torch::kInt64;
-    case DType::Int32: return torch::kInt32;
-    case DType::Int16: return torch::kInt16;
-    case DType::Int8: return torch::kInt8;
-    case DType::UInt8: return torch::kUInt8;
-    case DType::Bool: return torch::kBool;
+    case DType::Float32:
+        return torch::kFloat32;
+    case DType::Float64:
+        return torch::kFloat64;
+    case DType::BFloat16:
+        return torch::kBFloat16;
+    case DType::Float16:
+        return torch::kFloat16;
+    case DType::Int64:
+        return torch::kInt64;
+    case DType::Int32:
+        return torch::kInt32;
+    case DType::Int16:
+        return torch::kInt16;
+    case DType::Int8:
+        return torch::kInt8;
+    case DType::UInt8:
+        return torch::kUInt8;
+    case DType::Bool:
+        return torch::kBool;
     }
     return torch::kFloat32;
 }
@@ -56,7 +70,8 @@ std::string stateSpacesName(const std::string& name)
     return n;
 }
 
-WeightSet readWeights(const ModelFolder& folder, const std::function<std::string(const std::string&)>& canonical)
+WeightSet readWeights(const ModelFolder& folder,
+                      const std::function<std::string(const std::string&)>& canonical)
 {
     WeightSet set;
     for (const auto& file : folder.weightFiles) {
@@ -88,14 +103,16 @@ const std::string& WeightLoader::fileOf(const std::string& name) const
     return it == m_set.fileOf.end() ? m_set.files : it->second;
 }
 
-torch::Tensor WeightLoader::take(const std::string& name, const std::vector<int64_t>& shape, torch::ScalarType dtype)
+torch::Tensor WeightLoader::take(const std::string& name, const std::vector<int64_t>& shape,
+                                 torch::ScalarType dtype)
 {
     auto it = m_set.tensors.find(name);
     if (it == m_set.tensors.end())
         throw Error(m_set.files, "tensor " + name, "present with shape " + shapeToString(shape), "missing");
     const RawTensor& raw = it->second;
     if (raw.shape != shape)
-        throw Error(fileOf(name), "tensor " + name, "shape " + shapeToString(shape), "shape " + shapeToString(raw.shape));
+        throw Error(fileOf(name), "tensor " + name, "shape " + shapeToString(shape),
+                    "shape " + shapeToString(raw.shape));
     const auto src = torchType(raw.dtype);
     if (!torch::isFloatingType(src))
         throw Error(fileOf(name), "tensor " + name, "a floating-point dtype", dtypeName(raw.dtype));
@@ -151,6 +168,109 @@ torch::Tensor groupRootSumSquare(const torch::Tensor& squares, int64_t groups)
     shape.back() = groups;
     shape.push_back(c / groups);
     return squares.reshape(shape).sum(-1).clamp_min(0).sqrt();
+}
+
+// Chunked SSD (stuffed-mamba.md §7.3). x [B,T,H,P], dt and logDecay [B,T,H], B and C [B,T,G,N].
+// Updates ssmState [B,H,P,N]; returns y [B,T,H,P] without the D skip. Heads are laid out as
+// [G, H/G] so that B and C, shared by the heads of a group, broadcast instead of being copied, and
+// C.B^T and B.B^T are computed once per group.
+torch::Tensor chunkedScalarDecayScan(const torch::Tensor& x, const torch::Tensor& dt,
+                                     const torch::Tensor& logDecay, const torch::Tensor& Bm,
+                                     const torch::Tensor& Cm, int64_t chunkSize, torch::Tensor& ssmState,
+                                     torch::Tensor* stateNorm)
+{
+    const int64_t Bsz = x.size(0), T = x.size(1), H = x.size(2), P = x.size(3), N = Bm.size(3);
+    const int64_t G = Bm.size(2), Hg = H / G;
+    const int64_t Q = std::min<int64_t>(chunkSize, T);
+    const int64_t nc = (T + Q - 1) / Q, pad = nc * Q - T;
+
+    torch::Tensor X = x * dt.unsqueeze(-1);
+    torch::Tensor Bp = Bm, Cp = Cm, a = logDecay;
+    if (pad > 0) { // zero input and zero log-decay leave the state as the last real token left it
+        X = F::pad(X, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
+        Bp = F::pad(Bp, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
+        Cp = F::pad(Cp, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
+        a = F::pad(a, F::PadFuncOptions({0, 0, 0, pad}));
+    }
+    // [B, c, G, Hg, Q, P], [B, c, G, 1, Q, N], [B, c, G, Hg, Q]
+    X = X.view({Bsz, nc, Q, G, Hg, P}).permute({0, 1, 3, 4, 2, 5});
+    const torch::Tensor Bg = Bp.view({Bsz, nc, Q, G, N}).permute({0, 1, 3, 2, 4}).unsqueeze(3);
+    const torch::Tensor Cg = Cp.view({Bsz, nc, Q, G, N}).permute({0, 1, 3, 2, 4}).unsqueeze(3);
+    a = a.view({Bsz, nc, Q, G, Hg}).permute({0, 1, 3, 4, 2});
+    const torch::Tensor aCum = a.cumsum(-1);
+
+    // 1. Within each chunk: y_l = sum_{s<=l} (C_l . B_s) exp(a_{s+1..l}) X_s
+    const torch::Tensor Lmat = segsumExp(a); // [B, c, G, Hg, Q, Q]
+    torch::Tensor yDiag = torch::matmul(torch::matmul(Cg, Bg.transpose(-1, -2)) * Lmat, X);
+
+    // 2. The state each chunk adds by its end: sum_l exp(a_{l+1..Q-1}) X_l B_l^T.
+    const torch::Tensor suffix = a.flip(-1).cumsum(-1).flip(-1); // sum_{k>=l}
+    const torch::Tensor after = torch::cat(
+        {suffix.index({"...", Slice(1, None)}), torch::zeros_like(a.index({"...", Slice(0, 1)}))}, -1);
+    torch::Tensor chunkStates =
+        torch::matmul((X * after.exp().unsqueeze(-1)).transpose(-1, -2), Bg); // [B,c,G,Hg,P,N]
+
+    // 3. Pass states across chunks: S_in[z] = sum_{j<=z} exp(total decay of chunks j..z-1) S_j.
+    torch::Tensor all =
+        torch::cat({ssmState.view({Bsz, 1, G, Hg, P, N}), chunkStates}, 1); // [B, c+1, G, Hg, P, N]
+    torch::Tensor chunkDecay =
+        F::pad(aCum.index({"...", -1}).reshape({Bsz, nc, H}), F::PadFuncOptions({0, 0, 1, 0}));
+    torch::Tensor passing = segsumExp(chunkDecay.permute({0, 2, 1})); // [B, H, c+1, c+1]
+    torch::Tensor flat = all.reshape({Bsz, nc + 1, H, P * N}).permute({0, 2, 1, 3});
+    torch::Tensor passed =
+        torch::matmul(passing, flat).permute({0, 2, 1, 3}).reshape({Bsz, nc + 1, G, Hg, P, N});
+    torch::Tensor statesIn = passed.index({Slice(), Slice(0, nc)}); // [B, c, G, Hg, P, N]
+    ssmState = passed.select(1, nc).reshape({Bsz, H, P, N}).contiguous();
+
+    // 4. What the incoming state contributes: C_l . S_in exp(a_{0..l}).
+    const torch::Tensor eCum = aCum.exp();
+    torch::Tensor yOff = torch::matmul(Cg, statesIn.transpose(-1, -2)) * eCum.unsqueeze(-1);
+    torch::Tensor y = (yDiag + yOff).permute({0, 1, 4, 2, 3, 5}).reshape({Bsz, nc * Q, H, P});
+
+    if (stateNorm) {
+        // ||S_t||^2 without materialising S_t: with S_t = e_t S_in + sum_s L[t,s] X_s B_s^T,
+        // ||S_t||^2 = e_t^2 ||S_in||^2 + 2 e_t sum_s L[t,s] X_s^T S_in B_s
+        //           + sum_{s,s'} L[t,s] L[t,s'] (X_s . X_s') (B_s . B_s').
+        torch::Tensor n0 = statesIn.pow(2).sum({-2, -1}).unsqueeze(-1);        // [B,c,G,Hg,1]
+        torch::Tensor cross = (torch::matmul(X, statesIn) * Bg).sum(-1, true); // [B,c,G,Hg,Q,1]
+        torch::Tensor gram = torch::matmul(X, X.transpose(-1, -2)) * torch::matmul(Bg, Bg.transpose(-1, -2));
+        torch::Tensor quad = (torch::matmul(Lmat, gram) * Lmat).sum(-1); // [B,c,G,Hg,Q]
+        torch::Tensor sq = eCum.pow(2) * n0 + 2 * eCum * torch::matmul(Lmat, cross).squeeze(-1) + quad;
+        *stateNorm = sq.clamp_min(0)
+                         .sqrt()
+                         .permute({0, 1, 4, 2, 3})
+                         .reshape({Bsz, nc * Q, H})
+                         .index({Slice(), Slice(0, T)});
+    }
+    return y.index({Slice(), Slice(0, T)});
+}
+
+torch::Tensor elementwiseDecayScan(const torch::Tensor& decay, const torch::Tensor& input,
+                                   const torch::Tensor& hIn)
+{
+    const int64_t n = decay.size(1);
+    if (!decay.is_cuda()) {
+        torch::Tensor states = torch::empty_like(input);
+        torch::Tensor prev = hIn;
+        for (int64_t t = 0; t < n; ++t) {
+            torch::Tensor out = states.select(1, t);
+            torch::addcmul_out(out, input.select(1, t), decay.select(1, t), prev);
+            prev = out;
+        }
+        return states;
+    }
+    // Hillis-Steele over (a, b) pairs composed as (a2 a1, a2 b1 + b2); the products of decays stay
+    // in (0, 1], so nothing overflows whatever the block length.
+    torch::Tensor a = decay.clone(), b = input.clone();
+    b.select(1, 0).addcmul_(a.select(1, 0), hIn);
+    for (int64_t k = 1; k < n; k *= 2) {
+        const torch::Tensor aHead = a.narrow(1, k, n - k), bHead = b.narrow(1, k, n - k);
+        const torch::Tensor nb = bHead + aHead * b.narrow(1, 0, n - k);
+        const torch::Tensor na = aHead * a.narrow(1, 0, n - k);
+        b = torch::cat({b.narrow(1, 0, k), nb}, 1);
+        a = torch::cat({a.narrow(1, 0, k), na}, 1);
+    }
+    return b;
 }
 
 } // namespace statescope

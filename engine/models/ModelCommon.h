@@ -35,7 +35,8 @@ struct WeightSet {
     std::string files; // "a.safetensors, b.safetensors" for messages
 };
 // canonical maps a name as stored to the one the model asks for ("" drops the tensor).
-WeightSet readWeights(const ModelFolder& folder, const std::function<std::string(const std::string&)>& canonical);
+WeightSet readWeights(const ModelFolder& folder,
+                      const std::function<std::string(const std::string&)>& canonical);
 
 // Hands out a folder's tensors with their shapes checked, converted to a dtype on a device.
 class WeightLoader {
@@ -68,8 +69,26 @@ private:
 // Creates dir and writes config.json there. Throws Error naming the file.
 void writeConfigJson(const std::string& dir, const std::string& json);
 
+// The chunked scan of a state with one scalar decay per head and token (Mamba-2's SSD,
+// stuffed-mamba.md §7.3; GLA-style models with scalar gates fit it too): S_t = exp(a_t) S_{t-1} +
+// dt_t x_t B_t^T, y_t = S_t C_t, computed with matmuls in chunks of chunkSize tokens. x [B,T,H,P], dt
+// and logDecay [B,T,H], B and C [B,T,G,N] shared by the H/G heads of a group. Updates ssmState
+// [B,H,P,N] and returns y [B,T,H,P]; with stateNorm, also ||S_t|| [B,T,H] without materialising S_t.
+torch::Tensor chunkedScalarDecayScan(const torch::Tensor& x, const torch::Tensor& dt,
+                                     const torch::Tensor& logDecay, const torch::Tensor& B,
+                                     const torch::Tensor& C, int64_t chunkSize, torch::Tensor& ssmState,
+                                     torch::Tensor* stateNorm);
+
+// Every state of h_t = decay_t * h_{t-1} + input_t along dim 1 (decay and input [B, T, ...], hIn
+// [B, ...]), for decays that differ per state element (Mamba-1; RWKV-6 and GLA once broadcast over
+// the value axis). On the CPU one fused multiply-add per token is cheapest (memory-bound, few
+// passes); on CUDA, where each token would be a kernel launch, a doubling scan takes log2(T) steps.
+torch::Tensor elementwiseDecayScan(const torch::Tensor& decay, const torch::Tensor& input,
+                                   const torch::Tensor& hIn);
+
 // Group g of a per-channel [.., C] tensor summarised over groups of C / G channels: [.., G].
 torch::Tensor groupMean(const torch::Tensor& x, int64_t groups);
-torch::Tensor groupRootSumSquare(const torch::Tensor& squares, int64_t groups); // takes x^2 already summed per channel
+torch::Tensor groupRootSumSquare(const torch::Tensor& squares,
+                                 int64_t groups); // takes x^2 already summed per channel
 
 } // namespace statescope

@@ -81,7 +81,8 @@ ModelFolder inspectModelFolder(const std::string& dir, ProbeDetail detail)
         m.weightFiles.push_back((p / "pytorch_model.bin").string());
         m.weightsFormat = "pytorch";
     } else {
-        throw Error(dir, "no weights: expected model.safetensors, model.safetensors.index.json or pytorch_model.bin");
+        throw Error(
+            dir, "no weights: expected model.safetensors, model.safetensors.index.json or pytorch_model.bin");
     }
 
     if (fs::exists(p / "tokenizer.json", ec))

@@ -36,7 +36,8 @@ std::string supportedArchitectures()
     return s;
 }
 
-std::pair<const Architecture*, std::string> recogniseConfig(const nlohmann::json& config, const std::string& file)
+std::pair<const Architecture*, std::string> recogniseConfig(const nlohmann::json& config,
+                                                            const std::string& file)
 {
     for (const Architecture* a : architectures()) {
         const std::string layout = a->recognise(config);

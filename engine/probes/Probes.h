@@ -8,8 +8,8 @@ namespace statescope {
 
 // How a view reduces a probe over its second axis (heads, channel groups) to one value per layer.
 enum class ProbeSummary {
-    Mean,     // arithmetic mean (step sizes)
-    GeoMean,  // exp(mean log): forget gates, so that a layer's value is its typical per-token decay
+    Mean,          // arithmetic mean (step sizes)
+    GeoMean,       // exp(mean log): forget gates, so that a layer's value is its typical per-token decay
     RootSumSquare, // sqrt(sum x^2): norms, so that the layer value is the norm of the layer's whole state
 };
 
@@ -30,7 +30,7 @@ struct ProbeDesc {
     std::string headMeaning;       // what one unit of the second axis is, e.g. "Mamba-2 SSM head: ..."
     std::string unit;              // "" for dimensionless, "nats", ...
     ProbeSummary summary = ProbeSummary::Mean;
-    std::string label;             // short name for axes and legends: "α", "‖S‖", "Δ"
+    std::string label; // short name for axes and legends: "α", "‖S‖", "Δ"
 
     int64_t valuesPerToken() const
     {

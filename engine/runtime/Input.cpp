@@ -60,14 +60,16 @@ std::vector<int32_t> readIdsFile(const std::string& path)
         errno = 0;
         const long long v = std::strtoll(word.c_str(), &end, 10);
         if (end != word.c_str() + word.size() || errno == ERANGE || v < 0 || v > INT32_MAX)
-            throw Error(path, "token " + std::to_string(ids.size()), "a non-negative integer id", "\"" + word + "\"");
+            throw Error(path, "token " + std::to_string(ids.size()), "a non-negative integer id",
+                        "\"" + word + "\"");
         ids.push_back(static_cast<int32_t>(v));
         i = j;
     }
     return ids;
 }
 
-std::string chooseTokenizerPath(const std::string& requested, const std::optional<std::string>& modelTokenizer)
+std::string chooseTokenizerPath(const std::string& requested,
+                                const std::optional<std::string>& modelTokenizer)
 {
     if (!requested.empty())
         return requested;
@@ -131,7 +133,8 @@ PreparedInput prepareInput(const InputRequest& r, const std::optional<std::strin
     in.source.tokenizerPath = absolute(tokenizerPath);
     in.source.tokenizer =
         tokenizer->sourceName() + " (byte-level BPE, " + std::to_string(tokenizer->vocabSize()) + " tokens)";
-    in.description += " (" + std::to_string(in.text.size()) + " bytes, tokenizer " + tokenizer->sourceName() + ")";
+    in.description +=
+        " (" + std::to_string(in.text.size()) + " bytes, tokenizer " + tokenizer->sourceName() + ")";
     if (in.ids.empty())
         throw Error(source, "input is empty after tokenization");
     return in;

@@ -19,8 +19,8 @@ class BpeTokenizer;
 struct InputRequest {
     // Exactly one of these four.
     std::string textFile;
-    std::string idsFile;   // whitespace-separated decimal ids
-    std::string prompt;    // "newlines:N", "capitals:N", "passkey:BLOCKS[:DEPTH[:SEED]]"
+    std::string idsFile;             // whitespace-separated decimal ids
+    std::string prompt;              // "newlines:N", "capitals:N", "passkey:BLOCKS[:DEPTH[:SEED]]"
     std::optional<std::string> text; // typed or pasted text (UTF-8)
     std::string textLabel;           // for typed text: where it came from, e.g. "demo text"
 
@@ -32,11 +32,12 @@ struct PreparedInput {
     std::vector<int64_t> offsets; // 2 per token into text; empty for ids
     std::string text;             // the UTF-8 text the offsets index; empty for ids
     TraceInput source;            // machine-readable, for the trace
-    std::string description;      // one line, e.g. "text: book.txt (12345 bytes, tokenizer gpt-neox-20b.json)"
+    std::string description; // one line, e.g. "text: book.txt (12345 bytes, tokenizer gpt-neox-20b.json)"
 };
 
 // The tokenizer policy: the one asked for, else the model folder's own, else the built-in GPT-NeoX-20B.
-std::string chooseTokenizerPath(const std::string& requested, const std::optional<std::string>& modelTokenizer);
+std::string chooseTokenizerPath(const std::string& requested,
+                                const std::optional<std::string>& modelTokenizer);
 
 using TokenizerLoader = std::function<std::shared_ptr<const BpeTokenizer>(const std::string& path)>;
 

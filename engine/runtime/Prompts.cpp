@@ -27,7 +27,7 @@ int64_t parseCount(const std::string& spec, const std::string& text)
             throw std::invalid_argument(text);
         return v;
     } catch (const std::exception&) {
-        throw Error("--prompt", spec, "a positive count after the colon", "\"" + text + "\"");
+        throw Error("prompt", spec, "a positive count after the colon", "\"" + text + "\"");
     }
 }
 } // namespace
@@ -85,11 +85,11 @@ std::string promptFromSpec(const std::string& spec)
             if (parts.size() == 4)
                 seed = std::stoull(parts[3]);
         } catch (const std::exception&) {
-            throw Error("--prompt", spec, "passkey:BLOCKS[:DEPTH[:SEED]]", spec);
+            throw Error("prompt", spec, "passkey:BLOCKS[:DEPTH[:SEED]]", spec);
         }
         return passkeyPrompt(parseCount(spec, parts[1]), depth, seed).text;
     }
-    throw Error("--prompt", "prompt", "newlines:N, capitals:N or passkey:BLOCKS[:DEPTH[:SEED]]", "\"" + spec + "\"");
+    throw Error("prompt", "prompt", "newlines:N, capitals:N or passkey:BLOCKS[:DEPTH[:SEED]]", "\"" + spec + "\"");
 }
 
 } // namespace statescope

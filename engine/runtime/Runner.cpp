@@ -77,7 +77,8 @@ TorchTarget targetFor(const RunOptions& options)
 }
 
 // A registered architecture's named shape with overrides merged in.
-nlohmann::json mergedShapeConfig(const Architecture& arch, const std::string& shape, const std::string& overrides)
+nlohmann::json mergedShapeConfig(const Architecture& arch, const std::string& shape,
+                                 const std::string& overrides)
 {
     nlohmann::json o = nlohmann::json::object();
     if (!overrides.empty()) {
@@ -284,7 +285,8 @@ std::vector<ProbeDesc> Runner::probes() const
 {
     return m_impl->m_model->probeDescs();
 }
-TraceHeader Runner::traceHeader(const TraceInput& input, const std::string& inputDescription, bool hasOffsets) const
+TraceHeader Runner::traceHeader(const TraceInput& input, const std::string& inputDescription,
+                                bool hasOffsets) const
 {
     const ModelInfo& info = m_impl->m_info;
     const RunOptions& o = m_impl->m_options;

@@ -30,10 +30,10 @@ struct ModelInfo {
     std::string path;
     std::string configJson;
     int64_t parameters = 0;
-    int64_t vocabSize = 0;                   // padded: rows of the output layer
-    std::optional<double> forgetThreshold;   // tokens, the paper's fit
+    int64_t vocabSize = 0;                 // padded: rows of the output layer
+    std::optional<double> forgetThreshold; // tokens, the paper's fit
     std::optional<std::string> tokenizerPath;
-    std::optional<int64_t> trainingLength;   // tokens, from the model card
+    std::optional<int64_t> trainingLength; // tokens, from the model card
     std::string device;
     std::string dtype;
 };
@@ -62,8 +62,8 @@ public:
     static std::unique_ptr<Runner> openRandom(const std::string& architecture, const std::string& configJson,
                                               uint64_t seed, const RunOptions& options);
     // Writes a model folder (config.json + model.safetensors) with random weights of this config.
-    static void writeRandomModel(const std::string& architecture, const std::string& configJson, uint64_t seed,
-                                 const std::string& dir);
+    static void writeRandomModel(const std::string& architecture, const std::string& configJson,
+                                 uint64_t seed, const std::string& dir);
     // The config.json (text) of a named shape, with overrides (a JSON object of config keys, may be "")
     // merged in. Throws Error(field "shape") listing the shapes for an unknown one.
     static std::string shapeConfig(const std::string& architecture, const std::string& shape,
@@ -74,12 +74,14 @@ public:
     std::vector<ProbeDesc> probes() const;
     int64_t position() const; // tokens fed since the last reset
     // The header of a trace of this model's run: model, shape, markers, input, settings, start time.
-    TraceHeader traceHeader(const TraceInput& input, const std::string& inputDescription, bool hasOffsets) const;
+    TraceHeader traceHeader(const TraceInput& input, const std::string& inputDescription,
+                            bool hasOffsets) const;
     void reset();
 
     // Checks a whole input against the vocabulary before a run starts, so that a bad id fails before
     // any trace is written; `source` names the input in the message, `hint` is appended to it.
-    void checkIds(const std::vector<int32_t>& ids, const std::string& source, const std::string& hint = "") const;
+    void checkIds(const std::vector<int32_t>& ids, const std::string& source,
+                  const std::string& hint = "") const;
 
     // Runs ids as the next tokens of the stream. Throws Error (e.g. an id outside the vocabulary,
     // out of memory); the state is then unchanged.
@@ -90,7 +92,8 @@ public:
     void run(const std::vector<int32_t>& ids, const std::vector<int64_t>* offsets, const RunLoop& loop);
     // The same, stopping with Cancelled between chunks once *cancel is true.
     void run(const std::vector<int32_t>& ids, const std::vector<int64_t>* offsets,
-             const std::function<void(const ChunkProbes&)>& onChunk, const std::atomic<bool>* cancel = nullptr);
+             const std::function<void(const ChunkProbes&)>& onChunk,
+             const std::atomic<bool>* cancel = nullptr);
 
     // Wait for the device (benchmarks).
     void synchronize();

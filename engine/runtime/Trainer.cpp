@@ -4,8 +4,8 @@
 #include "io/Json.h"
 #include "io/MappedFile.h"
 #include "models/Mamba2.h"
-#include "runtime/Runner.h"
 #include "models/ModelCard.h"
+#include "runtime/Runner.h"
 #include "tokenizers/ByteTokenizerJson.h"
 
 #include <chrono>
@@ -77,15 +77,15 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
 {
     TrainOptions o = options; // steps may be cut to fit the time budget
     if (o.dtInitMin <= 0 || o.dtInitMax < o.dtInitMin)
-        throw Error("--dt-init", "range", "0 < MIN <= MAX",
+        throw Error("dt_init", "range", "0 < MIN <= MAX",
                     std::to_string(o.dtInitMin) + ":" + std::to_string(o.dtInitMax));
     if (o.aInitMin <= 0 || o.aInitMax < o.aInitMin)
-        throw Error("--a-init", "range", "0 < MIN <= MAX",
+        throw Error("a_init", "range", "0 < MIN <= MAX",
                     std::to_string(o.aInitMin) + ":" + std::to_string(o.aInitMax));
     torch::set_num_threads(o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency()));
     const torch::Device device(o.device);
     if (device.is_cuda() && !torch::cuda::is_available())
-        throw Error("--device", "device", "cpu (CUDA is not available)", o.device);
+        throw Error("device", "device", "cpu (CUDA is not available)", o.device);
     auto corpus = MappedFile::open(o.data);
     if (static_cast<int64_t>(corpus->size()) < 2 * (o.trainLength + 1))
         throw Error(o.data, "corpus", "at least " + std::to_string(2 * (o.trainLength + 1)) + " bytes",
@@ -96,8 +96,9 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
         throw Error("architecture", "architecture", "mamba2 (the trainer trains Mamba-2 only so far)",
                     "\"" + o.architecture + "\"");
     // Byte-level: 256 token ids, whatever the shape's vocabulary.
-    nlohmann::json overrides = o.shapeOverrides.empty() ? nlohmann::json::object()
-                                                        : parsePythonJson(o.shapeOverrides, "shape overrides");
+    nlohmann::json overrides = o.shapeOverrides.empty()
+                                   ? nlohmann::json::object()
+                                   : parsePythonJson(o.shapeOverrides, "shape overrides");
     overrides["vocab_size"] = 256;
     const Mamba2Config shape = parseMamba2Config(
         nlohmann::json::parse(Runner::shapeConfig(o.architecture, o.shape, overrides.dump())), "transformers",

@@ -11,8 +11,8 @@ namespace statescope {
 
 struct TrainOptions {
     std::string architecture = "mamba2";
-    std::string shape = "tiny";  // a named shape of the architecture (Runner::shapeConfig)
-    std::string shapeOverrides;  // JSON object of config keys in its transformers dialect; vocab_size is 256
+    std::string shape = "tiny"; // a named shape of the architecture (Runner::shapeConfig)
+    std::string shapeOverrides; // JSON object of config keys in its transformers dialect; vocab_size is 256
 
     std::string data;            // training corpus (bytes = token ids)
     std::string heldOut;         // optional: evaluated every evalEvery steps

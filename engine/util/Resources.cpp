@@ -24,9 +24,10 @@ std::string findResource(const std::string& relative)
     for (const auto& r : roots)
         if (fs::exists(r / relative, ec))
             return fs::path(r / relative).lexically_normal().string();
-    throw Error(relative, "built-in resource not found (looked in $STATESCOPE_RESOURCES, ../share/statescope, " +
-                              std::string(STATESCOPE_INSTALLED_RESOURCES_DIR) + ", " +
-                              std::string(STATESCOPE_RESOURCES_DIR) + ")");
+    throw Error(relative,
+                "built-in resource not found (looked in $STATESCOPE_RESOURCES, ../share/statescope, " +
+                    std::string(STATESCOPE_INSTALLED_RESOURCES_DIR) + ", " +
+                    std::string(STATESCOPE_RESOURCES_DIR) + ")");
 }
 
 std::string builtinTokenizerPath()

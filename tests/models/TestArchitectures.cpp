@@ -113,8 +113,7 @@ void rewrite(const QString& path, const QByteArray& from, const QByteArray& to)
     f.write(text);
 }
 
-template <typename F>
-QString errorOf(F&& f)
+template <typename F> QString errorOf(F&& f)
 {
     try {
         f();
@@ -167,7 +166,8 @@ private slots:
             const std::vector<float>& got = r.probe(ref.probeNames[p]);
             QCOMPARE(got.size(), ref.probes[p].size());
             const double e = maxRelativeError(got.data(), ref.probes[p].data(), ref.probes[p].size());
-            QVERIFY2(e <= 1e-4, qPrintable(QString::fromStdString(ref.probeNames[p]) + QString(" rel err %1").arg(e)));
+            QVERIFY2(e <= 1e-4,
+                     qPrintable(QString::fromStdString(ref.probeNames[p]) + QString(" rel err %1").arg(e)));
         }
     }
 
@@ -261,8 +261,10 @@ private slots:
                     }
                     const size_t k = size_t((t * L + l) * G + g);
                     worst = std::max(worst, std::abs(s.values[0][k] - dt) / dt);
-                    worst = std::max(worst, std::abs(s.values[1][k] - std::exp(logDecay)) / std::exp(logDecay));
-                    worst = std::max(worst, std::abs(s.values[2][k] - std::sqrt(sq)) / (std::sqrt(sq) + 1e-6));
+                    worst =
+                        std::max(worst, std::abs(s.values[1][k] - std::exp(logDecay)) / std::exp(logDecay));
+                    worst =
+                        std::max(worst, std::abs(s.values[2][k] - std::sqrt(sq)) / (std::sqrt(sq) + 1e-6));
                 }
         QVERIFY2(worst < 1e-4, qPrintable(QString("rel err %1").arg(worst)));
     }
@@ -309,10 +311,13 @@ private slots:
         int chunks = 0;
         bool cancelled = false;
         try {
-            runner->run(ids, nullptr, [&](const ChunkProbes&) {
-                ++chunks;
-                cancel = true;
-            }, &cancel);
+            runner->run(
+                ids, nullptr,
+                [&](const ChunkProbes&) {
+                    ++chunks;
+                    cancel = true;
+                },
+                &cancel);
         } catch (const Cancelled&) {
             cancelled = true;
         }
@@ -347,7 +352,8 @@ private slots:
 
         rewrite(hf + "/config.json", "\"state_size\": 16", "\"state_size\": 32");
         e = open(hf);
-        QVERIFY2(e.contains("in_proj.weight") && e.contains("[328, 64]") && e.contains("[296, 64]"), qPrintable(e));
+        QVERIFY2(e.contains("in_proj.weight") && e.contains("[328, 64]") && e.contains("[296, 64]"),
+                 qPrintable(e));
         rewrite(hf + "/config.json", "\"state_size\": 32", "\"state_size\": 16");
 
         rewrite(hf + "/config.json", "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
@@ -357,7 +363,8 @@ private slots:
 
         rewrite(hf + "/config.json", "\"model_type\": \"mamba2\"", "\"model_type\": \"llama\"");
         e = open(hf);
-        QVERIFY2(e.contains("config.json") && e.contains("llama") && e.contains("unsupported"), qPrintable(e));
+        QVERIFY2(e.contains("config.json") && e.contains("llama") && e.contains("unsupported"),
+                 qPrintable(e));
         rewrite(hf + "/config.json", "\"model_type\": \"llama\"", "\"model_type\": \"mamba2\"");
 
         QFile::resize(hf + "/model.safetensors", 1000);

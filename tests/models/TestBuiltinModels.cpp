@@ -126,7 +126,8 @@ private slots:
         QCOMPARE(QString::fromStdString(card.at("name").get<std::string>()), name);
         QCOMPARE(card.at("architecture").get<std::string>(), std::string("mamba2"));
         const ModelFolder folder = inspectModelFolder(dir.toStdString());
-        const Mamba2Config c = parseMamba2Config(loadPythonJson(folder.configPath), folder.shape.layout, folder.configPath);
+        const Mamba2Config c =
+            parseMamba2Config(loadPythonJson(folder.configPath), folder.shape.layout, folder.configPath);
         QCOMPARE(card.at("d_model").get<int64_t>(), c.dModel);
         QCOMPARE(card.at("n_layer").get<int64_t>(), c.nLayer);
         QCOMPARE(card.at("d_state").get<int64_t>(), c.dState);
@@ -193,7 +194,8 @@ private slots:
         std::vector<size_t> index; // the runner's probe of each reference probe, by name
         for (const auto& name : ref.probeNames) {
             const auto descs = runner->probes();
-            auto it = std::find_if(descs.begin(), descs.end(), [&](const ProbeDesc& d) { return d.name == name; });
+            auto it =
+                std::find_if(descs.begin(), descs.end(), [&](const ProbeDesc& d) { return d.name == name; });
             QVERIFY2(it != descs.end(), name.c_str());
             index.push_back(size_t(it - descs.begin()));
         }

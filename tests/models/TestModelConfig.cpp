@@ -1,9 +1,9 @@
 // Both config.json dialects of each architecture, mamba_ssm's defaults for absent keys, Python's
 // non-standard floats, and the synthetic prompts of the paper.
 #include "Error.h"
+#include "io/Json.h"
 #include "models/Mamba2Config.h"
 #include "models/ModelFolder.h"
-#include "io/Json.h"
 #include "runtime/Prompts.h"
 
 #include <QTemporaryDir>
@@ -34,11 +34,12 @@ private slots:
     void mambaSsmDefaults()
     {
         QTemporaryDir tmp;
-        const QString dir = folderWith(tmp, "m370",
-                                       R"({"d_model": 1024, "d_intermediate": 0, "n_layer": 48, "vocab_size": 50277,
+        const QString dir =
+            folderWith(tmp, "m370",
+                       R"({"d_model": 1024, "d_intermediate": 0, "n_layer": 48, "vocab_size": 50277,
             "ssm_cfg": {"layer": "Mamba2"}, "attn_layer_idx": [], "attn_cfg": {}, "rms_norm": true,
             "residual_in_fp32": true, "fused_add_norm": true, "pad_vocab_size_multiple": 16, "tie_embeddings": true})",
-                                       "pytorch_model.bin");
+                       "pytorch_model.bin");
         const ModelFolder m = inspectModelFolder(dir.toStdString());
         QCOMPARE(m.shape.layout, std::string("mamba_ssm"));
         QCOMPARE(m.shape.architecture, std::string("mamba2"));
@@ -77,7 +78,8 @@ private slots:
         QTemporaryDir tmp;
         const QString ssm = folderWith(tmp, "m130", R"({"d_model": 768, "n_layer": 24, "vocab_size": 50277,
             "ssm_cfg": {}, "rms_norm": true, "residual_in_fp32": true, "fused_add_norm": true,
-            "pad_vocab_size_multiple": 8})", "pytorch_model.bin");
+            "pad_vocab_size_multiple": 8})",
+                                       "pytorch_model.bin");
         const QString hf = folderWith(tmp, "hf130", R"({"model_type": "mamba", "hidden_size": 768,
             "num_hidden_layers": 24, "vocab_size": 50280, "state_size": 16, "expand": 2, "conv_kernel": 4,
             "time_step_rank": "auto", "intermediate_size": 1536})");
@@ -106,19 +108,30 @@ private slots:
     {
         QTest::addColumn<QString>("config");
         QTest::addColumn<QString>("message");
-        QTest::newRow("mamba3") << R"({"d_model": 8, "n_layer": 1, "vocab_size": 8, "ssm_cfg": {"layer": "Mamba3"}})" << "Mamba3";
-        QTest::newRow("mamba1 act") << R"({"model_type": "mamba", "hidden_act": "gelu"})" << "hidden_act";
-        QTest::newRow("mamba1 inter") << R"({"model_type": "mamba", "hidden_size": 64, "intermediate_size": 100})"
-                                      << "intermediate_size";
-        QTest::newRow("huge") << R"({"model_type": "mamba2", "hidden_size": 1e300})" << "hidden_size";
-        QTest::newRow("overflow") << R"({"model_type": "mamba", "hidden_size": 4611686018427387904})" << "hidden_size";
-        QTest::newRow("rwkv") << R"({"model_type": "rwkv6"})" << "rwkv6";
-        QTest::newRow("heads") << R"({"model_type": "mamba2", "hidden_size": 64, "num_heads": 3, "head_dim": 16})"
-                               << "num_heads * head_dim";
-        QTest::newRow("hybrid") << R"({"d_model": 8, "n_layer": 1, "ssm_cfg": {"layer": "Mamba2"}, "attn_layer_idx": [0]})"
-                                << "attn_layer_idx";
-        QTest::newRow("not json") << "{\"model_type\": " << "config.json";
-        QTest::newRow("bad int") << R"({"model_type": "mamba2", "hidden_size": "big"})" << "hidden_size";
+        QTest::newRow("mamba3")
+            << R"({"d_model": 8, "n_layer": 1, "vocab_size": 8, "ssm_cfg": {"layer": "Mamba3"}})"
+            << "Mamba3";
+        QTest::newRow("mamba1 act") << R"({"model_type": "mamba", "hidden_act": "gelu"})"
+                                    << "hidden_act";
+        QTest::newRow("mamba1 inter")
+            << R"({"model_type": "mamba", "hidden_size": 64, "intermediate_size": 100})"
+            << "intermediate_size";
+        QTest::newRow("huge") << R"({"model_type": "mamba2", "hidden_size": 1e300})"
+                              << "hidden_size";
+        QTest::newRow("overflow") << R"({"model_type": "mamba", "hidden_size": 4611686018427387904})"
+                                  << "hidden_size";
+        QTest::newRow("rwkv") << R"({"model_type": "rwkv6"})"
+                              << "rwkv6";
+        QTest::newRow("heads")
+            << R"({"model_type": "mamba2", "hidden_size": 64, "num_heads": 3, "head_dim": 16})"
+            << "num_heads * head_dim";
+        QTest::newRow("hybrid")
+            << R"({"d_model": 8, "n_layer": 1, "ssm_cfg": {"layer": "Mamba2"}, "attn_layer_idx": [0]})"
+            << "attn_layer_idx";
+        QTest::newRow("not json") << "{\"model_type\": "
+                                  << "config.json";
+        QTest::newRow("bad int") << R"({"model_type": "mamba2", "hidden_size": "big"})"
+                                 << "hidden_size";
     }
     void rejectsWhatItCannotRun()
     {
@@ -130,7 +143,8 @@ private slots:
             inspectModelFolder(dir.toStdString());
             QFAIL("no error");
         } catch (const Error& e) {
-            QVERIFY2(QString(e.what()).contains(message) && QString(e.what()).contains("config.json"), e.what());
+            QVERIFY2(QString(e.what()).contains(message) && QString(e.what()).contains("config.json"),
+                     e.what());
         }
     }
 
@@ -141,8 +155,8 @@ private slots:
         const PasskeyPrompt p = passkeyPrompt(10, 0.5, 7);
         QCOMPARE(p.passkey.size(), size_t(5));
         QCOMPARE(p.needleBlock, int64_t(4)); // int(0.5 * 9)
-        QVERIFY(p.text.find("The passkey is " + p.passkey + ". Remember it. " + p.passkey + " is the passkey.\n") !=
-                std::string::npos);
+        QVERIFY(p.text.find("The passkey is " + p.passkey + ". Remember it. " + p.passkey +
+                            " is the passkey.\n") != std::string::npos);
         QVERIFY(p.text.rfind("\nWhat is the pass key? The passkey is") == p.text.size() - 37);
         QVERIFY_THROWS_EXCEPTION(Error, promptFromSpec("newlines:0"));
         QVERIFY_THROWS_EXCEPTION(Error, promptFromSpec("sonnets:3"));
