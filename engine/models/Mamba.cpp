@@ -557,17 +557,7 @@ public:
         WeightLoader w(readWeights(folder, stateSpacesName), target.device);
         const auto dtype = target.dtype, f32 = torch::kFloat32;
         const std::string embName = "backbone.embedding.weight";
-        // The padded vocabulary is whatever the embedding has; the config's vocab_size is a lower bound.
-        const std::vector<int64_t> embShape = w.shapeOf(embName);
-        if (embShape.size() != 2 || embShape[1] != c.dModel)
-            throw Error(w.fileOf(embName), "tensor " + embName,
-                        "shape [vocab, " + std::to_string(c.dModel) + "]",
-                        "shape " + shapeToString(embShape));
-        const int64_t vocab = embShape[0];
-        if (vocab < c.vocabSize)
-            throw Error(w.fileOf(embName), "tensor " + embName,
-                        "at least vocab_size = " + std::to_string(c.vocabSize) + " rows",
-                        std::to_string(vocab));
+        const int64_t vocab = w.embeddingRows(embName, c.dModel, c.vocabSize);
         MambaWeights mw;
         mw.embedding = w.take(embName, {vocab, c.dModel}, dtype);
         const int64_t dIn = c.dInner(), N = c.dState, R = c.dtRank;

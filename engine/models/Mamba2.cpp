@@ -169,23 +169,10 @@ std::unique_ptr<Mamba2Model> Mamba2Model::load(const ModelFolder& folder, torch:
 {
     const Mamba2Config c = parseMamba2Config(parsePythonJson(folder.configJson, folder.configPath),
                                              folder.shape.layout, folder.configPath);
-    WeightSet set = readWeights(folder, stateSpacesName);
+    WeightLoader w(readWeights(folder, stateSpacesName), device);
     const auto f32 = torch::kFloat32;
     const std::string embName = "backbone.embedding.weight";
-    auto embIt = set.tensors.find(embName);
-    if (embIt == set.tensors.end())
-        throw Error(set.files, "tensor " + embName, "present", "missing");
-    // The padded vocabulary is whatever the embedding has; the config's vocab_size is a lower bound.
-    const std::vector<int64_t> embShape = embIt->second.shape;
-    const std::string embFile = set.fileOf[embName];
-    if (embShape.size() != 2 || embShape[1] != c.dModel)
-        throw Error(embFile, "tensor " + embName, "shape [vocab, " + std::to_string(c.dModel) + "]",
-                    "shape " + shapeToString(embShape));
-    const int64_t vocab = embShape[0];
-    if (vocab < c.vocabSize)
-        throw Error(embFile, "tensor " + embName,
-                    "at least vocab_size = " + std::to_string(c.vocabSize) + " rows", std::to_string(vocab));
-    WeightLoader w(std::move(set), device);
+    const int64_t vocab = w.embeddingRows(embName, c.dModel, c.vocabSize);
     Mamba2Weights mw;
     mw.embedding = w.take(embName, {vocab, c.dModel}, dtype);
 

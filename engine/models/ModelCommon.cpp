@@ -103,6 +103,18 @@ const std::string& WeightLoader::fileOf(const std::string& name) const
     return it == m_set.fileOf.end() ? m_set.files : it->second;
 }
 
+int64_t WeightLoader::embeddingRows(const std::string& name, int64_t width, int64_t minRows) const
+{
+    const std::vector<int64_t> shape = shapeOf(name);
+    if (shape.size() != 2 || shape[1] != width)
+        throw Error(fileOf(name), "tensor " + name, "shape [vocab, " + std::to_string(width) + "]",
+                    "shape " + shapeToString(shape));
+    if (shape[0] < minRows)
+        throw Error(fileOf(name), "tensor " + name, "at least vocab_size = " + std::to_string(minRows) + " rows",
+                    std::to_string(shape[0]));
+    return shape[0];
+}
+
 torch::Tensor WeightLoader::take(const std::string& name, const std::vector<int64_t>& shape,
                                  torch::ScalarType dtype)
 {

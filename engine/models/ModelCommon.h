@@ -48,6 +48,9 @@ public:
     std::vector<int64_t> shapeOf(const std::string& name) const;
     const std::string& fileOf(const std::string& name) const;
     const std::string& files() const { return m_set.files; }
+    // The rows of an embedding [rows, width]: the padded vocabulary, of which the config's vocab_size
+    // is only a lower bound. Throws Error naming the file and tensor otherwise.
+    int64_t embeddingRows(const std::string& name, int64_t width, int64_t minRows) const;
     // Throws Error naming the file and tensor for a missing one, a wrong shape or a non-float dtype.
     torch::Tensor take(const std::string& name, const std::vector<int64_t>& shape, torch::ScalarType dtype);
 
