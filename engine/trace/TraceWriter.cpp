@@ -24,13 +24,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Chunks hold whole tokens and at most about this many bytes: a GUI window of a few thousand tokens
-// then decompresses little more than it shows, and a partly filled chunk that every append
-// rewrites stays cheap to recompress. Powers of two so that the runner's power-of-two pieces fill
-// chunks exactly and no chunk is written twice.
+// Chunks hold whole tokens and at most about this many bytes, so that a GUI window of a few thousand
+// tokens decompresses little more than it shows; and at most kMaxChunkTokens tokens, so that the
+// runners' pieces fill chunks exactly: the window's adaptive pieces are multiples of 64 tokens
+// (Runner::run), the command line's 2048 by default. A chunk that one append fills is written once,
+// compressed; one that an append leaves unfinished has to be rewritten, which under SWMR leaves
+// dead space behind (planChunks), and the window's 64-token appends into chunks of up to 4096
+// tokens made traces 20-36 times their data.
 constexpr int64_t kTargetChunkBytes = 1 << 20;
-constexpr hsize_t kMaxChunkTokens = 4096;
-constexpr size_t kTimeLength = 20; // "2025-01-02T03:04:05Z"
+constexpr hsize_t kMaxChunkTokens = 64;
+constexpr uint32_t kSkipAllFilters = 0x3; // shuffle and deflate, the pipeline createDataset declares
+constexpr size_t kTimeLength = 20;        // "2025-01-02T03:04:05Z"
 
 hsize_t chunkTokens(int64_t bytesPerToken)
 {
@@ -51,15 +55,28 @@ struct WriteDataset {
     size_t elementBytes = 4;
     size_t tokenBytes = 4;
     size_t chunkBytes() const { return static_cast<size_t>(chunkTokens) * tokenBytes; }
+    // What an unfinished chunk's compressed copies, dead ones included, may take before it is stored
+    // unfiltered: a chunk then takes at most about 1.5 times its uncompressed size in the file.
+    size_t deadBudget() const { return chunkBytes() / 2; }
+    // One token of fill values: what an unfinished chunk holds past its last token, as HDF5 would.
+    std::vector<unsigned char> fillToken;
     // The chunk being filled: whole chunks are compressed straight from the caller's memory, so
     // this is the only copy of probe data the writer keeps.
     std::vector<unsigned char> tail;
+    // The unfinished chunk as it is in the file (storedBytes 0: not yet there), and the bytes of
+    // its earlier compressed copies that SWMR left behind as dead space.
+    size_t storedBytes = 0;
+    bool storedUnfiltered = false;
+    size_t deadBytes = 0;
 };
 
 // One chunk to filter and write: chunk `index` of a dataset, chunkBytes() bytes at job.src.
 struct ChunkTask {
     WriteDataset* dataset = nullptr;
     int64_t index = 0;
+    bool fromTail = false;            // a chunk that this append or an earlier one left unfinished
+    bool complete = true;             // the chunk holds all its tokens after this append
+    bool unfiltered = false;          // stored as it is, every filter skipped (planChunks says why)
     std::vector<unsigned char> owned; // job.src points here when the chunk came from the tail buffer
     CompressJob job;
 };
@@ -184,6 +201,9 @@ WriteDataset TraceWriterImpl::createDataset(hid_t loc, const std::string& group,
     d.elementBytes = H5Tget_size(type);
     d.tokenBytes = static_cast<size_t>(d.valuesPerToken) * d.elementBytes;
     d.chunkTokens = static_cast<int64_t>(chunkTokens(static_cast<int64_t>(d.tokenBytes)));
+    d.fillToken.resize(d.tokenBytes);
+    for (size_t i = 0; i < d.tokenBytes; i += d.elementBytes)
+        std::memcpy(d.fillToken.data() + i, fill, d.elementBytes);
     const int rank = static_cast<int>(shape.size()) + 1;
     std::vector<hsize_t> dims(rank, 0), maxDims(rank), chunk(rank);
     maxDims[0] = H5S_UNLIMITED;
@@ -303,9 +323,16 @@ void TraceWriterImpl::create()
         fail("cannot start SWMR writing");
 }
 
-// Splits count tokens of d starting at `tokens` into chunk tasks. Whole chunks point into data; a
-// chunk that the append starts or ends inside goes through d.tail, which keeps the tokens of an
-// unfinished chunk for the next append (the chunk is rewritten whole each time).
+// Splits count tokens of d starting at `tokens` into chunk tasks. Whole chunks point into data and
+// are compressed once. A chunk that the append starts or ends inside goes through d.tail, which
+// keeps the tokens of an unfinished chunk for the next append, and is written whole each time.
+// Under SWMR, HDF5 never frees the old copy of a chunk rewritten at another size (a reader may
+// still hold an index that points to it), so each compressed rewrite leaves the previous copy as
+// dead space. writeChunks therefore rewrites it compressed only while its copies stay within
+// deadBudget(); past that it stores the chunk unfiltered, at chunkBytes() every time, which HDF5
+// rewrites in place, and keeps it so once complete (compressing it then would leave the unfiltered
+// copy behind). A reader that reads an unfiltered chunk while it is rewritten gets the same bytes
+// for every token it knows of. Appends of whole 64-token pieces never get here.
 void TraceWriterImpl::planChunks(WriteDataset& d, const void* data, int64_t count,
                                  std::vector<ChunkTask>* tasks)
 {
@@ -325,8 +352,14 @@ void TraceWriterImpl::planChunks(WriteDataset& d, const void* data, int64_t coun
         if (inChunk == 0 && k == d.chunkTokens) {
             task.job.src = p;
         } else {
-            if (inChunk == 0 || d.tail.size() != d.chunkBytes())
-                d.tail.assign(d.chunkBytes(), 0);
+            task.fromTail = true;
+            task.complete = inChunk + k == d.chunkTokens;
+            task.unfiltered = !compress || d.storedUnfiltered;
+            if (inChunk == 0 || d.tail.size() != d.chunkBytes()) {
+                d.tail.resize(d.chunkBytes());
+                for (size_t i = 0; i < d.tail.size(); i += d.tokenBytes)
+                    std::memcpy(d.tail.data() + i, d.fillToken.data(), d.tokenBytes);
+            }
             std::memcpy(d.tail.data() + static_cast<size_t>(inChunk) * d.tokenBytes, p, bytes);
             if (inChunk + k == d.chunkTokens) {
                 task.owned = std::move(d.tail); // complete: the tail starts afresh
@@ -349,7 +382,8 @@ void TraceWriterImpl::filterChunks(std::vector<ChunkTask>& tasks, size_t begin, 
         return;
     std::vector<CompressJob*> jobs;
     for (size_t i = begin; i < end; ++i)
-        jobs.push_back(&tasks[i].job);
+        if (!tasks[i].unfiltered)
+            jobs.push_back(&tasks[i].job);
     if (!ChunkCompressor::compress(jobs)) {
         broken = true;
         throw Error(path, "cannot compress tokens from " + std::to_string(tokens) + ": out of memory");
@@ -374,12 +408,33 @@ void TraceWriterImpl::writeChunks(const std::vector<ChunkTask*>& order, int64_t 
         }
         std::vector<hsize_t> offset(rank, 0);
         offset[0] = static_cast<hsize_t>(task.index * d.chunkTokens);
-        const void* bytes = compress ? static_cast<const void*>(task.job.out.data()) : task.job.src;
-        const size_t size = compress ? task.job.out.size() : d.chunkBytes();
-        if (H5Dwrite_chunk(d.id.get(), H5P_DEFAULT, 0, offset.data(), size, bytes) < 0 ||
+        if (task.fromTail && !task.unfiltered) {
+            const size_t packed = task.job.out.size();
+            if (!task.complete && d.deadBytes + d.storedBytes + packed > d.deadBudget())
+                task.unfiltered = true;
+            else if (packed == d.storedBytes)
+                // A copy of the same size would overwrite the old one in place, under a reader that
+                // may be reading it. zlib ignores bytes after the end of its stream.
+                task.job.out.push_back(0);
+        }
+        const bool filtered = compress && !task.unfiltered;
+        const void* bytes = filtered ? static_cast<const void*>(task.job.out.data()) : task.job.src;
+        const size_t size = filtered ? task.job.out.size() : d.chunkBytes();
+        // Bit i of the mask skips filter i of the dataset's pipeline (shuffle, deflate) for this
+        // chunk; HDF5 keeps the mask in the chunk index, so every reader knows to skip them.
+        const uint32_t mask = compress && task.unfiltered ? kSkipAllFilters : 0;
+        if (H5Dwrite_chunk(d.id.get(), H5P_DEFAULT, mask, offset.data(), size, bytes) < 0 ||
             (last && H5Dflush(d.id.get()) < 0))
             fail("cannot write tokens [" + std::to_string(tokens) + ", " + std::to_string(newTokens) +
                  ") to " + d.name);
+        if (task.complete) {
+            d.storedBytes = d.deadBytes = 0;
+            d.storedUnfiltered = false;
+        } else if (!d.storedUnfiltered) {
+            d.deadBytes += d.storedBytes;
+            d.storedBytes = size;
+            d.storedUnfiltered = task.unfiltered;
+        }
         task.job.out = std::vector<unsigned char>();
         task.owned = std::vector<unsigned char>();
     }

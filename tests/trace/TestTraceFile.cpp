@@ -10,9 +10,11 @@
 
 #include <hdf5.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
@@ -751,6 +753,77 @@ private slots:
         checkWindow(r, 0, 150, true);
     }
 
+    // Issue 9: the window appends small pieces (64 tokens and up), the command line 2048 tokens at a
+    // time. Under SWMR, HDF5 never frees the old copy of a chunk rewritten at another size, and the
+    // writer rewrote a compressed chunk on every append that ended inside it: 64-token appends made
+    // a trace 20-36x the size of the same data appended 2048 tokens at a time. Same data, about the
+    // same size now, with no dead copies in the file; appends that cut chunks anywhere (37 tokens)
+    // stay within 1.5 times the uncompressed data.
+    void appendSizeDoesNotChangeFileSize_data()
+    {
+        QTest::addColumn<int>("side");
+        QTest::newRow("probes [3,4]") << 3;    // chunks of 4096 tokens before
+        QTest::newRow("probes [24,24]") << 24; // chunks of 256 tokens before
+    }
+
+    void appendSizeDoesNotChangeFileSize()
+    {
+        QFETCH(int, side);
+        const TraceHeader h = testHeader(true, {side, side == 3 ? 4 : side});
+        constexpr int64_t kTokens = 4096;
+        constexpr uintmax_t kMetadataBytes = 64 * 1024; // header, attributes, chunk indexes
+        std::map<int64_t, uintmax_t> sizes;
+        std::map<int64_t, std::string> paths;
+        for (int64_t step : {64, 2048, 37}) {
+            const std::string path =
+                file("append-" + std::to_string(side) + "-" + std::to_string(step) + ".h5");
+            {
+                TraceWriter w(path, h);
+                for (int64_t s = 0; s < kTokens; s += step)
+                    w.append(makeChunk(h, s, std::min(step, kTokens - s)));
+                w.finish();
+            }
+            paths[step] = path;
+            sizes[step] = std::filesystem::file_size(path);
+            // Appends of whole 64-token pieces leave no dead copies: the file is its chunks.
+            const uintmax_t stored = storedBytes(path);
+            QVERIFY2(step == 37 || sizes[step] <= stored + kMetadataBytes,
+                     qPrintable(QString("appends of %1: file %2 bytes, datasets %3 bytes")
+                                    .arg(step)
+                                    .arg(sizes[step])
+                                    .arg(stored)));
+            TraceReader r(path);
+            QCOMPARE(r.tokens(), kTokens);
+            checkWindow(r, 0, kTokens, true);
+        }
+        qInfo(
+            "probes [%d,%d], %lld tokens: appends of 64: %llu bytes, of 2048: %llu bytes, of 37: %llu bytes",
+            side, side == 3 ? 4 : side, static_cast<long long>(kTokens),
+            static_cast<unsigned long long>(sizes[64]), static_cast<unsigned long long>(sizes[2048]),
+            static_cast<unsigned long long>(sizes[37]));
+        const auto [small, large] = std::minmax(sizes[64], sizes[2048]);
+        QVERIFY2(large <= small + small / 10, "appends of 64 and of 2048 tokens differ by more than 10%");
+
+        // The values read back are the same, bit for bit.
+        TraceReader a(paths[64]), b(paths[2048]);
+        QCOMPARE(a.ids(), b.ids());
+        QCOMPARE(a.offsets(), b.offsets());
+        const auto sameBits = [](const std::vector<float>& x, const std::vector<float>& y) {
+            return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+        };
+        QVERIFY(sameBits(a.nll(), b.nll()));
+        for (const ProbeDesc& p : h.probes)
+            QVERIFY2(sameBits(a.probe(p.name), b.probe(p.name)), p.name.c_str());
+
+        // Appends that end inside chunks leave dead copies of them, but a chunk never takes more than
+        // 1.5 times its uncompressed size, dead copies included.
+        int64_t rawBytes = kTokens * (4 + 16 + 4);
+        for (const ProbeDesc& p : h.probes)
+            rawBytes += kTokens * p.valuesPerToken() * 4;
+        QVERIFY2(sizes[37] <= static_cast<uintmax_t>(rawBytes + rawBytes / 2) + kMetadataBytes,
+                 qPrintable(QString("appends of 37: %1 bytes, data %2 bytes").arg(sizes[37]).arg(rawBytes)));
+    }
+
     // A model without probes still gives a valid trace.
     void noProbes()
     {
@@ -1346,6 +1419,20 @@ private slots:
     }
 
 private:
+    // The bytes the datasets' chunks take in the file (H5Dget_storage_size), summed.
+    static uintmax_t storedBytes(const std::string& path)
+    {
+        const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+        uintmax_t sum = 0;
+        for (const char* name : {"/tokens/ids", "/tokens/offsets", "/nll", "/probes/dt", "/probes/decay"}) {
+            const hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+            sum += d >= 0 ? H5Dget_storage_size(d) : 0;
+            H5Dclose(d);
+        }
+        H5Fclose(f);
+        return sum;
+    }
+
     std::string file(const std::string& name) const
     {
         return m_dir.filePath(QString::fromStdString(name)).toStdString();
