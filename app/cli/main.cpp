@@ -6,14 +6,17 @@
 #include "runtime/CudaInfo.h"
 #include "runtime/Runner.h"
 #include "runtime/Trainer.h"
+#include "util/Threads.h"
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <thread>
+#include <unistd.h>
 
 namespace {
 
@@ -36,9 +39,35 @@ std::string shapeNames()
     return s;
 }
 std::atomic<bool> g_cancel{false};
-extern "C" void onSignal(int)
+std::atomic<int> g_signal{0};
+extern "C" void onSignal(int sig)
 {
+    // A second Ctrl-C does not wait for the chunk in progress.
+    if (sig == SIGINT && g_cancel.load())
+        std::_Exit(130);
+    g_signal.store(sig);
     g_cancel.store(true);
+}
+
+// A run stops between chunks; a chunk of a large model on the CPU can take many seconds. Whoever sent
+// SIGTERM (a wrapper, Slurm, systemd) expects the process gone promptly, so after half a second the
+// watchdog ends it the way kill -9 would: every chunk appended so far is on disk and the trace stays
+// readable, marked completed = 0.
+void startTermWatchdog()
+{
+    std::thread([] {
+        while (true) {
+            const int sig = g_signal.load();
+            if (sig == SIGTERM || sig == SIGHUP) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(500));
+                const char msg[] =
+                    "\nstatescope-cli: terminated; the trace keeps every finished chunk (completed = 0)\n";
+                (void)!::write(2, msg, sizeof msg - 1);
+                std::_Exit(128 + sig);
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }).detach();
 }
 
 std::vector<int64_t> parseList(const std::string& s)
@@ -104,7 +133,21 @@ void parsePositions(const std::string& s, const char* option, int64_t* from, int
 }
 } // namespace
 
+int runMain(int argc, char** argv);
+
 int main(int argc, char** argv)
+{
+    statescope::preferPassiveOpenMp(argv);
+    std::signal(SIGINT, onSignal);
+    std::signal(SIGTERM, onSignal);
+    std::signal(SIGHUP, onSignal);
+    startTermWatchdog();
+    const int rc = runMain(argc, argv);
+    const int sig = g_signal.load();
+    return rc == statescope::cli::kExitCancelled && (sig == SIGTERM || sig == SIGHUP) ? 128 + sig : rc;
+}
+
+int runMain(int argc, char** argv)
 {
     using namespace statescope::cli;
     CLI::App app{
@@ -259,8 +302,6 @@ int main(int argc, char** argv)
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
     }
-    std::signal(SIGINT, onSignal);
-    std::signal(SIGTERM, onSignal);
     try {
         if (*devicesCmd) {
             std::printf("cpu: %u hardware threads; libtorch %s\n", std::thread::hardware_concurrency(),

@@ -3,6 +3,7 @@
 #include "MainWindow.h"
 #include "ModelPanel.h"
 #include "PlotGroup.h"
+#include "util/Threads.h"
 
 #include <QApplication>
 #include <QCommandLineParser>
@@ -72,6 +73,7 @@ void setNames()
 
 int main(int argc, char** argv)
 {
+    statescope::preferPassiveOpenMp(argv);
     // --help and --version answer without a display.
     for (int i = 1; i < argc; ++i) {
         const QByteArray a(argv[i]);
