@@ -202,6 +202,9 @@ void LossView::rebuild()
     for (QCPGraph* g : {m_nll, m_ovNll})
         if (g)
             g->setVisible(m_tokenNll);
+    // A y range the user zoomed to stays until they ask for the fit again (PlotGroup).
+    if (!m_yAutoFit)
+        return;
     rescaleY(m_plot->yAxis, {m_nll, m_avg, m_ovNll, m_ovAvg}, false, true); // the visible ones
     if (m_plot->yAxis2->scaleType() == QCPAxis::stLogarithmic) {
         // Perplexity is exp(NLL): on a log axis it is the NLL axis in other units, so the two are locked

@@ -1,5 +1,6 @@
 #include "PlotGroup.h"
 
+#include "PlotExporter.h"
 #include "TraceView.h"
 
 #include <algorithm>
@@ -72,6 +73,8 @@ struct PlotGroup::Entry {
         QCPItemStraightLine* forget = nullptr;
         QCPItemText* trainLabel = nullptr;
         QCPItemText* forgetLabel = nullptr;
+        QCPItemStraightLine* overlayTrain = nullptr;
+        QCPItemText* overlayTrainLabel = nullptr;
     };
     QPointer<QCustomPlot> plot;
     QPointer<TraceView> view;
@@ -142,9 +145,11 @@ void PlotGroup::addPlot(QCustomPlot* plot, const QList<QCPAxis*>& xAxes)
         r.cursor = makeVLine(plot, x, kCursorLayer);
         r.train = makeVLine(plot, x, "overlay");
         r.forget = makeVLine(plot, x, "overlay");
+        r.overlayTrain = makeVLine(plot, x, "overlay");
         if (e->rects.isEmpty()) {
             r.trainLabel = makeLabel(plot, x);
             r.forgetLabel = makeLabel(plot, x);
+            r.overlayTrainLabel = makeLabel(plot, x);
         }
         QCPAxisRect* rect = x->axisRect();
         rect->setRangeDrag(Qt::Horizontal);
@@ -196,10 +201,27 @@ void PlotGroup::installMouse(QCustomPlot* plot)
 {
     Entry* e = entryFor(plot);
     e->connections.push_back(connect(plot, &QCustomPlot::mousePress, this, [this, plot](QMouseEvent* ev) {
-        if (Entry* en = entryFor(plot)) {
-            en->pressPos = ev->pos();
-            en->pressed = ev->button() == Qt::LeftButton;
-        }
+        Entry* en = entryFor(plot);
+        if (!en)
+            return;
+        // QCustomPlot emits this before it handles the press: Shift+drag becomes a box, anything else
+        // pans as before.
+        const bool box = ev->button() == Qt::LeftButton && ev->modifiers().testFlag(Qt::ShiftModifier);
+        plot->setSelectionRectMode(box ? QCP::srmCustom : QCP::srmNone);
+        en->pressPos = ev->pos();
+        en->pressed = ev->button() == Qt::LeftButton && !box;
+    }));
+    e->connections.push_back(connect(plot->selectionRect(), &QCPSelectionRect::accepted, this,
+                                     [this, plot](const QRect& box, QMouseEvent*) {
+                                         plot->setSelectionRectMode(QCP::srmNone);
+                                         boxZoom(plot, box);
+                                     }));
+    e->connections.push_back(connect(plot, &QCustomPlot::mouseWheel, this,
+                                     [this, plot](QWheelEvent* ev) { prepareWheel(plot, ev); }));
+    e->connections.push_back(connect(plot, &QCustomPlot::mouseDoubleClick, this, [this, plot](QMouseEvent*) {
+        Entry* en = entryFor(plot);
+        if (en && en->view)
+            en->view->setYAutoFit(true);
     }));
     e->connections.push_back(connect(plot, &QCustomPlot::mouseRelease, this, [this, plot](QMouseEvent* ev) {
         Entry* en = entryFor(plot);
@@ -223,6 +245,57 @@ void PlotGroup::installMouse(QCustomPlot* plot)
                 return;
             }
     }));
+}
+
+void PlotGroup::prepareWheel(QCustomPlot* plot, QWheelEvent* event)
+{
+    // QCustomPlot emits mouseWheel before the axis rect under the pointer zooms: point that zoom at
+    // the shared token axis, or at the rect's own y axes for Ctrl+wheel and the wheel over a y axis.
+    Entry* en = entryFor(plot);
+    if (!en)
+        return;
+    const QPoint pos = event->position().toPoint();
+    for (const auto& r : en->rects) {
+        QCPAxisRect* rect = r.x->axisRect();
+        if (!rect->outerRect().contains(pos))
+            continue;
+        const bool overY = pos.x() < rect->left() || pos.x() > rect->right();
+        const bool zoomY = overY || event->modifiers().testFlag(Qt::ControlModifier);
+        QList<QCPAxis*> ys;
+        for (QCPAxis* y : rect->axes(QCPAxis::atLeft | QCPAxis::atRight))
+            if (y->visible())
+                ys.push_back(y);
+        rect->setRangeZoom(zoomY ? Qt::Vertical : Qt::Horizontal);
+        rect->setRangeZoomAxes(zoomY ? QList<QCPAxis*>{} : QList<QCPAxis*>{r.x},
+                               zoomY ? ys : QList<QCPAxis*>{});
+        if (zoomY && en->view)
+            en->view->setYAutoFit(false);
+    }
+}
+
+void PlotGroup::boxZoom(QCustomPlot* plot, const QRect& box)
+{
+    Entry* en = entryFor(plot);
+    const QRect b = box.normalized();
+    if (!en || (b.width() < 4 && b.height() < 4))
+        return;
+    for (const auto& r : en->rects) {
+        QCPAxisRect* rect = r.x->axisRect();
+        if (!rect->rect().contains(b.center()))
+            continue;
+        if (b.height() >= 4) {
+            // Off first: the refresh that the x change below schedules must keep this y.
+            if (en->view)
+                en->view->setYAutoFit(false);
+            for (QCPAxis* y : rect->axes(QCPAxis::atLeft | QCPAxis::atRight))
+                if (y->visible())
+                    y->setRange(QCPRange(y->pixelToCoord(b.bottom()), y->pixelToCoord(b.top())));
+        }
+        if (b.width() >= 4)
+            r.x->setRange(QCPRange(r.x->pixelToCoord(b.left()), r.x->pixelToCoord(b.right()))); // synced
+        plot->replot(QCustomPlot::rpQueuedReplot);
+        return;
+    }
 }
 
 void PlotGroup::setTrace(TraceData* trace)
@@ -251,6 +324,27 @@ void PlotGroup::setTrace(TraceData* trace)
         showAll();
 }
 
+void PlotGroup::setOverlay(TraceData* overlay)
+{
+    if (m_overlay == overlay)
+        return;
+    if (m_overlay && m_overlay != m_trace)
+        disconnect(m_overlay, nullptr, this, nullptr);
+    m_overlay = overlay;
+    if (overlay && overlay != m_trace) {
+        connect(overlay, &TraceData::markersChanged, this, [this] {
+            for (Entry* e : m_entries)
+                updateMarkers(*e);
+        });
+        connect(overlay, &QObject::destroyed, this, [this] {
+            for (Entry* e : m_entries)
+                updateMarkers(*e);
+        });
+    }
+    for (Entry* e : m_entries)
+        updateMarkers(*e);
+}
+
 void PlotGroup::onAppended(qint64 tokens)
 {
     const qint64 before = m_lastTokens;
@@ -271,6 +365,14 @@ void PlotGroup::onAppended(qint64 tokens)
 }
 
 void PlotGroup::showAll()
+{
+    for (Entry* e : m_entries)
+        if (e->view)
+            e->view->setYAutoFit(true);
+    showAllTokens();
+}
+
+void PlotGroup::showAllTokens()
 {
     const qint64 n = m_trace ? m_trace->tokens() : 0;
     const double upper = std::max<double>(double(n) + 0.5, 2.5);
@@ -490,6 +592,9 @@ void PlotGroup::updateMarkers(Entry& e)
     const std::optional<double> forget = forgetThreshold();
     const QColor trainColor = m_dark ? QColor(255, 170, 60) : QColor(220, 110, 0);
     const QColor forgetColor = m_dark ? QColor(200, 140, 255) : QColor(120, 40, 180);
+    const std::optional<qint64> overlayTrain =
+        m_overlay && m_overlay != m_trace ? m_overlay->trainingLength() : std::nullopt;
+    const QColor overlayColor = PlotExporter::traceColor(1, m_dark);
     auto place = [&](QCPItemStraightLine* line, QCPItemText* label, std::optional<double> x, const QColor& c,
                      const QString& text) {
         const bool on = m_markersVisible && x && *x > 0;
@@ -511,6 +616,11 @@ void PlotGroup::updateMarkers(Entry& e)
               train ? tr("training length %1").arg(tokensText(double(*train))) : QString());
         place(r.forget, r.forgetLabel, forget, forgetColor,
               forget ? tr("T_forget %1").arg(tokensText(*forget)) : QString());
+        // The overlay's model may have been trained on other lengths: its marker, in its colour.
+        place(r.overlayTrain, r.overlayTrainLabel,
+              overlayTrain ? std::optional<double>(double(*overlayTrain)) : std::nullopt, overlayColor,
+              overlayTrain ? tr("overlay: training length %1").arg(tokensText(double(*overlayTrain)))
+                           : QString());
     }
     placeLabels(e);
     e.plot->replot(QCustomPlot::rpQueuedReplot);
@@ -536,6 +646,10 @@ void PlotGroup::placeLabels(Entry& e)
     };
     place(r.trainLabel, train ? std::optional<double>(double(*train)) : std::nullopt, 0.0);
     place(r.forgetLabel, forget, 0.08);
+    const std::optional<qint64> overlayTrain =
+        m_overlay && m_overlay != m_trace ? m_overlay->trainingLength() : std::nullopt;
+    place(r.overlayTrainLabel, overlayTrain ? std::optional<double>(double(*overlayTrain)) : std::nullopt,
+          0.16);
 }
 
 void PlotGroup::setDarkTheme(bool dark)
@@ -561,8 +675,32 @@ int PlotGroup::markerCount(QCustomPlot* plot) const
     for (Entry* e : m_entries)
         if (e->plot == plot)
             for (const auto& r : e->rects)
-                n += (r.train->visible() ? 1 : 0) + (r.forget->visible() ? 1 : 0);
+                n += (r.train->visible() ? 1 : 0) + (r.forget->visible() ? 1 : 0) +
+                     (r.overlayTrain->visible() ? 1 : 0);
     return n;
+}
+
+QCPItemStraightLine* PlotGroup::markerLine(QCPAxisRect* rect, Marker marker) const
+{
+    for (Entry* e : m_entries)
+        for (const auto& r : e->rects)
+            if (r.x->axisRect() == rect)
+                return marker == Marker::TrainingLength    ? r.train
+                       : marker == Marker::ForgetThreshold ? r.forget
+                                                           : r.overlayTrain;
+    return nullptr;
+}
+
+QCPItemText* PlotGroup::markerLabel(QCustomPlot* plot, Marker marker) const
+{
+    for (Entry* e : m_entries)
+        if (e->plot == plot && !e->rects.isEmpty()) {
+            const auto& r = e->rects.front();
+            return marker == Marker::TrainingLength    ? r.trainLabel
+                   : marker == Marker::ForgetThreshold ? r.forgetLabel
+                                                       : r.overlayTrainLabel;
+        }
+    return nullptr;
 }
 
 } // namespace statescope

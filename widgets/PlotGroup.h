@@ -1,7 +1,10 @@
 #pragma once
 
 // Keeps the token axes of several plots in step: zoom and pan together, linear or log x, one cursor
-// drawn in every plot, and markers for the training length and the predicted T_forget.
+// drawn in every plot, and markers for the training length and the predicted T_forget (and the
+// overlay trace's training length, in the overlay's colour). Besides the shared x zoom every plot
+// zooms its own y: Ctrl+wheel, or the wheel over a y axis; Shift+drag draws a box and zooms to it
+// (x for all plots, y for that one); a double-click gives y back to the fit to the data.
 #include "TraceData.h"
 
 #include <QList>
@@ -24,7 +27,7 @@ public:
 
     // Adds the view's token axes; the view is refreshed whenever the shared range changes. Mouse
     // drag/wheel on the plot pans/zooms x; a click (press and release without dragging) moves the
-    // cursor.
+    // cursor; y zoom and box zoom as above.
     void addView(TraceView* view);
     // For plain QCustomPlots (no re-query on range changes).
     void addPlot(QCustomPlot* plot, const QList<QCPAxis*>& xAxes);
@@ -37,7 +40,7 @@ public:
 
     QCPRange range() const { return m_range; } // in plot x (1-based token positions)
     void setRange(const QCPRange& range);
-    // Shows the whole trace (at least [1, minimumSpan]).
+    // Shows the whole trace (at least [1, minimumSpan]) and fits every view's y to its data again.
     void showAll();
     // While true (default) and the view shows the end of a growing trace, the range follows it.
     void setFollow(bool follow) { m_follow = follow; }
@@ -58,6 +61,9 @@ public:
     std::optional<qint64> trainingLength() const;
     std::optional<double> forgetThreshold() const;
     void setMarkersVisible(bool visible);
+    // The trace drawn over the main one: its own training length is marked too (nullptr: none).
+    void setOverlay(TraceData* overlay);
+    TraceData* overlay() const { return m_overlay; }
 
     void setDarkTheme(bool dark);
     // Lines up the data areas of the views (same left and right insets), so that a token sits at the
@@ -67,6 +73,10 @@ public:
     // Items in a plot (for tests): the cursor line of an axis rect, markers.
     QCPItemStraightLine* cursorLine(QCPAxisRect* rect) const;
     int markerCount(QCustomPlot* plot) const;
+    enum class Marker { TrainingLength, ForgetThreshold, OverlayTrainingLength };
+    QCPItemStraightLine* markerLine(QCPAxisRect* rect, Marker marker) const;
+    // The marker's label (in the plot's first token axis rect), or nullptr.
+    QCPItemText* markerLabel(QCustomPlot* plot, Marker marker) const;
 
 signals:
     void cursorMoved(qint64 token);
@@ -82,12 +92,16 @@ private:
     void updateMarkers(Entry& e);
     void placeLabels(Entry& e);
     void installMouse(QCustomPlot* plot);
+    void prepareWheel(QCustomPlot* plot, QWheelEvent* event);
+    void boxZoom(QCustomPlot* plot, const QRect& box);
+    void showAllTokens();
     QCPRange clampRange(QCPRange r) const;
     void alignInsets(TraceView* changed);
     Entry* entryFor(QCustomPlot* plot);
 
     QList<Entry*> m_entries;
     QPointer<TraceData> m_trace;
+    QPointer<TraceData> m_overlay;
     QCPRange m_range{1, 1024};
     bool m_follow = true;
     bool m_logX = false;

@@ -23,8 +23,14 @@ void setEnvelope(QCPGraph* graph, const Envelope& env, bool minMax)
             values.push_back(env.max[i]);
         }
     } else {
-        keys = env.x;
-        values = env.mean;
+        // Only points with a place: a NaN key would break the sorted order QCustomPlot relies on.
+        keys.reserve(env.size());
+        values.reserve(env.size());
+        for (int i = 0; i < env.size(); ++i)
+            if (std::isfinite(env.x[i])) {
+                keys.push_back(env.x[i]);
+                values.push_back(env.mean[i]);
+            }
     }
     graph->setData(keys, values, true);
     // Thousands of min/max strokes: antialiasing them costs most of a replot and shows nothing more.
@@ -147,13 +153,16 @@ void rescaleY(QCPAxis* y, const QList<QCPGraph*>& graphs, bool log, bool include
     for (QCPGraph* g : graphs) {
         if (!g || !g->visible())
             continue;
-        bool found = false;
-        const QCPRange r =
-            g->getValueRange(found, log ? QCP::sdPositive : QCP::sdBoth, g->keyAxis()->range());
-        if (!found)
-            continue;
-        lo = std::min(lo, r.lower);
-        hi = std::max(hi, r.upper);
+        // Every point, not QCustomPlot's getValueRange(): that binary-searches the keys for the range,
+        // and a column without tokens (NaN) breaks their order, so dips went uncounted and were cut off.
+        const QCPRange keys = g->keyAxis()->range();
+        for (auto it = g->data()->constBegin(); it != g->data()->constEnd(); ++it) {
+            if (!(it->key >= keys.lower && it->key <= keys.upper) || !std::isfinite(it->value) ||
+                (log && it->value <= 0))
+                continue;
+            lo = std::min(lo, it->value);
+            hi = std::max(hi, it->value);
+        }
     }
     if (!(lo <= hi))
         return;

@@ -57,6 +57,57 @@ QString unitOrEmpty(TraceData* t)
     return t ? t->unitName() : QString();
 }
 
+// The layer the selected unit is lifted to, above the other lines and below the cursor and markers.
+const char* const kHighlightLayer = "highlight";
+
+// Pens wider than a pixel cost ~100x more per segment (PlotHelpers' setEmphasisPen); the selected
+// unit is one graph of at most two points per pixel column, so it may be wide up to this many.
+constexpr int kMaxWideSelectedPoints = 6000;
+
+// One legend entry for the lines of all units: a swatch of their colours, left to right, and a text.
+class UnitsLegendItem : public QCPAbstractLegendItem {
+public:
+    UnitsLegendItem(QCPLegend* legend, const QVector<QColor>& colors, const QString& text)
+        : QCPAbstractLegendItem(legend), m_colors(colors), m_text(text)
+    {
+        setSelectable(false);
+    }
+    QString text() const { return m_text; }
+
+protected:
+    void draw(QCPPainter* painter) override
+    {
+        const QSize icon = mParentLegend->iconSize();
+        painter->setFont(mParentLegend->font());
+        const QRect textRect =
+            painter->fontMetrics().boundingRect(0, 0, 0, icon.height(), Qt::TextDontClip, m_text);
+        const int textHeight = std::max(textRect.height(), icon.height());
+        const int y = mRect.top() + textHeight / 2;
+        const int n = std::max(1, int(m_colors.size()));
+        for (int i = 0; i < m_colors.size(); ++i) {
+            painter->setPen(QPen(m_colors[i], 3.0));
+            painter->drawLine(QLineF(mRect.left() + double(icon.width()) * i / n, y,
+                                     mRect.left() + double(icon.width()) * (i + 1) / n, y));
+        }
+        painter->setPen(QPen(mParentLegend->textColor()));
+        painter->drawText(mRect.left() + icon.width() + mParentLegend->iconTextPadding(), mRect.top(),
+                          textRect.width(), textHeight, Qt::TextDontClip, m_text);
+    }
+    QSize minimumOuterSizeHint() const override
+    {
+        const QSize icon = mParentLegend->iconSize();
+        const QRect textRect = QFontMetrics(mParentLegend->font())
+                                   .boundingRect(0, 0, 0, icon.height(), Qt::TextDontClip, m_text);
+        return QSize(icon.width() + mParentLegend->iconTextPadding() + textRect.width() + mMargins.left() +
+                         mMargins.right(),
+                     std::max(textRect.height(), icon.height()) + mMargins.top() + mMargins.bottom());
+    }
+
+private:
+    QVector<QColor> m_colors;
+    QString m_text;
+};
+
 } // namespace
 
 ProbeView::ProbeView(const QString& probe, QWidget* parent) : TraceView(parent), m_probe(probe)
@@ -73,6 +124,9 @@ ProbeView::ProbeView(const QString& probe, QWidget* parent) : TraceView(parent),
     m_reduceBox->addItem(QString(), int(Reduce::Unit));
     m_reduceBox->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     m_logBox = new QCheckBox(tr("log y"), this);
+    m_linkBox = new QCheckBox(tr("link layers"), this);
+    m_linkBox->setToolTip(tr("Show the same layer in every probe view"));
+    m_linkBox->setVisible(false);
     m_close = new QToolButton(this);
     m_close->setText(QStringLiteral("×"));
     m_close->setToolTip(tr("Close this view"));
@@ -82,6 +136,7 @@ ProbeView::ProbeView(const QString& probe, QWidget* parent) : TraceView(parent),
     addControl(m_probeBox);
     addControl(new QLabel(tr("Layer:"), this));
     addControl(m_layerBox);
+    addControl(m_linkBox);
     addControl(m_unitBoxLabel);
     addControl(m_unitBox);
     addControl(new QLabel(tr("Heatmap:"), this));
@@ -106,10 +161,13 @@ ProbeView::ProbeView(const QString& probe, QWidget* parent) : TraceView(parent),
     connect(m_reduceBox, qOverload<int>(&QComboBox::currentIndexChanged), this,
             [this](int i) { setReduce(Reduce(m_reduceBox->itemData(i).toInt())); });
     connect(m_logBox, &QCheckBox::toggled, this, &ProbeView::setLogY);
+    connect(m_linkBox, &QCheckBox::toggled, this, &ProbeView::layerLinkToggled);
     connect(m_close, &QToolButton::clicked, this, &ProbeView::closeRequested);
 
     QCustomPlot* p = m_plot;
     m_plot->setMinimumHeight(260);
+    p->addLayer(QString::fromLatin1(kHighlightLayer), p->layer(QStringLiteral("main")),
+                QCustomPlot::limAbove);
     m_linesRect = p->axisRect();
     m_heatRect = new QCPAxisRect(p);
     p->plotLayout()->addElement(1, 0, m_heatRect);
@@ -168,6 +226,62 @@ QString ProbeView::unitLabel(TraceData* t, int unit) const
 void ProbeView::setClosable(bool closable)
 {
     m_close->setVisible(closable);
+}
+
+void ProbeView::setLayerLinkVisible(bool visible)
+{
+    m_linkBox->setVisible(visible);
+}
+
+bool ProbeView::layersLinked() const
+{
+    return m_linkBox->isChecked();
+}
+
+void ProbeView::setLayersLinked(bool linked)
+{
+    const QSignalBlocker b(m_linkBox);
+    m_linkBox->setChecked(linked);
+}
+
+QStringList ProbeView::legendTexts() const
+{
+    QStringList out;
+    QCPLegend* legend = m_plot->legend;
+    for (int i = 0; i < legend->itemCount(); ++i) {
+        QCPAbstractLegendItem* item = legend->item(i);
+        if (auto* p = qobject_cast<QCPPlottableLegendItem*>(item))
+            out.push_back(p->plottable()->name());
+        else if (auto* u = dynamic_cast<UnitsLegendItem*>(item))
+            out.push_back(u->text());
+    }
+    return out;
+}
+
+void ProbeView::updateLegend()
+{
+    // Rebuilt in drawing order rather than left to graph creation: summary, selected unit, the other
+    // units as one entry, overlay.
+    QCPLegend* legend = m_plot->legend;
+    legend->clearItems();
+    m_unitsItem = nullptr;
+    if (m_summaryGraph)
+        m_summaryGraph->addToLegend(legend);
+    const int U = m_unitGraphs.size();
+    if (m_unit >= 0 && m_unit < U)
+        m_unitGraphs[m_unit]->addToLegend(legend);
+    if (U > 1) {
+        QVector<QColor> colors;
+        for (QCPGraph* g : m_unitGraphs)
+            colors.push_back(g->pen().color());
+        const QString units =
+            pluralUnitName(unitOrEmpty(m_trace).isEmpty() ? tr("unit") : m_trace->unitName());
+        m_unitsItem =
+            new UnitsLegendItem(legend, colors, tr("%1 0–%2 of layer %3").arg(units).arg(U - 1).arg(m_layer));
+        legend->addItem(m_unitsItem);
+    }
+    if (m_overlaySummary)
+        m_overlaySummary->addToLegend(legend);
 }
 
 void ProbeView::setProbe(const QString& name)
@@ -295,18 +409,17 @@ void ProbeView::restyle()
         if (!sel)
             c = PlotExporter::blend(c, m_dark ? QColor(30, 31, 34) : QColor(Qt::white), 0.45);
         // One-pixel pens: wider ones make Qt stroke thousands of min/max segments as paths, 100x slower.
-        m_unitGraphs[u]->setPen(QPen(c, 1.0));
-        m_unitGraphs[u]->setName(unitLabel(m_trace, u));
-        if (sel)
-            m_unitGraphs[u]->addToLegend();
-        else
-            m_unitGraphs[u]->removeFromLegend();
+        // The selected unit is the exception that shows which one it is (kMaxWideSelectedPoints).
+        const double width = sel && m_unitGraphs[u]->dataCount() <= kMaxWideSelectedPoints ? 2.0 : 1.0;
+        m_unitGraphs[u]->setPen(QPen(c, width));
+        m_unitGraphs[u]->setLayer(QString::fromLatin1(sel ? kHighlightLayer : "main"));
     }
     if (m_summaryGraph)
         m_summaryGraph->setPen(
             QPen(m_dark ? QColor(235, 235, 235) : QColor(20, 20, 20), m_summaryGraph->pen().widthF()));
     if (m_overlaySummary)
         m_overlaySummary->setPen(QPen(PlotExporter::traceColor(1, m_dark), m_overlaySummary->pen().widthF()));
+    updateLegend();
 }
 
 void ProbeView::setLayer(int layer)
@@ -366,13 +479,23 @@ void ProbeView::rebuild()
     QCPAxis* x = m_linesRect->axis(QCPAxis::atBottom);
     const QVector<qint64> edges = columnEdges(x, n);
     const bool empty = edges.size() < 2;
-    for (int u = 0; u < m_unitGraphs.size(); ++u) {
-        if (empty)
-            m_unitGraphs[u]->data()->clear();
-        else
-            setEnvelope(m_unitGraphs[u], t->seriesEdges(p, m_layer, u, edges), true);
-    }
     const QString unitName = unitOrEmpty(t);
+    bool decimated = false;
+    for (int u = 0; u < m_unitGraphs.size(); ++u) {
+        if (empty) {
+            m_unitGraphs[u]->data()->clear();
+            continue;
+        }
+        // The selected unit keeps its extremes (a min-max stroke per pixel column, so that a dip of one
+        // token shows); the others are their columns' means, lines rather than filled bands.
+        const Envelope env = t->seriesEdges(p, m_layer, u, edges);
+        decimated = decimated || env.decimated;
+        setEnvelope(m_unitGraphs[u], env, u == m_unit);
+    }
+    for (int u = 0; u < m_unitGraphs.size(); ++u) {
+        const QString name = unitLabel(t, u);
+        m_unitGraphs[u]->setName(u == m_unit && decimated ? tr("%1, min–max per pixel").arg(name) : name);
+    }
     const ProbeSummary summary = d ? d->summary : ProbeSummary::Mean;
     if (empty)
         m_summaryGraph->data()->clear();
@@ -401,9 +524,14 @@ void ProbeView::rebuild()
                                      : tr("%1: no %2").arg(label, m_probe));
         all.push_back(m_overlaySummary);
     }
-    // Root-sum-square summaries are magnitudes (norms): their axis starts at zero.
-    rescaleY(m_linesRect->axis(QCPAxis::atLeft), all, m_logY,
-             !m_logY && summary == ProbeSummary::RootSumSquare);
+    restyle(); // the selected unit's width depends on its points; the legend on the names
+    // Every drawn line, the overlay's too, with a margin; root-sum-square summaries are magnitudes
+    // (norms): their axis starts at zero. Unless the user zoomed y (PlotGroup).
+    if (m_yAutoFit) {
+        rescaleY(m_linesRect->axis(QCPAxis::atLeft), all, m_logY,
+                 !m_logY && summary == ProbeSummary::RootSumSquare);
+        setupLayerAxis(m_heatRect->axis(QCPAxis::atLeft), t ? t->probeLayers(p) : 1);
+    }
 
     const int L = t ? t->probeLayers(p) : 0;
     const HeatColumns hc = heatColumns(m_heatRect->axis(QCPAxis::atBottom), n, kHeatPixels);

@@ -10,6 +10,7 @@ class QLabel;
 class QCPGraph;
 class QCPColorMap;
 class QCPColorScale;
+class QCPAbstractLegendItem;
 class QToolButton;
 
 namespace statescope {
@@ -19,6 +20,11 @@ namespace statescope {
 // summary as a thicker line (top axis rect), and a layer x token heatmap of the summary, the min over
 // the units, or one chosen unit (bottom axis rect). An overlay trace shows as its layer summary, so
 // that models with different units compare. Log-y applies to the lines and to the heatmap's colours.
+//
+// Every line drawn is named in the legend: the summary, the selected unit (thicker, on top, and
+// where a pixel column holds many tokens drawn as their min-max stroke, which the legend says), one
+// entry for the other units (their colours, drawn as per-column means so that they stay lines), and
+// the overlay.
 class ProbeView : public TraceView {
     Q_OBJECT
 public:
@@ -62,6 +68,17 @@ public:
     QComboBox* unitBox() const { return m_unitBox; }
     QComboBox* reduceBox() const { return m_reduceBox; }
     QCheckBox* logBox() const { return m_logBox; }
+    // "link layers": shown where several views share a window (setLayerLinkVisible).
+    QCheckBox* linkBox() const { return m_linkBox; }
+    // The legend's entries as the plot draws them, top left to bottom right (for tests).
+    QStringList legendTexts() const;
+    // The entry that stands for the units' lines.
+    QCPAbstractLegendItem* unitsLegendItem() const { return m_unitsItem; }
+
+    void setLayerLinkVisible(bool visible);
+    bool layersLinked() const;
+    // Sets the box without emitting layerLinkToggled().
+    void setLayersLinked(bool linked);
 
     // A close button in the controls row (for views the user added); it emits closeRequested().
     void setClosable(bool closable);
@@ -81,6 +98,8 @@ signals:
     void layerChanged(int layer);
     void unitChanged(int unit);
     void closeRequested();
+    // The user toggled "link layers".
+    void layerLinkToggled(bool linked);
 
 protected:
     void rebuild() override;
@@ -91,6 +110,7 @@ private:
     void ensureGraphs();
     void fillPickers();
     void updateLabels();
+    void updateLegend();
     QString unitLabel(TraceData* t, int unit) const;
 
     QString m_probe;
@@ -107,6 +127,8 @@ private:
     QLabel* m_unitBoxLabel = nullptr;
     QComboBox* m_reduceBox = nullptr;
     QCheckBox* m_logBox = nullptr;
+    QCheckBox* m_linkBox = nullptr;
+    QCPAbstractLegendItem* m_unitsItem = nullptr; // owned by the legend while in it
     QToolButton* m_close = nullptr;
     int m_layer = 0;
     int m_unit = 0;

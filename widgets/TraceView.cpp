@@ -129,6 +129,15 @@ void TraceView::refresh()
     emit refreshed();
 }
 
+void TraceView::setYAutoFit(bool on)
+{
+    if (on == m_yAutoFit)
+        return;
+    m_yAutoFit = on;
+    if (on)
+        refresh();
+}
+
 void TraceView::scheduleRefresh()
 {
     if (!m_timer->isActive())

@@ -58,6 +58,11 @@ public:
     // Refreshes done so far (to measure update rates).
     qint64 refreshCount() const { return m_refreshCount; }
 
+    // While on (the default) every refresh fits the y axes to the visible data; a y zoom by the user
+    // turns it off so that the next refresh keeps the range they chose. Turning it on refreshes.
+    void setYAutoFit(bool on);
+    bool yAutoFit() const { return m_yAutoFit; }
+
     // Tokens [begin, end) in the visible x range, clamped to the trace.
     std::pair<qint64, qint64> visibleTokens() const;
     // The columns a CSV export of this view writes (after "token").
@@ -101,6 +106,7 @@ protected:
     QPointer<TraceData> m_trace;
     QPointer<TraceData> m_overlay;
     bool m_dark = false;
+    bool m_yAutoFit = true;
 
 private:
     void connectTrace(TraceData* t);

@@ -215,13 +215,23 @@ ProbeView* MainWindow::addProbeView(const QString& probe)
     v->setDarkTheme(m_dark);
     v->setTrace(m_trace);
     v->setOverlay(m_overlay);
-    if (!m_probeViews.isEmpty() && m_probeViews.front() != v)
+    // The views' layers move together only while "link layers" (in every view, one setting) says so.
+    v->setLayerLinkVisible(true);
+    v->setLayersLinked(m_linkLayers);
+    if (m_linkLayers && !m_probeViews.isEmpty() && m_probeViews.front() != v)
         v->setLayer(m_probeViews.front()->layer());
-    // One selected layer across the views and the strip's tooltip.
+    connect(v, &ProbeView::layerLinkToggled, this, [this, v](bool on) {
+        setLinkLayers(on);
+        if (on)
+            for (ProbeView* other : m_probeViews)
+                if (other != v)
+                    other->setLayer(v->layer());
+    });
     connect(v, &ProbeView::layerChanged, this, [this, v](int l) {
-        for (ProbeView* other : m_probeViews)
-            if (other != v)
-                other->setLayer(l);
+        if (m_linkLayers)
+            for (ProbeView* other : m_probeViews)
+                if (other != v)
+                    other->setLayer(l);
         m_strip->setLayer(l);
     });
     connect(v, &ProbeView::probePicked, this, [this, v](const QString& n) { m_wantedProbes.insert(v, n); });
@@ -230,6 +240,13 @@ ProbeView* MainWindow::addProbeView(const QString& probe)
         QTimer::singleShot(0, this, [this, v] { removeProbeView(v); });
     });
     return v;
+}
+
+void MainWindow::setLinkLayers(bool linked)
+{
+    m_linkLayers = linked;
+    for (ProbeView* v : m_probeViews)
+        v->setLayersLinked(linked);
 }
 
 void MainWindow::removeProbeView(ProbeView* view)
@@ -427,12 +444,14 @@ void MainWindow::buildDocks()
 void MainWindow::buildStatusBar()
 {
     m_traceLabel = new QLabel(this);
+    m_traceLabel->setObjectName("traceLabel");
     m_progress = new QProgressBar(this);
     m_progress->setRange(0, 1000);
     m_progress->setMaximumWidth(240);
     m_progress->setTextVisible(true);
     m_progress->setFormat("%p%");
     m_rateLabel = new QLabel(this);
+    m_rateLabel->setObjectName("rateLabel");
     m_memoryLabel = new QLabel(this);
     m_memoryLabel->setToolTip(tr("Resident memory of the process (now / peak)"));
     statusBar()->addWidget(m_traceLabel, 1);
@@ -465,6 +484,7 @@ void MainWindow::restoreSettings()
     m_loss->setBucketSize(s.value("plots/bucket", 1024).toInt());
     m_loss->setMovingAverageWindow(s.value("plots/window", 256).toInt());
     m_loss->setTokenNllVisible(s.value("plots/tokenNll", true).toBool());
+    setLinkLayers(s.value("plots/linkLayers", true).toBool());
     const QStringList probes = s.value("plots/probes").toStringList();
     if (!probes.isEmpty())
         setProbeViews(probes);
@@ -498,6 +518,7 @@ void MainWindow::saveSettings()
     s.setValue("plots/bucket", m_loss->bucketSize());
     s.setValue("plots/window", m_loss->movingAverageWindow());
     s.setValue("plots/tokenNll", m_loss->tokenNllVisible());
+    s.setValue("plots/linkLayers", m_linkLayers);
     QVariantList logY, reduce;
     for (ProbeView* v : m_probeViews) {
         logY.push_back(v->logY());
@@ -746,6 +767,7 @@ bool MainWindow::overlayTrace(const QString& path)
     m_overlay = data;
     for (TraceView* v : views())
         v->setOverlay(m_overlay);
+    m_group->setOverlay(m_overlay);
     m_clearOverlay->setEnabled(true);
     return true;
 }
@@ -754,6 +776,7 @@ void MainWindow::clearOverlay()
 {
     for (TraceView* v : views())
         v->setOverlay(nullptr);
+    m_group->setOverlay(nullptr);
     delete m_overlay;
     m_overlay = nullptr;
     if (m_clearOverlay)
@@ -799,6 +822,7 @@ bool MainWindow::startRun()
     m_runTokens = 0;
     m_peakTraceBytes = 0;
     m_runStartMs = m_runEndMs = 0;
+    m_progressDone = m_progressTotal = 0;
     m_progress->setValue(0);
     m_rateLabel->setText(tr("loading the model…"));
     m_traceLabel->clear();
@@ -822,9 +846,15 @@ void MainWindow::onRunStarted(const RunStart& start)
 {
     // The header the trace on disk has: the live view and the saved trace show the same.
     TraceHeaderInfo h = TraceHeaderInfo::fromTraceHeader(start.header);
-    h.label = QString("%1 %2 %3")
-                  .arg(m_modelPanel->modelName(), QString::fromStdString(start.info.dtype),
-                       QDateTime::currentDateTime().toString("yyyy-MM-dd HH:mm"));
+    // One name for a run everywhere: the legend, the Runs panel and the file (named after the model
+    // the run loaded), which is also the label the trace gets when opened later.
+    h.label = QFileInfo(start.tracePath).completeBaseName();
+
+    // An overlay was chosen to compare with the trace shown then; a new run is another comparison.
+    if (m_overlay) {
+        clearOverlay();
+        statusBar()->showMessage(tr("Overlay removed: a new run started"), 5000);
+    }
 
     // A run always starts from an empty live model; a trace opened from a file is replaced.
     auto* data = new TraceData(this);
@@ -836,6 +866,7 @@ void MainWindow::onRunStarted(const RunStart& start)
     m_modelPanel->setLoadedInfo(start.info);
 
     m_runStartMs = QDateTime::currentMSecsSinceEpoch();
+    m_progressTotal = start.totalTokens;
     m_refreshesAtStart = 0;
     for (TraceView* v : views())
         m_refreshesAtStart += v->refreshCount();
@@ -854,10 +885,37 @@ void MainWindow::onChunk(const ChunkProbes& chunk)
 
 void MainWindow::onProgress(qint64 done, qint64 total, double rate, double secondsLeft)
 {
+    m_progressDone = done;
+    m_progressTotal = total;
     m_progress->setValue(total > 0 ? int(1000 * done / total) : 0);
+    // Chunks finished before the pause arrive after it: they must not replace "Paused".
+    if (m_controller->state() != RunController::State::Running) {
+        updateRateLabel();
+        return;
+    }
     m_rateLabel->setText(tr("%1 / %2 tokens · %3 tokens/s · %4 left")
                              .arg(QLocale().toString(done), QLocale().toString(total),
                                   QLocale().toString(qRound64(rate)), formatDuration(secondsLeft)));
+}
+
+void MainWindow::updateRateLabel()
+{
+    const QString tokens =
+        tr("%1 / %2 tokens").arg(QLocale().toString(m_progressDone), QLocale().toString(m_progressTotal));
+    switch (m_controller->state()) {
+    case RunController::State::Paused:
+        m_rateLabel->setText(tr("Paused · %1").arg(tokens));
+        break;
+    case RunController::State::Cancelling:
+        m_rateLabel->setText(tr("Cancelling… · %1").arg(tokens));
+        break;
+    case RunController::State::Loading:
+        m_rateLabel->setText(tr("loading the model…"));
+        break;
+    case RunController::State::Running:
+    case RunController::State::Idle:
+        break; // onProgress and the end of the run say more
+    }
 }
 
 void MainWindow::onRunFinished(const QString& path, bool completed)
@@ -868,6 +926,14 @@ void MainWindow::onRunFinished(const QString& path, bool completed)
         m_refreshesAtEnd += v->refreshCount();
     if (completed)
         m_progress->setValue(1000);
+    // No time left once the run is over; what was read instead.
+    const double secs = (m_runEndMs - m_runStartMs) / 1000.0;
+    m_rateLabel->setText(
+        completed ? tr("%1 tokens in %2").arg(QLocale().toString(m_trace->tokens()), formatDuration(secs))
+        : path.isEmpty()
+            ? QString()
+            : tr("Cancelled at %1 / %2 tokens")
+                  .arg(QLocale().toString(m_trace->tokens()), QLocale().toString(m_progressTotal)));
     const QString name = QFileInfo(path).fileName();
     m_traceLabel->setText(
         path.isEmpty() ? tr("Cancelled before the first token")
@@ -892,7 +958,9 @@ void MainWindow::onRunFailed(const QString& message)
 
 void MainWindow::onTrainingLengthChanged(qint64 tokens)
 {
-    if (!m_controller->isBusy() && m_trace->filePath().isEmpty())
+    // The Model panel's value marks the run it starts (and the one going now); a trace opened or
+    // finished shows the training length its own header records, whatever model is chosen since.
+    if (!m_controller->isBusy())
         return;
     m_trace->setTrainingLength(tokens > 0 ? std::optional<qint64>(tokens) : std::nullopt);
 }
@@ -910,10 +978,7 @@ void MainWindow::updateActions()
     m_openTrace->setEnabled(!busy);
     m_modelPanel->setRunning(busy);
     m_clearOverlay->setEnabled(m_overlay != nullptr);
-    if (s == RunController::State::Paused)
-        m_rateLabel->setText(tr("paused"));
-    else if (s == RunController::State::Cancelling)
-        m_rateLabel->setText(tr("cancelling…"));
+    updateRateLabel();
 }
 
 void MainWindow::updateMemory()

@@ -97,6 +97,9 @@ public:
     // The probes the views ask for, in order.
     QStringList probeViewNames() const;
     static QStringList defaultProbeViews();
+    // Whether the probe views show one layer together ("link layers" in each view; on by default).
+    void setLinkLayers(bool linked);
+    bool linkLayers() const { return m_linkLayers; }
     // Names of views() in exported files: "loss", then each probe view's probe.
     QStringList viewNames() const;
     TokenStrip* tokenStrip() const { return m_strip; }
@@ -138,6 +141,7 @@ private:
     void onRunFinished(const QString& path, bool completed);
     void onRunFailed(const QString& message);
     void onTrainingLengthChanged(qint64 tokens);
+    void updateRateLabel();
     void chooseModel();
     void chooseTrace();
     void chooseOverlay();
@@ -184,6 +188,7 @@ private:
     QTimer* m_memoryTimer = nullptr;
 
     bool m_dark = false;
+    bool m_linkLayers = true;
     bool m_recordErrors = false;
     QStringList m_errors;
 
@@ -195,6 +200,8 @@ private:
     qint64 m_chunks = 0;
     qint64 m_runTokens = 0;
     qint64 m_peakTraceBytes = 0;
+    qint64 m_progressDone = 0; // of the last progress report
+    qint64 m_progressTotal = 0;
 };
 
 } // namespace statescope

@@ -24,8 +24,11 @@ RunsPanel::RunsPanel(const QString& folder, QWidget* parent)
     m_tree->setRootIsDecorated(false);
     m_tree->setUniformRowHeights(true);
     m_tree->setContextMenuPolicy(Qt::CustomContextMenu);
+    m_tree->setTextElideMode(Qt::ElideMiddle);
+    // A stretched first column cut names ("tiny-collapse-20…") to leave room for the others: the
+    // name, which says which model and when, gets its width first; the rest scroll if they must.
     m_tree->header()->setStretchLastSection(false);
-    m_tree->header()->setSectionResizeMode(0, QHeaderView::Stretch);
+    m_tree->header()->setSectionResizeMode(QHeaderView::ResizeToContents);
     connect(m_tree, &QTreeWidget::itemActivated, this,
             [this](QTreeWidgetItem* item) { emit openRequested(item->data(0, Qt::UserRole).toString()); });
     connect(m_tree, &QTreeWidget::customContextMenuRequested, this, &RunsPanel::showContextMenu);
@@ -77,15 +80,14 @@ void RunsPanel::refresh()
                              : reader.completed() ? tr("complete")
                                                   : tr("partial"));
             item->setToolTip(
-                0, QString::fromStdString(reader.header().modelPath + "\n" + reader.header().input));
+                0, fi.completeBaseName() + "\n" +
+                       QString::fromStdString(reader.header().modelPath + "\n" + reader.header().input));
         } catch (const std::exception& e) {
             item->setText(2, tr("unreadable"));
-            item->setToolTip(0, QString::fromUtf8(e.what()));
+            item->setToolTip(0, fi.completeBaseName() + "\n" + QString::fromUtf8(e.what()));
         }
         item->setTextAlignment(1, Qt::AlignRight | Qt::AlignVCenter);
     }
-    for (int c = 1; c < m_tree->columnCount(); ++c)
-        m_tree->resizeColumnToContents(c);
 }
 
 int RunsPanel::count() const

@@ -8,6 +8,8 @@ class QTreeWidgetItem;
 namespace statescope {
 
 // The traces in the data folder, newest first: name, tokens, complete or not, when. Double-click opens.
+// Names are shown whole (the column fits them; where the panel is narrower they are elided in the
+// middle, keeping the model and the time apart) and in full in the tooltip.
 class RunsPanel : public QWidget {
     Q_OBJECT
 public:
@@ -22,6 +24,7 @@ public:
     // The trace a run is writing now: listed as "recording" (its size on disk lags the run), or none.
     void setRecording(const QString& path);
     int rowOf(const QString& path) const; // -1 if not listed
+    QTreeWidget* tree() const { return m_tree; }
 
 signals:
     void openRequested(const QString& path);

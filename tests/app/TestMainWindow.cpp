@@ -15,7 +15,12 @@
 #include "TraceData.h"
 #include "trace/TraceFile.h"
 
+#include <QCheckBox>
 #include <QComboBox>
+#include <QLabel>
+#include <QSpinBox>
+#include <QStatusBar>
+#include <QTreeWidget>
 #include <QImage>
 #include <QMimeData>
 #include <QProcess>
@@ -28,6 +33,7 @@
 
 #include <hdf5.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -232,6 +238,13 @@ private slots:
     void overlayOtherArchitecture();
     void overlayMambaOneFixture();
     void extraProbeInAView();
+    void runsPanelShowsWholeNames();
+    void markerFollowsTheTraceShown();
+    void statusBarSaysPausedAndClearsTimeLeft();
+    void newRunClearsOverlay();
+    void runNameIsTheFileName();
+    void linkLayersToggle();
+    void windowTraceAsSmallAsCliTrace();
 
 private:
     void runAndWait(const QString& text, int chunk = 64);
@@ -1205,6 +1218,266 @@ void TestMainWindow::extraProbeInAView()
     QCOMPARE(m_window->probeViews()[1]->probeName(), QString("dt"));
     m_window->setProbeViews(MainWindow::defaultProbeViews());
     QCOMPARE(m_window->probeViews()[1]->probeName(), QString("state_norm"));
+}
+
+void TestMainWindow::windowTraceAsSmallAsCliTrace()
+{
+    // Issue 9: the window appends the trace in small pieces (here 64 tokens), the command line 2048
+    // tokens at a time; the window's traces were 20-36x larger for the same run. The same input
+    // through both now gives traces of about the same size.
+    const QString model = QStringLiteral(STATESCOPE_RESOURCES_DIR "/models/tiny-collapse");
+    QTemporaryDir work;
+    const QString input = work.filePath("newlines.txt");
+    {
+        QFile f(input);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(QByteArray(4096, '\n'));
+    }
+    QVERIFY(m_window->openModel(model));
+    QVERIFY(m_window->openText(input));
+    m_window->modelPanel()->setChunkSize(64);
+    QSignalSpy ended(m_window, &MainWindow::runEnded);
+    QVERIFY(m_window->startRun());
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, kTimeoutMs);
+    QVERIFY(ended[0][1].toBool());
+    QVERIFY2(m_window->recordedErrors().isEmpty(), qPrintable(m_window->recordedErrors().join('\n')));
+    const QString windowTrace = ended[0][0].toString();
+
+    QProcess cli;
+    cli.setWorkingDirectory(work.path());
+    cli.start(STATESCOPE_CLI, {"run", "--model", model, "--text", input, "--out", "cli.h5"});
+    QVERIFY(cli.waitForFinished(kTimeoutMs));
+    QVERIFY2(cli.exitCode() == 0, cli.readAllStandardError().constData());
+    const QString cliTrace = work.filePath("cli.h5");
+
+    const TraceReader fromWindow(windowTrace.toStdString()), fromCli(cliTrace.toStdString());
+    QCOMPARE(fromWindow.tokens(), qint64(4096));
+    QCOMPARE(fromCli.tokens(), qint64(4096));
+    QCOMPARE(fromWindow.ids(), fromCli.ids());
+    const qint64 windowBytes = QFileInfo(windowTrace).size(), cliBytes = QFileInfo(cliTrace).size();
+    qInfo("4096 newlines, tiny-collapse: window trace (64-token appends) %lld bytes, statescope-cli trace "
+          "(2048-token appends) %lld bytes",
+          windowBytes, cliBytes);
+    const auto [small, large] = std::minmax(windowBytes, cliBytes);
+    QVERIFY2(large <= small + small / 10,
+             "the window's and the command line's traces differ by more than 10%");
+    QVERIFY(m_window->openModel(kTinyModel));
+}
+
+void TestMainWindow::runsPanelShowsWholeNames()
+{
+    // Without a traces folder of its own the window lists the per-user one, created quietly.
+    QVERIFY(!m_firstTrace.isEmpty());
+    const QString folder = statescope::tracesFolder();
+    QVERIFY(!folder.isEmpty());
+    const QString copy = QDir(folder).filePath("tiny-collapse-20261129-192634.h5");
+    QFile::remove(copy);
+    QVERIFY(QFile::copy(m_firstTrace, copy));
+    {
+        QTest::failOnWarning(QRegularExpression("Empty or null file name"));
+        MainWindow::Options o;
+        o.settingsFile = m_dir.filePath("settings-default-folder.ini");
+        MainWindow w(o);
+        w.setRecordErrors(true);
+        QCOMPARE(w.tracesFolder(), folder);
+        QCOMPARE(w.runsPanel()->folder(), folder);
+        QVERIFY(w.runsPanel()->rowOf(QFileInfo(copy).absoluteFilePath()) >= 0);
+        // At 1280 x 720 every name shows whole, in view, and in full in its tooltip.
+        w.resize(1280, 720);
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        QTreeWidget* tree = w.runsPanel()->tree();
+        QTest::qWait(50);
+        const QFontMetrics fm(tree->font());
+        const int width = tree->header()->sectionSize(0);
+        QVERIFY(tree->topLevelItemCount() >= 1);
+        for (int i = 0; i < tree->topLevelItemCount(); ++i) {
+            const QTreeWidgetItem* item = tree->topLevelItem(i);
+            const QString name = item->text(0);
+            QVERIFY2(width >= fm.horizontalAdvance(name),
+                     qPrintable(QString("%1: %2 px for %3 px").arg(name).arg(width).arg(fm.horizontalAdvance(name))));
+            QVERIFY(item->toolTip(0).startsWith(name));
+        }
+        QCOMPARE(tree->header()->sectionViewportPosition(0), 0);
+        QVERIFY2(width <= tree->viewport()->width(),
+                 qPrintable(QString("%1 px in a %2 px panel").arg(width).arg(tree->viewport()->width())));
+        QCOMPARE(tree->topLevelItem(w.runsPanel()->rowOf(QFileInfo(copy).absoluteFilePath()))->text(0),
+                 QString("tiny-collapse-20261129-192634"));
+    }
+    QFile::remove(copy);
+}
+
+namespace {
+
+QSpinBox* trainingLengthBox(ModelPanel* panel)
+{
+    for (QSpinBox* b : panel->findChildren<QSpinBox*>())
+        if (b->specialValueText() == "not set")
+            return b;
+    return nullptr;
+}
+
+} // namespace
+
+void TestMainWindow::markerFollowsTheTraceShown()
+{
+    // A run recording 512 as its training length (the Model panel's value when it started).
+    QVERIFY(m_window->openModel(kTinyModel));
+    m_window->modelPanel()->setChunkSize(64);
+    m_window->setInputText(QString(300, QChar('b')), "b");
+    QSpinBox* box = trainingLengthBox(m_window->modelPanel());
+    QVERIFY(box);
+    box->setValue(512);
+    QSignalSpy ended(m_window, &MainWindow::runEnded);
+    QVERIFY(m_window->startRun());
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, kTimeoutMs);
+    const QString run512 = ended[0][0].toString();
+    QCOMPARE(m_window->trace()->trainingLength(), std::optional<qint64>(512));
+
+    // A trace whose header says 100: its marker says 100, whatever the Model panel says since.
+    const QString other = m_dir.filePath("other-tl100.h5");
+    writeOtherArchitecture(other, 400);
+    QVERIFY(m_window->openTrace(other));
+    PlotGroup* g = m_window->plotGroup();
+    QCustomPlot* lossPlot = m_window->lossView()->plot();
+    using M = PlotGroup::Marker;
+    QCOMPARE(g->trainingLength(), std::optional<qint64>(100));
+    QCOMPARE(g->markerLabel(lossPlot, M::TrainingLength)->text(), QString("training length 100"));
+    box->setValue(256);
+    QVERIFY(m_window->openModel(kTinyModel)); // sets the panel's value from the model folder
+    QCOMPARE(g->trainingLength(), std::optional<qint64>(100));
+    QCOMPARE(m_window->trace()->trainingLength(), std::optional<qint64>(100));
+    QCOMPARE(g->markerLine(lossPlot->axisRect(), M::TrainingLength)->point1->coords().x(), 100.0);
+    QCOMPARE(g->markerLabel(lossPlot, M::TrainingLength)->text(), QString("training length 100"));
+
+    // The overlay's own training length is marked too, in the overlay's colour.
+    QVERIFY(m_window->overlayTrace(run512));
+    for (TraceView* v : m_window->views()) {
+        QCPItemStraightLine* line = g->markerLine(v->tokenAxes().front()->axisRect(), M::OverlayTrainingLength);
+        QVERIFY(line && line->visible());
+        QCOMPARE(line->point1->coords().x(), 512.0);
+        QCOMPARE(line->pen().color(), PlotExporter::traceColor(1, m_window->darkTheme()));
+    }
+    QCPItemText* label = g->markerLabel(lossPlot, M::OverlayTrainingLength);
+    QCOMPARE(label->text(), QString("overlay: training length 512"));
+    QVERIFY(label->visible());
+    QCOMPARE(g->markerLabel(lossPlot, M::TrainingLength)->text(), QString("training length 100"));
+    m_window->clearOverlay();
+    QVERIFY(!g->markerLine(lossPlot->axisRect(), M::OverlayTrainingLength)->visible());
+}
+
+void TestMainWindow::statusBarSaysPausedAndClearsTimeLeft()
+{
+    auto* rate = m_window->findChild<QLabel*>("rateLabel");
+    QVERIFY(rate);
+    QVERIFY(m_window->openModel(kTinyModel));
+    m_window->modelPanel()->setChunkSize(64);
+    m_window->setInputText(QString(3000, QChar('x')), "x");
+    RunController* c = m_window->runController();
+    QSignalSpy ended(m_window, &MainWindow::runEnded);
+    auto conn = connect(c, &RunController::chunkReady, this, [&](const ChunkProbes& ch) {
+        if (ch.start == 0)
+            m_window->pauseOrResume();
+    });
+    QVERIFY(m_window->startRun());
+    QTRY_COMPARE_WITH_TIMEOUT(c->state(), RunController::State::Paused, kTimeoutMs);
+    disconnect(conn);
+    QTest::qWait(300); // the progress of chunks finished before the pause arrives after it
+    QVERIFY2(rate->text().startsWith("Paused"), qPrintable(rate->text()));
+    QVERIFY2(!rate->text().contains("left"), qPrintable(rate->text()));
+    m_window->cancelRun();
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, kTimeoutMs);
+    QVERIFY2(rate->text().startsWith("Cancelled at"), qPrintable(rate->text()));
+    QVERIFY(!rate->text().contains("left"));
+    // A run that finishes: what it read, no time left.
+    m_window->setInputText("hello", "hello");
+    QVERIFY(m_window->startRun());
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 2, kTimeoutMs);
+    QVERIFY2(rate->text().startsWith("5 tokens in"), qPrintable(rate->text()));
+    QVERIFY(!rate->text().contains("left"));
+}
+
+void TestMainWindow::newRunClearsOverlay()
+{
+    QVERIFY(m_window->openTrace(m_firstTrace));
+    QVERIFY(m_window->overlayTrace(m_firstTrace));
+    QVERIFY(m_window->lossView()->overlayAverageGraph());
+    runAndWait("hello again");
+    QVERIFY(!m_window->overlay());
+    QVERIFY(!m_window->lossView()->overlayAverageGraph());
+    for (ProbeView* v : m_window->probeViews()) {
+        QVERIFY(!v->overlaySummaryGraph());
+        QCOMPARE(v->legendTexts().size(), 3); // summary, selected unit, units
+    }
+    QVERIFY(!m_window->plotGroup()
+                 ->markerLine(m_window->lossView()->plot()->axisRect(), PlotGroup::Marker::OverlayTrainingLength)
+                 ->visible());
+    QVERIFY(m_window->statusBar()->currentMessage().contains("Overlay removed"));
+}
+
+void TestMainWindow::runNameIsTheFileName()
+{
+    QSignalSpy ended(m_window, &MainWindow::runEnded);
+    runAndWait("name me");
+    const QString path = ended[0][0].toString();
+    const QString base = QFileInfo(path).completeBaseName();
+    QVERIFY(base.startsWith("tiny-random-"));
+    QCOMPARE(m_window->trace()->label(), base);
+    QStringList names;
+    QCustomPlot* p = m_window->lossView()->plot();
+    for (int i = 0; i < p->legend->itemCount(); ++i)
+        if (auto* item = qobject_cast<QCPPlottableLegendItem*>(p->legend->item(i)))
+            names << item->plottable()->name();
+    QVERIFY2(names.contains(base + ": NLL, mean of 256"), qPrintable(names.join('|')));
+    RunsPanel* runs = m_window->runsPanel();
+    QCOMPARE(runs->tree()->topLevelItem(runs->rowOf(path))->text(0), base);
+
+    // Another model: the file and the legend name the model that ran.
+    const QString forget = resourcePath("models/tiny-forget");
+    if (!forget.isEmpty()) {
+        QVERIFY(m_window->openModel(forget));
+        m_window->setInputText("forget me", "forget me");
+        QVERIFY(m_window->startRun());
+        QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 2, kTimeoutMs);
+        const QString second = QFileInfo(ended[1][0].toString()).completeBaseName();
+        QVERIFY2(second.startsWith("tiny-forget-"), qPrintable(second));
+        QCOMPARE(m_window->trace()->label(), second);
+    }
+    // Opened later, the trace has the same name.
+    QVERIFY(m_window->openTrace(path));
+    QCOMPARE(m_window->trace()->label(), base);
+}
+
+void TestMainWindow::linkLayersToggle()
+{
+    QVERIFY(m_window->openTrace(m_firstTrace));
+    const QList<ProbeView*> views = m_window->probeViews();
+    QVERIFY(views.size() >= 2);
+    for (ProbeView* v : views) {
+        QVERIFY(v->linkBox()->isVisibleTo(m_window));
+        QCOMPARE(v->linkBox()->text(), QString("link layers"));
+        QVERIFY(v->linkBox()->isChecked());
+    }
+    views[0]->layerBox()->setCurrentIndex(1);
+    QCOMPARE(views[1]->layer(), 1);
+    QCOMPARE(views[1]->layerBox()->currentText(), QString("1"));
+    // Unlinked (from either view): each picks its own layer.
+    views[1]->linkBox()->click();
+    QVERIFY(!m_window->linkLayers());
+    for (ProbeView* v : views)
+        QVERIFY(!v->linkBox()->isChecked());
+    views[0]->layerBox()->setCurrentIndex(0);
+    QCOMPARE(views[0]->layer(), 0);
+    QCOMPARE(views[1]->layer(), 1);
+    QCOMPARE(views[1]->layerBox()->currentText(), QString("1"));
+    // Linked again: the others take the layer of the view whose box was ticked.
+    views[1]->linkBox()->click();
+    QVERIFY(m_window->linkLayers());
+    for (ProbeView* v : views) {
+        QVERIFY(v->linkBox()->isChecked());
+        QCOMPARE(v->layer(), 1);
+    }
+    views[0]->setLayer(0);
 }
 
 QTEST_MAIN(TestMainWindow)

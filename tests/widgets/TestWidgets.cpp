@@ -216,6 +216,10 @@ private slots:
     void loadFileMatchesAppend();
     void loadFileErrors();
     void tokenStrip();
+    void probeYFitsEveryDrawnLine();
+    void probeLegendExplainsEveryLine();
+    void yZoomAndBoxZoom();
+    void overlayTrainingLengthMarker();
 };
 
 void TestWidgets::pyramidExactSmall()
@@ -1315,6 +1319,253 @@ void TestWidgets::tokenStrip()
     QCOMPARE(strip.windowEnd() - strip.windowBegin(), TokenStrip::kWindowTokens);
     QVERIFY(strip.toolTipFor(15000).contains(QStringLiteral("&lt;%1&gt;").arg(15000 % 256)));
     QVERIFY(!strip.tokenRect(15000).isEmpty());
+}
+
+namespace {
+
+// The synthetic trace over n tokens, its decay scaled by `scale`, where unit `dipUnit` of layer 0
+// drops to `dipValue` at one token.
+void fillWithDip(TraceData& d, qint64 n, int dipUnit, qint64 dipToken, float dipValue, const QString& label,
+                 std::optional<qint64> trainingLength, float scale = 1.0f)
+{
+    TraceHeaderInfo h = header(label);
+    h.trainingLength = trainingLength;
+    d.reset(h);
+    for (qint64 at = 0; at < n; at += 500) {
+        ChunkProbes c = makeChunk(at, std::min<qint64>(500, n - at));
+        for (float& v : c.values[kDecay])
+            v *= scale;
+        for (qint64 t = at; t < at + c.count(); ++t)
+            if (t == dipToken)
+                c.values[kDecay][size_t(((t - at) * kLayers + 0) * kHeads + dipUnit)] = dipValue;
+        d.append(c);
+    }
+}
+
+// The smallest finite value the graph draws.
+double drawnMin(QCPGraph* g)
+{
+    return graphValueRange(g).first;
+}
+
+} // namespace
+
+void TestWidgets::probeYFitsEveryDrawnLine()
+{
+    // 20,000 tokens on ~1000 pixels: decimated. Head 2 dips to 0.05 at one token; the overlay's layer
+    // summary lies lower than every line of the trace.
+    TraceData d, o;
+    fillWithDip(d, 20000, 2, 12345, 0.05f, QStringLiteral("dips"), 100);
+    fillWithDip(o, 20000, 0, -1, 0, QStringLiteral("lower"), 200, 0.5f);
+    PlotGroup g;
+    g.setTrace(&d);
+    ProbeView v(QStringLiteral("decay"));
+    v.setTrace(&d);
+    g.addView(&v);
+    showView(v, 1100, 500);
+    g.showAll();
+    v.setUnit(2);
+    v.refresh();
+    QCPAxis* y = v.linesRect()->axis(QCPAxis::atLeft);
+    // The selected unit keeps its extremes: the dip is drawn, and inside the axis with a margin.
+    QVERIFY(drawnMin(v.unitGraphs()[2]) <= 0.05 + 1e-6);
+    QVERIFY2(y->range().lower < 0.05 && y->range().lower > 0.0,
+             qPrintable(QStringLiteral("y %1..%2").arg(y->range().lower).arg(y->range().upper)));
+    const double top = graphValueRange(v.unitGraphs()[kHeads - 1]).second;
+    QVERIFY(y->range().upper > top && y->range().upper < top + 0.1);
+    // Zoomed in away from the dip, y fits what is visible there, not the whole trace.
+    g.setRange(QCPRange(1000, 2000));
+    v.refresh();
+    QVERIFY(y->range().lower > 0.4);
+    // An overlay below: y reaches down to it.
+    v.setOverlay(&o);
+    v.refresh();
+    const double overlayMin = drawnMin(v.overlaySummaryGraph());
+    QVERIFY(overlayMin < 0.4);
+    QVERIFY(y->range().lower <= overlayMin);
+    QVERIFY(y->range().lower >= overlayMin - 0.1 * y->range().size());
+    for (QCPGraph* gr : v.unitGraphs())
+        QVERIFY(y->range().contains(drawnMin(gr)) && y->range().contains(graphValueRange(gr).second));
+    // On a log token axis (where the first columns hold no token) as well.
+    v.setOverlay(nullptr);
+    g.setLogX(true);
+    g.showAll();
+    v.refresh();
+    QVERIFY(y->range().lower < 0.05);
+    for (QCPGraph* gr : v.unitGraphs())
+        QVERIFY(y->range().contains(drawnMin(gr)) && y->range().contains(graphValueRange(gr).second));
+}
+
+void TestWidgets::probeLegendExplainsEveryLine()
+{
+    TraceData d;
+    fillWithDip(d, 20000, 3, 777, 0.1f, QStringLiteral("legend"), 100);
+    PlotGroup g;
+    g.setTrace(&d);
+    ProbeView v(QStringLiteral("decay"));
+    v.setTrace(&d);
+    g.addView(&v);
+    showView(v, 1100, 500);
+    g.showAll();
+    v.setUnit(3);
+    v.refresh();
+    v.plot()->replot();
+    // Decimated: only the selected unit is a min-max stroke (and the legend says so); the others are
+    // lines, one point per pixel column, not bands.
+    const int cols = v.linesRect()->width();
+    for (int u = 0; u < kHeads; ++u)
+        if (u != 3)
+            QVERIFY2(v.unitGraphs()[u]->dataCount() <= cols + 1, qPrintable(QString::number(u)));
+    QVERIFY(v.unitGraphs()[3]->dataCount() > cols + 1);
+    // Every drawn line is in the legend: summary, selected unit, one entry for the units, nothing else.
+    const QStringList legend = v.legendTexts();
+    QCOMPARE(legend.size(), 3);
+    QCOMPARE(legend[0], QStringLiteral("layer 0: geometric mean over heads"));
+    QCOMPARE(legend[1], QStringLiteral("head 3, min–max per pixel"));
+    QCOMPARE(legend[2], QStringLiteral("heads 0–7 of layer 0"));
+    QVERIFY(v.unitsLegendItem());
+    QVERIFY(v.unitsLegendItem()->visible());
+    // Each legend entry names a line that is drawn.
+    for (int i = 0; i < v.plot()->legend->itemCount(); ++i)
+        if (auto* item = qobject_cast<QCPPlottableLegendItem*>(v.plot()->legend->item(i))) {
+            QVERIFY(item->plottable()->visible());
+            QVERIFY(static_cast<QCPGraph*>(item->plottable())->dataCount() > 0);
+        }
+    // The selected unit is drawn thicker than the others, and above them.
+    QCPGraph* sel = v.unitGraphs()[3];
+    for (int u = 0; u < kHeads; ++u) {
+        if (u == 3)
+            continue;
+        QVERIFY(sel->pen().widthF() > v.unitGraphs()[u]->pen().widthF());
+        QVERIFY(sel->layer()->index() > v.unitGraphs()[u]->layer()->index());
+    }
+    QVERIFY(sel->layer()->index() > v.summaryGraph()->layer()->index());
+    // Another unit and layer: the legend follows.
+    v.setLayer(1);
+    v.setUnit(0);
+    const QStringList again = v.legendTexts();
+    QCOMPARE(again[0], QStringLiteral("layer 1: geometric mean over heads"));
+    QVERIFY(again[1].startsWith(QStringLiteral("head 0")));
+    QCOMPARE(again[2], QStringLiteral("heads 0–7 of layer 1"));
+    QVERIFY(v.unitGraphs()[0]->pen().widthF() > v.unitGraphs()[3]->pen().widthF());
+}
+
+void TestWidgets::yZoomAndBoxZoom()
+{
+    TraceData d;
+    fill(d);
+    PlotGroup g;
+    g.setTrace(&d);
+    LossView loss;
+    ProbeView gate(QStringLiteral("decay"));
+    for (TraceView* v : QList<TraceView*>{&loss, &gate}) {
+        v->setTrace(&d);
+        g.addView(v);
+        showView(*v, 1000, 400);
+    }
+    g.showAll();
+    loss.refresh();
+    gate.refresh();
+    loss.plot()->replot();
+    gate.plot()->replot();
+    auto wheel = [](QCustomPlot* p, QPoint pos, Qt::KeyboardModifiers mods) {
+        QWheelEvent ev(QPointF(pos), QPointF(p->mapToGlobal(pos)), QPoint(), QPoint(0, 120), Qt::NoButton,
+                       mods, Qt::NoScrollPhase, false);
+        QCoreApplication::sendEvent(p, &ev);
+    };
+    for (TraceView* v : QList<TraceView*>{&loss, &gate}) {
+        QCPAxisRect* rect = v->tokenAxes().front()->axisRect();
+        QCPAxis* y = rect->axis(QCPAxis::atLeft);
+        const QCPRange x0 = g.range(), y0 = y->range();
+        // Ctrl+wheel in the plot zooms y only.
+        wheel(v->plot(), rect->center(), Qt::ControlModifier);
+        QVERIFY2(y->range().size() < 0.95 * y0.size(), qPrintable(v->title()));
+        QCOMPARE(g.range().lower, x0.lower);
+        QCOMPARE(g.range().upper, x0.upper);
+        QVERIFY(!v->yAutoFit());
+        // A refresh keeps the zoomed y.
+        const QCPRange zoomed = y->range();
+        v->refresh();
+        QCOMPARE(y->range().lower, zoomed.lower);
+        QCOMPARE(y->range().upper, zoomed.upper);
+        // A double-click gives y back to the data.
+        QTest::mouseDClick(v->plot(), Qt::LeftButton, Qt::NoModifier, rect->center());
+        QVERIFY(v->yAutoFit());
+        QVERIFY(std::abs(y->range().size() - y0.size()) < 1e-9 * std::max(1.0, y0.size()));
+        // The wheel over the y axis zooms y too; the plain wheel inside still zooms the shared x.
+        wheel(v->plot(), QPoint(rect->left() - 10, rect->center().y()), Qt::NoModifier);
+        QVERIFY(y->range().size() < 0.95 * y0.size());
+        g.showAll();
+        QVERIFY(v->yAutoFit());
+        wheel(v->plot(), rect->center(), Qt::NoModifier);
+        QVERIFY(g.range().size() < 0.95 * x0.size());
+        g.showAll();
+    }
+    // Shift+drag draws a box; releasing zooms x of every plot and y of this one to it.
+    g.setCursor(-1);
+    gate.refresh();
+    gate.plot()->replot();
+    QCPAxisRect* rect = gate.linesRect();
+    QCPAxis* x = rect->axis(QCPAxis::atBottom);
+    QCPAxis* y = rect->axis(QCPAxis::atLeft);
+    const QPoint a(rect->left() + rect->width() / 4, rect->top() + rect->height() / 4);
+    const QPoint b(rect->left() + rect->width() / 2, rect->top() + 3 * rect->height() / 4);
+    const double wantX0 = x->pixelToCoord(a.x()), wantX1 = x->pixelToCoord(b.x());
+    const double wantY0 = y->pixelToCoord(b.y()), wantY1 = y->pixelToCoord(a.y());
+    QCustomPlot* p = gate.plot();
+    QMouseEvent press(QEvent::MouseButtonPress, QPointF(a), QPointF(p->mapToGlobal(a)), Qt::LeftButton,
+                      Qt::LeftButton, Qt::ShiftModifier);
+    QCoreApplication::sendEvent(p, &press);
+    QMouseEvent move(QEvent::MouseMove, QPointF(b), QPointF(p->mapToGlobal(b)), Qt::NoButton, Qt::LeftButton,
+                     Qt::ShiftModifier);
+    QCoreApplication::sendEvent(p, &move);
+    QVERIFY(p->selectionRect()->isActive()); // the rectangle is drawn while dragging
+    QMouseEvent release(QEvent::MouseButtonRelease, QPointF(b), QPointF(p->mapToGlobal(b)), Qt::LeftButton,
+                        Qt::NoButton, Qt::ShiftModifier);
+    QCoreApplication::sendEvent(p, &release);
+    QVERIFY(!p->selectionRect()->isActive());
+    QVERIFY(std::abs(g.range().lower - wantX0) < 1e-6 && std::abs(g.range().upper - wantX1) < 1e-6);
+    QCOMPARE(loss.plot()->xAxis->range().lower, g.range().lower); // the token axis stays shared
+    QCOMPARE(loss.plot()->xAxis->range().upper, g.range().upper);
+    QVERIFY(std::abs(y->range().lower - wantY0) < 1e-9 && std::abs(y->range().upper - wantY1) < 1e-9);
+    gate.refresh();
+    QVERIFY(std::abs(y->range().lower - wantY0) < 1e-9); // kept
+    QVERIFY(loss.yAutoFit());                            // the other plot's y is its own
+    QVERIFY(g.cursor() < 0);                             // a box is not a click
+}
+
+void TestWidgets::overlayTrainingLengthMarker()
+{
+    TraceData a, b;
+    fillWithDip(a, 600, 0, -1, 0, QStringLiteral("a"), 100);
+    fillWithDip(b, 600, 0, -1, 0, QStringLiteral("b"), 400);
+    PlotGroup g;
+    g.setTrace(&a);
+    LossView loss;
+    loss.setTrace(&a);
+    g.addView(&loss);
+    showView(loss, 1000, 400);
+    QCPAxisRect* rect = loss.plot()->axisRect();
+    using M = PlotGroup::Marker;
+    QVERIFY(g.markerLine(rect, M::TrainingLength)->visible());
+    QCOMPARE(g.markerLine(rect, M::TrainingLength)->point1->coords().x(), 100.0);
+    QVERIFY(!g.markerLine(rect, M::OverlayTrainingLength)->visible());
+    loss.setOverlay(&b);
+    g.setOverlay(&b);
+    QCPItemStraightLine* line = g.markerLine(rect, M::OverlayTrainingLength);
+    QVERIFY(line->visible());
+    QCOMPARE(line->point1->coords().x(), 400.0);
+    QCOMPARE(line->pen().color(), PlotExporter::traceColor(1, false));
+    QCPItemText* label = g.markerLabel(loss.plot(), M::OverlayTrainingLength);
+    QVERIFY(label->visible());
+    QCOMPARE(label->text(), QStringLiteral("overlay: training length 400"));
+    QCOMPARE(label->color(), PlotExporter::traceColor(1, false));
+    QCOMPARE(g.markerLabel(loss.plot(), M::TrainingLength)->text(), QStringLiteral("training length 100"));
+    // The trace's own marker still follows the trace, not the overlay.
+    QCOMPARE(g.markerLine(rect, M::TrainingLength)->point1->coords().x(), 100.0);
+    g.setOverlay(nullptr);
+    QVERIFY(!g.markerLine(rect, M::OverlayTrainingLength)->visible());
+    QVERIFY(!g.markerLabel(loss.plot(), M::OverlayTrainingLength)->visible());
 }
 
 QTEST_MAIN(TestWidgets)
