@@ -3,6 +3,7 @@
 #include "Error.h"
 #include "io/Json.h"
 #include "models/RecurrentModel.h"
+#include "util/Threads.h"
 #include "util/Time.h"
 
 #include <nlohmann/json.hpp>
@@ -50,10 +51,10 @@ torch::Device parseDevice(const std::string& name)
     throw Error("device", "device", "cpu or cuda[:N]", name);
 }
 
+// Debian's LibTorch defaults to one thread; 0 asks for the cores free at the start of the run.
 void setThreads(int threads)
 {
-    const int n = threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency());
-    torch::set_num_threads(n); // Debian's LibTorch defaults to one thread
+    torch::set_num_threads(threads > 0 ? threads : freeCores());
 }
 
 // What a model's shape and the run options tell, whatever the weights came from.

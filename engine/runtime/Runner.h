@@ -20,7 +20,7 @@ struct RunOptions {
     std::string device = "cpu"; // "cpu", "cuda", "cuda:1"
     DType dtype = DType::Float32;
     int64_t chunkSize = 2048; // tokens per engine call; bounds memory, not results
-    int threads = 0;          // CPU threads; 0 = all cores
+    int threads = 0;          // CPU threads; 0 = the cores free when the model is opened (util/Threads.h)
     bool reference = false;   // one-token recurrent path instead of the chunked one (slow; for checks)
     ProbeDetail probeDetail = ProbeDetail::Summary;
 };
