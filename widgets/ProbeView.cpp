@@ -187,9 +187,10 @@ ProbeView::ProbeView(const QString& probe, QWidget* parent) : TraceView(parent),
     m_heatmap->setInterpolate(false);
     m_heatmap->setTightBoundary(false);
     p->legend->setVisible(true);
-    // One row at the top right: a column of entries would cover the lines of a short axis rect.
+    // Two entries a row at the top right: one column would cover the lines of a short axis rect, and
+    // one row of four entries (with an overlay's long label) ran out of the plot on the left.
     p->legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
-    p->legend->setWrap(0);
+    p->legend->setWrap(2);
     m_linesRect->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
     tracesChanged();
 }
