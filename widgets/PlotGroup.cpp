@@ -54,6 +54,25 @@ QCPItemText* makeLabel(QCustomPlot* plot, QCPAxis* x)
     return t;
 }
 
+// A band over a token span, the full height of the axis rect, under the data.
+QCPItemRect* makeBand(QCustomPlot* plot, QCPAxis* x)
+{
+    auto* band = new QCPItemRect(plot);
+    QCPAxisRect* rect = x->axisRect();
+    band->setLayer(QStringLiteral("grid"));
+    band->setClipToAxisRect(true);
+    band->setClipAxisRect(rect);
+    band->setSelectable(false);
+    for (QCPItemPosition* p : {band->topLeft, band->bottomRight}) {
+        p->setAxes(x, rect->axis(QCPAxis::atLeft));
+        p->setAxisRect(rect);
+        p->setTypeX(QCPItemPosition::ptPlotCoords);
+        p->setTypeY(QCPItemPosition::ptAxisRectRatio);
+    }
+    band->setVisible(false);
+    return band;
+}
+
 QString tokensText(double t)
 {
     if (t >= 1e6)
@@ -75,6 +94,8 @@ struct PlotGroup::Entry {
         QCPItemText* forgetLabel = nullptr;
         QCPItemStraightLine* overlayTrain = nullptr;
         QCPItemText* overlayTrainLabel = nullptr;
+        QCPItemRect* needle = nullptr;
+        QCPItemText* needleLabel = nullptr;
     };
     QPointer<QCustomPlot> plot;
     QPointer<TraceView> view;
@@ -146,10 +167,12 @@ void PlotGroup::addPlot(QCustomPlot* plot, const QList<QCPAxis*>& xAxes)
         r.train = makeVLine(plot, x, "overlay");
         r.forget = makeVLine(plot, x, "overlay");
         r.overlayTrain = makeVLine(plot, x, "overlay");
+        r.needle = makeBand(plot, x);
         if (e->rects.isEmpty()) {
             r.trainLabel = makeLabel(plot, x);
             r.forgetLabel = makeLabel(plot, x);
             r.overlayTrainLabel = makeLabel(plot, x);
+            r.needleLabel = makeLabel(plot, x);
         }
         QCPAxisRect* rect = x->axisRect();
         rect->setRangeDrag(Qt::Horizontal);
@@ -584,6 +607,15 @@ void PlotGroup::setMarkersVisible(bool visible)
         updateMarkers(*e);
 }
 
+void PlotGroup::setNeedle(std::optional<QPair<qint64, qint64>> tokens)
+{
+    if (tokens && tokens->second < tokens->first)
+        tokens = std::nullopt;
+    m_needle = tokens;
+    for (Entry* e : m_entries)
+        updateMarkers(*e);
+}
+
 void PlotGroup::updateMarkers(Entry& e)
 {
     if (!e.plot)
@@ -595,6 +627,7 @@ void PlotGroup::updateMarkers(Entry& e)
     const std::optional<qint64> overlayTrain =
         m_overlay && m_overlay != m_trace ? m_overlay->trainingLength() : std::nullopt;
     const QColor overlayColor = PlotExporter::traceColor(1, m_dark);
+    const QColor needleColor = m_dark ? QColor(90, 220, 140) : QColor(0, 140, 70);
     auto place = [&](QCPItemStraightLine* line, QCPItemText* label, std::optional<double> x, const QColor& c,
                      const QString& text) {
         const bool on = m_markersVisible && x && *x > 0;
@@ -621,6 +654,24 @@ void PlotGroup::updateMarkers(Entry& e)
               overlayTrain ? std::optional<double>(double(*overlayTrain)) : std::nullopt, overlayColor,
               overlayTrain ? tr("overlay: training length %1").arg(tokensText(double(*overlayTrain)))
                            : QString());
+        // Translucent and under the data: the needle's tokens stay readable in every plot.
+        const bool needle = m_markersVisible && m_needle.has_value();
+        r.needle->setVisible(needle);
+        if (r.needleLabel)
+            r.needleLabel->setVisible(needle);
+        if (needle) {
+            QColor fill = needleColor;
+            fill.setAlpha(m_dark ? 70 : 50);
+            r.needle->setBrush(fill);
+            r.needle->setPen(QPen(needleColor, 1.0));
+            // Token i spans plot x [i + 0.5, i + 1.5].
+            r.needle->topLeft->setCoords(TraceData::tokenToX(m_needle->first) - 0.5, 0);
+            r.needle->bottomRight->setCoords(TraceData::tokenToX(m_needle->second) + 0.5, 1);
+            if (r.needleLabel) {
+                r.needleLabel->setText(tr("needle"));
+                r.needleLabel->setColor(needleColor);
+            }
+        }
     }
     placeLabels(e);
     e.plot->replot(QCustomPlot::rpQueuedReplot);
@@ -650,6 +701,8 @@ void PlotGroup::placeLabels(Entry& e)
         m_overlay && m_overlay != m_trace ? m_overlay->trainingLength() : std::nullopt;
     place(r.overlayTrainLabel, overlayTrain ? std::optional<double>(double(*overlayTrain)) : std::nullopt,
           0.16);
+    if (r.needleLabel && m_needle)
+        place(r.needleLabel, TraceData::tokenToX(m_needle->first) - 0.5, 0.24);
 }
 
 void PlotGroup::setDarkTheme(bool dark)
@@ -676,7 +729,7 @@ int PlotGroup::markerCount(QCustomPlot* plot) const
         if (e->plot == plot)
             for (const auto& r : e->rects)
                 n += (r.train->visible() ? 1 : 0) + (r.forget->visible() ? 1 : 0) +
-                     (r.overlayTrain->visible() ? 1 : 0);
+                     (r.overlayTrain->visible() ? 1 : 0) + (r.needle->visible() ? 1 : 0);
     return n;
 }
 
@@ -685,9 +738,19 @@ QCPItemStraightLine* PlotGroup::markerLine(QCPAxisRect* rect, Marker marker) con
     for (Entry* e : m_entries)
         for (const auto& r : e->rects)
             if (r.x->axisRect() == rect)
-                return marker == Marker::TrainingLength    ? r.train
-                       : marker == Marker::ForgetThreshold ? r.forget
-                                                           : r.overlayTrain;
+                return marker == Marker::TrainingLength          ? r.train
+                       : marker == Marker::ForgetThreshold       ? r.forget
+                       : marker == Marker::OverlayTrainingLength ? r.overlayTrain
+                                                                 : nullptr;
+    return nullptr;
+}
+
+QCPItemRect* PlotGroup::needleBand(QCPAxisRect* rect) const
+{
+    for (Entry* e : m_entries)
+        for (const auto& r : e->rects)
+            if (r.x->axisRect() == rect)
+                return r.needle;
     return nullptr;
 }
 
@@ -696,9 +759,10 @@ QCPItemText* PlotGroup::markerLabel(QCustomPlot* plot, Marker marker) const
     for (Entry* e : m_entries)
         if (e->plot == plot && !e->rects.isEmpty()) {
             const auto& r = e->rects.front();
-            return marker == Marker::TrainingLength    ? r.trainLabel
-                   : marker == Marker::ForgetThreshold ? r.forgetLabel
-                                                       : r.overlayTrainLabel;
+            return marker == Marker::TrainingLength          ? r.trainLabel
+                   : marker == Marker::ForgetThreshold       ? r.forgetLabel
+                   : marker == Marker::OverlayTrainingLength ? r.overlayTrainLabel
+                                                             : r.needleLabel;
         }
     return nullptr;
 }

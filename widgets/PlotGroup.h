@@ -61,6 +61,11 @@ public:
     std::optional<qint64> trainingLength() const;
     std::optional<double> forgetThreshold() const;
     void setMarkersVisible(bool visible);
+    // The needle of a passkey prompt: a shaded band over tokens first..last (0-based, inclusive),
+    // labelled "needle", in every plot; nullopt hides it. Set by whoever knows where the needle is
+    // (the trace does not record it).
+    void setNeedle(std::optional<QPair<qint64, qint64>> tokens);
+    std::optional<QPair<qint64, qint64>> needle() const { return m_needle; }
     // The trace drawn over the main one: its own training length is marked too (nullptr: none).
     void setOverlay(TraceData* overlay);
     TraceData* overlay() const { return m_overlay; }
@@ -73,8 +78,9 @@ public:
     // Items in a plot (for tests): the cursor line of an axis rect, markers.
     QCPItemStraightLine* cursorLine(QCPAxisRect* rect) const;
     int markerCount(QCustomPlot* plot) const;
-    enum class Marker { TrainingLength, ForgetThreshold, OverlayTrainingLength };
-    QCPItemStraightLine* markerLine(QCPAxisRect* rect, Marker marker) const;
+    enum class Marker { TrainingLength, ForgetThreshold, OverlayTrainingLength, Needle };
+    QCPItemStraightLine* markerLine(QCPAxisRect* rect, Marker marker) const; // nullptr for Needle
+    QCPItemRect* needleBand(QCPAxisRect* rect) const;
     // The marker's label (in the plot's first token axis rect), or nullptr.
     QCPItemText* markerLabel(QCustomPlot* plot, Marker marker) const;
 
@@ -115,6 +121,7 @@ private:
     std::optional<qint64> m_trainingLength;
     std::optional<double> m_forgetThreshold;
     bool m_trainingSet = false, m_forgetSet = false;
+    std::optional<QPair<qint64, qint64>> m_needle;
 };
 
 } // namespace statescope

@@ -18,12 +18,33 @@
 #include <QPlainTextEdit>
 #include <QPointer>
 #include <QPushButton>
+#include <QRegularExpression>
 #include <QSpinBox>
 #include <QThreadPool>
 #include <QTimer>
 #include <QVBoxLayout>
 
 namespace statescope {
+
+namespace {
+
+// The needle sentence ("The passkey is K. Remember it. K is the passkey.") in a passkey prompt: from
+// its first words to the end of its last, found by the key (the question at the end repeats only the
+// first words, without the key).
+std::optional<InputPanel::Needle> findNeedle(const std::string& text, const std::string& passkey)
+{
+    const std::string opening = "The passkey is " + passkey + ".";
+    const std::string closing = passkey + " is the passkey.";
+    const size_t begin = text.find(opening);
+    if (passkey.empty() || begin == std::string::npos)
+        return std::nullopt;
+    const size_t last = text.find(closing, begin + opening.size());
+    if (last == std::string::npos)
+        return std::nullopt;
+    return InputPanel::Needle{qint64(begin), qint64(last + closing.size()), QString::fromStdString(passkey)};
+}
+
+} // namespace
 
 InputPanel::InputPanel(QWidget* parent)
     : QWidget(parent), m_editor(new QPlainTextEdit(this)), m_generator(new QComboBox(this)),
@@ -101,6 +122,7 @@ InputPanel::InputPanel(QWidget* parent)
             m_description = tr("typed text");
             m_sourcePath.clear();
             m_promptSpec.clear();
+            m_needle.reset();
         }
         scheduleCount();
     });
@@ -142,6 +164,7 @@ void InputPanel::setText(const QString& text, const QString& description)
     m_description = description;
     m_sourcePath.clear();
     m_promptSpec.clear();
+    m_needle.reset();
     scheduleCount(); // also when the preview did not change
 }
 
@@ -161,13 +184,22 @@ InputRequest InputPanel::request() const
 
 bool InputPanel::setPrompt(const QString& spec, QString* error)
 {
+    std::string text;
     try {
-        setText(QString::fromStdString(promptFromSpec(spec.toStdString())), tr("prompt: %1").arg(spec));
+        text = promptFromSpec(spec.toStdString());
+        setText(QString::fromStdString(text), tr("prompt: %1").arg(spec));
     } catch (const std::exception& e) {
         *error = QString::fromUtf8(e.what());
         return false;
     }
     m_promptSpec = spec;
+    if (spec.startsWith(QLatin1String("passkey:"))) {
+        // The spec's defaults live in the engine: the key is read back from the text it made.
+        static const QRegularExpression key(QStringLiteral("The passkey is (\\d+)\\. Remember it\\."));
+        const QRegularExpressionMatch m = key.match(QString::fromStdString(text));
+        if (m.hasMatch())
+            m_needle = findNeedle(text, m.captured(1).toStdString());
+    }
     return true;
 }
 
@@ -225,6 +257,7 @@ bool InputPanel::generate(Generator kind, qint64 count, double depth, quint64 se
                         .arg(p.needleBlock));
             // 15 digits give back the spin box's two-decimal depth exactly.
             m_promptSpec = QStringLiteral("passkey:%1:%2:%3").arg(blocks).arg(depth, 0, 'g', 15).arg(seed);
+            m_needle = findNeedle(p.text, p.passkey);
             return true;
         }
         }

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 
 class QComboBox;
 class QDoubleSpinBox;
@@ -45,6 +46,15 @@ public:
     // Fills the editor from a generator; for Passkey `count` is the length in tokens.
     bool generate(Generator kind, qint64 count, double depth, quint64 seed, QString* error);
 
+    // Where the needle sentence of a passkey prompt lies in the UTF-8 text: bytes [begin, end), and
+    // the passkey; only while the editor holds a passkey generator's text unchanged.
+    struct Needle {
+        qint64 begin = 0;
+        qint64 end = 0;
+        QString passkey;
+    };
+    std::optional<Needle> needle() const { return m_needle; }
+
     void setTokenizer(const QString& path); // "" = none: no count shown
     QString tokenizerPath() const { return m_tokenizerPath; }
     qint64 tokenCount() const { return m_tokenCount; } // -1 while counting or unknown
@@ -74,6 +84,7 @@ private:
     QString m_fullText;   // null unless the editor shows a preview
     QString m_sourcePath; // the file the text was read from, absolute; empty once edited
     QString m_promptSpec; // the generator spec the text was made from; empty once edited
+    std::optional<Needle> m_needle;
     QString m_tokenizerPath;
     qint64 m_tokenCount = -1;
     bool m_settingText = false;

@@ -22,6 +22,8 @@
 #include <QApplication>
 #include <QCloseEvent>
 #include <QDateTime>
+#include <QDialog>
+#include <QDialogButtonBox>
 #include <QDir>
 #include <QDockWidget>
 #include <QDragEnterEvent>
@@ -35,13 +37,17 @@
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
+#include <QPainter>
+#include <QPointer>
 #include <QProgressBar>
 #include <QProgressDialog>
+#include <QRegularExpression>
 #include <QSettings>
 #include <QSplitter>
 #include <QStatusBar>
 #include <QStyle>
 #include <QStyleFactory>
+#include <QTextBrowser>
 #include <QTimer>
 #include <QToolBar>
 #include <QVBoxLayout>
@@ -74,6 +80,48 @@ QPalette darkPalette()
     for (auto role : {QPalette::WindowText, QPalette::Text, QPalette::ButtonText})
         p.setColor(QPalette::Disabled, role, disabled);
     return p;
+}
+
+enum class Media { Play, Pause, Stop };
+
+// The run buttons, drawn in the palette's text colour: the style's media icons are dark grey on any
+// background, which all but disappears in the dark theme.
+QIcon mediaIcon(Media kind, const QPalette& palette)
+{
+    const QColor text = palette.color(QPalette::Active, QPalette::ButtonText);
+    const QColor window = palette.color(QPalette::Active, QPalette::Window);
+    // Disabled (Pause and Stop while idle) is dimmer, but must still read against the window.
+    const double k = 0.55;
+    const QColor dim = QColor::fromRgbF(float(window.redF() + k * (text.redF() - window.redF())),
+                                        float(window.greenF() + k * (text.greenF() - window.greenF())),
+                                        float(window.blueF() + k * (text.blueF() - window.blueF())));
+    QIcon icon;
+    for (int size : {16, 22, 24, 32, 48, 64})
+        for (auto [mode, color] : {std::pair{QIcon::Normal, text}, std::pair{QIcon::Disabled, dim}}) {
+            QPixmap pm(size, size);
+            pm.fill(Qt::transparent);
+            QPainter p(&pm);
+            p.setRenderHint(QPainter::Antialiasing);
+            p.setPen(Qt::NoPen);
+            p.setBrush(color);
+            const double s = size;
+            switch (kind) {
+            case Media::Play:
+                p.drawPolygon(QPolygonF{QPointF(0.24 * s, 0.16 * s), QPointF(0.24 * s, 0.84 * s),
+                                        QPointF(0.84 * s, 0.5 * s)});
+                break;
+            case Media::Pause:
+                p.drawRect(QRectF(0.2 * s, 0.18 * s, 0.22 * s, 0.64 * s));
+                p.drawRect(QRectF(0.58 * s, 0.18 * s, 0.22 * s, 0.64 * s));
+                break;
+            case Media::Stop:
+                p.drawRect(QRectF(0.2 * s, 0.2 * s, 0.6 * s, 0.6 * s));
+                break;
+            }
+            p.end();
+            icon.addPixmap(pm, mode);
+        }
+    return icon;
 }
 
 QString suffixOf(ExportFormat f)
@@ -332,12 +380,9 @@ void MainWindow::buildActions()
     m_export = make(tr("&Export plots…"), QKeySequence("Ctrl+E"), &MainWindow::showExportDialog);
     m_quit = make(tr("&Quit"), QKeySequence::Quit, &QWidget::close);
     m_run = make(tr("&Run"), QKeySequence("Ctrl+R"), [this] { startRun(); });
-    m_run->setIcon(style()->standardIcon(QStyle::SP_MediaPlay));
     m_run->setToolTip(tr("Run the model over the input (Ctrl+R)"));
     m_pause = make(tr("&Pause"), QKeySequence("Ctrl+Shift+P"), &MainWindow::pauseOrResume);
-    m_pause->setIcon(style()->standardIcon(QStyle::SP_MediaPause));
     m_cancel = make(tr("&Cancel"), QKeySequence(Qt::Key_Escape), &MainWindow::cancelRun);
-    m_cancel->setIcon(style()->standardIcon(QStyle::SP_MediaStop));
     m_cancel->setToolTip(tr("Stop the run; the trace keeps what was computed (Esc)"));
 
     m_logX = new QAction(tr("&Log token axis"), this);
@@ -359,6 +404,8 @@ void MainWindow::buildActions()
     m_darkAction->setCheckable(true);
     connect(m_darkAction, &QAction::toggled, this, &MainWindow::setDarkTheme);
     m_about = make(tr("&About StateScope"), QKeySequence(), &MainWindow::showAbout);
+    m_guide = make(tr("&What am I looking at?"), QKeySequence::HelpContents, &MainWindow::showGuide);
+    updateMediaIcons();
 }
 
 void MainWindow::buildMenus()
@@ -389,6 +436,8 @@ void MainWindow::buildMenus()
     for (QDockWidget* d : findChildren<QDockWidget*>())
         view->addAction(d->toggleViewAction());
     QMenu* help = menuBar()->addMenu(tr("&Help"));
+    help->addAction(m_guide);
+    help->addSeparator();
     help->addAction(m_about);
 
     QToolBar* tools = addToolBar(tr("Run"));
@@ -563,6 +612,7 @@ void MainWindow::setDarkTheme(bool dark)
     }
     QApplication::setPalette(dark ? darkPalette() : QApplication::style()->standardPalette());
     m_group->setDarkTheme(dark);
+    updateMediaIcons();
     for (TraceView* v : views())
         v->setDarkTheme(dark);
     m_strip->setDarkTheme(dark);
@@ -787,6 +837,9 @@ void MainWindow::installTrace(TraceData* trace)
 {
     TraceData* old = m_trace;
     m_trace = trace;
+    // A needle belongs to the run that read it (onRunStarted marks it again).
+    m_needleBegin = m_needleEnd = -1;
+    m_group->setNeedle(std::nullopt);
     assignProbes();
     m_group->setTrace(trace);
     for (TraceView* v : views())
@@ -818,6 +871,10 @@ bool MainWindow::startRun()
     r.input = m_inputPanel->request(); // the engine picks the tokenizer, as the Model panel shows
     r.trainingLength = m_modelPanel->trainingLength();
     r.traceFolder = m_tracesFolder;
+    const std::optional<InputPanel::Needle> needle = m_inputPanel->needle();
+    m_pendingNeedleKey = needle ? needle->passkey : QString();
+    m_pendingNeedleBegin = needle ? needle->begin : -1;
+    m_pendingNeedleEnd = needle ? needle->end : -1;
     m_chunks = 0;
     m_runTokens = 0;
     m_peakTraceBytes = 0;
@@ -864,6 +921,15 @@ void MainWindow::onRunStarted(const RunStart& start)
     installTrace(data);
     m_group->setFollow(m_follow->isChecked());
     m_modelPanel->setLoadedInfo(start.info);
+    // The needle the input panel found, if the run reads the text it was found in.
+    const qint64 needleBytes = m_pendingNeedleEnd - m_pendingNeedleBegin;
+    if (m_pendingNeedleBegin >= 0 && m_pendingNeedleEnd <= start.text.size() &&
+        start.text.mid(m_pendingNeedleBegin, needleBytes).contains(m_pendingNeedleKey.toUtf8())) {
+        m_needleBegin = m_pendingNeedleBegin;
+        m_needleEnd = m_pendingNeedleEnd;
+        m_needlePlaced = false;
+    }
+    m_pendingNeedleBegin = m_pendingNeedleEnd = -1;
 
     m_runStartMs = QDateTime::currentMSecsSinceEpoch();
     m_progressTotal = start.totalTokens;
@@ -881,6 +947,36 @@ void MainWindow::onChunk(const ChunkProbes& chunk)
     ++m_chunks;
     m_runTokens = m_trace->tokens();
     m_peakTraceBytes = std::max<qint64>(m_peakTraceBytes, qint64(m_trace->memoryBytes()));
+    if (m_needleBegin >= 0 && !m_needlePlaced)
+        placeNeedle();
+}
+
+void MainWindow::placeNeedle()
+{
+    // The tokens whose bytes overlap the needle's: from the first that ends after its first byte to
+    // the last that starts before its end. Offsets (start, end per token) grow with the position.
+    const QVector<qint64>& off = m_trace->offsets();
+    const qint64 n = off.size() / 2;
+    if (n == 0)
+        return;
+    auto firstWhere = [n](auto pred) { // the first token for which pred holds (it holds for all after)
+        qint64 lo = 0, hi = n;
+        while (lo < hi) {
+            const qint64 mid = (lo + hi) / 2;
+            if (pred(mid))
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        return lo;
+    };
+    const qint64 first = firstWhere([&](qint64 t) { return off[2 * t + 1] > m_needleBegin; });
+    const qint64 last = firstWhere([&](qint64 t) { return off[2 * t] >= m_needleEnd; }) - 1;
+    if (first >= n)
+        return; // not read yet
+    // While the run is inside the needle the band grows with it.
+    m_needlePlaced = off[2 * (n - 1) + 1] >= m_needleEnd;
+    m_group->setNeedle(QPair<qint64, qint64>(first, last));
 }
 
 void MainWindow::onProgress(qint64 done, qint64 total, double rate, double secondsLeft)
@@ -941,6 +1037,8 @@ void MainWindow::onRunFinished(const QString& path, bool completed)
             ? tr("Saved %1").arg(name)
             : tr("Cancelled: %1 keeps the first %2 tokens").arg(name, QLocale().toString(m_trace->tokens())));
     m_runsPanel->setRecording(QString());
+    if (m_needleBegin >= 0 && !m_needlePlaced)
+        placeNeedle();
     updateActions();
     emit runEnded(path, completed);
 }
@@ -972,13 +1070,23 @@ void MainWindow::updateActions()
     m_run->setEnabled(!busy);
     m_pause->setEnabled(s == RunController::State::Running || s == RunController::State::Paused);
     m_pause->setText(s == RunController::State::Paused ? tr("Res&ume") : tr("&Pause"));
-    m_pause->setIcon(style()->standardIcon(s == RunController::State::Paused ? QStyle::SP_MediaPlay
-                                                                             : QStyle::SP_MediaPause));
+    updateMediaIcons();
     m_cancel->setEnabled(busy && s != RunController::State::Cancelling);
     m_openTrace->setEnabled(!busy);
     m_modelPanel->setRunning(busy);
     m_clearOverlay->setEnabled(m_overlay != nullptr);
     updateRateLabel();
+}
+
+void MainWindow::updateMediaIcons()
+{
+    if (!m_run)
+        return;
+    const QPalette palette = QApplication::palette();
+    m_run->setIcon(mediaIcon(Media::Play, palette));
+    m_pause->setIcon(mediaIcon(
+        m_controller->state() == RunController::State::Paused ? Media::Play : Media::Pause, palette));
+    m_cancel->setIcon(mediaIcon(Media::Stop, palette));
 }
 
 void MainWindow::updateMemory()
@@ -1099,6 +1207,81 @@ void MainWindow::showExportDialog()
     if (exportViews(dialog.folder(), dialog.baseName(), dialog.formats(), dialog.style(), &written))
         statusBar()->showMessage(tr("Exported %1 files to %2").arg(written.size()).arg(dialog.folder()),
                                  5000);
+}
+
+QString MainWindow::guideHtml() const
+{
+    // The shortcuts as the actions have them now, so that the list cannot drift from the window.
+    QString keys;
+    QList<QAction*> actions = findChildren<QAction*>();
+    for (QAction* a : actions) {
+        if (a->shortcuts().isEmpty())
+            continue;
+        QStringList seqs;
+        for (const QKeySequence& k : a->shortcuts())
+            seqs << k.toString(QKeySequence::NativeText).toHtmlEscaped();
+        QString name = a->text();
+        name.remove(QRegularExpression(QStringLiteral("&(?!&)")));
+        keys += QStringLiteral("<tr><td><b>%1</b></td><td>%2</td></tr>")
+                    .arg(seqs.join(", "), name.toHtmlEscaped());
+    }
+    return tr("<h3>What am I looking at?</h3>"
+              "<p>A recurrent language model reads the input one token at a time. Every plot shares one "
+              "token axis: position 1 is the first token of the input.</p>"
+              "<h4>Loss: per-token NLL</h4>"
+              "<p>The negative log-likelihood, −log p(token | the tokens before it), in nats: how "
+              "surprised the model is by each token. Low is good. The thick line is its moving average, "
+              "the steps the perplexity exp(mean NLL) of consecutive buckets. A model that cannot handle "
+              "longer inputs shows NLL climbing once the position passes what it was trained on.</p>"
+              "<h4>Forget gates α</h4>"
+              "<p>α = exp(Δ·A), the factor by which the recurrent state is multiplied at each token: "
+              "near 1 the model keeps what it has, near 0 it forgets. Δ is the input-dependent step "
+              "size and A a learned negative decay rate. The probe records one summary per head or "
+              "channel group of each layer (its mean over the group), drawn as a line per head or "
+              "group of the chosen layer, and as a layer × token heatmap.</p>"
+              "<h4>State norm ‖S‖</h4>"
+              "<p>The norm of each head's or group's recurrent state after the token. A state that "
+              "never forgets enough keeps growing past the training length; one that has learned to "
+              "forget levels off.</p>"
+              "<h4>Markers</h4>"
+              "<p><b>training length</b>: the length of the sequences the model was trained on. "
+              "<b>T_forget</b>: the training length that the paper's fit says a state of this size "
+              "(N_S) needs for the model to learn to forget, T_forget[K tokens] = 5.172 · N_S[M] − "
+              "4.469; trained on less, it tends to fail past its training length. <b>needle</b> (a shaded "
+              "band): the sentence holding the key of a "
+              "passkey prompt.</p>"
+              "<p>After Chen et al., <i>Stuffed Mamba: Oversized States Lead to the Inability to "
+              "Forget</i>, COLM 2025.</p>"
+              "<h4>Keyboard shortcuts</h4><table cellspacing=\"4\">%1</table>"
+              "<h4>Mouse</h4>"
+              "<p>Drag or wheel: pan and zoom the token axis of every plot. Ctrl+wheel, or the wheel "
+              "over a y axis: zoom that plot's y. Shift+drag: zoom to a box. Double-click: fit y to the "
+              "data again. Click: move the cursor, which the token strip follows.</p>")
+        .arg(keys);
+}
+
+void MainWindow::showGuide()
+{
+    if (!m_guideDialog) {
+        auto* dialog = new QDialog(this);
+        dialog->setObjectName("guideDialog");
+        dialog->setWindowTitle(tr("What am I looking at? — StateScope"));
+        auto* text = new QTextBrowser(dialog);
+        text->setObjectName("guideText");
+        text->setOpenExternalLinks(true);
+        auto* buttons = new QDialogButtonBox(QDialogButtonBox::Close, dialog);
+        connect(buttons, &QDialogButtonBox::rejected, dialog, &QDialog::close);
+        auto* layout = new QVBoxLayout(dialog);
+        layout->addWidget(text);
+        layout->addWidget(buttons);
+        dialog->resize(640, 720);
+        m_guideDialog = dialog;
+    }
+    if (auto* text = m_guideDialog->findChild<QTextBrowser*>("guideText"))
+        text->setHtml(guideHtml());
+    m_guideDialog->show();
+    m_guideDialog->raise();
+    m_guideDialog->activateWindow();
 }
 
 void MainWindow::showAbout()

@@ -69,6 +69,12 @@ public:
     void setDarkTheme(bool dark);
     bool darkTheme() const { return m_dark; }
 
+    // Help ▸ What am I looking at?: what each plot shows, and the window's keyboard shortcuts (read
+    // from its actions when shown). A window of its own, not modal, so that it can stay open beside
+    // the plots; the same one again on each call.
+    void showGuide();
+    QWidget* guideWindow() const { return m_guideDialog; }
+
     // Every error the user sees goes through here: a modal box, or, once recordErrors(true), a list
     // (tests read it instead of having to close a dialog).
     void showError(const QString& message);
@@ -147,6 +153,9 @@ private:
     void chooseOverlay();
     void showExportDialog();
     void showAbout();
+    QString guideHtml() const;
+    void updateMediaIcons();
+    void placeNeedle();
 
     Options m_options;
     std::unique_ptr<QSettings> m_settings;
@@ -180,6 +189,8 @@ private:
     QAction* m_addProbeView = nullptr;
     QAction* m_darkAction = nullptr;
     QAction* m_about = nullptr;
+    QAction* m_guide = nullptr;
+    QPointer<QWidget> m_guideDialog;
 
     QProgressBar* m_progress = nullptr;
     QLabel* m_rateLabel = nullptr;
@@ -202,6 +213,13 @@ private:
     qint64 m_peakTraceBytes = 0;
     qint64 m_progressDone = 0; // of the last progress report
     qint64 m_progressTotal = 0;
+
+    // The needle of a passkey input, bytes [begin, end) of the run's text: the input panel's at
+    // startRun() (pending), marked by onRunStarted() only if the run reads that text. -1: none.
+    qint64 m_pendingNeedleBegin = -1, m_pendingNeedleEnd = -1;
+    QString m_pendingNeedleKey;
+    qint64 m_needleBegin = -1, m_needleEnd = -1;
+    bool m_needlePlaced = false; // the run's tokens have reached the needle's end
 };
 
 } // namespace statescope

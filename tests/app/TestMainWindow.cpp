@@ -22,12 +22,15 @@
 #include <QStatusBar>
 #include <QTreeWidget>
 #include <QImage>
+#include <QMenuBar>
 #include <QMimeData>
 #include <QProcess>
 #include <QRegularExpression>
 #include <QSignalSpy>
 #include <QSvgRenderer>
 #include <QTemporaryDir>
+#include <QTextBrowser>
+#include <QToolBar>
 #include <QXmlStreamReader>
 #include <QtTest>
 
@@ -245,6 +248,9 @@ private slots:
     void runNameIsTheFileName();
     void linkLayersToggle();
     void windowTraceAsSmallAsCliTrace();
+    void runIconsVisibleInBothThemes();
+    void guideExplainsPlotsAndShortcuts();
+    void passkeyNeedleMarked();
 
 private:
     void runAndWait(const QString& text, int chunk = 64);
@@ -1478,6 +1484,150 @@ void TestMainWindow::linkLayersToggle()
         QCOMPARE(v->layer(), 1);
     }
     views[0]->setLayer(0);
+}
+
+void TestMainWindow::runIconsVisibleInBothThemes()
+{
+    // Play, Pause and Stop as the toolbar shows them: their drawn pixels must stand out from the
+    // window background in either theme, enabled or not (Pause and Stop are disabled while idle).
+    auto* tools = m_window->findChild<QToolBar*>("runToolBar");
+    QVERIFY(tools);
+    const QList<QAction*> media = tools->actions().mid(0, 3);
+    QCOMPARE(media.size(), 3);
+    auto luminance = [](const QColor& c) {
+        return 0.2126 * c.redF() + 0.7152 * c.greenF() + 0.0722 * c.blueF();
+    };
+    const bool wasDark = m_window->darkTheme();
+    for (bool dark : {true, false}) {
+        m_window->setDarkTheme(dark);
+        const double background = luminance(QApplication::palette().color(QPalette::Window));
+        for (QAction* a : media)
+            for (auto [mode, threshold] : {std::pair{QIcon::Normal, 0.5}, std::pair{QIcon::Disabled, 0.3}}) {
+                const QImage img = a->icon()
+                                       .pixmap(tools->iconSize(), mode)
+                                       .toImage()
+                                       .convertToFormat(QImage::Format_ARGB32);
+                double sum = 0;
+                int n = 0;
+                for (int y = 0; y < img.height(); ++y)
+                    for (int x = 0; x < img.width(); ++x) {
+                        const QColor c = img.pixelColor(x, y);
+                        if (c.alpha() < 128)
+                            continue;
+                        sum += luminance(c);
+                        ++n;
+                    }
+                const QString what = QStringLiteral("%1, %2 theme, mode %3")
+                                         .arg(a->text(), dark ? "dark" : "light")
+                                         .arg(int(mode));
+                QVERIFY2(n > img.width() * img.height() / 10, qPrintable(what + ": almost no pixels"));
+                const double contrast = std::abs(sum / n - background);
+                QVERIFY2(contrast > threshold,
+                         qPrintable(what + QStringLiteral(": contrast %1").arg(contrast)));
+            }
+    }
+    m_window->setDarkTheme(wasDark);
+}
+
+void TestMainWindow::guideExplainsPlotsAndShortcuts()
+{
+    // Help ▸ What am I looking at?, as the menu opens it.
+    QAction* guide = nullptr;
+    for (QAction* a : m_window->menuBar()->actions())
+        if (a->menu() && a->text().remove('&') == "Help")
+            for (QAction* item : a->menu()->actions())
+                if (item->text().remove('&') == "What am I looking at?")
+                    guide = item;
+    QVERIFY(guide);
+    guide->trigger();
+    QWidget* dialog = m_window->guideWindow();
+    QVERIFY(dialog);
+    QTRY_VERIFY(dialog->isVisible());
+    auto* browser = dialog->findChild<QTextBrowser*>("guideText");
+    QVERIFY(browser);
+    const QString text = browser->toPlainText();
+    for (const QString& s :
+         {QString("NLL"), QString("α = exp(Δ·A)"), QString("‖S‖"), QString("training length"),
+          QString("T_forget"), QString("head or channel group"), QString("Chen et al."),
+          QString("Stuffed Mamba: Oversized States Lead to the Inability to Forget"), QString("COLM 2025")})
+        QVERIFY2(text.contains(s), qPrintable(s));
+    // Every shortcut of every action of the window, as the user would type it.
+    int shortcuts = 0;
+    for (QAction* a : m_window->findChildren<QAction*>())
+        for (const QKeySequence& k : a->shortcuts()) {
+            const QString key = k.toString(QKeySequence::NativeText);
+            QVERIFY2(text.contains(key), qPrintable(key));
+            ++shortcuts;
+        }
+    QVERIFY(shortcuts >= 8);
+    QVERIFY(text.contains("Ctrl+R") && text.contains("Esc") && text.contains("F1"));
+    // Again: the same window, not a second one.
+    guide->trigger();
+    QCOMPARE(m_window->guideWindow(), dialog);
+    dialog->close();
+}
+
+void TestMainWindow::passkeyNeedleMarked()
+{
+    QVERIFY(m_window->openModel(kTinyModel));
+    m_window->modelPanel()->setChunkSize(64);
+    QVERIFY(m_window->setInputPrompt("passkey:12:0.5:7"));
+    QVERIFY(m_window->inputPanel()->needle().has_value());
+    const QString key = m_window->inputPanel()->needle()->passkey;
+    QCOMPARE(key.size(), 5);
+    QSignalSpy ended(m_window, &MainWindow::runEnded);
+    QVERIFY(m_window->startRun());
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, kTimeoutMs);
+    QVERIFY2(m_window->recordedErrors().isEmpty(), qPrintable(m_window->recordedErrors().join('\n')));
+    TraceData* t = m_window->trace();
+    PlotGroup* g = m_window->plotGroup();
+    QVERIFY(g->needle().has_value());
+    const qint64 first = g->needle()->first, last = g->needle()->second;
+
+    // The tokens that hold the key's digits (both times the needle says it), from the tokens' text.
+    QString read;
+    QVector<qint64> owner;
+    for (qint64 i = 0; i < t->tokens(); ++i) {
+        const QString s = t->tokenText(i);
+        read += s;
+        owner.insert(owner.size(), s.size(), i);
+    }
+    QCOMPARE(read.count(key), 2);
+    QVector<qint64> keyTokens;
+    for (qsizetype at = read.indexOf(key); at >= 0; at = read.indexOf(key, at + 1))
+        for (qsizetype c = at; c < at + key.size(); ++c)
+            keyTokens.push_back(owner[c]);
+    // The band covers them, and only the needle sentence: it starts and ends with its words.
+    for (qint64 k : keyTokens)
+        QVERIFY2(k >= first && k <= last, qPrintable(QString::number(k)));
+    QString inBand;
+    for (qint64 i = first; i <= last; ++i)
+        inBand += t->tokenText(i);
+    QVERIFY2(inBand.trimmed() ==
+                 QStringLiteral("The passkey is %1. Remember it. %1 is the passkey.").arg(key),
+             qPrintable(inBand));
+
+    // On every plot of the group: a visible band from the first needle token to the last, labelled.
+    QVERIFY(!g->plots().isEmpty());
+    for (QCustomPlot* plot : g->plots()) {
+        QCPItemText* label = g->markerLabel(plot, PlotGroup::Marker::Needle);
+        QVERIFY(label && label->visible());
+        QCOMPARE(label->text(), QString("needle"));
+        for (QCPAxisRect* rect : plot->axisRects()) {
+            QCPItemRect* band = g->needleBand(rect);
+            if (!band)
+                continue;
+            QVERIFY(band->visible());
+            QCOMPARE(band->topLeft->coords().x(), TraceData::tokenToX(first) - 0.5);
+            QCOMPARE(band->bottomRight->coords().x(), TraceData::tokenToX(last) + 0.5);
+        }
+    }
+
+    // A later run without a needle shows none.
+    runAndWait(QString(200, QChar('z')));
+    QVERIFY(!g->needle().has_value());
+    for (QCustomPlot* plot : g->plots())
+        QVERIFY(!g->markerLabel(plot, PlotGroup::Marker::Needle)->visible());
 }
 
 QTEST_MAIN(TestMainWindow)
