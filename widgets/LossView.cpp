@@ -246,4 +246,25 @@ QVector<CsvColumn> LossView::csvColumns() const
     return cols;
 }
 
+QStringList LossView::readout(qint64 token, QCPAxisRect*, int) const
+{
+    QStringList lines;
+    auto add = [&](TraceData* d, const QString& who) {
+        if (!d || token < 0 || token >= d->tokens())
+            return;
+        const QString prefix = who.isEmpty() ? QString() : who + QStringLiteral(": ");
+        lines
+            << prefix + tr("NLL %1 nats").arg(readoutNumber(d->nllAt(token)))
+            << prefix +
+                   tr("mean of %1: %2").arg(m_window).arg(readoutNumber(d->movingAverageAt(token, m_window)))
+            << prefix + tr("perplexity (%1-token bucket) %2")
+                            .arg(m_bucket)
+                            .arg(readoutNumber(d->bucketedPerplexityAt(token, m_bucket)));
+    };
+    add(m_trace, m_overlay && m_overlay != m_trace ? m_trace->label() : QString());
+    if (m_overlay && m_overlay != m_trace)
+        add(m_overlay, m_overlay->label());
+    return lines;
+}
+
 } // namespace statescope

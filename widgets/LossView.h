@@ -23,6 +23,7 @@ public:
     QList<QCPAxis*> tokenAxes() const override;
     QString title() const override { return tr("Loss"); }
     QVector<CsvColumn> csvColumns() const override;
+    QStringList readout(qint64 token, QCPAxisRect* rect, int pointerY) const override;
 
     // Power of two in [kMinBucket, kMaxBucket] (others are rounded to the nearest one).
     void setBucketSize(int tokens);

@@ -54,6 +54,29 @@ QCPItemText* makeLabel(QCustomPlot* plot, QCPAxis* x)
     return t;
 }
 
+// The crosshair's value box: top corner of the axis rect, on the cursor's buffered layer so that
+// following the mouse repaints only that layer.
+QCPItemText* makeReadout(QCustomPlot* plot, QCPAxis* x)
+{
+    auto* t = new QCPItemText(plot);
+    QCPAxisRect* rect = x->axisRect();
+    t->setLayer(QString::fromLatin1(kCursorLayer));
+    t->setClipToAxisRect(true);
+    t->setClipAxisRect(rect);
+    t->setSelectable(false);
+    t->position->setAxisRect(rect);
+    t->position->setType(QCPItemPosition::ptAxisRectRatio);
+    t->position->setCoords(1, 0);
+    t->setPositionAlignment(Qt::AlignRight | Qt::AlignTop);
+    t->setTextAlignment(Qt::AlignLeft);
+    t->setPadding(QMargins(4, 2, 4, 2));
+    QFont f = t->font();
+    f.setPointSizeF(std::max(6.0, f.pointSizeF() - 1));
+    t->setFont(f);
+    t->setVisible(false);
+    return t;
+}
+
 // A band over a token span, the full height of the axis rect, under the data.
 QCPItemRect* makeBand(QCustomPlot* plot, QCPAxis* x)
 {
@@ -96,6 +119,8 @@ struct PlotGroup::Entry {
         QCPItemText* overlayTrainLabel = nullptr;
         QCPItemRect* needle = nullptr;
         QCPItemText* needleLabel = nullptr;
+        QCPItemStraightLine* hover = nullptr;
+        QCPItemText* readout = nullptr;
     };
     QPointer<QCustomPlot> plot;
     QPointer<TraceView> view;
@@ -145,6 +170,11 @@ void PlotGroup::addView(TraceView* view)
             if (Entry* en = entryFor(view->plot()))
                 placeLabels(*en);
         }));
+        // New data or another layer: the values under the crosshair changed.
+        e->connections.push_back(connect(view, &TraceView::refreshed, this, [this] {
+            if (readoutToken() >= 0)
+                updateReadout();
+        }));
         view->scheduleRefresh();
     }
 }
@@ -168,6 +198,8 @@ void PlotGroup::addPlot(QCustomPlot* plot, const QList<QCPAxis*>& xAxes)
         r.forget = makeVLine(plot, x, "overlay");
         r.overlayTrain = makeVLine(plot, x, "overlay");
         r.needle = makeBand(plot, x);
+        r.hover = makeVLine(plot, x, kCursorLayer);
+        r.readout = makeReadout(plot, x);
         if (e->rects.isEmpty()) {
             r.trainLabel = makeLabel(plot, x);
             r.forgetLabel = makeLabel(plot, x);
@@ -187,6 +219,10 @@ void PlotGroup::addPlot(QCustomPlot* plot, const QList<QCPAxis*>& xAxes)
     }
     plot->setInteraction(QCP::iRangeDrag, true);
     plot->setInteraction(QCP::iRangeZoom, true);
+    // Hover without a button pressed, and the arrow keys once clicked.
+    plot->setMouseTracking(true);
+    plot->setFocusPolicy(Qt::StrongFocus);
+    plot->installEventFilter(this);
     m_entries.push_back(e);
     installMouse(plot);
     // QPointer has cleared e->plot by the time destroyed() arrives.
@@ -241,6 +277,22 @@ void PlotGroup::installMouse(QCustomPlot* plot)
                                      }));
     e->connections.push_back(connect(plot, &QCustomPlot::mouseWheel, this,
                                      [this, plot](QWheelEvent* ev) { prepareWheel(plot, ev); }));
+    e->connections.push_back(connect(plot, &QCustomPlot::mouseMove, this, [this, plot](QMouseEvent* ev) {
+        Entry* en = entryFor(plot);
+        if (!en)
+            return;
+        qint64 token = -1;
+        for (const auto& r : en->rects)
+            if (r.x->axisRect()->rect().contains(ev->pos())) {
+                const qint64 n = m_trace ? m_trace->tokens() : 0;
+                const qint64 t = qint64(std::llround(r.x->pixelToCoord(ev->pos().x()) - 1.0));
+                if (n > 0 && t >= 0 && t < n)
+                    token = t;
+            }
+        m_hoverPlot = plot;
+        m_hoverPos = ev->pos();
+        setHoverToken(token);
+    }));
     e->connections.push_back(connect(plot, &QCustomPlot::mouseDoubleClick, this, [this, plot](QMouseEvent*) {
         Entry* en = entryFor(plot);
         if (en && en->view)
@@ -546,6 +598,135 @@ void PlotGroup::setCursor(qint64 token)
     emit cursorMoved(token);
 }
 
+void PlotGroup::stepCursor(qint64 steps)
+{
+    const qint64 n = m_trace ? m_trace->tokens() : 0;
+    if (n <= 0)
+        return;
+    // No cursor yet: the first press puts it where the user looks (under the mouse, else the first
+    // visible token).
+    if (m_cursor < 0) {
+        const qint64 first = qint64(std::ceil(m_range.lower - 1.0));
+        setCursor(std::clamp<qint64>(m_hover >= 0 ? m_hover : first, 0, n - 1));
+        return;
+    }
+    setCursor(std::clamp<qint64>(m_cursor + steps, 0, n - 1));
+}
+
+void PlotGroup::jumpTo(qint64 token)
+{
+    const qint64 n = m_trace ? m_trace->tokens() : 0;
+    if (n <= 0)
+        return;
+    token = std::clamp<qint64>(token, 0, n - 1);
+    const double x = TraceData::tokenToX(token);
+    if (m_logX) {
+        const double ratio = std::sqrt(m_range.upper / std::max(1e-9, m_range.lower));
+        setRange(QCPRange(std::max(0.5, x / ratio), x * ratio));
+    } else {
+        const double half = m_range.size() / 2;
+        setRange(QCPRange(x - half, x + half));
+    }
+    setCursor(token);
+}
+
+void PlotGroup::setHoverToken(qint64 token)
+{
+    if (token == m_hover)
+        return;
+    m_hover = token;
+    updateReadout();
+    emit hoverMoved(token);
+}
+
+QCPItemText* PlotGroup::readoutItem(QCPAxisRect* rect) const
+{
+    for (Entry* e : m_entries)
+        for (const auto& r : e->rects)
+            if (r.x->axisRect() == rect)
+                return r.readout;
+    return nullptr;
+}
+
+QCPItemStraightLine* PlotGroup::hoverLine(QCPAxisRect* rect) const
+{
+    for (Entry* e : m_entries)
+        for (const auto& r : e->rects)
+            if (r.x->axisRect() == rect)
+                return r.hover;
+    return nullptr;
+}
+
+void PlotGroup::updateReadout()
+{
+    const qint64 token = readoutToken();
+    for (Entry* e : m_entries) {
+        if (!e->plot)
+            continue;
+        for (const auto& r : e->rects) {
+            QCPAxisRect* rect = r.x->axisRect();
+            r.hover->setVisible(m_hover >= 0);
+            const double x = TraceData::tokenToX(std::max<qint64>(0, m_hover));
+            r.hover->point1->setCoords(x, 0);
+            r.hover->point2->setCoords(x, 1);
+            r.hover->setPen(
+                QPen(m_dark ? QColor(200, 200, 200, 150) : QColor(60, 60, 60, 130), 1, Qt::DashLine));
+            const bool here = e->plot == m_hoverPlot && rect->rect().contains(m_hoverPos);
+            const QStringList lines = token >= 0 && e->view
+                                          ? e->view->readout(token, rect, here ? m_hoverPos.y() : -1)
+                                          : QStringList();
+            r.readout->setVisible(!lines.isEmpty());
+            if (lines.isEmpty())
+                continue;
+            r.readout->setText(lines.join(QLatin1Char('\n')));
+            // On the side away from the pointer (or the cursor), so that it never hides what is read.
+            const double px = r.x->coordToPixel(TraceData::tokenToX(token));
+            const bool right = px < rect->center().x();
+            r.readout->position->setCoords(right ? 1 : 0, 0);
+            r.readout->setPositionAlignment((right ? Qt::AlignRight : Qt::AlignLeft) | Qt::AlignTop);
+            r.readout->setColor(m_dark ? QColor(230, 230, 230) : QColor(20, 20, 20));
+            r.readout->setBrush(m_dark ? QColor(40, 42, 46, 225) : QColor(255, 255, 255, 225));
+            r.readout->setPen(QPen(m_dark ? QColor(110, 110, 110) : QColor(170, 170, 170)));
+        }
+        if (QCPLayer* layer = e->plot->layer(kCursorLayer))
+            layer->replot();
+    }
+}
+
+bool PlotGroup::eventFilter(QObject* watched, QEvent* event)
+{
+    auto* plot = qobject_cast<QCustomPlot*>(watched);
+    if (!plot || !entryFor(plot))
+        return QObject::eventFilter(watched, event);
+    if (event->type() == QEvent::Leave) {
+        if (m_hoverPlot == plot)
+            setHoverToken(-1);
+    } else if (event->type() == QEvent::KeyPress) {
+        auto* key = static_cast<QKeyEvent*>(event);
+        const qint64 step = key->modifiers().testFlag(Qt::ShiftModifier) ? 10 : 1;
+        const qint64 n = m_trace ? m_trace->tokens() : 0;
+        switch (key->key()) {
+        case Qt::Key_Left:
+            stepCursor(-step);
+            return true;
+        case Qt::Key_Right:
+            stepCursor(step);
+            return true;
+        case Qt::Key_Home:
+            if (n > 0)
+                setCursor(0);
+            return true;
+        case Qt::Key_End:
+            if (n > 0)
+                setCursor(n - 1);
+            return true;
+        default:
+            break;
+        }
+    }
+    return QObject::eventFilter(watched, event);
+}
+
 void PlotGroup::updateItems()
 {
     for (Entry* e : m_entries) {
@@ -558,9 +739,8 @@ void PlotGroup::updateItems()
             r.cursor->point2->setCoords(x, 1);
             r.cursor->setPen(QPen(m_dark ? QColor(255, 110, 110) : QColor(200, 0, 0), 1.2));
         }
-        if (QCPLayer* layer = e->plot->layer(kCursorLayer))
-            layer->replot();
     }
+    updateReadout(); // replots the cursor layers
 }
 
 std::optional<qint64> PlotGroup::trainingLength() const

@@ -52,6 +52,22 @@ public:
     // Token index (0-based) of the cursor, or -1 for none.
     qint64 cursor() const { return m_cursor; }
     void setCursor(qint64 token);
+    // Moves the cursor by steps tokens (with none yet, puts it under the mouse or on the first visible
+    // token), as the arrow
+    // keys do over a plot (Shift: 10 at a time; Home/End: the first/last token).
+    void stepCursor(qint64 steps);
+    // Centres the visible range on token, keeping its width, and puts the cursor there.
+    void jumpTo(qint64 token);
+
+    // The token under the mouse (-1 when it is over no plot). The crosshair follows it: a thin line
+    // in every plot and, in each axis rect, a box with the values of every series the view draws at
+    // that token (TraceView::readout); with the mouse away, the box shows the cursor's token.
+    qint64 hoverToken() const { return m_hover; }
+    void setHoverToken(qint64 token);
+    // The token the readout boxes show now (hover, else cursor, else -1).
+    qint64 readoutToken() const { return m_hover >= 0 ? m_hover : m_cursor; }
+    QCPItemText* readoutItem(QCPAxisRect* rect) const;
+    QCPItemStraightLine* hoverLine(QCPAxisRect* rect) const;
 
     // Markers. The trace's values are shown until one is set here (nullopt then hides it);
     // useTraceMarkers() goes back to the trace's values.
@@ -86,6 +102,7 @@ public:
 
 signals:
     void cursorMoved(qint64 token);
+    void hoverMoved(qint64 token);
     void rangeChanged(const QCPRange& range);
     void logXChanged(bool log);
 
@@ -95,6 +112,8 @@ private:
     void applyRange(const QCPRange& range, QCPAxis* except);
     void onAppended(qint64 tokens);
     void updateItems();
+    void updateReadout();
+    bool eventFilter(QObject* watched, QEvent* event) override;
     void updateMarkers(Entry& e);
     void placeLabels(Entry& e);
     void installMouse(QCustomPlot* plot);
@@ -117,6 +136,9 @@ private:
     bool m_align = true;
     bool m_aligning = false;
     qint64 m_cursor = -1;
+    qint64 m_hover = -1;
+    QPoint m_hoverPos; // in the hovered plot, to put the readout on the side away from the pointer
+    QPointer<QCustomPlot> m_hoverPlot;
     qint64 m_lastTokens = 0;
     std::optional<qint64> m_trainingLength;
     std::optional<double> m_forgetThreshold;

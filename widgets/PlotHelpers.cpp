@@ -178,4 +178,11 @@ void rescaleY(QCPAxis* y, const QList<QCPGraph*>& graphs, bool log, bool include
     }
 }
 
+QString readoutNumber(double v)
+{
+    if (!std::isfinite(v))
+        return std::isnan(v) ? QStringLiteral("–") : (v > 0 ? QStringLiteral("∞") : QStringLiteral("−∞"));
+    return QString::number(v, 'g', 5);
+}
+
 } // namespace statescope

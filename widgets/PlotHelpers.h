@@ -38,4 +38,7 @@ void fillHeatmap(QCPColorMap* map, const HeatColumns& cols, const QVector<float>
 // positive. Leaves y alone if no graph has data there.
 void rescaleY(QCPAxis* y, const QList<QCPGraph*>& graphs, bool log, bool includeZero = false);
 
+// A value as the crosshair's readout shows it: 5 significant digits, "–" for NaN.
+QString readoutNumber(double v);
+
 } // namespace statescope

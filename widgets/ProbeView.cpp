@@ -595,4 +595,64 @@ QVector<CsvColumn> ProbeView::csvColumns() const
     return cols;
 }
 
+QStringList ProbeView::readout(qint64 token, QCPAxisRect* rect, int pointerY) const
+{
+    QStringList lines;
+    TraceData* t = m_trace;
+    const int p = probeIndex();
+    const ProbeDesc* d = probeDesc();
+    if (!t || !d || token < 0 || token >= t->tokens())
+        return lines;
+    const QString label = shortName(*d);
+    const qint64 resolution = t->resolutionFor(token, token + 1);
+    if (rect == m_heatRect) {
+        // The row under the pointer, else the selected layer.
+        int layer = m_layer;
+        if (pointerY >= 0) {
+            const double y = m_heatRect->axis(QCPAxis::atLeft)->pixelToCoord(pointerY);
+            layer = std::clamp(int(std::lround(y)), 0, std::max(0, t->probeLayers(p) - 1));
+        }
+        const int unit = m_reduce == Reduce::Summary ? TraceData::kSummary
+                         : m_reduce == Reduce::Min   ? TraceData::kMinimum
+                                                     : m_unit;
+        const QString what = m_reduce == Reduce::Summary ? QString::fromLatin1(probeSummaryName(d->summary))
+                             : m_reduce == Reduce::Min   ? tr("min")
+                                                         : unitLabel(t, m_unit);
+        lines
+            << tr("layer %1, %2: %3").arg(layer).arg(what, readoutNumber(t->valueAt(p, layer, unit, token)));
+    } else {
+        lines << tr("layer %1 %2: %3")
+                     .arg(m_layer)
+                     .arg(QString::fromLatin1(probeSummaryName(d->summary)),
+                          readoutNumber(t->valueAt(p, m_layer, TraceData::kSummary, token)));
+        lines << tr("%1 (selected): %2")
+                     .arg(unitLabel(t, m_unit), readoutNumber(t->valueAt(p, m_layer, m_unit, token)));
+        // Every unit, a few to a line, so that 24 heads stay a short box.
+        const int units = t->probeUnits(p);
+        QStringList row;
+        for (int u = 0; u < units; ++u) {
+            row << QStringLiteral("%1: %2").arg(u).arg(readoutNumber(t->valueAt(p, m_layer, u, token)));
+            if (row.size() == 4 || u + 1 == units) {
+                lines << row.join(QStringLiteral("  "));
+                row.clear();
+            }
+        }
+        lines << tr("min over %1: %2")
+                     .arg(pluralUnitName(t->unitName()),
+                          readoutNumber(t->valueAt(p, m_layer, TraceData::kMinimum, token)));
+        if (m_overlay && m_overlay != m_trace && m_overlay->hasSeries(m_probe)) {
+            const int op = m_overlay->probeIndex(m_probe);
+            if (m_layer < m_overlay->probeLayers(op) && token < m_overlay->tokens())
+                lines << tr("%1: layer %2 %3")
+                             .arg(m_overlay->label())
+                             .arg(m_layer)
+                             .arg(readoutNumber(m_overlay->valueAt(op, m_layer, TraceData::kSummary, token)));
+        }
+    }
+    lines.prepend(tr("%1 at token %2").arg(label).arg(token));
+    if (resolution > 1)
+        lines << tr("(means over %1 tokens: zoom in for exact values)").arg(resolution);
+    return lines;
+}
+
 } // namespace statescope

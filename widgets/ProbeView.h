@@ -43,6 +43,7 @@ public:
     QList<QCPAxis*> tokenAxes() const override;
     QString title() const override;
     QVector<CsvColumn> csvColumns() const override;
+    QStringList readout(qint64 token, QCPAxisRect* rect, int pointerY) const override;
 
     QString probeName() const { return m_probe; }
     // The probe's index in trace() (-1 if it lacks it) and its descriptor (nullptr then).

@@ -69,6 +69,14 @@ void SeriesPyramid::clear()
     m_partialTokens = 0;
 }
 
+void SeriesPyramid::reserve(int buckets)
+{
+    const size_t n = size_t(std::clamp(buckets, 0, m_cap));
+    m_min.reserve(n);
+    m_max.reserve(n);
+    m_mean.reserve(n);
+}
+
 int SeriesPyramid::bucketCount() const
 {
     return int(m_min.size()) + (m_partialTokens > 0 ? 1 : 0);

@@ -36,6 +36,8 @@ public:
     void append(float value);
     void append(const float* values, qint64 count, qint64 stride = 1);
     void clear();
+    // Room for this many buckets without reallocating (a full-resolution window knows its size).
+    void reserve(int buckets);
 
     qint64 count() const { return m_count; }       // tokens appended
     qint64 bucketWidth() const { return m_width; } // tokens per bucket, a power of two

@@ -81,6 +81,10 @@ void TokenStrip::setGroup(PlotGroup* group)
     m_group = group;
     if (group) {
         connect(group, &PlotGroup::cursorMoved, this, &TokenStrip::setCursorToken);
+        connect(group, &PlotGroup::hoverMoved, this, &TokenStrip::setHoverToken);
+        connect(group, &PlotGroup::rangeChanged, this, [this](const QCPRange& r) {
+            showRange(std::max<qint64>(0, TraceData::xToToken(r.lower) + 1), TraceData::xToToken(r.upper));
+        });
         if (group->cursor() >= 0)
             setCursorToken(group->cursor());
     }
@@ -197,6 +201,45 @@ void TokenStrip::setCursorToken(qint64 token)
     viewport()->update();
 }
 
+void TokenStrip::setHoverToken(qint64 token)
+{
+    if (token == m_hover)
+        return;
+    m_hover = token;
+    if (token >= 0) {
+        if (token < m_winBegin || token >= m_winEnd)
+            relayout(token);
+        ensureVisible(token);
+    }
+    viewport()->update();
+}
+
+void TokenStrip::showRange(qint64 first, qint64 last)
+{
+    const qint64 n = m_trace ? m_trace->tokens() : 0;
+    if (n == 0 || (m_cursor >= first && m_cursor <= last))
+        return;
+    first = std::clamp<qint64>(first, 0, n - 1);
+    // Already showing tokens of the range (a live run's growing range, a zoom around them): stay.
+    const qint64 shown = firstVisibleToken();
+    if (shown >= first && shown <= last)
+        return;
+    if (first < m_winBegin || first >= m_winEnd)
+        relayout(first + kWindowTokens / 2 - 1);
+    const int i = itemIndex(first);
+    if (i >= 0)
+        verticalScrollBar()->setValue(int(m_items[i].rect.top()) - kMargin);
+    viewport()->update();
+}
+
+qint64 TokenStrip::firstVisibleToken() const
+{
+    const int top = verticalScrollBar()->value();
+    auto it = std::lower_bound(m_items.begin(), m_items.end(), double(top),
+                               [](const Item& a, double y) { return a.rect.bottom() < y; });
+    return it == m_items.end() ? -1 : it->token;
+}
+
 qint64 TokenStrip::tokenAt(const QPoint& pos) const
 {
     const QPointF p(pos.x(), pos.y() + verticalScrollBar()->value());
@@ -245,10 +288,9 @@ QString TokenStrip::toolTipFor(qint64 token) const
                           num(t->valueAt(p, l, TraceData::kSummary, token)),
                           num(t->valueAt(p, l, TraceData::kMinimum, token)));
         }
-        if (t->seriesResolution() > 1)
+        if (const qint64 res = t->resolutionFor(token, token + 1); res > 1)
             s += QStringLiteral("<br><i>") +
-                 tr("(means over %1 tokens: the trace is longer than the display keeps)")
-                     .arg(t->seriesResolution()) +
+                 tr("(means over %1 tokens: zoom in for this token's own values)").arg(res) +
                  QStringLiteral("</i>");
     }
     return s;
@@ -278,6 +320,9 @@ void TokenStrip::paintEvent(QPaintEvent*)
         p.drawText(it->rect, Qt::AlignCenter, it->text);
         if (it->token == m_cursor) {
             p.setPen(QPen(m_dark ? QColor(255, 110, 110) : QColor(200, 0, 0), 2));
+            p.drawRect(it->rect.adjusted(0.5, 0.5, -0.5, -0.5));
+        } else if (it->token == m_hover) {
+            p.setPen(QPen(fg, 1, Qt::DashLine));
             p.drawRect(it->rect.adjusted(0.5, 0.5, -0.5, -0.5));
         }
     }

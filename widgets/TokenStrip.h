@@ -32,6 +32,8 @@ public:
     void setDarkTheme(bool dark);
 
     qint64 cursorToken() const { return m_cursor; }
+    // The token under the plots' crosshair, outlined here too (-1: none).
+    qint64 hoverToken() const { return m_hover; }
     // Tokens laid out now: [windowBegin, windowEnd).
     qint64 windowBegin() const { return m_winBegin; }
     qint64 windowEnd() const { return m_winEnd; }
@@ -47,6 +49,13 @@ public:
 public slots:
     // Moves the highlighted token and scrolls it into view (re-laying out if outside the window).
     void setCursorToken(qint64 token);
+    // Outlines the token under the plots' crosshair and scrolls it into view.
+    void setHoverToken(qint64 token);
+    // Follows the plots' zoom: unless the cursor or the strip's first visible token is among tokens
+    // [first, last], shows the first of them at the top of the strip.
+    void showRange(qint64 first, qint64 last);
+    // The first token whose row is at least partly visible (-1 if none is laid out).
+    qint64 firstVisibleToken() const;
 
 signals:
     void tokenClicked(qint64 token);
@@ -74,6 +83,7 @@ private:
     QVector<Item> m_items;
     qint64 m_winBegin = 0, m_winEnd = 0;
     qint64 m_cursor = -1;
+    qint64 m_hover = -1;
     int m_layer = 0;
     double m_nllScale = 10.0;
     bool m_dark = false;

@@ -82,6 +82,16 @@ float summarize(ProbeSummary summary, const float* v, int n)
     return kNaNf;
 }
 
+// Series kept per token: layers x units per [layer, unit] probe, plus each layer's two aggregates.
+qint64 seriesCount(const std::vector<ProbeDesc>& probes)
+{
+    qint64 count = 0;
+    for (const ProbeDesc& d : probes)
+        if (isSeriesShape(d))
+            count += d.shape[0] * (d.shape[1] + 2);
+    return count;
+}
+
 QString fromStd(const std::string& s)
 {
     return QString::fromStdString(s);
@@ -142,6 +152,9 @@ TraceHeaderInfo TraceHeaderInfo::fromTraceHeader(const TraceHeader& h)
     info.inputDescription = fromStd(h.input);
     info.tokenizer = fromStd(h.inputSource.tokenizer);
     info.tokenizerPath = fromStd(h.inputSource.tokenizerPath);
+    info.passkey = fromStd(h.inputSource.passkey);
+    if (h.inputSource.needleFirst >= 0 && h.inputSource.needleLast >= h.inputSource.needleFirst)
+        info.needle = QPair<qint64, qint64>(h.inputSource.needleFirst, h.inputSource.needleLast);
     return info;
 }
 
@@ -165,18 +178,9 @@ void TraceData::reset(const TraceHeaderInfo& header)
     m_header = header;
     m_series.clear();
     m_series.shrink_to_fit();
-    m_series.resize(header.probes.size());
     // Every series of the trace shares one cap, from the budget: 12 bytes per bucket (min, max, mean
     // as floats), layers x units per probe plus the summary and the minimum of each layer.
-    size_t count = 0;
-    for (size_t p = 0; p < header.probes.size(); ++p) {
-        const ProbeDesc& d = header.probes[p];
-        if (!isSeriesShape(d))
-            continue;
-        m_series[p].layers = int(d.shape[0]);
-        m_series[p].units = int(d.shape[1]);
-        count += size_t(d.shape[0]) * size_t(d.shape[1] + 2);
-    }
+    const qint64 count = seriesCount(header.probes);
     qint64 cap = SeriesPyramid::kDefaultCap;
     if (count > 0) {
         const qint64 fit = m_budget / qint64(count * 12);
@@ -185,11 +189,7 @@ void TraceData::reset(const TraceHeaderInfo& header)
             cap *= 2;
     }
     m_cap = int(cap);
-    for (ProbeSeries& s : m_series) {
-        s.perUnit.assign(size_t(s.layers) * size_t(s.units), SeriesPyramid(m_cap));
-        s.summary.assign(size_t(s.layers), SeriesPyramid(m_cap));
-        s.minimum.assign(size_t(s.layers), SeriesPyramid(m_cap));
-    }
+    m_series = makeSeries(m_cap);
     // A header made by hand may leave the axes out: those of the first probe with series.
     if (m_header.layers <= 0 || m_header.units <= 0) {
         const int first = seriesProbes().value(0, -1);
@@ -202,6 +202,11 @@ void TraceData::reset(const TraceHeaderInfo& header)
         m_header.architectureName = m_header.architecture;
 
     m_tokens = 0;
+    m_reader.reset();
+    m_growing = false;
+    m_recent.clear();
+    m_recentTokens = 0;
+    dropFine();
     m_ids.clear();
     m_offsets.clear();
     m_nll.clear();
@@ -259,12 +264,57 @@ void TraceData::appendBlock(const ChunkProbes& chunk)
         m_nllPrefixCount.push_back(m_nllPrefixCount.back() + (ok ? 1 : 0));
     }
 
+    appendSeries(m_series, chunk, 0, n);
+    // A live run (no file yet): keep its recent tokens for full-resolution zoom, and extend a fine
+    // window that ends at the last token.
+    if (!m_reader) {
+        if (m_fineEnd == m_tokens && m_fineEnd > m_fineBegin && m_fineEnd + n - m_fineBegin <= fineTokens()) {
+            appendSeries(m_fine, chunk, 0, n);
+            m_fineEnd += n;
+        }
+        const qint64 keep = fineTokens();
+        if (keep > 0 && !m_series.empty()) {
+            ChunkProbes c;
+            c.start = chunk.start;
+            c.ids = chunk.ids; // count() is the token count
+            c.values = chunk.values;
+            m_recent.push_back(std::move(c));
+            m_recentTokens += n;
+            while (!m_recent.empty() && m_recentTokens - m_recent.front().count() >= keep) {
+                m_recentTokens -= m_recent.front().count();
+                m_recent.pop_front();
+            }
+        }
+    }
+    m_tokens += n;
+}
+
+std::vector<TraceData::ProbeSeries> TraceData::makeSeries(int cap) const
+{
+    std::vector<ProbeSeries> out(m_header.probes.size());
+    for (size_t p = 0; p < m_header.probes.size(); ++p) {
+        const ProbeDesc& d = m_header.probes[p];
+        if (!isSeriesShape(d))
+            continue;
+        ProbeSeries& s = out[p];
+        s.layers = int(d.shape[0]);
+        s.units = int(d.shape[1]);
+        s.perUnit.assign(size_t(s.layers) * size_t(s.units), SeriesPyramid(cap));
+        s.summary.assign(size_t(s.layers), SeriesPyramid(cap));
+        s.minimum.assign(size_t(s.layers), SeriesPyramid(cap));
+    }
+    return out;
+}
+
+void TraceData::appendSeries(std::vector<ProbeSeries>& series, const ChunkProbes& chunk, qint64 from,
+                             qint64 n) const
+{
     std::vector<float> summary(static_cast<size_t>(n)), minimum(static_cast<size_t>(n));
-    for (size_t p = 0; p < m_series.size(); ++p) {
-        ProbeSeries& s = m_series[p];
+    for (size_t p = 0; p < series.size(); ++p) {
+        ProbeSeries& s = series[p];
         if (s.perUnit.empty())
             continue;
-        const float* values = chunk.values[p].data();
+        const float* values = chunk.values[p].data() + from * qint64(s.layers) * s.units;
         const qint64 lu = qint64(s.layers) * s.units;
         // Values are token-major, series are per (layer, unit): walk tiles of tokens so that a tile
         // stays in cache while every series takes its column from it (3x faster than whole columns
@@ -290,7 +340,6 @@ void TraceData::appendBlock(const ChunkProbes& chunk)
             s.minimum[size_t(l)].append(minimum.data(), n);
         }
     }
-    m_tokens += n;
 }
 
 TraceHeaderInfo TraceData::headerFromFile(const QString& path)
@@ -300,6 +349,39 @@ TraceHeaderInfo TraceData::headerFromFile(const QString& path)
     info.label = QFileInfo(path).completeBaseName();
     return info;
 }
+
+namespace {
+
+// The chunk of tokens [begin, end) of a trace file; only the probes with series (want[p]).
+ChunkProbes readChunk(const TraceReader& reader, const std::vector<bool>& want, qint64 begin, qint64 end,
+                      bool ids)
+{
+    ChunkProbes c;
+    c.start = begin;
+    if (ids) {
+        c.ids = reader.ids(begin, end);
+        if (reader.header().hasOffsets)
+            c.offsets = reader.offsets(begin, end);
+        c.nll = reader.nll(begin, end);
+    }
+    const auto& probes = reader.header().probes;
+    c.values.resize(probes.size());
+    for (size_t p = 0; p < probes.size(); ++p)
+        if (want[p])
+            c.values[p] = reader.probe(probes[p].name, begin, end);
+    return c;
+}
+
+// Tokens per block when reading a trace: bounds the memory a read takes.
+qint64 blockTokens(const std::vector<ProbeDesc>& probes)
+{
+    qint64 perToken = 1;
+    for (const ProbeDesc& p : probes)
+        perToken += p.valuesPerToken();
+    return std::clamp<qint64>(kLoadBlockFloats / perToken, 256, 1 << 16);
+}
+
+} // namespace
 
 bool TraceData::loadFile(const QString& path, QString* error,
                          const std::function<bool(qint64 done, qint64 total)>& progress)
@@ -311,29 +393,20 @@ bool TraceData::loadFile(const QString& path, QString* error,
         return false;
     };
     try {
-        TraceReader reader(path.toStdString());
-        TraceHeaderInfo info = TraceHeaderInfo::fromTraceHeader(reader.header());
+        auto reader = std::make_unique<TraceReader>(path.toStdString());
+        TraceHeaderInfo info = TraceHeaderInfo::fromTraceHeader(reader->header());
         info.label = QFileInfo(path).completeBaseName();
         reset(info);
         m_filePath = path;
-        const qint64 total = reader.tokens();
-        qint64 perToken = 1;
-        for (const ProbeDesc& p : info.probes)
-            perToken += p.valuesPerToken();
-        const qint64 block = std::clamp<qint64>(kLoadBlockFloats / perToken, 256, 1 << 16);
-        const bool offsets = reader.header().hasOffsets;
+        const qint64 total = reader->tokens();
+        const qint64 block = blockTokens(info.probes);
+        const bool offsets = reader->header().hasOffsets;
+        std::vector<bool> want(info.probes.size());
+        for (size_t p = 0; p < want.size(); ++p)
+            want[p] = hasSeries(int(p));
         for (qint64 begin = 0; begin < total; begin += block) {
             const qint64 end = std::min(total, begin + block);
-            ChunkProbes c;
-            c.start = begin;
-            c.ids = reader.ids(begin, end);
-            if (offsets)
-                c.offsets = reader.offsets(begin, end);
-            c.nll = reader.nll(begin, end);
-            c.values.resize(info.probes.size());
-            for (size_t p = 0; p < info.probes.size(); ++p)
-                if (hasSeries(int(p)))
-                    c.values[p] = reader.probe(info.probes[p].name, begin, end);
+            const ChunkProbes c = readChunk(*reader, want, begin, end, true);
             const qint64 before = m_tokens;
             appendBlock(c);
             if (m_tokens != end || before != begin)
@@ -356,11 +429,164 @@ bool TraceData::loadFile(const QString& path, QString* error,
                     m_text = text;
             }
         }
+        m_growing = !reader->completed();
+        m_reader = std::move(reader);
+        m_recent.clear();
+        m_recentTokens = 0;
         emit appended(m_tokens);
         return true;
     } catch (const std::exception& e) {
         return fail(QString::fromStdString(e.what()));
     }
+}
+
+bool TraceData::attachFile(const QString& path, QString* error)
+{
+    try {
+        auto reader = std::make_unique<TraceReader>(path.toStdString());
+        const TraceHeader& h = reader->header();
+        bool same = h.probes.size() == m_header.probes.size() && reader->tokens() >= m_tokens;
+        for (size_t p = 0; same && p < h.probes.size(); ++p)
+            same =
+                h.probes[p].name == m_header.probes[p].name && h.probes[p].shape == m_header.probes[p].shape;
+        if (!same) {
+            if (error)
+                *error = tr("%1: not the trace shown (other probes or fewer tokens)").arg(path);
+            return false;
+        }
+        m_reader = std::move(reader);
+        m_filePath = path;
+        m_growing = !m_reader->completed();
+        m_recent.clear();
+        m_recentTokens = 0;
+        return true;
+    } catch (const std::exception& e) {
+        if (error)
+            *error = QString::fromStdString(e.what());
+        return false;
+    }
+}
+
+qint64 TraceData::pollFile(QString* error)
+{
+    if (!m_reader || !m_growing)
+        return 0;
+    try {
+        const qint64 total = m_reader->refresh();
+        const qint64 first = m_tokens;
+        const qint64 block = blockTokens(m_header.probes);
+        std::vector<bool> want(m_header.probes.size());
+        for (size_t p = 0; p < want.size(); ++p)
+            want[p] = hasSeries(int(p));
+        for (qint64 begin = m_tokens; begin < total; begin += block) {
+            const qint64 end = std::min(total, begin + block);
+            appendBlock(readChunk(*m_reader, want, begin, end, true));
+        }
+        // completed is written last, after every dataset has its final length.
+        if (m_reader->completed() && m_reader->tokens() == m_tokens)
+            m_growing = false;
+        if (m_tokens > first)
+            emit appended(m_tokens);
+        return m_tokens - first;
+    } catch (const std::exception& e) {
+        m_growing = false;
+        if (error)
+            *error = QString::fromStdString(e.what());
+        return 0;
+    }
+}
+
+qint64 TraceData::fineTokens() const
+{
+    const qint64 count = seriesCount(m_header.probes);
+    if (count == 0)
+        return 0;
+    // Both the window (12 bytes per series and token) and the raw values it is built from (4 bytes
+    // per probe value; the recent chunks of a live run) fit the budget.
+    const qint64 perToken = count * 12 + count * 4;
+    return std::clamp<qint64>(m_fineBudget / perToken, 64, kMaxFineTokens);
+}
+
+bool TraceData::readRaw(qint64 begin, qint64 end, ChunkProbes* out) const
+{
+    if (m_reader) {
+        std::vector<bool> want(m_header.probes.size());
+        for (size_t p = 0; p < want.size(); ++p)
+            want[p] = hasSeries(int(p));
+        *out = readChunk(*m_reader, want, begin, end, false);
+        return true;
+    }
+    if (m_recent.empty() || m_recent.front().start > begin ||
+        m_recent.back().start + m_recent.back().count() < end)
+        return false;
+    out->start = begin;
+    out->values.assign(m_header.probes.size(), {});
+    for (const ChunkProbes& c : m_recent) {
+        const qint64 b = std::max(begin, qint64(c.start)), e = std::min(end, qint64(c.start + c.count()));
+        if (e <= b)
+            continue;
+        for (size_t p = 0; p < c.values.size() && p < out->values.size(); ++p) {
+            const size_t per = size_t(m_header.probes[p].valuesPerToken());
+            if (c.values[p].empty())
+                continue;
+            out->values[p].insert(out->values[p].end(), c.values[p].begin() + qint64(per) * (b - c.start),
+                                  c.values[p].begin() + qint64(per) * (e - c.start));
+        }
+    }
+    return true;
+}
+
+void TraceData::dropFine()
+{
+    m_fine.clear();
+    m_fine.shrink_to_fit();
+    m_fineBegin = m_fineEnd = 0;
+}
+
+bool TraceData::ensureFullResolution(qint64 begin, qint64 end)
+{
+    begin = std::max<qint64>(0, begin);
+    end = std::min(end, m_tokens);
+    if (end <= begin || seriesResolution() == 1)
+        return false;
+    if (m_fineEnd > m_fineBegin && begin >= m_fineBegin && end <= m_fineEnd)
+        return false;
+    const qint64 span = fineTokens();
+    if (end - begin > span)
+        return false;
+    // Room on both sides, so that panning a little does not read again.
+    qint64 b = begin - (span - (end - begin)) / 2;
+    b = std::clamp<qint64>(b, 0, std::max<qint64>(0, m_tokens - span));
+    const qint64 e = std::min(m_tokens, b + span);
+    ChunkProbes raw;
+    try {
+        if (!readRaw(b, e, &raw))
+            return false;
+    } catch (const std::exception& ex) {
+        qWarning("TraceData: full-resolution read of tokens %lld-%lld failed: %s", (long long)b, (long long)e,
+                 ex.what());
+        return false;
+    }
+    dropFine();
+    // Wide enough that the whole window stays one token per bucket, and a live run can extend it.
+    m_fine = makeSeries(int(2 * span + 2)); // never merges: its buckets stay one token wide
+    for (ProbeSeries& ps : m_fine)
+        for (auto* v : {&ps.perUnit, &ps.summary, &ps.minimum})
+            for (SeriesPyramid& p : *v)
+                p.reserve(int(e - b));
+    appendSeries(m_fine, raw, 0, e - b);
+    m_fineBegin = b;
+    m_fineEnd = e;
+    return true;
+}
+
+qint64 TraceData::resolutionFor(qint64 begin, qint64 end) const
+{
+    qint64 offset = 0;
+    for (int p : seriesProbes())
+        if (const SeriesPyramid* s = pyramidFor(p, 0, kSummary, begin, end, &offset))
+            return s->bucketWidth();
+    return 1;
 }
 
 void TraceData::setLabel(const QString& label)
@@ -600,22 +826,70 @@ const SeriesPyramid* TraceData::pyramid(int probe, int layer, int unit) const
     return &s.perUnit[size_t(layer) * size_t(s.units) + size_t(unit)];
 }
 
+const SeriesPyramid* TraceData::pyramidFor(int probe, int layer, int unit, qint64 begin, qint64 end,
+                                           qint64* offset) const
+{
+    *offset = 0;
+    const SeriesPyramid* coarse = pyramid(probe, layer, unit);
+    begin = std::max<qint64>(0, begin);
+    end = std::min(end, m_tokens);
+    if (!coarse || coarse->bucketWidth() == 1 || m_fineEnd <= m_fineBegin || begin < m_fineBegin ||
+        end > m_fineEnd || end <= begin)
+        return coarse;
+    const ProbeSeries& s = m_fine[size_t(probe)];
+    *offset = m_fineBegin;
+    if (unit == kSummary)
+        return &s.summary[size_t(layer)];
+    if (unit == kMinimum)
+        return &s.minimum[size_t(layer)];
+    return &s.perUnit[size_t(layer) * size_t(s.units) + size_t(unit)];
+}
+
+namespace {
+
+void shiftX(Envelope& env, qint64 offset)
+{
+    if (offset)
+        for (double& x : env.x)
+            x += double(offset);
+}
+
+} // namespace
+
 Envelope TraceData::series(int probe, int layer, int unit, qint64 begin, qint64 end, int columns) const
 {
-    const SeriesPyramid* p = pyramid(probe, layer, unit);
-    return p ? p->query(begin, end, columns) : Envelope{};
+    qint64 off = 0;
+    const SeriesPyramid* p = pyramidFor(probe, layer, unit, begin, end, &off);
+    if (!p)
+        return {};
+    Envelope env = p->query(begin - off, end - off, columns);
+    shiftX(env, off);
+    return env;
 }
 
 Envelope TraceData::seriesEdges(int probe, int layer, int unit, const QVector<qint64>& edges) const
 {
-    const SeriesPyramid* p = pyramid(probe, layer, unit);
-    return p ? p->queryEdges(edges) : Envelope{};
+    qint64 off = 0;
+    const SeriesPyramid* p = edges.size() >= 2
+                                 ? pyramidFor(probe, layer, unit, edges.front(), edges.back(), &off)
+                                 : pyramid(probe, layer, unit);
+    if (!p)
+        return {};
+    if (!off)
+        return p->queryEdges(edges);
+    QVector<qint64> local(edges);
+    for (qint64& e : local)
+        e -= off;
+    Envelope env = p->queryEdges(local);
+    shiftX(env, off);
+    return env;
 }
 
 float TraceData::valueAt(int probe, int layer, int unit, qint64 token) const
 {
-    const SeriesPyramid* p = pyramid(probe, layer, unit);
-    return p ? p->valueAt(token) : kNaNf;
+    qint64 off = 0;
+    const SeriesPyramid* p = pyramidFor(probe, layer, unit, token, token + 1, &off);
+    return p ? p->valueAt(token - off) : kNaNf;
 }
 
 qint64 TraceData::seriesResolution() const
@@ -644,7 +918,8 @@ QVector<float> TraceData::layerHeatmapEdges(int probe, int unit, const QVector<q
     if (!columns)
         return out;
     for (int l = 0; l < L; ++l) {
-        const SeriesPyramid* p = pyramid(probe, l, unit);
+        qint64 off = 0;
+        const SeriesPyramid* p = pyramidFor(probe, l, unit, edges.front(), edges.back(), &off);
         if (!p)
             continue;
         for (int c = 0; c < columns; ++c) {
@@ -653,7 +928,7 @@ QVector<float> TraceData::layerHeatmapEdges(int probe, int unit, const QVector<q
                 continue;
             float mn, mx;
             double mean;
-            if (p->range(t0, t1, &mn, &mx, &mean))
+            if (p->range(t0 - off, t1 - off, &mn, &mx, &mean))
                 out[l * columns + c] = unit == kMinimum ? mn : float(mean);
         }
     }
@@ -665,7 +940,7 @@ size_t TraceData::memoryBytes() const
     return sizeof(*this) + size_t(m_ids.capacity()) * sizeof(qint32) +
            size_t(m_offsets.capacity()) * sizeof(qint64) + size_t(m_nll.capacity()) * sizeof(float) +
            size_t(m_nllPrefix.capacity()) * sizeof(double) +
-           size_t(m_nllPrefixCount.capacity()) * sizeof(qint32) + pyramidBytes();
+           size_t(m_nllPrefixCount.capacity()) * sizeof(qint32) + pyramidBytes() + fineBytes();
 }
 
 size_t TraceData::pyramidBytes() const
@@ -675,6 +950,19 @@ size_t TraceData::pyramidBytes() const
         for (const auto* v : {&s.perUnit, &s.summary, &s.minimum})
             for (const SeriesPyramid& p : *v)
                 b += p.memoryBytes();
+    return b;
+}
+
+size_t TraceData::fineBytes() const
+{
+    size_t b = 0;
+    for (const ProbeSeries& s : m_fine)
+        for (const auto* v : {&s.perUnit, &s.summary, &s.minimum})
+            for (const SeriesPyramid& p : *v)
+                b += p.memoryBytes();
+    for (const ChunkProbes& c : m_recent)
+        for (const auto& v : c.values)
+            b += v.capacity() * sizeof(float);
     return b;
 }
 

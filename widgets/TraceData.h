@@ -9,10 +9,12 @@
 
 #include <QByteArray>
 #include <QObject>
+#include <QPair>
 #include <QPointF>
 #include <QString>
 #include <QVector>
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -21,6 +23,7 @@
 namespace statescope {
 
 struct TraceHeader;
+class TraceReader;
 
 struct TraceHeaderInfo {
     QString label;            // legend text, e.g. "tiny-random fp32 2026-01-02 10:11"
@@ -40,6 +43,8 @@ struct TraceHeaderInfo {
     QString inputDescription; // one line
     QString tokenizer;        // identity of the tokenizer, for people
     QString tokenizerPath;    // the tokenizer.json the run used (it may be gone since)
+    QString passkey;          // a passkey prompt's key, and the tokens its needle spans (inclusive)
+    std::optional<QPair<qint64, qint64>> needle;
 
     // Everything the trace says about itself (schema 2; the reader derives it for schema 1).
     static TraceHeaderInfo fromTraceHeader(const TraceHeader& header);
@@ -56,6 +61,10 @@ public:
     // as these units: the probe's ProbeSummary over the units, and their minimum.
     static constexpr int kSummary = -1;
     static constexpr int kMinimum = -2;
+    // Bytes that the full-resolution window (see ensureFullResolution) may take, and the most tokens
+    // it ever spans.
+    static constexpr qint64 kDefaultFineBudget = 64ll << 20;
+    static constexpr qint64 kMaxFineTokens = 1 << 16;
 
     explicit TraceData(QObject* parent = nullptr);
     ~TraceData() override;
@@ -77,6 +86,34 @@ public:
                   const std::function<bool(qint64 done, qint64 total)>& progress = {});
     // Reads the header of a trace file (labelled with the file's name). Throws statescope::Error.
     static TraceHeaderInfo headerFromFile(const QString& path);
+    // Opens the file that holds these data (a run the window recorded, once its writer has closed
+    // it) so that zooming in reads exact values from it. False with *error if it cannot be read or
+    // does not match.
+    bool attachFile(const QString& path, QString* error = nullptr);
+
+    // A file still being written (by the CLI, or a run that was killed): whether loadFile() or
+    // attachFile() left it incomplete, and, polled, what its writer added since (SWMR, as tail -f
+    // does). pollFile() appends the new tokens (emitting appended()) and returns how many; it turns
+    // fileGrowing() off once the writer has finished or the file went away.
+    bool fileGrowing() const { return m_growing; }
+    // Whether a trace file backs the data (full-resolution reads come from it).
+    bool hasFile() const { return bool(m_reader); }
+    qint64 pollFile(QString* error = nullptr);
+
+    // Series are kept at a resolution that halves whenever the trace outgrows the pyramids' cap; to
+    // show every token when zoomed in, this loads the series of a window of tokens around [begin,
+    // end) at full resolution, from the trace file or the recent tokens of a live run. Its size is
+    // bounded by fineBudget(); a range wider than that keeps the coarse data. Returns true when the
+    // window changed (the caller should redraw). series(), seriesEdges(), valueAt() and
+    // layerHeatmap*() use the window for every request inside it.
+    bool ensureFullResolution(qint64 begin, qint64 end);
+    // Tokens per value that series(..., begin, end, ...) draws from now: 1 inside the window.
+    qint64 resolutionFor(qint64 begin, qint64 end) const;
+    qint64 fineBegin() const { return m_fineBegin; }
+    qint64 fineEnd() const { return m_fineEnd; }
+    // The most tokens a full-resolution window may span for this trace (0 without series).
+    qint64 fineTokens() const;
+    void setFineBudget(qint64 bytes) { m_fineBudget = bytes; }
 
     const TraceHeaderInfo& header() const { return m_header; }
     QString label() const { return m_header.label; }
@@ -156,6 +193,9 @@ public:
     size_t memoryBytes() const;
     // Bytes held by the pyramids alone: bounded by pyramidCap() whatever the length.
     size_t pyramidBytes() const;
+    // Bytes held by the full-resolution window and a live run's recent tokens: bounded by the fine
+    // budget.
+    size_t fineBytes() const;
     // The pyramid behind a series (nullptr if none), for tests and diagnostics.
     const SeriesPyramid* pyramid(int probe, int layer, int unit) const;
     // The cap used for every pyramid of this trace (set from the budget at reset()).
@@ -179,6 +219,18 @@ private:
     };
 
     void appendBlock(const ChunkProbes& chunk);
+    // Appends the chunk's [layer, unit] probes to series (sizes checked by the caller).
+    void appendSeries(std::vector<ProbeSeries>& series, const ChunkProbes& chunk, qint64 from,
+                      qint64 count) const;
+    std::vector<ProbeSeries> makeSeries(int cap) const;
+    // Full-resolution probe values of tokens [begin, end) from the file or the recent chunks; false
+    // if neither holds them.
+    bool readRaw(qint64 begin, qint64 end, ChunkProbes* out) const;
+    // The pyramid answering a request for tokens [begin, end): the fine window's when it covers the
+    // range (*offset = its first token), else the coarse one (*offset = 0).
+    const SeriesPyramid* pyramidFor(int probe, int layer, int unit, qint64 begin, qint64 end,
+                                    qint64* offset) const;
+    void dropFine();
     QVector<qint64> uniformEdges(qint64 begin, qint64 end, int columns) const;
 
     TraceHeaderInfo m_header;
@@ -195,6 +247,17 @@ private:
     QByteArray m_text;
     std::function<QString(qint32)> m_decoder;
     std::vector<ProbeSeries> m_series; // indexed like m_header.probes; empty for probes without series
+
+    // The file behind the data (kept open for full-resolution reads and following a growing trace).
+    std::unique_ptr<TraceReader> m_reader;
+    bool m_growing = false;
+    // The last fineTokens() tokens of a live run, as appended, for zooming in before there is a file.
+    std::deque<ChunkProbes> m_recent;
+    qint64 m_recentTokens = 0;
+    // The full-resolution window: series of tokens [m_fineBegin, m_fineEnd).
+    std::vector<ProbeSeries> m_fine;
+    qint64 m_fineBegin = 0, m_fineEnd = 0;
+    qint64 m_fineBudget = kDefaultFineBudget;
 };
 
 // "mean over heads", "geometric mean over channel groups", ...: what a ProbeSummary does to a layer.

@@ -122,6 +122,12 @@ void TraceView::refresh()
 {
     m_timer->stop();
     ensureLayout();
+    // Zoomed in far enough, every token is drawn exactly (read from the file or the recent tokens).
+    const auto [begin, end] = visibleTokens();
+    if (m_trace)
+        m_trace->ensureFullResolution(begin, end);
+    if (m_overlay && m_overlay != m_trace)
+        m_overlay->ensureFullResolution(begin, end);
     rebuild();
     emit aboutToReplot();
     ++m_refreshCount;

@@ -67,6 +67,10 @@ public:
     std::pair<qint64, qint64> visibleTokens() const;
     // The columns a CSV export of this view writes (after "token").
     virtual QVector<CsvColumn> csvColumns() const = 0;
+    // The crosshair's readout for one of the view's axis rects: a line per series drawn there, its
+    // name and its value at token (exact when zoomed in; a bucket's mean, said so, otherwise). The
+    // y pixel of the pointer (-1: none) picks a heatmap row.
+    virtual QStringList readout(qint64 token, QCPAxisRect* rect, int pointerY) const = 0;
 
     // Pixel columns of the plot's data area (at least 1), the decimation target.
     int dataColumns() const;

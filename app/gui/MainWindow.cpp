@@ -33,6 +33,7 @@
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QLabel>
+#include <QLineEdit>
 #include <QLocale>
 #include <QMenuBar>
 #include <QMessageBox>
@@ -43,6 +44,8 @@
 #include <QProgressDialog>
 #include <QRegularExpression>
 #include <QSettings>
+#include <QSignalBlocker>
+#include <QSpinBox>
 #include <QSplitter>
 #include <QStatusBar>
 #include <QStyle>
@@ -53,6 +56,7 @@
 #include <QVBoxLayout>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 
 namespace statescope {
@@ -451,6 +455,116 @@ void MainWindow::buildMenus()
     tools->addAction(m_follow);
     tools->addSeparator();
     tools->addAction(m_export);
+
+    // Where to look: a token by number, or a text in the input.
+    QToolBar* nav = addToolBar(tr("Navigate"));
+    nav->setObjectName("navigateToolBar");
+    m_tokenField = new QSpinBox(nav);
+    m_tokenField->setObjectName("tokenField");
+    m_tokenField->setRange(0, 0);
+    m_tokenField->setPrefix(tr("token "));
+    m_tokenField->setKeyboardTracking(false);
+    m_tokenField->setToolTip(
+        tr("Go to a token (Ctrl+G); the arrow keys over a plot step the cursor, Shift+arrow by 10"));
+    m_tokenField->setAccelerated(true);
+    connect(m_tokenField, &QSpinBox::editingFinished, this, [this] { goToToken(m_tokenField->value()); });
+    nav->addWidget(m_tokenField);
+    m_findField = new QLineEdit(nav);
+    m_findField->setObjectName("findField");
+    m_findField->setPlaceholderText(tr("Find in input (Ctrl+F)"));
+    m_findField->setClearButtonEnabled(true);
+    m_findField->setMaximumWidth(220);
+    connect(m_findField, &QLineEdit::returnPressed, this, [this] {
+        findText(m_findField->text(), QGuiApplication::keyboardModifiers().testFlag(Qt::ShiftModifier));
+    });
+    nav->addWidget(m_findField);
+    auto* goTo = new QAction(tr("&Go to token…"), this);
+    goTo->setShortcut(QKeySequence("Ctrl+G"));
+    connect(goTo, &QAction::triggered, this, [this] {
+        m_tokenField->setFocus();
+        m_tokenField->selectAll();
+    });
+    auto* find = new QAction(tr("&Find in input…"), this);
+    find->setShortcut(QKeySequence::Find);
+    connect(find, &QAction::triggered, this, [this] {
+        m_findField->setFocus();
+        m_findField->selectAll();
+    });
+    auto* findNext = new QAction(tr("Find &next"), this);
+    findNext->setShortcut(QKeySequence::FindNext);
+    connect(findNext, &QAction::triggered, this, [this] { findText(m_findField->text()); });
+    auto* findPrevious = new QAction(tr("Find &previous"), this);
+    findPrevious->setShortcut(QKeySequence::FindPrevious);
+    connect(findPrevious, &QAction::triggered, this, [this] { findText(m_findField->text(), true); });
+    view->addSeparator();
+    view->addActions({goTo, find, findNext, findPrevious});
+    connect(m_group, &PlotGroup::cursorMoved, this, [this](qint64 token) {
+        if (token >= 0 && !m_tokenField->hasFocus()) {
+            const QSignalBlocker block(m_tokenField);
+            m_tokenField->setValue(int(std::min<qint64>(token, m_tokenField->maximum())));
+        }
+    });
+}
+
+void MainWindow::goToToken(qint64 token)
+{
+    if (!m_trace || m_trace->tokens() == 0)
+        return;
+    m_group->setFollow(false);
+    m_follow->setChecked(false);
+    m_group->jumpTo(token);
+}
+
+bool MainWindow::findText(const QString& text, bool backwards)
+{
+    if (!m_trace || m_trace->tokens() == 0 || text.isEmpty())
+        return false;
+    const qint64 n = m_trace->tokens();
+    if (m_findTrace != m_trace || m_findTokens != n) {
+        m_findText.clear();
+        m_findStarts.clear();
+        m_findStarts.reserve(int(n + 1));
+        const QVector<qint64>& off = m_trace->offsets();
+        if (!m_trace->text().isEmpty() && off.size() == 2 * n) {
+            m_findText = m_trace->text().toLower(); // ASCII letters only: byte offsets stay valid
+            for (qint64 t = 0; t < n; ++t)
+                m_findStarts.push_back(off[int(2 * t)]);
+        } else {
+            for (qint64 t = 0; t < n; ++t) {
+                m_findStarts.push_back(m_findText.size());
+                m_findText += m_trace->tokenText(t).toUtf8().toLower();
+            }
+        }
+        m_findTrace = m_trace;
+        m_findTokens = n;
+    }
+    const QByteArray needle = text.toUtf8().toLower();
+    // The token holding a byte: the last whose start is at or before it.
+    auto tokenOf = [this](qint64 byte) {
+        const auto it = std::upper_bound(m_findStarts.begin(), m_findStarts.end(), byte);
+        return qint64(std::max<qsizetype>(0, (it - m_findStarts.begin()) - 1));
+    };
+    const qint64 cursor = m_group->cursor();
+    qsizetype at = -1;
+    if (!backwards) {
+        const qsizetype from = cursor >= 0 && cursor + 1 < n ? m_findStarts[int(cursor + 1)] : 0;
+        at = m_findText.indexOf(needle, from);
+        if (at < 0 || (cursor >= 0 && cursor + 1 >= n))
+            at = m_findText.indexOf(needle, 0);
+    } else {
+        const qsizetype from = cursor > 0 ? m_findStarts[int(cursor)] - 1 : -1;
+        at = from >= 0 ? m_findText.lastIndexOf(needle, from) : -1;
+        if (at < 0)
+            at = m_findText.lastIndexOf(needle);
+    }
+    if (at < 0) {
+        statusBar()->showMessage(tr("“%1” is not in the input").arg(text), 5000);
+        return false;
+    }
+    const qint64 token = tokenOf(at);
+    goToToken(token);
+    statusBar()->showMessage(tr("“%1” at token %2").arg(text).arg(token), 5000);
+    return true;
 }
 
 void MainWindow::buildDocks()
@@ -793,7 +907,36 @@ bool MainWindow::openTrace(const QString& path)
     setWindowTitle(tr("%1 — StateScope").arg(QFileInfo(path).fileName()));
     m_traceLabel->setText(
         tr("Trace %1 (%2 tokens)").arg(QFileInfo(path).fileName(), QLocale().toString(data->tokens())));
+    m_traceLabel->setToolTip(path);
+    // A trace another program is still writing: follow it as it grows.
+    if (data->fileGrowing())
+        pollGrowingTrace();
     return true;
+}
+
+void MainWindow::pollGrowingTrace()
+{
+    if (!m_followTimer) {
+        m_followTimer = new QTimer(this);
+        m_followTimer->setInterval(kFollowIntervalMs);
+        connect(m_followTimer, &QTimer::timeout, this, &MainWindow::pollGrowingTrace);
+    }
+    if (!m_trace || !m_trace->fileGrowing() || m_controller->isBusy()) {
+        m_followTimer->stop();
+        return;
+    }
+    QString error;
+    m_trace->pollFile(&error);
+    const QString name = QFileInfo(m_trace->filePath()).fileName();
+    const QString tokens = QLocale().toString(m_trace->tokens());
+    if (m_trace->fileGrowing()) {
+        m_traceLabel->setText(tr("Following %1 (%2 tokens, still being written)").arg(name, tokens));
+        m_followTimer->start();
+    } else {
+        m_followTimer->stop();
+        m_traceLabel->setText(error.isEmpty() ? tr("Trace %1 (%2 tokens)").arg(name, tokens)
+                                              : tr("Stopped following %1: %2").arg(name, error));
+    }
 }
 
 bool MainWindow::overlayTrace(const QString& path)
@@ -839,12 +982,19 @@ void MainWindow::installTrace(TraceData* trace)
     m_trace = trace;
     // A needle belongs to the run that read it (onRunStarted marks it again).
     m_needleBegin = m_needleEnd = -1;
-    m_group->setNeedle(std::nullopt);
+    // A passkey trace records its needle (older ones do not).
+    m_group->setNeedle(trace ? trace->header().needle : std::nullopt);
     assignProbes();
     m_group->setTrace(trace);
     for (TraceView* v : views())
         v->setTrace(trace);
     m_strip->setTrace(trace);
+    if (m_tokenField) {
+        m_tokenField->setMaximum(int(std::clamp<qint64>(trace ? trace->tokens() - 1 : 0, 0, INT_MAX)));
+        connect(trace, &TraceData::appended, m_tokenField, [this](qint64 tokens) {
+            m_tokenField->setMaximum(int(std::clamp<qint64>(tokens - 1, 0, INT_MAX)));
+        });
+    }
     if (old && old != trace)
         old->deleteLater();
 }
@@ -928,6 +1078,8 @@ void MainWindow::onRunStarted(const RunStart& start)
         m_needleBegin = m_pendingNeedleBegin;
         m_needleEnd = m_pendingNeedleEnd;
         m_needlePlaced = false;
+        // The band grows with the run (placeNeedle) rather than waiting ahead of it.
+        m_group->setNeedle(std::nullopt);
     }
     m_pendingNeedleBegin = m_pendingNeedleEnd = -1;
 
@@ -1037,6 +1189,9 @@ void MainWindow::onRunFinished(const QString& path, bool completed)
             ? tr("Saved %1").arg(name)
             : tr("Cancelled: %1 keeps the first %2 tokens").arg(name, QLocale().toString(m_trace->tokens())));
     m_runsPanel->setRecording(QString());
+    // The file is closed now: zooming in reads exact values from it.
+    if (!path.isEmpty())
+        m_trace->attachFile(path);
     if (m_needleBegin >= 0 && !m_needlePlaced)
         placeNeedle();
     updateActions();

@@ -7,12 +7,15 @@
 #include <QMainWindow>
 #include <QPointer>
 #include <QStringList>
+#include <QVector>
 
 #include <memory>
 
 class QAction;
 class QCheckBox;
 class QLabel;
+class QLineEdit;
+class QSpinBox;
 class QProgressBar;
 class QSettings;
 class QSplitter;
@@ -119,6 +122,16 @@ public:
     // Figures for a paper or the docs, without the dialog: each view in the paper style, as
     // <prefix>-<view>.png and .svg (viewNames()), over the whole trace. false after showing the error.
     bool exportFigures(const QString& prefix);
+    // Puts the cursor on the next token (after the cursor, wrapping) whose text holds `text`
+    // (ASCII letters in any case), centring the plots on it; the previous one if backwards. False,
+    // with a note in the status bar, if no token does.
+    bool findText(const QString& text, bool backwards = false);
+    // Centres the plots on the token (0-based) and puts the cursor there.
+    void goToToken(qint64 token);
+    QLineEdit* findField() const { return m_findField; }
+    QSpinBox* tokenField() const { return m_tokenField; }
+    // How often a trace still being written is polled for new tokens.
+    static constexpr int kFollowIntervalMs = 500;
 
 signals:
     // After every run, whether it finished, was cancelled or failed (then tracePath may be empty).
@@ -156,6 +169,8 @@ private:
     QString guideHtml() const;
     void updateMediaIcons();
     void placeNeedle();
+    // Appends what the writer of a growing trace file (the CLI, still running) added since.
+    void pollGrowingTrace();
 
     Options m_options;
     std::unique_ptr<QSettings> m_settings;
@@ -197,6 +212,15 @@ private:
     QLabel* m_memoryLabel = nullptr;
     QLabel* m_traceLabel = nullptr;
     QTimer* m_memoryTimer = nullptr;
+    QTimer* m_followTimer = nullptr; // polls a trace file that is still being written
+    QLineEdit* m_findField = nullptr;
+    QSpinBox* m_tokenField = nullptr;
+    // The text find() searches, lower-cased, with the byte where each token starts (for traces
+    // without their input text: the tokens' own text), rebuilt when the trace changes or grows.
+    QByteArray m_findText;
+    QVector<qint64> m_findStarts;
+    const TraceData* m_findTrace = nullptr;
+    qint64 m_findTokens = -1;
 
     bool m_dark = false;
     bool m_linkLayers = true;

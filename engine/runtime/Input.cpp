@@ -78,6 +78,39 @@ std::string chooseTokenizerPath(const std::string& requested,
     return builtinTokenizerPath();
 }
 
+void locateNeedle(PreparedInput* in)
+{
+    const std::string& text = in->text;
+    const std::string opening = "The passkey is ";
+    const size_t begin = text.find(opening);
+    if (begin == std::string::npos || in->offsets.size() != 2 * in->ids.size())
+        return;
+    size_t k = begin + opening.size();
+    const size_t keyBegin = k;
+    while (k < text.size() && text[k] >= '0' && text[k] <= '9')
+        ++k;
+    const std::string key = text.substr(keyBegin, k - keyBegin);
+    const std::string rest = ". Remember it. " + key + " is the passkey.";
+    // One needle, whole: a text that quotes the template elsewhere is not a passkey prompt.
+    if (key.empty() || text.compare(k, rest.size(), rest) != 0 || text.find(opening, k) != std::string::npos)
+        return;
+    const int64_t b = int64_t(begin), e = int64_t(k + rest.size());
+    int64_t first = -1, last = -1;
+    for (size_t t = 0; t < in->ids.size(); ++t) {
+        const int64_t tb = in->offsets[2 * t], te = in->offsets[2 * t + 1];
+        if (te > b && tb < e) {
+            if (first < 0)
+                first = int64_t(t);
+            last = int64_t(t);
+        }
+    }
+    if (first < 0)
+        return;
+    in->source.passkey = key;
+    in->source.needleFirst = first;
+    in->source.needleLast = last;
+}
+
 PreparedInput prepareInput(const InputRequest& r, const std::optional<std::string>& modelTokenizer,
                            const TokenizerLoader& loadTokenizer)
 {
@@ -137,6 +170,7 @@ PreparedInput prepareInput(const InputRequest& r, const std::optional<std::strin
         " (" + std::to_string(in.text.size()) + " bytes, tokenizer " + tokenizer->sourceName() + ")";
     if (in.ids.empty())
         throw Error(source, "input is empty after tokenization");
+    locateNeedle(&in);
     return in;
 }
 

@@ -47,6 +47,10 @@ using TokenizerLoader = std::function<std::shared_ptr<const BpeTokenizer>(const 
 PreparedInput prepareInput(const InputRequest& request, const std::optional<std::string>& modelTokenizer,
                            const TokenizerLoader& loadTokenizer = {});
 
+// Finds a passkey prompt's needle sentence in the text (once, whole) and records the key and the
+// tokens it spans in in->source; leaves them unset otherwise. prepareInput calls it.
+void locateNeedle(PreparedInput* in);
+
 // Reads a file of whitespace-separated ids. Throws Error naming the file and the bad word.
 std::vector<int32_t> readIdsFile(const std::string& path);
 

@@ -16,17 +16,21 @@ constexpr int kTraceSchemaVersion = 2;
 
 // Where a run's tokens came from, in machine-readable form (schema 2).
 struct TraceInput {
-    std::string kind;   // "text" (a file or typed text), "ids" (a file of ids), "prompt" (a generator)
-    std::string path;   // the file read, absolute; "" for typed text and generated prompts
-    std::string prompt; // the generator spec, e.g. "newlines:4096"; "" otherwise
+    std::string kind;          // "text" (a file or typed text), "ids" (a file of ids), "prompt" (a generator)
+    std::string path;          // the file read, absolute; "" for typed text and generated prompts
+    std::string prompt;        // the generator spec, e.g. "newlines:4096"; "" otherwise
     std::string tokenizer;     // identity: "gpt-neox-20b.json (byte-level BPE, 50277 tokens)"; "" for ids
     std::string tokenizerPath; // the tokenizer.json used, absolute; "" if none
+    // A passkey prompt's needle sentence ("The passkey is K. Remember it. K is the passkey."): the
+    // key and the tokens it spans, first..last inclusive; "" and -1 when the input has none.
+    std::string passkey;
+    int64_t needleFirst = -1, needleLast = -1;
 };
 
 struct TraceHeader {
     int schemaVersion = kTraceSchemaVersion; // as read; the writer always writes the current one
-    std::string architecture;     // registry name, "mamba2"
-    std::string architectureName; // display name, "Mamba-2" (schema 1: empty)
+    std::string architecture;                // registry name, "mamba2"
+    std::string architectureName;            // display name, "Mamba-2" (schema 1: empty)
     std::string modelConfigJson, modelPath, dtype, device;
     std::string input; // human-readable description of the input
     std::string startTime, softwareVersion;
@@ -39,10 +43,11 @@ struct TraceHeader {
     std::string unitName;          // "head", "channel group"
     int64_t stateSize = 0;         // N_S (0: unknown)
     std::string stateSizeDefinition;
-    double forgetThreshold = -1;   // tokens, the paper's fit; < 0: none
-    int64_t trainingLength = 0;    // tokens, from the model card; 0: unknown
-    int64_t vocabSize = 0;         // padded rows of the output layer; 0: unknown
-    std::string runSettings;       // JSON: {"chunk_size": 2048, "threads": 2, "reference": false, "probe_detail": "summary"}
+    double forgetThreshold = -1; // tokens, the paper's fit; < 0: none
+    int64_t trainingLength = 0;  // tokens, from the model card; 0: unknown
+    int64_t vocabSize = 0;       // padded rows of the output layer; 0: unknown
+    std::string runSettings; // JSON: {"chunk_size": 2048, "threads": 2, "reference": false, "probe_detail":
+                             // "summary"}
 };
 
 // What a schema-1 trace's free-text `input` attribute tells of the input: "text: FILE (N bytes,

@@ -264,6 +264,24 @@ void TraceReaderImpl::readSchema2Header()
     readCount("training_length", &h.trainingLength);
     readCount("vocab_size", &h.vocabSize);
     readText(f, "", "run_settings", &h.runSettings);
+    readText(f, "", "passkey", &h.inputSource.passkey);
+    // -1 (or absent, before they existed): no needle. A range that is not one is refused.
+    int64_t needle[2] = {-1, -1};
+    const char* names[2] = {"needle_first", "needle_last"};
+    for (int i = 0; i < 2; ++i) {
+        const AttributeValue v = h5::readAttribute(path, f, "", names[i]);
+        if (v.kind == AttributeValue::Integer)
+            needle[i] = v.integer;
+        else if (v.kind != AttributeValue::Absent)
+            throw Error(path, std::string("attribute ") + names[i], "an integer", "another type");
+    }
+    if (needle[0] >= 0 || needle[1] >= 0) {
+        if (needle[0] < 0 || needle[1] < needle[0])
+            throw Error(path, "attributes needle_first, needle_last", "a token range first <= last",
+                        std::to_string(needle[0]) + ", " + std::to_string(needle[1]));
+        h.inputSource.needleFirst = needle[0];
+        h.inputSource.needleLast = needle[1];
+    }
 
     for (size_t i = 0; i < probes.size(); ++i) {
         ProbeDesc& p = h.probes[i];

@@ -259,6 +259,9 @@ void TraceWriterImpl::writeHeader(hid_t f)
     writeInt(f, "training_length", H5T_STD_I64LE, h.trainingLength, true);
     writeInt(f, "vocab_size", H5T_STD_I64LE, h.vocabSize, true);
     writeFixedString(f, "run_settings", h.runSettings);
+    writeFixedString(f, "passkey", h.inputSource.passkey);
+    writeInt(f, "needle_first", H5T_STD_I64LE, h.inputSource.needleFirst, true);
+    writeInt(f, "needle_last", H5T_STD_I64LE, h.inputSource.needleLast, true);
 
     // What changes as the run goes: fixed-size values, rewritten in place under SWMR.
     writeInt(f, "completed", H5T_STD_I32LE, 0, true);

@@ -17,20 +17,20 @@
 
 #include <QCheckBox>
 #include <QComboBox>
-#include <QLabel>
-#include <QSpinBox>
-#include <QStatusBar>
-#include <QTreeWidget>
 #include <QImage>
+#include <QLabel>
 #include <QMenuBar>
 #include <QMimeData>
 #include <QProcess>
 #include <QRegularExpression>
 #include <QSignalSpy>
+#include <QSpinBox>
+#include <QStatusBar>
 #include <QSvgRenderer>
 #include <QTemporaryDir>
 #include <QTextBrowser>
 #include <QToolBar>
+#include <QTreeWidget>
 #include <QXmlStreamReader>
 #include <QtTest>
 
@@ -163,7 +163,7 @@ float otherNorm(qint64 t, int l, int u)
 {
     return float(1 + l + u) * (1.0f + 0.02f * float(t));
 }
-void writeOtherArchitecture(const QString& path, qint64 tokens)
+TraceHeader otherHeader(qint64 tokens)
 {
     const int L = 3, U = 6;
     auto desc = [&](const char* name, const char* label, ProbeSummary s) {
@@ -195,10 +195,16 @@ void writeOtherArchitecture(const QString& path, qint64 tokens)
     h.vocabSize = 256;
     h.probes = {desc("decay", "α", ProbeSummary::GeoMean),
                 desc("state_norm", "‖S‖", ProbeSummary::RootSumSquare), desc("dt", "Δ", ProbeSummary::Mean)};
-    TraceWriter w(path.toStdString(), h);
+    return h;
+}
+
+ChunkProbes otherChunk(qint64 begin, qint64 end)
+{
+    const int L = 3, U = 6;
     ChunkProbes c;
+    c.start = begin;
     c.values.resize(3);
-    for (qint64 t = 0; t < tokens; ++t) {
+    for (qint64 t = begin; t < end; ++t) {
         c.ids.push_back(10);
         c.nll.push_back(t ? 2.0f : std::numeric_limits<float>::quiet_NaN());
         for (int l = 0; l < L; ++l)
@@ -208,7 +214,13 @@ void writeOtherArchitecture(const QString& path, qint64 tokens)
                 c.values[2].push_back(0.01f * float(u));
             }
     }
-    w.append(c);
+    return c;
+}
+
+void writeOtherArchitecture(const QString& path, qint64 tokens)
+{
+    TraceWriter w(path.toStdString(), otherHeader(tokens));
+    w.append(otherChunk(0, tokens));
     w.finish();
 }
 
@@ -251,6 +263,8 @@ private slots:
     void runIconsVisibleInBothThemes();
     void guideExplainsPlotsAndShortcuts();
     void passkeyNeedleMarked();
+    void followsGrowingTrace();
+    void findTextAndGoToToken();
 
 private:
     void runAndWait(const QString& text, int chunk = 64);
@@ -1300,8 +1314,10 @@ void TestMainWindow::runsPanelShowsWholeNames()
         for (int i = 0; i < tree->topLevelItemCount(); ++i) {
             const QTreeWidgetItem* item = tree->topLevelItem(i);
             const QString name = item->text(0);
-            QVERIFY2(width >= fm.horizontalAdvance(name),
-                     qPrintable(QString("%1: %2 px for %3 px").arg(name).arg(width).arg(fm.horizontalAdvance(name))));
+            QVERIFY2(
+                width >= fm.horizontalAdvance(name),
+                qPrintable(
+                    QString("%1: %2 px for %3 px").arg(name).arg(width).arg(fm.horizontalAdvance(name))));
             QVERIFY(item->toolTip(0).startsWith(name));
         }
         QCOMPARE(tree->header()->sectionViewportPosition(0), 0);
@@ -1359,7 +1375,8 @@ void TestMainWindow::markerFollowsTheTraceShown()
     // The overlay's own training length is marked too, in the overlay's colour.
     QVERIFY(m_window->overlayTrace(run512));
     for (TraceView* v : m_window->views()) {
-        QCPItemStraightLine* line = g->markerLine(v->tokenAxes().front()->axisRect(), M::OverlayTrainingLength);
+        QCPItemStraightLine* line =
+            g->markerLine(v->tokenAxes().front()->axisRect(), M::OverlayTrainingLength);
         QVERIFY(line && line->visible());
         QCOMPARE(line->point1->coords().x(), 512.0);
         QCOMPARE(line->pen().color(), PlotExporter::traceColor(1, m_window->darkTheme()));
@@ -1415,9 +1432,10 @@ void TestMainWindow::newRunClearsOverlay()
         QVERIFY(!v->overlaySummaryGraph());
         QCOMPARE(v->legendTexts().size(), 3); // summary, selected unit, units
     }
-    QVERIFY(!m_window->plotGroup()
-                 ->markerLine(m_window->lossView()->plot()->axisRect(), PlotGroup::Marker::OverlayTrainingLength)
-                 ->visible());
+    QVERIFY(
+        !m_window->plotGroup()
+             ->markerLine(m_window->lossView()->plot()->axisRect(), PlotGroup::Marker::OverlayTrainingLength)
+             ->visible());
     QVERIFY(m_window->statusBar()->currentMessage().contains("Overlay removed"));
 }
 
@@ -1623,11 +1641,121 @@ void TestMainWindow::passkeyNeedleMarked()
         }
     }
 
+    // The trace records the needle: the engine found it in the text, at the same tokens.
+    const QString path = t->filePath();
+    {
+        const TraceReader r(path.toStdString());
+        QCOMPARE(QString::fromStdString(r.header().inputSource.passkey), key);
+        QCOMPARE(r.header().inputSource.needleFirst, int64_t(first));
+        QCOMPARE(r.header().inputSource.needleLast, int64_t(last));
+    }
     // A later run without a needle shows none.
+    runAndWait(QString(200, QChar('z')));
+    QVERIFY(!g->needle().has_value());
+    // Opening the passkey trace marks its needle again, from the file alone.
+    QVERIFY(m_window->openTrace(path));
+    QVERIFY(g->needle().has_value());
+    QCOMPARE(g->needle()->first, first);
+    QCOMPARE(g->needle()->second, last);
+    QCOMPARE(m_window->trace()->header().passkey, key);
     runAndWait(QString(200, QChar('z')));
     QVERIFY(!g->needle().has_value());
     for (QCustomPlot* plot : g->plots())
         QVERIFY(!g->markerLabel(plot, PlotGroup::Marker::Needle)->visible());
+}
+
+// Issue 9.11: a trace another program is still writing grows in the window as it is written.
+void TestMainWindow::followsGrowingTrace()
+{
+    QTemporaryDir dir;
+    const QString path = dir.filePath("growing.h5");
+    TraceWriter w(path.toStdString(), otherHeader(3000));
+    w.append(otherChunk(0, 1000));
+    QVERIFY(m_window->openTrace(path));
+    TraceData* t = m_window->trace();
+    QCOMPARE(t->tokens(), qint64(1000));
+    QVERIFY(t->fileGrowing());
+    auto* label = m_window->findChild<QLabel*>(QStringLiteral("traceLabel"));
+    QVERIFY(label);
+    QVERIFY2(label->text().contains("still being written"), qPrintable(label->text()));
+    w.append(otherChunk(1000, 2500));
+    QTRY_COMPARE_WITH_TIMEOUT(t->tokens(), qint64(2500), 5000);
+    // What the plots draw grew with it.
+    refreshAll();
+    const QCPRange r = m_window->plotGroup()->range();
+    QVERIFY2(r.upper >= TraceData::tokenToX(2499), qPrintable(QString::number(r.upper)));
+    QCOMPARE(t->valueAt(t->probeIndex("state_norm"), 2, 5, 2499), otherNorm(2499, 2, 5));
+    w.append(otherChunk(2500, 3000));
+    w.finish();
+    QTRY_VERIFY_WITH_TIMEOUT(!t->fileGrowing(), 5000);
+    QCOMPARE(t->tokens(), qint64(3000));
+    QVERIFY2(!label->text().contains("still being written"), qPrintable(label->text()));
+}
+
+// Issue 9.6: jump to a token by number, find a text in the input; the run's file backs the zoom.
+void TestMainWindow::findTextAndGoToToken()
+{
+    QString text;
+    for (int i = 0; i < 40; ++i)
+        text += QStringLiteral("plain words here. ");
+    const int zebraByte = int(text.size());
+    text += QStringLiteral("A Zebra crossed. ");
+    for (int i = 0; i < 40; ++i)
+        text += QStringLiteral("plain words here. ");
+    runAndWait(text);
+    TraceData* t = m_window->trace();
+    // The finished run's file is attached: zooming in reads it.
+    QVERIFY(t->hasFile());
+    QVERIFY(!t->fileGrowing());
+    PlotGroup* g = m_window->plotGroup();
+    g->setCursor(-1);
+    QVERIFY(m_window->findText(QStringLiteral("zebra")));
+    const qint64 at = g->cursor();
+    QVERIFY2(t->tokenText(at).contains(QStringLiteral("Zeb")) ||
+                 t->tokenText(at).contains(QStringLiteral("Z")),
+             qPrintable(t->tokenText(at)));
+    QVERIFY(t->offsets()[int(2 * at)] <= zebraByte + 2 && t->offsets()[int(2 * at + 1)] > zebraByte + 1);
+    QVERIFY(g->range().contains(TraceData::tokenToX(at)));
+    QCOMPARE(m_window->tokenStrip()->cursorToken(), at);
+    QCOMPARE(m_window->tokenField()->value(), int(at));
+    // Once only in the text: the next match wraps around to it.
+    QVERIFY(m_window->findText(QStringLiteral("ZEBRA")));
+    QCOMPARE(g->cursor(), at);
+    // "words" after the zebra, then before it.
+    QVERIFY(m_window->findText(QStringLiteral("words")));
+    QVERIFY(g->cursor() > at);
+    g->setCursor(at);
+    QVERIFY(m_window->findText(QStringLiteral("words"), true));
+    QVERIFY(g->cursor() < at);
+    QVERIFY(!m_window->findText(QStringLiteral("giraffe")));
+    QVERIFY(m_window->statusBar()->currentMessage().contains(QStringLiteral("not in the input")));
+
+    // The token field: type a number, press Enter.
+    QSpinBox* field = m_window->tokenField();
+    QCOMPARE(field->maximum(), int(t->tokens() - 1));
+    field->setFocus();
+    field->selectAll();
+    QTest::keyClicks(field, QStringLiteral("17"));
+    QTest::keyClick(field, Qt::Key_Return);
+    QCOMPARE(g->cursor(), qint64(17));
+    QVERIFY(g->range().contains(TraceData::tokenToX(17)));
+    // Ctrl+F puts the focus in the find field.
+    // Ctrl+F and Ctrl+G put the focus in the fields (the actions that hold those shortcuts; a key
+    // click depends on which window the offscreen platform has active after the earlier tests).
+    auto trigger = [this](const QKeySequence& keys) {
+        for (QAction* a : m_window->findChildren<QAction*>())
+            if (a->shortcut() == keys) {
+                a->trigger();
+                return true;
+            }
+        return false;
+    };
+    QVERIFY(trigger(QKeySequence(QStringLiteral("Ctrl+F"))));
+    // The window's focus widget (it has the focus once the window is active).
+    QTRY_VERIFY(m_window->focusWidget() == m_window->findField());
+    QVERIFY(trigger(QKeySequence(QStringLiteral("Ctrl+G"))));
+    QTRY_VERIFY(m_window->focusWidget() == m_window->tokenField() ||
+                m_window->tokenField()->isAncestorOf(m_window->focusWidget()));
 }
 
 QTEST_MAIN(TestMainWindow)

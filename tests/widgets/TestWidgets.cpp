@@ -10,8 +10,10 @@
 #include "TraceData.h"
 #include "trace/TraceFile.h"
 
+#include <QApplication>
 #include <QComboBox>
 #include <QImage>
+#include <QScrollBar>
 #include <QSignalSpy>
 #include <QSvgRenderer>
 #include <QTemporaryDir>
@@ -220,6 +222,12 @@ private slots:
     void probeLegendExplainsEveryLine();
     void yZoomAndBoxZoom();
     void overlayTrainingLengthMarker();
+    void fullResolutionZoomLive();
+    void fullResolutionZoomFile();
+    void followGrowingFile();
+    void crosshairReadout();
+    void arrowKeysStepTheCursor();
+    void stripFollowsZoom();
 };
 
 void TestWidgets::pyramidExactSmall()
@@ -1570,3 +1578,329 @@ void TestWidgets::overlayTrainingLengthMarker()
 
 QTEST_MAIN(TestWidgets)
 #include "TestWidgets.moc"
+
+namespace {
+
+TraceHeader fileHeader()
+{
+    TraceHeader h;
+    h.architecture = "synthetic";
+    h.modelConfigJson = "{}";
+    h.dtype = "float32";
+    h.device = "cpu";
+    h.input = "synthetic";
+    h.hasOffsets = true;
+    h.probes = testProbes();
+    h.layers = kLayers;
+    h.units = kHeads;
+    h.unitName = "head";
+    return h;
+}
+
+// Every token of [begin, end) is its own point, with the value the formula gives.
+void checkExact(const TraceData& d, qint64 begin, qint64 end)
+{
+    const Envelope e = d.series(kDecay, 1, 3, begin, end, 4000);
+    QVERIFY(!e.decimated);
+    QCOMPARE(e.size(), int(end - begin));
+    for (qint64 t = begin; t < end; ++t) {
+        const int i = int(t - begin);
+        QCOMPARE(e.x[i], TraceData::tokenToX(t));
+        QCOMPARE(e.mean[i], double(decayOf(t, 1, 3)));
+        QCOMPARE(d.valueAt(kNorm, 0, 5, t), normOf(t, 0, 5));
+    }
+    const Envelope g = d.series(kDecay, 1, TraceData::kSummary, begin, end, 4000);
+    QCOMPARE(g.size(), int(end - begin));
+    for (int i = 0; i < g.size(); ++i)
+        QVERIFY(std::abs(g.mean[i] - decayGeoMean(begin + i, 1)) < 1e-6);
+    // Heatmap cells of one token each are that token's values too.
+    QVector<qint64> edges;
+    for (qint64 t = begin; t <= end; ++t)
+        edges.push_back(t);
+    const QVector<float> cells = d.layerHeatmapEdges(kNorm, 2, edges);
+    for (int l = 0; l < kLayers; ++l)
+        for (qint64 t = begin; t < end; ++t)
+            QCOMPARE(cells[int(l * (end - begin) + (t - begin))], normOf(t, l, 2));
+}
+
+} // namespace
+
+// Issue 9.3: a long live run decimates its series; zoomed in, every token is drawn exactly, from the
+// recent tokens it keeps, within a bounded budget.
+void TestWidgets::fullResolutionZoomLive()
+{
+    TraceData d;
+    d.setPyramidBudget(1); // the smallest cap: 1024 buckets per series
+    // 60 series x 16 bytes per token: 4096 tokens of recent values.
+    const qint64 budget = 60 * 16 * 4096;
+    d.setFineBudget(budget);
+    d.reset(header());
+    QCOMPARE(d.fineTokens(), qint64(4096));
+    const qint64 total = 20000;
+    for (qint64 at = 0; at < total; at += 100)
+        d.append(makeChunk(at, 100));
+    QVERIFY(d.seriesResolution() >= 16);
+    // Coarse before: 16 tokens inside one or two buckets.
+    QVERIFY(d.series(kDecay, 1, 3, 19000, 19016, 4000).size() <= 2);
+    QCOMPARE(d.resolutionFor(19000, 19016), d.seriesResolution());
+    QVERIFY(d.ensureFullResolution(19000, 19016));
+    QVERIFY(!d.ensureFullResolution(19001, 19010)); // inside the window already
+    QCOMPARE(d.resolutionFor(19000, 19016), qint64(1));
+    QVERIFY(d.fineBegin() <= 19000 && d.fineEnd() >= 19016);
+    QVERIFY(d.fineEnd() - d.fineBegin() <= 4096);
+    checkExact(d, 19000, 19016);
+    // Appends past a window that ends at the last token extend it (while it has room).
+    {
+        TraceData s;
+        s.setPyramidBudget(1);
+        s.setFineBudget(budget);
+        s.reset(header());
+        s.append(makeChunk(0, 2000));
+        QCOMPARE(s.seriesResolution(), qint64(2));
+        QVERIFY(s.ensureFullResolution(1900, 1916));
+        QCOMPARE(s.fineEnd(), qint64(2000));
+        s.append(makeChunk(2000, 10));
+        QCOMPARE(s.fineEnd(), qint64(2010));
+        checkExact(s, 1990, 2010);
+    }
+    // Tokens older than the recent ones stay coarse: the memory is bounded.
+    QVERIFY(!d.ensureFullResolution(1000, 1016));
+    QCOMPARE(d.resolutionFor(1000, 1016), d.seriesResolution());
+    QVERIFY2(d.fineBytes() <= size_t(budget + budget / 4), qPrintable(QString::number(d.fineBytes())));
+    // Wider than the window: coarse.
+    QVERIFY(!d.ensureFullResolution(0, 10000));
+}
+
+// The same for a trace file, anywhere in it, and as a view draws it: zoomed to tokens 2-16, the gate
+// lines start at token 2, one point per token (before, the first point sat at about 8.5).
+void TestWidgets::fullResolutionZoomFile()
+{
+    QTemporaryDir dir;
+    const QString path = dir.filePath("long.h5");
+    const qint64 total = 30000;
+    {
+        TraceWriter w(path.toStdString(), fileHeader());
+        for (qint64 at = 0; at < total; at += 1000)
+            w.append(makeChunk(at, 1000));
+        w.finish();
+    }
+    TraceData d;
+    d.setPyramidBudget(1);
+    d.setFineBudget(60 * 16 * 2048);
+    QString error;
+    QVERIFY2(d.loadFile(path, &error), qPrintable(error));
+    QVERIFY(!d.fileGrowing());
+    QVERIFY(d.seriesResolution() >= 16);
+    QVERIFY(d.ensureFullResolution(5000, 5100));
+    checkExact(d, 5000, 5100);
+    QVERIFY(d.ensureFullResolution(2, 16));
+    QCOMPARE(d.fineBegin(), qint64(0));
+    checkExact(d, 0, 16);
+
+    PlotGroup group;
+    ProbeView view(QStringLiteral("decay"));
+    view.setTrace(&d);
+    group.setTrace(&d);
+    group.addView(&view);
+    showView(view, 900, 500);
+    view.setLayer(1);
+    group.setFollow(false);
+    group.setRange(QCPRange(TraceData::tokenToX(2) - 0.5, TraceData::tokenToX(16) + 0.5));
+    view.refresh();
+    QCPGraph* g = view.unitGraphs().at(3);
+    QVERIFY(g->dataCount() >= 15);
+    auto it = g->data()->findBegin(TraceData::tokenToX(2) - 0.4, false);
+    QCOMPARE(it->key, TraceData::tokenToX(2));
+    for (qint64 t = 2; t <= 16; ++t, ++it) {
+        QCOMPARE(it->key, TraceData::tokenToX(t));
+        QCOMPARE(it->value, double(decayOf(t, 1, 3)));
+    }
+    // Zoomed out again: coarse, and the window is not reloaded for nothing.
+    const qint64 fb = d.fineBegin();
+    group.showAll();
+    view.refresh();
+    QCOMPARE(d.fineBegin(), fb);
+    QVERIFY(view.unitGraphs().at(3)->dataCount() <= 2 * view.dataColumns() + 2);
+}
+
+// Issue 9.11: a trace still being written (by the CLI) is followed as it grows, tail -f style.
+void TestWidgets::followGrowingFile()
+{
+    QTemporaryDir dir;
+    const QString path = dir.filePath("growing.h5");
+    TraceWriter w(path.toStdString(), fileHeader());
+    w.append(makeChunk(0, 300));
+    TraceData d;
+    QString error;
+    QVERIFY2(d.loadFile(path, &error), qPrintable(error));
+    QCOMPARE(d.tokens(), qint64(300));
+    QVERIFY(d.fileGrowing());
+    QCOMPARE(d.pollFile(&error), qint64(0));
+    QSignalSpy spy(&d, &TraceData::appended);
+    w.append(makeChunk(300, 200));
+    w.append(makeChunk(500, 77));
+    QCOMPARE(d.pollFile(&error), qint64(277));
+    QCOMPARE(spy.count(), 1);
+    QCOMPARE(d.tokens(), qint64(577));
+    QVERIFY(d.fileGrowing());
+    QCOMPARE(d.nllAt(576), nllOf(576));
+    QCOMPARE(d.valueAt(kNorm, 1, 7, 576), normOf(576, 1, 7));
+    QCOMPARE(d.ids().back(), qint32(576 % 256));
+    w.finish();
+    QCOMPARE(d.pollFile(&error), qint64(0));
+    QVERIFY2(!d.fileGrowing(), qPrintable(error));
+    QCOMPARE(d.tokens(), qint64(577));
+}
+
+// Issue 9.6: hovering a plot shows, in every plot, a line at that token and the values of every
+// series drawn there; with the mouse away the box shows the cursor's token.
+void TestWidgets::crosshairReadout()
+{
+    TraceData d;
+    fill(d);
+    PlotGroup g;
+    g.setTrace(&d);
+    LossView loss;
+    ProbeView decay(QStringLiteral("decay"));
+    for (TraceView* v : QList<TraceView*>{&loss, &decay}) {
+        v->setTrace(&d);
+        g.addView(v);
+        showView(*v, 900, 420);
+        v->refresh();
+    }
+    decay.setLayer(1);
+    decay.setUnit(2);
+    g.setRange(QCPRange(0.5, kTokens + 0.5));
+    QCOMPARE(g.readoutToken(), qint64(-1));
+    QVERIFY(!g.readoutItem(decay.linesRect())->visible());
+
+    // The mouse over token 123 of the gates plot.
+    QCPAxis* x = decay.tokenAxes().front();
+    const QPoint at(int(x->coordToPixel(TraceData::tokenToX(123))), decay.linesRect()->center().y());
+    QMouseEvent move(QEvent::MouseMove, QPointF(at), decay.plot()->mapToGlobal(QPointF(at)), Qt::NoButton,
+                     Qt::NoButton, Qt::NoModifier);
+    QApplication::sendEvent(decay.plot(), &move);
+    QCOMPARE(g.hoverToken(), qint64(123));
+    for (QCPAxisRect* r : {decay.linesRect(), decay.heatmapRect(), loss.plot()->axisRect()}) {
+        QVERIFY(g.hoverLine(r)->visible());
+        QCOMPARE(g.hoverLine(r)->point1->coords().x(), TraceData::tokenToX(123));
+        QVERIFY(g.readoutItem(r)->visible());
+    }
+    const QString lines = g.readoutItem(decay.linesRect())->text();
+    QVERIFY2(lines.contains(QStringLiteral("α at token 123")), qPrintable(lines));
+    QVERIFY2(
+        lines.contains(
+            QStringLiteral("layer 1 geomean: %1").arg(QString::number(float(decayGeoMean(123, 1)), 'g', 5))),
+        qPrintable(lines));
+    QVERIFY2(lines.contains(
+                 QStringLiteral("head 2 (selected): %1").arg(QString::number(decayOf(123, 1, 2), 'g', 5))),
+             qPrintable(lines));
+    for (int h = 0; h < kHeads; ++h)
+        QVERIFY2(
+            lines.contains(QStringLiteral("%1: %2").arg(h).arg(QString::number(decayOf(123, 1, h), 'g', 5))),
+            qPrintable(lines));
+    const QString lossLines = g.readoutItem(loss.plot()->axisRect())->text();
+    QVERIFY2(lossLines.contains(QStringLiteral("NLL %1 nats").arg(QString::number(nllOf(123), 'g', 5))),
+             qPrintable(lossLines));
+    QVERIFY2(lossLines.contains(QStringLiteral("perplexity")), qPrintable(lossLines));
+    // The heatmap's box reads the row under the pointer: layer 1 is the top row here.
+    const QString heat = g.readoutItem(decay.heatmapRect())->text();
+    QVERIFY2(heat.contains(QStringLiteral("layer 1, geomean: %1")
+                               .arg(QString::number(float(decayGeoMean(123, 1)), 'g', 5))) ||
+                 heat.contains(QStringLiteral("layer 0, geomean: %1")
+                                   .arg(QString::number(float(decayGeoMean(123, 0)), 'g', 5))),
+             qPrintable(heat));
+    // The box sits on the side away from the pointer: token 123 of 300 is on the left, box right.
+    QCOMPARE(g.readoutItem(decay.linesRect())->position->coords().x(), 1.0);
+
+    // The mouse leaves: no hover line, no box (no cursor yet); then the cursor's values.
+    QEvent leave(QEvent::Leave);
+    QApplication::sendEvent(decay.plot(), &leave);
+    QCOMPARE(g.hoverToken(), qint64(-1));
+    QVERIFY(!g.hoverLine(decay.linesRect())->visible());
+    QVERIFY(!g.readoutItem(decay.linesRect())->visible());
+    g.setCursor(250);
+    QVERIFY(g.readoutItem(decay.linesRect())->visible());
+    QVERIFY(g.readoutItem(decay.linesRect())->text().contains(QStringLiteral("α at token 250")));
+    QCOMPARE(g.readoutItem(decay.linesRect())->position->coords().x(), 0.0);
+    // Another layer: the box says the new layer's values at once.
+    decay.setLayer(0);
+    decay.refresh();
+    QVERIFY2(g.readoutItem(decay.linesRect())
+                 ->text()
+                 .contains(QStringLiteral("layer 0 geomean: %1")
+                               .arg(QString::number(float(decayGeoMean(250, 0)), 'g', 5))),
+             qPrintable(g.readoutItem(decay.linesRect())->text()));
+    // What the user sees: the box is drawn (its pixels differ from the plot without it).
+    const QImage with = decay.plot()->toPixmap().toImage();
+    g.setCursor(-1);
+    const QImage without = decay.plot()->toPixmap().toImage();
+    QVERIFY(with != without);
+}
+
+void TestWidgets::arrowKeysStepTheCursor()
+{
+    TraceData d;
+    fill(d);
+    PlotGroup g;
+    g.setTrace(&d);
+    LossView loss;
+    loss.setTrace(&d);
+    g.addView(&loss);
+    showView(loss, 800, 300);
+    g.setRange(QCPRange(100.5, 200.5)); // tokens 100..199
+    loss.plot()->setFocus();
+    QTest::keyClick(loss.plot(), Qt::Key_Right);
+    const qint64 start = g.cursor();
+    QCOMPARE(start, qint64(100)); // the first press puts the cursor on the first visible token
+    QTest::keyClick(loss.plot(), Qt::Key_Right);
+    QCOMPARE(g.cursor(), start + 1);
+    QTest::keyClick(loss.plot(), Qt::Key_Right, Qt::ShiftModifier);
+    QCOMPARE(g.cursor(), start + 11);
+    QTest::keyClick(loss.plot(), Qt::Key_Left, Qt::ShiftModifier);
+    QTest::keyClick(loss.plot(), Qt::Key_Left);
+    QCOMPARE(g.cursor(), start);
+    QTest::keyClick(loss.plot(), Qt::Key_End);
+    QCOMPARE(g.cursor(), kTokens - 1);
+    // The view went along with the cursor.
+    QVERIFY(g.range().contains(TraceData::tokenToX(kTokens - 1)));
+    QTest::keyClick(loss.plot(), Qt::Key_Right);
+    QCOMPARE(g.cursor(), kTokens - 1);
+    QTest::keyClick(loss.plot(), Qt::Key_Home);
+    QCOMPARE(g.cursor(), qint64(0));
+    QTest::keyClick(loss.plot(), Qt::Key_Left);
+    QCOMPARE(g.cursor(), qint64(0));
+    // jumpTo centres the range on the token, keeping its width.
+    const double width = g.range().size();
+    g.jumpTo(150);
+    QCOMPARE(g.cursor(), qint64(150));
+    QVERIFY(std::abs(g.range().center() - TraceData::tokenToX(150)) < 1.0);
+    QVERIFY(std::abs(g.range().size() - width) < 1e-6);
+}
+
+void TestWidgets::stripFollowsZoom()
+{
+    TraceData d;
+    fill(d);
+    PlotGroup g;
+    g.setTrace(&d);
+    TokenStrip strip;
+    strip.setTrace(&d);
+    strip.setGroup(&g);
+    showView(strip, 300, 60);
+    QVERIFY(strip.verticalScrollBar()->maximum() > 0); // the 300 tokens do not fit: it scrolls
+    const qint64 before = strip.firstVisibleToken();
+    QVERIFY(before < 100);
+    // Zoom the plots to tokens 240-270: the strip shows them.
+    g.setRange(QCPRange(TraceData::tokenToX(240), TraceData::tokenToX(270)));
+    const qint64 first = strip.firstVisibleToken();
+    QVERIFY2(first > before && first <= 240, qPrintable(QString::number(first)));
+    QVERIFY(strip.viewport()->rect().intersects(strip.tokenRect(240)));
+    // A zoom around what the strip shows leaves it alone.
+    g.setRange(QCPRange(TraceData::tokenToX(first - 10), TraceData::tokenToX(290)));
+    QCOMPARE(strip.firstVisibleToken(), first);
+    // Hovering a token in the plots outlines it in the strip and brings it into view.
+    g.setHoverToken(30);
+    QCOMPARE(strip.hoverToken(), qint64(30));
+    QVERIFY(strip.viewport()->rect().intersects(strip.tokenRect(30)));
+}
