@@ -178,6 +178,25 @@ void rescaleY(QCPAxis* y, const QList<QCPGraph*>& graphs, bool log, bool include
     }
 }
 
+void fitTickCounts(QCustomPlot* plot)
+{
+    auto fit = [](QCPAxis* y, int height) {
+        if (!y || !y->visible() || !y->ticker())
+            return;
+        const int line = QFontMetrics(y->tickLabelFont()).height();
+        const int count = std::clamp(height / std::max(1, 2 * line + 2), 1, 5);
+        if (y->ticker()->tickCount() != count)
+            y->ticker()->setTickCount(count);
+    };
+    for (QCPAxisRect* rect : plot->axisRects())
+        for (QCPAxis* y : rect->axes(QCPAxis::atLeft | QCPAxis::atRight))
+            fit(y, rect->height());
+    // Colour scales are layout elements of their own.
+    for (QCPLayoutElement* e : plot->plotLayout()->elements(true))
+        if (auto* scale = qobject_cast<QCPColorScale*>(e))
+            fit(scale->axis(), scale->rect().height());
+}
+
 QString readoutNumber(double v)
 {
     if (!std::isfinite(v))

@@ -38,6 +38,10 @@ void fillHeatmap(QCPColorMap* map, const HeatColumns& cols, const QVector<float>
 // positive. Leaves y alone if no graph has data there.
 void rescaleY(QCPAxis* y, const QList<QCPGraph*>& graphs, bool log, bool includeZero = false);
 
+// Fewer ticks on the value axes of short axis rects (a small window): each tick label gets at least
+// about two lines of its font, so labels never overlap.
+void fitTickCounts(QCustomPlot* plot);
+
 // A value as the crosshair's readout shows it: 5 significant digits, "–" for NaN.
 QString readoutNumber(double v);
 

@@ -1,5 +1,6 @@
 #include "ProbeView.h"
 
+#include "FlowLayout.h"
 #include "PlotExporter.h"
 #include "PlotHelpers.h"
 
@@ -122,7 +123,10 @@ ProbeView::ProbeView(const QString& probe, QWidget* parent) : TraceView(parent),
     m_reduceBox->addItem(QString(), int(Reduce::Summary));
     m_reduceBox->addItem(QString(), int(Reduce::Min));
     m_reduceBox->addItem(QString(), int(Reduce::Unit));
-    m_reduceBox->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    // Long entries ("root sum of squares over channel groups") are elided rather than widening the
+    // row past a small window; the list shows them whole.
+    m_reduceBox->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    m_reduceBox->setMinimumContentsLength(18);
     m_logBox = new QCheckBox(tr("log y"), this);
     m_linkBox = new QCheckBox(tr("link layers"), this);
     m_linkBox->setToolTip(tr("Show the same layer in every probe view"));
@@ -132,7 +136,7 @@ ProbeView::ProbeView(const QString& probe, QWidget* parent) : TraceView(parent),
     m_close->setToolTip(tr("Close this view"));
     m_close->setAutoRaise(true);
     m_close->setVisible(false);
-    addControl(new QLabel(tr("Probe:"), this));
+    m_probeBox->setToolTip(tr("The probe this view shows"));
     addControl(m_probeBox);
     addControl(new QLabel(tr("Layer:"), this));
     addControl(m_layerBox);
@@ -165,7 +169,7 @@ ProbeView::ProbeView(const QString& probe, QWidget* parent) : TraceView(parent),
     connect(m_close, &QToolButton::clicked, this, &ProbeView::closeRequested);
 
     QCustomPlot* p = m_plot;
-    m_plot->setMinimumHeight(260);
+    m_plot->setMinimumHeight(230);
     p->addLayer(QString::fromLatin1(kHighlightLayer), p->layer(QStringLiteral("main")),
                 QCustomPlot::limAbove);
     m_linesRect = p->axisRect();

@@ -1,9 +1,13 @@
 #include "TraceView.h"
 
+#include "FlowLayout.h"
 #include "PlotExporter.h"
+#include "PlotHelpers.h"
 
+#include <QCheckBox>
 #include <QHBoxLayout>
 #include <QResizeEvent>
+#include <QSignalBlocker>
 #include <QTimer>
 #include <QVBoxLayout>
 
@@ -36,12 +40,24 @@ TraceView::TraceView(QWidget* parent) : QWidget(parent)
     m_layout = new QVBoxLayout(this);
     m_layout->setContentsMargins(0, 0, 0, 0);
     m_layout->setSpacing(2);
-    m_controls = new QHBoxLayout;
+    m_controls = new FlowLayout(nullptr, 6);
     m_controls->setContentsMargins(4, 2, 4, 0);
-    m_controls->addStretch(1);
     m_layout->addLayout(m_controls);
     m_plot = new LayoutPlot(this);
-    m_plot->setMinimumHeight(120);
+    m_plot->setMinimumHeight(130);
+    m_legendBox = new QCheckBox(tr("legend"), this);
+    m_legendBox->setChecked(true);
+    m_legendBox->setToolTip(tr("Show the legend (a click on the legend hides it)"));
+    m_controls->addWidget(m_legendBox);
+    connect(m_legendBox, &QCheckBox::toggled, this, [this](bool on) {
+        m_legendChosen = true;
+        setLegendShown(on);
+    });
+    connect(m_plot, &QCustomPlot::legendClick, this,
+            [this](QCPLegend*, QCPAbstractLegendItem*, QMouseEvent*) {
+                m_legendChosen = true;
+                setLegendShown(false);
+            });
     // Plots are redrawn from decimated data at most ~30 times a second; antialiasing of thousands of
     // segments is the main cost of a replot, so it is off while dragging.
     m_plot->setNoAntialiasingOnDrag(true);
@@ -58,7 +74,8 @@ TraceView::~TraceView() = default;
 
 void TraceView::addControl(QWidget* widget)
 {
-    m_controls->insertWidget(m_controls->count() - 1, widget);
+    // Before the legend box, which ends the row.
+    m_controls->insertWidget(m_controls->indexOf(m_legendBox), widget);
 }
 
 void TraceView::ensureLayout()
@@ -118,6 +135,37 @@ void TraceView::setDarkTheme(bool dark)
     m_plot->replot(QCustomPlot::rpQueuedReplot);
 }
 
+void TraceView::setLegendShown(bool shown)
+{
+    {
+        const QSignalBlocker block(m_legendBox);
+        m_legendBox->setChecked(shown);
+    }
+    if (m_plot->legend->visible() == shown)
+        return;
+    m_plot->legend->setVisible(shown);
+    m_plot->replot(QCustomPlot::rpQueuedReplot);
+}
+
+bool TraceView::legendShown() const
+{
+    return m_plot->legend->visible();
+}
+
+void TraceView::fitLegend()
+{
+    if (m_legendChosen)
+        return;
+    QCPAxisRect* rect = m_plot->axisRect();
+    const QSize legend = m_plot->legend->minimumOuterSizeHint();
+    const QRect area = rect->rect();
+    // A fifth of the data area at most: more hides the very lines it explains.
+    const bool fits = area.height() > 0 &&
+                      legend.height() * legend.width() <= area.width() * area.height() / 5 &&
+                      legend.height() <= area.height() / 2;
+    setLegendShown(fits);
+}
+
 void TraceView::refresh()
 {
     m_timer->stop();
@@ -129,6 +177,8 @@ void TraceView::refresh()
     if (m_overlay && m_overlay != m_trace)
         m_overlay->ensureFullResolution(begin, end);
     rebuild();
+    fitTickCounts(m_plot);
+    fitLegend();
     emit aboutToReplot();
     ++m_refreshCount;
     m_plot->replot(QCustomPlot::rpQueuedReplot);

@@ -10,6 +10,7 @@
 
 #include <functional>
 
+class QCheckBox;
 class QCustomPlot;
 class QCPAxis;
 class QCPAxisRect;
@@ -19,6 +20,7 @@ class QHBoxLayout;
 
 namespace statescope {
 
+class FlowLayout;
 class PlotGroup;
 
 // One column of a CSV export: a name and the value at a token.
@@ -63,6 +65,13 @@ public:
     void setYAutoFit(bool on);
     bool yAutoFit() const { return m_yAutoFit; }
 
+    // The legend: shown by default; a click on it or the "legend" box in the controls row hides it.
+    // While the user has not chosen, it also hides itself when it would cover more than a fifth of
+    // the data area (a small window), and comes back when there is room.
+    void setLegendShown(bool shown);
+    bool legendShown() const;
+    QCheckBox* legendBox() const { return m_legendBox; }
+
     // Tokens [begin, end) in the visible x range, clamped to the trace.
     std::pair<qint64, qint64> visibleTokens() const;
     // The columns a CSV export of this view writes (after "token").
@@ -104,8 +113,8 @@ protected:
     // never-painted plot), so that pixel columns can be computed.
     void ensureLayout();
 
-    QVBoxLayout* m_layout = nullptr; // controls row (m_controls) above the plot
-    QHBoxLayout* m_controls = nullptr;
+    QVBoxLayout* m_layout = nullptr;  // controls row (m_controls) above the plot
+    FlowLayout* m_controls = nullptr; // wraps onto more rows in a narrow window
     QCustomPlot* m_plot = nullptr;
     QPointer<TraceData> m_trace;
     QPointer<TraceData> m_overlay;
@@ -114,6 +123,9 @@ protected:
 
 private:
     void connectTrace(TraceData* t);
+    void fitLegend();
+    QCheckBox* m_legendBox = nullptr;
+    bool m_legendChosen = false; // the user showed or hid it: no automatic hiding
     QTimer* m_timer = nullptr;
     qint64 m_refreshCount = 0;
 };

@@ -43,6 +43,7 @@
 #include <QProgressBar>
 #include <QProgressDialog>
 #include <QRegularExpression>
+#include <QScrollArea>
 #include <QSettings>
 #include <QSignalBlocker>
 #include <QSpinBox>
@@ -192,7 +193,15 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
     m_splitter->addWidget(m_strip);
     setProbeViews(defaultProbeViews());
     m_splitter->setSizes({300, 340, 340, 110});
-    setCentralWidget(m_splitter);
+    // On a small screen (a projector at 1280x720, a laptop at 1024x700) the plots keep a readable
+    // height and scroll, rather than being squeezed or cut off.
+    m_plotScroll = new QScrollArea(this);
+    m_plotScroll->setObjectName("plotScroll");
+    m_plotScroll->setWidgetResizable(true);
+    m_plotScroll->setFrameShape(QFrame::NoFrame);
+    m_plotScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    m_plotScroll->setWidget(m_splitter);
+    setCentralWidget(m_plotScroll);
 
     installTrace(new TraceData(this));
 

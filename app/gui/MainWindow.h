@@ -18,6 +18,7 @@ class QLineEdit;
 class QSpinBox;
 class QProgressBar;
 class QSettings;
+class QScrollArea;
 class QSplitter;
 class QTimer;
 
@@ -116,6 +117,7 @@ public:
     InputPanel* inputPanel() const { return m_inputPanel; }
     RunsPanel* runsPanel() const { return m_runsPanel; }
     QList<TraceView*> views() const;
+    QScrollArea* plotScroll() const { return m_plotScroll; }
     QString tracesFolder() const { return m_tracesFolder; }
     // Plot refreshes per second during the last (or current) run, chunks received, and memory.
     QString statsSummary() const;
@@ -184,6 +186,7 @@ private:
     QHash<ProbeView*, QString> m_wantedProbes; // what each view asks for (it shows another if absent)
     TokenStrip* m_strip = nullptr;
     QSplitter* m_splitter = nullptr;
+    QScrollArea* m_plotScroll = nullptr;
     ModelPanel* m_modelPanel = nullptr;
     InputPanel* m_inputPanel = nullptr;
     RunsPanel* m_runsPanel = nullptr;

@@ -32,6 +32,7 @@ struct Cli {
     QCommandLineOption theme{"theme", "Colour theme: light or dark.", "name"};
     QCommandLineOption screenshot{"screenshot", "Save the window to the PNG <file> (with --quit-after).",
                                   "file"};
+    QCommandLineOption size{"size", "Window size <w>x<h> in pixels, e.g. 1280x720 (screenshots).", "size"};
     QCommandLineOption quitAfter{"quit-after", "Quit after <ms> milliseconds.", "ms"};
     QCommandLineOption quitWhenDone{"quit-when-done", "Quit when the run ends (for measurements)."};
     QCommandLineOption overlay{"overlay", "Overlay the saved trace <file> (after the run, with --run).",
@@ -55,7 +56,7 @@ struct Cli {
             "Watch a recurrent language model's loss, forget gates and state norms live while it reads.");
         parser.addHelpOption();
         parser.addVersionOption();
-        parser.addOptions({demo, model, trace, text, prompt, run, chunk, tracesDir, theme, screenshot,
+        parser.addOptions({demo, model, trace, text, prompt, run, chunk, tracesDir, theme, screenshot, size,
                            quitAfter, quitWhenDone, overlay, logX, noTokenNll, bucket, exportFigures, stats});
         parser.addPositionalArgument(
             "paths", "Model folders, .txt inputs or .h5 traces to open (as if dropped).", "[paths...]");
@@ -109,6 +110,17 @@ int main(int argc, char** argv)
         window.setDarkTheme(parser.value(cli.theme) == "dark");
     if (parser.isSet(cli.chunk))
         window.modelPanel()->setChunkSize(parser.value(cli.chunk).toInt());
+    if (parser.isSet(cli.size)) {
+        const QStringList wh = parser.value(cli.size).split(QLatin1Char('x'));
+        const int w = wh.value(0).toInt(), h = wh.size() == 2 ? wh[1].toInt() : 0;
+        if (w < 200 || h < 200 || w > 20000 || h > 20000) {
+            std::fprintf(stderr,
+                         "statescope: --size: expected WIDTHxHEIGHT (200 to 20000 each), got \"%s\"\n",
+                         qPrintable(parser.value(cli.size)));
+            return 2;
+        }
+        window.resize(w, h);
+    }
     window.show();
 
     if (parser.isSet(cli.exportFigures)) {
