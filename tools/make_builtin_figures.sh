@@ -13,12 +13,12 @@ x=(xvfb-run -a -s "-screen 0 1600x1000x24")
 for m in tiny-forget tiny-collapse; do
   mkdir -p "$work/$m"
   "${x[@]}" "$app" --model "resources/models/$m" --text resources/texts/kjv-heldout.txt --run \
-    --traces-dir "$work/$m" --export-figures "$work/$m/fig" --log-x --no-token-nll --bucket 1024
+    --traces-dir "$work/$m" --export-figures "$work/$m/fig" --figure-width 183 --bucket 1024
   mv "$work/$m"/"$m"-*.h5 "$work/$m.h5" # the legend names a trace by its file name
 done
 "${x[@]}" "$app" --trace "$work/tiny-collapse.h5" --overlay "$work/tiny-forget.h5" \
-  --export-figures "$work/both" --log-x --no-token-nll --bucket 1024
-"${x[@]}" "$app" --trace "$work/tiny-forget.h5" --export-figures "$work/forget" --log-x --no-token-nll --bucket 1024
+  --export-figures "$work/both" --figure-width 183 --bucket 1024
+"${x[@]}" "$app" --trace "$work/tiny-forget.h5" --export-figures "$work/forget" --figure-width 183 --bucket 1024
 mkdir -p docs/figures
 cp "$work/both-loss.png" docs/figures/builtin-loss.png
 cp "$work/both-decay.png" docs/figures/builtin-gates.png

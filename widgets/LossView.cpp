@@ -118,20 +118,21 @@ void LossView::tracesChanged()
             m_plot->removeGraph(g);
         m_ovNll = m_ovAvg = m_ovPpl = nullptr;
     }
-    auto name = [](TraceData* t, const QString& fallback) {
-        return t && !t->label().isEmpty() ? t->label() : fallback;
+    const QString a = legendName(m_trace, tr("trace")), b = legendName(m_overlay, tr("overlay"));
+    const bool compact = compactNames();
+    auto names = [&](QCPGraph* nll, QCPGraph* avg, QCPGraph* ppl, const QString& label) {
+        nll->setName(tr("%1: NLL").arg(label));
+        avg->setName(compact ? tr("%1: NLL").arg(label) : tr("%1: NLL, mean of %2").arg(label).arg(m_window));
+        ppl->setName(compact ? tr("%1: perplexity").arg(label)
+                             : tr("%1: perplexity per %2").arg(label).arg(m_bucket));
     };
-    const QString a = name(m_trace, tr("trace")), b = name(m_overlay, tr("overlay"));
-    m_nll->setName(tr("%1: NLL").arg(a));
-    m_avg->setName(tr("%1: NLL, mean of %2").arg(a).arg(m_window));
-    m_ppl->setName(tr("%1: perplexity per %2").arg(a).arg(m_bucket));
-    if (m_ovNll) {
-        m_ovNll->setName(tr("%1: NLL").arg(b));
-        m_ovAvg->setName(tr("%1: NLL, mean of %2").arg(b).arg(m_window));
-        m_ovPpl->setName(tr("%1: perplexity per %2").arg(b).arg(m_bucket));
-    }
-    // Short: a rotated label longer than the axis is clipped; the legend names the bucket size.
-    m_plot->yAxis2->setLabel(tr("perplexity"));
+    names(m_nll, m_avg, m_ppl, a);
+    if (m_ovNll)
+        names(m_ovNll, m_ovAvg, m_ovPpl, b);
+    // On screen short: a rotated label longer than the axis is clipped, and the legend names the
+    // window and bucket size. Compact legends leave them to the axes.
+    m_plot->yAxis->setLabel(compact ? tr("NLL (nats), mean of %1").arg(m_window) : tr("NLL (nats)"));
+    m_plot->yAxis2->setLabel(compact ? tr("perplexity per %1 tokens").arg(m_bucket) : tr("perplexity"));
     // The thin per-token line is the least telling entry: keep the legend short.
     m_nll->removeFromLegend();
     if (m_ovNll)

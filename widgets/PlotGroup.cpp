@@ -10,8 +10,6 @@ namespace statescope {
 
 namespace {
 
-const char* const kCursorLayer = "cursor";
-
 QCPItemStraightLine* makeVLine(QCustomPlot* plot, QCPAxis* x, const char* layer)
 {
     auto* line = new QCPItemStraightLine(plot);

@@ -53,6 +53,21 @@ QString shortName(const ProbeDesc& d)
     return QString::fromStdString(d.label.empty() ? d.name : d.label);
 }
 
+// The summary in a word or two, for compact legends (a paper legend of four entries in two columns).
+QString summaryWord(ProbeSummary summary)
+{
+    switch (summary) {
+    case ProbeSummary::Mean:
+        return QObject::tr("mean");
+    case ProbeSummary::GeoMean:
+        return QObject::tr("geo. mean");
+    case ProbeSummary::RootSumSquare:
+        // The root of the sum of squares of the units is the L2 norm of them all.
+        return QObject::tr("L2 norm");
+    }
+    return {};
+}
+
 QString unitOrEmpty(TraceData* t)
 {
     return t ? t->unitName() : QString();
@@ -180,7 +195,8 @@ ProbeView::ProbeView(const QString& probe, QWidget* parent) : TraceView(parent),
     m_scale->setBarWidth(10);
     auto* group = new QCPMarginGroup(p);
     m_linesRect->setMarginGroup(QCP::msLeft | QCP::msRight, group);
-    m_heatRect->setMarginGroup(QCP::msLeft | QCP::msRight, group);
+    // Top and bottom too: the colour scale's bar spans the heatmap's rows, not its tick labels' margin.
+    m_heatRect->setMarginGroup(QCP::msLeft | QCP::msRight | QCP::msTop | QCP::msBottom, group);
     m_scale->setMarginGroup(QCP::msTop | QCP::msBottom, group);
     m_heatRect->axis(QCPAxis::atBottom)->setLabel(tr("token position"));
     setupLayerAxis(m_heatRect->axis(QCPAxis::atLeft), 1);
@@ -281,8 +297,9 @@ void ProbeView::updateLegend()
             colors.push_back(g->pen().color());
         const QString units =
             pluralUnitName(unitOrEmpty(m_trace).isEmpty() ? tr("unit") : m_trace->unitName());
-        m_unitsItem =
-            new UnitsLegendItem(legend, colors, tr("%1 0–%2 of layer %3").arg(units).arg(U - 1).arg(m_layer));
+        const QString text = compactNames() ? tr("%1 0–%2").arg(units).arg(U - 1)
+                                            : tr("%1 0–%2 of layer %3").arg(units).arg(U - 1).arg(m_layer);
+        m_unitsItem = new UnitsLegendItem(legend, colors, text);
         legend->addItem(m_unitsItem);
     }
     if (m_overlaySummary)
@@ -497,9 +514,11 @@ void ProbeView::rebuild()
         decimated = decimated || env.decimated;
         setEnvelope(m_unitGraphs[u], env, u == m_unit);
     }
+    const bool compact = compactNames();
     for (int u = 0; u < m_unitGraphs.size(); ++u) {
         const QString name = unitLabel(t, u);
-        m_unitGraphs[u]->setName(u == m_unit && decimated ? tr("%1, min–max per pixel").arg(name) : name);
+        m_unitGraphs[u]->setName(u == m_unit && decimated && !compact ? tr("%1, min–max per pixel").arg(name)
+                                                                      : name);
     }
     const ProbeSummary summary = d ? d->summary : ProbeSummary::Mean;
     if (empty)
@@ -507,7 +526,9 @@ void ProbeView::rebuild()
     else
         setEnvelope(m_summaryGraph, t->seriesEdges(p, m_layer, TraceData::kSummary, edges), false);
     setEmphasisPen(m_summaryGraph, 2.0);
-    m_summaryGraph->setName(tr("layer %1: %2").arg(m_layer).arg(summaryText(summary, unitName)));
+    // Compact: the quantity without "over heads", which the units' entry says.
+    m_summaryGraph->setName(
+        tr("layer %1: %2").arg(m_layer).arg(compact ? summaryWord(summary) : summaryText(summary, unitName)));
     QList<QCPGraph*> all(m_unitGraphs.begin(), m_unitGraphs.end());
     all.push_back(m_summaryGraph);
     if (m_overlaySummary) {
@@ -520,13 +541,14 @@ void ProbeView::rebuild()
             setEnvelope(m_overlaySummary, m_overlay->seriesEdges(op, m_layer, TraceData::kSummary, oedges),
                         false);
         setEmphasisPen(m_overlaySummary, 2.0);
-        const QString label = m_overlay->label().isEmpty() ? tr("overlay") : m_overlay->label();
+        const QString label = legendName(m_overlay, tr("overlay"));
         const ProbeDesc* od = m_overlay->probe(op);
-        m_overlaySummary->setName(od ? tr("%1: layer %2 %3")
-                                           .arg(label)
-                                           .arg(m_layer)
-                                           .arg(summaryText(od->summary, m_overlay->unitName()))
-                                     : tr("%1: no %2").arg(label, m_probe));
+        m_overlaySummary->setName(!od       ? tr("%1: no %2").arg(label, m_probe)
+                                  : compact ? tr("%1: %2").arg(label, summaryWord(od->summary))
+                                            : tr("%1: layer %2 %3")
+                                                  .arg(label)
+                                                  .arg(m_layer)
+                                                  .arg(summaryText(od->summary, m_overlay->unitName())));
         all.push_back(m_overlaySummary);
     }
     restyle(); // the selected unit's width depends on its points; the legend on the names
@@ -559,6 +581,9 @@ void ProbeView::rebuild()
                          : m_reduce == Reduce::Min   ? tr("min")
                                                      : unitLabel(t, m_unit);
     m_scale->axis()->setLabel(QStringLiteral("%1, %2").arg(d ? shortName(*d) : m_probe, what));
+    // The scale's margins follow the heatmap's through their margin group, but QCustomPlot counts the
+    // scale's last margins in: start afresh, so that the bar fits the heatmap after it shrank too.
+    m_scale->setMargins(QMargins());
 }
 
 QVector<CsvColumn> ProbeView::csvColumns() const

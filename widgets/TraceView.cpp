@@ -154,7 +154,7 @@ bool TraceView::legendShown() const
 
 void TraceView::fitLegend()
 {
-    if (m_legendChosen)
+    if (m_legendChosen || m_legendFitSuspended)
         return;
     QCPAxisRect* rect = m_plot->axisRect();
     const QSize legend = m_plot->legend->minimumOuterSizeHint();
@@ -164,6 +164,36 @@ void TraceView::fitLegend()
                       legend.height() * legend.width() <= area.width() * area.height() / 5 &&
                       legend.height() <= area.height() / 2;
     setLegendShown(fits);
+}
+
+void TraceView::setLegendLabels(const QString& trace, const QString& overlay)
+{
+    if (trace == m_traceLegendLabel && overlay == m_overlayLegendLabel)
+        return;
+    m_traceLegendLabel = trace;
+    m_overlayLegendLabel = overlay;
+    tracesChanged();
+    scheduleRefresh();
+}
+
+void TraceView::setCompactNames(bool compact)
+{
+    if (compact == m_compactNames)
+        return;
+    m_compactNames = compact;
+    tracesChanged();
+    scheduleRefresh();
+}
+
+QString TraceView::legendName(TraceData* t, const QString& fallback) const
+{
+    if (!t)
+        return fallback;
+    // The overlay may be the trace itself (overlaying a trace on itself shows one).
+    const QString& set = t == m_trace ? m_traceLegendLabel : m_overlayLegendLabel;
+    if (!set.isEmpty())
+        return set;
+    return t->label().isEmpty() ? fallback : t->label();
 }
 
 void TraceView::refresh()

@@ -51,6 +51,16 @@ public:
     void setDarkTheme(bool dark);
     bool darkTheme() const { return m_dark; }
 
+    // Names of the trace and of the overlay in the legend, in place of their labels (empty: the
+    // label). Exports set them for their duration.
+    void setLegendLabels(const QString& trace, const QString& overlay);
+    QString traceLegendLabel() const { return m_traceLegendLabel; }
+    QString overlayLegendLabel() const { return m_overlayLegendLabel; }
+    // Short legend entries for figures: the run and the quantity, with details such as averaging
+    // windows on the axes instead (a paper legend has room for a few words an entry).
+    void setCompactNames(bool compact);
+    bool compactNames() const { return m_compactNames; }
+
     // Rebuilds the plottables from the data for the current x range and plot width, then queues a
     // replot. Synchronous: tests call it directly; the views call it from their refresh timer.
     void refresh();
@@ -71,6 +81,8 @@ public:
     void setLegendShown(bool shown);
     bool legendShown() const;
     QCheckBox* legendBox() const { return m_legendBox; }
+    // While suspended (an export lays the plot out at a figure's size), the legend is left as it is.
+    void setLegendFitSuspended(bool suspended) { m_legendFitSuspended = suspended; }
 
     // Tokens [begin, end) in the visible x range, clamped to the trace.
     std::pair<qint64, qint64> visibleTokens() const;
@@ -112,6 +124,9 @@ protected:
     // Makes sure the plot's axis rects have their geometry (before the first replot of a hidden or
     // never-painted plot), so that pixel columns can be computed.
     void ensureLayout();
+    // What the legend calls t (the trace or the overlay): the name set by setLegendLabels(), else its
+    // label, else fallback.
+    QString legendName(TraceData* t, const QString& fallback) const;
 
     QVBoxLayout* m_layout = nullptr;  // controls row (m_controls) above the plot
     FlowLayout* m_controls = nullptr; // wraps onto more rows in a narrow window
@@ -126,8 +141,12 @@ private:
     void fitLegend();
     QCheckBox* m_legendBox = nullptr;
     bool m_legendChosen = false; // the user showed or hid it: no automatic hiding
+    bool m_legendFitSuspended = false;
     QTimer* m_timer = nullptr;
     qint64 m_refreshCount = 0;
+    QString m_traceLegendLabel;
+    QString m_overlayLegendLabel;
+    bool m_compactNames = false;
 };
 
 } // namespace statescope

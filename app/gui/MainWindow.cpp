@@ -1275,6 +1275,11 @@ void MainWindow::updateMemory()
 
 bool MainWindow::exportFigures(const QString& prefix)
 {
+    return exportFigures(prefix, ExportStyle::paperPreset());
+}
+
+bool MainWindow::exportFigures(const QString& prefix, const ExportStyle& style)
+{
     if (!m_trace || m_trace->tokens() == 0) {
         showError(tr("%1: nothing to export (no trace)").arg(prefix));
         return false;
@@ -1286,11 +1291,6 @@ bool MainWindow::exportFigures(const QString& prefix)
     }
     m_group->setFollow(false);
     m_group->showAll();
-    ExportStyle style = ExportStyle::paperPreset();
-    style.widthMm = 160; // a full-width docs figure
-    style.heightMm = 62;
-    style.fontPt = 8;
-    style.dpi = 150;
     return exportViews(where.absolutePath(), where.fileName(), {ExportFormat::Png, ExportFormat::Svg}, style);
 }
 
@@ -1364,6 +1364,7 @@ void MainWindow::showExportDialog()
                                                        : QFileInfo(m_trace->filePath()).completeBaseName();
     const QString folder = m_settings->value("export/folder", QDir::homePath()).toString();
     ExportDialog dialog(folder, base, false, this);
+    dialog.setTraceLabels(m_trace->label(), m_overlay ? m_overlay->label() : QString());
     if (dialog.exec() != QDialog::Accepted)
         return;
     m_settings->setValue("export/folder", dialog.folder());

@@ -121,9 +121,11 @@ public:
     QString tracesFolder() const { return m_tracesFolder; }
     // Plot refreshes per second during the last (or current) run, chunks received, and memory.
     QString statsSummary() const;
-    // Figures for a paper or the docs, without the dialog: each view in the paper style, as
-    // <prefix>-<view>.png and .svg (viewNames()), over the whole trace. false after showing the error.
+    // Figures for a paper or the docs, without the dialog: each view as <prefix>-<view>.png and .svg
+    // (viewNames()), over the whole trace, in style: by default the one-column paper preset (a log
+    // token axis and the averaged NLL, whatever the window shows). false after showing the error.
     bool exportFigures(const QString& prefix);
+    bool exportFigures(const QString& prefix, const ExportStyle& style);
     // Puts the cursor on the next token (after the cursor, wrapping) whose text holds `text`
     // (ASCII letters in any case), centring the plots on it; the previous one if backwards. False,
     // with a note in the status bar, if no token does.

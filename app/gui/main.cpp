@@ -37,12 +37,21 @@ struct Cli {
     QCommandLineOption quitWhenDone{"quit-when-done", "Quit when the run ends (for measurements)."};
     QCommandLineOption overlay{"overlay", "Overlay the saved trace <file> (after the run, with --run).",
                                "file"};
-    QCommandLineOption logX{"log-x", "Logarithmic token axis."};
+    QCommandLineOption logX{"log-x", "Logarithmic token axis (figures have one unless --linear-x)."};
+    QCommandLineOption linearX{"linear-x", "Linear token axis (the window's default; for figures too)."};
     QCommandLineOption noTokenNll{"no-token-nll",
-                                  "Loss plot: averages and perplexity only, not every token's NLL."};
+                                  "Loss plot: averages and perplexity only, not every token's "
+                                  "NLL (what figures show unless --token-nll)."};
+    QCommandLineOption tokenNll{"token-nll", "Loss plot: every token's NLL too (the window's default; for "
+                                             "figures too)."};
+    QCommandLineOption figureWidth{"figure-width",
+                                   "Width of the --export-figures figures in mm: 89 (one column, the "
+                                   "default), 183 (two columns) or another.",
+                                   "mm"};
     QCommandLineOption bucket{"bucket", "Loss plot: tokens per perplexity bucket (128 ... 8192).", "n"};
     QCommandLineOption exportFigures{"export-figures",
-                                     "Write each plot in the paper style to <prefix>-<view>.{png,svg} (loss, "
+                                     "Write each plot in the paper style (see --figure-width) to "
+                                     "<prefix>-<view>.{png,svg} (loss, "
                                      "then each probe view's probe: "
                                      "decay, state_norm, ...) once the run has ended "
                                      "(or the trace is open), then quit.",
@@ -56,8 +65,10 @@ struct Cli {
             "Watch a recurrent language model's loss, forget gates and state norms live while it reads.");
         parser.addHelpOption();
         parser.addVersionOption();
-        parser.addOptions({demo, model, trace, text, prompt, run, chunk, tracesDir, theme, screenshot, size,
-                           quitAfter, quitWhenDone, overlay, logX, noTokenNll, bucket, exportFigures, stats});
+        parser.addOptions({demo,         model,         trace,       text,       prompt,     run,
+                           chunk,        tracesDir,     theme,       screenshot, size,       quitAfter,
+                           quitWhenDone, overlay,       logX,        linearX,    noTokenNll, tokenNll,
+                           bucket,       exportFigures, figureWidth, stats});
         parser.addPositionalArgument(
             "paths", "Model folders, .txt inputs or .h5 traces to open (as if dropped).", "[paths...]");
     }
@@ -96,6 +107,31 @@ int main(int argc, char** argv)
     const Cli cli;
     cli.setUp(parser);
     parser.process(app);
+
+    // Figures: the paper preset of the width asked for, a log token axis and the averaged NLL unless
+    // the command line says otherwise.
+    if (parser.isSet(cli.logX) && parser.isSet(cli.linearX)) {
+        std::fprintf(stderr, "statescope: --log-x and --linear-x exclude each other\n");
+        return 2;
+    }
+    if (parser.isSet(cli.tokenNll) && parser.isSet(cli.noTokenNll)) {
+        std::fprintf(stderr, "statescope: --token-nll and --no-token-nll exclude each other\n");
+        return 2;
+    }
+    ExportStyle figureStyle = ExportStyle::paperPreset();
+    if (parser.isSet(cli.figureWidth)) {
+        bool number = false;
+        const double mm = parser.value(cli.figureWidth).toDouble(&number);
+        if (!number || mm < 20 || mm > 500) {
+            std::fprintf(stderr, "statescope: --figure-width takes a width in mm from 20 to 500\n");
+            return 2;
+        }
+        if (mm >= ExportStyle::paperWidePreset().widthMm - 30)
+            figureStyle = ExportStyle::paperWidePreset();
+        figureStyle.widthMm = mm;
+    }
+    figureStyle.logX = !parser.isSet(cli.linearX);
+    figureStyle.tokenNll = parser.isSet(cli.tokenNll);
 
     MainWindow::Options options;
     // A screenshot shows the default look, whatever the user's settings, and leaves them alone.
@@ -148,10 +184,10 @@ int main(int argc, char** argv)
     for (const QString& path : parser.positionalArguments())
         if (ok)
             ok = window.openDroppedPath(path);
-    if (parser.isSet(cli.logX))
-        window.plotGroup()->setLogX(true);
-    if (parser.isSet(cli.noTokenNll))
-        window.lossView()->setTokenNllVisible(false);
+    if (parser.isSet(cli.logX) || parser.isSet(cli.linearX))
+        window.plotGroup()->setLogX(parser.isSet(cli.logX));
+    if (parser.isSet(cli.noTokenNll) || parser.isSet(cli.tokenNll))
+        window.lossView()->setTokenNllVisible(parser.isSet(cli.tokenNll));
     if (parser.isSet(cli.bucket))
         window.lossView()->setBucketSize(parser.value(cli.bucket).toInt());
     const QString overlay = parser.value(cli.overlay);
@@ -169,9 +205,9 @@ int main(int argc, char** argv)
     if (parser.isSet(cli.exportFigures)) {
         // Figures once the data is complete: when the run ends, or at once for an opened trace.
         const QString prefix = parser.value(cli.exportFigures);
-        auto exportAndQuit = [&window, &app, prefix, overlay, startRun] {
+        auto exportAndQuit = [&window, &app, prefix, overlay, startRun, figureStyle] {
             bool good = !startRun || overlay.isEmpty() || window.overlayTrace(overlay);
-            good = good && window.exportFigures(prefix); // a failure went out through errorShown
+            good = good && window.exportFigures(prefix, figureStyle); // a failure went out through errorShown
             if (good)
                 std::fprintf(stderr, "statescope: wrote %s-{%s}.{png,svg}\n", qPrintable(prefix),
                              qPrintable(window.viewNames().join(',')));

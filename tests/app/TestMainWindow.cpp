@@ -3,6 +3,7 @@
 // input of every kind ends in an error dialog (recorded here instead of shown), never a crash. Traces
 // show from their own header: schema 1, without their model folder, written by the command line, of
 // another architecture, with probes the views have no code for.
+#include "ExportDialog.h"
 #include "InputPanel.h"
 #include "LossView.h"
 #include "MainWindow.h"
@@ -19,9 +20,11 @@
 #include <QComboBox>
 #include <QImage>
 #include <QLabel>
+#include <QLineEdit>
 #include <QMenuBar>
 #include <QMimeData>
 #include <QProcess>
+#include <QRadioButton>
 #include <QRegularExpression>
 #include <QSignalSpy>
 #include <QSpinBox>
@@ -238,6 +241,8 @@ private slots:
     void overlaySecondTrace();
     void exportWritesValidFiles();
     void exportFiguresForDocs();
+    void exportFiguresDefaults();
+    void exportDialogPaperChoices();
     void corruptTraceGivesError();
     void badModelGivesError();
     void modelFailingToLoadGivesError();
@@ -601,6 +606,116 @@ void TestMainWindow::exportFiguresForDocs()
     QVERIFY(!m_window->exportFigures(m_dir.filePath("blocker/sub/run")));
     QCOMPARE(m_window->recordedErrors().size(), 1);
     QVERIFY(m_window->recordedErrors()[0].contains("blocker"));
+}
+
+void TestMainWindow::exportFiguresDefaults()
+{
+    QVERIFY(m_window->openTrace(m_firstTrace));
+    PlotGroup* group = m_window->plotGroup();
+    LossView* loss = m_window->lossView();
+    group->setLogX(false);
+    loss->setTokenNllVisible(true);
+    group->setCursor(120);
+    refreshAll();
+    // What the loss plot looks like each time it is laid out at the figure's size (89 x 60 mm in
+    // points), that is while the figure is drawn.
+    struct Seen {
+        QCPAxis::ScaleType x;
+        bool tokenNll;
+        bool cursor;
+        bool legendAbove;
+        QString firstEntry;
+    };
+    QList<Seen> seen;
+    QSize figure(252, 170);
+    const auto c = connect(loss->plot(), &QCustomPlot::afterLayout, this, [&] {
+        if (loss->plot()->viewport().size() != figure)
+            return;
+        QCPLegend* legend = loss->plot()->legend;
+        auto* first = qobject_cast<QCPPlottableLegendItem*>(legend->item(0));
+        seen.push_back({loss->plot()->xAxis->scaleType(), loss->nllGraph()->visible(),
+                        loss->plot()->layer(QString::fromLatin1(kCursorLayer))->visible(),
+                        loss->plot()->plotLayout()->elements(false).contains(legend),
+                        first ? first->plottable()->name() : QString()});
+    });
+    const QString prefix = m_dir.filePath("defaults/run");
+    QVERIFY(m_window->exportFigures(prefix));
+    QVERIFY(!seen.isEmpty());
+    for (const Seen& s : seen) {
+        QCOMPARE(s.x, QCPAxis::stLogarithmic);
+        QVERIFY(!s.tokenNll);
+        QVERIFY(!s.cursor);
+        QVERIFY(s.legendAbove);
+        // The run's short name, not its file's.
+        QVERIFY2(s.firstEntry.startsWith(QStringLiteral("tiny-random: ")), qPrintable(s.firstEntry));
+    }
+    // One column at 300 dpi.
+    const QImage png(prefix + "-loss.png");
+    QVERIFY(std::abs(png.width() - 1051) <= 2);
+    // The window is as it was.
+    QVERIFY(!group->logX());
+    QCOMPARE(loss->plot()->xAxis->scaleType(), QCPAxis::stLinear);
+    QVERIFY(loss->tokenNllVisible() && loss->nllGraph()->visible());
+    QCOMPARE(group->cursor(), qint64(120));
+    QVERIFY(group->cursorLine(loss->plot()->axisRect())->visible());
+    QVERIFY(loss->plot()->layer(QString::fromLatin1(kCursorLayer))->visible());
+    QVERIFY(loss->plot()->axisRect()->insetLayout()->elements(false).contains(loss->plot()->legend));
+
+    // What main() makes of --linear-x --token-nll --figure-width 183.
+    ExportStyle asked = ExportStyle::paperWidePreset();
+    asked.logX = false;
+    asked.tokenNll = true;
+    figure = QSize(519, 198);
+    seen.clear();
+    QVERIFY(m_window->exportFigures(m_dir.filePath("asked/run"), asked));
+    QVERIFY(!seen.isEmpty());
+    for (const Seen& s : seen) {
+        QCOMPARE(s.x, QCPAxis::stLinear);
+        QVERIFY(s.tokenNll);
+        QVERIFY(!s.cursor);
+    }
+    QVERIFY(std::abs(QImage(m_dir.filePath("asked/run-decay.png")).width() - 2161) <= 2);
+    disconnect(c);
+    group->setCursor(-1);
+}
+
+void TestMainWindow::exportDialogPaperChoices()
+{
+    ExportDialog dialog(m_dir.path(), "fig", false);
+    dialog.setTraceLabels("tiny-collapse-20261129-192634", QString());
+    QCOMPARE(dialog.traceLabelEdit()->text(), QString("tiny-collapse"));
+    QVERIFY(!dialog.overlayLabelEdit()->isEnabled());
+    ExportStyle s = dialog.style();
+    QVERIFY(s.paper);
+    QCOMPARE(s.widthMm, 89.0);
+    QCOMPARE(s.legend, LegendPlace::OutsideTop);
+    QVERIFY(s.logX.has_value() && *s.logX);
+    QVERIFY(s.tokenNll.has_value() && !*s.tokenNll);
+    QCOMPARE(s.traceLabel, QString("tiny-collapse"));
+    // Two columns, the legend inside at the top right, linear, every token, the user's own name.
+    dialog.widthBox()->setCurrentIndex(1);
+    dialog.legendBox()->setCurrentIndex(dialog.legendBox()->findData(int(LegendPlace::TopRight)));
+    dialog.tokenAxisBox()->setCurrentIndex(dialog.tokenAxisBox()->findData(0));
+    dialog.tokenNllBox()->setChecked(true);
+    dialog.traceLabelEdit()->setText("ours");
+    s = dialog.style();
+    QCOMPARE(s.widthMm, 183.0);
+    QCOMPARE(s.heightMm, ExportStyle::paperWidePreset().heightMm);
+    QCOMPARE(s.legend, LegendPlace::TopRight);
+    QVERIFY(s.logX.has_value() && !*s.logX);
+    QVERIFY(*s.tokenNll);
+    QCOMPARE(s.traceLabel, QString("ours"));
+    // An overlay's name too.
+    dialog.setTraceLabels("a-20261129-192634", "b-20261129-192700 (Mamba, 2×8 heads)");
+    QVERIFY(dialog.overlayLabelEdit()->isEnabled());
+    QCOMPARE(dialog.style().overlayLabel, QString("b (Mamba, 2×8 heads)"));
+    // The screen look leaves the axis and the NLL line as they are.
+    dialog.screenButton()->setChecked(true);
+    s = dialog.style();
+    QVERIFY(!s.paper);
+    QVERIFY(!s.logX.has_value());
+    QVERIFY(!s.tokenNll.has_value());
+    QVERIFY(!dialog.legendBox()->isEnabled());
 }
 
 void TestMainWindow::corruptTraceGivesError()

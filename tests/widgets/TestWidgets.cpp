@@ -13,6 +13,7 @@
 #include <QApplication>
 #include <QComboBox>
 #include <QImage>
+#include <QPainter>
 #include <QScrollBar>
 #include <QSignalSpy>
 #include <QSvgRenderer>
@@ -228,6 +229,13 @@ private slots:
     void crosshairReadout();
     void arrowKeysStepTheCursor();
     void stripFollowsZoom();
+    void paperLegendOutsideTheData();
+    void paperLegendWhereChosen();
+    void exportLeavesOutTheCursor();
+    void paperTickLabelsDoNotOverlap();
+    void oneNumberFormatPerAxis();
+    void shortLegendLabels();
+    void paperDefaultsLogXAndAveragedNll();
 };
 
 void TestWidgets::pyramidExactSmall()
@@ -1574,6 +1582,451 @@ void TestWidgets::overlayTrainingLengthMarker()
     g.setOverlay(nullptr);
     QVERIFY(!g.markerLine(rect, M::OverlayTrainingLength)->visible());
     QVERIFY(!g.markerLabel(loss.plot(), M::OverlayTrainingLength)->visible());
+}
+
+namespace {
+
+// A long trace of many layers whose NLL climbs from 0.3 to 0.3 + nllRise nats: perplexity over many
+// decades, a layer axis that cannot label every layer in a paper figure, the trace named like a run's
+// file.
+void fillPaper(TraceData& d, qint64 n, int layers, const QString& label, float nllRise,
+               std::optional<qint64> trainingLength = 256)
+{
+    TraceHeaderInfo h = header(label);
+    h.layers = layers;
+    h.probes = testProbes(layers, kHeads);
+    h.trainingLength = trainingLength;
+    h.forgetThreshold = std::nullopt;
+    d.reset(h);
+    for (qint64 at = 0; at < n; at += 1000) {
+        ChunkProbes c = makeChunk(at, std::min<qint64>(1000, n - at), layers, kHeads);
+        for (qint64 t = at; t < at + c.count(); ++t)
+            c.nll[size_t(t - at)] = t == 0 ? std::numeric_limits<float>::quiet_NaN()
+                                           : 0.3f + nllRise * float(t) / float(n) + 0.2f * float(t % 3);
+        d.append(c);
+    }
+}
+
+// Legend entries, left to right and top to bottom.
+QList<QCPAbstractLegendItem*> legendEntries(QCPLegend* legend)
+{
+    QList<QCPAbstractLegendItem*> out;
+    for (int i = 0; i < legend->elementCount(); ++i)
+        if (auto* item = qobject_cast<QCPAbstractLegendItem*>(legend->elementAt(i)))
+            out.push_back(item);
+    return out;
+}
+
+QString rectText(const QRectF& r)
+{
+    return QStringLiteral("(%1,%2 %3x%4)").arg(r.x()).arg(r.y()).arg(r.width()).arg(r.height());
+}
+
+// Pixels of the cursor's red (PlotGroup draws it in 200,0,0; no graph of these views is that red).
+int cursorPixels(const QImage& img)
+{
+    int n = 0;
+    for (int y = 0; y < img.height(); ++y)
+        for (int x = 0; x < img.width(); ++x) {
+            const QColor c = img.pixelColor(x, y);
+            n += c.red() > 150 && c.green() < 80 && c.blue() < 80 ? 1 : 0;
+        }
+    return n;
+}
+
+// Every drawn axis of the plot, colour scales' too.
+QList<QCPAxis*> drawnAxes(QCustomPlot* plot)
+{
+    QList<QCPAxis*> out;
+    for (QCPLayoutElement* el : plot->plotLayout()->elements(true)) {
+        if (auto* r = qobject_cast<QCPAxisRect*>(el))
+            for (QCPAxis* a : r->axes())
+                if (a->visible() && a->tickLabels())
+                    out.push_back(a);
+        if (auto* s = qobject_cast<QCPColorScale*>(el))
+            out.push_back(s->axis());
+    }
+    return out;
+}
+
+QString axisName(QCPAxis* a)
+{
+    return QStringLiteral("%1 axis '%2'").arg(int(a->axisType())).arg(a->label());
+}
+
+} // namespace
+
+void TestWidgets::paperLegendOutsideTheData()
+{
+    TraceData d, o;
+    fillPaper(d, 20000, 4, QStringLiteral("tiny-collapse-20261129-192634"), 6.0f);
+    fillPaper(o, 20000, 4, QStringLiteral("tiny-forget-20261129-193012"), 1.0f);
+    PlotGroup g;
+    g.setTrace(&d);
+    LossView loss;
+    ProbeView gate(QStringLiteral("decay"));
+    ProbeView norm(QStringLiteral("state_norm"));
+    for (TraceView* v : QList<TraceView*>{&loss, &gate, &norm}) {
+        v->setTrace(&d);
+        v->setOverlay(&o);
+        g.addView(v);
+        showView(*v, 900, 450);
+        v->refresh();
+    }
+    for (const ExportStyle& style : {ExportStyle::paperPreset(), ExportStyle::paperWidePreset()})
+        for (TraceView* v : QList<TraceView*>{&loss, &gate, &norm}) {
+            QCPLegend* legend = v->plot()->legend;
+            QCPAxisRect* rect = v->plot()->axisRect();
+            QVERIFY(rect->insetLayout()->elements(false).contains(legend)); // on screen: inside the rect
+            {
+                ExportScope scope(v, style);
+                scope.layout();
+                const QRect figure(QPoint(0, 0), scope.size());
+                QVERIFY(legend->visible());
+                const QRect lr = legend->outerRect();
+                const QString where = v->title() + QStringLiteral(" legend ") + rectText(lr);
+                // Inside the figure, every entry whole (nothing cut off at the left edge).
+                QVERIFY2(figure.contains(lr), qPrintable(where));
+                const QList<QCPAbstractLegendItem*> entries = legendEntries(legend);
+                QVERIFY(entries.size() >= 2);
+                for (QCPAbstractLegendItem* item : entries) {
+                    QVERIFY2(lr.contains(item->outerRect()), qPrintable(where + rectText(item->outerRect())));
+                    QVERIFY(item->outerRect().width() >= item->minimumOuterSizeHint().width());
+                }
+                // Entries side by side in columns, not one per row.
+                QVERIFY2(legend->columnCount() >= 2, qPrintable(where));
+                // Above the data: no axis rect's data area and no tick label under it.
+                for (QCPAxisRect* r : v->plot()->axisRects()) {
+                    QVERIFY2(!lr.intersects(r->rect()), qPrintable(where + rectText(r->rect())));
+                    for (QCPAxis* a : r->axes())
+                        for (const QRectF& t : PlotExporter::tickLabelRects(a))
+                            QVERIFY2(!QRectF(lr).intersects(t), qPrintable(where + rectText(t)));
+                }
+                QVERIFY(lr.bottom() <= rect->rect().top());
+                // The figure as exported has the legend there too (its text is dark on white).
+                const QImage img = scope.render(2.0);
+                int dark = 0;
+                for (int y = 2 * lr.top(); y < 2 * lr.bottom(); ++y)
+                    for (int x = 2 * lr.left(); x < 2 * lr.right(); ++x)
+                        dark += qGray(img.pixel(x, y)) < 100 ? 1 : 0;
+                QVERIFY2(dark > 50, qPrintable(where));
+            }
+            // Back inside the rect on screen.
+            QVERIFY(rect->insetLayout()->elements(false).contains(legend));
+            QVERIFY(!v->plot()->plotLayout()->elements(false).contains(legend));
+        }
+}
+
+void TestWidgets::paperLegendWhereChosen()
+{
+    TraceData d;
+    fillPaper(d, 5000, 2, QStringLiteral("run-20261129-192634"), 2.0f);
+    PlotGroup g;
+    g.setTrace(&d);
+    LossView loss;
+    ProbeView gate(QStringLiteral("decay"));
+    for (TraceView* v : QList<TraceView*>{&loss, &gate}) {
+        v->setTrace(&d);
+        g.addView(v);
+        showView(*v, 900, 450);
+        v->refresh();
+    }
+    const Qt::Alignment screenAlignment = loss.plot()->axisRect()->insetLayout()->insetAlignment(0);
+    for (TraceView* v : QList<TraceView*>{&loss, &gate})
+        for (LegendPlace place : {LegendPlace::TopLeft, LegendPlace::TopRight, LegendPlace::BottomLeft,
+                                  LegendPlace::BottomRight, LegendPlace::Hidden}) {
+            ExportStyle style = ExportStyle::paperPreset();
+            style.legend = place;
+            ExportScope scope(v, style);
+            scope.layout();
+            QCPLegend* legend = v->plot()->legend;
+            if (place == LegendPlace::Hidden) {
+                QVERIFY(!legend->realVisibility());
+                continue;
+            }
+            const QRect lr = legend->outerRect(), data = v->plot()->axisRect()->rect();
+            const QString where = rectText(lr) + QStringLiteral(" in ") + rectText(data);
+            QVERIFY2(data.contains(lr), qPrintable(where));
+            const bool top = place == LegendPlace::TopLeft || place == LegendPlace::TopRight;
+            const bool left = place == LegendPlace::TopLeft || place == LegendPlace::BottomLeft;
+            QVERIFY2(top ? lr.top() - data.top() < 12 : data.bottom() - lr.bottom() < 12, qPrintable(where));
+            QVERIFY2(left ? lr.left() - data.left() < 12 : data.right() - lr.right() < 12, qPrintable(where));
+        }
+    QCOMPARE(loss.plot()->axisRect()->insetLayout()->insetAlignment(0), screenAlignment);
+    QVERIFY(loss.plot()->legend->visible());
+}
+
+void TestWidgets::exportLeavesOutTheCursor()
+{
+    TraceData d;
+    fill(d);
+    PlotGroup g;
+    g.setTrace(&d);
+    LossView loss;
+    ProbeView norm(QStringLiteral("state_norm"));
+    QTemporaryDir dir;
+    for (TraceView* v : QList<TraceView*>{&loss, &norm}) {
+        v->setTrace(&d);
+        g.addView(v);
+        showView(*v, 900, 450);
+        v->refresh();
+    }
+    g.setCursor(150);
+    int n = 0;
+    for (TraceView* v : QList<TraceView*>{&loss, &norm}) {
+        QCPItemStraightLine* cursor = g.cursorLine(v->tokenAxes().front()->axisRect());
+        QVERIFY(cursor->visible());
+        QVERIFY2(cursorPixels(v->plot()->toPixmap().toImage()) > 100, "the cursor shows on screen");
+        for (const ExportStyle& style : {ExportStyle::screen(), ExportStyle::paperPreset()}) {
+            for (const char* suffix : {".png", ".svg"}) {
+                const QString path = dir.filePath(QStringLiteral("cursor%1%2").arg(n++).arg(suffix));
+                QString error;
+                QVERIFY2(PlotExporter::save(v, path, style, &error), qPrintable(error));
+                QImage img;
+                if (QByteArray(suffix) == ".png") {
+                    QVERIFY(img.load(path));
+                } else {
+                    QSvgRenderer svg(path);
+                    img = QImage(svg.defaultSize() * 3, QImage::Format_ARGB32);
+                    img.fill(Qt::white);
+                    QPainter p(&img);
+                    svg.render(&p);
+                }
+                QVERIFY2(cursorPixels(img) < 5, qPrintable(path));
+            }
+            {
+                // While exporting: the cursor's layer is hidden, the line itself untouched.
+                ExportScope scope(v, style);
+                QVERIFY(!v->plot()->layer(QString::fromLatin1(kCursorLayer))->visible());
+                QVERIFY(cursor->visible());
+                QVERIFY(cursorPixels(scope.render()) < 5);
+            }
+            // On screen it is back, where it was.
+            QVERIFY(v->plot()->layer(QString::fromLatin1(kCursorLayer))->visible());
+            QVERIFY(cursor->realVisibility());
+            QCOMPARE(g.cursor(), qint64(150));
+            QVERIFY2(cursorPixels(v->plot()->toPixmap().toImage()) > 100, "the cursor shows on screen again");
+        }
+    }
+}
+
+void TestWidgets::paperTickLabelsDoNotOverlap()
+{
+    // Perplexity over eight decades, positions over four, 24 layers in a heatmap 25 mm tall.
+    TraceData d;
+    fillPaper(d, 20000, 24, QStringLiteral("deep-20261129-192634"), 18.0f);
+    PlotGroup g;
+    g.setTrace(&d);
+    LossView loss;
+    ProbeView gate(QStringLiteral("decay"));
+    ProbeView norm(QStringLiteral("state_norm"));
+    for (TraceView* v : QList<TraceView*>{&loss, &gate, &norm}) {
+        v->setTrace(&d);
+        g.addView(v);
+        showView(*v, 900, 450);
+        v->refresh();
+    }
+    norm.setLogY(true);
+    ExportStyle linear = ExportStyle::paperPreset();
+    linear.logX = false;
+    for (const ExportStyle& style : {ExportStyle::paperPreset(), ExportStyle::paperWidePreset(), linear})
+        for (TraceView* v : QList<TraceView*>{&loss, &gate, &norm}) {
+            ExportScope scope(v, style);
+            scope.layout();
+            const QRectF figure(QPointF(0, 0), scope.size());
+            for (QCPAxis* a : drawnAxes(v->plot())) {
+                const QVector<QRectF> rects = PlotExporter::tickLabelRects(a);
+                const QString what = v->title() + QStringLiteral(", ") + axisName(a) + QStringLiteral(": ") +
+                                     a->tickVectorLabels().toList().join(QLatin1Char(' '));
+                QVERIFY2(rects.size() >= 2, qPrintable(what));
+                for (int i = 0; i < rects.size(); ++i) {
+                    QVERIFY2(figure.contains(rects[i]), qPrintable(what + rectText(rects[i])));
+                    for (int j = i + 1; j < rects.size(); ++j)
+                        QVERIFY2(!rects[i].intersects(rects[j]),
+                                 qPrintable(what + rectText(rects[i]) + rectText(rects[j])));
+                }
+            }
+            if (auto* p = qobject_cast<ProbeView*>(v)) {
+                // The heatmap's labels stay clear of the colour scale, and its token labels of the
+                // layer axis' last label.
+                const QRectF scale = p->colorScale()->outerRect();
+                for (QCPAxis* a : p->heatmapRect()->axes())
+                    for (const QRectF& t : PlotExporter::tickLabelRects(a))
+                        QVERIFY2(!t.intersects(scale),
+                                 qPrintable(axisName(a) + rectText(t) + QStringLiteral(" scale ") +
+                                            rectText(scale)));
+                for (const QRectF& t : PlotExporter::tickLabelRects(p->colorScale()->axis()))
+                    QVERIFY2(!t.intersects(p->heatmapRect()->outerRect()), qPrintable(rectText(t)));
+            }
+        }
+}
+
+void TestWidgets::oneNumberFormatPerAxis()
+{
+    // Perplexity from 1.5 to e^18 (ten decades: 1, 10, ... 10⁸ on the axis), positions to 200,000.
+    TraceData d;
+    fillPaper(d, 200000, 2, QStringLiteral("long-20261129-192634"), 18.0f);
+    PlotGroup g;
+    g.setTrace(&d);
+    LossView loss;
+    ProbeView norm(QStringLiteral("state_norm"));
+    for (TraceView* v : QList<TraceView*>{&loss, &norm}) {
+        v->setTrace(&d);
+        g.addView(v);
+        showView(*v, 900, 450);
+        v->refresh();
+    }
+    norm.setLogY(true);
+    ExportStyle linear = ExportStyle::paperWidePreset();
+    linear.logX = false;
+    for (const ExportStyle& style : {ExportStyle::paperPreset(), ExportStyle::paperWidePreset(), linear})
+        for (TraceView* v : QList<TraceView*>{&loss, &norm}) {
+            ExportScope scope(v, style);
+            scope.layout();
+            for (QCPAxis* a : drawnAxes(v->plot())) {
+                const QStringList labels = a->tickVectorLabels().toList();
+                const QString exponential = v->plot()->locale().exponential();
+                const int powers = int(std::count_if(
+                    labels.begin(), labels.end(), [&](const QString& l) { return l.contains(exponential); }));
+                const QString what = axisName(a) + QStringLiteral(": ") + labels.join(QLatin1Char(' '));
+                QVERIFY2(powers == 0 || powers == labels.size(), qPrintable(what));
+                // Powers of ten are drawn as such (10ⁿ), not as "1e+06".
+                if (powers > 0)
+                    QVERIFY2(a->numberFormat().contains(QLatin1Char('b')), qPrintable(what));
+            }
+            // Perplexity spans decades up to 10⁸: written as powers, all of them.
+            if (v == &loss) {
+                const QStringList ppl = loss.plot()->yAxis2->tickVectorLabels().toList();
+                QVERIFY2(ppl.size() >= 3, qPrintable(ppl.join(' ')));
+                QVERIFY2(ppl.last().contains(v->plot()->locale().exponential()), qPrintable(ppl.join(' ')));
+            }
+        }
+}
+
+void TestWidgets::shortLegendLabels()
+{
+    QCOMPARE(ExportStyle::shortLabel(QStringLiteral("tiny-collapse-20261129-192634")),
+             QStringLiteral("tiny-collapse"));
+    QCOMPARE(ExportStyle::shortLabel(QStringLiteral("tiny-forget-20261129-192634-2 (Mamba, 2×8 heads)")),
+             QStringLiteral("tiny-forget (Mamba, 2×8 heads)"));
+    QCOMPARE(ExportStyle::shortLabel(QStringLiteral("my run")), QStringLiteral("my run"));
+
+    TraceData d, o;
+    fillPaper(d, 3000, 2, QStringLiteral("tiny-collapse-20261129-192634"), 2.0f);
+    fillPaper(o, 3000, 2, QStringLiteral("tiny-forget-20261130-081500"), 1.0f);
+    PlotGroup g;
+    g.setTrace(&d);
+    LossView loss;
+    ProbeView gate(QStringLiteral("decay"));
+    for (TraceView* v : QList<TraceView*>{&loss, &gate}) {
+        v->setTrace(&d);
+        v->setOverlay(&o);
+        g.addView(v);
+        showView(*v, 900, 450);
+        v->refresh();
+    }
+    auto lossNames = [&] {
+        QStringList names;
+        for (QCPAbstractLegendItem* item : legendEntries(loss.plot()->legend))
+            if (auto* p = qobject_cast<QCPPlottableLegendItem*>(item))
+                names << p->plottable()->name();
+        return names;
+    };
+    QVERIFY(lossNames().join('|').contains(QStringLiteral("tiny-collapse-20261129-192634")));
+    {
+        ExportScope scope(&loss, ExportStyle::paperPreset());
+        const QStringList names = lossNames();
+        QCOMPARE(names.size(), 4); // mean and perplexity of each
+        for (int i = 0; i < names.size(); ++i)
+            QVERIFY2(names[i].startsWith(i < 2 ? QStringLiteral("tiny-collapse: ")
+                                               : QStringLiteral("tiny-forget: ")),
+                     qPrintable(names.join('|')));
+        QVERIFY(!names.join('|').contains(QStringLiteral("2026")));
+    }
+    {
+        ExportScope scope(&gate, ExportStyle::paperPreset());
+        QVERIFY2(gate.overlaySummaryGraph()->name().startsWith(QStringLiteral("tiny-forget: ")),
+                 qPrintable(gate.overlaySummaryGraph()->name()));
+    }
+    // The user's own names.
+    ExportStyle named = ExportStyle::paperPreset();
+    named.traceLabel = QStringLiteral("small state");
+    named.overlayLabel = QStringLiteral("large state");
+    {
+        ExportScope scope(&loss, named);
+        const QStringList names = lossNames();
+        QVERIFY(names[0].startsWith(QStringLiteral("small state: ")));
+        QVERIFY(names[2].startsWith(QStringLiteral("large state: ")));
+    }
+    // A screen export keeps the names on screen unless given others.
+    {
+        ExportScope scope(&loss, ExportStyle::screen());
+        QVERIFY(lossNames()[0].startsWith(QStringLiteral("tiny-collapse-20261129-192634: ")));
+    }
+    // On screen, the run's whole name again.
+    QVERIFY(lossNames()[0].startsWith(QStringLiteral("tiny-collapse-20261129-192634: ")));
+    QVERIFY(gate.overlaySummaryGraph()->name().startsWith(QStringLiteral("tiny-forget-20261130-081500: ")));
+}
+
+void TestWidgets::paperDefaultsLogXAndAveragedNll()
+{
+    QCOMPARE(ExportStyle::paperPreset().widthMm, 89.0);
+    QCOMPARE(ExportStyle::paperWidePreset().widthMm, 183.0);
+    QCOMPARE(ExportStyle::paperPreset().fontPt, 7.0);
+    QCOMPARE(ExportStyle::paperPreset().dpi, 300);
+    TraceData d;
+    fillPaper(d, 5000, 2, QStringLiteral("run"), 2.0f);
+    PlotGroup g;
+    g.setTrace(&d);
+    LossView loss;
+    ProbeView gate(QStringLiteral("decay"));
+    for (TraceView* v : QList<TraceView*>{&loss, &gate}) {
+        v->setTrace(&d);
+        g.addView(v);
+        showView(*v, 900, 450);
+        v->refresh();
+    }
+    QVERIFY(!g.logX());
+    QVERIFY(loss.tokenNllVisible());
+    const QCPRange range = g.range();
+    {
+        ExportScope scope(&loss, ExportStyle::paperPreset());
+        QCOMPARE(loss.plot()->xAxis->scaleType(), QCPAxis::stLogarithmic);
+        QVERIFY(!loss.nllGraph()->visible());
+        QVERIFY(loss.averageGraph()->visible() && loss.averageGraph()->dataCount() > 0);
+        // Only this view, not the group.
+        QVERIFY(!g.logX());
+        QCOMPARE(gate.tokenAxes().front()->scaleType(), QCPAxis::stLinear);
+    }
+    {
+        ExportScope scope(&gate, ExportStyle::paperWidePreset());
+        for (QCPAxis* x : gate.tokenAxes())
+            QCOMPARE(x->scaleType(), QCPAxis::stLogarithmic);
+    }
+    // Asked otherwise: linear, every token.
+    ExportStyle asked = ExportStyle::paperPreset();
+    asked.logX = false;
+    asked.tokenNll = true;
+    {
+        ExportScope scope(&loss, asked);
+        QCOMPARE(loss.plot()->xAxis->scaleType(), QCPAxis::stLinear);
+        QVERIFY(loss.nllGraph()->visible());
+    }
+    // The screen is as it was.
+    QCOMPARE(loss.plot()->xAxis->scaleType(), QCPAxis::stLinear);
+    QVERIFY(loss.tokenNllVisible());
+    QVERIFY(loss.nllGraph()->visible());
+    QCOMPARE(g.range().lower, range.lower);
+    QCOMPARE(g.range().upper, range.upper);
+    QCOMPARE(loss.plot()->xAxis->range().lower, range.lower);
+    QCOMPARE(loss.plot()->xAxis->range().upper, range.upper);
+    // A log axis on screen stays log in a screen export.
+    g.setLogX(true);
+    {
+        ExportScope scope(&loss, ExportStyle::screen());
+        QCOMPARE(loss.plot()->xAxis->scaleType(), QCPAxis::stLogarithmic);
+        QVERIFY(loss.nllGraph()->visible());
+    }
 }
 
 QTEST_MAIN(TestWidgets)
