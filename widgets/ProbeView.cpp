@@ -624,6 +624,12 @@ QVector<CsvColumn> ProbeView::csvColumns() const
     return cols;
 }
 
+QVector<int> ProbeView::probesDrawn(TraceData* t) const
+{
+    const int p = t && t->hasSeries(m_probe) ? t->probeIndex(m_probe) : -1;
+    return p >= 0 ? QVector<int>{p} : QVector<int>{};
+}
+
 QStringList ProbeView::readout(qint64 token, QCPAxisRect* rect, int pointerY) const
 {
     QStringList lines;
@@ -633,7 +639,7 @@ QStringList ProbeView::readout(qint64 token, QCPAxisRect* rect, int pointerY) co
     if (!t || !d || token < 0 || token >= t->tokens())
         return lines;
     const QString label = shortName(*d);
-    const qint64 resolution = t->resolutionFor(token, token + 1);
+    const qint64 resolution = t->resolutionFor(token, token + 1, p);
     if (rect == m_heatRect) {
         // The row under the pointer, else the selected layer.
         int layer = m_layer;

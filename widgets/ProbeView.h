@@ -103,6 +103,7 @@ signals:
     void layerLinkToggled(bool linked);
 
 protected:
+    QVector<int> probesDrawn(TraceData* t) const override;
     void rebuild() override;
     void restyle() override;
     void tracesChanged() override;

@@ -7,6 +7,8 @@
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QPointer>
+#include <QThreadPool>
 #include <QtDebug>
 
 #include <algorithm>
@@ -264,15 +266,20 @@ void TraceData::appendBlock(const ChunkProbes& chunk)
         m_nllPrefixCount.push_back(m_nllPrefixCount.back() + (ok ? 1 : 0));
     }
 
-    appendSeries(m_series, chunk, 0, n);
+    appendSeries(m_series, chunk, n);
     // A live run (no file yet): keep its recent tokens for full-resolution zoom, and extend a fine
     // window that ends at the last token.
     if (!m_reader) {
-        if (m_fineEnd == m_tokens && m_fineEnd > m_fineBegin && m_fineEnd + n - m_fineBegin <= fineTokens()) {
-            appendSeries(m_fine, chunk, 0, n);
-            m_fineEnd += n;
+        for (size_t p = 0; p < m_fine.size(); ++p) {
+            auto& [fb, fe] = m_fineRange[p];
+            if (!m_fine[p].perUnit.empty() && fe == m_tokens && fe + n - fb <= fineTokens(int(p))) {
+                appendProbe(m_fine[p], int(p), chunk.values[p].data(), n);
+                fe += n;
+            }
         }
-        const qint64 keep = fineTokens();
+        qint64 keep = 0;
+        for (int p : seriesProbes())
+            keep = std::max(keep, fineTokens(p));
         if (keep > 0 && !m_series.empty()) {
             ChunkProbes c;
             c.start = chunk.start;
@@ -289,56 +296,68 @@ void TraceData::appendBlock(const ChunkProbes& chunk)
     m_tokens += n;
 }
 
+TraceData::ProbeSeries TraceData::makeProbeSeries(int probe, int cap) const
+{
+    return makeProbeSeries(m_header.probes[size_t(probe)], cap);
+}
+
+TraceData::ProbeSeries TraceData::makeProbeSeries(const ProbeDesc& d, int cap)
+{
+    ProbeSeries s;
+    if (!isSeriesShape(d))
+        return s;
+    s.layers = int(d.shape[0]);
+    s.units = int(d.shape[1]);
+    s.perUnit.assign(size_t(s.layers) * size_t(s.units), SeriesPyramid(cap));
+    s.summary.assign(size_t(s.layers), SeriesPyramid(cap));
+    s.minimum.assign(size_t(s.layers), SeriesPyramid(cap));
+    return s;
+}
+
 std::vector<TraceData::ProbeSeries> TraceData::makeSeries(int cap) const
 {
     std::vector<ProbeSeries> out(m_header.probes.size());
-    for (size_t p = 0; p < m_header.probes.size(); ++p) {
-        const ProbeDesc& d = m_header.probes[p];
-        if (!isSeriesShape(d))
-            continue;
-        ProbeSeries& s = out[p];
-        s.layers = int(d.shape[0]);
-        s.units = int(d.shape[1]);
-        s.perUnit.assign(size_t(s.layers) * size_t(s.units), SeriesPyramid(cap));
-        s.summary.assign(size_t(s.layers), SeriesPyramid(cap));
-        s.minimum.assign(size_t(s.layers), SeriesPyramid(cap));
-    }
+    for (size_t p = 0; p < m_header.probes.size(); ++p)
+        out[p] = makeProbeSeries(int(p), cap);
     return out;
 }
 
-void TraceData::appendSeries(std::vector<ProbeSeries>& series, const ChunkProbes& chunk, qint64 from,
-                             qint64 n) const
+void TraceData::appendSeries(std::vector<ProbeSeries>& series, const ChunkProbes& chunk, qint64 n) const
 {
+    for (size_t p = 0; p < series.size(); ++p)
+        if (!series[p].perUnit.empty())
+            appendProbe(series[p], int(p), chunk.values[p].data(), n);
+}
+
+void TraceData::appendProbe(ProbeSeries& s, int probe, const float* values, qint64 n) const
+{
+    appendProbe(s, m_header.probes[size_t(probe)].summary, values, n);
+}
+
+void TraceData::appendProbe(ProbeSeries& s, ProbeSummary how, const float* values, qint64 n)
+{
+    const qint64 lu = qint64(s.layers) * s.units;
+    // Values are token-major, series are per (layer, unit): walk tiles of tokens so that a tile stays
+    // in cache while every series takes its column from it (3x faster than whole columns at 24 x 24).
+    constexpr qint64 kTile = 64;
+    for (qint64 t0 = 0; t0 < n; t0 += kTile) {
+        const qint64 m = std::min(kTile, n - t0);
+        for (qint64 k = 0; k < lu; ++k)
+            s.perUnit[size_t(k)].append(values + t0 * lu + k, m, lu);
+    }
     std::vector<float> summary(static_cast<size_t>(n)), minimum(static_cast<size_t>(n));
-    for (size_t p = 0; p < series.size(); ++p) {
-        ProbeSeries& s = series[p];
-        if (s.perUnit.empty())
-            continue;
-        const float* values = chunk.values[p].data() + from * qint64(s.layers) * s.units;
-        const qint64 lu = qint64(s.layers) * s.units;
-        // Values are token-major, series are per (layer, unit): walk tiles of tokens so that a tile
-        // stays in cache while every series takes its column from it (3x faster than whole columns
-        // at 24 x 24).
-        constexpr qint64 kTile = 64;
-        for (qint64 t0 = 0; t0 < n; t0 += kTile) {
-            const qint64 m = std::min(kTile, n - t0);
-            for (qint64 k = 0; k < lu; ++k)
-                s.perUnit[size_t(k)].append(values + t0 * lu + k, m, lu);
+    for (int l = 0; l < s.layers; ++l) {
+        for (qint64 t = 0; t < n; ++t) {
+            const float* v = values + t * lu + qint64(l) * s.units;
+            summary[size_t(t)] = summarize(how, v, s.units);
+            float lo = kNaNf;
+            for (int u = 0; u < s.units; ++u)
+                if (std::isfinite(v[u]))
+                    lo = std::isnan(lo) ? v[u] : std::min(lo, v[u]);
+            minimum[size_t(t)] = lo;
         }
-        const ProbeSummary how = m_header.probes[p].summary;
-        for (int l = 0; l < s.layers; ++l) {
-            for (qint64 t = 0; t < n; ++t) {
-                const float* v = values + t * lu + qint64(l) * s.units;
-                summary[size_t(t)] = summarize(how, v, s.units);
-                float lo = kNaNf;
-                for (int u = 0; u < s.units; ++u)
-                    if (std::isfinite(v[u]))
-                        lo = std::isnan(lo) ? v[u] : std::min(lo, v[u]);
-                minimum[size_t(t)] = lo;
-            }
-            s.summary[size_t(l)].append(summary.data(), n);
-            s.minimum[size_t(l)].append(minimum.data(), n);
-        }
+        s.summary[size_t(l)].append(summary.data(), n);
+        s.minimum[size_t(l)].append(minimum.data(), n);
     }
 }
 
@@ -496,97 +515,181 @@ qint64 TraceData::pollFile(QString* error)
     }
 }
 
-qint64 TraceData::fineTokens() const
+qint64 TraceData::fineTokens(int probe) const
 {
-    const qint64 count = seriesCount(m_header.probes);
-    if (count == 0)
+    if (probe < 0) {
+        qint64 least = 0;
+        for (int p : seriesProbes())
+            least = least ? std::min(least, fineTokens(p)) : fineTokens(p);
+        return least;
+    }
+    if (!hasSeries(probe))
         return 0;
-    // Both the window (12 bytes per series and token) and the raw values it is built from (4 bytes
-    // per probe value; the recent chunks of a live run) fit the budget.
-    const qint64 perToken = count * 12 + count * 4;
+    const ProbeSeries& s = m_series[size_t(probe)];
+    // The window (12 bytes per series and token, one token per bucket) and the raw values it is
+    // built from (4 bytes per value; a live run keeps them for its recent tokens) fit the budget.
+    const qint64 perToken = qint64(s.layers) * (s.units + 2) * 12 + qint64(s.layers) * s.units * 4;
     return std::clamp<qint64>(m_fineBudget / perToken, 64, kMaxFineTokens);
 }
 
-bool TraceData::readRaw(qint64 begin, qint64 end, ChunkProbes* out) const
+bool TraceData::readRaw(int probe, qint64 begin, qint64 end, std::vector<float>* out) const
 {
+    const size_t per = size_t(m_header.probes[size_t(probe)].valuesPerToken());
     if (m_reader) {
-        std::vector<bool> want(m_header.probes.size());
-        for (size_t p = 0; p < want.size(); ++p)
-            want[p] = hasSeries(int(p));
-        *out = readChunk(*m_reader, want, begin, end, false);
-        return true;
+        *out = m_reader->probe(m_header.probes[size_t(probe)].name, begin, end);
+        return out->size() == per * size_t(end - begin);
     }
     if (m_recent.empty() || m_recent.front().start > begin ||
         m_recent.back().start + m_recent.back().count() < end)
         return false;
-    out->start = begin;
-    out->values.assign(m_header.probes.size(), {});
+    out->clear();
+    out->reserve(per * size_t(end - begin));
     for (const ChunkProbes& c : m_recent) {
         const qint64 b = std::max(begin, qint64(c.start)), e = std::min(end, qint64(c.start + c.count()));
         if (e <= b)
             continue;
-        for (size_t p = 0; p < c.values.size() && p < out->values.size(); ++p) {
-            const size_t per = size_t(m_header.probes[p].valuesPerToken());
-            if (c.values[p].empty())
-                continue;
-            out->values[p].insert(out->values[p].end(), c.values[p].begin() + qint64(per) * (b - c.start),
-                                  c.values[p].begin() + qint64(per) * (e - c.start));
-        }
+        const std::vector<float>& v = c.values[size_t(probe)];
+        out->insert(out->end(), v.begin() + qint64(per) * (b - c.start),
+                    v.begin() + qint64(per) * (e - c.start));
     }
-    return true;
+    return out->size() == per * size_t(end - begin);
 }
 
 void TraceData::dropFine()
 {
+    ++m_generation; // loads under way are for other data now
     m_fine.clear();
     m_fine.shrink_to_fit();
-    m_fineBegin = m_fineEnd = 0;
+    m_fine.resize(m_header.probes.size());
+    m_fineRange.assign(m_header.probes.size(), {0, 0});
+    m_fineLoading.assign(m_header.probes.size(), {0, 0});
 }
 
-bool TraceData::ensureFullResolution(qint64 begin, qint64 end)
+bool TraceData::ensureFullResolution(qint64 begin, qint64 end, const QVector<int>& probes)
 {
     begin = std::max<qint64>(0, begin);
     end = std::min(end, m_tokens);
     if (end <= begin || seriesResolution() == 1)
         return false;
-    if (m_fineEnd > m_fineBegin && begin >= m_fineBegin && end <= m_fineEnd)
-        return false;
-    const qint64 span = fineTokens();
-    if (end - begin > span)
-        return false;
-    // Room on both sides, so that panning a little does not read again.
-    qint64 b = begin - (span - (end - begin)) / 2;
-    b = std::clamp<qint64>(b, 0, std::max<qint64>(0, m_tokens - span));
-    const qint64 e = std::min(m_tokens, b + span);
-    ChunkProbes raw;
-    try {
-        if (!readRaw(b, e, &raw))
-            return false;
-    } catch (const std::exception& ex) {
-        qWarning("TraceData: full-resolution read of tokens %lld-%lld failed: %s", (long long)b, (long long)e,
-                 ex.what());
-        return false;
+    bool changed = false;
+    for (int p : probes.isEmpty() ? seriesProbes() : probes) {
+        if (!hasSeries(p))
+            continue;
+        auto& [fb, fe] = m_fineRange[size_t(p)];
+        if (fe > fb && begin >= fb && end <= fe)
+            continue;
+        const qint64 span = fineTokens(p);
+        if (end - begin > span)
+            continue;
+        // Room on both sides, so that panning a little does not read again.
+        qint64 b = begin - (span - (end - begin)) / 2;
+        b = std::clamp<qint64>(b, 0, std::max<qint64>(0, m_tokens - span));
+        const qint64 e = std::min(m_tokens, b + span);
+        if (m_reader && m_asyncLoads) {
+            // Read and summed up in a worker (HDF5 is built thread-safe): frames keep coming, drawn
+            // from the coarse data, until the window is there (fineChanged()).
+            startFineLoad(p, b, e, span);
+            continue;
+        }
+        std::vector<float> raw;
+        try {
+            if (!readRaw(p, b, e, &raw))
+                continue;
+        } catch (const std::exception& ex) {
+            qWarning("TraceData: full-resolution read of tokens %lld-%lld failed: %s", (long long)b,
+                     (long long)e, ex.what());
+            continue;
+        }
+        m_fine[size_t(p)] = ProbeSeries{};
+        // Wide enough that the window stays one token per bucket, and a live run can extend it.
+        ProbeSeries s = makeProbeSeries(p, int(2 * span + 2));
+        for (auto* v : {&s.perUnit, &s.summary, &s.minimum})
+            for (SeriesPyramid& pyramid : *v)
+                pyramid.reserve(int(e - b));
+        appendProbe(s, p, raw.data(), e - b);
+        m_fine[size_t(p)] = std::move(s);
+        fb = b;
+        fe = e;
+        changed = true;
     }
-    dropFine();
-    // Wide enough that the whole window stays one token per bucket, and a live run can extend it.
-    m_fine = makeSeries(int(2 * span + 2)); // never merges: its buckets stay one token wide
-    for (ProbeSeries& ps : m_fine)
-        for (auto* v : {&ps.perUnit, &ps.summary, &ps.minimum})
-            for (SeriesPyramid& p : *v)
-                p.reserve(int(e - b));
-    appendSeries(m_fine, raw, 0, e - b);
-    m_fineBegin = b;
-    m_fineEnd = e;
-    return true;
+    return changed;
 }
 
-qint64 TraceData::resolutionFor(qint64 begin, qint64 end) const
+void TraceData::startFineLoad(int probe, qint64 begin, qint64 end, qint64 span)
 {
-    qint64 offset = 0;
-    for (int p : seriesProbes())
+    auto& pending = m_fineLoading[size_t(probe)];
+    if (pending.second > pending.first)
+        return; // one at a time per probe: the next refresh asks again if the view moved on
+    pending = {begin, end};
+    const ProbeDesc desc = m_header.probes[size_t(probe)];
+    const std::string path = m_reader->path();
+    const quint64 generation = m_generation;
+    QPointer<TraceData> self(this);
+    QThreadPool::globalInstance()->start([self, desc, path, probe, begin, end, span, generation] {
+        auto result = std::make_shared<ProbeSeries>();
+        QString error;
+        try {
+            const TraceReader reader(path);
+            const std::vector<float> raw = reader.probe(desc.name, begin, end);
+            if (raw.size() != size_t(desc.valuesPerToken()) * size_t(end - begin))
+                throw std::runtime_error("short read");
+            *result = makeProbeSeries(desc, int(2 * span + 2));
+            for (auto* v : {&result->perUnit, &result->summary, &result->minimum})
+                for (SeriesPyramid& pyramid : *v)
+                    pyramid.reserve(int(end - begin));
+            appendProbe(*result, desc.summary, raw.data(), end - begin);
+        } catch (const std::exception& e) {
+            error = QString::fromStdString(e.what());
+        }
+        // Back in the GUI thread; the data may be gone or another trace by then.
+        QMetaObject::invokeMethod(
+            qApp,
+            [self, result, error, probe, begin, end, generation] {
+                if (!self || self->m_generation != generation)
+                    return;
+                self->m_fineLoading[size_t(probe)] = {0, 0};
+                if (!error.isEmpty()) {
+                    qWarning("TraceData: full-resolution read of tokens %lld-%lld failed: %s",
+                             (long long)begin, (long long)end, qPrintable(error));
+                    return;
+                }
+                self->m_fine[size_t(probe)] = std::move(*result);
+                self->m_fineRange[size_t(probe)] = {begin, end};
+                emit self->fineChanged();
+            },
+            Qt::QueuedConnection);
+    });
+}
+
+bool TraceData::fineLoading() const
+{
+    for (const auto& [b, e] : m_fineLoading)
+        if (e > b)
+            return true;
+    return false;
+}
+
+qint64 TraceData::fineBegin(int probe) const
+{
+    if (probe < 0)
+        probe = seriesProbes().value(0, -1);
+    return probe >= 0 && size_t(probe) < m_fineRange.size() ? m_fineRange[size_t(probe)].first : 0;
+}
+
+qint64 TraceData::fineEnd(int probe) const
+{
+    if (probe < 0)
+        probe = seriesProbes().value(0, -1);
+    return probe >= 0 && size_t(probe) < m_fineRange.size() ? m_fineRange[size_t(probe)].second : 0;
+}
+
+qint64 TraceData::resolutionFor(qint64 begin, qint64 end, int probe) const
+{
+    qint64 worst = 1, offset = 0;
+    for (int p : probe >= 0 ? QVector<int>{probe} : seriesProbes())
         if (const SeriesPyramid* s = pyramidFor(p, 0, kSummary, begin, end, &offset))
-            return s->bucketWidth();
-    return 1;
+            worst = std::max(worst, s->bucketWidth());
+    return worst;
 }
 
 void TraceData::setLabel(const QString& label)
@@ -833,11 +936,15 @@ const SeriesPyramid* TraceData::pyramidFor(int probe, int layer, int unit, qint6
     const SeriesPyramid* coarse = pyramid(probe, layer, unit);
     begin = std::max<qint64>(0, begin);
     end = std::min(end, m_tokens);
-    if (!coarse || coarse->bucketWidth() == 1 || m_fineEnd <= m_fineBegin || begin < m_fineBegin ||
-        end > m_fineEnd || end <= begin)
+    if (!coarse || coarse->bucketWidth() == 1 || end <= begin)
+        return coarse;
+    if (size_t(probe) >= m_fineRange.size())
+        return coarse;
+    const auto [fb, fe] = m_fineRange[size_t(probe)];
+    if (fe <= fb || begin < fb || end > fe)
         return coarse;
     const ProbeSeries& s = m_fine[size_t(probe)];
-    *offset = m_fineBegin;
+    *offset = fb;
     if (unit == kSummary)
         return &s.summary[size_t(layer)];
     if (unit == kMinimum)

@@ -61,8 +61,8 @@ public:
     // as these units: the probe's ProbeSummary over the units, and their minimum.
     static constexpr int kSummary = -1;
     static constexpr int kMinimum = -2;
-    // Bytes that the full-resolution window (see ensureFullResolution) may take, and the most tokens
-    // it ever spans.
+    // Bytes that the full-resolution window of one probe (see ensureFullResolution) may take, and the
+    // most tokens it ever spans.
     static constexpr qint64 kDefaultFineBudget = 64ll << 20;
     static constexpr qint64 kMaxFineTokens = 1 << 16;
 
@@ -106,14 +106,23 @@ public:
     // bounded by fineBudget(); a range wider than that keeps the coarse data. Returns true when the
     // window changed (the caller should redraw). series(), seriesEdges(), valueAt() and
     // layerHeatmap*() use the window for every request inside it.
-    bool ensureFullResolution(qint64 begin, qint64 end);
-    // Tokens per value that series(..., begin, end, ...) draws from now: 1 inside the window.
-    qint64 resolutionFor(qint64 begin, qint64 end) const;
-    qint64 fineBegin() const { return m_fineBegin; }
-    qint64 fineEnd() const { return m_fineEnd; }
-    // The most tokens a full-resolution window may span for this trace (0 without series).
-    qint64 fineTokens() const;
+    // probes: those to load (e.g. the one a view shows); empty: every probe with series. Each probe
+    // has its own window.
+    bool ensureFullResolution(qint64 begin, qint64 end, const QVector<int>& probes = {});
+    // Tokens per value that series(probe, ..., begin, end, ...) draws from now: 1 inside the probe's
+    // window; probe -1: the most over the probes.
+    qint64 resolutionFor(qint64 begin, qint64 end, int probe = -1) const;
+    // The window of a probe (-1: the first probe with series); begin == end when it has none.
+    qint64 fineBegin(int probe = -1) const;
+    qint64 fineEnd(int probe = -1) const;
+    // The most tokens a full-resolution window of the probe may span (fineBudget() bytes for it);
+    // -1: the least over the probes. 0 without series.
+    qint64 fineTokens(int probe = -1) const;
     void setFineBudget(qint64 bytes) { m_fineBudget = bytes; }
+    // With a trace file, windows are read in a worker thread (on by default) and fineChanged() says
+    // when one arrived; off, ensureFullResolution() reads before it returns (tests).
+    void setAsyncLoads(bool async) { m_asyncLoads = async; }
+    bool fineLoading() const;
 
     const TraceHeaderInfo& header() const { return m_header; }
     QString label() const { return m_header.label; }
@@ -208,6 +217,8 @@ signals:
     void appended(qint64 newTokenCount);
     void markersChanged();
     void labelChanged();
+    // A full-resolution window read in the background is ready: views redraw.
+    void fineChanged();
 
 private:
     // The series of one probe shaped [layer, unit].
@@ -219,13 +230,18 @@ private:
     };
 
     void appendBlock(const ChunkProbes& chunk);
-    // Appends the chunk's [layer, unit] probes to series (sizes checked by the caller).
-    void appendSeries(std::vector<ProbeSeries>& series, const ChunkProbes& chunk, qint64 from,
-                      qint64 count) const;
+    // Appends the chunk's [layer, unit] probes to the series that have pyramids (sizes checked by
+    // the caller); appendProbe one probe's count tokens of values (token-major).
+    void appendSeries(std::vector<ProbeSeries>& series, const ChunkProbes& chunk, qint64 count) const;
+    void appendProbe(ProbeSeries& series, int probe, const float* values, qint64 count) const;
+    ProbeSeries makeProbeSeries(int probe, int cap) const;
+    static ProbeSeries makeProbeSeries(const ProbeDesc& desc, int cap);
+    static void appendProbe(ProbeSeries& series, ProbeSummary how, const float* values, qint64 count);
+    void startFineLoad(int probe, qint64 begin, qint64 end, qint64 span);
     std::vector<ProbeSeries> makeSeries(int cap) const;
-    // Full-resolution probe values of tokens [begin, end) from the file or the recent chunks; false
-    // if neither holds them.
-    bool readRaw(qint64 begin, qint64 end, ChunkProbes* out) const;
+    // Full-resolution values of a probe for tokens [begin, end) from the file or the recent chunks;
+    // false if neither holds them.
+    bool readRaw(int probe, qint64 begin, qint64 end, std::vector<float>* out) const;
     // The pyramid answering a request for tokens [begin, end): the fine window's when it covers the
     // range (*offset = its first token), else the coarse one (*offset = 0).
     const SeriesPyramid* pyramidFor(int probe, int layer, int unit, qint64 begin, qint64 end,
@@ -254,9 +270,12 @@ private:
     // The last fineTokens() tokens of a live run, as appended, for zooming in before there is a file.
     std::deque<ChunkProbes> m_recent;
     qint64 m_recentTokens = 0;
-    // The full-resolution window: series of tokens [m_fineBegin, m_fineEnd).
+    // The full-resolution windows, one per probe: series of tokens [first, second) of m_fineRange.
     std::vector<ProbeSeries> m_fine;
-    qint64 m_fineBegin = 0, m_fineEnd = 0;
+    std::vector<std::pair<qint64, qint64>> m_fineRange;
+    std::vector<std::pair<qint64, qint64>> m_fineLoading; // per probe, a window being read
+    quint64 m_generation = 0;                             // bumped when the data change under loads
+    bool m_asyncLoads = true;
     qint64 m_fineBudget = kDefaultFineBudget;
 };
 

@@ -5,6 +5,7 @@
 #include "PlotHelpers.h"
 
 #include <QCheckBox>
+#include <QElapsedTimer>
 #include <QHBoxLayout>
 #include <QResizeEvent>
 #include <QSignalBlocker>
@@ -68,6 +69,12 @@ TraceView::TraceView(QWidget* parent) : QWidget(parent)
     m_timer->setInterval(kRefreshIntervalMs);
     connect(m_timer, &QTimer::timeout, this, &TraceView::refresh);
     PlotExporter::applyTheme(m_plot, m_dark);
+    connect(m_plot, &QCustomPlot::afterReplot, this, [this] {
+        if (m_frameTimes.size() >= kFrameHistory)
+            m_frameTimes.remove(0, kFrameHistory / 2);
+        m_frameTimes.push_back(float(m_plot->replotTime(false) + m_pendingRebuildMs));
+        m_pendingRebuildMs = 0;
+    });
 }
 
 TraceView::~TraceView() = default;
@@ -88,6 +95,7 @@ void TraceView::connectTrace(TraceData* t)
     if (!t)
         return;
     connect(t, &TraceData::appended, this, &TraceView::scheduleRefresh);
+    connect(t, &TraceData::fineChanged, this, &TraceView::scheduleRefresh);
     connect(t, &TraceData::traceReset, this, [this] {
         tracesChanged();
         scheduleRefresh();
@@ -198,19 +206,24 @@ QString TraceView::legendName(TraceData* t, const QString& fallback) const
 
 void TraceView::refresh()
 {
+    QElapsedTimer clock;
+    clock.start();
     m_timer->stop();
     ensureLayout();
     // Zoomed in far enough, every token is drawn exactly (read from the file or the recent tokens).
     const auto [begin, end] = visibleTokens();
-    if (m_trace)
-        m_trace->ensureFullResolution(begin, end);
-    if (m_overlay && m_overlay != m_trace)
-        m_overlay->ensureFullResolution(begin, end);
+    for (TraceData* t : {m_trace.data(), m_overlay.data()})
+        if (t) {
+            const QVector<int> probes = probesDrawn(t);
+            if (!probes.isEmpty())
+                t->ensureFullResolution(begin, end, probes);
+        }
     rebuild();
     fitTickCounts(m_plot);
     fitLegend();
     emit aboutToReplot();
     ++m_refreshCount;
+    m_pendingRebuildMs += clock.nsecsElapsed() / 1e6;
     m_plot->replot(QCustomPlot::rpQueuedReplot);
     emit refreshed();
 }

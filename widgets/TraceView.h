@@ -69,6 +69,12 @@ public:
     bool refreshPending() const;
     // Refreshes done so far (to measure update rates).
     qint64 refreshCount() const { return m_refreshCount; }
+    // Milliseconds of the frames drawn so far (the last kFrameHistory): each replot's own time plus
+    // the data queries of the refresh that asked for it (including full-resolution reads). What
+    // --stats reports, for runs and for zooming and panning by hand alike.
+    static constexpr int kFrameHistory = 20000;
+    const QVector<float>& frameTimes() const { return m_frameTimes; }
+    void clearFrameTimes() { m_frameTimes.clear(); }
 
     // While on (the default) every refresh fits the y axes to the visible data; a y zoom by the user
     // turns it off so that the next refresh keeps the range they chose. Turning it on refreshes.
@@ -112,6 +118,13 @@ signals:
     void aboutToReplot();
 
 protected:
+    // The probes of t the view draws, which refresh() has the trace load at full resolution when
+    // zoomed in (none by default: the NLL is always kept whole).
+    virtual QVector<int> probesDrawn(TraceData* t) const
+    {
+        Q_UNUSED(t);
+        return {};
+    }
     // Subclasses rebuild their plottables here (called by refresh()).
     virtual void rebuild() = 0;
     // Subclasses restyle their plottables here after a theme change (applyTheme is done already).
@@ -144,6 +157,8 @@ private:
     bool m_legendFitSuspended = false;
     QTimer* m_timer = nullptr;
     qint64 m_refreshCount = 0;
+    double m_pendingRebuildMs = 0; // data queries waiting for the replot they asked for
+    QVector<float> m_frameTimes;
     QString m_traceLegendLabel;
     QString m_overlayLegendLabel;
     bool m_compactNames = false;

@@ -1294,6 +1294,23 @@ bool MainWindow::exportFigures(const QString& prefix, const ExportStyle& style)
     return exportViews(where.absolutePath(), where.fileName(), {ExportFormat::Png, ExportFormat::Svg}, style);
 }
 
+namespace {
+
+// "median 4.1 ms, 95th percentile 9.0 ms, max 12 ms".
+QString frameStatistics(QVector<float> ms)
+{
+    if (ms.isEmpty())
+        return QStringLiteral("none");
+    std::sort(ms.begin(), ms.end());
+    auto at = [&](double q) { return ms[std::min<int>(ms.size() - 1, int(q * ms.size()))]; };
+    return QStringLiteral("median %1 ms, 95th percentile %2 ms, max %3 ms")
+        .arg(at(0.5), 0, 'f', 1)
+        .arg(at(0.95), 0, 'f', 1)
+        .arg(ms.back(), 0, 'f', 1);
+}
+
+} // namespace
+
 QString MainWindow::statsSummary() const
 {
     const qint64 end = m_runEndMs > 0 ? m_runEndMs : QDateTime::currentMSecsSinceEpoch();
@@ -1306,8 +1323,16 @@ QString MainWindow::statsSummary() const
     refreshes -= m_refreshesAtStart;
     const int nViews = views().size();
     const MemoryUse m = processMemory();
+    QVector<float> frames;
+    for (TraceView* v : views())
+        frames += v->frameTimes();
+    const QString frameLine =
+        frames.isEmpty() ? QStringLiteral("frames: none drawn")
+                         : QStringLiteral("frames: %1, %2 (each a plot's replot and its data queries)")
+                               .arg(frames.size())
+                               .arg(frameStatistics(frames));
     return QString("run: %1 tokens in %2 s (%3 tokens/s), %4 chunks (%5/s); plot refreshes: %6 per view per "
-                   "second (%7 views); trace model %8; RSS %9, peak %10")
+                   "second (%7 views); %11; trace model %8; RSS %9, peak %10")
         .arg(m_runTokens)
         .arg(secs, 0, 'f', 2)
         .arg(secs > 0 ? m_runTokens / secs : 0, 0, 'f', 0)
@@ -1315,7 +1340,94 @@ QString MainWindow::statsSummary() const
         .arg(secs > 0 ? m_chunks / secs : 0, 0, 'f', 1)
         .arg(secs > 0 ? refreshes / secs / nViews : 0, 0, 'f', 1)
         .arg(nViews)
-        .arg(formatBytes(m_peakTraceBytes), formatBytes(m.rss), formatBytes(m.peakRss));
+        .arg(formatBytes(m_peakTraceBytes), formatBytes(m.rss), formatBytes(m.peakRss), frameLine);
+}
+
+QString MainWindow::benchmarkInteraction()
+{
+    const qint64 n = m_trace ? m_trace->tokens() : 0;
+    if (n < 2)
+        return tr("interaction benchmark: no trace shown");
+    m_group->setFollow(false);
+    m_follow->setChecked(false);
+    QStringList lines;
+    // One frame as the user gets it: the shared range moves, every view queries its data (and reads
+    // exact values from the file when zoomed in far enough) and draws.
+    auto frame = [this](const QCPRange& r) {
+        QElapsedTimer clock;
+        clock.start();
+        m_group->setRange(r);
+        for (TraceView* v : views()) {
+            v->refresh();
+            v->plot()->replot(QCustomPlot::rpImmediateRefresh);
+        }
+        const float ms = float(clock.nsecsElapsed() / 1e6);
+        QCoreApplication::processEvents(); // the queued replots, outside the measurement
+        return ms;
+    };
+    // Whether what a frame drew is exact: one value per token (pyramids or a full-resolution window).
+    const int gates = m_trace->probeIndex(QString::fromLatin1(kDecayProbe));
+    auto exact = [this, gates] {
+        const QCPRange r = m_group->range();
+        return m_trace->resolutionFor(TraceData::xToToken(r.lower) + 1, TraceData::xToToken(r.upper),
+                                      gates) == 1;
+    };
+    auto phase = [&](const QString& name, int frames, const std::function<QCPRange(int)>& rangeAt) {
+        QVector<float> ms;
+        int exactFrames = 0;
+        for (int i = 0; i < frames; ++i) {
+            ms.push_back(frame(rangeAt(i)));
+            exactFrames += exact() ? 1 : 0;
+        }
+        // Then how long until the last range is drawn exactly (windows are read in the background).
+        QElapsedTimer wait;
+        wait.start();
+        while (m_trace->fineLoading() && wait.elapsed() < 10000)
+            QCoreApplication::processEvents(QEventLoop::AllEvents, 5);
+        const double waitMs = wait.nsecsElapsed() / 1e6;
+        lines << QStringLiteral(
+                     "%1: %2 frames, %3; %4 of them exact per token (the gates); the last exact after %5 ms")
+                     .arg(name)
+                     .arg(frames)
+                     .arg(frameStatistics(ms))
+                     .arg(exactFrames)
+                     .arg(exact() ? waitMs : -1.0, 0, 'f', 0);
+    };
+    const double total = double(n);
+    const double x0 = TraceData::tokenToX(0) - 0.5;
+    // Pan a tenth of the trace across it, 1% a frame.
+    phase(QStringLiteral("pan (10% of the trace in view)"), 60, [&](int i) {
+        const double lo = x0 + total * 0.01 * i;
+        return QCPRange(lo, lo + total * 0.1);
+    });
+    // Zoom from the whole trace towards its middle, 12% a frame.
+    phase(QStringLiteral("zoom (whole trace to about 1/900)"), 60, [&](int i) {
+        const double half = total / 2 / std::pow(1.12, i), mid = x0 + total / 2;
+        return QCPRange(mid - half, mid + half);
+    });
+    // Pan 2,000 tokens in view, 50 a frame (reading speed): every token drawn exactly once the
+    // window around them is read from the file, in the background.
+    phase(QStringLiteral("full-resolution pan (2,000 tokens in view, 50 a frame)"), 120, [&](int i) {
+        const double lo = x0 + std::fmod(total * 0.3 + 50.0 * i, std::max(1.0, total - 2000));
+        return QCPRange(lo, lo + std::min(2000.0, total));
+    });
+    // The same at 400 a frame (a fast drag): windows lag behind, frames stay short.
+    phase(QStringLiteral("fast pan (2,000 tokens in view, 400 a frame)"), 60, [&](int i) {
+        const double lo = x0 + std::fmod(total * 0.6 + 400.0 * i, std::max(1.0, total - 2000));
+        return QCPRange(lo, lo + std::min(2000.0, total));
+    });
+    const MemoryUse m = processMemory();
+    lines << QStringLiteral("%1 tokens, %2 layers x %3 %4, %5 views; resolution kept %6 tokens per value, "
+                            "full-resolution window %7 tokens; RSS %8, peak %9")
+                 .arg(n)
+                 .arg(m_trace->layers())
+                 .arg(m_trace->units())
+                 .arg(pluralUnitName(m_trace->unitName()))
+                 .arg(views().size())
+                 .arg(m_trace->seriesResolution())
+                 .arg(m_trace->fineTokens())
+                 .arg(formatBytes(m.rss), formatBytes(m.peakRss));
+    return lines.join(QLatin1Char('\n'));
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -121,6 +121,9 @@ public:
     QString tracesFolder() const { return m_tracesFolder; }
     // Plot refreshes per second during the last (or current) run, chunks received, and memory.
     QString statsSummary() const;
+    // Pans and zooms the trace shown in three scripted phases (pan, zoom, full-resolution pan) and
+    // returns the frame times of each and the memory: the interactive numbers, reproducibly.
+    QString benchmarkInteraction();
     // Figures for a paper or the docs, without the dialog: each view as <prefix>-<view>.png and .svg
     // (viewNames()), over the whole trace, in style: by default the one-column paper preset (a log
     // token axis and the averaged NLL, whatever the window shows). false after showing the error.

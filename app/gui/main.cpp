@@ -56,6 +56,8 @@ struct Cli {
                                      "decay, state_norm, ...) once the run has ended "
                                      "(or the trace is open), then quit.",
                                      "prefix"};
+    QCommandLineOption benchInteraction{
+        "bench-interaction", "Pan and zoom the trace shown in scripted steps, print the frame times, quit."};
     QCommandLineOption stats{"stats",
                              "Print tokens/s, plot updates per second and memory to stderr when quitting."};
 
@@ -65,10 +67,11 @@ struct Cli {
             "Watch a recurrent language model's loss, forget gates and state norms live while it reads.");
         parser.addHelpOption();
         parser.addVersionOption();
-        parser.addOptions({demo,         model,         trace,       text,       prompt,     run,
-                           chunk,        tracesDir,     theme,       screenshot, size,       quitAfter,
-                           quitWhenDone, overlay,       logX,        linearX,    noTokenNll, tokenNll,
-                           bucket,       exportFigures, figureWidth, stats});
+        parser.addOptions({demo,        model,      trace,           text,    prompt,
+                           run,         chunk,      tracesDir,       theme,   screenshot,
+                           size,        quitAfter,  quitWhenDone,    overlay, logX,
+                           linearX,     noTokenNll, tokenNll,        bucket,  exportFigures,
+                           figureWidth, stats,      benchInteraction});
         parser.addPositionalArgument(
             "paths", "Model folders, .txt inputs or .h5 traces to open (as if dropped).", "[paths...]");
     }
@@ -197,11 +200,16 @@ int main(int argc, char** argv)
         window.startRun();
 
     const bool printStats = parser.isSet(cli.stats);
-    auto finish = [&window, printStats] {
-        if (printStats)
-            std::fprintf(stderr, "%s\n", qPrintable(window.statsSummary()));
-        QApplication::quit();
-    };
+    // The summary is printed when the event loop ends, however the app quits (Ctrl+Q too).
+    auto finish = [] { QApplication::quit(); };
+    if (parser.isSet(cli.benchInteraction)) {
+        if (!ok)
+            return 1;
+        QTimer::singleShot(0, &app, [&window] {
+            std::fprintf(stderr, "%s\n", qPrintable(window.benchmarkInteraction()));
+            QApplication::quit();
+        });
+    }
     if (parser.isSet(cli.exportFigures)) {
         // Figures once the data is complete: when the run ends, or at once for an opened trace.
         const QString prefix = parser.value(cli.exportFigures);
@@ -238,5 +246,8 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "statescope: --screenshot needs --quit-after\n");
         return 2;
     }
-    return app.exec();
+    const int rc = app.exec();
+    if (printStats)
+        std::fprintf(stderr, "%s\n", qPrintable(window.statsSummary()));
+    return rc;
 }

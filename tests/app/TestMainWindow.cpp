@@ -270,6 +270,7 @@ private slots:
     void passkeyNeedleMarked();
     void followsGrowingTrace();
     void findTextAndGoToToken();
+    void interactionFrameTimes();
 
 private:
     void runAndWait(const QString& text, int chunk = 64);
@@ -1871,6 +1872,37 @@ void TestMainWindow::findTextAndGoToToken()
     QVERIFY(trigger(QKeySequence(QStringLiteral("Ctrl+G"))));
     QTRY_VERIFY(m_window->focusWidget() == m_window->tokenField() ||
                 m_window->tokenField()->isAncestorOf(m_window->focusWidget()));
+}
+
+// Issue 9.11: --stats reports the frames drawn while zooming and panning a trace by hand, and
+// --bench-interaction scripts that.
+void TestMainWindow::interactionFrameTimes()
+{
+    QTemporaryDir dir;
+    const QString path = dir.filePath("other.h5");
+    writeOtherArchitecture(path, 5000);
+    QVERIFY(m_window->openTrace(path));
+    for (TraceView* v : m_window->views())
+        v->clearFrameTimes();
+    // A zoom by hand: the plots redraw, and each frame is counted.
+    m_window->plotGroup()->setRange(QCPRange(100, 600));
+    refreshAll();
+    QTRY_VERIFY(!m_window->views().front()->frameTimes().isEmpty());
+    const QString stats = m_window->statsSummary();
+    const QRegularExpression frames(
+        QStringLiteral("frames: (\\d+), median ([0-9.]+) ms, 95th percentile ([0-9.]+) ms"));
+    const QRegularExpressionMatch m = frames.match(stats);
+    QVERIFY2(m.hasMatch(), qPrintable(stats));
+    QVERIFY(m.captured(1).toInt() >= m_window->views().size());
+    QVERIFY(m.captured(2).toDouble() > 0);
+    const QString bench = m_window->benchmarkInteraction();
+    for (const char* phase : {"pan (10% of the trace in view): 60 frames, median", "zoom (whole trace",
+                              "full-resolution pan", "fast pan", "5000 tokens, 3 layers x 6 channel groups"})
+        QVERIFY2(bench.contains(QLatin1String(phase)), qPrintable(bench));
+    // 5,000 tokens are kept whole: every frame of a zoomed-in pan is exact.
+    QVERIFY2(bench.contains(QStringLiteral("120 frames")) &&
+                 bench.contains(QStringLiteral("120 of them exact")),
+             qPrintable(bench));
 }
 
 QTEST_MAIN(TestMainWindow)

@@ -2084,8 +2084,8 @@ void TestWidgets::fullResolutionZoomLive()
 {
     TraceData d;
     d.setPyramidBudget(1); // the smallest cap: 1024 buckets per series
-    // 60 series x 16 bytes per token: 4096 tokens of recent values.
-    const qint64 budget = 60 * 16 * 4096;
+    // Per probe and token: 20 series of 12 bytes and 16 values of 4: a window of 4096 tokens each.
+    const qint64 budget = (20 * 12 + 16 * 4) * 4096;
     d.setFineBudget(budget);
     d.reset(header());
     QCOMPARE(d.fineTokens(), qint64(4096));
@@ -2119,7 +2119,8 @@ void TestWidgets::fullResolutionZoomLive()
     // Tokens older than the recent ones stay coarse: the memory is bounded.
     QVERIFY(!d.ensureFullResolution(1000, 1016));
     QCOMPARE(d.resolutionFor(1000, 1016), d.seriesResolution());
-    QVERIFY2(d.fineBytes() <= size_t(budget + budget / 4), qPrintable(QString::number(d.fineBytes())));
+    // Three probes' windows and the recent values behind them.
+    QVERIFY2(d.fineBytes() <= size_t(3 * budget + budget / 4), qPrintable(QString::number(d.fineBytes())));
     // Wider than the window: coarse.
     QVERIFY(!d.ensureFullResolution(0, 10000));
 }
@@ -2139,7 +2140,8 @@ void TestWidgets::fullResolutionZoomFile()
     }
     TraceData d;
     d.setPyramidBudget(1);
-    d.setFineBudget(60 * 16 * 2048);
+    d.setFineBudget((20 * 12 + 16 * 4) * 2048);
+    d.setAsyncLoads(false); // the window is there when ensureFullResolution returns
     QString error;
     QVERIFY2(d.loadFile(path, &error), qPrintable(error));
     QVERIFY(!d.fileGrowing());
@@ -2158,8 +2160,13 @@ void TestWidgets::fullResolutionZoomFile()
     showView(view, 900, 500);
     view.setLayer(1);
     group.setFollow(false);
+    // A window elsewhere first: the view must read the one it needs.
+    QVERIFY(d.ensureFullResolution(25000, 25010));
+    const qint64 dtBegin = d.fineBegin(kDt);
     group.setRange(QCPRange(TraceData::tokenToX(2) - 0.5, TraceData::tokenToX(16) + 0.5));
     view.refresh();
+    QCOMPARE(d.fineBegin(kDecay), qint64(0));
+    QCOMPARE(d.fineBegin(kDt), dtBegin); // the probe it does not draw is left alone
     QCPGraph* g = view.unitGraphs().at(3);
     QVERIFY(g->dataCount() >= 15);
     auto it = g->data()->findBegin(TraceData::tokenToX(2) - 0.4, false);
@@ -2169,11 +2176,28 @@ void TestWidgets::fullResolutionZoomFile()
         QCOMPARE(it->value, double(decayOf(t, 1, 3)));
     }
     // Zoomed out again: coarse, and the window is not reloaded for nothing.
-    const qint64 fb = d.fineBegin();
+    const qint64 fb = d.fineBegin(kDecay);
     group.showAll();
     view.refresh();
-    QCOMPARE(d.fineBegin(), fb);
+    QCOMPARE(d.fineBegin(kDecay), fb);
     QVERIFY(view.unitGraphs().at(3)->dataCount() <= 2 * view.dataColumns() + 2);
+
+    // As the window runs it: read in a worker, drawn coarse meanwhile, exact once it arrives.
+    d.setAsyncLoads(true);
+    QSignalSpy arrived(&d, &TraceData::fineChanged);
+    group.setRange(QCPRange(TraceData::tokenToX(15000) - 0.5, TraceData::tokenToX(15016) + 0.5));
+    view.refresh();
+    QVERIFY(d.fineLoading() || arrived.count() == 1);
+    QTRY_COMPARE(arrived.count(), 1);
+    QVERIFY(!d.fineLoading());
+    QVERIFY(d.fineBegin(kDecay) <= 15000 && d.fineEnd(kDecay) >= 15017);
+    // The view redraws by itself.
+    QTRY_VERIFY(view.unitGraphs().at(3)->dataCount() >= 17);
+    it = view.unitGraphs().at(3)->data()->findBegin(TraceData::tokenToX(15000) - 0.4, false);
+    for (qint64 t = 15000; t <= 15016; ++t, ++it) {
+        QCOMPARE(it->key, TraceData::tokenToX(t));
+        QCOMPARE(it->value, double(decayOf(t, 1, 3)));
+    }
 }
 
 // Issue 9.11: a trace still being written (by the CLI) is followed as it grows, tail -f style.
