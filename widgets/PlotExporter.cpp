@@ -1360,7 +1360,13 @@ QColor PlotExporter::blend(const QColor& a, const QColor& b, double f)
 
 QColor PlotExporter::traceColor(int trace, bool dark)
 {
-    QColor c = trace == 0 ? QColor(31, 119, 180) : QColor(230, 85, 13);
+    // Blue, then orange (the first comparison, as before), then the rest of a colour-blind-safe
+    // qualitative palette (Okabe-Ito), then around again.
+    static const QColor kPalette[] = {QColor(31, 119, 180),  QColor(230, 85, 13),  QColor(0, 158, 115),
+                                      QColor(204, 121, 167), QColor(86, 180, 233), QColor(213, 94, 0),
+                                      QColor(0, 114, 178),   QColor(230, 159, 0)};
+    constexpr int n = int(sizeof kPalette / sizeof kPalette[0]);
+    const QColor c = kPalette[((trace % n) + n) % n];
     return dark ? c.lighter(140) : c;
 }
 

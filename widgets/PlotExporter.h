@@ -115,7 +115,7 @@ public:
     // a mixed with b (f = weight of b): an opaque stand-in for a translucent colour, which is much
     // cheaper to draw for thousands of segments.
     static QColor blend(const QColor& a, const QColor& b, double f);
-    // The first and second trace's colours (overlay = 1).
+    // Trace i's colour: 0 the trace shown, 1, 2, ... the runs compared with it (8, then around).
     static QColor traceColor(int trace, bool dark);
 };
 

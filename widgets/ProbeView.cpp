@@ -302,8 +302,8 @@ void ProbeView::updateLegend()
         m_unitsItem = new UnitsLegendItem(legend, colors, text);
         legend->addItem(m_unitsItem);
     }
-    if (m_overlaySummary)
-        m_overlaySummary->addToLegend(legend);
+    for (QCPGraph* g : m_overlaySummaries)
+        g->addToLegend(legend);
 }
 
 void ProbeView::setProbe(const QString& name)
@@ -368,20 +368,21 @@ void ProbeView::ensureGraphs()
             m_plot->removeGraph(m_summaryGraph);
         m_summaryGraph = m_plot->addGraph(x, y);
         m_summaryGraph->setAdaptiveSampling(false);
-        if (m_overlaySummary) {
-            m_plot->removeGraph(m_overlaySummary);
-            m_overlaySummary = nullptr;
-        }
+        for (QCPGraph* g : m_overlaySummaries)
+            m_plot->removeGraph(g);
+        m_overlaySummaries.clear();
     }
     // An overlay shows as its layer summary: its units in a second colour would hide both, and a
     // model of another architecture has other units anyway.
-    const bool overlay = m_overlay && m_overlay != m_trace;
-    if (overlay && !m_overlaySummary) {
-        m_overlaySummary = m_plot->addGraph(x, y);
-        m_overlaySummary->setAdaptiveSampling(false);
-    } else if (!overlay && m_overlaySummary) {
-        m_plot->removeGraph(m_overlaySummary);
-        m_overlaySummary = nullptr;
+    int wanted = 0;
+    for (TraceData* o : overlays())
+        wanted += o != m_trace ? 1 : 0;
+    while (m_overlaySummaries.size() > wanted)
+        m_plot->removeGraph(m_overlaySummaries.takeLast());
+    while (m_overlaySummaries.size() < wanted) {
+        QCPGraph* g = m_plot->addGraph(x, y);
+        g->setAdaptiveSampling(false);
+        m_overlaySummaries.push_back(g);
     }
     restyle();
 }
@@ -439,8 +440,9 @@ void ProbeView::restyle()
     if (m_summaryGraph)
         m_summaryGraph->setPen(
             QPen(m_dark ? QColor(235, 235, 235) : QColor(20, 20, 20), m_summaryGraph->pen().widthF()));
-    if (m_overlaySummary)
-        m_overlaySummary->setPen(QPen(PlotExporter::traceColor(1, m_dark), m_overlaySummary->pen().widthF()));
+    const QList<TraceData*> ovs = drawnOverlays();
+    for (int i = 0; i < m_overlaySummaries.size() && i < ovs.size(); ++i)
+        m_overlaySummaries[i]->setPen(QPen(colorOf(ovs[i]), m_overlaySummaries[i]->pen().widthF()));
     updateLegend();
 }
 
@@ -531,25 +533,26 @@ void ProbeView::rebuild()
         tr("layer %1: %2").arg(m_layer).arg(compact ? summaryWord(summary) : summaryText(summary, unitName)));
     QList<QCPGraph*> all(m_unitGraphs.begin(), m_unitGraphs.end());
     all.push_back(m_summaryGraph);
-    if (m_overlaySummary) {
+    const QList<TraceData*> ovs = drawnOverlays();
+    for (int i = 0; i < m_overlaySummaries.size() && i < ovs.size(); ++i) {
+        QCPGraph* graph = m_overlaySummaries[i];
+        TraceData* o = ovs[i];
         // The overlay's own descriptor: another architecture may summarise its own units.
-        const int op = m_overlay->hasSeries(m_probe) ? m_overlay->probeIndex(m_probe) : -1;
-        const QVector<qint64> oedges = columnEdges(x, op >= 0 ? m_overlay->tokens() : 0);
-        if (oedges.size() < 2 || m_layer >= m_overlay->probeLayers(op))
-            m_overlaySummary->data()->clear();
+        const int op = o->hasSeries(m_probe) ? o->probeIndex(m_probe) : -1;
+        const QVector<qint64> oedges = columnEdges(x, op >= 0 ? o->tokens() : 0);
+        if (oedges.size() < 2 || m_layer >= o->probeLayers(op))
+            graph->data()->clear();
         else
-            setEnvelope(m_overlaySummary, m_overlay->seriesEdges(op, m_layer, TraceData::kSummary, oedges),
-                        false);
-        setEmphasisPen(m_overlaySummary, 2.0);
-        const QString label = legendName(m_overlay, tr("overlay"));
-        const ProbeDesc* od = m_overlay->probe(op);
-        m_overlaySummary->setName(!od       ? tr("%1: no %2").arg(label, m_probe)
-                                  : compact ? tr("%1: %2").arg(label, summaryWord(od->summary))
-                                            : tr("%1: layer %2 %3")
-                                                  .arg(label)
-                                                  .arg(m_layer)
-                                                  .arg(summaryText(od->summary, m_overlay->unitName())));
-        all.push_back(m_overlaySummary);
+            setEnvelope(graph, o->seriesEdges(op, m_layer, TraceData::kSummary, oedges), false);
+        setEmphasisPen(graph, 2.0);
+        const QString label = legendName(o, tr("overlay"));
+        const ProbeDesc* od = o->probe(op);
+        graph->setName(
+            !od ? tr("%1: no %2").arg(label, m_probe)
+            : compact
+                ? tr("%1: %2").arg(label, summaryWord(od->summary))
+                : tr("%1: layer %2 %3").arg(label).arg(m_layer).arg(summaryText(od->summary, o->unitName())));
+        all.push_back(graph);
     }
     restyle(); // the selected unit's width depends on its points; the legend on the names
     // Every drawn line, the overlay's too, with a margin; root-sum-square summaries are magnitudes
@@ -614,12 +617,17 @@ QVector<CsvColumn> ProbeView::csvColumns() const
             cols.push_back({QStringLiteral("%1_%2_L%3").arg(name, tag).arg(l),
                             value(t, p, l, min ? TraceData::kMinimum : TraceData::kSummary)});
     }
-    if (m_overlay && m_overlay != m_trace && m_overlay->hasSeries(name)) {
-        const int op = m_overlay->probeIndex(name);
-        const QString tag = QString::fromLatin1(probeSummaryName(m_overlay->probe(op)->summary));
-        if (layer < m_overlay->probeLayers(op))
-            cols.push_back({QStringLiteral("overlay_%1_%2_L%3").arg(name, tag).arg(layer),
-                            value(m_overlay, op, layer, TraceData::kSummary)});
+    const QList<TraceData*> ovs = drawnOverlays();
+    for (int i = 0; i < ovs.size(); ++i) {
+        QPointer<TraceData> o = ovs[i];
+        if (!o->hasSeries(name))
+            continue;
+        const int op = o->probeIndex(name);
+        const QString tag = QString::fromLatin1(probeSummaryName(o->probe(op)->summary));
+        const QString prefix = i == 0 ? QStringLiteral("overlay_") : QStringLiteral("overlay%1_").arg(i + 1);
+        if (layer < o->probeLayers(op))
+            cols.push_back({prefix + QStringLiteral("%1_%2_L%3").arg(name, tag).arg(layer),
+                            value(o, op, layer, TraceData::kSummary)});
     }
     return cols;
 }
@@ -675,13 +683,15 @@ QStringList ProbeView::readout(qint64 token, QCPAxisRect* rect, int pointerY) co
         lines << tr("min over %1: %2")
                      .arg(pluralUnitName(t->unitName()),
                           readoutNumber(t->valueAt(p, m_layer, TraceData::kMinimum, token)));
-        if (m_overlay && m_overlay != m_trace && m_overlay->hasSeries(m_probe)) {
-            const int op = m_overlay->probeIndex(m_probe);
-            if (m_layer < m_overlay->probeLayers(op) && token < m_overlay->tokens())
+        for (TraceData* o : drawnOverlays()) {
+            if (!o->hasSeries(m_probe))
+                continue;
+            const int op = o->probeIndex(m_probe);
+            if (m_layer < o->probeLayers(op) && token < o->tokens())
                 lines << tr("%1: layer %2 %3")
-                             .arg(m_overlay->label())
+                             .arg(legendName(o, o->label()))
                              .arg(m_layer)
-                             .arg(readoutNumber(m_overlay->valueAt(op, m_layer, TraceData::kSummary, token)));
+                             .arg(readoutNumber(o->valueAt(op, m_layer, TraceData::kSummary, token)));
         }
     }
     lines.prepend(tr("%1 at token %2").arg(label).arg(token));

@@ -61,7 +61,9 @@ public:
     // The layer's summary (ProbeDesc::summary over its units).
     QCPGraph* summaryGraph() const { return m_summaryGraph; }
     // The overlay trace's summary of the layer, when an overlay is set (null otherwise).
-    QCPGraph* overlaySummaryGraph() const { return m_overlaySummary; }
+    QCPGraph* overlaySummaryGraph() const { return m_overlaySummaries.value(0, nullptr); }
+    // One per overlay, in overlays() order.
+    const QVector<QCPGraph*>& overlaySummaryGraphs() const { return m_overlaySummaries; }
     QCPColorMap* heatmap() const { return m_heatmap; }
     QCPColorScale* colorScale() const { return m_scale; }
     QComboBox* probeBox() const { return m_probeBox; }
@@ -120,7 +122,7 @@ private:
     QCPAxisRect* m_heatRect = nullptr;
     QVector<QCPGraph*> m_unitGraphs;
     QCPGraph* m_summaryGraph = nullptr;
-    QCPGraph* m_overlaySummary = nullptr;
+    QVector<QCPGraph*> m_overlaySummaries;
     QCPColorMap* m_heatmap = nullptr;
     QCPColorScale* m_scale = nullptr;
     QComboBox* m_probeBox = nullptr;

@@ -692,6 +692,14 @@ qint64 TraceData::resolutionFor(qint64 begin, qint64 end, int probe) const
     return worst;
 }
 
+void TraceData::setColor(const QColor& color)
+{
+    if (color == m_color)
+        return;
+    m_color = color;
+    emit colorChanged();
+}
+
 void TraceData::setLabel(const QString& label)
 {
     m_header.label = label;

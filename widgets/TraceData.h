@@ -8,6 +8,7 @@
 #include "probes/Probes.h"
 
 #include <QByteArray>
+#include <QColor>
 #include <QObject>
 #include <QPair>
 #include <QPointF>
@@ -127,6 +128,9 @@ public:
     const TraceHeaderInfo& header() const { return m_header; }
     QString label() const { return m_header.label; }
     void setLabel(const QString& label);
+    // The colour views draw this trace in (invalid: theirs by position). Emits colorChanged().
+    QColor color() const { return m_color; }
+    void setColor(const QColor& color);
     std::optional<qint64> trainingLength() const { return m_header.trainingLength; }
     std::optional<double> forgetThreshold() const { return m_header.forgetThreshold; }
     void setTrainingLength(std::optional<qint64> tokens);  // emits markersChanged()
@@ -217,6 +221,7 @@ signals:
     void appended(qint64 newTokenCount);
     void markersChanged();
     void labelChanged();
+    void colorChanged();
     // A full-resolution window read in the background is ready: views redraw.
     void fineChanged();
 
@@ -251,6 +256,7 @@ private:
 
     TraceHeaderInfo m_header;
     QString m_filePath;
+    QColor m_color;
     qint64 m_budget = kDefaultPyramidBudget;
     int m_cap = SeriesPyramid::kDefaultCap;
     qint64 m_tokens = 0;

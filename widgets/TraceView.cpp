@@ -96,6 +96,10 @@ void TraceView::connectTrace(TraceData* t)
         return;
     connect(t, &TraceData::appended, this, &TraceView::scheduleRefresh);
     connect(t, &TraceData::fineChanged, this, &TraceView::scheduleRefresh);
+    connect(t, &TraceData::colorChanged, this, [this] {
+        restyle();
+        scheduleRefresh();
+    });
     connect(t, &TraceData::traceReset, this, [this] {
         tracesChanged();
         scheduleRefresh();
@@ -124,15 +128,45 @@ void TraceView::setTrace(TraceData* trace)
 
 void TraceView::setOverlay(TraceData* overlay)
 {
-    if (m_overlay == overlay)
+    setOverlays(overlay ? QList<TraceData*>{overlay} : QList<TraceData*>{});
+}
+
+void TraceView::setOverlays(const QList<TraceData*>& overlays)
+{
+    if (overlays == this->overlays())
         return;
-    if (m_overlay && m_overlay != m_trace)
-        disconnect(m_overlay, nullptr, this, nullptr);
-    m_overlay = overlay;
-    if (overlay != m_trace)
-        connectTrace(overlay);
+    for (TraceData* old : this->overlays())
+        if (old != m_trace)
+            disconnect(old, nullptr, this, nullptr);
+    m_overlay = overlays.value(0, nullptr);
+    m_moreOverlays.clear();
+    for (int i = 1; i < overlays.size(); ++i)
+        m_moreOverlays.push_back(overlays[i]);
+    for (TraceData* t : overlays)
+        if (t != m_trace)
+            connectTrace(t);
     tracesChanged();
+    restyle();
     scheduleRefresh();
+}
+
+QList<TraceData*> TraceView::overlays() const
+{
+    QList<TraceData*> out;
+    if (m_overlay)
+        out.push_back(m_overlay);
+    for (const QPointer<TraceData>& t : m_moreOverlays)
+        if (t)
+            out.push_back(t);
+    return out;
+}
+
+QColor TraceView::colorOf(TraceData* t) const
+{
+    if (t && t->color().isValid())
+        return t->color();
+    const int i = t == m_trace ? 0 : int(overlays().indexOf(t)) + 1;
+    return PlotExporter::traceColor(std::max(0, i), m_dark);
 }
 
 void TraceView::setDarkTheme(bool dark)
@@ -198,7 +232,7 @@ QString TraceView::legendName(TraceData* t, const QString& fallback) const
     if (!t)
         return fallback;
     // The overlay may be the trace itself (overlaying a trace on itself shows one).
-    const QString& set = t == m_trace ? m_traceLegendLabel : m_overlayLegendLabel;
+    const QString set = t == m_trace ? m_traceLegendLabel : t == m_overlay ? m_overlayLegendLabel : QString();
     if (!set.isEmpty())
         return set;
     return t->label().isEmpty() ? fallback : t->label();
@@ -212,7 +246,9 @@ void TraceView::refresh()
     ensureLayout();
     // Zoomed in far enough, every token is drawn exactly (read from the file or the recent tokens).
     const auto [begin, end] = visibleTokens();
-    for (TraceData* t : {m_trace.data(), m_overlay.data()})
+    QList<TraceData*> drawn = overlays();
+    drawn.prepend(m_trace);
+    for (TraceData* t : drawn)
         if (t) {
             const QVector<int> probes = probesDrawn(t);
             if (!probes.isEmpty())

@@ -47,6 +47,19 @@ public:
     // A second trace drawn on the same axes in a second colour, with a legend; nullptr removes it.
     void setOverlay(TraceData* overlay);
     TraceData* overlay() const { return m_overlay; }
+    // Any number of traces drawn over the main one (compared in the run table), each in its colour
+    // (TraceData::color(), else PlotExporter::traceColor(1 + index)); overlay() is the first.
+    void setOverlays(const QList<TraceData*>& overlays);
+    QList<TraceData*> overlays() const;
+    // The colour a trace of the view is drawn in: the main trace is index 0, overlays 1, 2, ...
+    QColor colorOf(TraceData* t) const;
+    // overlays() without the main trace itself (overlaying a trace on itself draws it once).
+    QList<TraceData*> drawnOverlays() const
+    {
+        QList<TraceData*> out = overlays();
+        out.removeAll(m_trace.data());
+        return out;
+    }
 
     void setDarkTheme(bool dark);
     bool darkTheme() const { return m_dark; }
@@ -146,6 +159,7 @@ protected:
     QCustomPlot* m_plot = nullptr;
     QPointer<TraceData> m_trace;
     QPointer<TraceData> m_overlay;
+    QList<QPointer<TraceData>> m_moreOverlays; // overlays after the first
     bool m_dark = false;
     bool m_yAutoFit = true;
 

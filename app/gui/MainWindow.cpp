@@ -275,7 +275,7 @@ ProbeView* MainWindow::addProbeView(const QString& probe)
     m_group->addView(v);
     v->setDarkTheme(m_dark);
     v->setTrace(m_trace);
-    v->setOverlay(m_overlay);
+    v->setOverlays(overlays());
     // The views' layers move together only while "link layers" (in every view, one setting) says so.
     v->setLayerLinkVisible(true);
     v->setLayersLinked(m_linkLayers);
@@ -590,6 +590,25 @@ void MainWindow::buildDocks()
     connect(m_modelPanel, &ModelPanel::trainingLengthChanged, this, &MainWindow::onTrainingLengthChanged);
     connect(m_runsPanel, &RunsPanel::openRequested, this, [this](const QString& p) { openTrace(p); });
     connect(m_runsPanel, &RunsPanel::overlayRequested, this, [this](const QString& p) { overlayTrace(p); });
+    connect(m_runsPanel, &RunsPanel::comparedChanged, this, &MainWindow::syncCompared);
+    connect(m_runsPanel, &RunsPanel::colorChanged, this, [this](const QString& p, const QColor& c) {
+        if (TraceData* t = m_overlays.value(p))
+            t->setColor(c);
+    });
+    connect(m_runsPanel, &RunsPanel::errorOccurred, this, &MainWindow::showError);
+    connect(m_runsPanel, &RunsPanel::renamed, this, [this](const QString& from, const QString& to) {
+        const QString label = QFileInfo(to).completeBaseName();
+        if (TraceData* t = m_overlays.take(from)) {
+            t->setFilePath(to);
+            t->setLabel(label);
+            m_overlays.insert(to, t);
+        }
+        if (m_trace && QFileInfo(m_trace->filePath()).absoluteFilePath() == from) {
+            m_trace->setFilePath(to);
+            m_trace->setLabel(label);
+            setWindowTitle(tr("%1 — StateScope").arg(QFileInfo(to).fileName()));
+        }
+    });
     // Until a model is chosen the count uses the tokenizer the engine gives a model without one.
     try {
         m_inputPanel->setTokenizer(QString::fromStdString(chooseTokenizerPath("", std::nullopt)));
@@ -728,6 +747,8 @@ void MainWindow::setDarkTheme(bool dark)
     m_dark = dark;
     if (m_darkAction && m_darkAction->isChecked() != dark)
         m_darkAction->setChecked(dark);
+    if (m_runsPanel)
+        m_runsPanel->setDarkTheme(dark);
     static bool fusion = false;
     if (!fusion) {
         QApplication::setStyle(QStyleFactory::create("Fusion"));
@@ -948,12 +969,12 @@ void MainWindow::pollGrowingTrace()
     }
 }
 
-bool MainWindow::overlayTrace(const QString& path)
+TraceData* MainWindow::loadOverlay(const QString& path)
 {
     auto* data = new TraceData(this);
     if (!loadTraceFile(path, data)) {
         delete data;
-        return false;
+        return nullptr;
     }
     // Name what differs from the trace it lies on: another architecture, or another shape.
     if (m_trace && m_trace->layers() > 0) {
@@ -965,22 +986,82 @@ bool MainWindow::overlayTrace(const QString& path)
         else if (a.layers != b.layers || a.units != b.units)
             data->setLabel(tr("%1 (%2)").arg(data->label(), shape));
     }
-    clearOverlay();
-    m_overlay = data;
-    for (TraceView* v : views())
-        v->setOverlay(m_overlay);
-    m_group->setOverlay(m_overlay);
-    m_clearOverlay->setEnabled(true);
+    return data;
+}
+
+bool MainWindow::overlayTrace(const QString& path)
+{
+    const QString abs = QFileInfo(path).absoluteFilePath();
+    if (m_runsPanel->isCompared(abs))
+        return true;
+    TraceData* data = loadOverlay(abs);
+    if (!data)
+        return false;
+    m_overlays.insert(abs, data);
+    // The run table shows it checked, in its colour, whether or not it lists the file.
+    m_runsPanel->setCompared(abs, true, true);
+    applyOverlays();
     return true;
+}
+
+void MainWindow::syncCompared()
+{
+    const QStringList wanted = m_runsPanel->comparedPaths();
+    for (const QString& p : m_overlays.keys())
+        if (!wanted.contains(p))
+            m_overlays.take(p)->deleteLater();
+    for (const QString& p : wanted)
+        if (!m_overlays.contains(p)) {
+            TraceData* data = loadOverlay(p);
+            if (!data) {
+                m_runsPanel->setCompared(p, false, true); // the error was shown
+                continue;
+            }
+            m_overlays.insert(p, data);
+        }
+    applyOverlays();
+}
+
+void MainWindow::applyOverlays()
+{
+    QList<TraceData*> list;
+    for (const QString& p : m_runsPanel->comparedPaths())
+        if (TraceData* t = m_overlays.value(p)) {
+            t->setColor(m_runsPanel->colorOf(p));
+            list.push_back(t);
+        }
+    for (TraceView* v : views())
+        v->setOverlays(list);
+    m_group->setOverlay(list.value(0, nullptr));
+    if (m_clearOverlay)
+        m_clearOverlay->setEnabled(!list.isEmpty());
+}
+
+QList<TraceData*> MainWindow::overlays() const
+{
+    QList<TraceData*> list;
+    if (!m_runsPanel) // views are made before the docks
+        return list;
+    for (const QString& p : m_runsPanel->comparedPaths())
+        if (TraceData* t = m_overlays.value(p))
+            list.push_back(t);
+    return list;
+}
+
+TraceData* MainWindow::overlay() const
+{
+    return overlays().value(0, nullptr);
 }
 
 void MainWindow::clearOverlay()
 {
+    m_runsPanel->clearCompared(true);
     for (TraceView* v : views())
-        v->setOverlay(nullptr);
+        v->setOverlays({});
     m_group->setOverlay(nullptr);
-    delete m_overlay;
-    m_overlay = nullptr;
+    for (TraceData* t : m_overlays)
+        delete t;
+    m_overlays.clear();
     if (m_clearOverlay)
         m_clearOverlay->setEnabled(false);
 }
@@ -1067,7 +1148,7 @@ void MainWindow::onRunStarted(const RunStart& start)
     h.label = QFileInfo(start.tracePath).completeBaseName();
 
     // An overlay was chosen to compare with the trace shown then; a new run is another comparison.
-    if (m_overlay) {
+    if (!m_overlays.isEmpty()) {
         clearOverlay();
         statusBar()->showMessage(tr("Overlay removed: a new run started"), 5000);
     }
@@ -1238,7 +1319,7 @@ void MainWindow::updateActions()
     m_cancel->setEnabled(busy && s != RunController::State::Cancelling);
     m_openTrace->setEnabled(!busy);
     m_modelPanel->setRunning(busy);
-    m_clearOverlay->setEnabled(m_overlay != nullptr);
+    m_clearOverlay->setEnabled(!m_overlays.isEmpty());
     updateRateLabel();
 }
 
@@ -1476,7 +1557,7 @@ void MainWindow::showExportDialog()
                                                        : QFileInfo(m_trace->filePath()).completeBaseName();
     const QString folder = m_settings->value("export/folder", QDir::homePath()).toString();
     ExportDialog dialog(folder, base, false, this);
-    dialog.setTraceLabels(m_trace->label(), m_overlay ? m_overlay->label() : QString());
+    dialog.setTraceLabels(m_trace->label(), overlay() ? overlay()->label() : QString());
     if (dialog.exec() != QDialog::Accepted)
         return;
     m_settings->setValue("export/folder", dialog.folder());

@@ -91,7 +91,10 @@ public:
     // Parts, for tests and main().
     RunController* runController() const { return m_controller; }
     TraceData* trace() const { return m_trace; }
-    TraceData* overlay() const { return m_overlay; }
+    // The traces drawn over the main one: those checked in the run table (overlayTrace() checks one),
+    // in the order they were checked; overlay() is the first.
+    TraceData* overlay() const;
+    QList<TraceData*> overlays() const;
     PlotGroup* plotGroup() const { return m_group; }
     LossView* lossView() const { return m_loss; }
     // The views of probes, top to bottom; by default one for decay and one for state_norm.
@@ -159,6 +162,10 @@ private:
     void installTrace(TraceData* trace);
     void assignProbes();
     bool loadTraceFile(const QString& path, TraceData* into);
+    TraceData* loadOverlay(const QString& path);
+    // Loads and drops overlays to match the run table's checked runs, then draws them.
+    void syncCompared();
+    void applyOverlays();
     void updateActions();
     void updateMemory();
     void onRunStarted(const RunStart& start);
@@ -184,7 +191,7 @@ private:
     QString m_tracesFolder;
     RunController* m_controller;
     TraceData* m_trace = nullptr;
-    TraceData* m_overlay = nullptr;
+    QHash<QString, TraceData*> m_overlays; // by absolute path, as the run table knows them
     PlotGroup* m_group = nullptr;
     LossView* m_loss = nullptr;
     QList<ProbeView*> m_probeViews;

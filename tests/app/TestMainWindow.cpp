@@ -28,6 +28,7 @@
 #include <QRegularExpression>
 #include <QSignalSpy>
 #include <QSpinBox>
+#include <QStandardPaths>
 #include <QStatusBar>
 #include <QSvgRenderer>
 #include <QTemporaryDir>
@@ -201,7 +202,7 @@ TraceHeader otherHeader(qint64 tokens)
     return h;
 }
 
-ChunkProbes otherChunk(qint64 begin, qint64 end)
+ChunkProbes otherChunk(qint64 begin, qint64 end, float nll = 2.0f)
 {
     const int L = 3, U = 6;
     ChunkProbes c;
@@ -209,7 +210,7 @@ ChunkProbes otherChunk(qint64 begin, qint64 end)
     c.values.resize(3);
     for (qint64 t = begin; t < end; ++t) {
         c.ids.push_back(10);
-        c.nll.push_back(t ? 2.0f : std::numeric_limits<float>::quiet_NaN());
+        c.nll.push_back(t ? nll : std::numeric_limits<float>::quiet_NaN());
         for (int l = 0; l < L; ++l)
             for (int u = 0; u < U; ++u) {
                 c.values[0].push_back(otherDecay(t, l, u));
@@ -220,10 +221,10 @@ ChunkProbes otherChunk(qint64 begin, qint64 end)
     return c;
 }
 
-void writeOtherArchitecture(const QString& path, qint64 tokens)
+void writeOtherArchitecture(const QString& path, qint64 tokens, float nll = 2.0f)
 {
     TraceWriter w(path.toStdString(), otherHeader(tokens));
-    w.append(otherChunk(0, tokens));
+    w.append(otherChunk(0, tokens, nll));
     w.finish();
 }
 
@@ -271,6 +272,7 @@ private slots:
     void followsGrowingTrace();
     void findTextAndGoToToken();
     void interactionFrameTimes();
+    void runTableComparesManyRuns();
 
 private:
     void runAndWait(const QString& text, int chunk = 64);
@@ -1903,6 +1905,97 @@ void TestMainWindow::interactionFrameTimes()
     QVERIFY2(bench.contains(QStringLiteral("120 frames")) &&
                  bench.contains(QStringLiteral("120 of them exact")),
              qPrintable(bench));
+}
+
+// Issue 9.8: the run table draws any number of runs over the trace shown, each in its colour, with
+// B - A, smoothing, rename, trash and show-in-folder.
+void TestMainWindow::runTableComparesManyRuns()
+{
+    QTemporaryDir dir;
+    const QString a = dir.filePath("run-a.h5"), b = dir.filePath("run-b.h5"), c = dir.filePath("run-c.h5");
+    writeOtherArchitecture(a, 3000, 2.0f);
+    writeOtherArchitecture(b, 2000, 3.0f); // shorter, and 1 nat worse everywhere
+    writeOtherArchitecture(c, 3000, 1.5f);
+    RunsPanel* panel = m_window->runsPanel();
+    const QString oldFolder = panel->folder();
+    panel->setFolder(dir.path());
+    QCOMPARE(panel->count(), 3);
+    QVERIFY(m_window->openTrace(a));
+
+    // Check two runs: both drawn, each in its own colour, named in the legends.
+    for (const QString& p : {b, c}) {
+        QTreeWidgetItem* item = panel->tree()->topLevelItem(panel->rowOf(p));
+        QVERIFY(item->flags() & Qt::ItemIsUserCheckable);
+        item->setCheckState(0, Qt::Checked);
+    }
+    QCOMPARE(m_window->overlays().size(), 2);
+    QCOMPARE(m_window->overlays()[0]->label(), QStringLiteral("run-b"));
+    const QColor cb = panel->colorOf(b), cc = panel->colorOf(c);
+    QVERIFY(cb.isValid() && cc.isValid() && cb != cc);
+    LossView* loss = m_window->lossView();
+    refreshAll();
+    QCOMPARE(loss->overlayAverageGraph(0)->pen().color(), cb.darker(130));
+    QCOMPARE(loss->overlayAverageGraph(1)->pen().color(), cc.darker(130));
+    QVERIFY(loss->overlayAverageGraph(1)->dataCount() > 0);
+    for (ProbeView* v : m_window->probeViews()) {
+        QCOMPARE(v->overlaySummaryGraphs().size(), 2);
+        QCOMPARE(v->overlaySummaryGraphs()[1]->pen().color(), cc);
+        QVERIFY(v->legendTexts().join('|').contains(QStringLiteral("run-c")));
+    }
+    // The swatch in the table is the colour drawn.
+    const QImage swatch = panel->tree()->topLevelItem(panel->rowOf(c))->icon(0).pixmap(12, 12).toImage();
+    QCOMPARE(swatch.pixelColor(6, 6).rgb(), cc.rgb());
+    // Another colour, chosen in the table.
+    panel->setColor(b, QColor(Qt::magenta));
+    refreshAll();
+    QCOMPARE(loss->overlayAverageGraph(0)->pen().color(), QColor(Qt::magenta).darker(130));
+
+    // B - A: 3 - 2 = 1 nat on the 2000 tokens both have, and nothing past them.
+    loss->setDifference(true);
+    QCPGraph* diff = loss->differenceGraph(0);
+    QVERIFY(diff->visible() && diff->dataCount() > 10);
+    for (auto it = diff->data()->constBegin(); it != diff->data()->constEnd(); ++it) {
+        QVERIFY(it->key <= TraceData::tokenToX(1999) + 0.5);
+        if (it->key > 300) // past the moving average's start (the first token has no NLL)
+            QVERIFY2(std::abs(it->value - 1.0) < 1e-5, qPrintable(QString::number(it->value)));
+    }
+    QVERIFY(std::abs(loss->differenceGraph(1)->data()->constBegin()->value + 0.5) < 1e-5 ||
+            loss->differenceGraph(1)->dataCount() > 0);
+    QVERIFY(!loss->averageGraph()->visible());
+    loss->setDifference(false);
+    QVERIFY(loss->averageGraph()->visible());
+    // Smoothing: the slider sets the moving average's window, 2^k tokens.
+    loss->smoothingSlider()->setValue(4);
+    QCOMPARE(loss->movingAverageWindow(), 16);
+    loss->setMovingAverageWindow(256);
+    QCOMPARE(loss->smoothingSlider()->value(), 8);
+
+    // Uncheck one: it goes from the plots.
+    panel->tree()->topLevelItem(panel->rowOf(c))->setCheckState(0, Qt::Unchecked);
+    QCOMPARE(m_window->overlays().size(), 1);
+    QCOMPARE(m_window->probeViews()[0]->overlaySummaryGraphs().size(), 1);
+
+    // Rename: the file moves, the run stays compared under its new name.
+    QString renamed, error;
+    QVERIFY2(panel->renameRun(b, QStringLiteral("better-name"), &renamed, &error), qPrintable(error));
+    QVERIFY(QFileInfo::exists(dir.filePath("better-name.h5")) && !QFileInfo::exists(b));
+    QVERIFY(panel->isCompared(renamed));
+    QCOMPARE(m_window->overlay()->label(), QStringLiteral("better-name"));
+    QVERIFY(!panel->renameRun(renamed, QStringLiteral("run-c"), &renamed, &error)); // taken
+    QVERIFY2(error.contains(QStringLiteral("already exists")), qPrintable(error));
+
+    // To the trash (under Qt Test's own data folder, ~/.qttest), not deleted; a compared run leaves
+    // the plots.
+    QString inTrash;
+    QVERIFY2(panel->trashRun(dir.filePath("better-name.h5"), &error, &inTrash), qPrintable(error));
+    QVERIFY(!QFileInfo::exists(dir.filePath("better-name.h5")));
+    QVERIFY2(inTrash.contains(QStringLiteral("Trash")) && QFileInfo::exists(inTrash), qPrintable(inTrash));
+    QFile::remove(inTrash);
+    QCOMPARE(panel->count(), 2);
+    QVERIFY(m_window->overlays().isEmpty());
+
+    m_window->clearOverlay();
+    panel->setFolder(oldFolder);
 }
 
 QTEST_MAIN(TestMainWindow)
