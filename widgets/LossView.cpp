@@ -348,13 +348,17 @@ QStringList LossView::readout(qint64 token, QCPAxisRect*, int) const
         if (!d || token < 0 || token >= d->tokens())
             return;
         const QString prefix = who.isEmpty() ? QString() : who + QStringLiteral(": ");
+        // The averages are what the lines show; the token's own NLL and the bucket's perplexity are
+        // details, left out first in a short plot.
+        const QString detail = QString(QChar(kReadoutDetail));
         lines
-            << prefix + tr("NLL %1 nats").arg(readoutNumber(d->nllAt(token)))
+            << detail + prefix + tr("NLL %1 nats").arg(readoutNumber(d->nllAt(token)))
             << prefix +
                    tr("mean of %1: %2").arg(m_window).arg(readoutNumber(d->movingAverageAt(token, m_window)))
-            << prefix + tr("perplexity (%1-token bucket) %2")
-                            .arg(m_bucket)
-                            .arg(readoutNumber(d->bucketedPerplexityAt(token, m_bucket)));
+            << detail + prefix +
+                   tr("perplexity (%1-token bucket) %2")
+                       .arg(m_bucket)
+                       .arg(readoutNumber(d->bucketedPerplexityAt(token, m_bucket)));
     };
     const QList<TraceData*> ovs = drawnOverlays();
     add(m_trace, ovs.isEmpty() ? QString() : legendName(m_trace, m_trace->label()));

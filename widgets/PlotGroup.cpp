@@ -670,12 +670,24 @@ void PlotGroup::updateReadout()
             r.hover->setPen(
                 QPen(m_dark ? QColor(200, 200, 200, 150) : QColor(60, 60, 60, 130), 1, Qt::DashLine));
             const bool here = e->plot == m_hoverPlot && rect->rect().contains(m_hoverPos);
-            const QStringList lines = token >= 0 && e->view
-                                          ? e->view->readout(token, rect, here ? m_hoverPos.y() : -1)
-                                          : QStringList();
+            QStringList lines = token >= 0 && e->view
+                                    ? e->view->readout(token, rect, here ? m_hoverPos.y() : -1)
+                                    : QStringList();
             r.readout->setVisible(!lines.isEmpty());
             if (lines.isEmpty())
                 continue;
+            // As many lines as the rect holds: details go first, then lines from the end.
+            const int fit = std::max(1, (rect->height() - 6) / QFontMetrics(r.readout->font()).lineSpacing());
+            for (int i = int(lines.size()) - 1; i >= 0 && lines.size() > fit; --i)
+                if (lines[i].startsWith(QChar(TraceView::kReadoutDetail)))
+                    lines.removeAt(i);
+            if (lines.size() > fit) {
+                lines = lines.mid(0, fit);
+                lines.back() = QStringLiteral("…");
+            }
+            for (QString& l : lines)
+                if (l.startsWith(QChar(TraceView::kReadoutDetail)))
+                    l.remove(0, 1);
             r.readout->setText(lines.join(QLatin1Char('\n')));
             // On the side away from the pointer (or the cursor), so that it never hides what is read.
             const double px = r.x->coordToPixel(TraceData::tokenToX(token));

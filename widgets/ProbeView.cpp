@@ -676,7 +676,7 @@ QStringList ProbeView::readout(qint64 token, QCPAxisRect* rect, int pointerY) co
         for (int u = 0; u < units; ++u) {
             row << QStringLiteral("%1: %2").arg(u).arg(readoutNumber(t->valueAt(p, m_layer, u, token)));
             if (row.size() == 4 || u + 1 == units) {
-                lines << row.join(QStringLiteral("  "));
+                lines << QChar(kReadoutDetail) + row.join(QStringLiteral("  "));
                 row.clear();
             }
         }

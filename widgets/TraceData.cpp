@@ -576,14 +576,21 @@ bool TraceData::ensureFullResolution(qint64 begin, qint64 end, const QVector<int
         if (!hasSeries(p))
             continue;
         auto& [fb, fe] = m_fineRange[size_t(p)];
-        if (fe > fb && begin >= fb && end <= fe)
-            continue;
         const qint64 span = fineTokens(p);
         if (end - begin > span)
             continue;
         // Room on both sides, so that panning a little does not read again.
         qint64 b = begin - (span - (end - begin)) / 2;
         b = std::clamp<qint64>(b, 0, std::max<qint64>(0, m_tokens - span));
+        if (fe > fb && begin >= fb && end <= fe) {
+            // Covered. Near an edge of the window (with more trace beyond it), read the next one in
+            // the background already: a steady pan then never waits for it.
+            const qint64 margin = (span - (end - begin)) / 4;
+            const bool nearEdge = (begin - fb < margin && fb > 0) || (fe - end < margin && fe < m_tokens);
+            if (nearEdge && m_reader && m_asyncLoads && b != fb)
+                startFineLoad(p, b, std::min(m_tokens, b + span), span);
+            continue;
+        }
         const qint64 e = std::min(m_tokens, b + span);
         if (m_reader && m_asyncLoads) {
             // Read and summed up in a worker (HDF5 is built thread-safe): frames keep coming, drawn

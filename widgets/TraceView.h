@@ -110,7 +110,10 @@ public:
     // The crosshair's readout for one of the view's axis rects: a line per series drawn there, its
     // name and its value at token (exact when zoomed in; a bucket's mean, said so, otherwise). The
     // y pixel of the pointer (-1: none) picks a heatmap row.
+    // Lines that start with kReadoutDetail are details (every unit's value), the first to go when
+    // the box would be taller than the axis rect.
     virtual QStringList readout(qint64 token, QCPAxisRect* rect, int pointerY) const = 0;
+    static constexpr char16_t kReadoutDetail = u'\u2063';
 
     // Pixel columns of the plot's data area (at least 1), the decimation target.
     int dataColumns() const;

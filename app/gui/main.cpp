@@ -33,10 +33,12 @@ struct Cli {
     QCommandLineOption screenshot{"screenshot", "Save the window to the PNG <file> (with --quit-after).",
                                   "file"};
     QCommandLineOption size{"size", "Window size <w>x<h> in pixels, e.g. 1280x720 (screenshots).", "size"};
+    QCommandLineOption cursor{"cursor", "Put the cursor (and its value readout) on token <n>.", "n"};
     QCommandLineOption quitAfter{"quit-after", "Quit after <ms> milliseconds.", "ms"};
     QCommandLineOption quitWhenDone{"quit-when-done", "Quit when the run ends (for measurements)."};
-    QCommandLineOption overlay{"overlay", "Overlay the saved trace <file> (after the run, with --run).",
-                               "file"};
+    QCommandLineOption overlay{
+        "overlay", "Compare with the saved trace <file> (after the run, with --run); repeat for more.",
+        "file"};
     QCommandLineOption logX{"log-x", "Logarithmic token axis (figures have one unless --linear-x)."};
     QCommandLineOption linearX{"linear-x", "Linear token axis (the window's default; for figures too)."};
     QCommandLineOption noTokenNll{"no-token-nll",
@@ -67,11 +69,10 @@ struct Cli {
             "Watch a recurrent language model's loss, forget gates and state norms live while it reads.");
         parser.addHelpOption();
         parser.addVersionOption();
-        parser.addOptions({demo,        model,      trace,           text,    prompt,
-                           run,         chunk,      tracesDir,       theme,   screenshot,
-                           size,        quitAfter,  quitWhenDone,    overlay, logX,
-                           linearX,     noTokenNll, tokenNll,        bucket,  exportFigures,
-                           figureWidth, stats,      benchInteraction});
+        parser.addOptions({demo,      model,        trace,         text,        prompt,  run,
+                           chunk,     tracesDir,    theme,         screenshot,  size,    cursor,
+                           quitAfter, quitWhenDone, overlay,       logX,        linearX, noTokenNll,
+                           tokenNll,  bucket,       exportFigures, figureWidth, stats,   benchInteraction});
         parser.addPositionalArgument(
             "paths", "Model folders, .txt inputs or .h5 traces to open (as if dropped).", "[paths...]");
     }
@@ -193,9 +194,18 @@ int main(int argc, char** argv)
         window.lossView()->setTokenNllVisible(parser.isSet(cli.tokenNll));
     if (parser.isSet(cli.bucket))
         window.lossView()->setBucketSize(parser.value(cli.bucket).toInt());
-    const QString overlay = parser.value(cli.overlay);
-    if (ok && !overlay.isEmpty() && !startRun)
-        ok = window.overlayTrace(overlay);
+    // Any number of runs to compare (--overlay A --overlay B), as checked in the run table.
+    const QStringList overlays = parser.values(cli.overlay);
+    auto overlayAll = [&window, overlays] {
+        bool good = true;
+        for (const QString& o : overlays)
+            good = good && window.overlayTrace(o);
+        return good;
+    };
+    if (ok && !startRun)
+        ok = overlayAll();
+    if (ok && parser.isSet(cli.cursor))
+        window.plotGroup()->setCursor(parser.value(cli.cursor).toLongLong());
     if (ok && startRun)
         window.startRun();
 
@@ -213,8 +223,8 @@ int main(int argc, char** argv)
     if (parser.isSet(cli.exportFigures)) {
         // Figures once the data is complete: when the run ends, or at once for an opened trace.
         const QString prefix = parser.value(cli.exportFigures);
-        auto exportAndQuit = [&window, &app, prefix, overlay, startRun, figureStyle] {
-            bool good = !startRun || overlay.isEmpty() || window.overlayTrace(overlay);
+        auto exportAndQuit = [&window, &app, prefix, overlayAll, startRun, figureStyle] {
+            bool good = !startRun || overlayAll();
             good = good && window.exportFigures(prefix, figureStyle); // a failure went out through errorShown
             if (good)
                 std::fprintf(stderr, "statescope: wrote %s-{%s}.{png,svg}\n", qPrintable(prefix),
@@ -230,10 +240,8 @@ int main(int argc, char** argv)
     } else if (parser.isSet(cli.quitWhenDone)) {
         QObject::connect(&window, &MainWindow::runEnded, &app, finish, Qt::QueuedConnection);
     }
-    if (!overlay.isEmpty() && startRun && !parser.isSet(cli.exportFigures))
-        QObject::connect(
-            &window, &MainWindow::runEnded, &window, [&window, overlay] { window.overlayTrace(overlay); },
-            Qt::QueuedConnection);
+    if (!overlays.isEmpty() && startRun && !parser.isSet(cli.exportFigures))
+        QObject::connect(&window, &MainWindow::runEnded, &window, overlayAll, Qt::QueuedConnection);
     if (parser.isSet(cli.quitAfter)) {
         const int ms = parser.value(cli.quitAfter).toInt();
         const QString shot = parser.value(cli.screenshot);

@@ -2313,6 +2313,19 @@ void TestWidgets::crosshairReadout()
     g.setCursor(-1);
     const QImage without = decay.plot()->toPixmap().toImage();
     QVERIFY(with != without);
+
+    // A short plot: the box keeps to the rect, leaving out the units' rows first.
+    decay.resize(900, 250);
+    QCoreApplication::processEvents();
+    decay.refresh();
+    g.setCursor(200);
+    QCPItemText* box = g.readoutItem(decay.linesRect());
+    const QStringList shown = box->text().split('\n');
+    QVERIFY2(shown.size() * QFontMetrics(box->font()).lineSpacing() <= decay.linesRect()->height(),
+             qPrintable(QStringLiteral("%1 lines in %2 px: ").arg(shown.size()).arg(decay.linesRect()->height()) +
+                        box->text()));
+    QVERIFY2(shown.join('|').contains(QStringLiteral("α at token 200")), qPrintable(box->text()));
+    QVERIFY2(!shown.join('|').contains(QChar(TraceView::kReadoutDetail)), qPrintable(box->text()));
 }
 
 void TestWidgets::arrowKeysStepTheCursor()
