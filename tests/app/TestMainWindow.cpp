@@ -26,6 +26,8 @@
 #include <QProcess>
 #include <QRadioButton>
 #include <QRegularExpression>
+#include <QScrollArea>
+#include <QScrollBar>
 #include <QSignalSpy>
 #include <QSpinBox>
 #include <QStandardPaths>
@@ -273,6 +275,7 @@ private slots:
     void findTextAndGoToToken();
     void interactionFrameTimes();
     void runTableComparesManyRuns();
+    void usableOnSmallScreens();
 
 private:
     void runAndWait(const QString& text, int chunk = 64);
@@ -1996,6 +1999,79 @@ void TestMainWindow::runTableComparesManyRuns()
 
     m_window->clearOverlay();
     panel->setFolder(oldFolder);
+}
+
+// Issue 9.5: at a projector's 1280x720 and a laptop's 1024x700 the window fits, every control is
+// inside its view, every layer's heatmap row is drawn (the plots scroll rather than being cut off),
+// no tick labels overlap, and a legend hides on a click.
+void TestMainWindow::usableOnSmallScreens()
+{
+    QTemporaryDir dir;
+    const QString path = dir.filePath("other.h5");
+    writeOtherArchitecture(path, 4000);
+    QVERIFY(m_window->openTrace(path));
+    const QSize before = m_window->size();
+    for (const QSize size : {QSize(1280, 720), QSize(1024, 700)}) {
+        m_window->resize(size);
+        QCoreApplication::processEvents();
+        refreshAll();
+        QCoreApplication::processEvents();
+        // It fits: the window could take the size (its minimum is no larger).
+        QVERIFY2(m_window->width() <= size.width() && m_window->height() <= size.height(),
+                 qPrintable(QStringLiteral("%1x%2").arg(m_window->width()).arg(m_window->height())));
+        QScrollArea* scroll = m_window->plotScroll();
+        for (ProbeView* v : m_window->probeViews()) {
+            // Every control inside the view (the row wraps), none cut off on the right.
+            for (QWidget* w : v->findChildren<QWidget*>(QString(), Qt::FindDirectChildrenOnly))
+                if (w->isVisible() && w != v->plot())
+                    QVERIFY2(w->geometry().right() <= v->width(),
+                             qPrintable(QStringLiteral("%1 ends at %2 in a view %3 wide")
+                                            .arg(w->metaObject()->className())
+                                            .arg(w->geometry().right())
+                                            .arg(v->width())));
+            // Every layer's row of the heatmap is drawn, at least 2 px high.
+            QCPAxis* y = v->heatmapRect()->axis(QCPAxis::atLeft);
+            const int layers = m_window->trace()->layers();
+            QVERIFY(y->range().lower <= -0.5 + 1e-9 && y->range().upper >= layers - 0.5 - 1e-9);
+            QVERIFY2(v->heatmapRect()->height() >= 2 * layers,
+                     qPrintable(QString::number(v->heatmapRect()->height())));
+            // Tick labels of the value axes do not run into each other.
+            for (QCPAxisRect* r : v->plot()->axisRects())
+                for (QCPAxis* a : r->axes(QCPAxis::atLeft | QCPAxis::atRight)) {
+                    if (!a->visible() || !a->tickLabels())
+                        continue;
+                    int ticks = 0; // the tick vector reaches one tick past each end of the range
+                    for (double t : a->tickVector())
+                        ticks += a->range().contains(t) ? 1 : 0;
+                    QVERIFY2(ticks * QFontMetrics(a->tickLabelFont()).height() <= r->height() + 4,
+                             qPrintable(QStringLiteral("%1 labels in %2 px (%3, range %4 to %5, count %6)")
+                                            .arg(ticks)
+                                            .arg(r->height())
+                                            .arg(a->label())
+                                            .arg(a->range().lower)
+                                            .arg(a->range().upper)
+                                            .arg(a->ticker()->tickCount())));
+                }
+            // Reachable: inside the scroll area's widget, which scrolls when taller than its view.
+            QVERIFY(scroll->widget()->isAncestorOf(v));
+        }
+        const int contents = scroll->widget()->height(), viewport = scroll->viewport()->height();
+        QVERIFY2(contents <= viewport || scroll->verticalScrollBar()->maximum() >= contents - viewport - 1,
+                 qPrintable(QStringLiteral("%1 in %2").arg(contents).arg(viewport)));
+    }
+    // A legend hides on a click on it, and comes back with its box.
+    ProbeView* v = m_window->probeViews().front();
+    v->setLegendShown(true);
+    v->plot()->replot(QCustomPlot::rpImmediateRefresh);
+    const QRect legend = v->plot()->legend->outerRect();
+    QVERIFY(!legend.isEmpty());
+    QTest::mouseClick(v->plot(), Qt::LeftButton, Qt::NoModifier, legend.center());
+    QVERIFY(!v->legendShown());
+    QVERIFY(!v->legendBox()->isChecked());
+    v->legendBox()->setChecked(true);
+    QVERIFY(v->legendShown());
+    m_window->resize(before);
+    QCoreApplication::processEvents();
 }
 
 QTEST_MAIN(TestMainWindow)
