@@ -18,6 +18,7 @@
 
 #include <QCheckBox>
 #include <QComboBox>
+#include <QDockWidget>
 #include <QImage>
 #include <QLabel>
 #include <QLineEdit>
@@ -2059,8 +2060,18 @@ void TestMainWindow::usableOnSmallScreens()
         QVERIFY2(contents <= viewport || scroll->verticalScrollBar()->maximum() >= contents - viewport - 1,
                  qPrintable(QStringLiteral("%1 in %2").arg(contents).arg(viewport)));
     }
-    // A legend hides on a click on it, and comes back with its box.
+    // Closing the docks gives the plots their width (at 1024x700 still).
     ProbeView* v = m_window->probeViews().front();
+    const int narrow = v->width();
+    const QList<QDockWidget*> docks = m_window->findChildren<QDockWidget*>();
+    for (QDockWidget* d : docks)
+        d->hide();
+    QCoreApplication::processEvents();
+    QVERIFY2(v->width() > narrow + 200, qPrintable(QStringLiteral("%1 -> %2").arg(narrow).arg(v->width())));
+    for (QDockWidget* d : docks)
+        d->show();
+    QCoreApplication::processEvents();
+    // A legend hides on a click on it, and comes back with its box.
     v->setLegendShown(true);
     v->plot()->replot(QCustomPlot::rpImmediateRefresh);
     const QRect legend = v->plot()->legend->outerRect();
