@@ -4,18 +4,48 @@
 
 namespace statescope {
 
+// Names and values quoted from files reach a terminal: a newline would make one error several lines,
+// an escape sequence would change the terminal's colours. Control characters (C0, DEL and UTF-8's
+// C1) are written as \xNN instead.
+std::string escapeControls(const std::string& s)
+{
+    static const char* const kHex = "0123456789abcdef";
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size(); ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        const bool c1 = c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+                        static_cast<unsigned char>(s[i + 1]) <= 0x9F;
+        if (c < 0x20 || c == 0x7F) {
+            out += "\\x";
+            out += kHex[c >> 4];
+            out += kHex[c & 15];
+        } else if (c1) {
+            const auto d = static_cast<unsigned char>(s[++i]);
+            out += "\\u00";
+            out += kHex[d >> 4];
+            out += kHex[d & 15];
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
 namespace {
+
 std::string compose(const std::string& file, const std::string& field, const std::string& expected,
                     const std::string& actual)
 {
     std::string msg = file.empty() ? std::string() : file + ": ";
     msg += field + ": expected " + expected + ", got " + actual;
-    return msg;
+    return escapeControls(msg);
 }
 } // namespace
 
 Error::Error(std::string file, std::string message)
-    : std::runtime_error(file.empty() ? message : file + ": " + message), m_file(std::move(file))
+    : std::runtime_error(escapeControls(file.empty() ? message : file + ": " + message)),
+      m_file(std::move(file))
 {
 }
 

@@ -31,10 +31,13 @@ public:
     Cancelled() : std::runtime_error("cancelled") {}
 };
 
+// s with its control characters (C0, DEL, C1) written as \xNN / \u00NN: Error's messages are made
+// with it, and so is anything else that prints text from a file.
+std::string escapeControls(const std::string& s);
+
 // "[2, 3]" for shapes in messages.
 std::string shapeToString(const int64_t* dims, size_t n);
-template <typename Container>
-std::string shapeToString(const Container& c)
+template <typename Container> std::string shapeToString(const Container& c)
 {
     return shapeToString(c.data(), c.size());
 }

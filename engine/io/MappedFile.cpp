@@ -24,7 +24,9 @@ struct FdCloser {
 
 std::shared_ptr<MappedFile> MappedFile::open(const std::string& path)
 {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever (the check
+    // below then refuses it); on a regular file it changes nothing.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         throw Error(path, std::string("cannot open file: ") + std::strerror(errno));
     FdCloser closer{fd};
@@ -34,8 +36,14 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path)
         throw Error(path, std::string("cannot stat file: ") + std::strerror(errno));
     if (S_ISDIR(st.st_mode))
         throw Error(path, "is a directory, expected a file");
-    if (!S_ISREG(st.st_mode))
-        throw Error(path, "is not a regular file");
+    if (!S_ISREG(st.st_mode)) {
+        const char* kind = S_ISFIFO(st.st_mode)   ? "a FIFO"
+                           : S_ISCHR(st.st_mode)  ? "a character device"
+                           : S_ISBLK(st.st_mode)  ? "a block device"
+                           : S_ISSOCK(st.st_mode) ? "a socket"
+                                                  : "not a regular file";
+        throw Error(path, "file type", "a regular file (only those are read)", kind);
+    }
     if (st.st_size < 0 || static_cast<unsigned long long>(st.st_size) > SIZE_MAX)
         throw Error(path, "file is too large to map");
 

@@ -2,6 +2,7 @@
 
 #include "Error.h"
 #include "io/Json.h"
+#include "io/MappedFile.h"
 
 #include <algorithm>
 #include <cmath>
@@ -15,12 +16,19 @@ namespace statescope {
 
 namespace {
 
+// A config.json: "" when missing (the caller says so); a FIFO, a device or a huge file is refused
+// rather than read forever.
 std::string readText(const std::string& path)
 {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    std::error_code ec;
+    if (!fs::exists(path, ec))
+        return {};
+    const auto file = MappedFile::open(path);
+    constexpr size_t kMaxConfigBytes = 16u << 20;
+    if (file->size() > kMaxConfigBytes)
+        throw Error(path, "file size", "at most 16 MiB for a config.json",
+                    std::to_string(file->size()) + " bytes");
+    return std::string(reinterpret_cast<const char*>(file->data()), file->size());
 }
 
 } // namespace

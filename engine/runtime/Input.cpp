@@ -1,5 +1,7 @@
 #include "runtime/Input.h"
 
+#include "io/MappedFile.h"
+
 #include "Error.h"
 #include "runtime/Prompts.h"
 #include "tokenizers/BpeTokenizer.h"
@@ -27,6 +29,10 @@ std::string absolute(const std::string& path)
 
 } // namespace
 
+namespace {
+constexpr uint64_t kMaxInputBytes = 2ull << 30;
+} // namespace
+
 std::string readWholeFile(const std::string& path, const char* what)
 {
     std::error_code ec;
@@ -34,12 +40,13 @@ std::string readWholeFile(const std::string& path, const char* what)
         throw Error(path, std::string(what) + " does not exist");
     if (fs::is_directory(path, ec))
         throw Error(path, std::string(what) + " is a folder, not a file");
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw Error(path, std::string("cannot read the ") + what);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    // Regular files only (a FIFO would wait forever, /dev/zero never ends), and within a size the
+    // tokenizer and the run can take.
+    const auto file = MappedFile::open(path);
+    if (file->size() > kMaxInputBytes)
+        throw Error(path, "file size", "at most 2 GiB for a " + std::string(what),
+                    std::to_string(file->size()) + " bytes");
+    return std::string(reinterpret_cast<const char*>(file->data()), file->size());
 }
 
 std::vector<int32_t> readIdsFile(const std::string& path)

@@ -1,5 +1,7 @@
 #include "tokenizers/BpeTokenizer.h"
 
+#include "io/MappedFile.h"
+
 #include "Error.h"
 #include "tokenizers/Unicode.h"
 
@@ -480,20 +482,12 @@ BpeTokenizer::BpeTokenizer(std::shared_ptr<const Impl> impl) : m_impl(std::move(
 
 BpeTokenizer BpeTokenizer::fromFile(const std::string& path)
 {
-    std::ifstream file(path, std::ios::binary);
-    if (!file)
-        throw Error(path, std::string("cannot open tokenizer file: ") + std::strerror(errno));
-    file.seekg(0, std::ios::end);
-    const std::streamoff size = file.tellg();
-    if (size < 0)
-        throw Error(path, "cannot read tokenizer file");
-    if (static_cast<uint64_t>(size) > kMaxFileBytes)
-        throw Error(path, "file size", "at most 1 GiB for a tokenizer.json", std::to_string(size) + " bytes");
-    file.seekg(0, std::ios::beg);
-    std::string text(static_cast<size_t>(size), '\0');
-    if (size > 0 && !file.read(&text[0], size))
-        throw Error(path, "cannot read tokenizer file");
-    return fromJson(text, path);
+    // Regular files only: a FIFO would wait for a writer forever.
+    const auto file = MappedFile::open(path);
+    if (file->size() > kMaxFileBytes)
+        throw Error(path, "file size", "at most 1 GiB for a tokenizer.json",
+                    std::to_string(file->size()) + " bytes");
+    return fromJson(std::string(reinterpret_cast<const char*>(file->data()), file->size()), path);
 }
 
 namespace {
