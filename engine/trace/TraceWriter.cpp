@@ -16,6 +16,9 @@
 #include <set>
 #include <system_error>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 namespace statescope {
 
 using h5::Hid;
@@ -81,9 +84,49 @@ struct ChunkTask {
     CompressJob job;
 };
 
+// An open file description lock on the trace being written (Linux OFD locks: held per open file, so
+// neither HDF5's own opens and closes of the file nor a reader in the same process release it, and a
+// second writer is refused even in the same process). Two runs given one --out used to both exit 0,
+// the second having silently overwritten the first.
+class OutputLock {
+public:
+    OutputLock() = default;
+    OutputLock(const OutputLock&) = delete;
+    OutputLock& operator=(const OutputLock&) = delete;
+    ~OutputLock() { release(); }
+
+    void acquire(const std::string& path)
+    {
+        m_fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NONBLOCK);
+        if (m_fd < 0)
+            throw Error(path, std::string("cannot create the trace file: ") + std::strerror(errno));
+        struct flock lock {};
+        lock.l_type = F_WRLCK;
+        lock.l_whence = SEEK_SET;
+        if (::fcntl(m_fd, F_OFD_SETLK, &lock) != 0) {
+            const int err = errno;
+            release();
+            if (err == EAGAIN || err == EACCES)
+                throw Error(path, "another run is writing this trace now (it holds the file): choose another "
+                                  "output file, or wait for that run to end");
+            // File systems without locks (some network mounts): write as before.
+        }
+    }
+    void release()
+    {
+        if (m_fd >= 0)
+            ::close(m_fd);
+        m_fd = -1;
+    }
+
+private:
+    int m_fd = -1;
+};
+
 class TraceWriterImpl {
 public:
     std::string path;
+    OutputLock lock;
     TraceHeader header;
     Hid file;
     WriteDataset ids, offsets, nll;
@@ -483,6 +526,8 @@ TraceWriter::TraceWriter(const std::string& path, const TraceHeader& header)
             throw Error(path, "cannot create the trace file: folder " + parent.string() + " does not exist");
         throw Error(path, std::string("cannot create the trace file: ") + std::strerror(err ? err : EIO));
     }
+    // Before HDF5 truncates it: a file another run is writing stays that run's.
+    w.lock.acquire(path);
     try {
         w.create();
     } catch (...) {
@@ -587,6 +632,7 @@ void TraceWriter::finish()
     w.writeTime(f, "end_time", isoTimeUtcNow(), false);
     w.writeInt(f, "completed", H5T_STD_I32LE, 1, false);
     w.close();
+    w.lock.release();
     w.finished = true;
 }
 

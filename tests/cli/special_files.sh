@@ -38,4 +38,12 @@ expect config_fifo "config.json: file type: .*a FIFO" info --model "$work/model-
 # colour change.
 evil="$work/evil"$'\n'$'\e'"[31mred"
 expect control_characters 'evil\\x0a\\x1b\[31mred' run --model "$model" --text "$evil" --out "$work/e.h5"
+# Issue 10.7: a second run given the --out of a run still writing it is refused; the first keeps it.
+"$cli" run --model "$model" --prompt newlines:400000 --chunk-size 200000 --threads 1 --out "$work/busy.h5" --quiet &
+pid=$!
+for _ in $(seq 300); do [ -s "$work/busy.h5" ] && break; sleep 0.1; done
+expect same_out "busy.h5: another run is writing this trace now" \
+    run --model "$model" --prompt newlines:10 --out "$work/busy.h5"
+kill -TERM $pid
+wait $pid
 exit $fail

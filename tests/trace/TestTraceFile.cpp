@@ -8,6 +8,8 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include <memory>
+
 #include <hdf5.h>
 
 #include <algorithm>
@@ -731,6 +733,38 @@ private slots:
         QCOMPARE(again.tokens(), int64_t(4500));
         QCOMPARE(again.attribute("tokens"), std::string("4500"));
         QVERIFY(!again.attribute("end_time").empty());
+    }
+
+    // Issue 10.7: a second writer of a trace another run is writing is refused, and the first run's
+    // data stay whole; once that run has ended the file can be written again.
+    void secondWriterRefused()
+    {
+        const std::string path = file("locked.h5");
+        const TraceHeader h = testHeader(true);
+        auto first = std::make_unique<TraceWriter>(path, h);
+        first->append(makeChunk(h, 0, 100));
+        try {
+            TraceWriter second(path, h);
+            QFAIL("a second writer of the same file was accepted");
+        } catch (const Error& e) {
+            QVERIFY2(std::string(e.what()).find("another run is writing this trace") != std::string::npos,
+                     e.what());
+            QCOMPARE(e.file(), path);
+        }
+        first->append(makeChunk(h, 100, 50));
+        first->finish();
+        {
+            TraceReader r(path);
+            QVERIFY(r.completed());
+            QCOMPARE(r.tokens(), int64_t(150));
+            checkWindow(r, 0, 150, true);
+        }
+        // The first run is over: writing the file again is allowed (and a killed writer's lock went
+        // with its process).
+        TraceWriter again(path, h);
+        again.append(makeChunk(h, 0, 10));
+        again.finish();
+        QCOMPARE(TraceReader(path).tokens(), int64_t(10));
     }
 
     // The same process reading while it writes (a GUI showing its own run).
