@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 
 namespace statescope {
@@ -21,6 +22,8 @@ namespace {
 
 constexpr float kNaNf = std::numeric_limits<float>::quiet_NaN();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+// The most bytes of input text a trace's recorded input path is read for (the CLI's own cap).
+constexpr qint64 kMaxTextBytes = 2ll << 30;
 // Floats read from a trace file per block (all probes together): bounds the memory of loadFile.
 constexpr qint64 kLoadBlockFloats = 8ll << 20;
 
@@ -441,10 +444,16 @@ bool TraceData::loadFile(const QString& path, QString* error,
             // folder it ran in finds it.
             if (QFileInfo(input).isRelative())
                 input = QFileInfo(path).dir().filePath(input);
+            // A path written inside a file is not trusted: only a regular file, and only as long as
+            // the offsets need (a FIFO would hang the window, /dev/zero fill its memory).
+            std::error_code ec;
+            const std::filesystem::path fsPath(input.toStdString());
+            const qint64 needed = m_offsets.isEmpty() ? 0 : m_offsets.back();
             QFile f(input);
-            if (f.open(QIODevice::ReadOnly)) {
+            if (std::filesystem::is_regular_file(fsPath, ec) && f.size() >= needed &&
+                f.size() <= kMaxTextBytes && f.open(QIODevice::ReadOnly)) {
                 const QByteArray text = f.readAll();
-                if (!m_offsets.isEmpty() && m_offsets.back() <= text.size())
+                if (needed <= text.size())
                     m_text = text;
             }
         }

@@ -12,6 +12,7 @@
 
 #include <QApplication>
 #include <QComboBox>
+#include <QElapsedTimer>
 #include <QImage>
 #include <QPainter>
 #include <QScrollBar>
@@ -24,7 +25,9 @@
 #include <qcustomplot.h>
 
 #include <cmath>
+
 #include <limits>
+#include <sys/stat.h>
 
 using namespace statescope;
 
@@ -229,6 +232,7 @@ private slots:
     void crosshairReadout();
     void arrowKeysStepTheCursor();
     void stripFollowsZoom();
+    void recordedInputPathNotFollowedBlindly();
     void paperLegendOutsideTheData();
     void paperLegendWhereChosen();
     void exportLeavesOutTheCursor();
@@ -2321,9 +2325,10 @@ void TestWidgets::crosshairReadout()
     g.setCursor(200);
     QCPItemText* box = g.readoutItem(decay.linesRect());
     const QStringList shown = box->text().split('\n');
-    QVERIFY2(shown.size() * QFontMetrics(box->font()).lineSpacing() <= decay.linesRect()->height(),
-             qPrintable(QStringLiteral("%1 lines in %2 px: ").arg(shown.size()).arg(decay.linesRect()->height()) +
-                        box->text()));
+    QVERIFY2(
+        shown.size() * QFontMetrics(box->font()).lineSpacing() <= decay.linesRect()->height(),
+        qPrintable(QStringLiteral("%1 lines in %2 px: ").arg(shown.size()).arg(decay.linesRect()->height()) +
+                   box->text()));
     QVERIFY2(shown.join('|').contains(QStringLiteral("α at token 200")), qPrintable(box->text()));
     QVERIFY2(!shown.join('|').contains(QChar(TraceView::kReadoutDetail)), qPrintable(box->text()));
 }
@@ -2393,4 +2398,32 @@ void TestWidgets::stripFollowsZoom()
     g.setHoverToken(30);
     QCOMPARE(strip.hoverToken(), qint64(30));
     QVERIFY(strip.viewport()->rect().intersects(strip.tokenRect(30)));
+}
+
+// Issue 10.8: the input path a trace records is read only if it is a regular file of a plausible
+// size: a FIFO there used to hang the window, /dev/zero to fill its memory.
+void TestWidgets::recordedInputPathNotFollowedBlindly()
+{
+    QTemporaryDir dir;
+    const QString fifo = dir.filePath("fifo");
+    QCOMPARE(::mkfifo(fifo.toLocal8Bit().constData(), 0600), 0);
+    for (const QString& input : {fifo, QStringLiteral("/dev/zero")}) {
+        const QString path = dir.filePath("names-%1.h5").arg(QFileInfo(input).fileName());
+        {
+            TraceHeader h = fileHeader();
+            h.inputSource.kind = "text";
+            h.inputSource.path = input.toStdString();
+            TraceWriter w(path.toStdString(), h);
+            w.append(makeChunk(0, 50));
+            w.finish();
+        }
+        QElapsedTimer clock;
+        clock.start();
+        TraceData d;
+        QString error;
+        QVERIFY2(d.loadFile(path, &error), qPrintable(error));
+        QVERIFY2(clock.elapsed() < 5000, qPrintable(input));
+        QVERIFY(d.text().isEmpty());
+        QCOMPARE(d.tokens(), qint64(50));
+    }
 }
