@@ -56,22 +56,13 @@ QCPItemText* makeLabel(QCustomPlot* plot, QCPAxis* x)
 // following the mouse repaints only that layer.
 QCPItemText* makeReadout(QCustomPlot* plot, QCPAxis* x)
 {
-    auto* t = new QCPItemText(plot);
-    QCPAxisRect* rect = x->axisRect();
+    QCPItemText* t = makeLabel(plot, x);
     t->setLayer(QString::fromLatin1(kCursorLayer));
-    t->setClipToAxisRect(true);
-    t->setClipAxisRect(rect);
-    t->setSelectable(false);
-    t->position->setAxisRect(rect);
     t->position->setType(QCPItemPosition::ptAxisRectRatio);
     t->position->setCoords(1, 0);
     t->setPositionAlignment(Qt::AlignRight | Qt::AlignTop);
     t->setTextAlignment(Qt::AlignLeft);
     t->setPadding(QMargins(4, 2, 4, 2));
-    QFont f = t->font();
-    f.setPointSizeF(std::max(6.0, f.pointSizeF() - 1));
-    t->setFont(f);
-    t->setVisible(false);
     return t;
 }
 
@@ -105,21 +96,22 @@ QString tokensText(double t)
 
 } // namespace
 
+struct PlotGroup::RectItems {
+    QCPAxis* x = nullptr;
+    QCPItemStraightLine* cursor = nullptr;
+    QCPItemStraightLine* train = nullptr;
+    QCPItemStraightLine* forget = nullptr;
+    QCPItemText* trainLabel = nullptr;
+    QCPItemText* forgetLabel = nullptr;
+    QCPItemStraightLine* overlayTrain = nullptr;
+    QCPItemText* overlayTrainLabel = nullptr;
+    QCPItemRect* needle = nullptr;
+    QCPItemText* needleLabel = nullptr;
+    QCPItemStraightLine* hover = nullptr;
+    QCPItemText* readout = nullptr;
+};
+
 struct PlotGroup::Entry {
-    struct RectItems {
-        QCPAxis* x = nullptr;
-        QCPItemStraightLine* cursor = nullptr;
-        QCPItemStraightLine* train = nullptr;
-        QCPItemStraightLine* forget = nullptr;
-        QCPItemText* trainLabel = nullptr;
-        QCPItemText* forgetLabel = nullptr;
-        QCPItemStraightLine* overlayTrain = nullptr;
-        QCPItemText* overlayTrainLabel = nullptr;
-        QCPItemRect* needle = nullptr;
-        QCPItemText* needleLabel = nullptr;
-        QCPItemStraightLine* hover = nullptr;
-        QCPItemText* readout = nullptr;
-    };
     QPointer<QCustomPlot> plot;
     QPointer<TraceView> view;
     QList<RectItems> rects;
@@ -189,7 +181,7 @@ void PlotGroup::addPlot(QCustomPlot* plot, const QList<QCPAxis*>& xAxes)
         plot->layer(kCursorLayer)->setMode(QCPLayer::lmBuffered);
     }
     for (QCPAxis* x : xAxes) {
-        Entry::RectItems r;
+        RectItems r;
         r.x = x;
         r.cursor = makeVLine(plot, x, kCursorLayer);
         r.train = makeVLine(plot, x, "overlay");
@@ -637,22 +629,25 @@ void PlotGroup::setHoverToken(qint64 token)
     emit hoverMoved(token);
 }
 
-QCPItemText* PlotGroup::readoutItem(QCPAxisRect* rect) const
+const PlotGroup::RectItems* PlotGroup::itemsOf(QCPAxisRect* rect) const
 {
     for (Entry* e : m_entries)
-        for (const auto& r : e->rects)
+        for (const RectItems& r : e->rects)
             if (r.x->axisRect() == rect)
-                return r.readout;
+                return &r;
     return nullptr;
+}
+
+QCPItemText* PlotGroup::readoutItem(QCPAxisRect* rect) const
+{
+    const RectItems* r = itemsOf(rect);
+    return r ? r->readout : nullptr;
 }
 
 QCPItemStraightLine* PlotGroup::hoverLine(QCPAxisRect* rect) const
 {
-    for (Entry* e : m_entries)
-        for (const auto& r : e->rects)
-            if (r.x->axisRect() == rect)
-                return r.hover;
-    return nullptr;
+    const RectItems* r = itemsOf(rect);
+    return r ? r->hover : nullptr;
 }
 
 void PlotGroup::updateReadout()
@@ -871,7 +866,7 @@ void PlotGroup::placeLabels(Entry& e)
 {
     if (e.rects.isEmpty() || !e.rects.front().trainLabel)
         return;
-    const Entry::RectItems& r = e.rects.front();
+    const RectItems& r = e.rects.front();
     const std::optional<qint64> train = trainingLength();
     const std::optional<double> forget = forgetThreshold();
     // Labels sit right of their line, or left of it in the right part of the view so that they are
@@ -905,11 +900,8 @@ void PlotGroup::setDarkTheme(bool dark)
 
 QCPItemStraightLine* PlotGroup::cursorLine(QCPAxisRect* rect) const
 {
-    for (Entry* e : m_entries)
-        for (const auto& r : e->rects)
-            if (r.x->axisRect() == rect)
-                return r.cursor;
-    return nullptr;
+    const RectItems* r = itemsOf(rect);
+    return r ? r->cursor : nullptr;
 }
 
 int PlotGroup::markerCount(QCustomPlot* plot) const
@@ -925,23 +917,19 @@ int PlotGroup::markerCount(QCustomPlot* plot) const
 
 QCPItemStraightLine* PlotGroup::markerLine(QCPAxisRect* rect, Marker marker) const
 {
-    for (Entry* e : m_entries)
-        for (const auto& r : e->rects)
-            if (r.x->axisRect() == rect)
-                return marker == Marker::TrainingLength          ? r.train
-                       : marker == Marker::ForgetThreshold       ? r.forget
-                       : marker == Marker::OverlayTrainingLength ? r.overlayTrain
-                                                                 : nullptr;
-    return nullptr;
+    const RectItems* r = itemsOf(rect);
+    if (!r)
+        return nullptr;
+    return marker == Marker::TrainingLength          ? r->train
+           : marker == Marker::ForgetThreshold       ? r->forget
+           : marker == Marker::OverlayTrainingLength ? r->overlayTrain
+                                                     : nullptr;
 }
 
 QCPItemRect* PlotGroup::needleBand(QCPAxisRect* rect) const
 {
-    for (Entry* e : m_entries)
-        for (const auto& r : e->rects)
-            if (r.x->axisRect() == rect)
-                return r.needle;
-    return nullptr;
+    const RectItems* r = itemsOf(rect);
+    return r ? r->needle : nullptr;
 }
 
 QCPItemText* PlotGroup::markerLabel(QCustomPlot* plot, Marker marker) const

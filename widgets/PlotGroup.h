@@ -107,7 +107,9 @@ signals:
     void logXChanged(bool log);
 
 private:
+    struct RectItems; // the items PlotGroup draws in one token axis rect
     struct Entry;
+    const RectItems* itemsOf(QCPAxisRect* rect) const;
     void onAxisRangeChanged(QCPAxis* axis, const QCPRange& range);
     void applyRange(const QCPRange& range, QCPAxis* except);
     void onAppended(qint64 tokens);
