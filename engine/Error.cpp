@@ -32,6 +32,30 @@ std::string escapeControls(const std::string& s)
     return out;
 }
 
+std::string errorLine(const std::string& what)
+{
+    std::string line = what;
+    // Also in their escaped spelling, for a torch message already wrapped in an Error.
+    for (const char* tail : {"\nException raised from ", "\nframe #", " (Exception raised from ",
+                             "\\x0aException raised from ", "\\x0aframe #"}) {
+        const size_t at = line.find(tail);
+        if (at != std::string::npos)
+            line.resize(at);
+    }
+    const size_t nl = line.find_first_of("\r\n");
+    if (nl != std::string::npos)
+        line.resize(nl);
+    // LibTorch's own text can end in a full stop and spaces; the user sees one clean line.
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\t'))
+        line.pop_back();
+    return escapeControls(line.empty() ? std::string("unknown error") : line);
+}
+
+std::string errorLine(const std::exception& e)
+{
+    return errorLine(std::string(e.what()));
+}
+
 namespace {
 
 std::string compose(const std::string& file, const std::string& field, const std::string& expected,

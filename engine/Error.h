@@ -35,6 +35,12 @@ public:
 // with it, and so is anything else that prints text from a file.
 std::string escapeControls(const std::string& s);
 
+// One line for the user from any exception: what() with its control characters escaped. LibTorch's
+// errors append a C++ backtrace ("Exception raised from ...", "frame #0: ...") that says nothing to a
+// user and made one error 27 lines; it is cut off, and so is anything after the first line break.
+std::string errorLine(const std::exception& e);
+std::string errorLine(const std::string& what);
+
 // "[2, 3]" for shapes in messages.
 std::string shapeToString(const int64_t* dims, size_t n);
 template <typename Container> std::string shapeToString(const Container& c)

@@ -366,7 +366,7 @@ int runMain(int argc, char** argv)
         std::cerr << "statescope-cli: error: out of memory\n";
         return kExitError;
     } catch (const std::exception& e) {
-        std::cerr << "statescope-cli: error: " << statescope::escapeControls(e.what()) << "\n";
+        std::cerr << "statescope-cli: error: " << statescope::errorLine(e) << "\n";
         return kExitError;
     }
     return 0;

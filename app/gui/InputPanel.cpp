@@ -189,7 +189,7 @@ bool InputPanel::setPrompt(const QString& spec, QString* error)
         text = promptFromSpec(spec.toStdString());
         setText(QString::fromStdString(text), tr("prompt: %1").arg(spec));
     } catch (const std::exception& e) {
-        *error = QString::fromUtf8(e.what());
+        *error = QString::fromStdString(errorLine(e));
         return false;
     }
     m_promptSpec = spec;
@@ -262,7 +262,7 @@ bool InputPanel::generate(Generator kind, qint64 count, double depth, quint64 se
         }
         }
     } catch (const std::exception& e) {
-        *error = QString::fromUtf8(e.what());
+        *error = QString::fromStdString(errorLine(e));
     }
     return false;
 }
@@ -333,7 +333,7 @@ void InputPanel::startCount()
         try {
             n = static_cast<qint64>(cachedTokenizer(tokenizer)->encode(input).ids.size());
         } catch (const std::exception& e) {
-            error = QString::fromUtf8(e.what());
+            error = QString::fromStdString(errorLine(e));
         }
         if (*generationRef != generation)
             return;

@@ -1,5 +1,6 @@
 #include "MainWindow.h"
 
+#include "Error.h"
 #include "runtime/CudaInfo.h"
 
 #include "ExportDialog.h"
@@ -809,7 +810,7 @@ bool MainWindow::loadDemo()
         model = QString::fromStdString(findResource("models/tiny-collapse"));
         textPath = QString::fromStdString(findResource("texts/kjv-heldout.txt"));
     } catch (const std::exception& e) {
-        showError(QString::fromUtf8(e.what())); // names the resource and where it looked
+        showError(QString::fromStdString(errorLine(e))); // names the resource and where it looked
         return false;
     }
     if (!openModel(model))

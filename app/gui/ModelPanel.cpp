@@ -1,5 +1,6 @@
 #include "ModelPanel.h"
 
+#include "Error.h"
 #include "Resources.h"
 #include "TraceData.h"
 #include "runtime/Input.h"
@@ -155,7 +156,7 @@ bool ModelPanel::setModel(const QString& dir, QString* error)
     try {
         folder = inspectModelFolder(dir.toStdString());
     } catch (const std::exception& e) {
-        *error = QString::fromUtf8(e.what());
+        *error = QString::fromStdString(errorLine(e));
         return false;
     }
     m_modelDir = QFileInfo(dir).absoluteFilePath();
@@ -187,7 +188,7 @@ bool ModelPanel::setModel(const QString& dir, QString* error)
     } catch (const std::exception& e) {
         m_tokenizerPath.clear();
         m_tokenizer->setText(tr("none found"));
-        m_tokenizer->setToolTip(QString::fromUtf8(e.what()));
+        m_tokenizer->setToolTip(QString::fromStdString(errorLine(e)));
     }
     if (!m_tokenizerPath.isEmpty()) {
         m_tokenizer->setText(QFileInfo(m_tokenizerPath).fileName() +

@@ -276,7 +276,7 @@ void RunWorker::run(const RunRequest& r)
         emit finished(path, false);
     } catch (const std::exception& e) {
         writer.reset();
-        emit failed(QString::fromUtf8(e.what()));
+        emit failed(QString::fromStdString(errorLine(e)));
     } catch (...) {
         writer.reset();
         emit failed(QStringLiteral("unknown error in the model thread"));

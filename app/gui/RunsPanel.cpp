@@ -1,5 +1,6 @@
 #include "RunsPanel.h"
 
+#include "Error.h"
 #include "PlotExporter.h"
 #include "trace/TraceFile.h"
 
@@ -96,7 +97,7 @@ void RunsPanel::refresh()
                        QString::fromStdString(reader.header().modelPath + "\n" + reader.header().input));
         } catch (const std::exception& e) {
             item->setText(2, tr("unreadable"));
-            item->setToolTip(0, fi.completeBaseName() + "\n" + QString::fromUtf8(e.what()));
+            item->setToolTip(0, fi.completeBaseName() + "\n" + QString::fromStdString(errorLine(e)));
         }
         item->setTextAlignment(1, Qt::AlignRight | Qt::AlignVCenter);
         item->setFlags(item->flags() | Qt::ItemIsUserCheckable);

@@ -36,6 +36,10 @@ struct ModelShape {
     int64_t vocabSize = 0;           // as the config states it (before padding)
     int64_t stateSize = 0;           // N_S in elements, all layers
     std::string stateSizeDefinition; // how N_S was counted, one line
+    // A lower bound on the weights' element count that the config implies (biases left out),
+    // saturating at INT64_MAX: checked against the weight files' bytes and free memory before any
+    // tensor is allocated, so that a hostile config.json cannot make the loader try 18 TB.
+    int64_t minParameters = 0;
     std::vector<std::pair<std::string, std::string>> details; // key facts for `info`, in order
     std::vector<ProbeDesc> probes;
 };

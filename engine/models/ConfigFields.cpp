@@ -3,7 +3,9 @@
 #include "Error.h"
 #include "io/Json.h"
 
+#include <climits>
 #include <cmath>
+#include <cstdint>
 
 namespace statescope {
 
@@ -53,6 +55,13 @@ std::string stringField(const nlohmann::json& obj, const char* key, const std::s
     if (!it->is_string())
         throw Error(file, prefix + key, "a string", it->dump());
     return it->get<std::string>();
+}
+
+int64_t saturatedCount(double n)
+{
+    if (!(n >= 0))
+        return 0;
+    return n >= 9.2e18 ? INT64_MAX : static_cast<int64_t>(n);
 }
 
 int64_t checkedMul(int64_t a, int64_t b, const std::string& file, const std::string& field)

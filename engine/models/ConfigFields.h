@@ -19,6 +19,9 @@ double numberField(const nlohmann::json& obj, const char* key, double fallback, 
 std::string stringField(const nlohmann::json& obj, const char* key, const std::string& fallback,
                         const std::string& file, const std::string& prefix = "");
 
+// A count computed in double, as an int64 (INT64_MAX when it does not fit).
+int64_t saturatedCount(double n);
+
 // a * b, or Error(file, field) if it overflows int64.
 int64_t checkedMul(int64_t a, int64_t b, const std::string& file, const std::string& field);
 

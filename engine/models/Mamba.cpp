@@ -38,6 +38,14 @@ struct MambaConfig {
     int64_t dInner() const { return expand * dModel; }
     // N_S: per layer the SSM state (d_inner x d_state) and the conv state (d_conv - 1 inputs per channel).
     int64_t stateSize() const { return nLayer * (dInner() * dState + dInner() * (dConv - 1)); }
+    // Elements of the weights without biases (double: the validated bounds allow products past int64).
+    double minParameters() const
+    {
+        const double d = double(dModel), inner = double(dInner()), n = double(dState), r = double(dtRank);
+        const double perLayer = d + 2 * inner * d + inner * double(dConv) + (r + 2 * n) * inner + inner * r +
+                                inner * n + inner + d * inner;
+        return double(vocabSize) * d * (tieEmbeddings ? 1 : 2) + d + double(nLayer) * perLayer;
+    }
 };
 
 int64_t resolveDtRank(const nlohmann::json& obj, const char* key, int64_t dModel, const std::string& file,
@@ -505,6 +513,7 @@ public:
         s.unitName = detail == ProbeDetail::Full ? "channel" : "channel group";
         s.vocabSize = c.vocabSize;
         s.stateSize = c.stateSize();
+        s.minParameters = saturatedCount(c.minParameters());
         s.stateSizeDefinition = "per layer: d_inner x d_state (SSM) + d_inner x (d_conv - 1) (conv)";
         s.details = {{"d_model", std::to_string(c.dModel)},
                      {"layers", std::to_string(c.nLayer)},

@@ -554,6 +554,7 @@ public:
         s.unitName = "head";
         s.vocabSize = c.vocabSize;
         s.stateSize = c.stateSize();
+        s.minParameters = saturatedCount(c.minParameters());
         s.stateSizeDefinition = "per layer: heads x headdim x d_state (SSM) + conv_dim x (d_conv - 1) (conv)";
         s.details = {{"d_model", std::to_string(c.dModel)},
                      {"layers", std::to_string(c.nLayer)},

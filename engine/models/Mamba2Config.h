@@ -39,6 +39,14 @@ struct Mamba2Config {
     int64_t inProjRows() const { return 2 * dInner() + 2 * ngroups * dState + nHeads(); }
     // N_S of the paper: SSM state plus the conv state (d_conv - 1 inputs per channel), all layers.
     int64_t stateSize() const { return nLayer * (nHeads() * headdim * dState + convDim() * (dConv - 1)); }
+    // Elements of the weights without biases (double: the validated bounds allow products past int64).
+    double minParameters() const
+    {
+        const double d = double(dModel), inner = double(dInner()), h = double(nHeads());
+        const double perLayer = d + double(inProjRows()) * d + double(convDim()) * double(dConv) + 3 * h +
+                                inner + d * inner;
+        return double(vocabSize) * d * (tieEmbeddings ? 1 : 2) + d + double(nLayer) * perLayer;
+    }
     void validate(const std::string& file) const;
 };
 

@@ -5,6 +5,7 @@
 #include "io/MappedFile.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -31,7 +32,63 @@ std::string readText(const std::string& path)
     return std::string(reinterpret_cast<const char*>(file->data()), file->size());
 }
 
+std::string humanBytes(double bytes)
+{
+    const char* units[] = {"bytes", "KB", "MB", "GB", "TB", "PB", "EB"};
+    int u = 0;
+    while (bytes >= 1000 && u < 6) {
+        bytes /= 1000;
+        ++u;
+    }
+    char buf[64];
+    std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
+    return buf;
+}
+
+// The weight files must hold at least two bytes (16-bit, the narrowest dtype read) per parameter the
+// config implies: a config that claims a larger model than its weights is refused here, before a
+// loader or LibTorch tries to allocate for it.
+void checkWeightBytes(const ModelFolder& m)
+{
+    uintmax_t total = 0;
+    for (const auto& f : m.weightFiles) {
+        std::error_code ec;
+        const auto st = fs::status(f, ec);
+        if (ec || !fs::is_regular_file(st))
+            return; // the reader names a missing or special file itself
+        total += fs::file_size(f, ec);
+    }
+    const double needed = 2.0 * static_cast<double>(m.shape.minParameters);
+    if (needed > static_cast<double>(total)) {
+        std::string files = fs::path(m.weightFiles.front()).filename().string();
+        if (m.weightFiles.size() > 1)
+            files += " and " + std::to_string(m.weightFiles.size() - 1) + " more";
+        throw Error(m.configPath, "model size",
+                    "weights the config describes: at least " + std::to_string(m.shape.minParameters) +
+                        " parameters, " + humanBytes(needed) + " in 16-bit",
+                    humanBytes(static_cast<double>(total)) + " in " + files);
+    }
+}
+
 } // namespace
+
+void checkMemoryFor(const ModelShape& shape, int bytesPerElement, const std::string& what)
+{
+    const double needed = static_cast<double>(shape.minParameters) * bytesPerElement;
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    double kb = 0;
+    while (meminfo >> key >> kb) {
+        if (key == "MemAvailable:")
+            break;
+        meminfo.ignore(1 << 10, '\n');
+        kb = 0;
+    }
+    if (kb > 0 && needed > kb * 1024.0)
+        throw Error(what, "memory",
+                    "weights that fit in this machine's " + humanBytes(kb * 1024.0) + " of available memory",
+                    std::to_string(shape.minParameters) + " parameters, " + humanBytes(needed));
+}
 
 std::optional<double> predictedForgetThreshold(int64_t stateSize)
 {
@@ -92,6 +149,8 @@ ModelFolder inspectModelFolder(const std::string& dir, ProbeDetail detail)
         throw Error(
             dir, "no weights: expected model.safetensors, model.safetensors.index.json or pytorch_model.bin");
     }
+
+    checkWeightBytes(m);
 
     if (fs::exists(p / "tokenizer.json", ec))
         m.tokenizerPath = (p / "tokenizer.json").string();

@@ -28,6 +28,10 @@ struct ModelFolder {
 // Throws Error naming the folder or file for anything missing, unknown or unsupported.
 ModelFolder inspectModelFolder(const std::string& dir, ProbeDetail detail = ProbeDetail::Summary);
 
+// Throws Error(what, "memory", ...) when the weights shape implies (bytesPerElement each) exceed the
+// memory this machine has available now: random weights are allocated only after this check.
+void checkMemoryFor(const ModelShape& shape, int bytesPerElement, const std::string& what);
+
 // The paper's linear fit (Stuffed Mamba, Fig. 11): T_forget[K tokens] = 5.172 * N_S[M] - 4.469, in
 // tokens; empty where the fit is not positive (N_S < 0.864 M).
 std::optional<double> predictedForgetThreshold(int64_t stateSize);

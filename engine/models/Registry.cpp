@@ -39,6 +39,16 @@ std::string supportedArchitectures()
 std::pair<const Architecture*, std::string> recogniseConfig(const nlohmann::json& config,
                                                             const std::string& file)
 {
+    // The architectures read these keys with a type in mind; a config that gives them another one is
+    // named here rather than failing inside the JSON library with no file in the message.
+    if (!config.is_object())
+        throw Error(file, "top level", "a JSON object", config.type_name());
+    auto type = config.find("model_type");
+    if (type != config.end() && !type->is_string())
+        throw Error(file, "model_type", "a string naming the architecture", type->dump());
+    auto ssm = config.find("ssm_cfg");
+    if (ssm != config.end() && !ssm->is_object() && !ssm->is_null())
+        throw Error(file, "ssm_cfg", "an object", ssm->dump());
     for (const Architecture* a : architectures()) {
         const std::string layout = a->recognise(config);
         if (!layout.empty())

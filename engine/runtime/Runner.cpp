@@ -2,6 +2,7 @@
 
 #include "Error.h"
 #include "io/Json.h"
+#include "models/ModelFolder.h"
 #include "models/RecurrentModel.h"
 #include "util/Threads.h"
 #include "util/Time.h"
@@ -253,6 +254,8 @@ std::unique_ptr<Runner> Runner::openRandom(const std::string& architecture, cons
     const nlohmann::json config = parsePythonJson(configJson, "random model config");
     ModelShape shape = arch.describe(config, "transformers", "random model config", options.probeDetail);
     shape.layout = "random";
+    if (options.device.rfind("cuda", 0) != 0)
+        checkMemoryFor(shape, 4, "random model config");
     const TorchTarget target = targetFor(options);
     std::unique_ptr<RecurrentModel> model;
     try {
@@ -273,9 +276,14 @@ void Runner::writeRandomModel(const std::string& architecture, const std::string
 {
     const Architecture& arch = architectureNamed(architecture);
     const nlohmann::json config = parsePythonJson(configJson, "random model config");
-    arch.describe(config, "transformers", "random model config", ProbeDetail::Summary); // validates
-    c10::InferenceMode guard;
-    arch.random(config, seed, TorchTarget{})->saveFolder(dir);
+    const ModelShape shape = arch.describe(config, "transformers", "random model config", ProbeDetail::Summary);
+    checkMemoryFor(shape, 4, "random model config");
+    try {
+        c10::InferenceMode guard;
+        arch.random(config, seed, TorchTarget{})->saveFolder(dir);
+    } catch (const c10::Error& e) {
+        throw Error(dir, "making random weights failed: " + errorLine(e.what_without_backtrace()));
+    }
 }
 
 const ModelInfo& Runner::info() const

@@ -3,6 +3,7 @@
 #include "Error.h"
 #include "io/Json.h"
 #include "io/MappedFile.h"
+#include "models/ConfigFields.h"
 #include "models/Mamba2.h"
 #include "models/ModelCard.h"
 #include "runtime/Runner.h"
@@ -109,9 +110,14 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
     const std::string optimPath = o.out + "/optimizer.pt";
     if (fs::exists(statePath)) { // resume
         const nlohmann::json st = loadPythonJson(statePath);
-        startStep = st.at("step").get<int64_t>();
+        startStep = intField(st, "step", 0, statePath, "", 0, int64_t(1) << 40);
         model = Mamba2Model::load(inspectModelFolder(o.out), device, torch::kFloat32);
     } else {
+        if (device.is_cpu()) { // weights, gradients and Adam's two moments, in float32
+            ModelShape need;
+            need.minParameters = saturatedCount(shape.minParameters());
+            checkMemoryFor(need, 16, "train shape " + o.shape);
+        }
         model = Mamba2Model::random(shape, o.seed, device, torch::kFloat32);
         if (o.dtInitMin != 1e-3 || o.dtInitMax != 0.1 || o.aInitMin != 1 || o.aInitMax != 16) {
             torch::NoGradGuard ng;

@@ -10,18 +10,23 @@
 #include <QtTest>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 
 using namespace statescope;
 
 namespace {
 QString folderWith(const QTemporaryDir& tmp, const char* name, const std::string& config,
-                   const char* weights = "model.safetensors")
+                   const char* weights = "model.safetensors", uintmax_t weightBytes = uintmax_t(1) << 36)
 {
     const QString dir = tmp.filePath(name);
     QDir().mkpath(dir);
     std::ofstream(dir.toStdString() + "/config.json") << config;
-    std::ofstream(dir.toStdString() + "/" + weights) << "";
+    // Sparse, and as large as any model these configs describe: the folder check compares the weight
+    // files' bytes with the parameter count the config implies.
+    const std::string w = dir.toStdString() + "/" + weights;
+    std::ofstream(w) << "";
+    std::filesystem::resize_file(w, weightBytes);
     return dir;
 }
 } // namespace
@@ -132,6 +137,65 @@ private slots:
                                   << "config.json";
         QTest::newRow("bad int") << R"({"model_type": "mamba2", "hidden_size": "big"})"
                                  << "hidden_size";
+        // Issue 10 (1): a number as model_type failed inside the JSON library, with no file named.
+        QTest::newRow("model_type number") << R"({"model_type": 4})" << "model_type: expected a string";
+        QTest::newRow("ssm_cfg number") << R"({"d_model": 8, "ssm_cfg": 7})" << "ssm_cfg";
+        QTest::newRow("wraps d_inner")
+            << R"({"model_type": "mamba2", "hidden_size": 4611686018427387904, "expand": 4})"
+            << "hidden_size";
+        QTest::newRow("state 2^62") << R"({"model_type": "mamba2", "state_size": 4611686018427387904})"
+                                    << "state_size";
+        QTest::newRow("mamba1 state 2^62")
+            << R"({"model_type": "mamba", "hidden_size": 64, "state_size": 4611686018427387904})"
+            << "state_size";
+        // Inside every bound, yet 2^56 parameters: refused before any allocation.
+        QTest::newRow("larger than its weights")
+            << R"({"model_type": "mamba2", "hidden_size": 1048576, "num_hidden_layers": 4096,
+                  "head_dim": 64, "num_heads": 32768, "vocab_size": 2147483648})"
+            << "model size: expected weights the config describes: at least";
+    }
+
+    // The check that refused the last row above counts what the config implies (a lower bound: no
+    // biases) and compares it with the weight files' bytes at 16 bits per parameter.
+    void weightBytesAgainstConfig()
+    {
+        QTemporaryDir tmp;
+        // 370M Mamba-2: 24 * ... the fixture formula by hand, without biases.
+        const char* config = R"({"d_model": 1024, "n_layer": 48, "vocab_size": 50277,
+            "ssm_cfg": {"layer": "Mamba2"}, "pad_vocab_size_multiple": 16, "tie_embeddings": true})";
+        const int64_t d = 1024, inner = 2048, heads = 32, conv = 2304;
+        const int64_t perLayer = d + 4384 * d + conv * 4 + 3 * heads + inner + d * inner;
+        const int64_t expected = 50277 * d + d + 48 * perLayer;
+        const QString ok = folderWith(tmp, "ok", config, "pytorch_model.bin", uintmax_t(2 * expected));
+        QCOMPARE(inspectModelFolder(ok.toStdString()).shape.minParameters, expected);
+        const QString small = folderWith(tmp, "small", config, "pytorch_model.bin", uintmax_t(2 * expected - 1));
+        try {
+            inspectModelFolder(small.toStdString());
+            QFAIL("a config larger than its weights was accepted");
+        } catch (const Error& e) {
+            QVERIFY2(QString(e.what()).contains("config.json: model size") &&
+                         QString(e.what()).contains("in pytorch_model.bin"),
+                     e.what());
+        }
+    }
+
+    // LibTorch appends a C++ backtrace to its messages; the user's one line stops before it.
+    void errorLineDropsBacktraces()
+    {
+        const std::string torch = "[enforce fail at alloc_cpu.cpp:75] err == 0. DefaultCPUAllocator: can't "
+                                  "allocate memory: you tried to allocate 18142076076032 bytes.\n"
+                                  "frame #0: <unknown function> + 0x4c062 (0x7fc4 in libc10.so)\nframe #1: ...";
+        QCOMPARE(errorLine(std::runtime_error(torch)),
+                 std::string("[enforce fail at alloc_cpu.cpp:75] err == 0. DefaultCPUAllocator: can't allocate "
+                             "memory: you tried to allocate 18142076076032 bytes."));
+        // Wrapped in an Error first, the line break is already escaped.
+        const Error wrapped("model", "loading failed: " + torch);
+        QCOMPARE(errorLine(wrapped), std::string("model: loading failed: [enforce fail at alloc_cpu.cpp:75] err "
+                                                 "== 0. DefaultCPUAllocator: can't allocate memory: you tried "
+                                                 "to allocate 18142076076032 bytes."));
+        QCOMPARE(errorLine(std::runtime_error("Expected x (Exception raised from foo at bar.cpp:3)")),
+                 std::string("Expected x"));
+        QCOMPARE(errorLine(std::runtime_error("a\x1b[31mb")), std::string("a\\x1b[31mb"));
     }
     void rejectsWhatItCannotRun()
     {
