@@ -1,5 +1,6 @@
 #include "TraceData.h"
 
+#include "trace/TraceCheck.h"
 #include "trace/TraceFile.h"
 #include "util/Utf8.h"
 
@@ -366,6 +367,7 @@ void TraceData::appendProbe(ProbeSeries& s, ProbeSummary how, const float* value
 
 TraceHeaderInfo TraceData::headerFromFile(const QString& path)
 {
+    checkTraceIsolated(path.toStdString(), TraceCheckDepth::Header);
     const TraceReader reader(path.toStdString());
     TraceHeaderInfo info = TraceHeaderInfo::fromTraceHeader(reader.header());
     info.label = QFileInfo(path).completeBaseName();
@@ -415,6 +417,7 @@ bool TraceData::loadFile(const QString& path, QString* error,
         return false;
     };
     try {
+        checkTraceIsolated(path.toStdString(), TraceCheckDepth::Full);
         auto reader = std::make_unique<TraceReader>(path.toStdString());
         TraceHeaderInfo info = TraceHeaderInfo::fromTraceHeader(reader->header());
         info.label = QFileInfo(path).completeBaseName();
@@ -471,6 +474,7 @@ bool TraceData::loadFile(const QString& path, QString* error,
 bool TraceData::attachFile(const QString& path, QString* error)
 {
     try {
+        checkTraceIsolated(path.toStdString(), TraceCheckDepth::Full);
         auto reader = std::make_unique<TraceReader>(path.toStdString());
         const TraceHeader& h = reader->header();
         bool same = h.probes.size() == m_header.probes.size() && reader->tokens() >= m_tokens;

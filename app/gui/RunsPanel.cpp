@@ -2,6 +2,7 @@
 
 #include "Error.h"
 #include "PlotExporter.h"
+#include "trace/TraceCheck.h"
 #include "trace/TraceFile.h"
 
 #include <QColorDialog>
@@ -85,6 +86,9 @@ void RunsPanel::refresh()
         item->setText(3, QLocale().toString(fi.lastModified(), QLocale::ShortFormat));
         // Only the header and the dataset sizes are read, not the data.
         try {
+            // A crafted file here used to crash the window at every start: each is first read in a
+            // process of its own.
+            checkTraceIsolated(fi.absoluteFilePath().toStdString(), TraceCheckDepth::Header);
             const TraceReader reader(fi.absoluteFilePath().toStdString());
             const bool recording = fi.absoluteFilePath() == m_recording;
             item->setText(1, recording ? QString::fromUtf8("…")

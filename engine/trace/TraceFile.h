@@ -113,6 +113,9 @@ public:
 
     // A root attribute as text: strings as they are, numbers in decimal; "" if absent.
     std::string attribute(const std::string& name) const;
+    // Reads every attribute of the root, the groups and the datasets (the isolated trace check of
+    // trace/TraceCheck.h: whatever the file holds is read once where a crash harms nothing).
+    void readAllAttributes() const;
 
     // Picks up what a live writer did since the reader opened (SWMR): new tokens, and completed
     // once it finished. Returns tokens(). Header attributes are read once, at open.

@@ -23,6 +23,7 @@ constexpr size_t kChunkCacheSlots = 521; // prime, as HDF5 advises
 constexpr size_t kReaderChunkCacheBytes = 8 << 20;
 constexpr size_t kMaxProbes = 4096;
 constexpr int kOldestSchemaVersion = 1;
+constexpr unsigned kSwmrReadAttempts = 4;
 
 std::vector<std::string> splitAxes(const std::string& s)
 {
@@ -190,6 +191,7 @@ public:
     ReadDataset openDataset(hid_t loc, const std::string& fullName, const std::string& linkName,
                             H5T_class_t cls, int rank /* 0: any */);
     void readLength(ReadDataset& d);
+    int64_t storedTokens(const ReadDataset& d, hid_t space) const;
     void computeTokens();
     void checkRange(int64_t begin, int64_t* end) const;
     template <typename T>
@@ -311,7 +313,42 @@ void TraceReaderImpl::readLength(ReadDataset& d)
         throw Error(path, d.name + " rank", "at least 1", "0");
     if (dims[0] > static_cast<hsize_t>(std::numeric_limits<int64_t>::max()))
         throw Error(path, d.name + " length", "at most 2^63 - 1 tokens", std::to_string(dims[0]));
-    d.length = static_cast<int64_t>(dims[0]);
+    d.length = std::min(static_cast<int64_t>(dims[0]), storedTokens(d, space.get()));
+}
+
+// How many tokens the file really stores for d: a dataspace can claim any length, and HDF5 fills
+// the part no chunk covers with zeros, so a crafted 10^15-token extent had the window reading
+// zeros forever. The length a reader uses is the smaller of the two. A writer under SWMR extends
+// a dataset before its chunk lands, so a growing trace's last chunk may be missing for a moment.
+int64_t TraceReaderImpl::storedTokens(const ReadDataset& d, hid_t space) const
+{
+    Hid plist(H5Dget_create_plist(d.id.get()));
+    if (!plist.valid())
+        throw Error(path, "cannot read the layout of " + d.name + ": " + h5::errorDetail());
+    const H5D_layout_t layout = H5Pget_layout(plist.get());
+    const int64_t perToken = std::max<int64_t>(d.valuesPerToken, 1);
+    if (layout == H5D_CHUNKED) {
+        const int rank = H5Sget_simple_extent_ndims(space);
+        std::vector<hsize_t> chunk(static_cast<size_t>(std::max(rank, 1)), 0);
+        hsize_t chunks = 0;
+        if (rank < 1 || H5Pget_chunk(plist.get(), rank, chunk.data()) != rank ||
+            H5Dget_num_chunks(d.id.get(), space, &chunks) < 0)
+            throw Error(path, "cannot read the chunk index of " + d.name + ": " + h5::errorDetail());
+        // Chunks span whole tokens in every trace StateScope writes; for any other chunking this
+        // bound (values covered / values per token) is still an upper bound on what is stored.
+        double covered = static_cast<double>(chunks);
+        for (hsize_t c : chunk)
+            covered *= static_cast<double>(c);
+        const double tokens = std::floor(covered / static_cast<double>(perToken));
+        return tokens >= 9.2e18 ? std::numeric_limits<int64_t>::max() : static_cast<int64_t>(tokens);
+    }
+    // Contiguous or compact: the bytes allocated in the file.
+    Hid type(H5Dget_type(d.id.get()));
+    const size_t elementSize = type.valid() ? H5Tget_size(type.get()) : 0;
+    if (elementSize == 0)
+        throw Error(path, "cannot read the type of " + d.name + ": " + h5::errorDetail());
+    const double bytes = static_cast<double>(H5Dget_storage_size(d.id.get()));
+    return static_cast<int64_t>(std::floor(bytes / static_cast<double>(elementSize) / static_cast<double>(perToken)));
 }
 
 ReadDataset TraceReaderImpl::openDataset(hid_t loc, const std::string& fullName, const std::string& linkName,
@@ -476,7 +513,13 @@ TraceReader::TraceReader(const std::string& path) : m_impl(std::make_unique<Trac
 
     // SWMR read first: it is the only way into a file a writer still has open or a killed writer
     // left flagged as open; files in older formats need the plain open.
-    r.file = Hid(H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT));
+    // Under SWMR, HDF5 retries a metadata read whose checksum fails up to 100 times by default, with
+    // growing sleeps between, in case a writer was midway through updating it: one flipped byte
+    // made opening a trace take minutes. A few retries cover a live writer's torn reads.
+    Hid fapl(H5Pcreate(H5P_FILE_ACCESS));
+    if (!fapl.valid() || H5Pset_metadata_read_attempts(fapl.get(), kSwmrReadAttempts) < 0)
+        throw Error(path, "cannot open the trace: " + h5::errorDetail());
+    r.file = Hid(H5Fopen(path.c_str(), H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl.get()));
     r.swmr = r.file.valid();
     if (!r.swmr) {
         H5Eclear2(H5E_DEFAULT);
@@ -606,6 +649,47 @@ std::string TraceReader::attribute(const std::string& name) const
     default:
         throw Error(m_impl->path, "attribute " + name, "a string or a number", "another type");
     }
+}
+
+void TraceReader::readAllAttributes() const
+{
+    h5::quiet();
+    const TraceReaderImpl& r = *m_impl;
+    constexpr size_t kMaxAttributes = 1024;
+    auto readAll = [&](hid_t loc, const std::string& where) {
+        std::vector<std::string> names;
+        auto collect = [](hid_t, const char* name, const H5A_info_t*, void* data) -> herr_t {
+            auto* out = static_cast<std::vector<std::string>*>(data);
+            if (out->size() >= kMaxAttributes)
+                return 1; // stop: the count is reported below
+            out->emplace_back(name);
+            return 0;
+        };
+        hsize_t index = 0;
+        if (H5Aiterate2(loc, H5_INDEX_NAME, H5_ITER_NATIVE, &index, collect, &names) < 0)
+            throw Error(r.path, "cannot list the attributes of " + where + ": " + h5::errorDetail());
+        if (names.size() >= kMaxAttributes)
+            throw Error(r.path, where + " attributes", "at most " + std::to_string(kMaxAttributes - 1),
+                        "more");
+        for (const std::string& name : names)
+            h5::readAttribute(r.path, loc, where + ":", name);
+    };
+    readAll(r.file.get(), "/");
+    for (const char* group : {"tokens", "probes"}) {
+        Hid g(H5Gopen2(r.file.get(), group, H5P_DEFAULT));
+        if (!g.valid()) {
+            H5Eclear2(H5E_DEFAULT);
+            continue;
+        }
+        readAll(g.get(), std::string("/") + group);
+    }
+    std::vector<const ReadDataset*> all{&r.ids, &r.nll};
+    if (r.offsets.id.valid())
+        all.push_back(&r.offsets);
+    for (const ReadDataset& p : r.probes)
+        all.push_back(&p);
+    for (const ReadDataset* d : all)
+        readAll(d->id.get(), d->name);
 }
 
 int64_t TraceReader::refresh()

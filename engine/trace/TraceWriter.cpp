@@ -1,6 +1,7 @@
 #include "Error.h"
 #include "trace/ChunkCompressor.h"
 #include "trace/Hdf5Util.h"
+#include "trace/TraceCheck.h"
 #include "trace/TraceFile.h"
 #include "util/Time.h"
 
@@ -147,12 +148,10 @@ public:
         throw Error(path, std::string("cannot write attribute ") + name + ": " + error);
     }
 
-    void writeString(hid_t loc, const char* name, const std::string& value)
-    {
-        std::string error;
-        if (!h5::writeStringAttribute(loc, name, value, &error))
-            failAttribute(name, error);
-    }
+    // Every string is fixed-length: a variable-length one lives in HDF5's global heap, whose reader
+    // in libhdf5 1.10 (H5HG_read) copies an object of whatever size the file states, so a reader of
+    // a colleague's trace would have to trust that size.
+    void writeString(hid_t loc, const char* name, const std::string& value) { writeFixedString(loc, name, value); }
     void writeFixedString(hid_t loc, const char* name, const std::string& value)
     {
         std::string error;
@@ -500,6 +499,7 @@ void TraceWriterImpl::close()
     closeAll();
     if (!file.close())
         fail("cannot close the trace");
+    trustTrace(path); // the file as this process left it: the window reads it back unchecked
 }
 
 TraceWriter::TraceWriter(const std::string& path, const TraceHeader& header)
@@ -550,6 +550,7 @@ TraceWriter::~TraceWriter()
         m_impl->closeAll();
         m_impl->file.close();
         H5Eclear2(H5E_DEFAULT);
+        trustTrace(m_impl->path);
     } catch (...) {
     }
 }

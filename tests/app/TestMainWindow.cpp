@@ -16,6 +16,8 @@
 #include "TraceData.h"
 #include "trace/TraceFile.h"
 
+#include <hdf5.h>
+
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDockWidget>
@@ -277,6 +279,7 @@ private slots:
     void interactionFrameTimes();
     void runTableComparesManyRuns();
     void usableOnSmallScreens();
+    void damagedTraceInFolder();
 
 private:
     void runAndWait(const QString& text, int chunk = 64);
@@ -2091,3 +2094,57 @@ void TestMainWindow::usableOnSmallScreens()
 
 QTEST_MAIN(TestMainWindow)
 #include "TestMainWindow.moc"
+
+// Issue 10 (2): a trace whose global-heap object size was patched crashed libhdf5, and with it in the
+// traces folder the window crashed at every start. Now the Runs panel lists it as unreadable, says
+// why, and opening it is one error dialog; the window goes on.
+void TestMainWindow::damagedTraceInFolder()
+{
+    QVERIFY(!m_firstTrace.isEmpty());
+    const QString folder = m_dir.filePath("damaged");
+    QVERIFY(QDir().mkpath(folder));
+    const QString path = QDir(folder).filePath("crafted.h5");
+    QVERIFY(QFile::copy(m_firstTrace, path));
+    QFile::setPermissions(path, QFile::ReadOwner | QFile::WriteOwner);
+    {
+        // A variable-length string attribute, as older StateScope and h5py write them: in the heap.
+        const hid_t f = H5Fopen(path.toLocal8Bit().constData(), H5F_ACC_RDWR, H5P_DEFAULT);
+        QVERIFY(f >= 0);
+        H5Adelete(f, "architecture");
+        const hid_t type = H5Tcopy(H5T_C_S1);
+        H5Tset_size(type, H5T_VARIABLE);
+        const hid_t space = H5Screate(H5S_SCALAR);
+        const hid_t a = H5Acreate2(f, "architecture", type, space, H5P_DEFAULT, H5P_DEFAULT);
+        const char* value = "mamba2";
+        QVERIFY(a >= 0 && H5Awrite(a, type, &value) >= 0);
+        H5Aclose(a);
+        H5Sclose(space);
+        H5Tclose(type);
+        H5Fclose(f);
+    }
+    QFile file(path);
+    QVERIFY(file.open(QIODevice::ReadWrite));
+    const QByteArray bytes = file.readAll();
+    const qsizetype heap = bytes.indexOf("GCOL");
+    QVERIFY(heap >= 0);
+    const quint64 huge = quint64(1) << 46; // the object's size: 64 TiB
+    QVERIFY(file.seek(heap + 16 + 8));
+    QCOMPARE(file.write(reinterpret_cast<const char*>(&huge), 8), qint64(8));
+    file.close();
+
+    MainWindow::Options o;
+    o.tracesFolder = folder;
+    o.settingsFile = m_dir.filePath("settings-damaged.ini");
+    MainWindow w(o);
+    w.setRecordErrors(true);
+    const int row = w.runsPanel()->rowOf(QFileInfo(path).absoluteFilePath());
+    QVERIFY(row >= 0);
+    const QTreeWidgetItem* item = w.runsPanel()->tree()->topLevelItem(row);
+    QCOMPARE(item->text(2), QString("unreadable"));
+    QVERIFY2(item->toolTip(0).contains("the trace is damaged: reading it crashed the HDF5 library"),
+             qPrintable(item->toolTip(0)));
+    QVERIFY(!w.openTrace(path));
+    QCOMPARE(w.recordedErrors().size(), 1);
+    QVERIFY2(w.recordedErrors()[0].contains("crafted.h5") && w.recordedErrors()[0].contains("damaged"),
+             qPrintable(w.recordedErrors()[0]));
+}

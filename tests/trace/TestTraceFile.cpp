@@ -3,6 +3,7 @@
 // SIGKILL safety, and errors; and the fixtures' reference reader (ReferenceFile).
 #include "Error.h"
 #include "trace/ReferenceFile.h"
+#include "trace/TraceCheck.h"
 #include "trace/TraceFile.h"
 
 #include <QTemporaryDir>
@@ -456,6 +457,12 @@ private slots:
             w.append(makeChunk(h, 0, 1000));
             w.finish();
         }
+        {
+            // No global heap at all ("GCOL" starts a heap collection): see hostileTraces below.
+            std::ifstream in(path, std::ios::binary);
+            const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+            QVERIFY(bytes.find("GCOL") == std::string::npos);
+        }
         const hid_t f =
             H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT); // closed cleanly: plain open works
         QVERIFY(f >= 0);
@@ -515,10 +522,11 @@ private slots:
         };
         H5T_class_t cls;
         bool varUtf8 = false;
+        // Issue 10: every string is fixed-length now (below), so nothing is read from a global heap.
         for (const char* name : {"architecture", "model_config", "model_path", "dtype", "device", "input",
                                  "start_time", "software_version"}) {
             QVERIFY2(attrClass(f, name, &cls, &varUtf8), name);
-            QVERIFY2(varUtf8, name);
+            QVERIFY2(cls == H5T_STRING && !varUtf8, name);
         }
         // end_time is rewritten under SWMR, which allows only fixed-size values.
         QVERIFY(attrClass(f, "end_time", &cls, &varUtf8));
@@ -540,7 +548,9 @@ private slots:
             return ok;
         };
         for (const char* name : {"architecture_name", "input_kind", "input_path", "input_prompt", "tokenizer",
-                                 "tokenizer_path", "unit_name", "state_size_definition", "run_settings"})
+                                 "tokenizer_path", "unit_name", "state_size_definition", "run_settings",
+                                 "architecture", "model_config", "model_path", "dtype", "device", "input",
+                                 "start_time", "software_version"})
             QVERIFY2(fixedUtf8(f, name), name);
         for (const char* name : {"layers", "units", "state_size", "training_length", "vocab_size"}) {
             const hid_t a = H5Aopen(f, name, H5P_DEFAULT);
@@ -562,10 +572,8 @@ private slots:
             H5Aclose(a);
         }
         const hid_t dt = H5Dopen2(f, "/probes/dt", H5P_DEFAULT);
-        for (const char* name : {"description", "axes", "head_meaning"}) {
-            QVERIFY2(attrClass(dt, name, &cls, &varUtf8), name);
-            QVERIFY2(varUtf8, name);
-        }
+        for (const char* name : {"description", "axes", "head_meaning"})
+            QVERIFY2(fixedUtf8(dt, name), name);
         for (const char* name : kSchema2ProbeAttributes)
             QVERIFY2(fixedUtf8(dt, name), name);
         H5Dclose(dt);
@@ -1284,6 +1292,110 @@ private slots:
         std::ofstream(text) << "not HDF5\n";
         expectError(text, [&] { readReferenceFile(text); });
         QCOMPARE(err.restore(), std::string());
+    }
+
+    // Issue 10 (2). A variable-length string in HDF5's global heap whose stored size was patched:
+    // libhdf5 1.10's H5HG_read copies that many bytes and crashes (SIGSEGV). Traces StateScope writes
+    // have no heap any more; an older or crafted one is read first in statescope-trace-check, so the
+    // crash ends that process and this one gets an Error.
+    void heapCrashIsContained()
+    {
+        const std::string path = file("heap-crash.h5");
+        writeTrace(path, testHeader(false, {2, 4}), 64);
+        {
+            RawTrace raw(path);
+            QVERIFY(raw.ok());
+            QVERIFY(RawTrace::setString(raw.root(), "architecture", "mamba2"));
+        }
+        std::fstream io(path, std::ios::in | std::ios::out | std::ios::binary);
+        const std::string bytes((std::istreambuf_iterator<char>(io)), std::istreambuf_iterator<char>());
+        const size_t heap = bytes.find("GCOL");
+        QVERIFY2(heap != std::string::npos, "the edit made no global heap");
+        // Collection header (16 bytes), then object 1: index (2), refcount (2), reserved (4), size (8).
+        const uint64_t huge = uint64_t(1) << 46;
+        io.seekp(std::streamoff(heap + 16 + 8));
+        io.write(reinterpret_cast<const char*>(&huge), 8);
+        io.close();
+
+        QVERIFY(!traceCheckerPath().empty());
+        const auto started = std::chrono::steady_clock::now();
+        const std::string msg = expectError(path, [&] { checkTraceIsolated(path, TraceCheckDepth::Header); });
+        qInfo("%s", msg.c_str());
+        QVERIFY2(contains(msg, "the trace is damaged: reading it crashed the HDF5 library (SIGSEGV"), msg.c_str());
+        QVERIFY(std::chrono::steady_clock::now() - started < std::chrono::seconds(15));
+        // The verdict is kept for the file as it is: asking again does not start another process.
+        const std::string again = expectError(path, [&] { checkTraceIsolated(path, TraceCheckDepth::Full); });
+        QCOMPARE(again, msg);
+    }
+
+    // One flipped byte at 40 spread places in the first 8 KB of a fresh 2000-token trace made 16 of
+    // them hang the window (SWMR's 100 metadata read retries) and one crash it. Each must now end,
+    // quickly, in a verdict: readable or an Error.
+    void flippedBytesNeverHang()
+    {
+        const std::string good = file("flip-good.h5");
+        writeTrace(good, testHeader(true, {6, 8}), 2000);
+        std::ifstream in(good, std::ios::binary);
+        const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        QVERIFY(bytes.size() > 8192);
+        int readable = 0, refused = 0;
+        double slowest = 0;
+        for (int i = 0; i < 40; ++i) {
+            const size_t pos = size_t(i) * 8192 / 40 + 3;
+            std::string flipped = bytes;
+            flipped[pos] = char(flipped[pos] ^ 0x5a);
+            const std::string path = file("flip-" + std::to_string(i) + ".h5");
+            std::ofstream(path, std::ios::binary) << flipped;
+            const auto t0 = std::chrono::steady_clock::now();
+            try {
+                checkTraceIsolated(path, TraceCheckDepth::Full);
+                ++readable;
+            } catch (const Error& e) {
+                QVERIFY2(QString(e.what()).startsWith(QString::fromStdString(path)), e.what());
+                ++refused;
+            }
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            slowest = std::max(slowest, s);
+            QVERIFY2(s < 10, ("byte " + std::to_string(pos) + " took " + std::to_string(s) + " s").c_str());
+        }
+        qInfo("40 flipped bytes: %d readable, %d refused, slowest %.2f s", readable, refused, slowest);
+    }
+
+    // A dataspace can claim any length; HDF5 reads zeros where no chunk was written. The reader
+    // uses only the tokens the chunks hold.
+    void hugeExtentIsNotRead()
+    {
+        const std::string path = file("huge-extent.h5");
+        const TraceHeader h = testHeader(true, {2, 4});
+        {
+            TraceWriter w(path, h);
+            w.append(makeChunk(h, 0, 300));
+            w.append(makeChunk(h, 300, 300)); // left incomplete, as a cancelled run leaves it
+        }
+        {
+            RawTrace raw(path);
+            QVERIFY(raw.ok());
+            std::vector<std::string> names{"nll", "tokens/ids", "tokens/offsets"};
+            for (const ProbeDesc& p : h.probes)
+                names.push_back("probes/" + p.name);
+            for (const std::string& n : names) {
+                const char* name = n.c_str();
+                const hid_t d = H5Dopen2(raw.root(), name, H5P_DEFAULT);
+                QVERIFY2(d >= 0, name);
+                const hid_t space = H5Dget_space(d);
+                hsize_t dims[8] = {0};
+                const int rank = H5Sget_simple_extent_dims(space, dims, nullptr);
+                dims[0] = hsize_t(1) << 50;
+                QVERIFY2(rank >= 1 && H5Dset_extent(d, dims) >= 0, name);
+                H5Sclose(space);
+                H5Dclose(d);
+            }
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        const TraceReader r(path);
+        QVERIFY(r.tokens() <= 600 + 4096); // at most what the written chunks can hold
+        QVERIFY(r.nll().size() == size_t(r.tokens()));
+        QVERIFY(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
     }
 
     void readerErrors()
