@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -160,9 +161,9 @@ double jsonNumber(const nlohmann::json& v, const std::string& file, const std::s
     throw Error(file, field, "a number", actual);
 }
 
-nlohmann::json parseStrictJson(const char* data, size_t size, const std::string& sourceName, int maxDepth)
+// Depth is checked before parsing so that no deep tree is ever built.
+void checkJsonDepth(const char* data, size_t size, const std::string& sourceName, int maxDepth)
 {
-    // Depth is checked before parsing so that no deep tree is ever built.
     int depth = 0;
     bool inString = false;
     for (size_t i = 0; i < size; ++i) {
@@ -182,26 +183,62 @@ nlohmann::json parseStrictJson(const char* data, size_t size, const std::string&
             --depth;
         }
     }
+}
 
+namespace {
+
+// Records the first key that appears twice in one object; accepts everything else.
+struct DuplicateKeyFinder : nlohmann::json_sax<nlohmann::json> {
     std::vector<std::unordered_set<std::string>> keysPerObject;
     std::string duplicate;
-    auto callback = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-        using E = nlohmann::json::parse_event_t;
-        if (event == E::object_start) {
-            keysPerObject.emplace_back();
-        } else if (event == E::object_end) {
-            if (!keysPerObject.empty())
-                keysPerObject.pop_back();
-        } else if (event == E::key && !keysPerObject.empty() && parsed.is_string()) {
-            const std::string& k = parsed.get_ref<const std::string&>();
-            if (!keysPerObject.back().insert(k).second && duplicate.empty())
-                duplicate = k;
-        }
+
+    bool null() override { return true; }
+    bool boolean(bool) override { return true; }
+    bool number_integer(number_integer_t) override { return true; }
+    bool number_unsigned(number_unsigned_t) override { return true; }
+    bool number_float(number_float_t, const string_t&) override { return true; }
+    bool string(string_t&) override { return true; }
+    bool binary(binary_t&) override { return true; }
+    bool start_object(std::size_t) override
+    {
+        keysPerObject.emplace_back();
         return true;
-    };
+    }
+    bool key(string_t& k) override
+    {
+        if (!keysPerObject.empty() && !keysPerObject.back().insert(k).second && duplicate.empty())
+            duplicate = k;
+        return true;
+    }
+    bool end_object() override
+    {
+        if (!keysPerObject.empty())
+            keysPerObject.pop_back();
+        return true;
+    }
+    bool start_array(std::size_t) override { return true; }
+    bool end_array() override { return true; }
+    // The DOM parse that follows reports the error, with its position.
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override
+    {
+        return false;
+    }
+};
+
+} // namespace
+
+nlohmann::json parseStrictJson(const char* data, size_t size, const std::string& sourceName, int maxDepth)
+{
+    checkJsonDepth(data, size, sourceName, maxDepth);
+
+    // Duplicate keys are found by a SAX pass of their own: nlohmann's parse callback, the obvious
+    // way, rescans an object's members each time one of them (an object) ends, which made a
+    // safetensors header of 1M tensors take minutes.
+    DuplicateKeyFinder finder;
     nlohmann::json result;
     try {
-        result = nlohmann::json::parse(data, data + size, callback);
+        nlohmann::json::sax_parse(data, data + size, &finder);
+        result = nlohmann::json::parse(data, data + size);
     } catch (const nlohmann::json::parse_error& e) {
         size_t pos = e.byte > 0 ? e.byte - 1 : 0;
         throw Error(sourceName, "invalid JSON at byte " + std::to_string(std::min(pos, size)) + ": " +
@@ -209,9 +246,153 @@ nlohmann::json parseStrictJson(const char* data, size_t size, const std::string&
     } catch (const nlohmann::json::exception& e) {
         throw Error(sourceName, std::string("invalid JSON: ") + e.what());
     }
+    const std::string& duplicate = finder.duplicate;
     if (!duplicate.empty())
         throw Error(sourceName, "invalid JSON: duplicate key \"" + duplicate + "\"");
     return result;
+}
+
+} // namespace statescope
+
+namespace statescope {
+
+namespace {
+
+// Streams a top-level object's members: each member's value is built as a small tree (nlohmann's
+// own DOM builder, fed the events below the top level), handed over, and dropped.
+class MemberStreamer : public nlohmann::json_sax<nlohmann::json> {
+public:
+    using Builder = nlohmann::detail::json_sax_dom_parser<nlohmann::json>;
+
+    MemberStreamer(const std::string& source,
+                   const std::function<void(const std::string&, nlohmann::json&)>& f)
+        : m_source(source), m_onMember(f)
+    {
+    }
+
+    bool null() override
+    {
+        return value([](Builder& b) { return b.null(); });
+    }
+    bool boolean(bool v) override
+    {
+        return value([&](Builder& b) { return b.boolean(v); });
+    }
+    bool number_integer(number_integer_t v) override
+    {
+        return value([&](Builder& b) { return b.number_integer(v); });
+    }
+    bool number_unsigned(number_unsigned_t v) override
+    {
+        return value([&](Builder& b) { return b.number_unsigned(v); });
+    }
+    bool number_float(number_float_t v, const string_t& s) override
+    {
+        return value([&](Builder& b) { return b.number_float(v, s); });
+    }
+    bool string(string_t& v) override
+    {
+        return value([&](Builder& b) { return b.string(v); });
+    }
+    bool binary(binary_t& v) override
+    {
+        return value([&](Builder& b) { return b.binary(v); });
+    }
+    bool start_object(std::size_t n) override
+    {
+        m_keys.emplace_back();
+        if (m_depth++ == 0)
+            return true; // the top-level object itself
+        if (m_depth == 2)
+            begin();
+        return m_builder->start_object(n);
+    }
+    bool key(string_t& k) override
+    {
+        if (!m_keys.back().insert(k).second)
+            throw Error(m_source, "invalid JSON: duplicate key \"" + k + "\"");
+        if (m_depth == 1) {
+            m_key = k;
+            return true;
+        }
+        return m_builder->key(k);
+    }
+    bool end_object() override
+    {
+        m_keys.pop_back();
+        if (--m_depth == 0)
+            return true;
+        const bool ok = m_builder->end_object();
+        if (m_depth == 1)
+            finish();
+        return ok;
+    }
+    bool start_array(std::size_t n) override
+    {
+        if (m_depth++ == 0)
+            throw Error(m_source, "top level", "a JSON object", "an array");
+        if (m_depth == 2)
+            begin();
+        return m_builder->start_array(n);
+    }
+    bool end_array() override
+    {
+        const bool ok = m_builder->end_array();
+        if (--m_depth == 1)
+            finish();
+        return ok;
+    }
+    bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) override
+    {
+        throw Error(m_source, "invalid JSON at byte " + std::to_string(position > 0 ? position - 1 : 0) +
+                                  ": " + describeParseError(e.what()));
+    }
+
+private:
+    void begin()
+    {
+        m_value = nlohmann::json();
+        m_builder = std::make_unique<Builder>(m_value);
+    }
+    void finish()
+    {
+        m_builder.reset();
+        m_onMember(m_key, m_value);
+        m_value = nlohmann::json();
+    }
+    template <typename F> bool value(F&& event)
+    {
+        if (m_depth == 0)
+            throw Error(m_source, "top level", "a JSON object", "a single value");
+        if (m_depth >= 2)
+            return event(*m_builder);
+        begin(); // a scalar member
+        const bool ok = event(*m_builder);
+        finish();
+        return ok;
+    }
+
+    const std::string& m_source;
+    const std::function<void(const std::string&, nlohmann::json&)>& m_onMember;
+    int m_depth = 0;
+    std::string m_key;
+    nlohmann::json m_value;
+    std::unique_ptr<Builder> m_builder;
+    std::vector<std::unordered_set<std::string>> m_keys;
+};
+
+} // namespace
+
+void forEachStrictJsonMember(const char* data, size_t size, const std::string& sourceName, int maxDepth,
+                             const std::function<void(const std::string&, nlohmann::json&)>& onMember)
+{
+    checkJsonDepth(data, size, sourceName, maxDepth);
+    MemberStreamer streamer(sourceName, onMember);
+    try {
+        nlohmann::json::sax_parse(data, data + size, &streamer);
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(sourceName, std::string("invalid JSON: ") + e.what());
+    }
 }
 
 } // namespace statescope

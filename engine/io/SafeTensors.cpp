@@ -138,30 +138,27 @@ std::vector<RawTensor> readSafeTensors(const std::string& path, std::map<std::st
     if (n == 0 || base[8] != '{')
         throw Error(path, "safetensors header does not start with '{'");
 
-    nlohmann::json header =
-        parseStrictJson(reinterpret_cast<const char*>(base + 8), n, path + " (header)", 64);
-    if (!header.is_object())
-        throw Error(path, "safetensors header is not a JSON object");
-
     std::vector<Info> infos;
-    for (auto it = header.begin(); it != header.end(); ++it) {
-        if (it.key() == "__metadata__") {
-            const nlohmann::json& m = it.value();
-            if (m.is_null())
-                continue;
-            if (!m.is_object())
-                throw Error(path, "__metadata__", "a map of strings to strings", m.type_name());
-            for (auto mi = m.begin(); mi != m.end(); ++mi) {
-                if (!mi.value().is_string())
-                    throw Error(path, "__metadata__ entry " + quoted(mi.key()), "a string",
-                                mi.value().dump().substr(0, 60));
-                if (metadata)
-                    (*metadata)[mi.key()] = mi.value().get<std::string>();
-            }
-            continue;
-        }
-        infos.push_back(parseInfo(it.key(), it.value(), path));
-    }
+    forEachStrictJsonMember(reinterpret_cast<const char*>(base + 8), n, path + " (header)", 64,
+                            [&](const std::string& key, nlohmann::json& value) {
+                                if (key == "__metadata__") {
+                                    const nlohmann::json& m = value;
+                                    if (m.is_null())
+                                        return;
+                                    if (!m.is_object())
+                                        throw Error(path, "__metadata__", "a map of strings to strings",
+                                                    m.type_name());
+                                    for (auto mi = m.begin(); mi != m.end(); ++mi) {
+                                        if (!mi.value().is_string())
+                                            throw Error(path, "__metadata__ entry " + quoted(mi.key()),
+                                                        "a string", mi.value().dump().substr(0, 60));
+                                        if (metadata)
+                                            (*metadata)[mi.key()] = mi.value().get<std::string>();
+                                    }
+                                    return;
+                                }
+                                infos.push_back(parseInfo(key, value, path));
+                            });
 
     std::sort(infos.begin(), infos.end(), [](const Info& a, const Info& b) {
         return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;

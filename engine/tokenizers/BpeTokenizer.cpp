@@ -1,5 +1,6 @@
 #include "tokenizers/BpeTokenizer.h"
 
+#include "io/Json.h"
 #include "io/MappedFile.h"
 
 #include "Error.h"
@@ -28,6 +29,7 @@ using Json = nlohmann::json;
 // vocabularies have about 260k tokens; 4M leaves room and bounds the tables to ~150 MB.
 constexpr int64_t kMaxTokenId = (int64_t(1) << 22) - 1;
 // Same limits as the Rust library's word cache: short words repeat, long ones rarely do.
+constexpr int kMaxJsonDepth = 128;
 constexpr size_t kMaxCachedWordBytes = 256;
 constexpr size_t kMaxCacheEntries = 1 << 16;
 constexpr uint64_t kMaxFileBytes = uint64_t(1) << 30;
@@ -125,8 +127,10 @@ struct AddedToken {
 };
 
 // Finds added tokens the way the Rust library's Aho-Corasick automaton with MatchKind::LeftmostLongest
-// does: the match that starts first, and among those the longest. Patterns are short (the longest
-// GPT-NeoX one is 24 bytes), so walking a byte trie from each candidate start is linear in practice.
+// does: the match that starts first, and among those the longest. An Aho-Corasick automaton over the
+// patterns (failure links, and links to the longest pattern that is a suffix) reads each text byte
+// once; walking the trie afresh from every start was quadratic when an added token was a long
+// prefix of the text (100 KB of "a" then "b" against 1 MB of "a": minutes).
 class AddedTokenMatcher {
 public:
     AddedTokenMatcher() { m_nodes.emplace_back(); }
@@ -143,50 +147,57 @@ public:
                 child = static_cast<int32_t>(m_nodes.size());
                 m_nodes[node].children.emplace_back(b, child);
                 m_nodes.emplace_back();
+                m_nodes.back().depth = m_nodes[node].depth + 1;
             }
             node = child;
         }
         if (m_nodes[node].token < 0) // identical patterns: the first one listed wins
             m_nodes[node].token = tokenIndex;
-        m_first[static_cast<unsigned char>(pattern[0])] = true;
         m_empty = false;
     }
 
     bool empty() const { return m_empty; }
 
+    // The leftmost-longest match starting at or after `from`.
     bool find(std::string_view text, size_t from, size_t& begin, size_t& end, int32_t& tokenIndex) const
     {
         if (m_empty)
             return false;
-        for (size_t i = from; i < text.size(); ++i) {
-            if (!m_first[static_cast<unsigned char>(text[i])])
-                continue;
-            int32_t node = 0;
-            int32_t best = -1;
-            size_t bestEnd = 0;
-            for (size_t j = i; j < text.size(); ++j) {
-                node = findChild(node, static_cast<unsigned char>(text[j]));
-                if (node < 0)
-                    break;
-                if (m_nodes[node].token >= 0) {
-                    best = m_nodes[node].token;
+        int32_t node = 0;
+        int32_t best = -1;
+        size_t bestBegin = 0, bestEnd = 0;
+        for (size_t j = from; j < text.size(); ++j) {
+            node = step(node, static_cast<unsigned char>(text[j]));
+            // The longest pattern ending here: of those ending here, it starts first.
+            const int32_t o = m_nodes[node].token >= 0 ? node : m_nodes[node].output;
+            if (o > 0) {
+                const size_t start = j + 1 - size_t(m_nodes[o].depth);
+                if (best < 0 || start < bestBegin || (start == bestBegin && j + 1 > bestEnd)) {
+                    best = m_nodes[o].token;
+                    bestBegin = start;
                     bestEnd = j + 1;
                 }
             }
-            if (best >= 0) {
-                begin = i;
-                end = bestEnd;
-                tokenIndex = best;
-                return true;
-            }
+            // A match still possible starts at j + 1 - depth or later: once that is past the best
+            // match's start, nothing can beat it.
+            if (best >= 0 && j + 1 - size_t(m_nodes[node].depth) > bestBegin)
+                break;
         }
-        return false;
+        if (best < 0)
+            return false;
+        begin = bestBegin;
+        end = bestEnd;
+        tokenIndex = best;
+        return true;
     }
 
 private:
     struct Node {
         std::vector<std::pair<unsigned char, int32_t>> children;
         int32_t token = -1;
+        int32_t depth = 0;
+        int32_t fail = 0;
+        int32_t output = 0; // the nearest node on the failure chain that ends a pattern; 0: none
     };
 
     int32_t findChild(int32_t node, unsigned char b) const
@@ -198,8 +209,49 @@ private:
         return -1;
     }
 
+    int32_t step(int32_t node, unsigned char b) const
+    {
+        while (true) {
+            const int32_t child = findChild(node, b);
+            if (child >= 0)
+                return child;
+            if (node == 0)
+                return 0;
+            node = m_nodes[node].fail;
+        }
+    }
+
+public:
+    // Failure and output links, breadth first: call once after the last add(), before find().
+    void link()
+    {
+        std::vector<int32_t> queue;
+        for (const auto& c : m_nodes[0].children) {
+            m_nodes[c.second].fail = 0;
+            m_nodes[c.second].output = 0;
+            queue.push_back(c.second);
+        }
+        for (size_t q = 0; q < queue.size(); ++q) {
+            const int32_t node = queue[q];
+            for (const auto& [b, child] : m_nodes[node].children) {
+                int32_t f = m_nodes[node].fail;
+                int32_t target = -1;
+                while (true) {
+                    target = findChild(f, b);
+                    if (target >= 0 || f == 0)
+                        break;
+                    f = m_nodes[f].fail;
+                }
+                const int32_t fail = target >= 0 && target != child ? target : 0;
+                m_nodes[child].fail = fail;
+                m_nodes[child].output = m_nodes[fail].token >= 0 ? fail : m_nodes[fail].output;
+                queue.push_back(child);
+            }
+        }
+    }
+
+private:
     std::vector<Node> m_nodes;
-    std::array<bool, 256> m_first{};
     bool m_empty = true;
 };
 
@@ -619,6 +671,9 @@ private:
 
 BpeTokenizer BpeTokenizer::fromJson(const std::string& jsonText, const std::string& sourceName)
 {
+    // Real tokenizer.json files nest a few levels; a crafted one nested 100,000 Sequences deep, and
+    // reading its normalizer recursed that deep (5 GB, then a stack overflow).
+    checkJsonDepth(jsonText.data(), jsonText.size(), sourceName, kMaxJsonDepth);
     Json root;
     try {
         root = Json::parse(jsonText);
@@ -789,6 +844,8 @@ BpeTokenizer BpeTokenizer::fromJson(const std::string& jsonText, const std::stri
         else
             impl->rawMatcher.add(t.content, static_cast<int32_t>(i));
     }
+    impl->normalizedMatcher.link();
+    impl->rawMatcher.link();
     impl->added = std::move(added);
     return BpeTokenizer(std::move(impl));
 }

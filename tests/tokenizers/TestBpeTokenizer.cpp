@@ -302,6 +302,34 @@ private slots:
         }
     }
 
+    // Issue 10 (4): added tokens are found by an Aho-Corasick automaton; leftmost, then longest,
+    // as the Rust library's LeftmostLongest. Expected splits worked out by hand.
+    void addedTokensLeftmostLongest()
+    {
+        Json root = Json::parse(byteLevelTokenizerJson());
+        const std::string longToken = std::string(100, 'a') + "b";
+        const char* contents[] = {"ab", "abcd", "bc", "cd", longToken.c_str()};
+        for (int i = 0; i < 5; ++i)
+            root["added_tokens"].push_back({{"id", 256 + i}, {"content", contents[i]}, {"single_word", false},
+                                            {"lstrip", false}, {"rstrip", false}, {"normalized", false},
+                                            {"special", false}});
+        const BpeTokenizer t = BpeTokenizer::fromJson(root.dump(), "added.json");
+        auto ids = [&](const std::string& text) { return t.encode(text).ids; };
+        using V = std::vector<int32_t>;
+        QCOMPARE(ids("abcx"), (V{256, 'c', 'x'}));        // "abcd" fails at x: "ab" starts first
+        QCOMPARE(ids("abcd"), (V{257}));                  // both start at 0: the longer
+        QCOMPARE(ids("xbcd"), (V{'x', 258, 'd'}));        // "bc" starts before "cd"
+        QCOMPARE(ids("abab"), (V{256, 256}));
+        // A long token that is a prefix of the text only almost: no match, every byte its own id.
+        const std::string as(1000, 'a');
+        const V plain = ids(as);
+        QCOMPARE(plain.size(), size_t(1000));
+        // 200 a's then b: the long token starts at 100, before "ab" (at 199).
+        V expected(100, 'a');
+        expected.push_back(260);
+        QCOMPARE(ids(std::string(200, 'a') + "b"), expected);
+    }
+
     // NFC forms written out by hand (Unicode's composition tables), not computed by the code under test.
     void nfcFixedStrings_data()
     {
@@ -321,6 +349,11 @@ private slots:
         QTest::newRow("already nfc") << QByteArray("na\xC3\xAFve") << QByteArray("na\xC3\xAFve");
         QTest::newRow("lone mark") << QByteArray("\xCC\x81") << QByteArray("\xCC\x81");
         QTest::newRow("not greater") << QByteArray(">\xCC\xB8") << QByteArray("\xE2\x89\xAF");
+        // Interleaved marks of two classes (220 below, 230 above): sorted, then the first one below
+        // composes (U+1EB9) and the rest stay. Issue 10 (4): NFC of such runs was quadratic.
+        QTest::newRow("interleaved marks")
+            << QByteArray("e\xCC\x81\xCC\xA3\xCC\x81\xCC\xA3\xCC\x81\xCC\xA3")
+            << QByteArray("\xE1\xBA\xB9\xCC\xA3\xCC\xA3\xCC\x81\xCC\x81\xCC\x81");
     }
     void nfcFixedStrings()
     {
@@ -458,6 +491,27 @@ private slots:
         Json addedId = root;
         addedId["added_tokens"][0]["id"] = "zero";
         expectErrorNamingFile(addedId.dump(), "added-id.json", "added_tokens[0].id");
+
+        // Issue 10 (4): normalizers nested 100,000 deep took 5 GB (each level's field name longer
+        // than the last), then overflowed the stack. Refused before parsing.
+        {
+            Json marked = root;
+            marked["normalizer"] = "@@";
+            std::string nested = marked.dump();
+            const std::string deep = [] {
+                std::string d;
+                for (int i = 0; i < 100000; ++i)
+                    d += R"({"type":"Sequence","normalizers":[)";
+                d += R"({"type":"NFC"})";
+                for (int i = 0; i < 100000; ++i)
+                    d += "]}";
+                return d;
+            }();
+            const size_t at = nested.find(R"("@@")");
+            QVERIFY(at != std::string::npos);
+            nested.replace(at, 4, deep);
+            expectErrorNamingFile(nested, "nested.json", "nesting deeper than 128 levels");
+        }
 
         Json preTok = root;
         preTok["pre_tokenizer"] = {{"type", "Whitespace"}};
