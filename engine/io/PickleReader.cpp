@@ -168,7 +168,8 @@ enum Op : uint8_t {
 class PickleReader::Impl {
 public:
     Impl(const uint8_t* data, size_t size, std::string file, std::string entry)
-        : m_data(data), m_size(size), m_file(std::move(file)), m_entry(std::move(entry))
+        : m_data(data), m_size(size), m_file(std::move(file)), m_entry(std::move(entry)),
+          m_budget(kBaseBudget + kBudgetPerByte * size)
     {
     }
 
@@ -244,10 +245,23 @@ private:
         return s;
     }
 
+    // Memory this pickle makes the reader hold, in proportion to its own size: a memo entry can be
+    // fetched any number of times for a few bytes each, and every fetch used as a dict key copied the
+    // key (a 1 MB pickle took 3.2 GB). A real state dict's pickle needs far less than the budget.
+    void charge(size_t bytes)
+    {
+        m_charged += bytes;
+        if (m_charged > m_budget)
+            fail("the pickle would take more than " + std::to_string(m_budget >> 20) + " MiB of memory to read (" +
+                 std::to_string(kBudgetPerByte) + " bytes per byte of pickle, plus " +
+                 std::to_string(kBaseBudget >> 20) + " MiB); a state dict takes far less: refused");
+    }
+
     PickleValuePtr make(Kind kind)
     {
         if (++m_valueCount > kMaxValues)
             fail("more than " + std::to_string(kMaxValues) + " objects; not a state dict");
+        charge(sizeof(PickleValue) + 32);
         auto v = std::make_shared<PickleValue>();
         v->kind = kind;
         if (kind == Kind::Tuple || kind == Kind::List || kind == Kind::Dict)
@@ -262,6 +276,7 @@ private:
     }
     PickleValuePtr makeString(Kind kind, std::string s)
     {
+        charge(s.size());
         auto v = make(kind);
         v->text = std::move(s);
         return v;
@@ -294,6 +309,7 @@ private:
             fail("pickle MARK expected but missing");
         size_t base = m_marks.back();
         m_marks.pop_back();
+        charge((m_stack.size() - base) * sizeof(PickleValuePtr));
         std::vector<PickleValuePtr> items(std::make_move_iterator(m_stack.begin() + base),
                                           std::make_move_iterator(m_stack.end()));
         m_stack.resize(base);
@@ -347,6 +363,7 @@ private:
         if (dict.kind != Kind::Dict)
             fail(std::string("SETITEM on a ") + dict.kindName() + ", expected a dict");
         std::string k = dictKey(*key);
+        charge(k.size() + 64);
         auto it = dict.dictIndex.find(k);
         if (it != dict.dictIndex.end()) {
             dict.dictItems[it->second].second = std::move(value); // Python keeps the first position
@@ -478,6 +495,7 @@ private:
                 fail("storage key '" + printable(key.text) +
                      "' has characters other than letters, digits and _");
         }
+        charge(key.text.size() + location.text.size() + sizeof(PickleStorage));
         s->key = key.text;
         if (location.kind != Kind::String)
             fail("storage location must be a string");
@@ -649,6 +667,7 @@ private:
                 PickleValue& list = *top();
                 if (list.kind != Kind::List)
                     fail(std::string("APPEND to a ") + list.kindName() + ", expected a list");
+                charge(sizeof(PickleValuePtr));
                 list.items.push_back(std::move(v));
                 break;
             }
@@ -796,6 +815,8 @@ private:
     }
 
     static constexpr size_t kMaxValues = size_t(1) << 22;
+    static constexpr size_t kBaseBudget = size_t(64) << 20;
+    static constexpr size_t kBudgetPerByte = 256; // one-byte opcodes make ~230-byte values
 
     const uint8_t* m_data;
     size_t m_size;
@@ -804,6 +825,8 @@ private:
     size_t m_pos = 0;
     size_t m_opPos = 0;
     size_t m_valueCount = 0;
+    size_t m_budget = 0;
+    size_t m_charged = 0;
     std::vector<PickleValuePtr> m_stack;
     std::vector<size_t> m_marks;
     std::unordered_map<uint64_t, PickleValuePtr> m_memo;

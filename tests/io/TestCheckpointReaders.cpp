@@ -636,6 +636,22 @@ private slots:
         EXPECT_ERROR(readTorchCheckpoint(cyclic), cyclic, "holds a list");
     }
 
+    // Issue 10 (5): one 64 KB string, memoized once and fetched 30,000 times as a dict key (6 bytes
+    // of pickle each): 335 KB of file held 1.9 GB of keys. The reader's memory is budgeted in
+    // proportion to the pickle's size.
+    void memoAmplificationRefused()
+    {
+        std::string pkl("\x80\x02}", 3);
+        const std::string big(65536, 'A');
+        auto u32 = [](uint32_t v) { return std::string(reinterpret_cast<const char*>(&v), 4); };
+        pkl += "X" + u32(uint32_t(big.size())) + big + "r" + u32(1) + "0";
+        for (int i = 0; i < 30000; ++i)
+            pkl += "}j" + u32(1) + "Ns0";
+        pkl += ".";
+        const std::string path = write("memo-keys.bin", torchZip(pkl, {}));
+        EXPECT_ERROR(readTorchCheckpoint(path), path, "the pickle would take more than");
+    }
+
     void corruptZip()
     {
         std::string pkl =
