@@ -439,27 +439,6 @@ bool TraceData::loadFile(const QString& path, QString* error,
             if (progress && !progress(end, total))
                 return fail(tr("cancelled"));
         }
-        // A trace of a text file shows that text in the token strip, while the file is still there
-        // and long enough for the offsets.
-        if (offsets && !m_header.inputPath.isEmpty()) {
-            QString input = m_header.inputPath;
-            // Schema 1 kept the path as typed: look next to the trace, where a run written into the
-            // folder it ran in finds it.
-            if (QFileInfo(input).isRelative())
-                input = QFileInfo(path).dir().filePath(input);
-            // A path written inside a file is not trusted: only a regular file, and only as long as
-            // the offsets need (a FIFO would hang the window, /dev/zero fill its memory).
-            std::error_code ec;
-            const std::filesystem::path fsPath(input.toStdString());
-            const qint64 needed = m_offsets.isEmpty() ? 0 : m_offsets.back();
-            QFile f(input);
-            if (std::filesystem::is_regular_file(fsPath, ec) && f.size() >= needed &&
-                f.size() <= kMaxTextBytes && f.open(QIODevice::ReadOnly)) {
-                const QByteArray text = f.readAll();
-                if (needed <= text.size())
-                    m_text = text;
-            }
-        }
         m_growing = !reader->completed();
         m_reader = std::move(reader);
         m_recent.clear();
@@ -469,6 +448,48 @@ bool TraceData::loadFile(const QString& path, QString* error,
     } catch (const std::exception& e) {
         return fail(QString::fromStdString(e.what()));
     }
+}
+
+QString TraceData::namedInputPath() const
+{
+    if (m_header.inputPath.isEmpty() || m_offsets.isEmpty())
+        return {};
+    // Schema 1 kept the path as typed: look next to the trace, where a run written into the folder
+    // it ran in finds it.
+    if (QFileInfo(m_header.inputPath).isRelative() && !m_filePath.isEmpty())
+        return QFileInfo(m_filePath).dir().filePath(m_header.inputPath);
+    return m_header.inputPath;
+}
+
+bool TraceData::readNamedInput(QString* error)
+{
+    const QString input = namedInputPath();
+    auto fail = [&](const QString& msg) {
+        if (error)
+            *error = msg;
+        return false;
+    };
+    if (input.isEmpty())
+        return fail(tr("the trace names no input file"));
+    // Even asked for, a path written inside a file is read only if it is a regular file, and only
+    // as much as the offsets need (a FIFO would hang the window, /dev/zero fill its memory).
+    std::error_code ec;
+    const qint64 needed = m_offsets.back();
+    if (!std::filesystem::is_regular_file(std::filesystem::path(input.toStdString()), ec))
+        return fail(tr("%1: not a regular file (only those are read)").arg(input));
+    QFile f(input);
+    if (f.size() < needed)
+        return fail(tr("%1: %2 bytes, but the trace's tokens span %3: not the file it was made from")
+                        .arg(input)
+                        .arg(f.size())
+                        .arg(needed));
+    if (f.size() > kMaxTextBytes)
+        return fail(tr("%1: larger than 2 GiB").arg(input));
+    if (!f.open(QIODevice::ReadOnly))
+        return fail(tr("%1: %2").arg(input, f.errorString()));
+    m_text = f.read(needed);
+    emit appended(m_tokens); // the strip redraws with the text
+    return true;
 }
 
 bool TraceData::attachFile(const QString& path, QString* error)

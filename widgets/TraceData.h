@@ -79,12 +79,19 @@ public:
     // Appends the next tokens (chunk.start must equal tokens(); a gap or overlap is refused with a
     // qWarning and ignored). Emits appended(tokens()).
     void append(const ChunkProbes& chunk);
-    // Reads a saved trace in blocks of tokens (a 1M-token trace never has all its probes in memory),
-    // and the text it read if that file is still there. On failure returns false with a one-line
+    // Reads a saved trace in blocks of tokens (a 1M-token trace never has all its probes in memory).
+    // Files the trace names (its input text, its tokenizer) are not opened: see readNamedInput(). On failure returns false with a one-line
     // message in *error and leaves the data reset to empty. progress, if set, is called after each
     // block; returning false cancels (an error "cancelled").
     bool loadFile(const QString& path, QString* error,
                   const std::function<bool(qint64 done, qint64 total)>& progress = {});
+    // The input text file the trace says it was made from (resolved next to the trace for a schema-1
+    // relative path); "" if it names none or has no offsets to show it with.
+    QString namedInputPath() const;
+    // Reads that file, when the user asks (a trace is a colleague's file too: what it names is not
+    // opened on its own): a regular file only, and only the bytes the offsets span. False with a
+    // one-line *error otherwise.
+    bool readNamedInput(QString* error = nullptr);
     // Reads the header of a trace file (labelled with the file's name). Throws statescope::Error.
     static TraceHeaderInfo headerFromFile(const QString& path);
     // Opens the file that holds these data (a run the window recorded, once its writer has closed

@@ -7,6 +7,7 @@
 #include "runtime/Runner.h"
 #include "runtime/Trainer.h"
 #include "util/Threads.h"
+#include "util/Warnings.h"
 
 #include <CLI/CLI.hpp>
 
@@ -142,6 +143,8 @@ int main(int argc, char** argv)
     std::signal(SIGTERM, onSignal);
     std::signal(SIGHUP, onSignal);
     startTermWatchdog();
+    statescope::setWarningHandler(
+        [](const std::string& message) { std::cerr << "statescope-cli: warning: " << message << "\n"; });
     const int rc = runMain(argc, argv);
     const int sig = g_signal.load();
     return rc == statescope::cli::kExitCancelled && (sig == SIGTERM || sig == SIGHUP) ? 128 + sig : rc;

@@ -146,11 +146,12 @@ QString suffixOf(ExportFormat f)
 }
 
 // The tokenizer a saved trace was made with, to show its tokens' text without the input: the one its
-// header names while that file is there, else the built-in one for a vocabulary of its size (models
-// pad their output layer to a multiple of up to 128 rows).
+// header names if that is a built-in one (a path inside a trace is opened on its own nowhere else:
+// File > Read the files this trace names), else the built-in one for a vocabulary of its size
+// (models pad their output layer to a multiple of up to 128 rows).
 QString tokenizerForTrace(const TraceHeaderInfo& header)
 {
-    if (!header.tokenizerPath.isEmpty() && QFileInfo::exists(header.tokenizerPath))
+    if (!header.tokenizerPath.isEmpty() && isBuiltinResource(header.tokenizerPath.toStdString()))
         return header.tokenizerPath;
     if (header.vocabSize <= 0)
         return {};
@@ -391,6 +392,10 @@ void MainWindow::buildActions()
     m_openTrace = make(tr("Open t&race…"), QKeySequence("Ctrl+Shift+O"), &MainWindow::chooseTrace);
     m_overlayTrace = make(tr("O&verlay trace…"), QKeySequence(), &MainWindow::chooseOverlay);
     m_clearOverlay = make(tr("&Remove overlay"), QKeySequence(), &MainWindow::clearOverlay);
+    m_readNamedFiles = make(tr("Read the files this trace &names"), QKeySequence(), [this] { readNamedFiles(); });
+    m_readNamedFiles->setToolTip(tr("Show the trace's tokens as the text it was made from, with the "
+                                    "tokenizer it names (files a trace names are read only when you ask)"));
+    m_readNamedFiles->setEnabled(false);
     m_export = make(tr("&Export plots…"), QKeySequence("Ctrl+E"), &MainWindow::showExportDialog);
     m_quit = make(tr("&Quit"), QKeySequence::Quit, &QWidget::close);
     m_run = make(tr("&Run"), QKeySequence("Ctrl+R"), [this] { startRun(); });
@@ -430,6 +435,7 @@ void MainWindow::buildMenus()
     file->addAction(m_openTrace);
     file->addAction(m_overlayTrace);
     file->addAction(m_clearOverlay);
+    file->addAction(m_readNamedFiles);
     file->addSeparator();
     file->addAction(m_export);
     file->addSeparator();
@@ -905,18 +911,68 @@ bool MainWindow::loadTraceFile(const QString& path, TraceData* into)
     const QString tokenizer = tokenizerForTrace(into->header());
     if (!tokenizer.isEmpty()) {
         try {
-            std::shared_ptr<const BpeTokenizer> tok = cachedTokenizer(tokenizer);
-            into->setTokenDecoder([tok](qint32 id) {
-                try {
-                    // A byte-level token may hold part of a character.
-                    return QString::fromStdString(repairUtf8(tok->tokenBytes(id)));
-                } catch (const std::exception&) {
-                    return QString("#%1").arg(id);
-                }
-            });
+            setDecoder(into, tokenizer);
         } catch (const std::exception&) {
             // No decoder: the strip shows ids.
         }
+    }
+    return true;
+}
+
+void MainWindow::setDecoder(TraceData* data, const QString& tokenizer)
+{
+    std::shared_ptr<const BpeTokenizer> tok = cachedTokenizer(tokenizer);
+    data->setTokenDecoder([tok](qint32 id) {
+        try {
+            // A byte-level token may hold part of a character.
+            return QString::fromStdString(repairUtf8(tok->tokenBytes(id)));
+        } catch (const std::exception&) {
+            return QString("#%1").arg(id);
+        }
+    });
+}
+
+QStringList MainWindow::namedFiles() const
+{
+    QStringList files;
+    if (!m_trace || m_trace->filePath().isEmpty() || m_trace->filePath() == m_namedFilesRead)
+        return files;
+    // Only files that are there: a colleague's trace names paths on their machine.
+    const QString input = m_trace->namedInputPath();
+    if (!input.isEmpty() && m_trace->text().isEmpty() && QFileInfo::exists(input))
+        files << input;
+    const QString tok = m_trace->header().tokenizerPath;
+    if (!tok.isEmpty() && QFileInfo::exists(tok) && !isBuiltinResource(tok.toStdString()))
+        files << tok;
+    return files;
+}
+
+bool MainWindow::readNamedFiles()
+{
+    if (!m_trace)
+        return false;
+    QStringList problems;
+    const QStringList named = namedFiles();
+    const QString input = m_trace->namedInputPath();
+    if (named.contains(input)) {
+        QString error;
+        if (!m_trace->readNamedInput(&error))
+            problems << error;
+    }
+    const QString tok = m_trace->header().tokenizerPath;
+    if (named.contains(tok)) {
+        try {
+            setDecoder(m_trace, tok); // fromFile reads regular files of a sane size only
+        } catch (const std::exception& e) {
+            problems << QString::fromStdString(errorLine(e));
+        }
+    }
+    if (problems.isEmpty())
+        m_namedFilesRead = m_trace->filePath();
+    m_readNamedFiles->setEnabled(!namedFiles().isEmpty());
+    if (!problems.isEmpty()) {
+        showError(problems.join('\n'));
+        return false;
     }
     return true;
 }
@@ -939,6 +995,13 @@ bool MainWindow::openTrace(const QString& path)
     m_traceLabel->setText(
         tr("Trace %1 (%2 tokens)").arg(QFileInfo(path).fileName(), QLocale().toString(data->tokens())));
     m_traceLabel->setToolTip(path);
+    const QStringList named = namedFiles();
+    m_readNamedFiles->setEnabled(!named.isEmpty());
+    if (!named.isEmpty())
+        statusBar()->showMessage(tr("This trace names %1: File > Read the files this trace names shows "
+                                    "its tokens as that text.")
+                                     .arg(named.join(tr(" and "))),
+                                 15000);
     // A trace another program is still writing: follow it as it grows.
     if (data->fileGrowing())
         pollGrowingTrace();

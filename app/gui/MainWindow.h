@@ -55,6 +55,11 @@ public:
     // The input from a generator spec: "newlines:N", "capitals:N", "passkey:BLOCKS[:DEPTH[:SEED]]".
     bool setInputPrompt(const QString& spec);
     bool openTrace(const QString& path);
+    // The files the current trace names that the window has not read (its input text, a tokenizer
+    // outside the built-in ones), and reading them: only ever when the user asks.
+    QStringList namedFiles() const;
+    bool readNamedFiles();
+    QAction* readNamedFilesAction() const { return m_readNamedFiles; }
     bool overlayTrace(const QString& path);
     void clearOverlay();
     bool loadDemo();
@@ -162,6 +167,7 @@ private:
     void installTrace(TraceData* trace);
     void assignProbes();
     bool loadTraceFile(const QString& path, TraceData* into);
+    void setDecoder(TraceData* data, const QString& tokenizer); // throws statescope::Error
     TraceData* loadOverlay(const QString& path);
     // Loads and drops overlays to match the run table's checked runs, then draws them.
     void syncCompared();
@@ -208,6 +214,8 @@ private:
     QAction* m_openTrace = nullptr;
     QAction* m_overlayTrace = nullptr;
     QAction* m_clearOverlay = nullptr;
+    QAction* m_readNamedFiles = nullptr;
+    QString m_namedFilesRead; // the trace whose named files the user had read
     QAction* m_export = nullptr;
     QAction* m_quit = nullptr;
     QAction* m_run = nullptr;

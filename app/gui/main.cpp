@@ -4,15 +4,19 @@
 #include "ModelPanel.h"
 #include "PlotGroup.h"
 #include "util/Threads.h"
+#include "util/Warnings.h"
 
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QCoreApplication>
 #include <QDir>
+#include <QPointer>
+#include <QStatusBar>
 #include <QTemporaryDir>
 #include <QTimer>
 
 #include <cstdio>
+#include <iostream>
 
 using namespace statescope;
 
@@ -146,6 +150,18 @@ int main(int argc, char** argv)
     if (parser.isSet(cli.tracesDir))
         options.tracesFolder = QDir(parser.value(cli.tracesDir)).absolutePath();
     MainWindow window(options);
+    // Engine warnings (NaN weights, say) reach the status bar as well as stderr; from any thread.
+    QPointer<MainWindow> target(&window);
+    statescope::setWarningHandler([target](const std::string& message) {
+        std::cerr << "statescope: warning: " << message << "\n";
+        QMetaObject::invokeMethod(
+            qApp,
+            [target, text = QString::fromStdString(message)] {
+                if (target)
+                    target->statusBar()->showMessage(QObject::tr("Warning: %1").arg(text), 30000);
+            },
+            Qt::QueuedConnection);
+    });
     if (parser.isSet(cli.theme))
         window.setDarkTheme(parser.value(cli.theme) == "dark");
     if (parser.isSet(cli.chunk))
@@ -255,6 +271,7 @@ int main(int argc, char** argv)
         return 2;
     }
     const int rc = app.exec();
+    statescope::setWarningHandler({});
     if (printStats)
         std::fprintf(stderr, "%s\n", qPrintable(window.statsSummary()));
     return rc;

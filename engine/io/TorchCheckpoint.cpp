@@ -144,6 +144,7 @@ std::vector<RawTensor> readTorchCheckpoint(const std::string& path)
     }
 
     ZipArchive::Entry pkl = zip.entry(prefix + "/data.pkl");
+    zip.checkCrc(pkl);
     PickleReader reader(pkl.data, static_cast<size_t>(pkl.size), path, pkl.name);
     const PickleValue& stateDict = findStateDict(reader.load(), path);
 

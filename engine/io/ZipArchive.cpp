@@ -2,6 +2,9 @@
 
 #include "Error.h"
 
+#include <zlib.h>
+
+#include <algorithm>
 #include <cstdio>
 
 namespace statescope {
@@ -124,6 +127,7 @@ void ZipArchive::readCentralDirectory()
         Record r;
         r.flags = rd16(h + 8);
         r.method = rd16(h + 10);
+        r.crc32 = rd32(h + 16);
         r.compressedSize = rd32(h + 20);
         r.size = rd32(h + 24);
         uint16_t nameLen = rd16(h + 28);
@@ -228,7 +232,23 @@ ZipArchive::Entry ZipArchive::entry(const std::string& name) const
     e.name = name;
     e.data = base + dataOffset;
     e.size = r.size;
+    e.crc32 = r.crc32;
     return e;
+}
+
+void ZipArchive::checkCrc(const Entry& e) const
+{
+    // zlib's crc32 takes a uInt length: feed large entries in pieces.
+    uLong crc = ::crc32(0L, Z_NULL, 0);
+    for (uint64_t done = 0; done < e.size;) {
+        const uInt n = static_cast<uInt>(std::min<uint64_t>(e.size - done, uint64_t(1) << 30));
+        crc = ::crc32(crc, e.data + done, n);
+        done += n;
+    }
+    if (static_cast<uint32_t>(crc) != e.crc32)
+        throw Error(m_file->path(), "zip entry '" + e.name + "' CRC-32",
+                    hex(e.crc32) + " (the archive's record)",
+                    hex(static_cast<uint32_t>(crc)) + " (the bytes): the file is damaged");
 }
 
 } // namespace statescope

@@ -20,6 +20,7 @@ public:
         std::string name;
         const uint8_t* data = nullptr;
         uint64_t size = 0;
+        uint32_t crc32 = 0; // as the central directory records it
     };
 
     static ZipArchive open(const std::string& path);
@@ -28,6 +29,10 @@ public:
     std::vector<std::string> names() const; // in central-directory order
     bool contains(const std::string& name) const;
     Entry entry(const std::string& name) const;
+    // Throws Error if the entry's bytes do not match its recorded CRC-32. Used for the pickle and the
+    // small records, not for tensor data: a checksum pass over gigabytes would double a load, and a
+    // damaged tensor does not run code or corrupt memory (its size and shape are checked).
+    void checkCrc(const Entry& e) const;
 
     const std::string& path() const { return m_file->path(); }
     const std::shared_ptr<MappedFile>& file() const { return m_file; }
@@ -40,6 +45,7 @@ private:
         uint64_t compressedSize = 0;
         uint64_t size = 0;
         uint64_t localHeaderOffset = 0;
+        uint32_t crc32 = 0;
     };
 
     explicit ZipArchive(std::shared_ptr<MappedFile> file) : m_file(std::move(file)) {}

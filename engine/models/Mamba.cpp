@@ -72,6 +72,8 @@ void validate(const MambaConfig& c, const std::string& file)
     inRange("dt_rank", c.dtRank, 1 << 16);
     if (c.vocabSize < 0 || c.vocabSize > (int64_t(1) << 31))
         throw Error(file, "vocab_size", "an integer in [0, 2^31]", std::to_string(c.vocabSize));
+    if (!(c.normEps > 0) || !std::isfinite(c.normEps))
+        throw Error(file, "layer_norm_epsilon", "a finite number > 0", std::to_string(c.normEps));
 }
 
 // state-spaces / mamba_ssm: {d_model, n_layer, vocab_size, ssm_cfg: {} or {layer: "Mamba1", ...}}

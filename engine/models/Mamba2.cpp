@@ -149,6 +149,13 @@ void Mamba2Config::validate(const std::string& file) const
     if (nHeads() % ngroups != 0)
         throw Error(file, "ngroups", "a divisor of the head count " + std::to_string(nHeads()),
                     std::to_string(ngroups));
+    // A NaN epsilon or an empty dt window runs to a trace of NaN with nothing to say why.
+    if (!(normEps > 0) || !std::isfinite(normEps))
+        throw Error(file, "layer_norm_epsilon", "a finite number > 0", std::to_string(normEps));
+    if (std::isnan(dtLimitMin) || std::isnan(dtLimitMax) || dtLimitMin < 0 || dtLimitMin > dtLimitMax ||
+        std::isinf(dtLimitMin))
+        throw Error(file, "time_step_limit", "[min, max] with 0 <= min <= max (max may be Infinity)",
+                    "[" + std::to_string(dtLimitMin) + ", " + std::to_string(dtLimitMax) + "]");
 }
 
 Mamba2Config parseMamba2Config(const nlohmann::json& j, const std::string& layout, const std::string& file)

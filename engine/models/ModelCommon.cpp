@@ -1,6 +1,7 @@
 #include "models/ModelCommon.h"
 
 #include "Error.h"
+#include "util/Warnings.h"
 #include "io/SafeTensors.h"
 #include "io/SafeTensorsWriter.h"
 #include "io/TorchCheckpoint.h"
@@ -74,10 +75,12 @@ WeightSet readWeights(const ModelFolder& folder,
                       const std::function<std::string(const std::string&)>& canonical)
 {
     WeightSet set;
+    uint64_t stored = 0;
     for (const auto& file : folder.weightFiles) {
         std::vector<RawTensor> raw =
             folder.weightsFormat == "pytorch" ? readTorchCheckpoint(file) : readSafeTensors(file);
         for (auto& t : raw) {
+            stored += t.bytesAvailable;
             const std::string name = canonical(t.name);
             if (name.empty())
                 continue;
@@ -86,6 +89,8 @@ WeightSet readWeights(const ModelFolder& folder,
         }
         set.files += (set.files.empty() ? "" : ", ") + file;
     }
+    // Headers read, nothing allocated yet: a config that describes far more than is stored stops here.
+    checkWeightBytes(folder, stored);
     return set;
 }
 
@@ -133,6 +138,13 @@ torch::Tensor WeightLoader::take(const std::string& name, const std::vector<int6
                                           torch::TensorOptions().dtype(src));
     // Widen on the CPU first: Half/BFloat16 kernels on the CPU are slow or missing.
     torch::Tensor t = view.to(torch::kFloat32, false, true);
+    // NaN or infinite weights run to a trace whose every loss is NaN; say which tensor, once.
+    const int64_t bad = t.numel() - torch::isfinite(t).sum().item<int64_t>();
+    if (bad > 0)
+        warnOnce(fileOf(name) + "\n" + name,
+                 fileOf(name) + ": tensor " + name + " holds " + std::to_string(bad) + " NaN or infinite value" +
+                     (bad == 1 ? "" : "s") + " of " + std::to_string(t.numel()) +
+                     ": the losses and probes that depend on it will be NaN");
     return t.to(m_device, dtype).contiguous();
 }
 

@@ -45,19 +45,13 @@ std::string humanBytes(double bytes)
     return buf;
 }
 
+} // namespace
+
 // The weight files must hold at least two bytes (16-bit, the narrowest dtype read) per parameter the
 // config implies: a config that claims a larger model than its weights is refused here, before a
 // loader or LibTorch tries to allocate for it.
-void checkWeightBytes(const ModelFolder& m)
+void checkWeightBytes(const ModelFolder& m, uint64_t total)
 {
-    uintmax_t total = 0;
-    for (const auto& f : m.weightFiles) {
-        std::error_code ec;
-        const auto st = fs::status(f, ec);
-        if (ec || !fs::is_regular_file(st))
-            return; // the reader names a missing or special file itself
-        total += fs::file_size(f, ec);
-    }
     const double needed = 2.0 * static_cast<double>(m.shape.minParameters);
     if (needed > static_cast<double>(total)) {
         std::string files = fs::path(m.weightFiles.front()).filename().string();
@@ -69,8 +63,6 @@ void checkWeightBytes(const ModelFolder& m)
                     humanBytes(static_cast<double>(total)) + " in " + files);
     }
 }
-
-} // namespace
 
 void checkMemoryFor(const ModelShape& shape, int bytesPerElement, const std::string& what)
 {
@@ -149,8 +141,6 @@ ModelFolder inspectModelFolder(const std::string& dir, ProbeDetail detail)
         throw Error(
             dir, "no weights: expected model.safetensors, model.safetensors.index.json or pytorch_model.bin");
     }
-
-    checkWeightBytes(m);
 
     if (fs::exists(p / "tokenizer.json", ec))
         m.tokenizerPath = (p / "tokenizer.json").string();

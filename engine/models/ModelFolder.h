@@ -28,6 +28,11 @@ struct ModelFolder {
 // Throws Error naming the folder or file for anything missing, unknown or unsupported.
 ModelFolder inspectModelFolder(const std::string& dir, ProbeDetail detail = ProbeDetail::Summary);
 
+// Throws Error(config.json, "model size", ...) when the weights' stored bytes (the tensors the
+// weight files' headers list) are fewer than two per parameter the config implies: loaders call it
+// after reading the headers and before allocating anything.
+void checkWeightBytes(const ModelFolder& m, uint64_t weightBytes);
+
 // Throws Error(what, "memory", ...) when the weights shape implies (bytesPerElement each) exceed the
 // memory this machine has available now: random weights are allocated only after this check.
 void checkMemoryFor(const ModelShape& shape, int bytesPerElement, const std::string& what);

@@ -513,6 +513,12 @@ TraceWriter::TraceWriter(const std::string& path, const TraceHeader& header)
 
     // HDF5's own message for an unwritable path is a long error stack; ask the OS first for a short one.
     std::error_code ec;
+    // A link is not followed: writing through it would truncate whatever file it points at (another
+    // run's trace, a model's weights).
+    if (fs::is_symlink(fs::symlink_status(path, ec)))
+        throw Error(path, "cannot create the trace file: it is a symbolic link (to " +
+                              fs::read_symlink(path, ec).string() +
+                              "); give the path of a real file or folder to write to");
     if (fs::is_directory(path, ec))
         throw Error(path, "cannot create the trace file: it is a folder");
     const bool existed = fs::exists(path, ec);

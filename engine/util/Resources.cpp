@@ -2,6 +2,7 @@
 
 #include "Error.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <vector>
@@ -10,7 +11,9 @@ namespace fs = std::filesystem;
 
 namespace statescope {
 
-std::string findResource(const std::string& relative)
+namespace {
+
+std::vector<fs::path> resourceRoots()
 {
     std::vector<fs::path> roots;
     if (const char* env = std::getenv("STATESCOPE_RESOURCES"))
@@ -21,6 +24,15 @@ std::string findResource(const std::string& relative)
         roots.push_back(exe.parent_path().parent_path() / "share" / "statescope");
     roots.emplace_back(STATESCOPE_INSTALLED_RESOURCES_DIR);
     roots.emplace_back(STATESCOPE_RESOURCES_DIR);
+    return roots;
+}
+
+} // namespace
+
+std::string findResource(const std::string& relative)
+{
+    const std::vector<fs::path> roots = resourceRoots();
+    std::error_code ec;
     for (const auto& r : roots)
         if (fs::exists(r / relative, ec))
             return fs::path(r / relative).lexically_normal().string();
@@ -28,6 +40,23 @@ std::string findResource(const std::string& relative)
                 "built-in resource not found (looked in $STATESCOPE_RESOURCES, ../share/statescope, " +
                     std::string(STATESCOPE_INSTALLED_RESOURCES_DIR) + ", " +
                     std::string(STATESCOPE_RESOURCES_DIR) + ")");
+}
+
+bool isBuiltinResource(const std::string& path)
+{
+    std::error_code ec;
+    const fs::path file = fs::canonical(path, ec);
+    if (ec || !fs::is_regular_file(file, ec))
+        return false;
+    for (const auto& r : resourceRoots()) {
+        const fs::path root = fs::canonical(r, ec);
+        if (ec)
+            continue;
+        const auto [rootEnd, fileIt] = std::mismatch(root.begin(), root.end(), file.begin(), file.end());
+        if (rootEnd == root.end())
+            return true;
+    }
+    return false;
 }
 
 std::string builtinTokenizerPath()

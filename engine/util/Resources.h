@@ -10,6 +10,9 @@ namespace statescope {
 // naming the resource and the places looked in if none does.
 std::string findResource(const std::string& relative);
 
+// Whether path is a regular file inside one of the places built-in resources are found: files a
+// trace names are opened on their own only there.
+bool isBuiltinResource(const std::string& path);
 // The tokenizer a model gets when it brings none: GPT-NeoX-20B's, what state-spaces' checkpoints use.
 std::string builtinTokenizerPath();
 

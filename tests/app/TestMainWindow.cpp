@@ -11,6 +11,7 @@
 #include "PlotGroup.h"
 #include "ProbeView.h"
 #include "Resources.h"
+#include "util/Resources.h"
 #include "RunsPanel.h"
 #include "TokenStrip.h"
 #include "TraceData.h"
@@ -280,6 +281,7 @@ private slots:
     void runTableComparesManyRuns();
     void usableOnSmallScreens();
     void damagedTraceInFolder();
+    void namedFilesReadOnlyWhenAsked();
 
 private:
     void runAndWait(const QString& text, int chunk = 64);
@@ -512,7 +514,9 @@ void TestMainWindow::savedTraceShowsSameData()
             QCOMPARE(finitePoints(g), kRunTokens);
         QCOMPARE(v->heatmap()->data()->valueSize(), kLayers);
     }
-    // Without the input text the strip decodes ids with the model's tokenizer.
+    // The trace names the model's tokenizer (outside the built-in ones): it is read when asked.
+    QCOMPARE(m_window->namedFiles().size(), 1);
+    QVERIFY(m_window->readNamedFiles());
     QCOMPARE(t->tokenText(0), QString("a"));
 }
 
@@ -1052,7 +1056,9 @@ void TestMainWindow::schemaOneTraceOpens()
                      summaryOf(ProbeSummary::RootSumSquare, &norm[at], kHeads), 1e-4));
     }
     QCOMPARE(gates->linesRect()->axis(QCPAxis::atLeft)->label(), QString("α"));
-    // The text file named in the old `input` is read for the strip.
+    // The text file named in the old `input` is read for the strip when asked.
+    QVERIFY(t->text().isEmpty());
+    QVERIFY(m_window->readNamedFiles());
     QCOMPARE(t->text().size(), kRunTokens);
     QCOMPARE(t->tokenText(2), QString("c"));
     QVERIFY(m_window->tokenStrip()->toolTipFor(2).contains("<b>c</b>"));
@@ -1135,7 +1141,8 @@ void TestMainWindow::traceWithoutItsModelFolder()
     QCOMPARE(m_window->plotGroup()->trainingLength(), std::optional<qint64>(200));
     QCOMPARE(m_window->plotGroup()->markerCount(m_window->lossView()->plot()), 1);
     QCOMPARE(t->header().architectureName.isEmpty(), false);
-    // Tokens: the text is still there, so the strip shows it.
+    // Tokens: the text is still there, so the strip shows it once asked to.
+    QVERIFY(m_window->readNamedFiles());
     QCOMPARE(t->tokens(), qint64(250));
     QCOMPARE(t->ids()[3], qint32('D'));
     QCOMPARE(t->tokenText(3), QString("D"));
@@ -1188,6 +1195,8 @@ void TestMainWindow::cliTraceFindsItsText()
     QCOMPARE(QFileInfo(t->header().inputPath).canonicalFilePath(),
              QFileInfo(work.filePath("cli-input.txt")).canonicalFilePath());
     QCOMPARE(t->tokens(), qint64(text.size()));
+    QVERIFY(m_window->statusBar()->currentMessage().contains("cli-input.txt"));
+    QVERIFY(m_window->readNamedFiles());
     QCOMPARE(t->text(), text);
     QCOMPARE(t->tokenText(4), QString("c"));
     QCOMPARE(t->tokenText(34), QString("\n"));
@@ -2147,4 +2156,61 @@ void TestMainWindow::damagedTraceInFolder()
     QCOMPARE(w.recordedErrors().size(), 1);
     QVERIFY2(w.recordedErrors()[0].contains("crafted.h5") && w.recordedErrors()[0].contains("damaged"),
              qPrintable(w.recordedErrors()[0]));
+}
+
+// Issue 10 (8): the input text and the tokenizer a trace names are not opened on their own (a
+// colleague's trace may name a FIFO, /dev/zero or any file); the window says it names them and
+// reads them when the user asks.
+void TestMainWindow::namedFilesReadOnlyWhenAsked()
+{
+    QVERIFY(!m_firstTrace.isEmpty());
+    const statescope::TraceReader reader(m_firstTrace.toStdString());
+    statescope::TraceHeader h = reader.header();
+    const int64_t n = reader.tokens();
+    const QString text = m_dir.filePath("named-input.txt");
+    const QString tokenizer = m_dir.filePath("named-tokenizer.json");
+    QVERIFY(QFile::copy(QString::fromStdString(statescope::findResource("models/tiny-collapse/tokenizer.json")),
+                        tokenizer));
+    statescope::ChunkProbes c;
+    c.ids = reader.ids();
+    c.nll = reader.nll();
+    QByteArray bytes;
+    for (int64_t i = 0; i < n; ++i) { // one byte a token: the byte tokenizer's ids are the bytes
+        c.offsets.push_back(i);
+        c.offsets.push_back(i + 1);
+        bytes.append(char(c.ids[size_t(i)]));
+    }
+    for (const statescope::ProbeDesc& p : h.probes)
+        c.values.push_back(reader.probe(p.name));
+    {
+        QFile f(text);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(bytes);
+    }
+    h.inputSource.kind = "text";
+    h.inputSource.path = text.toStdString();
+    h.inputSource.tokenizerPath = tokenizer.toStdString();
+    h.hasOffsets = true;
+    const QString path = m_dir.filePath("names-files.h5");
+    {
+        statescope::TraceWriter w(path.toStdString(), h);
+        w.append(c);
+        w.finish();
+    }
+    MainWindow::Options o;
+    o.tracesFolder = m_dir.filePath("named");
+    o.settingsFile = m_dir.filePath("settings-named.ini");
+    MainWindow w(o);
+    w.setRecordErrors(true);
+    QVERIFY(w.openTrace(path));
+    QCOMPARE(w.namedFiles(), (QStringList{text, tokenizer}));
+    QVERIFY(w.readNamedFilesAction()->isEnabled());
+    QVERIFY(w.trace()->text().isEmpty());
+    QVERIFY(w.statusBar()->currentMessage().contains("named-input.txt"));
+    QVERIFY(w.readNamedFiles());
+    QCOMPARE(w.trace()->text(), bytes);
+    QCOMPARE(w.trace()->tokenText(0), QString(QChar(bytes[0])));
+    QVERIFY(w.namedFiles().isEmpty());
+    QVERIFY(!w.readNamedFilesAction()->isEnabled());
+    QVERIFY(w.recordedErrors().isEmpty());
 }

@@ -186,8 +186,21 @@ struct ZipItem {
     std::string data;
 };
 
+// CRC-32 (IEEE 802.3, reflected, as zip uses it), bit by bit: written here rather than taken from
+// zlib, which the reader uses.
+uint32_t crc32Of(const std::string& data)
+{
+    uint32_t crc = 0xFFFFFFFFu;
+    for (unsigned char c : data) {
+        crc ^= c;
+        for (int k = 0; k < 8; ++k)
+            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
 // A stored (uncompressed) zip, as torch writes; with zip64 every size and offset goes through the
-// ZIP64 extra field and end records. CRCs are left 0: the reader does not check them.
+// ZIP64 extra field and end records.
 std::string makeZip(const std::vector<ZipItem>& items, bool zip64 = false)
 {
     std::string out, central;
@@ -198,7 +211,7 @@ std::string makeZip(const std::vector<ZipItem>& items, bool zip64 = false)
         put16(out, 0);
         put16(out, 0);
         put32(out, 0);
-        put32(out, 0);
+        put32(out, crc32Of(it.data));
         put32(out, zip64 ? 0xFFFFFFFF : uint32_t(it.data.size()));
         put32(out, zip64 ? 0xFFFFFFFF : uint32_t(it.data.size()));
         put16(out, uint16_t(it.name.size()));
@@ -218,7 +231,7 @@ std::string makeZip(const std::vector<ZipItem>& items, bool zip64 = false)
         put16(central, 0);
         put16(central, 0);
         put32(central, 0);
-        put32(central, 0);
+        put32(central, crc32Of(it.data));
         put32(central, zip64 ? 0xFFFFFFFF : uint32_t(it.data.size()));
         put32(central, zip64 ? 0xFFFFFFFF : uint32_t(it.data.size()));
         put16(central, uint16_t(it.name.size()));
@@ -658,6 +671,16 @@ private slots:
             Pickle().stateDict([](Pickle& p) { p.str("w").tensor("0", 4, 0, {4}, {1}); }).done();
         const std::string good = torchZip(pkl, {{"0", floats({1, 2, 3, 4})}});
         QVERIFY(readTorchCheckpoint(write("zip_ok.bin", good)).size() == 1);
+        {
+            // Issue 10, also seen: CRCs were never checked. One byte of the pickle changed (a
+            // string's content, so that it still parses) is now a damaged file.
+            std::string s = good;
+            const size_t at = s.find("storage");
+            QVERIFY(at != std::string::npos);
+            s[at] = 'S';
+            const std::string p = write("crc.bin", s);
+            EXPECT_ERROR(readTorchCheckpoint(p), p, "CRC-32");
+        }
         const size_t eocd = good.size() - 22;
         const size_t cd = good.find(std::string("PK\x01\x02", 4));
 
