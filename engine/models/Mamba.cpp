@@ -80,7 +80,7 @@ void validate(const MambaConfig& c, const std::string& file)
 MambaConfig parseMambaSsm(const nlohmann::json& j, const std::string& file)
 {
     MambaConfig c;
-    c.dModel = intField(j, "d_model", 0, file);
+    c.dModel = intField(j, "d_model", 0, file, "", 1, 1 << 20);
     c.nLayer = intField(j, "n_layer", 0, file);
     c.vocabSize = intField(j, "vocab_size", 0, file, "", 0);
     c.tieEmbeddings = boolField(j, "tie_embeddings", true, file);
@@ -97,7 +97,7 @@ MambaConfig parseMambaSsm(const nlohmann::json& j, const std::string& file)
     const std::string p = "ssm_cfg.";
     c.dState = intField(s, "d_state", 16, file, p);
     c.dConv = intField(s, "d_conv", 4, file, p);
-    c.expand = intField(s, "expand", 2, file, p);
+    c.expand = intField(s, "expand", 2, file, p, 1, 1 << 6);
     c.dtRank = resolveDtRank(s, "dt_rank", c.dModel, file, p);
     c.bias = boolField(s, "bias", false, file, p);
     c.convBias = boolField(s, "conv_bias", true, file, p);
@@ -110,12 +110,12 @@ MambaConfig parseMambaSsm(const nlohmann::json& j, const std::string& file)
 MambaConfig parseTransformers(const nlohmann::json& j, const std::string& file)
 {
     MambaConfig c;
-    c.dModel = intField(j, "hidden_size", 768, file);
+    c.dModel = intField(j, "hidden_size", 768, file, "", 1, 1 << 20);
     c.nLayer = intField(j, "num_hidden_layers", 32, file);
     c.vocabSize = intField(j, "vocab_size", 50280, file, "", 0);
     c.dState = intField(j, "state_size", 16, file);
     c.dConv = intField(j, "conv_kernel", 4, file);
-    c.expand = intField(j, "expand", 2, file);
+    c.expand = intField(j, "expand", 2, file, "", 1, 1 << 6);
     c.dtRank = resolveDtRank(j, "time_step_rank", c.dModel, file, "");
     c.bias = boolField(j, "use_bias", false, file);
     c.convBias = boolField(j, "use_conv_bias", true, file);

@@ -26,6 +26,12 @@ namespace F = torch::nn::functional;
 
 namespace {
 
+// Read bounds, the same as validate()'s: every product of them (d_inner, heads x headdim) fits in
+// int64, so none is computed on an unchecked value (UBSan found expand x d_model overflowing).
+constexpr int64_t kMaxDModel = 1 << 20;
+constexpr int64_t kMaxDState = 1 << 16;
+constexpr int64_t kMaxExpand = 1 << 6;
+
 void readDtLimit(const nlohmann::json& limit, const std::string& file, const std::string& field,
                  Mamba2Config& c)
 {
@@ -39,7 +45,7 @@ void readDtLimit(const nlohmann::json& limit, const std::string& file, const std
 Mamba2Config parseMambaSsm(const nlohmann::json& j, const std::string& file)
 {
     Mamba2Config c;
-    c.dModel = intField(j, "d_model", 0, file);
+    c.dModel = intField(j, "d_model", 0, file, "", 1, kMaxDModel);
     c.nLayer = intField(j, "n_layer", 0, file);
     c.vocabSize = intField(j, "vocab_size", 0, file);
     c.padVocabSizeMultiple = intField(j, "pad_vocab_size_multiple", 8, file);
@@ -55,11 +61,11 @@ Mamba2Config parseMambaSsm(const nlohmann::json& j, const std::string& file)
                     j["attn_layer_idx"].dump());
     const nlohmann::json& s = j.at("ssm_cfg");
     const std::string p = "ssm_cfg.";
-    c.dState = intField(s, "d_state", 128, file, p);
-    c.headdim = intField(s, "headdim", 64, file, p);
-    c.ngroups = intField(s, "ngroups", 1, file, p);
+    c.dState = intField(s, "d_state", 128, file, p, 1, kMaxDState);
+    c.headdim = intField(s, "headdim", 64, file, p, 1, kMaxDState);
+    c.ngroups = intField(s, "ngroups", 1, file, p, 1, kMaxDState);
     c.dConv = intField(s, "d_conv", 4, file, p);
-    c.expand = intField(s, "expand", 2, file, p);
+    c.expand = intField(s, "expand", 2, file, p, 1, kMaxExpand);
     c.chunkSize = intField(s, "chunk_size", 256, file, p);
     c.bias = boolField(s, "bias", false, file, p);
     c.convBias = boolField(s, "conv_bias", true, file, p);
@@ -80,15 +86,15 @@ Mamba2Config parseMambaSsm(const nlohmann::json& j, const std::string& file)
 Mamba2Config parseTransformers(const nlohmann::json& j, const std::string& file)
 {
     Mamba2Config c;
-    c.dModel = intField(j, "hidden_size", 4096, file);
+    c.dModel = intField(j, "hidden_size", 4096, file, "", 1, kMaxDModel);
     c.nLayer = intField(j, "num_hidden_layers", 64, file);
     c.vocabSize = intField(j, "vocab_size", 32768, file);
     c.padVocabSizeMultiple = intField(j, "pad_vocab_size_multiple", 1, file);
-    c.dState = intField(j, "state_size", 128, file);
-    c.headdim = intField(j, "head_dim", 64, file);
-    c.ngroups = intField(j, "n_groups", 8, file);
+    c.dState = intField(j, "state_size", 128, file, "", 1, kMaxDState);
+    c.headdim = intField(j, "head_dim", 64, file, "", 1, kMaxDState);
+    c.ngroups = intField(j, "n_groups", 8, file, "", 1, kMaxDState);
     c.dConv = intField(j, "conv_kernel", 4, file);
-    c.expand = intField(j, "expand", 2, file);
+    c.expand = intField(j, "expand", 2, file, "", 1, kMaxExpand);
     c.chunkSize = intField(j, "chunk_size", 256, file);
     c.tieEmbeddings = boolField(j, "tie_word_embeddings", false, file);
     c.residualInFp32 = boolField(j, "residual_in_fp32", true, file);
@@ -100,7 +106,7 @@ Mamba2Config parseTransformers(const nlohmann::json& j, const std::string& file)
         c.normEps = jsonNumber(j["layer_norm_epsilon"], file, "layer_norm_epsilon");
     if (j.contains("time_step_limit"))
         readDtLimit(j["time_step_limit"], file, "time_step_limit", c);
-    const int64_t heads = intField(j, "num_heads", 128, file);
+    const int64_t heads = intField(j, "num_heads", 128, file, "", 1, kMaxDModel * kMaxExpand);
     if (heads * c.headdim != c.dInner())
         throw Error(file, "num_heads * head_dim", "expand * hidden_size = " + std::to_string(c.dInner()),
                     std::to_string(heads * c.headdim));

@@ -49,6 +49,11 @@ std::pair<const Architecture*, std::string> recogniseConfig(const nlohmann::json
     auto ssm = config.find("ssm_cfg");
     if (ssm != config.end() && !ssm->is_object() && !ssm->is_null())
         throw Error(file, "ssm_cfg", "an object", ssm->dump());
+    if (ssm != config.end() && ssm->is_object()) {
+        auto layer = ssm->find("layer");
+        if (layer != ssm->end() && !layer->is_string())
+            throw Error(file, "ssm_cfg.layer", "a string naming the layer (\"Mamba2\")", layer->dump());
+    }
     for (const Architecture* a : architectures()) {
         const std::string layout = a->recognise(config);
         if (!layout.empty())

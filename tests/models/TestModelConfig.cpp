@@ -139,6 +139,14 @@ private slots:
         // Issue 10 (1): a number as model_type failed inside the JSON library, with no file named.
         QTest::newRow("model_type number") << R"({"model_type": 4})" << "model_type: expected a string";
         QTest::newRow("ssm_cfg number") << R"({"d_model": 8, "ssm_cfg": 7})" << "ssm_cfg";
+        QTest::newRow("ssm_cfg.layer number") << R"({"d_model": 64, "ssm_cfg": {"layer": 2}})" << "ssm_cfg.layer";
+        // Found by the config fuzzer under UBSan: products of fields each within its own bound.
+        QTest::newRow("expand x d_model")
+            << R"({"model_type": "mamba2", "hidden_size": 1099511627776, "expand": 1099511627776})"
+            << "hidden_size";
+        QTest::newRow("heads x headdim")
+            << R"({"model_type": "mamba2", "num_heads": 1099511627776, "head_dim": 1099511627776})"
+            << "head_dim";
         QTest::newRow("wraps d_inner")
             << R"({"model_type": "mamba2", "hidden_size": 4611686018427387904, "expand": 4})"
             << "hidden_size";
