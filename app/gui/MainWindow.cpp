@@ -997,11 +997,18 @@ bool MainWindow::openTrace(const QString& path)
     m_traceLabel->setToolTip(path);
     const QStringList named = namedFiles();
     m_readNamedFiles->setEnabled(!named.isEmpty());
-    if (!named.isEmpty())
-        statusBar()->showMessage(tr("This trace names %1: File > Read the files this trace names shows "
-                                    "its tokens as that text.")
-                                     .arg(named.join(tr(" and "))),
-                                 15000);
+    if (!named.isEmpty()) {
+        QStringList names;
+        for (const QString& f : named)
+            names << QFileInfo(f).fileName();
+        // File names only, so that the message fits a 1280-pixel window; the action's tooltip and
+        // the Runs panel give the paths.
+        statusBar()->showMessage(
+            tr("Not read: %1, which this trace names (File > Read the files this trace names)")
+                .arg(names.join(", ")),
+            15000);
+        m_readNamedFiles->setToolTip(tr("Read %1").arg(named.join(tr(" and "))));
+    }
     // A trace another program is still writing: follow it as it grows.
     if (data->fileGrowing())
         pollGrowingTrace();
