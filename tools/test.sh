@@ -7,5 +7,21 @@ build=${STATESCOPE_BUILD_DIR:-build}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release ${STATESCOPE_CMAKE_ARGS:-}
 # Torch translation units take ~1.2 GB each; two at a time fit the 2-core, 24 GB machines.
 cmake --build "$build" -j "${STATESCOPE_JOBS:-2}"
-cd "$build"
-QT_QPA_PLATFORM=offscreen ctest --output-on-failure -j 2
+status=0
+(cd "$build" && QT_QPA_PLATFORM=offscreen ctest --output-on-failure -j 2) || status=$?
+
+# Then the engine and CLI tests again under AddressSanitizer and UBSan (GUI off): memory errors and
+# undefined behaviour that pass unnoticed in Release. The tests' environment (leak checks off for
+# LibTorch, UBSan fatal) comes from CMake. It runs even when the main suite failed, so that one CI
+# run reports both; STATESCOPE_SANITIZE_CI=0 skips it.
+if [ "${STATESCOPE_SANITIZE_CI:-1}" = 1 ]; then
+    asan=${STATESCOPE_ASAN_BUILD_DIR:-build-asan}
+    cmake -S . -B "$asan" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTATESCOPE_GUI=OFF \
+        -DSTATESCOPE_SANITIZE=address,undefined
+    cmake --build "$asan" -j "${STATESCOPE_JOBS:-2}"
+    # cli.hostile_inputs already ran in the main suite; under ASan its time and memory limits would
+    # measure the sanitizer (it scales them) and it would add minutes while inputs still fail.
+    (cd "$asan" && ctest --output-on-failure -j 2 ${STATESCOPE_ASAN_CTEST_ARGS:--E ^cli[.]hostile_inputs$}) ||
+        status=$?
+fi
+exit $status

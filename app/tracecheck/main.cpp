@@ -13,7 +13,7 @@ int main(int argc, char** argv)
 {
     using namespace statescope;
     // No trace needs more: a file that makes HDF5 allocate or compute past this is damaged.
-    const rlimit memory{rlim_t(4) << 30, rlim_t(4) << 30};
+    const rlimit memory{rlim_t(2) << 30, rlim_t(2) << 30};
     setrlimit(RLIMIT_AS, &memory);
     const rlimit cpu{60, 60};
     setrlimit(RLIMIT_CPU, &cpu);
@@ -39,7 +39,7 @@ int main(int argc, char** argv)
     try {
         readTraceForCheck(path, depth);
     } catch (const std::bad_alloc&) {
-        std::cerr << path << ": the trace is damaged: reading it needed more than 4 GiB of memory\n";
+        std::cerr << path << ": the trace is damaged: reading it needed more than 2 GiB of memory\n";
         return 1;
     } catch (const std::exception& e) {
         std::cerr << errorLine(e) << "\n";

@@ -126,7 +126,7 @@ std::string runChecker(const std::string& checker, const std::string& path, Trac
 
     // Generous for a real trace on a slow disk (the check reads little of the data), short enough
     // that a file made to hang the reader is called damaged rather than hanging the window.
-    const auto limit = std::chrono::seconds(20 + int64_t(size >> 30) * 10);
+    const auto limit = std::chrono::seconds(8 + int64_t(size >> 30) * 10);
     const auto deadline = std::chrono::steady_clock::now() + limit;
     std::string output;
     bool timedOut = false;
