@@ -165,6 +165,12 @@ std::string runChecker(const std::string& checker, const std::string& path, Trac
                "; checked in a separate process, so nothing else was affected)";
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return {};
+    // The checker answers 0 or 1 (and 2 for its usage). Anything else is a crash that something
+    // caught on its way out: in a sanitizer build, AddressSanitizer's report and its exit code.
+    if (WIFEXITED(status) && WEXITSTATUS(status) > 2)
+        return "the trace is damaged: reading it crashed the HDF5 library (exit code " +
+               std::to_string(WEXITSTATUS(status)) +
+               ", a sanitizer's report; checked in a separate process, so nothing else was affected)";
     // The checker printed one line: "<path>: <problem>". The caller prefixes the path itself.
     while (!output.empty() && (output.back() == '\n' || output.back() == '\r'))
         output.pop_back();
