@@ -174,8 +174,8 @@ std::string runChecker(const std::string& checker, const std::string& path, Trac
     // The checker printed one line: "<path>: <problem>". The caller prefixes the path itself.
     while (!output.empty() && (output.back() == '\n' || output.back() == '\r'))
         output.pop_back();
-    std::string line =
-        output.substr(output.find_last_of('\n') == std::string::npos ? 0 : output.find_last_of('\n') + 1);
+    const size_t lastBreak = output.find_last_of('\n');
+    std::string line = output.substr(lastBreak == std::string::npos ? 0 : lastBreak + 1);
     if (line.compare(0, path.size() + 2, path + ": ") == 0)
         line.erase(0, path.size() + 2);
     if (line.empty())

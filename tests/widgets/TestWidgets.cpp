@@ -2405,6 +2405,19 @@ void TestWidgets::stripFollowsZoom()
     QVERIFY(strip.viewport()->rect().intersects(strip.tokenRect(30)));
 }
 
+namespace {
+// A 50-token trace whose header names `input` as the text it was made from.
+void writeTraceNaming(const QString& path, const QString& input)
+{
+    TraceHeader h = fileHeader();
+    h.inputSource.kind = "text";
+    h.inputSource.path = input.toStdString();
+    TraceWriter w(path.toStdString(), h);
+    w.append(makeChunk(0, 50));
+    w.finish();
+}
+} // namespace
+
 // Issue 10.8: the input path a trace records is read only if it is a regular file of a plausible
 // size: a FIFO there used to hang the window, /dev/zero to fill its memory.
 void TestWidgets::recordedInputPathNotFollowedBlindly()
@@ -2414,14 +2427,7 @@ void TestWidgets::recordedInputPathNotFollowedBlindly()
     QCOMPARE(::mkfifo(fifo.toLocal8Bit().constData(), 0600), 0);
     for (const QString& input : {fifo, QStringLiteral("/dev/zero")}) {
         const QString path = dir.filePath("names-%1.h5").arg(QFileInfo(input).fileName());
-        {
-            TraceHeader h = fileHeader();
-            h.inputSource.kind = "text";
-            h.inputSource.path = input.toStdString();
-            TraceWriter w(path.toStdString(), h);
-            w.append(makeChunk(0, 50));
-            w.finish();
-        }
+        writeTraceNaming(path, input);
         QElapsedTimer clock;
         clock.start();
         TraceData d;
@@ -2445,14 +2451,7 @@ void TestWidgets::recordedInputPathNotFollowedBlindly()
         f.write(QByteArray(5000, 'x'));
     }
     const QString path = dir.filePath("names-book.h5");
-    {
-        TraceHeader h = fileHeader();
-        h.inputSource.kind = "text";
-        h.inputSource.path = textPath.toStdString();
-        TraceWriter w(path.toStdString(), h);
-        w.append(makeChunk(0, 50));
-        w.finish();
-    }
+    writeTraceNaming(path, textPath);
     TraceData d;
     QString error;
     QVERIFY2(d.loadFile(path, &error), qPrintable(error));
