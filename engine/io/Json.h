@@ -18,17 +18,15 @@ nlohmann::json parsePythonJson(const std::string& text, const std::string& sourc
 // those strings. Anything else throws an Error naming `file` and `field`.
 double jsonNumber(const nlohmann::json& v, const std::string& file, const std::string& field);
 
-// Standard JSON only (no NaN extension), for headers of binary formats: rejects duplicate object
-// keys and nesting deeper than maxDepth, and reports errors with the byte position.
-nlohmann::json parseStrictJson(const char* data, size_t size, const std::string& sourceName, int maxDepth);
-
 // Throws Error(sourceName, ...) for JSON nested deeper than maxDepth, before any parser builds a tree
 // (or a reader recurses) that deep. Linear; strings are skipped.
 void checkJsonDepth(const char* data, size_t size, const std::string& sourceName, int maxDepth);
 
-// The same checks for a top-level object too large to hold as one JSON tree (a safetensors header
-// of a million tensors is 80 MB of JSON, which nlohmann's tree makes 1 GB): calls onMember with each
-// member's key and value as they are parsed, in file order, and keeps none of them.
+// Standard JSON only (no NaN extension), for the header of a binary format: a top-level object read
+// member by member, because one too large to hold as one JSON tree (a safetensors header of a million
+// tensors is 80 MB of JSON, which nlohmann's tree makes 1 GB) must still be read in linear memory.
+// Calls onMember with each member's key and value as they are parsed, in file order, and keeps none.
+// Rejects duplicate keys (at any depth) and nesting deeper than maxDepth, with the byte position.
 void forEachStrictJsonMember(const char* data, size_t size, const std::string& sourceName, int maxDepth,
                              const std::function<void(const std::string&, nlohmann::json&)>& onMember);
 

@@ -1,6 +1,6 @@
 // Fuzz harness: the two JSON readers of io/Json.h. parsePythonJson reads config.json and the
 // safetensors index (Python's NaN/Infinity extension, depth limit, error positions mapped back to
-// the original text); parseStrictJson reads binary-format headers (duplicate keys, depth limit).
+// the original text); forEachStrictJsonMember streams binary-format headers (duplicate keys, depth limit).
 #include "Error.h"
 #include "FuzzInput.h"
 #include "io/Json.h"
@@ -35,9 +35,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size)
         // A malformed file is refused with an Error: the contract, not a finding.
     }
     try {
-        const nlohmann::json j =
-            statescope::parseStrictJson(reinterpret_cast<const char*>(data), size, "header", 64);
-        keep(j.dump());
+        statescope::forEachStrictJsonMember(reinterpret_cast<const char*>(data), size, "header", 64,
+                                            [](const std::string& key, nlohmann::json& value) {
+                                                keep(key);
+                                                keep(value.dump());
+                                            });
     } catch (const statescope::Error&) {
     }
     return 0;
