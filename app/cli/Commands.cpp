@@ -159,21 +159,31 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
 
 int tokenizeCommand(const std::string& tokenizerPath, const std::string& textFile)
 {
+    constexpr size_t kPrintBlockBytes = 1 << 16;
     const BpeTokenizer tok = BpeTokenizer::fromFile(chooseTokenizerPath(tokenizerPath, std::nullopt));
     const std::string text = readWholeFile(textFile, "text file");
-    Encoding enc;
+    // Printed as they come, in blocks: 50 MB of text is 50M byte-level tokens, whose ids, offsets and
+    // text would otherwise be held all at once.
+    std::string block;
+    block.reserve(kPrintBlockBytes + 16);
+    bool first = true;
     try {
-        enc = tok.encode(text);
+        tok.encode(text, [&](int32_t id, int64_t, int64_t) {
+            if (!first)
+                block += ' ';
+            first = false;
+            block += std::to_string(id);
+            if (block.size() >= kPrintBlockBytes) {
+                std::cout.write(block.data(), static_cast<std::streamsize>(block.size()));
+                block.clear();
+            }
+        });
     } catch (const Error& e) {
         throw Error(textFile, e.what());
     }
-    std::string line;
-    for (size_t i = 0; i < enc.ids.size(); ++i) {
-        if (i)
-            line += ' ';
-        line += std::to_string(enc.ids[i]);
-    }
-    std::cout << line << "\n";
+    block += '\n';
+    std::cout.write(block.data(), static_cast<std::streamsize>(block.size()));
+    std::cout.flush();
     return 0;
 }
 

@@ -338,6 +338,27 @@ struct MergeInfo {
     int32_t newId;
 };
 
+// The spans are monotone and in range by construction; this makes that a guarantee for the GUI,
+// token by token as they are handed on.
+class ClampedSink {
+public:
+    ClampedSink(const TokenSink& sink, size_t textSize) : m_sink(sink), m_size(static_cast<int64_t>(textSize))
+    {
+    }
+    void operator()(int32_t id, int64_t begin, int64_t end)
+    {
+        begin = std::clamp<int64_t>(begin, m_last, m_size);
+        end = std::clamp<int64_t>(end, begin, m_size);
+        m_last = end;
+        m_sink(id, begin, end);
+    }
+
+private:
+    const TokenSink& m_sink;
+    int64_t m_size;
+    int64_t m_last = 0;
+};
+
 uint64_t pairKey(int32_t left, int32_t right)
 {
     return (uint64_t(uint32_t(left)) << 32) | uint32_t(right);
@@ -375,7 +396,7 @@ struct BpeTokenizer::Impl {
     void bpe(std::string_view word, std::vector<WordToken>& out) const;
     void mergeWord(std::string_view word, std::vector<WordToken>& out) const;
     void encodeText(std::string_view text, const std::function<size_t(size_t)>& toOriginal,
-                    Encoding& enc) const;
+                    ClampedSink& emit) const;
 };
 
 void BpeTokenizer::Impl::bpe(std::string_view word, std::vector<WordToken>& out) const
@@ -445,13 +466,17 @@ void BpeTokenizer::Impl::mergeWord(std::string_view word, std::vector<WordToken>
         symbols[i].next = i + 1 < n ? i + 1 : -1;
     }
 
+    // A merge's rank names its pair: a queued candidate whose rank still matches the pair now at its
+    // position is current. 8 bytes a candidate, for words of millions of bytes.
     struct Candidate {
         int32_t rank;
         int32_t pos;
-        int32_t newId;
         bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
     };
-    std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue;
+    std::vector<Candidate> heap;
+    heap.reserve(symbols.size());
+    std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue(
+        std::greater<Candidate>(), std::move(heap));
     auto consider = [&](int32_t left) {
         if (left < 0)
             return;
@@ -460,7 +485,7 @@ void BpeTokenizer::Impl::mergeWord(std::string_view word, std::vector<WordToken>
             return;
         auto it = merges.find(pairKey(symbols[left].id, symbols[right].id));
         if (it != merges.end())
-            queue.push({it->second.rank, left, it->second.newId});
+            queue.push({it->second.rank, left});
     };
     for (int32_t i = 0; i + 1 < n; ++i)
         consider(i);
@@ -473,9 +498,9 @@ void BpeTokenizer::Impl::mergeWord(std::string_view word, std::vector<WordToken>
             continue;
         Symbol& right = symbols[left.next];
         auto it = merges.find(pairKey(left.id, right.id));
-        if (it == merges.end() || it->second.rank != top.rank || it->second.newId != top.newId)
+        if (it == merges.end() || it->second.rank != top.rank)
             continue; // stale: one side changed since this candidate was queued
-        left.id = top.newId;
+        left.id = it->second.newId;
         left.end = right.end;
         left.next = right.next;
         right.begin = right.end;
@@ -492,7 +517,7 @@ void BpeTokenizer::Impl::mergeWord(std::string_view word, std::vector<WordToken>
 // Pre-tokenizes and BPE-encodes text free of added tokens. `toOriginal` maps a byte offset of `text`
 // to the original input.
 void BpeTokenizer::Impl::encodeText(std::string_view text, const std::function<size_t(size_t)>& toOriginal,
-                                    Encoding& enc) const
+                                    ClampedSink& emit) const
 {
     std::string_view subject = text;
     std::string withSpace;
@@ -505,27 +530,28 @@ void BpeTokenizer::Impl::encodeText(std::string_view text, const std::function<s
         shift = 1; // the added space covers no input: it maps to the start of the text
     }
 
-    std::vector<std::pair<size_t, size_t>> spans;
-    if (useRegex)
-        regex->findAll(subject, spans);
     std::vector<WordToken> tokens;
     auto emitWord = [&](size_t b, size_t e) {
         bpe(subject.substr(b, e - b), tokens);
         for (const WordToken& t : tokens) {
             const size_t tb = b + t.begin, te = b + t.end;
-            enc.ids.push_back(t.id);
-            enc.offsets.push_back(static_cast<int64_t>(toOriginal(tb > shift ? tb - shift : 0)));
-            enc.offsets.push_back(static_cast<int64_t>(toOriginal(te > shift ? te - shift : 0)));
+            emit(t.id, static_cast<int64_t>(toOriginal(tb > shift ? tb - shift : 0)),
+                 static_cast<int64_t>(toOriginal(te > shift ? te - shift : 0)));
         }
     };
+    if (!useRegex) {
+        if (!subject.empty())
+            emitWord(0, subject.size());
+        return;
+    }
     // Split with "Isolated" behaviour: text between matches (none with this regex) stays a piece too.
     size_t previous = 0;
-    for (const auto& span : spans) {
-        if (span.first > previous)
-            emitWord(previous, span.first);
-        emitWord(span.first, span.second);
-        previous = span.second;
-    }
+    regex->forEachMatch(subject, [&](size_t b, size_t e) {
+        if (b > previous)
+            emitWord(previous, b);
+        emitWord(b, e);
+        previous = e;
+    });
     if (previous < subject.size())
         emitWord(previous, subject.size());
 }
@@ -852,6 +878,19 @@ BpeTokenizer BpeTokenizer::fromJson(const std::string& jsonText, const std::stri
 
 Encoding BpeTokenizer::encode(std::string_view text) const
 {
+    Encoding enc;
+    enc.ids.reserve(text.size() / 3 + 4);
+    enc.offsets.reserve(2 * (text.size() / 3 + 4));
+    encode(text, [&](int32_t id, int64_t begin, int64_t end) {
+        enc.ids.push_back(id);
+        enc.offsets.push_back(begin);
+        enc.offsets.push_back(end);
+    });
+    return enc;
+}
+
+void BpeTokenizer::encode(std::string_view text, const TokenSink& sink) const
+{
     const Impl& d = *m_impl;
     const size_t bad = unicode::findInvalidUtf8(text);
     if (bad != unicode::kNoError) {
@@ -861,53 +900,36 @@ Encoding BpeTokenizer::encode(std::string_view text) const
                     "not valid UTF-8 at byte offset " + std::to_string(bad) + " (byte " + byteHex + ")");
     }
 
-    Encoding enc;
-    enc.ids.reserve(text.size() / 3 + 4);
-    enc.offsets.reserve(2 * (text.size() / 3 + 4));
-
+    ClampedSink emit(sink, text.size());
     std::vector<Split> pieces;
     splitOnAddedTokens(d.rawMatcher, d.added, text, pieces);
     std::vector<Split> subPieces;
     for (const Split& piece : pieces) {
         if (piece.addedIndex >= 0) {
-            enc.ids.push_back(d.added[piece.addedIndex].id);
-            enc.offsets.push_back(static_cast<int64_t>(piece.begin));
-            enc.offsets.push_back(static_cast<int64_t>(piece.end));
+            emit(d.added[piece.addedIndex].id, static_cast<int64_t>(piece.begin),
+                 static_cast<int64_t>(piece.end));
             continue;
         }
         const std::string_view raw = text.substr(piece.begin, piece.end - piece.begin);
         unicode::AlignedText norm;
-        if (d.nfc)
+        std::string_view normalized = raw;
+        if (d.nfc) {
             norm = unicode::nfcAligned(raw);
-        else
-            norm.text.assign(raw);
-        const std::string_view normalized = norm.text;
+            normalized = norm.text;
+        }
 
         subPieces.clear();
         splitOnAddedTokens(d.normalizedMatcher, d.added, normalized, subPieces);
         for (const Split& sub : subPieces) {
             auto toOriginal = [&](size_t k) { return piece.begin + norm.originalOffset(sub.begin + k); };
             if (sub.addedIndex >= 0) {
-                enc.ids.push_back(d.added[sub.addedIndex].id);
-                enc.offsets.push_back(static_cast<int64_t>(toOriginal(0)));
-                enc.offsets.push_back(static_cast<int64_t>(toOriginal(sub.end - sub.begin)));
+                emit(d.added[sub.addedIndex].id, static_cast<int64_t>(toOriginal(0)),
+                     static_cast<int64_t>(toOriginal(sub.end - sub.begin)));
             } else {
-                d.encodeText(normalized.substr(sub.begin, sub.end - sub.begin), toOriginal, enc);
+                d.encodeText(normalized.substr(sub.begin, sub.end - sub.begin), toOriginal, emit);
             }
         }
     }
-
-    // The spans are monotone and in range by construction; make that a guarantee for the GUI.
-    int64_t last = 0;
-    const auto size = static_cast<int64_t>(text.size());
-    for (size_t i = 0; i < enc.offsets.size(); i += 2) {
-        int64_t b = std::clamp<int64_t>(enc.offsets[i], last, size);
-        int64_t e = std::clamp<int64_t>(enc.offsets[i + 1], b, size);
-        enc.offsets[i] = b;
-        enc.offsets[i + 1] = e;
-        last = e;
-    }
-    return enc;
 }
 
 std::string BpeTokenizer::tokenBytes(int32_t id) const

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,6 +19,10 @@ struct Encoding {
     std::vector<int64_t> offsets;
 };
 
+// Receives the tokens of a text in order: the id and the byte span [begin, end) of the original input,
+// as Encoding::offsets holds them.
+using TokenSink = std::function<void(int32_t id, int64_t begin, int64_t end)>;
+
 // A Hugging Face `tokenizer.json` byte-level BPE tokenizer (GPT-2 / GPT-NeoX style) that gives the same
 // ids as the Rust `tokenizers` library: added tokens, NFC, the ByteLevel regex split, and BPE merges.
 // Copies share the loaded tables; encode and decode are const and may be called from several threads.
@@ -27,6 +32,9 @@ public:
     static BpeTokenizer fromJson(const std::string& jsonText, const std::string& sourceName);
 
     Encoding encode(std::string_view utf8) const; // throws Error if the input is not valid UTF-8
+    // The same tokens, handed over one by one and kept nowhere: what a reader of a 50 MB text needs
+    // beside the text is then independent of its length.
+    void encode(std::string_view utf8, const TokenSink& sink) const;
     // Lossy UTF-8 like Rust's from_utf8_lossy; throws Error for an id outside the vocabulary.
     std::string decode(const std::vector<int32_t>& ids) const;
     std::string tokenBytes(int32_t id) const; // the raw bytes a token stands for (added tokens: content)

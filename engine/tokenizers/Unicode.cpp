@@ -371,28 +371,29 @@ bool UnicodeRegex::usesJit() const
     return m_impl->jit;
 }
 
-void UnicodeRegex::findAll(std::string_view text, std::vector<std::pair<size_t, size_t>>& spans) const
+void UnicodeRegex::forEachMatch(std::string_view text,
+                                const std::function<void(size_t, size_t)>& onMatch) const
 {
     if (text.empty())
         return;
-    pcre2_match_data* md = pcre2_match_data_create_from_pattern(m_impl->code, nullptr);
+    std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(
+        pcre2_match_data_create_from_pattern(m_impl->code, nullptr), &pcre2_match_data_free);
     if (!md)
         throw Error("input text", "out of memory while matching the pre-tokenizer regex");
     const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
     size_t start = 0;
     while (start < text.size()) {
         const int rc =
-            pcre2_match(m_impl->code, subject, text.size(), start, PCRE2_NO_UTF_CHECK, md, nullptr);
+            pcre2_match(m_impl->code, subject, text.size(), start, PCRE2_NO_UTF_CHECK, md.get(), nullptr);
         if (rc == PCRE2_ERROR_NOMATCH)
             break;
         if (rc < 0) {
             PCRE2_UCHAR buffer[256];
             pcre2_get_error_message(rc, buffer, sizeof(buffer));
-            pcre2_match_data_free(md);
             throw Error("input text",
                         std::string("pre-tokenizer regex failed: ") + reinterpret_cast<const char*>(buffer));
         }
-        const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+        const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.get());
         size_t b = ov[0], e = ov[1];
         if (e <= b) {
             // An empty match; step over one character so the loop always advances.
@@ -403,10 +404,9 @@ void UnicodeRegex::findAll(std::string_view text, std::vector<std::pair<size_t, 
             start = p;
             continue;
         }
-        spans.emplace_back(b, e);
+        onMatch(b, e);
         start = e;
     }
-    pcre2_match_data_free(md);
 }
 
 } // namespace statescope
