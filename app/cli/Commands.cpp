@@ -157,6 +157,100 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
     return 0;
 }
 
+int generateCommand(const GenerateArgs& args)
+{
+    RunOptions options;
+    options.device = args.device;
+    options.dtype = parseDTypeArg(args.dtype);
+    options.chunkSize = args.chunkSize;
+    options.threads = args.threads;
+    options.reference = args.reference;
+    if (args.maxNewTokens < 0)
+        throw Error("--max-new-tokens", "count", "0 or more", std::to_string(args.maxNewTokens));
+
+    std::vector<std::vector<int32_t>> prompts;
+    std::unique_ptr<Runner> runner;
+    std::shared_ptr<const BpeTokenizer> tokenizer;
+    if (args.model.empty()) {
+        if (args.shape.empty())
+            throw Error("generate", "model", "--model DIR, or --shape for random weights", "neither");
+        if (args.promptTokens <= 0 || args.batch <= 0)
+            throw Error("generate", "random prompt", "--prompt-tokens N and --batch B above 0 with --shape",
+                        std::to_string(args.promptTokens) + " tokens, batch " + std::to_string(args.batch));
+        runner = Runner::openRandom(args.architecture, Runner::shapeConfig(args.architecture, args.shape),
+                                    1234, options);
+        std::mt19937 rng(42);
+        std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(runner->info().vocabSize - 1));
+        for (int64_t b = 0; b < args.batch; ++b) {
+            std::vector<int32_t> ids(static_cast<size_t>(args.promptTokens));
+            for (int32_t& id : ids)
+                id = pick(rng);
+            prompts.push_back(std::move(ids));
+        }
+    } else {
+        InputRequest request;
+        request.textFile = args.textFile;
+        request.idsFile = args.idsFile;
+        request.prompt = args.prompt;
+        request.tokenizer = args.tokenizer;
+        if (args.textFile.empty() && args.idsFile.empty() && args.prompt.empty())
+            throw Error("generate", "input", "one of --text, --ids or --prompt", "none");
+        const ModelFolder folder = inspectModelFolder(args.model);
+        const PreparedInput input = prepareInput(request, folder.tokenizerPath);
+        if (input.ids.empty())
+            throw Error("generate", "prompt", "at least one token", "none");
+        if (args.idsFile.empty() || !args.tokenizer.empty() || folder.tokenizerPath)
+            tokenizer = std::make_shared<BpeTokenizer>(
+                BpeTokenizer::fromFile(chooseTokenizerPath(args.tokenizer, folder.tokenizerPath)));
+        runner = Runner::open(args.model, options);
+        runner->checkIds(input.ids, args.idsFile.empty() ? "input" : args.idsFile);
+        prompts.push_back(input.ids);
+    }
+
+    const Generation g = runner->generate(prompts, args.maxNewTokens, tokenizer ? tokenizer->vocabSize() : 0);
+    for (const std::vector<int32_t>& tokens : g.tokens) {
+        if (tokenizer && !args.printIds) {
+            std::cout << tokenizer->decode(tokens) << "\n";
+        } else {
+            for (size_t i = 0; i < tokens.size(); ++i)
+                std::cout << (i ? " " : "") << tokens[i];
+            std::cout << "\n";
+        }
+    }
+    const auto batch = static_cast<int64_t>(prompts.size());
+    const double prefillRate = g.prefillSeconds > 0 ? batch * g.promptTokens / g.prefillSeconds : 0;
+    // The first new token comes from the prefill; each further one is a step of the whole batch.
+    const int64_t steps = std::max<int64_t>(0, args.maxNewTokens - 1);
+    const double decodeRate = g.decodeSeconds > 0 ? batch * steps / g.decodeSeconds : 0;
+    std::fprintf(stderr,
+                 "statescope-cli: prefill %lld x %lld tokens in %.3f s (%.0f tokens/s); decode %lld x %lld "
+                 "steps in %.3f s (%.1f tokens/s)\n",
+                 static_cast<long long>(batch), static_cast<long long>(g.promptTokens), g.prefillSeconds,
+                 prefillRate, static_cast<long long>(batch), static_cast<long long>(steps), g.decodeSeconds,
+                 decodeRate);
+    if (!args.json.empty()) {
+        nlohmann::ordered_json j;
+        j["model"] = runner->info().path;
+        j["shape"] = args.shape;
+        j["device"] = args.device;
+        j["dtype"] = args.dtype;
+        j["batch"] = batch;
+        j["prompt_tokens"] = g.promptTokens;
+        j["new_tokens"] = args.maxNewTokens;
+        j["prefill_seconds"] = g.prefillSeconds;
+        j["prefill_tokens_per_second"] = prefillRate;
+        j["decode_steps"] = steps;
+        j["decode_seconds"] = g.decodeSeconds;
+        j["decode_tokens_per_second"] = decodeRate;
+        j["tokens"] = g.tokens;
+        std::ofstream f(args.json);
+        f << j.dump(2) << "\n";
+        if (!f)
+            throw Error(args.json, "could not be written");
+    }
+    return 0;
+}
+
 int tokenizeCommand(const std::string& tokenizerPath, const std::string& textFile)
 {
     constexpr size_t kPrintBlockBytes = 1 << 16;

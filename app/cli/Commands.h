@@ -91,7 +91,28 @@ struct EvalResult {
     std::vector<double> stateNorm; // [length, layers, heads]
 };
 
+struct GenerateArgs {
+    std::string model;        // a model folder, or empty for random weights of `shape`
+    std::string architecture; // with `shape`: a registry name; empty: the first registered
+    std::string shape;
+    std::string tokenizer;
+    std::string textFile;
+    std::string idsFile;
+    std::string prompt;
+    int64_t promptTokens = 0; // random weights: a prompt of this many random ids
+    int64_t batch = 1;        // random weights: prompts generated at once
+    int64_t maxNewTokens = 32;
+    std::string device = "cpu";
+    std::string dtype = "float32";
+    int64_t chunkSize = 2048;
+    int threads = 0;
+    bool reference = false;
+    bool printIds = false;
+    std::string json;
+};
+
 int runCommand(const RunArgs& args, const std::atomic<bool>& cancel);
+int generateCommand(const GenerateArgs& args);
 int tokenizeCommand(const std::string& tokenizer, const std::string& textFile);
 int infoCommand(const std::string& model);
 int benchCommand(const BenchArgs& args);

@@ -180,6 +180,33 @@ int runMain(int argc, char** argv)
                        "channels) or full (every unit)");
     runCmd->add_flag("--quiet", run.quiet, "No progress on stderr");
 
+    GenerateArgs gen;
+    auto* genCmd =
+        app.add_subcommand("generate", "Greedy decoding: a chunked prefill, then the one-token step");
+    genCmd->add_option("--model", gen.model, "Model folder (default: random weights of --shape)");
+    genCmd->add_option("--arch", gen.architecture, "Architecture of --shape: " + archNames());
+    genCmd->add_option("--shape", gen.shape, "Random model shape: " + shapeNames());
+    genCmd->add_option("--tokenizer", gen.tokenizer,
+                       "tokenizer.json (default: the model's, else GPT-NeoX-20B)");
+    auto* genText = genCmd->add_option("--text", gen.textFile, "UTF-8 text file: the prompt");
+    auto* genIds = genCmd->add_option("--ids", gen.idsFile, "File of whitespace-separated token ids");
+    auto* genPrompt =
+        genCmd->add_option("--prompt", gen.prompt, "newlines:N | capitals:N | passkey:BLOCKS[:DEPTH[:SEED]]");
+    genText->excludes(genIds)->excludes(genPrompt);
+    genIds->excludes(genPrompt);
+    genCmd->add_option("--prompt-tokens", gen.promptTokens, "With --shape: a prompt of N random ids");
+    genCmd->add_option("--batch", gen.batch, "With --shape: prompts decoded at once")
+        ->check(CLI::PositiveNumber);
+    genCmd->add_option("--max-new-tokens", gen.maxNewTokens, "Tokens to generate");
+    genCmd->add_option("--device", gen.device, "cpu or cuda[:N]");
+    genCmd->add_option("--dtype", gen.dtype, "float32, bfloat16 or float16 (the last two on CUDA)");
+    genCmd->add_option("--chunk-size", gen.chunkSize, "Prefill tokens per engine call")
+        ->check(CLI::PositiveNumber);
+    genCmd->add_option("--threads", gen.threads, "CPU threads (default: all cores)");
+    genCmd->add_flag("--reference", gen.reference, "Prefill through the one-token recurrent path too");
+    genCmd->add_flag("--print-ids", gen.printIds, "Print the new token ids, not their text");
+    genCmd->add_option("--json", gen.json, "Also write the tokens and the timings as JSON to this file");
+
     std::string tokTokenizer, tokText;
     auto* tokCmd = app.add_subcommand("tokenize", "Print the token ids of a text file");
     tokCmd->add_option("--tokenizer", tokTokenizer, "tokenizer.json (default: GPT-NeoX-20B)");
@@ -323,6 +350,8 @@ int runMain(int argc, char** argv)
             return runCommand(run, g_cancel);
         if (*tokCmd)
             return tokenizeCommand(tokTokenizer, tokText);
+        if (*genCmd)
+            return generateCommand(gen);
         if (*infoCmd)
             return infoCommand(infoModel);
         if (*benchCmd) {

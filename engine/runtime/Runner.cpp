@@ -154,6 +154,48 @@ public:
         }
     }
 
+    Generation generate(const std::vector<std::vector<int32_t>>& prompts, int64_t maxNewTokens,
+                        int64_t vocabLimit)
+    {
+        if (prompts.empty())
+            return {};
+        const auto batch = static_cast<int64_t>(prompts.size());
+        const auto T = static_cast<int64_t>(prompts.front().size());
+        const int64_t vocab = m_model->vocabSize();
+        if (T == 0)
+            throw Error("prompt", "length", "at least one token", "0");
+        if (maxNewTokens < 0)
+            throw Error("generate", "max new tokens", "0 or more", std::to_string(maxNewTokens));
+        if (vocabLimit <= 0 || vocabLimit > vocab)
+            vocabLimit = vocab;
+        std::vector<int64_t> flat;
+        flat.reserve(static_cast<size_t>(batch * T));
+        for (size_t b = 0; b < prompts.size(); ++b) {
+            if (static_cast<int64_t>(prompts[b].size()) != T)
+                throw Error("prompt " + std::to_string(b), "length",
+                            std::to_string(T) + " tokens, as the batch's first prompt",
+                            std::to_string(prompts[b].size()));
+            for (size_t i = 0; i < prompts[b].size(); ++i) {
+                const int32_t id = prompts[b][i];
+                if (id < 0 || id >= vocab)
+                    throw Error("prompt " + std::to_string(b), "token " + std::to_string(i),
+                                "an id in [0, " + std::to_string(vocab) + ")", std::to_string(id));
+                flat.push_back(id);
+            }
+        }
+        c10::InferenceMode guard;
+        try {
+            return generateChecked(flat, batch, T, maxNewTokens, vocabLimit);
+        } catch (const c10::Error& e) {
+            const std::string msg = e.what_without_backtrace();
+            if (msg.find("out of memory") != std::string::npos)
+                throw Error(m_info.device, "out of memory generating from " + std::to_string(batch) + " x " +
+                                               std::to_string(T) +
+                                               " tokens: use a smaller chunk size or batch");
+            throw Error(m_info.device, "model failed: " + errorLine(msg));
+        }
+    }
+
     ModelInfo m_info;
     std::unique_ptr<RecurrentModel> m_model;
     RunOptions m_options;
@@ -162,6 +204,53 @@ public:
     int64_t m_position = 0;
 
 private:
+    Generation generateChecked(const std::vector<int64_t>& flat, int64_t batch, int64_t T,
+                               int64_t maxNewTokens, int64_t vocabLimit)
+    {
+        using Clock = std::chrono::steady_clock;
+        const torch::Device device = m_model->device();
+        const bool cuda = device.is_cuda();
+        Generation g;
+        g.promptTokens = T;
+        const auto t0 = Clock::now();
+        torch::Tensor ids = torch::tensor(flat, torch::kLong).reshape({batch, T}).to(device);
+        std::unique_ptr<ModelState> state = m_model->initialState(batch);
+        const int64_t chunk = std::max<int64_t>(1, m_options.chunkSize);
+        torch::Tensor last; // [B, d] the prompt's last hidden state
+        for (int64_t b = 0; b < T; b += chunk) {
+            const int64_t n = std::min(chunk, T - b);
+            ForwardResult r = m_model->forward(ids.narrow(1, b, n), *state, m_options.reference, false);
+            last = r.hidden.select(1, n - 1);
+        }
+        auto pick = [&](const torch::Tensor& hidden) {
+            return m_model->logits(hidden).narrow(-1, 0, vocabLimit).argmax(-1); // [B] int64
+        };
+        torch::Tensor out =
+            torch::empty({batch, maxNewTokens}, torch::TensorOptions(torch::kLong).device(device));
+        torch::Tensor next;
+        if (maxNewTokens > 0)
+            next = pick(last);
+        if (cuda)
+            torch::cuda::synchronize();
+        const auto t1 = Clock::now();
+        for (int64_t k = 0; k < maxNewTokens; ++k) {
+            out.select(1, k).copy_(next);
+            if (k + 1 == maxNewTokens)
+                break; // the last token needs no step
+            ForwardResult r = m_model->forward(next.unsqueeze(1), *state, true, false);
+            next = pick(r.hidden.select(1, 0));
+        }
+        // The one copy to the host (it waits for the device).
+        const torch::Tensor host = out.to(torch::kCPU).to(torch::kInt).contiguous();
+        const auto t2 = Clock::now();
+        g.prefillSeconds = std::chrono::duration<double>(t1 - t0).count();
+        g.decodeSeconds = std::chrono::duration<double>(t2 - t1).count();
+        const int32_t* h = host.data_ptr<int32_t>();
+        for (int64_t b = 0; b < batch; ++b)
+            g.tokens.emplace_back(h + b * maxNewTokens, h + (b + 1) * maxNewTokens);
+        return g;
+    }
+
     ChunkProbes feedChecked(const std::vector<int32_t>& ids, ChunkProbes out)
     {
         const torch::Device device = m_model->device();
@@ -276,7 +365,8 @@ void Runner::writeRandomModel(const std::string& architecture, const std::string
 {
     const Architecture& arch = architectureNamed(architecture);
     const nlohmann::json config = parsePythonJson(configJson, "random model config");
-    const ModelShape shape = arch.describe(config, "transformers", "random model config", ProbeDetail::Summary);
+    const ModelShape shape =
+        arch.describe(config, "transformers", "random model config", ProbeDetail::Summary);
     checkMemoryFor(shape, 4, "random model config");
     try {
         c10::InferenceMode guard;
@@ -387,6 +477,12 @@ void Runner::run(const std::vector<int32_t>& ids, const std::vector<int64_t>* of
     if (cancel)
         loop.beforeChunk = [cancel] { return !cancel->load(); };
     run(ids, offsets, loop);
+}
+
+Generation Runner::generate(const std::vector<std::vector<int32_t>>& prompts, int64_t maxNewTokens,
+                            int64_t vocabLimit)
+{
+    return m_impl->generate(prompts, maxNewTokens, vocabLimit);
 }
 
 void Runner::synchronize()

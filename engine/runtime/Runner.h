@@ -50,6 +50,14 @@ struct RunLoop {
     double targetChunkSeconds = 0;
 };
 
+// What Runner::generate returns.
+struct Generation {
+    std::vector<std::vector<int32_t>> tokens; // per prompt, the new tokens in order
+    int64_t promptTokens = 0;                 // per prompt (all prompts of a batch are one length)
+    double prefillSeconds = 0;                // wall time, the device waited for
+    double decodeSeconds = 0;
+};
+
 class RunnerImpl;
 
 // One model and one stream. feed() keeps the state between calls, so a stream may arrive in pieces
@@ -94,6 +102,15 @@ public:
     void run(const std::vector<int32_t>& ids, const std::vector<int64_t>* offsets,
              const std::function<void(const ChunkProbes&)>& onChunk,
              const std::atomic<bool>* cancel = nullptr);
+
+    // Greedy decoding. The prompts, one batch, all of one length, are prefilled through the chunked
+    // path (the recurrent one under options.reference) in chunks of options.chunkSize tokens, then
+    // each new token is the argmax of the logits over ids below vocabLimit (0: the padded
+    // vocabulary; a tokenizer's size keeps padding rows out) and goes through the one-token step.
+    // Tokens stay on the device until the end: the decode loop never waits for the host. Runs on
+    // its own state: the stream of feed() and run() is untouched. Throws Error as feed() does.
+    Generation generate(const std::vector<std::vector<int32_t>>& prompts, int64_t maxNewTokens,
+                        int64_t vocabLimit = 0);
 
     // Wait for the device (benchmarks).
     void synchronize();
