@@ -4,11 +4,15 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <map>
+
+#include <sys/stat.h>
 
 namespace statescope {
 
@@ -21,6 +25,7 @@ namespace fs = std::filesystem;
 
 constexpr size_t kChunkCacheSlots = 521; // prime, as HDF5 advises
 constexpr size_t kReaderChunkCacheBytes = 8 << 20;
+constexpr int64_t kMaxReadChunkBytes = int64_t(64) << 20;
 constexpr size_t kMaxProbes = 4096;
 constexpr int kOldestSchemaVersion = 1;
 constexpr unsigned kSwmrReadAttempts = 4;
@@ -171,6 +176,12 @@ struct ReadDataset {
     std::vector<hsize_t> shape; // per token
     int64_t valuesPerToken = 1;
     int64_t length = 0;
+    // Chunked layout: tokens and bytes a chunk, whether a filter (deflate) stores it, and which
+    // chunks' index entries have been checked (checkChunks).
+    int64_t chunkTokens = 0;
+    int64_t chunkBytes = 0;
+    bool filtered = false;
+    mutable std::vector<uint8_t> chunkChecked;
 };
 
 class TraceReaderImpl {
@@ -191,6 +202,8 @@ public:
     ReadDataset openDataset(hid_t loc, const std::string& fullName, const std::string& linkName,
                             H5T_class_t cls, int rank /* 0: any */);
     void readLength(ReadDataset& d);
+    void readChunking(ReadDataset& d) const;
+    void checkChunks(const ReadDataset& d, int64_t begin, int64_t end) const;
     int64_t storedTokens(const ReadDataset& d, hid_t space) const;
     void computeTokens();
     void checkRange(int64_t begin, int64_t* end) const;
@@ -348,7 +361,8 @@ int64_t TraceReaderImpl::storedTokens(const ReadDataset& d, hid_t space) const
     if (elementSize == 0)
         throw Error(path, "cannot read the type of " + d.name + ": " + h5::errorDetail());
     const double bytes = static_cast<double>(H5Dget_storage_size(d.id.get()));
-    return static_cast<int64_t>(std::floor(bytes / static_cast<double>(elementSize) / static_cast<double>(perToken)));
+    return static_cast<int64_t>(
+        std::floor(bytes / static_cast<double>(elementSize) / static_cast<double>(perToken)));
 }
 
 ReadDataset TraceReaderImpl::openDataset(hid_t loc, const std::string& fullName, const std::string& linkName,
@@ -392,7 +406,84 @@ ReadDataset TraceReaderImpl::openDataset(hid_t loc, const std::string& fullName,
                         shapeToString(std::vector<int64_t>(dims.begin(), dims.end())));
     }
     readLength(d);
+    readChunking(d);
     return d;
+}
+
+// libhdf5 1.10 allocates, for each chunk a read touches, as many bytes as the file's chunk index
+// says the chunk takes, and reads them: one index entry saying 1.9 GB made a 27 KB trace take 2 GB
+// (fuzzing, issue 10). So the chunk shape is checked here, and each chunk's entry before the first
+// read that touches it: its size against the chunk's (with room for deflate) and its end against
+// the file's.
+void TraceReaderImpl::readChunking(ReadDataset& d) const
+{
+    Hid plist(H5Dget_create_plist(d.id.get()));
+    if (!plist.valid() || H5Pget_layout(plist.get()) != H5D_CHUNKED)
+        return;
+    const int rank = static_cast<int>(d.shape.size()) + 1;
+    std::vector<hsize_t> chunk(static_cast<size_t>(rank), 0);
+    if (H5Pget_chunk(plist.get(), rank, chunk.data()) != rank)
+        throw Error(path, "cannot read the chunk shape of " + d.name + ": " + h5::errorDetail());
+    for (int i = 1; i < rank; ++i)
+        if (chunk[static_cast<size_t>(i)] != d.shape[static_cast<size_t>(i - 1)])
+            throw Error(path, d.name + " chunk shape", "chunks of whole tokens (as StateScope writes them)",
+                        "a chunk dimension " + std::to_string(i) + " of " +
+                            std::to_string(chunk[static_cast<size_t>(i)]) + " where a token has " +
+                            std::to_string(d.shape[static_cast<size_t>(i - 1)]));
+    Hid type(H5Dget_type(d.id.get()));
+    const auto elementSize = static_cast<int64_t>(type.valid() ? H5Tget_size(type.get()) : 0);
+    int64_t bytes = 0;
+    if (chunk[0] < 1 || chunk[0] > static_cast<hsize_t>(kMaxReadChunkBytes) ||
+        h5::mulOverflows(static_cast<int64_t>(chunk[0]), d.valuesPerToken, &bytes) ||
+        h5::mulOverflows(bytes, elementSize, &bytes) || bytes < 1 || bytes > kMaxReadChunkBytes)
+        throw Error(path, d.name + " chunk size",
+                    "at most " + std::to_string(kMaxReadChunkBytes >> 20) + " MiB",
+                    std::to_string(chunk[0]) + " tokens of " + std::to_string(d.valuesPerToken) + " values");
+    d.chunkTokens = static_cast<int64_t>(chunk[0]);
+    d.chunkBytes = bytes;
+    d.filtered = H5Pget_nfilters(plist.get()) > 0;
+}
+
+void TraceReaderImpl::checkChunks(const ReadDataset& d, int64_t begin, int64_t end) const
+{
+    if (d.chunkTokens <= 0 || end <= begin)
+        return;
+    const auto first = static_cast<size_t>(begin / d.chunkTokens);
+    const auto last = static_cast<size_t>((end - 1) / d.chunkTokens);
+    if (d.chunkChecked.size() <= last)
+        d.chunkChecked.resize(last + 1, 0);
+    hsize_t fileSize = 0;
+    for (size_t k = first; k <= last; ++k) {
+        if (d.chunkChecked[k])
+            continue;
+        // From the file system: libhdf5's own idea of the end of a file that a writer is still
+        // growing (SWMR) is where the file ended when it was opened.
+        if (fileSize == 0) {
+            struct stat st {};
+            if (::stat(path.c_str(), &st) != 0)
+                throw Error(path, std::string("cannot read the file's size: ") + std::strerror(errno));
+            fileSize = static_cast<hsize_t>(st.st_size);
+        }
+        std::vector<hsize_t> offset(d.shape.size() + 1, 0);
+        offset[0] = static_cast<hsize_t>(k) * static_cast<hsize_t>(d.chunkTokens);
+        unsigned filterMask = 0;
+        haddr_t address = HADDR_UNDEF;
+        hsize_t size = 0;
+        if (H5Dget_chunk_info_by_coord(d.id.get(), offset.data(), &filterMask, &address, &size) < 0)
+            throw Error(path, "cannot read the chunk index of " + d.name + ": " + h5::errorDetail());
+        if (address != HADDR_UNDEF) { // else never written: read as the fill value, nothing allocated
+            const auto expected = static_cast<hsize_t>(d.chunkBytes);
+            // Deflate's worst case adds 5 bytes per 16 KB block; the bound leaves room to spare.
+            const hsize_t most = d.filtered ? expected + expected / 8 + 4096 : expected;
+            const bool sizeOk = d.filtered ? size >= 1 && size <= most : size == expected;
+            if (!sizeOk || address > fileSize || size > fileSize - address)
+                throw Error(path, d.name + " chunk " + std::to_string(k),
+                            (d.filtered ? "at most " + std::to_string(most) : std::to_string(expected)) +
+                                " bytes inside the file's " + std::to_string(fileSize),
+                            std::to_string(size) + " bytes at byte " + std::to_string(address));
+        }
+        d.chunkChecked[k] = 1;
+    }
 }
 
 void TraceReaderImpl::readProbes()
@@ -482,6 +573,7 @@ std::vector<T> TraceReaderImpl::read(const ReadDataset& d, hid_t memType, int64_
     dims[0] = static_cast<hsize_t>(count);
     for (int i = 1; i < rank; ++i)
         dims[i] = d.shape[i - 1];
+    checkChunks(d, begin, end);
     Hid fileSpace(H5Dget_space(d.id.get()));
     // The memory space has the selection's shape: with any other (say 1-D) HDF5 maps elements to
     // chunks one at a time, several times slower.
