@@ -2,6 +2,7 @@
 
 #include "Error.h"
 #include "runtime/Input.h"
+#include "runtime/Passkey.h"
 #include "runtime/Prompts.h"
 #include "runtime/Runner.h"
 #include "tokenizers/BpeTokenizer.h"
@@ -154,6 +155,135 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
     std::cerr << "statescope-cli: " << input.ids.size() << " tokens in " << secs << " s ("
               << (secs > 0 ? input.ids.size() / secs : 0) << " tokens/s)\n";
     std::cout << args.out << "\n";
+    return 0;
+}
+
+int passkeyCommand(const PasskeyArgs& args, const std::atomic<bool>& cancel)
+{
+    RunOptions options;
+    options.device = args.device;
+    options.dtype = parseDTypeArg(args.dtype);
+    options.chunkSize = args.chunkSize;
+    options.threads = args.threads;
+
+    PasskeySettings settings;
+    settings.model = args.model;
+    settings.lengths = parseLengths(args.lengths);
+    settings.samples = args.samples;
+    settings.seed = args.seed;
+    settings.maxNewTokens = args.maxNewTokens;
+    settings.batch = args.batch;
+    if (args.samples < 1 || args.batch < 1 || args.maxNewTokens < 1)
+        throw Error("passkey", "--samples, --batch and --max-new-tokens", "1 or more",
+                    std::to_string(args.samples) + ", " + std::to_string(args.batch) + ", " +
+                        std::to_string(args.maxNewTokens));
+    // The samples to trace, checked before anything runs.
+    std::vector<std::pair<int64_t, int64_t>> traced;
+    for (const std::string& spec : args.traces) {
+        const size_t colon = spec.find(':');
+        const std::vector<int64_t> length = parseLengths(spec.substr(0, colon));
+        int64_t index = -1;
+        try {
+            index = colon == std::string::npos ? -1 : std::stoll(spec.substr(colon + 1));
+        } catch (const std::exception&) {
+        }
+        if (length.size() != 1 || index < 0 || index >= args.samples ||
+            std::find(settings.lengths.begin(), settings.lengths.end(), length[0]) == settings.lengths.end())
+            throw Error("--trace", "sample",
+                        "LENGTH:INDEX with a length of --lengths and an index below --samples",
+                        "\"" + spec + "\"");
+        traced.emplace_back(length[0], index);
+    }
+
+    const ModelFolder folder = inspectModelFolder(args.model);
+    settings.tokenizer = chooseTokenizerPath(args.tokenizer, folder.tokenizerPath);
+    const BpeTokenizer tokenizer = BpeTokenizer::fromFile(settings.tokenizer);
+    const PasskeyFileLock lock(args.out);
+    std::vector<PasskeyResult> results = readPasskeyFile(args.out, settings);
+    if (!results.empty() && !args.quiet)
+        std::cerr << "statescope-cli: resuming " << args.out << ": " << results.size() << " samples done\n";
+    auto runner = Runner::open(args.model, options);
+
+    const auto started = std::chrono::steady_clock::now();
+    size_t reported = results.size();
+    try {
+        runPasskeySweep(
+            *runner, tokenizer, settings, &results,
+            [&](const std::vector<PasskeyResult>& all) {
+                writePasskeyFile(args.out, settings, all);
+                if (args.quiet || all.size() == reported)
+                    return;
+                const int64_t length = all.back().length;
+                int64_t hits = 0, n = 0;
+                for (const PasskeyResult& r : all)
+                    if (r.length == length) {
+                        hits += r.correct;
+                        ++n;
+                    }
+                reported = all.size();
+                const double secs =
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+                std::fprintf(stderr,
+                             "statescope-cli: length %lld: %lld/%lld correct (%.0f%%), %.1f s so far\n",
+                             static_cast<long long>(length), static_cast<long long>(hits),
+                             static_cast<long long>(n), n ? 100.0 * hits / n : 0.0, secs);
+            },
+            &cancel);
+    } catch (const Cancelled&) {
+        std::cerr << "\nstatescope-cli: cancelled; " << args.out << " holds the " << results.size()
+                  << " samples of the lengths finished (run again to resume)\n";
+        return kExitCancelled;
+    }
+    writePasskeyFile(args.out, settings, results);
+
+    for (const auto& [length, index] : traced) {
+        const PasskeySample s = makePasskeySample(tokenizer, length, index, settings.samples, settings.seed);
+        const std::string base = args.out.size() > 3 && args.out.compare(args.out.size() - 3, 3, ".h5") == 0
+                                     ? args.out.substr(0, args.out.size() - 3)
+                                     : args.out;
+        const std::string path = base + "-" + std::to_string(length) + "-" + std::to_string(index) + ".h5";
+        PreparedInput input;
+        input.ids = s.ids;
+        input.text = s.text;
+        input.offsets = tokenizer.encode(s.text).offsets;
+        input.source.kind = "prompt";
+        input.source.prompt = "passkey sweep " + args.out + ": length " + std::to_string(length) +
+                              ", sample " + std::to_string(index);
+        input.source.tokenizer = std::filesystem::path(settings.tokenizer).filename().string();
+        input.source.tokenizerPath = std::filesystem::absolute(settings.tokenizer).string();
+        input.description = "passkey prompt: " + std::to_string(s.ids.size()) + " tokens, key " + s.passkey +
+                            " at depth " + std::to_string(s.depth).substr(0, 5);
+        locateNeedle(&input);
+        runner->reset();
+        TraceWriter writer(path, runner->traceHeader(input.source, input.description, true));
+        runner->run(
+            input.ids, &input.offsets, [&](const ChunkProbes& chunk) { writer.append(chunk); }, &cancel);
+        writer.finish();
+        std::cerr << "statescope-cli: traced " << path << "\n";
+    }
+
+    // The heatmap, as text: one row a length, one column a depth bin.
+    const int bins = static_cast<int>(std::min<int64_t>(10, settings.samples));
+    const std::vector<double> grid = passkeyGrid(results, settings.lengths, bins);
+    std::printf("%10s", "length");
+    for (int b = 0; b < bins; ++b)
+        std::printf(" %5.2f", (b + 0.5) / bins);
+    std::printf("   all\n");
+    for (size_t l = 0; l < settings.lengths.size(); ++l) {
+        std::printf("%10lld", static_cast<long long>(settings.lengths[l]));
+        double sum = 0;
+        int n = 0;
+        for (int b = 0; b < bins; ++b) {
+            const double v = grid[l * static_cast<size_t>(bins) + static_cast<size_t>(b)];
+            std::printf(std::isnan(v) ? "     -" : " %5.2f", v);
+            if (!std::isnan(v)) {
+                sum += v;
+                ++n;
+            }
+        }
+        std::printf(n ? " %5.2f\n" : "     -\n", n ? sum / n : 0.0);
+    }
+    std::printf("%s\n", args.out.c_str());
     return 0;
 }
 

@@ -111,7 +111,25 @@ struct GenerateArgs {
     std::string json;
 };
 
+struct PasskeyArgs {
+    std::string model;
+    std::string tokenizer;
+    std::string lengths = "1K:4K:1K";
+    int64_t samples = 10;
+    uint64_t seed = 0;
+    std::string out;
+    int64_t batch = 1;
+    int64_t maxNewTokens = 5;
+    std::string device = "cpu";
+    std::string dtype = "float32";
+    int64_t chunkSize = 2048;
+    int threads = 0;
+    std::vector<std::string> traces; // "LENGTH:INDEX": also write that sample's probe trace
+    bool quiet = false;
+};
+
 int runCommand(const RunArgs& args, const std::atomic<bool>& cancel);
+int passkeyCommand(const PasskeyArgs& args, const std::atomic<bool>& cancel);
 int generateCommand(const GenerateArgs& args);
 int tokenizeCommand(const std::string& tokenizer, const std::string& textFile);
 int infoCommand(const std::string& model);

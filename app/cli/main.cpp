@@ -207,6 +207,30 @@ int runMain(int argc, char** argv)
     genCmd->add_flag("--print-ids", gen.printIds, "Print the new token ids, not their text");
     genCmd->add_option("--json", gen.json, "Also write the tokens and the timings as JSON to this file");
 
+    PasskeyArgs pk;
+    auto* pkCmd =
+        app.add_subcommand("passkey", "Passkey retrieval over lengths and depths (the paper's Fig. 2)");
+    pkCmd->add_option("--model", pk.model, "Model folder")->required();
+    pkCmd->add_option("--tokenizer", pk.tokenizer,
+                      "tokenizer.json (default: the model's, else GPT-NeoX-20B)");
+    pkCmd->add_option("--lengths", pk.lengths,
+                      "Prompt lengths in tokens: FROM:TO:STEP (1K:16K:1K) or a list");
+    pkCmd->add_option("--samples", pk.samples, "Samples (depths) per length")->check(CLI::PositiveNumber);
+    pkCmd->add_option("--seed", pk.seed, "Seed of the passkeys");
+    pkCmd->add_option("--out", pk.out, "Results file (.h5); an interrupted sweep resumes from it")
+        ->required();
+    pkCmd->add_option("--batch", pk.batch, "Prompts decoded at once")->check(CLI::PositiveNumber);
+    pkCmd->add_option("--max-new-tokens", pk.maxNewTokens, "Greedy tokens per answer")
+        ->check(CLI::PositiveNumber);
+    pkCmd->add_option("--device", pk.device, "cpu or cuda[:N]");
+    pkCmd->add_option("--dtype", pk.dtype, "float32, bfloat16 or float16 (the last two on CUDA)");
+    pkCmd->add_option("--chunk-size", pk.chunkSize, "Prefill tokens per engine call")
+        ->check(CLI::PositiveNumber);
+    pkCmd->add_option("--threads", pk.threads, "CPU threads (default: all cores)");
+    pkCmd->add_option("--trace", pk.traces,
+                      "LENGTH:INDEX: also write that sample's probe trace beside --out (repeatable)");
+    pkCmd->add_flag("--quiet", pk.quiet, "No progress on stderr");
+
     std::string tokTokenizer, tokText;
     auto* tokCmd = app.add_subcommand("tokenize", "Print the token ids of a text file");
     tokCmd->add_option("--tokenizer", tokTokenizer, "tokenizer.json (default: GPT-NeoX-20B)");
@@ -352,6 +376,8 @@ int runMain(int argc, char** argv)
             return tokenizeCommand(tokTokenizer, tokText);
         if (*genCmd)
             return generateCommand(gen);
+        if (*pkCmd)
+            return passkeyCommand(pk, g_cancel);
         if (*infoCmd)
             return infoCommand(infoModel);
         if (*benchCmd) {

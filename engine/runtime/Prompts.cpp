@@ -11,12 +11,18 @@ namespace statescope {
 const char* const kCapitalsSentence =
     "The capital of China is Beijing. The capital of USA is Washington. The capital of Norway is Oslo. ";
 
-namespace {
 const char* const kPasskeyPrefix =
     "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it.\n\n";
 const char* const kPasskeyFiller =
     "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.\n";
 const char* const kPasskeySuffix = "\nWhat is the pass key? The passkey is";
+
+std::string passkeyNeedle(const std::string& key)
+{
+    return "The passkey is " + key + ". Remember it. " + key + " is the passkey.\n";
+}
+
+namespace {
 
 int64_t parseCount(const std::string& spec, const std::string& text)
 {
@@ -32,7 +38,10 @@ int64_t parseCount(const std::string& spec, const std::string& text)
 }
 } // namespace
 
-std::string newlinesPrompt(int64_t n) { return std::string(static_cast<size_t>(n), '\n'); }
+std::string newlinesPrompt(int64_t n)
+{
+    return std::string(static_cast<size_t>(n), '\n');
+}
 
 std::string capitalsPrompt(int64_t n)
 {
@@ -54,7 +63,7 @@ PasskeyPrompt passkeyPrompt(int64_t blocks, double depth, uint64_t seed)
     blocks = std::max<int64_t>(1, blocks);
     depth = std::min(1.0, std::max(0.0, depth));
     p.needleBlock = static_cast<int64_t>(depth * static_cast<double>(blocks - 1));
-    const std::string needle = "The passkey is " + p.passkey + ". Remember it. " + p.passkey + " is the passkey.\n";
+    const std::string needle = passkeyNeedle(p.passkey);
     p.text = kPasskeyPrefix;
     for (int64_t i = 0; i < blocks; ++i)
         p.text += i == p.needleBlock ? needle : std::string(kPasskeyFiller);
@@ -89,7 +98,8 @@ std::string promptFromSpec(const std::string& spec)
         }
         return passkeyPrompt(parseCount(spec, parts[1]), depth, seed).text;
     }
-    throw Error("prompt", "prompt", "newlines:N, capitals:N or passkey:BLOCKS[:DEPTH[:SEED]]", "\"" + spec + "\"");
+    throw Error("prompt", "prompt", "newlines:N, capitals:N or passkey:BLOCKS[:DEPTH[:SEED]]",
+                "\"" + spec + "\"");
 }
 
 } // namespace statescope

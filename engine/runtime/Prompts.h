@@ -14,6 +14,12 @@ std::string newlinesPrompt(int64_t n);
 std::string capitalsPrompt(int64_t n);
 extern const char* const kCapitalsSentence;
 
+// The passkey template of the seed (stuffed-mamba.md §3.7): prefix, haystack block, needle, suffix.
+extern const char* const kPasskeyPrefix;
+extern const char* const kPasskeyFiller;
+extern const char* const kPasskeySuffix;
+std::string passkeyNeedle(const std::string& key);
+
 // A passkey hidden in a haystack (InfiniteBench template). `blocks` filler sentences, the needle
 // replacing the block at int(depth * (blocks - 1)); the five-digit key comes from seed.
 struct PasskeyPrompt {
