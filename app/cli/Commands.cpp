@@ -1,6 +1,7 @@
 #include "Commands.h"
 
 #include "Error.h"
+#include "models/Mitigation.h"
 #include "runtime/Input.h"
 #include "runtime/Passkey.h"
 #include "runtime/Prompts.h"
@@ -117,6 +118,7 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
     options.dtype = parseDTypeArg(args.dtype);
     options.chunkSize = args.chunkSize;
     options.threads = args.threads;
+    options.mitigation = parseMitigation(args.mitigate);
     options.reference = args.reference;
     options.probeDetail = parseProbeDetail(args.probeDetail);
 
@@ -165,6 +167,7 @@ int passkeyCommand(const PasskeyArgs& args, const std::atomic<bool>& cancel)
     options.dtype = parseDTypeArg(args.dtype);
     options.chunkSize = args.chunkSize;
     options.threads = args.threads;
+    options.mitigation = parseMitigation(args.mitigate);
 
     PasskeySettings settings;
     settings.model = args.model;
@@ -173,6 +176,7 @@ int passkeyCommand(const PasskeyArgs& args, const std::atomic<bool>& cancel)
     settings.seed = args.seed;
     settings.maxNewTokens = args.maxNewTokens;
     settings.batch = args.batch;
+    settings.mitigation = options.mitigation.describe();
     if (args.samples < 1 || args.batch < 1 || args.maxNewTokens < 1)
         throw Error("passkey", "--samples, --batch and --max-new-tokens", "1 or more",
                     std::to_string(args.samples) + ", " + std::to_string(args.batch) + ", " +
@@ -294,6 +298,7 @@ int generateCommand(const GenerateArgs& args)
     options.dtype = parseDTypeArg(args.dtype);
     options.chunkSize = args.chunkSize;
     options.threads = args.threads;
+    options.mitigation = parseMitigation(args.mitigate);
     options.reference = args.reference;
     if (args.maxNewTokens < 0)
         throw Error("--max-new-tokens", "count", "0 or more", std::to_string(args.maxNewTokens));

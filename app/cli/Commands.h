@@ -17,6 +17,7 @@ constexpr int kExitSkipped = 77;
 constexpr int kExitCancelled = 130;
 
 struct RunArgs {
+    std::string mitigate; // --mitigate: models/Mitigation.h
     std::string model;
     std::string tokenizer;
     std::string textFile;
@@ -66,6 +67,7 @@ struct InitArgs {
 };
 
 struct EvalArgs {
+    std::string mitigate; // --mitigate: models/Mitigation.h
     std::string model;
     std::string tokenizer;
     std::string textFile;
@@ -92,6 +94,7 @@ struct EvalResult {
 };
 
 struct GenerateArgs {
+    std::string mitigate;     // --mitigate: models/Mitigation.h
     std::string model;        // a model folder, or empty for random weights of `shape`
     std::string architecture; // with `shape`: a registry name; empty: the first registered
     std::string shape;
@@ -112,6 +115,7 @@ struct GenerateArgs {
 };
 
 struct PasskeyArgs {
+    std::string mitigate; // --mitigate: models/Mitigation.h
     std::string model;
     std::string tokenizer;
     std::string lengths = "1K:4K:1K";

@@ -3,6 +3,7 @@
 #include "Commands.h"
 
 #include "Error.h"
+#include "models/Mitigation.h"
 #include "runtime/Input.h"
 #include "runtime/Runner.h"
 #include "tokenizers/BpeTokenizer.h"
@@ -58,6 +59,7 @@ EvalResult evaluateLengths(const EvalArgs& args, const std::atomic<bool>& cancel
     options.dtype = parseDTypeArg(args.dtype);
     options.chunkSize = args.chunkSize;
     options.threads = args.threads;
+    options.mitigation = parseMitigation(args.mitigate);
 
     const ModelFolder folder = inspectModelFolder(args.model);
     InputRequest request;

@@ -170,6 +170,8 @@ int runMain(int argc, char** argv)
     text->excludes(ids)->excludes(prompt);
     ids->excludes(prompt);
     runCmd->add_option("--out", run.out, "Trace file to write (.h5)")->required();
+    runCmd->add_option("--mitigate", run.mitigate,
+                       "Training-free mitigations: alpha=X,B=X,dt=X,A=X (docs/mitigations.md)");
     runCmd->add_option("--device", run.device, "cpu or cuda[:N]");
     runCmd->add_option("--dtype", run.dtype, "float32, bfloat16 or float16 (the last two on CUDA)");
     runCmd->add_option("--chunk-size", run.chunkSize, "Tokens per engine call")->check(CLI::PositiveNumber);
@@ -198,6 +200,8 @@ int runMain(int argc, char** argv)
     genCmd->add_option("--batch", gen.batch, "With --shape: prompts decoded at once")
         ->check(CLI::PositiveNumber);
     genCmd->add_option("--max-new-tokens", gen.maxNewTokens, "Tokens to generate");
+    genCmd->add_option("--mitigate", gen.mitigate,
+                       "Training-free mitigations: alpha=X,B=X,dt=X,A=X (docs/mitigations.md)");
     genCmd->add_option("--device", gen.device, "cpu or cuda[:N]");
     genCmd->add_option("--dtype", gen.dtype, "float32, bfloat16 or float16 (the last two on CUDA)");
     genCmd->add_option("--chunk-size", gen.chunkSize, "Prefill tokens per engine call")
@@ -222,6 +226,8 @@ int runMain(int argc, char** argv)
     pkCmd->add_option("--batch", pk.batch, "Prompts decoded at once")->check(CLI::PositiveNumber);
     pkCmd->add_option("--max-new-tokens", pk.maxNewTokens, "Greedy tokens per answer")
         ->check(CLI::PositiveNumber);
+    pkCmd->add_option("--mitigate", pk.mitigate,
+                      "Training-free mitigations: alpha=X,B=X,dt=X,A=X (docs/mitigations.md)");
     pkCmd->add_option("--device", pk.device, "cpu or cuda[:N]");
     pkCmd->add_option("--dtype", pk.dtype, "float32, bfloat16 or float16 (the last two on CUDA)");
     pkCmd->add_option("--chunk-size", pk.chunkSize, "Prefill tokens per engine call")
@@ -342,6 +348,8 @@ int runMain(int argc, char** argv)
     evalCmd->add_option("--range", evalRange,
                         "FROM:TO, the positions compared with the bucket ending at T_train (default: the "
                         "window's second half)");
+    evalCmd->add_option("--mitigate", eval.mitigate,
+                        "Training-free mitigations: alpha=X,B=X,dt=X,A=X (docs/mitigations.md)");
     evalCmd->add_option("--device", eval.device, "cpu or cuda[:N]");
     evalCmd->add_option("--dtype", eval.dtype, "float32, bfloat16 or float16");
     evalCmd->add_option("--chunk-size", eval.chunkSize, "Tokens per engine call")->check(CLI::PositiveNumber);

@@ -396,6 +396,30 @@ private:
         dt = F::softplus(project(parts[0], L.dtProj, torch::Tensor()) + L.dtBias);
         B = parts[1];
         C = parts[2];
+        // The mitigations' lambda_Delta and lambda_B; each skipped at 1 (bit for bit the original).
+        if (m_mitigation.dt != 1.0)
+            dt = dt * m_mitigation.dt;
+        if (m_mitigation.B != 1.0)
+            B = B * m_mitigation.B;
+    }
+
+    // A per channel and state, with the mitigations' lambda_A.
+    torch::Tensor decayRate(const MambaLayer& L) const
+    {
+        return m_mitigation.A != 1.0 ? L.A * m_mitigation.A : L.A;
+    }
+
+    // exp(Delta A), times the mitigations' lambda_alpha.
+    torch::Tensor decayOf(const torch::Tensor& dtA) const
+    {
+        return m_mitigation.alpha != 1.0 ? (dtA + std::log(m_mitigation.alpha)).exp() : dtA.exp();
+    }
+
+    // The probe's log decay per channel: Delta times the mean of A over the state, and log lambda_alpha.
+    torch::Tensor logDecayProbe(const MambaLayer& L, const torch::Tensor& dt) const
+    {
+        torch::Tensor v = dt * decayRate(L).mean(-1);
+        return m_mitigation.alpha != 1.0 ? v + std::log(m_mitigation.alpha) : v;
     }
 
     // y * silu(z), then out_proj (Mamba-1 has no gated norm).
@@ -420,13 +444,13 @@ private:
         torch::Tensor dt, Bm, Cm;
         selectiveInputs(L, x, dt, Bm, Cm);
         // h <- exp(Delta A) h + Delta x B^T; y = h C + D x
-        const torch::Tensor dA = (dt.unsqueeze(-1) * L.A).exp();
+        const torch::Tensor dA = decayOf(dt.unsqueeze(-1) * decayRate(L));
         // As one multiply-add, rounded as the chunked scan rounds it.
         ssmState = torch::addcmul((dt * x).unsqueeze(-1) * Bm.unsqueeze(1), dA, ssmState);
         torch::Tensor y = torch::matmul(ssmState, Cm.unsqueeze(-1)).squeeze(-1) + L.D * x;
         if (probes) {
             probes->dt = dt.unsqueeze(1);
-            probes->logDecay = (dt * L.A.mean(-1)).unsqueeze(1);
+            probes->logDecay = logDecayProbe(L, dt).unsqueeze(1);
             probes->normSq = ssmState.pow(2).sum(-1).unsqueeze(1);
         }
         return gatedOutput(L, y, xz[1]).unsqueeze(1);
@@ -448,13 +472,14 @@ private:
         torch::Tensor dt, Bm, Cm;
         selectiveInputs(L, x, dt, Bm, Cm);
 
+        const torch::Tensor A = decayRate(L);
         torch::Tensor y = torch::empty_like(x);
         torch::Tensor normSq = probes ? torch::empty_like(x) : torch::Tensor();
         const int64_t Q = scanBlock();
         for (int64_t b = 0; b < T; b += Q) {
             const int64_t n = std::min(Q, T - b);
             const torch::Tensor dtb = dt.narrow(1, b, n), xb = x.narrow(1, b, n);
-            const torch::Tensor dA = (dtb.unsqueeze(-1) * L.A).exp(); // [B, n, D, N]
+            const torch::Tensor dA = decayOf(dtb.unsqueeze(-1) * A); // [B, n, D, N]
             const torch::Tensor dBx =
                 (dtb * xb).unsqueeze(-1) * Bm.narrow(1, b, n).unsqueeze(2);       // [B, n, D, N]
             const torch::Tensor states = elementwiseDecayScan(dA, dBx, ssmState); // h_t, [B, n, D, N]
@@ -466,7 +491,7 @@ private:
         y = y + L.D * x;
         if (probes) {
             probes->dt = dt;
-            probes->logDecay = dt * L.A.mean(-1);
+            probes->logDecay = logDecayProbe(L, dt);
             probes->normSq = normSq;
         }
         return gatedOutput(L, y, xz[1]);

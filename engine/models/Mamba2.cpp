@@ -371,7 +371,22 @@ torch::Tensor Mamba2Model::discretize(const Mamba2Layer& layer, const torch::Ten
     torch::Tensor dt = F::softplus(dtRaw + layer.dtBias);
     if (m_config.dtLimitMin > 0.0 || std::isfinite(m_config.dtLimitMax))
         dt = dt.clamp(m_config.dtLimitMin, m_config.dtLimitMax);
+    if (m_mitigation.dt != 1.0)
+        dt = dt * m_mitigation.dt; // lambda_Delta, after the clamp: the model's own step, scaled
     return dt;
+}
+
+// log alpha = Delta * A, with the mitigations' lambda_A (A scaled) and lambda_alpha (alpha scaled).
+// Each is skipped at 1, so that the original run is reproduced bit for bit.
+torch::Tensor Mamba2Model::logDecay(const Mamba2Layer& layer, const torch::Tensor& dt) const
+{
+    torch::Tensor A = -layer.ALog.exp();
+    if (m_mitigation.A != 1.0)
+        A = A * m_mitigation.A;
+    torch::Tensor logAlpha = dt * A;
+    if (m_mitigation.alpha != 1.0)
+        logAlpha = logAlpha + std::log(m_mitigation.alpha);
+    return logAlpha;
 }
 
 // y * silu(z), RMS-normalised per group (mamba_ssm; transformers ignores the groups here), then out_proj.
@@ -487,7 +502,9 @@ torch::Tensor Mamba2Model::mixerStep(const Mamba2Layer& layer, const torch::Tens
     torch::Tensor Ch = xbc[2].reshape({Bsz, G, N}).repeat_interleave(H / G, 1);
 
     torch::Tensor dt = discretize(layer, dtRaw); // [B, H]
-    torch::Tensor alpha = (dt * -layer.ALog.exp()).exp();
+    torch::Tensor alpha = logDecay(layer, dt).exp();
+    if (m_mitigation.B != 1.0)
+        Bh = Bh * m_mitigation.B;
     // S <- alpha S + Delta x B^T; y = S C + D x
     ssmState = ssmState * alpha.view({Bsz, H, 1, 1}) + (dt.unsqueeze(-1) * x).unsqueeze(-1) * Bh.unsqueeze(2);
     torch::Tensor y = torch::matmul(ssmState, Ch.unsqueeze(-1)).squeeze(-1);
@@ -522,14 +539,16 @@ torch::Tensor Mamba2Model::mixerChunked(const Mamba2Layer& layer, const torch::T
     torch::Tensor Cm = xbc[2].reshape({Bsz, T, G, N});
 
     torch::Tensor dt = discretize(layer, dtRaw); // [B, T, H]
-    torch::Tensor logDecay = dt * -layer.ALog.exp();
+    const torch::Tensor logAlpha = logDecay(layer, dt);
+    if (m_mitigation.B != 1.0)
+        Bm = Bm * m_mitigation.B;
     torch::Tensor norm;
-    torch::Tensor y = chunkedScalarDecayScan(x, dt, logDecay, Bm, Cm, m_config.chunkSize, ssmState,
+    torch::Tensor y = chunkedScalarDecayScan(x, dt, logAlpha, Bm, Cm, m_config.chunkSize, ssmState,
                                              probes ? &norm : nullptr);
     y = y + x * (c.dHasHdim ? layer.D.view({1, 1, H, P}) : layer.D.view({1, 1, H, 1}));
     if (probes) {
         probes->dt = dt;
-        probes->decay = logDecay.exp();
+        probes->decay = logAlpha.exp();
         probes->stateNorm = norm;
     }
     return gatedOutput(layer, y.reshape({Bsz, T, c.dInner()}), z);

@@ -77,6 +77,7 @@ private:
     torch::Tensor gatedOutput(const Mamba2Layer& layer, const torch::Tensor& y, const torch::Tensor& z) const;
     torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const;
     torch::Tensor discretize(const Mamba2Layer& layer, const torch::Tensor& dtRaw) const;
+    torch::Tensor logDecay(const Mamba2Layer& layer, const torch::Tensor& dt) const;
     torch::Tensor forwardChunked(const torch::Tensor& ids, Mamba2State& s, std::vector<MixerProbes>* probes);
     torch::Tensor forwardRecurrent(const torch::Tensor& ids, Mamba2State& s,
                                    std::vector<MixerProbes>* probes);

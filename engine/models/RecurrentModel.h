@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "models/Architecture.h"
+#include "models/Mitigation.h"
 #include "probes/Probes.h"
 
 #include <memory>
@@ -55,9 +56,17 @@ public:
     virtual int64_t vocabSize() const = 0; // padded: rows of the output layer
     virtual torch::Device device() const = 0;
 
+    // Training-free mitigations (models/Mitigation.h): each architecture applies them in forward(),
+    // the same in both paths, and at their defaults gives the original numbers bit for bit.
+    void setMitigation(const Mitigation& m) { m_mitigation = m; }
+    const Mitigation& mitigation() const { return m_mitigation; }
+
     // Writes config.json (the architecture's transformers dialect) and model.safetensors (float32)
     // into dir, which load() reads back; the tokenizer and the model card are the caller's.
     virtual void saveFolder(const std::string& dir) const = 0;
+
+protected:
+    Mitigation m_mitigation;
 };
 
 } // namespace statescope

@@ -275,6 +275,7 @@ void writePasskeyFile(const std::string& path, const PasskeySettings& settings,
         integer("seed", static_cast<int64_t>(settings.seed));
         integer("samples", settings.samples);
         integer("max_new_tokens", settings.maxNewTokens);
+        text("mitigation", settings.mitigation);
         text("template_prefix", kPasskeyPrefix);
         text("template_filler", kPasskeyFiller);
         text("template_needle", passkeyNeedle("{passkey}"));
@@ -362,6 +363,7 @@ std::vector<PasskeyResult> readPasskeyFile(const std::string& path, const Passke
     same("seed", std::to_string(integer("seed")), std::to_string(settings.seed));
     same("samples", std::to_string(integer("samples")), std::to_string(settings.samples));
     same("max_new_tokens", std::to_string(integer("max_new_tokens")), std::to_string(settings.maxNewTokens));
+    same("mitigation", h5::readStringAttribute(path, f, "", "mitigation"), settings.mitigation);
 
     Hid group(H5Gopen2(f, "results", H5P_DEFAULT));
     if (!group.valid())

@@ -62,7 +62,8 @@ struct PasskeySettings {
     int64_t samples = 10;
     uint64_t seed = 0;
     int64_t maxNewTokens = 5;
-    int64_t batch = 1; // prompts decoded at once (those of one length and one token count)
+    int64_t batch = 1;               // prompts decoded at once (those of one length and one token count)
+    std::string mitigation = "none"; // Mitigation::describe() of the run
 };
 
 // Accuracy per (length, depth bin): bins split [0, 1) evenly; NaN where a cell has no sample.

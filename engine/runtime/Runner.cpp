@@ -118,6 +118,7 @@ public:
     RunnerImpl(std::unique_ptr<RecurrentModel> model, ModelInfo info, RunOptions options)
         : m_model(std::move(model)), m_info(std::move(info)), m_options(std::move(options))
     {
+        m_model->setMitigation(m_options.mitigation);
         m_info.parameters = m_model->parameterCount();
         m_info.vocabSize = m_model->vocabSize();
         reset();
@@ -415,6 +416,7 @@ TraceHeader Runner::traceHeader(const TraceInput& input, const std::string& inpu
     settings["threads"] = torch::get_num_threads();
     settings["reference"] = o.reference;
     settings["probe_detail"] = probeDetailName(o.probeDetail);
+    settings["mitigation"] = o.mitigation.describe();
     h.runSettings = settings.dump();
     return h;
 }

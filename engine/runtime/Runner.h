@@ -2,6 +2,7 @@
 
 // The engine's public face (torch-free): open a model, stream tokens through it, get probes.
 #include "io/DType.h"
+#include "models/Mitigation.h"
 #include "models/ModelFolder.h"
 #include "probes/Probes.h"
 #include "trace/TraceFile.h"
@@ -23,6 +24,7 @@ struct RunOptions {
     int threads = 0;          // CPU threads; 0 = the cores free when the model is opened (util/Threads.h)
     bool reference = false;   // one-token recurrent path instead of the chunked one (slow; for checks)
     ProbeDetail probeDetail = ProbeDetail::Summary;
+    Mitigation mitigation; // training-free mitigations, off by default (recorded in the trace)
 };
 
 struct ModelInfo {
