@@ -90,6 +90,18 @@ DType parseDTypeArg(const std::string& s)
     return d;
 }
 
+RunOptions runOptions(const std::string& device, const std::string& dtype, int64_t chunkSize, int threads,
+                      const std::string& mitigate)
+{
+    RunOptions options;
+    options.device = device;
+    options.dtype = parseDTypeArg(dtype);
+    options.chunkSize = chunkSize;
+    options.threads = threads;
+    options.mitigation = parseMitigation(mitigate);
+    return options;
+}
+
 std::string flagMessage(const std::string& message)
 {
     static const std::pair<const char*, const char*> kFlags[] = {
@@ -113,12 +125,7 @@ ProbeDetail parseProbeDetail(const std::string& s)
 
 int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
 {
-    RunOptions options;
-    options.device = args.device;
-    options.dtype = parseDTypeArg(args.dtype);
-    options.chunkSize = args.chunkSize;
-    options.threads = args.threads;
-    options.mitigation = parseMitigation(args.mitigate);
+    RunOptions options = runOptions(args.device, args.dtype, args.chunkSize, args.threads, args.mitigate);
     options.reference = args.reference;
     options.probeDetail = parseProbeDetail(args.probeDetail);
 
@@ -162,12 +169,7 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
 
 int passkeyCommand(const PasskeyArgs& args, const std::atomic<bool>& cancel)
 {
-    RunOptions options;
-    options.device = args.device;
-    options.dtype = parseDTypeArg(args.dtype);
-    options.chunkSize = args.chunkSize;
-    options.threads = args.threads;
-    options.mitigation = parseMitigation(args.mitigate);
+    RunOptions options = runOptions(args.device, args.dtype, args.chunkSize, args.threads, args.mitigate);
 
     PasskeySettings settings;
     settings.model = args.model;
@@ -293,12 +295,7 @@ int passkeyCommand(const PasskeyArgs& args, const std::atomic<bool>& cancel)
 
 int generateCommand(const GenerateArgs& args)
 {
-    RunOptions options;
-    options.device = args.device;
-    options.dtype = parseDTypeArg(args.dtype);
-    options.chunkSize = args.chunkSize;
-    options.threads = args.threads;
-    options.mitigation = parseMitigation(args.mitigate);
+    RunOptions options = runOptions(args.device, args.dtype, args.chunkSize, args.threads, args.mitigate);
     options.reference = args.reference;
     if (args.maxNewTokens < 0)
         throw Error("--max-new-tokens", "count", "0 or more", std::to_string(args.maxNewTokens));
@@ -454,11 +451,7 @@ int infoCommand(const std::string& model)
 
 int benchCommand(const BenchArgs& args)
 {
-    RunOptions options;
-    options.device = args.device;
-    options.dtype = parseDTypeArg(args.dtype);
-    options.chunkSize = args.chunkSize;
-    options.threads = args.threads;
+    RunOptions options = runOptions(args.device, args.dtype, args.chunkSize, args.threads);
     auto runner = args.model.empty()
                       ? Runner::openRandom(args.architecture,
                                            Runner::shapeConfig(args.architecture, args.shape), 1234, options)

@@ -8,6 +8,10 @@
 
 #include "io/DType.h"
 
+namespace statescope {
+struct RunOptions;
+}
+
 namespace statescope::cli {
 
 // Exit codes: 0 success, 1 an error the user can fix (one line on stderr), 2 bad usage,
@@ -145,6 +149,9 @@ int evalCommand(const EvalArgs& args, const std::atomic<bool>& cancel);
 
 // Shared by the commands.
 DType parseDTypeArg(const std::string& s);
+// The options of a run from the flags every command shares; mitigate is --mitigate's spec.
+RunOptions runOptions(const std::string& device, const std::string& dtype, int64_t chunkSize, int threads,
+                      const std::string& mitigate = "none");
 
 // Shape overrides from the size flags of init and train (0 = keep the shape's), as a JSON object of
 // config keys in the transformers dialect the registered architectures share.

@@ -54,12 +54,7 @@ EvalResult evaluateLengths(const EvalArgs& args, const std::atomic<bool>& cancel
         throw Error("--range", "range",
                     "within the window of --length " + std::to_string(args.length) + " tokens",
                     std::to_string(args.rangeBegin) + ":" + std::to_string(args.rangeEnd));
-    RunOptions options;
-    options.device = args.device;
-    options.dtype = parseDTypeArg(args.dtype);
-    options.chunkSize = args.chunkSize;
-    options.threads = args.threads;
-    options.mitigation = parseMitigation(args.mitigate);
+    RunOptions options = runOptions(args.device, args.dtype, args.chunkSize, args.threads, args.mitigate);
 
     const ModelFolder folder = inspectModelFolder(args.model);
     InputRequest request;
