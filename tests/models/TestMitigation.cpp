@@ -89,6 +89,17 @@ bool bitEqual(const std::vector<float>& a, const std::vector<float>& b)
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
+// NLL and every probe of two runs agree to 1e-4 (relative).
+void expectAgree(const Run& chunked, const Run& step)
+{
+    const double nll = maxRelative(chunked.nll, step.nll);
+    QVERIFY2(nll < 1e-4, qPrintable(QString::number(nll)));
+    for (const auto& [name, values] : step.probes) {
+        const double d = maxRelative(chunked.probes.at(name), values);
+        QVERIFY2(d < 1e-4, qPrintable(QString::fromStdString(name) + " " + QString::number(d)));
+    }
+}
+
 Mitigation all()
 {
     Mitigation m;
@@ -172,12 +183,7 @@ private slots:
         const std::vector<int32_t> ids = text(260);
         const Run chunked = run(*open(all(), false, 96), ids);
         const Run step = run(*open(all(), true), ids);
-        const double nll = maxRelative(chunked.nll, step.nll);
-        QVERIFY2(nll < 1e-4, qPrintable(QString::number(nll)));
-        for (const auto& [name, values] : step.probes) {
-            const double d = maxRelative(chunked.probes.at(name), values);
-            QVERIFY2(d < 1e-4, qPrintable(QString::fromStdString(name) + " " + QString::number(d)));
-        }
+        expectAgree(chunked, step);
         // The chunk size changes nothing either.
         const double other = maxRelative(run(*open(all(), false, 7), ids).nll, chunked.nll);
         QVERIFY2(other < 1e-4, qPrintable(QString::number(other)));
@@ -188,12 +194,7 @@ private slots:
         std::vector<int32_t> ids = text(150);
         const Run chunked = run(*openMamba1(all(), false), ids);
         const Run step = run(*openMamba1(all(), true), ids);
-        const double nll = maxRelative(chunked.nll, step.nll);
-        QVERIFY2(nll < 1e-4, qPrintable(QString::number(nll)));
-        for (const auto& [name, values] : step.probes) {
-            const double d = maxRelative(chunked.probes.at(name), values);
-            QVERIFY2(d < 1e-4, qPrintable(QString::fromStdString(name) + " " + QString::number(d)));
-        }
+        expectAgree(chunked, step);
         const Run original = run(*openMamba1(Mitigation(), false), ids);
         QVERIFY(bitEqual(run(*openMamba1(Mitigation(), false), ids).nll, original.nll));
         QVERIFY(!bitEqual(original.nll, chunked.nll));
