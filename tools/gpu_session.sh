@@ -75,6 +75,45 @@ if [[ $steps == *" bench "* ]]; then
   } 2>&1 | tee "$OUT/bench.log"
 fi
 
+# Greedy decode tokens/s (issue 11): StateScope with and without its CUDA graph, beside mamba_ssm's
+# generate (with and without its graph) and transformers' generate, in the same call. Needs .peers
+# (a copy of ../shared/peers) carried along.
+if [[ $steps == *" decode "* ]]; then
+  log decode
+  {
+    for shape in 130m 1.3b; do
+      for g in "" --no-cuda-graph; do
+        $cli generate --shape $shape --device cuda --dtype bfloat16 --prompt-tokens 1024 --max-new-tokens 512 \
+          --batch 1 $g --print-ids --json "$OUT/generate-$shape${g:+-nograph}.json" >/dev/null
+      done
+      $cli generate --shape $shape --device cuda --dtype bfloat16 --prompt-tokens 1024 --max-new-tokens 256 \
+        --batch 8 --print-ids >/dev/null
+    done
+    $cli generate --shape 130m --device cuda --dtype float32 --prompt-tokens 1024 --max-new-tokens 512 --print-ids >/dev/null
+    # The graph replays the eager step's kernels: the tokens must be the same.
+    for shape in 130m 1.3b; do
+      python3 -c "import json,sys; a,b=(json.load(open(f))['tokens'] for f in sys.argv[1:]); print('$shape graph tokens == eager tokens:', a==b)" \
+        "$OUT/generate-$shape.json" "$OUT/generate-$shape-nograph.json"
+    done
+    python3 tools/bench_generate.py --peers .peers --shapes 130m,1.3b --prompt-tokens 1024 --new-tokens 512 \
+      --json "$OUT/bench-generate-peers.json"
+  } 2>&1 | tee "$OUT/decode.log"
+fi
+
+# Passkey retrieval over a random 130m-shaped model, for its time only (random weights retrieve nothing).
+if [[ $steps == *" passkeytime "* ]]; then
+  log passkeytime
+  {
+    rm -rf /tmp/pk130m && $cli init --out /tmp/pk130m --shape 130m --vocab gpt-neox --seed 1 >/dev/null
+    TIMEFORMAT="passkey wall %R s"
+    time $cli passkey --model /tmp/pk130m --lengths 1K:16K:3K \
+      --samples 10 --batch 10 --device cuda --dtype bfloat16 --out "$OUT/passkey-130m-random.h5" --quiet
+    TIMEFORMAT="passkey (batch 1) wall %R s"
+    time $cli passkey --model /tmp/pk130m --lengths 4K \
+      --samples 10 --batch 1 --device cuda --dtype bfloat16 --out /tmp/pk-b1.h5 --quiet
+  } 2>&1 | tee "$OUT/passkeytime.log"
+fi
+
 # Mamba-1 (130m shape) beside transformers' MambaForCausalLM in the same call.
 if [[ $steps == *" benchmamba "* ]]; then
   log benchmamba

@@ -102,6 +102,35 @@ RunOptions runOptions(const std::string& device, const std::string& dtype, int64
     return options;
 }
 
+void calibrateIfNeeded(Runner& runner, const std::string& calibrateFile, const std::string& tokenizerPath,
+                       const std::vector<int32_t>& input, const std::string& inputName)
+{
+    if (!runner.mitigation().normalises())
+        return;
+    const std::optional<int64_t> trainLength = runner.info().trainingLength;
+    std::vector<int32_t> ids;
+    std::string source;
+    if (!calibrateFile.empty()) {
+        InputRequest request;
+        request.textFile = calibrateFile;
+        request.tokenizer = tokenizerPath;
+        ids = prepareInput(request, std::nullopt).ids;
+        source = calibrateFile;
+    } else {
+        if (!trainLength)
+            throw Error("--mitigate", "calibration",
+                        "--calibrate FILE, or a model card with training_length (tau is the state norm at "
+                        "T_train)",
+                        "neither");
+        ids = input;
+        source = inputName;
+    }
+    if (trainLength && static_cast<int64_t>(ids.size()) > *trainLength)
+        ids.resize(static_cast<size_t>(*trainLength));
+    runner.checkIds(ids, source);
+    runner.calibrate(ids, source + (trainLength ? ", first T_train" : ""));
+}
+
 std::string flagMessage(const std::string& message)
 {
     static const std::pair<const char*, const char*> kFlags[] = {
@@ -142,6 +171,8 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
 
     auto runner = Runner::open(args.model, options);
     runner->checkIds(input.ids, args.idsFile.empty() ? "input" : args.idsFile);
+    calibrateIfNeeded(*runner, args.calibrate, chooseTokenizerPath(args.tokenizer, folder.tokenizerPath),
+                      input.ids, args.idsFile.empty() ? "the input" : args.idsFile);
 
     TraceWriter writer(args.out,
                        runner->traceHeader(input.source, input.description, !input.offsets.empty()));
@@ -170,6 +201,7 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
 int passkeyCommand(const PasskeyArgs& args, const std::atomic<bool>& cancel)
 {
     RunOptions options = runOptions(args.device, args.dtype, args.chunkSize, args.threads, args.mitigate);
+    options.cudaGraph = !args.noCudaGraph;
 
     PasskeySettings settings;
     settings.model = args.model;
@@ -209,6 +241,13 @@ int passkeyCommand(const PasskeyArgs& args, const std::atomic<bool>& cancel)
     if (!results.empty() && !args.quiet)
         std::cerr << "statescope-cli: resuming " << args.out << ": " << results.size() << " samples done\n";
     auto runner = Runner::open(args.model, options);
+    if (runner->mitigation().normalises()) {
+        // Without --calibrate: a haystack of T_train tokens, the passkey prompt the model trained on.
+        const int64_t length = runner->info().trainingLength.value_or(settings.lengths.front());
+        calibrateIfNeeded(*runner, args.calibrate, settings.tokenizer,
+                          makePasskeySample(tokenizer, length, 0, 1, settings.seed).ids,
+                          "a passkey prompt of " + std::to_string(length) + " tokens");
+    }
 
     const auto started = std::chrono::steady_clock::now();
     size_t reported = results.size();
@@ -297,12 +336,14 @@ int generateCommand(const GenerateArgs& args)
 {
     RunOptions options = runOptions(args.device, args.dtype, args.chunkSize, args.threads, args.mitigate);
     options.reference = args.reference;
+    options.cudaGraph = !args.noCudaGraph;
     if (args.maxNewTokens < 0)
         throw Error("--max-new-tokens", "count", "0 or more", std::to_string(args.maxNewTokens));
 
     std::vector<std::vector<int32_t>> prompts;
     std::unique_ptr<Runner> runner;
     std::shared_ptr<const BpeTokenizer> tokenizer;
+    std::string tokenizerPath = args.tokenizer; // for --calibrate's text
     if (args.model.empty()) {
         if (args.shape.empty())
             throw Error("generate", "model", "--model DIR, or --shape for random weights", "neither");
@@ -331,14 +372,15 @@ int generateCommand(const GenerateArgs& args)
         const PreparedInput input = prepareInput(request, folder.tokenizerPath);
         if (input.ids.empty())
             throw Error("generate", "prompt", "at least one token", "none");
+        tokenizerPath = chooseTokenizerPath(args.tokenizer, folder.tokenizerPath);
         if (args.idsFile.empty() || !args.tokenizer.empty() || folder.tokenizerPath)
-            tokenizer = std::make_shared<BpeTokenizer>(
-                BpeTokenizer::fromFile(chooseTokenizerPath(args.tokenizer, folder.tokenizerPath)));
+            tokenizer = std::make_shared<BpeTokenizer>(BpeTokenizer::fromFile(tokenizerPath));
         runner = Runner::open(args.model, options);
         runner->checkIds(input.ids, args.idsFile.empty() ? "input" : args.idsFile);
         prompts.push_back(input.ids);
     }
 
+    calibrateIfNeeded(*runner, args.calibrate, tokenizerPath, prompts.front(), "the prompt");
     const Generation g = runner->generate(prompts, args.maxNewTokens, tokenizer ? tokenizer->vocabSize() : 0);
     for (const std::vector<int32_t>& tokens : g.tokens) {
         if (tokenizer && !args.printIds) {
@@ -356,10 +398,10 @@ int generateCommand(const GenerateArgs& args)
     const double decodeRate = g.decodeSeconds > 0 ? batch * steps / g.decodeSeconds : 0;
     std::fprintf(stderr,
                  "statescope-cli: prefill %lld x %lld tokens in %.3f s (%.0f tokens/s); decode %lld x %lld "
-                 "steps in %.3f s (%.1f tokens/s)\n",
+                 "steps in %.3f s (%.1f tokens/s%s)\n",
                  static_cast<long long>(batch), static_cast<long long>(g.promptTokens), g.prefillSeconds,
                  prefillRate, static_cast<long long>(batch), static_cast<long long>(steps), g.decodeSeconds,
-                 decodeRate);
+                 decodeRate, g.cudaGraph ? ", CUDA graph" : "");
     if (!args.json.empty()) {
         nlohmann::ordered_json j;
         j["model"] = runner->info().path;
@@ -374,6 +416,7 @@ int generateCommand(const GenerateArgs& args)
         j["decode_steps"] = steps;
         j["decode_seconds"] = g.decodeSeconds;
         j["decode_tokens_per_second"] = decodeRate;
+        j["cuda_graph"] = g.cudaGraph;
         j["tokens"] = g.tokens;
         std::ofstream f(args.json);
         f << j.dump(2) << "\n";

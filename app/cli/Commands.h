@@ -10,7 +10,8 @@
 
 namespace statescope {
 struct RunOptions;
-}
+class Runner;
+} // namespace statescope
 
 namespace statescope::cli {
 
@@ -21,7 +22,8 @@ constexpr int kExitSkipped = 77;
 constexpr int kExitCancelled = 130;
 
 struct RunArgs {
-    std::string mitigate; // --mitigate: models/Mitigation.h
+    std::string mitigate;  // --mitigate: models/Mitigation.h
+    std::string calibrate; // --calibrate: text whose first T_train tokens calibrate clip/renorm
     std::string model;
     std::string tokenizer;
     std::string textFile;
@@ -71,7 +73,8 @@ struct InitArgs {
 };
 
 struct EvalArgs {
-    std::string mitigate; // --mitigate: models/Mitigation.h
+    std::string mitigate;  // --mitigate: models/Mitigation.h
+    std::string calibrate; // --calibrate
     std::string model;
     std::string tokenizer;
     std::string textFile;
@@ -99,6 +102,8 @@ struct EvalResult {
 
 struct GenerateArgs {
     std::string mitigate;     // --mitigate: models/Mitigation.h
+    std::string calibrate;    // --calibrate
+    bool noCudaGraph = false; // --no-cuda-graph: launch each decode step's kernels one by one
     std::string model;        // a model folder, or empty for random weights of `shape`
     std::string architecture; // with `shape`: a registry name; empty: the first registered
     std::string shape;
@@ -119,7 +124,9 @@ struct GenerateArgs {
 };
 
 struct PasskeyArgs {
-    std::string mitigate; // --mitigate: models/Mitigation.h
+    std::string mitigate;  // --mitigate: models/Mitigation.h
+    std::string calibrate; // --calibrate
+    bool noCudaGraph = false;
     std::string model;
     std::string tokenizer;
     std::string lengths = "1K:4K:1K";
@@ -152,6 +159,13 @@ DType parseDTypeArg(const std::string& s);
 // The options of a run from the flags every command shares; mitigate is --mitigate's spec.
 RunOptions runOptions(const std::string& device, const std::string& dtype, int64_t chunkSize, int threads,
                       const std::string& mitigate = "none");
+
+// State normalisation's calibration (--mitigate clip=C or renorm) before a run: tau from the first
+// T_train tokens (the model card's training length) of calibrateFile, tokenized with tokenizerPath,
+// or else of `input`. Without a training length the whole file is used, and the input cannot be.
+// Does nothing when the run does not normalise.
+void calibrateIfNeeded(Runner& runner, const std::string& calibrateFile, const std::string& tokenizerPath,
+                       const std::vector<int32_t>& input, const std::string& inputName);
 
 // Shape overrides from the size flags of init and train (0 = keep the shape's), as a JSON object of
 // config keys in the transformers dialect the registered architectures share.

@@ -21,6 +21,13 @@
 
 namespace {
 
+const char* const kMitigateHelp =
+    "Training-free mitigations, comma-separated (docs/mitigations.md): alpha=X,B=X,dt=X,A=X scale the "
+    "gates; clip=C or renorm normalise each state unit (every=N tokens, default 1); window=R "
+    "reads out the last R tokens' state (snapshot=S, default R/16)";
+const char* const kCalibrateHelp =
+    "Text whose first T_train tokens calibrate clip/renorm (default: the input's)";
+
 std::string archNames()
 {
     std::string s;
@@ -170,8 +177,8 @@ int runMain(int argc, char** argv)
     text->excludes(ids)->excludes(prompt);
     ids->excludes(prompt);
     runCmd->add_option("--out", run.out, "Trace file to write (.h5)")->required();
-    runCmd->add_option("--mitigate", run.mitigate,
-                       "Training-free mitigations: alpha=X,B=X,dt=X,A=X (docs/mitigations.md)");
+    runCmd->add_option("--mitigate", run.mitigate, kMitigateHelp);
+    runCmd->add_option("--calibrate", run.calibrate, kCalibrateHelp);
     runCmd->add_option("--device", run.device, "cpu or cuda[:N]");
     runCmd->add_option("--dtype", run.dtype, "float32, bfloat16 or float16 (the last two on CUDA)");
     runCmd->add_option("--chunk-size", run.chunkSize, "Tokens per engine call")->check(CLI::PositiveNumber);
@@ -200,8 +207,8 @@ int runMain(int argc, char** argv)
     genCmd->add_option("--batch", gen.batch, "With --shape: prompts decoded at once")
         ->check(CLI::PositiveNumber);
     genCmd->add_option("--max-new-tokens", gen.maxNewTokens, "Tokens to generate");
-    genCmd->add_option("--mitigate", gen.mitigate,
-                       "Training-free mitigations: alpha=X,B=X,dt=X,A=X (docs/mitigations.md)");
+    genCmd->add_option("--mitigate", gen.mitigate, kMitigateHelp);
+    genCmd->add_option("--calibrate", gen.calibrate, kCalibrateHelp);
     genCmd->add_option("--device", gen.device, "cpu or cuda[:N]");
     genCmd->add_option("--dtype", gen.dtype, "float32, bfloat16 or float16 (the last two on CUDA)");
     genCmd->add_option("--chunk-size", gen.chunkSize, "Prefill tokens per engine call")
@@ -209,6 +216,7 @@ int runMain(int argc, char** argv)
     genCmd->add_option("--threads", gen.threads, "CPU threads (default: all cores)");
     genCmd->add_flag("--reference", gen.reference, "Prefill through the one-token recurrent path too");
     genCmd->add_flag("--print-ids", gen.printIds, "Print the new token ids, not their text");
+    genCmd->add_flag("--no-cuda-graph", gen.noCudaGraph, "Launch each decode step's kernels one by one");
     genCmd->add_option("--json", gen.json, "Also write the tokens and the timings as JSON to this file");
 
     PasskeyArgs pk;
@@ -226,8 +234,8 @@ int runMain(int argc, char** argv)
     pkCmd->add_option("--batch", pk.batch, "Prompts decoded at once")->check(CLI::PositiveNumber);
     pkCmd->add_option("--max-new-tokens", pk.maxNewTokens, "Greedy tokens per answer")
         ->check(CLI::PositiveNumber);
-    pkCmd->add_option("--mitigate", pk.mitigate,
-                      "Training-free mitigations: alpha=X,B=X,dt=X,A=X (docs/mitigations.md)");
+    pkCmd->add_option("--mitigate", pk.mitigate, kMitigateHelp);
+    pkCmd->add_option("--calibrate", pk.calibrate, kCalibrateHelp);
     pkCmd->add_option("--device", pk.device, "cpu or cuda[:N]");
     pkCmd->add_option("--dtype", pk.dtype, "float32, bfloat16 or float16 (the last two on CUDA)");
     pkCmd->add_option("--chunk-size", pk.chunkSize, "Prefill tokens per engine call")
@@ -236,6 +244,7 @@ int runMain(int argc, char** argv)
     pkCmd->add_option("--trace", pk.traces,
                       "LENGTH:INDEX: also write that sample's probe trace beside --out (repeatable)");
     pkCmd->add_flag("--quiet", pk.quiet, "No progress on stderr");
+    pkCmd->add_flag("--no-cuda-graph", pk.noCudaGraph, "Launch each decode step's kernels one by one");
 
     std::string tokTokenizer, tokText;
     auto* tokCmd = app.add_subcommand("tokenize", "Print the token ids of a text file");
@@ -348,8 +357,8 @@ int runMain(int argc, char** argv)
     evalCmd->add_option("--range", evalRange,
                         "FROM:TO, the positions compared with the bucket ending at T_train (default: the "
                         "window's second half)");
-    evalCmd->add_option("--mitigate", eval.mitigate,
-                        "Training-free mitigations: alpha=X,B=X,dt=X,A=X (docs/mitigations.md)");
+    evalCmd->add_option("--mitigate", eval.mitigate, kMitigateHelp);
+    evalCmd->add_option("--calibrate", eval.calibrate, kCalibrateHelp);
     evalCmd->add_option("--device", eval.device, "cpu or cuda[:N]");
     evalCmd->add_option("--dtype", eval.dtype, "float32, bfloat16 or float16");
     evalCmd->add_option("--chunk-size", eval.chunkSize, "Tokens per engine call")->check(CLI::PositiveNumber);

@@ -199,11 +199,9 @@ struct MambaWeights {
     torch::Tensor lmHead; // [V, d] (the embedding when tied)
 };
 
-struct MambaState : ModelState {
-    std::vector<torch::Tensor> conv; // per layer [B, d_inner, d_conv - 1] f32: the last raw x inputs
-    std::vector<torch::Tensor> ssm;  // per layer [B, d_inner, d_state] f32
-    std::unique_ptr<ModelState> clone() const override { return std::make_unique<MambaState>(*this); }
-};
+// Per layer: the conv left context [B, d_inner, d_conv - 1] (the last raw x inputs) and the SSM state
+// [B, d_inner, d_state], float32. The window's decay sums are the running sums of Delta per channel.
+using MambaState = ScanState;
 
 // Per layer, per token and channel: Delta, the mean log-decay over the state entries and the squared
 // state norm; grouped into units at the end.
@@ -234,7 +232,9 @@ public:
         for (int64_t l = 0; l < m_config.nLayer; ++l) {
             s->conv.push_back(torch::zeros({batch, m_config.dInner(), m_config.dConv - 1}, f32));
             s->ssm.push_back(torch::zeros({batch, m_config.dInner(), m_config.dState}, f32));
+            s->decaySum.push_back(torch::zeros({batch, m_config.dInner()}, f32.dtype(torch::kFloat64)));
         }
+        s->snapshots.resize(static_cast<size_t>(m_config.nLayer));
         return s;
     }
 
@@ -271,13 +271,13 @@ public:
                 torch::Tensor residual = embed(ids.narrow(1, t, 1));
                 for (size_t l = 0; l < nLayers; ++l) {
                     MixerProbes p;
-                    residual =
-                        addResidual(residual, mixerStep(m_weights.layers[l], normed(residual, l), s.conv[l],
-                                                        s.ssm[l], withProbes ? &p : nullptr));
+                    residual = addResidual(
+                        residual, mixerStep(l, normed(residual, l), s, s.tokens, withProbes ? &p : nullptr));
                     if (withProbes)
                         perToken[l].push_back(std::move(p));
                 }
                 hidden.push_back(rmsNorm(residual, m_weights.normF, m_config.normEps));
+                ++s.tokens;
             }
             r.hidden = torch::cat(hidden, 1);
             for (size_t l = 0; l < perToken.size(); ++l) {
@@ -292,9 +292,9 @@ public:
         } else {
             torch::Tensor residual = embed(ids);
             for (size_t l = 0; l < nLayers; ++l)
-                residual =
-                    addResidual(residual, mixerChunked(m_weights.layers[l], normed(residual, l), s.conv[l],
-                                                       s.ssm[l], withProbes ? &probes[l] : nullptr));
+                residual = addResidual(residual, mixerChunked(l, normed(residual, l), s, s.tokens,
+                                                              withProbes ? &probes[l] : nullptr));
+            s.tokens += T;
             r.hidden = rmsNorm(residual, m_weights.normF, m_config.normEps);
         }
         if (withProbes) {
@@ -428,10 +428,38 @@ private:
         return project(y * F::silu(z), L.outProj, L.outProjBias);
     }
 
-    // One token: u [B, 1, d] -> [B, 1, d]. Follows mamba_ssm's Mamba.step line by line.
-    torch::Tensor mixerStep(const MambaLayer& L, const torch::Tensor& u, torch::Tensor& convState,
-                            torch::Tensor& ssmState, MixerProbes* probes) const
+    const torch::Tensor& tauOf(size_t l) const
     {
+        if (l >= m_tau.size())
+            throw Error("state normalisation", "calibrated norms (tau)",
+                        "one row per layer (" + std::to_string(m_config.nLayer) + "), from a calibration run",
+                        std::to_string(m_tau.size()) + " rows");
+        return m_tau[l];
+    }
+
+    // What the window subtracts from the read-out of tokens at positions `positions` [n] (float):
+    // sum_n C_t[n] alpha_{b+1:t}[d, n] h_b[d, n], with log alpha_{b+1:t} = A'[d, n] (sum of Delta since
+    // b) + (t - b) log lambda_alpha. dtSince [B, n, D], C [B, n, N] -> [B, n, D].
+    torch::Tensor windowCorrection(const MambaLayer& L, const StateSnapshot& snap,
+                                   const torch::Tensor& dtSince, const torch::Tensor& positions,
+                                   const torch::Tensor& C) const
+    {
+        torch::Tensor logDecay = decayRate(L) * dtSince.unsqueeze(-1); // [B, n, D, N]
+        if (m_mitigation.alpha != 1.0)
+            logDecay = logDecay +
+                       ((positions - double(snap.count)) * std::log(m_mitigation.alpha)).view({1, -1, 1, 1});
+        return (logDecay.exp() * snap.state.unsqueeze(1) * C.unsqueeze(2)).sum(-1);
+    }
+
+    // One token: u [B, 1, d] -> [B, 1, d]. Follows mamba_ssm's Mamba.step line by line.
+    torch::Tensor mixerStep(size_t l, const torch::Tensor& u, MambaState& s, int64_t count0,
+                            MixerProbes* probes) const
+    {
+        const MambaLayer& L = m_weights.layers[l];
+        torch::Tensor& convState = s.conv[l];
+        torch::Tensor& ssmState = s.ssm[l];
+        const Mitigation& m = m_mitigation;
+        const int64_t position = count0 + 1;
         const int64_t dIn = m_config.dInner();
         const auto xz = project(u.squeeze(1), L.inProj, L.inProjBias).split_with_sizes({dIn, dIn}, -1);
         // Conv: the window is the last d_conv - 1 raw inputs and this one; tap d_conv - 1 is the newest.
@@ -447,7 +475,21 @@ private:
         const torch::Tensor dA = decayOf(dt.unsqueeze(-1) * decayRate(L));
         // As one multiply-add, rounded as the chunked scan rounds it.
         ssmState = torch::addcmul((dt * x).unsqueeze(-1) * Bm.unsqueeze(1), dA, ssmState);
-        torch::Tensor y = torch::matmul(ssmState, Cm.unsqueeze(-1)).squeeze(-1) + L.D * x;
+        torch::Tensor y = torch::matmul(ssmState, Cm.unsqueeze(-1)).squeeze(-1);
+        if (m.window > 0) {
+            const StateSnapshot* snap = windowSnapshot(s.snapshots[l], position, m);
+            s.decaySum[l] = s.decaySum[l] + dt.to(torch::kFloat64);
+            if (snap) {
+                const torch::Tensor since = (s.decaySum[l] - snap->decaySum).to(torch::kFloat32).unsqueeze(1);
+                const torch::Tensor at = torch::full({1}, double(position), x.options());
+                y = y - windowCorrection(L, *snap, since, at, Cm.unsqueeze(1)).squeeze(1);
+            }
+        }
+        y = y + L.D * x;
+        if (m.normalises() && position % m.every == 0)
+            normaliseState(ssmState, tauOf(l), m);
+        if (m.window > 0)
+            recordSnapshot(s.snapshots[l], position, ssmState, s.decaySum[l], m);
         if (probes) {
             probes->dt = dt.unsqueeze(1);
             probes->logDecay = logDecayProbe(L, dt).unsqueeze(1);
@@ -456,10 +498,15 @@ private:
         return gatedOutput(L, y, xz[1]).unsqueeze(1);
     }
 
-    // A chunk: u [B, T, d] -> [B, T, d], carrying the conv left context and the SSM state.
-    torch::Tensor mixerChunked(const MambaLayer& L, const torch::Tensor& u, torch::Tensor& convState,
-                               torch::Tensor& ssmState, MixerProbes* probes) const
+    // A chunk: u [B, T, d] -> [B, T, d], carrying the conv left context and the SSM state. Under the
+    // positional mitigations the scan blocks also end where the step path normalises or snapshots.
+    torch::Tensor mixerChunked(size_t l, const torch::Tensor& u, MambaState& s, int64_t count0,
+                               MixerProbes* probes) const
     {
+        const MambaLayer& L = m_weights.layers[l];
+        torch::Tensor& convState = s.conv[l];
+        torch::Tensor& ssmState = s.ssm[l];
+        const Mitigation& m = m_mitigation;
         const int64_t dIn = m_config.dInner(), T = u.size(1);
         const auto xz = project(u, L.inProj, L.inProjBias).split_with_sizes({dIn, dIn}, -1);
         // Depthwise causal conv over [previous d_conv - 1 inputs | this chunk]: no zeros at chunk starts.
@@ -476,17 +523,45 @@ private:
         torch::Tensor y = torch::empty_like(x);
         torch::Tensor normSq = probes ? torch::empty_like(x) : torch::Tensor();
         const int64_t Q = scanBlock();
-        for (int64_t b = 0; b < T; b += Q) {
-            const int64_t n = std::min(Q, T - b);
-            const torch::Tensor dtb = dt.narrow(1, b, n), xb = x.narrow(1, b, n);
-            const torch::Tensor dA = decayOf(dtb.unsqueeze(-1) * A); // [B, n, D, N]
-            const torch::Tensor dBx =
-                (dtb * xb).unsqueeze(-1) * Bm.narrow(1, b, n).unsqueeze(2);       // [B, n, D, N]
-            const torch::Tensor states = elementwiseDecayScan(dA, dBx, ssmState); // h_t, [B, n, D, N]
-            ssmState = states.select(1, n - 1).contiguous();
-            y.narrow(1, b, n).copy_(torch::matmul(states, Cm.narrow(1, b, n).unsqueeze(-1)).squeeze(-1));
-            if (probes)
-                normSq.narrow(1, b, n).copy_(states.pow(2).sum(-1));
+        const std::vector<int64_t> ends =
+            m.positional() ? segmentEnds(count0, T, m.normalises() ? m.every : 0, m.snapshotEvery())
+                           : std::vector<int64_t>{T};
+        int64_t b = 0;
+        for (const int64_t end : ends) {
+            const int64_t position = count0 + end;
+            const StateSnapshot* snap = m.window > 0 ? windowSnapshot(s.snapshots[l], position, m) : nullptr;
+            for (; b < end;) {
+                const int64_t n = std::min(Q, end - b);
+                const torch::Tensor dtb = dt.narrow(1, b, n), xb = x.narrow(1, b, n), Cb = Cm.narrow(1, b, n);
+                const torch::Tensor dA = decayOf(dtb.unsqueeze(-1) * A); // [B, n, D, N]
+                const torch::Tensor dBx =
+                    (dtb * xb).unsqueeze(-1) * Bm.narrow(1, b, n).unsqueeze(2);       // [B, n, D, N]
+                const torch::Tensor states = elementwiseDecayScan(dA, dBx, ssmState); // h_t, [B, n, D, N]
+                ssmState = states.select(1, n - 1).contiguous();
+                torch::Tensor yb = torch::matmul(states, Cb.unsqueeze(-1)).squeeze(-1);
+                if (m.window > 0) {
+                    const torch::Tensor cum = dtb.cumsum(1); // [B, n, D]
+                    if (snap) {
+                        const torch::Tensor since =
+                            (s.decaySum[l] - snap->decaySum).to(torch::kFloat32).unsqueeze(1) + cum;
+                        const torch::Tensor at =
+                            torch::arange(count0 + b + 1, count0 + b + n + 1, x.options());
+                        yb = yb - windowCorrection(L, *snap, since, at, Cb);
+                    }
+                    s.decaySum[l] = s.decaySum[l] + cum.select(1, n - 1).to(torch::kFloat64);
+                }
+                y.narrow(1, b, n).copy_(yb);
+                if (probes)
+                    normSq.narrow(1, b, n).copy_(states.pow(2).sum(-1));
+                b += n;
+            }
+            if (m.normalises() && position % m.every == 0) {
+                const torch::Tensor scale = normaliseState(ssmState, tauOf(l), m);
+                if (probes)
+                    normSq.select(1, end - 1).mul_(scale.pow(2));
+            }
+            if (m.window > 0)
+                recordSnapshot(s.snapshots[l], position, ssmState, s.decaySum[l], m);
         }
         y = y + L.D * x;
         if (probes) {

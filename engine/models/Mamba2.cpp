@@ -323,7 +323,9 @@ std::unique_ptr<ModelState> Mamba2Model::initialState(int64_t batch) const
     for (int64_t l = 0; l < m_config.nLayer; ++l) {
         s->conv.push_back(torch::zeros({batch, m_config.convDim(), m_config.dConv - 1}, f32));
         s->ssm.push_back(torch::zeros({batch, m_config.nHeads(), m_config.headdim, m_config.dState}, f32));
+        s->decaySum.push_back(torch::zeros({batch, m_config.nHeads()}, f32.dtype(torch::kFloat64)));
     }
+    s->snapshots.resize(static_cast<size_t>(m_config.nLayer));
     return s;
 }
 
@@ -433,12 +435,13 @@ torch::Tensor Mamba2Model::forwardChunked(const torch::Tensor& ids, Mamba2State&
         const Mamba2Layer& layer = m_weights.layers[l];
         MixerProbes p;
         torch::Tensor u = rmsNorm(residual, layer.norm, m_config.normEps);
-        residual = residual + mixerChunked(layer, u, s.conv[l], s.ssm[l], probes ? &p : nullptr);
+        residual = residual + mixerChunked(l, u, s, s.tokens, probes ? &p : nullptr);
         if (roundResidual)
             residual = residual.to(m_dtype).to(torch::kFloat32);
         if (probes)
             probes->push_back(std::move(p));
     }
+    s.tokens += ids.size(1);
     return rmsNorm(residual, m_weights.normF, m_config.normEps);
 }
 
@@ -456,13 +459,14 @@ torch::Tensor Mamba2Model::forwardRecurrent(const torch::Tensor& ids, Mamba2Stat
             const Mamba2Layer& layer = m_weights.layers[l];
             MixerProbes p;
             torch::Tensor u = rmsNorm(residual, layer.norm, m_config.normEps);
-            residual = residual + mixerStep(layer, u, s.conv[l], s.ssm[l], probes ? &p : nullptr);
+            residual = residual + mixerStep(l, u, s, s.tokens, probes ? &p : nullptr);
             if (!m_config.residualInFp32 && m_dtype != torch::kFloat32)
                 residual = residual.to(m_dtype).to(torch::kFloat32);
             if (probes)
                 perToken[l].push_back(std::move(p));
         }
         hidden.push_back(rmsNorm(residual, m_weights.normF, m_config.normEps));
+        ++s.tokens;
     }
     if (probes) {
         for (size_t l = 0; l < nLayers; ++l) {
@@ -478,13 +482,38 @@ torch::Tensor Mamba2Model::forwardRecurrent(const torch::Tensor& ids, Mamba2Stat
     return torch::stack(hidden, 1);
 }
 
+// The per-group [.., G, N] read as per head [.., H, N]: head h reads group h / (H / G). An expand, not
+// repeat_interleave, so that a captured decode step allocates nothing on the host.
+static torch::Tensor headsOf(const torch::Tensor& grouped, int64_t H)
+{
+    std::vector<int64_t> expanded = grouped.sizes().vec();
+    const int64_t G = expanded[expanded.size() - 2];
+    expanded.insert(expanded.end() - 1, H / G);
+    std::vector<int64_t> out = grouped.sizes().vec();
+    out[out.size() - 2] = H;
+    return grouped.unsqueeze(-2).expand(expanded).reshape(out);
+}
+
+const torch::Tensor& Mamba2Model::tauOf(size_t l) const
+{
+    if (l >= m_tau.size())
+        throw Error("state normalisation", "calibrated norms (tau)",
+                    "one row per layer (" + std::to_string(m_config.nLayer) + "), from a calibration run",
+                    std::to_string(m_tau.size()) + " rows");
+    return m_tau[l];
+}
+
 // One token: u [B, d] -> [B, d]. Follows mamba_ssm's Mamba2.step line by line.
-torch::Tensor Mamba2Model::mixerStep(const Mamba2Layer& layer, const torch::Tensor& u,
-                                     torch::Tensor& convState, torch::Tensor& ssmState,
+torch::Tensor Mamba2Model::mixerStep(size_t l, const torch::Tensor& u, Mamba2State& s, int64_t count0,
                                      MixerProbes* probes) const
 {
+    const Mamba2Layer& layer = m_weights.layers[l];
+    torch::Tensor& convState = s.conv[l];
+    torch::Tensor& ssmState = s.ssm[l];
     const Mamba2Config& c = m_config;
+    const Mitigation& m = m_mitigation;
     const int64_t Bsz = u.size(0), H = c.nHeads(), P = c.headdim, N = c.dState, G = c.ngroups;
+    const int64_t position = count0 + 1;
     const auto parts =
         project(u, layer.inProj, layer.inProjBias).split_with_sizes({c.dInner(), c.convDim(), H}, -1);
     const torch::Tensor &z = parts[0], &xBC = parts[1], &dtRaw = parts[2];
@@ -497,18 +526,31 @@ torch::Tensor Mamba2Model::mixerStep(const Mamba2Layer& layer, const torch::Tens
         conv = conv + layer.convBias;
     const auto xbc = F::silu(conv).split_with_sizes({c.dInner(), G * N, G * N}, -1);
     torch::Tensor x = xbc[0].reshape({Bsz, H, P});
-    torch::Tensor Bh =
-        xbc[1].reshape({Bsz, G, N}).repeat_interleave(H / G, 1); // head h reads group h / (H / G)
-    torch::Tensor Ch = xbc[2].reshape({Bsz, G, N}).repeat_interleave(H / G, 1);
+    torch::Tensor Bh = headsOf(xbc[1].reshape({Bsz, G, N}), H);
+    torch::Tensor Ch = headsOf(xbc[2].reshape({Bsz, G, N}), H);
 
     torch::Tensor dt = discretize(layer, dtRaw); // [B, H]
-    torch::Tensor alpha = logDecay(layer, dt).exp();
-    if (m_mitigation.B != 1.0)
-        Bh = Bh * m_mitigation.B;
+    const torch::Tensor logAlpha = logDecay(layer, dt);
+    torch::Tensor alpha = logAlpha.exp();
+    if (m.B != 1.0)
+        Bh = Bh * m.B;
     // S <- alpha S + Delta x B^T; y = S C + D x
     ssmState = ssmState * alpha.view({Bsz, H, 1, 1}) + (dt.unsqueeze(-1) * x).unsqueeze(-1) * Bh.unsqueeze(2);
     torch::Tensor y = torch::matmul(ssmState, Ch.unsqueeze(-1)).squeeze(-1);
+    if (m.window > 0) {
+        // Read out h_t - alpha_{b+1:t} h_b: what the tokens after the snapshot b put in.
+        const StateSnapshot* snap = windowSnapshot(s.snapshots[l], position, m);
+        s.decaySum[l] = s.decaySum[l] + logAlpha.to(torch::kFloat64);
+        if (snap) {
+            const torch::Tensor decay = (s.decaySum[l] - snap->decaySum).to(torch::kFloat32).exp(); // [B, H]
+            y = y - torch::matmul(snap->state, Ch.unsqueeze(-1)).squeeze(-1) * decay.unsqueeze(-1);
+        }
+    }
     y = y + x * (c.dHasHdim ? layer.D.view({1, H, P}) : layer.D.view({1, H, 1}));
+    if (m.normalises() && position % m.every == 0)
+        normaliseState(ssmState, tauOf(l), m);
+    if (m.window > 0)
+        recordSnapshot(s.snapshots[l], position, ssmState, s.decaySum[l], m);
     if (probes) {
         probes->dt = dt;
         probes->decay = alpha;
@@ -518,10 +560,11 @@ torch::Tensor Mamba2Model::mixerStep(const Mamba2Layer& layer, const torch::Tens
 }
 
 // A chunk of tokens: u [B, T, d] -> [B, T, d], carrying the conv left context and the SSM state.
-torch::Tensor Mamba2Model::mixerChunked(const Mamba2Layer& layer, const torch::Tensor& u,
-                                        torch::Tensor& convState, torch::Tensor& ssmState,
+torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2State& s, int64_t count0,
                                         MixerProbes* probes) const
 {
+    const Mamba2Layer& layer = m_weights.layers[l];
+    torch::Tensor& convState = s.conv[l];
     const Mamba2Config& c = m_config;
     const int64_t Bsz = u.size(0), T = u.size(1), H = c.nHeads(), P = c.headdim, N = c.dState, G = c.ngroups;
     const auto parts =
@@ -543,8 +586,10 @@ torch::Tensor Mamba2Model::mixerChunked(const Mamba2Layer& layer, const torch::T
     if (m_mitigation.B != 1.0)
         Bm = Bm * m_mitigation.B;
     torch::Tensor norm;
-    torch::Tensor y = chunkedScalarDecayScan(x, dt, logAlpha, Bm, Cm, m_config.chunkSize, ssmState,
-                                             probes ? &norm : nullptr);
+    torch::Tensor y = m_mitigation.positional()
+                          ? positionalScan(l, x, dt, logAlpha, Bm, Cm, s, count0, probes ? &norm : nullptr)
+                          : chunkedScalarDecayScan(x, dt, logAlpha, Bm, Cm, m_config.chunkSize, s.ssm[l],
+                                                   probes ? &norm : nullptr);
     y = y + x * (c.dHasHdim ? layer.D.view({1, 1, H, P}) : layer.D.view({1, 1, H, 1}));
     if (probes) {
         probes->dt = dt;
@@ -552,6 +597,57 @@ torch::Tensor Mamba2Model::mixerChunked(const Mamba2Layer& layer, const torch::T
         probes->stateNorm = norm;
     }
     return gatedOutput(layer, y.reshape({Bsz, T, c.dInner()}), z);
+}
+
+// The same numbers as the step path gives under normalisation and the window: the scan runs over
+// segments that end where the step path normalises or snapshots, and acts there as the step does.
+torch::Tensor Mamba2Model::positionalScan(size_t l, const torch::Tensor& x, const torch::Tensor& dt,
+                                          const torch::Tensor& logAlpha, const torch::Tensor& Bm,
+                                          const torch::Tensor& Cm, Mamba2State& s, int64_t count0,
+                                          torch::Tensor* stateNorm) const
+{
+    const Mitigation& m = m_mitigation;
+    const int64_t T = x.size(1), H = x.size(2);
+    std::vector<torch::Tensor> ys, norms;
+    int64_t begin = 0;
+    for (const int64_t end : segmentEnds(count0, T, m.normalises() ? m.every : 0, m.snapshotEvery())) {
+        const int64_t n = end - begin, position = count0 + end;
+        auto seg = [&](const torch::Tensor& t) { return t.narrow(1, begin, n); };
+        const torch::Tensor a = seg(logAlpha);
+        torch::Tensor segNorm;
+        torch::Tensor y = chunkedScalarDecayScan(seg(x), seg(dt), a, seg(Bm), seg(Cm), m_config.chunkSize,
+                                                 s.ssm[l], stateNorm ? &segNorm : nullptr);
+        if (m.window > 0) {
+            // Every token of the segment reads against one snapshot b: y_t -= alpha_{b+1:t} C_t . h_b.
+            const StateSnapshot* snap = windowSnapshot(s.snapshots[l], position, m);
+            const torch::Tensor cum = a.cumsum(1); // [B, n, H]
+            if (snap) {
+                const torch::Tensor decay =
+                    ((s.decaySum[l] - snap->decaySum).to(torch::kFloat32).unsqueeze(1) + cum).exp();
+                const torch::Tensor Ch = headsOf(seg(Cm), H).transpose(1, 2); // [B, H, n, N]
+                const torch::Tensor old =
+                    torch::matmul(Ch, snap->state.transpose(-1, -2)).transpose(1, 2); // [B, n, H, P]
+                y = y - old * decay.unsqueeze(-1);
+            }
+            s.decaySum[l] = s.decaySum[l] + cum.select(1, n - 1).to(torch::kFloat64);
+        }
+        if (m.normalises() && position % m.every == 0) {
+            const torch::Tensor scale = normaliseState(s.ssm[l], tauOf(l), m);
+            if (stateNorm) {
+                segNorm = segNorm.clone();
+                segNorm.select(1, n - 1).mul_(scale);
+            }
+        }
+        if (m.window > 0)
+            recordSnapshot(s.snapshots[l], position, s.ssm[l], s.decaySum[l], m);
+        ys.push_back(y);
+        if (stateNorm)
+            norms.push_back(segNorm);
+        begin = end;
+    }
+    if (stateNorm)
+        *stateNorm = torch::cat(norms, 1);
+    return torch::cat(ys, 1);
 }
 
 // ---------------------------------------------------------------------------------------------------

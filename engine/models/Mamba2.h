@@ -2,6 +2,7 @@
 
 // Engine-internal: includes torch.
 #include "models/Mamba2Config.h"
+#include "models/ModelCommon.h"
 #include "models/ModelFolder.h"
 #include "models/RecurrentModel.h"
 
@@ -25,11 +26,9 @@ struct Mamba2Weights {
     torch::Tensor lmHead; // [V, d] weight dtype (the embedding when tied)
 };
 
-struct Mamba2State : ModelState {
-    std::vector<torch::Tensor> conv; // per layer [B, conv_dim, d_conv - 1] f32: the last raw xBC inputs
-    std::vector<torch::Tensor> ssm;  // per layer [B, H, headdim, d_state] f32
-    std::unique_ptr<ModelState> clone() const override { return std::make_unique<Mamba2State>(*this); }
-};
+// Per layer: the conv left context [B, conv_dim, d_conv - 1] (the last raw xBC inputs) and the SSM
+// state [B, H, headdim, d_state], float32; the window's decay sums are per head.
+using Mamba2State = ScanState;
 
 // Mamba-2 as mamba_ssm computes it (reference: shared/reference/stuffed-mamba.md §7).
 class Mamba2Model : public RecurrentModel {
@@ -70,10 +69,18 @@ private:
     struct MixerProbes {
         torch::Tensor dt, decay, stateNorm; // [B, T, H]
     };
-    torch::Tensor mixerChunked(const Mamba2Layer& layer, const torch::Tensor& u, torch::Tensor& convState,
-                               torch::Tensor& ssmState, MixerProbes* probes) const;
-    torch::Tensor mixerStep(const Mamba2Layer& layer, const torch::Tensor& u, torch::Tensor& convState,
-                            torch::Tensor& ssmState, MixerProbes* probes) const;
+    // Layer l over T tokens that follow count0 tokens of the stream (the step: the token at position
+    // count0 + 1).
+    torch::Tensor mixerChunked(size_t l, const torch::Tensor& u, Mamba2State& s, int64_t count0,
+                               MixerProbes* probes) const;
+    torch::Tensor mixerStep(size_t l, const torch::Tensor& u, Mamba2State& s, int64_t count0,
+                            MixerProbes* probes) const;
+    // The chunked scan cut at the positional mitigations' positions (normalisation, window snapshots).
+    torch::Tensor positionalScan(size_t l, const torch::Tensor& x, const torch::Tensor& dt,
+                                 const torch::Tensor& logAlpha, const torch::Tensor& B,
+                                 const torch::Tensor& C, Mamba2State& s, int64_t count0,
+                                 torch::Tensor* stateNorm) const;
+    const torch::Tensor& tauOf(size_t l) const;
     torch::Tensor gatedOutput(const Mamba2Layer& layer, const torch::Tensor& y, const torch::Tensor& z) const;
     torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const;
     torch::Tensor discretize(const Mamba2Layer& layer, const torch::Tensor& dtRaw) const;

@@ -1,10 +1,10 @@
 #include "models/ModelCommon.h"
 
 #include "Error.h"
-#include "util/Warnings.h"
 #include "io/SafeTensors.h"
 #include "io/SafeTensorsWriter.h"
 #include "io/TorchCheckpoint.h"
+#include "util/Warnings.h"
 
 #include <filesystem>
 #include <fstream>
@@ -115,8 +115,8 @@ int64_t WeightLoader::embeddingRows(const std::string& name, int64_t width, int6
         throw Error(fileOf(name), "tensor " + name, "shape [vocab, " + std::to_string(width) + "]",
                     "shape " + shapeToString(shape));
     if (shape[0] < minRows)
-        throw Error(fileOf(name), "tensor " + name, "at least vocab_size = " + std::to_string(minRows) + " rows",
-                    std::to_string(shape[0]));
+        throw Error(fileOf(name), "tensor " + name,
+                    "at least vocab_size = " + std::to_string(minRows) + " rows", std::to_string(shape[0]));
     return shape[0];
 }
 
@@ -141,10 +141,10 @@ torch::Tensor WeightLoader::take(const std::string& name, const std::vector<int6
     // NaN or infinite weights run to a trace whose every loss is NaN; say which tensor, once.
     const int64_t bad = t.numel() - torch::isfinite(t).sum().item<int64_t>();
     if (bad > 0)
-        warnOnce(fileOf(name) + "\n" + name,
-                 fileOf(name) + ": tensor " + name + " holds " + std::to_string(bad) + " NaN or infinite value" +
-                     (bad == 1 ? "" : "s") + " of " + std::to_string(t.numel()) +
-                     ": the losses and probes that depend on it will be NaN");
+        warnOnce(fileOf(name) + "\n" + name, fileOf(name) + ": tensor " + name + " holds " +
+                                                 std::to_string(bad) + " NaN or infinite value" +
+                                                 (bad == 1 ? "" : "s") + " of " + std::to_string(t.numel()) +
+                                                 ": the losses and probes that depend on it will be NaN");
     return t.to(m_device, dtype).contiguous();
 }
 
@@ -295,6 +295,100 @@ torch::Tensor elementwiseDecayScan(const torch::Tensor& decay, const torch::Tens
         a = torch::cat({a.narrow(1, 0, k), na}, 1);
     }
     return b;
+}
+
+} // namespace statescope
+
+namespace statescope {
+
+void ScanState::copyFrom(const ModelState& other)
+{
+    const auto& o = static_cast<const ScanState&>(other);
+    for (size_t l = 0; l < conv.size(); ++l) {
+        conv[l].copy_(o.conv[l]);
+        ssm[l].copy_(o.ssm[l]);
+    }
+    tokens = o.tokens;
+    decaySum = o.decaySum;
+    snapshots = o.snapshots;
+}
+
+void ScanState::forgetRecurrence()
+{
+    for (torch::Tensor& s : ssm)
+        s = torch::zeros_like(s);
+    for (torch::Tensor& d : decaySum)
+        d = torch::zeros_like(d);
+    for (auto& s : snapshots)
+        s.clear();
+}
+
+std::vector<torch::Tensor> ScanState::unitNorms() const
+{
+    std::vector<torch::Tensor> out;
+    for (const torch::Tensor& s : ssm)
+        out.push_back(s.flatten(2).norm(2, {-1}));
+    return out;
+}
+
+std::vector<int64_t> segmentEnds(int64_t count0, int64_t T, int64_t a, int64_t b)
+{
+    std::vector<int64_t> ends;
+    int64_t nextA = a > 0 ? (count0 / a + 1) * a - count0 : T;
+    int64_t nextB = b > 0 ? (count0 / b + 1) * b - count0 : T;
+    while (true) {
+        const int64_t e = std::min({nextA, nextB, T});
+        ends.push_back(e);
+        if (e >= T)
+            break;
+        if (nextA == e)
+            nextA += a;
+        if (nextB == e)
+            nextB += b;
+    }
+    return ends;
+}
+
+torch::Tensor normaliseState(torch::Tensor& state, const torch::Tensor& tau, const Mitigation& m)
+{
+    const torch::Tensor norms = state.flatten(2).norm(2, {-1}); // [B, U]
+    if (tau.dim() != 1 || tau.size(0) != norms.size(1))
+        throw Error("state normalisation", "calibrated norms",
+                    std::to_string(norms.size(1)) + " units per layer", std::to_string(tau.numel()));
+    torch::Tensor target = m.renorm ? tau.expand_as(norms) : (tau * m.clip).expand_as(norms);
+    torch::Tensor scale = torch::where(norms > 0, target / norms, torch::ones_like(norms));
+    if (!m.renorm)
+        scale = scale.clamp_max(1.0);
+    std::vector<int64_t> view = scale.sizes().vec();
+    view.resize(state.dim(), 1);
+    state = state * scale.view(view);
+    return scale;
+}
+
+const StateSnapshot* windowSnapshot(const std::deque<StateSnapshot>& snapshots, int64_t n,
+                                    const Mitigation& m)
+{
+    const int64_t s = m.snapshotEvery();
+    const int64_t b = (n + s - 1) / s * s - m.window;
+    if (b <= 0)
+        return nullptr; // the window reaches the start: the state before it was zero
+    for (const StateSnapshot& snap : snapshots)
+        if (snap.count == b)
+            return &snap;
+    throw Error("state-difference window", "snapshot after token " + std::to_string(b),
+                "recorded (the stream is fed in order from its start)", "missing");
+}
+
+void recordSnapshot(std::deque<StateSnapshot>& snapshots, int64_t n, const torch::Tensor& state,
+                    const torch::Tensor& decaySum, const Mitigation& m)
+{
+    const int64_t s = m.snapshotEvery();
+    if (n % s != 0)
+        return;
+    snapshots.push_back({n, state, decaySum});
+    // The next token reads the snapshot after n + s - window tokens at the earliest.
+    while (!snapshots.empty() && snapshots.front().count < n + s - m.window)
+        snapshots.pop_front();
 }
 
 } // namespace statescope

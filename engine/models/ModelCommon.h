@@ -4,10 +4,13 @@
 // architecture's anonymous namespace.
 #include "io/DType.h"
 #include "io/RawTensor.h"
+#include "models/Mitigation.h"
 #include "models/ModelFolder.h"
+#include "models/RecurrentModel.h"
 
 #include <torch/torch.h>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <string>
@@ -93,5 +96,46 @@ torch::Tensor elementwiseDecayScan(const torch::Tensor& decay, const torch::Tens
 torch::Tensor groupMean(const torch::Tensor& x, int64_t groups);
 torch::Tensor groupRootSumSquare(const torch::Tensor& squares,
                                  int64_t groups); // takes x^2 already summed per channel
+
+// The state of a layer at a window snapshot: what it was after `count` tokens, and the running decay
+// sum then (float64, per unit, the architecture's own kind).
+struct StateSnapshot {
+    int64_t count = 0;
+    torch::Tensor state, decaySum;
+};
+
+// What the scan architectures carry between chunks: per layer a conv left context and a recurrent
+// state [B, units, ...], plus what the positional mitigations keep (models/Mitigation.h).
+struct ScanState : ModelState {
+    std::vector<torch::Tensor> conv;
+    std::vector<torch::Tensor> ssm;
+    int64_t tokens = 0; // since the stream's start: positions of normalisation and window snapshots
+    // The state-difference window: per layer the running decay sum and the snapshots still needed.
+    std::vector<torch::Tensor> decaySum;
+    std::vector<std::deque<StateSnapshot>> snapshots;
+
+    std::unique_ptr<ModelState> clone() const override { return std::make_unique<ScanState>(*this); }
+    void copyFrom(const ModelState& other) override;
+    void forgetRecurrence() override;
+    std::vector<torch::Tensor> unitNorms() const override;
+};
+
+// Where a chunk of T tokens that follows `count0` tokens is cut so that every position that is a
+// multiple of `a` or `b` (0: none) ends a segment: the ends, in (0, T], ascending, T last.
+std::vector<int64_t> segmentEnds(int64_t count0, int64_t T, int64_t a, int64_t b);
+
+// State normalisation of one layer: state [B, U, ...] scaled per unit to min(1, clip tau / |h|)
+// (clip) or tau / |h| (renorm), a zero state left as it is. Returns the scale [B, U].
+torch::Tensor normaliseState(torch::Tensor& state, const torch::Tensor& tau, const Mitigation& m);
+
+// The window snapshot a token at position n (counted from 1) reads against: the state after
+// ceil(n / s) * s - window tokens, or null when that is at or before the stream's start (a zero state).
+const StateSnapshot* windowSnapshot(const std::deque<StateSnapshot>& snapshots, int64_t n,
+                                    const Mitigation& m);
+
+// After the token at position n: a snapshot when n is a multiple of the snapshot interval, and those
+// no later token reads dropped.
+void recordSnapshot(std::deque<StateSnapshot>& snapshots, int64_t n, const torch::Tensor& state,
+                    const torch::Tensor& decaySum, const Mitigation& m);
 
 } // namespace statescope

@@ -28,6 +28,15 @@ struct ModelState {
     // forward() replaces the state's tensors rather than writing into them, so a shallow copy is
     // enough to keep the old state until a chunk has fully succeeded.
     virtual std::unique_ptr<ModelState> clone() const = 0;
+    // Writes other's values into this state's own tensors (same shapes): a captured CUDA graph keeps
+    // reading the addresses it was captured with.
+    virtual void copyFrom(const ModelState& other) = 0;
+    // Zeroes the recurrent state and keeps the convolution's left context: a fresh start of the
+    // recurrence at this token, as the state-difference window identity compares against.
+    virtual void forgetRecurrence() = 0;
+    // Per layer, [batch, units]: the norm of each normalisation unit's state (a Mamba-2 head, a
+    // Mamba-1 channel), as state normalisation calibrates and bounds it.
+    virtual std::vector<torch::Tensor> unitNorms() const = 0;
 };
 
 struct ForwardResult {
@@ -58,7 +67,14 @@ public:
 
     // Training-free mitigations (models/Mitigation.h): each architecture applies them in forward(),
     // the same in both paths, and at their defaults gives the original numbers bit for bit.
-    void setMitigation(const Mitigation& m) { m_mitigation = m; }
+    // State normalisation reads m_tau, the calibrated norms on the model's device.
+    void setMitigation(const Mitigation& m)
+    {
+        m_mitigation = m;
+        m_tau.clear();
+        for (const std::vector<float>& layer : m.tau)
+            m_tau.push_back(torch::tensor(layer).to(device()));
+    }
     const Mitigation& mitigation() const { return m_mitigation; }
 
     // Writes config.json (the architecture's transformers dialect) and model.safetensors (float32)
@@ -67,6 +83,7 @@ public:
 
 protected:
     Mitigation m_mitigation;
+    std::vector<torch::Tensor> m_tau; // per layer [units] float32
 };
 
 } // namespace statescope

@@ -4,6 +4,7 @@
 #include "io/Json.h"
 #include "models/ModelFolder.h"
 #include "models/RecurrentModel.h"
+#include "runtime/DecodeGraph.h"
 #include "util/Threads.h"
 #include "util/Time.h"
 
@@ -197,6 +198,44 @@ public:
         }
     }
 
+    void calibrate(const std::vector<int32_t>& ids, const std::string& source)
+    {
+        if (ids.empty())
+            throw Error(source, "calibration", "at least one token", "none");
+        const int64_t vocab = m_model->vocabSize();
+        for (size_t i = 0; i < ids.size(); ++i)
+            if (ids[i] < 0 || ids[i] >= vocab)
+                throw Error(source, "token " + std::to_string(i),
+                            "an id in [0, " + std::to_string(vocab) + ")", std::to_string(ids[i]));
+        c10::InferenceMode guard;
+        Mitigation m = m_options.mitigation;
+        m_model->setMitigation(Mitigation{}); // tau is the original model's norm
+        try {
+            std::unique_ptr<ModelState> state = m_model->initialState(1);
+            const auto T = static_cast<int64_t>(ids.size());
+            const torch::Tensor all =
+                torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong)
+                    .reshape({1, T})
+                    .to(m_model->device());
+            const int64_t chunk = std::max<int64_t>(1, m_options.chunkSize);
+            for (int64_t b = 0; b < T; b += chunk)
+                m_model->forward(all.narrow(1, b, std::min(chunk, T - b)), *state, m_options.reference,
+                                 false);
+            m.tau.clear();
+            for (const torch::Tensor& n : state->unitNorms()) {
+                const torch::Tensor host = n[0].to(torch::kCPU).contiguous();
+                m.tau.emplace_back(host.data_ptr<float>(), host.data_ptr<float>() + host.numel());
+            }
+        } catch (const c10::Error& e) {
+            m_model->setMitigation(m_options.mitigation);
+            throw Error(m_info.device, "calibration failed: " + errorLine(e.what_without_backtrace()));
+        }
+        m.calibration = source + " (" + std::to_string(ids.size()) + " tokens)";
+        m_options.mitigation = m;
+        m_model->setMitigation(m);
+        reset();
+    }
+
     ModelInfo m_info;
     std::unique_ptr<RecurrentModel> m_model;
     RunOptions m_options;
@@ -234,12 +273,33 @@ private:
         if (cuda)
             torch::cuda::synchronize();
         const auto t1 = Clock::now();
-        for (int64_t k = 0; k < maxNewTokens; ++k) {
+        if (maxNewTokens > 0)
+            out.select(1, 0).copy_(next);
+        std::unique_ptr<DecodeGraph> graph;
+        int64_t k = 1;
+        if (cuda && m_options.cudaGraph && maxNewTokens > 2 && !m_model->mitigation().positional() &&
+            DecodeGraph::built()) {
+            // The captured step writes its token into `next` and its state into `state`'s own
+            // tensors, so that every replay reads and writes the addresses it was captured with.
+            auto step = [&] {
+                std::unique_ptr<ModelState> work = state->clone();
+                ForwardResult r = m_model->forward(next.unsqueeze(1), *work, true, false);
+                const torch::Tensor picked = pick(r.hidden.select(1, 0));
+                state->copyFrom(*work);
+                next.copy_(picked);
+            };
+            graph = DecodeGraph::capture(step, device); // runs the step once, then captures it
+            out.select(1, k++).copy_(next);
+            g.cudaGraph = graph != nullptr;
+        }
+        for (; k < maxNewTokens; ++k) {
+            if (graph) {
+                graph->replay();
+            } else {
+                ForwardResult r = m_model->forward(next.unsqueeze(1), *state, true, false);
+                next = pick(r.hidden.select(1, 0));
+            }
             out.select(1, k).copy_(next);
-            if (k + 1 == maxNewTokens)
-                break; // the last token needs no step
-            ForwardResult r = m_model->forward(next.unsqueeze(1), *state, true, false);
-            next = pick(r.hidden.select(1, 0));
         }
         // The one copy to the host (it waits for the device).
         const torch::Tensor host = out.to(torch::kCPU).to(torch::kInt).contiguous();
@@ -381,6 +441,10 @@ const ModelInfo& Runner::info() const
 {
     return m_impl->m_info;
 }
+const Mitigation& Runner::mitigation() const
+{
+    return m_impl->m_options.mitigation;
+}
 std::vector<ProbeDesc> Runner::probes() const
 {
     return m_impl->m_model->probeDescs();
@@ -417,6 +481,8 @@ TraceHeader Runner::traceHeader(const TraceInput& input, const std::string& inpu
     settings["reference"] = o.reference;
     settings["probe_detail"] = probeDetailName(o.probeDetail);
     settings["mitigation"] = o.mitigation.describe();
+    if (o.mitigation.normalises())
+        settings["mitigation_calibration"] = o.mitigation.calibration;
     h.runSettings = settings.dump();
     return h;
 }
@@ -485,6 +551,16 @@ Generation Runner::generate(const std::vector<std::vector<int32_t>>& prompts, in
                             int64_t vocabLimit)
 {
     return m_impl->generate(prompts, maxNewTokens, vocabLimit);
+}
+
+void Runner::calibrate(const std::vector<int32_t>& ids, const std::string& source)
+{
+    m_impl->calibrate(ids, source);
+}
+
+void Runner::forgetRecurrentState()
+{
+    m_impl->m_state->forgetRecurrence();
 }
 
 void Runner::synchronize()

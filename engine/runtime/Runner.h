@@ -25,6 +25,7 @@ struct RunOptions {
     bool reference = false;   // one-token recurrent path instead of the chunked one (slow; for checks)
     ProbeDetail probeDetail = ProbeDetail::Summary;
     Mitigation mitigation; // training-free mitigations, off by default (recorded in the trace)
+    bool cudaGraph = true; // on CUDA, replay the decode step as one captured graph where it can be
 };
 
 struct ModelInfo {
@@ -58,6 +59,7 @@ struct Generation {
     int64_t promptTokens = 0;                 // per prompt (all prompts of a batch are one length)
     double prefillSeconds = 0;                // wall time, the device waited for
     double decodeSeconds = 0;
+    bool cudaGraph = false; // whether the decode steps were replayed as a CUDA graph
 };
 
 class RunnerImpl;
@@ -81,6 +83,7 @@ public:
     ~Runner();
 
     const ModelInfo& info() const;
+    const Mitigation& mitigation() const; // as set, with tau once calibrated
     std::vector<ProbeDesc> probes() const;
     int64_t position() const; // tokens fed since the last reset
     // The header of a trace of this model's run: model, shape, markers, input, settings, start time.
@@ -114,6 +117,14 @@ public:
     Generation generate(const std::vector<std::vector<int32_t>>& prompts, int64_t maxNewTokens,
                         int64_t vocabLimit = 0);
 
+    // State normalisation's calibration (Mitigation::clip, renorm): runs ids through the model without
+    // any mitigation on a fresh state and takes each layer's and unit's final state norm as tau.
+    // `source` says what the ids are, for the trace. Needed before feed(), run() or generate() when
+    // the options normalise; resets the stream. Throws Error for no ids or one outside the vocabulary.
+    void calibrate(const std::vector<int32_t>& ids, const std::string& source);
+    // Zeroes the recurrent state of the stream and keeps its convolution context (the state-difference
+    // window's identity is checked against such a fresh start).
+    void forgetRecurrentState();
     // Wait for the device (benchmarks).
     void synchronize();
     static bool cudaAvailable();
