@@ -102,35 +102,6 @@ RunOptions runOptions(const std::string& device, const std::string& dtype, int64
     return options;
 }
 
-void calibrateIfNeeded(Runner& runner, const std::string& calibrateFile, const std::string& tokenizerPath,
-                       const std::vector<int32_t>& input, const std::string& inputName)
-{
-    if (!runner.mitigation().normalises())
-        return;
-    const std::optional<int64_t> trainLength = runner.info().trainingLength;
-    std::vector<int32_t> ids;
-    std::string source;
-    if (!calibrateFile.empty()) {
-        InputRequest request;
-        request.textFile = calibrateFile;
-        request.tokenizer = tokenizerPath;
-        ids = prepareInput(request, std::nullopt).ids;
-        source = calibrateFile;
-    } else {
-        if (!trainLength)
-            throw Error("--mitigate", "calibration",
-                        "--calibrate FILE, or a model card with training_length (tau is the state norm at "
-                        "T_train)",
-                        "neither");
-        ids = input;
-        source = inputName;
-    }
-    if (trainLength && static_cast<int64_t>(ids.size()) > *trainLength)
-        ids.resize(static_cast<size_t>(*trainLength));
-    runner.checkIds(ids, source);
-    runner.calibrate(ids, source + (trainLength ? ", first T_train" : ""));
-}
-
 std::string flagMessage(const std::string& message)
 {
     static const std::pair<const char*, const char*> kFlags[] = {
@@ -171,8 +142,8 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
 
     auto runner = Runner::open(args.model, options);
     runner->checkIds(input.ids, args.idsFile.empty() ? "input" : args.idsFile);
-    calibrateIfNeeded(*runner, args.calibrate, chooseTokenizerPath(args.tokenizer, folder.tokenizerPath),
-                      input.ids, args.idsFile.empty() ? "the input" : args.idsFile);
+    calibrateForRun(*runner, args.calibrate, chooseTokenizerPath(args.tokenizer, folder.tokenizerPath),
+                    input.ids, args.idsFile.empty() ? "the input" : args.idsFile);
 
     TraceWriter writer(args.out,
                        runner->traceHeader(input.source, input.description, !input.offsets.empty()));
@@ -244,9 +215,9 @@ int passkeyCommand(const PasskeyArgs& args, const std::atomic<bool>& cancel)
     if (runner->mitigation().normalises()) {
         // Without --calibrate: a haystack of T_train tokens, the passkey prompt the model trained on.
         const int64_t length = runner->info().trainingLength.value_or(settings.lengths.front());
-        calibrateIfNeeded(*runner, args.calibrate, settings.tokenizer,
-                          makePasskeySample(tokenizer, length, 0, 1, settings.seed).ids,
-                          "a passkey prompt of " + std::to_string(length) + " tokens");
+        calibrateForRun(*runner, args.calibrate, settings.tokenizer,
+                        makePasskeySample(tokenizer, length, 0, 1, settings.seed).ids,
+                        "a passkey prompt of " + std::to_string(length) + " tokens");
     }
 
     const auto started = std::chrono::steady_clock::now();
@@ -380,7 +351,7 @@ int generateCommand(const GenerateArgs& args)
         prompts.push_back(input.ids);
     }
 
-    calibrateIfNeeded(*runner, args.calibrate, tokenizerPath, prompts.front(), "the prompt");
+    calibrateForRun(*runner, args.calibrate, tokenizerPath, prompts.front(), "the prompt");
     const Generation g = runner->generate(prompts, args.maxNewTokens, tokenizer ? tokenizer->vocabSize() : 0);
     for (const std::vector<int32_t>& tokens : g.tokens) {
         if (tokenizer && !args.printIds) {

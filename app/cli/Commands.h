@@ -10,8 +10,7 @@
 
 namespace statescope {
 struct RunOptions;
-class Runner;
-} // namespace statescope
+}
 
 namespace statescope::cli {
 
@@ -159,13 +158,6 @@ DType parseDTypeArg(const std::string& s);
 // The options of a run from the flags every command shares; mitigate is --mitigate's spec.
 RunOptions runOptions(const std::string& device, const std::string& dtype, int64_t chunkSize, int threads,
                       const std::string& mitigate = "none");
-
-// State normalisation's calibration (--mitigate clip=C or renorm) before a run: tau from the first
-// T_train tokens (the model card's training length) of calibrateFile, tokenized with tokenizerPath,
-// or else of `input`. Without a training length the whole file is used, and the input cannot be.
-// Does nothing when the run does not normalise.
-void calibrateIfNeeded(Runner& runner, const std::string& calibrateFile, const std::string& tokenizerPath,
-                       const std::vector<int32_t>& input, const std::string& inputName);
 
 // Shape overrides from the size flags of init and train (0 = keep the shape's), as a JSON object of
 // config keys in the transformers dialect the registered architectures share.

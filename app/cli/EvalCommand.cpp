@@ -69,8 +69,8 @@ EvalResult evaluateLengths(const EvalArgs& args, const std::atomic<bool>& cancel
 
     auto runner = Runner::open(args.model, options);
     runner->checkIds(ids, args.textFile);
-    calibrateIfNeeded(*runner, args.calibrate, chooseTokenizerPath(args.tokenizer, folder.tokenizerPath), ids,
-                      args.textFile);
+    calibrateForRun(*runner, args.calibrate, chooseTokenizerPath(args.tokenizer, folder.tokenizerPath), ids,
+                    args.textFile);
     const ModelInfo& info = runner->info();
     EvalResult r;
     r.trainingLength = args.trainingLength > 0 ? args.trainingLength : info.trainingLength.value_or(0);

@@ -6,6 +6,7 @@
 #include "ExportDialog.h"
 #include "InputPanel.h"
 #include "LossView.h"
+#include "MitigationsPanel.h"
 #include "ModelPanel.h"
 #include "PlotExporter.h"
 #include "PlotGroup.h"
@@ -392,13 +393,18 @@ void MainWindow::buildActions()
     m_openTrace = make(tr("Open t&race…"), QKeySequence("Ctrl+Shift+O"), &MainWindow::chooseTrace);
     m_overlayTrace = make(tr("O&verlay trace…"), QKeySequence(), &MainWindow::chooseOverlay);
     m_clearOverlay = make(tr("&Remove overlay"), QKeySequence(), &MainWindow::clearOverlay);
-    m_readNamedFiles = make(tr("Read the files this trace &names"), QKeySequence(), [this] { readNamedFiles(); });
+    m_readNamedFiles =
+        make(tr("Read the files this trace &names"), QKeySequence(), [this] { readNamedFiles(); });
     m_readNamedFiles->setToolTip(tr("Show the trace's tokens as the text it was made from, with the "
                                     "tokenizer it names (files a trace names are read only when you ask)"));
     m_readNamedFiles->setEnabled(false);
     m_export = make(tr("&Export plots…"), QKeySequence("Ctrl+E"), &MainWindow::showExportDialog);
     m_quit = make(tr("&Quit"), QKeySequence::Quit, &QWidget::close);
     m_run = make(tr("&Run"), QKeySequence("Ctrl+R"), [this] { startRun(); });
+    m_compare = make(tr("&Compare with original"), QKeySequence("Ctrl+Shift+R"), [this] {
+        m_mitigationsDock->show();
+        compareWithOriginal();
+    });
     m_run->setToolTip(tr("Run the model over the input (Ctrl+R)"));
     m_pause = make(tr("&Pause"), QKeySequence("Ctrl+Shift+P"), &MainWindow::pauseOrResume);
     m_cancel = make(tr("&Cancel"), QKeySequence(Qt::Key_Escape), &MainWindow::cancelRun);
@@ -444,6 +450,8 @@ void MainWindow::buildMenus()
     run->addAction(m_run);
     run->addAction(m_pause);
     run->addAction(m_cancel);
+    run->addSeparator();
+    run->addAction(m_compare);
     QMenu* view = menuBar()->addMenu(tr("&View"));
     view->addAction(m_logX);
     view->addAction(m_showAll);
@@ -471,6 +479,7 @@ void MainWindow::buildMenus()
     tools->addAction(m_follow);
     tools->addSeparator();
     tools->addAction(m_export);
+    tools->addAction(m_mitigationsDock->toggleViewAction());
 
     // Where to look: a token by number, or a text in the input.
     QToolBar* nav = addToolBar(tr("Navigate"));
@@ -588,6 +597,8 @@ void MainWindow::buildDocks()
     m_modelPanel = new ModelPanel(this);
     m_inputPanel = new InputPanel(this);
     m_runsPanel = new RunsPanel(m_tracesFolder, this);
+    m_mitigationsPanel = new MitigationsPanel(this);
+    connect(m_mitigationsPanel, &MitigationsPanel::compareRequested, this, [this] { compareWithOriginal(); });
     connect(m_modelPanel, &ModelPanel::errorOccurred, this, &MainWindow::showError);
     connect(m_inputPanel, &InputPanel::errorOccurred, this, &MainWindow::showError);
     connect(m_modelPanel, &ModelPanel::modelChanged, this, [this] {
@@ -633,6 +644,23 @@ void MainWindow::buildDocks()
     QDockWidget* model = dock(tr("Model"), "modelDock", m_modelPanel, Qt::LeftDockWidgetArea);
     QDockWidget* input = dock(tr("Input"), "inputDock", m_inputPanel, Qt::LeftDockWidgetArea);
     QDockWidget* runs = dock(tr("Runs"), "runsDock", m_runsPanel, Qt::LeftDockWidgetArea);
+    // On the right, shown from the toolbar: the left column is full on a 720-pixel screen. Scrolled,
+    // since its form is taller than the room a small screen leaves it.
+    auto* mitigationsScroll = new QScrollArea(this);
+    mitigationsScroll->setWidget(m_mitigationsPanel);
+    mitigationsScroll->setWidgetResizable(true);
+    mitigationsScroll->setFrameShape(QFrame::NoFrame);
+    mitigationsScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    m_mitigationsDock =
+        dock(tr("Mitigations"), "mitigationsDock", mitigationsScroll, Qt::RightDockWidgetArea);
+    m_mitigationsDock->hide();
+    // Narrow the first time it shows: the plots keep most of a small screen.
+    connect(m_mitigationsDock, &QDockWidget::visibilityChanged, this, [this](bool visible) {
+        if (visible && !m_mitigationsDockSized) {
+            m_mitigationsDockSized = true;
+            resizeDocks({m_mitigationsDock}, {330}, Qt::Horizontal);
+        }
+    });
     splitDockWidget(model, input, Qt::Vertical);
     splitDockWidget(input, runs, Qt::Vertical);
     resizeDocks({model, input, runs}, {260, 380, 200}, Qt::Vertical);
@@ -672,6 +700,8 @@ void MainWindow::restoreSettings()
     m_modelPanel->setRecentModels(s.value("model/recent").toStringList());
     m_modelPanel->setDevice(s.value("model/device", "cpu").toString());
     m_modelPanel->setDtype(s.value("model/dtype", "float32").toString());
+    m_mitigationsPanel->setSpec(s.value("mitigation/spec", "none").toString()); // a bad spec keeps "none"
+    m_mitigationsPanel->setCalibrationFile(s.value("mitigation/calibration").toString());
     m_modelPanel->setChunkSize(s.value("model/chunk", 0).toInt());
     const QString last = s.value("model/last").toString();
     if (!last.isEmpty() && QFileInfo(last + "/config.json").exists()) {
@@ -708,6 +738,8 @@ void MainWindow::saveSettings()
     s.setValue("window/plots", m_splitter->saveState());
     s.setValue("window/plotCount", m_splitter->count());
     s.setValue("model/recent", m_modelPanel->recentModels());
+    s.setValue("mitigation/spec", QString::fromStdString(m_mitigationsPanel->mitigation().describe()));
+    s.setValue("mitigation/calibration", m_mitigationsPanel->calibrationFile());
     s.setValue("model/last", m_modelPanel->modelDir());
     s.setValue("model/device", m_modelPanel->device());
     s.setValue("model/dtype", m_modelPanel->dtype());
@@ -1167,6 +1199,32 @@ bool MainWindow::startRun()
 {
     if (m_controller->isBusy())
         return false;
+    m_compareStage = CompareStage::None;
+    return startRunWith(m_mitigationsPanel->mitigation(), QString());
+}
+
+bool MainWindow::compareWithOriginal()
+{
+    if (m_controller->isBusy())
+        return false;
+    if (m_mitigationsPanel->mitigation().isIdentity()) {
+        showError(tr("Set a mitigation in the Mitigations panel first: the comparison runs the input without "
+                     "and with it."));
+        return false;
+    }
+    m_compareStage = CompareStage::Original;
+    m_compareOriginal.clear();
+    if (!startRunWith(Mitigation(), QStringLiteral("original"))) {
+        m_compareStage = CompareStage::None;
+        return false;
+    }
+    return true;
+}
+
+bool MainWindow::startRunWith(const Mitigation& mitigation, const QString& nameTag)
+{
+    if (m_controller->isBusy())
+        return false;
     if (m_modelPanel->modelDir().isEmpty()) {
         showError(tr("Choose a model first (Model panel, Ctrl+O, or drop a model folder on the window)."));
         return false;
@@ -1175,10 +1233,24 @@ bool MainWindow::startRun()
         showError(tr("The input is empty: type a text, open a .txt file or use a generator."));
         return false;
     }
+    // The spec round trip checks what the panel's controls cannot (a snapshot that divides the window).
+    Mitigation checked;
+    try {
+        checked = parseMitigation(mitigation.describe());
+    } catch (const Error& e) {
+        showError(tr("Mitigations: %1").arg(QString::fromStdString(e.what())));
+        return false;
+    }
     RunRequest r;
     r.modelDir = m_modelPanel->modelDir();
-    r.modelName = m_modelPanel->modelName();
+    // The mitigation in the file name, and so in the legend: compared runs tell themselves apart.
+    const QString tag = !nameTag.isEmpty()     ? nameTag
+                        : checked.isIdentity() ? QString()
+                                               : QString::fromStdString(checked.describe());
+    r.modelName = tag.isEmpty() ? m_modelPanel->modelName() : m_modelPanel->modelName() + "-" + tag;
     r.options = m_modelPanel->runOptions();
+    r.options.mitigation = checked;
+    r.calibrationFile = m_mitigationsPanel->calibrationFile();
     r.input = m_inputPanel->request(); // the engine picks the tokenizer, as the Model panel shows
     r.trainingLength = m_modelPanel->trainingLength();
     r.traceFolder = m_tracesFolder;
@@ -1218,7 +1290,8 @@ void MainWindow::onRunStarted(const RunStart& start)
     // the run loaded), which is also the label the trace gets when opened later.
     h.label = QFileInfo(start.tracePath).completeBaseName();
 
-    // An overlay was chosen to compare with the trace shown then; a new run is another comparison.
+    // An overlay was chosen to compare with the trace shown then; a new run is another comparison
+    // (unless it is the mitigated half of "Compare with original", which overlays the original below).
     if (!m_overlays.isEmpty()) {
         clearOverlay();
         statusBar()->showMessage(tr("Overlay removed: a new run started"), 5000);
@@ -1252,6 +1325,8 @@ void MainWindow::onRunStarted(const RunStart& start)
     m_runsPanel->setRecording(start.tracePath);
     m_traceLabel->setText(tr("Recording %1").arg(QFileInfo(start.tracePath).fileName()));
     m_traceLabel->setToolTip(start.tracePath);
+    if (m_compareStage == CompareStage::Mitigated && !m_compareOriginal.isEmpty())
+        overlayTrace(m_compareOriginal);
 }
 
 void MainWindow::onChunk(const ChunkProbes& chunk)
@@ -1356,11 +1431,24 @@ void MainWindow::onRunFinished(const QString& path, bool completed)
     if (m_needleBegin >= 0 && !m_needlePlaced)
         placeNeedle();
     updateActions();
+    const CompareStage stage = m_compareStage;
+    m_compareStage = CompareStage::None;
+    if (stage == CompareStage::Original && completed && !path.isEmpty()) {
+        // The mitigated half, once the controller is idle again.
+        m_compareOriginal = path;
+        m_compareStage = CompareStage::Mitigated;
+        QTimer::singleShot(0, this, [this] {
+            if (m_compareStage == CompareStage::Mitigated &&
+                !startRunWith(m_mitigationsPanel->mitigation(), QString()))
+                m_compareStage = CompareStage::None;
+        });
+    }
     emit runEnded(path, completed);
 }
 
 void MainWindow::onRunFailed(const QString& message)
 {
+    m_compareStage = CompareStage::None;
     m_runEndMs = QDateTime::currentMSecsSinceEpoch();
     m_rateLabel->clear();
     m_traceLabel->setText(tr("Run failed"));
@@ -1384,12 +1472,14 @@ void MainWindow::updateActions()
     const RunController::State s = m_controller->state();
     const bool busy = s != RunController::State::Idle;
     m_run->setEnabled(!busy);
+    m_compare->setEnabled(!busy);
     m_pause->setEnabled(s == RunController::State::Running || s == RunController::State::Paused);
     m_pause->setText(s == RunController::State::Paused ? tr("Res&ume") : tr("&Pause"));
     updateMediaIcons();
     m_cancel->setEnabled(busy && s != RunController::State::Cancelling);
     m_openTrace->setEnabled(!busy);
     m_modelPanel->setRunning(busy);
+    m_mitigationsPanel->setRunning(busy);
     m_clearOverlay->setEnabled(!m_overlays.isEmpty());
     updateRateLabel();
 }

@@ -12,6 +12,7 @@
 #include <memory>
 
 class QAction;
+class QDockWidget;
 class QCheckBox;
 class QLabel;
 class QLineEdit;
@@ -30,6 +31,7 @@ class ModelPanel;
 class PlotGroup;
 class ProbeView;
 class RunsPanel;
+class MitigationsPanel;
 class TokenStrip;
 class TraceData;
 class TraceView;
@@ -67,6 +69,9 @@ public:
     bool openDroppedPath(const QString& path);
 
     bool startRun();
+    // Runs the input without the Mitigations panel's settings, then with them, and overlays the
+    // original on the mitigated run. false if a run is going or no mitigation is set.
+    bool compareWithOriginal();
     void pauseOrResume();
     void cancelRun();
 
@@ -124,6 +129,8 @@ public:
     ModelPanel* modelPanel() const { return m_modelPanel; }
     InputPanel* inputPanel() const { return m_inputPanel; }
     RunsPanel* runsPanel() const { return m_runsPanel; }
+    MitigationsPanel* mitigationsPanel() const { return m_mitigationsPanel; }
+    QDockWidget* mitigationsDock() const { return m_mitigationsDock; }
     QList<TraceView*> views() const;
     QScrollArea* plotScroll() const { return m_plotScroll; }
     QString tracesFolder() const { return m_tracesFolder; }
@@ -159,6 +166,7 @@ protected:
     void dropEvent(QDropEvent* event) override;
 
 private:
+    bool startRunWith(const Mitigation& mitigation, const QString& nameTag);
     void buildActions();
     void buildMenus();
     void buildDocks();
@@ -208,8 +216,16 @@ private:
     ModelPanel* m_modelPanel = nullptr;
     InputPanel* m_inputPanel = nullptr;
     RunsPanel* m_runsPanel = nullptr;
+    MitigationsPanel* m_mitigationsPanel = nullptr;
+    QDockWidget* m_mitigationsDock = nullptr;
+    bool m_mitigationsDockSized = false;
+    // "Compare with original": the original run goes first, then the mitigated one over it.
+    enum class CompareStage { None, Original, Mitigated };
+    CompareStage m_compareStage = CompareStage::None;
+    QString m_compareOriginal; // the original run's trace
 
     QAction* m_openModel = nullptr;
+    QAction* m_compare = nullptr;
     QAction* m_openText = nullptr;
     QAction* m_openTrace = nullptr;
     QAction* m_overlayTrace = nullptr;

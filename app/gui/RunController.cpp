@@ -216,6 +216,15 @@ void RunWorker::run(const RunRequest& r)
             return;
         }
         model.checkIds(input.ids, "input", " (is the tokenizer the model's?)");
+        // The cached model keeps its weights; the mitigations are this run's.
+        model.setMitigation(r.options.mitigation);
+        calibrateForRun(model, r.calibrationFile.toStdString(),
+                        chooseTokenizerPath(r.input.tokenizer, folder.tokenizerPath), input.ids, "the input",
+                        r.trainingLength);
+        if (shared.cancel) {
+            emit finished(QString(), false);
+            return;
+        }
 
         const QString folderName = r.traceFolder.isEmpty() ? tracesFolder() : r.traceFolder;
         QDir().mkpath(folderName);

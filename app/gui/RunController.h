@@ -25,6 +25,7 @@ struct RunRequest {
     qint64 trainingLength = 0; // recorded in the trace instead of the model card's when > 0
     QString traceFolder;       // empty: tracesFolder()
     QString modelName;         // for the trace's file name; empty: the folder's name
+    QString calibrationFile;   // state normalisation's tau from this text; empty: the input's first T_train
 };
 
 // What the window needs to know once the model is loaded and the trace created.

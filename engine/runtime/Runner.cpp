@@ -5,6 +5,7 @@
 #include "models/ModelFolder.h"
 #include "models/RecurrentModel.h"
 #include "runtime/DecodeGraph.h"
+#include "runtime/Input.h"
 #include "util/Threads.h"
 #include "util/Time.h"
 
@@ -561,6 +562,44 @@ void Runner::calibrate(const std::vector<int32_t>& ids, const std::string& sourc
 void Runner::forgetRecurrentState()
 {
     m_impl->m_state->forgetRecurrence();
+}
+
+void Runner::setMitigation(const Mitigation& m)
+{
+    m_impl->m_options.mitigation = m;
+    m_impl->m_model->setMitigation(m);
+    m_impl->reset();
+}
+
+void calibrateForRun(Runner& runner, const std::string& calibrateFile, const std::string& tokenizerPath,
+                     const std::vector<int32_t>& input, const std::string& inputName, int64_t trainingLength)
+{
+    if (!runner.mitigation().normalises())
+        return;
+    const std::optional<int64_t> trainLength =
+        trainingLength > 0 ? std::optional<int64_t>(trainingLength) : runner.info().trainingLength;
+    std::vector<int32_t> ids;
+    std::string source;
+    if (!calibrateFile.empty()) {
+        InputRequest request;
+        request.textFile = calibrateFile;
+        request.tokenizer = tokenizerPath;
+        ids = prepareInput(request, std::nullopt).ids;
+        source = calibrateFile;
+    } else {
+        if (!trainLength)
+            throw Error(
+                "state normalisation", "calibration",
+                "a calibration text (--calibrate FILE, or the Mitigations panel), or a training length "
+                "(the model card's training_length, or the Model panel): tau is the state norm at T_train",
+                "neither");
+        ids = input;
+        source = inputName;
+    }
+    if (trainLength && static_cast<int64_t>(ids.size()) > *trainLength)
+        ids.resize(static_cast<size_t>(*trainLength));
+    runner.checkIds(ids, source);
+    runner.calibrate(ids, source + (trainLength ? ", first T_train" : ""));
 }
 
 void Runner::synchronize()

@@ -122,6 +122,9 @@ public:
     // `source` says what the ids are, for the trace. Needed before feed(), run() or generate() when
     // the options normalise; resets the stream. Throws Error for no ids or one outside the vocabulary.
     void calibrate(const std::vector<int32_t>& ids, const std::string& source);
+    // Replaces the mitigations (tau included: a normalising one needs calibrate() again) and resets
+    // the stream; the model stays loaded.
+    void setMitigation(const Mitigation& m);
     // Zeroes the recurrent state of the stream and keeps its convolution context (the state-difference
     // window's identity is checked against such a fresh start).
     void forgetRecurrentState();
@@ -134,5 +137,13 @@ private:
     explicit Runner(std::unique_ptr<RunnerImpl> impl);
     std::unique_ptr<RunnerImpl> m_impl;
 };
+
+// State normalisation's calibration before a run (Mitigation::clip, renorm), as the CLI and the window
+// do it: tau from the first T_train tokens of calibrateFile (tokenized with tokenizerPath) or else of
+// `input`. T_train is trainingLength if > 0, else the model card's; without one the whole file is
+// used, and the input cannot be. Does nothing when the runner does not normalise. Throws Error.
+void calibrateForRun(Runner& runner, const std::string& calibrateFile, const std::string& tokenizerPath,
+                     const std::vector<int32_t>& input, const std::string& inputName,
+                     int64_t trainingLength = 0);
 
 } // namespace statescope

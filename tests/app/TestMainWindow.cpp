@@ -7,15 +7,16 @@
 #include "InputPanel.h"
 #include "LossView.h"
 #include "MainWindow.h"
+#include "MitigationsPanel.h"
 #include "ModelPanel.h"
 #include "PlotGroup.h"
 #include "ProbeView.h"
 #include "Resources.h"
-#include "util/Resources.h"
 #include "RunsPanel.h"
 #include "TokenStrip.h"
 #include "TraceData.h"
 #include "trace/TraceFile.h"
+#include "util/Resources.h"
 
 #include <hdf5.h>
 
@@ -282,6 +283,8 @@ private slots:
     void usableOnSmallScreens();
     void damagedTraceInFolder();
     void namedFilesReadOnlyWhenAsked();
+    void compareWithOriginalOverlays();
+    void mitigationsPanelRunsNormalisation();
 
 private:
     void runAndWait(const QString& text, int chunk = 64);
@@ -2169,8 +2172,8 @@ void TestMainWindow::namedFilesReadOnlyWhenAsked()
     const int64_t n = reader.tokens();
     const QString text = m_dir.filePath("named-input.txt");
     const QString tokenizer = m_dir.filePath("named-tokenizer.json");
-    QVERIFY(QFile::copy(QString::fromStdString(statescope::findResource("models/tiny-collapse/tokenizer.json")),
-                        tokenizer));
+    QVERIFY(QFile::copy(
+        QString::fromStdString(statescope::findResource("models/tiny-collapse/tokenizer.json")), tokenizer));
     statescope::ChunkProbes c;
     c.ids = reader.ids();
     c.nll = reader.nll();
@@ -2213,4 +2216,150 @@ void TestMainWindow::namedFilesReadOnlyWhenAsked()
     QVERIFY(w.namedFiles().isEmpty());
     QVERIFY(!w.readNamedFilesAction()->isEnabled());
     QVERIFY(w.recordedErrors().isEmpty());
+}
+
+// Issue 11: "Compare with original" runs the input plain, then mitigated, and overlays the two; each
+// trace records its mitigation, in its settings and in its name (so in the legend). What is drawn
+// follows the formula: layer 0's forget gate of the mitigated run is lambda_alpha times the
+// original's.
+void TestMainWindow::compareWithOriginalOverlays()
+{
+    QVERIFY(m_window->openModel(kTinyModel));
+    m_window->modelPanel()->setChunkSize(64);
+    QString text;
+    for (int i = 0; i < 300; ++i)
+        text += QChar('a' + (i * 7) % 26);
+    m_window->setInputText(text, "test input");
+    MitigationsPanel* panel = m_window->mitigationsPanel();
+    QVERIFY(panel->setSpec("none"));
+    QVERIFY(!m_window->compareWithOriginal()); // nothing to compare
+    QVERIFY(m_window->recordedErrors().last().contains("Set a mitigation"));
+    m_window->clearRecordedErrors();
+    QString error;
+    QVERIFY(!panel->setSpec("window=100,snapshot=30", &error));
+    QVERIFY2(error.contains("divisor"), qPrintable(error));
+    QVERIFY(panel->setSpec("alpha=0.9"));
+    QCOMPARE(QString::fromStdString(panel->mitigation().describe()), QString("alpha=0.9"));
+
+    QSignalSpy ended(m_window, &MainWindow::runEnded);
+    QVERIFY(m_window->compareWithOriginal());
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 2, 2 * kTimeoutMs);
+    QVERIFY2(m_window->recordedErrors().isEmpty(), qPrintable(m_window->recordedErrors().join('\n')));
+    const QString original = ended[0][0].toString(), mitigated = ended[1][0].toString();
+    QVERIFY(ended[0][1].toBool() && ended[1][1].toBool());
+    QVERIFY2(QFileInfo(original).fileName().startsWith("tiny-random-original-"), qPrintable(original));
+    QVERIFY2(QFileInfo(mitigated).fileName().startsWith("tiny-random-alpha_0.9-"), qPrintable(mitigated));
+    QCOMPARE(QString::fromStdString(TraceReader(original.toStdString()).header().runSettings)
+                 .contains("\"mitigation\":\"none\""),
+             true);
+    QVERIFY(QString::fromStdString(TraceReader(mitigated.toStdString()).header().runSettings)
+                .contains("\"mitigation\":\"alpha=0.9\""));
+
+    // The mitigated run is the trace, the original its overlay, in every view and legend.
+    QCOMPARE(m_window->trace()->filePath(), mitigated);
+    QVERIFY(m_window->overlay());
+    QCOMPARE(QFileInfo(m_window->overlay()->filePath()).absoluteFilePath(),
+             QFileInfo(original).absoluteFilePath());
+    refreshAll();
+    QVERIFY(m_window->lossView()->overlayAverageGraph()->dataCount() > 0);
+    QStringList legend;
+    QCustomPlot* p = m_window->lossView()->plot();
+    for (int i = 0; i < p->legend->itemCount(); ++i)
+        if (auto* item = qobject_cast<QCPPlottableLegendItem*>(p->legend->item(i)))
+            legend << item->plottable()->name();
+    QVERIFY2(legend.join('|').contains("alpha_0.9") && legend.join('|').contains("original"),
+             qPrintable(legend.join('|')));
+    ProbeView* decay = nullptr;
+    for (ProbeView* v : m_window->probeViews())
+        if (v->probeName() == "decay")
+            decay = v;
+    QVERIFY(decay);
+    decay->setLayer(0);
+    m_window->plotGroup()->showAll();
+    refreshAll();
+    int compared = 0;
+    for (qint64 t : {10, 99, 250}) {
+        const double mine = graphAt(decay->summaryGraph(), t),
+                     theirs = graphAt(decay->overlaySummaryGraph(), t);
+        QVERIFY2(std::abs(mine - 0.9 * theirs) <= 1e-5 * theirs,
+                 qPrintable(QStringLiteral("token %1: %2 vs 0.9 x %3").arg(t).arg(mine).arg(theirs)));
+        ++compared;
+    }
+    QCOMPARE(compared, 3);
+
+    // At a projector's size, with the panel up, the window still fits.
+    const QSize before = m_window->size();
+    m_window->resize(1280, 720);
+    m_window->mitigationsDock()->show();
+    QCoreApplication::processEvents();
+    refreshAll();
+    QCoreApplication::processEvents();
+    QVERIFY2(m_window->width() <= 1280 && m_window->height() <= 720,
+             qPrintable(QStringLiteral("%1x%2").arg(m_window->width()).arg(m_window->height())));
+    QVERIFY(m_window->mitigationsPanel()->isVisible());
+    // The panel fits its dock: nothing to scroll sideways.
+    QWidget* viewport = m_window->mitigationsPanel()->parentWidget();
+    QVERIFY2(
+        m_window->mitigationsPanel()->width() <= viewport->width(),
+        qPrintable(
+            QStringLiteral("%1 in %2").arg(m_window->mitigationsPanel()->width()).arg(viewport->width())));
+    if (qEnvironmentVariableIsSet("STATESCOPE_SCREENSHOTS")) {
+        QVERIFY(m_window->grab().save(qEnvironmentVariable("STATESCOPE_SCREENSHOTS") +
+                                      "/compare-mitigation.png"));
+    }
+    m_window->resize(before);
+    m_window->mitigationsDock()->hide();
+    QVERIFY(panel->setSpec("none"));
+    m_window->clearOverlay();
+}
+
+// Normalisation in the window: tau from a calibration text (the tiny model has no training length);
+// with renorm every token, layer 0's drawn state norm is tau at every token, the same for every token.
+void TestMainWindow::mitigationsPanelRunsNormalisation()
+{
+    QVERIFY(m_window->openModel(kTinyModel));
+    m_window->modelPanel()->setChunkSize(32);
+    const QString calibration = m_dir.filePath("calibration.txt");
+    {
+        QFile f(calibration);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write("the calibration text, some tokens long enough to give every head a state");
+    }
+    MitigationsPanel* panel = m_window->mitigationsPanel();
+    QVERIFY(panel->setSpec("renorm"));
+    // Without a calibration text nor a training length the run says what it needs.
+    panel->setCalibrationFile(QString());
+    m_window->setInputText("abcdefghijklmnopqrstuvwxyz abcdefghijklmnopqrstuvwxyz", "test input");
+    QSignalSpy ended(m_window, &MainWindow::runEnded);
+    QVERIFY(m_window->startRun());
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, kTimeoutMs);
+    QVERIFY(!m_window->recordedErrors().isEmpty());
+    QVERIFY2(m_window->recordedErrors().last().contains("calibration"),
+             qPrintable(m_window->recordedErrors().last()));
+    m_window->clearRecordedErrors();
+
+    panel->setCalibrationFile(calibration);
+    QVERIFY(m_window->startRun());
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 2, kTimeoutMs);
+    QVERIFY2(m_window->recordedErrors().isEmpty(), qPrintable(m_window->recordedErrors().join('\n')));
+    const std::string settings = TraceReader(ended[1][0].toString().toStdString()).header().runSettings;
+    QVERIFY2(QString::fromStdString(settings).contains("calibration.txt"), settings.c_str());
+    ProbeView* norm = nullptr;
+    for (ProbeView* v : m_window->probeViews())
+        if (v->probeName() == "state_norm")
+            norm = v;
+    QVERIFY(norm);
+    norm->setLayer(0);
+    m_window->plotGroup()->showAll();
+    refreshAll();
+    QVERIFY(!norm->unitGraphs().isEmpty());
+    QCPGraph* unit = norm->unitGraphs()[0];
+    QVERIFY(unit && unit->dataCount() > 10);
+    const double first = graphAt(unit, 5);
+    QVERIFY(first > 0);
+    for (qint64 t : {6, 20, 40})
+        QVERIFY2(std::abs(graphAt(unit, t) - first) <= 1e-4 * first,
+                 qPrintable(QStringLiteral("%1 vs %2").arg(graphAt(unit, t)).arg(first)));
+    QVERIFY(panel->setSpec("none"));
+    panel->setCalibrationFile(QString());
 }
