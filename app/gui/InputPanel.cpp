@@ -203,6 +203,12 @@ bool InputPanel::setPrompt(const QString& spec, QString* error)
     return true;
 }
 
+void InputPanel::setPasskeyText(const QString& text, const QString& passkey, const QString& description)
+{
+    setText(text, description);
+    m_needle = findNeedle(text.toStdString(), passkey.toStdString());
+}
+
 bool InputPanel::loadFile(const QString& path, QString* error)
 {
     QFile f(path);

@@ -54,6 +54,8 @@ public:
         QString passkey;
     };
     std::optional<Needle> needle() const { return m_needle; }
+    // A passkey prompt made elsewhere (a sweep's sample): the text, with its needle found by key.
+    void setPasskeyText(const QString& text, const QString& passkey, const QString& description);
 
     void setTokenizer(const QString& path); // "" = none: no count shown
     QString tokenizerPath() const { return m_tokenizerPath; }

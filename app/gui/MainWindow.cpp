@@ -8,6 +8,7 @@
 #include "LossView.h"
 #include "MitigationsPanel.h"
 #include "ModelPanel.h"
+#include "PasskeyDialog.h"
 #include "PlotExporter.h"
 #include "PlotGroup.h"
 #include "ProbeView.h"
@@ -401,6 +402,11 @@ void MainWindow::buildActions()
     m_export = make(tr("&Export plots…"), QKeySequence("Ctrl+E"), &MainWindow::showExportDialog);
     m_quit = make(tr("&Quit"), QKeySequence::Quit, &QWidget::close);
     m_run = make(tr("&Run"), QKeySequence("Ctrl+R"), [this] { startRun(); });
+    m_passkey = make(tr("&Passkey retrieval…"), QKeySequence("Ctrl+Shift+P"), [this] {
+        PasskeyDialog* d = passkeyDialog();
+        d->show();
+        d->raise();
+    });
     m_compare = make(tr("&Compare with original"), QKeySequence("Ctrl+Shift+R"), [this] {
         m_mitigationsDock->show();
         compareWithOriginal();
@@ -452,6 +458,7 @@ void MainWindow::buildMenus()
     run->addAction(m_cancel);
     run->addSeparator();
     run->addAction(m_compare);
+    run->addAction(m_passkey);
     QMenu* view = menuBar()->addMenu(tr("&View"));
     view->addAction(m_logX);
     view->addAction(m_showAll);
@@ -480,6 +487,7 @@ void MainWindow::buildMenus()
     tools->addSeparator();
     tools->addAction(m_export);
     tools->addAction(m_mitigationsDock->toggleViewAction());
+    tools->addAction(m_passkey);
 
     // Where to look: a token by number, or a text in the input.
     QToolBar* nav = addToolBar(tr("Navigate"));
@@ -1201,6 +1209,36 @@ bool MainWindow::startRun()
         return false;
     m_compareStage = CompareStage::None;
     return startRunWith(m_mitigationsPanel->mitigation(), QString());
+}
+
+PasskeyDialog* MainWindow::passkeyDialog()
+{
+    if (!m_passkeyDialog) {
+        m_passkeyDialog = new PasskeyDialog(this);
+        connect(m_passkeyDialog, &PasskeyDialog::errorOccurred, this, &MainWindow::showError);
+        connect(m_passkeyDialog, &PasskeyDialog::sampleRequested, this,
+                [this](const QString& text, const QString& passkey, const QString& description) {
+                    if (m_controller->isBusy()) {
+                        showError(tr("A run is going: cancel it to open the sample."));
+                        return;
+                    }
+                    m_inputPanel->setPasskeyText(text, passkey, description);
+                    if (startRun())
+                        statusBar()->showMessage(description);
+                });
+    }
+    // The sweep takes the panels' model and options at its start; a sweep going keeps its own.
+    if (!m_passkeyDialog->isRunning()) {
+        PasskeySweepRequest r;
+        r.modelDir = m_modelPanel->modelDir();
+        r.modelName = m_modelPanel->modelName();
+        r.options = m_modelPanel->runOptions();
+        r.options.mitigation = m_mitigationsPanel->mitigation();
+        r.calibrationFile = m_mitigationsPanel->calibrationFile();
+        r.trainingLength = m_modelPanel->trainingLength();
+        m_passkeyDialog->setRequest(r);
+    }
+    return m_passkeyDialog;
 }
 
 bool MainWindow::compareWithOriginal()

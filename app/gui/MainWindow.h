@@ -32,6 +32,7 @@ class PlotGroup;
 class ProbeView;
 class RunsPanel;
 class MitigationsPanel;
+class PasskeyDialog;
 class TokenStrip;
 class TraceData;
 class TraceView;
@@ -131,6 +132,8 @@ public:
     RunsPanel* runsPanel() const { return m_runsPanel; }
     MitigationsPanel* mitigationsPanel() const { return m_mitigationsPanel; }
     QDockWidget* mitigationsDock() const { return m_mitigationsDock; }
+    // The passkey sweep's window, made on first use, with the model and options of the panels.
+    PasskeyDialog* passkeyDialog();
     QList<TraceView*> views() const;
     QScrollArea* plotScroll() const { return m_plotScroll; }
     QString tracesFolder() const { return m_tracesFolder; }
@@ -226,6 +229,8 @@ private:
 
     QAction* m_openModel = nullptr;
     QAction* m_compare = nullptr;
+    QAction* m_passkey = nullptr;
+    PasskeyDialog* m_passkeyDialog = nullptr;
     QAction* m_openText = nullptr;
     QAction* m_openTrace = nullptr;
     QAction* m_overlayTrace = nullptr;

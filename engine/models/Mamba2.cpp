@@ -614,9 +614,22 @@ torch::Tensor Mamba2Model::positionalScan(size_t l, const torch::Tensor& x, cons
         const int64_t n = end - begin, position = count0 + end;
         auto seg = [&](const torch::Tensor& t) { return t.narrow(1, begin, n); };
         const torch::Tensor a = seg(logAlpha);
-        torch::Tensor segNorm;
-        torch::Tensor y = chunkedScalarDecayScan(seg(x), seg(dt), a, seg(Bm), seg(Cm), m_config.chunkSize,
-                                                 s.ssm[l], stateNorm ? &segNorm : nullptr);
+        torch::Tensor segNorm, y;
+        if (n == 1) {
+            // One token (every = 1, exact windows): the step's update, a few kernels instead of the
+            // chunked scan's dozens.
+            const int64_t Bsz = x.size(0);
+            torch::Tensor& S = s.ssm[l];
+            S = S * a.select(1, 0).exp().view({Bsz, H, 1, 1}) +
+                (seg(dt).select(1, 0).unsqueeze(-1) * seg(x).select(1, 0)).unsqueeze(-1) *
+                    headsOf(seg(Bm).select(1, 0), H).unsqueeze(2);
+            y = torch::matmul(S, headsOf(seg(Cm).select(1, 0), H).unsqueeze(-1)).squeeze(-1).unsqueeze(1);
+            if (stateNorm)
+                segNorm = S.pow(2).sum({-2, -1}).sqrt().unsqueeze(1);
+        } else {
+            y = chunkedScalarDecayScan(seg(x), seg(dt), a, seg(Bm), seg(Cm), m_config.chunkSize, s.ssm[l],
+                                       stateNorm ? &segNorm : nullptr);
+        }
         if (m.window > 0) {
             // Every token of the segment reads against one snapshot b: y_t -= alpha_{b+1:t} C_t . h_b.
             const StateSnapshot* snap = windowSnapshot(s.snapshots[l], position, m);

@@ -249,6 +249,42 @@ std::vector<double> passkeyGrid(const std::vector<PasskeyResult>& results,
     return hits;
 }
 
+std::vector<double> passkeyLastK(const std::vector<PasskeyResult>& results,
+                                 const std::vector<int64_t>& lengths, int64_t k)
+{
+    std::map<int64_t, size_t> row;
+    for (size_t i = 0; i < lengths.size(); ++i)
+        row[lengths[i]] = i;
+    std::vector<double> hits(lengths.size(), 0.0), counts(lengths.size(), 0.0);
+    for (const PasskeyResult& r : results) {
+        const auto it = row.find(r.length);
+        if (it == row.end() || r.needleFirst < 0 || r.promptTokens - r.needleFirst > k)
+            continue;
+        hits[it->second] += r.correct ? 1.0 : 0.0;
+        counts[it->second] += 1.0;
+    }
+    for (size_t i = 0; i < hits.size(); ++i)
+        hits[i] = counts[i] > 0 ? hits[i] / counts[i] : std::numeric_limits<double>::quiet_NaN();
+    return hits;
+}
+
+int64_t passkeyRecallLength(const std::vector<PasskeyResult>& results, const std::vector<int64_t>& lengths,
+                            double threshold)
+{
+    int64_t best = 0;
+    for (const int64_t length : lengths) {
+        double hits = 0, n = 0;
+        for (const PasskeyResult& r : results)
+            if (r.length == length) {
+                hits += r.correct ? 1.0 : 0.0;
+                n += 1.0;
+            }
+        if (n > 0 && hits / n >= threshold)
+            best = std::max(best, length);
+    }
+    return best;
+}
+
 void writePasskeyFile(const std::string& path, const PasskeySettings& settings,
                       const std::vector<PasskeyResult>& results)
 {

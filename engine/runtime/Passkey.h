@@ -71,6 +71,15 @@ struct PasskeySettings {
 std::vector<double> passkeyGrid(const std::vector<PasskeyResult>& results,
                                 const std::vector<int64_t>& lengths, int bins);
 
+// The paper's "last-k" accuracy: per length, the accuracy over the samples whose needle starts within
+// the prompt's last k tokens (counted per sample from its tokens, where the seed rounds to depth
+// rows); NaN where no sample does.
+std::vector<double> passkeyLastK(const std::vector<PasskeyResult>& results,
+                                 const std::vector<int64_t>& lengths, int64_t k);
+// T_recall: the longest of lengths whose mean accuracy is at least threshold; 0 if none.
+int64_t passkeyRecallLength(const std::vector<PasskeyResult>& results, const std::vector<int64_t>& lengths,
+                            double threshold = 0.95);
+
 // passkey.h5. write() replaces the file atomically (a temporary file, then rename), so an
 // interrupted sweep leaves the last complete state. read() returns the results of a file written
 // with the same model, tokenizer, seed, samples and decoding, and throws Error naming the setting

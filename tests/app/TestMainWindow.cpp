@@ -9,6 +9,8 @@
 #include "MainWindow.h"
 #include "MitigationsPanel.h"
 #include "ModelPanel.h"
+#include "PasskeyDialog.h"
+#include "PasskeyView.h"
 #include "PlotGroup.h"
 #include "ProbeView.h"
 #include "Resources.h"
@@ -285,6 +287,7 @@ private slots:
     void namedFilesReadOnlyWhenAsked();
     void compareWithOriginalOverlays();
     void mitigationsPanelRunsNormalisation();
+    void passkeySweepInTheWindow();
 
 private:
     void runAndWait(const QString& text, int chunk = 64);
@@ -2362,4 +2365,110 @@ void TestMainWindow::mitigationsPanelRunsNormalisation()
                  qPrintable(QStringLiteral("%1 vs %2").arg(graphAt(unit, t)).arg(first)));
     QVERIFY(panel->setSpec("none"));
     panel->setCalibrationFile(QString());
+}
+
+// Issue 11: the passkey sweep in the window. It fills the heatmap with the accuracy of each (length,
+// depth) cell (checked against the results, counted here), draws the last-k curves with the
+// training length marked, resumes from its file, cancels without harm, and a click on a cell runs
+// that sample with its needle marked and its truth and prediction said.
+void TestMainWindow::passkeySweepInTheWindow()
+{
+    const QString model = QStringLiteral(STATESCOPE_RESOURCES_DIR "/models/tiny-forget");
+    QVERIFY(m_window->openModel(model));
+    m_window->modelPanel()->setChunkSize(0);
+    PasskeyDialog* d = m_window->passkeyDialog();
+    d->show();
+    const QString path = m_dir.filePath("pk-window.h5");
+    QFile::remove(path);
+    d->setResultsPath(path);
+    d->setLengths("256:512:256");
+    d->setSamples(4);
+    d->setSeed(3);
+    QSignalSpy ended(d, &PasskeyDialog::sweepEnded);
+    QVERIFY(d->start());
+    QVERIFY(!d->start()); // one at a time
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, 2 * kTimeoutMs);
+    QVERIFY2(ended[0][0].toBool(), qPrintable(d->statusText()));
+    QCOMPARE(d->results().size(), size_t(8));
+    QVERIFY(QFileInfo::exists(path));
+    QVERIFY2(d->statusText().startsWith("Done"), qPrintable(d->statusText()));
+
+    PasskeyView* v = d->view();
+    const PasskeyViewData& data = v->data();
+    QCOMPARE(data.lengths, QVector<qint64>({256, 512}));
+    QCOMPARE(data.bins, 4);
+    int cells = 0;
+    for (int c = 0; c < 2; ++c)
+        for (int b = 0; b < 4; ++b) {
+            double hits = 0, n = 0;
+            for (const PasskeyResult& r : d->results())
+                if (r.length == data.lengths[c] && static_cast<int>(r.depth * 4) == b) {
+                    hits += r.correct;
+                    ++n;
+                }
+            QCOMPARE(n, 1.0);
+            QCOMPARE(v->heatmap()->data()->cell(c, b), hits / n);
+            ++cells;
+        }
+    QCOMPARE(cells, 8);
+    // k in [512 / 16, 512 / 2]: 32, 64, 128, 256; T_train (4096, the card's) marked.
+    QCOMPARE(v->lastKGraphs().size(), 4);
+    QVERIFY(v->trainingLine()->visible());
+    QCOMPARE(v->trainingLine()->point1->coords().x(), 4096.0);
+    QCOMPARE(v->heatmap()->colorScale()->gradient().color(0, QCPRange(0, 1)), QColor(0xa5, 0x00, 0x26).rgb());
+
+    // Again: everything comes from the file.
+    QVERIFY(d->start());
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 2, kTimeoutMs);
+    QVERIFY(ended[1][0].toBool());
+    QCOMPARE(d->results().size(), size_t(8));
+
+    // A click on a cell runs its sample in the window, the needle marked, truth and prediction said.
+    QSignalSpy runs(m_window, &MainWindow::runEnded);
+    v->plot()->replot();
+    QCoreApplication::processEvents();
+    const QPointF at = v->cellCenter(1, 2);
+    int c = -1, b = -1;
+    QVERIFY(v->cellAt(at, &c, &b));
+    QCOMPARE(c, 1);
+    QCOMPARE(b, 2);
+    QTest::mouseClick(v->plot(), Qt::LeftButton, Qt::NoModifier, at.toPoint());
+    QTRY_COMPARE_WITH_TIMEOUT(runs.count(), 1, kTimeoutMs);
+    QVERIFY2(m_window->recordedErrors().isEmpty(), qPrintable(m_window->recordedErrors().join('\n')));
+    const PasskeyResult* sample = nullptr;
+    for (const PasskeyResult& r : d->results())
+        if (r.length == 512 && static_cast<int>(r.depth * 4) == 2)
+            sample = &r;
+    QVERIFY(sample);
+    const QString message = m_window->statusBar()->currentMessage();
+    QVERIFY2(message.contains(QStringLiteral("truth %1").arg(QString::fromStdString(sample->passkey))),
+             qPrintable(message));
+    QVERIFY2(message.contains("predicted"), qPrintable(message));
+    QVERIFY(m_window->plotGroup()->needle().has_value());
+    QString inBand;
+    for (qint64 i = m_window->plotGroup()->needle()->first; i <= m_window->plotGroup()->needle()->second; ++i)
+        inBand += m_window->trace()->tokenText(i);
+    QVERIFY2(inBand.contains(QString::fromStdString(sample->passkey)), qPrintable(inBand));
+    QCOMPARE(m_window->trace()->tokens(), sample->promptTokens);
+
+    // Cancelled: the dialog lives on, the file keeps what finished, Start resumes.
+    const QString longer = m_dir.filePath("pk-cancel.h5");
+    d->setResultsPath(longer);
+    d->setLengths("256:8K:256");
+    QVERIFY(d->start());
+    d->cancel();
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 3, kTimeoutMs);
+    QVERIFY(!ended[2][0].toBool());
+    QVERIFY2(d->statusText().startsWith("Cancelled"), qPrintable(d->statusText()));
+    QVERIFY(!d->isRunning());
+    QVERIFY(d->results().size() < size_t(32 * 4));
+    if (qEnvironmentVariableIsSet("STATESCOPE_SCREENSHOTS")) {
+        d->setResultsPath(path);
+        d->setLengths("256:512:256");
+        QVERIFY(d->start());
+        QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 4, kTimeoutMs);
+        QCoreApplication::processEvents();
+        QVERIFY(d->grab().save(qEnvironmentVariable("STATESCOPE_SCREENSHOTS") + "/passkey-dialog.png"));
+    }
+    d->hide();
 }
