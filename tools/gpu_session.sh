@@ -100,6 +100,27 @@ if [[ $steps == *" decode "* ]]; then
   } 2>&1 | tee "$OUT/decode.log"
 fi
 
+# transformers' greedy tokens for the g1 fixture (tests/models/TestGenerate.cpp compares), and the
+# positional mitigations on CUDA (they must run there as on the CPU, and the paths agree).
+if [[ $steps == *" genfixture "* ]]; then
+  log genfixture
+  {
+    python3 tools/make_generate_fixture.py && cp tests/data/mamba2/hf-g1-tied/generate.json "$OUT/"
+    fx=tests/data/mamba2/hf-g1-tied
+    echo "a b c d e f g h a b c d e f g h" > /tmp/cal.txt
+    python3 -c "import h5py;print(' '.join(map(str,h5py.File('$fx/reference.h5')['ids'][:200])))" > /tmp/prompt.ids
+    for m in none window=16,snapshot=1 window=64 clip=1.5,every=4 renorm alpha=0.99,B=0.75; do
+      for dev in cpu cuda; do
+        for ref in "" --reference; do
+          $cli generate --model $fx --ids /tmp/prompt.ids \
+            --max-new-tokens 16 --device $dev $ref --mitigate $m --calibrate /tmp/cal.txt --print-ids 2>&1 \
+            | sed "s/^/$m $dev ${ref:-chunked}: /"
+        done
+      done
+    done
+  } 2>&1 | tee "$OUT/genfixture.log"
+fi
+
 # Passkey retrieval over a random 130m-shaped model, for its time only (random weights retrieve nothing).
 if [[ $steps == *" passkeytime "* ]]; then
   log passkeytime

@@ -7,6 +7,9 @@
 #include "tokenizers/BpeTokenizer.h"
 
 #include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QtTest>
 
 #include <set>
@@ -66,6 +69,34 @@ private slots:
         QVERIFY2(distinct.size() >= 5, "greedy decoding repeats one or two tokens");
         for (int32_t id : chunked.tokens[0])
             QVERIFY2(id == '\n' || (id >= 32 && id < 127), qPrintable(QString::number(id)));
+    }
+
+    // Against an implementation that shares no code: transformers' Mamba2ForCausalLM.generate, greedy
+    // in float32, on the g1 fixture (tools/make_generate_fixture.py on the GPU machine; its smallest
+    // top-2 logit gap, 0.16, is far above float rounding). Both paths, and chunks that cut the prompt.
+    void matchesTransformersGenerate()
+    {
+        const QString dir = QStringLiteral(STATESCOPE_TEST_DATA_DIR "/mamba2/hf-g1-tied");
+        QFile f(dir + "/generate.json");
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const QJsonObject j = QJsonDocument::fromJson(f.readAll()).object();
+        std::vector<int32_t> prompt, want;
+        for (const QJsonValue v : j["prompt_ids"].toArray())
+            prompt.push_back(v.toInt());
+        for (const QJsonValue v : j["new_ids"].toArray())
+            want.push_back(v.toInt());
+        QCOMPARE(prompt.size(), size_t(48));
+        QCOMPARE(want.size(), size_t(24));
+        QVERIFY(j["min_top2_gap"].toDouble() > 1e-2);
+        for (const auto& [chunk, reference] : {std::pair<int64_t, bool>{2048, false}, {5, false}, {2048, true}}) {
+            RunOptions o;
+            o.chunkSize = chunk;
+            o.reference = reference;
+            o.threads = 2;
+            const Generation g = Runner::open(dir.toStdString(), o)->generate({prompt}, 24);
+            QCOMPARE(g.tokens.size(), size_t(1));
+            QCOMPARE(g.tokens[0], want);
+        }
     }
 
     void batchMatchesSingles()
