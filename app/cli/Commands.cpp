@@ -128,6 +128,9 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
     RunOptions options = runOptions(args.device, args.dtype, args.chunkSize, args.threads, args.mitigate);
     options.reference = args.reference;
     options.probeDetail = parseProbeDetail(args.probeDetail);
+    if (args.oldContext < 0)
+        throw Error("--old-context", "window", "a number of tokens, 0 (off) or more", std::to_string(args.oldContext));
+    options.oldContext = args.oldContext;
 
     // Read and check the input before the (slower) model, so that mistakes show at once.
     InputRequest request;

@@ -35,6 +35,7 @@ struct RunArgs {
     int threads = 0;
     bool reference = false;
     std::string probeDetail = "summary";
+    int64_t oldContext = 0; // --old-context R: the old-context probes over R tokens
     bool quiet = false;
 };
 

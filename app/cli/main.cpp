@@ -179,6 +179,9 @@ int runMain(int argc, char** argv)
     runCmd->add_option("--out", run.out, "Trace file to write (.h5)")->required();
     runCmd->add_option("--mitigate", run.mitigate, kMitigateHelp);
     runCmd->add_option("--calibrate", run.calibrate, kCalibrateHelp);
+    runCmd->add_option("--old-context", run.oldContext,
+                       "Also probe how much of the state is older than this many tokens: retention, old_share, "
+                       "old_readout_share, insertion (docs/mitigations.md)");
     runCmd->add_option("--device", run.device, "cpu or cuda[:N]");
     runCmd->add_option("--dtype", run.dtype, "float32, bfloat16 or float16 (the last two on CUDA)");
     runCmd->add_option("--chunk-size", run.chunkSize, "Tokens per engine call")->check(CLI::PositiveNumber);

@@ -710,6 +710,7 @@ void MainWindow::restoreSettings()
     m_modelPanel->setDtype(s.value("model/dtype", "float32").toString());
     m_mitigationsPanel->setSpec(s.value("mitigation/spec", "none").toString()); // a bad spec keeps "none"
     m_mitigationsPanel->setCalibrationFile(s.value("mitigation/calibration").toString());
+    m_mitigationsPanel->setOldContext(s.value("probes/oldContext", 0).toLongLong());
     m_modelPanel->setChunkSize(s.value("model/chunk", 0).toInt());
     const QString last = s.value("model/last").toString();
     if (!last.isEmpty() && QFileInfo(last + "/config.json").exists()) {
@@ -748,6 +749,7 @@ void MainWindow::saveSettings()
     s.setValue("model/recent", m_modelPanel->recentModels());
     s.setValue("mitigation/spec", QString::fromStdString(m_mitigationsPanel->mitigation().describe()));
     s.setValue("mitigation/calibration", m_mitigationsPanel->calibrationFile());
+    s.setValue("probes/oldContext", m_mitigationsPanel->oldContext());
     s.setValue("model/last", m_modelPanel->modelDir());
     s.setValue("model/device", m_modelPanel->device());
     s.setValue("model/dtype", m_modelPanel->dtype());
@@ -1288,6 +1290,7 @@ bool MainWindow::startRunWith(const Mitigation& mitigation, const QString& nameT
     r.modelName = tag.isEmpty() ? m_modelPanel->modelName() : m_modelPanel->modelName() + "-" + tag;
     r.options = m_modelPanel->runOptions();
     r.options.mitigation = checked;
+    r.options.oldContext = m_mitigationsPanel->oldContext();
     r.calibrationFile = m_mitigationsPanel->calibrationFile();
     r.input = m_inputPanel->request(); // the engine picks the tokenizer, as the Model panel shows
     r.trainingLength = m_modelPanel->trainingLength();

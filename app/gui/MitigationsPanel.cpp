@@ -14,6 +14,8 @@
 #include <QSpinBox>
 #include <QVBoxLayout>
 
+#include <algorithm>
+
 namespace statescope {
 
 namespace {
@@ -100,6 +102,16 @@ MitigationsPanel::MitigationsPanel(QWidget* parent) : QWidget(parent)
     form->addRow(tr("Window"), winRow);
     form->addRow(tr("Snapshot every"), m_snapshot);
 
+    m_oldContext = new QSpinBox(this);
+    m_oldContext->setRange(0, 1 << 24);
+    m_oldContext->setSingleStep(256);
+    m_oldContext->setSpecialValueText(tr("off"));
+    m_oldContext->setSuffix(tr(" tokens"));
+    m_oldContext->setToolTip(
+        tr("Probes of the next run: how much of each unit's state is older than this many "
+           "tokens (old share ρ, read-out share, retention) and the insertion strength"));
+    form->addRow(tr("Old-context probes"), m_oldContext);
+
     m_summary = new QLabel(this);
     m_summary->setWordWrap(true);
     m_summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
@@ -150,6 +162,16 @@ Mitigation MitigationsPanel::mitigation() const
         m.snapshot = m_snapshot->value();
     }
     return m;
+}
+
+qint64 MitigationsPanel::oldContext() const
+{
+    return m_oldContext->value();
+}
+
+void MitigationsPanel::setOldContext(qint64 tokens)
+{
+    m_oldContext->setValue(static_cast<int>(std::clamp<qint64>(tokens, 0, m_oldContext->maximum())));
 }
 
 QString MitigationsPanel::calibrationFile() const

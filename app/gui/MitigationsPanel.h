@@ -31,6 +31,10 @@ public:
     // and changes nothing for a spec parseMitigation refuses; *error says why.
     bool setSpec(const QString& spec, QString* error = nullptr);
     void setCalibrationFile(const QString& path);
+    // The old-context probes' window for the next run (0: off). Not a mitigation: it measures, for
+    // any run, how much of the state is older than this many tokens.
+    qint64 oldContext() const;
+    void setOldContext(qint64 tokens);
     // While a run goes the settings of the next one stay editable; the compare button does not.
     void setRunning(bool running);
 
@@ -49,6 +53,7 @@ private:
     QPushButton* m_browse;
     QCheckBox* m_windowOn;
     QSpinBox *m_window, *m_snapshot;
+    QSpinBox* m_oldContext;
     QLabel* m_summary;
     QPushButton *m_reset, *m_compare;
     bool m_updating = false;

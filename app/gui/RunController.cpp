@@ -218,6 +218,7 @@ void RunWorker::run(const RunRequest& r)
         model.checkIds(input.ids, "input", " (is the tokenizer the model's?)");
         // The cached model keeps its weights; the mitigations are this run's.
         model.setMitigation(r.options.mitigation);
+        model.setOldContext(r.options.oldContext);
         calibrateForRun(model, r.calibrationFile.toStdString(),
                         chooseTokenizerPath(r.input.tokenizer, folder.tokenizerPath), input.ids, "the input",
                         r.trainingLength);

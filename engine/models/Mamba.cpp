@@ -207,6 +207,9 @@ using MambaState = ScanState;
 // state norm; grouped into units at the end.
 struct MixerProbes {
     torch::Tensor dt, logDecay, normSq; // [B, T, d_inner]
+    // The old-context probes, when on, per channel: log retention (mean over the state entries),
+    // squared norms of the old state and of its read-out, the squared read-out, insertion strength.
+    torch::Tensor logRetention, oldSq, oldReadSq, readSq, insertion;
 };
 
 class MambaModel : public RecurrentModel {
@@ -220,7 +223,12 @@ public:
     std::string architecture() const override { return "mamba"; }
     std::vector<ProbeDesc> probeDescs() const override
     {
-        return probeDescsFor(m_config.nLayer, m_units, m_detail);
+        std::vector<ProbeDesc> d = probeDescsFor(m_config.nLayer, m_units, m_detail);
+        if (m_context.window > 0)
+            for (ProbeDesc& p :
+                 oldContextProbeDescs(d.front().shape, d.front().axes, d.front().headMeaning, m_context))
+                d.push_back(std::move(p));
+        return d;
     }
     int64_t vocabSize() const override { return m_weights.embedding.size(0); }
     torch::Device device() const override { return m_weights.embedding.device(); }
@@ -235,6 +243,7 @@ public:
             s->decaySum.push_back(torch::zeros({batch, m_config.dInner()}, f32.dtype(torch::kFloat64)));
         }
         s->snapshots.resize(static_cast<size_t>(m_config.nLayer));
+        s->contextSnapshots.resize(static_cast<size_t>(m_config.nLayer));
         return s;
     }
 
@@ -281,13 +290,25 @@ public:
             }
             r.hidden = torch::cat(hidden, 1);
             for (size_t l = 0; l < perToken.size(); ++l) {
-                std::vector<torch::Tensor> dt, logDecay, normSq;
+                std::vector<torch::Tensor> dt, logDecay, normSq, ret, oldSq, oldReadSq, readSq, ins;
                 for (auto& p : perToken[l]) {
                     dt.push_back(p.dt);
                     logDecay.push_back(p.logDecay);
                     normSq.push_back(p.normSq);
+                    if (m_context.window > 0) {
+                        ret.push_back(p.logRetention);
+                        oldSq.push_back(p.oldSq);
+                        oldReadSq.push_back(p.oldReadSq);
+                        readSq.push_back(p.readSq);
+                        ins.push_back(p.insertion);
+                    }
                 }
-                probes[l] = {torch::cat(dt, 1), torch::cat(logDecay, 1), torch::cat(normSq, 1)};
+                probes[l] = {
+                    torch::cat(dt, 1), torch::cat(logDecay, 1), torch::cat(normSq, 1), {}, {}, {}, {}, {}};
+                if (m_context.window > 0)
+                    probes[l] = {probes[l].dt,          probes[l].logDecay,   probes[l].normSq,
+                                 torch::cat(ret, 1),    torch::cat(oldSq, 1), torch::cat(oldReadSq, 1),
+                                 torch::cat(readSq, 1), torch::cat(ins, 1)};
             }
         } else {
             torch::Tensor residual = embed(ids);
@@ -306,6 +327,19 @@ public:
             }
             r.probes = {torch::stack(dt, 2), torch::stack(decay, 2),
                         torch::stack(norm, 2)}; // [B, T, L, units]
+            if (m_context.window > 0) {
+                std::vector<torch::Tensor> retention, oldShare, readout, insertion;
+                for (auto& p : probes) {
+                    retention.push_back(groupMean(p.logRetention, m_units).exp());
+                    oldShare.push_back(groupRootSumSquare(p.oldSq, m_units) /
+                                       groupRootSumSquare(p.normSq, m_units).clamp_min(1e-30));
+                    readout.push_back(groupRootSumSquare(p.oldReadSq, m_units) /
+                                      groupRootSumSquare(p.readSq, m_units).clamp_min(1e-30));
+                    insertion.push_back(groupMean(p.insertion, m_units));
+                }
+                for (auto* v : {&retention, &oldShare, &readout, &insertion})
+                    r.probes.push_back(torch::stack(*v, 2));
+            }
         }
         return r;
     }
@@ -451,6 +485,42 @@ private:
         return (logDecay.exp() * snap.state.unsqueeze(1) * C.unsqueeze(2)).sum(-1);
     }
 
+    // The old-context probes of n tokens at positions `at` [n] read against the context snapshot (null:
+    // the window reaches the stream's start), per channel into p's tensors at [from, from + n):
+    // dtSince [B, n, D] Delta summed since the snapshot (since the start without one), C [B, n, N],
+    // y [B, n, D] the state's read-out, x and dt [B, n, D], B [B, n, N].
+    void contextProbes(const MambaLayer& L, const StateSnapshot* snap, const torch::Tensor& dtSince,
+                       const torch::Tensor& at, const torch::Tensor& C, const torch::Tensor& y,
+                       const torch::Tensor& x, const torch::Tensor& dt, const torch::Tensor& B, int64_t from,
+                       MixerProbes& p) const
+    {
+        const int64_t n = at.size(0);
+        const double logAlpha = m_mitigation.alpha != 1.0 ? std::log(m_mitigation.alpha) : 0.0;
+        const double since = snap ? double(snap->count) : 0.0;
+        const torch::Tensor A = decayRate(L); // [D, N]
+        torch::Tensor logRet = A.mean(-1) * dtSince + ((at - since) * logAlpha).view({1, -1, 1});
+        p.logRetention.narrow(1, from, n).copy_(logRet);
+        p.readSq.narrow(1, from, n).copy_(y.pow(2));
+        p.insertion.narrow(1, from, n).copy_(dt * x.abs() * B.norm(2, {-1}, true));
+        if (!snap) {
+            p.oldSq.narrow(1, from, n).zero_();
+            p.oldReadSq.narrow(1, from, n).zero_();
+            return;
+        }
+        torch::Tensor logDecay = A * dtSince.unsqueeze(-1); // [B, n, D, N]
+        if (logAlpha != 0.0)
+            logDecay = logDecay + ((at - since) * logAlpha).view({1, -1, 1, 1});
+        const torch::Tensor old = logDecay.exp() * snap->state.unsqueeze(1);
+        p.oldSq.narrow(1, from, n).copy_(old.pow(2).sum(-1));
+        p.oldReadSq.narrow(1, from, n).copy_((old * C.unsqueeze(2)).sum(-1).pow(2));
+    }
+
+    void allocateContext(MixerProbes& p, const torch::Tensor& like) const
+    {
+        for (torch::Tensor* t : {&p.logRetention, &p.oldSq, &p.oldReadSq, &p.readSq, &p.insertion})
+            *t = torch::empty_like(like);
+    }
+
     // One token: u [B, 1, d] -> [B, 1, d]. Follows mamba_ssm's Mamba.step line by line.
     torch::Tensor mixerStep(size_t l, const torch::Tensor& u, MambaState& s, int64_t count0,
                             MixerProbes* probes) const
@@ -476,8 +546,19 @@ private:
         // As one multiply-add, rounded as the chunked scan rounds it.
         ssmState = torch::addcmul((dt * x).unsqueeze(-1) * Bm.unsqueeze(1), dA, ssmState);
         torch::Tensor y = torch::matmul(ssmState, Cm.unsqueeze(-1)).squeeze(-1);
+        const bool context = probes && m_context.window > 0;
+        if (context) {
+            const StateSnapshot* snap = windowSnapshot(s.contextSnapshots[l], position, m_context);
+            const torch::Tensor sum = s.decaySum[l] + dt.to(torch::kFloat64);
+            const torch::Tensor since = (snap ? sum - snap->decaySum : sum).to(torch::kFloat32).unsqueeze(1);
+            allocateContext(*probes, x.unsqueeze(1));
+            contextProbes(L, snap, since, torch::full({1}, double(position), x.options()), Cm.unsqueeze(1),
+                          y.unsqueeze(1), x.unsqueeze(1), dt.unsqueeze(1), Bm.unsqueeze(1), 0, *probes);
+        }
+        if (context && m.window <= 0)
+            s.decaySum[l] = s.decaySum[l] + dt.to(torch::kFloat64);
         if (m.window > 0) {
-            const StateSnapshot* snap = windowSnapshot(s.snapshots[l], position, m);
+            const StateSnapshot* snap = windowSnapshot(s.snapshots[l], position, m.windowSpec());
             s.decaySum[l] = s.decaySum[l] + dt.to(torch::kFloat64);
             if (snap) {
                 const torch::Tensor since = (s.decaySum[l] - snap->decaySum).to(torch::kFloat32).unsqueeze(1);
@@ -489,7 +570,9 @@ private:
         if (m.normalises() && position % m.every == 0)
             normaliseState(ssmState, tauOf(l), m);
         if (m.window > 0)
-            recordSnapshot(s.snapshots[l], position, ssmState, s.decaySum[l], m);
+            recordSnapshot(s.snapshots[l], position, ssmState, s.decaySum[l], m.windowSpec());
+        if (context)
+            recordSnapshot(s.contextSnapshots[l], position, ssmState, s.decaySum[l], m_context);
         if (probes) {
             probes->dt = dt.unsqueeze(1);
             probes->logDecay = logDecayProbe(L, dt).unsqueeze(1);
@@ -523,13 +606,21 @@ private:
         torch::Tensor y = torch::empty_like(x);
         torch::Tensor normSq = probes ? torch::empty_like(x) : torch::Tensor();
         const int64_t Q = scanBlock();
-        const std::vector<int64_t> ends =
-            m.positional() ? segmentEnds(count0, T, m.normalises() ? m.every : 0, m.snapshotEvery())
-                           : std::vector<int64_t>{T};
+        const bool context = probes && m_context.window > 0;
+        if (context)
+            allocateContext(*probes, x);
+        const std::vector<int64_t> ends = m.positional() || context
+                                              ? segmentEnds(count0, T,
+                                                            {m.normalises() ? m.every : 0, m.snapshotEvery(),
+                                                             context ? m_context.every : 0})
+                                              : std::vector<int64_t>{T};
         int64_t b = 0;
         for (const int64_t end : ends) {
             const int64_t position = count0 + end;
-            const StateSnapshot* snap = m.window > 0 ? windowSnapshot(s.snapshots[l], position, m) : nullptr;
+            const StateSnapshot* snap =
+                m.window > 0 ? windowSnapshot(s.snapshots[l], position, m.windowSpec()) : nullptr;
+            const StateSnapshot* contextSnap =
+                context ? windowSnapshot(s.contextSnapshots[l], position, m_context) : nullptr;
             for (; b < end;) {
                 const int64_t n = std::min(Q, end - b);
                 const torch::Tensor dtb = dt.narrow(1, b, n), xb = x.narrow(1, b, n), Cb = Cm.narrow(1, b, n);
@@ -539,13 +630,18 @@ private:
                 const torch::Tensor states = elementwiseDecayScan(dA, dBx, ssmState); // h_t, [B, n, D, N]
                 ssmState = states.select(1, n - 1).contiguous();
                 torch::Tensor yb = torch::matmul(states, Cb.unsqueeze(-1)).squeeze(-1);
-                if (m.window > 0) {
+                if (m.window > 0 || context) {
                     const torch::Tensor cum = dtb.cumsum(1); // [B, n, D]
+                    const torch::Tensor at = torch::arange(count0 + b + 1, count0 + b + n + 1, x.options());
+                    if (context) {
+                        const torch::Tensor base =
+                            contextSnap ? s.decaySum[l] - contextSnap->decaySum : s.decaySum[l];
+                        contextProbes(L, contextSnap, base.to(torch::kFloat32).unsqueeze(1) + cum, at, Cb, yb,
+                                      xb, dtb, Bm.narrow(1, b, n), b, *probes);
+                    }
                     if (snap) {
                         const torch::Tensor since =
                             (s.decaySum[l] - snap->decaySum).to(torch::kFloat32).unsqueeze(1) + cum;
-                        const torch::Tensor at =
-                            torch::arange(count0 + b + 1, count0 + b + n + 1, x.options());
                         yb = yb - windowCorrection(L, *snap, since, at, Cb);
                     }
                     s.decaySum[l] = s.decaySum[l] + cum.select(1, n - 1).to(torch::kFloat64);
@@ -561,7 +657,9 @@ private:
                     normSq.select(1, end - 1).mul_(scale.pow(2));
             }
             if (m.window > 0)
-                recordSnapshot(s.snapshots[l], position, ssmState, s.decaySum[l], m);
+                recordSnapshot(s.snapshots[l], position, ssmState, s.decaySum[l], m.windowSpec());
+            if (context)
+                recordSnapshot(s.contextSnapshots[l], position, ssmState, s.decaySum[l], m_context);
         }
         y = y + L.D * x;
         if (probes) {

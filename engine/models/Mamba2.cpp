@@ -313,7 +313,12 @@ void Mamba2Model::saveFolder(const std::string& dir) const
 
 std::vector<ProbeDesc> Mamba2Model::probeDescs() const
 {
-    return probeDescsFor(m_config.nLayer, m_config.nHeads());
+    std::vector<ProbeDesc> d = probeDescsFor(m_config.nLayer, m_config.nHeads());
+    if (m_context.window > 0)
+        for (ProbeDesc& p : oldContextProbeDescs({m_config.nLayer, m_config.nHeads()}, {"layer", "head"},
+                                                 kHeadMeaning, m_context))
+            d.push_back(std::move(p));
+    return d;
 }
 
 std::unique_ptr<ModelState> Mamba2Model::initialState(int64_t batch) const
@@ -326,6 +331,7 @@ std::unique_ptr<ModelState> Mamba2Model::initialState(int64_t batch) const
         s->decaySum.push_back(torch::zeros({batch, m_config.nHeads()}, f32.dtype(torch::kFloat64)));
     }
     s->snapshots.resize(static_cast<size_t>(m_config.nLayer));
+    s->contextSnapshots.resize(static_cast<size_t>(m_config.nLayer));
     return s;
 }
 
@@ -414,14 +420,23 @@ ForwardResult Mamba2Model::forward(const torch::Tensor& ids, ModelState& state, 
     r.hidden = recurrent ? forwardRecurrent(ids, s, withProbes ? &probes : nullptr)
                          : forwardChunked(ids, s, withProbes ? &probes : nullptr);
     if (withProbes) {
-        std::vector<torch::Tensor> dt, decay, norm;
+        std::vector<torch::Tensor> dt, decay, norm, retention, oldShare, readout, insertion;
         for (auto& p : probes) {
             dt.push_back(p.dt);
             decay.push_back(p.decay);
             norm.push_back(p.stateNorm);
+            if (m_context.window > 0) {
+                retention.push_back(torch::cat(p.retention, 1));
+                oldShare.push_back(torch::cat(p.oldShare, 1));
+                readout.push_back(torch::cat(p.readoutShare, 1));
+                insertion.push_back(torch::cat(p.insertion, 1));
+            }
         }
         // [B, T, L, H], token-major like the trace.
         r.probes = {torch::stack(dt, 2), torch::stack(decay, 2), torch::stack(norm, 2)};
+        if (m_context.window > 0)
+            for (auto* v : {&retention, &oldShare, &readout, &insertion})
+                r.probes.push_back(torch::stack(*v, 2));
     }
     return r;
 }
@@ -476,7 +491,15 @@ torch::Tensor Mamba2Model::forwardRecurrent(const torch::Tensor& ids, Mamba2Stat
                 decay.push_back(p.decay);
                 norm.push_back(p.stateNorm);
             }
-            probes->push_back({torch::stack(dt, 1), torch::stack(decay, 1), torch::stack(norm, 1)});
+            MixerProbes joined{
+                torch::stack(dt, 1), torch::stack(decay, 1), torch::stack(norm, 1), {}, {}, {}, {}};
+            for (auto& p : perToken[l]) // the old-context probes come as [B, 1, H] pieces
+                for (auto [from, to] : {std::pair{&p.retention, &joined.retention},
+                                        {&p.oldShare, &joined.oldShare},
+                                        {&p.readoutShare, &joined.readoutShare},
+                                        {&p.insertion, &joined.insertion}})
+                    to->insert(to->end(), from->begin(), from->end());
+            probes->push_back(std::move(joined));
         }
     }
     return torch::stack(hidden, 1);
@@ -537,20 +560,33 @@ torch::Tensor Mamba2Model::mixerStep(size_t l, const torch::Tensor& u, Mamba2Sta
     // S <- alpha S + Delta x B^T; y = S C + D x
     ssmState = ssmState * alpha.view({Bsz, H, 1, 1}) + (dt.unsqueeze(-1) * x).unsqueeze(-1) * Bh.unsqueeze(2);
     torch::Tensor y = torch::matmul(ssmState, Ch.unsqueeze(-1)).squeeze(-1);
+    const torch::Tensor sumBefore = s.decaySum[l];
+    const bool context = probes && m_context.window > 0;
+    if (context)
+        contextProbes(windowSnapshot(s.contextSnapshots[l], position, m_context), sumBefore,
+                      logAlpha.unsqueeze(1), Ch.unsqueeze(1), y.unsqueeze(1),
+                      ssmState.pow(2).sum({-2, -1}).sqrt().unsqueeze(1), *probes);
     if (m.window > 0) {
         // Read out h_t - alpha_{b+1:t} h_b: what the tokens after the snapshot b put in.
-        const StateSnapshot* snap = windowSnapshot(s.snapshots[l], position, m);
-        s.decaySum[l] = s.decaySum[l] + logAlpha.to(torch::kFloat64);
+        const StateSnapshot* snap = windowSnapshot(s.snapshots[l], position, m.windowSpec());
         if (snap) {
-            const torch::Tensor decay = (s.decaySum[l] - snap->decaySum).to(torch::kFloat32).exp(); // [B, H]
+            const torch::Tensor decay = (sumBefore + logAlpha.to(torch::kFloat64) - snap->decaySum)
+                                            .to(torch::kFloat32)
+                                            .exp(); // [B, H]
             y = y - torch::matmul(snap->state, Ch.unsqueeze(-1)).squeeze(-1) * decay.unsqueeze(-1);
         }
     }
+    if (m.window > 0 || context)
+        s.decaySum[l] = sumBefore + logAlpha.to(torch::kFloat64);
     y = y + x * (c.dHasHdim ? layer.D.view({1, H, P}) : layer.D.view({1, H, 1}));
     if (m.normalises() && position % m.every == 0)
         normaliseState(ssmState, tauOf(l), m);
     if (m.window > 0)
-        recordSnapshot(s.snapshots[l], position, ssmState, s.decaySum[l], m);
+        recordSnapshot(s.snapshots[l], position, ssmState, s.decaySum[l], m.windowSpec());
+    if (context) {
+        recordSnapshot(s.contextSnapshots[l], position, ssmState, s.decaySum[l], m_context);
+        probes->insertion = {(dt * Bh.norm(2, {-1}) * x.norm(2, {-1})).unsqueeze(1)};
+    }
     if (probes) {
         probes->dt = dt;
         probes->decay = alpha;
@@ -586,17 +622,57 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
     if (m_mitigation.B != 1.0)
         Bm = Bm * m_mitigation.B;
     torch::Tensor norm;
-    torch::Tensor y = m_mitigation.positional()
-                          ? positionalScan(l, x, dt, logAlpha, Bm, Cm, s, count0, probes ? &norm : nullptr)
-                          : chunkedScalarDecayScan(x, dt, logAlpha, Bm, Cm, m_config.chunkSize, s.ssm[l],
-                                                   probes ? &norm : nullptr);
+    const bool positional = m_mitigation.positional();
+    const torch::Tensor before = s.ssm[l];
+    torch::Tensor y = positional ? positionalScan(l, x, dt, logAlpha, Bm, Cm, s, count0, probes)
+                                 : chunkedScalarDecayScan(x, dt, logAlpha, Bm, Cm, m_config.chunkSize,
+                                                          s.ssm[l], probes ? &norm : nullptr);
+    if (!positional && probes && m_context.window > 0) {
+        // The old-context probes need the scan cut at their snapshots; the run itself must not change,
+        // so they come from a second, cut scan from the same state, whose read-out and state are
+        // dropped (it doubles the scan's cost).
+        const torch::Tensor after = s.ssm[l];
+        s.ssm[l] = before;
+        positionalScan(l, x, dt, logAlpha, Bm, Cm, s, count0, probes);
+        s.ssm[l] = after;
+    }
+    if (probes && m_context.window > 0) // insertion strength Delta |B_t| |x_t| per head
+        probes->insertion = {dt * headsOf(Bm, H).norm(2, {-1}) * x.norm(2, {-1})};
     y = y + x * (c.dHasHdim ? layer.D.view({1, 1, H, P}) : layer.D.view({1, 1, H, 1}));
     if (probes) {
         probes->dt = dt;
         probes->decay = logAlpha.exp();
-        probes->stateNorm = norm;
+        if (!positional)
+            probes->stateNorm = norm; // the uncut scan's, as without the old-context probes
     }
     return gatedOutput(layer, y.reshape({Bsz, T, c.dInner()}), z);
+}
+
+// The old-context probes of n tokens read against the snapshot b of the context window (§3.4):
+// retention alpha_{b+1:t}, the old share rho = |alpha_{b+1:t} h_b| / |h_t| (a scalar decay scales the
+// norm) and the read-out share |C_t . alpha h_b| / |C_t . h_t|. sumBefore: the decay sum before the
+// first of the tokens, cum [B, n, H] the log decays summed within them, Ch [B, n, H, N], y [B, n, H, P]
+// the state's read-out, norm [B, n, H] |h_t|.
+void Mamba2Model::contextProbes(const StateSnapshot* snap, const torch::Tensor& sumBefore,
+                                const torch::Tensor& cum, const torch::Tensor& Ch, const torch::Tensor& y,
+                                const torch::Tensor& norm, MixerProbes& p) const
+{
+    const double tiny = 1e-30;
+    if (!snap) { // the window reaches the stream's start: nothing older, and retention since the start
+        p.retention.push_back((sumBefore.to(torch::kFloat32).unsqueeze(1) + cum).exp());
+        p.oldShare.push_back(torch::zeros_like(cum));
+        p.readoutShare.push_back(torch::zeros_like(cum));
+        return;
+    }
+    const torch::Tensor retention =
+        ((sumBefore - snap->decaySum).to(torch::kFloat32).unsqueeze(1) + cum).exp();
+    const torch::Tensor oldNorm = retention * snap->state.flatten(2).norm(2, {-1}).unsqueeze(1);
+    const torch::Tensor old =
+        torch::matmul(Ch.transpose(1, 2), snap->state.transpose(-1, -2)).transpose(1, 2) *
+        retention.unsqueeze(-1);
+    p.retention.push_back(retention);
+    p.oldShare.push_back(oldNorm / norm.clamp_min(tiny));
+    p.readoutShare.push_back(old.norm(2, {-1}) / y.norm(2, {-1}).clamp_min(tiny));
 }
 
 // The same numbers as the step path gives under normalisation and the window: the scan runs over
@@ -604,13 +680,15 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
 torch::Tensor Mamba2Model::positionalScan(size_t l, const torch::Tensor& x, const torch::Tensor& dt,
                                           const torch::Tensor& logAlpha, const torch::Tensor& Bm,
                                           const torch::Tensor& Cm, Mamba2State& s, int64_t count0,
-                                          torch::Tensor* stateNorm) const
+                                          MixerProbes* probes) const
 {
     const Mitigation& m = m_mitigation;
+    const bool context = probes && m_context.window > 0;
     const int64_t T = x.size(1), H = x.size(2);
     std::vector<torch::Tensor> ys, norms;
     int64_t begin = 0;
-    for (const int64_t end : segmentEnds(count0, T, m.normalises() ? m.every : 0, m.snapshotEvery())) {
+    for (const int64_t end : segmentEnds(
+             count0, T, {m.normalises() ? m.every : 0, m.snapshotEvery(), context ? m_context.every : 0})) {
         const int64_t n = end - begin, position = count0 + end;
         auto seg = [&](const torch::Tensor& t) { return t.narrow(1, begin, n); };
         const torch::Tensor a = seg(logAlpha);
@@ -624,42 +702,55 @@ torch::Tensor Mamba2Model::positionalScan(size_t l, const torch::Tensor& x, cons
                 (seg(dt).select(1, 0).unsqueeze(-1) * seg(x).select(1, 0)).unsqueeze(-1) *
                     headsOf(seg(Bm).select(1, 0), H).unsqueeze(2);
             y = torch::matmul(S, headsOf(seg(Cm).select(1, 0), H).unsqueeze(-1)).squeeze(-1).unsqueeze(1);
-            if (stateNorm)
+            if (probes)
                 segNorm = S.pow(2).sum({-2, -1}).sqrt().unsqueeze(1);
         } else {
             y = chunkedScalarDecayScan(seg(x), seg(dt), a, seg(Bm), seg(Cm), m_config.chunkSize, s.ssm[l],
-                                       stateNorm ? &segNorm : nullptr);
+                                       probes ? &segNorm : nullptr);
         }
+        const torch::Tensor sumBefore = s.decaySum[l];
+        const torch::Tensor cum = m.window > 0 || context ? a.cumsum(1) : torch::Tensor(); // [B, n, H]
+        if (context)
+            contextProbes(windowSnapshot(s.contextSnapshots[l], position, m_context), sumBefore, cum,
+                          headsOf(seg(Cm), H), y, segNorm, *probes);
         if (m.window > 0) {
             // Every token of the segment reads against one snapshot b: y_t -= alpha_{b+1:t} C_t . h_b.
-            const StateSnapshot* snap = windowSnapshot(s.snapshots[l], position, m);
-            const torch::Tensor cum = a.cumsum(1); // [B, n, H]
+            const StateSnapshot* snap = windowSnapshot(s.snapshots[l], position, m.windowSpec());
             if (snap) {
                 const torch::Tensor decay =
-                    ((s.decaySum[l] - snap->decaySum).to(torch::kFloat32).unsqueeze(1) + cum).exp();
+                    ((sumBefore - snap->decaySum).to(torch::kFloat32).unsqueeze(1) + cum).exp();
                 const torch::Tensor Ch = headsOf(seg(Cm), H).transpose(1, 2); // [B, H, n, N]
                 const torch::Tensor old =
                     torch::matmul(Ch, snap->state.transpose(-1, -2)).transpose(1, 2); // [B, n, H, P]
                 y = y - old * decay.unsqueeze(-1);
             }
-            s.decaySum[l] = s.decaySum[l] + cum.select(1, n - 1).to(torch::kFloat64);
         }
+        if (cum.defined())
+            s.decaySum[l] = sumBefore + cum.select(1, n - 1).to(torch::kFloat64);
         if (m.normalises() && position % m.every == 0) {
             const torch::Tensor scale = normaliseState(s.ssm[l], tauOf(l), m);
-            if (stateNorm) {
+            if (probes) {
                 segNorm = segNorm.clone();
                 segNorm.select(1, n - 1).mul_(scale);
             }
         }
         if (m.window > 0)
-            recordSnapshot(s.snapshots[l], position, s.ssm[l], s.decaySum[l], m);
+            recordSnapshot(s.snapshots[l], position, s.ssm[l], s.decaySum[l], m.windowSpec());
+        if (context)
+            recordSnapshot(s.contextSnapshots[l], position, s.ssm[l], s.decaySum[l], m_context);
         ys.push_back(y);
-        if (stateNorm)
+        if (probes)
             norms.push_back(segNorm);
         begin = end;
     }
-    if (stateNorm)
-        *stateNorm = torch::cat(norms, 1);
+    if (probes) {
+        probes->stateNorm = torch::cat(norms, 1);
+        if (context) {
+            probes->retention = {torch::cat(probes->retention, 1)};
+            probes->oldShare = {torch::cat(probes->oldShare, 1)};
+            probes->readoutShare = {torch::cat(probes->readoutShare, 1)};
+        }
+    }
     return torch::cat(ys, 1);
 }
 

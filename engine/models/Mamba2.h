@@ -68,6 +68,8 @@ public:
 private:
     struct MixerProbes {
         torch::Tensor dt, decay, stateNorm; // [B, T, H]
+        // The old-context probes, when on: pieces along T, joined by whoever collects them.
+        std::vector<torch::Tensor> retention, oldShare, readoutShare, insertion;
     };
     // Layer l over T tokens that follow count0 tokens of the stream (the step: the token at position
     // count0 + 1).
@@ -75,11 +77,15 @@ private:
                                MixerProbes* probes) const;
     torch::Tensor mixerStep(size_t l, const torch::Tensor& u, Mamba2State& s, int64_t count0,
                             MixerProbes* probes) const;
-    // The chunked scan cut at the positional mitigations' positions (normalisation, window snapshots).
+    // The chunked scan cut at the positional mitigations' positions (normalisation, window snapshots)
+    // and the old-context probes' snapshots; fills probes' state norm and old-context probes.
     torch::Tensor positionalScan(size_t l, const torch::Tensor& x, const torch::Tensor& dt,
                                  const torch::Tensor& logAlpha, const torch::Tensor& B,
                                  const torch::Tensor& C, Mamba2State& s, int64_t count0,
-                                 torch::Tensor* stateNorm) const;
+                                 MixerProbes* probes) const;
+    void contextProbes(const StateSnapshot* snap, const torch::Tensor& sumBefore, const torch::Tensor& cum,
+                       const torch::Tensor& Ch, const torch::Tensor& y, const torch::Tensor& norm,
+                       MixerProbes& p) const;
     const torch::Tensor& tauOf(size_t l) const;
     torch::Tensor gatedOutput(const Mamba2Layer& layer, const torch::Tensor& y, const torch::Tensor& z) const;
     torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const;

@@ -44,13 +44,16 @@ int64_t positiveCount(const std::string& key, const std::string& text)
 
 } // namespace
 
-int64_t Mitigation::snapshotEvery() const
+SnapshotWindow SnapshotWindow::of(int64_t window, int64_t every)
 {
     if (window <= 0)
-        return 0;
-    if (snapshot > 0)
-        return snapshot;
-    return window % 16 == 0 ? window / 16 : 1;
+        return {0, 1};
+    return {window, every > 0 ? every : window % 16 == 0 ? window / 16 : 1};
+}
+
+int64_t Mitigation::snapshotEvery() const
+{
+    return window > 0 ? SnapshotWindow::of(window, snapshot).every : 0;
 }
 
 std::string Mitigation::describe() const

@@ -8,6 +8,15 @@
 
 namespace statescope {
 
+// A read-out window kept with snapshots: the token at position n (from 1) reads against the state after
+// b = ceil(n / every) * every - window tokens, so it spans window - every + 1 .. window tokens.
+struct SnapshotWindow {
+    int64_t window = 0; // 0: none
+    int64_t every = 1;
+    // r / 16 when 16 divides r, else 1 (exact).
+    static SnapshotWindow of(int64_t window, int64_t every = 0);
+};
+
 struct Mitigation {
     // "Reduce retention and insertion" (§4.1). 1 means off; at 1 a knob changes nothing, bit for bit.
     // What each means in an architecture without Delta or B is in docs/mitigations.md.
@@ -37,6 +46,7 @@ struct Mitigation {
 
     bool normalises() const { return clip > 0 || renorm; }
     int64_t snapshotEvery() const;
+    SnapshotWindow windowSpec() const { return {window, snapshotEvery()}; }
     // Whether the run depends on token positions (normalisation, window): then each architecture
     // cuts its chunks at those positions and a decode step cannot be replayed as one graph.
     bool positional() const { return normalises() || window > 0; }

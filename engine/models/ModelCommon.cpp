@@ -311,6 +311,7 @@ void ScanState::copyFrom(const ModelState& other)
     tokens = o.tokens;
     decaySum = o.decaySum;
     snapshots = o.snapshots;
+    contextSnapshots = o.contextSnapshots;
 }
 
 void ScanState::forgetRecurrence()
@@ -320,6 +321,8 @@ void ScanState::forgetRecurrence()
     for (torch::Tensor& d : decaySum)
         d = torch::zeros_like(d);
     for (auto& s : snapshots)
+        s.clear();
+    for (auto& s : contextSnapshots)
         s.clear();
 }
 
@@ -331,20 +334,27 @@ std::vector<torch::Tensor> ScanState::unitNorms() const
     return out;
 }
 
-std::vector<int64_t> segmentEnds(int64_t count0, int64_t T, int64_t a, int64_t b)
+std::vector<int64_t> segmentEnds(int64_t count0, int64_t T, const std::vector<int64_t>& intervals)
 {
     std::vector<int64_t> ends;
-    int64_t nextA = a > 0 ? (count0 / a + 1) * a - count0 : T;
-    int64_t nextB = b > 0 ? (count0 / b + 1) * b - count0 : T;
+    std::vector<int64_t> next;
+    for (const int64_t i : intervals)
+        if (i > 0)
+            next.push_back((count0 / i + 1) * i - count0);
+    std::vector<int64_t> step;
+    for (const int64_t i : intervals)
+        if (i > 0)
+            step.push_back(i);
     while (true) {
-        const int64_t e = std::min({nextA, nextB, T});
+        int64_t e = T;
+        for (const int64_t n : next)
+            e = std::min(e, n);
         ends.push_back(e);
         if (e >= T)
             break;
-        if (nextA == e)
-            nextA += a;
-        if (nextB == e)
-            nextB += b;
+        for (size_t k = 0; k < next.size(); ++k)
+            if (next[k] == e)
+                next[k] += step[k];
     }
     return ends;
 }
@@ -366,10 +376,10 @@ torch::Tensor normaliseState(torch::Tensor& state, const torch::Tensor& tau, con
 }
 
 const StateSnapshot* windowSnapshot(const std::deque<StateSnapshot>& snapshots, int64_t n,
-                                    const Mitigation& m)
+                                    const SnapshotWindow& w)
 {
-    const int64_t s = m.snapshotEvery();
-    const int64_t b = (n + s - 1) / s * s - m.window;
+    const int64_t s = w.every;
+    const int64_t b = (n + s - 1) / s * s - w.window;
     if (b <= 0)
         return nullptr; // the window reaches the start: the state before it was zero
     for (const StateSnapshot& snap : snapshots)
@@ -379,15 +389,37 @@ const StateSnapshot* windowSnapshot(const std::deque<StateSnapshot>& snapshots, 
                 "recorded (the stream is fed in order from its start)", "missing");
 }
 
-void recordSnapshot(std::deque<StateSnapshot>& snapshots, int64_t n, const torch::Tensor& state,
-                    const torch::Tensor& decaySum, const Mitigation& m)
+std::vector<ProbeDesc> oldContextProbeDescs(const std::vector<int64_t>& shape,
+                                            const std::vector<std::string>& axes,
+                                            const std::string& unitMeaning, const SnapshotWindow& w)
 {
-    const int64_t s = m.snapshotEvery();
+    const std::string span = w.every == 1 ? "the last " + std::to_string(w.window) + " tokens"
+                                          : "the last " + std::to_string(w.window - w.every + 1) + " to " +
+                                                std::to_string(w.window) + " tokens (snapshots every " +
+                                                std::to_string(w.every) + ")";
+    return {
+        {"retention",
+         "retention of old tokens: the decay alpha over " + span +
+             ", the weight left of the token before them",
+         shape, axes, unitMeaning, "", ProbeSummary::GeoMean, "α_r"},
+        {"old_share", "old-context share rho = |alpha h_b| / |h_t|: the part of the state older than " + span,
+         shape, axes, unitMeaning, "", ProbeSummary::Mean, "ρ"},
+        {"old_readout_share", "read-out share |C . alpha h_b| / |C . h_t| of the state older than " + span,
+         shape, axes, unitMeaning, "", ProbeSummary::Mean, "ρ_y"},
+        {"insertion", "insertion strength Delta |B_t| |x_t|", shape, axes, unitMeaning, "",
+         ProbeSummary::Mean, "ι"},
+    };
+}
+
+void recordSnapshot(std::deque<StateSnapshot>& snapshots, int64_t n, const torch::Tensor& state,
+                    const torch::Tensor& decaySum, const SnapshotWindow& w)
+{
+    const int64_t s = w.every;
     if (n % s != 0)
         return;
     snapshots.push_back({n, state, decaySum});
     // The next token reads the snapshot after n + s - window tokens at the earliest.
-    while (!snapshots.empty() && snapshots.front().count < n + s - m.window)
+    while (!snapshots.empty() && snapshots.front().count < n + s - w.window)
         snapshots.pop_front();
 }
 

@@ -113,6 +113,8 @@ struct ScanState : ModelState {
     // The state-difference window: per layer the running decay sum and the snapshots still needed.
     std::vector<torch::Tensor> decaySum;
     std::vector<std::deque<StateSnapshot>> snapshots;
+    std::vector<std::deque<StateSnapshot>>
+        contextSnapshots; // the old-context probes' (RecurrentModel::setOldContext)
 
     std::unique_ptr<ModelState> clone() const override { return std::make_unique<ScanState>(*this); }
     void copyFrom(const ModelState& other) override;
@@ -121,8 +123,8 @@ struct ScanState : ModelState {
 };
 
 // Where a chunk of T tokens that follows `count0` tokens is cut so that every position that is a
-// multiple of `a` or `b` (0: none) ends a segment: the ends, in (0, T], ascending, T last.
-std::vector<int64_t> segmentEnds(int64_t count0, int64_t T, int64_t a, int64_t b);
+// multiple of one of the intervals (0: none) ends a segment: the ends, in (0, T], ascending, T last.
+std::vector<int64_t> segmentEnds(int64_t count0, int64_t T, const std::vector<int64_t>& intervals);
 
 // State normalisation of one layer: state [B, U, ...] scaled per unit to min(1, clip tau / |h|)
 // (clip) or tau / |h| (renorm), a zero state left as it is. Returns the scale [B, U].
@@ -131,11 +133,17 @@ torch::Tensor normaliseState(torch::Tensor& state, const torch::Tensor& tau, con
 // The window snapshot a token at position n (counted from 1) reads against: the state after
 // ceil(n / s) * s - window tokens, or null when that is at or before the stream's start (a zero state).
 const StateSnapshot* windowSnapshot(const std::deque<StateSnapshot>& snapshots, int64_t n,
-                                    const Mitigation& m);
+                                    const SnapshotWindow& w);
+
+// The old-context probes' descriptions, [layers, units] each: retention, old_share,
+// old_readout_share, insertion (docs/probes in docs/mitigations.md).
+std::vector<ProbeDesc> oldContextProbeDescs(const std::vector<int64_t>& shape,
+                                            const std::vector<std::string>& axes,
+                                            const std::string& unitMeaning, const SnapshotWindow& w);
 
 // After the token at position n: a snapshot when n is a multiple of the snapshot interval, and those
 // no later token reads dropped.
 void recordSnapshot(std::deque<StateSnapshot>& snapshots, int64_t n, const torch::Tensor& state,
-                    const torch::Tensor& decaySum, const Mitigation& m);
+                    const torch::Tensor& decaySum, const SnapshotWindow& w);
 
 } // namespace statescope

@@ -76,6 +76,11 @@ public:
             m_tau.push_back(torch::tensor(layer).to(device()));
     }
     const Mitigation& mitigation() const { return m_mitigation; }
+    // The old-context probes (stuffed-mamba.md §3.4; ModelCommon.h oldContextProbeDescs): with a window
+    // r > 0, probes() also has each unit's retention of the token r back, its old-context share, read-out
+    // share and insertion strength. They cost snapshots of the state (as the window mitigation).
+    void setOldContext(int64_t window) { m_context = SnapshotWindow::of(window); }
+    int64_t oldContext() const { return m_context.window; }
 
     // Writes config.json (the architecture's transformers dialect) and model.safetensors (float32)
     // into dir, which load() reads back; the tokenizer and the model card are the caller's.
@@ -84,6 +89,7 @@ public:
 protected:
     Mitigation m_mitigation;
     std::vector<torch::Tensor> m_tau; // per layer [units] float32
+    SnapshotWindow m_context;
 };
 
 } // namespace statescope

@@ -121,6 +121,7 @@ public:
         : m_model(std::move(model)), m_info(std::move(info)), m_options(std::move(options))
     {
         m_model->setMitigation(m_options.mitigation);
+        m_model->setOldContext(m_options.oldContext);
         m_info.parameters = m_model->parameterCount();
         m_info.vocabSize = m_model->vocabSize();
         reset();
@@ -484,6 +485,8 @@ TraceHeader Runner::traceHeader(const TraceInput& input, const std::string& inpu
     settings["mitigation"] = o.mitigation.describe();
     if (o.mitigation.normalises())
         settings["mitigation_calibration"] = o.mitigation.calibration;
+    if (o.oldContext > 0)
+        settings["old_context"] = o.oldContext;
     h.runSettings = settings.dump();
     return h;
 }
@@ -568,6 +571,13 @@ void Runner::setMitigation(const Mitigation& m)
 {
     m_impl->m_options.mitigation = m;
     m_impl->m_model->setMitigation(m);
+    m_impl->reset();
+}
+
+void Runner::setOldContext(int64_t window)
+{
+    m_impl->m_options.oldContext = std::max<int64_t>(0, window);
+    m_impl->m_model->setOldContext(m_impl->m_options.oldContext);
     m_impl->reset();
 }
 

@@ -26,6 +26,9 @@ struct RunOptions {
     ProbeDetail probeDetail = ProbeDetail::Summary;
     Mitigation mitigation; // training-free mitigations, off by default (recorded in the trace)
     bool cudaGraph = true; // on CUDA, replay the decode step as one captured graph where it can be
+    // > 0: the old-context probes over this window (RecurrentModel::setOldContext): retention,
+    // old_share, old_readout_share, insertion. 0: off.
+    int64_t oldContext = 0;
 };
 
 struct ModelInfo {
@@ -125,6 +128,9 @@ public:
     // Replaces the mitigations (tau included: a normalising one needs calibrate() again) and resets
     // the stream; the model stays loaded.
     void setMitigation(const Mitigation& m);
+    // Turns the old-context probes on over this window (0: off) and resets the stream; probes() then
+    // lists them.
+    void setOldContext(int64_t window);
     // Zeroes the recurrent state of the stream and keeps its convolution context (the state-difference
     // window's identity is checked against such a fresh start).
     void forgetRecurrentState();

@@ -288,6 +288,7 @@ private slots:
     void compareWithOriginalOverlays();
     void mitigationsPanelRunsNormalisation();
     void passkeySweepInTheWindow();
+    void oldContextProbesInTheWindow();
 
 private:
     void runAndWait(const QString& text, int chunk = 64);
@@ -2471,4 +2472,45 @@ void TestMainWindow::passkeySweepInTheWindow()
         QVERIFY(d->grab().save(qEnvironmentVariable("STATESCOPE_SCREENSHOTS") + "/passkey-dialog.png"));
     }
     d->hide();
+}
+
+// Issue 11: the old-context probes from the Mitigations panel: the run's trace lists them, a probe
+// view draws them, and the next run without them goes back to the three probes.
+void TestMainWindow::oldContextProbesInTheWindow()
+{
+    QVERIFY(m_window->openModel(kTinyModel));
+    m_window->modelPanel()->setChunkSize(64);
+    m_window->mitigationsPanel()->setOldContext(32);
+    QString text;
+    for (int i = 0; i < 200; ++i)
+        text += QChar('a' + (i * 5) % 26);
+    QSignalSpy ended(m_window, &MainWindow::runEnded);
+    m_window->setInputText(text, "test input");
+    QVERIFY(m_window->startRun());
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, kTimeoutMs);
+    QVERIFY2(m_window->recordedErrors().isEmpty(), qPrintable(m_window->recordedErrors().join('\n')));
+    const TraceReader reader(ended[0][0].toString().toStdString());
+    QStringList names;
+    for (const ProbeDesc& d : reader.header().probes)
+        names << QString::fromStdString(d.name);
+    QCOMPARE(names, QStringList({"dt", "decay", "state_norm", "retention", "old_share", "old_readout_share",
+                                 "insertion"}));
+    QVERIFY(QString::fromStdString(reader.header().runSettings).contains("\"old_context\":32"));
+    ProbeView* v = m_window->probeViews().first();
+    v->setProbe("old_share");
+    QCOMPARE(v->probeName(), QString("old_share"));
+    m_window->plotGroup()->showAll();
+    refreshAll();
+    // Before 32 tokens nothing is old; later some head keeps a share of it, as the file says.
+    const std::vector<float> share = reader.probe("old_share", 0, 200);
+    const int units = m_window->trace()->layers() * m_window->trace()->units();
+    QCOMPARE(share[size_t(10 * units)], 0.0f);
+    QVERIFY(*std::max_element(share.begin(), share.end()) > 0);
+    QVERIFY(v->summaryGraph()->dataCount() > 0);
+    QVERIFY(std::isfinite(graphAt(v->summaryGraph(), 150)));
+
+    m_window->mitigationsPanel()->setOldContext(0);
+    QVERIFY(m_window->startRun());
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 2, kTimeoutMs);
+    QCOMPARE(TraceReader(ended[1][0].toString().toStdString()).header().probes.size(), size_t(3));
 }

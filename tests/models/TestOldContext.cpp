@@ -1,0 +1,192 @@
+// The old-context probes (issue 11, stuffed-mamba.md §3.4; RecurrentModel::setOldContext): retention
+// is the product of the forget gates over the window, as the decay probe of the same run gives them;
+// the old share of a scalar-decay state is the retention times the state norm at the window's start
+// over the norm now, as the state-norm probe gives them; the step and chunked paths agree on every
+// probe; and the probes do not change the run beyond float rounding.
+#include "runtime/Runner.h"
+#include "tokenizers/BpeTokenizer.h"
+
+#include <QFile>
+#include <QtTest>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+
+using namespace statescope;
+
+namespace {
+
+const std::string kModel = STATESCOPE_RESOURCES_DIR "/models/tiny-collapse";
+
+std::vector<int32_t> text(size_t bytes)
+{
+    QFile f(QStringLiteral(STATESCOPE_RESOURCES_DIR "/texts/kjv-heldout.txt"));
+    if (!f.open(QIODevice::ReadOnly))
+        return {};
+    const QByteArray b = f.read(static_cast<qint64>(bytes));
+    return BpeTokenizer::fromFile(kModel + "/tokenizer.json")
+        .encode(std::string(b.constData(), b.size()))
+        .ids;
+}
+
+struct Run {
+    std::vector<float> nll;
+    std::map<std::string, std::vector<float>> probes; // [T, layers, units]
+    int64_t units = 0;                                // per token: layers * units
+};
+
+Run run(Runner& runner, const std::vector<int32_t>& ids)
+{
+    Run r;
+    const std::vector<ProbeDesc> descs = runner.probes();
+    runner.reset();
+    runner.run(ids, nullptr, [&](const ChunkProbes& c) {
+        r.nll.insert(r.nll.end(), c.nll.begin(), c.nll.end());
+        for (size_t i = 0; i < descs.size(); ++i) {
+            auto& v = r.probes[descs[i].name];
+            v.insert(v.end(), c.values[i].begin(), c.values[i].end());
+        }
+    });
+    r.units = static_cast<int64_t>(r.probes["dt"].size() / ids.size());
+    return r;
+}
+
+std::unique_ptr<Runner> open(const std::string& arch, int64_t context, bool reference, int64_t chunk)
+{
+    RunOptions o;
+    o.threads = 2;
+    o.chunkSize = chunk;
+    o.reference = reference;
+    o.oldContext = context;
+    if (arch == "mamba2")
+        return Runner::open(kModel, o);
+    return Runner::openRandom("mamba", Runner::shapeConfig("mamba", "tiny", R"({"vocab_size": 256})"), 5, o);
+}
+
+double maxRelative(const std::vector<float>& a, const std::vector<float>& b, double floor = 1e-2)
+{
+    if (a.size() != b.size())
+        return INFINITY;
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (std::isnan(a[i]) && std::isnan(b[i]))
+            continue;
+        worst = std::max(worst, std::abs(double(a[i]) - b[i]) / std::max(floor, std::abs(double(b[i]))));
+    }
+    return worst;
+}
+
+} // namespace
+
+class TestOldContext : public QObject {
+    Q_OBJECT
+
+private slots:
+    void probesAreListed()
+    {
+        for (const char* arch : {"mamba2", "mamba"}) {
+            QCOMPARE(open(arch, 0, false, 64)->probes().size(), size_t(3));
+            const std::vector<ProbeDesc> d = open(arch, 64, false, 64)->probes();
+            QCOMPARE(d.size(), size_t(7));
+            QCOMPARE(d[3].name, std::string("retention"));
+            QCOMPARE(d[4].name, std::string("old_share"));
+            QCOMPARE(d[5].name, std::string("old_readout_share"));
+            QCOMPARE(d[6].name, std::string("insertion"));
+            QVERIFY(d[4].description.find("61 to 64 tokens") != std::string::npos); // snapshots every 4
+        }
+    }
+
+    // Retention over the window (b, n] = the product of the decay probe there (b <= 0: since the start).
+    void retentionIsTheProductOfTheGates_data()
+    {
+        QTest::addColumn<QString>("arch");
+        QTest::newRow("mamba2") << "mamba2";
+        QTest::newRow("mamba") << "mamba";
+    }
+    void retentionIsTheProductOfTheGates()
+    {
+        QFETCH(QString, arch);
+        const std::vector<int32_t> ids = text(300);
+        const int64_t r = 64, s = 4;
+        const Run run1 = run(*open(arch.toStdString(), r, false, 96), ids);
+        const auto& decay = run1.probes.at("decay");
+        const auto& retention = run1.probes.at("retention");
+        const int64_t U = run1.units;
+        double worst = 0;
+        int checked = 0;
+        for (int64_t n : {int64_t(10), int64_t(64), int64_t(65), int64_t(130), int64_t(299)}) {
+            const int64_t b = std::max<int64_t>(0, (n + s - 1) / s * s - r);
+            for (int64_t u = 0; u < U; ++u) {
+                double product = 1;
+                for (int64_t p = b + 1; p <= n; ++p)
+                    product *= decay[static_cast<size_t>((p - 1) * U + u)];
+                const double got = retention[static_cast<size_t>((n - 1) * U + u)];
+                worst = std::max(worst, std::abs(got - product) / std::max(1e-12, product));
+                ++checked;
+            }
+        }
+        QVERIFY(checked > 0);
+        QVERIFY2(worst < 1e-4, qPrintable(QString::number(worst)));
+    }
+
+    // Mamba-2's decay is a scalar per head, so |alpha h_b| = alpha |h_b|: the old share is retention x
+    // state norm at b / state norm at n, read from the state-norm probe (the scan's own formula).
+    void oldShareOfAScalarDecay()
+    {
+        const std::vector<int32_t> ids = text(400);
+        const int64_t r = 64, s = 4;
+        const Run run1 = run(*open("mamba2", r, false, 128), ids);
+        const auto& norm = run1.probes.at("state_norm");
+        const auto& retention = run1.probes.at("retention");
+        const auto& share = run1.probes.at("old_share");
+        const auto& readout = run1.probes.at("old_readout_share");
+        const auto& insertion = run1.probes.at("insertion");
+        const int64_t U = run1.units;
+        double worst = 0;
+        for (int64_t n = 1; n <= static_cast<int64_t>(ids.size()); ++n) {
+            const int64_t b = (n + s - 1) / s * s - r;
+            for (int64_t u = 0; u < U; ++u) {
+                const size_t k = static_cast<size_t>((n - 1) * U + u);
+                QVERIFY(std::isfinite(readout[k]) && readout[k] >= 0);
+                QVERIFY(std::isfinite(insertion[k]) && insertion[k] >= 0);
+                if (b <= 0) {
+                    QCOMPARE(share[k], 0.0f);
+                    QCOMPARE(readout[k], 0.0f);
+                    continue;
+                }
+                const double want = retention[k] * norm[static_cast<size_t>((b - 1) * U + u)] / norm[k];
+                worst = std::max(worst, std::abs(share[k] - want) / std::max(1e-6, want));
+            }
+        }
+        QVERIFY2(worst < 1e-4, qPrintable(QString::number(worst)));
+        // A model that remembers: some head keeps a visible share of what is 64 tokens old.
+        QVERIFY(*std::max_element(share.begin(), share.end()) > 0.05f);
+    }
+
+    void stepAndChunkedAgree_data()
+    {
+        QTest::addColumn<QString>("arch");
+        QTest::newRow("mamba2") << "mamba2";
+        QTest::newRow("mamba") << "mamba";
+    }
+    void stepAndChunkedAgree()
+    {
+        QFETCH(QString, arch);
+        const std::vector<int32_t> ids = text(180);
+        const Run chunked = run(*open(arch.toStdString(), 48, false, 37), ids);
+        const Run step = run(*open(arch.toStdString(), 48, true, 64), ids);
+        for (const auto& [name, values] : step.probes) {
+            const double d = maxRelative(chunked.probes.at(name), values);
+            QVERIFY2(d < 1e-4, qPrintable(QString::fromStdString(name) + " " + QString::number(d)));
+        }
+        // The probes leave the run as it was: the same NLL and first three probes, bit for bit.
+        const Run plain = run(*open(arch.toStdString(), 0, false, 37), ids);
+        QVERIFY(std::memcmp(chunked.nll.data(), plain.nll.data(), plain.nll.size() * sizeof(float)) == 0);
+        for (const char* name : {"dt", "decay", "state_norm"})
+            QVERIFY2(chunked.probes.at(name) == plain.probes.at(name), name);
+    }
+};
+
+QTEST_GUILESS_MAIN(TestOldContext)
+#include "TestOldContext.moc"
