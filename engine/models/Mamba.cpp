@@ -210,6 +210,8 @@ struct MixerProbes {
     // The old-context probes, when on, per channel: log retention (mean over the state entries),
     // squared norms of the old state and of its read-out, the squared read-out, insertion strength.
     torch::Tensor logRetention, oldSq, oldReadSq, readSq, insertion;
+    torch::Tensor bNorm;  // [B, T, 1]: |B_t|, one per layer
+    torch::Tensor convMs; // [B, T, d_inner]: mean square of the conv state after the token
 };
 
 class MambaModel : public RecurrentModel {
@@ -290,7 +292,7 @@ public:
             }
             r.hidden = torch::cat(hidden, 1);
             for (size_t l = 0; l < perToken.size(); ++l) {
-                std::vector<torch::Tensor> dt, logDecay, normSq, ret, oldSq, oldReadSq, readSq, ins;
+                std::vector<torch::Tensor> dt, logDecay, normSq, ret, oldSq, oldReadSq, readSq, ins, bn, cms;
                 for (auto& p : perToken[l]) {
                     dt.push_back(p.dt);
                     logDecay.push_back(p.logDecay);
@@ -301,14 +303,23 @@ public:
                         oldReadSq.push_back(p.oldReadSq);
                         readSq.push_back(p.readSq);
                         ins.push_back(p.insertion);
+                        bn.push_back(p.bNorm);
+                        cms.push_back(p.convMs);
                     }
                 }
-                probes[l] = {
-                    torch::cat(dt, 1), torch::cat(logDecay, 1), torch::cat(normSq, 1), {}, {}, {}, {}, {}};
-                if (m_context.window > 0)
-                    probes[l] = {probes[l].dt,          probes[l].logDecay,   probes[l].normSq,
-                                 torch::cat(ret, 1),    torch::cat(oldSq, 1), torch::cat(oldReadSq, 1),
-                                 torch::cat(readSq, 1), torch::cat(ins, 1)};
+                probes[l] = MixerProbes{};
+                probes[l].dt = torch::cat(dt, 1);
+                probes[l].logDecay = torch::cat(logDecay, 1);
+                probes[l].normSq = torch::cat(normSq, 1);
+                if (m_context.window > 0) {
+                    probes[l].logRetention = torch::cat(ret, 1);
+                    probes[l].oldSq = torch::cat(oldSq, 1);
+                    probes[l].oldReadSq = torch::cat(oldReadSq, 1);
+                    probes[l].readSq = torch::cat(readSq, 1);
+                    probes[l].insertion = torch::cat(ins, 1);
+                    probes[l].bNorm = torch::cat(bn, 1);
+                    probes[l].convMs = torch::cat(cms, 1);
+                }
             }
         } else {
             torch::Tensor residual = embed(ids);
@@ -328,7 +339,7 @@ public:
             r.probes = {torch::stack(dt, 2), torch::stack(decay, 2),
                         torch::stack(norm, 2)}; // [B, T, L, units]
             if (m_context.window > 0) {
-                std::vector<torch::Tensor> retention, oldShare, readout, insertion;
+                std::vector<torch::Tensor> retention, oldShare, readout, insertion, bNorm, convRms;
                 for (auto& p : probes) {
                     retention.push_back(groupMean(p.logRetention, m_units).exp());
                     oldShare.push_back(groupRootSumSquare(p.oldSq, m_units) /
@@ -336,8 +347,10 @@ public:
                     readout.push_back(groupRootSumSquare(p.oldReadSq, m_units) /
                                       groupRootSumSquare(p.readSq, m_units).clamp_min(1e-30));
                     insertion.push_back(groupMean(p.insertion, m_units));
+                    bNorm.push_back(p.bNorm.expand({-1, -1, m_units}));
+                    convRms.push_back(groupMean(p.convMs, m_units).sqrt());
                 }
-                for (auto* v : {&retention, &oldShare, &readout, &insertion})
+                for (auto* v : {&retention, &oldShare, &readout, &insertion, &bNorm, &convRms})
                     r.probes.push_back(torch::stack(*v, 2));
             }
         }
@@ -554,6 +567,8 @@ private:
             allocateContext(*probes, x.unsqueeze(1));
             contextProbes(L, snap, since, torch::full({1}, double(position), x.options()), Cm.unsqueeze(1),
                           y.unsqueeze(1), x.unsqueeze(1), dt.unsqueeze(1), Bm.unsqueeze(1), 0, *probes);
+            probes->bNorm = Bm.norm(2, {-1}, true).unsqueeze(1); // [B, 1, 1]
+            probes->convMs = convState.pow(2).mean(-1).unsqueeze(1);
         }
         if (context && m.window <= 0)
             s.decaySum[l] = s.decaySum[l] + dt.to(torch::kFloat64);
@@ -607,8 +622,17 @@ private:
         torch::Tensor normSq = probes ? torch::empty_like(x) : torch::Tensor();
         const int64_t Q = scanBlock();
         const bool context = probes && m_context.window > 0;
-        if (context)
+        if (context) {
             allocateContext(*probes, x);
+            probes->bNorm = Bm.norm(2, {-1}, true); // [B, T, 1]
+            // After token t the conv state holds [previous | chunk] inputs t+1 .. t+d_conv-1.
+            const int64_t K1 = m_config.dConv - 1;
+            const torch::Tensor squares = padded.pow(2);
+            torch::Tensor sq = torch::zeros_like(squares.narrow(-1, 0, T));
+            for (int64_t k = 1; k <= K1; ++k)
+                sq = sq + squares.narrow(-1, k, T);
+            probes->convMs = (sq / double(std::max<int64_t>(1, K1))).transpose(1, 2);
+        }
         const std::vector<int64_t> ends = m.positional() || context
                                               ? segmentEnds(count0, T,
                                                             {m.normalises() ? m.every : 0, m.snapshotEvery(),

@@ -420,7 +420,7 @@ ForwardResult Mamba2Model::forward(const torch::Tensor& ids, ModelState& state, 
     r.hidden = recurrent ? forwardRecurrent(ids, s, withProbes ? &probes : nullptr)
                          : forwardChunked(ids, s, withProbes ? &probes : nullptr);
     if (withProbes) {
-        std::vector<torch::Tensor> dt, decay, norm, retention, oldShare, readout, insertion;
+        std::vector<torch::Tensor> dt, decay, norm, retention, oldShare, readout, insertion, bNorm, convRms;
         for (auto& p : probes) {
             dt.push_back(p.dt);
             decay.push_back(p.decay);
@@ -430,12 +430,14 @@ ForwardResult Mamba2Model::forward(const torch::Tensor& ids, ModelState& state, 
                 oldShare.push_back(torch::cat(p.oldShare, 1));
                 readout.push_back(torch::cat(p.readoutShare, 1));
                 insertion.push_back(torch::cat(p.insertion, 1));
+                bNorm.push_back(torch::cat(p.bNorm, 1));
+                convRms.push_back(torch::cat(p.convRms, 1));
             }
         }
         // [B, T, L, H], token-major like the trace.
         r.probes = {torch::stack(dt, 2), torch::stack(decay, 2), torch::stack(norm, 2)};
         if (m_context.window > 0)
-            for (auto* v : {&retention, &oldShare, &readout, &insertion})
+            for (auto* v : {&retention, &oldShare, &readout, &insertion, &bNorm, &convRms})
                 r.probes.push_back(torch::stack(*v, 2));
     }
     return r;
@@ -491,13 +493,14 @@ torch::Tensor Mamba2Model::forwardRecurrent(const torch::Tensor& ids, Mamba2Stat
                 decay.push_back(p.decay);
                 norm.push_back(p.stateNorm);
             }
-            MixerProbes joined{
-                torch::stack(dt, 1), torch::stack(decay, 1), torch::stack(norm, 1), {}, {}, {}, {}};
+            MixerProbes joined{torch::stack(dt, 1), torch::stack(decay, 1), torch::stack(norm, 1)};
             for (auto& p : perToken[l]) // the old-context probes come as [B, 1, H] pieces
                 for (auto [from, to] : {std::pair{&p.retention, &joined.retention},
                                         {&p.oldShare, &joined.oldShare},
                                         {&p.readoutShare, &joined.readoutShare},
-                                        {&p.insertion, &joined.insertion}})
+                                        {&p.insertion, &joined.insertion},
+                                        {&p.bNorm, &joined.bNorm},
+                                        {&p.convRms, &joined.convRms}})
                     to->insert(to->end(), from->begin(), from->end());
             probes->push_back(std::move(joined));
         }
@@ -586,6 +589,14 @@ torch::Tensor Mamba2Model::mixerStep(size_t l, const torch::Tensor& u, Mamba2Sta
     if (context) {
         recordSnapshot(s.contextSnapshots[l], position, ssmState, s.decaySum[l], m_context);
         probes->insertion = {(dt * Bh.norm(2, {-1}) * x.norm(2, {-1})).unsqueeze(1)};
+        probes->bNorm = {Bh.norm(2, {-1}).unsqueeze(1)};
+        // The conv state after the token: the head's last d_conv - 1 raw x inputs.
+        probes->convRms = {convState.narrow(1, 0, c.dInner())
+                               .reshape({Bsz, H, P * (c.dConv - 1)})
+                               .pow(2)
+                               .mean(-1)
+                               .sqrt()
+                               .unsqueeze(1)};
     }
     if (probes) {
         probes->dt = dt;
@@ -636,8 +647,19 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
         positionalScan(l, x, dt, logAlpha, Bm, Cm, s, count0, probes);
         s.ssm[l] = after;
     }
-    if (probes && m_context.window > 0) // insertion strength Delta |B_t| |x_t| per head
-        probes->insertion = {dt * headsOf(Bm, H).norm(2, {-1}) * x.norm(2, {-1})};
+    if (probes && m_context.window > 0) {
+        const torch::Tensor bNorm = headsOf(Bm, H).norm(2, {-1}); // [B, T, H]
+        probes->insertion = {dt * bNorm * x.norm(2, {-1})};       // Delta |B_t| |x_t|
+        probes->bNorm = {bNorm};
+        // After token t the conv state holds the raw inputs t - d_conv + 2 .. t: the sum of squares
+        // over that window, as d_conv - 1 shifted slices (exact, where a running sum would cancel).
+        const int64_t K1 = c.dConv - 1;
+        const torch::Tensor sq = padded.narrow(1, 0, c.dInner()).reshape({Bsz, H, P, K1 + T}).pow(2).sum(2);
+        torch::Tensor window = torch::zeros_like(sq.narrow(-1, 0, T)); // inputs t+1 .. t+K1 of [previous | chunk]
+        for (int64_t k = 1; k <= K1; ++k)
+            window = window + sq.narrow(-1, k, T);
+        probes->convRms = {(window / double(P * std::max<int64_t>(1, K1))).sqrt().transpose(1, 2)};
+    }
     y = y + x * (c.dHasHdim ? layer.D.view({1, 1, H, P}) : layer.D.view({1, 1, H, 1}));
     if (probes) {
         probes->dt = dt;

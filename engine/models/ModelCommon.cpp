@@ -408,6 +408,10 @@ std::vector<ProbeDesc> oldContextProbeDescs(const std::vector<int64_t>& shape,
          shape, axes, unitMeaning, "", ProbeSummary::Mean, "ρ_y"},
         {"insertion", "insertion strength Delta |B_t| |x_t|", shape, axes, unitMeaning, "",
          ProbeSummary::Mean, "ι"},
+        {"b_norm", "|B_t|, the input (key) the token writes with", shape, axes, unitMeaning, "",
+         ProbeSummary::Mean, "‖B‖"},
+        {"conv_rms", "RMS of the conv state after the token (its last d_conv - 1 raw inputs of x)", shape,
+         axes, unitMeaning, "", ProbeSummary::Mean, "conv"},
     };
 }
 

@@ -88,11 +88,13 @@ private slots:
         for (const char* arch : {"mamba2", "mamba"}) {
             QCOMPARE(open(arch, 0, false, 64)->probes().size(), size_t(3));
             const std::vector<ProbeDesc> d = open(arch, 64, false, 64)->probes();
-            QCOMPARE(d.size(), size_t(7));
+            QCOMPARE(d.size(), size_t(9));
             QCOMPARE(d[3].name, std::string("retention"));
             QCOMPARE(d[4].name, std::string("old_share"));
             QCOMPARE(d[5].name, std::string("old_readout_share"));
             QCOMPARE(d[6].name, std::string("insertion"));
+            QCOMPARE(d[7].name, std::string("b_norm"));
+            QCOMPARE(d[8].name, std::string("conv_rms"));
             QVERIFY(d[4].description.find("61 to 64 tokens") != std::string::npos); // snapshots every 4
         }
     }
