@@ -212,6 +212,7 @@ struct MixerProbes {
     torch::Tensor logRetention, oldSq, oldReadSq, readSq, insertion;
     torch::Tensor bNorm;  // [B, T, 1]: |B_t|, one per layer
     torch::Tensor convMs; // [B, T, d_inner]: mean square of the conv state after the token
+    torch::Tensor maxAbs; // [B, T, d_inner]: max |h| over the channel's state after the token
 };
 
 class MambaModel : public RecurrentModel {
@@ -292,7 +293,8 @@ public:
             }
             r.hidden = torch::cat(hidden, 1);
             for (size_t l = 0; l < perToken.size(); ++l) {
-                std::vector<torch::Tensor> dt, logDecay, normSq, ret, oldSq, oldReadSq, readSq, ins, bn, cms;
+                std::vector<torch::Tensor> dt, logDecay, normSq, ret, oldSq, oldReadSq, readSq, ins, bn, cms,
+                    mx;
                 for (auto& p : perToken[l]) {
                     dt.push_back(p.dt);
                     logDecay.push_back(p.logDecay);
@@ -305,6 +307,7 @@ public:
                         ins.push_back(p.insertion);
                         bn.push_back(p.bNorm);
                         cms.push_back(p.convMs);
+                        mx.push_back(p.maxAbs);
                     }
                 }
                 probes[l] = MixerProbes{};
@@ -319,6 +322,7 @@ public:
                     probes[l].insertion = torch::cat(ins, 1);
                     probes[l].bNorm = torch::cat(bn, 1);
                     probes[l].convMs = torch::cat(cms, 1);
+                    probes[l].maxAbs = torch::cat(mx, 1);
                 }
             }
         } else {
@@ -339,7 +343,7 @@ public:
             r.probes = {torch::stack(dt, 2), torch::stack(decay, 2),
                         torch::stack(norm, 2)}; // [B, T, L, units]
             if (m_context.window > 0) {
-                std::vector<torch::Tensor> retention, oldShare, readout, insertion, bNorm, convRms;
+                std::vector<torch::Tensor> retention, oldShare, readout, insertion, bNorm, convRms, maxAbs;
                 for (auto& p : probes) {
                     retention.push_back(groupMean(p.logRetention, m_units).exp());
                     oldShare.push_back(groupRootSumSquare(p.oldSq, m_units) /
@@ -349,8 +353,9 @@ public:
                     insertion.push_back(groupMean(p.insertion, m_units));
                     bNorm.push_back(p.bNorm.expand({-1, -1, m_units}));
                     convRms.push_back(groupMean(p.convMs, m_units).sqrt());
+                    maxAbs.push_back(groupMax(p.maxAbs, m_units));
                 }
-                for (auto* v : {&retention, &oldShare, &readout, &insertion, &bNorm, &convRms})
+                for (auto* v : {&retention, &oldShare, &readout, &insertion, &bNorm, &convRms, &maxAbs})
                     r.probes.push_back(torch::stack(*v, 2));
             }
         }
@@ -530,7 +535,7 @@ private:
 
     void allocateContext(MixerProbes& p, const torch::Tensor& like) const
     {
-        for (torch::Tensor* t : {&p.logRetention, &p.oldSq, &p.oldReadSq, &p.readSq, &p.insertion})
+        for (torch::Tensor* t : {&p.logRetention, &p.oldSq, &p.oldReadSq, &p.readSq, &p.insertion, &p.maxAbs})
             *t = torch::empty_like(like);
     }
 
@@ -586,8 +591,10 @@ private:
             normaliseState(ssmState, tauOf(l), m);
         if (m.window > 0)
             recordSnapshot(s.snapshots[l], position, ssmState, s.decaySum[l], m.windowSpec());
-        if (context)
+        if (context) {
             recordSnapshot(s.contextSnapshots[l], position, ssmState, s.decaySum[l], m_context);
+            probes->maxAbs = ssmState.abs().amax(-1).unsqueeze(1);
+        }
         if (probes) {
             probes->dt = dt.unsqueeze(1);
             probes->logDecay = logDecayProbe(L, dt).unsqueeze(1);
@@ -673,12 +680,16 @@ private:
                 y.narrow(1, b, n).copy_(yb);
                 if (probes)
                     normSq.narrow(1, b, n).copy_(states.pow(2).sum(-1));
+                if (context)
+                    probes->maxAbs.narrow(1, b, n).copy_(states.abs().amax(-1));
                 b += n;
             }
             if (m.normalises() && position % m.every == 0) {
                 const torch::Tensor scale = normaliseState(ssmState, tauOf(l), m);
                 if (probes)
                     normSq.select(1, end - 1).mul_(scale.pow(2));
+                if (context)
+                    probes->maxAbs.select(1, end - 1).mul_(scale);
             }
             if (m.window > 0)
                 recordSnapshot(s.snapshots[l], position, ssmState, s.decaySum[l], m.windowSpec());

@@ -420,7 +420,8 @@ ForwardResult Mamba2Model::forward(const torch::Tensor& ids, ModelState& state, 
     r.hidden = recurrent ? forwardRecurrent(ids, s, withProbes ? &probes : nullptr)
                          : forwardChunked(ids, s, withProbes ? &probes : nullptr);
     if (withProbes) {
-        std::vector<torch::Tensor> dt, decay, norm, retention, oldShare, readout, insertion, bNorm, convRms;
+        std::vector<torch::Tensor> dt, decay, norm, retention, oldShare, readout, insertion, bNorm, convRms,
+            maxAbs;
         for (auto& p : probes) {
             dt.push_back(p.dt);
             decay.push_back(p.decay);
@@ -432,12 +433,13 @@ ForwardResult Mamba2Model::forward(const torch::Tensor& ids, ModelState& state, 
                 insertion.push_back(torch::cat(p.insertion, 1));
                 bNorm.push_back(torch::cat(p.bNorm, 1));
                 convRms.push_back(torch::cat(p.convRms, 1));
+                maxAbs.push_back(torch::cat(p.maxAbs, 1));
             }
         }
         // [B, T, L, H], token-major like the trace.
         r.probes = {torch::stack(dt, 2), torch::stack(decay, 2), torch::stack(norm, 2)};
         if (m_context.window > 0)
-            for (auto* v : {&retention, &oldShare, &readout, &insertion, &bNorm, &convRms})
+            for (auto* v : {&retention, &oldShare, &readout, &insertion, &bNorm, &convRms, &maxAbs})
                 r.probes.push_back(torch::stack(*v, 2));
     }
     return r;
@@ -500,7 +502,8 @@ torch::Tensor Mamba2Model::forwardRecurrent(const torch::Tensor& ids, Mamba2Stat
                                         {&p.readoutShare, &joined.readoutShare},
                                         {&p.insertion, &joined.insertion},
                                         {&p.bNorm, &joined.bNorm},
-                                        {&p.convRms, &joined.convRms}})
+                                        {&p.convRms, &joined.convRms},
+                                        {&p.maxAbs, &joined.maxAbs}})
                     to->insert(to->end(), from->begin(), from->end());
             probes->push_back(std::move(joined));
         }
@@ -590,6 +593,7 @@ torch::Tensor Mamba2Model::mixerStep(size_t l, const torch::Tensor& u, Mamba2Sta
         recordSnapshot(s.contextSnapshots[l], position, ssmState, s.decaySum[l], m_context);
         probes->insertion = {(dt * Bh.norm(2, {-1}) * x.norm(2, {-1})).unsqueeze(1)};
         probes->bNorm = {Bh.norm(2, {-1}).unsqueeze(1)};
+        probes->maxAbs = {ssmState.abs().amax({-2, -1}).unsqueeze(1)};
         // The conv state after the token: the head's last d_conv - 1 raw x inputs.
         probes->convRms = {convState.narrow(1, 0, c.dInner())
                                .reshape({Bsz, H, P * (c.dConv - 1)})
@@ -655,7 +659,8 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
         // over that window, as d_conv - 1 shifted slices (exact, where a running sum would cancel).
         const int64_t K1 = c.dConv - 1;
         const torch::Tensor sq = padded.narrow(1, 0, c.dInner()).reshape({Bsz, H, P, K1 + T}).pow(2).sum(2);
-        torch::Tensor window = torch::zeros_like(sq.narrow(-1, 0, T)); // inputs t+1 .. t+K1 of [previous | chunk]
+        torch::Tensor window =
+            torch::zeros_like(sq.narrow(-1, 0, T)); // inputs t+1 .. t+K1 of [previous | chunk]
         for (int64_t k = 1; k <= K1; ++k)
             window = window + sq.narrow(-1, k, T);
         probes->convRms = {(window / double(P * std::max<int64_t>(1, K1))).sqrt().transpose(1, 2)};
@@ -714,6 +719,7 @@ torch::Tensor Mamba2Model::positionalScan(size_t l, const torch::Tensor& x, cons
         const int64_t n = end - begin, position = count0 + end;
         auto seg = [&](const torch::Tensor& t) { return t.narrow(1, begin, n); };
         const torch::Tensor a = seg(logAlpha);
+        const torch::Tensor segStart = s.ssm[l];
         torch::Tensor segNorm, y;
         if (n == 1) {
             // One token (every = 1, exact windows): the step's update, a few kernels instead of the
@@ -749,13 +755,20 @@ torch::Tensor Mamba2Model::positionalScan(size_t l, const torch::Tensor& x, cons
         }
         if (cum.defined())
             s.decaySum[l] = sumBefore + cum.select(1, n - 1).to(torch::kFloat64);
+        torch::Tensor maxAbs;
+        if (context) // rebuilt from the segment's start: the scan never holds per-token states
+            maxAbs = scalarDecayStateMaxAbs(seg(x), seg(dt), a, seg(Bm), segStart);
         if (m.normalises() && position % m.every == 0) {
             const torch::Tensor scale = normaliseState(s.ssm[l], tauOf(l), m);
             if (probes) {
                 segNorm = segNorm.clone();
                 segNorm.select(1, n - 1).mul_(scale);
             }
+            if (maxAbs.defined())
+                maxAbs.select(1, n - 1).mul_(scale);
         }
+        if (maxAbs.defined())
+            probes->maxAbs.push_back(maxAbs);
         if (m.window > 0)
             recordSnapshot(s.snapshots[l], position, s.ssm[l], s.decaySum[l], m.windowSpec());
         if (context)
@@ -771,6 +784,7 @@ torch::Tensor Mamba2Model::positionalScan(size_t l, const torch::Tensor& x, cons
             probes->retention = {torch::cat(probes->retention, 1)};
             probes->oldShare = {torch::cat(probes->oldShare, 1)};
             probes->readoutShare = {torch::cat(probes->readoutShare, 1)};
+            probes->maxAbs = {torch::cat(probes->maxAbs, 1)};
         }
     }
     return torch::cat(ys, 1);

@@ -69,7 +69,7 @@ private:
     struct MixerProbes {
         torch::Tensor dt, decay, stateNorm; // [B, T, H]
         // The old-context probes, when on: pieces along T, joined by whoever collects them.
-        std::vector<torch::Tensor> retention, oldShare, readoutShare, insertion, bNorm, convRms;
+        std::vector<torch::Tensor> retention, oldShare, readoutShare, insertion, bNorm, convRms, maxAbs;
     };
     // Layer l over T tokens that follow count0 tokens of the stream (the step: the token at position
     // count0 + 1).

@@ -185,6 +185,42 @@ torch::Tensor groupMean(const torch::Tensor& x, int64_t groups)
     return x.reshape(shape).mean(-1);
 }
 
+torch::Tensor groupMax(const torch::Tensor& x, int64_t groups)
+{
+    std::vector<int64_t> shape = x.sizes().vec();
+    const int64_t c = shape.back();
+    shape.back() = groups;
+    shape.push_back(c / groups);
+    return x.reshape(shape).amax(-1);
+}
+
+torch::Tensor scalarDecayStateMaxAbs(const torch::Tensor& x, const torch::Tensor& dt,
+                                     const torch::Tensor& logDecay, const torch::Tensor& Bm,
+                                     const torch::Tensor& sIn)
+{
+    const int64_t Bsz = x.size(0), T = x.size(1), H = x.size(2), P = x.size(3), G = Bm.size(2),
+                  N = Bm.size(3);
+    std::vector<torch::Tensor> out;
+    torch::Tensor S = sIn; // [B, H, P, N]
+    for (int64_t b = 0; b < T; b += 32) {
+        const int64_t n = std::min<int64_t>(32, T - b);
+        const torch::Tensor a = logDecay.narrow(1, b, n).permute({0, 2, 1}); // [B, H, n]
+        const torch::Tensor X = (x.narrow(1, b, n) * dt.narrow(1, b, n).unsqueeze(-1)).permute({0, 2, 1, 3});
+        const torch::Tensor Bh = Bm.narrow(1, b, n)
+                                     .unsqueeze(3)
+                                     .expand({Bsz, n, G, H / G, N})
+                                     .reshape({Bsz, n, H, N})
+                                     .permute({0, 2, 1, 3}); // [B, H, n, N]
+        const torch::Tensor U = (X.unsqueeze(-1) * Bh.unsqueeze(-2)).reshape({Bsz, H, n, P * N});
+        const torch::Tensor L = segsumExp(a); // [B, H, n, n]
+        const torch::Tensor states = torch::matmul(L, U) + a.cumsum(-1).exp().unsqueeze(-1) *
+                                                               S.reshape({Bsz, H, 1, P * N}); // [B, H, n, PN]
+        out.push_back(states.abs().amax(-1).transpose(1, 2));
+        S = states.select(2, n - 1).reshape({Bsz, H, P, N});
+    }
+    return torch::cat(out, 1);
+}
+
 torch::Tensor groupRootSumSquare(const torch::Tensor& squares, int64_t groups)
 {
     std::vector<int64_t> shape = squares.sizes().vec();
@@ -412,6 +448,8 @@ std::vector<ProbeDesc> oldContextProbeDescs(const std::vector<int64_t>& shape,
          ProbeSummary::Mean, "‖B‖"},
         {"conv_rms", "RMS of the conv state after the token (its last d_conv - 1 raw inputs of x)", shape,
          axes, unitMeaning, "", ProbeSummary::Mean, "conv"},
+        {"state_max_abs", "max |S| over the unit's state after the token", shape, axes, unitMeaning, "",
+         ProbeSummary::Mean, "max|S|"},
     };
 }
 

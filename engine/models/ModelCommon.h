@@ -85,6 +85,13 @@ torch::Tensor chunkedScalarDecayScan(const torch::Tensor& x, const torch::Tensor
                                      const torch::Tensor& C, int64_t chunkSize, torch::Tensor& ssmState,
                                      torch::Tensor* stateNorm);
 
+// max |S_t| over each head's state, per token, for the scalar-decay scan of chunkedScalarDecayScan's
+// arguments from the state sIn: the states are rebuilt in blocks of 32 tokens and dropped (the scan
+// itself never materialises them). [B, T, H].
+torch::Tensor scalarDecayStateMaxAbs(const torch::Tensor& x, const torch::Tensor& dt,
+                                     const torch::Tensor& logDecay, const torch::Tensor& B,
+                                     const torch::Tensor& sIn);
+
 // Every state of h_t = decay_t * h_{t-1} + input_t along dim 1 (decay and input [B, T, ...], hIn
 // [B, ...]), for decays that differ per state element (Mamba-1; RWKV-6 and GLA once broadcast over
 // the value axis). On the CPU one fused multiply-add per token is cheapest (memory-bound, few
@@ -94,6 +101,7 @@ torch::Tensor elementwiseDecayScan(const torch::Tensor& decay, const torch::Tens
 
 // Group g of a per-channel [.., C] tensor summarised over groups of C / G channels: [.., G].
 torch::Tensor groupMean(const torch::Tensor& x, int64_t groups);
+torch::Tensor groupMax(const torch::Tensor& x, int64_t groups);
 torch::Tensor groupRootSumSquare(const torch::Tensor& squares,
                                  int64_t groups); // takes x^2 already summed per channel
 

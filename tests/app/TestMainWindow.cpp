@@ -2494,7 +2494,7 @@ void TestMainWindow::oldContextProbesInTheWindow()
     for (const ProbeDesc& d : reader.header().probes)
         names << QString::fromStdString(d.name);
     QCOMPARE(names, QStringList({"dt", "decay", "state_norm", "retention", "old_share", "old_readout_share",
-                                 "insertion", "b_norm", "conv_rms"}));
+                                 "insertion", "b_norm", "conv_rms", "state_max_abs"}));
     QVERIFY(QString::fromStdString(reader.header().runSettings).contains("\"old_context\":32"));
     ProbeView* v = m_window->probeViews().first();
     v->setProbe("old_share");

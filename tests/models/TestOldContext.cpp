@@ -3,6 +3,7 @@
 // the old share of a scalar-decay state is the retention times the state norm at the window's start
 // over the norm now, as the state-norm probe gives them; the step and chunked paths agree on every
 // probe; and the probes do not change the run beyond float rounding.
+#include "models/Mitigation.h"
 #include "runtime/Runner.h"
 #include "tokenizers/BpeTokenizer.h"
 
@@ -88,13 +89,14 @@ private slots:
         for (const char* arch : {"mamba2", "mamba"}) {
             QCOMPARE(open(arch, 0, false, 64)->probes().size(), size_t(3));
             const std::vector<ProbeDesc> d = open(arch, 64, false, 64)->probes();
-            QCOMPARE(d.size(), size_t(9));
+            QCOMPARE(d.size(), size_t(10));
             QCOMPARE(d[3].name, std::string("retention"));
             QCOMPARE(d[4].name, std::string("old_share"));
             QCOMPARE(d[5].name, std::string("old_readout_share"));
             QCOMPARE(d[6].name, std::string("insertion"));
             QCOMPARE(d[7].name, std::string("b_norm"));
             QCOMPARE(d[8].name, std::string("conv_rms"));
+            QCOMPARE(d[9].name, std::string("state_max_abs"));
             QVERIFY(d[4].description.find("61 to 64 tokens") != std::string::npos); // snapshots every 4
         }
     }
@@ -162,8 +164,50 @@ private slots:
             }
         }
         QVERIFY2(worst < 1e-4, qPrintable(QString::number(worst)));
+        // max |S| of a head lies between its norm / sqrt(headdim x d_state) and its norm (32 x 256 here).
+        const auto& maxAbs = run1.probes.at("state_max_abs");
+        for (size_t k = 0; k < maxAbs.size(); ++k)
+            QVERIFY2(maxAbs[k] <= norm[k] * (1 + 1e-5) &&
+                         maxAbs[k] >= norm[k] / std::sqrt(32.0 * 256) * (1 - 1e-5),
+                     qPrintable(QStringLiteral("%1: %2 vs %3").arg(k).arg(maxAbs[k]).arg(norm[k])));
         // A model that remembers: some head keeps a visible share of what is 64 tokens old.
         QVERIFY(*std::max_element(share.begin(), share.end()) > 0.05f);
+    }
+
+    // With the positional mitigations on as well (normalisation rescales the state the probes read).
+    void stepAndChunkedAgreeUnderMitigations_data()
+    {
+        QTest::addColumn<QString>("arch");
+        QTest::newRow("mamba2") << "mamba2";
+        QTest::newRow("mamba") << "mamba";
+    }
+    void stepAndChunkedAgreeUnderMitigations()
+    {
+        QFETCH(QString, arch);
+        const std::vector<int32_t> ids = text(160);
+        auto make = [&](bool reference, int64_t chunk) {
+            RunOptions o;
+            o.threads = 2;
+            o.chunkSize = chunk;
+            o.reference = reference;
+            o.oldContext = 32;
+            o.mitigation = parseMitigation("alpha=0.99,clip=0.8,every=5,window=48,snapshot=6");
+            std::unique_ptr<Runner> r =
+                arch == "mamba2"
+                    ? Runner::open(kModel, o)
+                    : Runner::openRandom(
+                          "mamba", Runner::shapeConfig("mamba", "tiny", R"({"vocab_size": 256})"), 5, o);
+            r->calibrate(std::vector<int32_t>(ids.begin(), ids.begin() + 40), "test");
+            return r;
+        };
+        const Run chunked = run(*make(false, 29), ids);
+        const Run step = run(*make(true, 64), ids);
+        QCOMPARE(chunked.probes.size(), size_t(10));
+        for (const auto& [name, values] : step.probes) {
+            const double d = maxRelative(chunked.probes.at(name), values);
+            QVERIFY2(d < 1e-4, qPrintable(QString::fromStdString(name) + " " + QString::number(d)));
+        }
+        QVERIFY(maxRelative(chunked.nll, step.nll) < 1e-4);
     }
 
     void stepAndChunkedAgree_data()
