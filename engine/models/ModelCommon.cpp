@@ -176,22 +176,28 @@ void writeConfigJson(const std::string& dir, const std::string& json)
         throw Error(path, "cannot write");
 }
 
-torch::Tensor groupMean(const torch::Tensor& x, int64_t groups)
+namespace {
+
+// [.., C] as [.., groups, C / groups].
+torch::Tensor grouped(const torch::Tensor& x, int64_t groups)
 {
     std::vector<int64_t> shape = x.sizes().vec();
     const int64_t c = shape.back();
     shape.back() = groups;
     shape.push_back(c / groups);
-    return x.reshape(shape).mean(-1);
+    return x.reshape(shape);
+}
+
+} // namespace
+
+torch::Tensor groupMean(const torch::Tensor& x, int64_t groups)
+{
+    return grouped(x, groups).mean(-1);
 }
 
 torch::Tensor groupMax(const torch::Tensor& x, int64_t groups)
 {
-    std::vector<int64_t> shape = x.sizes().vec();
-    const int64_t c = shape.back();
-    shape.back() = groups;
-    shape.push_back(c / groups);
-    return x.reshape(shape).amax(-1);
+    return grouped(x, groups).amax(-1);
 }
 
 torch::Tensor scalarDecayStateMaxAbs(const torch::Tensor& x, const torch::Tensor& dt,
@@ -223,11 +229,7 @@ torch::Tensor scalarDecayStateMaxAbs(const torch::Tensor& x, const torch::Tensor
 
 torch::Tensor groupRootSumSquare(const torch::Tensor& squares, int64_t groups)
 {
-    std::vector<int64_t> shape = squares.sizes().vec();
-    const int64_t c = shape.back();
-    shape.back() = groups;
-    shape.push_back(c / groups);
-    return squares.reshape(shape).sum(-1).clamp_min(0).sqrt();
+    return grouped(squares, groups).sum(-1).clamp_min(0).sqrt();
 }
 
 // Chunked SSD (stuffed-mamba.md §7.3). x [B,T,H,P], dt and logDecay [B,T,H], B and C [B,T,G,N].

@@ -3,6 +3,7 @@
 // layer's Delta depends on the input alone, so it is comparable across runs); and the one-token
 // reference path and the chunked path agree under every knob, for Mamba-2 and Mamba-1.
 #include "Error.h"
+#include "ProbeRuns.h"
 #include "models/Mitigation.h"
 #include "runtime/Runner.h"
 #include "tokenizers/BpeTokenizer.h"
@@ -14,43 +15,21 @@
 #include <cstring>
 
 using namespace statescope;
+using namespace statescope::testing;
 
 namespace {
-
-const std::string kModel = STATESCOPE_RESOURCES_DIR "/models/tiny-collapse";
-
+const std::string& kModel = kCollapseModel;
 std::vector<int32_t> text(size_t bytes)
 {
-    QFile f(QStringLiteral(STATESCOPE_RESOURCES_DIR "/texts/kjv-heldout.txt"));
-    if (!f.open(QIODevice::ReadOnly))
-        return {};
-    const QByteArray b = f.read(static_cast<qint64>(bytes));
-    return BpeTokenizer::fromFile(kModel + "/tokenizer.json")
-        .encode(std::string(b.constData(), b.size()))
-        .ids;
+    return heldOutTokens(bytes);
 }
-
-struct Run {
-    std::vector<float> nll;
-    std::map<std::string, std::vector<float>> probes; // [T, layers, units]
-    int64_t units = 0;                                // layers * units per layer
-};
-
 Run run(Runner& runner, const std::vector<int32_t>& ids)
 {
-    Run r;
-    const std::vector<ProbeDesc> descs = runner.probes();
-    runner.reset();
-    runner.run(ids, nullptr, [&](const ChunkProbes& c) {
-        r.nll.insert(r.nll.end(), c.nll.begin(), c.nll.end());
-        for (size_t i = 0; i < descs.size(); ++i) {
-            auto& v = r.probes[descs[i].name];
-            v.insert(v.end(), c.values[i].begin(), c.values[i].end());
-        }
-    });
-    r.units = static_cast<int64_t>(r.probes["dt"].size() / ids.size());
-    return r;
+    return runAll(runner, ids);
 }
+} // namespace
+
+namespace {
 
 std::unique_ptr<Runner> open(const Mitigation& m, bool reference = false, int64_t chunk = 96)
 {
@@ -70,21 +49,6 @@ std::unique_ptr<Runner> openMamba1(const Mitigation& m, bool reference)
     o.reference = reference;
     o.mitigation = m;
     return Runner::openRandom("mamba", Runner::shapeConfig("mamba", "tiny", R"({"vocab_size": 256})"), 5, o);
-}
-
-double maxRelative(const std::vector<float>& a, const std::vector<float>& b)
-{
-    double worst = 0;
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (std::isnan(a[i]) && std::isnan(b[i]))
-            continue;
-        // Below 1e-2 absolute: an NLL near 0 is a difference of two near-equal logs.
-        const double d = std::abs(double(a[i]) - b[i]) / std::max(1e-2, std::abs(double(b[i])));
-        if (d > 1e-4 && qEnvironmentVariableIsSet("DEBUG_AGREE"))
-            qDebug() << i << a[i] << b[i];
-        worst = std::max(worst, d);
-    }
-    return worst;
 }
 
 // Bit for bit, NaN (the stream's first NLL) included.

@@ -2,7 +2,8 @@
 // is the product of the forget gates over the window, as the decay probe of the same run gives them;
 // the old share of a scalar-decay state is the retention times the state norm at the window's start
 // over the norm now, as the state-norm probe gives them; the step and chunked paths agree on every
-// probe; and the probes do not change the run beyond float rounding.
+// probe; and the probes leave the run itself unchanged, bit for bit.
+#include "ProbeRuns.h"
 #include "models/Mitigation.h"
 #include "runtime/Runner.h"
 #include "tokenizers/BpeTokenizer.h"
@@ -15,43 +16,21 @@
 #include <map>
 
 using namespace statescope;
+using namespace statescope::testing;
 
 namespace {
-
-const std::string kModel = STATESCOPE_RESOURCES_DIR "/models/tiny-collapse";
-
+const std::string& kModel = kCollapseModel;
 std::vector<int32_t> text(size_t bytes)
 {
-    QFile f(QStringLiteral(STATESCOPE_RESOURCES_DIR "/texts/kjv-heldout.txt"));
-    if (!f.open(QIODevice::ReadOnly))
-        return {};
-    const QByteArray b = f.read(static_cast<qint64>(bytes));
-    return BpeTokenizer::fromFile(kModel + "/tokenizer.json")
-        .encode(std::string(b.constData(), b.size()))
-        .ids;
+    return heldOutTokens(bytes);
 }
-
-struct Run {
-    std::vector<float> nll;
-    std::map<std::string, std::vector<float>> probes; // [T, layers, units]
-    int64_t units = 0;                                // per token: layers * units
-};
-
 Run run(Runner& runner, const std::vector<int32_t>& ids)
 {
-    Run r;
-    const std::vector<ProbeDesc> descs = runner.probes();
-    runner.reset();
-    runner.run(ids, nullptr, [&](const ChunkProbes& c) {
-        r.nll.insert(r.nll.end(), c.nll.begin(), c.nll.end());
-        for (size_t i = 0; i < descs.size(); ++i) {
-            auto& v = r.probes[descs[i].name];
-            v.insert(v.end(), c.values[i].begin(), c.values[i].end());
-        }
-    });
-    r.units = static_cast<int64_t>(r.probes["dt"].size() / ids.size());
-    return r;
+    return runAll(runner, ids);
 }
+} // namespace
+
+namespace {
 
 std::unique_ptr<Runner> open(const std::string& arch, int64_t context, bool reference, int64_t chunk)
 {
@@ -63,19 +42,6 @@ std::unique_ptr<Runner> open(const std::string& arch, int64_t context, bool refe
     if (arch == "mamba2")
         return Runner::open(kModel, o);
     return Runner::openRandom("mamba", Runner::shapeConfig("mamba", "tiny", R"({"vocab_size": 256})"), 5, o);
-}
-
-double maxRelative(const std::vector<float>& a, const std::vector<float>& b, double floor = 1e-2)
-{
-    if (a.size() != b.size())
-        return INFINITY;
-    double worst = 0;
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (std::isnan(a[i]) && std::isnan(b[i]))
-            continue;
-        worst = std::max(worst, std::abs(double(a[i]) - b[i]) / std::max(floor, std::abs(double(b[i]))));
-    }
-    return worst;
 }
 
 } // namespace
