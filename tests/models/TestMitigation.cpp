@@ -18,18 +18,6 @@ using namespace statescope;
 using namespace statescope::testing;
 
 namespace {
-const std::string& kModel = kCollapseModel;
-std::vector<int32_t> text(size_t bytes)
-{
-    return heldOutTokens(bytes);
-}
-Run run(Runner& runner, const std::vector<int32_t>& ids)
-{
-    return runAll(runner, ids);
-}
-} // namespace
-
-namespace {
 
 std::unique_ptr<Runner> open(const Mitigation& m, bool reference = false, int64_t chunk = 96)
 {
@@ -38,7 +26,7 @@ std::unique_ptr<Runner> open(const Mitigation& m, bool reference = false, int64_
     o.chunkSize = chunk;
     o.reference = reference;
     o.mitigation = m;
-    return Runner::open(kModel, o);
+    return Runner::open(kCollapseModel, o);
 }
 
 std::unique_ptr<Runner> openMamba1(const Mitigation& m, bool reference)
@@ -128,7 +116,7 @@ private slots:
     // an unmitigated run (computed by the chunked scan's own norm formula) says the same.
     void calibrationIsTheStateNormAtItsEnd()
     {
-        const std::vector<int32_t> ids = text(600);
+        const std::vector<int32_t> ids = heldOutTokens(600);
         const std::vector<int32_t> calibration(ids.begin(), ids.begin() + 128);
         auto runner = open(parseMitigation("clip=1"));
         QVERIFY_THROWS_EXCEPTION(Error, runner->feed(calibration)); // not calibrated yet
@@ -136,7 +124,7 @@ private slots:
         const Mitigation& m = runner->mitigation();
         QCOMPARE(m.calibration, std::string("test (128 tokens)"));
         QCOMPARE(m.tau.size(), size_t(6));
-        const Run plain = run(*open(Mitigation()), calibration);
+        const Run plain = runAll(*open(Mitigation()), calibration);
         const size_t heads = m.tau[0].size();
         double worst = 0;
         for (size_t l = 0; l < m.tau.size(); ++l)
@@ -151,14 +139,14 @@ private slots:
     // change the run; a clip that never binds changes nothing, bit for bit.
     void normalisationBoundsTheNorm()
     {
-        const std::vector<int32_t> ids = text(700);
+        const std::vector<int32_t> ids = heldOutTokens(700);
         const std::vector<int32_t> calibration(ids.begin(), ids.begin() + 64);
-        const Run original = run(*open(Mitigation()), ids);
+        const Run original = runAll(*open(Mitigation()), ids);
         for (const char* spec : {"clip=0.5", "renorm,every=4"}) {
             auto runner = open(parseMitigation(spec));
             runner->calibrate(calibration, "test");
             const Mitigation& m = runner->mitigation();
-            const Run r = run(*runner, ids);
+            const Run r = runAll(*runner, ids);
             const size_t heads = m.tau[0].size(), layers = m.tau.size();
             double worst = 0;
             for (size_t t = 0; t < ids.size(); ++t) {
@@ -179,17 +167,17 @@ private slots:
         auto loose = open(parseMitigation("clip=1e30"), true);
         loose->calibrate(calibration, "test");
         const std::vector<int32_t> head(ids.begin(), ids.begin() + 120);
-        QVERIFY(bitEqual(run(*loose, head).nll, run(*open(Mitigation(), true), head).nll));
+        QVERIFY(bitEqual(runAll(*loose, head).nll, runAll(*open(Mitigation(), true), head).nll));
     }
 
     // A window longer than the text (and its snapshot interval too) is the original run, bit for bit.
     void endlessWindowIsTheOriginal()
     {
-        const std::vector<int32_t> ids = text(400);
-        const Run original = run(*open(Mitigation()), ids);
-        const Run windowed = run(*open(parseMitigation("window=1073741824")), ids);
+        const std::vector<int32_t> ids = heldOutTokens(400);
+        const Run original = runAll(*open(Mitigation()), ids);
+        const Run windowed = runAll(*open(parseMitigation("window=1073741824")), ids);
         QVERIFY(bitEqual(windowed.nll, original.nll));
-        QVERIFY(!bitEqual(run(*open(parseMitigation("window=64")), ids).nll, original.nll));
+        QVERIFY(!bitEqual(runAll(*open(parseMitigation("window=64")), ids).nll, original.nll));
     }
 
     // The state-difference identity: with one layer (so that the layer's input is the token's alone),
@@ -218,7 +206,7 @@ private slots:
         const std::string a = arch.toStdString();
         const std::string config =
             Runner::shapeConfig(a, "tiny", R"({"vocab_size": 256, "num_hidden_layers": 1})");
-        std::vector<int32_t> ids = text(600);
+        std::vector<int32_t> ids = heldOutTokens(600);
         ids.resize(110);
         const Mitigation m = parseMitigation(spec.toStdString());
         RunOptions o;
@@ -226,7 +214,7 @@ private slots:
         o.chunkSize = 40;
         o.reference = reference;
         o.mitigation = m;
-        const Run windowed = run(*Runner::openRandom(a, config, 3, o), ids);
+        const Run windowed = runAll(*Runner::openRandom(a, config, 3, o), ids);
         Mitigation plain;
         plain.alpha = m.alpha; // the gates as in the windowed run; only the window differs
         plain.A = m.A;
@@ -235,7 +223,7 @@ private slots:
         auto fresh = Runner::openRandom(a, config, 3, o);
         const int64_t s = m.snapshotEvery();
         o.mitigation = plain;
-        const Run full = run(*Runner::openRandom(a, config, 3, o), ids);
+        const Run full = runAll(*Runner::openRandom(a, config, 3, o), ids);
         int checked = 0;
         double windowEffect = 0;
         for (int64_t n : {int64_t(m.window + 1), int64_t(57), int64_t(80), int64_t(109)}) {
@@ -261,11 +249,11 @@ private slots:
 
     void identityIsBitForBit()
     {
-        const std::vector<int32_t> ids = text(400);
-        const Run original = run(*open(Mitigation()), ids);
+        const std::vector<int32_t> ids = heldOutTokens(400);
+        const Run original = runAll(*open(Mitigation()), ids);
         Mitigation ones;
         ones.alpha = ones.B = ones.dt = ones.A = 1.0;
-        const Run same = run(*open(ones), ids);
+        const Run same = runAll(*open(ones), ids);
         QVERIFY(bitEqual(same.nll, original.nll));
         QCOMPARE(same.probes.size(), original.probes.size());
         for (const auto& [name, values] : original.probes)
@@ -273,15 +261,15 @@ private slots:
         // A knob that is on changes the run.
         Mitigation b;
         b.B = 0.7;
-        QVERIFY(!bitEqual(run(*open(b), ids).nll, original.nll));
+        QVERIFY(!bitEqual(runAll(*open(b), ids).nll, original.nll));
     }
 
     // Layer 0's Delta comes from the embedding and the conv alone: what each knob does to its dt and
     // decay probes is the formula, exactly (to float rounding).
     void firstLayerFollowsTheFormulas()
     {
-        const std::vector<int32_t> ids = text(300);
-        const Run original = run(*open(Mitigation()), ids);
+        const std::vector<int32_t> ids = heldOutTokens(300);
+        const Run original = runAll(*open(Mitigation()), ids);
         const int64_t units = original.units, heads = units / 6; // 6 layers
         Mitigation a;
         a.alpha = 0.9;
@@ -289,7 +277,7 @@ private slots:
         d.dt = 0.5;
         Mitigation e;
         e.A = 2.0;
-        const Run ra = run(*open(a), ids), rd = run(*open(d), ids), re = run(*open(e), ids);
+        const Run ra = runAll(*open(a), ids), rd = runAll(*open(d), ids), re = runAll(*open(e), ids);
         double worstA = 0, worstD = 0, worstE = 0;
         for (size_t t = 0; t < ids.size(); ++t)
             for (int64_t h = 0; h < heads; ++h) {
@@ -308,12 +296,12 @@ private slots:
 
     void stepAndChunkedAgreeMamba2()
     {
-        const std::vector<int32_t> ids = text(260);
-        const Run chunked = run(*open(all(), false, 96), ids);
-        const Run step = run(*open(all(), true), ids);
+        const std::vector<int32_t> ids = heldOutTokens(260);
+        const Run chunked = runAll(*open(all(), false, 96), ids);
+        const Run step = runAll(*open(all(), true), ids);
         expectAgree(chunked, step);
         // The chunk size changes nothing either.
-        const double other = maxRelative(run(*open(all(), false, 7), ids).nll, chunked.nll);
+        const double other = maxRelative(runAll(*open(all(), false, 7), ids).nll, chunked.nll);
         QVERIFY2(other < 1e-4, qPrintable(QString::number(other)));
     }
 
@@ -335,7 +323,7 @@ private slots:
         QFETCH(QString, spec);
         const Mitigation m = parseMitigation(spec.toStdString());
         const bool mamba2 = arch == "mamba2";
-        const std::vector<int32_t> ids = text(mamba2 ? 200 : 150);
+        const std::vector<int32_t> ids = heldOutTokens(mamba2 ? 200 : 150);
         const std::vector<int32_t> calibration(ids.begin(), ids.begin() + 50);
         auto make = [&](bool reference, int64_t chunk) {
             std::unique_ptr<Runner> r;
@@ -354,20 +342,20 @@ private slots:
                 r->calibrate(calibration, "test");
             return r;
         };
-        const Run chunked = run(*make(false, 64), ids);
-        const Run step = run(*make(true, 64), ids);
+        const Run chunked = runAll(*make(false, 64), ids);
+        const Run step = runAll(*make(true, 64), ids);
         expectAgree(chunked, step);
-        expectAgree(run(*make(false, 23), ids), step); // chunks that cut segments anywhere
+        expectAgree(runAll(*make(false, 23), ids), step); // chunks that cut segments anywhere
     }
 
     void stepAndChunkedAgreeMamba1()
     {
-        std::vector<int32_t> ids = text(150);
-        const Run chunked = run(*openMamba1(all(), false), ids);
-        const Run step = run(*openMamba1(all(), true), ids);
+        std::vector<int32_t> ids = heldOutTokens(150);
+        const Run chunked = runAll(*openMamba1(all(), false), ids);
+        const Run step = runAll(*openMamba1(all(), true), ids);
         expectAgree(chunked, step);
-        const Run original = run(*openMamba1(Mitigation(), false), ids);
-        QVERIFY(bitEqual(run(*openMamba1(Mitigation(), false), ids).nll, original.nll));
+        const Run original = runAll(*openMamba1(Mitigation(), false), ids);
+        QVERIFY(bitEqual(runAll(*openMamba1(Mitigation(), false), ids).nll, original.nll));
         QVERIFY(!bitEqual(original.nll, chunked.nll));
     }
 };

@@ -19,18 +19,6 @@ using namespace statescope;
 using namespace statescope::testing;
 
 namespace {
-const std::string& kModel = kCollapseModel;
-std::vector<int32_t> text(size_t bytes)
-{
-    return heldOutTokens(bytes);
-}
-Run run(Runner& runner, const std::vector<int32_t>& ids)
-{
-    return runAll(runner, ids);
-}
-} // namespace
-
-namespace {
 
 std::unique_ptr<Runner> open(const std::string& arch, int64_t context, bool reference, int64_t chunk)
 {
@@ -40,7 +28,7 @@ std::unique_ptr<Runner> open(const std::string& arch, int64_t context, bool refe
     o.reference = reference;
     o.oldContext = context;
     if (arch == "mamba2")
-        return Runner::open(kModel, o);
+        return Runner::open(kCollapseModel, o);
     return Runner::openRandom("mamba", Runner::shapeConfig("mamba", "tiny", R"({"vocab_size": 256})"), 5, o);
 }
 
@@ -77,9 +65,9 @@ private slots:
     void retentionIsTheProductOfTheGates()
     {
         QFETCH(QString, arch);
-        const std::vector<int32_t> ids = text(300);
+        const std::vector<int32_t> ids = heldOutTokens(300);
         const int64_t r = 64, s = 4;
-        const Run run1 = run(*open(arch.toStdString(), r, false, 96), ids);
+        const Run run1 = runAll(*open(arch.toStdString(), r, false, 96), ids);
         const auto& decay = run1.probes.at("decay");
         const auto& retention = run1.probes.at("retention");
         const int64_t U = run1.units;
@@ -104,9 +92,9 @@ private slots:
     // state norm at b / state norm at n, read from the state-norm probe (the scan's own formula).
     void oldShareOfAScalarDecay()
     {
-        const std::vector<int32_t> ids = text(400);
+        const std::vector<int32_t> ids = heldOutTokens(400);
         const int64_t r = 64, s = 4;
-        const Run run1 = run(*open("mamba2", r, false, 128), ids);
+        const Run run1 = runAll(*open("mamba2", r, false, 128), ids);
         const auto& norm = run1.probes.at("state_norm");
         const auto& retention = run1.probes.at("retention");
         const auto& share = run1.probes.at("old_share");
@@ -150,7 +138,7 @@ private slots:
     void stepAndChunkedAgreeUnderMitigations()
     {
         QFETCH(QString, arch);
-        const std::vector<int32_t> ids = text(160);
+        const std::vector<int32_t> ids = heldOutTokens(160);
         auto make = [&](bool reference, int64_t chunk) {
             RunOptions o;
             o.threads = 2;
@@ -160,14 +148,14 @@ private slots:
             o.mitigation = parseMitigation("alpha=0.99,clip=0.8,every=5,window=48,snapshot=6");
             std::unique_ptr<Runner> r =
                 arch == "mamba2"
-                    ? Runner::open(kModel, o)
+                    ? Runner::open(kCollapseModel, o)
                     : Runner::openRandom(
                           "mamba", Runner::shapeConfig("mamba", "tiny", R"({"vocab_size": 256})"), 5, o);
             r->calibrate(std::vector<int32_t>(ids.begin(), ids.begin() + 40), "test");
             return r;
         };
-        const Run chunked = run(*make(false, 29), ids);
-        const Run step = run(*make(true, 64), ids);
+        const Run chunked = runAll(*make(false, 29), ids);
+        const Run step = runAll(*make(true, 64), ids);
         QCOMPARE(chunked.probes.size(), size_t(10));
         for (const auto& [name, values] : step.probes) {
             const double d = maxRelative(chunked.probes.at(name), values);
@@ -185,15 +173,15 @@ private slots:
     void stepAndChunkedAgree()
     {
         QFETCH(QString, arch);
-        const std::vector<int32_t> ids = text(180);
-        const Run chunked = run(*open(arch.toStdString(), 48, false, 37), ids);
-        const Run step = run(*open(arch.toStdString(), 48, true, 64), ids);
+        const std::vector<int32_t> ids = heldOutTokens(180);
+        const Run chunked = runAll(*open(arch.toStdString(), 48, false, 37), ids);
+        const Run step = runAll(*open(arch.toStdString(), 48, true, 64), ids);
         for (const auto& [name, values] : step.probes) {
             const double d = maxRelative(chunked.probes.at(name), values);
             QVERIFY2(d < 1e-4, qPrintable(QString::fromStdString(name) + " " + QString::number(d)));
         }
         // The probes leave the run as it was: the same NLL and first three probes, bit for bit.
-        const Run plain = run(*open(arch.toStdString(), 0, false, 37), ids);
+        const Run plain = runAll(*open(arch.toStdString(), 0, false, 37), ids);
         QVERIFY(std::memcmp(chunked.nll.data(), plain.nll.data(), plain.nll.size() * sizeof(float)) == 0);
         for (const char* name : {"dt", "decay", "state_norm"})
             QVERIFY2(chunked.probes.at(name) == plain.probes.at(name), name);
