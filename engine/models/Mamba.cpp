@@ -480,15 +480,6 @@ private:
         return project(y * F::silu(z), L.outProj, L.outProjBias);
     }
 
-    const torch::Tensor& tauOf(size_t l) const
-    {
-        if (l >= m_tau.size())
-            throw Error("state normalisation", "calibrated norms (tau)",
-                        "one row per layer (" + std::to_string(m_config.nLayer) + "), from a calibration run",
-                        std::to_string(m_tau.size()) + " rows");
-        return m_tau[l];
-    }
-
     // What the window subtracts from the read-out of tokens at positions `positions` [n] (float):
     // sum_n C_t[n] alpha_{b+1:t}[d, n] h_b[d, n], with log alpha_{b+1:t} = A'[d, n] (sum of Delta since
     // b) + (t - b) log lambda_alpha. dtSince [B, n, D], C [B, n, N] -> [B, n, D].
@@ -587,14 +578,9 @@ private:
             }
         }
         y = y + L.D * x;
-        if (m.normalises() && position % m.every == 0)
-            normaliseState(ssmState, tauOf(l), m);
-        if (m.window > 0)
-            recordSnapshot(s.snapshots[l], position, ssmState, s.decaySum[l], m.windowSpec());
-        if (context) {
-            recordSnapshot(s.contextSnapshots[l], position, ssmState, s.decaySum[l], m_context);
+        settleState(s, l, position, m, m_tau, context ? &m_context : nullptr);
+        if (context)
             probes->maxAbs = ssmState.abs().amax(-1).unsqueeze(1);
-        }
         if (probes) {
             probes->dt = dt.unsqueeze(1);
             probes->logDecay = logDecayProbe(L, dt).unsqueeze(1);
@@ -684,17 +670,11 @@ private:
                     probes->maxAbs.narrow(1, b, n).copy_(states.abs().amax(-1));
                 b += n;
             }
-            if (m.normalises() && position % m.every == 0) {
-                const torch::Tensor scale = normaliseState(ssmState, tauOf(l), m);
-                if (probes)
-                    normSq.select(1, end - 1).mul_(scale.pow(2));
-                if (context)
-                    probes->maxAbs.select(1, end - 1).mul_(scale);
-            }
-            if (m.window > 0)
-                recordSnapshot(s.snapshots[l], position, ssmState, s.decaySum[l], m.windowSpec());
-            if (context)
-                recordSnapshot(s.contextSnapshots[l], position, ssmState, s.decaySum[l], m_context);
+            const torch::Tensor scale = settleState(s, l, position, m, m_tau, context ? &m_context : nullptr);
+            if (scale.defined() && probes)
+                normSq.select(1, end - 1).mul_(scale.pow(2));
+            if (scale.defined() && context)
+                probes->maxAbs.select(1, end - 1).mul_(scale);
         }
         y = y + L.D * x;
         if (probes) {

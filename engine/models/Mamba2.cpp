@@ -523,15 +523,6 @@ static torch::Tensor headsOf(const torch::Tensor& grouped, int64_t H)
     return grouped.unsqueeze(-2).expand(expanded).reshape(out);
 }
 
-const torch::Tensor& Mamba2Model::tauOf(size_t l) const
-{
-    if (l >= m_tau.size())
-        throw Error("state normalisation", "calibrated norms (tau)",
-                    "one row per layer (" + std::to_string(m_config.nLayer) + "), from a calibration run",
-                    std::to_string(m_tau.size()) + " rows");
-    return m_tau[l];
-}
-
 // One token: u [B, d] -> [B, d]. Follows mamba_ssm's Mamba2.step line by line.
 torch::Tensor Mamba2Model::mixerStep(size_t l, const torch::Tensor& u, Mamba2State& s, int64_t count0,
                                      MixerProbes* probes) const
@@ -585,12 +576,8 @@ torch::Tensor Mamba2Model::mixerStep(size_t l, const torch::Tensor& u, Mamba2Sta
     if (m.window > 0 || context)
         s.decaySum[l] = sumBefore + logAlpha.to(torch::kFloat64);
     y = y + x * (c.dHasHdim ? layer.D.view({1, H, P}) : layer.D.view({1, H, 1}));
-    if (m.normalises() && position % m.every == 0)
-        normaliseState(ssmState, tauOf(l), m);
-    if (m.window > 0)
-        recordSnapshot(s.snapshots[l], position, ssmState, s.decaySum[l], m.windowSpec());
+    settleState(s, l, position, m, m_tau, context ? &m_context : nullptr);
     if (context) {
-        recordSnapshot(s.contextSnapshots[l], position, ssmState, s.decaySum[l], m_context);
         probes->insertion = {(dt * Bh.norm(2, {-1}) * x.norm(2, {-1})).unsqueeze(1)};
         probes->bNorm = {Bh.norm(2, {-1}).unsqueeze(1)};
         probes->maxAbs = {ssmState.abs().amax({-2, -1}).unsqueeze(1)};
@@ -758,21 +745,15 @@ torch::Tensor Mamba2Model::positionalScan(size_t l, const torch::Tensor& x, cons
         torch::Tensor maxAbs;
         if (context) // rebuilt from the segment's start: the scan never holds per-token states
             maxAbs = scalarDecayStateMaxAbs(seg(x), seg(dt), a, seg(Bm), segStart);
-        if (m.normalises() && position % m.every == 0) {
-            const torch::Tensor scale = normaliseState(s.ssm[l], tauOf(l), m);
-            if (probes) {
-                segNorm = segNorm.clone();
-                segNorm.select(1, n - 1).mul_(scale);
-            }
-            if (maxAbs.defined())
-                maxAbs.select(1, n - 1).mul_(scale);
+        const torch::Tensor scale = settleState(s, l, position, m, m_tau, context ? &m_context : nullptr);
+        if (scale.defined() && probes) {
+            segNorm = segNorm.clone();
+            segNorm.select(1, n - 1).mul_(scale);
         }
+        if (scale.defined() && maxAbs.defined())
+            maxAbs.select(1, n - 1).mul_(scale);
         if (maxAbs.defined())
             probes->maxAbs.push_back(maxAbs);
-        if (m.window > 0)
-            recordSnapshot(s.snapshots[l], position, s.ssm[l], s.decaySum[l], m.windowSpec());
-        if (context)
-            recordSnapshot(s.contextSnapshots[l], position, s.ssm[l], s.decaySum[l], m_context);
         ys.push_back(y);
         if (probes)
             norms.push_back(segNorm);

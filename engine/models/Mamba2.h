@@ -86,7 +86,6 @@ private:
     void contextProbes(const StateSnapshot* snap, const torch::Tensor& sumBefore, const torch::Tensor& cum,
                        const torch::Tensor& Ch, const torch::Tensor& y, const torch::Tensor& norm,
                        MixerProbes& p) const;
-    const torch::Tensor& tauOf(size_t l) const;
     torch::Tensor gatedOutput(const Mamba2Layer& layer, const torch::Tensor& y, const torch::Tensor& z) const;
     torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const;
     torch::Tensor discretize(const Mamba2Layer& layer, const torch::Tensor& dtRaw) const;

@@ -455,6 +455,24 @@ std::vector<ProbeDesc> oldContextProbeDescs(const std::vector<int64_t>& shape,
     };
 }
 
+torch::Tensor settleState(ScanState& s, size_t l, int64_t n, const Mitigation& m,
+                          const std::vector<torch::Tensor>& tau, const SnapshotWindow* context)
+{
+    torch::Tensor scale;
+    if (m.normalises() && n % m.every == 0) {
+        if (l >= tau.size())
+            throw Error("state normalisation", "calibrated norms (tau)",
+                        "one row per layer (" + std::to_string(s.ssm.size()) + "), from a calibration run",
+                        std::to_string(tau.size()) + " rows");
+        scale = normaliseState(s.ssm[l], tau[l], m);
+    }
+    if (m.window > 0)
+        recordSnapshot(s.snapshots[l], n, s.ssm[l], s.decaySum[l], m.windowSpec());
+    if (context)
+        recordSnapshot(s.contextSnapshots[l], n, s.ssm[l], s.decaySum[l], *context);
+    return scale;
+}
+
 void recordSnapshot(std::deque<StateSnapshot>& snapshots, int64_t n, const torch::Tensor& state,
                     const torch::Tensor& decaySum, const SnapshotWindow& w)
 {

@@ -143,6 +143,13 @@ torch::Tensor normaliseState(torch::Tensor& state, const torch::Tensor& tau, con
 const StateSnapshot* windowSnapshot(const std::deque<StateSnapshot>& snapshots, int64_t n,
                                     const SnapshotWindow& w);
 
+// What follows the read-out of the token at position n in layer l, the same in every path of every
+// architecture: state normalisation where it acts (tau: the calibrated norms per layer), then the
+// window's snapshot and, when `context` is set, the old-context probes' one. Returns the
+// normalisation's scale [B, U], undefined where it did not act.
+torch::Tensor settleState(ScanState& s, size_t l, int64_t n, const Mitigation& m,
+                          const std::vector<torch::Tensor>& tau, const SnapshotWindow* context);
+
 // The old-context probes' descriptions, [layers, units] each: retention, old_share,
 // old_readout_share, insertion (docs/probes in docs/mitigations.md).
 std::vector<ProbeDesc> oldContextProbeDescs(const std::vector<int64_t>& shape,
