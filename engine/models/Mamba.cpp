@@ -221,6 +221,11 @@ public:
         : m_config(config), m_weights(std::move(weights)), m_dtype(dtype), m_detail(detail),
           m_units(channelGroups(config.dInner(), detail))
     {
+        if (m_dtype == torch::kFloat64) {
+            for (MambaLayer& L : m_weights.layers)
+                widenToFloat64({&L.norm, &L.convWeight, &L.convBias, &L.dtBias, &L.A, &L.D});
+            widenToFloat64({&m_weights.normF});
+        }
     }
 
     std::string architecture() const override { return "mamba"; }
@@ -239,7 +244,7 @@ public:
     std::unique_ptr<ModelState> initialState(int64_t batch) const override
     {
         auto s = std::make_unique<MambaState>();
-        auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device());
+        auto f32 = torch::TensorOptions().dtype(accumulation()).device(device());
         for (int64_t l = 0; l < m_config.nLayer; ++l) {
             s->conv.push_back(torch::zeros({batch, m_config.dInner(), m_config.dConv - 1}, f32));
             s->ssm.push_back(torch::zeros({batch, m_config.dInner(), m_config.dState}, f32));
@@ -417,12 +422,12 @@ private:
     torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const
     {
         const torch::Tensor bias = b.defined() ? b.to(m_dtype) : torch::Tensor();
-        return F::linear(x.to(m_dtype), w.to(m_dtype), bias).to(torch::kFloat32);
+        return F::linear(x.to(m_dtype), w.to(m_dtype), bias).to(accumulation());
     }
 
     torch::Tensor embed(const torch::Tensor& ids) const
     {
-        return F::embedding(ids, m_weights.embedding).to(torch::kFloat32);
+        return F::embedding(ids, m_weights.embedding).to(accumulation());
     }
 
     torch::Tensor normed(const torch::Tensor& residual, size_t layer) const
@@ -434,8 +439,8 @@ private:
     torch::Tensor addResidual(const torch::Tensor& residual, const torch::Tensor& out) const
     {
         torch::Tensor r = residual + out;
-        if (!m_config.residualInFp32 && m_dtype != torch::kFloat32)
-            r = r.to(m_dtype).to(torch::kFloat32);
+        if (!m_config.residualInFp32 && m_dtype != accumulation())
+            r = r.to(m_dtype).to(accumulation());
         return r;
     }
 
@@ -559,7 +564,7 @@ private:
         if (context) {
             const StateSnapshot* snap = windowSnapshot(s.contextSnapshots[l], position, m_context);
             const torch::Tensor sum = s.decaySum[l] + dt.to(torch::kFloat64);
-            const torch::Tensor since = (snap ? sum - snap->decaySum : sum).to(torch::kFloat32).unsqueeze(1);
+            const torch::Tensor since = (snap ? sum - snap->decaySum : sum).to(accumulation()).unsqueeze(1);
             allocateContext(*probes, x.unsqueeze(1));
             contextProbes(L, snap, since, torch::full({1}, double(position), x.options()), Cm.unsqueeze(1),
                           y.unsqueeze(1), x.unsqueeze(1), dt.unsqueeze(1), Bm.unsqueeze(1), 0, *probes);
@@ -572,7 +577,7 @@ private:
             const StateSnapshot* snap = windowSnapshot(s.snapshots[l], position, m.windowSpec());
             s.decaySum[l] = s.decaySum[l] + dt.to(torch::kFloat64);
             if (snap) {
-                const torch::Tensor since = (s.decaySum[l] - snap->decaySum).to(torch::kFloat32).unsqueeze(1);
+                const torch::Tensor since = (s.decaySum[l] - snap->decaySum).to(accumulation()).unsqueeze(1);
                 const torch::Tensor at = torch::full({1}, double(position), x.options());
                 y = y - windowCorrection(L, *snap, since, at, Cm.unsqueeze(1)).squeeze(1);
             }
@@ -653,12 +658,12 @@ private:
                     if (context) {
                         const torch::Tensor base =
                             contextSnap ? s.decaySum[l] - contextSnap->decaySum : s.decaySum[l];
-                        contextProbes(L, contextSnap, base.to(torch::kFloat32).unsqueeze(1) + cum, at, Cb, yb,
+                        contextProbes(L, contextSnap, base.to(accumulation()).unsqueeze(1) + cum, at, Cb, yb,
                                       xb, dtb, Bm.narrow(1, b, n), b, *probes);
                     }
                     if (snap) {
                         const torch::Tensor since =
-                            (s.decaySum[l] - snap->decaySum).to(torch::kFloat32).unsqueeze(1) + cum;
+                            (s.decaySum[l] - snap->decaySum).to(accumulation()).unsqueeze(1) + cum;
                         yb = yb - windowCorrection(L, *snap, since, at, Cb);
                     }
                     s.decaySum[l] = s.decaySum[l] + cum.select(1, n - 1).to(torch::kFloat64);
@@ -688,6 +693,11 @@ private:
     // Tokens per scan block: on the CPU a block bounds the [block, d_inner, d_state] temporaries; on
     // CUDA longer blocks mean fewer, larger kernels.
     int64_t scanBlock() const { return device().is_cuda() ? 256 : 64; }
+    // As Mamba2Model::accumulation: float64 throughout with float64 weights, float32 otherwise.
+    torch::ScalarType accumulation() const
+    {
+        return m_dtype == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+    }
 
     MambaConfig m_config;
     MambaWeights m_weights;

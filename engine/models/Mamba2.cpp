@@ -175,6 +175,11 @@ Mamba2Model::Mamba2Model(Mamba2Config config, Mamba2Weights weights, torch::Scal
     : m_config(std::move(config)), m_weights(std::move(weights)), m_dtype(weightDtype)
 {
     m_config.paddedVocabSize = m_weights.embedding.size(0);
+    if (m_dtype == torch::kFloat64) {
+        for (Mamba2Layer& L : m_weights.layers)
+            widenToFloat64({&L.norm, &L.convWeight, &L.convBias, &L.dtBias, &L.ALog, &L.D, &L.gateNorm});
+        widenToFloat64({&m_weights.normF});
+    }
 }
 
 std::unique_ptr<Mamba2Model> Mamba2Model::load(const ModelFolder& folder, torch::Device device,
@@ -324,7 +329,7 @@ std::vector<ProbeDesc> Mamba2Model::probeDescs() const
 std::unique_ptr<ModelState> Mamba2Model::initialState(int64_t batch) const
 {
     auto s = std::make_unique<Mamba2State>();
-    auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device());
+    auto f32 = torch::TensorOptions().dtype(accumulation()).device(device());
     for (int64_t l = 0; l < m_config.nLayer; ++l) {
         s->conv.push_back(torch::zeros({batch, m_config.convDim(), m_config.dConv - 1}, f32));
         s->ssm.push_back(torch::zeros({batch, m_config.nHeads(), m_config.headdim, m_config.dState}, f32));
@@ -365,7 +370,7 @@ torch::Tensor Mamba2Model::project(const torch::Tensor& x, const torch::Tensor& 
                                    const torch::Tensor& b) const
 {
     const torch::Tensor bias = b.defined() ? b.to(m_dtype) : torch::Tensor();
-    return F::linear(x.to(m_dtype), w.to(m_dtype), bias).to(torch::kFloat32);
+    return F::linear(x.to(m_dtype), w.to(m_dtype), bias).to(accumulation());
 }
 
 torch::Tensor Mamba2Model::logits(const torch::Tensor& hidden) const
@@ -448,15 +453,15 @@ ForwardResult Mamba2Model::forward(const torch::Tensor& ids, ModelState& state, 
 torch::Tensor Mamba2Model::forwardChunked(const torch::Tensor& ids, Mamba2State& s,
                                           std::vector<MixerProbes>* probes)
 {
-    torch::Tensor residual = F::embedding(ids, m_weights.embedding).to(torch::kFloat32);
-    const bool roundResidual = !m_config.residualInFp32 && m_dtype != torch::kFloat32;
+    torch::Tensor residual = F::embedding(ids, m_weights.embedding).to(accumulation());
+    const bool roundResidual = !m_config.residualInFp32 && m_dtype != accumulation();
     for (size_t l = 0; l < m_weights.layers.size(); ++l) {
         const Mamba2Layer& layer = m_weights.layers[l];
         MixerProbes p;
         torch::Tensor u = rmsNorm(residual, layer.norm, m_config.normEps);
         residual = residual + mixerChunked(l, u, s, s.tokens, probes ? &p : nullptr);
         if (roundResidual)
-            residual = residual.to(m_dtype).to(torch::kFloat32);
+            residual = residual.to(m_dtype).to(accumulation());
         if (probes)
             probes->push_back(std::move(p));
     }
@@ -473,14 +478,14 @@ torch::Tensor Mamba2Model::forwardRecurrent(const torch::Tensor& ids, Mamba2Stat
     std::vector<std::vector<MixerProbes>> perToken(nLayers);
     std::vector<torch::Tensor> hidden;
     for (int64_t t = 0; t < T; ++t) {
-        torch::Tensor residual = F::embedding(ids.select(1, t), m_weights.embedding).to(torch::kFloat32);
+        torch::Tensor residual = F::embedding(ids.select(1, t), m_weights.embedding).to(accumulation());
         for (size_t l = 0; l < nLayers; ++l) {
             const Mamba2Layer& layer = m_weights.layers[l];
             MixerProbes p;
             torch::Tensor u = rmsNorm(residual, layer.norm, m_config.normEps);
             residual = residual + mixerStep(l, u, s, s.tokens, probes ? &p : nullptr);
-            if (!m_config.residualInFp32 && m_dtype != torch::kFloat32)
-                residual = residual.to(m_dtype).to(torch::kFloat32);
+            if (!m_config.residualInFp32 && m_dtype != accumulation())
+                residual = residual.to(m_dtype).to(accumulation());
             if (probes)
                 perToken[l].push_back(std::move(p));
         }
@@ -568,7 +573,7 @@ torch::Tensor Mamba2Model::mixerStep(size_t l, const torch::Tensor& u, Mamba2Sta
         const StateSnapshot* snap = windowSnapshot(s.snapshots[l], position, m.windowSpec());
         if (snap) {
             const torch::Tensor decay = (sumBefore + logAlpha.to(torch::kFloat64) - snap->decaySum)
-                                            .to(torch::kFloat32)
+                                            .to(accumulation())
                                             .exp(); // [B, H]
             y = y - torch::matmul(snap->state, Ch.unsqueeze(-1)).squeeze(-1) * decay.unsqueeze(-1);
         }
@@ -673,13 +678,13 @@ void Mamba2Model::contextProbes(const StateSnapshot* snap, const torch::Tensor& 
 {
     const double tiny = 1e-30;
     if (!snap) { // the window reaches the stream's start: nothing older, and retention since the start
-        p.retention.push_back((sumBefore.to(torch::kFloat32).unsqueeze(1) + cum).exp());
+        p.retention.push_back((sumBefore.to(accumulation()).unsqueeze(1) + cum).exp());
         p.oldShare.push_back(torch::zeros_like(cum));
         p.readoutShare.push_back(torch::zeros_like(cum));
         return;
     }
     const torch::Tensor retention =
-        ((sumBefore - snap->decaySum).to(torch::kFloat32).unsqueeze(1) + cum).exp();
+        ((sumBefore - snap->decaySum).to(accumulation()).unsqueeze(1) + cum).exp();
     const torch::Tensor oldNorm = retention * snap->state.flatten(2).norm(2, {-1}).unsqueeze(1);
     const torch::Tensor old =
         torch::matmul(Ch.transpose(1, 2), snap->state.transpose(-1, -2)).transpose(1, 2) *
@@ -733,7 +738,7 @@ torch::Tensor Mamba2Model::positionalScan(size_t l, const torch::Tensor& x, cons
             const StateSnapshot* snap = windowSnapshot(s.snapshots[l], position, m.windowSpec());
             if (snap) {
                 const torch::Tensor decay =
-                    ((sumBefore - snap->decaySum).to(torch::kFloat32).unsqueeze(1) + cum).exp();
+                    ((sumBefore - snap->decaySum).to(accumulation()).unsqueeze(1) + cum).exp();
                 const torch::Tensor Ch = headsOf(seg(Cm), H).transpose(1, 2); // [B, H, n, N]
                 const torch::Tensor old =
                     torch::matmul(Ch, snap->state.transpose(-1, -2)).transpose(1, 2); // [B, n, H, P]

@@ -59,6 +59,12 @@ public:
     // Matmuls in this dtype over the stored weights (bfloat16 over float32 master weights when
     // training on CUDA); the casts are differentiable.
     void setComputeDtype(torch::ScalarType t) { m_dtype = t; }
+    // Activations and states: float32 under any weight type, float64 with float64 weights (the
+    // precision the identity tests check at).
+    torch::ScalarType accumulation() const
+    {
+        return m_dtype == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+    }
 
     const Mamba2Config& config() const { return m_config; }
     // config.json in the transformers dialect.

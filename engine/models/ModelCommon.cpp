@@ -16,6 +16,13 @@ namespace F = torch::nn::functional;
 
 namespace statescope {
 
+void widenToFloat64(std::initializer_list<torch::Tensor*> tensors)
+{
+    for (torch::Tensor* t : tensors)
+        if (t->defined() && t->scalar_type() == torch::kFloat32)
+            *t = t->to(torch::kFloat64);
+}
+
 torch::ScalarType torchType(DType t)
 {
     switch (t) {

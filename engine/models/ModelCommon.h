@@ -20,6 +20,10 @@ namespace statescope {
 
 torch::ScalarType torchType(DType t);
 
+// A float64 model (the identity tests' precision) widens its float32 tensors too: conv1d and the
+// scans do not promote mixed types. Undefined tensors are skipped.
+void widenToFloat64(std::initializer_list<torch::Tensor*> tensors);
+
 // x / rms(x) * weight over the last axis.
 torch::Tensor rmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 

@@ -25,6 +25,10 @@ torch::ScalarType weightType(DType t, const torch::Device& device)
     switch (t) {
     case DType::Float32:
         return torch::kFloat32;
+    case DType::Float64: // the identity tests' precision; slow, and CPU only
+        if (!device.is_cpu())
+            throw Error("dtype", "device", "cpu for float64 weights", device.str());
+        return torch::kFloat64;
     case DType::BFloat16:
     case DType::Float16:
         if (!device.is_cuda())
@@ -33,7 +37,7 @@ torch::ScalarType weightType(DType t, const torch::Device& device)
                 "cpu (the CPU runs float32 only: bfloat16 is ~100x slower there and float16 unsupported)");
         return t == DType::BFloat16 ? torch::kBFloat16 : torch::kFloat16;
     default:
-        throw Error("dtype", "dtype", "float32, bfloat16 or float16", dtypeName(t));
+        throw Error("dtype", "dtype", "float32, bfloat16, float16 or float64", dtypeName(t));
     }
 }
 
@@ -225,7 +229,7 @@ public:
                                  false);
             m.tau.clear();
             for (const torch::Tensor& n : state->unitNorms()) {
-                const torch::Tensor host = n[0].to(torch::kCPU).contiguous();
+                const torch::Tensor host = n[0].to(torch::kCPU, torch::kFloat32).contiguous();
                 m.tau.emplace_back(host.data_ptr<float>(), host.data_ptr<float>() + host.numel());
             }
         } catch (const c10::Error& e) {
@@ -352,7 +356,7 @@ private:
         std::vector<torch::Tensor> flat{nll.reshape({-1})};
         for (auto& p : r.probes)
             flat.push_back(p.reshape({-1}));
-        torch::Tensor host = torch::cat(flat).to(torch::kCPU).contiguous();
+        torch::Tensor host = torch::cat(flat).to(torch::kCPU, torch::kFloat32).contiguous();
         const float* h = host.data_ptr<float>();
         out.nll.assign(h, h + T);
         h += T;
