@@ -4,11 +4,34 @@ config and tokenizer as trained, and its model card with the name, the tokens it
 trained and its held-out measurement (the JSON of `statescope-cli eval --json`) added.
 
   python3 tools/publish_builtin_model.py models/c6-n256 tiny-collapse --eval eval.json --how "..."
+
+With --passkey (a `statescope-cli passkey` results file, read with h5py) the card also gets the sweep:
+per length the mean accuracy and the worst depth bin's, and T_recall (the longest length with at least
+95 % mean accuracy).
 """
 import argparse
 import json
 import os
 import shutil
+
+
+def passkey_summary(path):
+    import h5py  # only here: the GPU machine's Python and Debian's python3-h5py both have it
+
+    with h5py.File(path, "r") as f:
+        lengths = [int(x) for x in f["lengths"][:]]
+        grid = f["accuracy"][:]  # [lengths, depth bins]
+        samples = int(f.attrs["samples"])
+        seed = int(f.attrs["seed"])
+        new_tokens = int(f.attrs["max_new_tokens"])
+    mean = [round(float(row.mean()), 3) for row in grid]
+    recall = max([n for n, a in zip(lengths, mean) if a >= 0.95], default=0)
+    return {
+        "command": f"statescope-cli passkey --lengths {','.join(map(str, lengths))} --samples {samples} "
+                   f"--seed {seed} (greedy, {new_tokens} new tokens)",
+        "depth_bins": int(grid.shape[1]), "lengths": lengths, "accuracy": mean,
+        "worst_depth_bin": [round(float(row.min()), 3) for row in grid], "t_recall": recall,
+    }
 
 
 def main():
@@ -18,6 +41,8 @@ def main():
     ap.add_argument("--eval", required=True, help="statescope-cli eval --json output")
     ap.add_argument("--how", required=True, help="one line: the run and the machine")
     ap.add_argument("--out", default="resources/models")
+    ap.add_argument("--passkey", help="passkey.h5 of `statescope-cli passkey` on this model")
+    ap.add_argument("--data", help="replaces the card's description of the training data")
     args = ap.parse_args()
     dest = os.path.join(args.out, args.name)
     os.makedirs(dest, exist_ok=True)
@@ -34,6 +59,10 @@ def main():
         "bucket": ev["bucket"], "reference_nll": round(ev["reference_nll"], 4), "range": ev["range"],
         "range_nll": round(ev["range_nll"], 4), "ratio": round(ev["ratio"], 3),
     }
+    if args.data:
+        card["data"] = args.data
+    if args.passkey:
+        card["passkey_eval"] = passkey_summary(args.passkey)
     with open(os.path.join(dest, "model_card.json"), "w") as f:
         json.dump(card, f, indent=2)
         f.write("\n")

@@ -4,6 +4,7 @@
 # carried (tools/make_corpus.sh here first):
 #   RUNS="name:args;name:args" BUDGET=380 bash tools/train_builtin_models.sh
 # Every run gets the common options below plus its own; all start together and share the GPU.
+# DESCRIPTION replaces the corpus description written into the model cards.
 # Results go to $OUT: summary.log (training tails and eval tables) and models.tgz.part-* (the model
 # folders without optimizer state; join with `cat models.tgz.part-* | tar xz`).
 set -u
@@ -15,7 +16,7 @@ export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 budget=${BUDGET:-380}
 common=(--data corpus/train.txt --held-out corpus/heldout.txt --device "$device" $([ "$device" = cpu ] || echo --bf16) --warmup 200 --schedule wsd
         --lr ${LR:-2e-3} --seed 1 --threads 2 --log-every 500 --save-every 100000 --steps 1000000 --time-budget "$budget"
-        --data-description "King James Bible (Debian bible-kjv), first 92 %, bytes")
+        --data-description "${DESCRIPTION:-King James Bible (Debian bible-kjv), first 92 %, bytes}")
 IFS=';' read -ra runs <<<"${RUNS:?RUNS=name:args;...}"
 for r in "${runs[@]}"; do
   name=${r%%:*}

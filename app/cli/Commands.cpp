@@ -86,7 +86,7 @@ DType parseDTypeArg(const std::string& s)
 {
     DType d;
     if (!parseDType(s, &d))
-        throw Error("--dtype", "dtype", "float32, bfloat16 or float16", "\"" + s + "\"");
+        throw Error("--dtype", "dtype", "float32, bfloat16, float16 or float64", "\"" + s + "\"");
     return d;
 }
 
@@ -129,7 +129,8 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
     options.reference = args.reference;
     options.probeDetail = parseProbeDetail(args.probeDetail);
     if (args.oldContext < 0)
-        throw Error("--old-context", "window", "a number of tokens, 0 (off) or more", std::to_string(args.oldContext));
+        throw Error("--old-context", "window", "a number of tokens, 0 (off) or more",
+                    std::to_string(args.oldContext));
     options.oldContext = args.oldContext;
 
     // Read and check the input before the (slower) model, so that mistakes show at once.
@@ -185,7 +186,7 @@ int passkeyCommand(const PasskeyArgs& args, const std::atomic<bool>& cancel)
     settings.maxNewTokens = args.maxNewTokens;
     settings.batch = args.batch;
     settings.mitigation = options.mitigation.describe();
-    if (args.samples < 1 || args.batch < 1 || args.maxNewTokens < 1)
+    if (args.samples < 1 || args.batch < 1 || args.maxNewTokens < 0)
         throw Error("passkey", "--samples, --batch and --max-new-tokens", "1 or more",
                     std::to_string(args.samples) + ", " + std::to_string(args.batch) + ", " +
                         std::to_string(args.maxNewTokens));
@@ -210,6 +211,8 @@ int passkeyCommand(const PasskeyArgs& args, const std::atomic<bool>& cancel)
     const ModelFolder folder = inspectModelFolder(args.model);
     settings.tokenizer = chooseTokenizerPath(args.tokenizer, folder.tokenizerPath);
     const BpeTokenizer tokenizer = BpeTokenizer::fromFile(settings.tokenizer);
+    if (settings.maxNewTokens == 0)
+        settings.maxNewTokens = passkeyAnswerTokens(tokenizer);
     const PasskeyFileLock lock(args.out);
     std::vector<PasskeyResult> results = readPasskeyFile(args.out, settings);
     if (!results.empty() && !args.quiet)
@@ -302,6 +305,12 @@ int passkeyCommand(const PasskeyArgs& args, const std::atomic<bool>& cancel)
         }
         std::printf(n ? " %5.2f\n" : "     -\n", n ? sum / n : 0.0);
     }
+    const int64_t recall = passkeyRecallLength(results, settings.lengths);
+    if (recall > 0)
+        std::printf("T_recall %lld (the longest length with at least 95%% mean accuracy)\n",
+                    static_cast<long long>(recall));
+    else
+        std::printf("T_recall none (no length reaches 95%% mean accuracy)\n");
     std::printf("%s\n", args.out.c_str());
     return 0;
 }

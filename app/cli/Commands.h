@@ -134,7 +134,7 @@ struct PasskeyArgs {
     uint64_t seed = 0;
     std::string out;
     int64_t batch = 1;
-    int64_t maxNewTokens = 5;
+    int64_t maxNewTokens = 0; // 0: passkeyAnswerTokens() of the tokenizer
     std::string device = "cpu";
     std::string dtype = "float32";
     int64_t chunkSize = 2048;

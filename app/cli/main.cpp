@@ -179,11 +179,14 @@ int runMain(int argc, char** argv)
     runCmd->add_option("--out", run.out, "Trace file to write (.h5)")->required();
     runCmd->add_option("--mitigate", run.mitigate, kMitigateHelp);
     runCmd->add_option("--calibrate", run.calibrate, kCalibrateHelp);
-    runCmd->add_option("--old-context", run.oldContext,
-                       "Also probe how much of the state is older than this many tokens: retention, old_share, "
-                       "old_readout_share, insertion (docs/mitigations.md)");
+    runCmd->add_option(
+        "--old-context", run.oldContext,
+        "Also probe how much of the state is older than this many tokens: retention, old_share, "
+        "old_readout_share, insertion (docs/mitigations.md)");
     runCmd->add_option("--device", run.device, "cpu or cuda[:N]");
-    runCmd->add_option("--dtype", run.dtype, "float32, bfloat16 or float16 (the last two on CUDA)");
+    runCmd->add_option(
+        "--dtype", run.dtype,
+        "float32, bfloat16 or float16 (the last two on CUDA), float64 (CPU, for exactness checks)");
     runCmd->add_option("--chunk-size", run.chunkSize, "Tokens per engine call")->check(CLI::PositiveNumber);
     runCmd->add_option("--threads", run.threads, "CPU threads (default: all cores)");
     runCmd->add_flag("--reference", run.reference, "Use the one-token recurrent reference path (slow)");
@@ -213,7 +216,9 @@ int runMain(int argc, char** argv)
     genCmd->add_option("--mitigate", gen.mitigate, kMitigateHelp);
     genCmd->add_option("--calibrate", gen.calibrate, kCalibrateHelp);
     genCmd->add_option("--device", gen.device, "cpu or cuda[:N]");
-    genCmd->add_option("--dtype", gen.dtype, "float32, bfloat16 or float16 (the last two on CUDA)");
+    genCmd->add_option(
+        "--dtype", gen.dtype,
+        "float32, bfloat16 or float16 (the last two on CUDA), float64 (CPU, for exactness checks)");
     genCmd->add_option("--chunk-size", gen.chunkSize, "Prefill tokens per engine call")
         ->check(CLI::PositiveNumber);
     genCmd->add_option("--threads", gen.threads, "CPU threads (default: all cores)");
@@ -235,12 +240,17 @@ int runMain(int argc, char** argv)
     pkCmd->add_option("--out", pk.out, "Results file (.h5); an interrupted sweep resumes from it")
         ->required();
     pkCmd->add_option("--batch", pk.batch, "Prompts decoded at once")->check(CLI::PositiveNumber);
-    pkCmd->add_option("--max-new-tokens", pk.maxNewTokens, "Greedy tokens per answer")
+    pkCmd
+        ->add_option("--max-new-tokens", pk.maxNewTokens,
+                     "Greedy tokens per answer (default: 5, or more if \" 00000\" takes more tokens, as "
+                     "with byte-level models)")
         ->check(CLI::PositiveNumber);
     pkCmd->add_option("--mitigate", pk.mitigate, kMitigateHelp);
     pkCmd->add_option("--calibrate", pk.calibrate, kCalibrateHelp);
     pkCmd->add_option("--device", pk.device, "cpu or cuda[:N]");
-    pkCmd->add_option("--dtype", pk.dtype, "float32, bfloat16 or float16 (the last two on CUDA)");
+    pkCmd->add_option(
+        "--dtype", pk.dtype,
+        "float32, bfloat16 or float16 (the last two on CUDA), float64 (CPU, for exactness checks)");
     pkCmd->add_option("--chunk-size", pk.chunkSize, "Prefill tokens per engine call")
         ->check(CLI::PositiveNumber);
     pkCmd->add_option("--threads", pk.threads, "CPU threads (default: all cores)");
@@ -337,6 +347,16 @@ int runMain(int argc, char** argv)
     trainCmd->add_option("--a-init", aInit, "MIN:MAX, initial -A range (uniform; default 1:16)");
     trainCmd->add_option("--time-budget", train.timeBudget,
                          "Seconds of training: the step count is cut to fit");
+    trainCmd
+        ->add_option("--passkey-fraction", train.passkeyFraction,
+                     "Share of sequences that start with a passkey prompt and its answer (0 to 1)")
+        ->check(CLI::Range(0.0, 1.0));
+    trainCmd->add_option("--passkey-min-length", train.passkeyMinLength,
+                         "Shortest passkey prompt in tokens (default: the shortest that holds one block)");
+    trainCmd
+        ->add_option("--passkey-answer-weight", train.passkeyAnswerWeight,
+                     "Weight of the answers' mean NLL added to the loss (0: plain LM loss)")
+        ->check(CLI::NonNegativeNumber);
     trainCmd->add_option("--seed", train.seed, "Random seed");
     trainCmd->add_option("--log-every", train.logEvery, "Steps between log lines")
         ->check(CLI::PositiveNumber);
@@ -363,7 +383,7 @@ int runMain(int argc, char** argv)
     evalCmd->add_option("--mitigate", eval.mitigate, kMitigateHelp);
     evalCmd->add_option("--calibrate", eval.calibrate, kCalibrateHelp);
     evalCmd->add_option("--device", eval.device, "cpu or cuda[:N]");
-    evalCmd->add_option("--dtype", eval.dtype, "float32, bfloat16 or float16");
+    evalCmd->add_option("--dtype", eval.dtype, "float32, bfloat16 or float16 (CUDA), float64 (CPU)");
     evalCmd->add_option("--chunk-size", eval.chunkSize, "Tokens per engine call")->check(CLI::PositiveNumber);
     evalCmd->add_option("--threads", eval.threads, "CPU threads (default: all cores)");
     evalCmd->add_option("--json", eval.json, "Also write the curve and the ratio as JSON to this file");
@@ -416,10 +436,13 @@ int runMain(int argc, char** argv)
             parseRange(dtInit, "--dt-init", &train.dtInitMin, &train.dtInitMax);
             parseRange(aInit, "--a-init", &train.aInitMin, &train.aInitMax);
             statescope::trainModel(train, [](const statescope::TrainProgress& p) {
-                std::printf("step %6lld/%lld  loss %.4f  held-out %s  lr %.2e  %.0f tokens/s\n",
+                std::printf("step %6lld/%lld  loss %.4f  held-out %s  lr %.2e  %.0f tokens/s",
                             static_cast<long long>(p.step), static_cast<long long>(p.steps), p.loss,
                             p.heldOutLoss >= 0 ? std::to_string(p.heldOutLoss).c_str() : "-", p.lr,
                             p.tokensPerSecond);
+                if (p.answerLoss >= 0)
+                    std::printf("  passkey answers %.4f", p.answerLoss);
+                std::printf("\n");
                 std::fflush(stdout);
             });
             return 0;

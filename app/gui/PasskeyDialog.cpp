@@ -167,6 +167,8 @@ bool PasskeyDialog::start()
         settings.lengths = parseLengths(m_lengths->text().trimmed().toStdString());
         const ModelFolder folder = inspectModelFolder(m_request.modelDir.toStdString());
         settings.tokenizer = chooseTokenizerPath("", folder.tokenizerPath);
+        settings.maxNewTokens =
+            passkeyAnswerTokens(*cachedTokenizer(QString::fromStdString(settings.tokenizer)));
         cardLength = folder.trainingLength;
     } catch (const std::exception& e) {
         return fail(QString::fromStdString(errorLine(e)));

@@ -190,6 +190,11 @@ PasskeySample makePasskeySample(const BpeTokenizer& tokenizer, int64_t length, i
     return s;
 }
 
+int64_t passkeyAnswerTokens(const BpeTokenizer& tokenizer)
+{
+    return std::max<int64_t>(5, tokenCount(tokenizer, " 00000"));
+}
+
 bool passkeyCorrect(const std::string& prediction, const std::string& passkey)
 {
     return !passkey.empty() && prediction.find(passkey) != std::string::npos;

@@ -37,6 +37,10 @@ std::string passkeyFor(uint64_t seed, int64_t length, int64_t index);
 PasskeySample makePasskeySample(const BpeTokenizer& tokenizer, int64_t length, int64_t index, int64_t samples,
                                 uint64_t seed);
 
+// Greedy tokens a sweep decodes by default: the seed's 5, or as many as " 00000" takes if that is more
+// (6 for a byte-level model, whose answer could never hold the key in 5).
+int64_t passkeyAnswerTokens(const BpeTokenizer& tokenizer);
+
 // A prediction is correct when it contains the key's digits.
 bool passkeyCorrect(const std::string& prediction, const std::string& passkey);
 

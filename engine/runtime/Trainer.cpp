@@ -6,7 +6,9 @@
 #include "models/ConfigFields.h"
 #include "models/Mamba2.h"
 #include "models/ModelCard.h"
+#include "runtime/Passkey.h"
 #include "runtime/Runner.h"
+#include "tokenizers/BpeTokenizer.h"
 #include "tokenizers/ByteTokenizerJson.h"
 
 #include <chrono>
@@ -39,18 +41,135 @@ double learningRate(const TrainOptions& o, int64_t step)
 }
 
 // Random windows of trainLength + 1 bytes from the corpus.
+void fillFromCorpus(const MappedFile& corpus, int64_t length, std::mt19937_64& rng, int64_t* row)
+{
+    std::uniform_int_distribution<int64_t> start(0, static_cast<int64_t>(corpus.size()) - length);
+    const uint8_t* p = corpus.data() + start(rng);
+    for (int64_t t = 0; t < length; ++t)
+        row[t] = p[t];
+}
+
 torch::Tensor sampleBatch(const MappedFile& corpus, int64_t batch, int64_t length, std::mt19937_64& rng)
 {
-    const int64_t n = static_cast<int64_t>(corpus.size()) - length - 1;
-    std::uniform_int_distribution<int64_t> start(0, n);
     torch::Tensor ids = torch::empty({batch, length + 1}, torch::kLong);
-    auto acc = ids.accessor<int64_t, 2>();
-    for (int64_t b = 0; b < batch; ++b) {
-        const uint8_t* p = corpus.data() + start(rng);
-        for (int64_t t = 0; t <= length; ++t)
-            acc[b][t] = p[t];
-    }
+    for (int64_t b = 0; b < batch; ++b)
+        fillFromCorpus(corpus, length + 1, rng, ids[b].data_ptr<int64_t>());
     return ids;
+}
+
+// The passkey documents of TrainOptions::passkeyFraction, made by the sweep's own template code.
+class PasskeyDocuments {
+public:
+    PasskeyDocuments(const TrainOptions& o)
+        : m_tokenizer(BpeTokenizer::fromJson(byteLevelTokenizerJson(), "byte-level tokenizer")),
+          m_seed(o.seed + kSeedOffset)
+    {
+        const int64_t answer = static_cast<int64_t>(answerIds("00000").size());
+        m_minLength = o.passkeyMinLength;
+        if (m_minLength <= 0) {
+            // The shortest length that holds prefix, suffix and one block: makePasskeySample says which.
+            for (m_minLength = 1; m_minLength < kLongestPrompt; ++m_minLength) {
+                try {
+                    makePasskeySample(m_tokenizer, m_minLength, 0, 1, m_seed);
+                    break;
+                } catch (const Error&) {
+                }
+            }
+        }
+        m_maxLength = o.trainLength + 1 - answer;
+        if (m_minLength > m_maxLength)
+            throw Error("passkey documents", "T_train",
+                        "at least " + std::to_string(m_minLength + answer - 1) +
+                            " tokens (the shortest passkey prompt and its answer)",
+                        std::to_string(o.trainLength));
+        makePasskeySample(m_tokenizer, m_minLength, 0, 1, m_seed); // throws, naming the length, if too short
+    }
+
+    int64_t minLength() const { return m_minLength; }
+    int64_t maxLength() const { return m_maxLength; }
+
+    // Writes one document and the corpus after it into row[0, length); returns where the answer's
+    // tokens begin and end in the row.
+    std::pair<int64_t, int64_t> fill(const MappedFile& corpus, int64_t length, std::mt19937_64& rng,
+                                     int64_t* row) const
+    {
+        const int64_t promptLength = std::uniform_int_distribution<int64_t>(m_minLength, m_maxLength)(rng);
+        const int64_t index = std::uniform_int_distribution<int64_t>(0, kDepths - 1)(rng);
+        const PasskeySample s = makePasskeySample(m_tokenizer, promptLength, index, kDepths, m_seed);
+        std::vector<int32_t> doc = s.ids;
+        const std::vector<int32_t> answer = answerIds(s.passkey);
+        doc.insert(doc.end(), answer.begin(), answer.end());
+        const int64_t n = std::min<int64_t>(length, static_cast<int64_t>(doc.size()));
+        for (int64_t t = 0; t < n; ++t)
+            row[t] = doc[t];
+        if (n < length)
+            fillFromCorpus(corpus, length - n, rng, row + n);
+        return {static_cast<int64_t>(s.ids.size()), n};
+    }
+
+private:
+    static constexpr int64_t kDepths = 1000;
+    static constexpr int64_t kLongestPrompt = 1 << 16; // where the search for the shortest one gives up
+    // Training keys come from another seed than a sweep's default (0) would use.
+    static constexpr uint64_t kSeedOffset = 0x5eed;
+
+    std::vector<int32_t> answerIds(const std::string& key) const
+    {
+        return m_tokenizer.encode(" " + key + ".\n").ids;
+    }
+
+    BpeTokenizer m_tokenizer;
+    uint64_t m_seed;
+    int64_t m_minLength = 0, m_maxLength = 0;
+};
+
+auto openCorpus(const TrainOptions& o)
+{
+    auto corpus = MappedFile::open(o.data);
+    if (static_cast<int64_t>(corpus->size()) < 2 * (o.trainLength + 1))
+        throw Error(o.data, "corpus", "at least " + std::to_string(2 * (o.trainLength + 1)) + " bytes",
+                    std::to_string(corpus->size()));
+    return corpus;
+}
+
+std::unique_ptr<PasskeyDocuments> passkeyDocuments(const TrainOptions& o)
+{
+    if (!(o.passkeyFraction >= 0 && o.passkeyFraction <= 1))
+        throw Error("passkey fraction", "value", "in [0, 1]", std::to_string(o.passkeyFraction));
+    return o.passkeyFraction > 0 ? std::make_unique<PasskeyDocuments>(o) : nullptr;
+}
+
+struct Batch {
+    torch::Tensor ids;    // [batch, length + 1]
+    torch::Tensor answer; // [batch, length] float: 1 where the target is a passkey answer's token
+    int64_t answerTokens = 0;
+};
+
+Batch sampleMixedBatch(const MappedFile& corpus, const PasskeyDocuments* passkeys, double fraction,
+                       int64_t batch, int64_t length, std::mt19937_64& rng)
+{
+    Batch out;
+    if (!passkeys) {
+        out.ids = sampleBatch(corpus, batch, length, rng);
+        return out;
+    }
+    out.ids = torch::empty({batch, length + 1}, torch::kLong);
+    out.answer = torch::zeros({batch, length}, torch::kFloat32);
+    std::bernoulli_distribution isPasskey(fraction);
+    for (int64_t b = 0; b < batch; ++b) {
+        int64_t* row = out.ids[b].data_ptr<int64_t>();
+        if (isPasskey(rng)) {
+            const auto [first, end] = passkeys->fill(corpus, length + 1, rng, row);
+            // Target t is token t + 1.
+            if (end > first) {
+                out.answer[b].narrow(0, first - 1, end - first).fill_(1.0f);
+                out.answerTokens += end - first;
+            }
+        } else {
+            fillFromCorpus(corpus, length + 1, rng, row);
+        }
+    }
+    return out;
 }
 
 double lossOf(Mamba2Model& model, const torch::Tensor& ids)
@@ -74,6 +193,21 @@ void writeJson(const std::string& path, const nlohmann::ordered_json& j)
 
 } // namespace
 
+std::vector<std::vector<int64_t>> drawTrainingRows(const TrainOptions& o, int64_t rows, uint64_t seed)
+{
+    const auto corpus = openCorpus(o);
+    const auto passkeys = passkeyDocuments(o);
+    std::mt19937_64 rng(seed);
+    const torch::Tensor ids =
+        sampleMixedBatch(*corpus, passkeys.get(), o.passkeyFraction, rows, o.trainLength, rng).ids;
+    std::vector<std::vector<int64_t>> out;
+    for (int64_t r = 0; r < rows; ++r) {
+        const int64_t* p = ids[r].data_ptr<int64_t>();
+        out.emplace_back(p, p + ids.size(1));
+    }
+    return out;
+}
+
 void trainModel(const TrainOptions& options, const std::function<void(const TrainProgress&)>& log)
 {
     TrainOptions o = options; // steps may be cut to fit the time budget
@@ -87,11 +221,9 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
     const torch::Device device(o.device);
     if (device.is_cuda() && !torch::cuda::is_available())
         throw Error("device", "device", "cpu (CUDA is not available)", o.device);
-    auto corpus = MappedFile::open(o.data);
-    if (static_cast<int64_t>(corpus->size()) < 2 * (o.trainLength + 1))
-        throw Error(o.data, "corpus", "at least " + std::to_string(2 * (o.trainLength + 1)) + " bytes",
-                    std::to_string(corpus->size()));
+    const auto corpus = openCorpus(o);
     std::shared_ptr<MappedFile> heldOut = o.heldOut.empty() ? nullptr : MappedFile::open(o.heldOut);
+    const auto passkeys = passkeyDocuments(o);
 
     if (o.architecture != "mamba2")
         throw Error("architecture", "architecture", "mamba2 (the trainer trains Mamba-2 only so far)",
@@ -179,6 +311,11 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
         card["a_init"] = {o.aInitMin, o.aInitMax};
         card["seed"] = o.seed;
         card["data"] = o.dataDescription.empty() ? o.data : o.dataDescription;
+        if (passkeys) {
+            card["passkey_fraction"] = o.passkeyFraction;
+            card["passkey_lengths"] = {passkeys->minLength(), passkeys->maxLength()};
+            card["passkey_answer_weight"] = o.passkeyAnswerWeight;
+        }
         card["final_loss"] = loss;
         if (heldOutLoss >= 0)
             card["held_out_loss"] = heldOutLoss;
@@ -194,14 +331,25 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
         const double lr = learningRate(o, step);
         for (auto& group : optimizer.param_groups())
             static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-        torch::Tensor ids = sampleBatch(*corpus, o.batch, o.trainLength, rng).to(device);
+        const Batch batch =
+            sampleMixedBatch(*corpus, passkeys.get(), o.passkeyFraction, o.batch, o.trainLength, rng);
+        const torch::Tensor ids = batch.ids.to(device);
         auto state = model->initialState(o.batch);
         torch::Tensor hidden = model->forward(ids.narrow(1, 0, o.trainLength), *state, false, false).hidden;
         torch::Tensor logits = model->logits(hidden);
-        torch::Tensor loss = torch::nn::functional::cross_entropy(
-            logits.reshape({-1, logits.size(-1)}), ids.narrow(1, 1, o.trainLength).reshape({-1}));
+        torch::Tensor tokenLoss = torch::nn::functional::cross_entropy(
+            logits.reshape({-1, logits.size(-1)}), ids.narrow(1, 1, o.trainLength).reshape({-1}),
+            torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+        const torch::Tensor loss = tokenLoss.mean(); // what the log and the model card report
+        torch::Tensor objective = loss, answerLoss;
+        if (batch.answerTokens > 0) {
+            answerLoss = (tokenLoss * batch.answer.to(device).reshape({-1})).sum() /
+                         static_cast<double>(batch.answerTokens);
+            if (o.passkeyAnswerWeight > 0)
+                objective = objective + o.passkeyAnswerWeight * answerLoss;
+        }
         optimizer.zero_grad();
-        loss.backward();
+        objective.backward();
         torch::nn::utils::clip_grad_norm_(params, o.clip);
         optimizer.step();
         tokensSinceLog += o.batch * o.trainLength;
@@ -227,7 +375,9 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
             }
             const double secs =
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-            log({step + 1, o.steps, lastLoss, lastHeldOut, lr, tokensSinceLog / std::max(1e-9, secs)});
+            log({step + 1, o.steps, lastLoss, lastHeldOut,
+                 answerLoss.defined() ? answerLoss.item<double>() : -1.0, lr,
+                 tokensSinceLog / std::max(1e-9, secs)});
             start = std::chrono::steady_clock::now();
             tokensSinceLog = 0;
         }

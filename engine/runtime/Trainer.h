@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace statescope {
 
@@ -37,6 +38,15 @@ struct TrainOptions {
     // Seconds of training: after a few steps the step count is cut to what fits, so that the schedule
     // still warms up and decays. 0 = run all steps.
     double timeBudget = 0;
+    // Passkey documents (stuffed-mamba.md §3.7, the evaluation's template): this share of the sequences
+    // starts with a passkey prompt of a random length in [passkeyMinLength, T_train - answer] at a random
+    // depth, followed by its answer " KEY.\n" and corpus text up to T_train. Document-aligned, so the
+    // state is zero at the prompt's first token, as in the sweep. 0 = text only.
+    double passkeyFraction = 0;
+    int64_t passkeyMinLength = 0; // 0 = the shortest prompt that holds one block
+    // The answers' mean NLL joins the loss with this weight: a document's 8 answer tokens are <1 % of
+    // its row, too little of the LM loss's gradient for a small model to learn the copy in minutes.
+    double passkeyAnswerWeight = 1;
     uint64_t seed = 0;
     int64_t logEvery = 50;
     int64_t saveEvery = 500;
@@ -49,9 +59,15 @@ struct TrainProgress {
     int64_t steps = 0;       // planned in all (cut by a time budget)
     double loss = 0;         // nats per token, this step
     double heldOutLoss = -1; // nats per token, when evaluated
+    double answerLoss = -1;  // nats per token of this step's passkey answers, if it had any
     double lr = 0;
     double tokensPerSecond = 0;
 };
+
+// Rows of T_train + 1 token ids, as the trainer draws one batch of `rows` from options.data with the
+// random stream `seed`: for tests and for looking at what the model is taught. Throws Error as
+// trainModel does for bad passkey or corpus settings.
+std::vector<std::vector<int64_t>> drawTrainingRows(const TrainOptions& options, int64_t rows, uint64_t seed);
 
 // Resumes from out/trainer_state.json when it exists. Throws Error for bad options or files.
 void trainModel(const TrainOptions& options, const std::function<void(const TrainProgress&)>& log);

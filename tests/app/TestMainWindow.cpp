@@ -877,14 +877,14 @@ void TestMainWindow::settingsRoundTrip()
 
 void TestMainWindow::modelSources()
 {
-    // Built-in models come from resources/models: the two trained ones, nothing else.
+    // Built-in models come from resources/models: the three trained ones, nothing else.
     QStringList names;
     for (const ModelEntry& e : builtInModels()) {
         names << e.name;
         QCOMPARE(QFileInfo(e.path).canonicalFilePath(),
                  QFileInfo(QStringLiteral(STATESCOPE_RESOURCES_DIR "/models/") + e.name).canonicalFilePath());
     }
-    QCOMPARE(names, QStringList({"tiny-collapse", "tiny-forget"}));
+    QCOMPARE(names, QStringList({"tiny-collapse", "tiny-forget", "tiny-passkey"}));
 
     // Hugging Face cache: $HF_HOME/hub/models--ORG--NAME/snapshots/REV with a config.json.
     const QString hf = m_dir.filePath("hf");

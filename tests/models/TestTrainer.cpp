@@ -3,15 +3,18 @@
 #include "Error.h"
 #include "io/Json.h"
 #include "io/SafeTensors.h"
+#include "runtime/Prompts.h"
 #include "runtime/Runner.h"
 #include "runtime/Trainer.h"
 
+#include <QFile>
 #include <QTemporaryDir>
 #include <QtTest>
 
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 using namespace statescope;
 
@@ -141,6 +144,85 @@ private slots:
         for (const char* name : {"A_log", "dt_bias", "D"})
             for (size_t i = 0; i < before[m + name].size(); ++i)
                 QVERIFY2(std::abs(after[m + name][i] - before[m + name][i]) <= 1.01e-3, name);
+    }
+
+    // The passkey documents are the sweep's template (prefix, filler blocks with one needle, suffix),
+    // begin their row, end in the key, and are followed by corpus text; other rows are corpus text.
+    void passkeyDocuments()
+    {
+        QFile f(STATESCOPE_RESOURCES_DIR "/texts/kjv-heldout.txt");
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const std::string corpus = f.readAll().toStdString();
+        auto inCorpus = [&](const std::string& piece) { return corpus.find(piece) != std::string::npos; };
+        const std::string prefix = kPasskeyPrefix, filler = kPasskeyFiller, suffix = kPasskeySuffix;
+
+        TrainOptions o = options("", 1);
+        o.trainLength = 512;
+        o.passkeyFraction = 0.5;
+        const auto rows = drawTrainingRows(o, 200, 3);
+        int documents = 0;
+        std::set<size_t> needleBlocks, promptLengths;
+        for (const auto& row : rows) {
+            QCOMPARE(row.size(), size_t(513));
+            const std::string text(row.begin(), row.end());
+            if (text.compare(0, prefix.size(), prefix) != 0) {
+                QVERIFY2(inCorpus(text), text.c_str());
+                continue;
+            }
+            ++documents;
+            const size_t end = text.find(suffix);
+            QVERIFY(end != std::string::npos);
+            const std::string key = text.substr(end + suffix.size() + 1, 5);
+            QCOMPARE(text.substr(end + suffix.size(), 8), " " + key + ".\n");
+            QVERIFY(std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; }));
+            // Between prefix and suffix: filler blocks and the one needle.
+            std::string haystack = text.substr(prefix.size(), end - prefix.size());
+            const std::string needle = passkeyNeedle(key);
+            const size_t at = haystack.find(needle);
+            QVERIFY(at != std::string::npos && at % filler.size() == 0);
+            needleBlocks.insert(at / filler.size());
+            haystack.replace(at, needle.size(), filler);
+            QCOMPARE(haystack.size() % filler.size(), size_t(0));
+            for (size_t b = 0; b < haystack.size(); b += filler.size())
+                QCOMPARE(haystack.substr(b, filler.size()), filler);
+            const size_t promptLength = end + suffix.size();
+            QVERIFY(promptLength >= prefix.size() + needle.size() + suffix.size() && promptLength + 8 <= 513);
+            promptLengths.insert(promptLength);
+            QVERIFY2(inCorpus(text.substr(promptLength + 8)), text.c_str());
+        }
+        QVERIFY2(documents >= 70 && documents <= 130, qPrintable(QString::number(documents)));
+        // Lengths and depths spread over what T_train allows: 1 to 4 blocks of 90 bytes here, the needle
+        // in blocks 0 to 2 (int(depth * (blocks - 1)) never reaches the last block, as in the seed).
+        QCOMPARE(promptLengths.size(), size_t(4));
+        QCOMPARE(needleBlocks.size(), size_t(3));
+
+        // Without documents the rows are the text-only trainer's.
+        o.passkeyFraction = 0;
+        for (const auto& row : drawTrainingRows(o, 20, 3))
+            QVERIFY(inCorpus(std::string(row.begin(), row.end())));
+
+        // A T_train that holds no document, and a fraction outside [0, 1], are refused by name.
+        o.passkeyFraction = 0.3;
+        o.trainLength = 200;
+        try {
+            drawTrainingRows(o, 1, 3);
+            QFAIL("no error for T_train 200");
+        } catch (const Error& e) {
+            QVERIFY2(QString(e.what()).contains("T_train"), e.what());
+        }
+        o.trainLength = 512;
+        o.passkeyFraction = 1.5;
+        QVERIFY_THROWS_EXCEPTION(Error, drawTrainingRows(o, 1, 3));
+
+        // A training run with documents records them in the model card.
+        QTemporaryDir tmp;
+        o = options(tmp.filePath("m"), 2);
+        o.trainLength = 256;
+        o.passkeyFraction = 0.3;
+        trainModel(o, [](const TrainProgress&) {});
+        const nlohmann::json card = loadPythonJson(tmp.filePath("m/model_card.json").toStdString());
+        QCOMPARE(card.at("passkey_fraction").get<double>(), 0.3);
+        QCOMPARE(card.at("passkey_lengths").dump(), std::string("[220,249]"));
     }
 
     void badCorpus()
