@@ -1243,6 +1243,14 @@ PasskeyDialog* MainWindow::passkeyDialog()
     return m_passkeyDialog;
 }
 
+bool MainWindow::openPasskeyResults(const QString& path)
+{
+    PasskeyDialog* d = passkeyDialog();
+    d->show();
+    d->raise();
+    return d->openResults(path);
+}
+
 bool MainWindow::compareWithOriginal()
 {
     if (m_controller->isBusy())

@@ -134,6 +134,8 @@ public:
     QDockWidget* mitigationsDock() const { return m_mitigationsDock; }
     // The passkey sweep's window, made on first use, with the model and options of the panels.
     PasskeyDialog* passkeyDialog();
+    // The passkey dialog, shown, with the results file `path` in it (PasskeyDialog::openResults).
+    bool openPasskeyResults(const QString& path);
     QList<TraceView*> views() const;
     QScrollArea* plotScroll() const { return m_plotScroll; }
     QString tracesFolder() const { return m_tracesFolder; }

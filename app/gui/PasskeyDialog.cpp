@@ -9,6 +9,7 @@
 #include <QDateTime>
 #include <QDir>
 #include <QFileDialog>
+#include <QFileInfo>
 #include <QFormLayout>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -62,6 +63,9 @@ PasskeyDialog::PasskeyDialog(QWidget* parent) : QDialog(parent)
     form->addRow(tr("Results"), pathRow);
 
     auto* buttons = new QHBoxLayout;
+    auto* open = new QPushButton(tr("Open…"), this);
+    open->setToolTip(tr("Show a results file, such as a sweep run on another machine"));
+    buttons->addWidget(open);
     m_start = new QPushButton(tr("Start"), this);
     m_cancel = new QPushButton(tr("Cancel"), this);
     m_cancel->setEnabled(false);
@@ -85,6 +89,12 @@ PasskeyDialog::PasskeyDialog(QWidget* parent) : QDialog(parent)
                                          nullptr, QFileDialog::DontConfirmOverwrite);
         if (!f.isEmpty())
             m_path->setText(f);
+    });
+    connect(open, &QPushButton::clicked, this, [this] {
+        const QString f =
+            QFileDialog::getOpenFileName(this, tr("Passkey results"), m_path->text(), tr("HDF5 (*.h5)"));
+        if (!f.isEmpty())
+            openResults(f);
     });
     connect(m_start, &QPushButton::clicked, this, [this] { start(); });
     connect(m_cancel, &QPushButton::clicked, this, &PasskeyDialog::cancel);
@@ -230,6 +240,52 @@ bool PasskeyDialog::start()
         QMetaObject::invokeMethod(
             this, [this, completed, error] { onEnded(completed, error); }, Qt::QueuedConnection);
     });
+    return true;
+}
+
+bool PasskeyDialog::openResults(const QString& path)
+{
+    if (m_running)
+        return false;
+    join();
+    PasskeySweep sweep;
+    try {
+        sweep = readPasskeySweep(path.toStdString());
+    } catch (const std::exception& e) {
+        const QString message = QString::fromStdString(errorLine(e));
+        m_status->setText(message);
+        emit errorOccurred(message);
+        return false;
+    }
+    m_settings = sweep.settings;
+    QStringList lengths;
+    for (int64_t l : m_settings.lengths)
+        lengths << QString::number(l);
+    m_lengths->setText(lengths.join(','));
+    m_samples->setValue(static_cast<int>(std::min<int64_t>(m_samples->maximum(), m_settings.samples)));
+    m_seed->setValue(static_cast<int>(std::min<uint64_t>(m_seed->maximum(), m_settings.seed)));
+    m_path->setText(path);
+    // T_train: the window's model if it is the file's, else the card of the file's model if it is here.
+    m_trainingLength = 0;
+    try {
+        m_trainingLength = inspectModelFolder(m_settings.model).trainingLength.value_or(0);
+    } catch (const std::exception&) {
+    }
+    if (m_request.trainingLength > 0 &&
+        QFileInfo(m_request.modelDir).canonicalFilePath() ==
+            QFileInfo(QString::fromStdString(m_settings.model)).canonicalFilePath())
+        m_trainingLength = m_request.trainingLength;
+    onResults(sweep.results);
+    const int64_t recall = passkeyRecallLength(m_results, m_settings.lengths);
+    m_status->setText(tr("%1: %2 samples of %3 (seed %4, %5 answer tokens, mitigation %6); %7.")
+                          .arg(QDir::toNativeSeparators(path))
+                          .arg(m_results.size())
+                          .arg(QString::fromStdString(m_settings.model))
+                          .arg(m_settings.seed)
+                          .arg(m_settings.maxNewTokens)
+                          .arg(QString::fromStdString(m_settings.mitigation),
+                               recall > 0 ? tr("T_recall (≥ 95% mean accuracy) %1 tokens").arg(recall)
+                                          : tr("no length reaches 95% mean accuracy")));
     return true;
 }
 

@@ -46,6 +46,10 @@ public:
 
     // false (with the reason shown and errorOccurred emitted) for bad settings or a sweep going.
     bool start();
+    // Shows a results file as it is, with its own settings (a sweep run elsewhere, on a GPU machine
+    // say); Start then resumes it if the window's model is the file's. false, with the reason shown
+    // and errorOccurred emitted, for a file that is not one or while a sweep runs.
+    bool openResults(const QString& path);
     void cancel();
     bool isRunning() const { return m_running; }
     const std::vector<PasskeyResult>& results() const { return m_results; }

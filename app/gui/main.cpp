@@ -2,6 +2,7 @@
 #include "LossView.h"
 #include "MainWindow.h"
 #include "ModelPanel.h"
+#include "PasskeyDialog.h"
 #include "PlotGroup.h"
 #include "util/Threads.h"
 #include "util/Warnings.h"
@@ -64,6 +65,11 @@ struct Cli {
                                      "prefix"};
     QCommandLineOption benchInteraction{
         "bench-interaction", "Pan and zoom the trace shown in scripted steps, print the frame times, quit."};
+    QCommandLineOption passkeyResults{
+        "passkey-results",
+        "Show the passkey results file <file> (statescope-cli passkey --out) in the passkey dialog; "
+        "--screenshot then saves that dialog.",
+        "file"};
     QCommandLineOption stats{"stats",
                              "Print tokens/s, plot updates per second and memory to stderr when quitting."};
 
@@ -73,10 +79,11 @@ struct Cli {
             "Watch a recurrent language model's loss, forget gates and state norms live while it reads.");
         parser.addHelpOption();
         parser.addVersionOption();
-        parser.addOptions({demo,      model,        trace,         text,        prompt,  run,
-                           chunk,     tracesDir,    theme,         screenshot,  size,    cursor,
-                           quitAfter, quitWhenDone, overlay,       logX,        linearX, noTokenNll,
-                           tokenNll,  bucket,       exportFigures, figureWidth, stats,   benchInteraction});
+        parser.addOptions({demo,          model,        trace,         text,        prompt,  run,
+                           chunk,         tracesDir,    theme,         screenshot,  size,    cursor,
+                           quitAfter,     quitWhenDone, overlay,       logX,        linearX, noTokenNll,
+                           tokenNll,      bucket,       exportFigures, figureWidth, stats,   benchInteraction,
+                           passkeyResults});
         parser.addPositionalArgument(
             "paths", "Model folders, .txt inputs or .h5 traces to open (as if dropped).", "[paths...]");
     }
@@ -204,6 +211,11 @@ int main(int argc, char** argv)
     for (const QString& path : parser.positionalArguments())
         if (ok)
             ok = window.openDroppedPath(path);
+    QWidget* shown = &window; // what --screenshot saves
+    if (ok && parser.isSet(cli.passkeyResults)) {
+        ok = window.openPasskeyResults(parser.value(cli.passkeyResults));
+        shown = window.passkeyDialog();
+    }
     if (parser.isSet(cli.logX) || parser.isSet(cli.linearX))
         window.plotGroup()->setLogX(parser.isSet(cli.logX));
     if (parser.isSet(cli.noTokenNll) || parser.isSet(cli.tokenNll))
@@ -261,8 +273,8 @@ int main(int argc, char** argv)
     if (parser.isSet(cli.quitAfter)) {
         const int ms = parser.value(cli.quitAfter).toInt();
         const QString shot = parser.value(cli.screenshot);
-        QTimer::singleShot(ms, &app, [&window, shot, finish] {
-            if (!shot.isEmpty() && !window.grab().save(shot, "PNG"))
+        QTimer::singleShot(ms, &app, [shown, shot, finish] {
+            if (!shot.isEmpty() && !shown->grab().save(shot, "PNG"))
                 std::fprintf(stderr, "statescope: cannot write %s\n", qPrintable(shot));
             finish();
         });

@@ -374,37 +374,43 @@ void writePasskeyFile(const std::string& path, const PasskeySettings& settings,
         throw Error(path, std::string("cannot replace the passkey file: ") + std::strerror(errno));
 }
 
-std::vector<PasskeyResult> readPasskeyFile(const std::string& path, const PasskeySettings& settings)
+PasskeySweep readPasskeySweep(const std::string& path)
 {
     h5::quiet();
-    if (::access(path.c_str(), F_OK) != 0)
-        return {};
     Hid file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
     if (!file.valid())
-        throw Error(path, "not a passkey file StateScope can resume: " + h5::errorDetail());
+        throw Error(path, "not a passkey results file StateScope can read: " + h5::errorDetail());
     const hid_t f = file.get();
     if (h5::readStringAttribute(path, f, "", "format") != kFormat)
         throw Error(path, "format",
                     std::string("a \"") + kFormat + "\" file written by statescope-cli passkey",
-                    "another file: choose another --out");
+                    "another file (a new sweep needs another results file)");
     auto integer = [&](const char* name) {
         const h5::AttributeValue v = h5::readAttribute(path, f, "", name);
         if (v.kind != h5::AttributeValue::Integer)
             throw Error(path, name, "an integer attribute", "none");
         return v.integer;
     };
-    auto same = [&](const char* name, const std::string& stored, const std::string& wanted) {
-        if (stored != wanted)
-            throw Error(path, name,
-                        "\"" + wanted + "\" to resume this sweep (another --out starts a new one)",
-                        "\"" + stored + "\"");
-    };
-    same("model", h5::readStringAttribute(path, f, "", "model"), settings.model);
-    same("tokenizer", h5::readStringAttribute(path, f, "", "tokenizer"), settings.tokenizer);
-    same("seed", std::to_string(integer("seed")), std::to_string(settings.seed));
-    same("samples", std::to_string(integer("samples")), std::to_string(settings.samples));
-    same("max_new_tokens", std::to_string(integer("max_new_tokens")), std::to_string(settings.maxNewTokens));
-    same("mitigation", h5::readStringAttribute(path, f, "", "mitigation"), settings.mitigation);
+    PasskeySweep sweep;
+    PasskeySettings& s = sweep.settings;
+    s.model = h5::readStringAttribute(path, f, "", "model");
+    s.tokenizer = h5::readStringAttribute(path, f, "", "tokenizer");
+    s.seed = static_cast<uint64_t>(integer("seed"));
+    s.samples = integer("samples");
+    s.maxNewTokens = integer("max_new_tokens");
+    s.mitigation = h5::readStringAttribute(path, f, "", "mitigation");
+    if (s.samples < 1 || s.samples > 100000000)
+        throw Error(path, "samples", "1 to 10^8", std::to_string(s.samples));
+    {
+        Hid d(H5Dopen2(f, "lengths", H5P_DEFAULT));
+        if (!d.valid())
+            throw Error(path, "/lengths", "a dataset", "nothing readable");
+        Hid space(H5Dget_space(d.get()));
+        const std::vector<hsize_t> dims = h5::spaceDims(path, space.get(), "/lengths");
+        if (dims.size() != 1 || dims[0] > 100000)
+            throw Error(path, "/lengths shape", "[lengths], at most 100000", "another shape");
+        s.lengths = readDataset<int64_t>(path, f, "lengths", H5T_NATIVE_INT64, dims[0]);
+    }
 
     Hid group(H5Gopen2(f, "results", H5P_DEFAULT));
     if (!group.valid())
@@ -442,7 +448,29 @@ std::vector<PasskeyResult> readPasskeyFile(const std::string& path, const Passke
         r.passkey = fixedString(&passkeys[i * 5], 5);
         r.prediction = fixedString(&predictions[i * kPredictionBytes], kPredictionBytes);
     }
-    return out;
+    sweep.results = std::move(out);
+    return sweep;
+}
+
+std::vector<PasskeyResult> readPasskeyFile(const std::string& path, const PasskeySettings& settings)
+{
+    if (::access(path.c_str(), F_OK) != 0)
+        return {};
+    PasskeySweep stored = readPasskeySweep(path);
+    auto same = [&](const char* name, const std::string& kept, const std::string& wanted) {
+        if (kept != wanted)
+            throw Error(path, name,
+                        "\"" + wanted + "\" to resume this sweep (another --out starts a new one)",
+                        "\"" + kept + "\"");
+    };
+    const PasskeySettings& s = stored.settings;
+    same("model", s.model, settings.model);
+    same("tokenizer", s.tokenizer, settings.tokenizer);
+    same("seed", std::to_string(s.seed), std::to_string(settings.seed));
+    same("samples", std::to_string(s.samples), std::to_string(settings.samples));
+    same("max_new_tokens", std::to_string(s.maxNewTokens), std::to_string(settings.maxNewTokens));
+    same("mitigation", s.mitigation, settings.mitigation);
+    return std::move(stored.results);
 }
 
 void runPasskeySweep(Runner& runner, const BpeTokenizer& tokenizer, const PasskeySettings& settings,

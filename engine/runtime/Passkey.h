@@ -90,6 +90,15 @@ int64_t passkeyRecallLength(const std::vector<PasskeyResult>& results, const std
 // that differs otherwise; a missing file is an empty sweep.
 void writePasskeyFile(const std::string& path, const PasskeySettings& settings,
                       const std::vector<PasskeyResult>& results);
+
+// A results file as it is, its settings (lengths included) with it: for looking at a sweep run
+// elsewhere. Throws Error naming the file for anything that is not one.
+struct PasskeySweep {
+    PasskeySettings settings;
+    std::vector<PasskeyResult> results;
+};
+PasskeySweep readPasskeySweep(const std::string& path);
+
 std::vector<PasskeyResult> readPasskeyFile(const std::string& path, const PasskeySettings& settings);
 
 // One sweep writes a passkey file at a time: an open file description lock on PATH.lock, held

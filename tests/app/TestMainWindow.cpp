@@ -288,6 +288,7 @@ private slots:
     void compareWithOriginalOverlays();
     void mitigationsPanelRunsNormalisation();
     void passkeySweepInTheWindow();
+    void passkeyResultsOpened();
     void oldContextProbesInTheWindow();
 
 private:
@@ -2471,6 +2472,82 @@ void TestMainWindow::passkeySweepInTheWindow()
         QCoreApplication::processEvents();
         QVERIFY(d->grab().save(qEnvironmentVariable("STATESCOPE_SCREENSHOTS") + "/passkey-dialog.png"));
     }
+    d->hide();
+}
+
+// A sweep run elsewhere (on a GPU machine, say) opened in the dialog: its own lengths, samples and
+// seed, the heatmap from its results, T_train from its model's card, T_recall said, a cell's sample
+// runnable; a file that is not one gives one error naming it and leaves what was shown.
+void TestMainWindow::passkeyResultsOpened()
+{
+    const std::string model = STATESCOPE_RESOURCES_DIR "/models/tiny-passkey";
+    PasskeySettings s;
+    s.model = model;
+    s.tokenizer = model + "/tokenizer.json";
+    s.lengths = {512, 4096};
+    s.samples = 4;
+    s.seed = 7;
+    s.maxNewTokens = 6;
+    std::vector<PasskeyResult> results;
+    for (int64_t length : s.lengths)
+        for (int64_t i = 0; i < 4; ++i) {
+            PasskeyResult r;
+            r.length = length;
+            r.index = i;
+            r.depth = (i + 0.5) / 4;
+            r.passkey = passkeyFor(s.seed, length, i);
+            r.correct = length == 512 || i >= 2; // early needles lost at 4096
+            r.prediction = r.correct ? " " + r.passkey : " 00000";
+            r.promptTokens = length - 40;
+            results.push_back(r);
+        }
+    const QString path = m_dir.filePath("pk-elsewhere.h5");
+    writePasskeyFile(path.toStdString(), s, results);
+    QVERIFY(m_window->openModel(QString::fromStdString(model)));
+
+    QVERIFY(m_window->openPasskeyResults(path));
+    PasskeyDialog* d = m_window->passkeyDialog();
+    QVERIFY(d->isVisible());
+    QCOMPARE(d->results().size(), size_t(8));
+    PasskeyView* v = d->view();
+    QCOMPARE(v->data().lengths, QVector<qint64>({512, 4096}));
+    QCOMPARE(v->data().bins, 4);
+    for (int b = 0; b < 4; ++b) {
+        QCOMPARE(v->heatmap()->data()->cell(0, b), 1.0);
+        QCOMPARE(v->heatmap()->data()->cell(1, b), b >= 2 ? 1.0 : 0.0);
+    }
+    QVERIFY(v->trainingLine()->visible());
+    QCOMPARE(v->trainingLine()->point1->coords().x(), 1024.0); // tiny-passkey's card
+    QVERIFY2(d->statusText().contains(QStringLiteral("T_recall (≥ 95% mean accuracy) 512 tokens")),
+             qPrintable(d->statusText()));
+    QVERIFY2(d->statusText().contains("seed 7"), qPrintable(d->statusText()));
+    QCOMPARE(d->resultsPath(), path);
+
+    // Its samples are the file's: a click on a lost one runs that prompt with its key.
+    QSignalSpy runs(m_window, &MainWindow::runEnded);
+    v->plot()->replot();
+    QCoreApplication::processEvents();
+    QTest::mouseClick(v->plot(), Qt::LeftButton, Qt::NoModifier, v->cellCenter(1, 0).toPoint());
+    QTRY_COMPARE_WITH_TIMEOUT(runs.count(), 1, kTimeoutMs);
+    const QString message = m_window->statusBar()->currentMessage();
+    QVERIFY2(message.contains(QStringLiteral("truth %1").arg(QString::fromStdString(passkeyFor(7, 4096, 0)))),
+             qPrintable(message));
+    QVERIFY2(message.contains("wrong"), qPrintable(message));
+
+    // Not a passkey file: one error naming it; the dialog and its sweep stay.
+    m_window->clearRecordedErrors();
+    const QString bad = m_dir.filePath("not-passkey.h5");
+    QFile f(bad);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write("not HDF5");
+    f.close();
+    QVERIFY(!m_window->openPasskeyResults(bad));
+    QCOMPARE(m_window->recordedErrors().size(), 1);
+    QVERIFY2(m_window->recordedErrors()[0].contains("not-passkey.h5"),
+             qPrintable(m_window->recordedErrors()[0]));
+    QCOMPARE(d->results().size(), size_t(8));
+    QVERIFY(d->isVisible());
+    m_window->clearRecordedErrors();
     d->hide();
 }
 

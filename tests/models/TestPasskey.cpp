@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 using namespace statescope;
 
@@ -169,6 +170,28 @@ private slots:
         } catch (const Error& e) {
             QVERIFY2(std::string(e.what()).find("seed") != std::string::npos, e.what());
         }
+        // Read as it is, the file gives its own settings back, the lengths of the sweep included.
+        const PasskeySweep sweep = readPasskeySweep(file);
+        QCOMPARE(sweep.settings.model, settings.model);
+        QCOMPARE(sweep.settings.tokenizer, settings.tokenizer);
+        QCOMPARE(sweep.settings.seed, seed);
+        QCOMPARE(sweep.settings.samples, settings.samples);
+        QCOMPARE(sweep.settings.maxNewTokens, settings.maxNewTokens);
+        QCOMPARE(sweep.settings.mitigation, settings.mitigation);
+        QCOMPARE(sweep.settings.lengths, std::vector<int64_t>({length, 600}));
+        QCOMPARE(sweep.results.size(), size_t(4));
+        QCOMPARE(sweep.results[3].prediction, results[3].prediction);
+        // Anything else is refused, naming the file.
+        const std::string text = tmp.path().toStdString() + "/text.h5";
+        std::ofstream(text) << "not HDF5";
+        try {
+            readPasskeySweep(text);
+            QFAIL("a text file was read as a passkey sweep");
+        } catch (const Error& e) {
+            QVERIFY2(std::string(e.what()).find("text.h5") != std::string::npos, e.what());
+        }
+        QVERIFY_THROWS_EXCEPTION(Error, readPasskeySweep(tmp.path().toStdString() + "/none.h5"));
+
         // One sweep at a time per file.
         const PasskeyFileLock lock(file);
         QVERIFY_THROWS_EXCEPTION(Error, [&] { const PasskeyFileLock second(file); }());
