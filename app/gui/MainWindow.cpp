@@ -883,9 +883,12 @@ bool MainWindow::openDroppedPath(const QString& path)
     const QString suffix = fi.suffix().toLower();
     if (suffix == "txt")
         return openText(path);
+    if ((suffix == "h5" || suffix == "hdf5") && isPasskeyResultsFile(path.toStdString()))
+        return openPasskeyResults(path);
     if (suffix == "h5" || suffix == "hdf5")
         return openTrace(path);
-    showError(tr("%1: cannot open this kind of file here. Drop a model folder, a .txt input or a .h5 trace.")
+    showError(tr("%1: cannot open this kind of file here. Drop a model folder, a .txt input, a .h5 trace or "
+                 "passkey results file.")
                   .arg(path));
     return false;
 }

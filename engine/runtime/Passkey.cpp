@@ -374,6 +374,21 @@ void writePasskeyFile(const std::string& path, const PasskeySettings& settings,
         throw Error(path, std::string("cannot replace the passkey file: ") + std::strerror(errno));
 }
 
+bool isPasskeyResultsFile(const std::string& path)
+{
+    h5::quiet();
+    if (::access(path.c_str(), R_OK) != 0 || H5Fis_hdf5(path.c_str()) <= 0)
+        return false;
+    Hid file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT));
+    if (!file.valid())
+        return false;
+    try {
+        return h5::readStringAttribute(path, file.get(), "", "format") == kFormat;
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
 PasskeySweep readPasskeySweep(const std::string& path)
 {
     h5::quiet();

@@ -98,6 +98,8 @@ struct PasskeySweep {
     std::vector<PasskeyResult> results;
 };
 PasskeySweep readPasskeySweep(const std::string& path);
+// Whether path is an HDF5 file that says it is a passkey results file; never throws.
+bool isPasskeyResultsFile(const std::string& path);
 
 std::vector<PasskeyResult> readPasskeyFile(const std::string& path, const PasskeySettings& settings);
 

@@ -2522,6 +2522,11 @@ void TestMainWindow::passkeyResultsOpened()
              qPrintable(d->statusText()));
     QVERIFY2(d->statusText().contains("seed 7"), qPrintable(d->statusText()));
     QCOMPARE(d->resultsPath(), path);
+    // Dropped on the window (or named on the command line), it opens the same way.
+    d->hide();
+    QVERIFY(m_window->openDroppedPath(path));
+    QVERIFY(d->isVisible());
+    QCOMPARE(d->results().size(), size_t(8));
 
     // Its samples are the file's: a click on a lost one runs that prompt with its key.
     QSignalSpy runs(m_window, &MainWindow::runEnded);
