@@ -8,6 +8,7 @@
 #include "runtime/Runner.h"
 #include "tokenizers/BpeTokenizer.h"
 #include "tokenizers/ByteTokenizerJson.h"
+#include "tokenizers/WorldTokenizer.h"
 #include "trace/ReferenceFile.h"
 #include "trace/TraceFile.h"
 #include "util/Resources.h"
@@ -409,33 +410,55 @@ int generateCommand(const GenerateArgs& args)
     return 0;
 }
 
-int tokenizeCommand(const std::string& tokenizerPath, const std::string& textFile)
+int tokenizeCommand(const std::string& tokenizerPath, const std::string& textFile, bool stats)
 {
     constexpr size_t kPrintBlockBytes = 1 << 16;
-    const BpeTokenizer tok = BpeTokenizer::fromFile(chooseTokenizerPath(tokenizerPath, std::nullopt));
+    // A .txt is the RWKV World vocabulary; anything else a Hugging Face tokenizer.json.
+    const bool world =
+        tokenizerPath.size() > 4 && tokenizerPath.compare(tokenizerPath.size() - 4, 4, ".txt") == 0;
+    std::unique_ptr<BpeTokenizer> bpe;
+    std::unique_ptr<WorldTokenizer> vocab;
+    if (world)
+        vocab = std::make_unique<WorldTokenizer>(WorldTokenizer::fromFile(tokenizerPath));
+    else
+        bpe = std::make_unique<BpeTokenizer>(
+            BpeTokenizer::fromFile(chooseTokenizerPath(tokenizerPath, std::nullopt)));
     const std::string text = readWholeFile(textFile, "text file");
     // Printed as they come, in blocks: 50 MB of text is 50M byte-level tokens, whose ids, offsets and
     // text would otherwise be held all at once.
     std::string block;
     block.reserve(kPrintBlockBytes + 16);
     bool first = true;
+    int64_t tokens = 0;
+    const auto started = std::chrono::steady_clock::now();
+    auto sink = [&](int32_t id, int64_t, int64_t) {
+        ++tokens;
+        if (!first)
+            block += ' ';
+        first = false;
+        block += std::to_string(id);
+        if (block.size() >= kPrintBlockBytes) {
+            std::cout.write(block.data(), static_cast<std::streamsize>(block.size()));
+            block.clear();
+        }
+    };
     try {
-        tok.encode(text, [&](int32_t id, int64_t, int64_t) {
-            if (!first)
-                block += ' ';
-            first = false;
-            block += std::to_string(id);
-            if (block.size() >= kPrintBlockBytes) {
-                std::cout.write(block.data(), static_cast<std::streamsize>(block.size()));
-                block.clear();
-            }
-        });
+        if (vocab)
+            vocab->encode(text, sink);
+        else
+            bpe->encode(text, sink);
     } catch (const Error& e) {
         throw Error(textFile, e.what());
     }
     block += '\n';
     std::cout.write(block.data(), static_cast<std::streamsize>(block.size()));
     std::cout.flush();
+    if (stats) {
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        std::fprintf(
+            stderr, "statescope-cli: %zu bytes, %lld tokens in %.3f s: %.2f MB/s (ids printed too)\n",
+            text.size(), static_cast<long long>(tokens), secs, secs > 0 ? text.size() / secs / 1e6 : 0.0);
+    }
     return 0;
 }
 

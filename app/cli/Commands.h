@@ -146,7 +146,7 @@ struct PasskeyArgs {
 int runCommand(const RunArgs& args, const std::atomic<bool>& cancel);
 int passkeyCommand(const PasskeyArgs& args, const std::atomic<bool>& cancel);
 int generateCommand(const GenerateArgs& args);
-int tokenizeCommand(const std::string& tokenizer, const std::string& textFile);
+int tokenizeCommand(const std::string& tokenizer, const std::string& textFile, bool stats);
 int infoCommand(const std::string& model);
 int benchCommand(const BenchArgs& args);
 int checkCommand(const CheckArgs& args);

@@ -261,8 +261,11 @@ int runMain(int argc, char** argv)
 
     std::string tokTokenizer, tokText;
     auto* tokCmd = app.add_subcommand("tokenize", "Print the token ids of a text file");
-    tokCmd->add_option("--tokenizer", tokTokenizer, "tokenizer.json (default: GPT-NeoX-20B)");
+    bool tokStats = false;
+    tokCmd->add_option("--tokenizer", tokTokenizer,
+                       "tokenizer.json (default: GPT-NeoX-20B), or an RWKV World vocabulary .txt");
     tokCmd->add_option("--text", tokText, "UTF-8 text file")->required();
+    tokCmd->add_flag("--stats", tokStats, "Print bytes, tokens and MB/s to stderr");
 
     std::string infoModel;
     auto* infoCmd = app.add_subcommand("info", "Describe a model folder");
@@ -413,7 +416,7 @@ int runMain(int argc, char** argv)
         if (*runCmd)
             return runCommand(run, g_cancel);
         if (*tokCmd)
-            return tokenizeCommand(tokTokenizer, tokText);
+            return tokenizeCommand(tokTokenizer, tokText, tokStats);
         if (*genCmd)
             return generateCommand(gen);
         if (*pkCmd)
