@@ -1,6 +1,7 @@
 #include "tokenizers/WorldTokenizer.h"
 
 #include "Error.h"
+#include "tokenizers/Unicode.h"
 
 #include <algorithm>
 #include <fstream>
@@ -9,25 +10,6 @@
 namespace statescope {
 
 namespace {
-
-void appendUtf8(std::string& out, uint32_t cp)
-{
-    if (cp < 0x80) {
-        out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-        out += static_cast<char>(0xC0 | (cp >> 6));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += static_cast<char>(0xE0 | (cp >> 12));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-        out += static_cast<char>(0xF0 | (cp >> 18));
-        out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-}
 
 int hexValue(char c)
 {
@@ -117,7 +99,7 @@ std::string parsePythonLiteral(std::string_view s, const std::string& where)
             if (bytes)
                 out += static_cast<char>(v);
             else
-                appendUtf8(out, v); // in a str, \xhh is the code point U+00hh
+                unicode::appendUtf8(out, static_cast<char32_t>(v)); // in a str, \xhh is the code point U+00hh
             break;
         }
         case 'u':
@@ -127,7 +109,7 @@ std::string parsePythonLiteral(std::string_view s, const std::string& where)
             const uint32_t v = hex(s[i] == 'u' ? 4 : 8);
             if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
                 throw bad("an escape that is not a Unicode scalar value");
-            appendUtf8(out, v);
+            unicode::appendUtf8(out, static_cast<char32_t>(v));
             break;
         }
         default:
