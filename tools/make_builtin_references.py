@@ -41,7 +41,13 @@ def main():
             for k, v in load_file(os.path.join(folder, "model.safetensors")).items())
         nll, dts, decays, norms, logits, states = reference(sd, spec, ids)
         model = Mamba2ForCausalLM.from_pretrained(folder, torch_dtype=torch.float64)
-        check_against_transformers(model, spec, ids, logits, states)
+        # transformers rounds A = -exp(A_log) to float32 even in a float64 model. With fast gates
+        # (tiny-passkey: A up to 16) that alone moves the final state by ~1e-5, so the check runs against
+        # the same recurrence with A rounded alike; the reference written is the exact float64 one.
+        _, _, _, _, logits32, states32 = reference(sd, spec, ids, a_dtype=torch.float32)
+        print(f"  {spec['name']}: max |logits(A float64) - logits(A float32)| = "
+              f"{(logits - logits32).abs().max().item():.3e}")
+        check_against_transformers(model, spec, ids, logits32, states32)
         path = os.path.join(args.out, spec["name"] + ".h5")
         write_reference(path, ids, nll, dts, decays, norms)
         print(f"  wrote {path}: {len(ids)} tokens, mean nll {float(nll[1:].mean()):.4f}")

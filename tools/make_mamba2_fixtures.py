@@ -84,8 +84,9 @@ def canonical_state_dict(model):
     return sd
 
 
-def reference(sd, spec, ids):
-    """float64 recurrent Mamba-2 exactly as mamba_ssm's step computes it."""
+def reference(sd, spec, ids, a_dtype=torch.float64):
+    """float64 recurrent Mamba-2 exactly as mamba_ssm's step computes it. a_dtype=torch.float32 rounds
+    A = -exp(A_log) as transformers' torch path does (A_log.float()), for a tight check against it."""
     w = {k: v.double().cpu() for k, v in sd.items()}
     d, L, N, P, G = spec["hidden"], spec["layers"], spec["state"], spec["head_dim"], spec["groups"]
     d_inner = 2 * d
@@ -121,7 +122,7 @@ def reference(sd, spec, ids):
             Bh = B.view(G, N).repeat_interleave(H // G, 0)
             Ch = C.view(G, N).repeat_interleave(H // G, 0)
             dt = F.softplus(dt + w[m + "dt_bias"])
-            A = -torch.exp(w[m + "A_log"])
+            A = -torch.exp(w[m + "A_log"].to(a_dtype)).double()
             alpha = torch.exp(dt * A)
             ssm[l] = ssm[l] * alpha[:, None, None] + (dt[:, None] * x)[:, :, None] * Bh[:, None, :]
             y = torch.einsum("hpn,hn->hp", ssm[l], Ch) + w[m + "D"][:, None] * x

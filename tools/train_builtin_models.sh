@@ -3,7 +3,8 @@
 # `statescope-cli eval` on held-out text. Run there after `tools/gpu_session.sh build`, with the corpus
 # carried (tools/make_corpus.sh here first):
 #   RUNS="name:args;name:args" BUDGET=380 bash tools/train_builtin_models.sh
-# Every run gets the common options below plus its own; all start together and share the GPU.
+# Every run gets the common options below plus its own (a run's own --seed replaces the common one);
+# all start together, spread round-robin over the GPUs there are.
 # DESCRIPTION replaces the corpus description written into the model cards.
 # Results go to $OUT: summary.log (training tails and eval tables) and models.tgz.part-* (the model
 # folders without optimizer state; join with `cat models.tgz.part-* | tar xz`).
@@ -15,14 +16,21 @@ device=${DEVICE:-cuda}
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 budget=${BUDGET:-380}
 common=(--data corpus/train.txt --held-out corpus/heldout.txt --device "$device" $([ "$device" = cpu ] || echo --bf16) --warmup 200 --schedule wsd
-        --lr ${LR:-2e-3} --seed 1 --threads 2 --log-every 500 --save-every 100000 --steps 1000000 --time-budget "$budget"
+        --lr ${LR:-2e-3} --threads 2 --log-every 500 --save-every 100000 --steps 1000000 --time-budget "$budget"
         --data-description "${DESCRIPTION:-King James Bible (Debian bible-kjv), first 92 %, bytes}")
+gpus=$( [ "$device" = cpu ] && echo 1 || nvidia-smi -L 2>/dev/null | grep -c '^GPU' || echo 1)
+[ "$gpus" -ge 1 ] || gpus=1
 IFS=';' read -ra runs <<<"${RUNS:?RUNS=name:args;...}"
+i=0
 for r in "${runs[@]}"; do
   name=${r%%:*}
   args=${r#*:}
+  seed=(--seed 1)
+  [[ " $args " == *" --seed "* ]] && seed=()
   # shellcheck disable=SC2086
-  $cli train --out "models/$name" "${common[@]}" $args >"logs/$name.log" 2>&1 &
+  CUDA_VISIBLE_DEVICES=$(( i % gpus )) $cli train --out "models/$name" "${common[@]}" "${seed[@]}" $args \
+    >"logs/$name.log" 2>&1 &
+  i=$(( i + 1 ))
 done
 wait
 for r in "${runs[@]}"; do

@@ -18,9 +18,13 @@ export DESCRIPTION="King James Bible (Debian bible-kjv), first 92 %, bytes; 30 %
 bash tools/train_builtin_models.sh >/dev/null
 IFS=';' read -ra runs <<<"$RUNS"
 mkdir -p passkey
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || echo 1)
+[ "$gpus" -ge 1 ] || gpus=1
+i=0
 for r in "${runs[@]}"; do
   name=${r%%:*}
-  $cli passkey --model "models/$name" --lengths "${LENGTHS:-256,512,1024,2048,4096,8192,16384}" \
+  i=$(( i + 1 ))
+  CUDA_VISIBLE_DEVICES=$(( (i - 1) % gpus )) $cli passkey --model "models/$name" --lengths "${LENGTHS:-256,512,1024,2048,4096,8192,16384}" \
     --samples "${SAMPLES:-200}" --batch 100 --seed 0 --device "${DEVICE:-cuda}" --out "passkey/$name.h5" \
     --quiet >"passkey/$name.log" 2>&1 &
 done
