@@ -58,6 +58,29 @@ if [[ $steps == *" check "* ]]; then
   done 2>&1 | tee "$OUT/check.log"
 fi
 
+# RWKV-5.2 / RWKV-6 (issue 12): the fixtures from the float64 script, their parity on CPU and CUDA
+# (float32 against 1e-4; bf16 measured), and bench for the RWKV-6 1.6B and RWKV-5 0.4B shapes.
+if [[ $steps == *" rwkv "* ]]; then
+  log rwkv
+  python3 tools/make_rwkv_fixtures.py --out tests/data 2>&1 | tee "$OUT/rwkv-fixtures.log" || exit 1
+  tar czf "$OUT/rwkv-fixtures.tgz" tests/data/rwkv5 tests/data/rwkv6 tests/data/bad/rwkv-5.1.pth
+  for fx in tests/data/rwkv5/*/ tests/data/rwkv6/*/; do
+    echo "## $fx"
+    $cli check --fixture "$fx" --device cpu --chunk-sizes 1,7,64,256,1000 --rtol 1e-4 | tail -3
+    $cli check --fixture "$fx" --device cpu --reference --rtol 1e-4 | tail -2
+    $cli check --fixture "$fx" --device cuda --chunk-sizes 7,256,1000 --rtol 1e-4 | tail -4
+    $cli check --fixture "$fx" --device cuda --dtype bfloat16 --chunk-sizes 256 --rtol 1 | tail -3
+  done 2>&1 | tee "$OUT/rwkv-check.log"
+  {
+    for dt in bfloat16 float32; do
+      $cli bench --arch rwkv6 --shape 1.6b --device cuda --dtype $dt --tokens 2048,16384,65536 --chunk-size 8192 --repeat 2 --json "$OUT/bench-rwkv6-1.6b-$dt.json"
+      $cli bench --arch rwkv5 --shape 0.4b --device cuda --dtype $dt --tokens 2048,16384,65536 --chunk-size 8192 --repeat 2 --json "$OUT/bench-rwkv5-0.4b-$dt.json"
+    done
+    $cli bench --arch rwkv6 --shape 1.6b --device cuda --dtype bfloat16 --tokens 65536 --chunk-size 8192 --repeat 2 --no-trace
+    $cli bench --arch mamba2 --shape 1.3b --device cuda --dtype bfloat16 --tokens 65536 --chunk-size 8192 --repeat 2 --no-trace
+  } 2>&1 | tee "$OUT/rwkv-bench.log"
+fi
+
 # The CLI tests (no Qt there), CUDA parity among them.
 if [[ $steps == *" ctest "* ]]; then
   log ctest

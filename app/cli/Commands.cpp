@@ -6,9 +6,8 @@
 #include "runtime/Passkey.h"
 #include "runtime/Prompts.h"
 #include "runtime/Runner.h"
-#include "tokenizers/BpeTokenizer.h"
+#include "tokenizers/Tokenizer.h"
 #include "tokenizers/ByteTokenizerJson.h"
-#include "tokenizers/WorldTokenizer.h"
 #include "trace/ReferenceFile.h"
 #include "trace/TraceFile.h"
 #include "util/Resources.h"
@@ -211,7 +210,7 @@ int passkeyCommand(const PasskeyArgs& args, const std::atomic<bool>& cancel)
 
     const ModelFolder folder = inspectModelFolder(args.model);
     settings.tokenizer = chooseTokenizerPath(args.tokenizer, folder.tokenizerPath);
-    const BpeTokenizer tokenizer = BpeTokenizer::fromFile(settings.tokenizer);
+    const Tokenizer tokenizer = Tokenizer::fromFile(settings.tokenizer);
     if (settings.maxNewTokens == 0)
         settings.maxNewTokens = passkeyAnswerTokens(tokenizer);
     const PasskeyFileLock lock(args.out);
@@ -326,7 +325,7 @@ int generateCommand(const GenerateArgs& args)
 
     std::vector<std::vector<int32_t>> prompts;
     std::unique_ptr<Runner> runner;
-    std::shared_ptr<const BpeTokenizer> tokenizer;
+    std::shared_ptr<const Tokenizer> tokenizer;
     std::string tokenizerPath = args.tokenizer; // for --calibrate's text
     if (args.model.empty()) {
         if (args.shape.empty())
@@ -358,7 +357,7 @@ int generateCommand(const GenerateArgs& args)
             throw Error("generate", "prompt", "at least one token", "none");
         tokenizerPath = chooseTokenizerPath(args.tokenizer, folder.tokenizerPath);
         if (args.idsFile.empty() || !args.tokenizer.empty() || folder.tokenizerPath)
-            tokenizer = std::make_shared<BpeTokenizer>(BpeTokenizer::fromFile(tokenizerPath));
+            tokenizer = std::make_shared<Tokenizer>(Tokenizer::fromFile(tokenizerPath));
         runner = Runner::open(args.model, options);
         runner->checkIds(input.ids, args.idsFile.empty() ? "input" : args.idsFile);
         prompts.push_back(input.ids);
@@ -413,16 +412,8 @@ int generateCommand(const GenerateArgs& args)
 int tokenizeCommand(const std::string& tokenizerPath, const std::string& textFile, bool stats)
 {
     constexpr size_t kPrintBlockBytes = 1 << 16;
-    // A .txt is the RWKV World vocabulary; anything else a Hugging Face tokenizer.json.
-    const bool world =
-        tokenizerPath.size() > 4 && tokenizerPath.compare(tokenizerPath.size() - 4, 4, ".txt") == 0;
-    std::unique_ptr<BpeTokenizer> bpe;
-    std::unique_ptr<WorldTokenizer> vocab;
-    if (world)
-        vocab = std::make_unique<WorldTokenizer>(WorldTokenizer::fromFile(tokenizerPath));
-    else
-        bpe = std::make_unique<BpeTokenizer>(
-            BpeTokenizer::fromFile(chooseTokenizerPath(tokenizerPath, std::nullopt)));
+    // A .txt is a World-tokenizer vocabulary; anything else a Hugging Face tokenizer.json.
+    const Tokenizer tokenizer = Tokenizer::fromFile(chooseTokenizerPath(tokenizerPath, std::nullopt));
     const std::string text = readWholeFile(textFile, "text file");
     // Printed as they come, in blocks: 50 MB of text is 50M byte-level tokens, whose ids, offsets and
     // text would otherwise be held all at once.
@@ -443,10 +434,7 @@ int tokenizeCommand(const std::string& tokenizerPath, const std::string& textFil
         }
     };
     try {
-        if (vocab)
-            vocab->encode(text, sink);
-        else
-            bpe->encode(text, sink);
+        tokenizer.encode(text, sink);
     } catch (const Error& e) {
         throw Error(textFile, e.what());
     }

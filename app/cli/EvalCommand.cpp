@@ -6,7 +6,7 @@
 #include "models/Mitigation.h"
 #include "runtime/Input.h"
 #include "runtime/Runner.h"
-#include "tokenizers/BpeTokenizer.h"
+#include "tokenizers/Tokenizer.h"
 
 #include <algorithm>
 #include <cmath>

@@ -263,7 +263,7 @@ int runMain(int argc, char** argv)
     auto* tokCmd = app.add_subcommand("tokenize", "Print the token ids of a text file");
     bool tokStats = false;
     tokCmd->add_option("--tokenizer", tokTokenizer,
-                       "tokenizer.json (default: GPT-NeoX-20B), or an RWKV World vocabulary .txt");
+                       "tokenizer.json (default: GPT-NeoX-20B), or a World-tokenizer vocabulary .txt");
     tokCmd->add_option("--text", tokText, "UTF-8 text file")->required();
     tokCmd->add_flag("--stats", tokStats, "Print bytes, tokens and MB/s to stderr");
 

@@ -3,7 +3,7 @@
 #include "Error.h"
 #include "Resources.h"
 #include "runtime/Prompts.h"
-#include "tokenizers/BpeTokenizer.h"
+#include "tokenizers/Tokenizer.h"
 
 #include <QComboBox>
 #include <QCoreApplication>

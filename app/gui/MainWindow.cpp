@@ -16,7 +16,7 @@
 #include "RunsPanel.h"
 #include "TokenStrip.h"
 #include "TraceData.h"
-#include "tokenizers/BpeTokenizer.h"
+#include "tokenizers/Tokenizer.h"
 #include "trace/TraceFile.h"
 #include "util/Resources.h"
 #include "util/Utf8.h"
@@ -966,7 +966,7 @@ bool MainWindow::loadTraceFile(const QString& path, TraceData* into)
 
 void MainWindow::setDecoder(TraceData* data, const QString& tokenizer)
 {
-    std::shared_ptr<const BpeTokenizer> tok = cachedTokenizer(tokenizer);
+    std::shared_ptr<const Tokenizer> tok = cachedTokenizer(tokenizer);
     data->setTokenDecoder([tok](qint32 id) {
         try {
             // A byte-level token may hold part of a character.

@@ -4,7 +4,7 @@
 #include "Resources.h"
 #include "models/ModelFolder.h"
 #include "runtime/Input.h"
-#include "tokenizers/BpeTokenizer.h"
+#include "tokenizers/Tokenizer.h"
 
 #include <QDateTime>
 #include <QDir>
@@ -215,7 +215,7 @@ bool PasskeyDialog::start()
             const PasskeyFileLock lock(path);
             std::vector<PasskeyResult> results = readPasskeyFile(path, settings);
             post(results);
-            const BpeTokenizer tokenizer = BpeTokenizer::fromFile(settings.tokenizer);
+            const Tokenizer tokenizer = Tokenizer::fromFile(settings.tokenizer);
             auto runner = Runner::open(request.modelDir.toStdString(), request.options);
             if (runner->mitigation().normalises()) {
                 const int64_t length = trainingLength > 0 ? trainingLength : settings.lengths.front();

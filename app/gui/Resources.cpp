@@ -1,7 +1,7 @@
 #include "Resources.h"
 
 #include "models/Architecture.h"
-#include "tokenizers/BpeTokenizer.h"
+#include "tokenizers/Tokenizer.h"
 #include "util/Resources.h"
 
 #include <QDateTime>
@@ -89,10 +89,10 @@ QList<ModelEntry> huggingFaceCacheModels()
     return out;
 }
 
-std::shared_ptr<const BpeTokenizer> cachedTokenizer(const QString& path)
+std::shared_ptr<const Tokenizer> cachedTokenizer(const QString& path)
 {
     static std::mutex mutex;
-    static std::map<QString, std::shared_ptr<const BpeTokenizer>> cache;
+    static std::map<QString, std::shared_ptr<const Tokenizer>> cache;
     {
         std::lock_guard<std::mutex> lock(mutex);
         auto it = cache.find(path);
@@ -100,7 +100,7 @@ std::shared_ptr<const BpeTokenizer> cachedTokenizer(const QString& path)
             return it->second;
     }
     // Loaded outside the lock: the GPT-NeoX tables take a moment and other paths need not wait.
-    auto tok = std::make_shared<const BpeTokenizer>(BpeTokenizer::fromFile(path.toStdString()));
+    auto tok = std::make_shared<const Tokenizer>(Tokenizer::fromFile(path.toStdString()));
     std::lock_guard<std::mutex> lock(mutex);
     return cache.emplace(path, tok).first->second;
 }

@@ -7,7 +7,7 @@
 
 namespace statescope {
 
-class BpeTokenizer;
+class Tokenizer;
 
 // The built-in resource `relative` (e.g. "tokenizers/gpt-neox-20b.json") where the engine's
 // findResource() finds it; empty if it finds none.
@@ -30,7 +30,7 @@ QList<ModelEntry> huggingFaceCacheModels();
 
 // A tokenizer from a file, loaded once per path and shared between threads (encode is const and
 // thread-safe). Throws Error naming the file.
-std::shared_ptr<const BpeTokenizer> cachedTokenizer(const QString& path);
+std::shared_ptr<const Tokenizer> cachedTokenizer(const QString& path);
 
 // The per-user folder for run traces (AppDataLocation/traces), created if missing.
 QString tracesFolder();

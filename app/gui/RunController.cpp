@@ -2,7 +2,7 @@
 
 #include "Error.h"
 #include "Resources.h"
-#include "tokenizers/BpeTokenizer.h"
+#include "tokenizers/Tokenizer.h"
 #include "trace/TraceFile.h"
 
 #include <QDir>

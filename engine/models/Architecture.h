@@ -8,6 +8,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,6 +43,9 @@ struct ModelShape {
     int64_t minParameters = 0;
     std::vector<std::pair<std::string, std::string>> details; // key facts for `info`, in order
     std::vector<ProbeDesc> probes;
+    // The tokenizer the model was trained with when its folder ships none: "world" (the RWKV World
+    // vocabulary, tokenizers/WorldTokenizer.h) or "" (the built-in GPT-NeoX BPE).
+    std::string tokenizer;
 };
 
 class Architecture {
@@ -60,6 +64,13 @@ public:
     // follows from them recomputed (Mamba-2's head count from the width); null for an unknown shape.
     // Random weights of that shape are random(config).
     virtual std::vector<std::string> shapeNames() const = 0;
+    // For checkpoints published without a config (BlinkDL's RWKV .pth): a config.json in this
+    // architecture's dialect inferred from the tensors' names and shapes, with overrides (a config.json
+    // beside the file, in the training code's own names) checked against them and applied. Null when
+    // the tensors are not this architecture's; throws Error naming file for ones it recognises but
+    // cannot run. The default recognises none.
+    virtual nlohmann::json configFromTensors(const std::map<std::string, std::vector<int64_t>>& shapes,
+                                             const nlohmann::json& overrides, const std::string& file) const;
     virtual nlohmann::json shapeConfig(const std::string& shape, const nlohmann::json& overrides) const = 0;
 
     // Engine-internal (torch): defined in the architecture's own .cpp.

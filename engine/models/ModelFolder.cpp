@@ -3,10 +3,14 @@
 #include "Error.h"
 #include "io/Json.h"
 #include "io/MappedFile.h"
+#include "io/TorchCheckpoint.h"
+#include "util/Resources.h"
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -91,6 +95,55 @@ std::optional<double> predictedForgetThreshold(int64_t stateSize)
     return t;
 }
 
+namespace {
+
+// The one .pth in a folder ("" if none); Error if several, since which one is meant is unclear.
+std::string singlePth(const fs::path& dir)
+{
+    std::string found;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+        if (e.path().extension() != ".pth" || !e.is_regular_file(ec))
+            continue;
+        if (!found.empty())
+            throw Error(dir.string(), "checkpoint", "one .pth file (or a config.json with model_type)",
+                        fs::path(found).filename().string() + " and " + e.path().filename().string());
+        found = e.path().string();
+    }
+    return found;
+}
+
+// A checkpoint published without a config (BlinkDL's RWKV .pth): each architecture is asked whether
+// the tensors' names and shapes are its own, and the one that says yes writes the config. A
+// config.json beside it, if any, holds overrides in the training code's names.
+nlohmann::json configFromCheckpoint(const std::string& pth, const std::string& overridesPath)
+{
+    std::map<std::string, std::vector<int64_t>> shapes;
+    for (const RawTensor& t : readTorchCheckpoint(pth))
+        shapes[t.name] = t.shape;
+    nlohmann::json overrides;
+    if (!overridesPath.empty())
+        overrides = parsePythonJson(readText(overridesPath), overridesPath);
+    const std::string file = overridesPath.empty() ? pth : overridesPath;
+    for (const Architecture* a : architectures()) {
+        nlohmann::json c = a->configFromTensors(shapes, overrides, file);
+        if (!c.is_null())
+            return c;
+    }
+    std::string names;
+    int shown = 0;
+    for (const auto& [name, shape] : shapes)
+        if (shown++ < 3)
+            names += (names.empty() ? "" : ", ") + name;
+    throw Error(
+        pth, "tensors",
+        "a checkpoint whose keys name its architecture (without a config.json only RWKV-5.2 and RWKV-6 "
+        ".pth files can be read)",
+        std::to_string(shapes.size()) + " tensors: " + (names.empty() ? "none" : names + ", ..."));
+}
+
+} // namespace
+
 ModelFolder inspectModelFolder(const std::string& dir, ProbeDetail detail)
 {
     ModelFolder m;
@@ -98,13 +151,36 @@ ModelFolder inspectModelFolder(const std::string& dir, ProbeDetail detail)
     std::error_code ec;
     if (!fs::exists(dir, ec))
         throw Error(dir, "model folder does not exist");
-    if (!fs::is_directory(dir, ec))
-        throw Error(dir, "not a folder (a model is a folder with config.json and weights)");
-    m.configPath = (fs::path(dir) / "config.json").string();
-    if (!fs::exists(m.configPath, ec))
-        throw Error(m.configPath, "missing: a model folder needs config.json");
-    m.configJson = readText(m.configPath);
-    const nlohmann::json j = parsePythonJson(m.configJson, m.configPath);
+    std::string pth;
+    nlohmann::json j;
+    if (!fs::is_directory(dir, ec)) {
+        if (fs::path(dir).extension() != ".pth")
+            throw Error(dir, "not a folder (a model is a folder with config.json and weights, or a .pth "
+                             "checkpoint that names its architecture in its keys)");
+        pth = dir;
+        m.configPath = dir;
+    } else {
+        m.configPath = (fs::path(dir) / "config.json").string();
+        const bool hasConfig = fs::exists(m.configPath, ec);
+        if (hasConfig) {
+            m.configJson = readText(m.configPath);
+            j = parsePythonJson(m.configJson, m.configPath);
+        }
+        // A config.json without model_type beside a .pth is RWKV-LM's arguments, not a HF config.
+        const bool hfConfig = j.is_object() && (j.contains("model_type") || j.contains("ssm_cfg"));
+        if (!hfConfig)
+            pth = singlePth(dir);
+        if (pth.empty() && !hasConfig)
+            throw Error(m.configPath, "missing: a model folder needs config.json (or one RWKV .pth)");
+    }
+    if (!pth.empty()) {
+        const std::string overrides =
+            fs::is_directory(dir, ec) && fs::exists(fs::path(dir) / "config.json", ec) ? m.configPath : "";
+        j = configFromCheckpoint(pth, overrides);
+        m.configJson = j.dump(2);
+        if (overrides.empty())
+            m.configPath = pth;
+    }
     if (!j.is_object())
         throw Error(m.configPath, "top level", "a JSON object", j.type_name());
 
@@ -112,8 +188,11 @@ ModelFolder inspectModelFolder(const std::string& dir, ProbeDetail detail)
     m.architecture = architecture;
     m.shape = architecture->describe(j, layout, m.configPath, detail);
 
-    const fs::path p(dir);
-    if (fs::exists(p / "model.safetensors.index.json", ec)) {
+    const fs::path p = pth.empty() || fs::is_directory(dir, ec) ? fs::path(dir) : fs::path(dir).parent_path();
+    if (!pth.empty()) {
+        m.weightFiles.push_back(pth);
+        m.weightsFormat = "pytorch";
+    } else if (fs::exists(p / "model.safetensors.index.json", ec)) {
         const std::string indexPath = (p / "model.safetensors.index.json").string();
         const nlohmann::json idx = loadPythonJson(indexPath);
         if (!idx.contains("weight_map") || !idx["weight_map"].is_object())
@@ -144,6 +223,8 @@ ModelFolder inspectModelFolder(const std::string& dir, ProbeDetail detail)
 
     if (fs::exists(p / "tokenizer.json", ec))
         m.tokenizerPath = (p / "tokenizer.json").string();
+    else if (m.shape.tokenizer == "world") // RWKV checkpoints ship none: the World vocabulary
+        m.tokenizerPath = worldTokenizerPath();
     if (fs::exists(p / "model_card.json", ec)) {
         m.cardPath = (p / "model_card.json").string();
         m.card = readModelCard(*m.cardPath);

@@ -10,12 +10,16 @@ namespace statescope {
 
 const Architecture& mamba2Architecture(); // models/Mamba2.cpp
 const Architecture& mambaArchitecture();  // models/Mamba.cpp
+const Architecture& rwkv5Architecture();  // models/Rwkv5.cpp
+const Architecture& rwkv6Architecture();  // models/Rwkv6.cpp
 
 const std::vector<const Architecture*>& architectures()
 {
     static const std::vector<const Architecture*> all{
         &mamba2Architecture(),
         &mambaArchitecture(),
+        &rwkv5Architecture(),
+        &rwkv6Architecture(),
     };
     return all;
 }
@@ -69,6 +73,12 @@ std::pair<const Architecture*, std::string> recogniseConfig(const nlohmann::json
         found = "no model_type";
     throw Error(file, "model_type", "a supported architecture: " + supportedArchitectures(),
                 found + " (unsupported architecture)");
+}
+
+nlohmann::json Architecture::configFromTensors(const std::map<std::string, std::vector<int64_t>>&,
+                                              const nlohmann::json&, const std::string&) const
+{
+    return nullptr;
 }
 
 const char* probeDetailName(ProbeDetail d)

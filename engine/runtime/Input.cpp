@@ -4,7 +4,7 @@
 
 #include "Error.h"
 #include "runtime/Prompts.h"
-#include "tokenizers/BpeTokenizer.h"
+#include "tokenizers/Tokenizer.h"
 #include "util/Resources.h"
 
 #include <cerrno>
@@ -159,9 +159,9 @@ PreparedInput prepareInput(const InputRequest& r, const std::optional<std::strin
             throw Error(source, "input is empty");
     }
     const std::string tokenizerPath = chooseTokenizerPath(r.tokenizer, modelTokenizer);
-    std::shared_ptr<const BpeTokenizer> tokenizer =
+    std::shared_ptr<const Tokenizer> tokenizer =
         loadTokenizer ? loadTokenizer(tokenizerPath)
-                      : std::make_shared<const BpeTokenizer>(BpeTokenizer::fromFile(tokenizerPath));
+                      : std::make_shared<const Tokenizer>(Tokenizer::fromFile(tokenizerPath));
     Encoding enc;
     try {
         enc = tokenizer->encode(in.text);
@@ -172,7 +172,7 @@ PreparedInput prepareInput(const InputRequest& r, const std::optional<std::strin
     in.offsets = std::move(enc.offsets);
     in.source.tokenizerPath = absolute(tokenizerPath);
     in.source.tokenizer =
-        tokenizer->sourceName() + " (byte-level BPE, " + std::to_string(tokenizer->vocabSize()) + " tokens)";
+        tokenizer->sourceName() + " (" + tokenizer->kind() + ", " + std::to_string(tokenizer->vocabSize()) + " tokens)";
     in.description +=
         " (" + std::to_string(in.text.size()) + " bytes, tokenizer " + tokenizer->sourceName() + ")";
     if (in.ids.empty())

@@ -14,7 +14,7 @@
 
 namespace statescope {
 
-class BpeTokenizer;
+class Tokenizer;
 
 struct InputRequest {
     // Exactly one of these four.
@@ -39,11 +39,11 @@ struct PreparedInput {
 std::string chooseTokenizerPath(const std::string& requested,
                                 const std::optional<std::string>& modelTokenizer);
 
-using TokenizerLoader = std::function<std::shared_ptr<const BpeTokenizer>(const std::string& path)>;
+using TokenizerLoader = std::function<std::shared_ptr<const Tokenizer>(const std::string& path)>;
 
 // Reads and tokenizes the input. Throws Error naming the file (or the field: "input", "prompt") for a
 // missing, unreadable or empty input, or none/several given. loadTokenizer, if set, replaces
-// BpeTokenizer::fromFile (the window caches tokenizers).
+// Tokenizer::fromFile (the window caches tokenizers).
 PreparedInput prepareInput(const InputRequest& request, const std::optional<std::string>& modelTokenizer,
                            const TokenizerLoader& loadTokenizer = {});
 

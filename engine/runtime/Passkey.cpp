@@ -3,7 +3,7 @@
 #include "Error.h"
 #include "runtime/Prompts.h"
 #include "runtime/Runner.h"
-#include "tokenizers/BpeTokenizer.h"
+#include "tokenizers/Tokenizer.h"
 #include "trace/Hdf5Util.h"
 #include "trace/TraceFile.h"
 
@@ -37,7 +37,7 @@ uint64_t splitMix(uint64_t x)
     return x ^ (x >> 31);
 }
 
-int64_t tokenCount(const BpeTokenizer& tokenizer, const std::string& text)
+int64_t tokenCount(const Tokenizer& tokenizer, const std::string& text)
 {
     return static_cast<int64_t>(tokenizer.encode(text).ids.size());
 }
@@ -142,7 +142,7 @@ std::string passkeyFor(uint64_t seed, int64_t length, int64_t index)
     return key;
 }
 
-PasskeySample makePasskeySample(const BpeTokenizer& tokenizer, int64_t length, int64_t index, int64_t samples,
+PasskeySample makePasskeySample(const Tokenizer& tokenizer, int64_t length, int64_t index, int64_t samples,
                                 uint64_t seed)
 {
     if (samples < 1 || index < 0 || index >= samples)
@@ -190,7 +190,7 @@ PasskeySample makePasskeySample(const BpeTokenizer& tokenizer, int64_t length, i
     return s;
 }
 
-int64_t passkeyAnswerTokens(const BpeTokenizer& tokenizer)
+int64_t passkeyAnswerTokens(const Tokenizer& tokenizer)
 {
     return std::max<int64_t>(5, tokenCount(tokenizer, " 00000"));
 }
@@ -488,7 +488,7 @@ std::vector<PasskeyResult> readPasskeyFile(const std::string& path, const Passke
     return std::move(stored.results);
 }
 
-void runPasskeySweep(Runner& runner, const BpeTokenizer& tokenizer, const PasskeySettings& settings,
+void runPasskeySweep(Runner& runner, const Tokenizer& tokenizer, const PasskeySettings& settings,
                      std::vector<PasskeyResult>* results,
                      const std::function<void(const std::vector<PasskeyResult>&)>& afterLength,
                      const std::atomic<bool>* cancel)

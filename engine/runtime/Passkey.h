@@ -11,7 +11,7 @@
 
 namespace statescope {
 
-class BpeTokenizer;
+class Tokenizer;
 class Runner;
 
 // One prompt of the sweep.
@@ -34,12 +34,12 @@ std::string passkeyFor(uint64_t seed, int64_t length, int64_t index);
 // As the seed builds it: prefix and suffix are subtracted from the length in tokens, the haystack is
 // (rest // tokens of one block) blocks, and the needle replaces the block at int(depth*(blocks-1)).
 // Throws Error if the length leaves no room for one block.
-PasskeySample makePasskeySample(const BpeTokenizer& tokenizer, int64_t length, int64_t index, int64_t samples,
+PasskeySample makePasskeySample(const Tokenizer& tokenizer, int64_t length, int64_t index, int64_t samples,
                                 uint64_t seed);
 
 // Greedy tokens a sweep decodes by default: the seed's 5, or as many as " 00000" takes if that is more
 // (6 for a byte-level model, whose answer could never hold the key in 5).
-int64_t passkeyAnswerTokens(const BpeTokenizer& tokenizer);
+int64_t passkeyAnswerTokens(const Tokenizer& tokenizer);
 
 // A prediction is correct when it contains the key's digits.
 bool passkeyCorrect(const std::string& prediction, const std::string& passkey);
@@ -120,7 +120,7 @@ private:
 // Runs every (length, index) of settings not yet in *results, length by length, appending to
 // *results; afterLength (may be empty) is called after each length with everything so far, and
 // the sweep stops (throws Cancelled) when *cancel turns true between batches.
-void runPasskeySweep(Runner& runner, const BpeTokenizer& tokenizer, const PasskeySettings& settings,
+void runPasskeySweep(Runner& runner, const Tokenizer& tokenizer, const PasskeySettings& settings,
                      std::vector<PasskeyResult>* results,
                      const std::function<void(const std::vector<PasskeyResult>&)>& afterLength,
                      const std::atomic<bool>* cancel = nullptr);

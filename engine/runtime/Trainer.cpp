@@ -8,7 +8,7 @@
 #include "models/ModelCard.h"
 #include "runtime/Passkey.h"
 #include "runtime/Runner.h"
-#include "tokenizers/BpeTokenizer.h"
+#include "tokenizers/Tokenizer.h"
 #include "tokenizers/ByteTokenizerJson.h"
 
 #include <chrono>
@@ -61,7 +61,7 @@ torch::Tensor sampleBatch(const MappedFile& corpus, int64_t batch, int64_t lengt
 class PasskeyDocuments {
 public:
     PasskeyDocuments(const TrainOptions& o)
-        : m_tokenizer(BpeTokenizer::fromJson(byteLevelTokenizerJson(), "byte-level tokenizer")),
+        : m_tokenizer(Tokenizer(BpeTokenizer::fromJson(byteLevelTokenizerJson(), "byte-level tokenizer"))),
           m_seed(o.seed + kSeedOffset)
     {
         const int64_t answer = static_cast<int64_t>(answerIds("00000").size());
@@ -118,7 +118,7 @@ private:
         return m_tokenizer.encode(" " + key + ".\n").ids;
     }
 
-    BpeTokenizer m_tokenizer;
+    Tokenizer m_tokenizer;
     uint64_t m_seed;
     int64_t m_minLength = 0, m_maxLength = 0;
 };

@@ -64,4 +64,9 @@ std::string builtinTokenizerPath()
     return findResource("tokenizers/gpt-neox-20b.json");
 }
 
+std::string worldTokenizerPath()
+{
+    return findResource("tokenizers/rwkv-world-vocab-v20230424.txt");
+}
+
 } // namespace statescope

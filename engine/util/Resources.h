@@ -15,5 +15,7 @@ std::string findResource(const std::string& relative);
 bool isBuiltinResource(const std::string& path);
 // The tokenizer a model gets when it brings none: GPT-NeoX-20B's, what state-spaces' checkpoints use.
 std::string builtinTokenizerPath();
+// The RWKV World vocabulary (tokenizers/WorldTokenizer.h), for models whose shape asks for it.
+std::string worldTokenizerPath();
 
 } // namespace statescope

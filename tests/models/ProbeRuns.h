@@ -3,7 +3,7 @@
 // What the model tests share: the built-in tiny-collapse model and its held-out text, and a whole run
 // collected as per-token NLL and probe values.
 #include "runtime/Runner.h"
-#include "tokenizers/BpeTokenizer.h"
+#include "tokenizers/Tokenizer.h"
 
 #include <QFile>
 
@@ -24,7 +24,7 @@ inline std::vector<int32_t> heldOutTokens(size_t bytes)
     if (!f.open(QIODevice::ReadOnly))
         return {};
     const QByteArray b = f.read(static_cast<qint64>(bytes));
-    return BpeTokenizer::fromFile(kCollapseModel + "/tokenizer.json")
+    return Tokenizer::fromFile(kCollapseModel + "/tokenizer.json")
         .encode(std::string(b.constData(), b.size()))
         .ids;
 }

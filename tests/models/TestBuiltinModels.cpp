@@ -8,7 +8,7 @@
 #include "models/Mamba2Config.h"
 #include "models/ModelFolder.h"
 #include "runtime/Runner.h"
-#include "tokenizers/BpeTokenizer.h"
+#include "tokenizers/Tokenizer.h"
 #include "trace/ReferenceFile.h"
 
 #include <QFile>
@@ -151,7 +151,7 @@ private slots:
     void tokenizerRoundTrip()
     {
         QFETCH(QString, name);
-        const BpeTokenizer tok = BpeTokenizer::fromFile((modelDir(name) + "/tokenizer.json").toStdString());
+        const Tokenizer tok = Tokenizer::fromFile((modelDir(name) + "/tokenizer.json").toStdString());
         const std::string text = heldOutText().substr(0, 20000) + "Ünïcödé — ✓ \n\t\r 日本語";
         const Encoding enc = tok.encode(text);
         QCOMPARE(enc.ids.size(), text.size());

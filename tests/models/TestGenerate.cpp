@@ -4,7 +4,7 @@
 // model and its byte-level tokenizer.
 #include "Error.h"
 #include "runtime/Runner.h"
-#include "tokenizers/BpeTokenizer.h"
+#include "tokenizers/Tokenizer.h"
 
 #include <QFile>
 #include <QJsonArray>
@@ -24,7 +24,7 @@ const std::string kModel = STATESCOPE_RESOURCES_DIR "/models/tiny-forget";
 
 std::vector<int32_t> idsOf(const std::string& text)
 {
-    return BpeTokenizer::fromFile(kModel + "/tokenizer.json").encode(text).ids;
+    return Tokenizer::fromFile(kModel + "/tokenizer.json").encode(text).ids;
 }
 
 std::string heldOut(size_t begin, size_t size)

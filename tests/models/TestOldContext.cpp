@@ -6,7 +6,7 @@
 #include "ProbeRuns.h"
 #include "models/Mitigation.h"
 #include "runtime/Runner.h"
-#include "tokenizers/BpeTokenizer.h"
+#include "tokenizers/Tokenizer.h"
 
 #include <QFile>
 #include <QtTest>

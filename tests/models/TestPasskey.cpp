@@ -6,7 +6,7 @@
 #include "io/SafeTensorsWriter.h"
 #include "runtime/Passkey.h"
 #include "runtime/Runner.h"
-#include "tokenizers/BpeTokenizer.h"
+#include "tokenizers/Tokenizer.h"
 
 #include <QTemporaryDir>
 #include <QtTest>
@@ -66,7 +66,7 @@ private slots:
     // Sample 2 of 4: depth 0.625, needle at int(0.625 * 3) = 1.
     void templateByHand()
     {
-        const BpeTokenizer tok = BpeTokenizer::fromFile(kByteTokenizer);
+        const Tokenizer tok = Tokenizer::fromFile(kByteTokenizer);
         const PasskeySample s = makePasskeySample(tok, 500, 2, 4, 11);
         QCOMPARE(s.depth, 0.625);
         QCOMPARE(s.blocks, int64_t(4));
@@ -125,7 +125,7 @@ private slots:
         RunOptions o;
         o.threads = 2;
         auto runner = Runner::open(model, o);
-        const BpeTokenizer tok = BpeTokenizer::fromFile(kByteTokenizer);
+        const Tokenizer tok = Tokenizer::fromFile(kByteTokenizer);
         std::vector<PasskeyResult> results;
         int calls = 0;
         runPasskeySweep(*runner, tok, settings, &results,

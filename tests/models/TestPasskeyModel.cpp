@@ -4,7 +4,7 @@
 #include "io/Json.h"
 #include "runtime/Passkey.h"
 #include "runtime/Runner.h"
-#include "tokenizers/BpeTokenizer.h"
+#include "tokenizers/Tokenizer.h"
 
 #include <QtTest>
 
@@ -21,7 +21,7 @@ std::vector<PasskeyResult> sweep(const std::vector<int64_t>& lengths, int64_t sa
     RunOptions o;
     o.threads = 2;
     auto runner = Runner::open(kModel, o);
-    const BpeTokenizer tokenizer = BpeTokenizer::fromFile(kModel + "/tokenizer.json");
+    const Tokenizer tokenizer = Tokenizer::fromFile(kModel + "/tokenizer.json");
     PasskeySettings s;
     s.model = kModel;
     s.tokenizer = kModel + "/tokenizer.json";

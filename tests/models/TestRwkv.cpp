@@ -1,0 +1,254 @@
+// RWKV-5.2 and RWKV-6 beyond the fixtures TestArchitectures checks against their float64 references:
+// the two paths on random weights of every chunking, a .pth given as a file, the World tokenizer for
+// a 65,536 vocabulary, the mitigations RWKV takes and refuses, and the errors of the native layout.
+#include "Error.h"
+#include "runtime/Input.h"
+#include "runtime/Runner.h"
+#include "tokenizers/WorldTokenizer.h"
+
+#include <QDir>
+#include <QFile>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <cmath>
+
+using namespace statescope;
+
+namespace {
+
+const QString kData = QStringLiteral(STATESCOPE_TEST_DATA_DIR);
+
+std::vector<int32_t> someIds(size_t n, int32_t vocab)
+{
+    std::vector<int32_t> ids(n);
+    for (size_t i = 0; i < n; ++i)
+        ids[i] = int32_t((i * 7919 + 13) % size_t(vocab));
+    return ids;
+}
+
+struct Run {
+    std::vector<float> nll;
+    std::vector<std::vector<float>> probes;
+};
+
+Run feedAll(Runner& r, const std::vector<int32_t>& ids)
+{
+    Run out;
+    out.probes.resize(r.probes().size());
+    r.run(ids, nullptr, [&](const ChunkProbes& c) {
+        out.nll.insert(out.nll.end(), c.nll.begin(), c.nll.end());
+        for (size_t p = 0; p < c.values.size(); ++p)
+            out.probes[p].insert(out.probes[p].end(), c.values[p].begin(), c.values[p].end());
+    });
+    return out;
+}
+
+double maxRel(const std::vector<float>& a, const std::vector<float>& b)
+{
+    if (a.size() != b.size())
+        return INFINITY;
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (std::isnan(b[i]) && std::isnan(a[i]))
+            continue;
+        worst = std::max(worst, std::abs(double(a[i]) - b[i]) / (std::abs(double(b[i])) + 1e-6));
+    }
+    return worst;
+}
+
+template <typename F> QString errorOf(F&& f)
+{
+    try {
+        f();
+    } catch (const std::exception& e) {
+        return QString::fromStdString(e.what());
+    }
+    return QString();
+}
+
+} // namespace
+
+class TestRwkv : public QObject {
+    Q_OBJECT
+
+private slots:
+    // Random weights (data-dependent decays for RWKV-6): every chunk size gives the step's numbers to
+    // 1e-5, including chunks that are not multiples of the 16-token sub-blocks.
+    void pathsAgreeOnRandomWeights_data()
+    {
+        QTest::addColumn<QString>("arch");
+        QTest::newRow("rwkv5") << "rwkv5";
+        QTest::newRow("rwkv6") << "rwkv6";
+    }
+    void pathsAgreeOnRandomWeights()
+    {
+        QFETCH(QString, arch);
+        const std::string config = Runner::shapeConfig(arch.toStdString(), "tiny");
+        RunOptions o;
+        o.threads = 2;
+        o.reference = true;
+        o.chunkSize = 500;
+        auto step = Runner::openRandom(arch.toStdString(), config, 5, o);
+        const std::vector<int32_t> ids = someIds(200, 512);
+        const Run ref = feedAll(*step, ids);
+        QCOMPARE(ref.probes.size(), size_t(2));
+        for (int64_t chunk : {1, 5, 16, 33, 64, 200, 1000}) {
+            o.reference = false;
+            o.chunkSize = chunk;
+            auto chunked = Runner::openRandom(arch.toStdString(), config, 5, o);
+            const Run got = feedAll(*chunked, ids);
+            const QString where = arch + " chunk " + QString::number(chunk);
+            QVERIFY2(maxRel(got.nll, ref.nll) <= 1e-5, qPrintable(where + " nll"));
+            for (size_t p = 0; p < got.probes.size(); ++p)
+                QVERIFY2(
+                    maxRel(got.probes[p], ref.probes[p]) <= 1e-5,
+                    qPrintable(
+                        where +
+                        QString(" probe %1 rel err %2").arg(p).arg(maxRel(got.probes[p], ref.probes[p]))));
+        }
+    }
+    // A .pth named on its own is a model: BlinkDL's layout, its config inferred from the keys.
+    void pthGivenAsFile()
+    {
+        RunOptions o;
+        auto r = Runner::open((kData + "/rwkv6/native-f32/model.pth").toStdString(), o);
+        QCOMPARE(r->info().shape.architecture, std::string("rwkv6"));
+        QCOMPARE(r->info().shape.layout, std::string("blinkdl"));
+        QCOMPARE(r->info().shape.layers, int64_t(2));
+        QCOMPARE(r->info().shape.units, int64_t(4)); // 64 wide, head size 16
+        QCOMPARE(r->info().shape.stateSize, int64_t(2 * 4 * 16 * 16));
+        auto v5 = Runner::open((kData + "/rwkv5/native-bf16-config").toStdString(), o);
+        QCOMPARE(v5->info().shape.architecture, std::string("rwkv5"));
+    }
+
+    // A config.json beside a .pth (RWKV-LM's names) must agree with the shapes; each error names the
+    // file, the field and both values.
+    void nativeLayoutErrors()
+    {
+        QTemporaryDir tmp;
+        const QString dir = tmp.filePath("m");
+        QDir().mkpath(dir);
+        const QString from = kData + "/rwkv6/native-bf16-config";
+        QVERIFY(QFile::copy(from + "/RWKV-x060-test.pth", dir + "/RWKV-x060-test.pth"));
+        QFile cfg(dir + "/config.json");
+        QVERIFY(cfg.open(QIODevice::WriteOnly));
+        cfg.write(R"({"n_layer": 3, "n_embd": 64})");
+        cfg.close();
+        RunOptions o;
+        QString e = errorOf([&] { Runner::open(dir.toStdString(), o); });
+        QVERIFY2(e.contains("config.json") && e.contains("n_layer") &&
+                     e.contains("2 (from the checkpoint's shapes)") && e.contains("3"),
+                 qPrintable(e));
+
+        // Two checkpoints: which one is meant is not guessed.
+        QVERIFY(cfg.remove());
+        QVERIFY(QFile::copy(from + "/RWKV-x060-test.pth", dir + "/other.pth"));
+        e = errorOf([&] { Runner::open(dir.toStdString(), o); });
+        QVERIFY2(e.contains("one .pth") && e.contains("other.pth"), qPrintable(e));
+
+        // RWKV-5.1 (one decay per head) is refused by name.
+        e = errorOf([&] { Runner::open((kData + "/bad/rwkv-5.1.pth").toStdString(), o); });
+        QVERIFY2(e.contains("rwkv-5.1.pth") && e.contains("RWKV-5.1") && e.contains("5.2"), qPrintable(e));
+
+        // A .pth whose keys name no architecture (a Mamba-2 state dict).
+        const QString mamba = tmp.filePath("mamba.pth");
+        QVERIFY(QFile::copy(kData + "/mamba2/ssm-g1-tied/pytorch_model.bin", mamba));
+        e = errorOf([&] { Runner::open(mamba.toStdString(), o); });
+        QVERIFY2(e.contains("mamba.pth") && e.contains("tensors") && e.contains("backbone."), qPrintable(e));
+
+        // A checkpoint whose tensor is cut short.
+        const QString cut = tmp.filePath("cut.pth");
+        QFile src(kData + "/rwkv6/native-f32/model.pth");
+        QVERIFY(src.open(QIODevice::ReadOnly));
+        QFile dst(cut);
+        QVERIFY(dst.open(QIODevice::WriteOnly));
+        dst.write(src.read(src.size() / 2));
+        dst.close();
+        e = errorOf([&] { Runner::open(cut.toStdString(), o); });
+        QVERIFY2(e.contains("cut.pth"), qPrintable(e));
+    }
+
+    // RWKV checkpoints ship no tokenizer: a 65,536 vocabulary gets the World one, and the input is
+    // tokenized with it.
+    void worldTokenizerChosen()
+    {
+        QTemporaryDir tmp;
+        const std::string dir = tmp.filePath("world").toStdString();
+        Runner::writeRandomModel(
+            "rwkv6", Runner::shapeConfig("rwkv6", "tiny", R"({"vocab_size": 65536, "hidden_size": 32})"), 1,
+            dir);
+        QFile::remove(QString::fromStdString(dir) + "/tokenizer.json");
+        RunOptions o;
+        auto r = Runner::open(dir, o);
+        QVERIFY(r->info().tokenizerPath.has_value());
+        QVERIFY2(QString::fromStdString(*r->info().tokenizerPath).endsWith("rwkv-world-vocab-v20230424.txt"),
+                 r->info().tokenizerPath->c_str());
+        InputRequest req;
+        req.text = "Hello, world! 你好";
+        const PreparedInput in = prepareInput(req, r->info().tokenizerPath);
+        const WorldTokenizer world = WorldTokenizer::fromFile(*r->info().tokenizerPath);
+        QCOMPARE(in.ids, world.encode(*req.text).ids);
+        QVERIFY(in.source.tokenizer.find("RWKV World") != std::string::npos);
+        const ChunkProbes c = r->feed(in.ids);
+        QVERIFY(std::isfinite(c.nll.back()));
+    }
+
+    // The knobs RWKV takes: lambda_alpha multiplies every key channel's decay (so the first layer's
+    // decay probe, whose input is the token's alone, by exactly lambda_alpha), and those it refuses by name.
+    void mitigations()
+    {
+        const std::string config = Runner::shapeConfig("rwkv6", "tiny");
+        RunOptions o;
+        o.threads = 2;
+        auto plain = Runner::openRandom("rwkv6", config, 3, o);
+        o.mitigation = parseMitigation("alpha=0.9");
+        auto mitigated = Runner::openRandom("rwkv6", config, 3, o);
+        const std::vector<int32_t> ids = someIds(40, 512);
+        const ChunkProbes a = plain->feed(ids), b = mitigated->feed(ids);
+        const int64_t L = 2, H = 4;
+        double worst = 0;
+        for (int64_t t = 0; t < 40; ++t)
+            for (int64_t h = 0; h < H; ++h) {
+                const size_t k = size_t((t * L + 0) * H + h);
+                worst = std::max(worst, std::abs(b.values[0][k] - 0.9 * a.values[0][k]) / a.values[0][k]);
+            }
+        QVERIFY2(worst < 1e-5, qPrintable(QString("rel err %1").arg(worst)));
+
+        o.mitigation = parseMitigation("dt=0.5");
+        auto dt = Runner::openRandom("rwkv6", config, 3, o);
+        QString e = errorOf([&] { dt->feed(ids); });
+        QVERIFY2(e.contains("dt") && e.contains("Delta"), qPrintable(e));
+        o.mitigation = parseMitigation("window=64");
+        auto window = Runner::openRandom("rwkv5", Runner::shapeConfig("rwkv5", "tiny"), 3, o);
+        e = errorOf([&] { window->feed(ids); });
+        QVERIFY2(e.contains("window") && e.contains("not implemented for RWKV"), qPrintable(e));
+    }
+
+    // State normalisation acts in both paths alike: clipped runs agree chunked and step by step.
+    void normalisationPathsAgree()
+    {
+        const std::string config = Runner::shapeConfig("rwkv6", "tiny");
+        const std::vector<int32_t> ids = someIds(120, 512);
+        std::vector<Run> runs;
+        for (int64_t chunk : {0, 7, 100}) {
+            RunOptions o;
+            o.threads = 2;
+            o.reference = chunk == 0;
+            o.chunkSize = chunk == 0 ? 200 : chunk;
+            o.mitigation = parseMitigation("clip=0.5,every=4");
+            auto r = Runner::openRandom("rwkv6", config, 9, o);
+            r->calibrate(std::vector<int32_t>(ids.begin(), ids.begin() + 64), "test ids");
+            runs.push_back(feedAll(*r, ids));
+        }
+        for (size_t i = 1; i < runs.size(); ++i) {
+            QVERIFY2(maxRel(runs[i].nll, runs[0].nll) <= 1e-5, qPrintable(QString("run %1 nll").arg(i)));
+            for (size_t p = 0; p < runs[0].probes.size(); ++p)
+                QVERIFY2(maxRel(runs[i].probes[p], runs[0].probes[p]) <= 1e-5,
+                         qPrintable(QString("run %1 probe %2").arg(i).arg(p)));
+        }
+    }
+};
+
+QTEST_GUILESS_MAIN(TestRwkv)
+#include "TestRwkv.moc"
