@@ -124,8 +124,12 @@ private slots:
                               << "hidden_size";
         QTest::newRow("overflow") << R"({"model_type": "mamba", "hidden_size": 4611686018427387904})"
                                   << "hidden_size";
-        QTest::newRow("rwkv") << R"({"model_type": "rwkv6"})"
-                              << "rwkv6";
+        QTest::newRow("unknown") << R"({"model_type": "hgrn2"})" << "hgrn2";
+        QTest::newRow("rwkv head size")
+            << R"({"model_type": "rwkv6", "hidden_size": 64, "head_size": 48})" << "head_size";
+        QTest::newRow("rwkv divisor")
+            << R"({"model_type": "rwkv5", "hidden_size": 64, "head_size": 16, "head_size_divisor": 0})"
+            << "head_size_divisor";
         QTest::newRow("heads")
             << R"({"model_type": "mamba2", "hidden_size": 64, "num_heads": 3, "head_dim": 16})"
             << "num_heads * head_dim";
