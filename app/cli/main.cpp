@@ -311,7 +311,9 @@ int runMain(int argc, char** argv)
     initCmd->add_option("--d-state", init.dState, "Override d_state");
     initCmd->add_option("--headdim", init.headdim, "Override headdim");
     initCmd->add_option("--ngroups", init.ngroups, "Override ngroups");
-    initCmd->add_option("--vocab", initVocab, "byte (256 byte tokens + tokenizer.json) or gpt-neox (50277)");
+    initCmd->add_option("--vocab", initVocab,
+                        "byte (256 byte tokens + tokenizer.json), or the shape's own vocabulary: gpt-neox (50277, "
+                        "Mamba) or world (65536, the World tokenizer's)");
     initCmd->add_option("--seed", init.seed, "Random seed");
 
     statescope::TrainOptions train;
@@ -429,8 +431,8 @@ int runMain(int argc, char** argv)
             return benchCommand(bench);
         }
         if (*initCmd) {
-            if (initVocab != "byte" && initVocab != "gpt-neox")
-                throw statescope::Error("--vocab", "vocab", "byte or gpt-neox", "\"" + initVocab + "\"");
+            if (initVocab != "byte" && initVocab != "gpt-neox" && initVocab != "world")
+                throw statescope::Error("--vocab", "vocab", "byte, gpt-neox or world", "\"" + initVocab + "\"");
             init.byteVocab = initVocab == "byte";
             return initCommand(init);
         }

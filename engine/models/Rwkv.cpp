@@ -245,8 +245,8 @@ nlohmann::json rwkvConfigFromTensors(int version, const std::map<std::string, st
 
 // --- the model ---------------------------------------------------------------------------------------
 
-RwkvModel::RwkvModel(RwkvConfig config, RwkvWeights weights, torch::ScalarType dtype)
-    : m_config(std::move(config)), m_weights(std::move(weights)), m_dtype(dtype)
+RwkvModel::RwkvModel(RwkvConfig config, RwkvWeights weights, torch::ScalarType dtype, ProbeDetail detail)
+    : m_config(std::move(config)), m_weights(std::move(weights)), m_dtype(dtype), m_detail(detail)
 {
     if (m_dtype == torch::kFloat64) {
         widenToFloat64({&m_weights.ln0W, &m_weights.ln0B, &m_weights.lnOutW, &m_weights.lnOutB});
@@ -357,20 +357,35 @@ RwkvWeights RwkvModel::randomWeights(const RwkvConfig& c, torch::Device device, 
     return rw;
 }
 
-std::vector<ProbeDesc> RwkvModel::probeDescs() const
+std::vector<ProbeDesc> rwkvProbeDescs(const RwkvConfig& c, ProbeDetail detail)
 {
-    const std::vector<int64_t> shape{m_config.nLayer, m_config.nHeads()};
+    const std::vector<int64_t> shape{c.nLayer, c.nHeads()};
     const std::vector<std::string> axes{"layer", "head"};
-    const std::string meaning = std::string(m_config.version == 5 ? "RWKV-5.2" : "RWKV-6") +
+    const std::string meaning = std::string(c.version == 5 ? "RWKV-5.2" : "RWKV-6") +
                                 " head: a head_size x head_size wkv matrix with one decay per key channel" +
-                                (m_config.version == 5 ? " (static)" : " (data-dependent)");
-    return {
+                                (c.version == 5 ? " (static)" : " (data-dependent)");
+    std::vector<ProbeDesc> d{
         {kDecayProbe,
          "forget gate exp(mean log w) over the head's key channels, w = exp(-exp(time_decay...))", shape,
          axes, meaning, "", ProbeSummary::GeoMean, "w"},
         {kStateNormProbe, "Frobenius norm of the head's wkv matrix after the token", shape, axes, meaning, "",
          ProbeSummary::RootSumSquare, "‖S‖"},
     };
+    if (detail == ProbeDetail::Full)
+        d.push_back({"key_decay",
+                     "decay w of each key channel (head h's key k at h x head_size + k)",
+                     {c.nLayer, c.nHeads() * c.headSize},
+                     {"layer", "key channel"},
+                     "one key channel of a head: its row of the wkv matrix decays by w each token",
+                     "",
+                     ProbeSummary::GeoMean,
+                     "w_k"});
+    return d;
+}
+
+std::vector<ProbeDesc> RwkvModel::probeDescs() const
+{
+    return rwkvProbeDescs(m_config, m_detail);
 }
 
 std::unique_ptr<ModelState> RwkvModel::initialState(int64_t batch) const
@@ -504,7 +519,8 @@ ForwardResult RwkvModel::forward(const torch::Tensor& ids, ModelState& state, bo
     auto& s = static_cast<RwkvState&>(state);
     const size_t nLayers = m_weights.layers.size();
     ForwardResult r;
-    std::vector<std::vector<torch::Tensor>> decay(nLayers), norm(nLayers);
+    std::vector<std::vector<torch::Tensor>> decay(nLayers), norm(nLayers), keyDecay(nLayers);
+    const bool full = m_detail == ProbeDetail::Full;
     auto embed = [&](const torch::Tensor& tokens) {
         const torch::Tensor e = F::embedding(tokens, m_weights.emb).to(accumulation());
         return layerNorm(e, m_weights.ln0W, m_weights.ln0B, m_config.normEps);
@@ -517,6 +533,8 @@ ForwardResult RwkvModel::forward(const torch::Tensor& ids, ModelState& state, bo
             if (withProbes) {
                 decay[l].push_back(p.decay);
                 norm[l].push_back(p.stateNorm);
+                if (full)
+                    keyDecay[l].push_back(p.keyDecay);
             }
         }
         s.tokens += tokens.size(1);
@@ -531,12 +549,16 @@ ForwardResult RwkvModel::forward(const torch::Tensor& ids, ModelState& state, bo
         r.hidden = run(ids);
     }
     if (withProbes) {
-        std::vector<torch::Tensor> d, n;
+        std::vector<torch::Tensor> d, n, k;
         for (size_t l = 0; l < nLayers; ++l) {
             d.push_back(torch::cat(decay[l], 1));
             n.push_back(torch::cat(norm[l], 1));
+            if (full)
+                k.push_back(torch::cat(keyDecay[l], 1));
         }
         r.probes = {torch::stack(d, 2), torch::stack(n, 2)}; // [B, T, L, H], token-major like the trace
+        if (full)
+            r.probes.push_back(torch::stack(k, 2)); // [B, T, L, H x S]
     }
     return r;
 }
@@ -557,8 +579,11 @@ torch::Tensor RwkvModel::block(size_t l, torch::Tensor x, RwkvState& s, bool rec
     const torch::Tensor xx = layerNorm(x, L.ln1W, L.ln1B, c.normEps);
     Mixed m = timeMix(L, xx, shifted(xx, 0));
     applyKnobs(m);
-    if (probes)
+    if (probes) {
         probes->decay = m.logw.expand({Bsz, T, H, S}).mean(-1).exp();
+        if (m_detail == ProbeDetail::Full)
+            probes->keyDecay = m.logw.expand({Bsz, T, H, S}).exp().reshape({Bsz, T, H * S});
+    }
     torch::Tensor y = recurrent ? wkvStep(l, m, s, s.tokens, probes) : wkvChunked(l, m, s, s.tokens, probes);
     // ln_x: a GroupNorm with one group per head.
     y = (y - y.mean(-1, true)) * torch::rsqrt(y.var(-1, false, true) + c.groupNormEps());
@@ -708,7 +733,7 @@ torch::Tensor rwkvChunkedWkv(const torch::Tensor& r, const torch::Tensor& k, con
 // --- the registry's side --------------------------------------------------------------------------
 
 ModelShape describeRwkv(const RwkvConfig& c, const std::string& layout, const std::string& name,
-                        const std::string& displayName)
+                        const std::string& displayName, ProbeDetail detail)
 {
     ModelShape s;
     s.architecture = name;
@@ -730,12 +755,7 @@ ModelShape describeRwkv(const RwkvConfig& c, const std::string& layout, const st
                  {"d_ffn", str(c.dFfn)},
                  {"head_size_divisor", std::to_string(c.headSizeDivisor)},
                  {"vocabulary", str(c.vocabSize)}};
-    const std::vector<int64_t> shape{c.nLayer, c.nHeads()};
-    const std::vector<std::string> axes{"layer", "head"};
-    s.probes = {{kDecayProbe, "forget gate exp(mean log w) over the head's key channels", shape, axes,
-                 "RWKV head", "", ProbeSummary::GeoMean, "w"},
-                {kStateNormProbe, "Frobenius norm of the head's wkv matrix after the token", shape, axes,
-                 "RWKV head", "", ProbeSummary::RootSumSquare, "‖S‖"}};
+    s.probes = rwkvProbeDescs(c, detail);
     return s;
 }
 
@@ -776,6 +796,15 @@ nlohmann::json rwkvShapeConfig(int version, const std::string& shape, const nloh
                                 {"rescale_every", 6}};
             for (const auto& [key, value] : overrides.items())
                 c[key] = value;
+            // The CLI's shape options speak Mamba's names: a head's state is head_size x head_size, so
+            // both its head_dim and its state_size are RWKV's head_size.
+            for (const char* alias : {"head_dim", "state_size"})
+                if (c.contains(alias)) {
+                    if (!overrides.contains("head_size"))
+                        c["head_size"] = c[alias];
+                    c.erase(alias);
+                }
+            c.erase("n_groups");
             if (!overrides.contains("attention_hidden_size"))
                 c["attention_hidden_size"] = c["hidden_size"];
             if (!overrides.contains("intermediate_size") && c["hidden_size"].is_number_integer())

@@ -88,7 +88,8 @@ public:
         torch::Tensor logw;    // [B, T, H, S] or broadcastable: log of the per-key decay, <= 0
     };
 
-    RwkvModel(RwkvConfig config, RwkvWeights weights, torch::ScalarType dtype);
+    RwkvModel(RwkvConfig config, RwkvWeights weights, torch::ScalarType dtype,
+              ProbeDetail detail = ProbeDetail::Summary);
 
     std::string architecture() const override { return m_config.version == 5 ? "rwkv5" : "rwkv6"; }
     std::vector<ProbeDesc> probeDescs() const override;
@@ -132,10 +133,12 @@ protected:
     RwkvConfig m_config;
     RwkvWeights m_weights;
     torch::ScalarType m_dtype;
+    ProbeDetail m_detail = ProbeDetail::Summary;
 
 private:
     struct LayerProbes {
         torch::Tensor decay, stateNorm; // [B, T, H]
+        torch::Tensor keyDecay;         // [B, T, H x S], with ProbeDetail::Full
     };
     torch::Tensor block(size_t l, torch::Tensor x, RwkvState& s, bool recurrent, LayerProbes* probes) const;
     // The time-mix's wkv over T tokens from the layer's state, which it replaces: out [B, T, H, S].
@@ -165,7 +168,10 @@ namespace statescope {
 
 // The registry's view of both versions (their Architecture subclasses call these).
 ModelShape describeRwkv(const RwkvConfig& c, const std::string& layout, const std::string& name,
-                        const std::string& displayName);
+                        const std::string& displayName, ProbeDetail detail);
+// The probes of a model of this config: decay and state_norm per head, and with full detail the
+// decay of every key channel too.
+std::vector<ProbeDesc> rwkvProbeDescs(const RwkvConfig& c, ProbeDetail detail);
 // The named shapes of a version ("tiny" and the World models'), as a config.json with overrides.
 nlohmann::json rwkvShapeConfig(int version, const std::string& shape, const nlohmann::json& overrides);
 std::vector<std::string> rwkvShapeNames(int version);

@@ -57,9 +57,9 @@ public:
     std::string recognise(const nlohmann::json& j) const override { return rwkvLayout(j, "rwkv5"); }
 
     ModelShape describe(const nlohmann::json& j, const std::string& layout, const std::string& file,
-                        ProbeDetail) const override
+                        ProbeDetail detail) const override
     {
-        return describeRwkv(parseRwkvConfig(j, 5, file), layout, name(), displayName());
+        return describeRwkv(parseRwkvConfig(j, 5, file), layout, name(), displayName(), detail);
     }
 
     std::vector<std::string> shapeNames() const override { return rwkvShapeNames(5); }
@@ -79,7 +79,7 @@ public:
             parseRwkvConfig(parsePythonJson(folder.configJson, folder.configPath), 5, folder.configPath);
         RwkvWeights w =
             RwkvModel::loadWeights(folder, c, target.device, target.dtype, Rwkv5Model::takeAttention);
-        return std::make_unique<Rwkv5Model>(c, std::move(w), target.dtype);
+        return std::make_unique<Rwkv5Model>(c, std::move(w), target.dtype, target.probeDetail);
     }
 
     std::unique_ptr<RecurrentModel> random(const nlohmann::json& config, uint64_t seed,
@@ -98,7 +98,7 @@ public:
             L.decay = (torch::linspace(0, 1, c.dAtt, f32).pow(0.7 + 1.3 * depth) * 5 - 6)
                           .view({c.nHeads(), c.headSize});
         }
-        return std::make_unique<Rwkv5Model>(c, std::move(w), target.dtype);
+        return std::make_unique<Rwkv5Model>(c, std::move(w), target.dtype, target.probeDetail);
     }
 };
 

@@ -84,9 +84,9 @@ public:
     std::string recognise(const nlohmann::json& j) const override { return rwkvLayout(j, "rwkv6"); }
 
     ModelShape describe(const nlohmann::json& j, const std::string& layout, const std::string& file,
-                        ProbeDetail) const override
+                        ProbeDetail detail) const override
     {
-        return describeRwkv(parseRwkvConfig(j, 6, file), layout, name(), displayName());
+        return describeRwkv(parseRwkvConfig(j, 6, file), layout, name(), displayName(), detail);
     }
 
     std::vector<std::string> shapeNames() const override { return rwkvShapeNames(6); }
@@ -106,7 +106,7 @@ public:
             parseRwkvConfig(parsePythonJson(folder.configJson, folder.configPath), 6, folder.configPath);
         RwkvWeights w =
             RwkvModel::loadWeights(folder, c, target.device, target.dtype, Rwkv6Model::takeAttention);
-        return std::make_unique<Rwkv6Model>(c, std::move(w), target.dtype);
+        return std::make_unique<Rwkv6Model>(c, std::move(w), target.dtype, target.probeDetail);
     }
 
     std::unique_ptr<RecurrentModel> random(const nlohmann::json& config, uint64_t seed,
@@ -128,7 +128,7 @@ public:
             L.decayW1 = torch::randn({C, R2}, f32) * (1.0 / std::sqrt(double(C)));
             L.decayW2 = torch::randn({R2, A}, f32) * (0.5 / std::sqrt(double(R2)));
         }
-        return std::make_unique<Rwkv6Model>(c, std::move(w), target.dtype);
+        return std::make_unique<Rwkv6Model>(c, std::move(w), target.dtype, target.probeDetail);
     }
 };
 

@@ -267,6 +267,7 @@ private slots:
     void cliTraceFindsItsText();
     void overlayOtherArchitecture();
     void overlayMambaOneFixture();
+    void rwkvRunBesideMamba2();
     void extraProbeInAView();
     void runsPanelShowsWholeNames();
     void markerFollowsTheTraceShown();
@@ -1323,6 +1324,51 @@ void TestMainWindow::overlayMambaOneFixture()
                 near(graphAt(v->overlaySummaryGraph(), k),
                      summaryOf(d.summary, &values[size_t((k * reader.header().layers + 1) * units)], units),
                      1e-4));
+    }
+    m_window->clearOverlay();
+    QVERIFY(m_window->openModel(kTinyModel));
+}
+
+// An RWKV-6 fixture run through the window (a random-weight model, 2 layers of 4 heads), then shown
+// with a Mamba-2 run overlaid: the views take RWKV's heads and draw the trace's own values, the
+// overlay its summary, and the label names both architectures.
+void TestMainWindow::rwkvRunBesideMamba2()
+{
+    const QString model = m_dir.filePath("rwkv-six");
+    QVERIFY(QDir().mkpath(model));
+    const QString fixture = kData + "/rwkv6/hf-safetensors";
+    for (const QString& f : QDir(fixture).entryList(QDir::Files))
+        QVERIFY(QFile::copy(fixture + "/" + f, model + "/" + f));
+    // 300 ids and no tokenizer: tiny-random's byte-level one fits.
+    QVERIFY(QFile::copy(kTinyModel + "/tokenizer.json", model + "/tokenizer.json"));
+    QVERIFY(m_window->openModel(model));
+    m_window->modelPanel()->setChunkSize(64);
+    m_window->setInputText(QString(150, QChar('r')), "r");
+    QSignalSpy ended(m_window, &MainWindow::runEnded);
+    QVERIFY(m_window->startRun());
+    QTRY_COMPARE_WITH_TIMEOUT(ended.count(), 1, kTimeoutMs);
+    QVERIFY2(m_window->recordedErrors().isEmpty(), qPrintable(m_window->recordedErrors().join('\n')));
+    const QString trace = ended[0][0].toString();
+    QVERIFY(m_window->openTrace(trace));
+    QVERIFY(m_window->overlayTrace(m_firstTrace));
+    m_window->plotGroup()->showAll();
+    m_window->probeViews()[0]->setLayer(1);
+    refreshAll();
+    const TraceReader reader(trace.toStdString());
+    QCOMPARE(reader.header().architecture, std::string("rwkv6"));
+    QVERIFY(m_window->overlay()->label().contains("Mamba-2"));
+    const int units = int(reader.header().units);
+    QCOMPARE(units, 4);
+    for (ProbeView* v : m_window->probeViews()) {
+        QCOMPARE(int(v->unitGraphs().size()), units);
+        QVERIFY(v->overlaySummaryGraph());
+        QVERIFY(finitePoints(v->overlaySummaryGraph()) > 0);
+        const ProbeDesc& d = probeNamed(reader.header(), v->probeName().toUtf8().constData());
+        const std::vector<float> values = reader.probe(d.name);
+        for (int k : {0, 77, 149})
+            for (int u : {0, units - 1})
+                QCOMPARE(graphAt(v->unitGraphs()[u], k),
+                         double(values[size_t((k * reader.header().layers + 1) * units + u)]));
     }
     m_window->clearOverlay();
     QVERIFY(m_window->openModel(kTinyModel));

@@ -1,7 +1,11 @@
 // RWKV-5.2 and RWKV-6 beyond the fixtures TestArchitectures checks against their float64 references:
 // the two paths on random weights of every chunking, a .pth given as a file, the World tokenizer for
 // a 65,536 vocabulary, the mitigations RWKV takes and refuses, and the errors of the native layout.
+// torch before Qt: Qt's "slots" breaks LibTorch's headers.
+#include "models/RecurrentModel.h"
+
 #include "Error.h"
+#include "io/DType.h"
 #include "runtime/Input.h"
 #include "runtime/Runner.h"
 #include "tokenizers/WorldTokenizer.h"
@@ -247,6 +251,59 @@ private slots:
                 QVERIFY2(maxRel(runs[i].probes[p], runs[0].probes[p]) <= 1e-5,
                          qPrintable(QString("run %1 probe %2").arg(i).arg(p)));
         }
+    }
+    // Full detail adds every key channel's decay; its geometric mean over a head's keys is the head's
+    // decay probe.
+    void keyDecayOptIn()
+    {
+        const std::string config = Runner::shapeConfig("rwkv6", "tiny");
+        RunOptions o;
+        o.threads = 2;
+        auto summary = Runner::openRandom("rwkv6", config, 4, o);
+        QCOMPARE(summary->probes().size(), size_t(2));
+        o.probeDetail = ProbeDetail::Full;
+        auto full = Runner::openRandom("rwkv6", config, 4, o);
+        QCOMPARE(full->probes().size(), size_t(3));
+        QCOMPARE(full->probes()[2].name, std::string("key_decay"));
+        QCOMPARE(full->probes()[2].shape, (std::vector<int64_t>{2, 4 * 16}));
+        const ChunkProbes c = full->feed(someIds(30, 512));
+        double worst = 0;
+        for (int64_t t = 0; t < 30; ++t)
+            for (int64_t l = 0; l < 2; ++l)
+                for (int64_t h = 0; h < 4; ++h) {
+                    double logSum = 0;
+                    for (int64_t k = 0; k < 16; ++k)
+                        logSum += std::log(double(c.values[2][size_t((t * 2 + l) * 64 + h * 16 + k)]));
+                    const double head = c.values[0][size_t((t * 2 + l) * 4 + h)];
+                    worst = std::max(worst, std::abs(std::exp(logSum / 16) - head) / head);
+                }
+        QVERIFY2(worst < 1e-5, qPrintable(QString("rel err %1").arg(worst)));
+    }
+
+    // bf16 halves the output matrices and the residual every rescale_every blocks, as the references do
+    // there; the LayerNorms make that the same model. The runner keeps the CPU in float32, so the model
+    // is driven directly: with a halving after each of 4 blocks the final hidden states stay within
+    // bf16's rounding of float32's, as they do without halving.
+    void rescaleInBfloat16()
+    {
+        const std::vector<int32_t> ids = someIds(48, 512);
+        auto hidden = [&](torch::ScalarType dtype, int every) {
+            const nlohmann::json config = nlohmann::json::parse(Runner::shapeConfig(
+                "rwkv6", "tiny",
+                R"({"num_hidden_layers": 4, "rescale_every": )" + std::to_string(every) + "}"));
+            TorchTarget target;
+            target.dtype = dtype;
+            auto model = findArchitecture("rwkv6")->random(config, 8, target);
+            auto state = model->initialState(1);
+            const torch::Tensor t = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).view({1, -1});
+            return model->forward(t, *state, false, false).hidden;
+        };
+        const torch::Tensor f32 = hidden(torch::kFloat32, 1);
+        auto relErr = [&](const torch::Tensor& h) { return ((h - f32).norm() / f32.norm()).item<double>(); };
+        const double halved = relErr(hidden(torch::kBFloat16, 1)),
+                     plain = relErr(hidden(torch::kBFloat16, 0));
+        qInfo("bf16 vs float32, final hidden states: %.4f halving every block, %.4f never", halved, plain);
+        QVERIFY2(halved < 0.03 && plain < 0.03, qPrintable(QString("%1, %2").arg(halved).arg(plain)));
     }
 };
 
