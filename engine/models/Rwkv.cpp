@@ -396,7 +396,7 @@ std::unique_ptr<ModelState> RwkvModel::initialState(int64_t batch) const
     for (int64_t l = 0; l < m_config.nLayer; ++l) {
         s->conv.push_back(torch::zeros({batch, 2, m_config.dModel}, o));
         s->ssm.push_back(torch::zeros({batch, H, S, S}, o));
-        s->decaySum.push_back(torch::zeros({batch, H}, o.dtype(torch::kFloat64)));
+        s->decaySum.push_back(torch::zeros({batch, H, S}, o.dtype(torch::kFloat64))); // per key channel
     }
     s->snapshots.resize(size_t(m_config.nLayer));
     s->contextSnapshots.resize(size_t(m_config.nLayer));
@@ -491,11 +491,6 @@ void RwkvModel::checkMitigation() const
     if (m_mitigation.dt != 1.0)
         throw Error(what, "mitigation dt", "alpha, A or B (RWKV has no step size Delta)",
                     "dt=" + std::to_string(m_mitigation.dt));
-    if (m_mitigation.window > 0)
-        throw Error(what, "mitigation window",
-                    "alpha, A, B or state normalisation (the state-difference window "
-                    "is not implemented for RWKV yet)",
-                    "window=" + str(m_mitigation.window));
     if (m_context.window > 0)
         throw Error(what, "old-context probes", "off (not implemented for RWKV yet)",
                     "a window of " + str(m_context.window) + " tokens");
@@ -613,20 +608,34 @@ torch::Tensor RwkvModel::block(size_t l, torch::Tensor x, RwkvState& s, bool rec
 torch::Tensor RwkvModel::wkvStep(size_t l, const Mixed& m, RwkvState& s, int64_t count0,
                                  LayerProbes* probes) const
 {
+    const Mitigation& mit = m_mitigation;
+    const int64_t position = count0 + 1;
     const torch::Tensor r = m.r.select(1, 0), k = m.k.select(1, 0), v = m.v.select(1, 0); // [B, H, S]
-    const torch::Tensor w = m.logw.expand_as(m.r).select(1, 0).exp();
+    const torch::Tensor logw = m.logw.expand_as(m.r).select(1, 0);
     const torch::Tensor a = k.unsqueeze(-1) * v.unsqueeze(-2); // [B, H, S(key), S(value)]
     const torch::Tensor before = s.ssm[l];
-    const torch::Tensor out =
+    torch::Tensor out =
         torch::matmul(r.unsqueeze(-2), before + m_weights.layers[l].u.unsqueeze(-1) * a).squeeze(-2);
-    s.ssm[l] = a + w.unsqueeze(-1) * before;
-    settleState(s, l, count0 + 1, m_mitigation, m_tau, nullptr);
+    if (mit.window > 0) {
+        // The read-out of S_{t-1} - w_{b+1:t-1} S_b: what the tokens after the snapshot b put in, each
+        // key channel's row decayed by its own product.
+        const StateSnapshot* snap = windowSnapshot(s.snapshots[l], position, mit.windowSpec());
+        if (snap) {
+            const torch::Tensor decay =
+                (s.decaySum[l] - snap->decaySum).to(accumulation()).exp(); // [B, H, S]
+            out = out - torch::matmul((r * decay).unsqueeze(-2), snap->state).squeeze(-2);
+        }
+        s.decaySum[l] = s.decaySum[l] + logw.to(torch::kFloat64);
+    }
+    s.ssm[l] = a + logw.exp().unsqueeze(-1) * before;
+    settleState(s, l, position, mit, m_tau, nullptr);
     if (probes)
         probes->stateNorm = s.ssm[l].pow(2).sum({-2, -1}).sqrt().unsqueeze(1);
     return out.unsqueeze(1);
 }
 
-// The chunked wkv, cut where state normalisation acts so that it does so as the step does.
+// The chunked wkv, cut where state normalisation acts and where the window takes snapshots, so that
+// both act as in the step.
 torch::Tensor RwkvModel::wkvChunked(size_t l, const Mixed& m, RwkvState& s, int64_t count0,
                                     LayerProbes* probes) const
 {
@@ -636,12 +645,27 @@ torch::Tensor RwkvModel::wkvChunked(size_t l, const Mixed& m, RwkvState& s, int6
     const torch::Tensor& u = m_weights.layers[l].u;
     std::vector<torch::Tensor> ys, norms;
     int64_t begin = 0;
-    for (const int64_t end : segmentEnds(count0, T, {mit.normalises() ? mit.every : 0})) {
+    for (const int64_t end :
+         segmentEnds(count0, T, {mit.normalises() ? mit.every : 0, mit.snapshotEvery()})) {
         const int64_t n = end - begin;
         torch::Tensor norm;
-        ys.push_back(rwkvChunkedWkv(m.r.narrow(1, begin, n), m.k.narrow(1, begin, n), m.v.narrow(1, begin, n),
-                                    logw.narrow(1, begin, n), u, s.ssm[l], m_config.chunkSize,
-                                    probes ? &norm : nullptr));
+        const torch::Tensor r = m.r.narrow(1, begin, n), lw = logw.narrow(1, begin, n);
+        torch::Tensor y = rwkvChunkedWkv(r, m.k.narrow(1, begin, n), m.v.narrow(1, begin, n), lw, u, s.ssm[l],
+                                         m_config.chunkSize, probes ? &norm : nullptr);
+        if (mit.window > 0) {
+            // Every token of the segment reads against one snapshot b: y_t -= (r_t w_{b+1:t-1}) . S_b.
+            const torch::Tensor cum = lw.to(torch::kFloat64).cumsum(1); // [B, n, H, S], through t
+            const StateSnapshot* snap = windowSnapshot(s.snapshots[l], count0 + end, mit.windowSpec());
+            if (snap) {
+                const torch::Tensor decay =
+                    (s.decaySum[l].unsqueeze(1) + cum - lw.to(torch::kFloat64) - snap->decaySum.unsqueeze(1))
+                        .to(accumulation())
+                        .exp();
+                y = y - torch::einsum("bnhk,bhkv->bnhv", {r * decay, snap->state});
+            }
+            s.decaySum[l] = s.decaySum[l] + cum.select(1, n - 1);
+        }
+        ys.push_back(y);
         const torch::Tensor scale = settleState(s, l, count0 + end, mit, m_tau, nullptr);
         if (probes) {
             if (scale.defined()) {
