@@ -385,7 +385,30 @@ std::vector<ProbeDesc> rwkvProbeDescs(const RwkvConfig& c, ProbeDetail detail)
 
 std::vector<ProbeDesc> RwkvModel::probeDescs() const
 {
-    return rwkvProbeDescs(m_config, m_detail);
+    std::vector<ProbeDesc> d = rwkvProbeDescs(m_config, m_detail);
+    if (m_context.window > 0) {
+        // The shared names and summaries, in RWKV's terms: the decay is per key channel (retention is
+        // their geometric mean), the key is B's counterpart, and the token-shift state has no conv RMS.
+        const std::string meaning = d.front().headMeaning;
+        for (ProbeDesc& p : oldContextProbeDescs({m_config.nLayer, m_config.nHeads()}, {"layer", "head"},
+                                                 meaning, m_context)) {
+            if (p.name == "conv_rms")
+                continue;
+            if (p.name == "retention")
+                p.description +=
+                    " (RWKV: the geometric mean over the head's key channels of w over the window)";
+            else if (p.name == "old_share")
+                p.description = "old-context share |w_{b+1:t} S_b| / |S_t| of the wkv matrix, w per key row";
+            else if (p.name == "old_readout_share")
+                p.description = "read-out share |r . w_{b+1:t-1} S_b| / |wkv output| of the old part";
+            else if (p.name == "insertion")
+                p.description = "insertion strength |k_t| |v_t| (the norm of the token's k^T v)";
+            else if (p.name == "b_norm")
+                p.description = "|k_t|, the key the token writes with (B's counterpart)";
+            d.push_back(std::move(p));
+        }
+    }
+    return d;
 }
 
 std::unique_ptr<ModelState> RwkvModel::initialState(int64_t batch) const
@@ -491,9 +514,6 @@ void RwkvModel::checkMitigation() const
     if (m_mitigation.dt != 1.0)
         throw Error(what, "mitigation dt", "alpha, A or B (RWKV has no step size Delta)",
                     "dt=" + std::to_string(m_mitigation.dt));
-    if (m_context.window > 0)
-        throw Error(what, "old-context probes", "off (not implemented for RWKV yet)",
-                    "a window of " + str(m_context.window) + " tokens");
 }
 
 // lambda_alpha multiplies each key channel's decay, lambda_A raises it to a power, lambda_B scales
@@ -515,6 +535,10 @@ ForwardResult RwkvModel::forward(const torch::Tensor& ids, ModelState& state, bo
     const size_t nLayers = m_weights.layers.size();
     ForwardResult r;
     std::vector<std::vector<torch::Tensor>> decay(nLayers), norm(nLayers), keyDecay(nLayers);
+    const bool context = m_context.window > 0;
+    // retention, old share, read-out share, insertion, key norm, max |S|: per probe, per layer, pieces
+    std::vector<std::vector<std::vector<torch::Tensor>>> ctx(
+        6, std::vector<std::vector<torch::Tensor>>(nLayers));
     const bool full = m_detail == ProbeDetail::Full;
     auto embed = [&](const torch::Tensor& tokens) {
         const torch::Tensor e = F::embedding(tokens, m_weights.emb).to(accumulation());
@@ -530,6 +554,12 @@ ForwardResult RwkvModel::forward(const torch::Tensor& ids, ModelState& state, bo
                 norm[l].push_back(p.stateNorm);
                 if (full)
                     keyDecay[l].push_back(p.keyDecay);
+                if (context) {
+                    const std::vector<torch::Tensor>* from[] = {&p.retention, &p.oldShare, &p.readoutShare,
+                                                                &p.insertion, &p.keyNorm,  &p.maxAbs};
+                    for (size_t i = 0; i < 6; ++i)
+                        ctx[i][l].insert(ctx[i][l].end(), from[i]->begin(), from[i]->end());
+                }
             }
         }
         s.tokens += tokens.size(1);
@@ -554,6 +584,13 @@ ForwardResult RwkvModel::forward(const torch::Tensor& ids, ModelState& state, bo
         r.probes = {torch::stack(d, 2), torch::stack(n, 2)}; // [B, T, L, H], token-major like the trace
         if (full)
             r.probes.push_back(torch::stack(k, 2)); // [B, T, L, H x S]
+        if (context)
+            for (size_t i = 0; i < 6; ++i) {
+                std::vector<torch::Tensor> perLayer;
+                for (size_t l = 0; l < nLayers; ++l)
+                    perLayer.push_back(torch::cat(ctx[i][l], 1));
+                r.probes.push_back(torch::stack(perLayer, 2));
+            }
     }
     return r;
 }
@@ -609,29 +646,63 @@ torch::Tensor RwkvModel::wkvStep(size_t l, const Mixed& m, RwkvState& s, int64_t
                                  LayerProbes* probes) const
 {
     const Mitigation& mit = m_mitigation;
+    const bool context = probes && m_context.window > 0;
     const int64_t position = count0 + 1;
     const torch::Tensor r = m.r.select(1, 0), k = m.k.select(1, 0), v = m.v.select(1, 0); // [B, H, S]
     const torch::Tensor logw = m.logw.expand_as(m.r).select(1, 0);
     const torch::Tensor a = k.unsqueeze(-1) * v.unsqueeze(-2); // [B, H, S(key), S(value)]
     const torch::Tensor before = s.ssm[l];
+    const torch::Tensor sumBefore = s.decaySum[l];
     torch::Tensor out =
         torch::matmul(r.unsqueeze(-2), before + m_weights.layers[l].u.unsqueeze(-1) * a).squeeze(-2);
+    s.ssm[l] = a + logw.exp().unsqueeze(-1) * before;
+    if (context)
+        contextProbes(windowSnapshot(s.contextSnapshots[l], position, m_context), sumBefore,
+                      logw.unsqueeze(1), r.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), out.unsqueeze(1),
+                      s.ssm[l].pow(2).sum({-2, -1}).sqrt().unsqueeze(1), *probes);
     if (mit.window > 0) {
         // The read-out of S_{t-1} - w_{b+1:t-1} S_b: what the tokens after the snapshot b put in, each
         // key channel's row decayed by its own product.
         const StateSnapshot* snap = windowSnapshot(s.snapshots[l], position, mit.windowSpec());
         if (snap) {
-            const torch::Tensor decay =
-                (s.decaySum[l] - snap->decaySum).to(accumulation()).exp(); // [B, H, S]
+            const torch::Tensor decay = (sumBefore - snap->decaySum).to(accumulation()).exp(); // [B, H, S]
             out = out - torch::matmul((r * decay).unsqueeze(-2), snap->state).squeeze(-2);
         }
-        s.decaySum[l] = s.decaySum[l] + logw.to(torch::kFloat64);
     }
-    s.ssm[l] = a + logw.exp().unsqueeze(-1) * before;
-    settleState(s, l, position, mit, m_tau, nullptr);
+    if (mit.window > 0 || context)
+        s.decaySum[l] = sumBefore + logw.to(torch::kFloat64);
+    settleState(s, l, position, mit, m_tau, context ? &m_context : nullptr);
     if (probes)
         probes->stateNorm = s.ssm[l].pow(2).sum({-2, -1}).sqrt().unsqueeze(1);
+    if (context)
+        probes->maxAbs = {s.ssm[l].abs().amax({-2, -1}).unsqueeze(1)};
     return out.unsqueeze(1);
+}
+
+// Retention w_{b+1:t} (geometric mean over keys), the old share |w_{b+1:t} S_b| / |S_t| (per key row:
+// the rows' norms of S_b weighted by their decays), the read-out share |r_t . w_{b+1:t-1} S_b| / |out_t|,
+// and what the token writes: |k_t| |v_t| and |k_t|.
+void RwkvModel::contextProbes(const StateSnapshot* snap, const torch::Tensor& sumBefore,
+                              const torch::Tensor& lw, const torch::Tensor& r, const torch::Tensor& k,
+                              const torch::Tensor& v, const torch::Tensor& out, const torch::Tensor& norm,
+                              LayerProbes& p) const
+{
+    const double tiny = 1e-30;
+    const torch::Tensor cum = sumBefore.unsqueeze(1) + lw.to(torch::kFloat64).cumsum(1); // through t
+    p.insertion.push_back(k.norm(2, {-1}) * v.norm(2, {-1}));
+    p.keyNorm.push_back(k.norm(2, {-1}));
+    if (!snap) { // the window reaches the stream's start: nothing older
+        p.retention.push_back(cum.mean(-1).to(accumulation()).exp());
+        p.oldShare.push_back(torch::zeros_like(norm));
+        p.readoutShare.push_back(torch::zeros_like(norm));
+        return;
+    }
+    const torch::Tensor rel = (cum - snap->decaySum.unsqueeze(1)).to(accumulation()); // [B, n, H, S]
+    p.retention.push_back(rel.mean(-1).exp());
+    const torch::Tensor rows = snap->state.pow(2).sum(-1).unsqueeze(1); // [B, 1, H, S]
+    p.oldShare.push_back(((2 * rel).exp() * rows).sum(-1).sqrt() / norm.clamp_min(tiny));
+    const torch::Tensor old = torch::einsum("bnhk,bhkv->bnhv", {r * (rel - lw).exp(), snap->state});
+    p.readoutShare.push_back(old.norm(2, {-1}) / out.norm(2, {-1}).clamp_min(tiny));
 }
 
 // The chunked wkv, cut where state normalisation acts and where the window takes snapshots, so that
@@ -639,40 +710,73 @@ torch::Tensor RwkvModel::wkvStep(size_t l, const Mixed& m, RwkvState& s, int64_t
 torch::Tensor RwkvModel::wkvChunked(size_t l, const Mixed& m, RwkvState& s, int64_t count0,
                                     LayerProbes* probes) const
 {
+    const bool context = probes && m_context.window > 0;
+    if (!context || m_mitigation.positional())
+        return wkvSegments(l, m, s, count0, probes, context);
+    // The old-context probes need the scan cut at their snapshots; the run itself must not change, so
+    // they come from a second, cut scan from the same state, whose output and state are dropped (as
+    // Mamba-2 does; it doubles the wkv's cost).
+    const torch::Tensor before = s.ssm[l];
+    torch::Tensor y = wkvSegments(l, m, s, count0, probes, false);
+    const torch::Tensor after = s.ssm[l];
+    const torch::Tensor stateNorm = probes->stateNorm;
+    s.ssm[l] = before;
+    wkvSegments(l, m, s, count0, probes, true);
+    s.ssm[l] = after;
+    probes->stateNorm = stateNorm; // the uncut scan's, as without the old-context probes
+    return y;
+}
+
+torch::Tensor RwkvModel::wkvSegments(size_t l, const Mixed& m, RwkvState& s, int64_t count0,
+                                     LayerProbes* probes, bool context) const
+{
     const Mitigation& mit = m_mitigation;
     const int64_t T = m.r.size(1);
     const torch::Tensor logw = m.logw.expand_as(m.r);
     const torch::Tensor& u = m_weights.layers[l].u;
     std::vector<torch::Tensor> ys, norms;
     int64_t begin = 0;
-    for (const int64_t end :
-         segmentEnds(count0, T, {mit.normalises() ? mit.every : 0, mit.snapshotEvery()})) {
+    for (const int64_t end : segmentEnds(
+             count0, T,
+             {mit.normalises() ? mit.every : 0, mit.snapshotEvery(), context ? m_context.every : 0})) {
         const int64_t n = end - begin;
-        torch::Tensor norm;
-        const torch::Tensor r = m.r.narrow(1, begin, n), lw = logw.narrow(1, begin, n);
-        torch::Tensor y = rwkvChunkedWkv(r, m.k.narrow(1, begin, n), m.v.narrow(1, begin, n), lw, u, s.ssm[l],
-                                         m_config.chunkSize, probes ? &norm : nullptr);
+        torch::Tensor norm, maxAbs;
+        const torch::Tensor r = m.r.narrow(1, begin, n), k = m.k.narrow(1, begin, n),
+                            v = m.v.narrow(1, begin, n);
+        const torch::Tensor lw = logw.narrow(1, begin, n);
+        const torch::Tensor sumBefore = s.decaySum[l];
+        torch::Tensor y = rwkvChunkedWkv(r, k, v, lw, u, s.ssm[l], m_config.chunkSize,
+                                         probes ? &norm : nullptr, context ? &maxAbs : nullptr);
+        if (context)
+            contextProbes(windowSnapshot(s.contextSnapshots[l], count0 + end, m_context), sumBefore, lw, r, k,
+                          v, y, norm, *probes);
         if (mit.window > 0) {
             // Every token of the segment reads against one snapshot b: y_t -= (r_t w_{b+1:t-1}) . S_b.
-            const torch::Tensor cum = lw.to(torch::kFloat64).cumsum(1); // [B, n, H, S], through t
             const StateSnapshot* snap = windowSnapshot(s.snapshots[l], count0 + end, mit.windowSpec());
             if (snap) {
+                const torch::Tensor before = lw.to(torch::kFloat64).cumsum(1) - lw.to(torch::kFloat64);
                 const torch::Tensor decay =
-                    (s.decaySum[l].unsqueeze(1) + cum - lw.to(torch::kFloat64) - snap->decaySum.unsqueeze(1))
-                        .to(accumulation())
-                        .exp();
+                    (sumBefore.unsqueeze(1) + before - snap->decaySum.unsqueeze(1)).to(accumulation()).exp();
                 y = y - torch::einsum("bnhk,bhkv->bnhv", {r * decay, snap->state});
             }
-            s.decaySum[l] = s.decaySum[l] + cum.select(1, n - 1);
         }
+        if (mit.window > 0 || context)
+            s.decaySum[l] = sumBefore + lw.to(torch::kFloat64).sum(1);
         ys.push_back(y);
-        const torch::Tensor scale = settleState(s, l, count0 + end, mit, m_tau, nullptr);
+        const torch::Tensor scale =
+            settleState(s, l, count0 + end, mit, m_tau, context ? &m_context : nullptr);
         if (probes) {
             if (scale.defined()) {
                 norm = norm.clone();
                 norm.select(1, n - 1).mul_(scale);
+                if (maxAbs.defined()) {
+                    maxAbs = maxAbs.clone();
+                    maxAbs.select(1, n - 1).mul_(scale);
+                }
             }
             norms.push_back(norm);
+            if (context)
+                probes->maxAbs.push_back(maxAbs);
         }
         begin = end;
     }
@@ -683,7 +787,7 @@ torch::Tensor RwkvModel::wkvChunked(size_t l, const Mixed& m, RwkvState& s, int6
 
 torch::Tensor rwkvChunkedWkv(const torch::Tensor& r, const torch::Tensor& k, const torch::Tensor& v,
                              const torch::Tensor& logw, const torch::Tensor& u, torch::Tensor& state,
-                             int64_t chunkSize, torch::Tensor* stateNorm)
+                             int64_t chunkSize, torch::Tensor* stateNorm, torch::Tensor* stateMaxAbs)
 {
     const int64_t B = r.size(0), T = r.size(1), H = r.size(2), S = r.size(3);
     const int64_t c = kSubBlock;
@@ -742,13 +846,20 @@ torch::Tensor rwkvChunkedWkv(const torch::Tensor& r, const torch::Tensor& k, con
     if (stateNorm) {
         // ||S_t|| without keeping every S_t: Q steps of the recurrence, all blocks at once.
         torch::Tensor cur = before;
-        std::vector<torch::Tensor> norms;
+        std::vector<torch::Tensor> norms, maxima;
         for (int64_t t = 0; t < Q; ++t) {
             cur = cur * LW.select(3, t).exp().unsqueeze(-1) +
                   K.select(3, t).unsqueeze(-1) * V.select(3, t).unsqueeze(-2);
             norms.push_back(cur.pow(2).sum({-2, -1}).sqrt());
+            if (stateMaxAbs)
+                maxima.push_back(cur.abs().amax({-2, -1}));
         }
-        *stateNorm = torch::stack(norms, 3).permute({0, 2, 3, 1}).reshape({B, n * Q, H}).narrow(1, 0, T);
+        auto tokens = [&](const std::vector<torch::Tensor>& perStep) { // Q x [B, H, n] -> [B, T, H]
+            return torch::stack(perStep, 3).permute({0, 2, 3, 1}).reshape({B, n * Q, H}).narrow(1, 0, T);
+        };
+        *stateNorm = tokens(norms);
+        if (stateMaxAbs)
+            *stateMaxAbs = tokens(maxima);
     }
     state = after.select(1, n - 1);
     return out.permute({0, 2, 3, 1, 4}).reshape({B, n * Q, H, S}).narrow(1, 0, T);

@@ -48,7 +48,9 @@ inline Run runAll(Runner& runner, const std::vector<int32_t>& ids)
             v.insert(v.end(), c.values[i].begin(), c.values[i].end());
         }
     });
-    r.units = static_cast<int64_t>(r.probes["dt"].size() / ids.size());
+    // Every architecture reports decay; a lookup with [] would add an empty probe.
+    const auto decay = r.probes.find("decay");
+    r.units = decay == r.probes.end() ? 0 : static_cast<int64_t>(decay->second.size() / ids.size());
     return r;
 }
 

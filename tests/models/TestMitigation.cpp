@@ -198,12 +198,14 @@ private slots:
                     // RWKV's channel mix shifts in the previous token's output, which read against the
                     // previous snapshot where a block starts: exact windows (snapshot 1) have no token
                     // whose predecessor read the same snapshot.
-                    if (std::string(arch).rfind("rwkv", 0) != 0 || std::string(spec).find("snapshot=1") == std::string::npos)
-                    for (bool float64 : {false, true})
-                        QTest::newRow((std::string(arch) + " " + spec + (reference ? " step" : " chunked") +
-                                       (float64 ? " float64" : " float32"))
-                                          .c_str())
-                            << QString(arch) << QString(spec) << reference << float64;
+                    if (std::string(arch).rfind("rwkv", 0) != 0 ||
+                        std::string(spec).find("snapshot=1") == std::string::npos)
+                        for (bool float64 : {false, true})
+                            QTest::newRow((std::string(arch) + " " + spec +
+                                           (reference ? " step" : " chunked") +
+                                           (float64 ? " float64" : " float32"))
+                                              .c_str())
+                                << QString(arch) << QString(spec) << reference << float64;
     }
     void windowEqualsAFreshRun()
     {

@@ -29,7 +29,7 @@ std::unique_ptr<Runner> open(const std::string& arch, int64_t context, bool refe
     o.oldContext = context;
     if (arch == "mamba2")
         return Runner::open(kCollapseModel, o);
-    return Runner::openRandom("mamba", Runner::shapeConfig("mamba", "tiny", R"({"vocab_size": 256})"), 5, o);
+    return Runner::openRandom(arch, Runner::shapeConfig(arch, "tiny", R"({"vocab_size": 256})"), 5, o);
 }
 
 } // namespace
@@ -53,14 +53,25 @@ private slots:
             QCOMPARE(d[9].name, std::string("state_max_abs"));
             QVERIFY(d[4].description.find("61 to 64 tokens") != std::string::npos); // snapshots every 4
         }
+        // RWKV: decay and state_norm, then the same names less conv_rms (its token shift has no conv).
+        for (const char* arch : {"rwkv5", "rwkv6"}) {
+            QCOMPARE(open(arch, 0, false, 64)->probes().size(), size_t(2));
+            const std::vector<ProbeDesc> d = open(arch, 64, false, 64)->probes();
+            QCOMPARE(d.size(), size_t(8));
+            const char* names[] = {"retention", "old_share", "old_readout_share",
+                                   "insertion", "b_norm",    "state_max_abs"};
+            for (size_t i = 0; i < 6; ++i)
+                QCOMPARE(d[i + 2].name, std::string(names[i]));
+            QVERIFY(d[3].description.find("per key row") != std::string::npos);
+        }
     }
 
     // Retention over the window (b, n] = the product of the decay probe there (b <= 0: since the start).
     void retentionIsTheProductOfTheGates_data()
     {
         QTest::addColumn<QString>("arch");
-        QTest::newRow("mamba2") << "mamba2";
-        QTest::newRow("mamba") << "mamba";
+        for (const char* arch : {"mamba2", "mamba", "rwkv5", "rwkv6"})
+            QTest::newRow(arch) << arch;
     }
     void retentionIsTheProductOfTheGates()
     {
@@ -132,8 +143,8 @@ private slots:
     void stepAndChunkedAgreeUnderMitigations_data()
     {
         QTest::addColumn<QString>("arch");
-        QTest::newRow("mamba2") << "mamba2";
-        QTest::newRow("mamba") << "mamba";
+        for (const char* arch : {"mamba2", "mamba", "rwkv5", "rwkv6"})
+            QTest::newRow(arch) << arch;
     }
     void stepAndChunkedAgreeUnderMitigations()
     {
@@ -150,13 +161,14 @@ private slots:
                 arch == "mamba2"
                     ? Runner::open(kCollapseModel, o)
                     : Runner::openRandom(
-                          "mamba", Runner::shapeConfig("mamba", "tiny", R"({"vocab_size": 256})"), 5, o);
+                          arch.toStdString(),
+                          Runner::shapeConfig(arch.toStdString(), "tiny", R"({"vocab_size": 256})"), 5, o);
             r->calibrate(std::vector<int32_t>(ids.begin(), ids.begin() + 40), "test");
             return r;
         };
         const Run chunked = runAll(*make(false, 29), ids);
         const Run step = runAll(*make(true, 64), ids);
-        QCOMPARE(chunked.probes.size(), size_t(10));
+        QCOMPARE(chunked.probes.size(), size_t(arch.startsWith("rwkv") ? 8 : 10));
         for (const auto& [name, values] : step.probes) {
             const double d = maxRelative(chunked.probes.at(name), values);
             QVERIFY2(d < 1e-4, qPrintable(QString::fromStdString(name) + " " + QString::number(d)));
@@ -167,8 +179,8 @@ private slots:
     void stepAndChunkedAgree_data()
     {
         QTest::addColumn<QString>("arch");
-        QTest::newRow("mamba2") << "mamba2";
-        QTest::newRow("mamba") << "mamba";
+        for (const char* arch : {"mamba2", "mamba", "rwkv5", "rwkv6"})
+            QTest::newRow(arch) << arch;
     }
     void stepAndChunkedAgree()
     {
@@ -184,7 +196,8 @@ private slots:
         const Run plain = runAll(*open(arch.toStdString(), 0, false, 37), ids);
         QVERIFY(std::memcmp(chunked.nll.data(), plain.nll.data(), plain.nll.size() * sizeof(float)) == 0);
         for (const char* name : {"dt", "decay", "state_norm"})
-            QVERIFY2(chunked.probes.at(name) == plain.probes.at(name), name);
+            if (plain.probes.count(name))
+                QVERIFY2(chunked.probes.at(name) == plain.probes.at(name), name);
     }
 };
 

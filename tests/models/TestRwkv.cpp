@@ -1,7 +1,8 @@
 // RWKV-5.2 and RWKV-6 beyond the fixtures TestArchitectures checks against their float64 references:
 // the two paths on random weights of every chunking, a .pth given as a file, the World tokenizer for
 // a 65,536 vocabulary, the mitigations RWKV takes and refuses, and the errors of the native layout.
-// (The state-difference window's identity is TestMitigation's, for every architecture.)
+// (The state-difference window's identity is TestMitigation's and the old-context probes are
+// TestOldContext's, for every architecture.)
 // torch before Qt: Qt's "slots" breaks LibTorch's headers.
 #include "models/RecurrentModel.h"
 
@@ -229,11 +230,6 @@ private slots:
         auto dt = Runner::openRandom("rwkv6", config, 3, o);
         QString e = errorOf([&] { dt->feed(ids); });
         QVERIFY2(e.contains("dt") && e.contains("Delta"), qPrintable(e));
-        o.mitigation = Mitigation();
-        auto context = Runner::openRandom("rwkv5", Runner::shapeConfig("rwkv5", "tiny"), 3, o);
-        context->setOldContext(64);
-        e = errorOf([&] { context->feed(ids); });
-        QVERIFY2(e.contains("old-context probes") && e.contains("not implemented for RWKV"), qPrintable(e));
     }
 
     // State normalisation acts in both paths alike: clipped runs agree chunked and step by step.
