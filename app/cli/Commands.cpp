@@ -471,6 +471,8 @@ int infoCommand(const std::string& model)
     if (i.forgetThreshold)
         std::printf("T_forget (fit):   %.0f tokens (5.172 * N_S[M] - 4.469, in K tokens)\n",
                     *i.forgetThreshold);
+    else if (!s.forgetFitNote.empty())
+        std::printf("T_forget (fit):   not applicable (%s)\n", s.forgetFitNote.c_str());
     else // the paper's line crosses zero at N_S = 0.864 M; it was fitted on BPE models of 1 M and more
         std::printf(
             "T_forget (fit):   none (the fit 5.172 * N_S[M] - 4.469 K tokens is negative below 0.864 M)\n");

@@ -161,7 +161,9 @@ bool ModelPanel::setModel(const QString& dir, QString* error)
     }
     m_modelDir = QFileInfo(dir).absoluteFilePath();
     const ModelShape& shape = folder.shape;
-    const std::optional<double> forget = statescope::predictedForgetThreshold(shape.stateSize);
+    const std::optional<double> forget = shape.forgetFitNote.empty()
+                                             ? statescope::predictedForgetThreshold(shape.stateSize)
+                                             : std::nullopt;
     m_forgetThreshold = forget.value_or(0.0);
     const QString unitName = QString::fromStdString(shape.unitName);
     m_architecture->setText(
@@ -180,8 +182,14 @@ bool ModelPanel::setModel(const QString& dir, QString* error)
         (definition.isEmpty() ? QString()
                               : QStringLiteral("<br><small>%1</small>").arg(definition.toHtmlEscaped())));
     m_stateSize->setToolTip(tr("N_S: %1").arg(definition));
-    m_forget->setText(forget ? tr("%1 tokens").arg(QLocale().toString(qRound64(*forget)))
-                             : tr("none (the fit does not apply to so small a state)"));
+    if (!shape.forgetFitNote.empty())
+        m_forget->setText(tr("not applicable"));
+    else
+        m_forget->setText(forget ? tr("%1 tokens").arg(QLocale().toString(qRound64(*forget)))
+                                 : tr("none (the fit does not apply to so small a state)"));
+    m_forget->setToolTip(shape.forgetFitNote.empty()
+                             ? tr("The fit of Chen et al. (2025): T_forget[K] = 5.172 · N_S[M] − 4.469")
+                             : QString::fromStdString(shape.forgetFitNote));
     // The engine's tokenizer policy: the model's own, else the built-in one.
     try {
         m_tokenizerPath = QString::fromStdString(chooseTokenizerPath("", folder.tokenizerPath));

@@ -44,8 +44,11 @@ struct ModelShape {
     std::vector<std::pair<std::string, std::string>> details; // key facts for `info`, in order
     std::vector<ProbeDesc> probes;
     // The tokenizer the model was trained with when its folder ships none: "world" (the RWKV World
-    // vocabulary, tokenizers/WorldTokenizer.h) or "" (the built-in GPT-NeoX BPE).
+    // vocabulary, tokenizers/WorldTokenizer.h), "bytes" (ids are bytes) or "" (the built-in GPT-NeoX BPE).
     std::string tokenizer;
+    // Why the paper's T_forget fit (Mamba-2's, Fig. 11) does not apply to this architecture; "" where
+    // it does.
+    std::string forgetFitNote;
 };
 
 class Architecture {

@@ -225,6 +225,8 @@ ModelFolder inspectModelFolder(const std::string& dir, ProbeDetail detail)
         m.tokenizerPath = (p / "tokenizer.json").string();
     else if (m.shape.tokenizer == "world") // RWKV checkpoints ship none: the World vocabulary
         m.tokenizerPath = worldTokenizerPath();
+    else if (m.shape.tokenizer == "bytes") // a byte-level vocabulary: ids are the bytes
+        m.tokenizerPath = byteLevelTokenizerPath();
     if (fs::exists(p / "model_card.json", ec)) {
         m.cardPath = (p / "model_card.json").string();
         m.card = readModelCard(*m.cardPath);

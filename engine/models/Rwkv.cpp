@@ -882,7 +882,9 @@ ModelShape describeRwkv(const RwkvConfig& c, const std::string& layout, const st
     s.stateSizeDefinition = "per layer: heads x head_size^2 (the wkv matrices); the two token-shift vectors "
                             "(2 x d_model per layer) are not counted, as in the paper's table";
     s.minParameters = saturatedCount(c.minParameters());
-    s.tokenizer = c.vocabSize == 65536 ? "world" : "";
+    s.tokenizer = c.vocabSize == 65536 ? "world" : c.vocabSize == 256 ? "bytes" : "";
+    s.forgetFitNote = "the paper's fit was measured on Mamba-2 (its Fig. 11); an RWKV model's forget "
+                      "threshold has to be measured (statescope-cli eval)";
     s.details = {{"version", c.version == 5 ? "5.2" : "6.0"},
                  {"d_model", str(c.dModel)},
                  {"layers", str(c.nLayer)},

@@ -69,7 +69,8 @@ ModelInfo shapeInfo(const ModelShape& shape, const RunOptions& options)
 {
     ModelInfo info;
     info.shape = shape;
-    info.forgetThreshold = predictedForgetThreshold(shape.stateSize);
+    if (shape.forgetFitNote.empty())
+        info.forgetThreshold = predictedForgetThreshold(shape.stateSize);
     info.device = options.device;
     info.dtype = dtypeName(options.dtype);
     return info;

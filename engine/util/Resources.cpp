@@ -69,4 +69,9 @@ std::string worldTokenizerPath()
     return findResource("tokenizers/rwkv-world-vocab-v20230424.txt");
 }
 
+std::string byteLevelTokenizerPath()
+{
+    return findResource("tokenizers/byte-level.json");
+}
+
 } // namespace statescope

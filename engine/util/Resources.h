@@ -17,5 +17,7 @@ bool isBuiltinResource(const std::string& path);
 std::string builtinTokenizerPath();
 // The RWKV World vocabulary (tokenizers/WorldTokenizer.h), for models whose shape asks for it.
 std::string worldTokenizerPath();
+// A tokenizer.json whose 256 ids are the bytes (tokenizers/ByteTokenizerJson.h writes the same).
+std::string byteLevelTokenizerPath();
 
 } // namespace statescope

@@ -10,6 +10,7 @@
 #include "io/DType.h"
 #include "runtime/Input.h"
 #include "runtime/Runner.h"
+#include "tokenizers/ByteTokenizerJson.h"
 #include "tokenizers/WorldTokenizer.h"
 
 #include <QDir>
@@ -203,6 +204,30 @@ private slots:
         QCOMPARE(g.tokens.size(), size_t(1));
         QCOMPARE(g.tokens[0].size(), size_t(4));
         QVERIFY(!world.decode(g.tokens[0]).empty() || g.tokens[0][0] == WorldTokenizer::kEndOfText);
+    }
+
+    // A 256-token vocabulary maps ids to bytes; the paper's T_forget fit is not claimed for RWKV.
+    void byteVocabularyAndNoForgetFit()
+    {
+        QTemporaryDir tmp;
+        const std::string dir = tmp.filePath("bytes").toStdString();
+        Runner::writeRandomModel("rwkv5", Runner::shapeConfig("rwkv5", "tiny", R"({"vocab_size": 256})"), 1,
+                                 dir);
+        QFile::remove(QString::fromStdString(dir) + "/tokenizer.json");
+        RunOptions o;
+        auto r = Runner::open(dir, o);
+        QVERIFY(r->info().tokenizerPath.has_value());
+        QVERIFY2(QString::fromStdString(*r->info().tokenizerPath).endsWith("byte-level.json"),
+                 r->info().tokenizerPath->c_str());
+        InputRequest req;
+        req.text = "h\xc3\xa9\n"; // "hé\n"
+        QCOMPARE(prepareInput(req, r->info().tokenizerPath).ids, (std::vector<int32_t>{104, 195, 169, 10}));
+        QVERIFY(!r->info().forgetThreshold.has_value());
+        QVERIFY(r->info().shape.forgetFitNote.find("Mamba-2") != std::string::npos);
+        // The shipped byte-level tokenizer is the one the engine writes for its own models.
+        QFile f(QStringLiteral(STATESCOPE_RESOURCES_DIR "/tokenizers/byte-level.json"));
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        QCOMPARE(f.readAll().toStdString(), byteLevelTokenizerJson());
     }
 
     // The knobs RWKV takes: lambda_alpha multiplies every key channel's decay (so the first layer's
