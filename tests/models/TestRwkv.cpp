@@ -7,6 +7,7 @@
 #include "models/RecurrentModel.h"
 
 #include "Error.h"
+#include "ProbeRuns.h"
 #include "io/DType.h"
 #include "runtime/Input.h"
 #include "runtime/Runner.h"
@@ -21,6 +22,7 @@
 #include <cmath>
 
 using namespace statescope;
+using namespace statescope::testing;
 
 namespace {
 
@@ -34,34 +36,10 @@ std::vector<int32_t> someIds(size_t n, int32_t vocab)
     return ids;
 }
 
-struct Run {
-    std::vector<float> nll;
-    std::vector<std::vector<float>> probes;
-};
-
-Run feedAll(Runner& r, const std::vector<int32_t>& ids)
-{
-    Run out;
-    out.probes.resize(r.probes().size());
-    r.run(ids, nullptr, [&](const ChunkProbes& c) {
-        out.nll.insert(out.nll.end(), c.nll.begin(), c.nll.end());
-        for (size_t p = 0; p < c.values.size(); ++p)
-            out.probes[p].insert(out.probes[p].end(), c.values[p].begin(), c.values[p].end());
-    });
-    return out;
-}
-
+// Relative to the larger of |b| and 1e-6: the paths must agree on small values too.
 double maxRel(const std::vector<float>& a, const std::vector<float>& b)
 {
-    if (a.size() != b.size())
-        return INFINITY;
-    double worst = 0;
-    for (size_t i = 0; i < a.size(); ++i) {
-        if (std::isnan(b[i]) && std::isnan(a[i]))
-            continue;
-        worst = std::max(worst, std::abs(double(a[i]) - b[i]) / (std::abs(double(b[i])) + 1e-6));
-    }
-    return worst;
+    return maxRelative(a, b, 1e-6);
 }
 
 template <typename F> QString errorOf(F&& f)
@@ -98,21 +76,20 @@ private slots:
         o.chunkSize = 500;
         auto step = Runner::openRandom(arch.toStdString(), config, 5, o);
         const std::vector<int32_t> ids = someIds(200, 512);
-        const Run ref = feedAll(*step, ids);
+        const Run ref = runAll(*step, ids);
         QCOMPARE(ref.probes.size(), size_t(2));
         for (int64_t chunk : {1, 5, 16, 33, 64, 200, 1000}) {
             o.reference = false;
             o.chunkSize = chunk;
             auto chunked = Runner::openRandom(arch.toStdString(), config, 5, o);
-            const Run got = feedAll(*chunked, ids);
+            const Run got = runAll(*chunked, ids);
             const QString where = arch + " chunk " + QString::number(chunk);
             QVERIFY2(maxRel(got.nll, ref.nll) <= 1e-5, qPrintable(where + " nll"));
-            for (size_t p = 0; p < got.probes.size(); ++p)
-                QVERIFY2(
-                    maxRel(got.probes[p], ref.probes[p]) <= 1e-5,
-                    qPrintable(
-                        where +
-                        QString(" probe %1 rel err %2").arg(p).arg(maxRel(got.probes[p], ref.probes[p]))));
+            for (const auto& [name, values] : ref.probes) {
+                const double e = maxRel(got.probes.at(name), values);
+                QVERIFY2(e <= 1e-5, qPrintable(where + " " + QString::fromStdString(name) +
+                                               QString(" rel err %1").arg(e)));
+            }
         }
     }
     // A .pth named on its own is a model: BlinkDL's layout, its config inferred from the keys.
@@ -271,13 +248,13 @@ private slots:
             o.mitigation = parseMitigation("clip=0.5,every=4");
             auto r = Runner::openRandom("rwkv6", config, 9, o);
             r->calibrate(std::vector<int32_t>(ids.begin(), ids.begin() + 64), "test ids");
-            runs.push_back(feedAll(*r, ids));
+            runs.push_back(runAll(*r, ids));
         }
         for (size_t i = 1; i < runs.size(); ++i) {
             QVERIFY2(maxRel(runs[i].nll, runs[0].nll) <= 1e-5, qPrintable(QString("run %1 nll").arg(i)));
-            for (size_t p = 0; p < runs[0].probes.size(); ++p)
-                QVERIFY2(maxRel(runs[i].probes[p], runs[0].probes[p]) <= 1e-5,
-                         qPrintable(QString("run %1 probe %2").arg(i).arg(p)));
+            for (const auto& [name, values] : runs[0].probes)
+                QVERIFY2(maxRel(runs[i].probes.at(name), values) <= 1e-5,
+                         qPrintable(QString("run %1 ").arg(i) + QString::fromStdString(name)));
         }
     }
     // Full detail adds every key channel's decay; its geometric mean over a head's keys is the head's
