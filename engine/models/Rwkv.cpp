@@ -192,7 +192,6 @@ nlohmann::json rwkvConfigFromTensors(int version, const std::map<std::string, st
         throw Error(file, "tensor blocks.0.att.time_faaaa", "present (the bonus u, [heads, head_size])",
                     "missing");
     const std::vector<int64_t> faaaa = shape("blocks.0.att.time_faaaa");
-    const std::vector<int64_t> u = squeezed(faaaa);
     if (faaaa.empty() || faaaa[0] <= 0 || key[0] % faaaa[0] != 0)
         throw Error(file, "tensor blocks.0.att.time_faaaa",
                     "[heads, d_att / heads] with d_att " + str(key[0]), shapeString(faaaa));
@@ -200,7 +199,6 @@ nlohmann::json rwkvConfigFromTensors(int version, const std::map<std::string, st
         throw Error(file, "tensor blocks.0.ffn.key.weight", "[d_ffn, d_model]",
                     has("blocks.0.ffn.key.weight") ? shapeString(shape("blocks.0.ffn.key.weight"))
                                                    : "missing");
-    (void)u;
     nlohmann::json c = {{"model_type", v6 ? "rwkv6" : "rwkv5"},
                         {"hidden_size", emb[1]},
                         {"num_hidden_layers", layers},
@@ -232,8 +230,7 @@ nlohmann::json rwkvConfigFromTensors(int version, const std::map<std::string, st
         const nlohmann::json& v = overrides["version"];
         const std::string given = v.is_string() ? v.get<std::string>() : v.dump();
         const std::string expected = v6 ? "6" : "5.2";
-        if (given != expected && given != expected + ".0" && !(v6 && given == "6.0") &&
-            !(!v6 && given == "5.2"))
+        if (given != expected && given != expected + ".0")
             throw Error(file, "version", expected + " (from the checkpoint's keys)", given);
     }
     if (overrides.contains("head_size_divisor"))
