@@ -81,6 +81,54 @@ if [[ $steps == *" rwkv "* ]]; then
   } 2>&1 | tee "$OUT/rwkv-bench.log"
 fi
 
+# HGRN-2 / GLA (issue 13): the fla fixtures from the float64 script and the SentencePiece-style tokenizers
+# with their goldens (Rust tokenizers, sentencepiece, transformers), parity on CPU and CUDA (float32
+# against 1e-4; bf16 measured), and bench for the 1.3B shapes beside Mamba-2 1.3B.
+if [[ $steps == *" fla "* ]]; then
+  log fla
+  # $OUT brings back at most eight files: the logs travel inside the archive.
+  python3 tools/make_fla_fixtures.py --out tests/data 2>&1 | tee fla-fixtures.log || exit 1
+  # FLA_TOKENIZERS=0 keeps the committed tokenizer files (goldens and CLI tests name their ids).
+  if [[ ${FLA_TOKENIZERS:-1} == 1 ]]; then
+    python3 tools/make_spm_tokenizers.py 2>&1 | tee spm-tokenizers.log || exit 1
+  else
+    echo "tokenizers kept" >spm-tokenizers.log
+  fi
+  tar czf "$OUT/fla-fixtures.tgz" tests/data/hgrn2 tests/data/gla tests/data/tokenizer/spm resources/tokenizers/llama-style.json \
+    fla-fixtures.log spm-tokenizers.log
+  for fx in tests/data/hgrn2/*/ tests/data/gla/*/; do
+    echo "## $fx"
+    $cli check --fixture "$fx" --device cpu --chunk-sizes 1,7,64,256,1000 --rtol 1e-4 | tail -3
+    $cli check --fixture "$fx" --device cpu --reference --rtol 1e-4 | tail -2
+    $cli check --fixture "$fx" --device cuda --chunk-sizes 7,256,1000 --rtol 1e-4 | tail -4
+    $cli check --fixture "$fx" --device cuda --dtype bfloat16 --chunk-sizes 256 --rtol 1 | tail -3
+    # The mitigations and old-context probes on CUDA against the CPU (float32 both).
+    python3 -c "import h5py,sys;open('/tmp/ids.txt','w').write(' '.join(map(str,h5py.File(sys.argv[1])['ids'][:])))" "$fx/reference.h5"
+    for dev in cpu cuda; do
+      $cli run --model "$fx" --ids /tmp/ids.txt --out /tmp/mit-$dev.h5 --device $dev --chunk-size 64 --quiet \
+        --mitigate alpha=0.99,window=48,snapshot=8 --old-context 32
+    done
+    python3 - <<'PY'
+import h5py, numpy as np
+a, b = h5py.File("/tmp/mit-cpu.h5"), h5py.File("/tmp/mit-cuda.h5")
+worst = {"nll": float(np.nanmax(np.abs(a["nll"][:] - b["nll"][:]) / (np.abs(a["nll"][:]) + 1e-6)))}
+for k in a["probes"]:
+    x, y = a["probes"][k][:], b["probes"][k][:]
+    worst[k] = float(np.max(np.abs(x - y) / (np.abs(x) + 1e-6)))
+print("  mitigations + old context, CUDA vs CPU max rel:", " ".join(f"{k} {v:.2e}" for k, v in worst.items()))
+PY
+  done 2>&1 | tee "$OUT/fla-check.log"
+  [[ ${FLA_BENCH:-1} == 1 ]] && {
+    for arch in hgrn2 gla; do
+      for dt in bfloat16 float32; do
+        $cli bench --arch $arch --shape 1.3b --device cuda --dtype $dt --tokens 2048,16384,65536 --chunk-size 8192 --repeat 2 --json "$OUT/bench-$arch-1.3b-$dt.json"
+      done
+      $cli bench --arch $arch --shape 1.3b --device cuda --dtype bfloat16 --tokens 65536 --chunk-size 8192 --repeat 2 --no-trace
+    done
+    $cli bench --arch mamba2 --shape 1.3b --device cuda --dtype bfloat16 --tokens 65536 --chunk-size 8192 --repeat 2 --no-trace
+  } 2>&1 | tee "$OUT/fla-bench.log"
+fi
+
 # The CLI tests (no Qt there), CUDA parity among them.
 if [[ $steps == *" ctest "* ]]; then
   log ctest

@@ -6,6 +6,7 @@
 #include "io/TorchCheckpoint.h"
 #include "util/Warnings.h"
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -314,6 +315,91 @@ torch::Tensor chunkedScalarDecayScan(const torch::Tensor& x, const torch::Tensor
     return y.index({Slice(), Slice(0, T)});
 }
 
+torch::Tensor chunkedKeyDecayScan(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                  const torch::Tensor& logw, const torch::Tensor& u, torch::Tensor& state,
+                                  int64_t chunkSize, torch::Tensor* stateNorm, torch::Tensor* stateMaxAbs)
+{
+    namespace F = torch::nn::functional;
+    const int64_t B = q.size(0), T = q.size(1), H = q.size(2), K = q.size(3), V = v.size(3);
+    const int64_t c = kKeyDecaySubBlock;
+    const bool inclusive = !u.defined(); // GLA: the token's own decay acts before the read-out
+    // A short chunk needs no long block: the smallest multiple of the sub-block that holds it.
+    const int64_t Q = std::min(chunkSize, (T + c - 1) / c * c);
+    const int64_t n = (T + Q - 1) / Q, m = Q / c, pad = n * Q - T;
+    // Padding at the end: no key, no value, decay 1, so the state passes through unchanged.
+    auto blocks = [&](const torch::Tensor& x) { // [B, T, H, D] -> [B, H, n, Q, D]
+        const int64_t D = x.size(3);
+        torch::Tensor p = pad ? F::pad(x, F::PadFuncOptions({0, 0, 0, 0, 0, pad})) : x;
+        return p.reshape({B, n, Q, H, D}).permute({0, 3, 1, 2, 4});
+    };
+    const torch::Tensor R = blocks(q), Kb = blocks(k), Vb = blocks(v), LW = blocks(logw);
+    const torch::Tensor Binc = LW.cumsum(3); // sum of log w up to and including t, within the block
+    const torch::Tensor Bex = Binc - LW;     // ... up to t - 1
+    const torch::Tensor Bread = inclusive ? Binc : Bex; // what the read-out of token t has decayed by
+    const torch::Tensor G = Binc.select(3, Q - 1);
+
+    // What each block adds to the state, and the state entering each block (a scan over blocks).
+    const torch::Tensor Kd = Kb * (G.unsqueeze(3) - Binc).exp();
+    const torch::Tensor U = torch::matmul(Kd.transpose(-1, -2), Vb); // [B, H, n, K, V]
+    const torch::Tensor decay = G.exp().unsqueeze(-1).expand({B, H, n, K, V});
+    const torch::Tensor after =
+        elementwiseDecayScan(decay.transpose(1, 2).contiguous(), U.transpose(1, 2).contiguous(), state);
+    const torch::Tensor before =
+        (n == 1 ? state.unsqueeze(1) : torch::cat({state.unsqueeze(1), after.narrow(1, 0, n - 1)}, 1))
+            .transpose(1, 2); // [B, H, n, K, V]
+
+    // The state's part of the read-out.
+    torch::Tensor out = torch::matmul(R * Bread.exp(), before); // [B, H, n, Q, V]
+
+    // Within a block, token t reads token s < t through q_t k_s exp(Bread_t - Binc_s), per key
+    // channel. Across sub-blocks i > j the product splits at the start of sub-block i, both halves <= 1.
+    const std::vector<int64_t> sub{B, H, n, m, c, K};
+    const torch::Tensor BreadS = Bread.reshape(sub), BincS = Binc.reshape(sub);
+    const torch::Tensor ref = Bex.reshape(sub).select(4, 0); // [B, H, n, m, K]: the sum before sub-block i
+    const torch::Tensor Rq = R.reshape(sub) * (BreadS - ref.unsqueeze(4)).exp();
+    const torch::Tensor later =
+        torch::arange(Q, q.options().dtype(torch::kLong)).view({1, Q}) >=
+        (torch::arange(m, q.options().dtype(torch::kLong)) * c).view({m, 1}); // [m, Q]
+    const torch::Tensor expo = (ref.unsqueeze(4) - Binc.unsqueeze(3))         // [B, H, n, m, Q, K]
+                                   .masked_fill(later.view({1, 1, 1, m, Q, 1}), -INFINITY);
+    const torch::Tensor Kq = Kb.unsqueeze(3) * expo.exp();
+    torch::Tensor A = torch::matmul(Rq, Kq.transpose(-1, -2)); // [B, H, n, m, c, Q]
+
+    // Within a sub-block the products are taken one distance at a time, exactly. Distance 0 is the
+    // token itself: RWKV's bonus u, or GLA's undecayed q_t . k_t.
+    const torch::Tensor RS = R.reshape(sub), KS = Kb.reshape(sub);
+    torch::Tensor diag =
+        torch::diag_embed((inclusive ? RS * KS : RS * u.view({1, H, 1, 1, 1, K}) * KS).sum(-1));
+    for (int64_t d = 1; d < c; ++d) {
+        const torch::Tensor e = (BreadS.narrow(4, d, c - d) - BincS.narrow(4, 0, c - d)).exp();
+        diag = diag + torch::diag_embed((RS.narrow(4, d, c - d) * KS.narrow(4, 0, c - d) * e).sum(-1), -d);
+    }
+    const torch::Tensor eye = torch::eye(m, q.options()).view({1, 1, 1, m, 1, m, 1});
+    A = A.view({B, H, n, m, c, m, c}) + diag.unsqueeze(5) * eye;
+    out = out + torch::matmul(A.reshape({B, H, n, Q, Q}), Vb);
+
+    if (stateNorm) {
+        // ||S_t|| without keeping every S_t: Q steps of the recurrence, all blocks at once.
+        torch::Tensor cur = before;
+        std::vector<torch::Tensor> norms, maxima;
+        for (int64_t t = 0; t < Q; ++t) {
+            cur = cur * LW.select(3, t).exp().unsqueeze(-1) +
+                  Kb.select(3, t).unsqueeze(-1) * Vb.select(3, t).unsqueeze(-2);
+            norms.push_back(cur.pow(2).sum({-2, -1}).sqrt());
+            if (stateMaxAbs)
+                maxima.push_back(cur.abs().amax({-2, -1}));
+        }
+        auto tokens = [&](const std::vector<torch::Tensor>& perStep) { // Q x [B, H, n] -> [B, T, H]
+            return torch::stack(perStep, 3).permute({0, 2, 3, 1}).reshape({B, n * Q, H}).narrow(1, 0, T);
+        };
+        *stateNorm = tokens(norms);
+        if (stateMaxAbs)
+            *stateMaxAbs = tokens(maxima);
+    }
+    state = after.select(1, n - 1);
+    return out.permute({0, 2, 3, 1, 4}).reshape({B, n * Q, H, V}).narrow(1, 0, T);
+}
+
 torch::Tensor elementwiseDecayScan(const torch::Tensor& decay, const torch::Tensor& input,
                                    const torch::Tensor& hIn)
 {
@@ -490,6 +576,192 @@ void recordSnapshot(std::deque<StateSnapshot>& snapshots, int64_t n, const torch
     // The next token reads the snapshot after n + s - window tokens at the earliest.
     while (!snapshots.empty() && snapshots.front().count < n + s - w.window)
         snapshots.pop_front();
+}
+
+} // namespace statescope
+
+namespace statescope {
+
+torch::Tensor KeyDecayRecurrence::run(size_t l, const torch::Tensor& q, const torch::Tensor& k,
+                                      const torch::Tensor& v, const torch::Tensor& logw,
+                                      const torch::Tensor& u, ScanState& s, bool recurrent,
+                                      KeyDecayProbes* probes) const
+{
+    if (!recurrent)
+        return chunked(l, q, k, v, logw, u, s, probes);
+    std::vector<torch::Tensor> outs, norms, maxima;
+    for (int64_t t = 0; t < q.size(1); ++t) {
+        auto at = [&](const torch::Tensor& x) { return x.size(1) == 1 ? x : x.narrow(1, t, 1); };
+        outs.push_back(step(l, at(q), at(k), at(v), at(logw), u, s, probes));
+        s.tokens += 1; // the positions of normalisation and snapshots, restored below
+        if (probes) {
+            norms.push_back(probes->stateNorm);
+        }
+    }
+    s.tokens -= q.size(1);
+    if (probes)
+        probes->stateNorm = torch::cat(norms, 1);
+    return torch::cat(outs, 1);
+}
+
+// One token, as the references write it. RWKV: a = k^T v; out = r . (u * a + S); S = a + w * S.
+// GLA: S = w * S + k^T v; out = q . S.
+torch::Tensor KeyDecayRecurrence::step(size_t l, const torch::Tensor& q1, const torch::Tensor& k1,
+                                       const torch::Tensor& v1, const torch::Tensor& logw1,
+                                       const torch::Tensor& u, ScanState& s, KeyDecayProbes* probes) const
+{
+    const Mitigation& mit = m_mitigation;
+    const bool inclusive = !u.defined();
+    const bool context = probes && m_context.window > 0;
+    const int64_t position = s.tokens + 1;
+    const torch::Tensor r = q1.select(1, 0), k = k1.select(1, 0), v = v1.select(1, 0); // [B, H, K|V]
+    const torch::Tensor logw = logw1.expand_as(q1).select(1, 0);
+    const torch::Tensor a = k.unsqueeze(-1) * v.unsqueeze(-2); // [B, H, K, V]
+    const torch::Tensor before = s.ssm[l];
+    const torch::Tensor sumBefore = s.decaySum[l];
+    torch::Tensor out;
+    if (inclusive) {
+        s.ssm[l] = a + logw.exp().unsqueeze(-1) * before;
+        out = torch::matmul(r.unsqueeze(-2), s.ssm[l]).squeeze(-2);
+    } else {
+        out = torch::matmul(r.unsqueeze(-2), before + u.unsqueeze(-1) * a).squeeze(-2);
+        s.ssm[l] = a + logw.exp().unsqueeze(-1) * before;
+    }
+    if (context)
+        contextProbes(windowSnapshot(s.contextSnapshots[l], position, m_context), sumBefore,
+                      logw.unsqueeze(1), r.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), out.unsqueeze(1),
+                      s.ssm[l].pow(2).sum({-2, -1}).sqrt().unsqueeze(1), inclusive, *probes);
+    if (mit.window > 0) {
+        // The read-out of what the tokens after the snapshot b put in: the snapshot's part, each key
+        // channel's row decayed by its own product (through t - 1 for RWKV, through t for GLA), is
+        // taken away.
+        const StateSnapshot* snap = windowSnapshot(s.snapshots[l], position, mit.windowSpec());
+        if (snap) {
+            torch::Tensor sum = sumBefore - snap->decaySum;
+            if (inclusive)
+                sum = sum + logw.to(torch::kFloat64);
+            const torch::Tensor decay = sum.to(m_accumulation).exp(); // [B, H, K]
+            out = out - torch::matmul((r * decay).unsqueeze(-2), snap->state).squeeze(-2);
+        }
+    }
+    if (mit.window > 0 || context)
+        s.decaySum[l] = sumBefore + logw.to(torch::kFloat64);
+    settleState(s, l, position, mit, m_tau, context ? &m_context : nullptr);
+    if (probes)
+        probes->stateNorm = s.ssm[l].pow(2).sum({-2, -1}).sqrt().unsqueeze(1);
+    if (context)
+        probes->maxAbs.push_back(s.ssm[l].abs().amax({-2, -1}).unsqueeze(1));
+    return out.unsqueeze(1);
+}
+
+// Retention w_{b+1:t} (geometric mean over keys), the old share |w_{b+1:t} S_b| / |S_t| (per key row:
+// the rows' norms of S_b weighted by their decays), the read-out share |q_t . w_{b+1:t(-1)} S_b| /
+// |out_t|, and what the token writes: |k_t| |v_t| and |k_t|.
+void KeyDecayRecurrence::contextProbes(const StateSnapshot* snap, const torch::Tensor& sumBefore,
+                                       const torch::Tensor& lw, const torch::Tensor& r,
+                                       const torch::Tensor& k, const torch::Tensor& v,
+                                       const torch::Tensor& out, const torch::Tensor& norm, bool inclusive,
+                                       KeyDecayProbes& p) const
+{
+    const double tiny = 1e-30;
+    const torch::Tensor cum = sumBefore.unsqueeze(1) + lw.to(torch::kFloat64).cumsum(1); // through t
+    p.insertion.push_back(k.norm(2, {-1}) * v.norm(2, {-1}));
+    p.keyNorm.push_back(k.norm(2, {-1}));
+    if (!snap) { // the window reaches the stream's start: nothing older
+        p.retention.push_back(cum.mean(-1).to(m_accumulation).exp());
+        p.oldShare.push_back(torch::zeros_like(norm));
+        p.readoutShare.push_back(torch::zeros_like(norm));
+        return;
+    }
+    const torch::Tensor rel = (cum - snap->decaySum.unsqueeze(1)).to(m_accumulation); // [B, n, H, K]
+    p.retention.push_back(rel.mean(-1).exp());
+    const torch::Tensor rows = snap->state.pow(2).sum(-1).unsqueeze(1); // [B, 1, H, K]
+    p.oldShare.push_back(((2 * rel).exp() * rows).sum(-1).sqrt() / norm.clamp_min(tiny));
+    const torch::Tensor readDecay = inclusive ? rel.exp() : (rel - lw).exp();
+    const torch::Tensor old = torch::einsum("bnhk,bhkv->bnhv", {r * readDecay, snap->state});
+    p.readoutShare.push_back(old.norm(2, {-1}) / out.norm(2, {-1}).clamp_min(tiny));
+}
+
+torch::Tensor KeyDecayRecurrence::chunked(size_t l, const torch::Tensor& q, const torch::Tensor& k,
+                                          const torch::Tensor& v, const torch::Tensor& logw,
+                                          const torch::Tensor& u, ScanState& s, KeyDecayProbes* probes) const
+{
+    const bool context = probes && m_context.window > 0;
+    if (!context || m_mitigation.positional())
+        return segments(l, q, k, v, logw, u, s, probes, context);
+    // The old-context probes need the scan cut at their snapshots; the run itself must not change, so
+    // they come from a second, cut scan from the same state, whose output and state are dropped (as
+    // Mamba-2 does; it doubles the scan's cost).
+    const torch::Tensor before = s.ssm[l];
+    torch::Tensor y = segments(l, q, k, v, logw, u, s, probes, false);
+    const torch::Tensor after = s.ssm[l];
+    const torch::Tensor stateNorm = probes->stateNorm;
+    s.ssm[l] = before;
+    segments(l, q, k, v, logw, u, s, probes, true);
+    s.ssm[l] = after;
+    probes->stateNorm = stateNorm; // the uncut scan's, as without the old-context probes
+    return y;
+}
+
+torch::Tensor KeyDecayRecurrence::segments(size_t l, const torch::Tensor& q, const torch::Tensor& k,
+                                           const torch::Tensor& v, const torch::Tensor& logwIn,
+                                           const torch::Tensor& u, ScanState& s, KeyDecayProbes* probes,
+                                           bool context) const
+{
+    const Mitigation& mit = m_mitigation;
+    const bool inclusive = !u.defined();
+    const int64_t T = q.size(1), count0 = s.tokens;
+    const torch::Tensor logw = logwIn.expand_as(q);
+    std::vector<torch::Tensor> ys, norms;
+    int64_t begin = 0;
+    for (const int64_t end : segmentEnds(
+             count0, T,
+             {mit.normalises() ? mit.every : 0, mit.snapshotEvery(), context ? m_context.every : 0})) {
+        const int64_t n = end - begin;
+        torch::Tensor norm, maxAbs;
+        const torch::Tensor r = q.narrow(1, begin, n), kk = k.narrow(1, begin, n), vv = v.narrow(1, begin, n);
+        const torch::Tensor lw = logw.narrow(1, begin, n);
+        const torch::Tensor sumBefore = s.decaySum[l];
+        torch::Tensor y = chunkedKeyDecayScan(r, kk, vv, lw, u, s.ssm[l], m_chunkSize,
+                                              probes ? &norm : nullptr, context ? &maxAbs : nullptr);
+        if (context)
+            contextProbes(windowSnapshot(s.contextSnapshots[l], count0 + end, m_context), sumBefore, lw, r,
+                          kk, vv, y, norm, inclusive, *probes);
+        if (mit.window > 0) {
+            // Every token of the segment reads against one snapshot b: y_t -= (q_t w_{b+1:t(-1)}) . S_b.
+            const StateSnapshot* snap = windowSnapshot(s.snapshots[l], count0 + end, mit.windowSpec());
+            if (snap) {
+                torch::Tensor read = lw.to(torch::kFloat64).cumsum(1);
+                if (!inclusive)
+                    read = read - lw.to(torch::kFloat64);
+                const torch::Tensor decay =
+                    (sumBefore.unsqueeze(1) + read - snap->decaySum.unsqueeze(1)).to(m_accumulation).exp();
+                y = y - torch::einsum("bnhk,bhkv->bnhv", {r * decay, snap->state});
+            }
+        }
+        if (mit.window > 0 || context)
+            s.decaySum[l] = sumBefore + lw.to(torch::kFloat64).sum(1);
+        ys.push_back(y);
+        const torch::Tensor scale =
+            settleState(s, l, count0 + end, mit, m_tau, context ? &m_context : nullptr);
+        if (probes) {
+            if (scale.defined()) {
+                norm = norm.clone();
+                norm.select(1, n - 1).mul_(scale);
+                if (maxAbs.defined()) {
+                    maxAbs = maxAbs.clone();
+                    maxAbs.select(1, n - 1).mul_(scale);
+                }
+            }
+            norms.push_back(norm);
+            if (context)
+                probes->maxAbs.push_back(maxAbs);
+        }
+        begin = end;
+    }
+    if (probes)
+        probes->stateNorm = norms.size() == 1 ? norms[0] : torch::cat(norms, 1);
+    return ys.size() == 1 ? ys[0] : torch::cat(ys, 1);
 }
 
 } // namespace statescope

@@ -103,6 +103,22 @@ torch::Tensor scalarDecayStateMaxAbs(const torch::Tensor& x, const torch::Tensor
 torch::Tensor elementwiseDecayScan(const torch::Tensor& decay, const torch::Tensor& input,
                                    const torch::Tensor& hIn);
 
+// Tokens per sub-block of chunkedKeyDecayScan: the points its in-block decays are measured from.
+constexpr int64_t kKeyDecaySubBlock = 16;
+
+// The chunked scan of a state with a decay per key channel (GLA's chunked form, matmuls only):
+// S_t = diag(w_t) S_{t-1} + k_t^T v_t for q, k, logw [B, T, H, K], v [B, T, H, V] and the state
+// [B, H, K, V], which it replaces by the one after the last token. The read-out is RWKV's,
+// o_t = q_t . (S_{t-1} + diag(u) k_t^T v_t), for a bonus u [H, K], or GLA's, o_t = q_t . S_t, when u is
+// undefined. Returns o [B, T, H, V]. chunkSize is a multiple of kKeyDecaySubBlock. Every decay product
+// is exp of a difference of running log sums that is <= 0, taken from the start of the sub-block the
+// later token is in, so nothing overflows whatever the decays. With stateNorm, ||S_t||_F [B, T, H]
+// too, and with stateMaxAbs max |S_t| (both need stateNorm).
+torch::Tensor chunkedKeyDecayScan(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                  const torch::Tensor& logw, const torch::Tensor& u, torch::Tensor& state,
+                                  int64_t chunkSize, torch::Tensor* stateNorm,
+                                  torch::Tensor* stateMaxAbs = nullptr);
+
 // Group g of a per-channel [.., C] tensor summarised over groups of C / G channels: [.., G].
 torch::Tensor groupMean(const torch::Tensor& x, int64_t groups);
 torch::Tensor groupMax(const torch::Tensor& x, int64_t groups);
@@ -164,5 +180,57 @@ std::vector<ProbeDesc> oldContextProbeDescs(const std::vector<int64_t>& shape,
 // no later token reads dropped.
 void recordSnapshot(std::deque<StateSnapshot>& snapshots, int64_t n, const torch::Tensor& state,
                     const torch::Tensor& decaySum, const SnapshotWindow& w);
+
+// One layer's probes from a KeyDecayRecurrence.
+struct KeyDecayProbes {
+    torch::Tensor stateNorm; // [B, T, H]
+    // The old-context probes (RecurrentModel::setOldContext), [B, n, H] pieces along T.
+    std::vector<torch::Tensor> retention, oldShare, readoutShare, insertion, keyNorm, maxAbs;
+};
+
+// The recurrence of a state with a decay per key channel, S_t = diag(w_t) S_{t-1} + k_t^T v_t, in
+// both paths and with the mitigations and old-context probes acting the same in each: RWKV's wkv
+// (read-out q_t . (S_{t-1} + diag(u) k_t^T v_t)) and GLA / HGRN-2 (q_t . S_t, u undefined).
+class KeyDecayRecurrence {
+public:
+    KeyDecayRecurrence(const Mitigation& m, const std::vector<torch::Tensor>& tau,
+                       const SnapshotWindow& context, torch::ScalarType accumulation, int64_t chunkSize)
+        : m_mitigation(m), m_tau(tau), m_context(context), m_accumulation(accumulation),
+          m_chunkSize(chunkSize)
+    {
+    }
+
+    // Layer l over T tokens from s.ssm[l] [B, H, K, V], which it replaces, starting after s.tokens:
+    // q, k [B, T, H, K], logw broadcastable to them (<= 0), v [B, T, H, V]; returns o [B, T, H, V].
+    torch::Tensor run(size_t l, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                      const torch::Tensor& logw, const torch::Tensor& u, ScanState& s, bool recurrent,
+                      KeyDecayProbes* probes) const;
+
+private:
+    torch::Tensor step(size_t l, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                       const torch::Tensor& logw, const torch::Tensor& u, ScanState& s,
+                       KeyDecayProbes* probes) const;
+    torch::Tensor chunked(size_t l, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                          const torch::Tensor& logw, const torch::Tensor& u, ScanState& s,
+                          KeyDecayProbes* probes) const;
+    // The chunked scan cut where the positional mitigations act, and with context also at the
+    // old-context probes' snapshots (which it then fills).
+    torch::Tensor segments(size_t l, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                           const torch::Tensor& logw, const torch::Tensor& u, ScanState& s,
+                           KeyDecayProbes* probes, bool context) const;
+    // The old-context probes of n tokens against the context snapshot (null: none yet). sumBefore: the
+    // log-decay sums before the first of them [B, H, K]; lw, q, k [B, n, H, K], v and out [B, n, H, V];
+    // norm ||S_t|| [B, n, H].
+    void contextProbes(const StateSnapshot* snap, const torch::Tensor& sumBefore, const torch::Tensor& lw,
+                       const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                       const torch::Tensor& out, const torch::Tensor& norm, bool inclusive,
+                       KeyDecayProbes& p) const;
+
+    const Mitigation& m_mitigation;
+    const std::vector<torch::Tensor>& m_tau;
+    const SnapshotWindow& m_context;
+    torch::ScalarType m_accumulation;
+    int64_t m_chunkSize;
+};
 
 } // namespace statescope

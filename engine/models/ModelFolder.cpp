@@ -227,6 +227,8 @@ ModelFolder inspectModelFolder(const std::string& dir, ProbeDetail detail)
         m.tokenizerPath = worldTokenizerPath();
     else if (m.shape.tokenizer == "bytes") // a byte-level vocabulary: ids are the bytes
         m.tokenizerPath = byteLevelTokenizerPath();
+    else if (m.shape.tokenizer == "llama") // fla-hub ships one; a model made here gets the built-in one
+        m.tokenizerPath = llamaStyleTokenizerPath();
     if (fs::exists(p / "model_card.json", ec)) {
         m.cardPath = (p / "model_card.json").string();
         m.card = readModelCard(*m.cardPath);

@@ -12,14 +12,14 @@ const Architecture& mamba2Architecture(); // models/Mamba2.cpp
 const Architecture& mambaArchitecture();  // models/Mamba.cpp
 const Architecture& rwkv5Architecture();  // models/Rwkv5.cpp
 const Architecture& rwkv6Architecture();  // models/Rwkv6.cpp
+const Architecture& hgrn2Architecture();  // models/Hgrn2.cpp
+const Architecture& glaArchitecture();    // models/Gla.cpp
 
 const std::vector<const Architecture*>& architectures()
 {
     static const std::vector<const Architecture*> all{
-        &mamba2Architecture(),
-        &mambaArchitecture(),
-        &rwkv5Architecture(),
-        &rwkv6Architecture(),
+        &mamba2Architecture(), &mambaArchitecture(), &rwkv5Architecture(),
+        &rwkv6Architecture(),  &hgrn2Architecture(), &glaArchitecture(),
     };
     return all;
 }
@@ -76,7 +76,7 @@ std::pair<const Architecture*, std::string> recogniseConfig(const nlohmann::json
 }
 
 nlohmann::json Architecture::configFromTensors(const std::map<std::string, std::vector<int64_t>>&,
-                                              const nlohmann::json&, const std::string&) const
+                                               const nlohmann::json&, const std::string&) const
 {
     return nullptr;
 }

@@ -14,7 +14,6 @@ namespace F = torch::nn::functional;
 
 namespace {
 
-constexpr int64_t kSubBlock = 16; // tokens per sub-block of the chunked wkv (its decay reference points)
 constexpr int64_t kMaxWidth = 1 << 17;
 
 std::string str(int64_t v)
@@ -77,7 +76,7 @@ void RwkvConfig::validate(const std::string& file) const
         throw Error(file, "head_size_divisor", "a finite number > 0", std::to_string(headSizeDivisor));
     if (!(normEps > 0) || !std::isfinite(normEps))
         throw Error(file, "layer_norm_epsilon", "a finite number > 0", std::to_string(normEps));
-    if (chunkSize % kSubBlock != 0 || chunkSize <= 0 || chunkSize > 4096)
+    if (chunkSize % kKeyDecaySubBlock != 0 || chunkSize <= 0 || chunkSize > 4096)
         throw Error(file, "chunk_size", "a multiple of 16 in [16, 4096]", str(chunkSize));
 }
 
@@ -548,12 +547,13 @@ ForwardResult RwkvModel::forward(const torch::Tensor& ids, ModelState& state, bo
             x = block(l, x, s, recurrent, withProbes ? &p : nullptr);
             if (withProbes) {
                 decay[l].push_back(p.decay);
-                norm[l].push_back(p.stateNorm);
+                norm[l].push_back(p.scan.stateNorm);
                 if (full)
                     keyDecay[l].push_back(p.keyDecay);
                 if (context) {
-                    const std::vector<torch::Tensor>* from[] = {&p.retention, &p.oldShare, &p.readoutShare,
-                                                                &p.insertion, &p.keyNorm,  &p.maxAbs};
+                    const KeyDecayProbes& q = p.scan;
+                    const std::vector<torch::Tensor>* from[] = {&q.retention, &q.oldShare, &q.readoutShare,
+                                                                &q.insertion, &q.keyNorm,  &q.maxAbs};
                     for (size_t i = 0; i < 6; ++i)
                         ctx[i][l].insert(ctx[i][l].end(), from[i]->begin(), from[i]->end());
                 }
@@ -613,7 +613,8 @@ torch::Tensor RwkvModel::block(size_t l, torch::Tensor x, RwkvState& s, bool rec
         if (m_detail == ProbeDetail::Full)
             probes->keyDecay = m.logw.expand({Bsz, T, H, S}).exp().reshape({Bsz, T, H * S});
     }
-    torch::Tensor y = recurrent ? wkvStep(l, m, s, s.tokens, probes) : wkvChunked(l, m, s, s.tokens, probes);
+    const KeyDecayRecurrence wkv(m_mitigation, m_tau, m_context, accumulation(), c.chunkSize);
+    torch::Tensor y = wkv.run(l, m.r, m.k, m.v, m.logw, L.u, s, recurrent, probes ? &probes->scan : nullptr);
     // ln_x: a GroupNorm with one group per head.
     y = (y - y.mean(-1, true)) * torch::rsqrt(y.var(-1, false, true) + c.groupNormEps());
     y = y.reshape({Bsz, T, c.dAtt}) * L.lnxW + L.lnxB;
@@ -636,230 +637,6 @@ torch::Tensor RwkvModel::block(size_t l, torch::Tensor x, RwkvState& s, bool rec
     if (rescaled() && c.rescaleEvery > 0 && (int64_t(l) + 1) % c.rescaleEvery == 0)
         x = x / 2;
     return x;
-}
-
-// One token, as BlinkDL's reference writes it: a = k^T v; out = r . (u * a + S); S = a + w * S.
-torch::Tensor RwkvModel::wkvStep(size_t l, const Mixed& m, RwkvState& s, int64_t count0,
-                                 LayerProbes* probes) const
-{
-    const Mitigation& mit = m_mitigation;
-    const bool context = probes && m_context.window > 0;
-    const int64_t position = count0 + 1;
-    const torch::Tensor r = m.r.select(1, 0), k = m.k.select(1, 0), v = m.v.select(1, 0); // [B, H, S]
-    const torch::Tensor logw = m.logw.expand_as(m.r).select(1, 0);
-    const torch::Tensor a = k.unsqueeze(-1) * v.unsqueeze(-2); // [B, H, S(key), S(value)]
-    const torch::Tensor before = s.ssm[l];
-    const torch::Tensor sumBefore = s.decaySum[l];
-    torch::Tensor out =
-        torch::matmul(r.unsqueeze(-2), before + m_weights.layers[l].u.unsqueeze(-1) * a).squeeze(-2);
-    s.ssm[l] = a + logw.exp().unsqueeze(-1) * before;
-    if (context)
-        contextProbes(windowSnapshot(s.contextSnapshots[l], position, m_context), sumBefore,
-                      logw.unsqueeze(1), r.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), out.unsqueeze(1),
-                      s.ssm[l].pow(2).sum({-2, -1}).sqrt().unsqueeze(1), *probes);
-    if (mit.window > 0) {
-        // The read-out of S_{t-1} - w_{b+1:t-1} S_b: what the tokens after the snapshot b put in, each
-        // key channel's row decayed by its own product.
-        const StateSnapshot* snap = windowSnapshot(s.snapshots[l], position, mit.windowSpec());
-        if (snap) {
-            const torch::Tensor decay = (sumBefore - snap->decaySum).to(accumulation()).exp(); // [B, H, S]
-            out = out - torch::matmul((r * decay).unsqueeze(-2), snap->state).squeeze(-2);
-        }
-    }
-    if (mit.window > 0 || context)
-        s.decaySum[l] = sumBefore + logw.to(torch::kFloat64);
-    settleState(s, l, position, mit, m_tau, context ? &m_context : nullptr);
-    if (probes)
-        probes->stateNorm = s.ssm[l].pow(2).sum({-2, -1}).sqrt().unsqueeze(1);
-    if (context)
-        probes->maxAbs = {s.ssm[l].abs().amax({-2, -1}).unsqueeze(1)};
-    return out.unsqueeze(1);
-}
-
-// Retention w_{b+1:t} (geometric mean over keys), the old share |w_{b+1:t} S_b| / |S_t| (per key row:
-// the rows' norms of S_b weighted by their decays), the read-out share |r_t . w_{b+1:t-1} S_b| / |out_t|,
-// and what the token writes: |k_t| |v_t| and |k_t|.
-void RwkvModel::contextProbes(const StateSnapshot* snap, const torch::Tensor& sumBefore,
-                              const torch::Tensor& lw, const torch::Tensor& r, const torch::Tensor& k,
-                              const torch::Tensor& v, const torch::Tensor& out, const torch::Tensor& norm,
-                              LayerProbes& p) const
-{
-    const double tiny = 1e-30;
-    const torch::Tensor cum = sumBefore.unsqueeze(1) + lw.to(torch::kFloat64).cumsum(1); // through t
-    p.insertion.push_back(k.norm(2, {-1}) * v.norm(2, {-1}));
-    p.keyNorm.push_back(k.norm(2, {-1}));
-    if (!snap) { // the window reaches the stream's start: nothing older
-        p.retention.push_back(cum.mean(-1).to(accumulation()).exp());
-        p.oldShare.push_back(torch::zeros_like(norm));
-        p.readoutShare.push_back(torch::zeros_like(norm));
-        return;
-    }
-    const torch::Tensor rel = (cum - snap->decaySum.unsqueeze(1)).to(accumulation()); // [B, n, H, S]
-    p.retention.push_back(rel.mean(-1).exp());
-    const torch::Tensor rows = snap->state.pow(2).sum(-1).unsqueeze(1); // [B, 1, H, S]
-    p.oldShare.push_back(((2 * rel).exp() * rows).sum(-1).sqrt() / norm.clamp_min(tiny));
-    const torch::Tensor old = torch::einsum("bnhk,bhkv->bnhv", {r * (rel - lw).exp(), snap->state});
-    p.readoutShare.push_back(old.norm(2, {-1}) / out.norm(2, {-1}).clamp_min(tiny));
-}
-
-// The chunked wkv, cut where state normalisation acts and where the window takes snapshots, so that
-// both act as in the step.
-torch::Tensor RwkvModel::wkvChunked(size_t l, const Mixed& m, RwkvState& s, int64_t count0,
-                                    LayerProbes* probes) const
-{
-    const bool context = probes && m_context.window > 0;
-    if (!context || m_mitigation.positional())
-        return wkvSegments(l, m, s, count0, probes, context);
-    // The old-context probes need the scan cut at their snapshots; the run itself must not change, so
-    // they come from a second, cut scan from the same state, whose output and state are dropped (as
-    // Mamba-2 does; it doubles the wkv's cost).
-    const torch::Tensor before = s.ssm[l];
-    torch::Tensor y = wkvSegments(l, m, s, count0, probes, false);
-    const torch::Tensor after = s.ssm[l];
-    const torch::Tensor stateNorm = probes->stateNorm;
-    s.ssm[l] = before;
-    wkvSegments(l, m, s, count0, probes, true);
-    s.ssm[l] = after;
-    probes->stateNorm = stateNorm; // the uncut scan's, as without the old-context probes
-    return y;
-}
-
-torch::Tensor RwkvModel::wkvSegments(size_t l, const Mixed& m, RwkvState& s, int64_t count0,
-                                     LayerProbes* probes, bool context) const
-{
-    const Mitigation& mit = m_mitigation;
-    const int64_t T = m.r.size(1);
-    const torch::Tensor logw = m.logw.expand_as(m.r);
-    const torch::Tensor& u = m_weights.layers[l].u;
-    std::vector<torch::Tensor> ys, norms;
-    int64_t begin = 0;
-    for (const int64_t end : segmentEnds(
-             count0, T,
-             {mit.normalises() ? mit.every : 0, mit.snapshotEvery(), context ? m_context.every : 0})) {
-        const int64_t n = end - begin;
-        torch::Tensor norm, maxAbs;
-        const torch::Tensor r = m.r.narrow(1, begin, n), k = m.k.narrow(1, begin, n),
-                            v = m.v.narrow(1, begin, n);
-        const torch::Tensor lw = logw.narrow(1, begin, n);
-        const torch::Tensor sumBefore = s.decaySum[l];
-        torch::Tensor y = rwkvChunkedWkv(r, k, v, lw, u, s.ssm[l], m_config.chunkSize,
-                                         probes ? &norm : nullptr, context ? &maxAbs : nullptr);
-        if (context)
-            contextProbes(windowSnapshot(s.contextSnapshots[l], count0 + end, m_context), sumBefore, lw, r, k,
-                          v, y, norm, *probes);
-        if (mit.window > 0) {
-            // Every token of the segment reads against one snapshot b: y_t -= (r_t w_{b+1:t-1}) . S_b.
-            const StateSnapshot* snap = windowSnapshot(s.snapshots[l], count0 + end, mit.windowSpec());
-            if (snap) {
-                const torch::Tensor before = lw.to(torch::kFloat64).cumsum(1) - lw.to(torch::kFloat64);
-                const torch::Tensor decay =
-                    (sumBefore.unsqueeze(1) + before - snap->decaySum.unsqueeze(1)).to(accumulation()).exp();
-                y = y - torch::einsum("bnhk,bhkv->bnhv", {r * decay, snap->state});
-            }
-        }
-        if (mit.window > 0 || context)
-            s.decaySum[l] = sumBefore + lw.to(torch::kFloat64).sum(1);
-        ys.push_back(y);
-        const torch::Tensor scale =
-            settleState(s, l, count0 + end, mit, m_tau, context ? &m_context : nullptr);
-        if (probes) {
-            if (scale.defined()) {
-                norm = norm.clone();
-                norm.select(1, n - 1).mul_(scale);
-                if (maxAbs.defined()) {
-                    maxAbs = maxAbs.clone();
-                    maxAbs.select(1, n - 1).mul_(scale);
-                }
-            }
-            norms.push_back(norm);
-            if (context)
-                probes->maxAbs.push_back(maxAbs);
-        }
-        begin = end;
-    }
-    if (probes)
-        probes->stateNorm = norms.size() == 1 ? norms[0] : torch::cat(norms, 1);
-    return ys.size() == 1 ? ys[0] : torch::cat(ys, 1);
-}
-
-torch::Tensor rwkvChunkedWkv(const torch::Tensor& r, const torch::Tensor& k, const torch::Tensor& v,
-                             const torch::Tensor& logw, const torch::Tensor& u, torch::Tensor& state,
-                             int64_t chunkSize, torch::Tensor* stateNorm, torch::Tensor* stateMaxAbs)
-{
-    const int64_t B = r.size(0), T = r.size(1), H = r.size(2), S = r.size(3);
-    const int64_t c = kSubBlock;
-    // A short chunk needs no long block: the smallest multiple of the sub-block that holds it.
-    const int64_t Q = std::min(chunkSize, (T + c - 1) / c * c);
-    const int64_t n = (T + Q - 1) / Q, m = Q / c, pad = n * Q - T;
-    // Padding at the end: no key, no value, decay 1, so the state passes through unchanged.
-    auto blocks = [&](const torch::Tensor& x) { // [B, T, H, S] -> [B, H, n, Q, S]
-        torch::Tensor p = pad ? F::pad(x, F::PadFuncOptions({0, 0, 0, 0, 0, pad})) : x;
-        return p.reshape({B, n, Q, H, S}).permute({0, 3, 1, 2, 4});
-    };
-    const torch::Tensor R = blocks(r), K = blocks(k), V = blocks(v), LW = blocks(logw);
-    const torch::Tensor Binc = LW.cumsum(3); // sum of log w up to and including t, within the block
-    const torch::Tensor Bex = Binc - LW;     // ... up to t - 1
-    const torch::Tensor G = Binc.select(3, Q - 1);
-
-    // What each block adds to the state, and the state entering each block (a scan over blocks).
-    const torch::Tensor Kd = K * (G.unsqueeze(3) - Binc).exp();
-    const torch::Tensor U = torch::matmul(Kd.transpose(-1, -2), V); // [B, H, n, S, S]
-    const torch::Tensor decay = G.exp().unsqueeze(-1).expand({B, H, n, S, S});
-    const torch::Tensor after =
-        elementwiseDecayScan(decay.transpose(1, 2).contiguous(), U.transpose(1, 2).contiguous(), state);
-    const torch::Tensor before =
-        (n == 1 ? state.unsqueeze(1) : torch::cat({state.unsqueeze(1), after.narrow(1, 0, n - 1)}, 1))
-            .transpose(1, 2); // [B, H, n, S, S]
-
-    // The state's part of the read-out.
-    torch::Tensor out = torch::matmul(R * Bex.exp(), before); // [B, H, n, Q, S]
-
-    // Within a block, token t reads token s < t through r_t k_s exp(B_{t-1} - B_s), per key channel.
-    // Across sub-blocks i > j the product splits at the start of sub-block i, both halves <= 1.
-    const std::vector<int64_t> sub{B, H, n, m, c, S};
-    const torch::Tensor BexS = Bex.reshape(sub), BincS = Binc.reshape(sub);
-    const torch::Tensor ref = BexS.select(4, 0); // [B, H, n, m, S]: the sum before sub-block i
-    const torch::Tensor Rq = R.reshape(sub) * (BexS - ref.unsqueeze(4)).exp();
-    const torch::Tensor later =
-        torch::arange(Q, r.options().dtype(torch::kLong)).view({1, Q}) >=
-        (torch::arange(m, r.options().dtype(torch::kLong)) * c).view({m, 1}); // [m, Q]
-    const torch::Tensor expo = (ref.unsqueeze(4) - Binc.unsqueeze(3))         // [B, H, n, m, Q, S]
-                                   .masked_fill(later.view({1, 1, 1, m, Q, 1}), -INFINITY);
-    const torch::Tensor Kq = K.unsqueeze(3) * expo.exp();
-    torch::Tensor A = torch::matmul(Rq, Kq.transpose(-1, -2)); // [B, H, n, m, c, Q]
-
-    // Within a sub-block the products are taken one distance at a time, exactly; distance 0 is the
-    // bonus u of the token itself.
-    const torch::Tensor RS = R.reshape(sub), KS = K.reshape(sub);
-    torch::Tensor diag = torch::diag_embed((RS * u.view({1, H, 1, 1, 1, S}) * KS).sum(-1));
-    for (int64_t d = 1; d < c; ++d) {
-        const torch::Tensor e = (BexS.narrow(4, d, c - d) - BincS.narrow(4, 0, c - d)).exp();
-        diag = diag + torch::diag_embed((RS.narrow(4, d, c - d) * KS.narrow(4, 0, c - d) * e).sum(-1), -d);
-    }
-    const torch::Tensor eye = torch::eye(m, r.options()).view({1, 1, 1, m, 1, m, 1});
-    A = A.view({B, H, n, m, c, m, c}) + diag.unsqueeze(5) * eye;
-    out = out + torch::matmul(A.reshape({B, H, n, Q, Q}), V);
-
-    if (stateNorm) {
-        // ||S_t|| without keeping every S_t: Q steps of the recurrence, all blocks at once.
-        torch::Tensor cur = before;
-        std::vector<torch::Tensor> norms, maxima;
-        for (int64_t t = 0; t < Q; ++t) {
-            cur = cur * LW.select(3, t).exp().unsqueeze(-1) +
-                  K.select(3, t).unsqueeze(-1) * V.select(3, t).unsqueeze(-2);
-            norms.push_back(cur.pow(2).sum({-2, -1}).sqrt());
-            if (stateMaxAbs)
-                maxima.push_back(cur.abs().amax({-2, -1}));
-        }
-        auto tokens = [&](const std::vector<torch::Tensor>& perStep) { // Q x [B, H, n] -> [B, T, H]
-            return torch::stack(perStep, 3).permute({0, 2, 3, 1}).reshape({B, n * Q, H}).narrow(1, 0, T);
-        };
-        *stateNorm = tokens(norms);
-        if (stateMaxAbs)
-            *stateMaxAbs = tokens(maxima);
-    }
-    state = after.select(1, n - 1);
-    return out.permute({0, 2, 3, 1, 4}).reshape({B, n * Q, H, S}).narrow(1, 0, T);
 }
 
 // --- the registry's side --------------------------------------------------------------------------

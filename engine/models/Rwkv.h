@@ -137,43 +137,17 @@ protected:
 
 private:
     struct LayerProbes {
-        torch::Tensor decay, stateNorm; // [B, T, H]
-        torch::Tensor keyDecay;         // [B, T, H x S], with ProbeDetail::Full
-        // The old-context probes (RecurrentModel::setOldContext), [B, T, H] pieces along T.
-        std::vector<torch::Tensor> retention, oldShare, readoutShare, insertion, keyNorm, maxAbs;
+        torch::Tensor decay;    // [B, T, H]
+        torch::Tensor keyDecay; // [B, T, H x S], with ProbeDetail::Full
+        KeyDecayProbes scan;    // state_norm and the old-context probes
     };
     torch::Tensor block(size_t l, torch::Tensor x, RwkvState& s, bool recurrent, LayerProbes* probes) const;
-    // The time-mix's wkv over T tokens from the layer's state, which it replaces: out [B, T, H, S].
-    torch::Tensor wkvChunked(size_t l, const Mixed& m, RwkvState& s, int64_t count0,
-                             LayerProbes* probes) const;
-    // The chunked wkv cut where the positional mitigations act, and with context also at the
-    // old-context probes' snapshots (which it then fills).
-    torch::Tensor wkvSegments(size_t l, const Mixed& m, RwkvState& s, int64_t count0, LayerProbes* probes,
-                              bool context) const;
-    torch::Tensor wkvStep(size_t l, const Mixed& m, RwkvState& s, int64_t count0, LayerProbes* probes) const;
     void applyKnobs(Mixed& m) const;
-    // The old-context probes of n tokens against the context snapshot (null: none yet). sumBefore: the
-    // log-decay sums before the first of them [B, H, S]; lw, r, k, v [B, n, H, S]; out the wkv output
-    // [B, n, H, S]; norm ||S_t|| [B, n, H].
-    void contextProbes(const StateSnapshot* snap, const torch::Tensor& sumBefore, const torch::Tensor& lw,
-                       const torch::Tensor& r, const torch::Tensor& k, const torch::Tensor& v,
-                       const torch::Tensor& out, const torch::Tensor& norm, LayerProbes& p) const;
     void checkMitigation() const;
     // Whether the output projections and the residual are halved every rescale_every blocks (fp16 and
     // bf16 matrices, as the references do there).
     bool rescaled() const { return m_dtype == torch::kFloat16 || m_dtype == torch::kBFloat16; }
 };
-
-// The wkv of a chunk, matmuls only (GLA's chunked form with per-key decays): out_t = r_t . (S_{t-1} +
-// diag(u) k_t^T v_t), S_t = diag(w_t) S_{t-1} + k_t^T v_t, for r, k, v, logw [B, T, H, S], u [H, S] and
-// the state S [B, H, S, S], which it replaces by the one after the last token. Within a block every
-// decay product is exp of a difference of running log sums that is <= 0, taken from the start of the
-// 16-token sub-block the later token is in, so nothing overflows whatever the decays. With stateNorm,
-// ||S_t||_F [B, T, H] too, and with stateMaxAbs max |S_t| (both need stateNorm).
-torch::Tensor rwkvChunkedWkv(const torch::Tensor& r, const torch::Tensor& k, const torch::Tensor& v,
-                             const torch::Tensor& logw, const torch::Tensor& u, torch::Tensor& state,
-                             int64_t chunkSize, torch::Tensor* stateNorm,
-                             torch::Tensor* stateMaxAbs = nullptr);
 
 } // namespace statescope
 

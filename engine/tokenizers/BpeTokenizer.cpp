@@ -4,6 +4,7 @@
 #include "io/MappedFile.h"
 
 #include "Error.h"
+#include "tokenizers/TokenizerJson.h"
 #include "tokenizers/Unicode.h"
 
 #include <nlohmann/json.hpp>
@@ -24,15 +25,7 @@ namespace statescope {
 namespace {
 
 using Json = nlohmann::json;
-
-// Ids size the id tables, so a huge id in a file would make us allocate gigabytes. The largest real
-// vocabularies have about 260k tokens; 4M leaves room and bounds the tables to ~150 MB.
-constexpr int64_t kMaxTokenId = (int64_t(1) << 22) - 1;
-// Same limits as the Rust library's word cache: short words repeat, long ones rarely do.
-constexpr int kMaxJsonDepth = 128;
-constexpr size_t kMaxCachedWordBytes = 256;
-constexpr size_t kMaxCacheEntries = 1 << 16;
-constexpr uint64_t kMaxFileBytes = uint64_t(1) << 30;
+using namespace tokenizer_json;
 
 // The ByteLevel pre-tokenizer regex (GPT-2). The Rust library runs it with Oniguruma, whose Unicode
 // \s is exactly White_Space. PCRE2's \s with UCP also accepts U+180E (through \h), so \s is spelled
@@ -98,235 +91,6 @@ std::string byteToTokenText(unsigned char b)
     return s;
 }
 
-std::string describe(const Json& j)
-{
-    if (j.is_string()) {
-        std::string s = j.get<std::string>();
-        if (s.size() > 60)
-            s = s.substr(0, 60) + "...";
-        return "\"" + s + "\"";
-    }
-    if (j.is_number() || j.is_boolean() || j.is_null())
-        return j.dump();
-    return std::string("a JSON ") + j.type_name();
-}
-
-std::string jsonQuoted(const std::string& s)
-{
-    return Json(s).dump();
-}
-
-struct AddedToken {
-    int32_t id = 0;
-    std::string content;
-    bool special = false;
-    bool normalized = true;
-    bool lstrip = false;
-    bool rstrip = false;
-    bool singleWord = false;
-};
-
-// Finds added tokens the way the Rust library's Aho-Corasick automaton with MatchKind::LeftmostLongest
-// does: the match that starts first, and among those the longest. An Aho-Corasick automaton over the
-// patterns (failure links, and links to the longest pattern that is a suffix) reads each text byte
-// once; walking the trie afresh from every start was quadratic when an added token was a long
-// prefix of the text (100 KB of "a" then "b" against 1 MB of "a": minutes).
-class AddedTokenMatcher {
-public:
-    AddedTokenMatcher() { m_nodes.emplace_back(); }
-
-    void add(std::string_view pattern, int32_t tokenIndex)
-    {
-        if (pattern.empty())
-            return;
-        int32_t node = 0;
-        for (char ch : pattern) {
-            const auto b = static_cast<unsigned char>(ch);
-            int32_t child = findChild(node, b);
-            if (child < 0) {
-                child = static_cast<int32_t>(m_nodes.size());
-                m_nodes[node].children.emplace_back(b, child);
-                m_nodes.emplace_back();
-                m_nodes.back().depth = m_nodes[node].depth + 1;
-            }
-            node = child;
-        }
-        if (m_nodes[node].token < 0) // identical patterns: the first one listed wins
-            m_nodes[node].token = tokenIndex;
-        m_empty = false;
-    }
-
-    bool empty() const { return m_empty; }
-
-    // The leftmost-longest match starting at or after `from`.
-    bool find(std::string_view text, size_t from, size_t& begin, size_t& end, int32_t& tokenIndex) const
-    {
-        if (m_empty)
-            return false;
-        int32_t node = 0;
-        int32_t best = -1;
-        size_t bestBegin = 0, bestEnd = 0;
-        for (size_t j = from; j < text.size(); ++j) {
-            node = step(node, static_cast<unsigned char>(text[j]));
-            // The longest pattern ending here: of those ending here, it starts first.
-            const int32_t o = m_nodes[node].token >= 0 ? node : m_nodes[node].output;
-            if (o > 0) {
-                const size_t start = j + 1 - size_t(m_nodes[o].depth);
-                if (best < 0 || start < bestBegin || (start == bestBegin && j + 1 > bestEnd)) {
-                    best = m_nodes[o].token;
-                    bestBegin = start;
-                    bestEnd = j + 1;
-                }
-            }
-            // A match still possible starts at j + 1 - depth or later: once that is past the best
-            // match's start, nothing can beat it.
-            if (best >= 0 && j + 1 - size_t(m_nodes[node].depth) > bestBegin)
-                break;
-        }
-        if (best < 0)
-            return false;
-        begin = bestBegin;
-        end = bestEnd;
-        tokenIndex = best;
-        return true;
-    }
-
-private:
-    struct Node {
-        std::vector<std::pair<unsigned char, int32_t>> children;
-        int32_t token = -1;
-        int32_t depth = 0;
-        int32_t fail = 0;
-        int32_t output = 0; // the nearest node on the failure chain that ends a pattern; 0: none
-    };
-
-    int32_t findChild(int32_t node, unsigned char b) const
-    {
-        for (const auto& c : m_nodes[node].children) {
-            if (c.first == b)
-                return c.second;
-        }
-        return -1;
-    }
-
-    int32_t step(int32_t node, unsigned char b) const
-    {
-        while (true) {
-            const int32_t child = findChild(node, b);
-            if (child >= 0)
-                return child;
-            if (node == 0)
-                return 0;
-            node = m_nodes[node].fail;
-        }
-    }
-
-public:
-    // Failure and output links, breadth first: call once after the last add(), before find().
-    void link()
-    {
-        std::vector<int32_t> queue;
-        for (const auto& c : m_nodes[0].children) {
-            m_nodes[c.second].fail = 0;
-            m_nodes[c.second].output = 0;
-            queue.push_back(c.second);
-        }
-        for (size_t q = 0; q < queue.size(); ++q) {
-            const int32_t node = queue[q];
-            for (const auto& [b, child] : m_nodes[node].children) {
-                int32_t f = m_nodes[node].fail;
-                int32_t target = -1;
-                while (true) {
-                    target = findChild(f, b);
-                    if (target >= 0 || f == 0)
-                        break;
-                    f = m_nodes[f].fail;
-                }
-                const int32_t fail = target >= 0 && target != child ? target : 0;
-                m_nodes[child].fail = fail;
-                m_nodes[child].output = m_nodes[fail].token >= 0 ? fail : m_nodes[fail].output;
-                queue.push_back(child);
-            }
-        }
-    }
-
-private:
-    std::vector<Node> m_nodes;
-    bool m_empty = true;
-};
-
-// A piece of text [begin, end): plain text when addedIndex < 0, else the added token it matched.
-struct Split {
-    size_t begin;
-    size_t end;
-    int32_t addedIndex;
-};
-
-size_t previousCharStart(std::string_view s, size_t pos)
-{
-    do {
-        --pos;
-    } while (pos > 0 && (static_cast<unsigned char>(s[pos]) & 0xC0) == 0x80);
-    return pos;
-}
-
-// The Rust AddedVocabulary::find_matches, including single_word, lstrip and rstrip (none of which the
-// GPT-NeoX tokenizer sets, but other tokenizer.json files do).
-void splitOnAddedTokens(const AddedTokenMatcher& matcher, const std::vector<AddedToken>& tokens,
-                        std::string_view text, std::vector<Split>& out)
-{
-    size_t startOffset = 0;
-    size_t from = 0;
-    size_t b = 0, e = 0;
-    int32_t index = -1;
-    while (matcher.find(text, from, b, e, index)) {
-        from = e;
-        const AddedToken& token = tokens[static_cast<size_t>(index)];
-        size_t start = b, stop = e;
-        if (start < startOffset)
-            continue; // inside whitespace an earlier rstrip token already took
-        if (token.singleWord) {
-            bool wordBefore = false, wordAfter = false;
-            if (start > 0) {
-                size_t p = previousCharStart(text, start);
-                wordBefore = unicode::isWordChar(unicode::nextCodePoint(text, p));
-            }
-            if (stop < text.size()) {
-                size_t p = stop;
-                wordAfter = unicode::isWordChar(unicode::nextCodePoint(text, p));
-            }
-            if (wordBefore || wordAfter)
-                continue;
-        }
-        if (token.lstrip) {
-            size_t newStart = start;
-            while (newStart > startOffset) {
-                const size_t p0 = previousCharStart(text, newStart);
-                size_t p = p0;
-                if (!unicode::isWhiteSpace(unicode::nextCodePoint(text, p)))
-                    break;
-                newStart = p0;
-            }
-            start = newStart;
-        }
-        if (token.rstrip) {
-            while (stop < text.size()) {
-                size_t p = stop;
-                if (!unicode::isWhiteSpace(unicode::nextCodePoint(text, p)))
-                    break;
-                stop = p;
-            }
-            from = std::max(from, stop);
-        }
-        if (startOffset < start)
-            out.push_back({startOffset, start, -1});
-        out.push_back({start, stop, index});
-        startOffset = stop;
-    }
-    if (startOffset < text.size())
-        out.push_back({startOffset, text.size(), -1});
-}
-
 struct WordToken {
     int32_t id;
     uint32_t begin; // byte offsets inside the word
@@ -336,27 +100,6 @@ struct WordToken {
 struct MergeInfo {
     int32_t rank;
     int32_t newId;
-};
-
-// The spans are monotone and in range by construction; this makes that a guarantee for the GUI,
-// token by token as they are handed on.
-class ClampedSink {
-public:
-    ClampedSink(const TokenSink& sink, size_t textSize) : m_sink(sink), m_size(static_cast<int64_t>(textSize))
-    {
-    }
-    void operator()(int32_t id, int64_t begin, int64_t end)
-    {
-        begin = std::clamp<int64_t>(begin, m_last, m_size);
-        end = std::clamp<int64_t>(end, begin, m_size);
-        m_last = end;
-        m_sink(id, begin, end);
-    }
-
-private:
-    const TokenSink& m_sink;
-    int64_t m_size;
-    int64_t m_last = 0;
 };
 
 uint64_t pairKey(int32_t left, int32_t right)

@@ -1,9 +1,11 @@
 #pragma once
 
-// The tokenizer of a run, whichever kind the model needs: a Hugging Face byte-level BPE
-// (tokenizer.json) or the RWKV World vocabulary (a .txt of byte strings). Copies share the tables;
+// The tokenizer of a run, whichever kind the model needs: a Hugging Face tokenizer.json (byte-level
+// BPE, or the SentencePiece style of the Llama family) or the RWKV World vocabulary (a .txt of byte
+// strings). Copies share the tables;
 // everything is const and may be called from several threads.
 #include "tokenizers/BpeTokenizer.h"
+#include "tokenizers/SentencePieceTokenizer.h"
 #include "tokenizers/WorldTokenizer.h"
 
 #include <memory>
@@ -17,7 +19,9 @@ class Tokenizer {
 public:
     Tokenizer(BpeTokenizer bpe);
     Tokenizer(WorldTokenizer world);
-    // A .txt is a World vocabulary, anything else a tokenizer.json. Throws Error naming the file.
+    Tokenizer(SentencePieceTokenizer sentencePiece);
+    // A .txt is a World vocabulary, anything else a tokenizer.json (byte-level when its pre-tokenizer
+    // is ByteLevel, else SentencePiece-style). Throws Error naming the file.
     static Tokenizer fromFile(const std::string& path);
 
     Encoding encode(std::string_view text) const;
@@ -26,12 +30,13 @@ public:
     std::string tokenBytes(int32_t id) const;
     int32_t vocabSize() const;
     const std::string& sourceName() const;
-    // "byte-level BPE" or "RWKV World, greedy longest match"
+    // "byte-level BPE", "SentencePiece-style BPE" or "RWKV World, greedy longest match"
     std::string kind() const;
 
 private:
     std::shared_ptr<const BpeTokenizer> m_bpe;
     std::shared_ptr<const WorldTokenizer> m_world;
+    std::shared_ptr<const SentencePieceTokenizer> m_spm;
 };
 
 } // namespace statescope

@@ -74,4 +74,9 @@ std::string byteLevelTokenizerPath()
     return findResource("tokenizers/byte-level.json");
 }
 
+std::string llamaStyleTokenizerPath()
+{
+    return findResource("tokenizers/llama-style.json");
+}
+
 } // namespace statescope

@@ -19,5 +19,8 @@ std::string builtinTokenizerPath();
 std::string worldTokenizerPath();
 // A tokenizer.json whose 256 ids are the bytes (tokenizers/ByteTokenizerJson.h writes the same).
 std::string byteLevelTokenizerPath();
+// A SentencePiece-style tokenizer.json (Metaspace, byte fallback, <s>), for HGRN-2 and GLA models made
+// here: fla-hub's checkpoints ship their own (tools/make_spm_tokenizers.py trains it).
+std::string llamaStyleTokenizerPath();
 
 } // namespace statescope

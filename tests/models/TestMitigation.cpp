@@ -190,7 +190,7 @@ private slots:
         QTest::addColumn<QString>("spec");
         QTest::addColumn<bool>("reference");
         QTest::addColumn<bool>("float64");
-        for (const char* arch : {"mamba2", "mamba", "rwkv5", "rwkv6"})
+        for (const char* arch : {"mamba2", "mamba", "rwkv5", "rwkv6", "hgrn2", "gla"})
             // A = 0.01 (decays alpha^0.01) makes the random models remember far beyond the window.
             for (const char* spec : {"A=0.01,window=24,snapshot=1", "A=0.01,window=32,snapshot=8",
                                      "alpha=0.99,A=0.02,window=16,snapshot=4"})
@@ -328,7 +328,7 @@ private slots:
     {
         QTest::addColumn<QString>("arch");
         QTest::addColumn<QString>("spec");
-        for (const char* arch : {"mamba2", "mamba", "rwkv5", "rwkv6"})
+        for (const char* arch : {"mamba2", "mamba", "rwkv5", "rwkv6", "hgrn2", "gla"})
             for (const char* spec :
                  {"clip=0.7,every=16", "renorm,every=8", "window=64,snapshot=8", "window=30,snapshot=1",
                   "alpha=0.99,clip=1,every=5,window=48,snapshot=16"})

@@ -124,9 +124,35 @@ private slots:
                               << "hidden_size";
         QTest::newRow("overflow") << R"({"model_type": "mamba", "hidden_size": 4611686018427387904})"
                                   << "hidden_size";
-        QTest::newRow("unknown") << R"({"model_type": "hgrn2"})" << "hgrn2";
-        QTest::newRow("rwkv head size")
-            << R"({"model_type": "rwkv6", "hidden_size": 64, "head_size": 48})" << "head_size";
+        QTest::newRow("unknown") << R"({"model_type": "rwkv7"})"
+                                 << "rwkv7";
+        // fla options HGRN-2 / GLA do not compute are named, never silently computed otherwise.
+        QTest::newRow("fla hybrid attention")
+            << R"({"model_type": "hgrn2", "attn": {"layers": [1], "num_heads": 8}})"
+            << "attn";
+        QTest::newRow("fla shared conv")
+            << R"({"model_type": "hgrn2", "use_short_conv": true, "share_conv_kernel": true})"
+            << "share_conv_kernel";
+        QTest::newRow("fla act") << R"({"model_type": "gla", "hidden_act": "gelu"})"
+                                 << "hidden_act";
+        QTest::newRow("fla feature map") << R"({"model_type": "gla", "feature_map": "elu"})"
+                                         << "feature_map";
+        QTest::newRow("fla attn mode") << R"({"model_type": "gla", "attn_mode": "parallel"})"
+                                       << "attn_mode";
+        QTest::newRow("fla kv heads") << R"({"model_type": "gla", "num_heads": 4, "num_kv_heads": 3})"
+                                      << "num_kv_heads";
+        QTest::newRow("fla heads")
+            << R"({"model_type": "hgrn2", "hidden_size": 256, "expand_ratio": 64, "num_heads": 8})"
+            << "num_heads";
+        QTest::newRow("fla lower bound width")
+            << R"({"model_type": "hgrn2", "hidden_size": 250, "expand_ratio": 48})"
+            << "expand_ratio";
+        QTest::newRow("fla no heads") << R"({"model_type": "hgrn2", "expand_ratio": null, "num_heads": null})"
+                                      << "expand_ratio";
+        QTest::newRow("fla clamp") << R"({"model_type": "gla", "clamp_min": 0.5})"
+                                   << "clamp_min";
+        QTest::newRow("rwkv head size") << R"({"model_type": "rwkv6", "hidden_size": 64, "head_size": 48})"
+                                        << "head_size";
         QTest::newRow("rwkv divisor")
             << R"({"model_type": "rwkv5", "hidden_size": 64, "head_size": 16, "head_size_divisor": 0})"
             << "head_size_divisor";
@@ -141,9 +167,12 @@ private slots:
         QTest::newRow("bad int") << R"({"model_type": "mamba2", "hidden_size": "big"})"
                                  << "hidden_size";
         // Issue 10 (1): a number as model_type failed inside the JSON library, with no file named.
-        QTest::newRow("model_type number") << R"({"model_type": 4})" << "model_type: expected a string";
-        QTest::newRow("ssm_cfg number") << R"({"d_model": 8, "ssm_cfg": 7})" << "ssm_cfg";
-        QTest::newRow("ssm_cfg.layer number") << R"({"d_model": 64, "ssm_cfg": {"layer": 2}})" << "ssm_cfg.layer";
+        QTest::newRow("model_type number") << R"({"model_type": 4})"
+                                           << "model_type: expected a string";
+        QTest::newRow("ssm_cfg number") << R"({"d_model": 8, "ssm_cfg": 7})"
+                                        << "ssm_cfg";
+        QTest::newRow("ssm_cfg.layer number") << R"({"d_model": 64, "ssm_cfg": {"layer": 2}})"
+                                              << "ssm_cfg.layer";
         // Found by the config fuzzer under UBSan: products of fields each within its own bound.
         QTest::newRow("expand x d_model")
             << R"({"model_type": "mamba2", "hidden_size": 1099511627776, "expand": 1099511627776})"
@@ -195,8 +224,9 @@ private slots:
         }
         // Inside every bound, yet 2^56 parameters: a folder whose weights are a few MB stops at the
         // check, before the first tensor is allocated.
-        const QString huge = folderWith(tmp, "huge",
-                                        R"({"model_type": "mamba2", "hidden_size": 1048576, "num_hidden_layers": 4096,
+        const QString huge =
+            folderWith(tmp, "huge",
+                       R"({"model_type": "mamba2", "hidden_size": 1048576, "num_hidden_layers": 4096,
                                             "head_dim": 64, "num_heads": 32768, "vocab_size": 2147483648})");
         QFile::remove(huge + "/model.safetensors");
         QVERIFY(QFile::copy(QString(STATESCOPE_RESOURCES_DIR) + "/models/tiny-collapse/model.safetensors",
@@ -207,9 +237,10 @@ private slots:
             Runner::open(huge.toStdString(), o);
             QFAIL("a 2^56-parameter config over 4 MB of weights was loaded");
         } catch (const Error& e) {
-            QVERIFY2(QString(e.what()).contains("model size: expected weights the config describes: at least") &&
-                         QString(e.what()).contains("in model.safetensors"),
-                     e.what());
+            QVERIFY2(
+                QString(e.what()).contains("model size: expected weights the config describes: at least") &&
+                    QString(e.what()).contains("in model.safetensors"),
+                e.what());
         }
     }
 
@@ -245,17 +276,20 @@ private slots:
     // LibTorch appends a C++ backtrace to its messages; the user's one line stops before it.
     void errorLineDropsBacktraces()
     {
-        const std::string torch = "[enforce fail at alloc_cpu.cpp:75] err == 0. DefaultCPUAllocator: can't "
-                                  "allocate memory: you tried to allocate 18142076076032 bytes.\n"
-                                  "frame #0: <unknown function> + 0x4c062 (0x7fc4 in libc10.so)\nframe #1: ...";
-        QCOMPARE(errorLine(std::runtime_error(torch)),
-                 std::string("[enforce fail at alloc_cpu.cpp:75] err == 0. DefaultCPUAllocator: can't allocate "
-                             "memory: you tried to allocate 18142076076032 bytes."));
+        const std::string torch =
+            "[enforce fail at alloc_cpu.cpp:75] err == 0. DefaultCPUAllocator: can't "
+            "allocate memory: you tried to allocate 18142076076032 bytes.\n"
+            "frame #0: <unknown function> + 0x4c062 (0x7fc4 in libc10.so)\nframe #1: ...";
+        QCOMPARE(
+            errorLine(std::runtime_error(torch)),
+            std::string("[enforce fail at alloc_cpu.cpp:75] err == 0. DefaultCPUAllocator: can't allocate "
+                        "memory: you tried to allocate 18142076076032 bytes."));
         // Wrapped in an Error first, the line break is already escaped.
         const Error wrapped("model", "loading failed: " + torch);
-        QCOMPARE(errorLine(wrapped), std::string("model: loading failed: [enforce fail at alloc_cpu.cpp:75] err "
-                                                 "== 0. DefaultCPUAllocator: can't allocate memory: you tried "
-                                                 "to allocate 18142076076032 bytes."));
+        QCOMPARE(errorLine(wrapped),
+                 std::string("model: loading failed: [enforce fail at alloc_cpu.cpp:75] err "
+                             "== 0. DefaultCPUAllocator: can't allocate memory: you tried "
+                             "to allocate 18142076076032 bytes."));
         QCOMPARE(errorLine(std::runtime_error("Expected x (Exception raised from foo at bar.cpp:3)")),
                  std::string("Expected x"));
         QCOMPARE(errorLine(std::runtime_error("a\x1b[31mb")), std::string("a\\x1b[31mb"));

@@ -53,8 +53,9 @@ private slots:
             QCOMPARE(d[9].name, std::string("state_max_abs"));
             QVERIFY(d[4].description.find("61 to 64 tokens") != std::string::npos); // snapshots every 4
         }
-        // RWKV: decay and state_norm, then the same names less conv_rms (its token shift has no conv).
-        for (const char* arch : {"rwkv5", "rwkv6"}) {
+        // RWKV, HGRN-2, GLA: decay and state_norm, then the same names less conv_rms (RWKV's token shift
+        // has no conv; fla's short convolutions are not probed).
+        for (const char* arch : {"rwkv5", "rwkv6", "hgrn2", "gla"}) {
             QCOMPARE(open(arch, 0, false, 64)->probes().size(), size_t(2));
             const std::vector<ProbeDesc> d = open(arch, 64, false, 64)->probes();
             QCOMPARE(d.size(), size_t(8));
@@ -70,7 +71,7 @@ private slots:
     void retentionIsTheProductOfTheGates_data()
     {
         QTest::addColumn<QString>("arch");
-        for (const char* arch : {"mamba2", "mamba", "rwkv5", "rwkv6"})
+        for (const char* arch : {"mamba2", "mamba", "rwkv5", "rwkv6", "hgrn2", "gla"})
             QTest::newRow(arch) << arch;
     }
     void retentionIsTheProductOfTheGates()
@@ -143,7 +144,7 @@ private slots:
     void stepAndChunkedAgreeUnderMitigations_data()
     {
         QTest::addColumn<QString>("arch");
-        for (const char* arch : {"mamba2", "mamba", "rwkv5", "rwkv6"})
+        for (const char* arch : {"mamba2", "mamba", "rwkv5", "rwkv6", "hgrn2", "gla"})
             QTest::newRow(arch) << arch;
     }
     void stepAndChunkedAgreeUnderMitigations()
@@ -168,7 +169,7 @@ private slots:
         };
         const Run chunked = runAll(*make(false, 29), ids);
         const Run step = runAll(*make(true, 64), ids);
-        QCOMPARE(chunked.probes.size(), size_t(arch.startsWith("rwkv") ? 8 : 10));
+        QCOMPARE(chunked.probes.size(), size_t(arch.startsWith("mamba") ? 10 : 8));
         for (const auto& [name, values] : step.probes) {
             const double d = maxRelative(chunked.probes.at(name), values);
             QVERIFY2(d < 1e-4, qPrintable(QString::fromStdString(name) + " " + QString::number(d)));
@@ -179,7 +180,7 @@ private slots:
     void stepAndChunkedAgree_data()
     {
         QTest::addColumn<QString>("arch");
-        for (const char* arch : {"mamba2", "mamba", "rwkv5", "rwkv6"})
+        for (const char* arch : {"mamba2", "mamba", "rwkv5", "rwkv6", "hgrn2", "gla"})
             QTest::newRow(arch) << arch;
     }
     void stepAndChunkedAgree()
