@@ -223,6 +223,8 @@ ModelFolder inspectModelFolder(const std::string& dir, ProbeDetail detail)
 
     if (fs::exists(p / "tokenizer.json", ec))
         m.tokenizerPath = (p / "tokenizer.json").string();
+    else if (fs::exists(p / "tokenizer.model", ec)) // a SentencePiece model only: its scores give the merges
+        m.tokenizerPath = (p / "tokenizer.model").string();
     else if (m.shape.tokenizer == "world") // RWKV checkpoints ship none: the World vocabulary
         m.tokenizerPath = worldTokenizerPath();
     else if (m.shape.tokenizer == "bytes") // a byte-level vocabulary: ids are the bytes

@@ -6,8 +6,10 @@
 #include "tokenizers/TokenizerJson.h"
 #include "tokenizers/Unicode.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <queue>
@@ -124,6 +126,17 @@ std::string replaced(const std::string& s, const std::string& from, const std::s
     }
     out.append(s, i, std::string::npos);
     return out;
+}
+
+// The text of the tokenizer_config.json beside a tokenizer file, or "".
+std::string configBeside(const std::string& path)
+{
+    const std::filesystem::path beside = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(beside, ec) || std::filesystem::file_size(beside, ec) >= (1u << 24))
+        return "";
+    const auto cfg = MappedFile::open(beside.string());
+    return std::string(reinterpret_cast<const char*>(cfg->data()), cfg->size());
 }
 
 } // namespace
@@ -493,13 +506,7 @@ SentencePieceTokenizer SentencePieceTokenizer::fromFile(const std::string& path)
     if (file->size() > kMaxFileBytes)
         throw Error(path, "file size", "at most 1 GiB for a tokenizer.json",
                     std::to_string(file->size()) + " bytes");
-    std::string config;
-    const std::filesystem::path beside = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
-    std::error_code ec;
-    if (std::filesystem::is_regular_file(beside, ec) && std::filesystem::file_size(beside, ec) < (1u << 24)) {
-        const auto cfg = MappedFile::open(beside.string());
-        config.assign(reinterpret_cast<const char*>(cfg->data()), cfg->size());
-    }
+    const std::string config = configBeside(path);
     return fromJson(std::string(reinterpret_cast<const char*>(file->data()), file->size()), path, config);
 }
 
@@ -1003,6 +1010,226 @@ std::optional<int32_t> SentencePieceTokenizer::tokenToId(std::string_view token)
 const std::string& SentencePieceTokenizer::sourceName() const
 {
     return m_impl->sourceName;
+}
+
+} // namespace statescope
+
+namespace statescope {
+
+namespace {
+
+// The few protobuf fields of sentencepiece_model.proto that a BPE model needs.
+class ProtoReader {
+public:
+    ProtoReader(const uint8_t* data, size_t size, const std::string& file)
+        : m_p(data), m_end(data + size), m_file(file)
+    {
+    }
+    bool done() const { return m_p >= m_end; }
+    uint64_t varint()
+    {
+        uint64_t v = 0;
+        for (int shift = 0; shift < 64; shift += 7) {
+            if (m_p >= m_end)
+                fail("a varint", "the end of the data");
+            const uint8_t b = *m_p++;
+            v |= uint64_t(b & 0x7F) << shift;
+            if (!(b & 0x80))
+                return v;
+        }
+        fail("a varint of at most 10 bytes", "a longer one");
+    }
+    // The next field: its number and wire type; the value is read by the caller.
+    std::pair<uint32_t, uint32_t> key()
+    {
+        const uint64_t k = varint();
+        return {uint32_t(k >> 3), uint32_t(k & 7)};
+    }
+    ProtoReader bytes()
+    {
+        const uint64_t n = varint();
+        if (n > uint64_t(m_end - m_p))
+            fail("a length within the file", std::to_string(n) + " bytes");
+        ProtoReader sub(m_p, size_t(n), m_file);
+        m_p += n;
+        return sub;
+    }
+    std::string string()
+    {
+        ProtoReader b = bytes();
+        return std::string(reinterpret_cast<const char*>(b.m_p), size_t(b.m_end - b.m_p));
+    }
+    float fixed32()
+    {
+        if (m_end - m_p < 4)
+            fail("4 bytes of a float", "the end of the data");
+        float f;
+        std::memcpy(&f, m_p, 4);
+        m_p += 4;
+        return f;
+    }
+    void skip(uint32_t wire)
+    {
+        if (wire == 0)
+            varint();
+        else if (wire == 1)
+            advance(8);
+        else if (wire == 2)
+            bytes();
+        else if (wire == 5)
+            advance(4);
+        else
+            fail("protobuf wire types 0, 1, 2 or 5", std::to_string(wire));
+    }
+    [[noreturn]] void fail(const std::string& expected, const std::string& actual) const
+    {
+        throw Error(m_file, "SentencePiece model (protobuf)", expected, actual);
+    }
+
+private:
+    void advance(size_t n)
+    {
+        if (size_t(m_end - m_p) < n)
+            fail(std::to_string(n) + " more bytes", "the end of the data");
+        m_p += n;
+    }
+    const uint8_t* m_p;
+    const uint8_t* m_end;
+    const std::string& m_file;
+};
+
+struct SpmPiece {
+    std::string piece;
+    float score = 0;
+    int type = 1; // NORMAL 1, UNKNOWN 2, CONTROL 3, USER_DEFINED 4, UNUSED 5, BYTE 6
+};
+
+} // namespace
+
+std::string SentencePieceTokenizer::jsonFromSentencePieceModel(const std::string& path)
+{
+    const auto file = MappedFile::open(path);
+    if (file->size() > kMaxFileBytes)
+        throw Error(path, "file size", "at most 1 GiB for a SentencePiece model",
+                    std::to_string(file->size()) + " bytes");
+    ProtoReader r(reinterpret_cast<const uint8_t*>(file->data()), file->size(), path);
+    std::vector<SpmPiece> pieces;
+    int64_t modelType = 1; // TrainerSpec.model_type: UNIGRAM 1 (the default), BPE 2
+    while (!r.done()) {
+        const auto [field, wire] = r.key();
+        if (field == 1 && wire == 2) { // ModelProto.pieces
+            ProtoReader p = r.bytes();
+            SpmPiece sp;
+            while (!p.done()) {
+                const auto [f, w] = p.key();
+                if (f == 1 && w == 2)
+                    sp.piece = p.string();
+                else if (f == 2 && w == 5)
+                    sp.score = p.fixed32();
+                else if (f == 3 && w == 0)
+                    sp.type = int(p.varint());
+                else
+                    p.skip(w);
+            }
+            pieces.push_back(std::move(sp));
+        } else if (field == 2 && wire == 2) { // ModelProto.trainer_spec
+            ProtoReader t = r.bytes();
+            while (!t.done()) {
+                const auto [f, w] = t.key();
+                if (f == 3 && w == 0)
+                    modelType = int64_t(t.varint());
+                else
+                    t.skip(w);
+            }
+        } else {
+            r.skip(wire);
+        }
+    }
+    if (pieces.empty())
+        throw Error(path, "pieces", "a SentencePiece model's vocabulary", "none");
+    if (modelType != 2)
+        throw Error(path, "trainer_spec.model_type", "BPE (2): Unigram models are not supported",
+                    std::to_string(modelType));
+    if (int64_t(pieces.size()) > kMaxTokenId)
+        throw Error(path, "pieces", "at most " + std::to_string(kMaxTokenId), std::to_string(pieces.size()));
+
+    // What transformers' LlamaConverter writes: the vocabulary in piece order, control / unknown pieces
+    // as special added tokens, user-defined ones as plain added tokens.
+    Json vocab = Json::object();
+    std::unordered_map<std::string, int64_t> ids;
+    Json added = Json::array();
+    bool bytes = false;
+    for (size_t i = 0; i < pieces.size(); ++i) {
+        const SpmPiece& p = pieces[i];
+        if (ids.count(p.piece))
+            throw Error(path, "pieces[" + std::to_string(i) + "]", "a piece listed once",
+                        jsonQuoted(p.piece));
+        ids[p.piece] = int64_t(i);
+        vocab[p.piece] = i;
+        bytes = bytes || p.type == 6;
+        if (p.type == 2 || p.type == 3 || p.type == 4)
+            added.push_back({{"id", i},
+                             {"content", p.piece},
+                             {"single_word", false},
+                             {"lstrip", false},
+                             {"rstrip", false},
+                             {"normalized", false},
+                             {"special", p.type != 4}});
+    }
+    // Merges from the scores, as transformers 5 converts a model: for each piece in id order, every split
+    // into two pieces of the vocabulary, the shorter left part first; then all of them stably by the
+    // piece's score, highest first. The first three pieces (<unk>, <s>, </s>) count with score 0.
+    struct Merge {
+        std::string left, right;
+        float score;
+    };
+    std::vector<Merge> merges;
+    for (size_t i = 0; i < pieces.size(); ++i) {
+        const std::string& p = pieces[i].piece;
+        const float score = i < 3 ? 0.0f : pieces[i].score;
+        for (size_t k = 1; k < p.size(); ++k) {
+            if ((static_cast<unsigned char>(p[k]) & 0xC0) == 0x80)
+                continue; // not a character boundary
+            const std::string left = p.substr(0, k), right = p.substr(k);
+            if (ids.count(left) && ids.count(right))
+                merges.push_back({left, right, score});
+        }
+    }
+    std::stable_sort(merges.begin(), merges.end(),
+                     [](const Merge& a, const Merge& b) { return a.score > b.score; });
+    Json mergeList = Json::array();
+    for (const Merge& m : merges)
+        mergeList.push_back({m.left, m.right});
+
+    Json root;
+    root["version"] = "1.0";
+    root["added_tokens"] = added;
+    root["normalizer"] = nullptr;
+    root["pre_tokenizer"] = {
+        {"type", "Metaspace"}, {"replacement", kMeta}, {"prepend_scheme", "first"}, {"split", false}};
+    // Llama's tokenizer adds <s> unless tokenizer_config.json says otherwise (fromJson reads that).
+    if (ids.count("<s>"))
+        root["post_processor"] = {
+            {"type", "TemplateProcessing"},
+            {"single", Json::array({{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+                                    {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
+            {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {ids["<s>"]}}, {"tokens", {"<s>"}}}}}}};
+    root["decoder"] = {
+        {"type", "Sequence"},
+        {"decoders", Json::array({{{"type", "Replace"}, {"pattern", {{"String", kMeta}}}, {"content", " "}},
+                                  {{"type", "ByteFallback"}},
+                                  {{"type", "Fuse"}},
+                                  {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}})}};
+    root["model"] = {{"type", "BPE"},    {"dropout", nullptr},     {"unk_token", nullptr},
+                     {"fuse_unk", true}, {"byte_fallback", bytes}, {"ignore_merges", false},
+                     {"vocab", vocab},   {"merges", mergeList}};
+    return root.dump();
+}
+
+SentencePieceTokenizer SentencePieceTokenizer::fromSentencePieceModel(const std::string& path)
+{
+    const std::string config = configBeside(path);
+    return fromJson(jsonFromSentencePieceModel(path), path, config);
 }
 
 } // namespace statescope

@@ -25,6 +25,13 @@ public:
     // configJson: the text of tokenizer_config.json, or empty.
     static SentencePieceTokenizer fromJson(const std::string& jsonText, const std::string& sourceName,
                                            const std::string& configJson = "");
+    // A SentencePiece BPE model (tokenizer.model: pieces and scores, no merges), read as transformers'
+    // Llama converter turns it into a tokenizer.json: merges from the scores, Metaspace (first, no
+    // split), byte fallback, the decoder chain, <s> unless a tokenizer_config.json beside it says
+    // add_bos_token false. Throws Error naming the file for a Unigram model or a damaged one.
+    static SentencePieceTokenizer fromSentencePieceModel(const std::string& path);
+    // The tokenizer.json that fromSentencePieceModel reads (for tests and for saving beside a model).
+    static std::string jsonFromSentencePieceModel(const std::string& path);
     // Whether a tokenizer.json is this kind rather than byte-level BPE: a BPE model whose pipeline has
     // no ByteLevel pre-tokenizer. Never throws.
     static bool recognises(const std::string& jsonText);

@@ -22,6 +22,8 @@ Tokenizer Tokenizer::fromFile(const std::string& path)
 {
     if (std::filesystem::path(path).extension() == ".txt")
         return Tokenizer(WorldTokenizer::fromFile(path));
+    if (std::filesystem::path(path).extension() == ".model")
+        return Tokenizer(SentencePieceTokenizer::fromSentencePieceModel(path));
     {
         // Which reader: the pre-tokenizer decides (the byte-level reader names what it cannot use).
         const auto file = MappedFile::open(path);

@@ -20,8 +20,9 @@ public:
     Tokenizer(BpeTokenizer bpe);
     Tokenizer(WorldTokenizer world);
     Tokenizer(SentencePieceTokenizer sentencePiece);
-    // A .txt is a World vocabulary, anything else a tokenizer.json (byte-level when its pre-tokenizer
-    // is ByteLevel, else SentencePiece-style). Throws Error naming the file.
+    // A .txt is a World vocabulary, a .model a SentencePiece BPE model, anything else a tokenizer.json
+    // (byte-level when its pre-tokenizer is ByteLevel, else SentencePiece-style). Throws Error naming the
+    // file.
     static Tokenizer fromFile(const std::string& path);
 
     Encoding encode(std::string_view text) const;

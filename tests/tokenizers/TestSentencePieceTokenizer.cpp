@@ -12,6 +12,7 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QTemporaryDir>
 #include <QtTest>
 
 #include <map>
@@ -120,6 +121,55 @@ private slots:
         }
         QCOMPARE(e.offsets, wantOffsets);
         QCOMPARE(QString::fromStdString(t.decode(e.ids)), decoded);
+    }
+
+    // tokenizer.model has scores and no merges: the merges made from them are transformers' conversion
+    // of the same file (metaspace-first/tokenizer.json), in the same order, and so are the ids of every
+    // golden text.
+    void mergesFromScores()
+    {
+        const std::string model = (kSpmDir + "/tokenizer.model").toStdString();
+        const QJsonObject made =
+            QJsonDocument::fromJson(
+                QByteArray::fromStdString(SentencePieceTokenizer::jsonFromSentencePieceModel(model)))
+                .object();
+        const QJsonObject converted = QJsonDocument::fromJson(readAll(pathOf("metaspace-first"))).object();
+        const QJsonArray a = made["model"].toObject()["merges"].toArray();
+        const QJsonArray b = converted["model"].toObject()["merges"].toArray();
+        QVERIFY(a.size() > 500);
+        QCOMPARE(a, b);
+        QCOMPARE(made["model"].toObject()["vocab"], converted["model"].toObject()["vocab"]);
+
+        const Tokenizer fromModel = Tokenizer::fromFile(model); // <s> as a Llama tokenizer adds it
+        const SentencePieceTokenizer& viaJson = tokenizer("metaspace-first");
+        const QJsonObject g =
+            QJsonDocument::fromJson(readAll((kSpmDir + "/goldens.json").toStdString())).object();
+        int checked = 0;
+        for (const auto& v : g["cases"].toArray()) {
+            const QJsonObject c = v.toObject();
+            if (c["tokenizer"].toString() != "metaspace-first")
+                continue;
+            const std::string text = c["text"].toString().toStdString();
+            QCOMPARE(fromModel.encode(text).ids, viaJson.encode(text).ids);
+            ++checked;
+        }
+        QVERIFY(checked >= 25);
+
+        // A damaged file or a Unigram model is refused naming the file.
+        QTemporaryDir tmp;
+        const QByteArray bytes = readAll(model);
+        QFile cut(tmp.filePath("tokenizer.model"));
+        QVERIFY(cut.open(QIODevice::WriteOnly));
+        cut.write(bytes.left(bytes.size() / 2));
+        cut.close();
+        QVERIFY(
+            errorOf([&] { Tokenizer::fromFile(cut.fileName().toStdString()); }).contains("tokenizer.model"));
+        QFile unigram(tmp.filePath("unigram.model"));
+        QVERIFY(unigram.open(QIODevice::WriteOnly));
+        unigram.write(
+            QByteArray::fromHex("0a070a03e2968110011200")); // one piece, a trainer_spec without model_type
+        unigram.close();
+        QVERIFY(errorOf([&] { Tokenizer::fromFile(unigram.fileName().toStdString()); }).contains("Unigram"));
     }
 
     // Where the Rust library gives the text back, so do we, through Tokenizer (which picks this reader).
