@@ -311,9 +311,11 @@ int runMain(int argc, char** argv)
     initCmd->add_option("--d-state", init.dState, "Override d_state");
     initCmd->add_option("--headdim", init.headdim, "Override headdim");
     initCmd->add_option("--ngroups", init.ngroups, "Override ngroups");
-    initCmd->add_option("--vocab", initVocab,
-                        "byte (256 byte tokens + tokenizer.json), or the shape's own vocabulary: gpt-neox (50277, "
-                        "Mamba) or world (65536, the World tokenizer's)");
+    initCmd->add_option(
+        "--vocab", initVocab,
+        "byte (256 byte tokens + tokenizer.json), or the shape's own vocabulary: gpt-neox (50277, "
+        "Mamba), world (65536, the World tokenizer's) or llama (32000, HGRN-2 / GLA with the "
+        "built-in SentencePiece-style tokenizer)");
     initCmd->add_option("--seed", init.seed, "Random seed");
 
     statescope::TrainOptions train;
@@ -431,8 +433,10 @@ int runMain(int argc, char** argv)
             return benchCommand(bench);
         }
         if (*initCmd) {
-            if (initVocab != "byte" && initVocab != "gpt-neox" && initVocab != "world")
-                throw statescope::Error("--vocab", "vocab", "byte, gpt-neox or world", "\"" + initVocab + "\"");
+            if (initVocab != "byte" && initVocab != "gpt-neox" && initVocab != "world" &&
+                initVocab != "llama")
+                throw statescope::Error("--vocab", "vocab", "byte, gpt-neox, world or llama",
+                                        "\"" + initVocab + "\"");
             init.byteVocab = initVocab == "byte";
             return initCommand(init);
         }

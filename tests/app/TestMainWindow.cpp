@@ -268,6 +268,8 @@ private slots:
     void overlayOtherArchitecture();
     void overlayMambaOneFixture();
     void rwkvRunBesideMamba2();
+    void hgrn2RunBesideMamba2();
+    void glaRunBesideMamba2();
     void extraProbeInAView();
     void runsPanelShowsWholeNames();
     void markerFollowsTheTraceShown();
@@ -294,6 +296,9 @@ private slots:
 
 private:
     void runAndWait(const QString& text, int chunk = 64);
+    // A fixture model (300 ids, so the built-in byte-level tokenizer) run in the window with the first
+    // Mamba-2 run overlaid: every view draws the values of the trace, per unit.
+    void fixtureRunBesideMamba2(const QString& fixtureDir, const std::string& architecture, int units);
     void refreshAll();
 
     QTemporaryDir m_dir;
@@ -1334,9 +1339,26 @@ void TestMainWindow::overlayMambaOneFixture()
 // overlay its summary, and the label names both architectures.
 void TestMainWindow::rwkvRunBesideMamba2()
 {
-    const QString model = m_dir.filePath("rwkv-six");
+    fixtureRunBesideMamba2("rwkv6/hf-safetensors", "rwkv6", 4);
+}
+
+// HGRN-2 (issue 13) drawn over the Mamba-2 run the same way: its decay and state norm per head.
+void TestMainWindow::hgrn2RunBesideMamba2()
+{
+    fixtureRunBesideMamba2("hgrn2/lb-safetensors", "hgrn2", 4);
+}
+
+void TestMainWindow::glaRunBesideMamba2()
+{
+    fixtureRunBesideMamba2("gla/kv-conv-shards", "gla", 4);
+}
+
+void TestMainWindow::fixtureRunBesideMamba2(const QString& fixtureDir, const std::string& architecture,
+                                            int units)
+{
+    const QString model = m_dir.filePath(QString::fromStdString(architecture) + "-model");
     QVERIFY(QDir().mkpath(model));
-    const QString fixture = kData + "/rwkv6/hf-safetensors";
+    const QString fixture = kData + "/" + fixtureDir;
     for (const QString& f : QDir(fixture).entryList(QDir::Files))
         QVERIFY(QFile::copy(fixture + "/" + f, model + "/" + f));
     // 300 ids and no tokenizer: tiny-random's byte-level one fits.
@@ -1355,10 +1377,9 @@ void TestMainWindow::rwkvRunBesideMamba2()
     m_window->probeViews()[0]->setLayer(1);
     refreshAll();
     const TraceReader reader(trace.toStdString());
-    QCOMPARE(reader.header().architecture, std::string("rwkv6"));
+    QCOMPARE(reader.header().architecture, architecture);
     QVERIFY(m_window->overlay()->label().contains("Mamba-2"));
-    const int units = int(reader.header().units);
-    QCOMPARE(units, 4);
+    QCOMPARE(int(reader.header().units), units);
     for (ProbeView* v : m_window->probeViews()) {
         QCOMPARE(int(v->unitGraphs().size()), units);
         QVERIFY(v->overlaySummaryGraph());
