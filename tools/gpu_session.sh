@@ -98,10 +98,10 @@ if [[ $steps == *" fla "* ]]; then
     fla-fixtures.log spm-tokenizers.log
   for fx in tests/data/hgrn2/*/ tests/data/gla/*/; do
     echo "## $fx"
-    $cli check --fixture "$fx" --device cpu --chunk-sizes 1,7,64,256,1000 --rtol 1e-4 | tail -3
-    $cli check --fixture "$fx" --device cpu --reference --rtol 1e-4 | tail -2
+    $cli check --fixture "$fx" --device cpu --chunk-sizes 1,7,64,256,1000 --rtol 1e-4 | tail -4
+    $cli check --fixture "$fx" --device cpu --reference --rtol 1e-4 | tail -4
     $cli check --fixture "$fx" --device cuda --chunk-sizes 7,256,1000 --rtol 1e-4 | tail -4
-    $cli check --fixture "$fx" --device cuda --dtype bfloat16 --chunk-sizes 256 --rtol 1 | tail -3
+    $cli check --fixture "$fx" --device cuda --dtype bfloat16 --chunk-sizes 256 --rtol 1 | tail -4
     # The mitigations and old-context probes on CUDA against the CPU (float32 both).
     python3 -c "import h5py,sys;open('/tmp/ids.txt','w').write(' '.join(map(str,h5py.File(sys.argv[1])['ids'][:])))" "$fx/reference.h5"
     for dev in cpu cuda; do
