@@ -1,6 +1,6 @@
 // What HGRN-2 and GLA share (models/Fla.h): fla's block, the recurrence's two paths, the loader of
 // fla-hub's checkpoints and the config dialect. The formulas are fla's as stuffed-mamba.md §3.5 and
-// §6.5 give them; docs/architectures/fla.md lists every option and what is refused.
+// §6.5 give them; docs/hgrn2-gla.md lists every option and what is refused.
 #include "models/Fla.h"
 
 #include "Error.h"
@@ -708,7 +708,7 @@ nlohmann::json flaShapeConfig(FlaConfig::Kind kind, const std::string& shape, co
         nlohmann::json c = {{"model_type", hgrn2 ? "hgrn2" : "gla"},
                             {"hidden_size", r.d},
                             {"num_hidden_layers", r.l},
-                            // tiny: room for the built-in llama-style tokenizer's 3,259 ids
+                            // tiny: room for the built-in llama-style tokenizer's 3,256 ids
                             {"vocab_size", tiny ? 4096 : 32000},
                             {"norm_eps", 1e-6},
                             {"hidden_ratio", 4},
