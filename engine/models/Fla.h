@@ -133,12 +133,8 @@ protected:
     ProbeDetail m_detail = ProbeDetail::Summary;
 
 private:
-    struct LayerProbes {
-        torch::Tensor decay;    // [B, T, H]
-        torch::Tensor keyDecay; // [B, T, H x K], with ProbeDetail::Full
-        KeyDecayProbes scan;
-    };
-    torch::Tensor block(size_t l, torch::Tensor x, ScanState& s, bool recurrent, LayerProbes* probes) const;
+    torch::Tensor block(size_t l, torch::Tensor x, ScanState& s, bool recurrent,
+                        KeyDecayLayerProbes* probes) const;
     void checkMitigation() const;
 };
 

@@ -765,3 +765,41 @@ torch::Tensor KeyDecayRecurrence::segments(size_t l, const torch::Tensor& q, con
 }
 
 } // namespace statescope
+
+namespace statescope {
+
+KeyDecayProbeStack::KeyDecayProbeStack(size_t layers, bool full, bool context)
+    : m_full(full), m_context(context), m_pieces(9, std::vector<std::vector<torch::Tensor>>(layers))
+{
+}
+
+void KeyDecayProbeStack::add(size_t l, const KeyDecayLayerProbes& p)
+{
+    m_pieces[0][l].push_back(p.decay);
+    m_pieces[1][l].push_back(p.scan.stateNorm);
+    if (m_full)
+        m_pieces[2][l].push_back(p.keyDecay);
+    if (!m_context)
+        return;
+    const KeyDecayProbes& q = p.scan;
+    const std::vector<torch::Tensor>* from[] = {&q.retention, &q.oldShare, &q.readoutShare,
+                                                &q.insertion, &q.keyNorm,  &q.maxAbs};
+    for (size_t i = 0; i < 6; ++i)
+        m_pieces[3 + i][l].insert(m_pieces[3 + i][l].end(), from[i]->begin(), from[i]->end());
+}
+
+std::vector<torch::Tensor> KeyDecayProbeStack::stacked() const
+{
+    std::vector<torch::Tensor> out;
+    for (size_t i = 0; i < m_pieces.size(); ++i) {
+        if ((i == 2 && !m_full) || (i >= 3 && !m_context))
+            continue;
+        std::vector<torch::Tensor> perLayer;
+        for (const std::vector<torch::Tensor>& pieces : m_pieces[i])
+            perLayer.push_back(pieces.size() == 1 ? pieces[0] : torch::cat(pieces, 1));
+        out.push_back(torch::stack(perLayer, 2));
+    }
+    return out;
+}
+
+} // namespace statescope

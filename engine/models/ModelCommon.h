@@ -233,4 +233,27 @@ private:
     int64_t m_chunkSize;
 };
 
+// One layer's probes in a key-decay model (RWKV, HGRN-2, GLA) for one piece of a forward().
+struct KeyDecayLayerProbes {
+    torch::Tensor decay;    // [B, T, H]: exp(mean log w) over each head's keys
+    torch::Tensor keyDecay; // [B, T, H x K], with ProbeDetail::Full
+    KeyDecayProbes scan;    // state_norm and the old-context probes
+};
+
+// Gathers the layers' probes over the pieces of a forward() (the whole chunk, or one token at a time on
+// the step path) and stacks them as the model's probes: decay, state_norm, key_decay with full detail,
+// then the six old-context probes with a context window; each [B, T, L, ...], token-major like the trace.
+class KeyDecayProbeStack {
+public:
+    KeyDecayProbeStack(size_t layers, bool full, bool context);
+    void add(size_t l, const KeyDecayLayerProbes& p);
+    std::vector<torch::Tensor> stacked() const;
+
+private:
+    bool m_full, m_context;
+    // decay, state_norm, key_decay, then retention, old share, read-out share, insertion, key norm,
+    // max |S|: per probe, per layer, the pieces along T.
+    std::vector<std::vector<std::vector<torch::Tensor>>> m_pieces;
+};
+
 } // namespace statescope

@@ -530,12 +530,7 @@ ForwardResult RwkvModel::forward(const torch::Tensor& ids, ModelState& state, bo
     auto& s = static_cast<RwkvState&>(state);
     const size_t nLayers = m_weights.layers.size();
     ForwardResult r;
-    std::vector<std::vector<torch::Tensor>> decay(nLayers), norm(nLayers), keyDecay(nLayers);
-    const bool context = m_context.window > 0;
-    // retention, old share, read-out share, insertion, key norm, max |S|: per probe, per layer, pieces
-    std::vector<std::vector<std::vector<torch::Tensor>>> ctx(
-        6, std::vector<std::vector<torch::Tensor>>(nLayers));
-    const bool full = m_detail == ProbeDetail::Full;
+    KeyDecayProbeStack probes(nLayers, m_detail == ProbeDetail::Full, m_context.window > 0);
     auto embed = [&](const torch::Tensor& tokens) {
         const torch::Tensor e = F::embedding(tokens, m_weights.emb).to(accumulation());
         return layerNorm(e, m_weights.ln0W, m_weights.ln0B, m_config.normEps);
@@ -543,21 +538,10 @@ ForwardResult RwkvModel::forward(const torch::Tensor& ids, ModelState& state, bo
     auto run = [&](const torch::Tensor& tokens) { // [B, T] -> [B, T, C]
         torch::Tensor x = embed(tokens);
         for (size_t l = 0; l < nLayers; ++l) {
-            LayerProbes p;
+            KeyDecayLayerProbes p;
             x = block(l, x, s, recurrent, withProbes ? &p : nullptr);
-            if (withProbes) {
-                decay[l].push_back(p.decay);
-                norm[l].push_back(p.scan.stateNorm);
-                if (full)
-                    keyDecay[l].push_back(p.keyDecay);
-                if (context) {
-                    const KeyDecayProbes& q = p.scan;
-                    const std::vector<torch::Tensor>* from[] = {&q.retention, &q.oldShare, &q.readoutShare,
-                                                                &q.insertion, &q.keyNorm,  &q.maxAbs};
-                    for (size_t i = 0; i < 6; ++i)
-                        ctx[i][l].insert(ctx[i][l].end(), from[i]->begin(), from[i]->end());
-                }
-            }
+            if (withProbes)
+                probes.add(l, p);
         }
         s.tokens += tokens.size(1);
         return layerNorm(x, m_weights.lnOutW, m_weights.lnOutB, m_config.normEps);
@@ -570,30 +554,13 @@ ForwardResult RwkvModel::forward(const torch::Tensor& ids, ModelState& state, bo
     } else {
         r.hidden = run(ids);
     }
-    if (withProbes) {
-        std::vector<torch::Tensor> d, n, k;
-        for (size_t l = 0; l < nLayers; ++l) {
-            d.push_back(torch::cat(decay[l], 1));
-            n.push_back(torch::cat(norm[l], 1));
-            if (full)
-                k.push_back(torch::cat(keyDecay[l], 1));
-        }
-        r.probes = {torch::stack(d, 2), torch::stack(n, 2)}; // [B, T, L, H], token-major like the trace
-        if (full)
-            r.probes.push_back(torch::stack(k, 2)); // [B, T, L, H x S]
-        if (context)
-            for (size_t i = 0; i < 6; ++i) {
-                std::vector<torch::Tensor> perLayer;
-                for (size_t l = 0; l < nLayers; ++l)
-                    perLayer.push_back(torch::cat(ctx[i][l], 1));
-                r.probes.push_back(torch::stack(perLayer, 2));
-            }
-    }
+    if (withProbes)
+        r.probes = probes.stacked();
     return r;
 }
 
 torch::Tensor RwkvModel::block(size_t l, torch::Tensor x, RwkvState& s, bool recurrent,
-                               LayerProbes* probes) const
+                               KeyDecayLayerProbes* probes) const
 {
     const RwkvLayer& L = m_weights.layers[l];
     const RwkvConfig& c = m_config;

@@ -136,12 +136,8 @@ protected:
     ProbeDetail m_detail = ProbeDetail::Summary;
 
 private:
-    struct LayerProbes {
-        torch::Tensor decay;    // [B, T, H]
-        torch::Tensor keyDecay; // [B, T, H x S], with ProbeDetail::Full
-        KeyDecayProbes scan;    // state_norm and the old-context probes
-    };
-    torch::Tensor block(size_t l, torch::Tensor x, RwkvState& s, bool recurrent, LayerProbes* probes) const;
+    torch::Tensor block(size_t l, torch::Tensor x, RwkvState& s, bool recurrent,
+                        KeyDecayLayerProbes* probes) const;
     void applyKnobs(Mixed& m) const;
     void checkMitigation() const;
     // Whether the output projections and the residual are halved every rescale_every blocks (fp16 and

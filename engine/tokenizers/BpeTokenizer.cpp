@@ -480,25 +480,8 @@ BpeTokenizer BpeTokenizer::fromJson(const std::string& jsonText, const std::stri
         if (!it->is_array())
             cfg.fail("added_tokens", "an array", describe(*it));
         for (size_t i = 0; i < it->size(); ++i) {
-            const Json& t = (*it)[i];
-            const std::string field = "added_tokens[" + std::to_string(i) + "]";
-            if (!t.is_object())
-                cfg.fail(field, "an object", describe(t));
-            AddedToken token;
-            auto idIt = t.find("id");
-            if (idIt == t.end())
-                cfg.fail(field + ".id", "an integer token id", "nothing");
-            token.id = cfg.tokenId(*idIt, field + ".id");
-            auto contentIt = t.find("content");
-            if (contentIt == t.end() || !contentIt->is_string())
-                cfg.fail(field + ".content", "a string",
-                         contentIt == t.end() ? "nothing" : describe(*contentIt));
-            token.content = contentIt->get<std::string>();
-            token.special = cfg.optionalBool(t, "special", false, field);
-            token.normalized = cfg.optionalBool(t, "normalized", !token.special, field);
-            token.lstrip = cfg.optionalBool(t, "lstrip", false, field);
-            token.rstrip = cfg.optionalBool(t, "rstrip", false, field);
-            token.singleWord = cfg.optionalBool(t, "single_word", false, field);
+            AddedToken token =
+                readAddedToken((*it)[i], sourceName, "added_tokens[" + std::to_string(i) + "]");
             if (token.content.empty())
                 continue; // the Rust library ignores empty added tokens
             maxId = std::max<int64_t>(maxId, token.id);
@@ -621,27 +604,13 @@ BpeTokenizer BpeTokenizer::fromJson(const std::string& jsonText, const std::stri
 
 Encoding BpeTokenizer::encode(std::string_view text) const
 {
-    Encoding enc;
-    enc.ids.reserve(text.size() / 3 + 4);
-    enc.offsets.reserve(2 * (text.size() / 3 + 4));
-    encode(text, [&](int32_t id, int64_t begin, int64_t end) {
-        enc.ids.push_back(id);
-        enc.offsets.push_back(begin);
-        enc.offsets.push_back(end);
-    });
-    return enc;
+    return collectEncoding(text, [&](std::string_view t, const TokenSink& sink) { encode(t, sink); });
 }
 
 void BpeTokenizer::encode(std::string_view text, const TokenSink& sink) const
 {
     const Impl& d = *m_impl;
-    const size_t bad = unicode::findInvalidUtf8(text);
-    if (bad != unicode::kNoError) {
-        char byteHex[8];
-        std::snprintf(byteHex, sizeof(byteHex), "0x%02X", static_cast<unsigned char>(text[bad]));
-        throw Error("input text",
-                    "not valid UTF-8 at byte offset " + std::to_string(bad) + " (byte " + byteHex + ")");
-    }
+    checkUtf8Input(text);
 
     ClampedSink emit(sink, text.size());
     std::vector<Split> pieces;

@@ -610,20 +610,8 @@ SentencePieceTokenizer SentencePieceTokenizer::fromJson(const std::string& jsonT
         if (!it->is_array())
             r.fail("added_tokens", "an array", describe(*it));
         for (size_t i = 0; i < it->size(); ++i) {
-            const Json& t = (*it)[i];
-            const std::string field = "added_tokens[" + std::to_string(i) + "]";
-            if (!t.is_object())
-                r.fail(field, "an object", describe(t));
-            AddedToken token;
-            if (!t.contains("id"))
-                r.fail(field + ".id", "a token id", "nothing");
-            token.id = r.id(t["id"], field + ".id");
-            token.content = r.string(t, "content", field);
-            token.special = r.boolean(t, "special", false, field);
-            token.normalized = r.boolean(t, "normalized", !token.special, field);
-            token.lstrip = r.boolean(t, "lstrip", false, field);
-            token.rstrip = r.boolean(t, "rstrip", false, field);
-            token.singleWord = r.boolean(t, "single_word", false, field);
+            AddedToken token =
+                readAddedToken((*it)[i], sourceName, "added_tokens[" + std::to_string(i) + "]");
             if (token.content.empty())
                 continue;
             // A token already in the model's vocabulary keeps the model's id, as in the Rust library.
@@ -836,27 +824,13 @@ SentencePieceTokenizer SentencePieceTokenizer::fromJson(const std::string& jsonT
 
 Encoding SentencePieceTokenizer::encode(std::string_view text) const
 {
-    Encoding enc;
-    enc.ids.reserve(text.size() / 3 + 4);
-    enc.offsets.reserve(2 * (text.size() / 3 + 4));
-    encode(text, [&](int32_t id, int64_t begin, int64_t end) {
-        enc.ids.push_back(id);
-        enc.offsets.push_back(begin);
-        enc.offsets.push_back(end);
-    });
-    return enc;
+    return collectEncoding(text, [&](std::string_view t, const TokenSink& sink) { encode(t, sink); });
 }
 
 void SentencePieceTokenizer::encode(std::string_view text, const TokenSink& sink) const
 {
     const Impl& d = *m_impl;
-    const size_t bad = unicode::findInvalidUtf8(text);
-    if (bad != unicode::kNoError) {
-        char byteHex[8];
-        std::snprintf(byteHex, sizeof(byteHex), "0x%02X", static_cast<unsigned char>(text[bad]));
-        throw Error("input text",
-                    "not valid UTF-8 at byte offset " + std::to_string(bad) + " (byte " + byteHex + ")");
-    }
+    checkUtf8Input(text);
     ClampedSink emit(sink, text.size());
     for (int32_t id : d.prefix)
         emit(id, 0, 0);

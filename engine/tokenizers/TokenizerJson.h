@@ -3,6 +3,7 @@
 // Internal to the tokenizer.json readers (BpeTokenizer, SentencePieceTokenizer): what both do the same
 // way as the Rust `tokenizers` library: added tokens found in the text, JSON messages, and the sink that
 // keeps the offsets monotone.
+#include "Error.h"
 #include "tokenizers/BpeTokenizer.h"
 #include "tokenizers/Unicode.h"
 
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -276,5 +278,65 @@ private:
     int64_t m_size;
     int64_t m_last = 0;
 };
+
+// Throws Error("input text", ...) naming the first byte that is not UTF-8.
+inline void checkUtf8Input(std::string_view text)
+{
+    const size_t bad = unicode::findInvalidUtf8(text);
+    if (bad == unicode::kNoError)
+        return;
+    char byteHex[8];
+    std::snprintf(byteHex, sizeof(byteHex), "0x%02X", static_cast<unsigned char>(text[bad]));
+    throw Error("input text",
+                "not valid UTF-8 at byte offset " + std::to_string(bad) + " (byte " + byteHex + ")");
+}
+
+// A streaming encode(text, sink) collected into an Encoding.
+template <typename Encode> Encoding collectEncoding(std::string_view text, Encode&& encode)
+{
+    Encoding enc;
+    enc.ids.reserve(text.size() / 3 + 4);
+    enc.offsets.reserve(2 * (text.size() / 3 + 4));
+    encode(text, [&](int32_t id, int64_t begin, int64_t end) {
+        enc.ids.push_back(id);
+        enc.offsets.push_back(begin);
+        enc.offsets.push_back(end);
+    });
+    return enc;
+}
+
+// One entry of tokenizer.json's added_tokens, with the Rust library's defaults (normalized unless
+// special); source names the file in errors, field the entry ("added_tokens[3]").
+inline AddedToken readAddedToken(const Json& t, const std::string& source, const std::string& field)
+{
+    if (!t.is_object())
+        throw Error(source, field, "an object", describe(t));
+    auto flag = [&](const char* key, bool fallback) {
+        auto it = t.find(key);
+        if (it == t.end() || it->is_null())
+            return fallback;
+        if (!it->is_boolean())
+            throw Error(source, field + "." + key, "true or false", describe(*it));
+        return it->get<bool>();
+    };
+    AddedToken token;
+    auto id = t.find("id");
+    if (id == t.end() || !id->is_number_integer() || id->get<int64_t>() < 0 ||
+        id->get<int64_t>() > kMaxTokenId)
+        throw Error(source, field + ".id", "a token id in [0, " + std::to_string(kMaxTokenId) + "]",
+                    id == t.end() ? "nothing" : describe(*id));
+    token.id = static_cast<int32_t>(id->get<int64_t>());
+    auto content = t.find("content");
+    if (content == t.end() || !content->is_string())
+        throw Error(source, field + ".content", "a string",
+                    content == t.end() ? "nothing" : describe(*content));
+    token.content = content->get<std::string>();
+    token.special = flag("special", false);
+    token.normalized = flag("normalized", !token.special);
+    token.lstrip = flag("lstrip", false);
+    token.rstrip = flag("rstrip", false);
+    token.singleWord = flag("single_word", false);
+    return token;
+}
 
 } // namespace statescope::tokenizer_json
