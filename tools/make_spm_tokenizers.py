@@ -18,6 +18,12 @@ Makes, with the Rust `tokenizers` library (its Python binding), sentencepiece an
                                              (Metaspace first, unk null, no template) with a
                                              tokenizer_config.json that says add_bos_token: true
   tests/data/tokenizer/spm/tokenizer.model   that sentencepiece model (its scores, no merges)
+  tests/data/tokenizer/spm/unk-never/        llama-style's vocabulary and merges without byte fallback (what
+                                             it lacks is <unk>, runs fused), Metaspace prepend_scheme never
+                                             with split, the legacy decoder chain without Strip
+
+--variants-only adds just the last one (from the committed llama-style.json) and its goldens to
+goldens.json, leaving every other file as it is.
 
 and tests/data/tokenizer/spm/goldens.json: for every file and text (tests/data/tokenizer/texts/*.txt and
 the strings below) the ids, the byte offsets into the UTF-8 input, which tokens the template added, and
@@ -114,9 +120,22 @@ def goldens_for(name, tokenizer_json, texts):
     return cases
 
 
+def unk_never(spm_dir, texts):
+    j = json.load(open(REPO / "resources" / "tokenizers" / "llama-style.json", encoding="utf-8"))
+    j["model"]["byte_fallback"] = False
+    j["model"]["fuse_unk"] = True
+    j["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "never", "split": True}
+    j["decoder"] = {"type": "Sequence", "decoders": [
+        {"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"}]}
+    j["post_processor"] = None
+    write(str(spm_dir / "unk-never" / "tokenizer.json"), j)
+    return goldens_for("unk-never", j, texts)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--vocab", type=int, default=3000)
+    ap.add_argument("--variants-only", action="store_true")
     args = ap.parse_args()
     import sentencepiece as spm
     import tokenizers
@@ -126,6 +145,14 @@ def main():
     texts = [(pathlib.Path(p).stem, pathlib.Path(p).read_text(encoding="utf-8"))
              for p in sorted(glob.glob(str(REPO / "tests" / "data" / "tokenizer" / "texts" / "*.txt")))]
     texts += list(INLINE.items())
+    if args.variants_only:
+        path = spm_dir / "goldens.json"
+        g = json.load(open(path, encoding="utf-8"))
+        g["cases"] = [c for c in g["cases"] if c["tokenizer"] != "unk-never"]
+        g["cases"] += unk_never(spm_dir, texts)
+        write(str(path), g)
+        print(f"{len(g['cases'])} cases")
+        return
     goldens = []
     with tempfile.TemporaryDirectory() as tmp:
         corpus = os.path.join(tmp, "corpus.txt")
@@ -187,6 +214,7 @@ def main():
                "eos_token": "</s>", "legacy": True, "tokenizer_class": "LlamaTokenizer"})
         goldens += goldens_for("legacy", legacy, texts)
 
+    goldens += unk_never(spm_dir, texts)
     write(str(spm_dir / "goldens.json"),
           {"source": f"tools/make_spm_tokenizers.py; tokenizers {tokenizers.__version__}, "
                      f"transformers {transformers.__version__}, sentencepiece {spm.__version__}",

@@ -1,9 +1,10 @@
 // The SentencePiece-style tokenizer.json of the Llama / Mistral family (issue 13): exact ids, byte
-// offsets and decoded text against the Rust `tokenizers` library on four files that cover its pipelines
-// (tools/make_spm_tokenizers.py made the files and goldens): Metaspace first / always with split, the
-// legacy Prepend + Replace normalizer, byte fallback, unk, <s> from TemplateProcessing or from
-// tokenizer_config.json, and the two decoder kinds. Then what a file may hold that is not supported,
-// named by field, and the dispatch between the two tokenizer.json readers.
+// offsets and decoded text against the Rust `tokenizers` library on five files that cover its
+// pipelines (tools/make_spm_tokenizers.py made the files and goldens): Metaspace first / always / never,
+// with and without split, the legacy Prepend + Replace normalizer, byte fallback, unk (fused), <s> from
+// TemplateProcessing or from tokenizer_config.json, and the two decoder kinds. Then merges made from a
+// tokenizer.model's scores, what a file may hold that is not supported, named by field, and the
+// dispatch between the two tokenizer.json readers.
 #include "Error.h"
 #include "tokenizers/SentencePieceTokenizer.h"
 #include "tokenizers/Tokenizer.h"
