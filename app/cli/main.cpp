@@ -314,8 +314,8 @@ int runMain(int argc, char** argv)
     initCmd->add_option(
         "--vocab", initVocab,
         "byte (256 byte tokens + tokenizer.json), or the shape's own vocabulary: gpt-neox (50277, "
-        "Mamba), world (65536, the World tokenizer's) or llama (32000, HGRN-2 / GLA with the "
-        "built-in SentencePiece-style tokenizer)");
+        "Mamba), world (65536, the World tokenizer's) or llama (32000, with the built-in "
+        "SentencePiece-style tokenizer)");
     initCmd->add_option("--seed", init.seed, "Random seed");
 
     statescope::TrainOptions train;

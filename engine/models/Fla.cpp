@@ -571,14 +571,7 @@ ForwardResult FlaModel::forward(const torch::Tensor& ids, ModelState& state, boo
         s.tokens += tokens.size(1);
         return rmsNorm(x, m_weights.norm, m_config.normEps);
     };
-    if (recurrent) {
-        std::vector<torch::Tensor> hidden;
-        for (int64_t t = 0; t < ids.size(1); ++t)
-            hidden.push_back(run(ids.narrow(1, t, 1)));
-        r.hidden = torch::cat(hidden, 1);
-    } else {
-        r.hidden = run(ids);
-    }
+    r.hidden = overTokens(ids, recurrent, run);
     if (withProbes)
         r.probes = probes.stacked();
     return r;

@@ -803,3 +803,18 @@ std::vector<torch::Tensor> KeyDecayProbeStack::stacked() const
 }
 
 } // namespace statescope
+
+namespace statescope {
+
+torch::Tensor overTokens(const torch::Tensor& ids, bool oneAtATime,
+                         const std::function<torch::Tensor(const torch::Tensor&)>& run)
+{
+    if (!oneAtATime)
+        return run(ids);
+    std::vector<torch::Tensor> hidden;
+    for (int64_t t = 0; t < ids.size(1); ++t)
+        hidden.push_back(run(ids.narrow(1, t, 1)));
+    return torch::cat(hidden, 1);
+}
+
+} // namespace statescope

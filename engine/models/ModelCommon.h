@@ -233,6 +233,11 @@ private:
     int64_t m_chunkSize;
 };
 
+// forward()'s two ways through the layers: the whole chunk at once, or (oneAtATime, the step path)
+// each token through every layer in turn, the hidden states concatenated. run: [B, T] ids -> [B, T, C].
+torch::Tensor overTokens(const torch::Tensor& ids, bool oneAtATime,
+                         const std::function<torch::Tensor(const torch::Tensor&)>& run);
+
 // One layer's probes in a key-decay model (RWKV, HGRN-2, GLA) for one piece of a forward().
 struct KeyDecayLayerProbes {
     torch::Tensor decay;    // [B, T, H]: exp(mean log w) over each head's keys

@@ -546,14 +546,7 @@ ForwardResult RwkvModel::forward(const torch::Tensor& ids, ModelState& state, bo
         s.tokens += tokens.size(1);
         return layerNorm(x, m_weights.lnOutW, m_weights.lnOutB, m_config.normEps);
     };
-    if (recurrent) {
-        std::vector<torch::Tensor> hidden;
-        for (int64_t t = 0; t < ids.size(1); ++t)
-            hidden.push_back(run(ids.narrow(1, t, 1)));
-        r.hidden = torch::cat(hidden, 1);
-    } else {
-        r.hidden = run(ids);
-    }
+    r.hidden = overTokens(ids, recurrent, run);
     if (withProbes)
         r.probes = probes.stacked();
     return r;
