@@ -453,7 +453,7 @@ std::unique_ptr<ModelState> FlaModel::initialState(int64_t batch) const
 
 int64_t FlaModel::parameterCount() const
 {
-    int64_t n = m_weights.emb.numel() + m_weights.norm.numel() + m_weights.lowerBounds.defined() * 0;
+    int64_t n = m_weights.emb.numel() + m_weights.norm.numel();
     if (!m_config.tieEmbeddings)
         n += m_weights.head.numel();
     if (m_weights.lowerBounds.defined())
@@ -482,7 +482,7 @@ void FlaModel::saveFolder(const std::string& dir) const
         const std::string a = p + "attn.";
         w.put(p + "attn_norm.weight", L.attnNorm);
         w.put(p + "mlp_norm.weight", L.mlpNorm);
-        const char* names[] = {c.hgrn2() ? "q" : "q", c.hgrn2() ? "f" : "k", c.hgrn2() ? "i" : "v"};
+        const char* names[] = {"q", c.hgrn2() ? "f" : "k", c.hgrn2() ? "i" : "v"};
         w.put(a + names[0] + "_proj.weight", L.wq);
         w.put(a + names[1] + "_proj.weight", L.wk);
         w.put(a + names[2] + "_proj.weight", L.wv);
@@ -693,7 +693,6 @@ nlohmann::json flaShapeConfig(FlaConfig::Kind kind, const std::string& shape, co
                 c.erase(alias);
             }
         c.erase("n_groups");
-        c.erase("num_heads_derived");
         return c;
     }
     return nullptr;
