@@ -469,7 +469,7 @@ int infoCommand(const std::string& model)
     std::printf("state size N_S:   %lld elements (%.3f M; %s)\n", static_cast<long long>(s.stateSize),
                 s.stateSize / 1e6, s.stateSizeDefinition.c_str());
     if (i.forgetThreshold)
-        std::printf("T_forget (fit):   %.0f tokens (5.172 * N_S[M] - 4.469, in K tokens)\n",
+        std::printf("T_forget (fit):   %.0f tokens (5.172 * N_S[M] - 4.469, in K = 1024 tokens)\n",
                     *i.forgetThreshold);
     else if (!s.forgetFitNote.empty())
         std::printf("T_forget (fit):   not applicable (%s)\n", s.forgetFitNote.c_str());

@@ -88,16 +88,8 @@ struct EvalArgs {
     int64_t chunkSize = 4096;
     int threads = 0;
     bool quiet = false;
+    bool noOverlap = false; // refuse windows that overlap
     std::string json;
-};
-
-// Mean per-position NLL and state norms over the windows of an eval.
-struct EvalResult {
-    int64_t trainingLength = 0;
-    int64_t layers = 0, heads = 0; // heads: the probes' units (heads, channel groups)
-    std::vector<int64_t> windowStarts;
-    std::vector<double> nll;       // [length]; NaN at 0
-    std::vector<double> stateNorm; // [length, layers, heads]
 };
 
 struct GenerateArgs {
@@ -143,6 +135,19 @@ struct PasskeyArgs {
     bool quiet = false;
 };
 
+struct SweepArgs {
+    std::string action; // plan, run, report
+    std::string spec;
+    std::string shard = "0/1";
+    std::vector<std::string> gpus; // run: one shard per GPU (and per-gpu shards on each); "cpu" for CPU shards
+    int perGpu = 1;
+    std::string device;
+    int threads = 0;
+    int maxJobs = 0;
+    std::string json; // plan: where the job list goes (default <sweep folder>/plan.json)
+    std::string out;  // report: folder for summary.json / summary.h5 (default the sweep's)
+};
+
 int runCommand(const RunArgs& args, const std::atomic<bool>& cancel);
 int passkeyCommand(const PasskeyArgs& args, const std::atomic<bool>& cancel);
 int generateCommand(const GenerateArgs& args);
@@ -151,8 +156,8 @@ int infoCommand(const std::string& model);
 int benchCommand(const BenchArgs& args);
 int checkCommand(const CheckArgs& args);
 int initCommand(const InitArgs& args);
-EvalResult evaluateLengths(const EvalArgs& args, const std::atomic<bool>& cancel);
 int evalCommand(const EvalArgs& args, const std::atomic<bool>& cancel);
+int sweepCommand(const SweepArgs& args, const std::atomic<bool>& cancel);
 
 // Shared by the commands.
 DType parseDTypeArg(const std::string& s);

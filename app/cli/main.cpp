@@ -395,6 +395,30 @@ int runMain(int argc, char** argv)
     evalCmd->add_option("--threads", eval.threads, "CPU threads (default: all cores)");
     evalCmd->add_option("--json", eval.json, "Also write the curve and the ratio as JSON to this file");
     evalCmd->add_flag("--quiet", eval.quiet, "No progress on stderr");
+    evalCmd->add_flag("--no-overlap", eval.noOverlap,
+                      "Refuse windows that overlap (a text shorter than --samples x --length)");
+
+    SweepArgs sweep;
+    std::string sweepGpus;
+    auto* sweepCmd = app.add_subcommand(
+        "sweep", "Trainings over state size x training length, and the fit of T_forget (docs/sweeps.md)");
+    sweepCmd->require_subcommand(1);
+    auto* sweepPlan = sweepCmd->add_subcommand("plan", "Write and print the job list of a sweep spec");
+    sweepPlan->add_option("spec", sweep.spec, "Sweep spec (JSON)")->required();
+    sweepPlan->add_option("--json", sweep.json, "Where the job list goes (default: <sweep folder>/plan.json)");
+    auto* sweepRun = sweepCmd->add_subcommand("run", "Run a share of the jobs; finished jobs are skipped, others resume");
+    sweepRun->add_option("spec", sweep.spec, "Sweep spec (JSON)")->required();
+    sweepRun->add_option("--shard", sweep.shard, "I/N: the I-th (0-based) of N shares of the jobs");
+    sweepRun->add_option("--gpus", sweepGpus,
+                         "Comma-separated GPU indices (or cpu): one shard per GPU, each in its own process");
+    sweepRun->add_option("--per-gpu", sweep.perGpu, "With --gpus: shards per GPU (small jobs share one)")
+        ->check(CLI::PositiveNumber);
+    sweepRun->add_option("--device", sweep.device, "cpu or cuda[:N] (default: cuda if there is one)");
+    sweepRun->add_option("--threads", sweep.threads, "CPU threads");
+    sweepRun->add_option("--max-jobs", sweep.maxJobs, "Stop after running this many jobs");
+    auto* sweepReport = sweepCmd->add_subcommand("report", "Gather the finished jobs, find T_forget, fit the line");
+    sweepReport->add_option("spec", sweep.spec, "Sweep spec (JSON)")->required();
+    sweepReport->add_option("--out", sweep.out, "Folder for summary.json and summary.h5 (default: the sweep's)");
 
     auto* devicesCmd = app.add_subcommand("devices", "List the devices a run can use");
 
@@ -462,6 +486,20 @@ int runMain(int argc, char** argv)
                 return evalCommand(eval, g_cancel);
             } catch (const statescope::Cancelled&) {
                 std::cerr << "\nstatescope-cli: cancelled\n";
+                return kExitCancelled;
+            }
+        }
+        if (*sweepCmd) {
+            sweep.action = *sweepPlan ? "plan" : *sweepRun ? "run" : "report";
+            for (size_t at = 0; !sweepGpus.empty() && at != std::string::npos;) {
+                const size_t comma = sweepGpus.find(',', at);
+                sweep.gpus.push_back(sweepGpus.substr(at, comma == std::string::npos ? comma : comma - at));
+                at = comma == std::string::npos ? comma : comma + 1;
+            }
+            try {
+                return sweepCommand(sweep, g_cancel);
+            } catch (const statescope::Cancelled&) {
+                std::cerr << "\nstatescope-cli: cancelled; the job resumes from its last checkpoint\n";
                 return kExitCancelled;
             }
         }

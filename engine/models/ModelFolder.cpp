@@ -89,7 +89,7 @@ void checkMemoryFor(const ModelShape& shape, int bytesPerElement, const std::str
 std::optional<double> predictedForgetThreshold(int64_t stateSize)
 {
     const double nsMillions = static_cast<double>(stateSize) / 1e6;
-    const double t = (5.172 * nsMillions - 4.469) * 1000.0;
+    const double t = (5.172 * nsMillions - 4.469) * 1024.0; // the paper counts K tokens as 1024
     if (!(t > 0))
         return std::nullopt;
     return t;

@@ -37,7 +37,7 @@ void checkWeightBytes(const ModelFolder& m, uint64_t weightBytes);
 // memory this machine has available now: random weights are allocated only after this check.
 void checkMemoryFor(const ModelShape& shape, int bytesPerElement, const std::string& what);
 
-// The paper's linear fit (Stuffed Mamba, Fig. 11): T_forget[K tokens] = 5.172 * N_S[M] - 4.469, in
+// The paper's linear fit (Stuffed Mamba, Fig. 11): T_forget[K tokens] = 5.172 * N_S[M] - 4.469 with K = 1024, in
 // tokens; empty where the fit is not positive (N_S < 0.864 M).
 std::optional<double> predictedForgetThreshold(int64_t stateSize);
 

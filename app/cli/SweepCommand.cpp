@@ -1,0 +1,166 @@
+// statescope-cli sweep: plan, run and report a sweep of trainings over state size × training length
+// (runtime/Sweep.h, docs/sweeps.md).
+#include "Commands.h"
+
+#include "Error.h"
+#include "runtime/Sweep.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace statescope::cli {
+
+namespace {
+
+// One child `statescope-cli sweep run` per shard, each on the GPU it is given through
+// CUDA_VISIBLE_DEVICES, so that a job sees one device and the children never share a CUDA context.
+int runLocalShards(const SweepArgs& a, const SweepSpec& spec)
+{
+    const int shards = static_cast<int>(a.gpus.size()) * a.perGpu;
+    const std::string logs = sweepFolder(spec) + "/logs";
+    std::filesystem::create_directories(logs);
+    std::vector<pid_t> children;
+    for (int k = 0; k < shards; ++k) {
+        const std::string gpu = a.gpus[static_cast<size_t>(k) % a.gpus.size()];
+        const std::string log =
+            logs + "/shard-" + std::to_string(k) + "-of-" + std::to_string(shards) + ".log";
+        std::vector<std::string> args{
+            "statescope-cli", "sweep",   "run",
+            a.spec,           "--shard", std::to_string(k) + "/" + std::to_string(shards)};
+        if (gpu != "cpu") {
+            args.insert(args.end(), {"--device", "cuda"});
+        } else {
+            args.insert(args.end(), {"--device", "cpu"});
+        }
+        if (a.threads > 0)
+            args.insert(args.end(), {"--threads", std::to_string(a.threads)});
+        std::vector<std::string> env;
+        for (char** e = environ; *e; ++e)
+            if (std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0)
+                env.emplace_back(*e);
+        if (gpu != "cpu")
+            env.push_back("CUDA_VISIBLE_DEVICES=" + gpu);
+        std::vector<char*> argv, envp;
+        for (auto& s : args)
+            argv.push_back(s.data());
+        argv.push_back(nullptr);
+        for (auto& s : env)
+            envp.push_back(s.data());
+        envp.push_back(nullptr);
+        posix_spawn_file_actions_t actions;
+        posix_spawn_file_actions_init(&actions);
+        posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        posix_spawn_file_actions_adddup2(&actions, 1, 2);
+        pid_t pid = 0;
+        const int rc = posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv.data(), envp.data());
+        posix_spawn_file_actions_destroy(&actions);
+        if (rc != 0)
+            throw Error("/proc/self/exe", "cannot start a shard: " + std::string(std::strerror(rc)));
+        std::printf("shard %d/%d on %s%s, log %s\n", k, shards, gpu == "cpu" ? "" : "GPU ", gpu.c_str(),
+                    log.c_str());
+        children.push_back(pid);
+    }
+    std::fflush(stdout);
+    int failed = 0;
+    for (size_t k = 0; k < children.size(); ++k) {
+        int status = 0;
+        while (waitpid(children[k], &status, 0) < 0 && errno == EINTR) {
+        }
+        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+            ++failed;
+            std::fprintf(stderr, "statescope-cli: shard %zu/%d failed (%s %d); see its log\n", k, shards,
+                         WIFEXITED(status) ? "exit" : "signal",
+                         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        }
+    }
+    if (failed)
+        return kExitError;
+    std::printf("all %d shards finished\n", shards);
+    return 0;
+}
+
+} // namespace
+
+int sweepCommand(const SweepArgs& a, const std::atomic<bool>& cancel)
+{
+    const SweepSpec spec = readSweepSpec(a.spec);
+    if (a.action == "plan") {
+        const std::vector<SweepJob> jobs = planSweep(spec);
+        nlohmann::ordered_json j = nlohmann::json::array();
+        std::printf("%-5s %-30s %10s %8s %5s %6s %7s %11s %8s\n", "job", "id", "N_S", "T_train", "seed",
+                    "batch", "steps", "tokens", "eval");
+        int64_t tokens = 0;
+        for (const SweepJob& job : jobs) {
+            std::printf("%-5lld %-30s %10lld %8lld %5llu %6lld %7lld %11lld %8lld\n",
+                        static_cast<long long>(job.index), job.id.c_str(),
+                        static_cast<long long>(job.stateSize), static_cast<long long>(job.trainLength),
+                        static_cast<unsigned long long>(job.seed), static_cast<long long>(job.batch),
+                        static_cast<long long>(job.steps), static_cast<long long>(job.tokens),
+                        static_cast<long long>(job.evalLength));
+            tokens += job.tokens;
+            j.push_back({{"index", job.index},
+                         {"id", job.id},
+                         {"axis_value", job.axisValue},
+                         {"state_size", job.stateSize},
+                         {"train_length", job.trainLength},
+                         {"seed", job.seed},
+                         {"batch", job.batch},
+                         {"steps", job.steps},
+                         {"tokens", job.tokens},
+                         {"eval_length", job.evalLength}});
+        }
+        std::printf("%zu jobs, %lld training tokens in all; folder %s\n", jobs.size(),
+                    static_cast<long long>(tokens), sweepFolder(spec).c_str());
+        const std::string out = a.json.empty() ? sweepFolder(spec) + "/plan.json" : a.json;
+        std::filesystem::create_directories(std::filesystem::path(out).parent_path().empty()
+                                                ? std::filesystem::path(".")
+                                                : std::filesystem::path(out).parent_path());
+        std::ofstream f(out);
+        f << j.dump(1) << "\n";
+        if (!f)
+            throw Error(out, "cannot write the plan");
+        std::printf("plan written to %s\n", out.c_str());
+        return 0;
+    }
+    if (a.action == "run") {
+        if (!a.gpus.empty()) {
+            if (a.shard != "0/1")
+                throw Error("--gpus", "shard", "no --shard with --gpus (the shards are the GPUs')", a.shard);
+            return runLocalShards(a, spec);
+        }
+        SweepRunOptions o;
+        std::tie(o.shard, o.shards) = parseShard(a.shard, "--shard");
+        o.device = a.device;
+        o.threads = a.threads;
+        o.maxJobs = a.maxJobs;
+        const int ran = runSweep(
+            spec, o,
+            [](const std::string& line) {
+                std::printf("[sweep] %s\n", line.c_str());
+                std::fflush(stdout);
+            },
+            &cancel);
+        std::printf("shard %s: %d jobs run\n", a.shard.c_str(), ran);
+        return 0;
+    }
+    // report
+    const SweepReport r = reportSweep(spec);
+    std::fputs(formatSweepReport(r).c_str(), stdout);
+    for (const std::string& path : writeSweepReport(r, a.out.empty() ? sweepFolder(spec) : a.out))
+        std::printf("written: %s\n", path.c_str());
+    return 0;
+}
+
+} // namespace statescope::cli

@@ -1,0 +1,81 @@
+#pragma once
+
+// Loss and state norms against position over windows of one text: the paper's collapse curve, and the
+// numbers a sweep decides "forgets" from. Torch-free header; the statistics are plain arithmetic so
+// that tests can feed them hand-made curves.
+
+#include "runtime/Runner.h"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace statescope {
+
+struct LengthEvalOptions {
+    std::string model;
+    std::string textFile;
+    std::string tokenizer;      // "" = the model's
+    std::string calibrate;      // text whose first T_train tokens calibrate clip/renorm ("" = the input's)
+    int64_t length = 32768;     // tokens per window
+    int samples = 4;            // windows, spread evenly over the text
+    int64_t trainingLength = 0; // 0 = the model card's
+    // Windows overlap when the text holds fewer than samples × length tokens. Overlapping windows are
+    // not independent samples: false refuses them instead of only saying so.
+    bool allowOverlap = true;
+};
+
+struct LengthEval {
+    int64_t trainingLength = 0; // 0 = unknown
+    int64_t length = 0;
+    int64_t layers = 0, heads = 0; // heads: the probes' units (heads, channel groups)
+    int64_t textTokens = 0;
+    std::vector<int64_t> windowStarts;
+    bool windowsOverlap = false;
+    std::vector<std::vector<double>> windowNll; // [window][length]; NaN at 0
+    std::vector<double> nll;                    // [length], the mean over windows
+    std::vector<double> stateNorm;              // [length, layers, heads], the mean over windows
+    // Per window and unit, Σ log α over tokens 1 .. length-1: log of the share of token 0 still in the
+    // state at the window's end (Mamba-2: exp(A·ΣΔ)). Empty if the model reports no decay probe.
+    std::vector<std::vector<double>> logRetention; // [window][layers * heads]
+};
+
+// Runs the model over the windows. progress(window, tokens done) after each chunk. Throws Error
+// naming the text or the option for a text too short, windows that would overlap when refused, or a
+// bad length; Cancelled when *cancel turns true.
+LengthEval evaluateLengths(const LengthEvalOptions& options, const RunOptions& run,
+                           const std::function<void(int, int64_t)>& progress = {},
+                           const std::atomic<bool>* cancel = nullptr);
+
+// The positions whose loss stands for "within the training length": [T/2, T), without the first 64
+// tokens (the cold start inflates small T's reference) when T leaves room for it.
+std::pair<int64_t, int64_t> referenceWindow(int64_t trainingLength);
+
+// Mean of v over [begin, end) ∩ [0, size), finite values only; NaN if none.
+double meanOver(const std::vector<double>& v, int64_t begin, int64_t end);
+
+struct LengthStats {
+    int64_t referenceBegin = 0, referenceEnd = 0;
+    int64_t rangeBegin = 0, rangeEnd = 0;
+    double referenceNll = 0, rangeNll = 0;
+    double ratio = 0;                        // rangeNll / referenceNll on the mean curve
+    double ratioMin = 0, ratioMax = 0;       // the same ratio window by window
+    double ratioSpread = 0;                  // standard deviation of the windows' ratios (0 for one window)
+    double normGrowth = 0;                   // the largest unit's mean |S| over the range's last `tail`
+    int64_t growthLayer = 0, growthHead = 0; // tokens over its mean over the reference window
+    double retainedShare = -1;       // units keeping > 1 % of token 0 at the window's end; -1: unknown
+    double maxNllWithinTraining = 0; // the largest bucket mean inside [64, T) (the paper's criterion)
+    double endNll = 0;               // the mean over the window's last bucket
+};
+
+// Statistics of an evaluation against training length T (> 0, at most e.length) over the range
+// [rangeBegin, rangeEnd). bucket (> 0) sets the tail over which the norm growth and end NLL are taken
+// and the buckets of maxNllWithinTraining. Throws Error naming the field for a range or T outside
+// the window.
+LengthStats lengthStats(const LengthEval& e, int64_t trainingLength, int64_t rangeBegin, int64_t rangeEnd,
+                        int64_t bucket);
+
+} // namespace statescope

@@ -1,0 +1,882 @@
+#include "runtime/Sweep.h"
+
+#include "Error.h"
+#include "io/Json.h"
+#include "models/Architecture.h"
+#include "models/ConfigFields.h"
+#include "runtime/Runner.h"
+#include "runtime/Trainer.h"
+#include "trace/Hdf5Util.h"
+
+#include <hdf5.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace statescope {
+
+namespace {
+
+// The sweep axes and the config keys (transformers dialect) they set.
+const std::map<std::string, std::string>& axisKeys()
+{
+    static const std::map<std::string, std::string> k{{"d_state", "state_size"},
+                                                      {"n_layer", "num_hidden_layers"},
+                                                      {"d_model", "hidden_size"},
+                                                      {"headdim", "head_dim"}};
+    return k;
+}
+
+std::vector<int64_t> intList(const nlohmann::json& j, const char* key, const std::string& file,
+                             int64_t minValue)
+{
+    if (!j.contains(key) || !j[key].is_array() || j[key].empty())
+        throw Error(file, key, "a non-empty list of integers", j.contains(key) ? j[key].dump() : "nothing");
+    std::vector<int64_t> v;
+    std::set<int64_t> seen;
+    for (const auto& x : j[key]) {
+        if (!x.is_number_integer() || x.get<int64_t>() < minValue)
+            throw Error(file, key, "integers of at least " + std::to_string(minValue), x.dump());
+        if (!seen.insert(x.get<int64_t>()).second)
+            throw Error(file, key, "distinct values", x.dump() + " twice");
+        v.push_back(x.get<int64_t>());
+    }
+    std::sort(v.begin(), v.end());
+    return v;
+}
+
+std::string resolve(const std::string& path, const std::string& specFile)
+{
+    if (path.empty() || fs::path(path).is_absolute())
+        return path;
+    return (fs::path(specFile).parent_path() / path).lexically_normal().string();
+}
+
+void writeJsonAtomically(const std::string& path, const nlohmann::ordered_json& j)
+{
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp);
+        out << j.dump(1) << "\n";
+        if (!out)
+            throw Error(tmp, "cannot write the file");
+    }
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+    if (ec)
+        throw Error(path, "cannot write the file: " + ec.message());
+}
+
+// Evaluation curves are stored per bucket of `grain` tokens; the report expands them back to tokens,
+// which keeps every range the criteria use (multiples of T / 8) exact.
+int64_t grainFor(int64_t trainLength)
+{
+    return std::max<int64_t>(16, trainLength / 8);
+}
+
+std::vector<double> coarsen(const std::vector<double>& v, int64_t grain)
+{
+    std::vector<double> out;
+    for (int64_t from = 0; from < static_cast<int64_t>(v.size()); from += grain)
+        out.push_back(meanOver(v, from, from + grain));
+    return out;
+}
+
+std::vector<double> expand(const nlohmann::json& buckets, int64_t grain, int64_t length)
+{
+    std::vector<double> v(static_cast<size_t>(length), std::numeric_limits<double>::quiet_NaN());
+    for (int64_t t = 0; t < length; ++t) {
+        const auto& x = buckets.at(static_cast<size_t>(t / grain));
+        if (x.is_number())
+            v[t] = x.get<double>();
+    }
+    return v;
+}
+
+nlohmann::ordered_json evalToJson(const LengthEval& e, const std::string& domain, const std::string& text)
+{
+    const int64_t grain = grainFor(e.trainingLength);
+    const int64_t per = e.layers * e.heads;
+    nlohmann::ordered_json j;
+    j["domain"] = domain;
+    j["text"] = text;
+    j["length"] = e.length;
+    j["training_length"] = e.trainingLength;
+    j["layers"] = e.layers;
+    j["heads"] = e.heads;
+    j["grain"] = grain;
+    j["windows"] = e.windowStarts;
+    j["windows_overlap"] = e.windowsOverlap;
+    auto finiteOrNull = [](const std::vector<double>& v) {
+        nlohmann::json a = nlohmann::json::array();
+        for (double x : v)
+            a.push_back(std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr));
+        return a;
+    };
+    j["nll"] = finiteOrNull(coarsen(e.nll, grain));
+    nlohmann::json windows = nlohmann::json::array();
+    for (const auto& w : e.windowNll)
+        windows.push_back(finiteOrNull(coarsen(w, grain)));
+    j["window_nll"] = windows;
+    nlohmann::json norms = nlohmann::json::array(); // [unit][bucket]
+    for (int64_t u = 0; u < per; ++u) {
+        std::vector<double> unit(static_cast<size_t>(e.length));
+        for (int64_t t = 0; t < e.length; ++t)
+            unit[t] = e.stateNorm[t * per + u];
+        norms.push_back(finiteOrNull(coarsen(unit, grain)));
+    }
+    j["state_norm"] = norms;
+    j["log_retention"] = e.logRetention;
+    return j;
+}
+
+LengthEval evalFromJson(const nlohmann::json& j)
+{
+    LengthEval e;
+    e.length = j.at("length").get<int64_t>();
+    e.trainingLength = j.at("training_length").get<int64_t>();
+    e.layers = j.at("layers").get<int64_t>();
+    e.heads = j.at("heads").get<int64_t>();
+    const int64_t grain = j.at("grain").get<int64_t>();
+    e.windowStarts = j.at("windows").get<std::vector<int64_t>>();
+    e.windowsOverlap = j.at("windows_overlap").get<bool>();
+    e.nll = expand(j.at("nll"), grain, e.length);
+    for (const auto& w : j.at("window_nll"))
+        e.windowNll.push_back(expand(w, grain, e.length));
+    const int64_t per = e.layers * e.heads;
+    e.stateNorm.assign(static_cast<size_t>(e.length * per), 0.0);
+    const auto& norms = j.at("state_norm");
+    for (int64_t u = 0; u < per; ++u) {
+        const std::vector<double> unit = expand(norms.at(static_cast<size_t>(u)), grain, e.length);
+        for (int64_t t = 0; t < e.length; ++t)
+            e.stateNorm[t * per + u] = unit[t];
+    }
+    e.logRetention = j.at("log_retention").get<std::vector<std::vector<double>>>();
+    return e;
+}
+
+LengthStats statsFor(const LengthEval& e, const ForgetCriterion& c)
+{
+    const auto [from, to] = criterionRange(c, e.trainingLength, e.length);
+    return lengthStats(e, e.trainingLength, from, to, grainFor(e.trainingLength));
+}
+
+} // namespace
+
+std::pair<int64_t, int64_t> criterionRange(const ForgetCriterion& c, int64_t T, int64_t length)
+{
+    if (c.kind == "paper") // the paper compares the end of its longest evaluation
+        return {std::max<int64_t>(T, length - grainFor(T)), length};
+    const int64_t from = static_cast<int64_t>(std::llround(c.fromMultiple * T));
+    const int64_t to = std::min<int64_t>(length, static_cast<int64_t>(std::llround(c.toMultiple * T)));
+    return {std::min(from, to - 1), to};
+}
+
+ForgetVerdict judgeForgetting(const ForgetCriterion& c, const std::vector<LengthStats>& domains)
+{
+    ForgetVerdict v;
+    if (domains.empty()) {
+        v.reason = "no evaluation";
+        return v;
+    }
+    v.score = -std::numeric_limits<double>::infinity();
+    for (const LengthStats& s : domains) {
+        const double score = c.kind == "paper" ? s.endNll / s.maxNllWithinTraining : s.ratio;
+        v.score = std::max(v.score, std::isfinite(score) ? score : std::numeric_limits<double>::infinity());
+        v.normGrowth = std::max(v.normGrowth, s.normGrowth);
+    }
+    char buf[160];
+    if (!(v.score <= c.threshold())) {
+        std::snprintf(buf, sizeof buf, "%s %.3f > %.3f",
+                      c.kind == "paper" ? "end / max-within" : "loss ratio", v.score, c.threshold());
+        v.reason = buf;
+    } else if (c.maxNormGrowth > 0 && !(v.normGrowth <= c.maxNormGrowth)) {
+        std::snprintf(buf, sizeof buf, "state-norm growth %.2fx > %.2fx", v.normGrowth, c.maxNormGrowth);
+        v.reason = buf;
+    }
+    v.forgets = v.reason.empty();
+    return v;
+}
+
+SweepSpec readSweepSpec(const std::string& path)
+{
+    const nlohmann::json j = loadPythonJson(path);
+    if (!j.is_object())
+        throw Error(path, "spec", "a JSON object", j.type_name());
+    static const std::set<std::string> known{
+        "name",       "out",           "architecture", "shape",    "overrides",      "axis",
+        "values",     "train_lengths", "seeds",        "budget",   "tokens_per_run", "tokens_per_step",
+        "steps",      "batch",         "init",         "lr",       "weight_decay",   "warmup_fraction",
+        "schedule",   "bf16",          "data",         "held_out", "eval_multiple",  "eval_samples",
+        "eval_chunk", "criterion",     "comment"};
+    for (const auto& [key, value] : j.items())
+        if (!known.count(key))
+            throw Error(path, key, "a known key (docs/sweeps.md)", "\"" + key + "\"");
+    SweepSpec s;
+    s.file = path;
+    s.name = stringField(j, "name", "", path);
+    if (s.name.empty() || s.name.find('/') != std::string::npos)
+        throw Error(path, "name", "a non-empty name without '/'", "\"" + s.name + "\"");
+    s.out = resolve(stringField(j, "out", "", path), path);
+    s.architecture = stringField(j, "architecture", s.architecture, path);
+    if (s.architecture != "mamba2")
+        throw Error(path, "architecture", "mamba2 (the trainer trains Mamba-2 only so far)",
+                    "\"" + s.architecture + "\"");
+    s.shape = stringField(j, "shape", s.shape, path);
+    if (j.contains("overrides")) {
+        if (!j["overrides"].is_object())
+            throw Error(path, "overrides", "an object of config keys", j["overrides"].dump());
+        s.overridesJson = j["overrides"].dump();
+    }
+    s.axis = stringField(j, "axis", s.axis, path);
+    if (!axisKeys().count(s.axis))
+        throw Error(path, "axis", "d_state, n_layer, d_model or headdim", "\"" + s.axis + "\"");
+    s.axisValues = intList(j, "values", path, 1);
+    s.trainLengths = intList(j, "train_lengths", path, 2);
+    if (j.contains("seeds")) {
+        s.seeds.clear();
+        for (int64_t v : intList(j, "seeds", path, 0))
+            s.seeds.push_back(static_cast<uint64_t>(v));
+    }
+    s.budget = stringField(j, "budget", s.budget, path);
+    if (s.budget == "tokens") {
+        s.tokensPerRun = intField(j, "tokens_per_run", 0, path, "", 1);
+        s.tokensPerStep = intField(j, "tokens_per_step", s.tokensPerStep, path, "", 1);
+        if (s.tokensPerRun <= 0)
+            throw Error(path, "tokens_per_run", "a positive token budget per run", "nothing");
+    } else if (s.budget == "steps") {
+        s.steps = intField(j, "steps", 0, path, "", 1);
+        s.batch = intField(j, "batch", 0, path, "", 1);
+        if (s.steps <= 0 || s.batch <= 0)
+            throw Error(path, "steps", "steps and batch for a budget in steps", "nothing");
+    } else {
+        throw Error(path, "budget", "\"tokens\" or \"steps\"", "\"" + s.budget + "\"");
+    }
+    s.init = stringField(j, "init", s.init, path);
+    if (s.init != "default" && s.init != "slow")
+        throw Error(path, "init", "\"default\" or \"slow\"", "\"" + s.init + "\"");
+    s.lr = numberField(j, "lr", s.lr, path);
+    s.weightDecay = numberField(j, "weight_decay", s.weightDecay, path);
+    s.warmupFraction = numberField(j, "warmup_fraction", s.warmupFraction, path);
+    if (!(s.lr > 0) || !(s.warmupFraction >= 0 && s.warmupFraction < 1))
+        throw Error(path, "lr", "lr > 0 and warmup_fraction in [0, 1)",
+                    std::to_string(s.lr) + ", " + std::to_string(s.warmupFraction));
+    s.schedule = stringField(j, "schedule", s.schedule, path);
+    if (s.schedule != "wsd" && s.schedule != "cosine")
+        throw Error(path, "schedule", "\"wsd\" or \"cosine\"", "\"" + s.schedule + "\"");
+    s.bf16 = boolField(j, "bf16", s.bf16, path);
+    s.data = resolve(stringField(j, "data", "", path), path);
+    if (s.data.empty())
+        throw Error(path, "data", "the training corpus", "nothing");
+    if (!j.contains("held_out") || !j["held_out"].is_object() || j["held_out"].empty())
+        throw Error(path, "held_out", "an object of domain name: text file",
+                    j.contains("held_out") ? j["held_out"].dump() : "nothing");
+    for (const auto& [name, file] : j["held_out"].items()) {
+        if (!file.is_string())
+            throw Error(path, "held_out." + name, "a text file", file.dump());
+        s.heldOut.push_back({name, resolve(file.get<std::string>(), path)});
+    }
+    s.evalMultiple = intField(j, "eval_multiple", s.evalMultiple, path, "", 2, 4096);
+    s.evalSamples = static_cast<int>(intField(j, "eval_samples", s.evalSamples, path, "", 1, 1024));
+    s.evalChunk = intField(j, "eval_chunk", s.evalChunk, path, "", 64, 1 << 20);
+    if (j.contains("criterion")) {
+        const auto& c = j["criterion"];
+        if (!c.is_object())
+            throw Error(path, "criterion", "an object", c.dump());
+        const std::string file = path;
+        s.criterion.kind = stringField(c, "kind", s.criterion.kind, file, "criterion.");
+        if (s.criterion.kind != "ratio" && s.criterion.kind != "paper")
+            throw Error(path, "criterion.kind", "\"ratio\" or \"paper\"", "\"" + s.criterion.kind + "\"");
+        s.criterion.fromMultiple = numberField(c, "from", s.criterion.fromMultiple, file, "criterion.");
+        s.criterion.toMultiple = numberField(c, "to", s.criterion.toMultiple, file, "criterion.");
+        s.criterion.tolerance = numberField(c, "tolerance", s.criterion.tolerance, file, "criterion.");
+        s.criterion.paperFactor = numberField(c, "factor", s.criterion.paperFactor, file, "criterion.");
+        s.criterion.maxNormGrowth =
+            numberField(c, "max_norm_growth", s.criterion.maxNormGrowth, file, "criterion.");
+    }
+    const ForgetCriterion& c = s.criterion;
+    if (!(c.fromMultiple >= 1 && c.toMultiple > c.fromMultiple && c.toMultiple <= s.evalMultiple))
+        throw Error(path, "criterion",
+                    "1 <= from < to <= eval_multiple (" + std::to_string(s.evalMultiple) + ")",
+                    std::to_string(c.fromMultiple) + ", " + std::to_string(c.toMultiple));
+    return s;
+}
+
+std::string sweepFolder(const SweepSpec& spec)
+{
+    return spec.out.empty() ? (fs::path(spec.file).parent_path() / spec.name).lexically_normal().string()
+                            : spec.out;
+}
+
+std::vector<SweepJob> planSweep(const SweepSpec& spec)
+{
+    const Architecture* arch = findArchitecture(spec.architecture);
+    if (!arch)
+        throw Error(spec.file, "architecture", supportedArchitectures(), "\"" + spec.architecture + "\"");
+    std::vector<SweepJob> jobs;
+    for (int64_t value : spec.axisValues) {
+        nlohmann::json overrides = nlohmann::json::parse(spec.overridesJson);
+        overrides[axisKeys().at(spec.axis)] = value;
+        overrides["vocab_size"] = 256; // the trainer's byte vocabulary
+        const nlohmann::json config = arch->shapeConfig(spec.shape, overrides);
+        if (config.is_null())
+            throw Error(spec.file, "shape", "a named shape of " + spec.architecture,
+                        "\"" + spec.shape + "\"");
+        const ModelShape shape = arch->describe(
+            config, "transformers", spec.file + " (" + spec.axis + " " + std::to_string(value) + ")",
+            ProbeDetail::Summary);
+        for (int64_t T : spec.trainLengths)
+            for (uint64_t seed : spec.seeds) {
+                SweepJob job;
+                job.index = static_cast<int64_t>(jobs.size());
+                job.id = spec.axis + "-" + std::to_string(value) + "_T-" + std::to_string(T) + "_seed-" +
+                         std::to_string(seed);
+                job.axisValue = value;
+                job.stateSize = shape.stateSize;
+                job.trainLength = T;
+                job.seed = seed;
+                if (spec.budget == "tokens") {
+                    job.batch = std::max<int64_t>(1, spec.tokensPerStep / T);
+                    job.steps = std::max<int64_t>(1, spec.tokensPerRun / (job.batch * T));
+                } else {
+                    job.batch = spec.batch;
+                    job.steps = spec.steps;
+                }
+                job.tokens = job.batch * job.steps * T;
+                job.evalLength = spec.evalMultiple * T;
+                jobs.push_back(job);
+            }
+    }
+    return jobs;
+}
+
+std::vector<SweepJob> shardJobs(const std::vector<SweepJob>& jobs, int index, int count)
+{
+    std::vector<SweepJob> out;
+    for (size_t i = static_cast<size_t>(index); i < jobs.size(); i += static_cast<size_t>(count))
+        out.push_back(jobs[i]);
+    return out;
+}
+
+std::pair<int, int> parseShard(const std::string& s, const std::string& what)
+{
+    int i = -1, n = 0;
+    char tail = 0;
+    if (std::sscanf(s.c_str(), "%d/%d%c", &i, &n, &tail) != 2 || n < 1 || i < 0 || i >= n)
+        throw Error(what, "shard", "I/N with 0 <= I < N", "\"" + s + "\"");
+    return {i, n};
+}
+
+int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
+             const std::function<void(const std::string&)>& log, const std::atomic<bool>* cancel)
+{
+    const std::vector<SweepJob> jobs = shardJobs(planSweep(spec), o.shard, o.shards);
+    const std::string device = !o.device.empty() ? o.device : Runner::cudaAvailable() ? "cuda" : "cpu";
+    const std::string folder = sweepFolder(spec);
+    for (const auto& text : spec.heldOut)
+        if (!fs::exists(text.path))
+            throw Error(text.path, "held-out text \"" + text.name + "\" not found");
+    int ran = 0;
+    for (const SweepJob& job : jobs) {
+        const std::string dir = folder + "/jobs/" + job.id;
+        if (fs::exists(dir + "/job.json")) {
+            log("skip " + job.id + " (finished)");
+            continue;
+        }
+        if (o.maxJobs > 0 && ran >= o.maxJobs)
+            break;
+        if (cancel && cancel->load())
+            throw Cancelled();
+        fs::create_directories(dir);
+        const auto started = std::chrono::steady_clock::now();
+        const bool resuming = fs::exists(dir + "/model/trainer_state.json");
+        log(std::string(resuming ? "resume " : "train ") + job.id + ": N_S " + std::to_string(job.stateSize) +
+            ", T_train " + std::to_string(job.trainLength) + ", " + std::to_string(job.steps) + " steps of " +
+            std::to_string(job.batch) + " on " + device);
+        TrainOptions t;
+        t.architecture = spec.architecture;
+        t.shape = spec.shape;
+        nlohmann::json overrides = nlohmann::json::parse(spec.overridesJson);
+        overrides[axisKeys().at(spec.axis)] = job.axisValue;
+        t.shapeOverrides = overrides.dump();
+        t.data = spec.data;
+        t.out = dir + "/model";
+        t.dataDescription = spec.data;
+        t.trainLength = job.trainLength;
+        t.batch = job.batch;
+        t.steps = job.steps;
+        t.warmup = static_cast<int64_t>(spec.warmupFraction * job.steps);
+        t.schedule = spec.schedule;
+        t.lr = spec.lr;
+        t.weightDecay = spec.weightDecay;
+        t.device = device;
+        t.bf16 = spec.bf16 && device != "cpu";
+        if (spec.init == "slow") {
+            t.dtInitMin = 1e-5;
+            t.dtInitMax = 1e-4;
+            t.aInitMin = t.aInitMax = 1;
+        }
+        t.seed = job.seed;
+        t.logEvery = std::max<int64_t>(1, job.steps / 20);
+        t.saveEvery = std::max<int64_t>(10, job.steps / 10);
+        t.threads = o.threads;
+        {
+            std::ofstream trainLog(dir + "/train.log", std::ios::app);
+            trainModel(t, [&](const TrainProgress& p) {
+                char line[200];
+                std::snprintf(line, sizeof line, "step %lld/%lld loss %.4f lr %.2e %.0f tokens/s\n",
+                              static_cast<long long>(p.step), static_cast<long long>(p.steps), p.loss, p.lr,
+                              p.tokensPerSecond);
+                trainLog << line << std::flush;
+                if (cancel && cancel->load())
+                    throw Cancelled();
+            });
+        }
+        nlohmann::ordered_json result;
+        result["job"] = {{"index", job.index},
+                         {"id", job.id},
+                         {"axis", spec.axis},
+                         {"axis_value", job.axisValue},
+                         {"state_size", job.stateSize},
+                         {"train_length", job.trainLength},
+                         {"seed", job.seed},
+                         {"batch", job.batch},
+                         {"steps", job.steps},
+                         {"tokens", job.tokens},
+                         {"init", spec.init}};
+        const double trainSeconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        nlohmann::ordered_json evals = nlohmann::ordered_json::array();
+        std::vector<LengthStats> stats;
+        for (const auto& text : spec.heldOut) {
+            LengthEvalOptions e;
+            e.model = t.out;
+            e.textFile = text.path;
+            e.length = job.evalLength;
+            e.samples = spec.evalSamples;
+            e.trainingLength = job.trainLength;
+            RunOptions run;
+            run.device = device;
+            run.chunkSize = spec.evalChunk;
+            run.threads = o.threads;
+            const LengthEval r = evaluateLengths(e, run, {}, cancel);
+            evals.push_back(evalToJson(r, text.name, text.path));
+            stats.push_back(statsFor(r, spec.criterion));
+        }
+        const ForgetVerdict v = judgeForgetting(spec.criterion, stats);
+        result["evals"] = evals;
+        result["device"] = device;
+        result["train_seconds"] = trainSeconds;
+        result["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        writeJsonAtomically(dir + "/job.json", result);
+        char line[200];
+        std::snprintf(line, sizeof line, "done %s: %s (score %.3f, growth %.2fx) in %.0f s", job.id.c_str(),
+                      v.forgets ? "forgets" : "collapses", v.score, v.normGrowth,
+                      result["seconds"].get<double>());
+        log(line);
+        ++ran;
+    }
+    return ran;
+}
+
+double studentT95(int df)
+{
+    static const double kTable[] = {0,     12.706, 4.303, 3.182, 2.776, 2.571, 2.447,
+                                    2.365, 2.306,  2.262, 2.228, 2.201, 2.179, 2.160,
+                                    2.145, 2.131,  2.120, 2.110, 2.101, 2.093, 2.086};
+    if (df < 1)
+        return std::numeric_limits<double>::infinity();
+    if (df <= 20)
+        return kTable[df];
+    return df <= 30   ? 2.042 + (2.086 - 2.042) * (30 - df) / 10.0
+           : df <= 60 ? 2.000 + 0.042 * (60 - df) / 30.0
+                      : 1.96;
+}
+
+LineFit fitLine(const std::vector<double>& x, const std::vector<double>& y)
+{
+    if (x.size() != y.size())
+        throw Error("fit", "points", std::to_string(x.size()) + " y values", std::to_string(y.size()));
+    LineFit f;
+    f.n = static_cast<int>(x.size());
+    if (f.n < 2)
+        throw Error("fit", "points", "at least 2", std::to_string(f.n));
+    double mx = 0, my = 0;
+    for (int i = 0; i < f.n; ++i) {
+        mx += x[i] / f.n;
+        my += y[i] / f.n;
+    }
+    double sxx = 0, sxy = 0, syy = 0;
+    for (int i = 0; i < f.n; ++i) {
+        sxx += (x[i] - mx) * (x[i] - mx);
+        sxy += (x[i] - mx) * (y[i] - my);
+        syy += (y[i] - my) * (y[i] - my);
+    }
+    if (!(sxx > 0))
+        throw Error("fit", "state sizes", "at least two distinct values", "one");
+    f.slope = sxy / sxx;
+    f.intercept = my - f.slope * mx;
+    double sse = 0;
+    for (int i = 0; i < f.n; ++i) {
+        f.residuals.push_back(y[i] - (f.slope * x[i] + f.intercept));
+        sse += f.residuals.back() * f.residuals.back();
+    }
+    f.r2 = syy > 0 ? 1 - sse / syy : 1;
+    const double halfWidth = f.n > 2 ? studentT95(f.n - 2) * std::sqrt(sse / (f.n - 2) / sxx)
+                                     : std::numeric_limits<double>::infinity();
+    f.slopeLow = f.slope - halfWidth;
+    f.slopeHigh = f.slope + halfWidth;
+    return f;
+}
+
+ForgetThreshold forgetThreshold(const std::vector<int64_t>& T, const std::vector<ForgetVerdict>& v,
+                                double threshold)
+{
+    ForgetThreshold f;
+    int lo = -1, hi = -1; // indices of the largest collapsing and the smallest forgetting length
+    for (size_t i = 0; i < T.size(); ++i) {
+        if (!v[i].forgets)
+            lo = static_cast<int>(i);
+        else if (hi < 0)
+            hi = static_cast<int>(i);
+    }
+    f.collapsesAt = lo >= 0 ? T[lo] : 0;
+    f.forgetsFrom = hi >= 0 ? T[hi] : 0;
+    f.monotone = lo < 0 || hi < 0 || lo < hi;
+    f.inside = lo >= 0 && hi >= 0;
+    if (!f.inside)
+        return f;
+    // Crossing of the score on a log-T scale between the two grid points; where the score does not
+    // bracket the threshold (a run that forgets by loss but fails the norm test) the bracket's middle.
+    const double la = std::log(static_cast<double>(T[lo])), lb = std::log(static_cast<double>(T[hi]));
+    const double sa = v[lo].score, sb = v[hi].score;
+    double w = 0.5;
+    if (f.monotone && std::isfinite(sa) && std::isfinite(sb) && sa > threshold && sb <= threshold && sa > sb)
+        w = (sa - threshold) / (sa - sb);
+    f.interpolated = std::exp(la + w * (lb - la));
+    return f;
+}
+
+SweepReport reportSweep(const SweepSpec& spec)
+{
+    SweepReport r;
+    r.spec = spec;
+    const std::string folder = sweepFolder(spec);
+    for (const SweepJob& job : planSweep(spec)) {
+        SweepRunResult run;
+        run.job = job;
+        const std::string path = folder + "/jobs/" + job.id + "/job.json";
+        if (fs::exists(path)) {
+            const nlohmann::json j = loadPythonJson(path);
+            try {
+                for (const auto& e : j.at("evals"))
+                    run.domains.push_back(statsFor(evalFromJson(e), spec.criterion));
+                run.seconds = j.at("seconds").get<double>();
+            } catch (const nlohmann::json::exception& e) {
+                throw Error(path, "job result", "a job.json written by sweep run", e.what());
+            }
+            run.verdict = judgeForgetting(spec.criterion, run.domains);
+            run.finished = true;
+            ++r.finished;
+        }
+        r.runs.push_back(run);
+    }
+    for (int64_t value : spec.axisValues) {
+        StateSizeResult size;
+        size.axisValue = value;
+        double logSum = 0;
+        bool allInside = true;
+        std::vector<int64_t> forgetIndex;
+        for (uint64_t seed : spec.seeds) {
+            std::vector<int64_t> lengths;
+            std::vector<ForgetVerdict> verdicts;
+            for (const auto& run : r.runs)
+                if (run.job.axisValue == value && run.job.seed == seed && run.finished) {
+                    size.stateSize = run.job.stateSize;
+                    lengths.push_back(run.job.trainLength);
+                    verdicts.push_back(run.verdict);
+                }
+            ForgetThreshold f = forgetThreshold(lengths, verdicts, spec.criterion.threshold());
+            f.seed = seed;
+            if (lengths.size() != spec.trainLengths.size())
+                f.inside = false, f.interpolated = 0; // unfinished: not a threshold yet
+            allInside = allInside && f.inside && f.monotone;
+            if (f.inside)
+                logSum += std::log(f.interpolated);
+            const auto at = std::find(spec.trainLengths.begin(), spec.trainLengths.end(), f.forgetsFrom);
+            forgetIndex.push_back(at == spec.trainLengths.end()
+                                      ? static_cast<int64_t>(spec.trainLengths.size())
+                                      : at - spec.trainLengths.begin());
+            size.seeds.push_back(f);
+        }
+        if (!forgetIndex.empty())
+            size.seedsAgree = *std::max_element(forgetIndex.begin(), forgetIndex.end()) -
+                                  *std::min_element(forgetIndex.begin(), forgetIndex.end()) <=
+                              1;
+        if (allInside && !size.seeds.empty())
+            size.tForget = std::exp(logSum / size.seeds.size());
+        r.sizes.push_back(size);
+    }
+    std::vector<double> x, y;
+    double last = 0;
+    for (const auto& s : r.sizes)
+        if (s.tForget > 0) {
+            if (s.tForget < last)
+                r.monotoneInStateSize = false;
+            last = s.tForget;
+            x.push_back(s.stateSize / 1e6);
+            y.push_back(s.tForget / 1024.0);
+        }
+    if (x.size() >= 2) {
+        try {
+            r.fit = fitLine(x, y);
+        } catch (const Error&) { // every size the same N_S: no line
+        }
+    }
+    return r;
+}
+
+std::string formatSweepReport(const SweepReport& r)
+{
+    std::ostringstream out;
+    char buf[400];
+    const ForgetCriterion& c = r.spec.criterion;
+    if (c.kind == "paper")
+        std::snprintf(
+            buf, sizeof buf,
+            "criterion: forgets when the last bucket's NLL < %.2f x the largest bucket inside T_train",
+            c.paperFactor);
+    else
+        std::snprintf(buf, sizeof buf,
+                      "criterion: forgets when NLL over [%g T, %g T) <= %.2f x NLL over [T/2, T) (first 64 "
+                      "tokens skipped)",
+                      c.fromMultiple, c.toMultiple, c.threshold());
+    out << buf;
+    if (c.maxNormGrowth > 0) {
+        std::snprintf(buf, sizeof buf, ", and state-norm growth <= %.1fx", c.maxNormGrowth);
+        out << buf;
+    }
+    out << ", on every held-out text\n";
+    std::snprintf(buf, sizeof buf, "%d of %zu jobs finished\n\n", r.finished, r.runs.size());
+    out << buf;
+    std::snprintf(buf, sizeof buf, "%-28s %10s %8s %5s %9s %8s %8s %9s %8s  %s\n", "job", "N_S", "T_train",
+                  "seed", "tokens", "score", "growth", "retained", "minutes", "verdict");
+    out << buf;
+    for (const auto& run : r.runs) {
+        if (!run.finished) {
+            std::snprintf(
+                buf, sizeof buf, "%-28s %10lld %8lld %5llu %9lld  (not finished)\n", run.job.id.c_str(),
+                static_cast<long long>(run.job.stateSize), static_cast<long long>(run.job.trainLength),
+                static_cast<unsigned long long>(run.job.seed), static_cast<long long>(run.job.tokens));
+            out << buf;
+            continue;
+        }
+        double retained = -1;
+        for (const auto& d : run.domains)
+            retained = std::max(retained, d.retainedShare);
+        std::snprintf(buf, sizeof buf, "%-28s %10lld %8lld %5llu %9lld %8.3f %7.2fx %8.0f%% %8.2f  %s\n",
+                      run.job.id.c_str(), static_cast<long long>(run.job.stateSize),
+                      static_cast<long long>(run.job.trainLength),
+                      static_cast<unsigned long long>(run.job.seed), static_cast<long long>(run.job.tokens),
+                      run.verdict.score, run.verdict.normGrowth, 100 * retained, run.seconds / 60,
+                      run.verdict.forgets ? "forgets" : ("collapses: " + run.verdict.reason).c_str());
+        out << buf;
+    }
+    out << "\n";
+    std::snprintf(buf, sizeof buf, "%-8s %10s %5s %26s %12s\n", r.spec.axis.c_str(), "N_S", "seed",
+                  "T_forget bracket", "interpolated");
+    out << buf;
+    for (const auto& s : r.sizes) {
+        for (const auto& f : s.seeds) {
+            const std::string lo = f.collapsesAt ? std::to_string(f.collapsesAt) : "-";
+            const std::string hi = f.forgetsFrom ? std::to_string(f.forgetsFrom) : "-";
+            std::snprintf(buf, sizeof buf, "%-8lld %10lld %5llu %26s %12s%s\n",
+                          static_cast<long long>(s.axisValue), static_cast<long long>(s.stateSize),
+                          static_cast<unsigned long long>(f.seed), ("[" + lo + ", " + hi + "]").c_str(),
+                          f.inside ? std::to_string(std::llround(f.interpolated)).c_str() : "outside grid",
+                          f.monotone ? "" : "  (not monotone in T_train)");
+            out << buf;
+        }
+        if (s.tForget > 0) {
+            std::snprintf(buf, sizeof buf, "%-8lld %10lld  T_forget %.0f tokens%s\n",
+                          static_cast<long long>(s.axisValue), static_cast<long long>(s.stateSize), s.tForget,
+                          s.seedsAgree ? "" : " (the seeds disagree by more than one grid step)");
+            out << buf;
+        }
+    }
+    out << "\n";
+    if (r.fit.n >= 2) {
+        std::snprintf(
+            buf, sizeof buf,
+            "fit over %d state sizes: T_forget[K tokens] = %.4f * N_S[M] %+.4f   R^2 = %.4f   slope 95%% CI "
+            "[%.4f, %.4f]%s\n",
+            r.fit.n, r.fit.slope, r.fit.intercept, r.fit.r2, r.fit.slopeLow, r.fit.slopeHigh,
+            r.fit.slopeLow > 0 || r.fit.slopeHigh < 0 ? "" : " (includes 0)");
+        out << buf;
+        int i = 0;
+        for (const auto& s : r.sizes)
+            if (s.tForget > 0) {
+                std::snprintf(buf, sizeof buf, "  N_S %.4f M: T_forget %.4f K, residual %+.4f K\n",
+                              s.stateSize / 1e6, s.tForget / 1024.0, r.fit.residuals[i++]);
+                out << buf;
+            }
+    } else {
+        out << "no fit: fewer than two state sizes have T_forget inside the grid\n";
+    }
+    if (!r.monotoneInStateSize)
+        out << "T_forget is not monotone in N_S\n";
+    out << "paper: T_forget[K tokens] = 5.172 * N_S[M] - 4.469 (Stuffed Mamba, Fig. 11)\n";
+    return out.str();
+}
+
+std::vector<std::string> writeSweepReport(const SweepReport& r, const std::string& folder)
+{
+    fs::create_directories(folder);
+    nlohmann::ordered_json j;
+    j["name"] = r.spec.name;
+    j["spec"] = r.spec.file;
+    j["axis"] = r.spec.axis;
+    j["init"] = r.spec.init;
+    const ForgetCriterion& c = r.spec.criterion;
+    j["criterion"] = {{"kind", c.kind},
+                      {"from", c.fromMultiple},
+                      {"to", c.toMultiple},
+                      {"tolerance", c.tolerance},
+                      {"factor", c.paperFactor},
+                      {"max_norm_growth", c.maxNormGrowth},
+                      {"threshold", c.threshold()}};
+    nlohmann::ordered_json runs = nlohmann::ordered_json::array();
+    for (const auto& run : r.runs) {
+        nlohmann::ordered_json x{{"id", run.job.id},
+                                 {"axis_value", run.job.axisValue},
+                                 {"state_size", run.job.stateSize},
+                                 {"train_length", run.job.trainLength},
+                                 {"seed", run.job.seed},
+                                 {"tokens", run.job.tokens},
+                                 {"steps", run.job.steps},
+                                 {"batch", run.job.batch},
+                                 {"finished", run.finished}};
+        if (run.finished) {
+            x["forgets"] = run.verdict.forgets;
+            x["score"] = run.verdict.score;
+            x["norm_growth"] = run.verdict.normGrowth;
+            x["reason"] = run.verdict.reason;
+            x["seconds"] = run.seconds;
+            nlohmann::json domains = nlohmann::json::array();
+            for (size_t d = 0; d < run.domains.size(); ++d) {
+                const LengthStats& s = run.domains[d];
+                domains.push_back({{"domain", d < r.spec.heldOut.size() ? r.spec.heldOut[d].name : ""},
+                                   {"ratio", s.ratio},
+                                   {"ratio_min", s.ratioMin},
+                                   {"ratio_max", s.ratioMax},
+                                   {"reference_nll", s.referenceNll},
+                                   {"range", {s.rangeBegin, s.rangeEnd}},
+                                   {"range_nll", s.rangeNll},
+                                   {"norm_growth", s.normGrowth},
+                                   {"retained_share", s.retainedShare}});
+            }
+            x["domains"] = domains;
+            x["eval"] = "jobs/" + run.job.id + "/job.json";
+        }
+        runs.push_back(x);
+    }
+    j["runs"] = runs;
+    nlohmann::json sizes = nlohmann::json::array();
+    for (const auto& s : r.sizes) {
+        nlohmann::json seeds = nlohmann::json::array();
+        for (const auto& f : s.seeds)
+            seeds.push_back({{"seed", f.seed},
+                             {"collapses_at", f.collapsesAt},
+                             {"forgets_from", f.forgetsFrom},
+                             {"monotone", f.monotone},
+                             {"inside", f.inside},
+                             {"interpolated", f.interpolated}});
+        sizes.push_back({{"axis_value", s.axisValue},
+                         {"state_size", s.stateSize},
+                         {"t_forget", s.tForget},
+                         {"seeds_agree", s.seedsAgree},
+                         {"seeds", seeds}});
+    }
+    j["sizes"] = sizes;
+    j["monotone_in_state_size"] = r.monotoneInStateSize;
+    if (r.fit.n >= 2)
+        j["fit"] = {{"n", r.fit.n},
+                    {"slope", r.fit.slope},
+                    {"intercept", r.fit.intercept},
+                    {"r2", r.fit.r2},
+                    {"slope_ci95", {r.fit.slopeLow, r.fit.slopeHigh}},
+                    {"residuals", r.fit.residuals},
+                    {"units", "T_forget in K = 1024 tokens, N_S in M elements"}};
+    j["paper_fit"] = {{"slope", 5.172}, {"intercept", -4.469}};
+    const std::string jsonPath = folder + "/summary.json";
+    writeJsonAtomically(jsonPath, j);
+
+    // The same table as columns in HDF5, for h5py and the window.
+    const std::string h5Path = folder + "/summary.h5";
+    h5::quiet();
+    const hid_t file = H5Fcreate(h5Path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (file < 0)
+        throw Error(h5Path, "cannot create the file: " + h5::errorDetail());
+    auto column = [&](const char* name, const std::vector<double>& v) {
+        const hsize_t n = v.size();
+        const hid_t space = H5Screate_simple(1, &n, nullptr);
+        const hid_t set =
+            H5Dcreate2(file, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        const bool ok = set >= 0 && (v.empty() || H5Dwrite(set, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL,
+                                                           H5P_DEFAULT, v.data()) >= 0);
+        if (set >= 0)
+            H5Dclose(set);
+        H5Sclose(space);
+        if (!ok)
+            throw Error(h5Path, name, "a written column", h5::errorDetail());
+    };
+    std::vector<double> ns, tt, seed, forgets, score, growth, finished;
+    for (const auto& run : r.runs) {
+        ns.push_back(static_cast<double>(run.job.stateSize));
+        tt.push_back(static_cast<double>(run.job.trainLength));
+        seed.push_back(static_cast<double>(run.job.seed));
+        finished.push_back(run.finished);
+        forgets.push_back(run.finished ? run.verdict.forgets : std::nan(""));
+        score.push_back(run.finished ? run.verdict.score : std::nan(""));
+        growth.push_back(run.finished ? run.verdict.normGrowth : std::nan(""));
+    }
+    try {
+        column("state_size", ns);
+        column("train_length", tt);
+        column("seed", seed);
+        column("finished", finished);
+        column("forgets", forgets);
+        column("score", score);
+        column("norm_growth", growth);
+        std::vector<double> sizeNs, tForget;
+        for (const auto& s : r.sizes) {
+            sizeNs.push_back(static_cast<double>(s.stateSize));
+            tForget.push_back(s.tForget > 0 ? s.tForget : std::nan(""));
+        }
+        column("size_state_size", sizeNs);
+        column("size_t_forget", tForget);
+        std::string error;
+        if (r.fit.n >= 2 && !(h5::writeDoubleAttribute(file, "fit_slope", r.fit.slope, &error) &&
+                              h5::writeDoubleAttribute(file, "fit_intercept", r.fit.intercept, &error) &&
+                              h5::writeDoubleAttribute(file, "fit_r2", r.fit.r2, &error)))
+            throw Error(h5Path, "fit", "written attributes", error);
+    } catch (...) {
+        H5Fclose(file);
+        throw;
+    }
+    H5Fclose(file);
+    return {jsonPath, h5Path};
+}
+
+} // namespace statescope

@@ -1,0 +1,177 @@
+#pragma once
+
+// Sweeps of trainings over state size × training length, and the analysis that turns them into the
+// paper's law (Stuffed Mamba §5.3: T_forget[K tokens] = 5.172·N_S[M] − 4.469). Torch-free header.
+//
+// A sweep is a spec (docs/sweeps.md): one architecture and base shape, an axis that changes the state
+// size, training lengths, seeds, a token budget, held-out texts and a criterion for "learned to
+// forget". `planSweep` turns it into jobs, the same list every time; a job is a folder
+// <out>/jobs/<id>/ holding its model, its training log and, written last, job.json with the
+// evaluation. A job with job.json is never redone; one without it resumes its training.
+
+#include "runtime/LengthEval.h"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace statescope {
+
+// When a trained model "forgets" (the sweep's setting; docs/sweeps.md).
+struct ForgetCriterion {
+    // "ratio": the mean NLL over [from·T, to·T) is within `tolerance` of the reference window's
+    // (referenceWindow()). "paper": the NLL of the evaluation's last bucket stays below
+    // `paperFactor` × the largest bucket NLL inside the training length (stuffed-mamba.md §5.3).
+    std::string kind = "ratio";
+    double fromMultiple = 8, toMultiple = 16;
+    double tolerance = 0.10;
+    double paperFactor = 2.0;
+    // Also required on every held-out domain: the largest head's state-norm growth from the reference
+    // window to the range's end at most this (<= 0: not required).
+    double maxNormGrowth = 5;
+
+    double threshold() const { return kind == "paper" ? paperFactor : 1 + tolerance; }
+};
+
+// What a criterion makes of one run's evaluations (one LengthStats per held-out domain).
+struct ForgetVerdict {
+    bool forgets = false;
+    double score = 0; // the worst domain's ratio (or end / max-within for "paper"); compared with threshold()
+    double normGrowth = 0; // the worst domain's
+    std::string reason;    // why it does not forget ("" when it does)
+};
+ForgetVerdict judgeForgetting(const ForgetCriterion& c, const std::vector<LengthStats>& domains);
+
+// The range of positions a criterion compares, for training length T and an evaluation of `length`.
+std::pair<int64_t, int64_t> criterionRange(const ForgetCriterion& c, int64_t trainingLength, int64_t length);
+
+struct HeldOutText {
+    std::string name; // "kjv", "manuals"
+    std::string path; // relative paths are relative to the spec's folder
+};
+
+struct SweepSpec {
+    std::string file; // where the spec was read from
+    std::string name;
+    std::string out; // the sweep's folder ("" in the file: <spec folder>/<name>)
+    std::string architecture = "mamba2";
+    std::string shape = "tiny";
+    std::string overridesJson = "{}"; // config keys (transformers dialect) every run shares
+    std::string axis = "d_state";     // d_state, n_layer, d_model or headdim
+    std::vector<int64_t> axisValues;
+    std::vector<int64_t> trainLengths;
+    std::vector<uint64_t> seeds{0, 1};
+    // "tokens": every run sees tokensPerRun tokens in steps of tokensPerStep (batch = tokensPerStep / T,
+    // at least 1). "steps": every run takes `steps` steps of `batch` sequences, so tokens grow with T.
+    std::string budget = "tokens";
+    int64_t tokensPerRun = 0;
+    int64_t tokensPerStep = 16384;
+    int64_t steps = 0, batch = 0;
+    std::string init = "default"; // "default" (mamba_ssm's: Δ in [1e-3, 0.1], A in [1, 16]) or "slow"
+    double lr = 2e-3, weightDecay = 0.1, warmupFraction = 0.05;
+    std::string schedule = "wsd";
+    bool bf16 = true; // on CUDA
+    std::string data; // training corpus
+    std::vector<HeldOutText> heldOut;
+    int64_t evalMultiple = 32; // evaluation windows of evalMultiple · T tokens
+    int evalSamples = 4;
+    int64_t evalChunk = 8192;
+    ForgetCriterion criterion;
+};
+
+// Reads and checks a spec (throws Error naming the file and the field).
+SweepSpec readSweepSpec(const std::string& path);
+// Folder of the sweep's jobs.
+std::string sweepFolder(const SweepSpec& spec);
+
+struct SweepJob {
+    int64_t index = 0;
+    std::string id; // "d_state-64_T-1024_seed-0"
+    int64_t axisValue = 0;
+    int64_t stateSize = 0; // N_S, from the registry's description of the run's config
+    int64_t trainLength = 0;
+    uint64_t seed = 0;
+    int64_t batch = 0, steps = 0, tokens = 0;
+    int64_t evalLength = 0;
+};
+
+// The jobs in a fixed order: axis value, then training length, then seed.
+std::vector<SweepJob> planSweep(const SweepSpec& spec);
+// Shard `index` of `count` (0-based): every count-th job from index, so that shards mix short and long runs.
+std::vector<SweepJob> shardJobs(const std::vector<SweepJob>& jobs, int index, int count);
+// Parses "I/N" (0 <= I < N); throws Error naming what for anything else.
+std::pair<int, int> parseShard(const std::string& s, const std::string& what);
+
+struct SweepRunOptions {
+    int shard = 0, shards = 1;
+    std::string device; // "" = cuda if available, else cpu
+    int threads = 0;
+    int maxJobs = 0; // > 0: stop after this many jobs were run (not skipped)
+};
+
+// Runs a shard's unfinished jobs: trains (resuming), evaluates on every held-out text, writes job.json
+// last. log gets one line per event. Returns the number of jobs run. Throws Error for a spec or job
+// that cannot run; Cancelled between jobs' chunks when *cancel turns true.
+int runSweep(const SweepSpec& spec, const SweepRunOptions& options,
+             const std::function<void(const std::string&)>& log, const std::atomic<bool>* cancel = nullptr);
+
+struct LineFit {
+    int n = 0;
+    double slope = 0, intercept = 0, r2 = 0;
+    double slopeLow = 0, slopeHigh = 0; // 95 % confidence interval (Student's t, n − 2 degrees of freedom)
+    std::vector<double> residuals;
+};
+// Least squares y = slope·x + intercept. Needs two distinct x; the interval needs three points.
+LineFit fitLine(const std::vector<double>& x, const std::vector<double>& y);
+// Student's t quantile for a two-sided 95 % interval with df degrees of freedom.
+double studentT95(int df);
+
+struct SweepRunResult {
+    SweepJob job;
+    bool finished = false;
+    std::vector<LengthStats> domains;
+    ForgetVerdict verdict;
+    double seconds = 0; // training and evaluation, wall time
+};
+
+// T_forget of one state size and seed: bracket [lo, hi] from the grid, interpolated on a log scale.
+struct ForgetThreshold {
+    uint64_t seed = 0;
+    int64_t collapsesAt = 0; // the largest collapsing T_train (0: none collapsed)
+    int64_t forgetsFrom = 0; // the smallest forgetting T_train (0: none forgot)
+    bool monotone = true;    // every collapsing T_train lies below every forgetting one
+    bool inside = false;     // both ends inside the grid
+    double interpolated = 0; // tokens, log-linear crossing of the score; 0 when not inside
+};
+
+struct StateSizeResult {
+    int64_t axisValue = 0;
+    int64_t stateSize = 0;
+    std::vector<ForgetThreshold> seeds;
+    bool seedsAgree = true; // the seeds' forgetsFrom within one grid step
+    double tForget = 0;     // geometric mean of the seeds' interpolated values; 0 if any is not inside
+};
+
+struct SweepReport {
+    SweepSpec spec;
+    std::vector<SweepRunResult> runs;
+    std::vector<StateSizeResult> sizes;
+    bool monotoneInStateSize = true; // T_forget does not fall as N_S grows
+    LineFit fit; // T_forget[K = 1024 tokens] against N_S[M], over the sizes inside the grid
+    int finished = 0;
+};
+
+// Thresholds of one size from runs sorted by training length (scores compared with the threshold).
+ForgetThreshold forgetThreshold(const std::vector<int64_t>& trainLengths,
+                                const std::vector<ForgetVerdict>& verdicts, double threshold);
+
+// Gathers every finished job and analyses them with spec.criterion.
+SweepReport reportSweep(const SweepSpec& spec);
+// Writes <folder>/summary.json and summary.h5; returns their paths.
+std::vector<std::string> writeSweepReport(const SweepReport& report, const std::string& folder);
+// The report as text for the terminal: runs, thresholds, the fit.
+std::string formatSweepReport(const SweepReport& report);
+
+} // namespace statescope

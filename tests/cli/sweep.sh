@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# statescope-cli sweep as a user runs it: plan, two local shards in their own processes, a run killed
+# with SIGKILL after its first finished job and started again (finished jobs are skipped, the rest
+# resume), and the report.   sweep.sh CLI SPEC WORKDIR
+set -u
+cli=$1 spec=$2 work=$3/sweep
+rm -rf "$work"
+mkdir -p "$work"
+# The spec's paths are relative to its folder; "out" puts the sweep in the work folder.
+python3 - "$spec" "$work" <<'PY' || { echo "cannot write the spec"; exit 1; }
+import json, os, sys
+spec = json.load(open(sys.argv[1]))
+base = os.path.dirname(os.path.abspath(sys.argv[1]))
+spec["data"] = os.path.join(base, spec["data"])
+spec["held_out"] = {k: os.path.join(base, v) for k, v in spec["held_out"].items()}
+for name in ("a", "b"):
+    spec["name"] = name
+    json.dump(spec, open(os.path.join(sys.argv[2], name + ".json"), "w"))
+PY
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$cli" sweep plan "$work/a.json" > "$work/plan.log" || fail "plan"
+grep -q "^4 jobs, 16384 training tokens in all" "$work/plan.log" || { cat "$work/plan.log"; fail "plan: 4 jobs"; }
+[ -s "$work/a/plan.json" ] || fail "plan.json"
+
+# Two shards at once, each a process of its own.
+"$cli" sweep run "$work/a.json" --gpus cpu,cpu --threads 1 > "$work/local.log" 2>&1 || { cat "$work/local.log"; cat "$work"/a/logs/*; fail "local shards"; }
+grep -q "all 2 shards finished" "$work/local.log" || fail "local shards: summary"
+for k in 0 1; do
+  n=$(grep -c "^\[sweep\] done" "$work/a/logs/shard-$k-of-2.log")
+  [ "$n" -eq 2 ] || { cat "$work/a/logs/shard-$k-of-2.log"; fail "shard $k ran $n jobs, expected 2"; }
+done
+[ "$(ls "$work"/a/jobs/*/job.json | wc -l)" -eq 4 ] || fail "4 finished jobs"
+
+# Killed after the first job finished; the next run skips it.
+"$cli" sweep run "$work/b.json" --device cpu --threads 2 > "$work/killed.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do ls "$work"/b/jobs/*/job.json >/dev/null 2>&1 && break; sleep 0.05; done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+done_before=$(ls "$work"/b/jobs/*/job.json 2>/dev/null | wc -l)
+[ "$done_before" -ge 1 ] || fail "no job finished before the kill"
+first=$(ls "$work"/b/jobs/*/job.json | head -1)
+sum_before=$(md5sum "$first")
+"$cli" sweep run "$work/b.json" --device cpu --threads 2 > "$work/resumed.log" 2>&1 || { cat "$work/resumed.log"; fail "resume"; }
+skipped=$(grep -c "^\[sweep\] skip" "$work/resumed.log")
+[ "$skipped" -eq "$done_before" ] || { cat "$work/resumed.log"; fail "skipped $skipped, expected $done_before"; }
+[ "$(md5sum "$first")" = "$sum_before" ] || fail "a finished job was redone"
+echo "killed after $done_before finished jobs; the rerun skipped $skipped"
+
+"$cli" sweep report "$work/b.json" > "$work/report.log" || { cat "$work/report.log"; fail "report"; }
+cat "$work/report.log"
+grep -q "^4 of 4 jobs finished" "$work/report.log" || fail "report: 4 of 4"
+[ -s "$work/b/summary.json" ] && [ -s "$work/b/summary.h5" ] || fail "summary files"
+echo "PASS"

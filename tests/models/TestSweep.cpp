@@ -1,0 +1,419 @@
+// Sweeps (runtime/Sweep.h): the plan is deterministic and shards partition it; the criterion on
+// hand-made curves; the fit and the threshold interpolation recover known lines; the report of
+// synthetic job results recovers the line they were made from; a real (tiny, CPU) sweep interrupted
+// after one job resumes without redoing it.
+#include "Error.h"
+#include "io/Json.h"
+#include "runtime/LengthEval.h"
+#include "runtime/Sweep.h"
+#include "runtime/Trainer.h"
+
+#include <QFile>
+#include <QFileInfo>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <cmath>
+#include <fstream>
+#include <set>
+
+using namespace statescope;
+
+namespace {
+
+const char* const kText = STATESCOPE_RESOURCES_DIR "/texts/kjv-heldout.txt";
+
+std::string writeSpec(const QTemporaryDir& dir, nlohmann::json spec)
+{
+    const std::string path = dir.filePath("spec.json").toStdString();
+    std::ofstream(path) << spec.dump(1);
+    return path;
+}
+
+nlohmann::json tinySpec()
+{
+    return {{"name", "tiny"},
+            {"shape", "tiny"},
+            {"overrides", {{"chunk_size", 32}}},
+            {"axis", "d_state"},
+            {"values", {16, 8}},
+            {"train_lengths", {64, 32}},
+            {"seeds", {0}},
+            {"budget", "tokens"},
+            {"tokens_per_run", 2048},
+            {"tokens_per_step", 256},
+            {"lr", 3e-3},
+            {"data", kText},
+            {"held_out", {{"kjv", kText}}},
+            {"eval_multiple", 4},
+            {"eval_samples", 1},
+            {"eval_chunk", 128},
+            {"criterion", {{"from", 2}, {"to", 4}}}};
+}
+
+// A curve of `length` tokens: NLL `within` before T, `after` from T on; norms `norm(t)` for every unit.
+LengthEval curve(int64_t T, int64_t length, double within, double after, double normGrowth = 1)
+{
+    LengthEval e;
+    e.trainingLength = T;
+    e.length = length;
+    e.layers = 2;
+    e.heads = 3;
+    e.windowStarts = {0};
+    e.nll.assign(static_cast<size_t>(length), within);
+    e.nll[0] = std::nan("");
+    for (int64_t t = 0; t < 64 && t < T; ++t) // a cold start the reference must skip
+        e.nll[t] = 5.0;
+    for (int64_t t = T; t < length; ++t)
+        e.nll[t] = after;
+    e.windowNll = {e.nll};
+    e.stateNorm.assign(static_cast<size_t>(length * 6), 1.0);
+    for (int64_t t = T; t < length; ++t)
+        e.stateNorm[t * 6 + 4] = normGrowth; // layer 1, head 1
+    return e;
+}
+
+} // namespace
+
+class TestSweep : public QObject {
+    Q_OBJECT
+
+private slots:
+    void planIsDeterministic()
+    {
+        QTemporaryDir dir;
+        const SweepSpec spec = readSweepSpec(writeSpec(dir, tinySpec()));
+        const auto a = planSweep(spec), b = planSweep(spec);
+        QCOMPARE(a.size(), size_t(4));
+        for (size_t i = 0; i < a.size(); ++i) {
+            QCOMPARE(a[i].id, b[i].id);
+            QCOMPARE(a[i].index, int64_t(i));
+            QCOMPARE(a[i].tokens, b[i].tokens);
+        }
+        // Sorted by state size, then T_train, whatever the spec's order.
+        QCOMPARE(a[0].id, std::string("d_state-8_T-32_seed-0"));
+        QCOMPARE(a[3].id, std::string("d_state-16_T-64_seed-0"));
+        // N_S from the registry: 2 layers × (8 heads × 16 × d_state + conv (128 + 2 d_state) × 3).
+        QCOMPARE(a[0].stateSize, int64_t(2 * (8 * 16 * 8 + (128 + 16) * 3)));
+        QCOMPARE(a[3].stateSize, int64_t(2 * (8 * 16 * 16 + (128 + 32) * 3)));
+        // Equal tokens: 256 tokens a step, 8 steps, whatever T_train.
+        for (const auto& j : a) {
+            QCOMPARE(j.tokens, int64_t(2048));
+            QCOMPARE(j.batch * j.trainLength, int64_t(256));
+            QCOMPARE(j.evalLength, 4 * j.trainLength);
+        }
+        // Equal steps: tokens grow with T_train.
+        nlohmann::json s = tinySpec();
+        s["budget"] = "steps";
+        s["steps"] = 10;
+        s["batch"] = 2;
+        const auto c = planSweep(readSweepSpec(writeSpec(dir, s)));
+        QCOMPARE(c[0].tokens, int64_t(10 * 2 * 32));
+        QCOMPARE(c[1].tokens, int64_t(10 * 2 * 64));
+    }
+
+    void shardsPartition()
+    {
+        QTemporaryDir dir;
+        nlohmann::json s = tinySpec();
+        s["values"] = {4, 8, 16};
+        s["train_lengths"] = {32, 64, 128};
+        s["seeds"] = {0, 1};
+        const auto jobs = planSweep(readSweepSpec(writeSpec(dir, s)));
+        QCOMPARE(jobs.size(), size_t(18));
+        for (int n = 1; n <= 7; ++n) {
+            std::multiset<std::string> seen;
+            for (int i = 0; i < n; ++i) {
+                const auto shard = shardJobs(jobs, i, n);
+                QVERIFY(shard.size() >= jobs.size() / n && shard.size() <= jobs.size() / n + 1);
+                for (const auto& j : shard)
+                    seen.insert(j.id);
+            }
+            QCOMPARE(seen.size(), jobs.size());
+            for (const auto& j : jobs)
+                QCOMPARE(seen.count(j.id), size_t(1));
+        }
+        QCOMPARE(parseShard("2/5", "--shard"), std::make_pair(2, 5));
+        for (const char* bad : {"5/5", "-1/2", "1", "1/0", "1/2x"})
+            QVERIFY_THROWS_EXCEPTION(Error, parseShard(bad, "--shard"));
+    }
+
+    void specRefusals_data()
+    {
+        QTest::addColumn<QString>("key");
+        QTest::addColumn<QString>("value");
+        QTest::addColumn<QString>("message");
+        QTest::newRow("axis") << "axis"
+                              << "\"d_conv\""
+                              << "axis: expected d_state, n_layer";
+        QTest::newRow("unknown key") << "epochs"
+                                     << "3"
+                                     << "epochs: expected a known key";
+        QTest::newRow("budget") << "budget"
+                                << "\"seconds\""
+                                << "budget: expected \"tokens\" or \"steps\"";
+        QTest::newRow("no lengths") << "train_lengths"
+                                    << "[]"
+                                    << "train_lengths: expected a non-empty list";
+        QTest::newRow("duplicate") << "values"
+                                   << "[8, 8]"
+                                   << "values: expected distinct values";
+        QTest::newRow("criterion beyond eval") << "eval_multiple"
+                                               << "3"
+                                               << "criterion: expected 1 <= from < to";
+        QTest::newRow("architecture") << "architecture"
+                                      << "\"rwkv6\""
+                                      << "architecture: expected mamba2";
+        QTest::newRow("held-out") << "held_out"
+                                  << "{}"
+                                  << "held_out: expected an object";
+    }
+
+    void specRefusals()
+    {
+        QFETCH(QString, key);
+        QFETCH(QString, value);
+        QFETCH(QString, message);
+        QTemporaryDir dir;
+        nlohmann::json s = tinySpec();
+        s[key.toStdString()] = nlohmann::json::parse(value.toStdString());
+        const std::string path = writeSpec(dir, s);
+        try {
+            readSweepSpec(path);
+            QFAIL("accepted");
+        } catch (const Error& e) {
+            QVERIFY2(QString(e.what()).contains(message), e.what());
+            QVERIFY2(QString(e.what()).contains("spec.json"), e.what());
+        }
+    }
+
+    void referenceWindowSkipsColdStart()
+    {
+        QCOMPARE(referenceWindow(4096), std::make_pair(int64_t(2048), int64_t(4096)));
+        QCOMPARE(referenceWindow(256), std::make_pair(int64_t(128), int64_t(256)));
+        QCOMPARE(referenceWindow(100), std::make_pair(int64_t(64), int64_t(100)));
+        QCOMPARE(referenceWindow(64), std::make_pair(int64_t(32), int64_t(64))); // no room to skip
+    }
+
+    void criterionOnHandMadeCurves()
+    {
+        ForgetCriterion c; // ratio over [8T, 16T) within 10 %, growth <= 5x
+        const int64_t T = 256, L = 32 * T;
+        auto judge = [&](const LengthEval& e) {
+            const auto [from, to] = criterionRange(c, T, L);
+            return judgeForgetting(c, {lengthStats(e, T, from, to, 32)});
+        };
+        // Flat after T_train (the cold start's 5.0 is outside the reference [128, 256)).
+        const ForgetVerdict flat = judge(curve(T, L, 2.0, 2.1));
+        QVERIFY2(flat.forgets, flat.reason.c_str());
+        QCOMPARE(flat.score, 1.05);
+        // Loss 30 % up: collapses.
+        const ForgetVerdict up = judge(curve(T, L, 2.0, 2.6));
+        QVERIFY(!up.forgets);
+        QVERIFY2(QString::fromStdString(up.reason).contains("loss ratio 1.300 > 1.100"), up.reason.c_str());
+        // Flat loss, but one head's state 8x larger than within T_train: collapses on the norm test.
+        const ForgetVerdict grows = judge(curve(T, L, 2.0, 2.0, 8.0));
+        QVERIFY(!grows.forgets);
+        QVERIFY2(QString::fromStdString(grows.reason).contains("state-norm growth 8.00x > 5.00x"),
+                 grows.reason.c_str());
+        const LengthStats st = lengthStats(curve(T, L, 2.0, 2.0, 8.0), T, 8 * T, 16 * T, 32);
+        QCOMPARE(st.growthLayer, int64_t(1));
+        QCOMPARE(st.growthHead, int64_t(1));
+        // Two domains: the worst one decides.
+        const auto [from, to] = criterionRange(c, T, L);
+        const ForgetVerdict two = judgeForgetting(c, {lengthStats(curve(T, L, 2.0, 2.0), T, from, to, 32),
+                                                      lengthStats(curve(T, L, 2.0, 2.4), T, from, to, 32)});
+        QVERIFY(!two.forgets);
+        QCOMPARE(two.score, 1.2);
+        // The paper's criterion: the end below 2x the worst bucket within T_train.
+        ForgetCriterion paper;
+        paper.kind = "paper";
+        paper.maxNormGrowth = 0;
+        const auto [pf, pt] = criterionRange(paper, T, L);
+        QCOMPARE(pt, L);
+        QVERIFY(judgeForgetting(paper, {lengthStats(curve(T, L, 2.0, 3.9), T, pf, pt, 32)}).forgets);
+        QVERIFY(!judgeForgetting(paper, {lengthStats(curve(T, L, 2.0, 4.1), T, pf, pt, 32)}).forgets);
+        // Window by window: two windows that disagree give the spread.
+        LengthEval e = curve(T, L, 2.0, 2.2);
+        e.windowNll.push_back(curve(T, L, 2.0, 2.6).nll);
+        e.windowStarts.push_back(100);
+        const LengthStats s = lengthStats(e, T, from, to, 32);
+        QCOMPARE(s.ratioMin, 1.1);
+        QCOMPARE(s.ratioMax, 1.3);
+        QVERIFY(std::abs(s.ratioSpread - 0.2 / std::sqrt(2.0)) < 1e-9);
+        // Nothing is read before position 0 or after the window.
+        QVERIFY_THROWS_EXCEPTION(Error, lengthStats(e, 2 * L, from, to, 32));
+        QVERIFY_THROWS_EXCEPTION(Error, lengthStats(e, T, 0, L + 1, 32));
+    }
+
+    void fitRecoversKnownLine()
+    {
+        // y = 5.172 x − 4.469 with small alternating noise.
+        std::vector<double> x{1.1, 1.6, 2.4, 4.8, 12.9}, y;
+        for (size_t i = 0; i < x.size(); ++i)
+            y.push_back(5.172 * x[i] - 4.469 + (i % 2 ? 0.05 : -0.05));
+        const LineFit f = fitLine(x, y);
+        QVERIFY2(std::abs(f.slope - 5.172) < 0.02, qPrintable(QString::number(f.slope)));
+        QVERIFY2(std::abs(f.intercept + 4.469) < 0.1, qPrintable(QString::number(f.intercept)));
+        QVERIFY(f.r2 > 0.999);
+        QVERIFY(f.slopeLow > 0 && f.slopeLow < 5.172 && f.slopeHigh > 5.172);
+        QCOMPARE(f.residuals.size(), x.size());
+        // Pure noise: the interval includes 0.
+        const LineFit g = fitLine({1, 2, 3, 4}, {1, -1, -1, 1});
+        QVERIFY(g.slopeLow < 0 && g.slopeHigh > 0);
+        QCOMPARE(studentT95(3), 3.182);
+        QVERIFY_THROWS_EXCEPTION(Error, fitLine({2, 2}, {1, 3}));
+    }
+
+    void thresholdInterpolatesOnLogScale()
+    {
+        // Scores linear in log T cross 1.1 at T = 1000 between the grid points 512 and 2048.
+        const std::vector<int64_t> T{256, 512, 2048, 4096};
+        auto score = [](double t) { return 1.1 + 0.2 * std::log(1000.0 / t); };
+        std::vector<ForgetVerdict> v;
+        for (int64_t t : T)
+            v.push_back({score(double(t)) <= 1.1, score(double(t)), 1, ""});
+        const ForgetThreshold f = forgetThreshold(T, v, 1.1);
+        QVERIFY(f.inside && f.monotone);
+        QCOMPARE(f.collapsesAt, int64_t(512));
+        QCOMPARE(f.forgetsFrom, int64_t(2048));
+        QVERIFY2(std::abs(f.interpolated - 1000) < 1e-6, qPrintable(QString::number(f.interpolated)));
+        // Every length forgets: below the grid; a forgetting length below a collapsing one: not monotone.
+        std::vector<ForgetVerdict> all(4, ForgetVerdict{true, 1.0, 1, ""});
+        QVERIFY(!forgetThreshold(T, all, 1.1).inside);
+        std::vector<ForgetVerdict> mixed{
+            {true, 1, 1, ""}, {false, 2, 1, "x"}, {true, 1, 1, ""}, {true, 1, 1, ""}};
+        QVERIFY(!forgetThreshold(T, mixed, 1.1).monotone);
+    }
+
+    // Job results written by hand, with scores made from a known line: the report finds it again.
+    void reportRecoversLineFromSyntheticJobs()
+    {
+        QTemporaryDir dir;
+        nlohmann::json s = tinySpec();
+        s["values"] = {8, 16, 32, 64};
+        s["train_lengths"] = {64, 128, 256, 512, 1024, 2048};
+        s["seeds"] = {0, 1};
+        s["eval_multiple"] = 16;
+        s["criterion"] = {{"from", 8}, {"to", 16}};
+        const SweepSpec spec = readSweepSpec(writeSpec(dir, s));
+        const auto jobs = planSweep(spec);
+        // T_forget[K] = a N_S[M] + b through the first and the last state size's chosen thresholds.
+        const double ns0 = jobs.front().stateSize / 1e6, ns1 = jobs.back().stateSize / 1e6;
+        const double a = (1500.0 / 1024 - 100.0 / 1024) / (ns1 - ns0), b = 100.0 / 1024 - a * ns0;
+        for (const SweepJob& job : jobs) {
+            const double tForget = 1024 * (a * job.stateSize / 1e6 + b);
+            const double score = 1.1 + 0.3 * std::log(tForget / job.trainLength) * (job.seed ? 1.0 : 1.2);
+            const int64_t T = job.trainLength, L = job.evalLength, grain = std::max<int64_t>(16, T / 8);
+            nlohmann::json nll = nlohmann::json::array(), norms = nlohmann::json::array();
+            for (int64_t t = 0; t < L; t += grain)
+                nll.push_back(t < T ? 2.0 : 2.0 * score);
+            for (int u = 0; u < 8; ++u)
+                norms.push_back(std::vector<double>(static_cast<size_t>(L / grain), 1.0));
+            nlohmann::json eval{{"domain", "kjv"},
+                                {"text", kText},
+                                {"length", L},
+                                {"training_length", T},
+                                {"layers", 2},
+                                {"heads", 4},
+                                {"grain", grain},
+                                {"windows", {0}},
+                                {"windows_overlap", false},
+                                {"nll", nll},
+                                {"window_nll", {nll}},
+                                {"state_norm", norms},
+                                {"log_retention", nlohmann::json::array()}};
+            const QString jobDir = dir.filePath(QString("tiny/jobs/%1").arg(QString::fromStdString(job.id)));
+            QVERIFY(QDir().mkpath(jobDir));
+            std::ofstream((jobDir + "/job.json").toStdString())
+                << nlohmann::json{{"evals", {eval}}, {"seconds", 60.0}}.dump();
+        }
+        const SweepReport r = reportSweep(spec);
+        QCOMPARE(r.finished, int(jobs.size()));
+        QCOMPARE(r.sizes.size(), size_t(4));
+        for (const auto& size : r.sizes) {
+            QVERIFY(size.seedsAgree);
+            const double expected = 1024 * (a * size.stateSize / 1e6 + b);
+            QVERIFY2(std::abs(size.tForget - expected) < 1e-6 * expected,
+                     qPrintable(QString("%1 vs %2").arg(size.tForget).arg(expected)));
+        }
+        QVERIFY(r.monotoneInStateSize);
+        QCOMPARE(r.fit.n, 4);
+        QVERIFY2(std::abs(r.fit.slope - a) < 1e-6 * a, qPrintable(QString::number(r.fit.slope)));
+        QVERIFY(std::abs(r.fit.intercept - b) < 1e-6);
+        QVERIFY(r.fit.r2 > 0.999999);
+        const auto files = writeSweepReport(r, dir.filePath("tiny").toStdString());
+        const nlohmann::json summary = loadPythonJson(files[0]);
+        QCOMPARE(summary.at("runs").size(), jobs.size());
+        QVERIFY(std::abs(summary.at("fit").at("slope").get<double>() - a) < 1e-6 * a);
+        QVERIFY(QFileInfo(QString::fromStdString(files[1])).size() > 1000);
+        const std::string text = formatSweepReport(r);
+        QVERIFY2(text.find("fit over 4 state sizes") != std::string::npos, text.c_str());
+    }
+
+    // A real sweep on the CPU: tiny models, 8 steps each. Stopped after one job (as a killed shard
+    // would be), the next run skips that job, resumes a half-trained one and runs the rest.
+    void interruptedSweepResumes()
+    {
+        QTemporaryDir dir;
+        const SweepSpec spec = readSweepSpec(writeSpec(dir, tinySpec()));
+        const auto jobs = planSweep(spec);
+        std::vector<std::string> log;
+        auto logger = [&](const std::string& line) { log.push_back(line); };
+        SweepRunOptions o;
+        o.device = "cpu";
+        o.threads = 2;
+        o.maxJobs = 1;
+        QCOMPARE(runSweep(spec, o, logger), 1);
+        const QString first =
+            dir.filePath(QString("tiny/jobs/%1/job.json").arg(QString::fromStdString(jobs[0].id)));
+        QVERIFY(QFile::exists(first));
+        const QDateTime firstTime = QFileInfo(first).lastModified();
+        QFile f(first);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const QByteArray firstBytes = f.readAll();
+        f.close();
+
+        // Job 1 stopped half-way: its model folder holds a checkpoint at step 4 of 8.
+        TrainOptions t;
+        t.shape = "tiny";
+        t.shapeOverrides = R"({"chunk_size": 32, "state_size": 8})";
+        t.data = kText;
+        t.out =
+            dir.filePath(QString("tiny/jobs/%1/model").arg(QString::fromStdString(jobs[1].id))).toStdString();
+        t.trainLength = jobs[1].trainLength;
+        t.batch = jobs[1].batch;
+        t.steps = 4;
+        t.threads = 2;
+        trainModel(t, [](const TrainProgress&) {});
+
+        log.clear();
+        o.maxJobs = 0;
+        QCOMPARE(runSweep(spec, o, logger), 3);
+        QCOMPARE(log[0], "skip " + jobs[0].id + " (finished)");
+        QVERIFY2(log[1].rfind("resume " + jobs[1].id, 0) == 0, log[1].c_str());
+        QVERIFY(QFile(first).open(QIODevice::ReadOnly));
+        QFile g(first);
+        QVERIFY(g.open(QIODevice::ReadOnly));
+        QCOMPARE(g.readAll(), firstBytes);
+        QCOMPARE(QFileInfo(first).lastModified(), firstTime);
+        const nlohmann::json card = loadPythonJson(
+            dir.filePath(
+                   QString("tiny/jobs/%1/model/model_card.json").arg(QString::fromStdString(jobs[1].id)))
+                .toStdString());
+        QCOMPARE(card.at("steps").get<int64_t>(), jobs[1].steps);
+
+        // Everything finished: nothing more runs, and the report sees all four.
+        QCOMPARE(runSweep(spec, o, logger), 0);
+        const SweepReport r = reportSweep(spec);
+        QCOMPARE(r.finished, 4);
+        for (const auto& run : r.runs) {
+            QCOMPARE(run.domains.size(), size_t(1));
+            QVERIFY(std::isfinite(run.domains[0].ratio) && run.domains[0].ratio > 0);
+            QVERIFY(run.domains[0].retainedShare >= 0 && run.domains[0].retainedShare <= 1);
+        }
+    }
+};
+
+QTEST_GUILESS_MAIN(TestSweep)
+#include "TestSweep.moc"
