@@ -139,7 +139,8 @@ struct SweepArgs {
     std::string action; // plan, run, report
     std::string spec;
     std::string shard = "0/1";
-    std::vector<std::string> gpus; // run: one shard per GPU (and per-gpu shards on each); "cpu" for CPU shards
+    std::vector<std::string>
+        gpus; // run: one shard per GPU (and per-gpu shards on each); "cpu" for CPU shards
     int perGpu = 1;
     std::string device;
     int threads = 0;

@@ -405,8 +405,10 @@ int runMain(int argc, char** argv)
     sweepCmd->require_subcommand(1);
     auto* sweepPlan = sweepCmd->add_subcommand("plan", "Write and print the job list of a sweep spec");
     sweepPlan->add_option("spec", sweep.spec, "Sweep spec (JSON)")->required();
-    sweepPlan->add_option("--json", sweep.json, "Where the job list goes (default: <sweep folder>/plan.json)");
-    auto* sweepRun = sweepCmd->add_subcommand("run", "Run a share of the jobs; finished jobs are skipped, others resume");
+    sweepPlan->add_option("--json", sweep.json,
+                          "Where the job list goes (default: <sweep folder>/plan.json)");
+    auto* sweepRun =
+        sweepCmd->add_subcommand("run", "Run a share of the jobs; finished jobs are skipped, others resume");
     sweepRun->add_option("spec", sweep.spec, "Sweep spec (JSON)")->required();
     sweepRun->add_option("--shard", sweep.shard, "I/N: the I-th (0-based) of N shares of the jobs");
     sweepRun->add_option("--gpus", sweepGpus,
@@ -416,9 +418,11 @@ int runMain(int argc, char** argv)
     sweepRun->add_option("--device", sweep.device, "cpu or cuda[:N] (default: cuda if there is one)");
     sweepRun->add_option("--threads", sweep.threads, "CPU threads");
     sweepRun->add_option("--max-jobs", sweep.maxJobs, "Stop after running this many jobs");
-    auto* sweepReport = sweepCmd->add_subcommand("report", "Gather the finished jobs, find T_forget, fit the line");
+    auto* sweepReport =
+        sweepCmd->add_subcommand("report", "Gather the finished jobs, find T_forget, fit the line");
     sweepReport->add_option("spec", sweep.spec, "Sweep spec (JSON)")->required();
-    sweepReport->add_option("--out", sweep.out, "Folder for summary.json and summary.h5 (default: the sweep's)");
+    sweepReport->add_option("--out", sweep.out,
+                            "Folder for summary.json and summary.h5 (default: the sweep's)");
 
     auto* devicesCmd = app.add_subcommand("devices", "List the devices a run can use");
 
