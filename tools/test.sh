@@ -21,7 +21,9 @@ if [ "${STATESCOPE_SANITIZE_CI:-1}" = 1 ]; then
     cmake --build "$asan" -j "${STATESCOPE_JOBS:-2}"
     # cli.hostile_inputs already ran in the main suite; under ASan its time and memory limits would
     # measure the sanitizer (it scales them) and it would add minutes while inputs still fail.
-    (cd "$asan" && ctest --output-on-failure -j 2 ${STATESCOPE_ASAN_CTEST_ARGS:--E ^cli[.]hostile_inputs$}) ||
+    # cli.ddp_gloo: c10d's Gloo transport runs its own threads inside the uninstrumented LibTorch; the
+    # Release run covers it.
+    (cd "$asan" && ctest --output-on-failure -j 2 ${STATESCOPE_ASAN_CTEST_ARGS:--E ^cli[.](hostile_inputs|ddp_gloo)$}) ||
         status=$?
 fi
 exit $status

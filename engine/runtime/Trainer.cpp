@@ -6,6 +6,7 @@
 #include "models/ConfigFields.h"
 #include "models/Mamba2.h"
 #include "models/ModelCard.h"
+#include "runtime/DataParallel.h"
 #include "runtime/Passkey.h"
 #include "runtime/Runner.h"
 #include "tokenizers/Tokenizer.h"
@@ -218,9 +219,26 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
         throw Error("a_init", "range", "0 < MIN <= MAX",
                     std::to_string(o.aInitMin) + ":" + std::to_string(o.aInitMax));
     torch::set_num_threads(o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency()));
-    const torch::Device device(o.device);
+    torch::Device device(o.device);
     if (device.is_cuda() && !torch::cuda::is_available())
         throw Error("device", "device", "cpu (CUDA is not available)", o.device);
+    // Started the way torchrun starts workers: one rank of a data-parallel group. Every rank draws the
+    // same global batch and trains on its share of the rows; the gradients are averaged, so the run
+    // follows the single-process one with the same global batch.
+    const DistributedEnv env = distributedEnvironment();
+    std::unique_ptr<DataParallel> dp;
+    if (env.worldSize > 1) {
+        if (o.batch % env.worldSize != 0)
+            throw Error("batch", "batch", "a multiple of WORLD_SIZE " + std::to_string(env.worldSize),
+                        std::to_string(o.batch));
+        if (device.is_cuda() && !device.has_index())
+            device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.localRank));
+        if (device.is_cuda())
+            torch::cuda::synchronize(device.index()); // creates the context on this rank's GPU first
+        dp = std::make_unique<DataParallel>(env, device);
+    }
+    const bool rank0 = env.rank == 0;
+    const int64_t rows = o.batch / env.worldSize, firstRow = env.rank * rows;
     const auto corpus = openCorpus(o);
     std::shared_ptr<MappedFile> heldOut = o.heldOut.empty() ? nullptr : MappedFile::open(o.heldOut);
     const auto passkeys = passkeyDocuments(o);
@@ -264,6 +282,8 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
     if (o.bf16)
         model->setComputeDtype(torch::kBFloat16);
     std::vector<torch::Tensor> params = model->parameters();
+    if (dp)
+        dp->broadcast(params);
     // Weight decay on matrices only, as mamba_ssm does: decaying A_log and dt_bias towards 0 would pull
     // every head towards alpha = exp(-softplus(0)) = 0.5, i.e. teach forgetting the data never asked for.
     std::vector<torch::Tensor> decayed, undecayed;
@@ -284,6 +304,8 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
 
     std::mt19937_64 rng(o.seed * 7919 + static_cast<uint64_t>(startStep));
     auto save = [&](int64_t step, double loss, double heldOutLoss) {
+        if (!rank0)
+            return;
         torch::NoGradGuard ng;
         model->saveFolder(o.out);
         std::ofstream(o.out + "/tokenizer.json") << byteLevelTokenizerJson();
@@ -303,6 +325,10 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
             card["forget_threshold_fit"] = nullptr;
         card["training_length"] = o.trainLength;
         card["batch"] = o.batch;
+        if (dp) {
+            card["world_size"] = env.worldSize;
+            card["process_group"] = dp->backend();
+        }
         card["steps"] = step;
         card["schedule"] = o.schedule;
         card["lr"] = o.lr;
@@ -331,10 +357,14 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
         const double lr = learningRate(o, step);
         for (auto& group : optimizer.param_groups())
             static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-        const Batch batch =
-            sampleMixedBatch(*corpus, passkeys.get(), o.passkeyFraction, o.batch, o.trainLength, rng);
+        Batch batch = sampleMixedBatch(*corpus, passkeys.get(), o.passkeyFraction, o.batch, o.trainLength, rng);
+        if (dp) {
+            batch.ids = batch.ids.narrow(0, firstRow, rows);
+            if (batch.answer.defined())
+                batch.answer = batch.answer.narrow(0, firstRow, rows);
+        }
         const torch::Tensor ids = batch.ids.to(device);
-        auto state = model->initialState(o.batch);
+        auto state = model->initialState(rows);
         torch::Tensor hidden = model->forward(ids.narrow(1, 0, o.trainLength), *state, false, false).hidden;
         torch::Tensor logits = model->logits(hidden);
         torch::Tensor tokenLoss = torch::nn::functional::cross_entropy(
@@ -343,47 +373,57 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
         const torch::Tensor loss = tokenLoss.mean(); // what the log and the model card report
         torch::Tensor objective = loss, answerLoss;
         if (batch.answerTokens > 0) {
-            answerLoss = (tokenLoss * batch.answer.to(device).reshape({-1})).sum() /
-                         static_cast<double>(batch.answerTokens);
+            // Over the global batch's answers: the ranks' shares sum to it once gradients are averaged.
+            answerLoss = (tokenLoss * batch.answer.to(device).reshape({-1})).sum() *
+                         static_cast<double>(env.worldSize) / static_cast<double>(batch.answerTokens);
             if (o.passkeyAnswerWeight > 0)
                 objective = objective + o.passkeyAnswerWeight * answerLoss;
         }
         optimizer.zero_grad();
         objective.backward();
+        if (dp)
+            dp->averageGradients(params);
         torch::nn::utils::clip_grad_norm_(params, o.clip);
         optimizer.step();
-        tokensSinceLog += o.batch * o.trainLength;
+        tokensSinceLog += rows * o.trainLength;
         constexpr int64_t kTimedSteps = 20;
         if (o.timeBudget > 0 && step == startStep + 5)
             budgetStart = std::chrono::steady_clock::now();
         if (o.timeBudget > 0 && step == startStep + 5 + kTimedSteps) {
             if (device.is_cuda())
                 loss.item<double>(); // wait for the device before reading the clock
-            const double perStep =
+            double perStep =
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - budgetStart).count() /
                 kTimedSteps;
+            if (dp) // every rank must cut to the same step count
+                perStep = dp->average(perStep);
             const int64_t fit = startStep + static_cast<int64_t>(o.timeBudget / perStep);
             o.steps = std::max(step + 2, std::min(o.steps, fit));
         }
         const bool last = step + 1 == o.steps;
         if ((step + 1) % o.logEvery == 0 || last) {
-            lastLoss = loss.item<double>();
-            if (heldOut && (last || (o.evalEvery > 0 && (step + 1) % o.evalEvery == 0))) {
+            lastLoss = dp ? dp->average(loss.item<double>()) : loss.item<double>();
+            if (rank0 && heldOut && (last || (o.evalEvery > 0 && (step + 1) % o.evalEvery == 0))) {
                 torch::NoGradGuard ng;
                 std::mt19937_64 evalRng(1);
                 lastHeldOut = lossOf(*model, sampleBatch(*heldOut, 16, o.trainLength, evalRng).to(device));
             }
             const double secs =
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-            log({step + 1, o.steps, lastLoss, lastHeldOut,
-                 answerLoss.defined() ? answerLoss.item<double>() : -1.0, lr,
-                 tokensSinceLog / std::max(1e-9, secs)});
+            double answer = -1; // every rank's share of the global answers' mean, summed
+            if (answerLoss.defined())
+                answer = dp ? dp->average(answerLoss.item<double>()) : answerLoss.item<double>();
+            if (rank0)
+                log({step + 1, o.steps, lastLoss, lastHeldOut, answer, lr,
+                     tokensSinceLog * env.worldSize / std::max(1e-9, secs)});
             start = std::chrono::steady_clock::now();
             tokensSinceLog = 0;
         }
         if ((step + 1) % o.saveEvery == 0 || last)
             save(step + 1, lastLoss, lastHeldOut);
     }
+    if (dp) // rank 0's last checkpoint is on disk before any rank returns
+        dp->barrier();
 }
 
 } // namespace statescope
