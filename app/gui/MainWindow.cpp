@@ -14,6 +14,7 @@
 #include "ProbeView.h"
 #include "Resources.h"
 #include "RunsPanel.h"
+#include "SweepDialog.h"
 #include "TokenStrip.h"
 #include "TraceData.h"
 #include "tokenizers/Tokenizer.h"
@@ -393,6 +394,13 @@ void MainWindow::buildActions()
     });
     m_openTrace = make(tr("Open t&race…"), QKeySequence("Ctrl+Shift+O"), &MainWindow::chooseTrace);
     m_overlayTrace = make(tr("O&verlay trace…"), QKeySequence(), &MainWindow::chooseOverlay);
+    m_openSweep = make(tr("Open s&weep results…"), QKeySequence(), [this] {
+        const QString path = QFileDialog::getOpenFileName(this, tr("Open sweep results"), QString(),
+                                                          tr("Sweep summary (summary.json);;JSON (*.json)"));
+        if (!path.isEmpty())
+            openSweepSummary(path);
+    });
+    m_openSweep->setToolTip(tr("The forget-threshold plot of a sweep (statescope-cli sweep report)"));
     m_clearOverlay = make(tr("&Remove overlay"), QKeySequence(), &MainWindow::clearOverlay);
     m_readNamedFiles =
         make(tr("Read the files this trace &names"), QKeySequence(), [this] { readNamedFiles(); });
@@ -447,6 +455,7 @@ void MainWindow::buildMenus()
     file->addAction(m_openTrace);
     file->addAction(m_overlayTrace);
     file->addAction(m_clearOverlay);
+    file->addAction(m_openSweep);
     file->addAction(m_readNamedFiles);
     file->addSeparator();
     file->addAction(m_export);
@@ -887,7 +896,10 @@ bool MainWindow::openDroppedPath(const QString& path)
         return openPasskeyResults(path);
     if (suffix == "h5" || suffix == "hdf5")
         return openTrace(path);
-    showError(tr("%1: cannot open this kind of file here. Drop a model folder, a .txt input, a .h5 trace or "
+    if (suffix == "json")
+        return openSweepSummary(path);
+    showError(tr("%1: cannot open this kind of file here. Drop a model folder, a .txt input, a .h5 trace, a "
+                 "sweep's summary.json or a "
                  "passkey results file.")
                   .arg(path));
     return false;
@@ -1244,6 +1256,25 @@ PasskeyDialog* MainWindow::passkeyDialog()
         m_passkeyDialog->setRequest(r);
     }
     return m_passkeyDialog;
+}
+
+SweepDialog* MainWindow::sweepDialog()
+{
+    if (!m_sweepDialog) {
+        m_sweepDialog = new SweepDialog(this);
+        connect(m_sweepDialog, &SweepDialog::errorOccurred, this, &MainWindow::showError);
+    }
+    return m_sweepDialog;
+}
+
+bool MainWindow::openSweepSummary(const QString& path)
+{
+    SweepDialog* d = sweepDialog();
+    if (!d->openSummary(path))
+        return false;
+    d->show();
+    d->raise();
+    return true;
 }
 
 bool MainWindow::openPasskeyResults(const QString& path)

@@ -33,6 +33,7 @@ class ProbeView;
 class RunsPanel;
 class MitigationsPanel;
 class PasskeyDialog;
+class SweepDialog;
 class TokenStrip;
 class TraceData;
 class TraceView;
@@ -136,6 +137,10 @@ public:
     PasskeyDialog* passkeyDialog();
     // The passkey dialog, shown, with the results file `path` in it (PasskeyDialog::openResults).
     bool openPasskeyResults(const QString& path);
+    // The sweep results' window (statescope-cli sweep report), made on first use, shown with the
+    // summary.json at `path` in it.
+    SweepDialog* sweepDialog();
+    bool openSweepSummary(const QString& path);
     QList<TraceView*> views() const;
     QScrollArea* plotScroll() const { return m_plotScroll; }
     QString tracesFolder() const { return m_tracesFolder; }
@@ -233,6 +238,8 @@ private:
     QAction* m_compare = nullptr;
     QAction* m_passkey = nullptr;
     PasskeyDialog* m_passkeyDialog = nullptr;
+    SweepDialog* m_sweepDialog = nullptr;
+    QAction* m_openSweep = nullptr;
     QAction* m_openText = nullptr;
     QAction* m_openTrace = nullptr;
     QAction* m_overlayTrace = nullptr;

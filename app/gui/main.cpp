@@ -3,9 +3,14 @@
 #include "MainWindow.h"
 #include "ModelPanel.h"
 #include "PasskeyDialog.h"
+#include "SweepDialog.h"
+
+#include "ForgetThresholdView.h"
+#include "PlotExporter.h"
 #include "PlotGroup.h"
 #include "util/Threads.h"
 #include "util/Warnings.h"
+#include <algorithm>
 
 #include <QApplication>
 #include <QCommandLineParser>
@@ -70,6 +75,12 @@ struct Cli {
         "Show the passkey results file <file> (statescope-cli passkey --out) in the passkey dialog; "
         "--screenshot then saves that dialog.",
         "file"};
+    QCommandLineOption sweepSummary{
+        "sweep-summary",
+        "Show a sweep's summary.json (statescope-cli sweep report) in the sweep results window; "
+        "--screenshot then saves that window and --export-figures writes "
+        "<prefix>-forget-threshold.{png,svg}.",
+        "file"};
     QCommandLineOption stats{"stats",
                              "Print tokens/s, plot updates per second and memory to stderr when quitting."};
 
@@ -79,11 +90,12 @@ struct Cli {
             "Watch a recurrent language model's loss, forget gates and state norms live while it reads.");
         parser.addHelpOption();
         parser.addVersionOption();
-        parser.addOptions({demo,          model,        trace,         text,        prompt,  run,
-                           chunk,         tracesDir,    theme,         screenshot,  size,    cursor,
-                           quitAfter,     quitWhenDone, overlay,       logX,        linearX, noTokenNll,
-                           tokenNll,      bucket,       exportFigures, figureWidth, stats,   benchInteraction,
-                           passkeyResults});
+        parser.addOptions(
+            {demo,           model,        trace,         text,        prompt,  run,
+             chunk,          tracesDir,    theme,         screenshot,  size,    cursor,
+             quitAfter,      quitWhenDone, overlay,       logX,        linearX, noTokenNll,
+             tokenNll,       bucket,       exportFigures, figureWidth, stats,   benchInteraction,
+             passkeyResults, sweepSummary});
         parser.addPositionalArgument(
             "paths", "Model folders, .txt inputs or .h5 traces to open (as if dropped).", "[paths...]");
     }
@@ -216,6 +228,10 @@ int main(int argc, char** argv)
         ok = window.openPasskeyResults(parser.value(cli.passkeyResults));
         shown = window.passkeyDialog();
     }
+    if (ok && parser.isSet(cli.sweepSummary)) {
+        ok = window.openSweepSummary(parser.value(cli.sweepSummary));
+        shown = window.sweepDialog();
+    }
     if (parser.isSet(cli.logX) || parser.isSet(cli.linearX))
         window.plotGroup()->setLogX(parser.isSet(cli.logX));
     if (parser.isSet(cli.noTokenNll) || parser.isSet(cli.tokenNll))
@@ -251,7 +267,25 @@ int main(int argc, char** argv)
     if (parser.isSet(cli.exportFigures)) {
         // Figures once the data is complete: when the run ends, or at once for an opened trace.
         const QString prefix = parser.value(cli.exportFigures);
-        auto exportAndQuit = [&window, &app, prefix, overlayAll, startRun, figureStyle] {
+        const bool sweep = parser.isSet(cli.sweepSummary);
+        auto exportAndQuit = [&window, &app, prefix, overlayAll, startRun, figureStyle, sweep] {
+            if (sweep) { // the sweep's figure alone
+                QString error;
+                ExportStyle style = figureStyle;
+                style.logX = false; // N_S is linear; the view sets its own log axes
+                // Taller than a trace's figure: the legend's rows above, the equation inside.
+                style.heightMm = std::max(style.heightMm, 0.75 * style.widthMm);
+                QCustomPlot* plot = window.sweepDialog()->view()->plot();
+                const QString base = prefix + "-forget-threshold";
+                const bool good = PlotExporter::savePng(plot, base + ".png", style, &error) &&
+                                  PlotExporter::saveSvg(plot, base + ".svg", style, &error);
+                if (good)
+                    std::fprintf(stderr, "statescope: wrote %s.{png,svg}\n", qPrintable(base));
+                else
+                    std::fprintf(stderr, "statescope: %s\n", qPrintable(error));
+                app.exit(good ? 0 : 1);
+                return;
+            }
             bool good = !startRun || overlayAll();
             good = good && window.exportFigures(prefix, figureStyle); // a failure went out through errorShown
             if (good)

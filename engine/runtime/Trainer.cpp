@@ -9,8 +9,8 @@
 #include "runtime/DataParallel.h"
 #include "runtime/Passkey.h"
 #include "runtime/Runner.h"
-#include "tokenizers/Tokenizer.h"
 #include "tokenizers/ByteTokenizerJson.h"
+#include "tokenizers/Tokenizer.h"
 
 #include <chrono>
 #include <cmath>
@@ -357,7 +357,8 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
         const double lr = learningRate(o, step);
         for (auto& group : optimizer.param_groups())
             static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-        Batch batch = sampleMixedBatch(*corpus, passkeys.get(), o.passkeyFraction, o.batch, o.trainLength, rng);
+        Batch batch =
+            sampleMixedBatch(*corpus, passkeys.get(), o.passkeyFraction, o.batch, o.trainLength, rng);
         if (dp) {
             batch.ids = batch.ids.narrow(0, firstRow, rows);
             if (batch.answer.defined())

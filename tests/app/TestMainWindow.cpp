@@ -4,6 +4,7 @@
 // show from their own header: schema 1, without their model folder, written by the command line, of
 // another architecture, with probes the views have no code for.
 #include "ExportDialog.h"
+#include "ForgetThresholdView.h"
 #include "InputPanel.h"
 #include "LossView.h"
 #include "MainWindow.h"
@@ -15,6 +16,7 @@
 #include "ProbeView.h"
 #include "Resources.h"
 #include "RunsPanel.h"
+#include "SweepDialog.h"
 #include "TokenStrip.h"
 #include "TraceData.h"
 #include "trace/TraceFile.h"
@@ -292,6 +294,7 @@ private slots:
     void mitigationsPanelRunsNormalisation();
     void passkeySweepInTheWindow();
     void passkeyResultsOpened();
+    void sweepResultsOpened();
     void oldContextProbesInTheWindow();
 
 private:
@@ -324,6 +327,46 @@ void TestMainWindow::initTestCase()
 void TestMainWindow::cleanupTestCase()
 {
     delete m_window;
+}
+
+// The H200 pilot's summary.json (docs/bench) dropped on the window: the sweep results window shows its
+// 24 runs and the fit; a click on a run whose job folder is not here reports the missing job.json and
+// the window stays up; a JSON file that is not a sweep summary is refused in one message.
+void TestMainWindow::sweepResultsOpened()
+{
+    m_window->clearRecordedErrors();
+    const QString summary =
+        QStringLiteral(STATESCOPE_RESOURCES_DIR "/../docs/bench/sweep-pilot-h200-x2-2026-11-30.json");
+    QVERIFY(m_window->openDroppedPath(summary));
+    SweepDialog* d = m_window->sweepDialog();
+    QVERIFY(d->isVisible());
+    QVERIFY(QTest::qWaitForWindowExposed(d));
+    ForgetThresholdView* v = d->view();
+    QCOMPARE(v->data().runs.size(), 24);
+    QCOMPARE(v->forgetsGraph()->data()->size(), 16);  // T_train 512 and 2048
+    QCOMPARE(v->collapsesGraph()->data()->size(), 8); // T_train 128
+    QCOMPARE(v->thresholdGraph()->data()->size(), 4);
+    QVERIFY2(v->equationLabel()->text().contains("T_forget[K] = -0.035·N_S[M] + 0.436, R² = 0.156"),
+             qPrintable(v->equationLabel()->text()));
+    QVERIFY(d->windowTitle().contains("pilot-h200-x2"));
+    QTest::mouseClick(v->plot(), Qt::LeftButton, Qt::NoModifier, v->runPixel(0).toPoint());
+    QCOMPARE(m_window->recordedErrors().size(), 1);
+    QVERIFY2(m_window->recordedErrors()[0].contains("job.json: cannot open the file"),
+             qPrintable(m_window->recordedErrors()[0]));
+    m_window->clearRecordedErrors();
+    const QString other = m_dir.filePath("not-a-sweep.json");
+    {
+        QFile f(other);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write("{\"model\": \"x\"}");
+    }
+    QVERIFY(!m_window->openDroppedPath(other));
+    QCOMPARE(m_window->recordedErrors().size(), 1);
+    QVERIFY2(m_window->recordedErrors()[0].contains("not-a-sweep.json: runs: expected a sweep summary"),
+             qPrintable(m_window->recordedErrors()[0]));
+    QCOMPARE(v->data().runs.size(), 24); // the sweep shown before stays
+    m_window->clearRecordedErrors();
+    d->hide();
 }
 
 void TestMainWindow::refreshAll()

@@ -1,0 +1,191 @@
+// The forget-threshold view (widgets/ForgetThresholdView.h) on a sweep summary written here: the dots,
+// their colours and places, the interpolated thresholds, the fitted and the paper's line and the
+// equation as drawn; a click on a dot draws that run's curves; bad files give one message naming them;
+// the exported figure has both colours of dots in it.
+#include "ForgetThresholdView.h"
+#include "PlotExporter.h"
+
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <qcustomplot.h>
+
+#include <cmath>
+
+using namespace statescope;
+
+namespace {
+
+void writeJson(const QString& path, const QJsonObject& o)
+{
+    QFile f(path);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write(QJsonDocument(o).toJson());
+}
+
+// 3 state sizes (1, 2, 4 M) x T_train 1K, 4K, 16K: the runs at T >= the threshold forget.
+QString writeSweep(const QTemporaryDir& dir)
+{
+    QJsonArray runs, sizes;
+    const double thresholds[] = {2048, 6144, 12288};
+    int n = 0;
+    for (int s = 0; s < 3; ++s) {
+        const double ns = 1e6 * (1 << s);
+        for (double t : {1024.0, 4096.0, 16384.0}) {
+            const QString id = QString("d_state-%1_T-%2_seed-0").arg(1 << s).arg(t);
+            QJsonObject r{{"id", id},
+                          {"state_size", ns},
+                          {"train_length", t},
+                          {"finished", true},
+                          {"forgets", t >= thresholds[s]},
+                          {"score", t >= thresholds[s] ? 1.02 : 1.4},
+                          {"reason", t >= thresholds[s] ? "" : "loss ratio 1.400 > 1.100"},
+                          {"eval", "jobs/" + id + "/job.json"}};
+            runs.append(r);
+            QDir().mkpath(dir.filePath("jobs/" + id));
+            QJsonArray nll;
+            for (int b = 0; b < 32 * 8; ++b)
+                nll.append(b == 0 ? QJsonValue() : QJsonValue(1.0 + 0.001 * b + n));
+            writeJson(dir.filePath("jobs/" + id + "/job.json"),
+                      QJsonObject{{"evals", QJsonArray{QJsonObject{{"domain", "licences"},
+                                                                   {"grain", t / 8},
+                                                                   {"training_length", t},
+                                                                   {"nll", nll}}}}});
+            ++n;
+        }
+        sizes.append(QJsonObject{{"state_size", ns}, {"t_forget", thresholds[s]}});
+    }
+    sizes.append(QJsonObject{{"state_size", 8e6}, {"t_forget", 0}}); // outside the grid: no diamond
+    // T_forget[K] = 4 N_S[M] - 2 through (1, 2), (2, 6); (4, 12) lies off it.
+    writeJson(
+        dir.filePath("summary.json"),
+        QJsonObject{
+            {"name", "test"},
+            {"criterion",
+             QJsonObject{
+                 {"kind", "ratio"}, {"from", 8}, {"to", 16}, {"threshold", 1.1}, {"max_norm_growth", 5}}},
+            {"runs", runs},
+            {"sizes", sizes},
+            {"fit",
+             QJsonObject{
+                 {"slope", 4.0}, {"intercept", -2.0}, {"r2", 0.97}, {"slope_ci95", QJsonArray{1.5, 6.5}}}}});
+    return dir.filePath("summary.json");
+}
+
+} // namespace
+
+class TestForgetThresholdView : public QObject {
+    Q_OBJECT
+
+private slots:
+    void drawsTheSweep()
+    {
+        QTemporaryDir dir;
+        const QString path = writeSweep(dir);
+        ForgetThresholdData data;
+        QString error;
+        QVERIFY2(ForgetThresholdData::fromSummary(path, &data, &error), qPrintable(error));
+        QCOMPARE(data.runs.size(), 9);
+        ForgetThresholdView view;
+        view.resize(900, 700);
+        view.show();
+        view.setData(data);
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+
+        // 4 forgetting runs, 5 collapsing, at (N_S in M, T in K).
+        auto points = [](QCPGraph* g) {
+            QVector<QPointF> p;
+            for (auto it = g->data()->constBegin(); it != g->data()->constEnd(); ++it)
+                p.push_back({it->key, it->value});
+            return p;
+        };
+        const auto forgets = points(view.forgetsGraph()), collapses = points(view.collapsesGraph());
+        QCOMPARE(forgets.size(), 4);
+        QCOMPARE(collapses.size(), 5);
+        QVERIFY(forgets.contains(QPointF(1, 4)) && forgets.contains(QPointF(4, 16)));
+        QVERIFY(collapses.contains(QPointF(1, 1)) && collapses.contains(QPointF(4, 4)));
+        QCOMPARE(view.forgetsGraph()->scatterStyle().pen().color(), QColor(26, 150, 65));
+        QCOMPARE(view.collapsesGraph()->scatterStyle().pen().color(), QColor(215, 48, 39));
+        // Thresholds of the sizes inside the grid only.
+        const auto diamonds = points(view.thresholdGraph());
+        QCOMPARE(diamonds.size(), 3);
+        QCOMPARE(diamonds[1], QPointF(2, 6));
+        // The fitted line is 4 x - 2 where positive; the paper's 5.172 x - 4.469, positive from 0.864 M.
+        const auto fit = points(view.fitGraph());
+        QVERIFY(!fit.isEmpty());
+        for (const QPointF& p : fit)
+            QVERIFY(std::abs(p.y() - (4 * p.x() - 2)) < 1e-9 && p.y() > 0);
+        const auto paper = points(view.paperGraph());
+        QVERIFY(paper.first().x() > 0.86 && paper.first().x() < 0.9);
+        QVERIFY(std::abs(paper.last().y() - (5.172 * paper.last().x() - 4.469)) < 1e-9);
+        const QString eq = view.equationLabel()->text();
+        QVERIFY2(eq.contains("T_forget[K] = 4.000·N_S[M] − 2.000, R² = 0.970"), qPrintable(eq));
+        QVERIFY2(eq.contains("slope 95 % CI [1.500, 6.500]"), qPrintable(eq));
+        QVERIFY2(eq.contains("NLL[8T, 16T) ≤ 1.1 × NLL[T/2, T)"), qPrintable(eq));
+        // The y axis is log 2 over every dot, with room above; every dot lies inside the data area.
+        QCOMPARE(view.forgetsGraph()->valueAxis()->scaleType(), QCPAxis::stLogarithmic);
+        for (int i = 0; i < data.runs.size(); ++i)
+            QVERIFY(view.forgetsGraph()->keyAxis()->axisRect()->rect().contains(view.runPixel(i).toPoint()));
+        QVERIFY(!view.curvesShown());
+
+        // A click on the dot of run 4 (2 M, 4K: collapses) draws its curve below.
+        QSignalSpy clicked(&view, &ForgetThresholdView::runClicked);
+        QTest::mouseClick(view.plot(), Qt::LeftButton, Qt::NoModifier, view.runPixel(4).toPoint());
+        QCOMPARE(clicked.count(), 1);
+        QCOMPARE(clicked[0][0].toInt(), 4);
+        QCOMPARE(view.shownRun(), 4);
+        QVERIFY(view.curvesShown());
+        QCOMPARE(view.curveGraphs().size(), 1);
+        QCPGraph* curve = view.curveGraphs()[0];
+        QCOMPARE(curve->name(), QString("licences"));
+        QCOMPARE(curve->data()->size(), 255);       // bucket 0 left out
+        QCOMPARE(curve->data()->at(0)->key, 512.0); // grain T/8 = 512
+        QCOMPARE(curve->data()->at(0)->value, 1.0 + 0.001 + 4);
+        // Off any dot: nothing happens.
+        QTest::mouseClick(view.plot(), Qt::LeftButton, Qt::NoModifier, QPoint(3, 3));
+        QCOMPARE(clicked.count(), 1);
+
+        // The exported figure has green and red dots in it.
+        const QString png = dir.filePath("figure.png");
+        QVERIFY2(PlotExporter::savePng(view.plot(), png, ExportStyle::paperPreset(), &error),
+                 qPrintable(error));
+        const QImage image(png);
+        QVERIFY(image.width() > 800);
+        int green = 0, red = 0;
+        for (int y = 0; y < image.height(); y += 2)
+            for (int x = 0; x < image.width(); x += 2) {
+                const QColor c = image.pixelColor(x, y);
+                green += c == QColor(26, 150, 65);
+                red += c == QColor(215, 48, 39);
+            }
+        QVERIFY2(green > 100 && red > 20, qPrintable(QString("%1 green, %2 red").arg(green).arg(red)));
+    }
+
+    void badFilesNameThemselves()
+    {
+        QTemporaryDir dir;
+        ForgetThresholdData data;
+        QString error;
+        QVERIFY(!ForgetThresholdData::fromSummary(dir.filePath("none.json"), &data, &error));
+        QVERIFY2(error.contains("none.json: cannot open the file"), qPrintable(error));
+        writeJson(dir.filePath("trace.json"), QJsonObject{{"model", "x"}});
+        QVERIFY(!ForgetThresholdData::fromSummary(dir.filePath("trace.json"), &data, &error));
+        QVERIFY2(error.contains("trace.json: runs: expected a sweep summary"), qPrintable(error));
+        // A run whose job.json is gone: the click reports it and the view stays as it was.
+        const QString path = writeSweep(dir);
+        QVERIFY(ForgetThresholdData::fromSummary(path, &data, &error));
+        QFile::remove(data.runs[0].evalPath);
+        ForgetThresholdView view;
+        view.setData(data);
+        QVERIFY(!view.showRun(0, &error));
+        QVERIFY2(error.contains("job.json: cannot open the file"), qPrintable(error));
+        QCOMPARE(view.shownRun(), -1);
+    }
+};
+
+QTEST_MAIN(TestForgetThresholdView)
+#include "TestForgetThresholdView.moc"

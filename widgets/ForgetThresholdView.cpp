@@ -1,0 +1,386 @@
+#include "ForgetThresholdView.h"
+
+#include "PlotExporter.h"
+
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QLabel>
+#include <QVBoxLayout>
+
+#include <qcustomplot.h>
+
+#include <cmath>
+#include <limits>
+
+namespace statescope {
+
+namespace {
+
+bool readJson(const QString& path, QJsonObject* out, QString* error)
+{
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly)) {
+        *error = QObject::tr("%1: cannot open the file (%2)").arg(path, f.errorString());
+        return false;
+    }
+    QJsonParseError pe;
+    const QJsonDocument doc = QJsonDocument::fromJson(f.readAll(), &pe);
+    if (pe.error != QJsonParseError::NoError || !doc.isObject()) {
+        *error = QObject::tr("%1: not a JSON object (%2)").arg(path, pe.errorString());
+        return false;
+    }
+    *out = doc.object();
+    return true;
+}
+
+} // namespace
+
+bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* data, QString* error)
+{
+    QJsonObject j;
+    if (!readJson(path, &j, error))
+        return false;
+    if (!j.value("runs").isArray() || !j.value("sizes").isArray()) {
+        *error = QObject::tr("%1: runs: expected a sweep summary (statescope-cli sweep report), got none")
+                     .arg(path);
+        return false;
+    }
+    ForgetThresholdData d;
+    d.name = j.value("name").toString();
+    const QJsonObject c = j.value("criterion").toObject();
+    d.criterion = c.value("kind").toString() == "paper"
+                      ? QObject::tr("forgets: last bucket < %1 × the worst inside T_train")
+                            .arg(c.value("factor").toDouble())
+                      : QObject::tr("forgets: NLL[%1T, %2T) ≤ %3 × NLL[T/2, T)")
+                            .arg(c.value("from").toDouble())
+                            .arg(c.value("to").toDouble())
+                            .arg(c.value("threshold").toDouble());
+    if (c.value("max_norm_growth").toDouble() > 0)
+        d.criterion += QObject::tr(", |S| growth ≤ %1×").arg(c.value("max_norm_growth").toDouble());
+    const QDir folder = QFileInfo(path).absoluteDir();
+    for (const QJsonValue& v : j.value("runs").toArray()) {
+        const QJsonObject r = v.toObject();
+        if (!r.value("finished").toBool())
+            continue;
+        ForgetThresholdRun run;
+        run.id = r.value("id").toString();
+        run.stateSize = r.value("state_size").toDouble();
+        run.trainLength = r.value("train_length").toDouble();
+        run.forgets = r.value("forgets").toBool();
+        run.score = r.value("score").toDouble();
+        run.reason = r.value("reason").toString();
+        if (r.contains("eval"))
+            run.evalPath = folder.absoluteFilePath(r.value("eval").toString());
+        if (!(run.stateSize > 0 && run.trainLength > 0)) {
+            *error =
+                QObject::tr("%1: run %2: expected a positive state_size and train_length").arg(path, run.id);
+            return false;
+        }
+        d.runs.push_back(run);
+    }
+    for (const QJsonValue& v : j.value("sizes").toArray()) {
+        const QJsonObject s = v.toObject();
+        if (s.value("t_forget").toDouble() > 0) {
+            d.sizeStateSize.push_back(s.value("state_size").toDouble());
+            d.sizeThreshold.push_back(s.value("t_forget").toDouble());
+        }
+    }
+    if (j.value("fit").isObject()) {
+        const QJsonObject f = j.value("fit").toObject();
+        d.hasFit = true;
+        d.slope = f.value("slope").toDouble();
+        d.intercept = f.value("intercept").toDouble();
+        d.r2 = f.value("r2").toDouble();
+        const QJsonArray ci = f.value("slope_ci95").toArray();
+        d.slopeLow = ci.at(0).toDouble();
+        d.slopeHigh = ci.at(1).toDouble();
+    }
+    *data = d;
+    return true;
+}
+
+bool readEvalCurves(const QString& jobJson, QVector<EvalCurve>* curves, qint64* trainLength, QString* error)
+{
+    QJsonObject j;
+    if (!readJson(jobJson, &j, error))
+        return false;
+    curves->clear();
+    for (const QJsonValue& v : j.value("evals").toArray()) {
+        const QJsonObject e = v.toObject();
+        EvalCurve c;
+        c.domain = e.value("domain").toString();
+        const double grain = e.value("grain").toDouble();
+        *trainLength = static_cast<qint64>(e.value("training_length").toDouble());
+        const QJsonArray nll = e.value("nll").toArray();
+        for (int i = 0; i < nll.size(); ++i)
+            if (nll[i].isDouble() && i > 0) { // bucket 0 holds the cold start's first tokens
+                c.position.push_back(i * grain);
+                c.nll.push_back(nll[i].toDouble());
+            }
+        if (!(grain > 0) || c.position.isEmpty()) {
+            *error =
+                QObject::tr("%1: evals: expected bucketed NLL curves (sweep run), got none").arg(jobJson);
+            return false;
+        }
+        curves->push_back(c);
+    }
+    if (curves->isEmpty()) {
+        *error = QObject::tr("%1: evals: expected at least one held-out text, got none").arg(jobJson);
+        return false;
+    }
+    return true;
+}
+
+ForgetThresholdView::ForgetThresholdView(QWidget* parent) : QWidget(parent), m_plot(new QCustomPlot(this))
+{
+    auto* layout = new QVBoxLayout(this);
+    layout->setContentsMargins(0, 0, 0, 0);
+    m_hint = new QLabel(tr("Click a run's dot to see its loss against position."), this);
+    layout->addWidget(m_plot, 1);
+    layout->addWidget(m_hint);
+
+    m_mainRect = m_plot->axisRect();
+    // In the layout only while a run is shown, so that a figure of the dots alone has no empty plot.
+    m_curveRect = new QCPAxisRect(m_plot);
+    m_plot->plotLayout()->addElement(1, 0, m_curveRect);
+    m_plot->plotLayout()->setRowStretchFactors({3, 2});
+
+    auto logAxis = [](QCPAxis* axis) {
+        axis->setScaleType(QCPAxis::stLogarithmic);
+        QSharedPointer<QCPAxisTickerLog> ticker(new QCPAxisTickerLog);
+        ticker->setLogBase(2);
+        ticker->setSubTickCount(1);
+        axis->setTicker(ticker);
+    };
+    QCPAxis* x = m_mainRect->axis(QCPAxis::atBottom);
+    QCPAxis* y = m_mainRect->axis(QCPAxis::atLeft);
+    x->setLabel(tr("state size N_S (M elements)"));
+    y->setLabel(tr("training length (K = 1024 tokens)"));
+    logAxis(y);
+    y->setNumberFormat("g");
+    y->setNumberPrecision(4);
+
+    auto graph = [&](const QString& name, const QColor& color, QCPScatterStyle::ScatterShape shape,
+                     double size) {
+        QCPGraph* g = m_plot->addGraph(x, y);
+        g->setName(name);
+        g->setLineStyle(QCPGraph::lsNone);
+        g->setScatterStyle(
+            QCPScatterStyle(shape, color, shape == QCPScatterStyle::ssDisc ? color : Qt::white, size));
+        return g;
+    };
+    m_forgets = graph(tr("forgets"), QColor(26, 150, 65), QCPScatterStyle::ssDisc, 8);
+    m_collapses = graph(tr("collapses"), QColor(215, 48, 39), QCPScatterStyle::ssCross, 9);
+    m_thresholds = graph(tr("T_forget (interpolated)"), QColor(40, 40, 40), QCPScatterStyle::ssDiamond, 9);
+    m_fit = m_plot->addGraph(x, y);
+    m_fit->setName(tr("fit"));
+    m_fit->setPen(QPen(QColor(33, 102, 172), 2));
+    m_paper = m_plot->addGraph(x, y);
+    m_paper->setName(tr("paper: 5.172·N_S − 4.469 (> 0 from 0.86 M)"));
+    m_paper->setPen(QPen(QColor(120, 120, 120), 1.5, Qt::DashLine));
+    m_equation = new QCPItemText(m_plot);
+    m_equation->setClipAxisRect(m_mainRect);
+    m_equation->position->setAxisRect(m_mainRect);
+    m_equation->position->setType(QCPItemPosition::ptAxisRectRatio);
+    m_equation->position->setCoords(0.02, 0.04);
+    m_equation->setPositionAlignment(Qt::AlignLeft | Qt::AlignTop);
+    m_equation->setTextAlignment(Qt::AlignLeft);
+    m_plot->legend->setVisible(true);
+    m_mainRect->insetLayout()->setInsetAlignment(0, Qt::AlignBottom | Qt::AlignRight);
+
+    QCPAxis* cx = m_curveRect->axis(QCPAxis::atBottom);
+    QCPAxis* cy = m_curveRect->axis(QCPAxis::atLeft);
+    logAxis(cx);
+    cx->setNumberFormat("g");
+    cx->setNumberPrecision(6);
+    cx->setLabel(tr("position (tokens)"));
+    cy->setLabel(tr("mean NLL (nats)"));
+    m_curveTitle = new QCPItemText(m_plot);
+    m_curveTitle->setClipAxisRect(m_curveRect);
+    m_curveTitle->position->setAxisRect(m_curveRect);
+    m_curveTitle->position->setType(QCPItemPosition::ptAxisRectRatio);
+    m_curveTitle->position->setCoords(0.02, 0.04);
+    m_curveTitle->setPositionAlignment(Qt::AlignLeft | Qt::AlignTop);
+    m_curveTitle->setText(tr("no run selected"));
+    m_curveLegend = new QCPLegend;
+    m_curveRect->insetLayout()->addElement(m_curveLegend, Qt::AlignTop | Qt::AlignRight);
+    m_curveLegend->setLayer("legend");
+    m_curveLegend->setVisible(false);
+
+    connect(m_plot, &QCustomPlot::mousePress, this, [this](QMouseEvent* e) { onPress(e->pos()); });
+    setMinimumSize(480, 420);
+}
+
+void ForgetThresholdView::setData(const ForgetThresholdData& data)
+{
+    m_data = data;
+    m_shown = -1;
+    QVector<double> fx, fy, cx, cy;
+    double xMax = 0, yMin = std::numeric_limits<double>::infinity(), yMax = 0;
+    for (const auto& r : data.runs) {
+        const double xs = r.stateSize / 1e6, ys = r.trainLength / 1024.0;
+        (r.forgets ? fx : cx).push_back(xs);
+        (r.forgets ? fy : cy).push_back(ys);
+        xMax = std::max(xMax, xs);
+        yMin = std::min(yMin, ys);
+        yMax = std::max(yMax, ys);
+    }
+    m_forgets->setData(fx, fy);
+    m_collapses->setData(cx, cy);
+    QVector<double> tx, ty;
+    for (int i = 0; i < data.sizeStateSize.size(); ++i) {
+        tx.push_back(data.sizeStateSize[i] / 1e6);
+        ty.push_back(data.sizeThreshold[i] / 1024.0);
+    }
+    m_thresholds->setData(tx, ty);
+    if (!(xMax > 0))
+        xMax = 1;
+    if (!(yMax > 0))
+        yMin = 0.125, yMax = 64;
+    // Room above the highest dots for the equation.
+    const double x1 = xMax * 1.1, y0 = yMin / 2, y1 = yMax * 8;
+    // The lines as many points: straight in N_S, curved on the log T axis; only where they are positive.
+    auto line = [&](QCPGraph* g, double slope, double intercept) {
+        QVector<double> lx, ly;
+        for (int i = 0; i <= 200; ++i) {
+            const double xs = x1 * i / 200.0, v = slope * xs + intercept;
+            if (v > 0) {
+                lx.push_back(xs);
+                ly.push_back(v);
+            }
+        }
+        g->setData(lx, ly);
+    };
+    if (data.hasFit) {
+        line(m_fit, data.slope, data.intercept);
+        m_equation->setText(tr("fit: T_forget[K] = %1·N_S[M] %2 %3, R² = %4\nslope 95 % CI [%5, %6]\n%7")
+                                .arg(data.slope, 0, 'f', 3)
+                                .arg(data.intercept < 0 ? "−" : "+")
+                                .arg(std::abs(data.intercept), 0, 'f', 3)
+                                .arg(data.r2, 0, 'f', 3)
+                                .arg(data.slopeLow, 0, 'f', 3)
+                                .arg(data.slopeHigh, 0, 'f', 3)
+                                .arg(data.criterion));
+    } else {
+        m_fit->data()->clear();
+        m_equation->setText(
+            tr("no fit: fewer than two state sizes have T_forget inside the grid\n%1").arg(data.criterion));
+    }
+    line(m_paper, kPaperSlope, kPaperIntercept);
+    m_fit->setVisible(data.hasFit);
+    m_fit->removeFromLegend();
+    if (data.hasFit)
+        m_fit->addToLegend();
+    m_mainRect->axis(QCPAxis::atBottom)->setRange(0, x1);
+    m_mainRect->axis(QCPAxis::atLeft)->setRange(y0, y1);
+    for (QCPGraph* g : m_curves)
+        m_plot->removeGraph(g);
+    m_curves.clear();
+    m_curveLegend->setVisible(false);
+    m_curveTitle->setText(tr("no run selected"));
+    setCurvesShown(false);
+    m_plot->replot();
+}
+
+QPointF ForgetThresholdView::runPixel(int index) const
+{
+    const auto& r = m_data.runs.at(index);
+    return {m_mainRect->axis(QCPAxis::atBottom)->coordToPixel(r.stateSize / 1e6),
+            m_mainRect->axis(QCPAxis::atLeft)->coordToPixel(r.trainLength / 1024.0)};
+}
+
+int ForgetThresholdView::runAt(const QPointF& pos) const
+{
+    int best = -1;
+    double bestDistance = 8;
+    for (int i = 0; i < m_data.runs.size(); ++i) {
+        const QPointF d = runPixel(i) - pos;
+        const double distance = std::hypot(d.x(), d.y());
+        if (distance <= bestDistance) {
+            bestDistance = distance;
+            best = i;
+        }
+    }
+    return best;
+}
+
+bool ForgetThresholdView::showRun(int index, QString* error)
+{
+    if (index < 0 || index >= m_data.runs.size())
+        return false;
+    const ForgetThresholdRun& run = m_data.runs[index];
+    QVector<EvalCurve> curves;
+    qint64 trainLength = 0;
+    QString message;
+    if (!readEvalCurves(run.evalPath, &curves, &trainLength, &message)) {
+        if (error)
+            *error = message;
+        return false;
+    }
+    for (QCPGraph* g : m_curves)
+        m_plot->removeGraph(g);
+    m_curves.clear();
+    double lo = std::numeric_limits<double>::infinity(), hi = 0, xMax = 1;
+    for (int i = 0; i < curves.size(); ++i) {
+        QCPGraph* g =
+            m_plot->addGraph(m_curveRect->axis(QCPAxis::atBottom), m_curveRect->axis(QCPAxis::atLeft));
+        g->setName(curves[i].domain);
+        g->setPen(QPen(PlotExporter::seriesColor(i, curves.size(), false), 1.5));
+        g->setData(curves[i].position, curves[i].nll);
+        g->removeFromLegend();
+        g->addToLegend(m_curveLegend);
+        m_curves.push_back(g);
+        for (double v : curves[i].nll)
+            lo = std::min(lo, v), hi = std::max(hi, v);
+        xMax = std::max(xMax, curves[i].position.last());
+    }
+    m_curveRect->axis(QCPAxis::atBottom)->setRange(std::max(1.0, curves[0].position.first()), xMax * 1.05);
+    m_curveRect->axis(QCPAxis::atLeft)->setRange(lo - 0.05 * (hi - lo + 1e-9), hi + 0.05 * (hi - lo + 1e-9));
+    m_curveLegend->setVisible(true);
+    setCurvesShown(true);
+    m_curveTitle->setText(tr("%1: T_train %2, %3 (score %4)")
+                              .arg(run.id)
+                              .arg(trainLength)
+                              .arg(run.forgets ? tr("forgets") : tr("collapses: %1").arg(run.reason))
+                              .arg(run.score, 0, 'f', 3));
+    m_shown = index;
+    m_plot->replot();
+    return true;
+}
+
+void ForgetThresholdView::setCurvesShown(bool shown)
+{
+    QCPLayoutGrid* grid = m_plot->plotLayout();
+    const bool inLayout = grid->hasElement(1, 0) && grid->element(1, 0) == m_curveRect;
+    if (shown && !inLayout) {
+        grid->addElement(1, 0, m_curveRect);
+        grid->setRowStretchFactors({3, 2});
+    } else if (!shown && inLayout) {
+        grid->take(m_curveRect);
+        grid->simplify();
+    }
+    m_curveRect->setVisible(shown);
+    m_curveTitle->setVisible(shown);
+}
+
+bool ForgetThresholdView::curvesShown() const
+{
+    return m_curveRect->visible();
+}
+
+void ForgetThresholdView::onPress(const QPointF& pos)
+{
+    const int i = runAt(pos);
+    if (i < 0)
+        return;
+    emit runClicked(i);
+    QString error;
+    if (!showRun(i, &error))
+        emit errorOccurred(error);
+}
+
+} // namespace statescope

@@ -1,0 +1,104 @@
+#pragma once
+
+// The sweep's result as the paper draws it (Stuffed Mamba Fig. 11): every training run a dot on
+// (N_S, T_train), green where it learned to forget and red where it collapsed, each state size's
+// interpolated T_forget, the fitted line with its equation and the paper's line for reference. A
+// click on a dot draws that run's evaluation curves underneath. It reads the files `statescope-cli
+// sweep report` writes (summary.json and the jobs' job.json) and nothing else.
+#include <QString>
+#include <QVector>
+#include <QWidget>
+
+class QCustomPlot;
+class QCPAxisRect;
+class QCPGraph;
+class QCPItemText;
+class QCPLegend;
+class QLabel;
+
+namespace statescope {
+
+struct ForgetThresholdRun {
+    QString id;
+    double stateSize = 0;   // elements
+    double trainLength = 0; // tokens
+    bool forgets = false;
+    double score = 0;
+    QString reason;
+    QString evalPath; // its job.json, absolute; "" if unknown
+};
+
+struct ForgetThresholdData {
+    QString name;
+    QString criterion;                            // one line
+    QVector<ForgetThresholdRun> runs;             // finished runs only
+    QVector<double> sizeStateSize, sizeThreshold; // sizes whose T_forget lies inside the grid (tokens)
+    bool hasFit = false;
+    double slope = 0, intercept = 0, r2 = 0; // T_forget[K = 1024] = slope · N_S[M] + intercept
+    double slopeLow = 0, slopeHigh = 0;
+
+    // Reads a sweep's summary.json. Returns false with *error naming the file and the problem.
+    static bool fromSummary(const QString& path, ForgetThresholdData* data, QString* error);
+};
+
+// One domain's mean NLL against position, read from a job.json.
+struct EvalCurve {
+    QString domain;
+    QVector<double> position, nll; // bucket starts (tokens) and their mean NLL
+};
+bool readEvalCurves(const QString& jobJson, QVector<EvalCurve>* curves, qint64* trainLength, QString* error);
+
+class ForgetThresholdView : public QWidget {
+    Q_OBJECT
+public:
+    static constexpr double kPaperSlope = 5.172, kPaperIntercept = -4.469;
+
+    explicit ForgetThresholdView(QWidget* parent = nullptr);
+
+    void setData(const ForgetThresholdData& data);
+    const ForgetThresholdData& data() const { return m_data; }
+    // Draws run i's evaluation curves (from its job.json) in the lower plot; false with *error if unreadable.
+    bool showRun(int index, QString* error = nullptr);
+    int shownRun() const { return m_shown; }
+    // Whether the lower plot (a run's curves) is in the layout: only once a run was clicked.
+    bool curvesShown() const;
+
+    QCustomPlot* plot() const { return m_plot; }
+    QCPGraph* forgetsGraph() const { return m_forgets; }
+    QCPGraph* collapsesGraph() const { return m_collapses; }
+    QCPGraph* thresholdGraph() const { return m_thresholds; }
+    QCPGraph* fitGraph() const { return m_fit; }
+    QCPGraph* paperGraph() const { return m_paper; }
+    QCPItemText* equationLabel() const { return m_equation; }
+    QCPAxisRect* curveRect() const { return m_curveRect; }
+    const QVector<QCPGraph*>& curveGraphs() const { return m_curves; }
+    // The pixel of run i's dot, for tests; the run nearest a pixel (within 8 px), or -1.
+    QPointF runPixel(int index) const;
+    int runAt(const QPointF& pos) const;
+
+signals:
+    void runClicked(int index);
+    void errorOccurred(const QString& message);
+
+private:
+    void onPress(const QPointF& pos);
+    void setCurvesShown(bool shown);
+
+    QCustomPlot* m_plot;
+    QCPAxisRect* m_mainRect;
+    QCPAxisRect* m_curveRect;
+    QCPGraph* m_forgets;
+    QCPGraph* m_collapses;
+    QCPGraph* m_thresholds;
+    QCPGraph* m_fit;
+    QCPGraph* m_paper;
+    QCPItemText* m_equation;
+    QCPItemText* m_curveTitle;
+    QCPLegend* m_curveLegend;
+    QVector<QCPGraph*> m_curves;
+    QLabel* m_hint;
+    ForgetThresholdData m_data;
+    int m_shown = -1;
+};
+
+} // namespace statescope
