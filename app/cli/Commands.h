@@ -89,6 +89,7 @@ struct EvalArgs {
     int threads = 0;
     bool quiet = false;
     bool noOverlap = false; // refuse windows that overlap
+    bool paired = false;    // also the range's tokens read with a context of T/2 to T
     std::string json;
 };
 

@@ -42,6 +42,10 @@ LengthEval evaluateLengths(const EvalArgs& args, const std::atomic<bool>& cancel
     o.samples = args.samples;
     o.trainingLength = args.trainingLength;
     o.allowOverlap = !args.noOverlap;
+    if (args.paired) {
+        o.pairedBegin = args.rangeBegin >= 0 ? args.rangeBegin : args.length / 2;
+        o.pairedEnd = args.rangeEnd >= 0 ? args.rangeEnd : args.length;
+    }
     const bool tty = isatty(2);
     LengthEval r = statescope::evaluateLengths(
         o, runOptions(args.device, args.dtype, args.chunkSize, args.threads, args.mitigate),
@@ -146,6 +150,11 @@ int evalCommand(const EvalArgs& args, const std::atomic<bool>& cancel)
                     static_cast<long long>(st.referenceBegin), static_cast<long long>(st.referenceEnd),
                     static_cast<long long>(std::min(b, rangeEnd - rangeBegin)), fmt(st.normGrowth, 2).c_str(),
                     static_cast<long long>(st.growthLayer), static_cast<long long>(st.growthHead));
+        if (st.pairedRatio > 0)
+            std::printf(
+                "paired ratio = %s (the range over the same tokens read with a context of T/2 to T; window "
+                "by window %s to %s)\n",
+                fmt(st.pairedRatio).c_str(), fmt(st.pairedRatioMin).c_str(), fmt(st.pairedRatioMax).c_str());
         if (st.retainedShare >= 0)
             std::printf("units keeping > 1%% of token 0 at position %lld: %s%%\n",
                         static_cast<long long>(args.length), fmt(100 * st.retainedShare, 1).c_str());
@@ -159,6 +168,9 @@ int evalCommand(const EvalArgs& args, const std::atomic<bool>& cancel)
             {"factor", st.normGrowth}, {"layer", st.growthLayer}, {"head", st.growthHead}};
         if (st.retainedShare >= 0)
             j["retained_share"] = st.retainedShare;
+        if (st.pairedRatio > 0)
+            j["paired_ratio"] = {
+                {"ratio", st.pairedRatio}, {"min", st.pairedRatioMin}, {"max", st.pairedRatioMax}};
     } else {
         std::printf("no ratio: the training length is unknown (--train-length) or beyond --length\n");
     }

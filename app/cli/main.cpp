@@ -395,6 +395,10 @@ int runMain(int argc, char** argv)
     evalCmd->add_option("--threads", eval.threads, "CPU threads (default: all cores)");
     evalCmd->add_option("--json", eval.json, "Also write the curve and the ratio as JSON to this file");
     evalCmd->add_flag("--quiet", eval.quiet, "No progress on stderr");
+    evalCmd->add_flag(
+        "--paired", eval.paired,
+        "Also read the range's tokens with a context of T/2 to T (state reset every T_train, two "
+        "staggered streams) and print the paired ratio");
     evalCmd->add_flag("--no-overlap", eval.noOverlap,
                       "Refuse windows that overlap (a text shorter than --samples x --length)");
 

@@ -82,6 +82,19 @@ LengthEval evaluateLengths(const LengthEvalOptions& o, const RunOptions& run,
             decayProbe = static_cast<int>(d);
     }
 
+    const int64_t T = r.trainingLength;
+    const bool paired = o.pairedEnd > 0;
+    if (paired && (T < 2 || o.pairedBegin < T || o.pairedEnd > o.length || o.pairedBegin >= o.pairedEnd))
+        throw Error("paired range", "range",
+                    "[FROM, TO) with T_train <= FROM < TO <= " + std::to_string(o.length) +
+                        " and T_train known",
+                    std::to_string(o.pairedBegin) + ":" + std::to_string(o.pairedEnd) + " with T_train " +
+                        std::to_string(T));
+    if (paired) {
+        r.pairedBegin = o.pairedBegin;
+        r.pairedEnd = o.pairedEnd;
+        r.pairedNll.assign(static_cast<size_t>(o.length), 0.0);
+    }
     for (int s = 0; s < o.samples; ++s) {
         const int64_t start = r.windowStarts[s];
         runner->reset();
@@ -113,7 +126,43 @@ LengthEval evaluateLengths(const LengthEvalOptions& o, const RunOptions& run,
         r.windowNll.push_back(std::move(windowNll));
         if (decayProbe >= 0)
             r.logRetention.push_back(std::move(logRetention));
+        if (!paired)
+            continue;
+        // Stream k (0 or 1) restarts at positions j·T + k·T/2. A token at p is read by the stream in which
+        // its context, p minus the stream's last restart, lies in [T/2, T): stream 0 when p mod T >= T/2.
+        std::vector<double> shortNll(static_cast<size_t>(o.length), std::nan(""));
+        const int64_t half = T / 2;
+        for (int k = 0; k < 2; ++k) {
+            const int64_t offset = k * half;
+            // Restart points whose [restart + T/2, restart + T) meets the range.
+            for (int64_t restart = offset + ((std::max<int64_t>(0, o.pairedBegin - T - offset)) / T) * T;
+                 restart + half < o.pairedEnd; restart += T) {
+                const int64_t from = std::max(restart + half, o.pairedBegin);
+                const int64_t to = std::min({restart + T, o.pairedEnd, o.length});
+                if (to <= from)
+                    continue;
+                runner->reset();
+                const std::vector<int32_t> piece(ids.begin() + start + restart, ids.begin() + start + to);
+                runner->run(
+                    piece, nullptr,
+                    [&](const ChunkProbes& c) {
+                        for (int64_t i = 0; i < c.count(); ++i) {
+                            const int64_t p = restart + c.start + i;
+                            if (p >= from && p < to)
+                                shortNll[p] = c.nll[i];
+                        }
+                    },
+                    cancel);
+            }
+        }
+        for (int64_t p = o.pairedBegin; p < o.pairedEnd; ++p)
+            r.pairedNll[p] += shortNll[p] / o.samples;
+        r.windowPairedNll.push_back(std::move(shortNll));
     }
+    if (paired) // outside the range: not measured
+        for (int64_t p = 0; p < o.length; ++p)
+            if (p < o.pairedBegin || p >= o.pairedEnd)
+                r.pairedNll[p] = std::nan("");
     return r;
 }
 
@@ -179,6 +228,16 @@ LengthStats lengthStats(const LengthEval& e, int64_t T, int64_t rangeBegin, int6
         s.maxNllWithinTraining =
             std::max(s.maxNllWithinTraining, meanOver(e.nll, from, std::min(from + bucket, T)));
     s.endNll = meanOver(e.nll, e.length - std::min(bucket, e.length), e.length);
+    if (!e.pairedNll.empty() && e.pairedBegin <= rangeBegin && rangeEnd <= e.pairedEnd) {
+        s.pairedRatio = s.rangeNll / meanOver(e.pairedNll, rangeBegin, rangeEnd);
+        s.pairedRatioMin = s.pairedRatioMax = s.pairedRatio;
+        for (size_t w = 0; w < e.windowPairedNll.size() && w < e.windowNll.size(); ++w) {
+            const double x = meanOver(e.windowNll[w], rangeBegin, rangeEnd) /
+                             meanOver(e.windowPairedNll[w], rangeBegin, rangeEnd);
+            s.pairedRatioMin = w == 0 ? x : std::min(s.pairedRatioMin, x);
+            s.pairedRatioMax = w == 0 ? x : std::max(s.pairedRatioMax, x);
+        }
+    }
     return s;
 }
 

@@ -26,6 +26,11 @@ struct LengthEvalOptions {
     // Windows overlap when the text holds fewer than samples × length tokens. Overlapping windows are
     // not independent samples: false refuses them instead of only saying so.
     bool allowOverlap = true;
+    // > 0 (with trainingLength known): also read the tokens of [pairedBegin, pairedEnd) with a short
+    // context, each one after between T/2 and T tokens of its own window (two staggered streams whose
+    // state is reset every T tokens). The ratio of the two losses then compares the same text with a
+    // long and a training-length context, free of how the text itself varies along the window.
+    int64_t pairedBegin = 0, pairedEnd = 0;
 };
 
 struct LengthEval {
@@ -41,6 +46,11 @@ struct LengthEval {
     // Per window and unit, Σ log α over tokens 1 .. length-1: log of the share of token 0 still in the
     // state at the window's end (Mamba-2: exp(A·ΣΔ)). Empty if the model reports no decay probe.
     std::vector<std::vector<double>> logRetention; // [window][layers * heads]
+    // With LengthEvalOptions::pairedEnd > 0: per window, the short-context NLL of the positions
+    // [pairedBegin, pairedEnd) (NaN elsewhere), and their mean over windows.
+    int64_t pairedBegin = 0, pairedEnd = 0;
+    std::vector<std::vector<double>> windowPairedNll; // [window][length]
+    std::vector<double> pairedNll;                    // [length]
 };
 
 // Runs the model over the windows. progress(window, tokens done) after each chunk. Throws Error
@@ -69,6 +79,10 @@ struct LengthStats {
     double retainedShare = -1;       // units keeping > 1 % of token 0 at the window's end; -1: unknown
     double maxNllWithinTraining = 0; // the largest bucket mean inside [64, T) (the paper's criterion)
     double endNll = 0;               // the mean over the window's last bucket
+    // The range's NLL over the same tokens' NLL with a context of T/2 to T (LengthEval::pairedNll);
+    // -1 when the evaluation has none for the whole range.
+    double pairedRatio = -1;
+    double pairedRatioMin = -1, pairedRatioMax = -1; // window by window
 };
 
 // Statistics of an evaluation against training length T (> 0, at most e.length) over the range

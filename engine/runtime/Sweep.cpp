@@ -138,6 +138,14 @@ nlohmann::ordered_json evalToJson(const LengthEval& e, const std::string& domain
     }
     j["state_norm"] = norms;
     j["log_retention"] = e.logRetention;
+    if (!e.pairedNll.empty()) {
+        j["paired"] = {e.pairedBegin, e.pairedEnd};
+        j["paired_nll"] = finiteOrNull(coarsen(e.pairedNll, grain));
+        nlohmann::json pw = nlohmann::json::array();
+        for (const auto& w : e.windowPairedNll)
+            pw.push_back(finiteOrNull(coarsen(w, grain)));
+        j["window_paired_nll"] = pw;
+    }
     return j;
 }
 
@@ -163,6 +171,13 @@ LengthEval evalFromJson(const nlohmann::json& j)
             e.stateNorm[t * per + u] = unit[t];
     }
     e.logRetention = j.at("log_retention").get<std::vector<std::vector<double>>>();
+    if (j.contains("paired_nll")) {
+        e.pairedBegin = j.at("paired").at(0).get<int64_t>();
+        e.pairedEnd = j.at("paired").at(1).get<int64_t>();
+        e.pairedNll = expand(j.at("paired_nll"), grain, e.length);
+        for (const auto& w : j.at("window_paired_nll"))
+            e.windowPairedNll.push_back(expand(w, grain, e.length));
+    }
     return e;
 }
 
@@ -183,6 +198,14 @@ std::pair<int64_t, int64_t> criterionRange(const ForgetCriterion& c, int64_t T, 
     return {std::min(from, to - 1), to};
 }
 
+double ForgetCriterion::score(const LengthStats& s) const
+{
+    const double x = kind == "paper"    ? s.endNll / s.maxNllWithinTraining
+                     : kind == "paired" ? (s.pairedRatio > 0 ? s.pairedRatio : std::nan(""))
+                                        : s.ratio;
+    return std::isfinite(x) ? x : std::numeric_limits<double>::infinity();
+}
+
 ForgetVerdict judgeForgetting(const ForgetCriterion& c, const std::vector<LengthStats>& domains)
 {
     ForgetVerdict v;
@@ -192,14 +215,16 @@ ForgetVerdict judgeForgetting(const ForgetCriterion& c, const std::vector<Length
     }
     v.score = -std::numeric_limits<double>::infinity();
     for (const LengthStats& s : domains) {
-        const double score = c.kind == "paper" ? s.endNll / s.maxNllWithinTraining : s.ratio;
-        v.score = std::max(v.score, std::isfinite(score) ? score : std::numeric_limits<double>::infinity());
+        v.score = std::max(v.score, c.score(s));
         v.normGrowth = std::max(v.normGrowth, s.normGrowth);
     }
     char buf[160];
     if (!(v.score <= c.threshold())) {
         std::snprintf(buf, sizeof buf, "%s %.3f > %.3f",
-                      c.kind == "paper" ? "end / max-within" : "loss ratio", v.score, c.threshold());
+                      c.kind == "paper"    ? "end / max-within"
+                      : c.kind == "paired" ? "paired loss ratio"
+                                           : "loss ratio",
+                      v.score, c.threshold());
         v.reason = buf;
     } else if (c.maxNormGrowth > 0 && !(v.normGrowth <= c.maxNormGrowth)) {
         std::snprintf(buf, sizeof buf, "state-norm growth %.2fx > %.2fx", v.normGrowth, c.maxNormGrowth);
@@ -296,8 +321,9 @@ SweepSpec readSweepSpec(const std::string& path)
             throw Error(path, "criterion", "an object", c.dump());
         const std::string file = path;
         s.criterion.kind = stringField(c, "kind", s.criterion.kind, file, "criterion.");
-        if (s.criterion.kind != "ratio" && s.criterion.kind != "paper")
-            throw Error(path, "criterion.kind", "\"ratio\" or \"paper\"", "\"" + s.criterion.kind + "\"");
+        if (s.criterion.kind != "ratio" && s.criterion.kind != "paired" && s.criterion.kind != "paper")
+            throw Error(path, "criterion.kind", "\"ratio\", \"paired\" or \"paper\"",
+                        "\"" + s.criterion.kind + "\"");
         s.criterion.fromMultiple = numberField(c, "from", s.criterion.fromMultiple, file, "criterion.");
         s.criterion.toMultiple = numberField(c, "to", s.criterion.toMultiple, file, "criterion.");
         s.criterion.tolerance = numberField(c, "tolerance", s.criterion.tolerance, file, "criterion.");
@@ -466,6 +492,11 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
             e.length = job.evalLength;
             e.samples = spec.evalSamples;
             e.trainingLength = job.trainLength;
+            // The paired reference over the ratio criteria's range, whichever criterion the spec names:
+            // the report can then judge either way without rerunning.
+            ForgetCriterion ratio = spec.criterion;
+            ratio.kind = "ratio";
+            std::tie(e.pairedBegin, e.pairedEnd) = criterionRange(ratio, job.trainLength, job.evalLength);
             RunOptions run;
             run.device = device;
             run.chunkSize = spec.evalChunk;
@@ -657,6 +688,12 @@ std::string formatSweepReport(const SweepReport& r)
             buf, sizeof buf,
             "criterion: forgets when the last bucket's NLL < %.2f x the largest bucket inside T_train",
             c.paperFactor);
+    else if (c.kind == "paired")
+        std::snprintf(
+            buf, sizeof buf,
+            "criterion: forgets when NLL over [%g T, %g T) <= %.2f x the same tokens' NLL read with a "
+            "context of T/2 to T",
+            c.fromMultiple, c.toMultiple, c.threshold());
     else
         std::snprintf(buf, sizeof buf,
                       "criterion: forgets when NLL over [%g T, %g T) <= %.2f x NLL over [T/2, T) (first 64 "
@@ -784,7 +821,8 @@ std::vector<std::string> writeSweepReport(const SweepReport& r, const std::strin
                                    {"range", {s.rangeBegin, s.rangeEnd}},
                                    {"range_nll", s.rangeNll},
                                    {"norm_growth", s.normGrowth},
-                                   {"retained_share", s.retainedShare}});
+                                   {"retained_share", s.retainedShare},
+                                   {"paired_ratio", s.pairedRatio}});
             }
             x["domains"] = domains;
             x["eval"] = "jobs/" + run.job.id + "/job.json";

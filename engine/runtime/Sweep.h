@@ -22,7 +22,9 @@ namespace statescope {
 // When a trained model "forgets" (the sweep's setting; docs/sweeps.md).
 struct ForgetCriterion {
     // "ratio": the mean NLL over [from·T, to·T) is within `tolerance` of the reference window's
-    // (referenceWindow()). "paper": the NLL of the evaluation's last bucket stays below
+    // (referenceWindow()). "paired": the same range's NLL is within `tolerance` of those very tokens' NLL
+    // read with a context of T/2 to T (LengthEvalOptions::pairedBegin), so that the text's own variation
+    // cancels. "paper": the NLL of the evaluation's last bucket stays below
     // `paperFactor` × the largest bucket NLL inside the training length (stuffed-mamba.md §5.3).
     std::string kind = "ratio";
     double fromMultiple = 8, toMultiple = 16;
@@ -33,6 +35,8 @@ struct ForgetCriterion {
     double maxNormGrowth = 5;
 
     double threshold() const { return kind == "paper" ? paperFactor : 1 + tolerance; }
+    // The score of one domain: its ratio, paired ratio or end / max-within; +inf when unmeasured.
+    double score(const LengthStats& s) const;
 };
 
 // What a criterion makes of one run's evaluations (one LengthStats per held-out domain).

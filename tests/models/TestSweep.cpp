@@ -5,6 +5,7 @@
 #include "Error.h"
 #include "io/Json.h"
 #include "runtime/LengthEval.h"
+#include "runtime/Runner.h"
 #include "runtime/Sweep.h"
 #include "runtime/Trainer.h"
 
@@ -246,6 +247,77 @@ private slots:
         QVERIFY_THROWS_EXCEPTION(Error, lengthStats(e, T, 0, L + 1, 32));
     }
 
+    // The paired reference: the text grows harder along the window, so the plain ratio reads a collapse
+    // where the same tokens read with a training-length context are as hard as they are late.
+    void pairedCriterionCancelsTheText()
+    {
+        const int64_t T = 256, L = 32 * T;
+        LengthEval e = curve(T, L, 2.0, 2.6);
+        e.pairedBegin = 8 * T;
+        e.pairedEnd = 16 * T;
+        e.pairedNll.assign(static_cast<size_t>(L), std::nan(""));
+        for (int64_t p = e.pairedBegin; p < e.pairedEnd; ++p)
+            e.pairedNll[p] = 2.5;
+        e.windowPairedNll = {e.pairedNll};
+        ForgetCriterion ratio, paired;
+        paired.kind = "paired";
+        const auto [from, to] = criterionRange(paired, T, L);
+        const LengthStats st = lengthStats(e, T, from, to, 32);
+        QVERIFY(std::abs(st.pairedRatio - 2.6 / 2.5) < 1e-12);
+        QCOMPARE(st.pairedRatioMin, st.pairedRatio);
+        QVERIFY(!judgeForgetting(ratio, {st}).forgets);
+        const ForgetVerdict v = judgeForgetting(paired, {st});
+        QVERIFY2(v.forgets, v.reason.c_str());
+        // Without a paired measurement the paired criterion cannot say "forgets".
+        const ForgetVerdict none =
+            judgeForgetting(paired, {lengthStats(curve(T, L, 2.0, 2.0), T, from, to, 32)});
+        QVERIFY(!none.forgets);
+        QVERIFY2(QString::fromStdString(none.reason).contains("paired loss ratio inf"), none.reason.c_str());
+    }
+
+    // The short-context NLL of every paired position is that token's NLL after exactly the T/2 to T
+    // tokens before it that the two staggered streams give it: checked against fresh runs of the model.
+    void pairedNllReadsTrainingLengthContexts()
+    {
+        LengthEvalOptions o;
+        o.model = STATESCOPE_RESOURCES_DIR "/models/tiny-collapse";
+        o.textFile = kText;
+        o.length = 2048;
+        o.samples = 1;
+        o.trainingLength = 256;
+        o.pairedBegin = 1000;
+        o.pairedEnd = 1600;
+        RunOptions run;
+        run.threads = 2;
+        const LengthEval e = evaluateLengths(o, run);
+        QCOMPARE(e.windowPairedNll.size(), size_t(1));
+        QVERIFY(std::isnan(e.pairedNll[999]) && std::isnan(e.pairedNll[1600]));
+        for (int64_t p = 1000; p < 1600; ++p)
+            QVERIFY2(std::isfinite(e.pairedNll[p]), qPrintable(QString::number(p)));
+        QFile f(kText);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const QByteArray bytes = f.read(2048);
+        auto runner = Runner::open(o.model, run);
+        for (int64_t p : {1000, 1023, 1024, 1151, 1152, 1279, 1280, 1599}) {
+            const int64_t context = p % 256 >= 128 ? p % 256 : p % 256 + 128;
+            std::vector<int32_t> ids;
+            for (int64_t t = p - context; t <= p; ++t)
+                ids.push_back(static_cast<uint8_t>(bytes[static_cast<int>(t)]));
+            runner->reset();
+            const ChunkProbes c = runner->feed(ids);
+            QVERIFY2(
+                std::abs(c.nll.back() - e.pairedNll[p]) < 1e-4,
+                qPrintable(QString("position %1: %2 vs %3").arg(p).arg(c.nll.back()).arg(e.pairedNll[p])));
+            // The long-context NLL differs: the two readings are not the same run.
+            if (p == 1599)
+                QVERIFY(std::abs(e.nll[p] - e.pairedNll[p]) > 1e-6);
+        }
+        const LengthStats st = lengthStats(e, 256, 1024, 1536, 64);
+        QVERIFY(st.pairedRatio > 0);
+        // A range outside the paired one has no paired ratio.
+        QCOMPARE(lengthStats(e, 256, 512, 1536, 64).pairedRatio, -1.0);
+    }
+
     void fitRecoversKnownLine()
     {
         // y = 5.172 x − 4.469 with small alternating noise.
@@ -411,6 +483,8 @@ private slots:
             QCOMPARE(run.domains.size(), size_t(1));
             QVERIFY(std::isfinite(run.domains[0].ratio) && run.domains[0].ratio > 0);
             QVERIFY(run.domains[0].retainedShare >= 0 && run.domains[0].retainedShare <= 1);
+            // Every job measured the paired reading too, so the report can judge it that way as well.
+            QVERIFY(run.domains[0].pairedRatio > 0 && std::isfinite(run.domains[0].pairedRatio));
         }
     }
 };
