@@ -36,14 +36,14 @@ int runLocalShards(const SweepArgs& a, const SweepSpec& spec)
         const std::string gpu = a.gpus[static_cast<size_t>(k) % a.gpus.size()];
         const std::string log =
             logs + "/shard-" + std::to_string(k) + "-of-" + std::to_string(shards) + ".log";
-        std::vector<std::string> args{
-            "statescope-cli", "sweep",   "run",
-            a.spec,           "--shard", std::to_string(k) + "/" + std::to_string(shards)};
-        if (gpu != "cpu") {
-            args.insert(args.end(), {"--device", "cuda"});
-        } else {
-            args.insert(args.end(), {"--device", "cpu"});
-        }
+        std::vector<std::string> args{"statescope-cli",
+                                      "sweep",
+                                      "run",
+                                      a.spec,
+                                      "--shard",
+                                      std::to_string(k) + "/" + std::to_string(shards),
+                                      "--device",
+                                      gpu == "cpu" ? "cpu" : "cuda"};
         if (a.threads > 0)
             args.insert(args.end(), {"--threads", std::to_string(a.threads)});
         std::vector<std::string> env;
