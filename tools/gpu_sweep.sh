@@ -1,23 +1,36 @@
 #!/usr/bin/env bash
-# Runs a sweep on the GPU machine (after `tools/gpu_session.sh build`, with corpus/broad carried):
-# one process per shard, PER_GPU shards on each GPU, GPU utilisation sampled every 5 s, then the
-# report. Stops the shards after LIMIT seconds (they resume from their checkpoints on the next call
-# while the machine stays warm). Results to $OUT: sweep.tgz (job.json, train logs, summary; no weights).
+# Runs sweeps on the GPU machine (after `tools/gpu_session.sh build`, with corpus/broad carried):
+# every spec at once, each with its own number of shards per GPU, one process per shard, GPU
+# utilisation sampled every 5 s, then the reports. Stops the shards after LIMIT seconds (they resume
+# from their checkpoints on the next call while the machine stays warm; finished jobs are kept).
+# Results to $OUT: sweep-<name>.tgz (job.json, train logs, summary; no weights), report-<name>.txt.
+#   SPECS="tools/sweeps/forget-default.json:5 tools/sweeps/forget-slow.json:5" LIMIT=420 bash tools/gpu_sweep.sh
 #   SPEC=tools/sweeps/pilot-h200.json PER_GPU=12 LIMIT=420 bash tools/gpu_sweep.sh
 set -u
 OUT=${OUT:-/tmp/statescope-out}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 cli=${CLI:-build-cuda/app/statescope-cli}
-spec=${SPEC:?SPEC=spec.json}
-gpus=$(nvidia-smi --query-gpu=index --format=csv,noheader | paste -sd,)
-nvidia-smi --query-gpu=timestamp,index,utilization.gpu,memory.used --format=csv -l 5 > "$OUT/gpu-util.csv" 2>&1 &
+specs=${SPECS:-${SPEC:?SPEC=spec.json or SPECS="a.json:K b.json:K"}:${PER_GPU:-8}}
+gpus=${GPUS:-$(nvidia-smi --query-gpu=index --format=csv,noheader | paste -sd,)}
+nvidia-smi --query-gpu=timestamp,index,utilization.gpu,memory.used --format=csv -l 5 >>"$OUT/gpu-util.csv" 2>&1 &
 smi=$!
 start=$(date +%s)
-timeout -s TERM "${LIMIT:-420}" $cli sweep run "$spec" --gpus "$gpus" --per-gpu "${PER_GPU:-8}" --threads 1
-echo "sweep run: rc $?, $(( $(date +%s) - start )) s"
+for entry in $specs; do
+  spec=${entry%:*}
+  name=$(basename "$spec" .json)
+  timeout -s TERM "${LIMIT:-420}" $cli sweep run "$spec" --gpus "$gpus" --per-gpu "${entry##*:}" --threads 1 \
+    >"$OUT/run-$name.log" 2>&1 &
+done
+wait $(jobs -p | grep -v "^$smi$")
+echo "sweep runs: $(( $(date +%s) - start )) s"
 kill $smi
-$cli sweep report "$spec" | tee "$OUT/report.txt"
-folder=$(python3 -c "import json,os,sys;s=json.load(open('$spec'));print(os.path.normpath(os.path.join(os.path.dirname('$spec'),s.get('out') or s['name'])))")
-tar czf "$OUT/sweep.tgz" --exclude='*.safetensors' --exclude='optimizer.pt' --exclude='*.bin' "$folder"
-awk -F', ' 'NR>1{u+=$3; n++} END{if(n) printf "mean GPU utilisation %.0f %% over %d samples\n", u/n, n}' "$OUT/gpu-util.csv"
+for entry in $specs; do
+  spec=${entry%:*}
+  name=$(basename "$spec" .json)
+  $cli sweep report "$spec" >"$OUT/report-$name.txt" 2>&1
+  head -3 "$OUT/report-$name.txt"
+  folder=$(python3 -c "import json,os;s=json.load(open('$spec'));print(os.path.normpath(os.path.join(os.path.dirname('$spec'),s.get('out') or s['name'])))")
+  tar czf "$OUT/sweep-$name.tgz" --exclude='*.safetensors' --exclude='optimizer.pt' --exclude='*.bin' "$folder"
+done
+awk -F', ' '$3 ~ /^[0-9]/ {u+=$3; n++} END{if(n) printf "mean GPU utilisation %.0f %% over %d samples\n", u/n, n}' "$OUT/gpu-util.csv"

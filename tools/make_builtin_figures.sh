@@ -19,7 +19,17 @@ done
 "${x[@]}" "$app" --trace "$work/tiny-collapse.h5" --overlay "$work/tiny-forget.h5" \
   --export-figures "$work/both" --figure-width 183 --bucket 1024
 "${x[@]}" "$app" --trace "$work/tiny-forget.h5" --export-figures "$work/forget" --figure-width 183 --bucket 1024
+# The paper presets at their defaults (bucket, legend row): one column and two columns.
+for w in 89 183; do
+  "${x[@]}" "$app" --trace "$work/tiny-collapse.h5" --overlay "$work/tiny-forget.h5" \
+    --export-figures "$work/p$w" --figure-width "$w"
+done
 mkdir -p docs/figures
+for w in 89 183; do
+  cp "$work/p$w-loss.png" "docs/figures/paper-${w}mm-loss.png"
+  cp "$work/p$w-decay.png" "docs/figures/paper-${w}mm-gates.png"
+  cp "$work/p$w-state_norm.png" "docs/figures/paper-${w}mm-norms.png"
+done
 cp "$work/both-loss.png" docs/figures/builtin-loss.png
 cp "$work/both-decay.png" docs/figures/builtin-gates.png
 cp "$work/both-state_norm.png" docs/figures/tiny-collapse-norms.png

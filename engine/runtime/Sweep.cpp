@@ -632,12 +632,14 @@ SweepReport reportSweep(const SweepSpec& spec)
         for (uint64_t seed : spec.seeds) {
             std::vector<int64_t> lengths;
             std::vector<ForgetVerdict> verdicts;
-            for (const auto& run : r.runs)
+            for (const auto& run : r.runs) {
+                if (run.job.axisValue == value)
+                    size.stateSize = run.job.stateSize; // from the plan: known before any job finishes
                 if (run.job.axisValue == value && run.job.seed == seed && run.finished) {
-                    size.stateSize = run.job.stateSize;
                     lengths.push_back(run.job.trainLength);
                     verdicts.push_back(run.verdict);
                 }
+            }
             ForgetThreshold f = forgetThreshold(lengths, verdicts, spec.criterion.threshold());
             f.seed = seed;
             if (lengths.size() != spec.trainLengths.size())

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # statescope-cli sweep as a user runs it: plan, two local shards in their own processes, a run killed
 # with SIGKILL after its first finished job and started again (finished jobs are skipped, the rest
-# resume), and the report.   sweep.sh CLI SPEC WORKDIR
+# resume), a SIGTERM to the parent alone that stops its shards, and the report.   sweep.sh CLI SPEC WORKDIR
 set -u
 cli=$1 spec=$2 work=$3/sweep
 rm -rf "$work"
@@ -16,6 +16,10 @@ spec["held_out"] = {k: os.path.join(base, v) for k, v in spec["held_out"].items(
 for name in ("a", "b"):
     spec["name"] = name
     json.dump(spec, open(os.path.join(sys.argv[2], name + ".json"), "w"))
+# c: jobs long enough to be stopped half-way.
+spec["name"] = "c"
+spec["tokens_per_run"] *= 64
+json.dump(spec, open(os.path.join(sys.argv[2], "c.json"), "w"))
 PY
 fail() { echo "FAIL: $*"; exit 1; }
 
@@ -47,6 +51,21 @@ skipped=$(grep -c "^\[sweep\] skip" "$work/resumed.log")
 [ "$skipped" -eq "$done_before" ] || { cat "$work/resumed.log"; fail "skipped $skipped, expected $done_before"; }
 [ "$(md5sum "$first")" = "$sum_before" ] || fail "a finished job was redone"
 echo "killed after $done_before finished jobs; the rerun skipped $skipped"
+
+# SIGTERM to the parent alone (kill PID, not the process group): its shards stop too.
+"$cli" sweep run "$work/c.json" --gpus cpu,cpu --threads 1 > "$work/term.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do
+  [ "$(grep -l "^\[sweep\] train" "$work"/c/logs/shard-*-of-2.log 2>/dev/null | wc -l)" -eq 2 ] && break
+  sleep 0.05
+done
+shards() { pgrep -f -- "sweep run $work/c.json --shard" | wc -l; }
+[ "$(shards)" -eq 2 ] || fail "2 shards running before the SIGTERM, found $(shards)"
+kill -TERM $pid
+wait $pid 2>/dev/null
+for _ in $(seq 60); do [ "$(shards)" -eq 0 ] && break; sleep 0.05; done
+[ "$(shards)" -eq 0 ] || { pkill -f -- "sweep run $work/c.json"; fail "shards still running 3 s after the parent's SIGTERM"; }
+echo "SIGTERM to the parent stopped both shards"
 
 "$cli" sweep report "$work/b.json" > "$work/report.log" || { cat "$work/report.log"; fail "report"; }
 cat "$work/report.log"

@@ -440,6 +440,19 @@ private slots:
         const QString first =
             dir.filePath(QString("tiny/jobs/%1/job.json").arg(QString::fromStdString(jobs[0].id)));
         QVERIFY(QFile::exists(first));
+        {
+            // d_state 8 has no finished job yet; its row still shows the N_S of the plan.
+            const SweepReport partial = reportSweep(spec);
+            QCOMPARE(partial.finished, 1);
+            QCOMPARE(partial.sizes.size(), size_t(2));
+            for (const auto& size : partial.sizes) {
+                const auto planned = std::find_if(jobs.begin(), jobs.end(), [&](const SweepJob& j) {
+                    return j.axisValue == size.axisValue;
+                });
+                QVERIFY(size.stateSize > 0);
+                QCOMPARE(size.stateSize, planned->stateSize);
+            }
+        }
         const QDateTime firstTime = QFileInfo(first).lastModified();
         QFile f(first);
         QVERIFY(f.open(QIODevice::ReadOnly));

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Issue 14's GPU calls, one script so that every call is the same and a warm machine resumes where the
+# last call stopped: build if needed, unpack the broad corpus, retrain the built-in models on it
+# (tools/train_builtin_models.sh, in the background) and run the sweeps (tools/gpu_sweep.sh), all for
+# LIMIT seconds. Carry [".carry", "corpus/pack"] (corpus/pack/broad.tgz: `tar czf corpus/pack/broad.tgz
+# -C corpus broad` after tools/make_broad_corpus.sh).
+#   LIMIT=500 bash tools/gpu_forget_sweep.sh
+set -u
+OUT=${OUT:-/tmp/statescope-out}
+mkdir -p "$OUT"
+limit=${LIMIT:-500}
+[ -x build-cuda/app/statescope-cli ] || bash tools/gpu_session.sh build || exit 1
+[ -f corpus/broad/train.txt ] || tar xzf corpus/pack/broad.tgz -C corpus || exit 1
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+shape="--d-model 128 --layers 6 --d-state 256 --headdim 32 --dt-init 1e-5:1e-4 --a-init 1:1"
+if [ "${BUILTINS:-1}" != 0 ]; then
+  OUT="$OUT/builtin" BUDGET=0 TRAIN_LIMIT=$limit SAVE_EVERY=200 DATA=corpus/broad/train.txt \
+    HELDOUT="corpus/broad/heldout-licences.txt corpus/broad/heldout-policy.txt resources/texts/kjv-heldout.txt" \
+    DESCRIPTION="broad English corpus (tools/make_broad_corpus.sh: Python documentation, manual pages, fortunes, the KJV's first 92 %), bytes" \
+    RUNS=${BUILTIN_RUNS:-"c256-s1:$shape --train-length 256 --batch 128 --steps 587;f4096-s1:$shape --train-length 4096 --batch 8 --steps 5009"} \
+    bash tools/train_builtin_models.sh >"$OUT/builtin.log" 2>&1 &
+fi
+SPECS=${SPECS:-"tools/sweeps/forget-default.json:6 tools/sweeps/forget-slow.json:6 tools/sweeps/budget-probe.json:1"} \
+  LIMIT=$limit bash tools/gpu_sweep.sh
+wait
+grep -h "ratio\|== eval\|^== " "$OUT/builtin/summary.log" 2>/dev/null | head -60
+# The float64 references of tests/data/builtin for the new models, under their shipped names.
+if [ -n "${BUILTIN_NAMES:-}" ]; then
+  rm -rf /tmp/bm && mkdir -p /tmp/bm
+  for pair in $BUILTIN_NAMES; do cp -r "models/${pair%%=*}" "/tmp/bm/${pair#*=}"; done
+  python3 tools/make_builtin_references.py /tmp/bm/* --out "$OUT/builtin/references" 2>&1 | tail -12
+fi
+# The device returns at most 8 files: everything goes back as one archive.
+(cd "$OUT" && tar czf /tmp/results.tgz . && rm -rf ./* && mv /tmp/results.tgz results.tgz)
+ls -la "$OUT"
