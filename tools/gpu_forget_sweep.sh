@@ -3,7 +3,8 @@
 # last call stopped: build if needed, unpack the broad corpus, retrain the built-in models on it
 # (tools/train_builtin_models.sh, in the background) and run the sweeps (tools/gpu_sweep.sh), all for
 # LIMIT seconds. Carry [".carry", "corpus/pack"] (corpus/pack/broad.tgz: `tar czf corpus/pack/broad.tgz
-# -C corpus broad` after tools/make_broad_corpus.sh).
+# -C corpus broad` after tools/make_broad_corpus.sh), and "sweeps/pack" to go on from earlier calls'
+# sweep-*.tgz.
 #   LIMIT=500 bash tools/gpu_forget_sweep.sh
 set -u
 OUT=${OUT:-/tmp/statescope-out}
@@ -11,6 +12,9 @@ mkdir -p "$OUT"
 limit=${LIMIT:-500}
 [ -x build-cuda/app/statescope-cli ] || bash tools/gpu_session.sh build || exit 1
 [ -f corpus/broad/train.txt ] || tar xzf corpus/pack/broad.tgz -C corpus || exit 1
+# Finished jobs of earlier sessions (the sweep-*.tgz of results.tgz, carried in sweeps/pack/): a job
+# with its job.json is never redone.
+for t in sweeps/pack/sweep-*.tgz; do [ -f "$t" ] && tar xzf "$t" && echo "carried in: $t"; done
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 shape="--d-model 128 --layers 6 --d-state 256 --headdim 32 --dt-init 1e-5:1e-4 --a-init 1:1"
 if [ "${BUILTINS:-1}" != 0 ]; then

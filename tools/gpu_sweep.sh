@@ -31,6 +31,8 @@ for entry in $specs; do
   $cli sweep report "$spec" >"$OUT/report-$name.txt" 2>&1
   head -3 "$OUT/report-$name.txt"
   folder=$(python3 -c "import json,os;s=json.load(open('$spec'));print(os.path.normpath(os.path.join(os.path.dirname('$spec'),s.get('out') or s['name'])))")
-  tar czf "$OUT/sweep-$name.tgz" --exclude='*.safetensors' --exclude='optimizer.pt' --exclude='*.bin' "$folder"
+  # Results only: without weights a checkpoint cannot resume, so its trainer state stays behind too.
+  tar czf "$OUT/sweep-$name.tgz" --exclude='*.safetensors' --exclude='optimizer.pt' --exclude='*.bin' \
+    --exclude='trainer_state.json' "$folder"
 done
 awk -F', ' '$3 ~ /^[0-9]/ {u+=$3; n++} END{if(n) printf "mean GPU utilisation %.0f %% over %d samples\n", u/n, n}' "$OUT/gpu-util.csv"

@@ -5,8 +5,6 @@
 #include "Error.h"
 #include "runtime/Sweep.h"
 
-#include <nlohmann/json.hpp>
-
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -14,7 +12,6 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -122,7 +119,6 @@ int sweepCommand(const SweepArgs& a, const std::atomic<bool>& cancel)
     const SweepSpec spec = readSweepSpec(a.spec);
     if (a.action == "plan") {
         const std::vector<SweepJob> jobs = planSweep(spec);
-        nlohmann::ordered_json j = nlohmann::json::array();
         std::printf("%-5s %-30s %10s %8s %5s %6s %7s %11s %8s\n", "job", "id", "N_S", "T_train", "seed",
                     "batch", "steps", "tokens", "eval");
         int64_t tokens = 0;
@@ -134,27 +130,10 @@ int sweepCommand(const SweepArgs& a, const std::atomic<bool>& cancel)
                         static_cast<long long>(job.steps), static_cast<long long>(job.tokens),
                         static_cast<long long>(job.evalLength));
             tokens += job.tokens;
-            j.push_back({{"index", job.index},
-                         {"id", job.id},
-                         {"axis_value", job.axisValue},
-                         {"state_size", job.stateSize},
-                         {"train_length", job.trainLength},
-                         {"seed", job.seed},
-                         {"batch", job.batch},
-                         {"steps", job.steps},
-                         {"tokens", job.tokens},
-                         {"eval_length", job.evalLength}});
         }
         std::printf("%zu jobs, %lld training tokens in all; folder %s\n", jobs.size(),
                     static_cast<long long>(tokens), sweepFolder(spec).c_str());
-        const std::string out = a.json.empty() ? sweepFolder(spec) + "/plan.json" : a.json;
-        std::filesystem::create_directories(std::filesystem::path(out).parent_path().empty()
-                                                ? std::filesystem::path(".")
-                                                : std::filesystem::path(out).parent_path());
-        std::ofstream f(out);
-        f << j.dump(1) << "\n";
-        if (!f)
-            throw Error(out, "cannot write the plan");
+        const std::string out = writeSweepPlan(spec, jobs, a.json);
         std::printf("plan written to %s\n", out.c_str());
         return 0;
     }

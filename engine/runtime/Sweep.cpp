@@ -78,6 +78,23 @@ void writeJsonAtomically(const std::string& path, const nlohmann::ordered_json& 
         throw Error(path, "cannot write the file: " + ec.message());
 }
 
+// One job as the plan and its job.json describe it.
+nlohmann::ordered_json jobJson(const SweepSpec& spec, const SweepJob& job)
+{
+    return {{"index", job.index},
+            {"id", job.id},
+            {"axis", spec.axis},
+            {"axis_value", job.axisValue},
+            {"state_size", job.stateSize},
+            {"train_length", job.trainLength},
+            {"seed", job.seed},
+            {"batch", job.batch},
+            {"steps", job.steps},
+            {"tokens", job.tokens},
+            {"eval_length", job.evalLength},
+            {"init", spec.init}};
+}
+
 // Evaluation curves are stored per bucket of `grain` tokens; the report expands them back to tokens,
 // which keeps every range the criteria use (multiples of T / 8) exact.
 int64_t grainFor(int64_t trainLength)
@@ -387,6 +404,20 @@ std::vector<SweepJob> planSweep(const SweepSpec& spec)
     return jobs;
 }
 
+std::string writeSweepPlan(const SweepSpec& spec, const std::vector<SweepJob>& jobs, std::string path)
+{
+    if (path.empty())
+        path = sweepFolder(spec) + "/plan.json";
+    const fs::path parent = fs::path(path).parent_path();
+    if (!parent.empty())
+        fs::create_directories(parent);
+    nlohmann::ordered_json j = nlohmann::ordered_json::array();
+    for (const SweepJob& job : jobs)
+        j.push_back(jobJson(spec, job));
+    writeJsonAtomically(path, j);
+    return path;
+}
+
 std::vector<SweepJob> shardJobs(const std::vector<SweepJob>& jobs, int index, int count)
 {
     std::vector<SweepJob> out;
@@ -470,17 +501,7 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
             });
         }
         nlohmann::ordered_json result;
-        result["job"] = {{"index", job.index},
-                         {"id", job.id},
-                         {"axis", spec.axis},
-                         {"axis_value", job.axisValue},
-                         {"state_size", job.stateSize},
-                         {"train_length", job.trainLength},
-                         {"seed", job.seed},
-                         {"batch", job.batch},
-                         {"steps", job.steps},
-                         {"tokens", job.tokens},
-                         {"init", spec.init}};
+        result["job"] = jobJson(spec, job);
         const double trainSeconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         nlohmann::ordered_json evals = nlohmann::ordered_json::array();

@@ -103,6 +103,9 @@ struct SweepJob {
 
 // The jobs in a fixed order: axis value, then training length, then seed.
 std::vector<SweepJob> planSweep(const SweepSpec& spec);
+// Writes the job list as JSON to `path` (default <out>/plan.json); the same fields as each job.json's
+// "job" object. Returns the path written.
+std::string writeSweepPlan(const SweepSpec& spec, const std::vector<SweepJob>& jobs, std::string path = {});
 // Shard `index` of `count` (0-based): every count-th job from index, so that shards mix short and long runs.
 std::vector<SweepJob> shardJobs(const std::vector<SweepJob>& jobs, int index, int count);
 // Parses "I/N" (0 <= I < N); throws Error naming what for anything else.

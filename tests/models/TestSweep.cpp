@@ -489,6 +489,16 @@ private slots:
 
         // Everything finished: nothing more runs, and the report sees all four.
         QCOMPARE(runSweep(spec, o, logger), 0);
+        // The plan and every job.json describe a job alike.
+        const nlohmann::json plan = loadPythonJson(writeSweepPlan(spec, jobs));
+        QCOMPARE(plan.size(), jobs.size());
+        for (size_t i = 0; i < jobs.size(); ++i) {
+            const nlohmann::json done = loadPythonJson(
+                dir.filePath(QString("tiny/jobs/%1/job.json").arg(QString::fromStdString(jobs[i].id)))
+                    .toStdString());
+            QCOMPARE(QString::fromStdString(plan[i].dump()), QString::fromStdString(done.at("job").dump()));
+            QCOMPARE(plan[i].at("state_size").get<int64_t>(), jobs[i].stateSize);
+        }
         const SweepReport r = reportSweep(spec);
         QCOMPARE(r.finished, 4);
         for (const auto& run : r.runs) {
