@@ -6,6 +6,7 @@
 #include "runtime/CudaInfo.h"
 #include "runtime/Runner.h"
 #include "runtime/Trainer.h"
+#include "util/Allocator.h"
 #include "util/Threads.h"
 #include "util/Warnings.h"
 
@@ -146,6 +147,7 @@ int runMain(int argc, char** argv);
 int main(int argc, char** argv)
 {
     statescope::preferPassiveOpenMp(argv);
+    statescope::keepFreedMemoryForReuse();
     std::signal(SIGINT, onSignal);
     std::signal(SIGTERM, onSignal);
     std::signal(SIGHUP, onSignal);

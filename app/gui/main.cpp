@@ -8,6 +8,7 @@
 #include "ForgetThresholdView.h"
 #include "PlotExporter.h"
 #include "PlotGroup.h"
+#include "util/Allocator.h"
 #include "util/Threads.h"
 #include "util/Warnings.h"
 #include <algorithm>
@@ -113,6 +114,7 @@ void setNames()
 int main(int argc, char** argv)
 {
     statescope::preferPassiveOpenMp(argv);
+    statescope::keepFreedMemoryForReuse();
     // --help and --version answer without a display.
     for (int i = 1; i < argc; ++i) {
         const QByteArray a(argv[i]);
