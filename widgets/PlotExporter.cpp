@@ -162,7 +162,8 @@ QString powerNumber(double v, const QLocale& locale)
 }
 
 // One number format for all labels of an axis: powers of ten for decades beyond 10⁴ (or below
-// 10⁻³), m·10ⁿ for linear ticks of very large or small numbers, plain numbers otherwise.
+// 10⁻³), m·10ⁿ for linear ticks of very large or small numbers, plain numbers otherwise (with
+// shared decimals on a linear axis).
 QVector<QString> uniformLabels(const QVector<double>& ticks, bool log, const QLocale& locale)
 {
     QVector<QString> out;
@@ -187,6 +188,13 @@ QVector<QString> uniformLabels(const QVector<double>& ticks, bool log, const QLo
     if (hi >= 1e7 || hi < 1e-3) {
         for (double t : ticks)
             out.push_back(powerNumber(t, locale));
+        return out;
+    }
+    // A log axis of another base (1/16 to 64) spans orders of magnitude: shared decimals would
+    // write 64.0000, so each label keeps its own.
+    if (log) {
+        for (double t : ticks)
+            out.push_back(plainNumber(t, std::min(decimalsOf(t), 6), locale));
         return out;
     }
     int decimals = 0;

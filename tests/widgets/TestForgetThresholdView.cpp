@@ -122,6 +122,24 @@ private slots:
         const auto paper = points(view.paperGraph());
         QVERIFY(paper.first().x() > 0.86 && paper.first().x() < 0.9);
         QVERIFY(std::abs(paper.last().y() - (5.172 * paper.last().x() - 4.469)) < 1e-9);
+        // The dots alone (no run shown) in the paper look. A base-2 log axis: each label with its own
+        // decimals ("0.25", "64"), not the decimals of the finest label ("64.0000").
+        {
+            ExportScope scope(view.plot(), ExportStyle::paperPreset());
+            scope.layout();
+            scope.render(1.0); // ticks are generated when the figure is drawn at its own size
+            QCPAxis* y = view.plot()->axisRect(0)->axis(QCPAxis::atLeft);
+            const QStringList labels = y->tickVectorLabels().toList();
+            const QString all = labels.join(QLatin1Char(' '));
+            QVERIFY2(labels.size() >= 3, qPrintable(all));
+            for (const QString& l : labels) {
+                QVERIFY2(!l.endsWith(QLatin1Char('0')) || !l.contains(QLatin1Char('.')), qPrintable(all));
+                QVERIFY2(std::log2(view.plot()->locale().toDouble(l)) ==
+                             std::round(std::log2(view.plot()->locale().toDouble(l))),
+                         qPrintable(all));
+            }
+        }
+
         const QString eq = view.equationLabel()->text();
         QVERIFY2(eq.contains("T_forget[K] = 4.000·N_S[M] − 2.000, R² = 0.970"), qPrintable(eq));
         QVERIFY2(eq.contains("slope 95 % CI [1.500, 6.500]"), qPrintable(eq));
