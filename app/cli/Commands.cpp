@@ -8,6 +8,7 @@
 #include "runtime/Runner.h"
 #include "tokenizers/ByteTokenizerJson.h"
 #include "tokenizers/Tokenizer.h"
+#include "trace/AsyncTraceWriter.h"
 #include "trace/ReferenceFile.h"
 #include "trace/TraceFile.h"
 #include "util/Resources.h"
@@ -149,8 +150,8 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
     calibrateForRun(*runner, args.calibrate, chooseTokenizerPath(args.tokenizer, folder.tokenizerPath),
                     input.ids, args.idsFile.empty() ? "the input" : args.idsFile);
 
-    TraceWriter writer(args.out,
-                       runner->traceHeader(input.source, input.description, !input.offsets.empty()));
+    AsyncTraceWriter writer(args.out,
+                            runner->traceHeader(input.source, input.description, !input.offsets.empty()));
     Progress progress(static_cast<int64_t>(input.ids.size()), args.quiet);
     try {
         runner->run(
@@ -161,6 +162,7 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
             },
             &cancel);
     } catch (const Cancelled&) {
+        writer.flush(); // what was computed is on disk before we say so
         std::cerr << "\nstatescope-cli: cancelled after " << writer.tokens() << " tokens; " << args.out
                   << " holds them (completed = false)\n";
         return kExitCancelled;
@@ -526,11 +528,11 @@ int benchCommand(const BenchArgs& args)
         double best = 1e300;
         for (int r = 0; r < args.repeat; ++r) {
             runner->reset();
-            std::unique_ptr<TraceWriter> writer;
+            std::unique_ptr<AsyncTraceWriter> writer;
             const std::string path = (dir / ("bench-" + std::to_string(T) + ".h5")).string();
             const auto start = Clock::now();
             if (args.trace)
-                writer = std::make_unique<TraceWriter>(
+                writer = std::make_unique<AsyncTraceWriter>(
                     path, runner->traceHeader(TraceInput{"ids"}, "bench", false));
             runner->run(ids, nullptr, [&](const ChunkProbes& c) {
                 if (writer)

@@ -3,6 +3,7 @@
 #include "Error.h"
 #include "Resources.h"
 #include "tokenizers/Tokenizer.h"
+#include "trace/AsyncTraceWriter.h"
 #include "trace/TraceFile.h"
 
 #include <QDir>
@@ -198,7 +199,7 @@ Runner& RunWorker::runner(const RunRequest& r)
 void RunWorker::run(const RunRequest& r)
 {
     RunController::Shared& shared = *m_shared;
-    std::unique_ptr<TraceWriter> writer;
+    std::unique_ptr<AsyncTraceWriter> writer;
     try {
         // The input first: a mistake there shows before the (slower) model load.
         const ModelFolder folder = inspectModelFolder(r.modelDir.toStdString(), r.options.probeDetail);
@@ -236,7 +237,7 @@ void RunWorker::run(const RunRequest& r)
         TraceHeader header = model.traceHeader(input.source, input.description, hasOffsets);
         if (r.trainingLength > 0)
             header.trainingLength = r.trainingLength;
-        writer = std::make_unique<TraceWriter>(path.toStdString(), header);
+        writer = std::make_unique<AsyncTraceWriter>(path.toStdString(), header);
 
         RunStart start;
         start.info = model.info();
@@ -262,7 +263,8 @@ void RunWorker::run(const RunRequest& r)
             return go;
         };
         loop.onChunk = [&](const ChunkProbes& chunk) {
-            // On disk before the window sees it: what is shown is always in the trace.
+            // Queued for the writer thread; finish() and the writer's destructor (cancel, error) write
+            // every queued chunk, so what the window has shown ends up in the trace.
             writer->append(chunk);
             {
                 std::lock_guard<std::mutex> lock(shared.mutex);

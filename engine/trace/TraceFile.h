@@ -75,6 +75,10 @@ public:
     // survives a kill) when this returns. Throws Error; after an I/O failure the writer refuses
     // further appends.
     void append(const ChunkProbes& chunk);
+    // The checks of append() that need no file: the sizes of the chunk's arrays against the header.
+    // Throws Error naming the array. Reads only what the constructor set, so another thread may call
+    // it while one appends.
+    void checkChunk(const ChunkProbes& chunk) const;
     // Records end_time and completed = 1, then closes the file. A second call does nothing.
     void finish();
 

@@ -151,7 +151,10 @@ public:
     // Every string is fixed-length: a variable-length one lives in HDF5's global heap, whose reader
     // in libhdf5 1.10 (H5HG_read) copies an object of whatever size the file states, so a reader of
     // a colleague's trace would have to trust that size.
-    void writeString(hid_t loc, const char* name, const std::string& value) { writeFixedString(loc, name, value); }
+    void writeString(hid_t loc, const char* name, const std::string& value)
+    {
+        writeFixedString(loc, name, value);
+    }
     void writeFixedString(hid_t loc, const char* name, const std::string& value)
     {
         std::string error;
@@ -561,20 +564,10 @@ TraceWriter::~TraceWriter()
     }
 }
 
-void TraceWriter::append(const ChunkProbes& chunk)
+void TraceWriter::checkChunk(const ChunkProbes& chunk) const
 {
-    h5::quiet();
-    TraceWriterImpl& w = *m_impl;
-    if (w.finished)
-        throw Error(w.path, "cannot append: the trace was already finished");
-    if (w.broken)
-        throw Error(w.path, "cannot append: an earlier write to the trace failed");
-    if (chunk.start != w.tokens)
-        throw Error(w.path, "chunk start", std::to_string(w.tokens) + " (tokens written so far)",
-                    std::to_string(chunk.start));
+    const TraceWriterImpl& w = *m_impl;
     const int64_t n = chunk.count();
-    if (n > std::numeric_limits<int64_t>::max() - w.tokens)
-        throw Error(w.path, "chunk of " + std::to_string(n) + " tokens overflows the token count");
     if (static_cast<int64_t>(chunk.nll.size()) != n)
         throw Error(w.path, "chunk nll", std::to_string(n) + " values", std::to_string(chunk.nll.size()));
     const int64_t wantOffsets = w.header.hasOffsets ? 2 * n : 0;
@@ -593,6 +586,23 @@ void TraceWriter::append(const ChunkProbes& chunk)
                             " values",
                         std::to_string(chunk.values[i].size()) + " values");
     }
+}
+
+void TraceWriter::append(const ChunkProbes& chunk)
+{
+    h5::quiet();
+    TraceWriterImpl& w = *m_impl;
+    if (w.finished)
+        throw Error(w.path, "cannot append: the trace was already finished");
+    if (w.broken)
+        throw Error(w.path, "cannot append: an earlier write to the trace failed");
+    if (chunk.start != w.tokens)
+        throw Error(w.path, "chunk start", std::to_string(w.tokens) + " (tokens written so far)",
+                    std::to_string(chunk.start));
+    checkChunk(chunk);
+    const int64_t n = chunk.count();
+    if (n > std::numeric_limits<int64_t>::max() - w.tokens)
+        throw Error(w.path, "chunk of " + std::to_string(n) + " tokens overflows the token count");
     if (n == 0)
         return;
 

@@ -2,6 +2,7 @@
 // check against files written by h5py (tools/make_trace_fixtures.py), schema 1 read as schema 2,
 // SIGKILL safety, and errors; and the fixtures' reference reader (ReferenceFile).
 #include "Error.h"
+#include "trace/AsyncTraceWriter.h"
 #include "trace/ReferenceFile.h"
 #include "trace/TraceCheck.h"
 #include "trace/TraceFile.h"
@@ -604,6 +605,113 @@ private slots:
         const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
         QVERIFY(f >= 0);
         H5Fclose(f);
+    }
+
+    // The writer thread writes what TraceWriter writes: the same values, uneven chunks, finished.
+    void asyncWriterWritesTheSameTrace()
+    {
+        const std::string path = file("async.h5");
+        const TraceHeader h = testHeader(true, {24, 24});
+        const int64_t sizes[] = {1, 64, 300, 7, 1000, 0, 128};
+        int64_t start = 0;
+        {
+            AsyncTraceWriter w(path, h);
+            for (int64_t n : sizes) {
+                w.append(makeChunk(h, start, n));
+                start += n;
+                QCOMPARE(w.tokens(), start);
+            }
+            w.flush();
+            QCOMPARE(w.tokensWritten(), start);
+            w.finish();
+            w.finish(); // a second call does nothing
+            QVERIFY(contains(expectError(path, [&] { w.append(makeChunk(h, start, 1)); }), "finished"));
+        }
+        TraceReader r(path);
+        QVERIFY(r.completed());
+        QCOMPARE(r.tokens(), start);
+        checkWindow(r, 0, start, true);
+    }
+
+    // A cancelled run: the writer goes away without finish(), and every chunk it was given is in the
+    // trace, marked incomplete.
+    void asyncWriterCancelledKeepsEveryChunk()
+    {
+        const std::string path = file("async-cancelled.h5");
+        const TraceHeader h = testHeader(true, {24, 24});
+        int64_t start = 0;
+        {
+            AsyncTraceWriter w(path, h);
+            for (int i = 0; i < 40; ++i, start += 200)
+                w.append(makeChunk(h, start, 200));
+        }
+        TraceReader r(path);
+        QVERIFY(!r.completed());
+        QCOMPARE(r.tokens(), start);
+        QCOMPARE(r.attribute("tokens"), std::to_string(start));
+        checkWindow(r, 0, start, true);
+    }
+
+    // Wrong chunks are refused by append() itself, naming the file and the array, and the writer
+    // goes on; a failure of the writer thread (here the file size limit, as a full disk) comes back
+    // as an Error from a later call, and nothing is written after it.
+    void asyncWriterErrors()
+    {
+        const std::string path = file("async-errors.h5");
+        const TraceHeader h = testHeader(true);
+        {
+            AsyncTraceWriter w(path, h);
+            w.append(makeChunk(h, 0, 10));
+            Error startError("", "");
+            try {
+                w.append(makeChunk(h, 5, 10));
+            } catch (const Error& e) {
+                startError = e;
+            }
+            QCOMPARE(startError.file(), path);
+            QCOMPARE(startError.field(), std::string("chunk start"));
+            ChunkProbes c = makeChunk(h, 10, 10);
+            c.values[1].pop_back();
+            QVERIFY(contains(expectError(path, [&] { w.append(c); }), "decay"));
+            c = makeChunk(h, 10, 10);
+            c.nll.push_back(1.0f);
+            QVERIFY(contains(expectError(path, [&] { w.append(c); }), "chunk nll"));
+            w.append(makeChunk(h, 10, 10));
+            w.finish();
+        }
+        TraceReader r(path);
+        QVERIFY(r.completed());
+        QCOMPARE(r.tokens(), int64_t(20));
+        checkWindow(r, 0, 20, true);
+
+        // In a child: RLIMIT_FSIZE makes writes past 256 KiB fail with EFBIG (SIGXFSZ ignored).
+        const std::string full = file("async-full.h5");
+        std::fflush(nullptr);
+        const pid_t pid = fork();
+        QVERIFY(pid >= 0);
+        if (pid == 0) {
+            signal(SIGXFSZ, SIG_IGN);
+            struct rlimit limit {};
+            limit.rlim_cur = limit.rlim_max = 256 << 10;
+            if (setrlimit(RLIMIT_FSIZE, &limit) != 0)
+                _exit(5);
+            const TraceHeader big = testHeader(false, {24, 24});
+            try {
+                AsyncTraceWriter w(full, big);
+                for (int i = 0; i < 200; ++i)
+                    w.append(makeChunk(big, i * 500, 500)); // 2.3 MB of probes a chunk
+                w.finish();
+                _exit(3); // no error at all
+            } catch (const Error& e) {
+                _exit(e.file() == full && std::string(e.what()).find(full) != std::string::npos ? 0 : 4);
+            } catch (...) {
+                _exit(2);
+            }
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        QVERIFY2(WIFEXITED(status), "the child died instead of reporting the write error");
+        QCOMPARE(WEXITSTATUS(status), 0);
     }
 
     // A writer SIGKILLed after K appends (while still appending): the file is readable, marked
