@@ -21,7 +21,7 @@ import numpy as np
 WINDOW = 1 << 16  # tokens per read: a 1M-token trace is never loaded whole
 
 
-SCHEMA_VERSIONS = (1, 2)
+SCHEMA_VERSIONS = (1, 2, 3)
 
 
 def text(value):
@@ -35,7 +35,7 @@ def open_trace(path):
     version = f.attrs.get("schema_version")
     if version is None or int(version) not in SCHEMA_VERSIONS:
         f.close()
-        raise SystemExit(f"{path}: not a StateScope trace of schema version 1 or 2 (schema_version = {version})")
+        raise SystemExit(f"{path}: not a StateScope trace of schema version 1 to 3 (schema_version = {version})")
     return f
 
 
@@ -74,6 +74,20 @@ def print_self_description(f):
     settings = text(attrs.get("run_settings", ""))
     if settings:
         print(f"settings   {', '.join(f'{k} {v}' for k, v in json.loads(settings).items())}")
+
+
+def probe_values(dataset, begin, end):
+    """Tokens [begin, end) of a probe as float32, decoded: schema 3 may store a probe in half precision
+    after a transform, named by its `encoding` attribute (docs/trace-format.md, "Probe precision")."""
+    encoding = text(dataset.attrs.get("encoding", "float32"))
+    x = dataset[begin:end].astype(np.float32)
+    if encoding == "neg_log_float16":
+        return np.exp(-x)
+    if encoding == "log_float16":
+        return np.exp(x)
+    if encoding in ("float32", "float16"):
+        return x
+    raise SystemExit(f"{dataset.name}: unknown encoding {encoding!r}")
 
 
 def trace_length(f):
@@ -128,7 +142,12 @@ def main():
             if "summary" in d.attrs:
                 unit = text(d.attrs.get("unit", ""))
                 extra = f"  {label}, summary {text(d.attrs['summary'])}" + (f", in {unit}" if unit else "")
+            if "encoding" in d.attrs:
+                extra += f", stored as {text(d.attrs['encoding'])}"
             print(f"probe      {name:12s} {d.dtype} {list(d.shape)}  axes {text(d.attrs.get('axes', '?'))}{extra}")
+            if T > 0:
+                last = probe_values(d, T - 1, T)
+                print(f"{'':11s}last token: mean {float(np.nanmean(last)):.6g}, max {float(np.nanmax(last)):.6g}")
         if T == 0:
             return
         buckets = max(1, min(args.buckets, T))

@@ -25,6 +25,7 @@
 #include <iostream>
 #include <random>
 #include <sstream>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
@@ -129,6 +130,7 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
     RunOptions options = runOptions(args.device, args.dtype, args.chunkSize, args.threads, args.mitigate);
     options.reference = args.reference;
     options.probeDetail = parseProbeDetail(args.probeDetail);
+    options.probePrecision = parseProbePrecision(args.probePrecision, "--probe-precision");
     if (args.oldContext < 0)
         throw Error("--old-context", "window", "a number of tokens, 0 (off) or more",
                     std::to_string(args.oldContext));
@@ -493,6 +495,7 @@ int infoCommand(const std::string& model)
 int benchCommand(const BenchArgs& args)
 {
     RunOptions options = runOptions(args.device, args.dtype, args.chunkSize, args.threads);
+    options.probePrecision = parseProbePrecision(args.probePrecision, "--probe-precision");
     auto runner = args.model.empty()
                       ? Runner::openRandom(args.architecture,
                                            Runner::shapeConfig(args.architecture, args.shape), 1234, options)
@@ -514,7 +517,8 @@ int benchCommand(const BenchArgs& args)
     json << "{\"architecture\": \"" << info.shape.architecture << "\", \"shape\": \"" << args.shape
          << "\", \"device\": \"" << info.device << "\", \"dtype\": \"" << info.dtype
          << "\", \"chunk_size\": " << args.chunkSize << ", \"results\": [";
-    std::printf("%10s %10s %12s\n", "tokens", "seconds", "tokens/s");
+    std::printf("%10s %10s %12s%s\n", "tokens", "seconds", "tokens/s",
+                args.trace ? "  trace bytes/token" : "");
     bool first = true;
     for (int64_t T : args.tokens) {
         std::vector<int32_t> ids(static_cast<size_t>(T));
@@ -526,6 +530,7 @@ int benchCommand(const BenchArgs& args)
                     nullptr, [](const ChunkProbes&) {});
         runner->synchronize();
         double best = 1e300;
+        long long traceBytes = 0;
         for (int r = 0; r < args.repeat; ++r) {
             runner->reset();
             std::unique_ptr<AsyncTraceWriter> writer;
@@ -542,13 +547,23 @@ int benchCommand(const BenchArgs& args)
                 writer->finish();
             runner->synchronize();
             writer.reset();
+            struct stat st {};
+            if (args.trace && ::stat(path.c_str(), &st) == 0)
+                traceBytes = static_cast<long long>(st.st_size);
             std::remove(path.c_str());
             best = std::min(best, std::chrono::duration<double>(Clock::now() - start).count());
         }
-        std::printf("%10lld %10.3f %12.0f\n", static_cast<long long>(T), best, T / best);
+        std::printf("%10lld %10.3f %12.0f", static_cast<long long>(T), best, T / best);
+        if (args.trace)
+            std::printf("  %18.1f", static_cast<double>(traceBytes) / static_cast<double>(T));
+        std::printf("\n");
         std::fflush(stdout);
         json << (first ? "" : ", ") << "{\"tokens\": " << T << ", \"seconds\": " << best
-             << ", \"tokens_per_s\": " << T / best << "}";
+             << ", \"tokens_per_s\": " << T / best;
+        if (args.trace)
+            json << ", \"trace_bytes\": " << traceBytes << ", \"probe_precision\": \"" << args.probePrecision
+                 << "\"";
+        json << "}";
         first = false;
     }
     json << "]}\n";

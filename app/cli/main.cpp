@@ -195,6 +195,9 @@ int runMain(int argc, char** argv)
     runCmd->add_option("--probe-detail", run.probeDetail,
                        "summary (bounded bytes per token: channel groups where an architecture has many "
                        "channels) or full (every unit)");
+    runCmd->add_option("--probe-precision", run.probePrecision,
+                       "How the trace stores probes: float32, or float16 (half the bytes; gates as -ln "
+                       "alpha, norms as ln; docs/trace-format.md gives the errors)");
     runCmd->add_flag("--quiet", run.quiet, "No progress on stderr");
 
     GenerateArgs gen;
@@ -289,6 +292,7 @@ int runMain(int argc, char** argv)
     benchCmd->add_option("--repeat", bench.repeat, "Timed repetitions (best is reported)")
         ->check(CLI::PositiveNumber);
     benchCmd->add_flag("--no-trace", noTrace, "Do not write the trace (measures the engine alone)");
+    benchCmd->add_option("--probe-precision", bench.probePrecision, "float32 or float16 (as run's)");
     benchCmd->add_option("--json", bench.json, "Also write the results as JSON to this file");
 
     CheckArgs check;

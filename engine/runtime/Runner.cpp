@@ -487,6 +487,8 @@ TraceHeader Runner::traceHeader(const TraceInput& input, const std::string& inpu
     settings["threads"] = torch::get_num_threads();
     settings["reference"] = o.reference;
     settings["probe_detail"] = probeDetailName(o.probeDetail);
+    settings["probe_precision"] = probePrecisionName(o.probePrecision);
+    h.probePrecision = o.probePrecision;
     settings["mitigation"] = o.mitigation.describe();
     if (o.mitigation.normalises())
         settings["mitigation_calibration"] = o.mitigation.calibration;

@@ -24,6 +24,8 @@ struct RunOptions {
     int threads = 0;          // CPU threads; 0 = the cores free when the model is opened (util/Threads.h)
     bool reference = false;   // one-token recurrent path instead of the chunked one (slow; for checks)
     ProbeDetail probeDetail = ProbeDetail::Summary;
+    // How the trace stores the probes (trace/ProbeEncoding.h); the probes are computed alike.
+    ProbePrecision probePrecision = ProbePrecision::Float32;
     Mitigation mitigation; // training-free mitigations, off by default (recorded in the trace)
     bool cudaGraph = true; // on CUDA, replay the decode step as one captured graph where it can be
     // > 0: the old-context probes over this window (RecurrentModel::setOldContext): retention,

@@ -4,6 +4,7 @@
 // token, and everything needed to show it without the model folder. docs/trace-format.md describes
 // the layout for readers outside StateScope (h5py, MATLAB, ...).
 #include "probes/Probes.h"
+#include "trace/ProbeEncoding.h"
 
 #include <cstdint>
 #include <memory>
@@ -12,7 +13,9 @@
 
 namespace statescope {
 
-constexpr int kTraceSchemaVersion = 2;
+// 3: probes may be stored in half precision (ProbeEncoding, each probe's `encoding` attribute). The
+// writer writes 2 when every probe is float32, so that readers of schema 2 keep reading those.
+constexpr int kTraceSchemaVersion = 3;
 
 // Where a run's tokens came from, in machine-readable form (schema 2).
 struct TraceInput {
@@ -48,6 +51,9 @@ struct TraceHeader {
     int64_t vocabSize = 0;       // padded rows of the output layer; 0: unknown
     std::string runSettings; // JSON: {"chunk_size": 2048, "threads": 2, "reference": false, "probe_detail":
                              // "summary"}
+    // How the probes are stored (schema 3): written by the writer, and read back as Float16 when any
+    // probe is stored in half precision. TraceReader::probeEncoding() gives each probe's encoding.
+    ProbePrecision probePrecision = ProbePrecision::Float32;
 };
 
 // What a schema-1 trace's free-text `input` attribute tells of the input: "text: FILE (N bytes,
@@ -114,6 +120,8 @@ public:
     std::vector<float> nll(int64_t begin = 0, int64_t end = -1) const;
     // Token-major: (end - begin) * valuesPerToken() floats. Error for an unknown probe.
     std::vector<float> probe(const std::string& name, int64_t begin = 0, int64_t end = -1) const;
+    // How the probe is stored; probe() returns the values decoded alike.
+    ProbeEncoding probeEncoding(const std::string& name) const;
 
     // A root attribute as text: strings as they are, numbers in decimal; "" if absent.
     std::string attribute(const std::string& name) const;

@@ -182,6 +182,8 @@ struct ReadDataset {
     int64_t chunkBytes = 0;
     bool filtered = false;
     mutable std::vector<uint8_t> chunkChecked;
+    size_t elementBytes = 4;
+    ProbeEncoding encoding = ProbeEncoding::Float32; // probes only
 };
 
 class TraceReaderImpl {
@@ -226,7 +228,7 @@ int TraceReaderImpl::readSchemaVersion()
                     version.kind == AttributeValue::Text ? "a string" : "another type");
     if (version.integer < kOldestSchemaVersion || version.integer > kTraceSchemaVersion)
         throw Error(path, "schema_version",
-                    std::to_string(kOldestSchemaVersion) + " or " + std::to_string(kTraceSchemaVersion),
+                    std::to_string(kOldestSchemaVersion) + " to " + std::to_string(kTraceSchemaVersion),
                     std::to_string(version.integer));
     return static_cast<int>(version.integer);
 }
@@ -313,6 +315,23 @@ void TraceReaderImpl::readSchema2Header()
                 throw Error(path, "attribute " + where + "summary", e.expected(), e.actual());
             }
         }
+        if (h.schemaVersion < 3)
+            continue;
+        // Schema 3 names every probe's encoding: a reader that guessed would show ln(norm) as a norm.
+        std::string encoding;
+        readText(ds, where, "encoding", &encoding);
+        if (!parseProbeEncoding(encoding, &probes[i].encoding))
+            throw Error(path, "attribute " + where + "encoding",
+                        "float32, float16, log_float16 or neg_log_float16",
+                        encoding.empty() ? "nothing" : "\"" + encoding + "\"");
+        const size_t want = probeEncodingBytes(probes[i].encoding);
+        // float32 may come as any float (HDF5 converts); halves must be halves.
+        if (probes[i].encoding != ProbeEncoding::Float32 && probes[i].elementBytes != want)
+            throw Error(path, probes[i].name + " type",
+                        "a " + std::to_string(want) + "-byte float (encoding " + encoding + ")",
+                        "a " + std::to_string(probes[i].elementBytes) + "-byte float");
+        if (probes[i].encoding != ProbeEncoding::Float32)
+            h.probePrecision = ProbePrecision::Float16;
     }
 }
 
@@ -390,6 +409,7 @@ ReadDataset TraceReaderImpl::openDataset(hid_t loc, const std::string& fullName,
         throw Error(path, "cannot read " + fullName + ": " + h5::errorDetail());
     if (H5Tget_class(type.get()) != cls)
         throw Error(path, fullName + " type", kind, "another type");
+    d.elementBytes = H5Tget_size(type.get());
     const std::vector<hsize_t> dims = h5::spaceDims(path, space.get(), fullName);
     const int ndims = static_cast<int>(dims.size());
     if (ndims < 1 || (rank > 0 && ndims != rank))
@@ -719,7 +739,18 @@ std::vector<float> TraceReader::probe(const std::string& name, int64_t begin, in
     const auto it = m_impl->probeIndex.find(name);
     if (it == m_impl->probeIndex.end())
         throw Error(m_impl->path, "no probe named \"" + name + "\" in the trace");
-    return m_impl->read<float>(m_impl->probes[it->second], H5T_NATIVE_FLOAT, begin, end);
+    const ReadDataset& d = m_impl->probes[it->second];
+    std::vector<float> values = m_impl->read<float>(d, H5T_NATIVE_FLOAT, begin, end);
+    decodeInPlace(values.data(), values.size(), d.encoding);
+    return values;
+}
+
+ProbeEncoding TraceReader::probeEncoding(const std::string& name) const
+{
+    const auto it = m_impl->probeIndex.find(name);
+    if (it == m_impl->probeIndex.end())
+        throw Error(m_impl->path, "no probe named \"" + name + "\" in the trace");
+    return m_impl->probes[it->second].encoding;
 }
 
 std::string TraceReader::attribute(const std::string& name) const

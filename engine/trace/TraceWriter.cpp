@@ -132,6 +132,7 @@ public:
     Hid file;
     WriteDataset ids, offsets, nll;
     std::vector<WriteDataset> probes;
+    std::vector<ProbeEncoding> encodings; // of probes, by the header's precision
     int64_t tokens = 0;
     bool compress = false;
     bool finished = false;
@@ -183,6 +184,8 @@ public:
     void validateHeader() const;
     void create();
     void writeHeader(hid_t root);
+    // 2 while every probe is float32 (readers of schema 2 read it), 3 with halves.
+    int schemaVersion() const { return header.probePrecision == ProbePrecision::Float32 ? 2 : 3; }
     WriteDataset createDataset(hid_t loc, const std::string& group, const std::string& name, hid_t type,
                                const std::vector<int64_t>& shape, const void* fill);
     void planChunks(WriteDataset& d, const void* data, int64_t count, std::vector<ChunkTask>* tasks);
@@ -276,7 +279,7 @@ WriteDataset TraceWriterImpl::createDataset(hid_t loc, const std::string& group,
 void TraceWriterImpl::writeHeader(hid_t f)
 {
     const TraceHeader& h = header;
-    writeInt(f, "schema_version", H5T_STD_I32LE, kTraceSchemaVersion, true);
+    writeInt(f, "schema_version", H5T_STD_I32LE, schemaVersion(), true);
     writeString(f, "architecture", h.architecture);
     writeString(f, "model_config", h.modelConfigJson);
     writeString(f, "model_path", h.modelPath);
@@ -350,9 +353,19 @@ void TraceWriterImpl::create()
     if (header.hasOffsets)
         offsets = createDataset(tokensGroup.get(), "/tokens", "offsets", H5T_NATIVE_INT64, {2}, &fillOffset);
     nll = createDataset(f, "", "nll", H5T_NATIVE_FLOAT, {}, &fillFloat);
+    // Halves: IEEE binary16, little-endian, as h5py and numpy know it (float16).
+    Hid half(H5Tcopy(H5T_IEEE_F32LE));
+    if (!half.valid() || H5Tset_fields(half.get(), 15, 10, 5, 0, 10) < 0 || H5Tset_size(half.get(), 2) < 0 ||
+        H5Tset_ebias(half.get(), 15) < 0)
+        fail("cannot make the half-precision type");
+    const uint16_t fillHalf = 0x7e00; // NaN
     for (const ProbeDesc& p : header.probes) {
-        probes.push_back(
-            createDataset(probesGroup.get(), "/probes", p.name, H5T_NATIVE_FLOAT, p.shape, &fillFloat));
+        const ProbeEncoding encoding = probeEncodingFor(p, header.probePrecision);
+        encodings.push_back(encoding);
+        const bool halves = encoding != ProbeEncoding::Float32;
+        probes.push_back(createDataset(probesGroup.get(), "/probes", p.name,
+                                       halves ? half.get() : H5T_NATIVE_FLOAT, p.shape,
+                                       halves ? static_cast<const void*>(&fillHalf) : &fillFloat));
         std::string axes = "token";
         for (const std::string& a : p.axes)
             axes += "," + a;
@@ -363,6 +376,8 @@ void TraceWriterImpl::create()
         writeFixedString(ds, "unit", p.unit);
         writeFixedString(ds, "summary", probeSummaryName(p.summary));
         writeFixedString(ds, "label", p.label);
+        if (schemaVersion() >= 3)
+            writeFixedString(ds, "encoding", probeEncodingName(encoding));
     }
     tokensGroup.close();
     probesGroup.close();
@@ -609,8 +624,16 @@ void TraceWriter::append(const ChunkProbes& chunk)
     // /tokens/ids goes last: a reader takes the shortest dataset as the length, so a kill in the
     // middle of an append never exposes a token whose probes are not on disk yet.
     std::vector<ChunkTask> tasks;
-    for (size_t i = 0; i < w.probes.size(); ++i)
-        w.planChunks(w.probes[i], chunk.values[i].data(), n, &tasks);
+    std::vector<std::vector<uint16_t>> halves(w.probes.size()); // alive until the chunks are written
+    for (size_t i = 0; i < w.probes.size(); ++i) {
+        const void* data = chunk.values[i].data();
+        if (w.encodings[i] != ProbeEncoding::Float32) {
+            halves[i].resize(chunk.values[i].size());
+            encodeHalves(chunk.values[i].data(), chunk.values[i].size(), w.encodings[i], halves[i].data());
+            data = halves[i].data();
+        }
+        w.planChunks(w.probes[i], data, n, &tasks);
+    }
     if (w.header.hasOffsets)
         w.planChunks(w.offsets, chunk.offsets.data(), n, &tasks);
     w.planChunks(w.nll, chunk.nll.data(), n, &tasks);

@@ -607,6 +607,204 @@ private slots:
         H5Fclose(f);
     }
 
+    // Every half: float -> half is exact on the 63,488 finite halves and rounds to nearest even at
+    // every midpoint between neighbours, and just either side of it; overflow, NaN, zeros, subnormals.
+    void halfConversion()
+    {
+        for (uint32_t h = 0; h < 0x10000; ++h) {
+            const auto bits = static_cast<uint16_t>(h);
+            const float f = floatFromHalf(bits);
+            if ((bits & 0x7c00u) == 0x7c00u && (bits & 0x3ffu)) { // NaN
+                QVERIFY(std::isnan(f));
+                QVERIFY((halfFromFloat(f) & 0x7c00u) == 0x7c00u && (halfFromFloat(f) & 0x3ffu));
+                continue;
+            }
+            QCOMPARE(halfFromFloat(f), bits);
+        }
+        for (uint32_t h = 0; h < 0x7bffu; ++h) { // positive finite neighbours h, h + 1
+            const double lo = floatFromHalf(static_cast<uint16_t>(h));
+            const double hi = floatFromHalf(static_cast<uint16_t>(h + 1));
+            const auto mid = static_cast<float>((lo + hi) / 2); // exact: 12 significant bits
+            QCOMPARE(double(mid), (lo + hi) / 2);
+            const uint16_t even = (h & 1u) ? static_cast<uint16_t>(h + 1) : static_cast<uint16_t>(h);
+            QCOMPARE(halfFromFloat(mid), even);
+            QCOMPARE(halfFromFloat(std::nextafter(mid, 0.0f)), static_cast<uint16_t>(h));
+            QCOMPARE(halfFromFloat(std::nextafter(mid, 1e9f)), static_cast<uint16_t>(h + 1));
+            QCOMPARE(halfFromFloat(-mid), static_cast<uint16_t>(even | 0x8000u));
+        }
+        QCOMPARE(halfFromFloat(65504.0f), uint16_t(0x7bff));
+        QCOMPARE(halfFromFloat(std::nextafter(65520.0f, 0.0f)), uint16_t(0x7bff));
+        QCOMPARE(halfFromFloat(65520.0f), uint16_t(0x7c00)); // the tie goes to even: inf
+        QCOMPARE(halfFromFloat(1e30f), uint16_t(0x7c00));
+        QCOMPARE(halfFromFloat(-std::numeric_limits<float>::infinity()), uint16_t(0xfc00));
+        QCOMPARE(halfFromFloat(-0.0f), uint16_t(0x8000));
+        QCOMPARE(halfFromFloat(std::ldexp(1.0f, -25)), uint16_t(0)); // half the smallest: even, 0
+        QCOMPARE(halfFromFloat(std::nextafter(std::ldexp(1.0f, -25), 1.0f)), uint16_t(1));
+        QCOMPARE(halfFromFloat(1e-30f), uint16_t(0));
+        QCOMPARE(floatFromHalf(0x0001), std::ldexp(1.0f, -24));
+        QCOMPARE(floatFromHalf(0x3c00), 1.0f);
+    }
+
+    // A float16 trace (schema 3): each probe stored as its encoding says, read back within the
+    // errors docs/trace-format.md states, and at half the bytes.
+    void float16Trace()
+    {
+        TraceHeader h = fullHeader(100.0);
+        h.probePrecision = ProbePrecision::Float16;
+        // Per token, per unit (3 x 4 = 12): gates from 0.001 to 1 - 1e-8, norms from 0 to 3e7, step
+        // sizes from 1e-6 to 100.
+        const int64_t tokens = 3000, n = 12;
+        auto gate = [](int64_t t, int64_t i) {
+            const double x = std::pow(10.0, -8.0 + 7.5 * double((t * 7 + i * 13) % 1000) / 999.0); // -ln a
+            return static_cast<float>(std::exp(-x));
+        };
+        auto norm = [](int64_t t, int64_t i) {
+            return (t + i) % 97 == 0 ? 0.0f
+                                     : static_cast<float>(
+                                           std::pow(10.0, -3.0 + 10.5 * double((t * 11 + i) % 1000) / 999.0));
+        };
+        auto step = [](int64_t t, int64_t i) {
+            return static_cast<float>(std::pow(10.0, -6.0 + 8.0 * double((t * 3 + i * 5) % 1000) / 999.0));
+        };
+        auto chunkOf = [&](int64_t start, int64_t count) {
+            ChunkProbes c = makeChunk(h, start, count);
+            for (int64_t t = start; t < start + count; ++t)
+                for (int64_t i = 0; i < n; ++i) {
+                    const size_t k = static_cast<size_t>((t - start) * n + i);
+                    c.values[0][k] = step(t, i);
+                    c.values[1][k] = gate(t, i);
+                    c.values[2][k] = norm(t, i);
+                }
+            return c;
+        };
+        const std::string path = file("float16.h5"), path32 = file("float32-same.h5");
+        for (const std::string& p : {path, path32}) {
+            TraceHeader hp = h;
+            if (p == path32)
+                hp.probePrecision = ProbePrecision::Float32;
+            TraceWriter w(p, hp);
+            for (int64_t start = 0; start < tokens; start += 500)
+                w.append(chunkOf(start, 500));
+            w.finish();
+        }
+        TraceReader r(path);
+        QCOMPARE(r.header().schemaVersion, 3);
+        QCOMPARE(r.attribute("schema_version"), std::string("3"));
+        QCOMPARE(r.header().probePrecision, ProbePrecision::Float16);
+        QCOMPARE(r.probeEncoding("dt"), ProbeEncoding::Float16);
+        QCOMPARE(r.probeEncoding("decay"), ProbeEncoding::NegLogFloat16);
+        QCOMPARE(r.probeEncoding("state_norm"), ProbeEncoding::LogFloat16);
+        QVERIFY(r.header().runSettings.find("probe_detail") != std::string::npos);
+        const std::vector<int32_t> ids = r.ids();
+        const std::vector<float> nll = r.nll();
+        for (int64_t t = 0; t < tokens; ++t) {
+            QCOMPARE(ids[t], idAt(t));
+            QVERIFY(sameFloat(nll[t], nllAt(t))); // the loss stays float32
+        }
+        const std::vector<float> dt = r.probe("dt"), decay = r.probe("decay"), norms = r.probe("state_norm");
+        double worstGate = 0, worstGateNear1 = 0, worstNorm = 0, worstStep = 0;
+        for (int64_t t = 0; t < tokens; ++t)
+            for (int64_t i = 0; i < n; ++i) {
+                const size_t k = static_cast<size_t>(t * n + i);
+                const double a = gate(t, i), x = -std::log(a);
+                // -ln a to 2^-11 relative, or 2^-25 absolute below 2^-14; a itself to that times a.
+                const double gateError = std::abs(double(decay[k]) - a);
+                QVERIFY2(
+                    gateError <= a * std::max(std::ldexp(1.0, -25), std::ldexp(x, -11)) * 1.01 + 6e-8,
+                    qPrintable(QString("gate %1: read %2").arg(a, 0, 'g', 12).arg(decay[k], 0, 'g', 12)));
+                worstGate = std::max(worstGate, gateError);
+                if (x < 1e-4)
+                    worstGateNear1 = std::max(worstGateNear1, gateError);
+                const double v = norm(t, i);
+                if (v == 0) {
+                    QCOMPARE(norms[k], 0.0f);
+                } else {
+                    const double rel = std::abs(double(norms[k]) / v - 1);
+                    QVERIFY2(rel <= std::expm1(std::ldexp(std::abs(std::log(v)), -11)) * 1.01 + 1e-6,
+                             qPrintable(QString("norm %1: read %2").arg(v).arg(norms[k])));
+                    worstNorm = std::max(worstNorm, rel);
+                }
+                const double d = step(t, i);
+                const double stepError = std::abs(double(dt[k]) - d);
+                QVERIFY2(stepError <= std::max(std::ldexp(1.0, -25), std::ldexp(d, -11)) * 1.01,
+                         qPrintable(QString("step %1: read %2").arg(d).arg(dt[k])));
+                worstStep = std::max(worstStep, d >= std::ldexp(1.0, -14) ? stepError / d : 0.0);
+            }
+        qInfo("float16: worst |gate error| %.3g (%.3g where 1 - a < 1e-4), worst norm relative error %.3g "
+              "(norms to 3e7), worst step relative error %.3g",
+              worstGate, worstGateNear1, worstNorm, worstStep);
+        // Half the bytes of the float32 trace of the same run, give or take compression.
+        const auto bytes16 = std::filesystem::file_size(path), bytes32 = std::filesystem::file_size(path32);
+        qInfo("float16 trace %llu bytes, float32 %llu", static_cast<unsigned long long>(bytes16),
+              static_cast<unsigned long long>(bytes32));
+        QVERIFY(bytes16 < 0.65 * bytes32);
+        // A float32 trace stays schema 2, without encoding attributes.
+        TraceReader r32(path32);
+        QCOMPARE(r32.header().schemaVersion, 2);
+        QCOMPARE(r32.probeEncoding("decay"), ProbeEncoding::Float32);
+        QCOMPARE(r32.probe("decay")[5], gate(0, 5));
+    }
+
+    // Schema 3 must say how each probe is stored: a missing, unknown or mismatched encoding is an
+    // error naming the file and the probe, never values read the wrong way.
+    void float16EncodingChecked()
+    {
+        TraceHeader h = fullHeader(100.0);
+        h.probePrecision = ProbePrecision::Float16;
+        const char* cases[] = {"missing", "unknown", "float32 over halves is fine"};
+        for (const char* what : cases) {
+            const std::string path = file(std::string("encoding-") + what[0] + what[1] + ".h5");
+            {
+                TraceWriter w(path, h);
+                w.append(makeChunk(h, 0, 10));
+                w.finish();
+            }
+            {
+                RawTrace raw(path);
+                QVERIFY(raw.ok());
+                const hid_t ds = H5Dopen2(raw.root(), "probes/decay", H5P_DEFAULT);
+                const hid_t dt = H5Dopen2(raw.root(), "probes/dt", H5P_DEFAULT);
+                QVERIFY(ds >= 0 && dt >= 0);
+                if (what[0] == 'm')
+                    QVERIFY(RawTrace::remove(ds, "encoding"));
+                else if (what[0] == 'u')
+                    QVERIFY(RawTrace::setString(ds, "encoding", "float8"));
+                else if (what[0] == 'f')
+                    QVERIFY(RawTrace::setString(dt, "encoding", "float32"));
+                H5Dclose(ds);
+                H5Dclose(dt);
+            }
+            if (what[0] == 'f') {
+                // HDF5 converts the halves: read as plain values, which for dt they are.
+                TraceReader r(path);
+                QCOMPARE(r.probeEncoding("dt"), ProbeEncoding::Float32);
+                QCOMPARE(r.probe("dt").size(), size_t(10 * 12));
+                continue;
+            }
+            const std::string message = expectError(path, [&] { TraceReader r(path); });
+            QVERIFY2(contains(message, "decay") && contains(message, "encoding"), message.c_str());
+        }
+        // A float32 dataset that claims to hold halves.
+        TraceHeader h32 = fullHeader(100.0);
+        const std::string path = file("encoding-lie.h5");
+        {
+            TraceWriter w(path, h32);
+            w.append(makeChunk(h32, 0, 10));
+            w.finish();
+        }
+        {
+            RawTrace raw(path);
+            QVERIFY(RawTrace::setInt(raw.root(), "schema_version", 3));
+            for (const char* name : {"probes/dt", "probes/decay", "probes/state_norm"}) {
+                const hid_t ds = H5Dopen2(raw.root(), name, H5P_DEFAULT);
+                QVERIFY(RawTrace::setString(ds, "encoding", "log_float16"));
+                H5Dclose(ds);
+            }
+        }
+        const std::string message = expectError(path, [&] { TraceReader r(path); });
+        QVERIFY2(contains(message, "2-byte float") && contains(message, "4-byte"), message.c_str());
+    }
+
     // The writer thread writes what TraceWriter writes: the same values, uneven chunks, finished.
     void asyncWriterWritesTheSameTrace()
     {
@@ -1081,7 +1279,7 @@ private slots:
         writeTrace(path, h, 300);
         TraceReader r(path);
         const TraceHeader& g = r.header();
-        QCOMPARE(g.schemaVersion, kTraceSchemaVersion);
+        QCOMPARE(g.schemaVersion, 2); // float32 probes: schema 2, which older readers read
         QCOMPARE(g.architecture, h.architecture);
         QCOMPARE(g.architectureName, h.architectureName);
         QCOMPARE(g.input, h.input);
@@ -1317,7 +1515,7 @@ private slots:
     void refusesOtherSchemaVersions()
     {
         StderrCapture err;
-        for (int version : {3, 0, -1}) {
+        for (int version : {kTraceSchemaVersion + 1, 0, -1}) {
             const std::string path = file("schema" + std::to_string(version) + ".h5");
             writeTrace(path, testHeader(false), 5);
             {
@@ -1333,10 +1531,10 @@ private slots:
             }
             QCOMPARE(caught.file(), path);
             QCOMPARE(caught.field(), std::string("schema_version"));
-            QCOMPARE(caught.expected(), std::string("1 or 2"));
+            QCOMPARE(caught.expected(), std::string("1 to 3"));
             QCOMPARE(caught.actual(), std::to_string(version));
             QCOMPARE(std::string(caught.what()),
-                     path + ": schema_version: expected 1 or 2, got " + std::to_string(version));
+                     path + ": schema_version: expected 1 to 3, got " + std::to_string(version));
         }
         // h5py's fixture that claimed version 2 before there was one: schema 2 without its
         // attributes, so every one falls back as for schema 1.

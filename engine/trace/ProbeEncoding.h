@@ -1,0 +1,47 @@
+#pragma once
+
+// How a trace stores a probe's values (issue 15): float32 as computed, or IEEE half precision after
+// a transform that suits the probe, so that a large model's million-token trace is half the size
+// and the values that matter keep their precision. docs/trace-format.md ("Probe precision") gives
+// each encoding's largest error; HDF5 (and h5py, which reads these as numpy float16) converts the
+// stored halves, and the reader undoes the transform.
+#include "probes/Probes.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace statescope {
+
+// What the user picks for a run.
+enum class ProbePrecision { Float32, Float16 };
+const char* probePrecisionName(ProbePrecision p); // "float32", "float16"
+// Throws Error(what, "probe precision", ...) for anything else.
+ProbePrecision parseProbePrecision(const std::string& name, const std::string& what);
+
+// What one dataset holds.
+enum class ProbeEncoding {
+    Float32,       // the value
+    Float16,       // the value, in half precision (beyond ±65504: ±inf)
+    LogFloat16,    // ln(value) in half precision: norms (>= 0) over any range, to 0.4 % relative
+    NegLogFloat16, // -ln(value) in half precision: forget gates near 1 keep their distance from 1
+};
+const char* probeEncodingName(ProbeEncoding e); // "float32", "float16", "log_float16", "neg_log_float16"
+// False for an unknown name.
+bool parseProbeEncoding(const std::string& name, ProbeEncoding* out);
+size_t probeEncodingBytes(ProbeEncoding e); // 4 or 2
+
+// The encoding of a probe under a precision, by what its summary says it is: geometric means are
+// gates in (0, 1], root sums of squares are norms, the rest (step sizes, shares) plain halves.
+ProbeEncoding probeEncodingFor(const ProbeDesc& probe, ProbePrecision precision);
+
+// IEEE 754 binary16, rounded to nearest even; NaN stays NaN, overflow becomes inf.
+uint16_t halfFromFloat(float f);
+float floatFromHalf(uint16_t h);
+
+// values -> count halves (e must be a half encoding).
+void encodeHalves(const float* values, size_t count, ProbeEncoding e, uint16_t* out);
+// In place, after HDF5 converted the stored halves to float: undoes the transform of e.
+void decodeInPlace(float* values, size_t count, ProbeEncoding e);
+
+} // namespace statescope
