@@ -116,21 +116,36 @@ std::string flagMessage(const std::string& message)
     return message;
 }
 
-ProbeDetail parseProbeDetail(const std::string& s)
+// --probe-detail summary | full | layer, --probes a,b,c and --probe-precision into the run's options.
+void applyProbeArgs(const std::string& detail, const std::string& probes, const std::string& precision,
+                    RunOptions* options)
 {
-    if (s == "summary")
-        return ProbeDetail::Summary;
-    if (s == "full")
-        return ProbeDetail::Full;
-    throw Error("--probe-detail", "probe detail", "summary or full", "\"" + s + "\"");
+    if (detail == "summary" || detail == "layer")
+        options->probeDetail = ProbeDetail::Summary;
+    else if (detail == "full")
+        options->probeDetail = ProbeDetail::Full;
+    else
+        throw Error("--probe-detail", "probe detail", "summary, full or layer", "\"" + detail + "\"");
+    options->probeSelection.layerSummaries = detail == "layer";
+    options->probeSelection.names.clear();
+    std::string name;
+    for (size_t i = 0; i <= probes.size(); ++i) {
+        if (i == probes.size() || probes[i] == ',') {
+            if (!name.empty())
+                options->probeSelection.names.push_back(name);
+            name.clear();
+        } else if (probes[i] != ' ') {
+            name += probes[i];
+        }
+    }
+    options->probePrecision = parseProbePrecision(precision, "--probe-precision");
 }
 
 int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
 {
     RunOptions options = runOptions(args.device, args.dtype, args.chunkSize, args.threads, args.mitigate);
     options.reference = args.reference;
-    options.probeDetail = parseProbeDetail(args.probeDetail);
-    options.probePrecision = parseProbePrecision(args.probePrecision, "--probe-precision");
+    applyProbeArgs(args.probeDetail, args.probes, args.probePrecision, &options);
     if (args.oldContext < 0)
         throw Error("--old-context", "window", "a number of tokens, 0 (off) or more",
                     std::to_string(args.oldContext));
@@ -495,7 +510,7 @@ int infoCommand(const std::string& model)
 int benchCommand(const BenchArgs& args)
 {
     RunOptions options = runOptions(args.device, args.dtype, args.chunkSize, args.threads);
-    options.probePrecision = parseProbePrecision(args.probePrecision, "--probe-precision");
+    applyProbeArgs(args.probeDetail, args.probes, args.probePrecision, &options);
     auto runner = args.model.empty()
                       ? Runner::openRandom(args.architecture,
                                            Runner::shapeConfig(args.architecture, args.shape), 1234, options)

@@ -35,6 +35,7 @@ struct RunArgs {
     int threads = 0;
     bool reference = false;
     std::string probeDetail = "summary";
+    std::string probes; // comma-separated; empty: every probe
     std::string probePrecision = "float32";
     int64_t oldContext = 0; // --old-context R: the old-context probes over R tokens
     bool quiet = false;
@@ -51,6 +52,8 @@ struct BenchArgs {
     int threads = 0;
     int repeat = 1;
     bool trace = true;
+    std::string probeDetail = "summary";
+    std::string probes;
     std::string probePrecision = "float32";
     std::string json;
 };

@@ -194,7 +194,10 @@ int runMain(int argc, char** argv)
     runCmd->add_flag("--reference", run.reference, "Use the one-token recurrent reference path (slow)");
     runCmd->add_option("--probe-detail", run.probeDetail,
                        "summary (bounded bytes per token: channel groups where an architecture has many "
-                       "channels) or full (every unit)");
+                       "channels), full (every unit) or layer (one value per layer: each probe's summary "
+                       "over its units)");
+    runCmd->add_option("--probes", run.probes,
+                       "Comma-separated probes to keep (default: all); decay and state_norm always");
     runCmd->add_option("--probe-precision", run.probePrecision,
                        "How the trace stores probes: float32, or float16 (half the bytes; gates as -ln "
                        "alpha, norms as ln; docs/trace-format.md gives the errors)");
@@ -293,6 +296,8 @@ int runMain(int argc, char** argv)
         ->check(CLI::PositiveNumber);
     benchCmd->add_flag("--no-trace", noTrace, "Do not write the trace (measures the engine alone)");
     benchCmd->add_option("--probe-precision", bench.probePrecision, "float32 or float16 (as run's)");
+    benchCmd->add_option("--probe-detail", bench.probeDetail, "summary, full or layer (as run's)");
+    benchCmd->add_option("--probes", bench.probes, "Probes to keep (as run's)");
     benchCmd->add_option("--json", bench.json, "Also write the results as JSON to this file");
 
     CheckArgs check;

@@ -57,4 +57,22 @@ struct ChunkProbes {
     int64_t count() const { return static_cast<int64_t>(ids.size()); }
 };
 
+// Which probes a trace keeps, and how finely (issue 15: a 2.7b model's probes are 61 KB a token).
+// The engine computes every probe alike; the selection applies to what a run hands on.
+struct ProbeSelection {
+    std::vector<std::string> names; // empty: every probe; else these, which must include decay and state_norm
+    // Each [layer, unit] probe as one value per layer, [layer, 1], reduced by its summary: a view's
+    // layer value of the kept trace is the same as of the whole one.
+    bool layerSummaries = false;
+
+    bool selectsAll() const { return names.empty() && !layerSummaries; }
+};
+
+// The descriptors a selection leaves, in the model's order. Throws Error(what, "probes", ...) for a
+// name the model does not report, a duplicate, or a list without decay and state_norm.
+std::vector<ProbeDesc> selectProbes(const std::vector<ProbeDesc>& all, const ProbeSelection& selection,
+                                    const std::string& what);
+// The same selection applied to a chunk computed with the descriptors `all`.
+void selectChunk(const std::vector<ProbeDesc>& all, const ProbeSelection& selection, ChunkProbes* chunk);
+
 } // namespace statescope

@@ -454,7 +454,7 @@ const Mitigation& Runner::mitigation() const
 }
 std::vector<ProbeDesc> Runner::probes() const
 {
-    return m_impl->m_model->probeDescs();
+    return selectProbes(m_impl->m_model->probeDescs(), m_impl->m_options.probeSelection, "probe selection");
 }
 TraceHeader Runner::traceHeader(const TraceInput& input, const std::string& inputDescription,
                                 bool hasOffsets) const
@@ -489,6 +489,14 @@ TraceHeader Runner::traceHeader(const TraceInput& input, const std::string& inpu
     settings["probe_detail"] = probeDetailName(o.probeDetail);
     settings["probe_precision"] = probePrecisionName(o.probePrecision);
     h.probePrecision = o.probePrecision;
+    if (!o.probeSelection.names.empty())
+        settings["probes"] = o.probeSelection.names;
+    if (o.probeSelection.layerSummaries) {
+        // Every [layer, unit] probe now has one unit a layer: its layer's summary.
+        settings["layer_summaries"] = true;
+        h.units = 1;
+        h.unitName = "summary"; // legends read "summary 0"; each probe's description says of what
+    }
     settings["mitigation"] = o.mitigation.describe();
     if (o.mitigation.normalises())
         settings["mitigation_calibration"] = o.mitigation.calibration;
@@ -519,7 +527,9 @@ void Runner::reset()
 }
 ChunkProbes Runner::feed(const std::vector<int32_t>& ids)
 {
-    return m_impl->feed(ids);
+    ChunkProbes chunk = m_impl->feed(ids);
+    selectChunk(m_impl->m_model->probeDescs(), m_impl->m_options.probeSelection, &chunk);
+    return chunk;
 }
 
 void Runner::run(const std::vector<int32_t>& ids, const std::vector<int64_t>* offsets, const RunLoop& loop)

@@ -26,6 +26,8 @@ struct RunOptions {
     ProbeDetail probeDetail = ProbeDetail::Summary;
     // How the trace stores the probes (trace/ProbeEncoding.h); the probes are computed alike.
     ProbePrecision probePrecision = ProbePrecision::Float32;
+    // Which probes a run hands on, per unit or per layer (probes/Probes.h); all, per unit, by default.
+    ProbeSelection probeSelection;
     Mitigation mitigation; // training-free mitigations, off by default (recorded in the trace)
     bool cudaGraph = true; // on CUDA, replay the decode step as one captured graph where it can be
     // > 0: the old-context probes over this window (RecurrentModel::setOldContext): retention,

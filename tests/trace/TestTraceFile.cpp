@@ -805,6 +805,74 @@ private slots:
         QVERIFY2(contains(message, "2-byte float") && contains(message, "4-byte"), message.c_str());
     }
 
+    // A choice of probes and one value per layer: the descriptors and the chunk values agree, each
+    // layer's value is its probe's summary over the units, and the result is a valid trace.
+    void probeSelection()
+    {
+        const TraceHeader full = fullHeader(100.0); // dt (mean), decay (geomean), state_norm (rss): [3, 4]
+        ProbeSelection keep;
+        keep.names = {"state_norm", "decay"};
+        const std::vector<ProbeDesc> two = selectProbes(full.probes, keep, "test");
+        QCOMPARE(two.size(), size_t(2));
+        QCOMPARE(two[0].name, std::string("decay")); // the model's order
+        QCOMPARE(two[1].name, std::string("state_norm"));
+        ChunkProbes c = makeChunk(full, 0, 5);
+        const ChunkProbes whole = c;
+        selectChunk(full.probes, keep, &c);
+        QCOMPARE(c.values.size(), size_t(2));
+        QVERIFY(c.values[0] == whole.values[1] && c.values[1] == whole.values[2]);
+
+        ProbeSelection layer;
+        layer.layerSummaries = true;
+        const std::vector<ProbeDesc> summaries = selectProbes(full.probes, layer, "test");
+        QCOMPARE(summaries.size(), size_t(3));
+        for (const ProbeDesc& d : summaries)
+            QVERIFY(d.shape == std::vector<int64_t>({3, 1}) && d.axes[1] == "layer_summary");
+        c = whole;
+        for (float& v : c.values[1]) // gates in (0, 1] for the geometric mean
+            v = 0.5f + 0.5f * std::abs(std::sin(v));
+        const ChunkProbes gates = c;
+        selectChunk(full.probes, layer, &c);
+        for (int64_t t = 0; t < 5; ++t)
+            for (int64_t l = 0; l < 3; ++l) {
+                double mean = 0, logs = 0, squares = 0;
+                for (int64_t u = 0; u < 4; ++u) {
+                    const size_t k = static_cast<size_t>((t * 3 + l) * 4 + u);
+                    mean += gates.values[0][k] / 4.0;
+                    logs += std::log(double(gates.values[1][k])) / 4.0;
+                    squares += double(gates.values[2][k]) * gates.values[2][k];
+                }
+                const size_t k = static_cast<size_t>(t * 3 + l);
+                QCOMPARE(c.values[0][k], static_cast<float>(mean));
+                QCOMPARE(c.values[1][k], static_cast<float>(std::exp(logs)));
+                QCOMPARE(c.values[2][k], static_cast<float>(std::sqrt(squares)));
+            }
+        // Written and read back as any trace.
+        TraceHeader h = full;
+        h.probes = summaries;
+        h.units = 1;
+        const std::string path = file("layer-summaries.h5");
+        {
+            TraceWriter w(path, h);
+            w.append(c);
+            w.finish();
+        }
+        TraceReader r(path);
+        QCOMPARE(r.probe("decay"), c.values[1]);
+
+        // Names the model does not report, twice, or without the two every trace has.
+        for (const std::vector<std::string>& names : std::vector<std::vector<std::string>>{
+                 {"decay", "state_norm", "gates"}, {"decay", "decay", "state_norm"}, {"decay", "dt"}}) {
+            ProbeSelection bad;
+            bad.names = names;
+            const std::string message =
+                expectError("run.h5", [&] { selectProbes(full.probes, bad, "run.h5"); });
+            QVERIFY2(contains(message, "probes") &&
+                         (contains(message, "dt, decay, state_norm") || contains(message, "no state_norm")),
+                     message.c_str());
+        }
+    }
+
     // The writer thread writes what TraceWriter writes: the same values, uneven chunks, finished.
     void asyncWriterWritesTheSameTrace()
     {
