@@ -8,6 +8,7 @@
 #include "ForgetThresholdView.h"
 #include "PlotExporter.h"
 #include "PlotGroup.h"
+#include "runtime/Runner.h"
 #include "util/Allocator.h"
 #include "util/Threads.h"
 #include "util/Warnings.h"
@@ -38,11 +39,12 @@ struct Cli {
         "prompt", "Generate the input: newlines:N, capitals:N or passkey:BLOCKS[:DEPTH[:SEED]].", "spec"};
     QCommandLineOption run{"run", "Start the run at once (needs a model and an input)."};
     QCommandLineOption chunk{"chunk-size", "Tokens per engine call (default: auto, about 50 ms each).", "n"};
+    QCommandLineOption device{"device", "Run on <name>: cpu or cuda (default: as last time).", "name"};
     QCommandLineOption tracesDir{"traces-dir", "Write traces to <dir> instead of the per-user data folder.",
                                  "dir"};
     QCommandLineOption theme{"theme", "Colour theme: light or dark.", "name"};
-    QCommandLineOption screenshot{"screenshot", "Save the window to the PNG <file> (with --quit-after).",
-                                  "file"};
+    QCommandLineOption screenshot{
+        "screenshot", "Save the window to the PNG <file> (with --quit-after or --quit-when-done).", "file"};
     QCommandLineOption size{"size", "Window size <w>x<h> in pixels, e.g. 1280x720 (screenshots).", "size"};
     QCommandLineOption cursor{"cursor", "Put the cursor (and its value readout) on token <n>.", "n"};
     QCommandLineOption quitAfter{"quit-after", "Quit after <ms> milliseconds.", "ms"};
@@ -91,12 +93,33 @@ struct Cli {
             "Watch a recurrent language model's loss, forget gates and state norms live while it reads.");
         parser.addHelpOption();
         parser.addVersionOption();
-        parser.addOptions(
-            {demo,           model,        trace,         text,        prompt,  run,
-             chunk,          tracesDir,    theme,         screenshot,  size,    cursor,
-             quitAfter,      quitWhenDone, overlay,       logX,        linearX, noTokenNll,
-             tokenNll,       bucket,       exportFigures, figureWidth, stats,   benchInteraction,
-             passkeyResults, sweepSummary});
+        parser.addOptions({demo,
+                           model,
+                           trace,
+                           text,
+                           prompt,
+                           run,
+                           chunk,
+                           device,
+                           tracesDir,
+                           theme,
+                           screenshot,
+                           size,
+                           cursor,
+                           quitAfter,
+                           quitWhenDone,
+                           overlay,
+                           logX,
+                           linearX,
+                           noTokenNll,
+                           tokenNll,
+                           bucket,
+                           exportFigures,
+                           figureWidth,
+                           stats,
+                           benchInteraction,
+                           passkeyResults,
+                           sweepSummary});
         parser.addPositionalArgument(
             "paths", "Model folders, .txt inputs or .h5 traces to open (as if dropped).", "[paths...]");
     }
@@ -187,6 +210,17 @@ int main(int argc, char** argv)
         window.setDarkTheme(parser.value(cli.theme) == "dark");
     if (parser.isSet(cli.chunk))
         window.modelPanel()->setChunkSize(parser.value(cli.chunk).toInt());
+    if (parser.isSet(cli.device)) {
+        const QString wanted = parser.value(cli.device);
+        window.modelPanel()->setDevice(wanted);
+        // Asked for a device this build or machine cannot run on: say so rather than run elsewhere.
+        if (window.modelPanel()->device() != wanted) {
+            std::fprintf(stderr, "statescope: --device: expected cpu%s, got \"%s\"\n",
+                         Runner::cudaAvailable() ? " or cuda" : " (CUDA is not available here)",
+                         qPrintable(wanted));
+            return 2;
+        }
+    }
     if (parser.isSet(cli.size)) {
         const QStringList wh = parser.value(cli.size).split(QLatin1Char('x'));
         const int w = wh.value(0).toInt(), h = wh.size() == 2 ? wh[1].toInt() : 0;
@@ -302,7 +336,16 @@ int main(int argc, char** argv)
         else
             QTimer::singleShot(0, &app, exportAndQuit);
     } else if (parser.isSet(cli.quitWhenDone)) {
-        QObject::connect(&window, &MainWindow::runEnded, &app, finish, Qt::QueuedConnection);
+        // The screenshot of the finished run, if asked for: what a measurement's window showed.
+        const QString shot = parser.isSet(cli.quitAfter) ? QString() : parser.value(cli.screenshot);
+        QObject::connect(
+            &window, &MainWindow::runEnded, &app,
+            [shown, shot, finish] {
+                if (!shot.isEmpty() && !shown->grab().save(shot, "PNG"))
+                    std::fprintf(stderr, "statescope: cannot write %s\n", qPrintable(shot));
+                finish();
+            },
+            Qt::QueuedConnection);
     }
     if (!overlays.isEmpty() && startRun && !parser.isSet(cli.exportFigures))
         QObject::connect(&window, &MainWindow::runEnded, &window, overlayAll, Qt::QueuedConnection);
@@ -314,8 +357,8 @@ int main(int argc, char** argv)
                 std::fprintf(stderr, "statescope: cannot write %s\n", qPrintable(shot));
             finish();
         });
-    } else if (parser.isSet(cli.screenshot)) {
-        std::fprintf(stderr, "statescope: --screenshot needs --quit-after\n");
+    } else if (parser.isSet(cli.screenshot) && !parser.isSet(cli.quitWhenDone)) {
+        std::fprintf(stderr, "statescope: --screenshot needs --quit-after or --quit-when-done\n");
         return 2;
     }
     const int rc = app.exec();
