@@ -56,16 +56,26 @@ torch::Tensor rmsNorm(const torch::Tensor& x, const torch::Tensor& weight, doubl
     return x * torch::rsqrt(x.pow(2).mean(-1, true) + eps) * weight;
 }
 
+namespace {
+
+// cum [..., Q] running sums of log decays (float64) -> exp(cum[l] - cum[s]) for l >= s, else 0, as
+// dtype. The difference is taken in float64: a float32 one would lose |cum| * 2^-24 to cancellation
+// late in a long chunk, while the float64 one rounds only once, to dtype.
+torch::Tensor decayMatrix(const torch::Tensor& cum, torch::ScalarType dtype)
+{
+    // -inf above the diagonal before exp, not zeros after it: there the exponent is a positive sum
+    // whose exp may be inf, and the trainer's gradient through exp would be 0 * inf = NaN.
+    const int64_t q = cum.size(-1);
+    const torch::Tensor above =
+        torch::full({q, q}, -std::numeric_limits<double>::infinity(), cum.options().dtype(dtype)).triu(1);
+    return (cum.unsqueeze(-1) - cum.unsqueeze(-2)).to(dtype).add_(above).exp_();
+}
+
+} // namespace
+
 torch::Tensor segsumExp(const torch::Tensor& a)
 {
-    const int64_t q = a.size(-1);
-    auto opts = torch::TensorOptions().dtype(torch::kBool).device(a.device());
-    const torch::Tensor strict = torch::tril(torch::ones({q, q}, opts), -1);
-    const torch::Tensor lower = torch::tril(torch::ones({q, q}, opts), 0);
-    std::vector<int64_t> sizes = a.sizes().vec();
-    sizes.push_back(q);
-    torch::Tensor x = a.unsqueeze(-1).expand(sizes).masked_fill(strict.logical_not(), 0.0);
-    return x.cumsum(-2).masked_fill(lower.logical_not(), -std::numeric_limits<float>::infinity()).exp();
+    return decayMatrix(a.to(torch::kFloat64).cumsum(-1), a.scalar_type());
 }
 
 std::string stateSpacesName(const std::string& name)
@@ -243,7 +253,8 @@ torch::Tensor groupRootSumSquare(const torch::Tensor& squares, int64_t groups)
 // Chunked SSD (stuffed-mamba.md §7.3). x [B,T,H,P], dt and logDecay [B,T,H], B and C [B,T,G,N].
 // Updates ssmState [B,H,P,N]; returns y [B,T,H,P] without the D skip. Heads are laid out as
 // [G, H/G] so that B and C, shared by the heads of a group, broadcast instead of being copied, and
-// C.B^T and B.B^T are computed once per group.
+// C.B^T and B.B^T are computed once per group. Where a product runs over the heads of a group with
+// B or C, the heads' P rows are stacked into one matrix (one large GEMM instead of H/G small ones).
 torch::Tensor chunkedScalarDecayScan(const torch::Tensor& x, const torch::Tensor& dt,
                                      const torch::Tensor& logDecay, const torch::Tensor& Bm,
                                      const torch::Tensor& Cm, int64_t chunkSize, torch::Tensor& ssmState,
@@ -253,8 +264,9 @@ torch::Tensor chunkedScalarDecayScan(const torch::Tensor& x, const torch::Tensor
     const int64_t G = Bm.size(2), Hg = H / G;
     const int64_t Q = std::min<int64_t>(chunkSize, T);
     const int64_t nc = (T + Q - 1) / Q, pad = nc * Q - T;
+    const torch::ScalarType dtype = x.scalar_type();
 
-    torch::Tensor X = x * dt.unsqueeze(-1);
+    torch::Tensor X = (x * dt.unsqueeze(-1)).contiguous();
     torch::Tensor Bp = Bm, Cp = Cm, a = logDecay;
     if (pad > 0) { // zero input and zero log-decay leave the state as the last real token left it
         X = F::pad(X, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
@@ -262,50 +274,67 @@ torch::Tensor chunkedScalarDecayScan(const torch::Tensor& x, const torch::Tensor
         Cp = F::pad(Cp, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
         a = F::pad(a, F::PadFuncOptions({0, 0, 0, pad}));
     }
-    // [B, c, G, Hg, Q, P], [B, c, G, 1, Q, N], [B, c, G, Hg, Q]
-    X = X.view({Bsz, nc, Q, G, Hg, P}).permute({0, 1, 3, 4, 2, 5});
-    const torch::Tensor Bg = Bp.view({Bsz, nc, Q, G, N}).permute({0, 1, 3, 2, 4}).unsqueeze(3);
-    const torch::Tensor Cg = Cp.view({Bsz, nc, Q, G, N}).permute({0, 1, 3, 2, 4}).unsqueeze(3);
-    a = a.view({Bsz, nc, Q, G, Hg}).permute({0, 1, 3, 4, 2});
-    const torch::Tensor aCum = a.cumsum(-1);
+    const torch::Tensor Xt = X.view({Bsz, nc, Q, G, Hg, P}); // token-major, as y is returned
+    const torch::Tensor Xh = Xt.permute({0, 1, 3, 4, 2, 5}); // [B, c, G, Hg, Q, P]
+    const torch::Tensor Bq = Bp.reshape({Bsz, nc, Q, G, N}).permute({0, 1, 3, 2, 4}); // [B, c, G, Q, N]
+    const torch::Tensor Cq = Cp.reshape({Bsz, nc, Q, G, N}).permute({0, 1, 3, 2, 4});
+    // Running log decays within each chunk, in float64 (see decayMatrix), [B, c, G, Hg, Q].
+    const torch::Tensor cum =
+        a.reshape({Bsz, nc, Q, G, Hg}).permute({0, 1, 3, 4, 2}).to(torch::kFloat64).cumsum(-1);
+    const torch::Tensor total = cum.select(-1, Q - 1);                       // [B, c, G, Hg]
+    const torch::Tensor L = decayMatrix(cum, dtype);                         // [B, c, G, Hg, Q, Q]
+    const torch::Tensor eCum = cum.to(dtype).exp();                          // exp(a_{0..l})
+    const torch::Tensor after = (total.unsqueeze(-1) - cum).to(dtype).exp(); // exp(a_{l+1..Q-1})
 
-    // 1. Within each chunk: y_l = sum_{s<=l} (C_l . B_s) exp(a_{s+1..l}) X_s
-    const torch::Tensor Lmat = segsumExp(a); // [B, c, G, Hg, Q, Q]
-    torch::Tensor yDiag = torch::matmul(torch::matmul(Cg, Bg.transpose(-1, -2)) * Lmat, X);
+    // 1. Within each chunk: y_l = sum_{s<=l} (C_l . B_s) exp(a_{s+1..l}) X_s. For the state norm the
+    // same product with B_l in place of C_l, Z_l, comes from the same batched GEMM.
+    const torch::Tensor reads = stateNorm ? torch::cat({Cq, Bq}, -2) : Cq; // [B, c, G, (1|2)Q, N]
+    const torch::Tensor kernel = torch::matmul(reads, Bq.transpose(-1, -2)).view({Bsz, nc, G, 1, -1, Q, Q});
+    const torch::Tensor masked = kernel * L.unsqueeze(4);               // [B, c, G, Hg, 1|2, Q, Q]
+    const torch::Tensor diag = torch::matmul(masked.flatten(4, 5), Xh); // [B, c, G, Hg, (1|2)Q, P]
 
-    // 2. The state each chunk adds by its end: sum_l exp(a_{l+1..Q-1}) X_l B_l^T.
-    const torch::Tensor suffix = a.flip(-1).cumsum(-1).flip(-1); // sum_{k>=l}
-    const torch::Tensor after = torch::cat(
-        {suffix.index({"...", Slice(1, None)}), torch::zeros_like(a.index({"...", Slice(0, 1)}))}, -1);
-    torch::Tensor chunkStates =
-        torch::matmul((X * after.exp().unsqueeze(-1)).transpose(-1, -2), Bg); // [B,c,G,Hg,P,N]
+    // 2. The state each chunk adds by its end: sum_l exp(a_{l+1..Q-1}) X_l B_l^T, the group's heads
+    // stacked: [Hg P, Q] x [Q, N].
+    const torch::Tensor Xw =
+        (Xt * after.permute({0, 1, 4, 2, 3}).unsqueeze(-1)).view({Bsz, nc, Q, G, Hg * P});
+    const torch::Tensor chunkStates = torch::matmul(Xw.permute({0, 1, 3, 4, 2}), Bq); // [B, c, G, Hg P, N]
 
     // 3. Pass states across chunks: S_in[z] = sum_{j<=z} exp(total decay of chunks j..z-1) S_j.
-    torch::Tensor all =
-        torch::cat({ssmState.view({Bsz, 1, G, Hg, P, N}), chunkStates}, 1); // [B, c+1, G, Hg, P, N]
-    torch::Tensor chunkDecay =
-        F::pad(aCum.index({"...", -1}).reshape({Bsz, nc, H}), F::PadFuncOptions({0, 0, 1, 0}));
-    torch::Tensor passing = segsumExp(chunkDecay.permute({0, 2, 1})); // [B, H, c+1, c+1]
-    torch::Tensor flat = all.reshape({Bsz, nc + 1, H, P * N}).permute({0, 2, 1, 3});
-    torch::Tensor passed =
-        torch::matmul(passing, flat).permute({0, 2, 1, 3}).reshape({Bsz, nc + 1, G, Hg, P, N});
-    torch::Tensor statesIn = passed.index({Slice(), Slice(0, nc)}); // [B, c, G, Hg, P, N]
-    ssmState = passed.select(1, nc).reshape({Bsz, H, P, N}).contiguous();
+    const torch::Tensor all =
+        torch::cat({ssmState.reshape({Bsz, 1, H, P * N}), chunkStates.reshape({Bsz, nc, H, P * N})},
+                   1); // [B, c+1, H, PN]
+    const torch::Tensor chunkCum =
+        F::pad(total.reshape({Bsz, nc, H}), F::PadFuncOptions({0, 0, 1, 0})).permute({0, 2, 1}).cumsum(-1);
+    const torch::Tensor passed =
+        torch::matmul(decayMatrix(chunkCum, dtype), all.permute({0, 2, 1, 3})); // [B, H, c+1, PN]
+    const torch::Tensor statesIn =
+        passed.narrow(2, 0, nc).permute({0, 2, 1, 3}).reshape({Bsz, nc, G, Hg * P, N});
+    ssmState = passed.select(2, nc).reshape({Bsz, H, P, N}).contiguous();
 
-    // 4. What the incoming state contributes: C_l . S_in exp(a_{0..l}).
-    const torch::Tensor eCum = aCum.exp();
-    torch::Tensor yOff = torch::matmul(Cg, statesIn.transpose(-1, -2)) * eCum.unsqueeze(-1);
-    torch::Tensor y = (yDiag + yOff).permute({0, 1, 4, 2, 3, 5}).reshape({Bsz, nc * Q, H, P});
+    // 4. What the incoming state contributes: C_l . S_in exp(a_{0..l}), all heads of a group in one
+    // [Q, N] x [N, Hg P] GEMM whose rows are already token-major. The norm needs B_l . S_in too.
+    const torch::Tensor R = torch::matmul(reads, statesIn.transpose(-1, -2)); // [B, c, G, (1|2)Q, Hg P]
+    auto tokenMajor = [&](const torch::Tensor& t) { // [B, c, G, Q, Hg P] -> [B, c, Q, G, Hg, P]
+        return t.reshape({Bsz, nc, G, Q, Hg, P}).permute({0, 1, 3, 2, 4, 5});
+    };
+    const torch::Tensor eTok = eCum.permute({0, 1, 4, 2, 3}).unsqueeze(-1); // [B, c, Q, G, Hg, 1]
+    const torch::Tensor y =
+        (diag.narrow(-2, 0, Q).permute({0, 1, 4, 2, 3, 5}) + tokenMajor(R.narrow(-2, 0, Q)) * eTok)
+            .reshape({Bsz, nc * Q, H, P});
 
     if (stateNorm) {
-        // ||S_t||^2 without materialising S_t: with S_t = e_t S_in + sum_s L[t,s] X_s B_s^T,
-        // ||S_t||^2 = e_t^2 ||S_in||^2 + 2 e_t sum_s L[t,s] X_s^T S_in B_s
-        //           + sum_{s,s'} L[t,s] L[t,s'] (X_s . X_s') (B_s . B_s').
-        torch::Tensor n0 = statesIn.pow(2).sum({-2, -1}).unsqueeze(-1);        // [B,c,G,Hg,1]
-        torch::Tensor cross = (torch::matmul(X, statesIn) * Bg).sum(-1, true); // [B,c,G,Hg,Q,1]
-        torch::Tensor gram = torch::matmul(X, X.transpose(-1, -2)) * torch::matmul(Bg, Bg.transpose(-1, -2));
-        torch::Tensor quad = (torch::matmul(Lmat, gram) * Lmat).sum(-1); // [B,c,G,Hg,Q]
-        torch::Tensor sq = eCum.pow(2) * n0 + 2 * eCum * torch::matmul(Lmat, cross).squeeze(-1) + quad;
+        // ||S_t||^2 without materialising S_t. S_t = alpha_t S_{t-1} + X_t B_t^T gives
+        // ||S_t||^2 = alpha_t^2 ||S_{t-1}||^2 + v_t, v_t = 2 alpha_t X_t^T S_{t-1} B_t + |X_t|^2 |B_t|^2,
+        // and with S_{t-1} = e_{t-1} S_in + sum_{s<t} L[t-1,s] X_s B_s^T,
+        // v_t = 2 e_t X_t^T S_in B_t + 2 X_t . Z_t - |X_t|^2 |B_t|^2 (Z_t counts s = t once).
+        // Unrolled: ||S_t||^2 = e_t^2 ||S_in||^2 + sum_{k<=t} L[t,k]^2 v_k, a matrix-vector product
+        // (where the quadratic form over L was a Q x Q x Q product per head).
+        const torch::Tensor cross = (Xt * tokenMajor(R.narrow(-2, Q, Q))).sum(-1).permute({0, 1, 3, 4, 2});
+        const torch::Tensor xz = (Xh * diag.narrow(-2, Q, Q)).sum(-1); // [B, c, G, Hg, Q]
+        const torch::Tensor self = Xh.pow(2).sum(-1) * Bq.pow(2).sum(-1).unsqueeze(3);
+        const torch::Tensor v = 2 * (xz + eCum * cross) - self;
+        const torch::Tensor n0 = statesIn.pow(2).sum(-1).view({Bsz, nc, G, Hg, P}).sum(-1, true);
+        const torch::Tensor sq = eCum.pow(2) * n0 + torch::matmul(L * L, v.unsqueeze(-1)).squeeze(-1);
         *stateNorm = sq.clamp_min(0)
                          .sqrt()
                          .permute({0, 1, 4, 2, 3})

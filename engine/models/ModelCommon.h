@@ -28,7 +28,8 @@ void widenToFloat64(std::initializer_list<torch::Tensor*> tensors);
 torch::Tensor rmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 
 // exp(segsum(a)) for a [..., Q]: out[..., l, s] = exp(a[s+1] + ... + a[l]) for l >= s, else 0.
-// Summing masked copies (instead of subtracting cumulative sums) keeps it exact for long chunks.
+// The cumulative sums are subtracted in float64, which keeps it exact for long chunks (a float32
+// difference of two large sums would lose the small ones).
 torch::Tensor segsumExp(const torch::Tensor& a);
 
 // The state-spaces (mamba_ssm) name of a weight stored by either mamba_ssm or transformers:

@@ -58,7 +58,8 @@ public:
     // empty vector) when `withProbes` is false, e.g. in training.
     virtual ForwardResult forward(const torch::Tensor& ids, ModelState& state, bool recurrent,
                                   bool withProbes) = 0;
-    // [.., d_model] float32 hidden states -> [.., padded vocab] float32 logits.
+    // [.., d_model] float32 hidden states -> [.., padded vocab] float32 logits, in a tensor of their
+    // own (the runner overwrites it while taking the log-softmax).
     virtual torch::Tensor logits(const torch::Tensor& hidden) const = 0;
 
     virtual int64_t parameterCount() const = 0;

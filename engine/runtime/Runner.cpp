@@ -346,8 +346,13 @@ private:
         for (int64_t b = 0; b < rows.size(0); b += block) {
             const int64_t n = std::min(block, rows.size(0) - b);
             torch::Tensor logits = m_model->logits(rows.narrow(0, b, n));
-            torch::Tensor lse = torch::logsumexp(logits, -1);
-            torch::Tensor hit = logits.gather(1, targets.narrow(0, b, n).unsqueeze(1)).squeeze(1);
+            const torch::Tensor hit = logits.gather(1, targets.narrow(0, b, n).unsqueeze(1)).squeeze(1);
+            // logsumexp over the logits' own memory: torch::logsumexp allocates and writes a second
+            // block as large (51 MB for 256 rows of a 50K vocabulary), which made it 2.5x slower than
+            // these four passes. An infinite maximum is shifted by 0, as torch::logsumexp does.
+            torch::Tensor top = logits.amax(-1, true);
+            top.masked_fill_(top.isinf(), 0);
+            const torch::Tensor lse = logits.sub_(top).exp_().sum(-1).log_().add_(top.squeeze(-1));
             nll.narrow(0, b, n).copy_(lse - hit);
         }
         if (!hasPrev)
