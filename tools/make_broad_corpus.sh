@@ -11,14 +11,18 @@
 # Held-out domains, never in the training text:
 #   - corpus/broad/heldout-licences.txt: /usr/share/common-licenses (GPL, LGPL, Apache, MPL, ...);
 #   - corpus/broad/heldout-policy.txt: the Debian Policy Manual (debian-policy);
-#   - corpus/broad/heldout-kjv.txt: the last 8 % of the KJV.
+#   - corpus/broad/heldout-kjv.txt: the last 8 % of the KJV;
+#   - corpus/broad/heldout-reference.txt: the Debian Reference (debian-reference-en, its text edition);
+#   - corpus/broad/heldout-licences-policy.txt: licences and Policy in one file.
+#   The last two are the long ones (878 K and 782 K bytes): a sweep at T_train 32768 reads windows of
+#   16 T = 512 K bytes, longer than any of the first three.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 need=()
 manpackages="manpages coreutils util-linux findutils grep sed tar gzip bash dpkg apt man-db procps
   openssh-client git make binutils cmake gdb rsync curl wget less diffutils"
-for p in fortunes bible-kjv python3-doc debian-policy groff-base bsdextrautils $manpackages; do
+for p in fortunes bible-kjv python3-doc debian-policy debian-reference-en groff-base bsdextrautils $manpackages; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 [ ${#need[@]} -eq 0 ] || $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -77,6 +81,8 @@ PY
 
 for f in /usr/share/common-licenses/*; do [ -f "$f" ] && { cat "$f"; echo; }; done > "$out/heldout-licences.txt"
 zcat /usr/share/doc/debian-policy/policy.txt.gz > "$out/heldout-policy.txt"
+zcat /usr/share/debian-reference/debian-reference.en.txt.gz > "$out/heldout-reference.txt"
+cat "$out/heldout-licences.txt" "$out/heldout-policy.txt" > "$out/heldout-licences-policy.txt"
 
 {
   echo "corpus/broad, made by tools/make_broad_corpus.sh on $(date -u +%F) from Debian $(cat /etc/debian_version)"
@@ -88,6 +94,8 @@ zcat /usr/share/doc/debian-policy/policy.txt.gz > "$out/heldout-policy.txt"
   echo "heldout-licences.txt: $(wc -c < "$out/heldout-licences.txt") bytes (/usr/share/common-licenses)"
   echo "heldout-policy.txt: $(wc -c < "$out/heldout-policy.txt") bytes (debian-policy $(dpkg-query -W -f '${Version}' debian-policy))"
   echo "heldout-kjv.txt: $(wc -c < "$out/heldout-kjv.txt") bytes (the KJV's last 8 %)"
+  echo "heldout-reference.txt: $(wc -c < "$out/heldout-reference.txt") bytes (debian-reference-en $(dpkg-query -W -f '${Version}' debian-reference-en))"
+  echo "heldout-licences-policy.txt: $(wc -c < "$out/heldout-licences-policy.txt") bytes (the two above, in one file)"
 } > "$out/MANIFEST"
 rm -rf "$out/docs" "$out/man.list" "$out/kjv.txt" "$out/count"
 cat "$out/MANIFEST"
