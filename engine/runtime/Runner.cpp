@@ -533,7 +533,10 @@ void Runner::reset()
 ChunkProbes Runner::feed(const std::vector<int32_t>& ids)
 {
     ChunkProbes chunk = m_impl->feed(ids);
-    selectChunk(m_impl->m_model->probeDescs(), m_impl->m_options.probeSelection, &chunk);
+    // Not probeDescs() for every chunk of a run that keeps every probe, the usual case.
+    const ProbeSelection& selection = m_impl->m_options.probeSelection;
+    if (!selection.selectsAll())
+        selectChunk(m_impl->m_model->probeDescs(), selection, &chunk);
     return chunk;
 }
 
