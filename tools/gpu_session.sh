@@ -14,9 +14,13 @@ steps=" $* "
 log() { echo "== $*"; }
 
 mkdir -p /tmp/deps
-for f in .carry/debs/*.deb; do dpkg -x "$f" /tmp/deps; done
+for f in .carry/debs/*.deb; do [ -f "$f" ] && dpkg -x "$f" /tmp/deps; done
+# Or the same inside the window's prefix (tools/fetch_gui_debs.sh), when only that travels.
+[ ! -d .carry/debs ] && [ -f .carry/gui.txz ] && tar -C /tmp/deps -xJf .carry/gui.txz
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 cli=build-cuda/app/statescope-cli
+# nvcc for the fused kernels (engine/kernels), where the machine has one.
+export CUDACXX=${CUDACXX:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 
 if [[ $steps == *" build "* ]]; then
   log build
@@ -24,7 +28,8 @@ if [[ $steps == *" build "* ]]; then
   start=$(date +%s)
   # The NCCL headers of the nvidia-nccl wheel PyTorch runs with: data-parallel training over NCCL.
   nccl=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "include"))' 2>/dev/null)
-  cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTATESCOPE_GUI=OFF \
+  # No Qt here even where the window's prefix was unpacked into /tmp/deps: the CLI build stays Qt-free.
+  cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTATESCOPE_GUI=OFF -DCMAKE_DISABLE_FIND_PACKAGE_Qt6=ON \
     -DSTATESCOPE_NCCL_INCLUDE="$nccl" \
     -DCMAKE_PREFIX_PATH="$prefix;/tmp/deps/usr" >"$OUT/cmake.log" 2>&1 || { tail -40 "$OUT/cmake.log"; exit 1; }
   grep "data-parallel" "$OUT/cmake.log"
@@ -225,4 +230,52 @@ if [[ $steps == *" benchmamba "* ]]; then
     python3 tools/bench_transformers.py --arch mamba --tokens 2048,16384 --dtype bfloat16 --repeat 2
     python3 tools/bench_transformers.py --arch mamba --tokens 2048,16384 --dtype float32 --repeat 2
   } 2>&1 | tee "$OUT/bench-mamba.log"
+fi
+
+# Issue 15: where the GPU time goes (PyTorch's profiler around one run of 16K tokens, trace off,
+# summed by kernel and by launching operator), for the 130m and 1.3b shapes.
+if [[ $steps == *" profile "* ]]; then
+  log profile
+  for shape in ${PROFILE_SHAPES:-130m 1.3b}; do
+    $cli bench --shape $shape --device cuda --dtype bfloat16 --tokens 16384 --chunk-size 8192 --no-trace \
+      ${PROFILE_ARGS:-} --profile /tmp/profile-$shape.json >/dev/null || continue
+    python3 tools/profile_summary.py /tmp/profile-$shape.json --top 40 | tee "$OUT/profile-$shape.txt" | head -60
+  done
+  tar czf "$OUT/profiles.tgz" -C /tmp $(cd /tmp && ls profile-*.json)
+fi
+
+# Issue 15's targets measured in one call: StateScope (engine, trace with float32 and float16 probes)
+# beside mamba_ssm (a copy of ../shared/peers carried as .peers) and transformers, 16K and 64K tokens.
+if [[ $steps == *" bench15 "* ]]; then
+  log bench15
+  {
+    nvidia-smi --query-gpu=name,driver_version,clocks.sm,memory.used --format=csv,noheader
+    for shape in ${BENCH_SHAPES:-130m 1.3b 2.7b}; do
+      $cli bench --shape $shape --device cuda --dtype bfloat16 --tokens 16384,65536 --chunk-size 8192 \
+        --repeat ${REPEAT:-2} --no-trace ${BENCH_ARGS:-} --json "/tmp/bench-$shape-engine.json"
+      [[ $shape != 2.7b ]] && $cli bench --shape $shape --device cuda --dtype bfloat16 --tokens 16384,65536 \
+        --chunk-size 8192 --repeat ${REPEAT:-2} --no-trace --no-fused-kernels
+      for precision in ${PRECISIONS:-float32 float16}; do
+        $cli bench --shape $shape --device cuda --dtype bfloat16 --tokens 16384,65536 --chunk-size 8192 \
+          --repeat ${REPEAT:-2} --probe-precision $precision ${BENCH_ARGS:-} --json "/tmp/bench-$shape-trace-$precision.json"
+      done
+    done
+    [ -d .peers ] && python3 .peers/bench_mamba_ssm.py
+  } 2>&1 | tee "$OUT/bench15.log"
+fi
+
+# Issue 15's fused kernels: each against its LibTorch reference on random inputs, and the Mamba-2
+# fixtures' stored numbers through the fused path and through the LibTorch path on CUDA.
+if [[ $steps == *" kernels "* ]]; then
+  log kernels
+  {
+    grep "fused CUDA kernels" build-cuda/CMakeCache.txt /tmp/o/cli/cmake.log 2>/dev/null | head -2
+    $cli kernel-check
+    for fx in tests/data/mamba2/*/; do
+      echo "## $fx"
+      $cli check --fixture "$fx" --device cuda --chunk-sizes 7,64,256,1000 --rtol 1e-4 | grep -v "^  "
+      $cli check --fixture "$fx" --device cuda --chunk-sizes 7,256 --rtol 1e-4 --no-fused-kernels | grep -v "^  "
+      $cli check --fixture "$fx" --device cuda --dtype bfloat16 --chunk-sizes 256 --rtol 1 | tail -4
+    done
+  } 2>&1 | tee "$OUT/kernels.log"
 fi

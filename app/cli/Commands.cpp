@@ -1,9 +1,11 @@
 #include "Commands.h"
 
 #include "Error.h"
+#include "kernels/KernelCheck.h"
 #include "models/Mitigation.h"
 #include "runtime/Input.h"
 #include "runtime/Passkey.h"
+#include "runtime/Profiler.h"
 #include "runtime/Prompts.h"
 #include "runtime/Runner.h"
 #include "tokenizers/ByteTokenizerJson.h"
@@ -580,6 +582,16 @@ int benchCommand(const BenchArgs& args)
                  << "\"";
         json << "}";
         first = false;
+        if (!args.profile.empty() && T == args.tokens.back()) {
+            // Untimed: the profiler's own bookkeeping slows the host side.
+            runner->reset();
+            Profiler profiler(args.profile);
+            profiler.start();
+            runner->run(ids, nullptr, [](const ChunkProbes&) {});
+            profiler.stop();
+            std::printf("profile of %lld tokens (trace off): %s\n", static_cast<long long>(T),
+                        args.profile.c_str());
+        }
     }
     json << "]}\n";
     // Not fs::remove_all: it crashed with PyTorch's LibTorch on the GPU machine (directory iteration
@@ -590,6 +602,27 @@ int benchCommand(const BenchArgs& args)
         out << json.str();
     }
     return 0;
+}
+
+int kernelCheckCommand(const KernelCheckArgs& args)
+{
+    const bool cuda = args.device.rfind("cuda", 0) == 0;
+    if (args.skipIfUnavailable && (!fusedKernelsBuilt() || !cuda || !Runner::cudaAvailable())) {
+        std::cout << "kernel-check: " << (fusedKernelsBuilt() ? "no CUDA device" : "fused kernels not built")
+                  << ", skipped\n";
+        return kExitSkipped;
+    }
+    const std::vector<KernelCheckResult> results = checkFusedKernels(args.device);
+    int failed = 0;
+    std::printf("%-22s %-52s %12s %10s\n", "kernel", "case", "max error", "tolerance");
+    for (const auto& r : results) {
+        std::printf("%-22s %-52s %12.3e %10.1e%s\n", r.kernel.c_str(), r.case_.c_str(), r.maxError,
+                    r.tolerance, r.passed() ? "" : "  FAILED");
+        failed += r.passed() ? 0 : 1;
+    }
+    std::printf("%zu comparisons, %d failed (errors relative to the reference's largest magnitude)\n",
+                results.size(), failed);
+    return failed ? 1 : 0;
 }
 
 int checkCommand(const CheckArgs& args)

@@ -56,6 +56,12 @@ struct BenchArgs {
     std::string probes;
     std::string probePrecision = "float32";
     std::string json;
+    std::string profile; // a Chrome trace of one more run of the last length, untimed
+};
+
+struct KernelCheckArgs {
+    std::string device = "cuda";
+    bool skipIfUnavailable = false;
 };
 
 struct CheckArgs {
@@ -162,6 +168,7 @@ int tokenizeCommand(const std::string& tokenizer, const std::string& textFile, b
 int infoCommand(const std::string& model);
 int benchCommand(const BenchArgs& args);
 int checkCommand(const CheckArgs& args);
+int kernelCheckCommand(const KernelCheckArgs& args);
 int initCommand(const InitArgs& args);
 int evalCommand(const EvalArgs& args, const std::atomic<bool>& cancel);
 int sweepCommand(const SweepArgs& args, const std::atomic<bool>& cancel);

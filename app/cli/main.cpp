@@ -2,6 +2,7 @@
 #include "Commands.h"
 
 #include "Error.h"
+#include "kernels/KernelCheck.h"
 #include "models/Architecture.h"
 #include "runtime/CudaInfo.h"
 #include "runtime/Runner.h"
@@ -299,6 +300,9 @@ int runMain(int argc, char** argv)
     benchCmd->add_option("--probe-detail", bench.probeDetail, "summary, full or layer (as run's)");
     benchCmd->add_option("--probes", bench.probes, "Probes to keep (as run's)");
     benchCmd->add_option("--json", bench.json, "Also write the results as JSON to this file");
+    benchCmd->add_option("--profile", bench.profile,
+                         "Run the last length once more under PyTorch's profiler and write its Chrome trace "
+                         "here (tools/profile_summary.py reads it)");
 
     CheckArgs check;
     std::string checkChunks = "256";
@@ -310,6 +314,18 @@ int runMain(int argc, char** argv)
     checkCmd->add_flag("--reference", check.reference, "Use the recurrent reference path");
     checkCmd->add_option("--rtol", check.rtol, "Largest relative error allowed");
     checkCmd->add_flag("--skip-if-unavailable", check.skipIfUnavailable, "Exit 77 when the device is absent");
+    bool noFused = false;
+    const std::string noFusedHelp = "Use the LibTorch path instead of the fused CUDA kernels (the reference)";
+    checkCmd->add_flag("--no-fused-kernels", noFused, noFusedHelp);
+    benchCmd->add_flag("--no-fused-kernels", noFused, noFusedHelp);
+    runCmd->add_flag("--no-fused-kernels", noFused, noFusedHelp);
+    KernelCheckArgs kernelCheck;
+    auto* kernelCheckCmd = app.add_subcommand(
+        "kernel-check",
+        "Compare every fused CUDA kernel with the LibTorch code it replaces, on random inputs");
+    kernelCheckCmd->add_option("--device", kernelCheck.device, "cuda[:N]");
+    kernelCheckCmd->add_flag("--skip-if-unavailable", kernelCheck.skipIfUnavailable,
+                             "Exit 77 without a CUDA device or without the kernels");
 
     InitArgs init;
     std::string initVocab = "byte";
@@ -446,6 +462,8 @@ int runMain(int argc, char** argv)
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
     }
+    if (noFused)
+        statescope::setFusedKernels(false);
     try {
         if (*devicesCmd) {
             std::printf("cpu: %u hardware threads; libtorch %s\n", std::thread::hardware_concurrency(),
@@ -522,6 +540,8 @@ int runMain(int argc, char** argv)
                 return kExitCancelled;
             }
         }
+        if (*kernelCheckCmd)
+            return kernelCheckCommand(kernelCheck);
         if (*checkCmd) {
             check.chunkSizes = parseList(checkChunks);
             return checkCommand(check);

@@ -2,6 +2,8 @@
 // reference) and a chunked SSD prefill (the fast path, matmuls only), which must agree.
 #include "models/Mamba2.h"
 
+#include "kernels/FusedOps.h"
+
 #include "io/Json.h"
 #include "models/ConfigFields.h"
 #include "models/ModelCommon.h"
@@ -380,6 +382,11 @@ torch::Tensor Mamba2Model::logits(const torch::Tensor& hidden) const
     return project(hidden, m_weights.lmHead, torch::Tensor());
 }
 
+torch::Tensor Mamba2Model::nativeLogits(const torch::Tensor& hidden) const
+{
+    return F::linear(hidden.to(m_dtype), m_weights.lmHead.to(m_dtype));
+}
+
 // Delta = softplus(dt + dt_bias), clamped to dt_limit when the config sets one.
 torch::Tensor Mamba2Model::discretize(const Mamba2Layer& layer, const torch::Tensor& dtRaw) const
 {
@@ -421,6 +428,9 @@ torch::Tensor Mamba2Model::gatedOutput(const Mamba2Layer& layer, const torch::Te
     std::vector<int64_t> grouped = y.sizes().vec();
     grouped.back() = G;
     grouped.push_back(dIn / G);
+    if (fused::enabled(y) && fused::enabled(z) && layer.gateNorm.scalar_type() == torch::kFloat32)
+        return project(fused::gatedRmsNorm(y, z, layer.gateNorm, G, m_config.normEps, m_dtype), layer.outProj,
+                       layer.outProjBias);
     torch::Tensor v = (y * F::silu(z)).reshape(grouped);
     v = v * torch::rsqrt(v.pow(2).mean(-1, true) + m_config.normEps);
     v = v.reshape(y.sizes()) * layer.gateNorm;
@@ -626,11 +636,20 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
     const torch::Tensor &z = parts[0], &xBC = parts[1], &dtRaw = parts[2];
 
     // Depthwise causal conv over [previous d_conv - 1 inputs | this chunk]: no zeros at chunk starts.
-    torch::Tensor padded = torch::cat({convState, xBC.transpose(1, 2)}, -1); // [B, conv_dim, K-1+T]
-    convState = padded.index({Slice(), Slice(), Slice(padded.size(2) - (c.dConv - 1), None)}).contiguous();
-    torch::Tensor conv = F::conv1d(padded, layer.convWeight.unsqueeze(1),
-                                   F::Conv1dFuncOptions().bias(layer.convBias).groups(c.convDim()));
-    const auto xbc = F::silu(conv).transpose(1, 2).split_with_sizes({c.dInner(), G * N, G * N}, -1);
+    // The old-context probes read the padded input, which the fused kernel never builds.
+    torch::Tensor padded, activated;
+    if (m_context.window == 0 && fused::enabled(xBC) && fused::enabled(convState) && c.dConv <= 8) {
+        activated =
+            fused::causalConvSilu(xBC, convState, layer.convWeight, layer.convBias); // [B, T, conv_dim]
+    } else {
+        padded = torch::cat({convState, xBC.transpose(1, 2)}, -1); // [B, conv_dim, K-1+T]
+        convState =
+            padded.index({Slice(), Slice(), Slice(padded.size(2) - (c.dConv - 1), None)}).contiguous();
+        torch::Tensor conv = F::conv1d(padded, layer.convWeight.unsqueeze(1),
+                                       F::Conv1dFuncOptions().bias(layer.convBias).groups(c.convDim()));
+        activated = F::silu(conv).transpose(1, 2);
+    }
+    const auto xbc = activated.split_with_sizes({c.dInner(), G * N, G * N}, -1);
     torch::Tensor x = xbc[0].reshape({Bsz, T, H, P});
     torch::Tensor Bm = xbc[1].reshape({Bsz, T, G, N});
     torch::Tensor Cm = xbc[2].reshape({Bsz, T, G, N});

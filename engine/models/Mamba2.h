@@ -47,6 +47,7 @@ public:
     ForwardResult forward(const torch::Tensor& ids, ModelState& state, bool recurrent,
                           bool withProbes) override;
     torch::Tensor logits(const torch::Tensor& hidden) const override;
+    torch::Tensor nativeLogits(const torch::Tensor& hidden) const override;
     int64_t parameterCount() const override;
     int64_t vocabSize() const override { return m_weights.embedding.size(0); }
     torch::Device device() const override { return m_weights.embedding.device(); }

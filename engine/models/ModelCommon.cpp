@@ -1,5 +1,7 @@
 #include "models/ModelCommon.h"
 
+#include "kernels/FusedOps.h"
+
 #include "Error.h"
 #include "io/SafeTensors.h"
 #include "io/SafeTensorsWriter.h"
@@ -282,16 +284,24 @@ torch::Tensor chunkedScalarDecayScan(const torch::Tensor& x, const torch::Tensor
     const torch::Tensor cum =
         a.reshape({Bsz, nc, Q, G, Hg}).permute({0, 1, 3, 4, 2}).to(torch::kFloat64).cumsum(-1);
     const torch::Tensor total = cum.select(-1, Q - 1);                       // [B, c, G, Hg]
-    const torch::Tensor L = decayMatrix(cum, dtype);                         // [B, c, G, Hg, Q, Q]
     const torch::Tensor eCum = cum.to(dtype).exp();                          // exp(a_{0..l})
     const torch::Tensor after = (total.unsqueeze(-1) - cum).to(dtype).exp(); // exp(a_{l+1..Q-1})
 
     // 1. Within each chunk: y_l = sum_{s<=l} (C_l . B_s) exp(a_{s+1..l}) X_s. For the state norm the
     // same product with B_l in place of C_l, Z_l, comes from the same batched GEMM.
-    const torch::Tensor reads = stateNorm ? torch::cat({Cq, Bq}, -2) : Cq; // [B, c, G, (1|2)Q, N]
-    const torch::Tensor kernel = torch::matmul(reads, Bq.transpose(-1, -2)).view({Bsz, nc, G, 1, -1, Q, Q});
-    const torch::Tensor masked = kernel * L.unsqueeze(4);               // [B, c, G, Hg, 1|2, Q, Q]
-    const torch::Tensor diag = torch::matmul(masked.flatten(4, 5), Xh); // [B, c, G, Hg, (1|2)Q, P]
+    const torch::Tensor reads = stateNorm ? torch::cat({Cq, Bq}, -2) : Cq;   // [B, c, G, (1|2)Q, N]
+    const torch::Tensor kernel = torch::matmul(reads, Bq.transpose(-1, -2)); // [B, c, G, (1|2)Q, Q]
+    // On CUDA in float32 the fused kernel (kernels/MambaKernels.h) forms the decay mask tile by tile
+    // and adds the incoming state's read-out (step 4) itself; the Q x Q matrices below are never written.
+    const bool fusedScan = fused::enabled(X) && dtype == torch::kFloat32;
+    torch::Tensor L, diag; // [B, c, G, Hg, Q, Q], [B, c, G, Hg, (1|2)Q, P]
+    auto withinChunks = [&] {
+        L = decayMatrix(cum, dtype);
+        const torch::Tensor masked = kernel.view({Bsz, nc, G, 1, -1, Q, Q}) * L.unsqueeze(4);
+        diag = torch::matmul(masked.flatten(4, 5), Xh);
+    };
+    if (!fusedScan)
+        withinChunks();
 
     // 2. The state each chunk adds by its end: sum_l exp(a_{l+1..Q-1}) X_l B_l^T, the group's heads
     // stacked: [Hg P, Q] x [Q, N].
@@ -314,6 +324,18 @@ torch::Tensor chunkedScalarDecayScan(const torch::Tensor& x, const torch::Tensor
     // 4. What the incoming state contributes: C_l . S_in exp(a_{0..l}), all heads of a group in one
     // [Q, N] x [N, Hg P] GEMM whose rows are already token-major. The norm needs B_l . S_in too.
     const torch::Tensor R = torch::matmul(reads, statesIn.transpose(-1, -2)); // [B, c, G, (1|2)Q, Hg P]
+    if (fusedScan) {
+        torch::Tensor yFused, Z;
+        if (fused::ssdChunkOutput(kernel, cum, X, R, eCum, yFused, stateNorm ? &Z : nullptr)) {
+            if (stateNorm) { // the LibTorch path's sum below, as its recurrence sq_t = alpha_t^2 sq_{t-1} +
+                             // v_t
+                const torch::Tensor n0 = statesIn.pow(2).sum(-1).view({Bsz, nc, G, Hg, P}).sum(-1);
+                *stateNorm = fused::scanStateNorms(X, Z, 0, R, Bp, a, eCum, n0).index({Slice(), Slice(0, T)});
+            }
+            return yFused.index({Slice(), Slice(0, T)});
+        }
+        withinChunks(); // a chunk too long for the kernel's shared memory
+    }
     auto tokenMajor = [&](const torch::Tensor& t) { // [B, c, G, Q, Hg P] -> [B, c, Q, G, Hg, P]
         return t.reshape({Bsz, nc, G, Q, Hg, P}).permute({0, 1, 3, 2, 4, 5});
     };

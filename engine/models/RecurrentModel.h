@@ -61,6 +61,9 @@ public:
     // [.., d_model] float32 hidden states -> [.., padded vocab] float32 logits, in a tensor of their
     // own (the runner overwrites it while taking the log-softmax).
     virtual torch::Tensor logits(const torch::Tensor& hidden) const = 0;
+    // The same logits in the dtype the output layer computes in (bfloat16 for a bfloat16 model), not
+    // widened: the fused NLL kernel reads them once.
+    virtual torch::Tensor nativeLogits(const torch::Tensor& hidden) const { return logits(hidden); }
 
     virtual int64_t parameterCount() const = 0;
     virtual int64_t vocabSize() const = 0; // padded: rows of the output layer

@@ -1,0 +1,45 @@
+#pragma once
+
+// The fused CUDA kernels (MambaKernels.h) on tensors, for the models' CUDA path. Each function checks
+// what its kernel assumes (device, dtype, layout) and throws std::invalid_argument otherwise; the
+// callers ask enabled() first and keep their LibTorch code, which stays the reference and the CPU
+// path. Built only where CMake finds a CUDA compiler and LibTorch with CUDA; elsewhere built() is
+// false and every call below throws.
+#include <torch/types.h>
+
+namespace statescope::fused {
+
+bool built();
+// Process-wide switch (statescope-cli --no-fused-kernels): on by default where built.
+void setEnabled(bool on);
+// built(), switched on, grad mode off (the kernels have no backward), and t a float32 CUDA tensor (the
+// accumulation type they are written for).
+bool enabled(const torch::Tensor& t);
+
+// silu(depthwise causal conv) of xBC [B, T, C] (rows may be strided, as a slice of in_proj's
+// output) over [convState | xBC]; convState [B, C, K-1] becomes the last K-1 raw inputs.
+// weight [C, K], bias [C] or undefined. Returns [B, T, C] contiguous.
+torch::Tensor causalConvSilu(const torch::Tensor& xBC, torch::Tensor& convState, const torch::Tensor& weight,
+                             const torch::Tensor& bias);
+
+// (y * silu(z)) RMS-normalised per group of the last dimension, times weight, in outType.
+torch::Tensor gatedRmsNorm(const torch::Tensor& y, const torch::Tensor& z, const torch::Tensor& weight,
+                           int64_t groups, double eps, torch::ScalarType outType);
+
+// The within-chunk part of the chunked scalar-decay scan and its read-out (MambaKernels.h,
+// ssdChunkOutput): y [B, nc Q, H, P] and, when K holds B's rows too (2Q of them), Z [B, nc, G, Hg, Q, P].
+// False when Q is too long for the kernel (the caller keeps its LibTorch path).
+bool ssdChunkOutput(const torch::Tensor& K, const torch::Tensor& cum, const torch::Tensor& X,
+                    const torch::Tensor& R, const torch::Tensor& eCum, torch::Tensor& y, torch::Tensor* Z);
+
+// The chunked scalar-decay scan's per-token state norms (MambaKernels.h, scanStateNorms), [B, nc Q, H].
+// Z [B, nc, G, Hg, rows, P] holds B's within-chunk product from row zRow0 (Q in the LibTorch path's
+// `diag`, 0 in ssdChunkOutput's Z).
+torch::Tensor scanStateNorms(const torch::Tensor& X, const torch::Tensor& Z, int64_t zRow0,
+                             const torch::Tensor& R, const torch::Tensor& Bm, const torch::Tensor& a,
+                             const torch::Tensor& eCum, const torch::Tensor& n0);
+
+// nll [rows] = logsumexp(logits) - logits[target]: logits [rows, V] in any float dtype, read once.
+void logitsNll(const torch::Tensor& logits, const torch::Tensor& targets, torch::Tensor nll);
+
+} // namespace statescope::fused

@@ -1,0 +1,167 @@
+#include "kernels/KernelCheck.h"
+
+#include "Error.h"
+#include "kernels/FusedOps.h"
+#include "models/ModelCommon.h"
+
+#include <torch/torch.h>
+
+#include <cstdio>
+
+namespace statescope {
+
+namespace {
+
+namespace F = torch::nn::functional;
+
+// max |a - b| / max(max |b|, tiny): errors on the reference's own scale.
+double scaledError(const torch::Tensor& a, const torch::Tensor& b)
+{
+    const torch::Tensor x = a.to(torch::kFloat64), y = b.to(torch::kFloat64);
+    const double scale = std::max(y.abs().max().item<double>(), 1e-30);
+    return (x - y).abs().max().item<double>() / scale;
+}
+
+std::string sizes(std::initializer_list<std::pair<const char*, int64_t>> kv)
+{
+    std::string s;
+    for (auto [k, v] : kv)
+        s += (s.empty() ? "" : " ") + std::string(k) + " " + std::to_string(v);
+    return s;
+}
+
+// Both paths, the process-wide switch flipped around the reference.
+template <typename Fn> auto reference(Fn fn)
+{
+    fused::setEnabled(false);
+    try {
+        auto r = fn();
+        fused::setEnabled(true);
+        return r;
+    } catch (...) {
+        fused::setEnabled(true);
+        throw;
+    }
+}
+
+} // namespace
+
+bool fusedKernelsBuilt()
+{
+    return fused::built();
+}
+
+void setFusedKernels(bool on)
+{
+    fused::setEnabled(on);
+}
+
+std::vector<KernelCheckResult> checkFusedKernels(const std::string& deviceName, unsigned seed)
+{
+    if (!fused::built())
+        throw Error(deviceName, "fused CUDA kernels", "built (a CUDA compiler and CUDA LibTorch)",
+                    "not built");
+    const torch::Device device(deviceName);
+    if (!device.is_cuda() || !torch::cuda::is_available())
+        throw Error(deviceName, "device", "a CUDA device", deviceName);
+    c10::InferenceMode inference;
+    torch::manual_seed(seed);
+    const auto f32 = torch::TensorOptions().device(device).dtype(torch::kFloat32);
+    std::vector<KernelCheckResult> out;
+
+    // Causal conv + SiLU over a strided slice, with and without bias, short and long chunks.
+    for (int64_t T : {1, 3, 7, 256, 1000}) {
+        for (bool bias : {true, false}) {
+            const int64_t B = 2, C = 96, K = 4, wide = C + 40;
+            const torch::Tensor proj = torch::randn({B, T, wide}, f32);
+            const torch::Tensor xBC = proj.narrow(2, 17, C);
+            const torch::Tensor state = torch::randn({B, C, K - 1}, f32);
+            const torch::Tensor w = torch::randn({C, K}, f32) * 0.5,
+                                b = bias ? torch::randn({C}, f32) : torch::Tensor();
+            torch::Tensor fusedState = state.clone();
+            const torch::Tensor got = fused::causalConvSilu(xBC, fusedState, w, b);
+            const torch::Tensor padded = torch::cat({state, xBC.transpose(1, 2)}, -1);
+            const torch::Tensor want =
+                F::silu(F::conv1d(padded, w.unsqueeze(1), F::Conv1dFuncOptions().bias(b).groups(C)))
+                    .transpose(1, 2);
+            const torch::Tensor wantState = padded.narrow(2, padded.size(2) - (K - 1), K - 1);
+            const std::string c = sizes({{"T", T}, {"C", C}, {"K", K}}) + (bias ? " bias" : " no bias");
+            out.push_back({"causalConvSilu", c, scaledError(got, want), 1e-5});
+            out.push_back({"causalConvSilu state", c, scaledError(fusedState, wantState), 0});
+        }
+    }
+
+    // Gated RMSNorm per group, into float32 and bfloat16.
+    for (int64_t groups : {1, 2, 8}) {
+        for (auto type : {torch::kFloat32, torch::kBFloat16}) {
+            const int64_t rows = 300, D = 1536;
+            const torch::Tensor y = torch::randn({3, rows / 3, D}, f32);
+            const torch::Tensor zWide = torch::randn({3, rows / 3, D + 64}, f32);
+            const torch::Tensor z = zWide.narrow(2, 32, D);
+            const torch::Tensor w = torch::rand({D}, f32) + 0.5;
+            const torch::Tensor got = fused::gatedRmsNorm(y, z, w, groups, 1e-5, type);
+            torch::Tensor v = (y * F::silu(z)).reshape({3, rows / 3, groups, D / groups});
+            v = v * torch::rsqrt(v.pow(2).mean(-1, true) + 1e-5);
+            const torch::Tensor want = (v.reshape(y.sizes()) * w).to(type);
+            out.push_back({"gatedRmsNorm",
+                           sizes({{"rows", rows}, {"D", D}, {"groups", groups}}) + " " + c10::toString(type),
+                           scaledError(got, want), type == torch::kFloat32 ? 1e-5 : 8e-3});
+        }
+    }
+
+    // NLL from logits, read once, against log_softmax.
+    for (int64_t V : {1001, 50288}) {
+        for (auto type : {torch::kFloat32, torch::kBFloat16}) {
+            const int64_t rows = 257;
+            const torch::Tensor logits = (torch::randn({rows, V}, f32) * 4).to(type);
+            const torch::Tensor targets = torch::randint(0, V, {rows}, f32.dtype(torch::kLong));
+            torch::Tensor nll = torch::empty({rows}, f32);
+            fused::logitsNll(logits, targets, nll);
+            const torch::Tensor want = -torch::log_softmax(logits.to(torch::kFloat64), -1)
+                                            .gather(1, targets.unsqueeze(1))
+                                            .squeeze(1);
+            out.push_back({"logitsNll", sizes({{"rows", rows}, {"V", V}}) + " " + c10::toString(type),
+                           scaledError(nll, want), 2e-6});
+        }
+    }
+
+    // The fused scan inside chunkedScalarDecayScan (the chunk's own part with its decay mask, the
+    // read-out, the state norms) against the LibTorch path, at several chunk lengths (tiles of 64 rows
+    // and columns straddled), with the norms on and off. The state is computed by the same LibTorch
+    // code in both: it must agree exactly.
+    struct ScanShape {
+        int64_t G, Hg, P, N;
+    };
+    for (ScanShape sh : {ScanShape{2, 3, 16, 32}, ScanShape{1, 4, 80, 64}}) {
+        for (int64_t chunk : {7, 64, 100, 256}) {
+            for (bool norms : {true, false}) {
+                const int64_t B = 2, T = 1000, G = sh.G, H = G * sh.Hg, P = sh.P, N = sh.N;
+                const torch::Tensor x = torch::randn({B, T, H, P}, f32);
+                const torch::Tensor dt = F::softplus(torch::randn({B, T, H}, f32) - 2);
+                const torch::Tensor logDecay = -dt * (torch::rand({H}, f32) * 2 + 0.1);
+                const torch::Tensor Bm = torch::randn({B, T, G, N}, f32),
+                                    Cm = torch::randn({B, T, G, N}, f32);
+                const torch::Tensor s0 = torch::randn({B, H, P, N}, f32);
+                torch::Tensor sFused = s0.clone(), nFused;
+                const torch::Tensor yFused =
+                    chunkedScalarDecayScan(x, dt, logDecay, Bm, Cm, chunk, sFused, norms ? &nFused : nullptr);
+                torch::Tensor sRef = s0.clone(), nRef;
+                const torch::Tensor yRef = reference([&] {
+                    return chunkedScalarDecayScan(x, dt, logDecay, Bm, Cm, chunk, sRef,
+                                                  norms ? &nRef : nullptr);
+                });
+                const std::string c =
+                    sizes({{"T", T}, {"chunk", chunk}, {"G", G}, {"H", H}, {"P", P}, {"N", N}}) +
+                    (norms ? " norms" : "");
+                out.push_back({"ssdChunkOutput", c, scaledError(yFused, yRef), 1e-5});
+                out.push_back({"scan state", c, scaledError(sFused, sRef), 0});
+                if (norms)
+                    out.push_back({"scanStateNorms", c, scaledError(nFused, nRef), 2e-5});
+            }
+        }
+    }
+    torch::cuda::synchronize();
+    return out;
+}
+
+} // namespace statescope

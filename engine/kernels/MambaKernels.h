@@ -1,0 +1,64 @@
+#pragma once
+
+// Fused CUDA kernels for the Mamba-2 mixer on the GPU (issue 15), launched on the caller's stream.
+// Plain pointers and sizes: this header needs neither CUDA's nor LibTorch's. FusedOps.h wraps them
+// for tensors; the LibTorch code they replace stays the reference and the CPU path, and
+// `statescope-cli kernel-check` compares the two on the GPU.
+#include <cstdint>
+
+namespace statescope::kernels {
+
+enum class ElementType { Float32, BFloat16, Float16 };
+
+// out[b, t, c] = silu(bias[c] + sum_k w[c, k] * in[b, t - (K-1) + k, c]), where positions before the
+// chunk read the conv state (the previous K-1 raw inputs, [B, C, K-1]). in: rows of inStride
+// elements (a slice of in_proj's output); out [B, T, C] contiguous. newState [B, C, K-1] receives the
+// last K-1 raw inputs of [state | chunk]. bias may be null.
+void causalConvSilu(const float* in, int64_t inStride, const float* state, const float* weight,
+                    const float* bias, float* out, float* newState, int64_t B, int64_t T, int64_t C,
+                    int64_t K, void* stream);
+
+// Per row and group: v = y * silu(z); out = v / sqrt(mean(v^2) + eps) * weight, in outType.
+// y [rows, D] contiguous, z rows of zStride elements, weight [D].
+void gatedRmsNorm(const float* y, const float* z, int64_t zStride, const float* weight, void* out,
+                  ElementType outType, int64_t rows, int64_t D, int64_t groups, double eps, void* stream);
+
+// The within-chunk part of the chunked scalar-decay scan and its read-out, for each chunk and head:
+//   D[r, p] = sum_{s <= l(r)} K[r, s] exp(cum[l(r)] - cum[s]) X[s, p],  l(r) = r mod Q,
+// the decay mask built on the fly (the LibTorch path writes it, Q x Q per head, and multiplies).
+// Rows r < Q are C's: y[l, p] = D[l, p] + R[l, hg P + p] eCum[l], written token-major. Rows Q.. (when
+// rowsK = 2Q) are B's, the state norms' Z, written to Z.
+//   K    [B, nc, G, rowsK, Q]  (C | B) . B^T of each chunk, shared by the group's heads
+//   cum  [B, nc, G, Hg, Q]     running log decays, float64 (their differences lose nothing)
+//   X    [B, nc Q, H, P]       x * dt (padded); R [B, nc, G, rowsK, Hg P]; eCum [B, nc, G, Hg, Q]
+//   y    [B, nc Q, H, P]; Z [B, nc, G, Hg, Q, P] or null when rowsK = Q
+// Returns false (nothing launched) when Q is too long for its shared memory.
+bool ssdChunkOutput(const float* K, int64_t rowsK, const double* cum, const float* X, const float* R,
+                    const float* eCum, float* y, float* Z, int64_t B, int64_t nc, int64_t Q, int64_t G,
+                    int64_t Hg, int64_t P, void* stream);
+
+// The per-token state norms of the chunked scalar-decay scan (ModelCommon.cpp's derivation), one
+// block per chunk and head, as the recurrence ||S_t||^2 = alpha_t^2 ||S_{t-1}||^2 + v_t with
+// v_t = 2 (X_t . Z_t + e_t X_t . R_t) - |X_t|^2 |B_t|^2, from ||S_in||^2 at the chunk start: the v_t
+// of all tokens at once, then the recurrence over them.
+//   X   [B, nc, Q, H, P]          the scan's input x * dt (padded, contiguous)
+//   Z   [B, nc, G, Hg, zRows, P]  the within-chunk product with B in place of C, from row zRow0
+//   R   [B, nc, G, 2Q, Hg P]      the incoming state read by C and B; rows Q.. are B's
+//   Bm  [B, nc Q, G, N]           B (padded, contiguous)
+//   a   [B, nc Q, H]              log decays; eCum [B, nc, G, Hg, Q] exp of their running sums
+//   n0  [B, nc, H]                ||S_in||^2 of each chunk
+// norm [B, nc Q, H] receives ||S_t||.
+void scanStateNorms(const float* X, const float* Z, int64_t zRows, int64_t zRow0, const float* R,
+                    const float* Bm, const float* a, const float* eCum, const float* n0, float* norm,
+                    int64_t B, int64_t nc, int64_t Q, int64_t G, int64_t Hg, int64_t P, int64_t N,
+                    void* stream);
+
+// nll[r] = logsumexp(logits[r, :]) - logits[r, target[r]], reading each logit once (the LM head's
+// block of rows, in its own dtype; the sum in float32). logits rows of ld elements.
+void logitsNll(const void* logits, ElementType type, int64_t rows, int64_t vocab, int64_t ld,
+               const int64_t* targets, float* nll, void* stream);
+
+// The last CUDA error as text, or empty; clears it.
+const char* lastError();
+
+} // namespace statescope::kernels
