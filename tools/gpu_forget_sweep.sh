@@ -2,7 +2,7 @@
 # Issue 14's GPU calls, one script so that every call is the same and a warm machine resumes where the
 # last call stopped: build if needed, unpack the broad corpus, retrain the built-in models on it
 # (tools/train_builtin_models.sh, in the background) and run the sweeps (tools/gpu_sweep.sh), all for
-# LIMIT seconds. Carry [".carry", "corpus/pack"] (corpus/pack/broad.tgz: `tar czf corpus/pack/broad.tgz
+# LIMIT seconds. Carry [".carry/debs", "corpus/pack"] (corpus/pack/broad.tgz: `tar czf corpus/pack/broad.tgz
 # -C corpus broad` after tools/make_broad_corpus.sh), and "sweeps/pack" to go on from earlier calls'
 # sweep-*.tgz.
 #   LIMIT=500 bash tools/gpu_forget_sweep.sh

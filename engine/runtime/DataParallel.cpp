@@ -70,9 +70,19 @@ using GroupBase = c10d::Backend;
 using GroupBase = c10d::ProcessGroup;
 #endif
 
+// ProcessGroupNCCL::shutdown() exists from LibTorch 2.4 on; before it the destructor was silent.
+#if STATESCOPE_NCCL && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
+#define STATESCOPE_NCCL_SHUTDOWN 1
+#else
+#define STATESCOPE_NCCL_SHUTDOWN 0
+#endif
+
 struct DataParallel::Impl {
     c10::intrusive_ptr<c10d::Store> store;
     c10::intrusive_ptr<GroupBase> group;
+#if STATESCOPE_NCCL_SHUTDOWN
+    c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
+#endif
     std::string backend;
     torch::Device device{torch::kCPU};
 };
@@ -92,8 +102,12 @@ DataParallel::DataParallel(const DistributedEnv& env, const torch::Device& devic
 #if STATESCOPE_NCCL
         if (device.is_cuda()) {
             auto options = c10d::ProcessGroupNCCL::Options::create();
-            m->group =
+            auto nccl =
                 c10::make_intrusive<c10d::ProcessGroupNCCL>(m->store, env.rank, env.worldSize, options);
+#if STATESCOPE_NCCL_SHUTDOWN
+            m->nccl = nccl;
+#endif
+            m->group = nccl;
             m->backend = "nccl";
         }
 #endif
@@ -126,7 +140,20 @@ DataParallel::DataParallel(const DistributedEnv& env, const torch::Device& devic
     }
 }
 
-DataParallel::~DataParallel() = default;
+DataParallel::~DataParallel()
+{
+#if STATESCOPE_NCCL_SHUTDOWN
+    // What Python's destroy_process_group() does: without it ProcessGroupNCCL's destructor warns that
+    // resources may leak and aborts the communicators instead of destroying them.
+    if (m && m->nccl) {
+        try {
+            m->nccl->shutdown();
+        } catch (...) {
+            // A destructor cannot report; the communicators are aborted by the group's own destructor.
+        }
+    }
+#endif
+}
 
 std::string DataParallel::backend() const
 {
