@@ -264,6 +264,25 @@ if [[ $steps == *" bench15 "* ]]; then
   } 2>&1 | tee "$OUT/bench15.log"
 fi
 
+# Issue 15's million-token traced runs in the default settings (--probe-precision auto): wall time,
+# tokens/s, trace bytes a token and the process's peak RSS.
+if [[ $steps == *" trace1m "* ]]; then
+  log trace1m
+  for shape in ${TRACE1M_SHAPES:-2.7b}; do
+    python3 - "$cli" "$shape" ${TRACE1M_ARGS:-} <<'PY' 2>&1 | tee -a "$OUT/trace1m.log"
+import resource, subprocess, sys, time
+cli, shape, extra = sys.argv[1], sys.argv[2], sys.argv[3:]
+cmd = [cli, "bench", "--shape", shape, "--device", "cuda", "--dtype", "bfloat16", "--tokens", "1048576",
+       "--chunk-size", "8192", *extra]
+print("$", " ".join(cmd), flush=True)
+start = time.time()
+rc = subprocess.call(cmd)
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
+print(f"{shape}: rc {rc}, wall {time.time() - start:.1f} s (with the warm-up), peak RSS {rss:.2f} GB", flush=True)
+PY
+  done
+fi
+
 # Issue 15's fused kernels: each against its LibTorch reference on random inputs, and the Mamba-2
 # fixtures' stored numbers through the fused path and through the LibTorch path on CUDA.
 if [[ $steps == *" kernels "* ]]; then

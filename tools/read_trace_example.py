@@ -21,7 +21,7 @@ import numpy as np
 WINDOW = 1 << 16  # tokens per read: a 1M-token trace is never loaded whole
 
 
-SCHEMA_VERSIONS = (1, 2, 3)
+SCHEMA_VERSIONS = (1, 2, 3, 4)
 
 
 def text(value):
@@ -35,7 +35,7 @@ def open_trace(path):
     version = f.attrs.get("schema_version")
     if version is None or int(version) not in SCHEMA_VERSIONS:
         f.close()
-        raise SystemExit(f"{path}: not a StateScope trace of schema version 1 to 3 (schema_version = {version})")
+        raise SystemExit(f"{path}: not a StateScope trace of schema version 1 to 4 (schema_version = {version})")
     return f
 
 
@@ -90,6 +90,20 @@ def probe_values(dataset, begin, end):
     raise SystemExit(f"{dataset.name}: unknown encoding {encoding!r}")
 
 
+def derived_values(f, dataset, begin, end):
+    """Schema 4: a probe in /derived is computed from the one its `from` names, value = scale * (-ln
+    source), with its dataset holding the scale per [layer, unit] (docs/trace-format.md, "Derived
+    probes"). A neg_log_float16 source already stores -ln, so it is used as stored."""
+    rule = text(dataset.attrs.get("rule", ""))
+    if rule != "scale_times_neg_log":
+        raise SystemExit(f"{dataset.name}: unknown rule {rule!r}")
+    source = f["probes"][text(dataset.attrs["from"])]
+    x = source[begin:end].astype(np.float64)
+    if text(source.attrs.get("encoding", "float32")) != "neg_log_float16":
+        x = -np.log(probe_values(source, begin, end).astype(np.float64))
+    return (dataset[()].astype(np.float64) * x).astype(np.float32)
+
+
 def trace_length(f):
     # A killed writer may leave the datasets of unequal length; what is readable everywhere is the
     # shortest. /tokens/ids is written last in each append, so it is normally the shortest.
@@ -135,7 +149,11 @@ def main():
         print(f"T          {T}")
         print(f"completed  {completed}")
         print_self_description(f)
-        for name, d in f["probes"].items():
+        probes = [(name, d, False) for name, d in f["probes"].items()]
+        # Derived probes go where the model reported them, by their `position`.
+        for name, d in f.get("derived", {}).items():
+            probes.insert(min(int(d.attrs.get("position", len(probes))), len(probes)), (name, d, True))
+        for name, d, derived in probes:
             # Schema 2: a label for plots, a unit, and how to reduce the unit axis to one value per layer.
             label = text(d.attrs.get("label", "")) or name
             extra = ""
@@ -144,9 +162,12 @@ def main():
                 extra = f"  {label}, summary {text(d.attrs['summary'])}" + (f", in {unit}" if unit else "")
             if "encoding" in d.attrs:
                 extra += f", stored as {text(d.attrs['encoding'])}"
-            print(f"probe      {name:12s} {d.dtype} {list(d.shape)}  axes {text(d.attrs.get('axes', '?'))}{extra}")
+            if derived:
+                extra += f", derived: scale x -ln {text(d.attrs['from'])}"
+            shape = [T] + list(d.shape) if derived else list(d.shape)
+            print(f"probe      {name:12s} {d.dtype} {shape}  axes {text(d.attrs.get('axes', '?'))}{extra}")
             if T > 0:
-                last = probe_values(d, T - 1, T)
+                last = derived_values(f, d, T - 1, T) if derived else probe_values(d, T - 1, T)
                 print(f"{'':11s}last token: mean {float(np.nanmean(last)):.6g}, max {float(np.nanmax(last)):.6g}")
         if T == 0:
             return

@@ -143,6 +143,18 @@ void applyProbeArgs(const std::string& detail, const std::string& probes, const 
     options->probePrecision = parseProbePrecision(precision, "--probe-precision");
 }
 
+// "float16 (chosen by auto), dt derived from decay": how a trace stores its probes.
+std::string probeStorage(const TraceHeader& h)
+{
+    std::string s = probePrecisionName(h.probePrecision);
+    if (h.runSettings.find("\"probe_precision_chosen_by\"") != std::string::npos)
+        s += " (chosen by auto)";
+    for (const ProbeDesc& p : h.probes)
+        if (!p.derivedFrom.empty())
+            s += ", " + p.name + " derived from " + p.derivedFrom;
+    return s;
+}
+
 int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
 {
     RunOptions options = runOptions(args.device, args.dtype, args.chunkSize, args.threads, args.mitigate);
@@ -169,8 +181,8 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
     calibrateForRun(*runner, args.calibrate, chooseTokenizerPath(args.tokenizer, folder.tokenizerPath),
                     input.ids, args.idsFile.empty() ? "the input" : args.idsFile);
 
-    AsyncTraceWriter writer(args.out,
-                            runner->traceHeader(input.source, input.description, !input.offsets.empty()));
+    const TraceHeader header = runner->traceHeader(input.source, input.description, !input.offsets.empty());
+    AsyncTraceWriter writer(args.out, header);
     Progress progress(static_cast<int64_t>(input.ids.size()), args.quiet);
     try {
         runner->run(
@@ -190,6 +202,7 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
     const double secs = progress.seconds();
     std::cerr << "statescope-cli: " << input.ids.size() << " tokens in " << secs << " s ("
               << (secs > 0 ? input.ids.size() / secs : 0) << " tokens/s)\n";
+    std::cerr << "statescope-cli: probes stored as " << probeStorage(header) << "\n";
     std::cout << args.out << "\n";
     return 0;
 }
@@ -525,6 +538,9 @@ int benchCommand(const BenchArgs& args)
                 static_cast<long long>(info.shape.layers), static_cast<long long>(info.shape.units),
                 info.shape.unitName.c_str(), info.device.c_str(), info.dtype.c_str(),
                 static_cast<long long>(args.chunkSize), args.threads, args.trace ? "on" : "off");
+    const TraceHeader benchHeader = runner->traceHeader(TraceInput{"ids"}, "bench", false);
+    if (args.trace)
+        std::printf("probes stored as %s\n", probeStorage(benchHeader).c_str());
     std::mt19937 rng(42);
     std::uniform_int_distribution<int32_t> dist(
         0, static_cast<int32_t>(std::min<int64_t>(info.vocabSize, 50277) - 1));
@@ -578,8 +594,9 @@ int benchCommand(const BenchArgs& args)
         json << (first ? "" : ", ") << "{\"tokens\": " << T << ", \"seconds\": " << best
              << ", \"tokens_per_s\": " << T / best;
         if (args.trace)
-            json << ", \"trace_bytes\": " << traceBytes << ", \"probe_precision\": \"" << args.probePrecision
-                 << "\"";
+            json << ", \"trace_bytes\": " << traceBytes << ", \"probe_precision\": \""
+                 << probePrecisionName(benchHeader.probePrecision) << "\", \"probe_storage\": \""
+                 << probeStorage(benchHeader) << "\"";
         json << "}";
         first = false;
         if (!args.profile.empty() && T == args.tokens.back()) {

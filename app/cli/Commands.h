@@ -36,7 +36,7 @@ struct RunArgs {
     bool reference = false;
     std::string probeDetail = "summary";
     std::string probes; // comma-separated; empty: every probe
-    std::string probePrecision = "float32";
+    std::string probePrecision = "auto";
     int64_t oldContext = 0; // --old-context R: the old-context probes over R tokens
     bool quiet = false;
 };
@@ -54,7 +54,7 @@ struct BenchArgs {
     bool trace = true;
     std::string probeDetail = "summary";
     std::string probes;
-    std::string probePrecision = "float32";
+    std::string probePrecision = "auto";
     std::string json;
     std::string profile; // a Chrome trace of one more run of the last length, untimed
 };

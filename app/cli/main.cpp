@@ -200,8 +200,10 @@ int runMain(int argc, char** argv)
     runCmd->add_option("--probes", run.probes,
                        "Comma-separated probes to keep (default: all); decay and state_norm always");
     runCmd->add_option("--probe-precision", run.probePrecision,
-                       "How the trace stores probes: float32, or float16 (half the bytes; gates as -ln "
-                       "alpha, norms as ln; docs/trace-format.md gives the errors)");
+                       "How the trace stores probes: float32; float16 (half the bytes; gates as -ln "
+                       "alpha, norms as ln; Mamba-2's dt derived from its gates); or auto (default: float16 "
+                       "when the probes take over 16 KiB a token in float32, the 1.3b shape and larger; "
+                       "docs/trace-format.md gives the errors)");
     runCmd->add_flag("--quiet", run.quiet, "No progress on stderr");
 
     GenerateArgs gen;
@@ -296,7 +298,7 @@ int runMain(int argc, char** argv)
     benchCmd->add_option("--repeat", bench.repeat, "Timed repetitions (best is reported)")
         ->check(CLI::PositiveNumber);
     benchCmd->add_flag("--no-trace", noTrace, "Do not write the trace (measures the engine alone)");
-    benchCmd->add_option("--probe-precision", bench.probePrecision, "float32 or float16 (as run's)");
+    benchCmd->add_option("--probe-precision", bench.probePrecision, "float32, float16 or auto (as run's)");
     benchCmd->add_option("--probe-detail", bench.probeDetail, "summary, full or layer (as run's)");
     benchCmd->add_option("--probes", bench.probes, "Probes to keep (as run's)");
     benchCmd->add_option("--json", bench.json, "Also write the results as JSON to this file");

@@ -330,6 +330,24 @@ std::vector<ProbeDesc> Mamba2Model::probeDescs() const
     return d;
 }
 
+// ln(alpha) = Delta * A with A = -exp(A_log) * the mitigation's A factor, so Delta = -ln(alpha) / |A|.
+// A mitigation that adds to ln(alpha) itself (alpha's factor) breaks that, and then dt is stored.
+bool Mamba2Model::probeDerivation(const std::string& probe, std::string* from,
+                                  std::vector<float>* scale) const
+{
+    if (probe != "dt" || m_mitigation.alpha != 1.0 || m_mitigation.A <= 0)
+        return false;
+    *from = kDecayProbe;
+    scale->clear();
+    for (const Mamba2Layer& L : m_weights.layers) {
+        const torch::Tensor a = L.ALog.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+        const double* p = a.data_ptr<double>();
+        for (int64_t h = 0; h < a.numel(); ++h)
+            scale->push_back(static_cast<float>(1.0 / (std::exp(p[h]) * m_mitigation.A)));
+    }
+    return true;
+}
+
 std::unique_ptr<ModelState> Mamba2Model::initialState(int64_t batch) const
 {
     auto s = std::make_unique<Mamba2State>();

@@ -48,6 +48,8 @@ public:
                           bool withProbes) override;
     torch::Tensor logits(const torch::Tensor& hidden) const override;
     torch::Tensor nativeLogits(const torch::Tensor& hidden) const override;
+    bool probeDerivation(const std::string& probe, std::string* from,
+                         std::vector<float>* scale) const override;
     int64_t parameterCount() const override;
     int64_t vocabSize() const override { return m_weights.embedding.size(0); }
     torch::Device device() const override { return m_weights.embedding.device(); }

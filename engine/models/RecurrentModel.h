@@ -64,6 +64,13 @@ public:
     // The same logits in the dtype the output layer computes in (bfloat16 for a bfloat16 model), not
     // widened: the fused NLL kernel reads them once.
     virtual torch::Tensor nativeLogits(const torch::Tensor& hidden) const { return logits(hidden); }
+    // Whether a trace may store `probe` as scale * (-ln from) (ProbeDesc::derivedFrom) under the
+    // current mitigation: the source probe's name and one scale per value of a token.
+    virtual bool probeDerivation(const std::string& probe, std::string* from, std::vector<float>* scale) const
+    {
+        (void)probe, (void)from, (void)scale;
+        return false;
+    }
 
     virtual int64_t parameterCount() const = 0;
     virtual int64_t vocabSize() const = 0; // padded: rows of the output layer

@@ -31,6 +31,12 @@ struct ProbeDesc {
     std::string unit;              // "" for dimensionless, "nats", ...
     ProbeSummary summary = ProbeSummary::Mean;
     std::string label; // short name for axes and legends: "α", "‖S‖", "Δ"
+    // A probe that a trace stores as a function of another instead of its own values (schema 4,
+    // docs/trace-format.md "Derived probes"): value = derivedScale[i] * (-ln derivedFrom[i]) for
+    // the i-th value of a token. Mamba-2's Delta is -ln(alpha) / |A| per head, so a large model's
+    // trace need not hold both. Empty: the values are stored.
+    std::string derivedFrom;
+    std::vector<float> derivedScale; // valuesPerToken() values
 
     int64_t valuesPerToken() const
     {

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -560,8 +561,29 @@ TraceHeader Runner::traceHeader(const TraceInput& input, const std::string& inpu
     settings["threads"] = torch::get_num_threads();
     settings["reference"] = o.reference;
     settings["probe_detail"] = probeDetailName(o.probeDetail);
-    settings["probe_precision"] = probePrecisionName(o.probePrecision);
-    h.probePrecision = o.probePrecision;
+    h.probePrecision = resolveProbePrecision(o.probePrecision, h.probes);
+    settings["probe_precision"] = probePrecisionName(h.probePrecision);
+    if (o.probePrecision == ProbePrecision::Auto)
+        settings["probe_precision_chosen_by"] = "auto";
+    // Half-precision traces are the compact ones: there a probe the model can derive from another is
+    // not stored twice. The derived values are as precise as the half-precision ones would be
+    // (docs/trace-format.md). A layer summary of a gate is not the gate of a summary, so not there.
+    if (h.probePrecision == ProbePrecision::Float16 && !o.probeSelection.layerSummaries) {
+        for (ProbeDesc& p : h.probes) {
+            std::string from;
+            std::vector<float> scale;
+            if (!m_impl->m_model->probeDerivation(p.name, &from, &scale) ||
+                static_cast<int64_t>(scale.size()) != p.valuesPerToken())
+                continue;
+            const bool present = std::any_of(h.probes.begin(), h.probes.end(), [&](const ProbeDesc& q) {
+                return q.name == from && q.derivedFrom.empty();
+            });
+            if (present) {
+                p.derivedFrom = from;
+                p.derivedScale = std::move(scale);
+            }
+        }
+    }
     if (!o.probeSelection.names.empty())
         settings["probes"] = o.probeSelection.names;
     if (o.probeSelection.layerSummaries) {

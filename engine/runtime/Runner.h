@@ -25,7 +25,7 @@ struct RunOptions {
     bool reference = false;   // one-token recurrent path instead of the chunked one (slow; for checks)
     ProbeDetail probeDetail = ProbeDetail::Summary;
     // How the trace stores the probes (trace/ProbeEncoding.h); the probes are computed alike.
-    ProbePrecision probePrecision = ProbePrecision::Float32;
+    ProbePrecision probePrecision = ProbePrecision::Auto; // resolved by traceHeader()
     // Which probes a run hands on, per unit or per layer (probes/Probes.h); all, per unit, by default.
     ProbeSelection probeSelection;
     Mitigation mitigation; // training-free mitigations, off by default (recorded in the trace)

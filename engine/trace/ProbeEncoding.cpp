@@ -9,7 +9,7 @@ namespace statescope {
 
 const char* probePrecisionName(ProbePrecision p)
 {
-    return p == ProbePrecision::Float16 ? "float16" : "float32";
+    return p == ProbePrecision::Float16 ? "float16" : p == ProbePrecision::Auto ? "auto" : "float32";
 }
 
 ProbePrecision parseProbePrecision(const std::string& name, const std::string& what)
@@ -18,7 +18,19 @@ ProbePrecision parseProbePrecision(const std::string& name, const std::string& w
         return ProbePrecision::Float32;
     if (name == "float16")
         return ProbePrecision::Float16;
-    throw Error(what, "probe precision", "float32 or float16", "\"" + name + "\"");
+    if (name == "auto")
+        return ProbePrecision::Auto;
+    throw Error(what, "probe precision", "float32, float16 or auto", "\"" + name + "\"");
+}
+
+ProbePrecision resolveProbePrecision(ProbePrecision p, const std::vector<ProbeDesc>& probes)
+{
+    if (p != ProbePrecision::Auto)
+        return p;
+    int64_t bytes = 0;
+    for (const ProbeDesc& d : probes)
+        bytes += 4 * d.valuesPerToken();
+    return bytes > kAutoHalfBytesPerToken ? ProbePrecision::Float16 : ProbePrecision::Float32;
 }
 
 const char* probeEncodingName(ProbeEncoding e)
@@ -54,7 +66,7 @@ size_t probeEncodingBytes(ProbeEncoding e)
 
 ProbeEncoding probeEncodingFor(const ProbeDesc& probe, ProbePrecision precision)
 {
-    if (precision == ProbePrecision::Float32)
+    if (precision != ProbePrecision::Float16) // Auto is resolved before a writer asks
         return ProbeEncoding::Float32;
     switch (probe.summary) {
     case ProbeSummary::GeoMean:
@@ -146,6 +158,20 @@ void decodeInPlace(float* values, size_t count, ProbeEncoding e)
     else if (e == ProbeEncoding::NegLogFloat16)
         for (size_t i = 0; i < count; ++i)
             values[i] = std::exp(-values[i]);
+}
+
+void decodeDerivedInPlace(float* values, size_t count, ProbeEncoding source, const std::vector<float>& scale)
+{
+    const size_t n = scale.size();
+    if (n == 0)
+        return;
+    for (size_t i = 0; i < count; ++i) {
+        const float s = scale[i % n];
+        // neg_log_float16 stores -ln(source) itself: no round trip through exp and log.
+        values[i] = source == ProbeEncoding::NegLogFloat16
+                        ? s * values[i]
+                        : static_cast<float>(s * -std::log(static_cast<double>(values[i])));
+    }
 }
 
 } // namespace statescope

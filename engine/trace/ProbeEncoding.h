@@ -10,14 +10,20 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace statescope {
 
 // What the user picks for a run.
-enum class ProbePrecision { Float32, Float16 };
-const char* probePrecisionName(ProbePrecision p); // "float32", "float16"
+// Auto: float16 when the run's probes take more than kAutoHalfBytesPerToken a token in float32 (the
+// 1.3b and larger Mamba-2s), float32 otherwise; resolved when the trace header is made.
+enum class ProbePrecision { Float32, Float16, Auto };
+inline constexpr int64_t kAutoHalfBytesPerToken = 16384;
+const char* probePrecisionName(ProbePrecision p); // "float32", "float16", "auto"
 // Throws Error(what, "probe precision", ...) for anything else.
 ProbePrecision parseProbePrecision(const std::string& name, const std::string& what);
+// Auto made concrete for these probes; the others as given.
+ProbePrecision resolveProbePrecision(ProbePrecision p, const std::vector<ProbeDesc>& probes);
 
 // What one dataset holds.
 enum class ProbeEncoding {
@@ -43,5 +49,8 @@ float floatFromHalf(uint16_t h);
 void encodeHalves(const float* values, size_t count, ProbeEncoding e, uint16_t* out);
 // In place, after HDF5 converted the stored halves to float: undoes the transform of e.
 void decodeInPlace(float* values, size_t count, ProbeEncoding e);
+// In place, the source probe's values as HDF5 gave them (still encoded by `source`) become a derived
+// probe's: scale[i mod scale.size()] * (-ln source value) (ProbeDesc::derivedFrom).
+void decodeDerivedInPlace(float* values, size_t count, ProbeEncoding source, const std::vector<float>& scale);
 
 } // namespace statescope

@@ -15,7 +15,10 @@ namespace statescope {
 
 // 3: probes may be stored in half precision (ProbeEncoding, each probe's `encoding` attribute). The
 // writer writes 2 when every probe is float32, so that readers of schema 2 keep reading those.
-constexpr int kTraceSchemaVersion = 3;
+// 4: a probe may be derived from another (ProbeDesc::derivedFrom, /derived/<name>); written only then.
+constexpr int kTraceSchemaVersion = 4;
+// The one rule a derived probe has: value = scale * (-ln from), elementwise over a token's values.
+inline constexpr const char* kDerivedRule = "scale_times_neg_log";
 
 // Where a run's tokens came from, in machine-readable form (schema 2).
 struct TraceInput {

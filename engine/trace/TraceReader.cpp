@@ -197,6 +197,13 @@ public:
     ReadDataset ids, offsets, nll;
     std::vector<ReadDataset> probes;
     std::map<std::string, size_t> probeIndex;
+    // Schema 4's derived probes: value = scale * (-ln source), source an index into probes.
+    struct Derived {
+        size_t source = 0;
+        std::vector<float> scale;
+    };
+    std::map<std::string, Derived> derived;
+    void readDerived();
 
     int readSchemaVersion();
     void readSchema2Header();
@@ -542,6 +549,91 @@ void TraceReaderImpl::readProbes()
     }
 }
 
+void TraceReaderImpl::readDerived()
+{
+    const hid_t f = file.get();
+    if (header.schemaVersion < 4 || H5Lexists(f, "derived", H5P_DEFAULT) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return;
+    }
+    Hid group(H5Gopen2(f, "derived", H5P_DEFAULT));
+    if (!group.valid()) {
+        H5Eclear2(H5E_DEFAULT);
+        throw Error(path, "/derived", "a group", "something else");
+    }
+    std::vector<std::pair<int64_t, ProbeDesc>> found;
+    for (const std::string& name : h5::linkNames(path, group.get(), "/derived", kMaxProbes)) {
+        const std::string where = "/derived/" + name;
+        if (probeIndex.count(name) || derived.count(name))
+            throw Error(path, where, "a probe not also stored in /probes",
+                        "one named \"" + name + "\" there too");
+        Hid ds(H5Dopen2(group.get(), name.c_str(), H5P_DEFAULT));
+        Hid type(ds.valid() ? H5Dget_type(ds.get()) : H5I_INVALID_HID);
+        if (!ds.valid() || !type.valid() || H5Tget_class(type.get()) != H5T_FLOAT) {
+            H5Eclear2(H5E_DEFAULT);
+            throw Error(path, where, "a float dataset", "something else");
+        }
+        Hid space(H5Dget_space(ds.get()));
+        if (!space.valid())
+            throw Error(path, "cannot read the shape of " + where + ": " + h5::errorDetail());
+        const std::vector<hsize_t> dims = h5::spaceDims(path, space.get(), where);
+        ProbeDesc desc;
+        desc.name = name;
+        desc.shape.assign(dims.begin(), dims.end());
+        const std::string at = where + ":";
+        desc.description = h5::readStringAttribute(path, ds.get(), at, "description");
+        desc.headMeaning = h5::readStringAttribute(path, ds.get(), at, "head_meaning");
+        readText(ds.get(), at, "unit", &desc.unit);
+        readText(ds.get(), at, "label", &desc.label);
+        std::string summary, rule;
+        readText(ds.get(), at, "summary", &summary);
+        if (!summary.empty()) {
+            try {
+                desc.summary = probeSummaryFromName(summary);
+            } catch (const Error& e) {
+                throw Error(path, "attribute " + at + "summary", e.expected(), e.actual());
+            }
+        }
+        readText(ds.get(), at, "from", &desc.derivedFrom);
+        readText(ds.get(), at, "rule", &rule);
+        if (rule != kDerivedRule)
+            throw Error(path, "attribute " + at + "rule", kDerivedRule, "\"" + rule + "\"");
+        const auto source = probeIndex.find(desc.derivedFrom);
+        if (source == probeIndex.end() || probes[source->second].shape != dims)
+            throw Error(path, "attribute " + at + "from",
+                        "a probe in /probes of the shape " + shapeToString(desc.shape),
+                        "\"" + desc.derivedFrom + "\"");
+        std::vector<std::string> axes = splitAxes(h5::readStringAttribute(path, ds.get(), at, "axes"));
+        if (!axes.empty() && axes.front() == "token")
+            axes.erase(axes.begin());
+        if (axes.size() != desc.shape.size()) {
+            axes.clear();
+            for (size_t k = 0; k < desc.shape.size(); ++k)
+                axes.push_back("axis" + std::to_string(k + 1));
+        }
+        desc.axes = std::move(axes);
+        // Its size is that of one token of the source, which the source's own checks bounded.
+        desc.derivedScale.resize(static_cast<size_t>(probes[source->second].valuesPerToken));
+        if (H5Dread(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, desc.derivedScale.data()) < 0)
+            throw Error(path, "cannot read " + where + ": " + h5::errorDetail());
+        for (float s : desc.derivedScale)
+            if (!std::isfinite(s))
+                throw Error(path, where, "finite scales", std::to_string(s));
+        const AttributeValue position = h5::readAttribute(path, ds.get(), at, "position");
+        derived[name] = {source->second, desc.derivedScale};
+        found.emplace_back(position.kind == AttributeValue::Integer ? position.integer
+                                                                    : std::numeric_limits<int64_t>::max(),
+                           std::move(desc));
+    }
+    // In the order the model reported them: each at its position among all probes.
+    std::stable_sort(found.begin(), found.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& [position, desc] : found) {
+        const int64_t at = std::clamp<int64_t>(position, 0, static_cast<int64_t>(header.probes.size()));
+        header.probes.insert(header.probes.begin() + at, std::move(desc));
+    }
+}
+
 void TraceReaderImpl::computeTokens()
 {
     std::vector<const ReadDataset*> all{&ids, &nll};
@@ -677,6 +769,7 @@ TraceReader::TraceReader(const std::string& path) : m_impl(std::make_unique<Trac
     deriveSchema2Fields(&h);
     if (h.schemaVersion >= 2)
         r.readSchema2Header();
+    r.readDerived();
 
     r.computeTokens();
     if (r.completed) {
@@ -737,8 +830,15 @@ std::vector<float> TraceReader::probe(const std::string& name, int64_t begin, in
 {
     h5::quiet();
     const auto it = m_impl->probeIndex.find(name);
-    if (it == m_impl->probeIndex.end())
-        throw Error(m_impl->path, "no probe named \"" + name + "\" in the trace");
+    if (it == m_impl->probeIndex.end()) {
+        const auto derived = m_impl->derived.find(name);
+        if (derived == m_impl->derived.end())
+            throw Error(m_impl->path, "no probe named \"" + name + "\" in the trace");
+        const ReadDataset& d = m_impl->probes[derived->second.source];
+        std::vector<float> values = m_impl->read<float>(d, H5T_NATIVE_FLOAT, begin, end);
+        decodeDerivedInPlace(values.data(), values.size(), d.encoding, derived->second.scale);
+        return values;
+    }
     const ReadDataset& d = m_impl->probes[it->second];
     std::vector<float> values = m_impl->read<float>(d, H5T_NATIVE_FLOAT, begin, end);
     decodeInPlace(values.data(), values.size(), d.encoding);
@@ -748,6 +848,9 @@ std::vector<float> TraceReader::probe(const std::string& name, int64_t begin, in
 ProbeEncoding TraceReader::probeEncoding(const std::string& name) const
 {
     const auto it = m_impl->probeIndex.find(name);
+    if (it == m_impl->probeIndex.end() && m_impl->derived.count(name))
+        return m_impl->probes[m_impl->derived.at(name).source]
+            .encoding; // the source's, which bounds its error
     if (it == m_impl->probeIndex.end())
         throw Error(m_impl->path, "no probe named \"" + name + "\" in the trace");
     return m_impl->probes[it->second].encoding;

@@ -73,6 +73,9 @@ struct WriteDataset {
     // its earlier compressed copies that SWMR left behind as dead space.
     size_t storedBytes = 0;
     bool storedUnfiltered = false;
+    // A derived probe (ProbeDesc::derivedFrom): /derived/<name> holds its scale, written once; no
+    // values are stored for it and id stays closed.
+    bool derived = false;
     size_t deadBytes = 0;
 };
 
@@ -186,8 +189,16 @@ public:
     void validateHeader() const;
     void create();
     void writeHeader(hid_t root);
-    // 2 while every probe is float32 (readers of schema 2 read it), 3 with halves.
-    int schemaVersion() const { return header.probePrecision == ProbePrecision::Float32 ? 2 : 3; }
+    // 2 while every probe is float32 (readers of schema 2 read it), 3 with halves, 4 when a probe is
+    // derived: a reader of 3 would not know that /derived holds one, and miss it.
+    int schemaVersion() const
+    {
+        for (const ProbeDesc& p : header.probes)
+            if (!p.derivedFrom.empty())
+                return 4;
+        return header.probePrecision == ProbePrecision::Float32 ? 2 : 3;
+    }
+    void createDerived(hid_t root, const ProbeDesc& p, size_t position);
     WriteDataset createDataset(hid_t loc, const std::string& group, const std::string& name, hid_t type,
                                const std::vector<int64_t>& shape, const void* fill);
     void planChunks(WriteDataset& d, const void* data, int64_t count, std::vector<ChunkTask>* tasks);
@@ -221,6 +232,19 @@ void TraceWriterImpl::validateHeader() const
         for (const std::string& a : p.axes)
             if (a.find(',') != std::string::npos)
                 throw Error(path, what + " axis name", "no commas", "\"" + a + "\"");
+        if (p.derivedFrom.empty())
+            continue;
+        const auto from = std::find_if(header.probes.begin(), header.probes.end(),
+                                       [&](const ProbeDesc& q) { return q.name == p.derivedFrom; });
+        if (from == header.probes.end() || !from->derivedFrom.empty() || from->shape != p.shape)
+            throw Error(path, what + " derived from", "a stored probe of the same shape",
+                        "\"" + p.derivedFrom + "\"");
+        if (static_cast<int64_t>(p.derivedScale.size()) != n)
+            throw Error(path, what + " scale", std::to_string(n) + " values",
+                        std::to_string(p.derivedScale.size()));
+        for (float s : p.derivedScale)
+            if (!std::isfinite(s))
+                throw Error(path, what + " scale", "finite values", std::to_string(s));
     }
     // 0 means unknown for every count; a negative one is a caller's mistake, not a value to record.
     const std::pair<const char*, int64_t> counts[] = {{"layers", header.layers},
@@ -361,7 +385,12 @@ void TraceWriterImpl::create()
         H5Tset_ebias(half.get(), 15) < 0)
         fail("cannot make the half-precision type");
     const uint16_t fillHalf = 0x7e00; // NaN
-    for (const ProbeDesc& p : header.probes) {
+    for (size_t i = 0; i < header.probes.size(); ++i) {
+        const ProbeDesc& p = header.probes[i];
+        if (!p.derivedFrom.empty()) {
+            createDerived(f, p, i);
+            continue;
+        }
         const ProbeEncoding encoding = probeEncodingFor(p, header.probePrecision);
         encodings.push_back(encoding);
         const bool halves = encoding != ProbeEncoding::Float32;
@@ -386,6 +415,48 @@ void TraceWriterImpl::create()
 
     if (H5Fflush(f, H5F_SCOPE_LOCAL) < 0 || H5Fstart_swmr_write(f) < 0)
         fail("cannot start SWMR writing");
+}
+
+// /derived/<name>: the probe's scale, shaped like one token of it, with the attributes a stored probe
+// has plus `from` (the probe it is computed from), `rule` and `position` (its index among the
+// probes, which the reader keeps). Written whole now: SWMR allows no new objects later.
+void TraceWriterImpl::createDerived(hid_t root, const ProbeDesc& p, size_t position)
+{
+    const std::string name = "/derived/" + p.name;
+    if (H5Lexists(root, "derived", H5P_DEFAULT) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        Hid group(H5Gcreate2(root, "derived", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+        if (!group.valid())
+            fail("cannot create /derived");
+    }
+    std::vector<hsize_t> dims(p.shape.begin(), p.shape.end());
+    Hid space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
+    if (!space.valid())
+        fail("cannot create " + name);
+    Hid ds(
+        H5Dcreate2(root, name.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    if (!ds.valid() ||
+        H5Dwrite(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, p.derivedScale.data()) < 0)
+        fail("cannot write " + name);
+    std::string axes = "token";
+    for (const std::string& a : p.axes)
+        axes += "," + a;
+    writeString(ds.get(), "description", p.description);
+    writeString(ds.get(), "axes", axes);
+    writeString(ds.get(), "head_meaning", p.headMeaning);
+    writeFixedString(ds.get(), "unit", p.unit);
+    writeFixedString(ds.get(), "summary", probeSummaryName(p.summary));
+    writeFixedString(ds.get(), "label", p.label);
+    writeFixedString(ds.get(), "from", p.derivedFrom);
+    writeFixedString(ds.get(), "rule", kDerivedRule);
+    writeInt(ds.get(), "position", H5T_STD_I64LE, static_cast<int64_t>(position), true);
+    WriteDataset d;
+    d.name = name;
+    d.shape = dims;
+    d.valuesPerToken = p.valuesPerToken();
+    d.derived = true;
+    probes.push_back(std::move(d));
+    encodings.push_back(ProbeEncoding::Float32); // nothing to encode
 }
 
 // Splits count tokens of d starting at `tokens` into chunk tasks. Whole chunks point into data and
@@ -529,6 +600,7 @@ TraceWriter::TraceWriter(const std::string& path, const TraceHeader& header)
     TraceWriterImpl& w = *m_impl;
     w.path = path;
     w.header = header;
+    w.header.probePrecision = resolveProbePrecision(header.probePrecision, header.probes);
     w.validateHeader();
 
     // HDF5's own message for an unwritable path is a long error stack; ask the OS first for a short one.
@@ -596,6 +668,10 @@ void TraceWriter::checkChunk(const ChunkProbes& chunk) const
                     std::to_string(chunk.values.size()));
     for (size_t i = 0; i < w.probes.size(); ++i) {
         int64_t want = 0;
+        // A derived probe's values are not stored: the engine may send them (the window draws them)
+        // or not.
+        if (w.probes[i].derived && chunk.values[i].empty())
+            continue;
         if (h5::mulOverflows(n, w.probes[i].valuesPerToken, &want) ||
             static_cast<int64_t>(chunk.values[i].size()) != want)
             throw Error(w.path, "chunk probe \"" + w.header.probes[i].name + "\"",
@@ -673,6 +749,8 @@ void TraceWriter::append(const ChunkProbes& chunk)
     std::vector<std::vector<uint16_t>> halves(w.probes.size()); // alive until the chunks are written
     encodeChunk(chunk, w.encodings, &halves);
     for (size_t i = 0; i < w.probes.size(); ++i) {
+        if (w.probes[i].derived)
+            continue;
         const void* data = chunk.values[i].data();
         if (w.encodings[i] != ProbeEncoding::Float32)
             data = halves[i].data();

@@ -7,8 +7,10 @@
 #include "models/Mitigation.h"
 #include "runtime/Runner.h"
 #include "tokenizers/Tokenizer.h"
+#include "trace/TraceFile.h"
 
 #include <QFile>
+#include <QTemporaryDir>
 #include <QtTest>
 
 #include <cmath>
@@ -374,6 +376,81 @@ private slots:
         const Run original = runAll(*openMamba1(Mitigation(), false), ids);
         QVERIFY(bitEqual(runAll(*openMamba1(Mitigation(), false), ids).nll, original.nll));
         QVERIFY(!bitEqual(original.nll, chunked.nll));
+    }
+
+    // A half-precision trace of a Mamba-2 stores dt as scale * (-ln alpha) with scale = 1 / |A| per
+    // head, under the mitigations that keep ln alpha = Delta * A (lambda_Delta, lambda_A) and not
+    // under the one that adds to ln alpha (lambda_alpha). What the trace gives back is the run's own
+    // dt to float16's precision plus float32 alpha's rounding (docs/trace-format.md).
+    void derivedStepSizesMatchTheRun()
+    {
+        QTemporaryDir dir;
+        const std::vector<int32_t> ids = heldOutTokens(400);
+        Mitigation keeps;
+        keeps.dt = 0.6;
+        keeps.A = 1.3;
+        Mitigation breaks;
+        breaks.alpha = 0.995;
+        const std::pair<const char*, Mitigation> cases[] = {
+            {"none", Mitigation()}, {"dt, A", keeps}, {"alpha", breaks}};
+        for (const auto& [name, m] : cases) {
+            RunOptions o;
+            o.threads = 2;
+            o.chunkSize = 96;
+            o.mitigation = m;
+            o.probePrecision = ProbePrecision::Float16;
+            auto runner = Runner::open(kCollapseModel, o);
+            const TraceHeader h = runner->traceHeader(TraceInput{"ids"}, "test", false);
+            QCOMPARE(h.probes[0].name, std::string("dt"));
+            const bool derived = std::string(name) != "alpha";
+            QCOMPARE(h.probes[0].derivedFrom, std::string(derived ? "decay" : ""));
+            const std::string path = (dir.path() + "/" + name + ".h5").toStdString();
+            Run run;
+            {
+                TraceWriter w(path, h);
+                runner->reset();
+                runner->run(ids, nullptr, [&](const ChunkProbes& c) {
+                    w.append(c);
+                    run.probes["dt"].insert(run.probes["dt"].end(), c.values[0].begin(), c.values[0].end());
+                });
+                w.finish();
+            }
+            TraceReader r(path);
+            QCOMPARE(r.header().schemaVersion, derived ? 4 : 3);
+            QCOMPARE(r.header().probes.size(), h.probes.size());
+            QCOMPARE(r.header().probes[0].name, std::string("dt"));
+            QCOMPARE(r.header().probes[0].derivedFrom, h.probes[0].derivedFrom);
+            const std::vector<float> dt = r.probe("dt");
+            const std::vector<float>& want = run.probes["dt"];
+            QCOMPARE(dt.size(), want.size());
+            const size_t units = h.probes[0].derivedScale.size();
+            double worst = 0;
+            for (size_t i = 0; i < dt.size(); ++i) {
+                // float16 of -ln alpha: 2^-11 relative, 2^-25 absolute; float32 alpha: 2^-24 relative,
+                // so 2^-24 absolute in -ln alpha. Both times the scale, for Delta.
+                const double scale = derived ? h.probes[0].derivedScale[i % units] : 0;
+                // Stored (not derived): float16's 2^-11 relative, 2^-25 absolute below 2^-14.
+                const double tol = 1.02 * (std::ldexp(double(want[i]), -11) +
+                                           (derived ? scale * (std::ldexp(1.0, -24) + std::ldexp(1.0, -25))
+                                                    : std::ldexp(1.0, -25)));
+                const double err = std::abs(double(dt[i]) - want[i]);
+                QVERIFY2(
+                    err <= tol,
+                    qPrintable(
+                        QString("%1: value %2: dt %3, read %4").arg(name).arg(i).arg(want[i]).arg(dt[i])));
+                worst = std::max(worst, err / std::max(1e-30, double(want[i])));
+            }
+            qInfo("%s: dt %s, worst relative error %.3g over %zu values", name,
+                  derived ? "derived" : "stored", worst, dt.size());
+            if (derived)
+                QVERIFY(worst > 0); // read back through the derivation, not stored
+        }
+        // Auto keeps a model this small in float32, every probe stored.
+        RunOptions o;
+        o.threads = 2;
+        const TraceHeader h = Runner::open(kCollapseModel, o)->traceHeader(TraceInput{"ids"}, "test", false);
+        QCOMPARE(h.probePrecision, ProbePrecision::Float32);
+        QVERIFY(h.probes[0].derivedFrom.empty());
     }
 };
 

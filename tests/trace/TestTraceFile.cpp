@@ -745,6 +745,114 @@ private slots:
         QCOMPARE(r32.probe("decay")[5], gate(0, 5));
     }
 
+    // Schema 4: dt stored as scale * (-ln decay), no values of its own; read back in the header's
+    // order, over any token window, in half and in full precision; and refused when malformed.
+    void derivedProbe()
+    {
+        TraceHeader h = fullHeader(100.0);
+        const int64_t tokens = 1500, n = 12;
+        std::vector<float> scale(n);
+        for (int64_t i = 0; i < n; ++i)
+            scale[i] = static_cast<float>(1.0 / (1.0 + 1.25 * double(i))); // 1 / |A|, |A| in [1, 14.75]
+        h.probes[0].derivedFrom = "decay";
+        h.probes[0].derivedScale = scale;
+        auto step = [](int64_t t, int64_t i) {
+            return std::pow(10.0, -6.0 + 6.7 * double((t * 3 + i * 5) % 1000) / 999.0); // 1e-6 .. 5
+        };
+        auto chunkOf = [&](int64_t start, int64_t count, bool withDt) {
+            ChunkProbes c = makeChunk(h, start, count);
+            for (int64_t t = start; t < start + count; ++t)
+                for (int64_t i = 0; i < n; ++i) {
+                    const size_t k = static_cast<size_t>((t - start) * n + i);
+                    c.values[0][k] = static_cast<float>(step(t, i));
+                    // As the engine computes it: alpha = exp(Delta * A) in float32.
+                    c.values[1][k] = static_cast<float>(std::exp(-step(t, i) / scale[i]));
+                }
+            if (!withDt)
+                c.values[0].clear(); // the writer needs no values of a derived probe
+            return c;
+        };
+        for (ProbePrecision precision : {ProbePrecision::Float16, ProbePrecision::Float32}) {
+            h.probePrecision = precision;
+            const std::string path =
+                file(precision == ProbePrecision::Float16 ? "derived16.h5" : "derived32.h5");
+            {
+                TraceWriter w(path, h);
+                for (int64_t start = 0; start < tokens; start += 300)
+                    w.append(chunkOf(start, 300, start % 600 == 0));
+                w.finish();
+            }
+            TraceReader r(path);
+            QCOMPARE(r.header().schemaVersion, 4);
+            QCOMPARE(r.header().probes.size(), size_t(3));
+            QCOMPARE(r.header().probes[0].name, std::string("dt"));
+            QCOMPARE(r.header().probes[0].derivedFrom, std::string("decay"));
+            QCOMPARE(r.header().probes[0].label, h.probes[0].label);
+            QCOMPARE(r.header().probes[0].summary, ProbeSummary::Mean);
+            QCOMPARE(r.header().probes[0].axes, h.probes[0].axes);
+            QCOMPARE(r.header().probes[1].name, std::string("decay"));
+            QCOMPARE(r.tokens(), tokens);
+            const std::vector<float> dt = r.probe("dt", 250, 1300);
+            double worst = 0;
+            for (int64_t t = 250; t < 1300; ++t)
+                for (int64_t i = 0; i < n; ++i) {
+                    const double want = step(t, i), got = dt[static_cast<size_t>((t - 250) * n + i)];
+                    const double half = precision == ProbePrecision::Float16 ? std::ldexp(want, -11) : 0;
+                    const double tol =
+                        1.02 * (half + scale[i] * (std::ldexp(1.0, -24) + std::ldexp(1.0, -25))) +
+                        std::ldexp(want, -23);
+                    QVERIFY2(
+                        std::abs(got - want) <= tol,
+                        qPrintable(
+                            QString("token %1 unit %2: %3 read as %4").arg(t).arg(i).arg(want).arg(got)));
+                    worst = std::max(worst, std::abs(got - want) / want);
+                }
+            qInfo("derived dt (%s decay): worst relative error %.3g", probePrecisionName(precision), worst);
+        }
+        // The same run with dt stored takes more room.
+        h.probes[0].derivedFrom.clear();
+        h.probes[0].derivedScale.clear();
+        h.probePrecision = ProbePrecision::Float16;
+        {
+            TraceWriter w(file("stored16.h5"), h);
+            for (int64_t start = 0; start < tokens; start += 300)
+                w.append(chunkOf(start, 300, true));
+            w.finish();
+        }
+        QVERIFY(std::filesystem::file_size(file("derived16.h5")) <
+                0.8 * std::filesystem::file_size(file("stored16.h5")));
+
+        // A derivation from a probe that is not stored, or with the wrong number of scales: the writer
+        // refuses the header, naming the probe.
+        TraceHeader bad = fullHeader(100.0);
+        bad.probes[0].derivedFrom = "gates";
+        bad.probes[0].derivedScale = scale;
+        QVERIFY_THROWS_EXCEPTION(Error, TraceWriter(file("bad1.h5"), bad));
+        bad.probes[0].derivedFrom = "decay";
+        bad.probes[0].derivedScale.pop_back();
+        try {
+            TraceWriter w(file("bad2.h5"), bad);
+            QFAIL("a scale of the wrong size accepted");
+        } catch (const Error& e) {
+            QCOMPARE(e.field(), std::string("probe \"dt\" scale"));
+        }
+        // A rule the reader does not know: an error naming the dataset, never values read another way.
+        {
+            RawTrace t(file("derived16.h5"));
+            QVERIFY(t.ok());
+            const hid_t ds = H5Dopen2(t.root(), "/derived/dt", H5P_DEFAULT);
+            QVERIFY(ds >= 0 && RawTrace::setString(ds, "rule", "scale_times_log"));
+            H5Dclose(ds);
+        }
+        try {
+            TraceReader r(file("derived16.h5"));
+            QFAIL("an unknown rule accepted");
+        } catch (const Error& e) {
+            QCOMPARE(e.file(), file("derived16.h5"));
+            QCOMPARE(e.field(), std::string("attribute /derived/dt:rule"));
+        }
+    }
+
     // Schema 3 must say how each probe is stored: a missing, unknown or mismatched encoding is an
     // error naming the file and the probe, never values read the wrong way.
     void float16EncodingChecked()
@@ -1599,10 +1707,10 @@ private slots:
             }
             QCOMPARE(caught.file(), path);
             QCOMPARE(caught.field(), std::string("schema_version"));
-            QCOMPARE(caught.expected(), std::string("1 to 3"));
+            QCOMPARE(caught.expected(), std::string("1 to 4"));
             QCOMPARE(caught.actual(), std::to_string(version));
             QCOMPARE(std::string(caught.what()),
-                     path + ": schema_version: expected 1 to 3, got " + std::to_string(version));
+                     path + ": schema_version: expected 1 to 4, got " + std::to_string(version));
         }
         // h5py's fixture that claimed version 2 before there was one: schema 2 without its
         // attributes, so every one falls back as for schema 1.
