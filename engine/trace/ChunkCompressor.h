@@ -4,7 +4,12 @@
 // filters on one thread, at about 80 MB/s for probe floats, and while the writer compresses the
 // model waits anyway. The bytes are what HDF5's own filters produce (a byte transpose by element
 // size, then a zlib stream), so any HDF5 reader inflates them with the pipeline the dataset declares.
+#include <atomic>
+#include <condition_variable>
 #include <cstddef>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 namespace statescope {
@@ -22,14 +27,37 @@ struct CompressJob {
 
 class ChunkCompressor {
 public:
-    // Deflate runs at about 50-80 MB/s per core on probe floats, so this uses every core it may; 16
-    // bounds the memory of chunks in flight (~32 MiB).
+    // Deflate runs at about 50-80 MB/s per core on probe floats, so the writer uses every core it
+    // may, up to 16.
     static size_t threads();
+};
 
-    // Fills every job's out, on up to threads() threads (fewer if no more can be started). Returns
-    // false if one failed (out of memory, a zlib error); the jobs' out is then unspecified.
-    // Never throws.
-    static bool compress(const std::vector<CompressJob*>& jobs) noexcept;
+// The filters, run while the caller writes: threads() - 1 threads compress the jobs in order, at
+// most `ahead` jobs past the last one the caller released, so that HDF5's writes (one thread) overlap
+// the compression instead of alternating with it, batch by batch, as they did before.
+class CompressPipeline {
+public:
+    CompressPipeline(std::vector<CompressJob*> jobs, size_t ahead);
+    ~CompressPipeline(); // stops the threads; jobs not yet compressed are left as they are
+    CompressPipeline(const CompressPipeline&) = delete;
+    CompressPipeline& operator=(const CompressPipeline&) = delete;
+
+    // Blocks until job i is compressed; false if it (or any job) failed. Jobs are waited for in order.
+    bool wait(size_t i);
+    // The caller is done with job i (and every earlier one): the threads may go past it.
+    void release(size_t i);
+
+private:
+    void work() noexcept;
+    std::vector<CompressJob*> m_jobs;
+    size_t m_ahead;
+    std::mutex m_mutex;
+    std::condition_variable m_changed;
+    size_t m_next = 0;     // the next job a thread takes
+    size_t m_released = 0; // jobs [0, m_released) are the caller's again
+    std::vector<unsigned char> m_done;
+    bool m_failed = false, m_stopping = false;
+    std::vector<std::thread> m_threads;
 };
 
 } // namespace statescope

@@ -14,7 +14,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <limits>
+#include <memory>
 #include <set>
 #include <system_error>
 #include <thread>
@@ -202,8 +204,10 @@ public:
     WriteDataset createDataset(hid_t loc, const std::string& group, const std::string& name, hid_t type,
                                const std::vector<int64_t>& shape, const void* fill);
     void planChunks(WriteDataset& d, const void* data, int64_t count, std::vector<ChunkTask>* tasks);
-    void filterChunks(std::vector<ChunkTask>& tasks, size_t begin, size_t end);
-    void writeChunks(const std::vector<ChunkTask*>& order, int64_t newTokens);
+    // ready(i) before order[i] is written (it waits for its compression), done(i) after.
+    void writeChunks(const std::vector<ChunkTask*>& order, int64_t newTokens,
+                     const std::function<void(size_t)>& ready = {},
+                     const std::function<void(size_t)>& done = {});
     void closeAll();
     void close();
 };
@@ -512,23 +516,13 @@ void TraceWriterImpl::planChunks(WriteDataset& d, const void* data, int64_t coun
     }
 }
 
-void TraceWriterImpl::filterChunks(std::vector<ChunkTask>& tasks, size_t begin, size_t end)
-{
-    if (!compress || begin >= end)
-        return;
-    std::vector<CompressJob*> jobs;
-    for (size_t i = begin; i < end; ++i)
-        if (!tasks[i].unfiltered)
-            jobs.push_back(&tasks[i].job);
-    if (!ChunkCompressor::compress(jobs)) {
-        broken = true;
-        throw Error(path, "cannot compress tokens from " + std::to_string(tokens) + ": out of memory");
-    }
-}
-
-void TraceWriterImpl::writeChunks(const std::vector<ChunkTask*>& order, int64_t newTokens)
+void TraceWriterImpl::writeChunks(const std::vector<ChunkTask*>& order, int64_t newTokens,
+                                  const std::function<void(size_t)>& ready,
+                                  const std::function<void(size_t)>& done)
 {
     for (size_t i = 0; i < order.size(); ++i) {
+        if (ready)
+            ready(i);
         ChunkTask& task = *order[i];
         WriteDataset& d = *task.dataset;
         const int rank = static_cast<int>(d.shape.size()) + 1;
@@ -573,6 +567,8 @@ void TraceWriterImpl::writeChunks(const std::vector<ChunkTask*>& order, int64_t 
         }
         task.job.out = std::vector<unsigned char>();
         task.owned = std::vector<unsigned char>();
+        if (done)
+            done(i);
     }
 }
 
@@ -761,17 +757,35 @@ void TraceWriter::append(const ChunkProbes& chunk)
     w.planChunks(w.nll, chunk.nll.data(), n, &tasks);
     w.planChunks(w.ids, chunk.ids.data(), n, &tasks);
 
-    // Filtered chunks wait for HDF5 in batches, so memory stays at a few chunks whatever the append.
-    const size_t batch = 2 * ChunkCompressor::threads();
+    // The other cores compress while this thread hands HDF5 what is ready, in order; they run at
+    // most a few chunks a core ahead, so memory stays bounded whatever the append.
+    constexpr size_t kNone = std::numeric_limits<size_t>::max();
+    std::vector<CompressJob*> jobs;
+    std::vector<size_t> jobOf(tasks.size(), kNone);
+    for (size_t i = 0; w.compress && i < tasks.size(); ++i)
+        if (!tasks[i].unfiltered) {
+            jobOf[i] = jobs.size();
+            jobs.push_back(&tasks[i].job);
+        }
+    std::unique_ptr<CompressPipeline> pipeline; // after tasks: gone (its threads joined) before them
+    if (!jobs.empty())
+        pipeline = std::make_unique<CompressPipeline>(jobs, 4 * ChunkCompressor::threads());
     std::vector<ChunkTask*> order;
-    for (size_t begin = 0; begin < tasks.size(); begin += batch) {
-        const size_t end = std::min(tasks.size(), begin + batch);
-        w.filterChunks(tasks, begin, end);
-        order.clear();
-        for (size_t i = begin; i < end; ++i)
-            order.push_back(&tasks[i]);
-        w.writeChunks(order, w.tokens + n);
-    }
+    for (ChunkTask& task : tasks)
+        order.push_back(&task);
+    w.writeChunks(
+        order, w.tokens + n,
+        [&](size_t i) {
+            if (jobOf[i] != kNone && !pipeline->wait(jobOf[i])) {
+                w.broken = true;
+                throw Error(w.path,
+                            "cannot compress tokens from " + std::to_string(w.tokens) + ": out of memory");
+            }
+        },
+        [&](size_t i) {
+            if (jobOf[i] != kNone)
+                pipeline->release(jobOf[i]);
+        });
     // tokens follows the data it counts, so it never claims more than is on disk.
     w.writeInt(w.file.get(), "tokens", H5T_STD_I64LE, w.tokens + n, false);
     if (H5Fflush(w.file.get(), H5F_SCOPE_LOCAL) < 0)
