@@ -187,9 +187,10 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
     try {
         runner->run(
             input.ids, input.offsets.empty() ? nullptr : &input.offsets,
-            [&](const ChunkProbes& chunk) {
-                writer.append(chunk);
-                progress.update(chunk.start + chunk.count());
+            [&](ChunkProbes& chunk) {
+                const int64_t done = chunk.start + chunk.count();
+                writer.append(std::move(chunk));
+                progress.update(done);
             },
             &cancel);
     } catch (const Cancelled&) {
@@ -572,9 +573,9 @@ int benchCommand(const BenchArgs& args)
             if (args.trace)
                 writer = std::make_unique<AsyncTraceWriter>(
                     path, runner->traceHeader(TraceInput{"ids"}, "bench", false));
-            runner->run(ids, nullptr, [&](const ChunkProbes& c) {
+            runner->run(ids, nullptr, [&](ChunkProbes& c) {
                 if (writer)
-                    writer->append(c);
+                    writer->append(std::move(c));
             });
             if (writer)
                 writer->finish();

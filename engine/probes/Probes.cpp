@@ -28,19 +28,15 @@ ProbeSummary probeSummaryFromName(const std::string& name)
     throw Error("probe", "summary", "mean, geomean or rss", "\"" + name + "\"");
 }
 
-namespace {
-
-bool isLayerUnit(const ProbeDesc& p)
+bool probeHasLayerUnits(const ProbeDesc& p)
 {
     return p.shape.size() == 2;
 }
 
-bool kept(const ProbeDesc& p, const ProbeSelection& s)
+bool probeKept(const ProbeDesc& p, const ProbeSelection& s)
 {
     return s.names.empty() || std::find(s.names.begin(), s.names.end(), p.name) != s.names.end();
 }
-
-} // namespace
 
 std::vector<ProbeDesc> selectProbes(const std::vector<ProbeDesc>& all, const ProbeSelection& selection,
                                     const std::string& what)
@@ -66,10 +62,10 @@ std::vector<ProbeDesc> selectProbes(const std::vector<ProbeDesc>& all, const Pro
                             "no " + std::string(required));
     std::vector<ProbeDesc> out;
     for (const ProbeDesc& p : all) {
-        if (!kept(p, selection))
+        if (!probeKept(p, selection))
             continue;
         ProbeDesc d = p;
-        if (selection.layerSummaries && isLayerUnit(d)) {
+        if (selection.layerSummaries && probeHasLayerUnits(d)) {
             d.shape[1] = 1;
             d.description += " (" + std::string(probeSummaryName(d.summary)) + " over the layer's " +
                              std::to_string(p.shape[1]) + " " + (p.axes.size() > 1 ? p.axes[1] : "unit") +
@@ -90,10 +86,10 @@ void selectChunk(const std::vector<ProbeDesc>& all, const ProbeSelection& select
     const int64_t n = chunk->count();
     for (size_t i = 0; i < all.size() && i < chunk->values.size(); ++i) {
         const ProbeDesc& p = all[i];
-        if (!kept(p, selection))
+        if (!probeKept(p, selection))
             continue;
         std::vector<float>& v = chunk->values[i];
-        if (!selection.layerSummaries || !isLayerUnit(p)) {
+        if (!selection.layerSummaries || !probeHasLayerUnits(p)) {
             values.push_back(std::move(v));
             continue;
         }

@@ -78,7 +78,11 @@ struct ProbeSelection {
 // name the model does not report, a duplicate, or a list without decay and state_norm.
 std::vector<ProbeDesc> selectProbes(const std::vector<ProbeDesc>& all, const ProbeSelection& selection,
                                     const std::string& what);
-// The same selection applied to a chunk computed with the descriptors `all`.
+// The same selection applied to a chunk computed with the descriptors `all`, on the host: the
+// readable reference of what the runner does on the device (TestArchitectures compares the two).
 void selectChunk(const std::vector<ProbeDesc>& all, const ProbeSelection& selection, ChunkProbes* chunk);
+// Whether a selection keeps the probe, and whether the probe is [layer, unit] (layer summaries apply).
+bool probeKept(const ProbeDesc& p, const ProbeSelection& s);
+bool probeHasLayerUnits(const ProbeDesc& p);
 
 } // namespace statescope

@@ -374,6 +374,43 @@ private:
         return g;
     }
 
+    // The run's probe selection, where the probes were computed: what it leaves out is never copied
+    // to the host, and a layer's summary is reduced there, in float64 as selectChunk (its host
+    // reference) does. On the host the summaries of the 130m shape's 8192-token chunks held the GPU
+    // back: one value per layer traced slower than every head (issue 15).
+    std::vector<torch::Tensor> selectedProbes(const std::vector<torch::Tensor>& all) const
+    {
+        const ProbeSelection& selection = m_options.probeSelection;
+        if (selection.selectsAll())
+            return all;
+        const std::vector<ProbeDesc> descs = m_model->probeDescs();
+        std::vector<torch::Tensor> out;
+        for (size_t i = 0; i < descs.size() && i < all.size(); ++i) {
+            const ProbeDesc& p = descs[i];
+            if (!probeKept(p, selection))
+                continue;
+            if (!selection.layerSummaries || !probeHasLayerUnits(p)) {
+                out.push_back(all[i]);
+                continue;
+            }
+            const torch::Tensor x = all[i].reshape({-1, p.shape[0], p.shape[1]}).to(torch::kFloat64);
+            torch::Tensor s;
+            switch (p.summary) {
+            case ProbeSummary::Mean:
+                s = x.sum(-1) / static_cast<double>(p.shape[1]);
+                break;
+            case ProbeSummary::GeoMean:
+                s = (x.log().sum(-1) / static_cast<double>(p.shape[1])).exp();
+                break;
+            case ProbeSummary::RootSumSquare:
+                s = x.square().sum(-1).sqrt();
+                break;
+            }
+            out.push_back(s.to(torch::kFloat32));
+        }
+        return out;
+    }
+
     void launchChecked(const std::vector<int32_t>& ids, PendingChunk& out)
     {
         const torch::Device device = m_model->device();
@@ -420,10 +457,11 @@ private:
             nll = torch::cat({torch::full({1}, std::numeric_limits<float>::quiet_NaN(), nll.options()), nll});
 
         // One device-to-host copy for everything: no per-token synchronisation.
+        const std::vector<torch::Tensor> probes = selectedProbes(r.probes);
         std::vector<torch::Tensor> flat{nll.reshape({-1})};
-        for (auto& p : r.probes)
+        for (const auto& p : probes)
             flat.push_back(p.reshape({-1}));
-        for (auto& p : r.probes)
+        for (const auto& p : probes)
             out.sizes.push_back(p.numel());
 #ifdef STATESCOPE_CUDA_GRAPHS
         if (device.is_cuda()) {
@@ -622,12 +660,7 @@ void Runner::reset()
 }
 ChunkProbes Runner::feed(const std::vector<int32_t>& ids)
 {
-    ChunkProbes chunk = m_impl->feed(ids);
-    // Not probeDescs() for every chunk of a run that keeps every probe, the usual case.
-    const ProbeSelection& selection = m_impl->m_options.probeSelection;
-    if (!selection.selectsAll())
-        selectChunk(m_impl->m_model->probeDescs(), selection, &chunk);
-    return chunk;
+    return m_impl->feed(ids); // the probe selection was applied where the probes were computed
 }
 
 // On CUDA one chunk is handed on while the device computes the next; a cancel or a failure still
@@ -646,9 +679,6 @@ void Runner::run(const std::vector<int32_t>& ids, const std::vector<int64_t>* of
     auto deliver = [&] {
         ChunkProbes chunk = m_impl->collect(std::move(*pending));
         pending.reset();
-        const ProbeSelection& selection = m_impl->m_options.probeSelection;
-        if (!selection.selectsAll())
-            selectChunk(m_impl->m_model->probeDescs(), selection, &chunk);
         if (offsets && static_cast<int64_t>(offsets->size()) >= 2 * pendingEnd)
             chunk.offsets.assign(offsets->begin() + 2 * pendingBegin, offsets->begin() + 2 * pendingEnd);
         // The time between two chunks handed on: each one's compute, once the pipeline is full.
@@ -691,7 +721,7 @@ void Runner::run(const std::vector<int32_t>& ids, const std::vector<int64_t>* of
 }
 
 void Runner::run(const std::vector<int32_t>& ids, const std::vector<int64_t>* offsets,
-                 const std::function<void(const ChunkProbes&)>& onChunk, const std::atomic<bool>* cancel)
+                 const std::function<void(ChunkProbes&)>& onChunk, const std::atomic<bool>* cancel)
 {
     RunLoop loop;
     loop.onChunk = onChunk;

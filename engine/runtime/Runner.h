@@ -53,8 +53,9 @@ struct RunLoop {
     // Before each chunk; may block (pause, back-pressure). Returning false stops the run, and run()
     // throws Cancelled.
     std::function<bool()> beforeChunk;
-    // After each chunk, with its offsets filled in.
-    std::function<void(const ChunkProbes&)> onChunk;
+    // After each chunk, with its offsets filled in. The chunk is the callback's: it may move from it
+    // (a trace writer takes its buffers); a callback taking const ChunkProbes& fits too.
+    std::function<void(ChunkProbes&)> onChunk;
     // > 0: adapt the chunk size (multiples of 64 in [64, 16384]) so that a chunk takes about this
     // long, starting at 256 tokens; else options.chunkSize tokens per chunk.
     double targetChunkSeconds = 0;
@@ -112,8 +113,7 @@ public:
     void run(const std::vector<int32_t>& ids, const std::vector<int64_t>* offsets, const RunLoop& loop);
     // The same, stopping with Cancelled between chunks once *cancel is true.
     void run(const std::vector<int32_t>& ids, const std::vector<int64_t>* offsets,
-             const std::function<void(const ChunkProbes&)>& onChunk,
-             const std::atomic<bool>* cancel = nullptr);
+             const std::function<void(ChunkProbes&)>& onChunk, const std::atomic<bool>* cancel = nullptr);
 
     // Greedy decoding. The prompts, one batch, all of one length, are prefilled through the chunked
     // path (the recurrent one under options.reference) in chunks of options.chunkSize tokens, then

@@ -90,6 +90,11 @@ void AsyncTraceWriter::rethrowLocked(std::unique_lock<std::mutex>& lock)
 
 void AsyncTraceWriter::append(const ChunkProbes& chunk)
 {
+    append(ChunkProbes(chunk)); // the copy, outside the engine's buffers, is what the thread writes
+}
+
+void AsyncTraceWriter::append(ChunkProbes&& chunk)
+{
     std::unique_lock<std::mutex> lock(m_mutex);
     rethrowLocked(lock);
     if (m_finished)
@@ -105,9 +110,9 @@ void AsyncTraceWriter::append(const ChunkProbes& chunk)
                 m_queuedBytes + bytes <= kMaxQueuedBytes);
     });
     rethrowLocked(lock);
-    m_queue.push_back(chunk); // the copy, outside the engine's buffers, is what the thread writes
-    m_queuedBytes += bytes;
     m_accepted = chunk.start + chunk.count();
+    m_queue.push_back(std::move(chunk));
+    m_queuedBytes += bytes;
     lock.unlock();
     m_changed.notify_all();
 }

@@ -37,6 +37,9 @@ public:
     // on); an error of the writer thread (a full disk) is thrown by the next append(), flush() or
     // finish(), as the TraceWriter's Error, and the writer then refuses further chunks.
     void append(const ChunkProbes& chunk);
+    // The same, taking the chunk's buffers instead of copying them: the engine's thread then spends
+    // no time on a chunk the writer alone needs (a 2.7b chunk of 8192 tokens is 500 MB of probes).
+    void append(ChunkProbes&& chunk);
     // Waits until every queued chunk is on disk; throws the writer thread's error if there was one.
     void flush();
     // flush(), then marks the trace complete and closes it. A second call does nothing.

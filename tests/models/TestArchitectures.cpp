@@ -277,7 +277,8 @@ private slots:
             for (const auto& shape : a->shapeNames())
                 QVERIFY2(!Runner::shapeConfig(a->name(), shape).empty(), shape.c_str());
             const QString e = errorOf([&] { Runner::shapeConfig(a->name(), "huge"); });
-            QVERIFY2(e.contains(QString::fromStdString(a->shapeNames().front())) && e.contains("huge"), qPrintable(e));
+            QVERIFY2(e.contains(QString::fromStdString(a->shapeNames().front())) && e.contains("huge"),
+                     qPrintable(e));
         }
         QVERIFY(errorOf([] { Runner::shapeConfig("transformer", "tiny"); }).contains("mamba2"));
     }
@@ -298,6 +299,57 @@ private slots:
             const ChunkProbes x = fromDisk->feed(ids), y = inMemory->feed(ids);
             for (size_t i = 1; i < ids.size(); ++i)
                 QVERIFY2(std::abs(x.nll[i] - y.nll[i]) <= 1e-5f * std::abs(y.nll[i]), a->name().c_str());
+        }
+    }
+
+    // The runner applies a probe selection where the probes are computed (the device); selectChunk is
+    // its readable host reference. Both give the same chunks: the probes kept, and each layer's
+    // summary by its probe's rule (mean, geometric mean, root sum of squares) in float64.
+    void probeSelectionMatchesTheHostReference()
+    {
+        const std::vector<int32_t> ids = [] {
+            std::vector<int32_t> v;
+            for (int i = 0; i < 300; ++i)
+                v.push_back((i * 37 + 11) % 200);
+            return v;
+        }();
+        for (const char* a : {"mamba2", "mamba", "rwkv6"}) {
+            RunOptions o;
+            o.chunkSize = 128;
+            o.threads = 2;
+            const std::string config = Runner::shapeConfig(a, "tiny", R"({"vocab_size": 256})");
+            std::vector<ChunkProbes> full;
+            const std::vector<ProbeDesc> all = Runner::openRandom(a, config, 7, o)->probes();
+            Runner::openRandom(a, config, 7, o)->run(ids, nullptr, [&](const ChunkProbes& c) {
+                full.push_back(c);
+            });
+            ProbeSelection selection;
+            selection.names = {"decay", "state_norm"};
+            selection.layerSummaries = true;
+            o.probeSelection = selection;
+            std::vector<ChunkProbes> selected;
+            auto runner = Runner::openRandom(a, config, 7, o);
+            QCOMPARE(runner->probes().size(), size_t(2));
+            runner->run(ids, nullptr, [&](const ChunkProbes& c) { selected.push_back(c); });
+            QCOMPARE(selected.size(), full.size());
+            for (size_t k = 0; k < full.size(); ++k) {
+                selectChunk(all, selection, &full[k]);
+                QCOMPARE(selected[k].values.size(), full[k].values.size());
+                for (size_t p = 0; p < full[k].values.size(); ++p) {
+                    const std::vector<float>& want = full[k].values[p];
+                    const std::vector<float>& got = selected[k].values[p];
+                    QCOMPARE(got.size(), want.size());
+                    for (size_t i = 0; i < want.size(); ++i)
+                        QVERIFY2(std::abs(got[i] - want[i]) <= 2e-7f * std::abs(want[i]),
+                                 qPrintable(QString("%1 chunk %2 probe %3 value %4: %5, host %6")
+                                                .arg(a)
+                                                .arg(k)
+                                                .arg(p)
+                                                .arg(i)
+                                                .arg(got[i])
+                                                .arg(want[i])));
+                }
+            }
         }
     }
 
