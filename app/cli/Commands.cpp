@@ -160,6 +160,7 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
     RunOptions options = runOptions(args.device, args.dtype, args.chunkSize, args.threads, args.mitigate);
     options.reference = args.reference;
     applyProbeArgs(args.probeDetail, args.probes, args.probePrecision, &options);
+    options.omitDerivedProbes = true; // the chunks go to the trace alone
     if (args.oldContext < 0)
         throw Error("--old-context", "window", "a number of tokens, 0 (off) or more",
                     std::to_string(args.oldContext));
@@ -527,6 +528,7 @@ int benchCommand(const BenchArgs& args)
 {
     RunOptions options = runOptions(args.device, args.dtype, args.chunkSize, args.threads);
     applyProbeArgs(args.probeDetail, args.probes, args.probePrecision, &options);
+    options.omitDerivedProbes = args.trace; // traced runs: the chunks go to the trace alone
     auto runner = args.model.empty()
                       ? Runner::openRandom(args.architecture,
                                            Runner::shapeConfig(args.architecture, args.shape), 1234, options)

@@ -23,6 +23,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <set>
 #include <thread>
 
 namespace statescope {
@@ -302,6 +303,7 @@ public:
     std::unique_ptr<RecurrentModel> m_model;
     RunOptions m_options;
     std::unique_ptr<ModelState> m_state;
+    std::set<std::string> m_omitted; // derived probes left out of the chunks (omitDerivedProbes)
     torch::Tensor m_prevHidden; // [1, d] the last token's hidden state: it predicts the next chunk's first
     int64_t m_position = 0;
 
@@ -381,7 +383,7 @@ private:
     std::vector<torch::Tensor> selectedProbes(const std::vector<torch::Tensor>& all) const
     {
         const ProbeSelection& selection = m_options.probeSelection;
-        if (selection.selectsAll())
+        if (selection.selectsAll() && m_omitted.empty())
             return all;
         const std::vector<ProbeDesc> descs = m_model->probeDescs();
         std::vector<torch::Tensor> out;
@@ -389,6 +391,10 @@ private:
             const ProbeDesc& p = descs[i];
             if (!probeKept(p, selection))
                 continue;
+            if (m_omitted.count(p.name)) { // its place kept, its values left on the device
+                out.push_back(torch::empty({0}, all[i].options()));
+                continue;
+            }
             if (!selection.layerSummaries || !probeHasLayerUnits(p)) {
                 out.push_back(all[i]);
                 continue;
@@ -619,6 +625,8 @@ TraceHeader Runner::traceHeader(const TraceInput& input, const std::string& inpu
             if (present) {
                 p.derivedFrom = from;
                 p.derivedScale = std::move(scale);
+                if (o.omitDerivedProbes)
+                    m_impl->m_omitted.insert(p.name);
             }
         }
     }

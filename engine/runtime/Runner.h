@@ -28,6 +28,9 @@ struct RunOptions {
     ProbePrecision probePrecision = ProbePrecision::Auto; // resolved by traceHeader()
     // Which probes a run hands on, per unit or per layer (probes/Probes.h); all, per unit, by default.
     ProbeSelection probeSelection;
+    // For a run whose chunks only go to a trace: once traceHeader() has made a probe derived
+    // (ProbeDesc::derivedFrom), its values are neither copied to the host nor handed on (empty).
+    bool omitDerivedProbes = false;
     Mitigation mitigation; // training-free mitigations, off by default (recorded in the trace)
     bool cudaGraph = true; // on CUDA, replay the decode step as one captured graph where it can be
     // > 0: the old-context probes over this window (RecurrentModel::setOldContext): retention,

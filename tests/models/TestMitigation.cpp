@@ -445,6 +445,30 @@ private slots:
             if (derived)
                 QVERIFY(worst > 0); // read back through the derivation, not stored
         }
+        // A run whose chunks only go to the trace leaves the derived values on the device: the chunks
+        // carry none, and the trace is the same.
+        {
+            RunOptions o;
+            o.threads = 2;
+            o.chunkSize = 96;
+            o.probePrecision = ProbePrecision::Float16;
+            o.omitDerivedProbes = true;
+            auto runner = Runner::open(kCollapseModel, o);
+            const TraceHeader h = runner->traceHeader(TraceInput{"ids"}, "test", false);
+            const std::string path = (dir.path() + "/omitted.h5").toStdString();
+            {
+                TraceWriter w(path, h);
+                runner->run(ids, nullptr, [&](const ChunkProbes& c) {
+                    QVERIFY(c.values[0].empty());
+                    QCOMPARE(c.values[1].size(),
+                             c.ids.size() * static_cast<size_t>(h.probes[1].valuesPerToken()));
+                    w.append(c);
+                });
+                w.finish();
+            }
+            const std::string first = (dir.path() + "/none.h5").toStdString();
+            QVERIFY(TraceReader(path).probe("dt") == TraceReader(first).probe("dt"));
+        }
         // Auto keeps a model this small in float32, every probe stored.
         RunOptions o;
         o.threads = 2;
