@@ -47,6 +47,21 @@ std::vector<std::string> splitAxes(const std::string& s)
     return out;
 }
 
+// A probe's axes after the token axis, from its `axes` attribute; generic names where they do not
+// match its shape (another producer's file).
+std::vector<std::string> probeAxes(const std::string& attribute, size_t rank)
+{
+    std::vector<std::string> axes = splitAxes(attribute);
+    if (!axes.empty() && axes.front() == "token")
+        axes.erase(axes.begin());
+    if (axes.size() != rank) {
+        axes.clear();
+        for (size_t k = 0; k < rank; ++k)
+            axes.push_back("axis" + std::to_string(k + 1));
+    }
+    return axes;
+}
+
 bool startsWith(const std::string& s, const std::string& prefix)
 {
     return s.compare(0, prefix.size(), prefix) == 0;
@@ -533,16 +548,8 @@ void TraceReaderImpl::readProbes()
         desc.shape.assign(d.shape.begin(), d.shape.end());
         desc.description = h5::readStringAttribute(path, d.id.get(), d.name + ":", "description");
         desc.headMeaning = h5::readStringAttribute(path, d.id.get(), d.name + ":", "head_meaning");
-        std::vector<std::string> axes =
-            splitAxes(h5::readStringAttribute(path, d.id.get(), d.name + ":", "axes"));
-        if (!axes.empty() && axes.front() == "token")
-            axes.erase(axes.begin());
-        if (axes.size() != desc.shape.size()) {
-            axes.clear();
-            for (size_t k = 0; k < desc.shape.size(); ++k)
-                axes.push_back("axis" + std::to_string(k + 1));
-        }
-        desc.axes = std::move(axes);
+        desc.axes =
+            probeAxes(h5::readStringAttribute(path, d.id.get(), d.name + ":", "axes"), desc.shape.size());
         probeIndex[name] = probes.size();
         probes.push_back(std::move(d));
         header.probes.push_back(std::move(desc));
@@ -603,15 +610,7 @@ void TraceReaderImpl::readDerived()
             throw Error(path, "attribute " + at + "from",
                         "a probe in /probes of the shape " + shapeToString(desc.shape),
                         "\"" + desc.derivedFrom + "\"");
-        std::vector<std::string> axes = splitAxes(h5::readStringAttribute(path, ds.get(), at, "axes"));
-        if (!axes.empty() && axes.front() == "token")
-            axes.erase(axes.begin());
-        if (axes.size() != desc.shape.size()) {
-            axes.clear();
-            for (size_t k = 0; k < desc.shape.size(); ++k)
-                axes.push_back("axis" + std::to_string(k + 1));
-        }
-        desc.axes = std::move(axes);
+        desc.axes = probeAxes(h5::readStringAttribute(path, ds.get(), at, "axes"), desc.shape.size());
         // Its size is that of one token of the source, which the source's own checks bounded.
         desc.derivedScale.resize(static_cast<size_t>(probes[source->second].valuesPerToken));
         if (H5Dread(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, desc.derivedScale.data()) < 0)
