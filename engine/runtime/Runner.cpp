@@ -574,8 +574,7 @@ std::vector<ProbeDesc> Runner::probes() const
 {
     return selectProbes(m_impl->m_model->probeDescs(), m_impl->m_options.probeSelection, "probe selection");
 }
-TraceHeader Runner::traceHeader(const TraceInput& input, const std::string& inputDescription,
-                                bool hasOffsets) const
+TraceHeader Runner::traceHeader(const TraceInput& input, const std::string& inputDescription, bool hasOffsets)
 {
     const ModelInfo& info = m_impl->m_info;
     const RunOptions& o = m_impl->m_options;
@@ -612,6 +611,7 @@ TraceHeader Runner::traceHeader(const TraceInput& input, const std::string& inpu
     // Half-precision traces are the compact ones: there a probe the model can derive from another is
     // not stored twice. The derived values are as precise as the half-precision ones would be
     // (docs/trace-format.md). A layer summary of a gate is not the gate of a summary, so not there.
+    m_impl->m_omitted.clear();
     if (h.probePrecision == ProbePrecision::Float16 && !o.probeSelection.layerSummaries) {
         for (ProbeDesc& p : h.probes) {
             std::string from;

@@ -97,9 +97,10 @@ public:
     const Mitigation& mitigation() const; // as set, with tau once calibrated
     std::vector<ProbeDesc> probes() const;
     int64_t position() const; // tokens fed since the last reset
-    // The header of a trace of this model's run: model, shape, markers, input, settings, start time.
-    TraceHeader traceHeader(const TraceInput& input, const std::string& inputDescription,
-                            bool hasOffsets) const;
+    // The header of a trace of this model's run: model, shape, markers, input, settings, start time,
+    // and how the probes will be stored (the precision resolved, derived probes). Not const: with
+    // RunOptions::omitDerivedProbes the chunks after it leave out the probes it made derived.
+    TraceHeader traceHeader(const TraceInput& input, const std::string& inputDescription, bool hasOffsets);
     void reset();
 
     // Checks a whole input against the vocabulary before a run starts, so that a bad id fails before
