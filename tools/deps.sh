@@ -4,7 +4,7 @@ set -euo pipefail
 packages=(cmake g++ ninja-build pkg-config
   qt6-base-dev qt6-base-dev-tools qt6-svg-dev libqcustomplot-dev libqcustomplot2.1-qt6
   libtorch-dev libopenblas0-openmp libhdf5-dev nlohmann-json3-dev libcli11-dev
-  libpcre2-dev libutf8proc-dev zlib1g-dev libgl-dev xvfb xauth fonts-dejavu-core
+  libpcre2-dev libutf8proc-dev zlib1g-dev libdeflate-dev libgl-dev xvfb xauth fonts-dejavu-core
   libgloo-dev time python3)
 missing=()
 for p in "${packages[@]}"; do

@@ -5,7 +5,7 @@
 # Results go to $OUT.
 #
 # The GPU machine has no PCRE2 or utf8proc headers. Before the call, here:
-#   mkdir -p .carry/debs && (cd .carry/debs && apt-get download libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2)
+#   mkdir -p .carry/debs && (cd .carry/debs && apt-get download libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2 libdeflate-dev libdeflate0)
 # and name ".carry" (plus "corpus" for training) in the call's carry list.
 set -u
 OUT=${OUT:-/tmp/statescope-out}
@@ -260,8 +260,17 @@ if [[ $steps == *" bench15 "* ]]; then
           --repeat ${REPEAT:-2} --probe-precision $precision ${BENCH_ARGS:-} --json "/tmp/bench-$shape-trace-$precision.json"
       done
     done
-    [ -d .peers ] && python3 .peers/bench_mamba_ssm.py
+    [ -d .peers ] && python3 tools/bench_mamba_ssm_shapes.py --peers .peers --shapes "${PEER_SHAPES:-130m,1.3b,2.7b}"
   } 2>&1 | tee "$OUT/bench15.log"
+fi
+
+# transformers' Mamba2ForCausalLM (its plain-PyTorch path here) on the issue-15 shapes, 16K and 64K.
+if [[ $steps == *" hfbench15 "* ]]; then
+  log hfbench15
+  for shape in ${HF_SHAPES:-130m 1.3b 2.7b}; do
+    python3 tools/bench_transformers.py --shape $shape --tokens 16384,65536 --repeat 1 --dtype bfloat16 \
+      --json "$OUT/bench-transformers-$shape.json"
+  done 2>&1 | tee "$OUT/hfbench15.log"
 fi
 
 # Issue 15's million-token traced runs in the default settings (--probe-precision auto): wall time,

@@ -160,7 +160,7 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
     RunOptions options = runOptions(args.device, args.dtype, args.chunkSize, args.threads, args.mitigate);
     options.reference = args.reference;
     applyProbeArgs(args.probeDetail, args.probes, args.probePrecision, &options);
-    options.omitDerivedProbes = true; // the chunks go to the trace alone
+    options.chunksForTraceOnly = true; // the chunks go to the trace alone
     if (args.oldContext < 0)
         throw Error("--old-context", "window", "a number of tokens, 0 (off) or more",
                     std::to_string(args.oldContext));
@@ -524,11 +524,36 @@ int infoCommand(const std::string& model)
     return 0;
 }
 
+namespace {
+
+// Where a run's time went, on the engine's thread and the trace writer's: what bounds it.
+std::string benchTimings(const Runner& runner, const AsyncTraceWriter* writer)
+{
+    const RunTimings t = runner.timings();
+    char line[512];
+    std::snprintf(line, sizeof line,
+                  "           engine thread, %lld chunks: launch %.3f s, waiting for the device %.3f s, "
+                  "copy out %.3f s, handing on %.3f s\n",
+                  static_cast<long long>(t.chunks), t.launch, t.waitDevice, t.copyOut, t.handOn);
+    std::string out = line;
+    if (writer) {
+        const TraceWriteTimings w = writer->writerTimings();
+        std::snprintf(line, sizeof line,
+                      "           trace writer: busy %.3f s (encode %.3f s, waiting for compression %.3f s, "
+                      "HDF5 %.3f s); the engine waited %.3f s for room in its queue\n",
+                      writer->busySeconds(), w.encode, w.compressWait, w.write, writer->appendWaitSeconds());
+        out += line;
+    }
+    return out;
+}
+
+} // namespace
+
 int benchCommand(const BenchArgs& args)
 {
     RunOptions options = runOptions(args.device, args.dtype, args.chunkSize, args.threads);
     applyProbeArgs(args.probeDetail, args.probes, args.probePrecision, &options);
-    options.omitDerivedProbes = args.trace; // traced runs: the chunks go to the trace alone
+    options.chunksForTraceOnly = args.trace; // traced runs: the chunks go to the trace alone
     auto runner = args.model.empty()
                       ? Runner::openRandom(args.architecture,
                                            Runner::shapeConfig(args.architecture, args.shape), 1234, options)
@@ -567,8 +592,10 @@ int benchCommand(const BenchArgs& args)
         runner->synchronize();
         double best = 1e300;
         long long traceBytes = 0;
+        std::string timings; // of the best repeat
         for (int r = 0; r < args.repeat; ++r) {
             runner->reset();
+            runner->resetTimings();
             std::unique_ptr<AsyncTraceWriter> writer;
             const std::string path = (dir / ("bench-" + std::to_string(T) + ".h5")).string();
             const auto start = Clock::now();
@@ -582,17 +609,20 @@ int benchCommand(const BenchArgs& args)
             if (writer)
                 writer->finish();
             runner->synchronize();
+            const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+            if (seconds < best)
+                timings = benchTimings(*runner, writer.get());
             writer.reset();
             struct stat st {};
             if (args.trace && ::stat(path.c_str(), &st) == 0)
                 traceBytes = static_cast<long long>(st.st_size);
             std::remove(path.c_str());
-            best = std::min(best, std::chrono::duration<double>(Clock::now() - start).count());
+            best = std::min(best, seconds);
         }
         std::printf("%10lld %10.3f %12.0f", static_cast<long long>(T), best, T / best);
         if (args.trace)
             std::printf("  %18.1f", static_cast<double>(traceBytes) / static_cast<double>(T));
-        std::printf("\n");
+        std::printf("\n%s", timings.c_str());
         std::fflush(stdout);
         json << (first ? "" : ", ") << "{\"tokens\": " << T << ", \"seconds\": " << best
              << ", \"tokens_per_s\": " << T / best;

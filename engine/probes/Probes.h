@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -59,8 +60,19 @@ struct ChunkProbes {
     std::vector<float> nll;       // count; nats; NaN for the first token of the stream
     // One entry per ProbeDesc of the run, each count * valuesPerToken() floats, token-major.
     std::vector<std::vector<float>> values;
+    // A probe already in the half-precision encoding its trace stores (trace/ProbeEncoding.h), whose
+    // values entry is then empty: a run whose chunks go to a trace alone has the engine encode them
+    // where it computed them, so that half the bytes reach the host and no core encodes them again
+    // (issue 15). Read-only memory, kept alive by `owner`.
+    struct Encoded {
+        const uint16_t* data = nullptr; // count * valuesPerToken() halves, or none
+        size_t size = 0;
+    };
+    std::vector<Encoded> encoded; // empty, or one per probe
+    std::shared_ptr<const void> encodedOwner;
 
     int64_t count() const { return static_cast<int64_t>(ids.size()); }
+    bool isEncoded(size_t probe) const { return probe < encoded.size() && encoded[probe].data != nullptr; }
 };
 
 // Which probes a trace keeps, and how finely (issue 15: a 2.7b model's probes are 61 KB a token).

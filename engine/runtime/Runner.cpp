@@ -13,6 +13,7 @@
 #include "models/RecurrentModel.h"
 #include "runtime/DecodeGraph.h"
 #include "runtime/Input.h"
+#include "trace/ProbeEncoding.h"
 #include "util/Threads.h"
 #include "util/Time.h"
 
@@ -24,7 +25,9 @@
 #include <limits>
 #include <optional>
 #include <set>
+#include <system_error>
 #include <thread>
+#include <utility>
 
 namespace statescope {
 
@@ -128,6 +131,50 @@ const Architecture& architectureNamed(const std::string& name)
     return *arch;
 }
 
+// A probe's float32 values in a trace's half encoding, computed where they lie, as encodeHalves (its
+// host reference) does: -ln of a gate, ln of a norm (a negative value gives NaN, 0 gives -inf), then
+// float16 rounded to nearest even, with inf beyond its range.
+torch::Tensor encodeForTrace(const torch::Tensor& values, ProbeEncoding e)
+{
+    switch (e) {
+    case ProbeEncoding::LogFloat16:
+        return values.log().to(torch::kFloat16);
+    case ProbeEncoding::NegLogFloat16:
+        return values.log().neg_().to(torch::kFloat16);
+    default:
+        return values.to(torch::kFloat16);
+    }
+}
+
+// Copies each probe out of the page-locked buffer into its own vector, a thread a probe when there
+// is much to copy: writing fresh memory runs at the speed of its page faults (a 2.7b chunk's 500 MB
+// took 360 ms on one thread of the GPU machine), and threads fault their pages in parallel.
+void copyProbes(const std::vector<std::pair<const float*, size_t>>& from, std::vector<std::vector<float>>* to)
+{
+    size_t total = 0;
+    for (const auto& [src, n] : from)
+        total += n;
+    auto copyOne = [&](size_t i) {
+        if (from[i].first)
+            (*to)[i].assign(from[i].first, from[i].first + from[i].second);
+    };
+    constexpr size_t kParallelFrom = size_t(4) << 20; // values
+    std::vector<std::thread> threads;
+    if (total >= kParallelFrom) {
+        try {
+            for (size_t i = 1; i < from.size(); ++i)
+                threads.emplace_back(copyOne, i);
+        } catch (const std::system_error&) {
+            // No more threads: this one copies what none took.
+        }
+    }
+    copyOne(0);
+    for (size_t i = threads.size() + 1; i < from.size(); ++i)
+        copyOne(i);
+    for (std::thread& t : threads)
+        t.join();
+}
+
 } // namespace
 
 class RunnerImpl {
@@ -152,8 +199,10 @@ public:
     // A chunk whose work is queued on the device and whose values are on their way to the host.
     struct PendingChunk {
         ChunkProbes out;
-        torch::Tensor host;         // nll, then each probe, float32 (page-locked on CUDA)
+        torch::Tensor host;         // nll, then each plain probe, float32 (page-locked on CUDA)
+        torch::Tensor halves;       // each encoded probe, float16 (page-locked on CUDA), or undefined
         std::vector<int64_t> sizes; // values of each probe
+        std::vector<bool> encoded;  // whether a probe is in halves instead of host
 #ifdef STATESCOPE_CUDA_GRAPHS
         std::shared_ptr<at::cuda::CUDAEvent> copied; // recorded after the copy to host
 #endif
@@ -191,6 +240,7 @@ public:
     {
         if (!p.host.defined())
             return std::move(p.out);
+        const auto waited = std::chrono::steady_clock::now();
         try {
 #ifdef STATESCOPE_CUDA_GRAPHS
             if (p.copied)
@@ -199,14 +249,34 @@ public:
         } catch (const c10::Error& e) {
             throw modelError(e, p.out.ids.size());
         }
+        const auto copying = std::chrono::steady_clock::now();
+        m_timings.waitDevice += std::chrono::duration<double>(copying - waited).count();
         const float* h = p.host.data_ptr<float>();
         const auto T = static_cast<int64_t>(p.out.ids.size());
         p.out.nll.assign(h, h + T);
         h += T;
-        for (int64_t n : p.sizes) {
-            p.out.values.emplace_back(h, h + n);
-            h += n;
+        p.out.values.resize(p.sizes.size());
+        std::vector<std::pair<const float*, size_t>> copies; // the probes' place in host
+        const uint16_t* e = p.halves.defined() ? static_cast<const uint16_t*>(p.halves.data_ptr()) : nullptr;
+        for (size_t i = 0; i < p.sizes.size(); ++i) {
+            const auto n = static_cast<size_t>(p.sizes[i]);
+            if (p.encoded[i]) { // handed on where it lies: the chunk keeps the buffer alive
+                p.out.encoded.resize(p.sizes.size());
+                p.out.encoded[i] = {e, n};
+                e += n;
+                copies.emplace_back(nullptr, 0);
+            } else {
+                copies.emplace_back(h, n);
+                h += n;
+            }
         }
+        if (e) {
+            auto owner = std::make_shared<torch::Tensor>(std::move(p.halves));
+            p.out.encodedOwner = std::shared_ptr<const void>(owner, owner->data_ptr());
+        }
+        copyProbes(copies, &p.out.values);
+        m_timings.copyOut +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - copying).count();
         return std::move(p.out);
     }
 
@@ -303,7 +373,11 @@ public:
     std::unique_ptr<RecurrentModel> m_model;
     RunOptions m_options;
     std::unique_ptr<ModelState> m_state;
-    std::set<std::string> m_omitted; // derived probes left out of the chunks (omitDerivedProbes)
+    std::set<std::string> m_omitted; // derived probes left out of the chunks (chunksForTraceOnly)
+    // Per probe handed on: the half encoding the chunks carry it in (chunksForTraceOnly), Float32 for
+    // plain values; empty: all plain.
+    std::vector<ProbeEncoding> m_encodings;
+    RunTimings m_timings;
     torch::Tensor m_prevHidden; // [1, d] the last token's hidden state: it predicts the next chunk's first
     int64_t m_position = 0;
 
@@ -423,7 +497,11 @@ private:
         const int64_t T = static_cast<int64_t>(ids.size());
         torch::Tensor idsCpu =
             torch::from_blob(const_cast<int32_t*>(ids.data()), {1, T}, torch::kInt32).to(torch::kLong);
-        torch::Tensor idsDev = idsCpu.to(device);
+        // A blocking upload waits for everything queued before it: the previous chunk's whole model
+        // run, which left the GPU idle while this thread queued the next one (issue 15).
+        if (device.is_cuda())
+            idsCpu = idsCpu.pin_memory();
+        torch::Tensor idsDev = idsCpu.to(device, /*non_blocking=*/device.is_cuda());
         // Work on a copy of the state so that a failure leaves the stream where it was.
         std::unique_ptr<ModelState> next = m_state->clone();
         ForwardResult r = m_model->forward(idsDev, *next, m_options.reference, true);
@@ -464,26 +542,41 @@ private:
 
         // One device-to-host copy for everything: no per-token synchronisation.
         const std::vector<torch::Tensor> probes = selectedProbes(r.probes);
-        std::vector<torch::Tensor> flat{nll.reshape({-1})};
-        for (const auto& p : probes)
-            flat.push_back(p.reshape({-1}));
-        for (const auto& p : probes)
+        std::vector<torch::Tensor> flat{nll.reshape({-1}).to(torch::kFloat32)};
+        std::vector<torch::Tensor> halves;
+        for (size_t i = 0; i < probes.size(); ++i) {
+            const ProbeEncoding e = i < m_encodings.size() ? m_encodings[i] : ProbeEncoding::Float32;
+            const torch::Tensor p = probes[i].reshape({-1}).to(torch::kFloat32);
             out.sizes.push_back(p.numel());
+            out.encoded.push_back(e != ProbeEncoding::Float32);
+            if (e == ProbeEncoding::Float32)
+                flat.push_back(p);
+            else
+                halves.push_back(encodeForTrace(p, e));
+        }
 #ifdef STATESCOPE_CUDA_GRAPHS
         if (device.is_cuda()) {
             // Into page-locked memory (PyTorch caches those blocks), without waiting: a pageable copy
             // of the 1.3b shape's 300 MB of probes a chunk ran at 1.6 GB/s and took 30 % of the GPU's
             // time, and Runner::run hands on one chunk while the device computes the next.
-            const torch::Tensor packed = torch::cat(flat).to(torch::kFloat32);
-            out.host = torch::empty(packed.sizes(),
-                                    torch::TensorOptions().dtype(torch::kFloat32).pinned_memory(true));
-            out.host.copy_(packed, /*non_blocking=*/true);
+            auto toHost = [](const std::vector<torch::Tensor>& parts) {
+                const torch::Tensor packed = torch::cat(parts);
+                torch::Tensor host =
+                    torch::empty(packed.sizes(), packed.options().device(torch::kCPU).pinned_memory(true));
+                host.copy_(packed, /*non_blocking=*/true);
+                return host;
+            };
+            out.host = toHost(flat);
+            if (!halves.empty())
+                out.halves = toHost(halves);
             out.copied = std::make_shared<at::cuda::CUDAEvent>();
             out.copied->record(c10::cuda::getCurrentCUDAStream(device.index()));
         } else
 #endif
         {
-            out.host = torch::cat(flat).to(torch::kCPU, torch::kFloat32).contiguous();
+            out.host = torch::cat(flat).to(torch::kCPU).contiguous();
+            if (!halves.empty())
+                out.halves = torch::cat(halves).to(torch::kCPU).contiguous();
         }
         m_state = std::move(next);
         m_prevHidden = hidden.narrow(0, T - 1, 1).clone();
@@ -604,7 +697,7 @@ TraceHeader Runner::traceHeader(const TraceInput& input, const std::string& inpu
     settings["threads"] = torch::get_num_threads();
     settings["reference"] = o.reference;
     settings["probe_detail"] = probeDetailName(o.probeDetail);
-    h.probePrecision = resolveProbePrecision(o.probePrecision, h.probes);
+    h.probePrecision = resolveProbePrecision(o.probePrecision, h.probes, m_impl->m_model->device().is_cuda());
     settings["probe_precision"] = probePrecisionName(h.probePrecision);
     if (o.probePrecision == ProbePrecision::Auto)
         settings["probe_precision_chosen_by"] = "auto";
@@ -625,11 +718,16 @@ TraceHeader Runner::traceHeader(const TraceInput& input, const std::string& inpu
             if (present) {
                 p.derivedFrom = from;
                 p.derivedScale = std::move(scale);
-                if (o.omitDerivedProbes)
+                if (o.chunksForTraceOnly)
                     m_impl->m_omitted.insert(p.name);
             }
         }
     }
+    m_impl->m_encodings.clear();
+    if (o.chunksForTraceOnly && h.probePrecision != ProbePrecision::Float32)
+        for (const ProbeDesc& p : h.probes)
+            m_impl->m_encodings.push_back(p.derivedFrom.empty() ? probeEncodingFor(p, h.probePrecision)
+                                                                : ProbeEncoding::Float32);
     if (!o.probeSelection.names.empty())
         settings["probes"] = o.probeSelection.names;
     if (o.probeSelection.layerSummaries) {
@@ -698,8 +796,11 @@ void Runner::run(const std::vector<int32_t>& ids, const std::vector<int64_t>* of
             const double next = std::clamp(want, 0.5 * pendingStep, 2.0 * pendingStep); // no wild swings
             step = std::clamp<int64_t>(static_cast<int64_t>(next) / 64 * 64, 64, 16384);
         }
-        if (loop.onChunk)
+        ++m_impl->m_timings.chunks;
+        if (loop.onChunk) {
             loop.onChunk(chunk);
+            m_impl->m_timings.handOn += std::chrono::duration<double>(Clock::now() - now).count();
+        }
     };
     for (int64_t begin = 0; begin < total;) {
         if (loop.beforeChunk && !loop.beforeChunk()) {
@@ -709,8 +810,10 @@ void Runner::run(const std::vector<int32_t>& ids, const std::vector<int64_t>* of
         }
         const int64_t end = std::min(total, begin + step);
         RunnerImpl::PendingChunk next;
+        const auto launched = Clock::now();
         try {
             next = m_impl->launch(std::vector<int32_t>(ids.begin() + begin, ids.begin() + end));
+            m_impl->m_timings.launch += std::chrono::duration<double>(Clock::now() - launched).count();
         } catch (...) {
             if (pending)
                 deliver();
@@ -803,6 +906,16 @@ void Runner::synchronize()
 {
     if (m_impl->m_model->device().is_cuda())
         torch::cuda::synchronize();
+}
+
+RunTimings Runner::timings() const
+{
+    return m_impl->m_timings;
+}
+
+void Runner::resetTimings()
+{
+    m_impl->m_timings = RunTimings{};
 }
 
 bool Runner::cudaAvailable()

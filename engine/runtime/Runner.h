@@ -28,9 +28,11 @@ struct RunOptions {
     ProbePrecision probePrecision = ProbePrecision::Auto; // resolved by traceHeader()
     // Which probes a run hands on, per unit or per layer (probes/Probes.h); all, per unit, by default.
     ProbeSelection probeSelection;
-    // For a run whose chunks only go to a trace: once traceHeader() has made a probe derived
-    // (ProbeDesc::derivedFrom), its values are neither copied to the host nor handed on (empty).
-    bool omitDerivedProbes = false;
+    // For a run whose chunks only go to a trace: once traceHeader() has decided how the trace stores
+    // the probes, the chunks carry that and no more. A derived probe's values (ProbeDesc::derivedFrom)
+    // are neither copied to the host nor handed on (empty), and in a half-precision trace the other
+    // probes come encoded as it stores them (ChunkProbes::encoded), computed on the device.
+    bool chunksForTraceOnly = false;
     Mitigation mitigation; // training-free mitigations, off by default (recorded in the trace)
     bool cudaGraph = true; // on CUDA, replay the decode step as one captured graph where it can be
     // > 0: the old-context probes over this window (RecurrentModel::setOldContext): retention,
@@ -65,6 +67,16 @@ struct RunLoop {
 };
 
 // What Runner::generate returns.
+// Where the calling thread's time went in run() since the runner was opened or resetTimings() was
+// called: what bounds a traced run on the GPU, printed by `statescope-cli bench`.
+struct RunTimings {
+    int64_t chunks = 0;
+    double launch = 0;     // checking and queuing chunks (on CUDA the model's kernel launches)
+    double waitDevice = 0; // waiting for a chunk's values to reach the host
+    double copyOut = 0;    // copying them out of the page-locked buffer into the chunk
+    double handOn = 0;     // in RunLoop::onChunk (a trace writer's append waits there for room)
+};
+
 struct Generation {
     std::vector<std::vector<int32_t>> tokens; // per prompt, the new tokens in order
     int64_t promptTokens = 0;                 // per prompt (all prompts of a batch are one length)
@@ -99,7 +111,7 @@ public:
     int64_t position() const; // tokens fed since the last reset
     // The header of a trace of this model's run: model, shape, markers, input, settings, start time,
     // and how the probes will be stored (the precision resolved, derived probes). Not const: with
-    // RunOptions::omitDerivedProbes the chunks after it leave out the probes it made derived.
+    // RunOptions::chunksForTraceOnly the chunks after it carry the probes as this trace stores them.
     TraceHeader traceHeader(const TraceInput& input, const std::string& inputDescription, bool hasOffsets);
     void reset();
 
@@ -144,6 +156,8 @@ public:
     void forgetRecurrentState();
     // Wait for the device (benchmarks).
     void synchronize();
+    RunTimings timings() const;
+    void resetTimings();
     static bool cudaAvailable();
     static std::string torchVersion();
 

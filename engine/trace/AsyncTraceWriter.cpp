@@ -2,6 +2,7 @@
 
 #include "Error.h"
 
+#include <chrono>
 #include <utility>
 
 namespace statescope {
@@ -14,6 +15,8 @@ size_t chunkBytes(const ChunkProbes& c)
         c.ids.size() * sizeof(int32_t) + c.offsets.size() * sizeof(int64_t) + c.nll.size() * sizeof(float);
     for (const std::vector<float>& v : c.values)
         bytes += v.size() * sizeof(float);
+    for (const ChunkProbes::Encoded& e : c.encoded)
+        bytes += e.size * sizeof(uint16_t);
     return bytes;
 }
 
@@ -57,12 +60,15 @@ void AsyncTraceWriter::work()
         m_busy = true;
         lock.unlock();
         std::exception_ptr error;
+        const auto started = std::chrono::steady_clock::now();
         try {
             m_writer->append(chunk);
         } catch (...) {
             error = std::current_exception();
         }
+        const auto ended = std::chrono::steady_clock::now();
         lock.lock();
+        m_busySeconds += std::chrono::duration<double>(ended - started).count();
         m_busy = false;
         m_queuedBytes -= bytes;
         if (error) {
@@ -104,11 +110,13 @@ void AsyncTraceWriter::append(ChunkProbes&& chunk)
                     std::to_string(chunk.start));
     m_writer->checkChunk(chunk); // a wrong size is the caller's error: thrown here, not later
     const size_t bytes = chunkBytes(chunk);
+    const auto waiting = std::chrono::steady_clock::now();
     m_changed.wait(lock, [&] {
         return m_error || m_queue.empty() ||
                (static_cast<int>(m_queue.size()) < kMaxQueuedChunks &&
                 m_queuedBytes + bytes <= kMaxQueuedBytes);
     });
+    m_appendWait += std::chrono::duration<double>(std::chrono::steady_clock::now() - waiting).count();
     rethrowLocked(lock);
     m_accepted = chunk.start + chunk.count();
     m_queue.push_back(std::move(chunk));
@@ -149,6 +157,23 @@ int64_t AsyncTraceWriter::tokensWritten() const
 const std::string& AsyncTraceWriter::path() const
 {
     return m_path;
+}
+
+double AsyncTraceWriter::appendWaitSeconds() const
+{
+    std::lock_guard<std::mutex> lock(m_mutex);
+    return m_appendWait;
+}
+
+double AsyncTraceWriter::busySeconds() const
+{
+    std::lock_guard<std::mutex> lock(m_mutex);
+    return m_busySeconds;
+}
+
+TraceWriteTimings AsyncTraceWriter::writerTimings() const
+{
+    return m_writer->timings();
 }
 
 } // namespace statescope

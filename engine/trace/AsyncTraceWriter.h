@@ -50,6 +50,12 @@ public:
     // Tokens on disk.
     int64_t tokensWritten() const;
     const std::string& path() const;
+    // Seconds append() waited for room in the queue (the engine's thread, held up by the writer).
+    double appendWaitSeconds() const;
+    // The writer thread's time: busy with chunks, and how (only after flush() or finish(), when the
+    // thread is not writing).
+    double busySeconds() const;
+    TraceWriteTimings writerTimings() const;
 
 private:
     void work();
@@ -67,6 +73,7 @@ private:
     bool m_finished = false;
     int64_t m_accepted = 0;
     int64_t m_written = 0;
+    double m_appendWait = 0, m_busySeconds = 0;
     std::exception_ptr m_error;
     std::thread m_thread;
 };

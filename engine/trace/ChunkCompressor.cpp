@@ -1,6 +1,9 @@
 #include "trace/ChunkCompressor.h"
 
 #include <zlib.h>
+#ifdef STATESCOPE_LIBDEFLATE
+#include <libdeflate.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -17,8 +20,56 @@ size_t ChunkCompressor::threads()
 
 namespace {
 
-// Shuffle, then deflate, into job.out; `shuffled` is scratch. False on a zlib error; may throw bad_alloc.
-bool filterJob(CompressJob& job, std::vector<unsigned char>& shuffled)
+// One thread's deflate at kDeflateLevel, into a zlib stream as HDF5's deflate filter reads it:
+// libdeflate where the build has it (2.5x zlib's speed on shuffled probe values, on the dev VM:
+// 167 against 60 MB/s for halves, 156 against 66 for floats, and 2 % smaller), zlib otherwise.
+class Deflater {
+public:
+    Deflater()
+    {
+#ifdef STATESCOPE_LIBDEFLATE
+        m_compressor = libdeflate_alloc_compressor(static_cast<int>(kDeflateLevel)); // null: zlib
+#endif
+    }
+    ~Deflater()
+    {
+#ifdef STATESCOPE_LIBDEFLATE
+        if (m_compressor)
+            libdeflate_free_compressor(m_compressor);
+#endif
+    }
+    Deflater(const Deflater&) = delete;
+    Deflater& operator=(const Deflater&) = delete;
+
+    // False on a compressor error; may throw bad_alloc.
+    bool compress(const unsigned char* src, size_t bytes, std::vector<unsigned char>* out)
+    {
+#ifdef STATESCOPE_LIBDEFLATE
+        if (m_compressor) {
+            out->resize(libdeflate_zlib_compress_bound(m_compressor, bytes));
+            const size_t n = libdeflate_zlib_compress(m_compressor, src, bytes, out->data(), out->size());
+            out->resize(n);
+            return n > 0;
+        }
+#endif
+        uLongf outBytes = compressBound(static_cast<uLong>(bytes));
+        out->resize(outBytes);
+        if (compress2(out->data(), &outBytes, src, static_cast<uLong>(bytes),
+                      static_cast<int>(kDeflateLevel)) != Z_OK)
+            return false;
+        out->resize(outBytes);
+        return true;
+    }
+
+private:
+#ifdef STATESCOPE_LIBDEFLATE
+    libdeflate_compressor* m_compressor = nullptr;
+#endif
+};
+
+// Shuffle, then deflate, into job.out; `shuffled` is scratch. False on a compressor error; may throw
+// bad_alloc.
+bool filterJob(CompressJob& job, std::vector<unsigned char>& shuffled, Deflater& deflater)
 {
     const size_t s = std::max<size_t>(1, job.elementBytes);
     const size_t n = job.bytes / s;
@@ -31,13 +82,7 @@ bool filterJob(CompressJob& job, std::vector<unsigned char>& shuffled)
     }
     // HDF5's shuffle leaves a tail of fewer bytes than an element as it is.
     std::copy(job.src + n * s, job.src + job.bytes, shuffled.data() + n * s);
-    uLongf outBytes = compressBound(static_cast<uLong>(job.bytes));
-    job.out.resize(outBytes);
-    if (compress2(job.out.data(), &outBytes, shuffled.data(), static_cast<uLong>(job.bytes),
-                  static_cast<int>(kDeflateLevel)) != Z_OK)
-        return false;
-    job.out.resize(outBytes);
-    return true;
+    return deflater.compress(shuffled.data(), job.bytes, &job.out);
 }
 
 } // namespace
@@ -69,6 +114,7 @@ CompressPipeline::~CompressPipeline()
 void CompressPipeline::work() noexcept
 {
     std::vector<unsigned char> shuffled;
+    Deflater deflater;
     std::unique_lock<std::mutex> lock(m_mutex);
     for (;;) {
         m_changed.wait(lock, [this] {
@@ -80,7 +126,7 @@ void CompressPipeline::work() noexcept
         lock.unlock();
         bool ok = false;
         try {
-            ok = filterJob(*m_jobs[i], shuffled);
+            ok = filterJob(*m_jobs[i], shuffled, deflater);
         } catch (...) { // bad_alloc must not escape a thread
         }
         lock.lock();
@@ -96,10 +142,11 @@ bool CompressPipeline::wait(size_t i)
     if (m_threads.empty() && !m_done[i]) {
         // Nobody to do it: this thread does, in order.
         std::vector<unsigned char> shuffled;
+        Deflater deflater;
         lock.unlock();
         bool ok = false;
         try {
-            ok = filterJob(*m_jobs[i], shuffled);
+            ok = filterJob(*m_jobs[i], shuffled, deflater);
         } catch (...) {
         }
         lock.lock();

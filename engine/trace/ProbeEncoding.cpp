@@ -23,10 +23,12 @@ ProbePrecision parseProbePrecision(const std::string& name, const std::string& w
     throw Error(what, "probe precision", "float32, float16 or auto", "\"" + name + "\"");
 }
 
-ProbePrecision resolveProbePrecision(ProbePrecision p, const std::vector<ProbeDesc>& probes)
+ProbePrecision resolveProbePrecision(ProbePrecision p, const std::vector<ProbeDesc>& probes, bool onGpu)
 {
     if (p != ProbePrecision::Auto)
         return p;
+    if (onGpu)
+        return ProbePrecision::Float16;
     int64_t bytes = 0;
     for (const ProbeDesc& d : probes)
         bytes += 4 * d.valuesPerToken();

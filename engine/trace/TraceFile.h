@@ -67,6 +67,13 @@ TraceInput parseSchema1Input(const std::string& input);
 class TraceWriterImpl;
 class TraceReaderImpl;
 
+// Where a TraceWriter's appends spent their time, summed: what bounds a traced run (bench prints it).
+struct TraceWriteTimings {
+    double encode = 0;       // the half-precision encoding of the probes
+    double compressWait = 0; // waiting for the compressor threads
+    double write = 0;        // everything else: HDF5's chunk writes, extents and flushes
+};
+
 // Appends a run to a trace as it goes, so that memory does not grow with the run and a run that is
 // cancelled or killed still leaves a readable file with everything appended before, marked
 // completed = 0. The file stays in SWMR write mode until finish() or destruction: other processes
@@ -93,6 +100,7 @@ public:
 
     int64_t tokens() const;
     const std::string& path() const;
+    TraceWriteTimings timings() const;
 
 private:
     std::unique_ptr<TraceWriterImpl> m_impl;

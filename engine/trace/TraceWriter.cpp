@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -141,6 +142,8 @@ public:
     std::vector<WriteDataset> probes;
     std::vector<ProbeEncoding> encodings; // of probes, by the header's precision
     int64_t tokens = 0;
+    TraceWriteTimings timings;
+    std::vector<std::vector<uint16_t>> halves; // an append's encoded probes (encodeChunk)
     bool compress = false;
     bool finished = false;
     bool broken = false;
@@ -662,18 +665,28 @@ void TraceWriter::checkChunk(const ChunkProbes& chunk) const
     if (chunk.values.size() != w.probes.size())
         throw Error(w.path, "chunk probes", std::to_string(w.probes.size()) + " probes",
                     std::to_string(chunk.values.size()));
+    if (!chunk.encoded.empty() && chunk.encoded.size() != w.probes.size())
+        throw Error(w.path, "chunk encoded probes", "none or " + std::to_string(w.probes.size()),
+                    std::to_string(chunk.encoded.size()));
     for (size_t i = 0; i < w.probes.size(); ++i) {
         int64_t want = 0;
+        const std::string what = "chunk probe \"" + w.header.probes[i].name + "\"";
+        const bool encoded = chunk.isEncoded(i);
         // A derived probe's values are not stored: the engine may send them (the window draws them)
         // or not.
-        if (w.probes[i].derived && chunk.values[i].empty())
+        if (w.probes[i].derived && chunk.values[i].empty() && !encoded)
             continue;
-        if (h5::mulOverflows(n, w.probes[i].valuesPerToken, &want) ||
-            static_cast<int64_t>(chunk.values[i].size()) != want)
-            throw Error(w.path, "chunk probe \"" + w.header.probes[i].name + "\"",
+        if (encoded && (w.probes[i].derived || w.encodings[i] == ProbeEncoding::Float32))
+            throw Error(w.path, what, probeEncodingName(w.encodings[i]) + std::string(" values"),
+                        "values already encoded as halves");
+        if (encoded && !chunk.values[i].empty())
+            throw Error(w.path, what, "values or encoded halves", "both");
+        const size_t have = encoded ? chunk.encoded[i].size : chunk.values[i].size();
+        if (h5::mulOverflows(n, w.probes[i].valuesPerToken, &want) || static_cast<int64_t>(have) != want)
+            throw Error(w.path, what,
                         std::to_string(n) + " tokens x " + std::to_string(w.probes[i].valuesPerToken) +
                             " values",
-                        std::to_string(chunk.values[i].size()) + " values");
+                        std::to_string(have) + " values");
     }
 }
 
@@ -691,7 +704,7 @@ void encodeChunk(const ChunkProbes& chunk, const std::vector<ProbeEncoding>& enc
     std::vector<Slice> slices;
     constexpr size_t kSlice = size_t(1) << 18; // values a task
     for (size_t i = 0; i < encodings.size(); ++i) {
-        if (encodings[i] == ProbeEncoding::Float32)
+        if (encodings[i] == ProbeEncoding::Float32 || chunk.isEncoded(i))
             continue;
         const size_t count = chunk.values[i].size();
         (*halves)[i].resize(count);
@@ -741,14 +754,23 @@ void TraceWriter::append(const ChunkProbes& chunk)
 
     // /tokens/ids goes last: a reader takes the shortest dataset as the length, so a kill in the
     // middle of an append never exposes a token whose probes are not on disk yet.
+    using Clock = std::chrono::steady_clock;
+    const auto started = Clock::now();
     std::vector<ChunkTask> tasks;
-    std::vector<std::vector<uint16_t>> halves(w.probes.size()); // alive until the chunks are written
+    // Kept from one append to the next: fresh memory is written at the speed of its page faults.
+    std::vector<std::vector<uint16_t>>& halves = w.halves;
+    halves.resize(w.probes.size());
     encodeChunk(chunk, w.encodings, &halves);
+    const auto encoded = Clock::now();
+    w.timings.encode += std::chrono::duration<double>(encoded - started).count();
+    double compressWait = 0;
     for (size_t i = 0; i < w.probes.size(); ++i) {
         if (w.probes[i].derived)
             continue;
         const void* data = chunk.values[i].data();
-        if (w.encodings[i] != ProbeEncoding::Float32)
+        if (chunk.isEncoded(i))
+            data = chunk.encoded[i].data;
+        else if (w.encodings[i] != ProbeEncoding::Float32)
             data = halves[i].data();
         w.planChunks(w.probes[i], data, n, &tasks);
     }
@@ -776,7 +798,10 @@ void TraceWriter::append(const ChunkProbes& chunk)
     w.writeChunks(
         order, w.tokens + n,
         [&](size_t i) {
-            if (jobOf[i] != kNone && !pipeline->wait(jobOf[i])) {
+            const auto waiting = Clock::now();
+            const bool ok = jobOf[i] == kNone || pipeline->wait(jobOf[i]);
+            compressWait += std::chrono::duration<double>(Clock::now() - waiting).count();
+            if (!ok) {
                 w.broken = true;
                 throw Error(w.path,
                             "cannot compress tokens from " + std::to_string(w.tokens) + ": out of memory");
@@ -791,6 +816,8 @@ void TraceWriter::append(const ChunkProbes& chunk)
     if (H5Fflush(w.file.get(), H5F_SCOPE_LOCAL) < 0)
         w.fail("cannot flush the trace");
     w.tokens += n;
+    w.timings.compressWait += compressWait;
+    w.timings.write += std::chrono::duration<double>(Clock::now() - encoded).count() - compressWait;
 }
 
 void TraceWriter::finish()
@@ -820,6 +847,11 @@ int64_t TraceWriter::tokens() const
 const std::string& TraceWriter::path() const
 {
     return m_impl->path;
+}
+
+TraceWriteTimings TraceWriter::timings() const
+{
+    return m_impl->timings;
 }
 
 } // namespace statescope

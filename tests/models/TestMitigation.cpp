@@ -445,14 +445,16 @@ private slots:
             if (derived)
                 QVERIFY(worst > 0); // read back through the derivation, not stored
         }
-        // A run whose chunks only go to the trace leaves the derived values on the device: the chunks
-        // carry none, and the trace is the same.
+        // A run whose chunks only go to the trace leaves the derived values on the device, and hands
+        // on the others already encoded (computed where the probes were, here by LibTorch on the
+        // CPU): the chunks carry no floats, and the trace holds what the writer's own encoding
+        // (encodeHalves, the host reference) stores, to within one rounding of a half.
         {
             RunOptions o;
             o.threads = 2;
             o.chunkSize = 96;
             o.probePrecision = ProbePrecision::Float16;
-            o.omitDerivedProbes = true;
+            o.chunksForTraceOnly = true;
             auto runner = Runner::open(kCollapseModel, o);
             const TraceHeader h = runner->traceHeader(TraceInput{"ids"}, "test", false);
             const std::string path = (dir.path() + "/omitted.h5").toStdString();
@@ -460,14 +462,40 @@ private slots:
                 TraceWriter w(path, h);
                 runner->run(ids, nullptr, [&](const ChunkProbes& c) {
                     QVERIFY(c.values[0].empty());
-                    QCOMPARE(c.values[1].size(),
-                             c.ids.size() * static_cast<size_t>(h.probes[1].valuesPerToken()));
+                    QVERIFY(!c.isEncoded(0));
+                    for (size_t p = 1; p < h.probes.size(); ++p) {
+                        QVERIFY(c.values[p].empty());
+                        QVERIFY(c.isEncoded(p));
+                        QCOMPARE(c.encoded[p].size,
+                                 c.ids.size() * static_cast<size_t>(h.probes[p].valuesPerToken()));
+                    }
                     w.append(c);
                 });
                 w.finish();
             }
             const std::string first = (dir.path() + "/none.h5").toStdString();
-            QVERIFY(TraceReader(path).probe("dt") == TraceReader(first).probe("dt"));
+            TraceReader encoded(path), host(first);
+            for (const char* name : {"dt", "decay", "state_norm"}) {
+                const std::vector<float> a = encoded.probe(name), b = host.probe(name);
+                QCOMPARE(a.size(), b.size());
+                size_t same = 0;
+                for (size_t i = 0; i < a.size(); ++i) {
+                    same += a[i] == b[i];
+                    // One step of a half in the stored value: 2^-10 relative in -ln alpha, ln |S| or
+                    // Delta (the first two then in alpha and |S|: 2^-10 |ln x| relative).
+                    const double x = std::max(std::abs(double(b[i])), 1e-30);
+                    const double stored = name == std::string("dt") ? 1.0 : std::abs(std::log(x));
+                    const double tol = std::ldexp(1.0, -10) * (stored + 1e-6) * x + std::ldexp(1.0, -24);
+                    QVERIFY2(std::abs(double(a[i]) - b[i]) <= tol,
+                             qPrintable(QString("%1 value %2: %3 encoded in the run, %4 by the writer")
+                                            .arg(name)
+                                            .arg(i)
+                                            .arg(a[i])
+                                            .arg(b[i])));
+                }
+                qInfo("%s: %zu of %zu values the same bits as the writer's encoding", name, same, a.size());
+                QVERIFY(same >= a.size() * 99 / 100);
+            }
         }
         // Auto keeps a model this small in float32, every probe stored.
         RunOptions o;
