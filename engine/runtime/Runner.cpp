@@ -151,6 +151,8 @@ torch::Tensor encodeForTrace(const torch::Tensor& values, ProbeEncoding e)
 // took 360 ms on one thread of the GPU machine), and threads fault their pages in parallel.
 void copyProbes(const std::vector<std::pair<const float*, size_t>>& from, std::vector<std::vector<float>>* to)
 {
+    if (from.empty())
+        return;
     size_t total = 0;
     for (const auto& [src, n] : from)
         total += n;
