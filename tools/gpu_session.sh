@@ -244,6 +244,17 @@ if [[ $steps == *" profile "* ]]; then
   tar czf "$OUT/profiles.tgz" -C /tmp $(cd /tmp && ls profile-*.json)
 fi
 
+# The tensor-core scan against the float32 kernels, trace off (issue 15).
+if [[ $steps == *" tcscan "* ]]; then
+  log tcscan
+  for shape in ${BENCH_SHAPES:-130m 1.3b 2.7b}; do
+    for flag in "" --no-tensor-core-scan; do
+      $cli bench --shape $shape --device cuda --dtype bfloat16 --tokens 16384,65536 --chunk-size 8192 \
+        --repeat ${REPEAT:-2} --no-trace $flag
+    done
+  done 2>&1 | tee "$OUT/tcscan.log"
+fi
+
 # Issue 15's targets measured in one call: StateScope (engine, trace with float32 and float16 probes)
 # beside mamba_ssm (a copy of ../shared/peers carried as .peers) and transformers, 16K and 64K tokens.
 if [[ $steps == *" bench15 "* ]]; then
@@ -304,6 +315,7 @@ if [[ $steps == *" kernels "* ]]; then
       $cli check --fixture "$fx" --device cuda --chunk-sizes 7,64,256,1000 --rtol 1e-4 | grep -v "^  "
       $cli check --fixture "$fx" --device cuda --chunk-sizes 7,256 --rtol 1e-4 --no-fused-kernels | grep -v "^  "
       $cli check --fixture "$fx" --device cuda --dtype bfloat16 --chunk-sizes 256 --rtol 1 | tail -4
+      $cli check --fixture "$fx" --device cuda --dtype bfloat16 --chunk-sizes 256 --rtol 1 --no-tensor-core-scan | tail -4
     done
   } 2>&1 | tee "$OUT/kernels.log"
 fi

@@ -321,6 +321,12 @@ int runMain(int argc, char** argv)
     checkCmd->add_flag("--no-fused-kernels", noFused, noFusedHelp);
     benchCmd->add_flag("--no-fused-kernels", noFused, noFusedHelp);
     runCmd->add_flag("--no-fused-kernels", noFused, noFusedHelp);
+    bool noTensorCoreScan = false;
+    const std::string noTcHelp =
+        "Half-precision models: scan with the float32 kernels instead of the tensor-core (TF32) scan";
+    checkCmd->add_flag("--no-tensor-core-scan", noTensorCoreScan, noTcHelp);
+    benchCmd->add_flag("--no-tensor-core-scan", noTensorCoreScan, noTcHelp);
+    runCmd->add_flag("--no-tensor-core-scan", noTensorCoreScan, noTcHelp);
     KernelCheckArgs kernelCheck;
     auto* kernelCheckCmd = app.add_subcommand(
         "kernel-check",
@@ -466,6 +472,8 @@ int runMain(int argc, char** argv)
     }
     if (noFused)
         statescope::setFusedKernels(false);
+    if (noTensorCoreScan)
+        statescope::setTensorCoreScan(false);
     try {
         if (*devicesCmd) {
             std::printf("cpu: %u hardware threads; libtorch %s\n", std::thread::hardware_concurrency(),

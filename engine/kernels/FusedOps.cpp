@@ -16,6 +16,7 @@ namespace statescope::fused {
 namespace {
 
 std::atomic<bool> g_enabled{true};
+std::atomic<bool> g_tensorCoreScan{true};
 
 [[noreturn]] void refuse(const std::string& what)
 {
@@ -27,6 +28,16 @@ std::atomic<bool> g_enabled{true};
 void setEnabled(bool on)
 {
     g_enabled = on;
+}
+
+void setTensorCoreScan(bool on)
+{
+    g_tensorCoreScan = on;
+}
+
+bool tensorCoreScan()
+{
+    return g_tensorCoreScan;
 }
 
 #ifdef STATESCOPE_FUSED_KERNELS
@@ -94,10 +105,23 @@ bool enabled(const torch::Tensor& t)
            t.scalar_type() == torch::kFloat32;
 }
 
+namespace {
+
+// A float CUDA tensor of any of the kernels' element types.
+void requireFloating(const torch::Tensor& t, const char* name)
+{
+    if (!t.defined() || !t.is_cuda() ||
+        (t.scalar_type() != torch::kFloat32 && t.scalar_type() != torch::kBFloat16 &&
+         t.scalar_type() != torch::kFloat16))
+        refuse(std::string(name) + " must be a float32, bfloat16 or float16 CUDA tensor");
+}
+
+} // namespace
+
 torch::Tensor causalConvSilu(const torch::Tensor& xBCIn, torch::Tensor& convState,
                              const torch::Tensor& weight, const torch::Tensor& bias)
 {
-    require(xBCIn, "xBC");
+    requireFloating(xBCIn, "xBC");
     require(convState, "conv state");
     require(weight, "conv weight");
     if (bias.defined())
@@ -115,11 +139,11 @@ torch::Tensor causalConvSilu(const torch::Tensor& xBCIn, torch::Tensor& convStat
     }
     const torch::Tensor state = convState.contiguous(), w = weight.contiguous();
     const torch::Tensor b = bias.defined() ? bias.contiguous() : torch::Tensor();
-    torch::Tensor out = torch::empty({B, T, C}, xBC.options());
+    torch::Tensor out = torch::empty({B, T, C}, state.options());
     torch::Tensor next = torch::empty_like(state);
-    kernels::causalConvSilu(xBC.data_ptr<float>(), ld, state.data_ptr<float>(), w.data_ptr<float>(),
-                            b.defined() ? b.data_ptr<float>() : nullptr, out.data_ptr<float>(),
-                            next.data_ptr<float>(), B, T, C, K, stream(xBC));
+    kernels::causalConvSilu(xBC.data_ptr(), elementType(xBC.scalar_type()), ld, state.data_ptr<float>(),
+                            w.data_ptr<float>(), b.defined() ? b.data_ptr<float>() : nullptr,
+                            out.data_ptr<float>(), next.data_ptr<float>(), B, T, C, K, stream(xBC));
     check("causalConvSilu");
     convState = next;
     return out;
@@ -129,7 +153,7 @@ torch::Tensor gatedRmsNorm(const torch::Tensor& yIn, const torch::Tensor& zIn, c
                            int64_t groups, double eps, torch::ScalarType outType)
 {
     require(yIn, "y");
-    require(zIn, "z");
+    requireFloating(zIn, "z");
     require(weight, "norm weight");
     const int64_t D = yIn.size(-1);
     if (zIn.sizes() != yIn.sizes() || weight.numel() != D || groups < 1 || D % groups != 0)
@@ -143,8 +167,9 @@ torch::Tensor gatedRmsNorm(const torch::Tensor& yIn, const torch::Tensor& zIn, c
     }
     const int64_t rows = y.numel() / std::max<int64_t>(1, D);
     torch::Tensor out = torch::empty(y.sizes(), y.options().dtype(outType));
-    kernels::gatedRmsNorm(y.data_ptr<float>(), z.data_ptr<float>(), zs, w.data_ptr<float>(), out.data_ptr(),
-                          elementType(outType), rows, D, groups, eps, stream(y));
+    kernels::gatedRmsNorm(y.data_ptr<float>(), z.data_ptr(), elementType(z.scalar_type()), zs,
+                          w.data_ptr<float>(), out.data_ptr(), elementType(outType), rows, D, groups, eps,
+                          stream(y));
     check("gatedRmsNorm");
     return out;
 }
@@ -204,6 +229,99 @@ torch::Tensor scanStateNorms(const torch::Tensor& X, const torch::Tensor& Z, int
     return norm;
 }
 
+bool ssdScanSupported(int64_t P, int64_t N, int64_t chunk)
+{
+    return kernels::ssdScanSupported(P, N, chunk);
+}
+
+namespace {
+
+// Token rows of a [B, T, K, E] tensor with one stride between tokens and E, K contiguous inside a
+// token: that stride, or -1. The kernel reads rows as float4s, so they must start on 16 bytes.
+int64_t tokenStride(const torch::Tensor& t)
+{
+    if (t.dim() != 4 || t.stride(3) != 1 || t.stride(2) != t.size(3) ||
+        t.stride(0) != t.size(1) * t.stride(1) || t.stride(1) % 4 != 0 ||
+        reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 != 0)
+        return -1;
+    return t.stride(1);
+}
+
+} // namespace
+
+torch::Tensor ssdScan(const torch::Tensor& xIn, const torch::Tensor& dtIn, const torch::Tensor& aIn,
+                      const torch::Tensor& BIn, const torch::Tensor& CIn, const torch::Tensor& DIn,
+                      int64_t chunk, torch::Tensor& ssmState, torch::Tensor* stateNorm)
+{
+    for (auto [t, name] : {std::pair{&xIn, "x"},
+                           {&dtIn, "dt"},
+                           {&aIn, "log decay"},
+                           {&BIn, "B"},
+                           {&CIn, "C"},
+                           {&ssmState, "state"}})
+        require(*t, name);
+    if (xIn.dim() != 4 || BIn.dim() != 4 || CIn.sizes() != BIn.sizes() || dtIn.dim() != 3)
+        refuse("scan shapes");
+    const int64_t B = xIn.size(0), T = xIn.size(1), H = xIn.size(2), P = xIn.size(3), G = BIn.size(2),
+                  N = BIn.size(3);
+    if (BIn.size(0) != B || BIn.size(1) != T || G < 1 || H % G != 0 ||
+        dtIn.sizes() != torch::IntArrayRef{B, T, H} || aIn.sizes() != dtIn.sizes() ||
+        ssmState.sizes() != torch::IntArrayRef{B, H, P, N})
+        refuse("scan shapes");
+    if (!kernels::ssdScanSupported(P, N, std::min(chunk, T)))
+        refuse("scan sizes P " + std::to_string(P) + ", N " + std::to_string(N) + ", chunk " +
+               std::to_string(chunk));
+    torch::Tensor x = xIn, Bm = BIn, Cm = CIn;
+    int64_t xs = tokenStride(x);
+    if (xs < 0) {
+        x = x.contiguous();
+        xs = H * P;
+    }
+    int64_t bs = tokenStride(Bm);
+    if (bs < 0 || tokenStride(Cm) != bs) {
+        Bm = Bm.contiguous();
+        Cm = Cm.contiguous();
+        bs = G * N;
+    }
+    const torch::Tensor dt = dtIn.contiguous(), a = aIn.contiguous(), state = ssmState.contiguous();
+    torch::Tensor D;
+    if (DIn.defined()) {
+        D = DIn.to(x.device(), torch::kFloat32).contiguous();
+        if (D.numel() != H && D.numel() != H * P)
+            refuse("scan D has " + std::to_string(D.numel()) + " values, expected " + std::to_string(H) +
+                   " or " + std::to_string(H * P));
+    }
+    const int64_t Q = std::min(chunk, T);
+    const kernels::SsdWorkspace sizes = kernels::ssdScanWorkspace(B, T, H, P, N, Q);
+    const torch::Tensor work = torch::empty({sizes.total()}, x.options());
+    torch::Tensor y = torch::empty({B, T, H, P}, x.options());
+    torch::Tensor next = torch::empty_like(state);
+    torch::Tensor norm = stateNorm ? torch::empty({B, T, H}, x.options()) : torch::Tensor();
+    kernels::SsdScanArgs args;
+    args.x = x.data_ptr<float>();
+    args.xStride = xs;
+    args.Bm = Bm.data_ptr<float>();
+    args.Cm = Cm.data_ptr<float>();
+    args.bcStride = bs;
+    args.dt = dt.data_ptr<float>();
+    args.a = a.data_ptr<float>();
+    args.D = D.defined() ? D.data_ptr<float>() : nullptr;
+    args.dPerChannel = D.defined() && D.numel() == H * P && H * P != H;
+    args.stateIn = state.data_ptr<float>();
+    args.stateOut = next.data_ptr<float>();
+    args.y = y.data_ptr<float>();
+    args.norm = stateNorm ? norm.data_ptr<float>() : nullptr;
+    args.work = work.data_ptr<float>();
+    args.B = B, args.T = T, args.H = H, args.G = G, args.P = P, args.N = N, args.Q = Q;
+    if (!kernels::ssdScan(args, stream(x)))
+        refuse("scan: no shared memory for P " + std::to_string(P) + ", N " + std::to_string(N));
+    check("ssdScan");
+    ssmState = next;
+    if (stateNorm)
+        *stateNorm = norm;
+    return y;
+}
+
 void logitsNll(const torch::Tensor& logitsIn, const torch::Tensor& targetsIn, torch::Tensor nll)
 {
     require(nll, "nll");
@@ -251,6 +369,17 @@ bool ssdChunkOutput(const torch::Tensor&, const torch::Tensor&, const torch::Ten
 torch::Tensor scanStateNorms(const torch::Tensor&, const torch::Tensor&, int64_t, const torch::Tensor&,
                              const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
                              const torch::Tensor&)
+{
+    refuse("not built");
+}
+
+bool ssdScanSupported(int64_t, int64_t, int64_t)
+{
+    return false;
+}
+
+torch::Tensor ssdScan(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                      const torch::Tensor&, const torch::Tensor&, int64_t, torch::Tensor&, torch::Tensor*)
 {
     refuse("not built");
 }

@@ -15,14 +15,19 @@ void setEnabled(bool on);
 // built(), switched on, grad mode off (the kernels have no backward), and t a float32 CUDA tensor (the
 // accumulation type they are written for).
 bool enabled(const torch::Tensor& t);
+// The tensor-core scan (ssdScan below) for half-precision models, on by default
+// (statescope-cli --no-tensor-core-scan keeps the float32 kernels for them too).
+void setTensorCoreScan(bool on);
+bool tensorCoreScan();
 
 // silu(depthwise causal conv) of xBC [B, T, C] (rows may be strided, as a slice of in_proj's
-// output) over [convState | xBC]; convState [B, C, K-1] becomes the last K-1 raw inputs.
-// weight [C, K], bias [C] or undefined. Returns [B, T, C] contiguous.
+// output; float32, bfloat16 or float16) over [convState | xBC]; convState [B, C, K-1] becomes the last
+// K-1 raw inputs. weight [C, K], bias [C] or undefined. Returns [B, T, C] contiguous float32.
 torch::Tensor causalConvSilu(const torch::Tensor& xBC, torch::Tensor& convState, const torch::Tensor& weight,
                              const torch::Tensor& bias);
 
-// (y * silu(z)) RMS-normalised per group of the last dimension, times weight, in outType.
+// (y * silu(z)) RMS-normalised per group of the last dimension, times weight, in outType. z may be in
+// bfloat16 or float16 (in_proj's own output).
 torch::Tensor gatedRmsNorm(const torch::Tensor& y, const torch::Tensor& z, const torch::Tensor& weight,
                            int64_t groups, double eps, torch::ScalarType outType);
 
@@ -38,6 +43,15 @@ bool ssdChunkOutput(const torch::Tensor& K, const torch::Tensor& cum, const torc
 torch::Tensor scanStateNorms(const torch::Tensor& X, const torch::Tensor& Z, int64_t zRow0,
                              const torch::Tensor& R, const torch::Tensor& Bm, const torch::Tensor& a,
                              const torch::Tensor& eCum, const torch::Tensor& n0);
+
+// The whole chunked scalar-decay scan on tensor cores (MambaKernels.h, ssdScan): x [B, T, H, P], dt and
+// logDecay [B, T, H], Bm and Cm [B, T, G, N] (rows may be strided slices of the conv's output), D [H]
+// or [H, P]. Returns y + D x [B, T, H, P]; ssmState [B, H, P, N] becomes the state after the chunk;
+// stateNorm, when given, receives ||S_t|| [B, T, H]. TF32 products: for half-precision models only.
+bool ssdScanSupported(int64_t P, int64_t N, int64_t chunk);
+torch::Tensor ssdScan(const torch::Tensor& x, const torch::Tensor& dt, const torch::Tensor& logDecay,
+                      const torch::Tensor& Bm, const torch::Tensor& Cm, const torch::Tensor& D, int64_t chunk,
+                      torch::Tensor& ssmState, torch::Tensor* stateNorm);
 
 // nll [rows] = logsumexp(logits) - logits[target]: logits [rows, V] in any float dtype, read once.
 void logitsNll(const torch::Tensor& logits, const torch::Tensor& targets, torch::Tensor nll);

@@ -56,6 +56,11 @@ void setFusedKernels(bool on)
     fused::setEnabled(on);
 }
 
+void setTensorCoreScan(bool on)
+{
+    fused::setTensorCoreScan(on);
+}
+
 std::vector<KernelCheckResult> checkFusedKernels(const std::string& deviceName, unsigned seed)
 {
     if (!fused::built())
@@ -157,6 +162,50 @@ std::vector<KernelCheckResult> checkFusedKernels(const std::string& deviceName, 
                 out.push_back({"scan state", c, scaledError(sFused, sRef), 0});
                 if (norms)
                     out.push_back({"scanStateNorms", c, scaledError(nFused, nRef), 2e-5});
+            }
+        }
+    }
+
+    // The tensor-core scan (half-precision models) against the same LibTorch path plus D x: bfloat16
+    // operands in the read-out (errors of a few 2^-9 of the largest value), TF32 in the chunk states. Ragged
+    // last chunks (T 1000), tiles of 64 rows straddled, D per head and per channel, and a state 10^6 times
+    // larger than its inputs (a collapsed model's), which must neither overflow nor drown the chunk's own
+    // part.
+    struct TcShape {
+        int64_t G, Hg, P, N;
+    };
+    for (TcShape sh :
+         {TcShape{2, 3, 16, 32}, TcShape{1, 4, 80, 64}, TcShape{1, 3, 64, 128}, TcShape{1, 2, 128, 128}}) {
+        for (int64_t chunk : {7, 64, 100, 256}) {
+            for (int variant = 0; variant < 3; ++variant) {
+                const bool norms = variant != 1, perChannel = variant == 1, bigState = variant == 2;
+                const int64_t B = 2, T = 1000, G = sh.G, H = G * sh.Hg, P = sh.P, N = sh.N;
+                const torch::Tensor x = torch::randn({B, T, H, P}, f32);
+                const torch::Tensor dt = F::softplus(torch::randn({B, T, H}, f32) - 2);
+                const torch::Tensor logDecay = -dt * (torch::rand({H}, f32) * 2 + 0.1);
+                // B and C as slices of one wider matrix, as the conv's output holds them.
+                const torch::Tensor bc = torch::randn({B, T, 2 * G * N + 8}, f32);
+                const torch::Tensor Bm = bc.narrow(2, 8, G * N).view({B, T, G, N});
+                const torch::Tensor Cm = bc.narrow(2, 8 + G * N, G * N).view({B, T, G, N});
+                const torch::Tensor D = perChannel ? torch::randn({H, P}, f32) : torch::randn({H}, f32);
+                const torch::Tensor s0 = torch::randn({B, H, P, N}, f32) * (bigState ? 1e6 : 1.0);
+                torch::Tensor sTc = s0.clone(), nTc;
+                const torch::Tensor yTc =
+                    fused::ssdScan(x, dt, logDecay, Bm, Cm, D, chunk, sTc, norms ? &nTc : nullptr);
+                torch::Tensor sRef = s0.clone(), nRef;
+                const torch::Tensor yRef = reference([&] {
+                    return chunkedScalarDecayScan(x, dt, logDecay, Bm, Cm, chunk, sRef,
+                                                  norms ? &nRef : nullptr) +
+                           x * (perChannel ? D.view({1, 1, H, P}) : D.view({1, 1, H, 1}));
+                });
+                const std::string c =
+                    sizes({{"T", T}, {"chunk", chunk}, {"G", G}, {"H", H}, {"P", P}, {"N", N}}) +
+                    (norms ? " norms" : "") + (perChannel ? " D per channel" : "") +
+                    (bigState ? " state x1e6" : "");
+                out.push_back({"ssdScan (tensor cores) y", c, scaledError(yTc, yRef), 1e-2});
+                out.push_back({"ssdScan (tensor cores) state", c, scaledError(sTc, sRef), 2e-3});
+                if (norms)
+                    out.push_back({"ssdScan (tensor cores) norms", c, scaledError(nTc, nRef), 1e-2});
             }
         }
     }

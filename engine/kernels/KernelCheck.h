@@ -22,5 +22,6 @@ std::vector<KernelCheckResult> checkFusedKernels(const std::string& device, unsi
 // kernels/FusedOps.h's switch and build state, for code that does not include LibTorch.
 bool fusedKernelsBuilt();
 void setFusedKernels(bool on);
+void setTensorCoreScan(bool on);
 
 } // namespace statescope

@@ -3,6 +3,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <mma.h>
 
 #include <algorithm>
 #include <cfloat>
@@ -61,13 +62,16 @@ constexpr int kMaxConv = 8;
 
 // The raw conv input at chunk position src of channel c: the chunk itself, or (src < 0) the state of
 // the K - 1 inputs before it, [K - 1] per channel.
-__device__ __forceinline__ float convInput(const float* in, int64_t inStride, const float* st, int64_t b,
+template <typename In>
+__device__ __forceinline__ float convInput(const In* in, int64_t inStride, const float* st, int64_t b,
                                            int64_t T, int64_t c, int64_t src, int K)
 {
-    return src >= 0 ? in[(b * T + src) * inStride + c] : st[K - 1 + src];
+    return src >= 0 ? toFloat(in[(b * T + src) * inStride + c]) : st[K - 1 + src];
 }
 
-__global__ void causalConvSiluKernel(const float* __restrict__ in, int64_t inStride,
+// In: the in_proj output's own type (float32, or bfloat16 / float16 read without a widened copy).
+template <typename In>
+__global__ void causalConvSiluKernel(const In* __restrict__ in, int64_t inStride,
                                      const float* __restrict__ state, const float* __restrict__ weight,
                                      const float* __restrict__ bias, float* __restrict__ out, int64_t T,
                                      int64_t C, int K)
@@ -90,7 +94,7 @@ __global__ void causalConvSiluKernel(const float* __restrict__ in, int64_t inStr
     for (int k = 0; k < K - 1; ++k)
         win[k] = convInput(in, inStride, st, b, T, c, t0 - (K - 1) + k, K);
     for (int64_t t = t0; t < t1; ++t) {
-        win[K - 1] = in[(b * T + t) * inStride + c];
+        win[K - 1] = toFloat(in[(b * T + t) * inStride + c]);
         float acc = b0;
         for (int k = 0; k < K; ++k)
             acc += w[k] * win[k];
@@ -100,9 +104,9 @@ __global__ void causalConvSiluKernel(const float* __restrict__ in, int64_t inStr
     }
 }
 
-__global__ void convStateKernel(const float* __restrict__ in, int64_t inStride,
-                                const float* __restrict__ state, float* __restrict__ newState, int64_t T,
-                                int64_t C, int K)
+template <typename In>
+__global__ void convStateKernel(const In* __restrict__ in, int64_t inStride, const float* __restrict__ state,
+                                float* __restrict__ newState, int64_t T, int64_t C, int K)
 {
     const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
     const int64_t b = blockIdx.y;
@@ -115,17 +119,17 @@ __global__ void convStateKernel(const float* __restrict__ in, int64_t inStride,
 
 // ---- gated RMSNorm ------------------------------------------------------------------------------
 
-template <typename Out>
-__global__ void gatedRmsNormKernel(const float* __restrict__ y, const float* __restrict__ z, int64_t zStride,
+template <typename Out, typename Z>
+__global__ void gatedRmsNormKernel(const float* __restrict__ y, const Z* __restrict__ z, int64_t zStride,
                                    const float* __restrict__ weight, Out* __restrict__ out, int64_t D,
                                    int64_t groupSize, float eps)
 {
     const int64_t row = blockIdx.x, g = blockIdx.y;
     const float* yr = y + row * D + g * groupSize;
-    const float* zr = z + row * zStride + g * groupSize;
+    const Z* zr = z + row * zStride + g * groupSize;
     float ss = 0.0f;
     for (int64_t i = threadIdx.x; i < groupSize; i += blockDim.x) {
-        const float v = yr[i] * silu(zr[i]);
+        const float v = yr[i] * silu(toFloat(zr[i]));
         ss += v * v;
     }
     __shared__ float partial[32];
@@ -143,7 +147,7 @@ __global__ void gatedRmsNormKernel(const float* __restrict__ y, const float* __r
     const float scale = rsqrtf(partial[0] / float(groupSize) + eps);
     Out* o = out + row * D + g * groupSize;
     for (int64_t i = threadIdx.x; i < groupSize; i += blockDim.x)
-        o[i] = fromFloat<Out>(yr[i] * silu(zr[i]) * scale * weight[g * groupSize + i]);
+        o[i] = fromFloat<Out>(yr[i] * silu(toFloat(zr[i])) * scale * weight[g * groupSize + i]);
 }
 
 // ---- the chunk's own part of the scan, and the read-out --------------------------------------------
@@ -292,6 +296,512 @@ __global__ void __launch_bounds__(kNormThreads)
         norm[(b * nc * Q + c * Q + l) * H + h] = v[l];
 }
 
+// ---- the whole scan on tensor cores (half-precision models) ----------------------------------------
+//
+// Four kernels, as the SSD algorithm splits the work (stuffed-mamba.md §7.3): each chunk's own state
+// (A), the states passed across chunks (B), each chunk's read-out with its decay mask (C), and the
+// per-token state norms (D). The products run on tensor cores with float32 sums. The chunk states,
+// which the whole run carries forward, take TF32 operands (2^-11); the read-out takes bfloat16 ones,
+// the model's own precision and mamba_ssm's. Neither is float16: a state that grows by 10^7 in a
+// collapse must not overflow.
+
+namespace wmma = nvcuda::wmma;
+using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+using FragACol = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
+using FragB = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+using FragBCol = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
+using FragAcc = wmma::fragment<wmma::accumulator, 16, 16, 8, float>;
+
+template <typename Frag> __device__ __forceinline__ void toTf32(Frag& f)
+{
+    for (int i = 0; i < f.num_elements; ++i)
+        f.x[i] = wmma::__float_to_tf32(f.x[i]);
+}
+
+constexpr int kTcThreads = 256, kTcWarps = kTcThreads / 32, kTcRows = 64, kTcStateK = 32;
+constexpr int kTcMaxAccPerWarp = 8; // chunk state: P N / 256 tiles of 16 x 16 per warp at most
+
+// Padded leading dimension (floats) of a shared-memory matrix: a multiple of 4 as WMMA needs, off the
+// 32-bank stride.
+__host__ __device__ constexpr int64_t paddedLd(int64_t cols)
+{
+    return cols + 4;
+}
+// Shared-memory regions start on 32-byte boundaries (WMMA's pointer alignment).
+__host__ __device__ constexpr int64_t alignedFloats(int64_t n)
+{
+    return (n + 7) / 8 * 8;
+}
+
+// Inclusive prefix sum of v[0..n) in shared memory, by the whole block (blockDim.x == kTcThreads).
+__device__ void blockInclusiveScan(float* v, int n)
+{
+    __shared__ float warpTotals[kTcWarps];
+    __shared__ float carry;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (threadIdx.x == 0)
+        carry = 0.0f;
+    __syncthreads();
+    for (int base = 0; base < n; base += kTcThreads) {
+        const int i = base + threadIdx.x;
+        float x = i < n ? v[i] : 0.0f;
+        for (int o = 1; o < 32; o <<= 1) {
+            const float y = __shfl_up_sync(0xffffffffu, x, o);
+            if (lane >= o)
+                x += y;
+        }
+        if (lane == 31)
+            warpTotals[warp] = x;
+        __syncthreads();
+        float before = carry;
+        for (int w = 0; w < warp; ++w)
+            before += warpTotals[w];
+        if (i < n)
+            v[i] = x + before;
+        __syncthreads();
+        if (threadIdx.x == 0)
+            for (int w = 0; w < kTcWarps; ++w)
+                carry += warpTotals[w];
+        __syncthreads();
+    }
+}
+
+// dst[r][0, cols) = src's row r times scale[r] (scale may be null), zeros from row `valid` on, as
+// float4s: src rows and dst rows start on 16 bytes (FusedOps.cpp sees to the sources).
+__device__ __forceinline__ void stageRows(float* dst, int64_t ld, const float* __restrict__ src,
+                                          int64_t srcStride, int rows, int64_t valid, int cols,
+                                          const float* scale)
+{
+    const int c4 = cols / 4;
+    for (int k = threadIdx.x; k < rows * c4; k += kTcThreads) {
+        const int r = k / c4, j = (k - r * c4) * 4;
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (r < valid) {
+            v = *reinterpret_cast<const float4*>(src + r * srcStride + j);
+            if (scale) {
+                const float f = scale[r];
+                v.x *= f, v.y *= f, v.z *= f, v.w *= f;
+            }
+        }
+        *reinterpret_cast<float4*>(dst + r * ld + j) = v;
+    }
+}
+
+// (A) One block per batch row, chunk and head: the running log decays of the chunk (cum, written out
+// for B to D) and the state the chunk adds by its end, S_c = sum_l exp(cum[Q-1] - cum[l]) dt_l x_l B_l^T,
+// [P, N], as (X w)^T B on tensor cores in steps of kTcStateK tokens. Tokens past T (a ragged last
+// chunk) count as zero input and zero decay.
+__global__ void __launch_bounds__(kTcThreads)
+    ssdChunkStateKernel(const float* __restrict__ x, int64_t xStride, const float* __restrict__ Bm,
+                        int64_t bStride, const float* __restrict__ dt, const float* __restrict__ a,
+                        float* __restrict__ cumOut, float* __restrict__ states, int64_t T, int64_t nc,
+                        int64_t Q, int64_t H, int64_t G, int64_t P, int64_t N)
+{
+    extern __shared__ __align__(32) float smem[];
+    const int64_t ldX = paddedLd(P), ldB = paddedLd(N);
+    float* cum = smem;                               // [Q]
+    float* w = cum + alignedFloats(Q);               // [Q]: exp(cum[Q-1] - cum[l]) dt_l
+    float* Xs = w + alignedFloats(Q);                // [kTcStateK][ldX]
+    float* Bs = Xs + alignedFloats(kTcStateK * ldX); // [kTcStateK][ldB]
+    const int64_t blk = blockIdx.x;                  // (b * nc + c) * H + h
+    const int64_t h = blk % H, c = (blk / H) % nc, b = blk / (H * nc), g = h / (H / G);
+    const int64_t t0 = c * Q, Qc = min(Q, T - t0);
+    const int warp = threadIdx.x >> 5;
+
+    for (int64_t l = threadIdx.x; l < Q; l += kTcThreads)
+        cum[l] = l < Qc ? a[(b * T + t0 + l) * H + h] : 0.0f;
+    __syncthreads();
+    blockInclusiveScan(cum, int(Q));
+    const float total = cum[Q - 1];
+    for (int64_t l = threadIdx.x; l < Q; l += kTcThreads) {
+        cumOut[blk * Q + l] = cum[l];
+        w[l] = l < Qc ? __expf(total - cum[l]) * dt[(b * T + t0 + l) * H + h] : 0.0f;
+    }
+    __syncthreads();
+
+    const int tilesN = int(N / 16), tiles = int(P / 16) * tilesN;
+    FragAcc acc[kTcMaxAccPerWarp];
+#pragma unroll
+    for (int k = 0; k < kTcMaxAccPerWarp; ++k)
+        wmma::fill_fragment(acc[k], 0.0f);
+    for (int64_t l0 = 0; l0 < Qc; l0 += kTcStateK) {
+        stageRows(Xs, ldX, x + (b * T + t0 + l0) * xStride + h * P, xStride, kTcStateK, Qc - l0, int(P),
+                  w + l0);
+        stageRows(Bs, ldB, Bm + (b * T + t0 + l0) * bStride + g * N, bStride, kTcStateK, Qc - l0, int(N),
+                  nullptr);
+        __syncthreads();
+#pragma unroll
+        for (int k = 0; k < kTcMaxAccPerWarp; ++k) {
+            const int tile = warp + k * kTcWarps;
+            if (tile >= tiles)
+                break;
+            const int p0 = (tile / tilesN) * 16, n0 = (tile % tilesN) * 16;
+            for (int kk = 0; kk < kTcStateK; kk += 8) {
+                FragACol fa; // (X w)^T: element (p, l) at Xs[l][p]
+                FragB fb;
+                wmma::load_matrix_sync(fa, Xs + kk * ldX + p0, unsigned(ldX));
+                wmma::load_matrix_sync(fb, Bs + kk * ldB + n0, unsigned(ldB));
+                toTf32(fa);
+                toTf32(fb);
+                wmma::mma_sync(acc[k], fa, fb, acc[k]);
+            }
+        }
+        __syncthreads();
+    }
+    float* out = states + blk * P * N;
+#pragma unroll
+    for (int k = 0; k < kTcMaxAccPerWarp; ++k) {
+        const int tile = warp + k * kTcWarps;
+        if (tile >= tiles)
+            break;
+        wmma::store_matrix_sync(out + (tile / tilesN) * 16 * N + (tile % tilesN) * 16, acc[k], unsigned(N),
+                                wmma::mem_row_major);
+    }
+}
+
+constexpr int kPassSlice = 1024; // state elements per block of the pass across chunks
+
+// (B) The states passed across chunks, in place: states[c] (the chunk's own, from A) becomes the
+// state entering chunk c, S_in[c] = exp(total[c-1]) S_in[c-1] + S_{c-1}, S_in[0] the incoming state.
+// The state after the last chunk goes to stateOut. Each block also leaves, per chunk, its slice's
+// share of ||S_in[c]||^2 (n0Parts [B, nc, H, slices]), which D sums: no atomics, the same order every run.
+__global__ void __launch_bounds__(kTcThreads)
+    ssdStatePassKernel(const float* __restrict__ stateIn, float* __restrict__ states,
+                       const float* __restrict__ cum, float* __restrict__ stateOut,
+                       float* __restrict__ n0Parts, int64_t nc, int64_t Q, int64_t H, int64_t PN,
+                       int64_t slices)
+{
+    __shared__ float partial[kTcWarps];
+    const int64_t bh = blockIdx.x, slice = blockIdx.y; // bh = b * H + h
+    const int64_t h = bh % H, b = bh / H;
+    constexpr int kPer = kPassSlice / kTcThreads;
+    float cur[kPer];
+    int64_t idx[kPer];
+    for (int k = 0; k < kPer; ++k) {
+        idx[k] = slice * kPassSlice + k * kTcThreads + threadIdx.x;
+        cur[k] = idx[k] < PN ? stateIn[bh * PN + idx[k]] : 0.0f;
+    }
+    for (int64_t c = 0; c < nc; ++c) {
+        const int64_t blk = (b * nc + c) * H + h;
+        float* sc = states + blk * PN;
+        const float decay = __expf(cum[blk * Q + Q - 1]);
+        float sq = 0.0f;
+        for (int k = 0; k < kPer; ++k) {
+            if (idx[k] >= PN)
+                continue;
+            const float own = sc[idx[k]];
+            sc[idx[k]] = cur[k];
+            sq += cur[k] * cur[k];
+            cur[k] = decay * cur[k] + own;
+        }
+        sq = warpSum(sq);
+        if ((threadIdx.x & 31) == 0)
+            partial[threadIdx.x >> 5] = sq;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            float s = 0.0f;
+            for (int i = 0; i < kTcWarps; ++i)
+                s += partial[i];
+            n0Parts[blk * slices + slice] = s;
+        }
+        __syncthreads();
+    }
+    for (int k = 0; k < kPer; ++k)
+        if (idx[k] < PN)
+            stateOut[bh * PN + idx[k]] = cur[k];
+}
+
+using Bf16 = __nv_bfloat16;
+using FragAh = wmma::fragment<wmma::matrix_a, 16, 16, 16, Bf16, wmma::row_major>;
+using FragBh = wmma::fragment<wmma::matrix_b, 16, 16, 16, Bf16, wmma::row_major>;
+using FragBhCol = wmma::fragment<wmma::matrix_b, 16, 16, 16, Bf16, wmma::col_major>;
+using FragAcch = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
+
+constexpr int kScanHeads = 8;      // heads of a group one block of (C) reads out in turn
+constexpr int kScanMaxChunk = 256; // C.B^T of a row tile stays in shared memory: [64, Q] floats
+
+// stageRows into bfloat16: dst rows of ld elements (a multiple of 8).
+__device__ __forceinline__ void stageRowsBf16(Bf16* dst, int64_t ld, const float* __restrict__ src,
+                                              int64_t srcStride, int rows, int64_t valid, int cols)
+{
+    const int c4 = cols / 4;
+    for (int k = threadIdx.x; k < rows * c4; k += kTcThreads) {
+        const int r = k / c4, j = (k - r * c4) * 4;
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (r < valid)
+            v = *reinterpret_cast<const float4*>(src + r * srcStride + j);
+        __nv_bfloat162* d = reinterpret_cast<__nv_bfloat162*>(dst + r * ld + j);
+        d[0] = __floats2bfloat162_rn(v.x, v.y);
+        d[1] = __floats2bfloat162_rn(v.z, v.w);
+    }
+}
+
+struct ScanSmem {
+    int64_t ldN, ldP, ldCB, ldM, ldY;
+    int64_t cum, dts, bsq, cb, rd, work, total; // byte offsets
+};
+
+__host__ __device__ inline int64_t align32(int64_t bytes)
+{
+    return (bytes + 31) / 32 * 32;
+}
+
+__host__ __device__ inline ScanSmem scanSmem(int64_t P, int64_t N, int64_t Q)
+{
+    ScanSmem m;
+    // Whole tiles of 64 columns are stored, whatever the chunk's length.
+    m.ldN = N + 8, m.ldP = P + 8, m.ldCB = (Q + kTcRows - 1) / kTcRows * kTcRows + 4, m.ldM = kTcRows + 8,
+    m.ldY = P + 4;
+    m.cum = 0;                                   // [kScanHeads][Q]
+    m.dts = align32(kScanHeads * Q * 4);         // [kScanHeads][Q]
+    m.bsq = m.dts + align32(kScanHeads * Q * 4); // [64]
+    m.cb = m.bsq + align32(kTcRows * 4);
+    m.rd = m.cb + align32(kTcRows * m.ldCB * 2);
+    m.work = m.rd + align32(kTcRows * m.ldN * 2);
+    // B's tile, then each warp's two 16 x 16 float tiles of reader . B^T on their way into bfloat16.
+    const int64_t cbStage = int64_t(kTcWarps) * 2 * 16 * 16 * 4;
+    const int64_t cbPhase = align32(kTcRows * m.ldN * 2) > cbStage ? align32(kTcRows * m.ldN * 2) : cbStage;
+    const int64_t headPhase =
+        align32(kTcRows * m.ldM * 2) + align32(kTcRows * m.ldP * 2) + align32(P * m.ldN * 2);
+    const int64_t outPhase = 2 * align32(kTcRows * m.ldY * 4);
+    m.total = m.work + (cbPhase > headPhase ? (cbPhase > outPhase ? cbPhase : outPhase)
+                                            : (headPhase > outPhase ? headPhase : outPhase));
+    return m;
+}
+
+// (C) One block per batch row, chunk, group, tile of 64 tokens, run of up to kScanHeads heads and
+// reader. With C as the reader it writes y_l = sum_{s<=l} (C_l . B_s) exp(cum_l - cum_s) dt_s x_s +
+// exp(cum_l) C_l . S_in + D x_l; with B as the reader the same sum is U_l = S_l B_l (the state after
+// token l read by its own B), from which the state norm's increment v_l = 2 X_l . U_l - |X_l|^2 |B_l|^2
+// (X_l = dt_l x_l; ModelCommon.cpp's derivation) goes to v [B, nc, Q, H]. The reader's rows times B^T
+// are formed once for the block's heads (float32 sums); each head then masks and decays them, tile by
+// tile, into bfloat16 and multiplies by its x. Operands are bfloat16, as in mamba_ssm's kernels; sums
+// float32.
+template <int kTiles> // column tiles of 16 per warp: ceil(P / 32)
+__global__ void __launch_bounds__(kTcThreads, 2)
+    ssdChunkScanKernel(const float* __restrict__ x, int64_t xStride, const float* __restrict__ Bm,
+                       const float* __restrict__ Cm, int64_t bcStride, const float* __restrict__ dt,
+                       const float* __restrict__ cumIn, const float* __restrict__ statesIn,
+                       const float* __restrict__ D, int dPerChannel, float* __restrict__ y,
+                       float* __restrict__ v, int64_t T, int64_t nc, int64_t Q, int64_t H, int64_t G,
+                       int64_t P, int64_t N)
+{
+    extern __shared__ __align__(32) unsigned char smemBytes[];
+    const ScanSmem m = scanSmem(P, N, Q);
+    float* cumAll = reinterpret_cast<float*>(smemBytes + m.cum); // every head's of the run, loaded at once
+    float* dtsAll = reinterpret_cast<float*>(smemBytes + m.dts);
+    float* bsq = reinterpret_cast<float*>(smemBytes + m.bsq); // |B_l|^2 of the rows, for v
+    Bf16* CB = reinterpret_cast<Bf16*>(smemBytes + m.cb);     // [64][ldCB] reader . B^T, unmasked
+    Bf16* Rd = reinterpret_cast<Bf16*>(smemBytes + m.rd);     // [64][ldN] the reader's rows
+    unsigned char* work = smemBytes + m.work;
+    Bf16* Bs = reinterpret_cast<Bf16*>(work); // [64][ldN] B of 64 source tokens
+    Bf16* Mt = reinterpret_cast<Bf16*>(work); // [64][ldM] one head's masked tile
+    Bf16* Xs = reinterpret_cast<Bf16*>(work + align32(kTcRows * m.ldM * 2)); // [64][ldP]
+    Bf16* Ss = reinterpret_cast<Bf16*>(work + align32(kTcRows * m.ldM * 2) +
+                                       align32(kTcRows * m.ldP * 2)); // [P][ldN] S_in
+    float* Ya = reinterpret_cast<float*>(work);                       // [64][ldY] the chunk's own part
+    float* Yb = reinterpret_cast<float*>(work + align32(kTcRows * m.ldY * 4)); // [64][ldY] C . S_in
+
+    const int64_t Hg = H / G, runs = (Hg + kScanHeads - 1) / kScanHeads;
+    const int64_t run = blockIdx.x % runs, g = (blockIdx.x / runs) % G, c = (blockIdx.x / (runs * G)) % nc,
+                  b = blockIdx.x / (runs * G * nc);
+    const int64_t r0 = int64_t(blockIdx.y) * kTcRows, t0 = c * Q, Qc = min(Q, T - t0);
+    const bool byB = blockIdx.z == 1;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (r0 >= Qc)
+        return;
+    const int64_t rows = min(int64_t(kTcRows), Qc - r0);
+    const float* reader = byB ? Bm : Cm;
+    // Warps in pairs per band of 16 rows; the pair splits the band's column tiles.
+    const int band = warp >> 1, half = warp & 1;
+
+    const int64_t hFirst = run * kScanHeads, hEnd = min(Hg, hFirst + kScanHeads);
+    for (int64_t k = threadIdx.x; k < (hEnd - hFirst) * Q; k += kTcThreads) {
+        const int64_t j = k / Q, l = k - j * Q, h = g * Hg + hFirst + j;
+        cumAll[k] = cumIn[((b * nc + c) * H + h) * Q + l];
+        dtsAll[k] = l < Qc ? dt[(b * T + t0 + l) * H + h] : 0.0f;
+    }
+    if (byB) { // |B_l|^2, four threads a row
+        const int r = threadIdx.x >> 2, q = threadIdx.x & 3;
+        float acc = 0.0f;
+        if (r < rows)
+            for (int64_t n = q * 4; n < N; n += 16) {
+                const float4 bv =
+                    *reinterpret_cast<const float4*>(Bm + (b * T + t0 + r0 + r) * bcStride + g * N + n);
+                acc += bv.x * bv.x + bv.y * bv.y + bv.z * bv.z + bv.w * bv.w;
+            }
+        acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+        acc += __shfl_xor_sync(0xffffffffu, acc, 2);
+        if (q == 0)
+            bsq[r] = acc;
+    }
+    stageRowsBf16(Rd, m.ldN, reader + (b * T + t0 + r0) * bcStride + g * N, bcStride, kTcRows, rows, int(N));
+    for (int64_t s0 = 0; s0 <= r0; s0 += kTcRows) {
+        __syncthreads(); // Bs is free
+        stageRowsBf16(Bs, m.ldN, Bm + (b * T + t0 + s0) * bcStride + g * N, bcStride, kTcRows, Qc - s0,
+                      int(N));
+        __syncthreads();
+        FragAcch acc[2];
+        wmma::fill_fragment(acc[0], 0.0f);
+        wmma::fill_fragment(acc[1], 0.0f);
+        for (int64_t n0 = 0; n0 < N; n0 += 16) {
+            FragAh fa;
+            wmma::load_matrix_sync(fa, Rd + band * 16 * m.ldN + n0, unsigned(m.ldN));
+            for (int k = 0; k < 2; ++k) {
+                FragBhCol fb; // B^T: element (n, s) at Bs[s][n]
+                wmma::load_matrix_sync(fb, Bs + (half * 32 + k * 16) * m.ldN + n0, unsigned(m.ldN));
+                wmma::mma_sync(acc[k], fa, fb, acc[k]);
+            }
+        }
+        // Into bfloat16 through the work space (Bs is read by now): WMMA stores only floats.
+        __syncthreads();
+        float* stage = reinterpret_cast<float*>(work) + warp * 2 * 16 * 16;
+        for (int k = 0; k < 2; ++k)
+            wmma::store_matrix_sync(stage + k * 16, acc[k], 32u, wmma::mem_row_major);
+        __syncwarp();
+        for (int e = lane; e < 16 * 32; e += 32) {
+            const int r = e / 32, col = e % 32;
+            CB[(band * 16 + r) * m.ldCB + s0 + half * 32 + col] = __float2bfloat16_rn(stage[r * 32 + col]);
+        }
+    }
+
+    const int tilesP = int(P / 16), myTiles = (tilesP - half + 1) / 2; // tiles half, half + 2, ...
+    for (int64_t hg = hFirst; hg < hEnd; ++hg) {
+        const int64_t h = g * Hg + hg, blk = (b * nc + c) * H + h;
+        const float* cum = cumAll + (hg - run * kScanHeads) * Q;
+        const float* dts = dtsAll + (hg - run * kScanHeads) * Q;
+        __syncthreads(); // the previous head's outputs are read; CB is complete
+        FragAcch accY[kTiles], accS[kTiles];
+#pragma unroll
+        for (int k = 0; k < kTiles; ++k) {
+            wmma::fill_fragment(accY[k], 0.0f);
+            wmma::fill_fragment(accS[k], 0.0f);
+        }
+        for (int64_t s0 = 0; s0 <= r0; s0 += kTcRows) {
+            __syncthreads(); // cum ready; Mt and Xs free
+            stageRowsBf16(Xs, m.ldP, x + (b * T + t0 + s0) * xStride + h * P, xStride, kTcRows, Qc - s0,
+                          int(P));
+            for (int k = threadIdx.x; k < kTcRows * kTcRows; k += kTcThreads) {
+                const int r = k / kTcRows, s = k % kTcRows;
+                const int64_t l = r0 + r, src = s0 + s;
+                const float val = (src <= l && l < Qc) ? __bfloat162float(CB[r * m.ldCB + src]) *
+                                                             __expf(cum[l] - cum[src]) * dts[src]
+                                                       : 0.0f;
+                Mt[r * m.ldM + s] = __float2bfloat16_rn(val);
+            }
+            __syncthreads();
+            for (int kk = 0; kk < kTcRows; kk += 16) {
+                FragAh fa;
+                wmma::load_matrix_sync(fa, Mt + band * 16 * m.ldM + kk, unsigned(m.ldM));
+#pragma unroll
+                for (int k = 0; k < kTiles; ++k) {
+                    if (k >= myTiles)
+                        break;
+                    FragBh fb;
+                    wmma::load_matrix_sync(fb, Xs + kk * m.ldP + (half + 2 * k) * 16, unsigned(m.ldP));
+                    wmma::mma_sync(accY[k], fa, fb, accY[k]);
+                }
+            }
+        }
+        __syncthreads(); // Mt and Xs read
+        stageRowsBf16(Ss, m.ldN, statesIn + blk * P * N, N, int(P), P, int(N));
+        __syncthreads();
+        for (int64_t n0 = 0; n0 < N; n0 += 16) {
+            FragAh fa;
+            wmma::load_matrix_sync(fa, Rd + band * 16 * m.ldN + n0, unsigned(m.ldN));
+#pragma unroll
+            for (int k = 0; k < kTiles; ++k) {
+                if (k >= myTiles)
+                    break;
+                FragBhCol fb; // S_in^T: element (n, p) at Ss[p][n]
+                wmma::load_matrix_sync(fb, Ss + (half + 2 * k) * 16 * m.ldN + n0, unsigned(m.ldN));
+                wmma::mma_sync(accS[k], fa, fb, accS[k]);
+            }
+        }
+        __syncthreads(); // Ss read: the outputs go over it
+#pragma unroll
+        for (int k = 0; k < kTiles; ++k) {
+            if (k >= myTiles)
+                break;
+            const int64_t off = band * 16 * m.ldY + (half + 2 * k) * 16;
+            wmma::store_matrix_sync(Ya + off, accY[k], unsigned(m.ldY), wmma::mem_row_major);
+            wmma::store_matrix_sync(Yb + off, accS[k], unsigned(m.ldY), wmma::mem_row_major);
+        }
+        __syncthreads();
+        if (!byB) {
+            for (int k = threadIdx.x; k < int(rows * P); k += kTcThreads) {
+                const int r = k / int(P), p = k - r * int(P);
+                const int64_t t = b * T + t0 + r0 + r;
+                const float d = D ? D[dPerChannel ? h * P + p : h] : 0.0f;
+                y[(t * H + h) * P + p] = Ya[r * m.ldY + p] + __expf(cum[r0 + r]) * Yb[r * m.ldY + p] +
+                                         d * x[t * xStride + h * P + p];
+            }
+            continue;
+        }
+        // v_l, four threads a token, each over a quarter of P.
+        {
+            const int r = threadIdx.x >> 2, q = threadIdx.x & 3;
+            const int64_t t = b * T + t0 + r0 + r;
+            float xu = 0.0f, xx = 0.0f, e = 0.0f;
+            if (r < rows) {
+                e = __expf(cum[r0 + r]);
+                for (int64_t p = q * 4; p < P; p += 16) {
+                    const float4 xv = *reinterpret_cast<const float4*>(x + t * xStride + h * P + p);
+                    const float* ya = Ya + r * m.ldY + p;
+                    const float* yb = Yb + r * m.ldY + p;
+                    xu += xv.x * (ya[0] + e * yb[0]) + xv.y * (ya[1] + e * yb[1]) +
+                          xv.z * (ya[2] + e * yb[2]) + xv.w * (ya[3] + e * yb[3]);
+                    xx += xv.x * xv.x + xv.y * xv.y + xv.z * xv.z + xv.w * xv.w;
+                }
+            }
+            xu += __shfl_xor_sync(0xffffffffu, xu, 1);
+            xu += __shfl_xor_sync(0xffffffffu, xu, 2);
+            xx += __shfl_xor_sync(0xffffffffu, xx, 1);
+            xx += __shfl_xor_sync(0xffffffffu, xx, 2);
+            if (q == 0 && r < rows) {
+                const float d = dts[r0 + r];
+                v[((b * nc + c) * Q + r0 + r) * H + h] = 2.0f * d * xu - d * d * xx * bsq[r];
+            }
+        }
+    }
+}
+
+// (D) The state norms, a warp per batch row, chunk and head: ||S_l||^2 = alpha_l^2 ||S_{l-1}||^2 + v_l
+// from ||S_in||^2 (the sum of B's slices). The recurrence composes affine maps s -> A s + V, so 32
+// tokens at a time go through a warp's prefix scan of them.
+__global__ void ssdNormKernel(const float* __restrict__ v, const float* __restrict__ a,
+                              const float* __restrict__ n0Parts, float* __restrict__ norm, int64_t B,
+                              int64_t T, int64_t nc, int64_t Q, int64_t H, int64_t slices)
+{
+    const int lane = threadIdx.x & 31;
+    const int64_t i = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) >> 5; // (b * nc + c) * H + h
+    if (i >= B * nc * H)
+        return;
+    const int64_t h = i % H, c = (i / H) % nc, b = i / (H * nc);
+    const int64_t t0 = c * Q, Qc = min(Q, T - t0);
+    float carry = 0.0f;
+    for (int64_t s = lane; s < slices; s += 32)
+        carry += n0Parts[i * slices + s];
+    carry = warpSum(carry);
+    for (int64_t base = 0; base < Qc; base += 32) {
+        const int64_t l = base + lane, t = b * T + t0 + l;
+        const bool valid = l < Qc;
+        float A = valid ? __expf(2.0f * a[t * H + h]) : 1.0f;
+        float V = valid ? v[((b * nc + c) * Q + l) * H + h] : 0.0f;
+        for (int o = 1; o < 32; o <<= 1) {
+            const float Ap = __shfl_up_sync(0xffffffffu, A, o), Vp = __shfl_up_sync(0xffffffffu, V, o);
+            if (lane >= o) {
+                V = A * Vp + V;
+                A = A * Ap;
+            }
+        }
+        const float sq = A * carry + V;
+        if (valid)
+            norm[t * H + h] = sqrtf(fmaxf(sq, 0.0f));
+        carry = __shfl_sync(0xffffffffu, sq, 31);
+    }
+}
+
 // ---- NLL from a block of logits -----------------------------------------------------------------
 
 template <typename T>
@@ -336,43 +846,92 @@ __global__ void logitsNllKernel(const T* __restrict__ logits, int64_t vocab, int
 
 } // namespace
 
-void causalConvSilu(const float* in, int64_t inStride, const float* state, const float* weight,
-                    const float* bias, float* out, float* newState, int64_t B, int64_t T, int64_t C,
-                    int64_t K, void* stream)
+namespace {
+
+template <typename In>
+void launchConv(const In* in, int64_t inStride, const float* state, const float* weight, const float* bias,
+                float* out, float* newState, int64_t B, int64_t T, int64_t C, int64_t K, cudaStream_t st)
 {
-    if (K < 1 || K > kMaxConv || T < 1)
-        return;
     const int threads = 128;
     // Enough blocks of rows to fill the GPU; each block walks its rows with a sliding window.
     const int64_t channelBlocks = (C + threads - 1) / threads;
     const int64_t rowBlocks = std::max<int64_t>(1, std::min<int64_t>(T / 16, 1024));
-    causalConvSiluKernel<<<dim3(unsigned(channelBlocks), unsigned(rowBlocks), unsigned(B)), threads, 0,
-                           asStream(stream)>>>(in, inStride, state, weight, bias, out, T, C, int(K));
+    causalConvSiluKernel<In>
+        <<<dim3(unsigned(channelBlocks), unsigned(rowBlocks), unsigned(B)), threads, 0, st>>>(
+            in, inStride, state, weight, bias, out, T, C, int(K));
     if (K > 1)
-        convStateKernel<<<dim3(unsigned(channelBlocks), unsigned(B)), threads, 0, asStream(stream)>>>(
+        convStateKernel<In><<<dim3(unsigned(channelBlocks), unsigned(B)), threads, 0, st>>>(
             in, inStride, state, newState, T, C, int(K));
 }
 
-void gatedRmsNorm(const float* y, const float* z, int64_t zStride, const float* weight, void* out,
-                  ElementType outType, int64_t rows, int64_t D, int64_t groups, double eps, void* stream)
+template <typename Z>
+void launchGatedNorm(const float* y, const Z* z, int64_t zStride, const float* weight, void* out,
+                     ElementType outType, int64_t rows, int64_t D, int64_t groups, double eps,
+                     cudaStream_t st)
 {
-    if (rows < 1)
-        return;
     const dim3 grid{unsigned(rows), unsigned(groups)};
     const int threads = 256;
     const int64_t gs = D / groups;
     switch (outType) {
     case ElementType::Float32:
-        gatedRmsNormKernel<float><<<grid, threads, 0, asStream(stream)>>>(
-            y, z, zStride, weight, static_cast<float*>(out), D, gs, float(eps));
+        gatedRmsNormKernel<float, Z>
+            <<<grid, threads, 0, st>>>(y, z, zStride, weight, static_cast<float*>(out), D, gs, float(eps));
         break;
     case ElementType::BFloat16:
-        gatedRmsNormKernel<__nv_bfloat16><<<grid, threads, 0, asStream(stream)>>>(
+        gatedRmsNormKernel<__nv_bfloat16, Z><<<grid, threads, 0, st>>>(
             y, z, zStride, weight, static_cast<__nv_bfloat16*>(out), D, gs, float(eps));
         break;
     case ElementType::Float16:
-        gatedRmsNormKernel<__half><<<grid, threads, 0, asStream(stream)>>>(
-            y, z, zStride, weight, static_cast<__half*>(out), D, gs, float(eps));
+        gatedRmsNormKernel<__half, Z>
+            <<<grid, threads, 0, st>>>(y, z, zStride, weight, static_cast<__half*>(out), D, gs, float(eps));
+        break;
+    }
+}
+
+} // namespace
+
+void causalConvSilu(const void* in, ElementType inType, int64_t inStride, const float* state,
+                    const float* weight, const float* bias, float* out, float* newState, int64_t B, int64_t T,
+                    int64_t C, int64_t K, void* stream)
+{
+    if (K < 1 || K > kMaxConv || T < 1)
+        return;
+    const cudaStream_t st = asStream(stream);
+    switch (inType) {
+    case ElementType::Float32:
+        launchConv(static_cast<const float*>(in), inStride, state, weight, bias, out, newState, B, T, C, K,
+                   st);
+        break;
+    case ElementType::BFloat16:
+        launchConv(static_cast<const __nv_bfloat16*>(in), inStride, state, weight, bias, out, newState, B, T,
+                   C, K, st);
+        break;
+    case ElementType::Float16:
+        launchConv(static_cast<const __half*>(in), inStride, state, weight, bias, out, newState, B, T, C, K,
+                   st);
+        break;
+    }
+}
+
+void gatedRmsNorm(const float* y, const void* z, ElementType zType, int64_t zStride, const float* weight,
+                  void* out, ElementType outType, int64_t rows, int64_t D, int64_t groups, double eps,
+                  void* stream)
+{
+    if (rows < 1)
+        return;
+    const cudaStream_t st = asStream(stream);
+    switch (zType) {
+    case ElementType::Float32:
+        launchGatedNorm(y, static_cast<const float*>(z), zStride, weight, out, outType, rows, D, groups, eps,
+                        st);
+        break;
+    case ElementType::BFloat16:
+        launchGatedNorm(y, static_cast<const __nv_bfloat16*>(z), zStride, weight, out, outType, rows, D,
+                        groups, eps, st);
+        break;
+    case ElementType::Float16:
+        launchGatedNorm(y, static_cast<const __half*>(z), zStride, weight, out, outType, rows, D, groups, eps,
+                        st);
         break;
     }
 }
@@ -403,6 +962,108 @@ void scanStateNorms(const float* X, const float* Z, int64_t zRows, int64_t zRow0
         return;
     scanStateNormsKernel<<<unsigned(heads), kNormThreads, size_t(2 * Q) * sizeof(float), asStream(stream)>>>(
         X, Z, zRows, zRow0, R, Bm, a, eCum, n0, norm, nc, Q, G, Hg, P, N);
+}
+
+bool ssdScanSupported(int64_t P, int64_t N, int64_t Q)
+{
+    return P % 16 == 0 && N % 16 == 0 && P >= 16 && N >= 16 && P <= 128 && N <= 256 && P * N <= 16384 &&
+           Q >= 1 && Q <= kScanMaxChunk;
+}
+
+namespace {
+
+size_t stateKernelSmem(int64_t P, int64_t N, int64_t Q)
+{
+    return size_t(2 * alignedFloats(Q) + alignedFloats(kTcStateK * paddedLd(P)) +
+                  alignedFloats(kTcStateK * paddedLd(N))) *
+           sizeof(float);
+}
+
+size_t scanKernelSmem(int64_t P, int64_t N, int64_t Q)
+{
+    return size_t(scanSmem(P, N, Q).total);
+}
+
+// Kernels over 48 KiB of dynamic shared memory must say so first.
+bool allowSmem(const void* kernel, size_t bytes)
+{
+    if (bytes <= 48 * 1024)
+        return true;
+    int device = 0, limit = 0;
+    cudaGetDevice(&device);
+    cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+    if (bytes > size_t(limit))
+        return false;
+    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)) ==
+           cudaSuccess;
+}
+
+} // namespace
+
+SsdWorkspace ssdScanWorkspace(int64_t B, int64_t T, int64_t H, int64_t P, int64_t N, int64_t Q)
+{
+    const int64_t nc = (T + Q - 1) / Q, slices = (P * N + kPassSlice - 1) / kPassSlice;
+    // Each part starts on 32 bytes: the kernels read the states as float4s.
+    auto part = [](int64_t n) { return (n + 7) / 8 * 8; };
+    SsdWorkspace w;
+    w.cum = part(B * nc * H * Q);
+    w.states = part(B * nc * H * P * N);
+    w.n0Parts = part(B * nc * H * slices);
+    w.v = part(B * nc * Q * H);
+    return w;
+}
+
+bool ssdScan(const SsdScanArgs& s, void* stream)
+{
+    if (!ssdScanSupported(s.P, s.N, s.Q) || s.G < 1 || s.H % s.G != 0)
+        return false;
+    if (s.B < 1 || s.T < 1 || s.H < 1)
+        return true;
+    const int64_t nc = (s.T + s.Q - 1) / s.Q, PN = s.P * s.N, slices = (PN + kPassSlice - 1) / kPassSlice;
+    const SsdWorkspace sizes = ssdScanWorkspace(s.B, s.T, s.H, s.P, s.N, s.Q);
+    float* cum = s.work;
+    float* states = cum + sizes.cum;
+    float* n0Parts = states + sizes.states;
+    float* v = n0Parts + sizes.n0Parts;
+    const size_t smemA = stateKernelSmem(s.P, s.N, s.Q), smemC = scanKernelSmem(s.P, s.N, s.Q);
+    if (!allowSmem(reinterpret_cast<const void*>(&ssdChunkStateKernel), smemA) ||
+        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<1>), smemC) ||
+        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<2>), smemC) ||
+        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<3>), smemC) ||
+        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<4>), smemC))
+        return false;
+    const cudaStream_t st = asStream(stream);
+    const unsigned blocks = unsigned(s.B * nc * s.H);
+    ssdChunkStateKernel<<<blocks, kTcThreads, smemA, st>>>(s.x, s.xStride, s.Bm, s.bcStride, s.dt, s.a, cum,
+                                                           states, s.T, nc, s.Q, s.H, s.G, s.P, s.N);
+    ssdStatePassKernel<<<dim3(unsigned(s.B * s.H), unsigned(slices)), kTcThreads, 0, st>>>(
+        s.stateIn, states, cum, s.stateOut, n0Parts, nc, s.Q, s.H, PN, slices);
+    const unsigned rowTiles = unsigned((s.Q + kTcRows - 1) / kTcRows);
+    const unsigned scanBlocks = unsigned(s.B * nc * s.G * ((s.H / s.G + kScanHeads - 1) / kScanHeads));
+    const dim3 scanGrid{scanBlocks, rowTiles, s.norm ? 2u : 1u};
+    auto launchScan = [&](auto kernel) {
+        kernel<<<scanGrid, kTcThreads, smemC, st>>>(s.x, s.xStride, s.Bm, s.Cm, s.bcStride, s.dt, cum, states,
+                                                    s.D, s.dPerChannel ? 1 : 0, s.y, v, s.T, nc, s.Q, s.H,
+                                                    s.G, s.P, s.N);
+    };
+    switch ((s.P / 16 + 1) / 2) {
+    case 1:
+        launchScan(ssdChunkScanKernel<1>);
+        break;
+    case 2:
+        launchScan(ssdChunkScanKernel<2>);
+        break;
+    case 3:
+        launchScan(ssdChunkScanKernel<3>);
+        break;
+    default:
+        launchScan(ssdChunkScanKernel<4>);
+        break;
+    }
+    if (s.norm)
+        ssdNormKernel<<<(blocks + 3) / 4, 128, 0, st>>>(v, s.a, n0Parts, s.norm, s.B, s.T, nc, s.Q, s.H,
+                                                        slices);
+    return true;
 }
 
 void logitsNll(const void* logits, ElementType type, int64_t rows, int64_t vocab, int64_t ld,

@@ -12,16 +12,17 @@ enum class ElementType { Float32, BFloat16, Float16 };
 
 // out[b, t, c] = silu(bias[c] + sum_k w[c, k] * in[b, t - (K-1) + k, c]), where positions before the
 // chunk read the conv state (the previous K-1 raw inputs, [B, C, K-1]). in: rows of inStride
-// elements (a slice of in_proj's output); out [B, T, C] contiguous. newState [B, C, K-1] receives the
-// last K-1 raw inputs of [state | chunk]. bias may be null.
-void causalConvSilu(const float* in, int64_t inStride, const float* state, const float* weight,
-                    const float* bias, float* out, float* newState, int64_t B, int64_t T, int64_t C,
-                    int64_t K, void* stream);
+// elements of inType (a slice of in_proj's output, in its own dtype); out [B, T, C] contiguous float32.
+// newState [B, C, K-1] receives the last K-1 raw inputs of [state | chunk]. bias may be null.
+void causalConvSilu(const void* in, ElementType inType, int64_t inStride, const float* state,
+                    const float* weight, const float* bias, float* out, float* newState, int64_t B, int64_t T,
+                    int64_t C, int64_t K, void* stream);
 
 // Per row and group: v = y * silu(z); out = v / sqrt(mean(v^2) + eps) * weight, in outType.
-// y [rows, D] contiguous, z rows of zStride elements, weight [D].
-void gatedRmsNorm(const float* y, const float* z, int64_t zStride, const float* weight, void* out,
-                  ElementType outType, int64_t rows, int64_t D, int64_t groups, double eps, void* stream);
+// y [rows, D] contiguous, z rows of zStride elements of zType, weight [D].
+void gatedRmsNorm(const float* y, const void* z, ElementType zType, int64_t zStride, const float* weight,
+                  void* out, ElementType outType, int64_t rows, int64_t D, int64_t groups, double eps,
+                  void* stream);
 
 // The within-chunk part of the chunked scalar-decay scan and its read-out, for each chunk and head:
 //   D[r, p] = sum_{s <= l(r)} K[r, s] exp(cum[l(r)] - cum[s]) X[s, p],  l(r) = r mod Q,
@@ -52,6 +53,41 @@ void scanStateNorms(const float* X, const float* Z, int64_t zRows, int64_t zRow0
                     const float* Bm, const float* a, const float* eCum, const float* n0, float* norm,
                     int64_t B, int64_t nc, int64_t Q, int64_t G, int64_t Hg, int64_t P, int64_t N,
                     void* stream);
+
+// The whole chunked scalar-decay scan on tensor cores (TF32 operands for the chunk states, bfloat16
+// for the read-out, float32 sums), for models whose
+// own precision is half (bfloat16, float16): chunk states, the pass across chunks, each chunk's
+// read-out with its decay mask, and the per-token state norms, without the Q x Q or [T, Hg P] products
+// ever written. Tokens are rows of a [B, T, ...] layout with the given stride (a slice of the conv's
+// output); dt and a [B, T, H] contiguous; stateIn/stateOut [B, H, P, N] (distinct); y [B, T, H, P]
+// receives the read-out plus D x (D [H], or [H, P] with dPerChannel, or null); norm [B, T, H] or null.
+// work: ssdScanWorkspace's floats, in that order.
+struct SsdScanArgs {
+    const float* x = nullptr;
+    int64_t xStride = 0;
+    const float* Bm = nullptr;
+    const float* Cm = nullptr;
+    int64_t bcStride = 0;
+    const float* dt = nullptr;
+    const float* a = nullptr;
+    const float* D = nullptr;
+    bool dPerChannel = false;
+    const float* stateIn = nullptr;
+    float* stateOut = nullptr;
+    float* y = nullptr;
+    float* norm = nullptr;
+    float* work = nullptr;
+    int64_t B = 0, T = 0, H = 0, G = 1, P = 0, N = 0, Q = 0;
+};
+struct SsdWorkspace {
+    int64_t cum = 0, states = 0, n0Parts = 0, v = 0;
+    int64_t total() const { return cum + states + n0Parts + v; }
+};
+// Head and state sizes multiples of 16 (P <= 128, N <= 256, P N <= 16384) and chunks of at most 256.
+bool ssdScanSupported(int64_t P, int64_t N, int64_t Q);
+SsdWorkspace ssdScanWorkspace(int64_t B, int64_t T, int64_t H, int64_t P, int64_t N, int64_t Q);
+// False (nothing launched) for sizes it does not support or shared memory it cannot have.
+bool ssdScan(const SsdScanArgs& args, void* stream);
 
 // nll[r] = logsumexp(logits[r, :]) - logits[r, target[r]], reading each logit once (the LM head's
 // block of rows, in its own dtype; the sum in float32). logits rows of ld elements.

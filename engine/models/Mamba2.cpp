@@ -446,7 +446,7 @@ torch::Tensor Mamba2Model::gatedOutput(const Mamba2Layer& layer, const torch::Te
     std::vector<int64_t> grouped = y.sizes().vec();
     grouped.back() = G;
     grouped.push_back(dIn / G);
-    if (fused::enabled(y) && fused::enabled(z) && layer.gateNorm.scalar_type() == torch::kFloat32)
+    if (fused::enabled(y) && z.is_cuda() && layer.gateNorm.scalar_type() == torch::kFloat32)
         return project(fused::gatedRmsNorm(y, z, layer.gateNorm, G, m_config.normEps, m_dtype), layer.outProj,
                        layer.outProjBias);
     torch::Tensor v = (y * F::silu(z)).reshape(grouped);
@@ -649,14 +649,20 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
     torch::Tensor& convState = s.conv[l];
     const Mamba2Config& c = m_config;
     const int64_t Bsz = u.size(0), T = u.size(1), H = c.nHeads(), P = c.headdim, N = c.dState, G = c.ngroups;
-    const auto parts =
-        project(u, layer.inProj, layer.inProjBias).split_with_sizes({c.dInner(), c.convDim(), H}, -1);
-    const torch::Tensor &z = parts[0], &xBC = parts[1], &dtRaw = parts[2];
+    // The fused conv and gated norm read in_proj's output in the model's own dtype: no widened copy of
+    // [T, d_in_proj]. The old-context probes read the padded input, which the fused conv never builds.
+    const bool fusedConv = m_context.window == 0 && fused::enabled(convState) && u.is_cuda() && c.dConv <= 8;
+    const torch::Tensor projected =
+        fusedConv ? F::linear(u.to(m_dtype), layer.inProj.to(m_dtype),
+                              layer.inProjBias.defined() ? layer.inProjBias.to(m_dtype) : torch::Tensor())
+                  : project(u, layer.inProj, layer.inProjBias);
+    const auto parts = projected.split_with_sizes({c.dInner(), c.convDim(), H}, -1);
+    const torch::Tensor &z = parts[0], &xBC = parts[1];
+    const torch::Tensor dtRaw = parts[2].to(accumulation());
 
     // Depthwise causal conv over [previous d_conv - 1 inputs | this chunk]: no zeros at chunk starts.
-    // The old-context probes read the padded input, which the fused kernel never builds.
     torch::Tensor padded, activated;
-    if (m_context.window == 0 && fused::enabled(xBC) && fused::enabled(convState) && c.dConv <= 8) {
+    if (fusedConv) {
         activated =
             fused::causalConvSilu(xBC, convState, layer.convWeight, layer.convBias); // [B, T, conv_dim]
     } else {
@@ -679,9 +685,19 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
     torch::Tensor norm;
     const bool positional = m_mitigation.positional();
     const torch::Tensor before = s.ssm[l];
-    torch::Tensor y = positional ? positionalScan(l, x, dt, logAlpha, Bm, Cm, s, count0, probes)
-                                 : chunkedScalarDecayScan(x, dt, logAlpha, Bm, Cm, scanChunk(), s.ssm[l],
-                                                          probes ? &norm : nullptr);
+    // Half-precision models on the GPU take the tensor-core scan, whose TF32 products are finer than
+    // the model's own rounding; float32 models keep the float32 path their fixtures hold them to.
+    const bool tensorCores = !positional && m_context.window == 0 && fused::enabled(x) &&
+                             fused::tensorCoreScan() &&
+                             (m_dtype == torch::kBFloat16 || m_dtype == torch::kFloat16) &&
+                             fused::ssdScanSupported(P, N, std::min(scanChunk(), T));
+    torch::Tensor y;
+    if (tensorCores)
+        y = fused::ssdScan(x, dt, logAlpha, Bm, Cm, layer.D, scanChunk(), s.ssm[l], probes ? &norm : nullptr);
+    else
+        y = positional ? positionalScan(l, x, dt, logAlpha, Bm, Cm, s, count0, probes)
+                       : chunkedScalarDecayScan(x, dt, logAlpha, Bm, Cm, scanChunk(), s.ssm[l],
+                                                probes ? &norm : nullptr);
     if (!positional && probes && m_context.window > 0) {
         // The old-context probes need the scan cut at their snapshots; the run itself must not change,
         // so they come from a second, cut scan from the same state, whose read-out and state are
@@ -705,7 +721,8 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
             window = window + sq.narrow(-1, k, T);
         probes->convRms = {(window / double(P * std::max<int64_t>(1, K1))).sqrt().transpose(1, 2)};
     }
-    y = y + x * (c.dHasHdim ? layer.D.view({1, 1, H, P}) : layer.D.view({1, 1, H, 1}));
+    if (!tensorCores) // the tensor-core scan adds D x itself
+        y = y + x * (c.dHasHdim ? layer.D.view({1, 1, H, P}) : layer.D.view({1, 1, H, 1}));
     if (probes) {
         probes->dt = dt;
         probes->decay = logAlpha.exp();
