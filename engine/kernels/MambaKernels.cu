@@ -319,7 +319,6 @@ template <typename Frag> __device__ __forceinline__ void toTf32(Frag& f)
 }
 
 constexpr int kTcThreads = 256, kTcWarps = kTcThreads / 32, kTcRows = 64, kTcStateK = 32;
-constexpr int kTcMaxAccPerWarp = 8; // chunk state: P N / 256 tiles of 16 x 16 per warp at most
 
 // Padded leading dimension (floats) of a shared-memory matrix: a multiple of 4 as WMMA needs, off the
 // 32-bank stride.
@@ -372,9 +371,13 @@ __device__ __forceinline__ void stageRows(float* dst, int64_t ld, const float* _
                                           int64_t srcStride, int rows, int64_t valid, int cols,
                                           const float* scale)
 {
-    const int c4 = cols / 4;
-    for (int k = threadIdx.x; k < rows * c4; k += kTcThreads) {
-        const int r = k / c4, j = (k - r * c4) * 4;
+    // Row and column of element k advance by constant steps: no division in the loop (the kernels
+    // are bound by integer issue).
+    const int c4 = cols / 4, dr = kTcThreads / c4, dj = (kTcThreads - dr * c4) * 4;
+    int r = threadIdx.x / c4, j = (threadIdx.x - r * c4) * 4;
+    for (int k = threadIdx.x; k < rows * c4; k += kTcThreads, r += dr, j += dj) {
+        if (j >= cols)
+            j -= cols, ++r;
         float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         if (r < valid) {
             v = *reinterpret_cast<const float4*>(src + r * srcStride + j);
@@ -391,6 +394,7 @@ __device__ __forceinline__ void stageRows(float* dst, int64_t ld, const float* _
 // for B to D) and the state the chunk adds by its end, S_c = sum_l exp(cum[Q-1] - cum[l]) dt_l x_l B_l^T,
 // [P, N], as (X w)^T B on tensor cores in steps of kTcStateK tokens. Tokens past T (a ragged last
 // chunk) count as zero input and zero decay.
+template <int kAcc> // tiles of 16 x 16 of the state per warp
 __global__ void __launch_bounds__(kTcThreads)
     ssdChunkStateKernel(const float* __restrict__ x, int64_t xStride, const float* __restrict__ Bm,
                         int64_t bStride, const float* __restrict__ dt, const float* __restrict__ a,
@@ -420,9 +424,9 @@ __global__ void __launch_bounds__(kTcThreads)
     __syncthreads();
 
     const int tilesN = int(N / 16), tiles = int(P / 16) * tilesN;
-    FragAcc acc[kTcMaxAccPerWarp];
+    FragAcc acc[kAcc];
 #pragma unroll
-    for (int k = 0; k < kTcMaxAccPerWarp; ++k)
+    for (int k = 0; k < kAcc; ++k)
         wmma::fill_fragment(acc[k], 0.0f);
     for (int64_t l0 = 0; l0 < Qc; l0 += kTcStateK) {
         stageRows(Xs, ldX, x + (b * T + t0 + l0) * xStride + h * P, xStride, kTcStateK, Qc - l0, int(P),
@@ -431,7 +435,7 @@ __global__ void __launch_bounds__(kTcThreads)
                   nullptr);
         __syncthreads();
 #pragma unroll
-        for (int k = 0; k < kTcMaxAccPerWarp; ++k) {
+        for (int k = 0; k < kAcc; ++k) {
             const int tile = warp + k * kTcWarps;
             if (tile >= tiles)
                 break;
@@ -450,7 +454,7 @@ __global__ void __launch_bounds__(kTcThreads)
     }
     float* out = states + blk * P * N;
 #pragma unroll
-    for (int k = 0; k < kTcMaxAccPerWarp; ++k) {
+    for (int k = 0; k < kAcc; ++k) {
         const int tile = warp + k * kTcWarps;
         if (tile >= tiles)
             break;
@@ -460,51 +464,56 @@ __global__ void __launch_bounds__(kTcThreads)
 }
 
 constexpr int kPassSlice = 1024; // state elements per block of the pass across chunks
+constexpr int kPassParts = kPassSlice / 32 / (kPassSlice / kTcThreads); // one partial sum a warp
 
 // (B) The states passed across chunks, in place: states[c] (the chunk's own, from A) becomes the
 // state entering chunk c, S_in[c] = exp(total[c-1]) S_in[c-1] + S_{c-1}, S_in[0] the incoming state.
-// The state after the last chunk goes to stateOut. Each block also leaves, per chunk, its slice's
-// share of ||S_in[c]||^2 (n0Parts [B, nc, H, slices]), which D sums: no atomics, the same order every run.
+// The state after the last chunk goes to stateOut. Each warp also leaves, per chunk, its share of
+// ||S_in[c]||^2 (n0Parts [B, nc, H, slices * kPassParts]), which D sums: no atomics and no block-wide
+// barrier, the same order every run. The next chunk's values are loaded before this one's are
+// written, so the loop waits on one load at a time.
 __global__ void __launch_bounds__(kTcThreads)
     ssdStatePassKernel(const float* __restrict__ stateIn, float* __restrict__ states,
                        const float* __restrict__ cum, float* __restrict__ stateOut,
                        float* __restrict__ n0Parts, int64_t nc, int64_t Q, int64_t H, int64_t PN,
                        int64_t slices)
 {
-    __shared__ float partial[kTcWarps];
     const int64_t bh = blockIdx.x, slice = blockIdx.y; // bh = b * H + h
     const int64_t h = bh % H, b = bh / H;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     constexpr int kPer = kPassSlice / kTcThreads;
-    float cur[kPer];
+    float cur[kPer], own[kPer];
     int64_t idx[kPer];
     for (int k = 0; k < kPer; ++k) {
         idx[k] = slice * kPassSlice + k * kTcThreads + threadIdx.x;
         cur[k] = idx[k] < PN ? stateIn[bh * PN + idx[k]] : 0.0f;
     }
+    auto load = [&](int64_t c, float* into) {
+        const float* sc = states + ((b * nc + c) * H + h) * PN;
+        for (int k = 0; k < kPer; ++k)
+            into[k] = idx[k] < PN ? sc[idx[k]] : 0.0f;
+        return __expf(cum[((b * nc + c) * H + h) * Q + Q - 1]);
+    };
+    float decay = load(0, own);
     for (int64_t c = 0; c < nc; ++c) {
         const int64_t blk = (b * nc + c) * H + h;
+        float next[kPer] = {};
+        float nextDecay = 1.0f;
+        if (c + 1 < nc)
+            nextDecay = load(c + 1, next);
         float* sc = states + blk * PN;
-        const float decay = __expf(cum[blk * Q + Q - 1]);
         float sq = 0.0f;
         for (int k = 0; k < kPer; ++k) {
-            if (idx[k] >= PN)
-                continue;
-            const float own = sc[idx[k]];
-            sc[idx[k]] = cur[k];
+            if (idx[k] < PN)
+                sc[idx[k]] = cur[k];
             sq += cur[k] * cur[k];
-            cur[k] = decay * cur[k] + own;
+            cur[k] = decay * cur[k] + own[k];
+            own[k] = next[k];
         }
+        decay = nextDecay;
         sq = warpSum(sq);
-        if ((threadIdx.x & 31) == 0)
-            partial[threadIdx.x >> 5] = sq;
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            float s = 0.0f;
-            for (int i = 0; i < kTcWarps; ++i)
-                s += partial[i];
-            n0Parts[blk * slices + slice] = s;
-        }
-        __syncthreads();
+        if (lane == 0)
+            n0Parts[blk * slices * kPassParts + slice * kPassParts + warp] = sq;
     }
     for (int k = 0; k < kPer; ++k)
         if (idx[k] < PN)
@@ -524,9 +533,11 @@ constexpr int kScanMaxChunk = 256; // C.B^T of a row tile stays in shared memory
 __device__ __forceinline__ void stageRowsBf16(Bf16* dst, int64_t ld, const float* __restrict__ src,
                                               int64_t srcStride, int rows, int64_t valid, int cols)
 {
-    const int c4 = cols / 4;
-    for (int k = threadIdx.x; k < rows * c4; k += kTcThreads) {
-        const int r = k / c4, j = (k - r * c4) * 4;
+    const int c4 = cols / 4, dr = kTcThreads / c4, dj = (kTcThreads - dr * c4) * 4;
+    int r = threadIdx.x / c4, j = (threadIdx.x - r * c4) * 4;
+    for (int k = threadIdx.x; k < rows * c4; k += kTcThreads, r += dr, j += dj) {
+        if (j >= cols)
+            j -= cols, ++r;
         float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         if (r < valid)
             v = *reinterpret_cast<const float4*>(src + r * srcStride + j);
@@ -538,7 +549,7 @@ __device__ __forceinline__ void stageRowsBf16(Bf16* dst, int64_t ld, const float
 
 struct ScanSmem {
     int64_t ldN, ldP, ldCB, ldM, ldY;
-    int64_t cum, dts, bsq, cb, rd, work, total; // byte offsets
+    int64_t cum, dts, bsq, rowE, cb, rd, work, total; // byte offsets
 };
 
 __host__ __device__ inline int64_t align32(int64_t bytes)
@@ -555,7 +566,8 @@ __host__ __device__ inline ScanSmem scanSmem(int64_t P, int64_t N, int64_t Q)
     m.cum = 0;                                   // [kScanHeads][Q]
     m.dts = align32(kScanHeads * Q * 4);         // [kScanHeads][Q]
     m.bsq = m.dts + align32(kScanHeads * Q * 4); // [64]
-    m.cb = m.bsq + align32(kTcRows * 4);
+    m.rowE = m.bsq + align32(kTcRows * 4);       // [64]
+    m.cb = m.rowE + align32(kTcRows * 4);
     m.rd = m.cb + align32(kTcRows * m.ldCB * 2);
     m.work = m.rd + align32(kTcRows * m.ldN * 2);
     // B's tile, then each warp's two 16 x 16 float tiles of reader . B^T on their way into bfloat16.
@@ -590,9 +602,10 @@ __global__ void __launch_bounds__(kTcThreads, 2)
     const ScanSmem m = scanSmem(P, N, Q);
     float* cumAll = reinterpret_cast<float*>(smemBytes + m.cum); // every head's of the run, loaded at once
     float* dtsAll = reinterpret_cast<float*>(smemBytes + m.dts);
-    float* bsq = reinterpret_cast<float*>(smemBytes + m.bsq); // |B_l|^2 of the rows, for v
-    Bf16* CB = reinterpret_cast<Bf16*>(smemBytes + m.cb);     // [64][ldCB] reader . B^T, unmasked
-    Bf16* Rd = reinterpret_cast<Bf16*>(smemBytes + m.rd);     // [64][ldN] the reader's rows
+    float* bsq = reinterpret_cast<float*>(smemBytes + m.bsq);   // |B_l|^2 of the rows, for v
+    float* rowE = reinterpret_cast<float*>(smemBytes + m.rowE); // exp(cum_l - cum_r0) of one head
+    Bf16* CB = reinterpret_cast<Bf16*>(smemBytes + m.cb);       // [64][ldCB] reader . B^T, unmasked
+    Bf16* Rd = reinterpret_cast<Bf16*>(smemBytes + m.rd);       // [64][ldN] the reader's rows
     unsigned char* work = smemBytes + m.work;
     Bf16* Bs = reinterpret_cast<Bf16*>(work); // [64][ldN] B of 64 source tokens
     Bf16* Mt = reinterpret_cast<Bf16*>(work); // [64][ldM] one head's masked tile
@@ -671,6 +684,8 @@ __global__ void __launch_bounds__(kTcThreads, 2)
         const float* cum = cumAll + (hg - run * kScanHeads) * Q;
         const float* dts = dtsAll + (hg - run * kScanHeads) * Q;
         __syncthreads(); // the previous head's outputs are read; CB is complete
+        if (threadIdx.x < kTcRows)
+            rowE[threadIdx.x] = threadIdx.x < rows ? __expf(cum[r0 + threadIdx.x] - cum[r0]) : 0.0f;
         FragAcch accY[kTiles], accS[kTiles];
 #pragma unroll
         for (int k = 0; k < kTiles; ++k) {
@@ -681,13 +696,25 @@ __global__ void __launch_bounds__(kTcThreads, 2)
             __syncthreads(); // cum ready; Mt and Xs free
             stageRowsBf16(Xs, m.ldP, x + (b * T + t0 + s0) * xStride + h * P, xStride, kTcRows, Qc - s0,
                           int(P));
-            for (int k = threadIdx.x; k < kTcRows * kTcRows; k += kTcThreads) {
-                const int r = k / kTcRows, s = k % kTcRows;
-                const int64_t l = r0 + r, src = s0 + s;
-                const float val = (src <= l && l < Qc) ? __bfloat162float(CB[r * m.ldCB + src]) *
-                                                             __expf(cum[l] - cum[src]) * dts[src]
-                                                       : 0.0f;
-                Mt[r * m.ldM + s] = __float2bfloat16_rn(val);
+            // The decayed mask. Below the diagonal tile exp(cum_l - cum_s) splits into a row factor
+            // exp(cum_l - cum_r0) and a column factor exp(cum_r0 - cum_s), both <= 1 (no overflow; each
+            // at least the product, so no underflow the product would not have): one exp a thread.
+            const int sCol = threadIdx.x & (kTcRows - 1), ldCB = int(m.ldCB), ldM = int(m.ldM);
+            const int src = int(s0) + sCol;
+            if (s0 < r0) {
+                const float colF = __expf(cum[r0] - cum[src]) * dts[src];
+#pragma unroll 4
+                for (int r = threadIdx.x / kTcRows; r < kTcRows; r += kTcThreads / kTcRows)
+                    Mt[r * ldM + sCol] =
+                        __float2bfloat16_rn(__bfloat162float(CB[r * ldCB + src]) * rowE[r] * colF);
+            } else { // the diagonal tile: s0 == r0, token s <= l within 64 tokens
+                for (int r = threadIdx.x / kTcRows; r < kTcRows; r += kTcThreads / kTcRows) {
+                    const int l = int(r0) + r;
+                    const float val = (sCol <= r && r < rows) ? __bfloat162float(CB[r * ldCB + src]) *
+                                                                    __expf(cum[l] - cum[src]) * dts[src]
+                                                              : 0.0f;
+                    Mt[r * ldM + sCol] = __float2bfloat16_rn(val);
+                }
             }
             __syncthreads();
             for (int kk = 0; kk < kTcRows; kk += 16) {
@@ -729,12 +756,24 @@ __global__ void __launch_bounds__(kTcThreads, 2)
         }
         __syncthreads();
         if (!byB) {
-            for (int k = threadIdx.x; k < int(rows * P); k += kTcThreads) {
-                const int r = k / int(P), p = k - r * int(P);
+            const int c4 = int(P) / 4, dr = kTcThreads / c4, dj = (kTcThreads - dr * c4) * 4;
+            int r = threadIdx.x / c4, p = (threadIdx.x - r * c4) * 4;
+            for (int k = threadIdx.x; k < int(rows) * c4; k += kTcThreads, r += dr, p += dj) {
+                if (p >= int(P))
+                    p -= int(P), ++r;
                 const int64_t t = b * T + t0 + r0 + r;
-                const float d = D ? D[dPerChannel ? h * P + p : h] : 0.0f;
-                y[(t * H + h) * P + p] = Ya[r * m.ldY + p] + __expf(cum[r0 + r]) * Yb[r * m.ldY + p] +
-                                         d * x[t * xStride + h * P + p];
+                const float e = __expf(cum[r0 + r]);
+                const float4 xv = *reinterpret_cast<const float4*>(x + t * xStride + h * P + p);
+                float4 d = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                if (D && dPerChannel)
+                    d = make_float4(D[h * P + p], D[h * P + p + 1], D[h * P + p + 2], D[h * P + p + 3]);
+                else if (D)
+                    d = make_float4(D[h], D[h], D[h], D[h]);
+                const float* ya = Ya + r * m.ldY + p;
+                const float* yb = Yb + r * m.ldY + p;
+                *reinterpret_cast<float4*>(y + (t * H + h) * P + p) =
+                    make_float4(ya[0] + e * yb[0] + d.x * xv.x, ya[1] + e * yb[1] + d.y * xv.y,
+                                ya[2] + e * yb[2] + d.z * xv.z, ya[3] + e * yb[3] + d.w * xv.w);
             }
             continue;
         }
@@ -767,7 +806,7 @@ __global__ void __launch_bounds__(kTcThreads, 2)
 }
 
 // (D) The state norms, a warp per batch row, chunk and head: ||S_l||^2 = alpha_l^2 ||S_{l-1}||^2 + v_l
-// from ||S_in||^2 (the sum of B's slices). The recurrence composes affine maps s -> A s + V, so 32
+// from ||S_in||^2 (the sum of B's partial sums). The recurrence composes affine maps s -> A s + V, so 32
 // tokens at a time go through a warp's prefix scan of them.
 __global__ void ssdNormKernel(const float* __restrict__ v, const float* __restrict__ a,
                               const float* __restrict__ n0Parts, float* __restrict__ norm, int64_t B,
@@ -1002,7 +1041,7 @@ bool allowSmem(const void* kernel, size_t bytes)
 
 SsdWorkspace ssdScanWorkspace(int64_t B, int64_t T, int64_t H, int64_t P, int64_t N, int64_t Q)
 {
-    const int64_t nc = (T + Q - 1) / Q, slices = (P * N + kPassSlice - 1) / kPassSlice;
+    const int64_t nc = (T + Q - 1) / Q, slices = (P * N + kPassSlice - 1) / kPassSlice * kPassParts;
     // Each part starts on 32 bytes: the kernels read the states as float4s.
     auto part = [](int64_t n) { return (n + 7) / 8 * 8; };
     SsdWorkspace w;
@@ -1026,7 +1065,10 @@ bool ssdScan(const SsdScanArgs& s, void* stream)
     float* n0Parts = states + sizes.states;
     float* v = n0Parts + sizes.n0Parts;
     const size_t smemA = stateKernelSmem(s.P, s.N, s.Q), smemC = scanKernelSmem(s.P, s.N, s.Q);
-    if (!allowSmem(reinterpret_cast<const void*>(&ssdChunkStateKernel), smemA) ||
+    if (!allowSmem(reinterpret_cast<const void*>(&ssdChunkStateKernel<1>), smemA) ||
+        !allowSmem(reinterpret_cast<const void*>(&ssdChunkStateKernel<2>), smemA) ||
+        !allowSmem(reinterpret_cast<const void*>(&ssdChunkStateKernel<4>), smemA) ||
+        !allowSmem(reinterpret_cast<const void*>(&ssdChunkStateKernel<8>), smemA) ||
         !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<1>), smemC) ||
         !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<2>), smemC) ||
         !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<3>), smemC) ||
@@ -1034,8 +1076,19 @@ bool ssdScan(const SsdScanArgs& s, void* stream)
         return false;
     const cudaStream_t st = asStream(stream);
     const unsigned blocks = unsigned(s.B * nc * s.H);
-    ssdChunkStateKernel<<<blocks, kTcThreads, smemA, st>>>(s.x, s.xStride, s.Bm, s.bcStride, s.dt, s.a, cum,
-                                                           states, s.T, nc, s.Q, s.H, s.G, s.P, s.N);
+    auto launchState = [&](auto kernel) {
+        kernel<<<blocks, kTcThreads, smemA, st>>>(s.x, s.xStride, s.Bm, s.bcStride, s.dt, s.a, cum, states,
+                                                  s.T, nc, s.Q, s.H, s.G, s.P, s.N);
+    };
+    const int64_t stateTiles = (s.P / 16) * (s.N / 16), perWarp = (stateTiles + kTcWarps - 1) / kTcWarps;
+    if (perWarp <= 1)
+        launchState(ssdChunkStateKernel<1>);
+    else if (perWarp <= 2)
+        launchState(ssdChunkStateKernel<2>);
+    else if (perWarp <= 4)
+        launchState(ssdChunkStateKernel<4>);
+    else
+        launchState(ssdChunkStateKernel<8>);
     ssdStatePassKernel<<<dim3(unsigned(s.B * s.H), unsigned(slices)), kTcThreads, 0, st>>>(
         s.stateIn, states, cum, s.stateOut, n0Parts, nc, s.Q, s.H, PN, slices);
     const unsigned rowTiles = unsigned((s.Q + kTcRows - 1) / kTcRows);
@@ -1062,7 +1115,7 @@ bool ssdScan(const SsdScanArgs& s, void* stream)
     }
     if (s.norm)
         ssdNormKernel<<<(blocks + 3) / 4, 128, 0, st>>>(v, s.a, n0Parts, s.norm, s.B, s.T, nc, s.Q, s.H,
-                                                        slices);
+                                                        slices * kPassParts);
     return true;
 }
 
