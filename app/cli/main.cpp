@@ -323,7 +323,7 @@ int runMain(int argc, char** argv)
     runCmd->add_flag("--no-fused-kernels", noFused, noFusedHelp);
     bool noTensorCoreScan = false;
     const std::string noTcHelp =
-        "Half-precision models: scan with the float32 kernels instead of the tensor-core (TF32) scan";
+        "Half-precision models: scan with the float32 kernels instead of the tensor-core scan";
     checkCmd->add_flag("--no-tensor-core-scan", noTensorCoreScan, noTcHelp);
     benchCmd->add_flag("--no-tensor-core-scan", noTensorCoreScan, noTcHelp);
     runCmd->add_flag("--no-tensor-core-scan", noTensorCoreScan, noTcHelp);

@@ -47,7 +47,8 @@ torch::Tensor scanStateNorms(const torch::Tensor& X, const torch::Tensor& Z, int
 // The whole chunked scalar-decay scan on tensor cores (MambaKernels.h, ssdScan): x [B, T, H, P], dt and
 // logDecay [B, T, H], Bm and Cm [B, T, G, N] (rows may be strided slices of the conv's output), D [H]
 // or [H, P]. Returns y + D x [B, T, H, P]; ssmState [B, H, P, N] becomes the state after the chunk;
-// stateNorm, when given, receives ||S_t|| [B, T, H]. TF32 products: for half-precision models only.
+// stateNorm, when given, receives ||S_t|| [B, T, H]. bfloat16 and TF32 operands: for half-precision
+// models only.
 bool ssdScanSupported(int64_t P, int64_t N, int64_t chunk);
 torch::Tensor ssdScan(const torch::Tensor& x, const torch::Tensor& dt, const torch::Tensor& logDecay,
                       const torch::Tensor& Bm, const torch::Tensor& Cm, const torch::Tensor& D, int64_t chunk,

@@ -547,6 +547,26 @@ __device__ __forceinline__ void stageRowsBf16(Bf16* dst, int64_t ld, const float
     }
 }
 
+// acc[k] += A x B's column tile k, for the warp's tiles k < myTiles: A is the warp's band of 16 rows
+// (a, lda: K bfloat16 columns), bAt(k, kk) the start of tile k's rows kk.. in B (ldb).
+template <int kTiles, typename FragB, typename BAt>
+__device__ __forceinline__ void bandProduct(FragAcch* acc, const Bf16* a, int64_t lda, int64_t K, int myTiles,
+                                            BAt bAt, int64_t ldb)
+{
+    for (int64_t kk = 0; kk < K; kk += 16) {
+        FragAh fa;
+        wmma::load_matrix_sync(fa, a + kk, unsigned(lda));
+#pragma unroll
+        for (int k = 0; k < kTiles; ++k) {
+            if (k >= myTiles)
+                break;
+            FragB fb;
+            wmma::load_matrix_sync(fb, bAt(k, kk), unsigned(ldb));
+            wmma::mma_sync(acc[k], fa, fb, acc[k]);
+        }
+    }
+}
+
 struct ScanSmem {
     int64_t ldN, ldP, ldCB, ldM, ldY;
     int64_t cum, dts, bsq, rowE, cb, rd, work, total; // byte offsets
@@ -717,34 +737,18 @@ __global__ void __launch_bounds__(kTcThreads, 2)
                 }
             }
             __syncthreads();
-            for (int kk = 0; kk < kTcRows; kk += 16) {
-                FragAh fa;
-                wmma::load_matrix_sync(fa, Mt + band * 16 * m.ldM + kk, unsigned(m.ldM));
-#pragma unroll
-                for (int k = 0; k < kTiles; ++k) {
-                    if (k >= myTiles)
-                        break;
-                    FragBh fb;
-                    wmma::load_matrix_sync(fb, Xs + kk * m.ldP + (half + 2 * k) * 16, unsigned(m.ldP));
-                    wmma::mma_sync(accY[k], fa, fb, accY[k]);
-                }
-            }
+            // Masked tile [64 x 64] times x [64 x P] (row-major: tile k's columns start at its column).
+            bandProduct<kTiles, FragBh>(
+                accY, Mt + band * 16 * m.ldM, m.ldM, kTcRows, myTiles,
+                [&](int k, int64_t kk) { return Xs + kk * m.ldP + (half + 2 * k) * 16; }, m.ldP);
         }
         __syncthreads(); // Mt and Xs read
         stageRowsBf16(Ss, m.ldN, statesIn + blk * P * N, N, int(P), P, int(N));
         __syncthreads();
-        for (int64_t n0 = 0; n0 < N; n0 += 16) {
-            FragAh fa;
-            wmma::load_matrix_sync(fa, Rd + band * 16 * m.ldN + n0, unsigned(m.ldN));
-#pragma unroll
-            for (int k = 0; k < kTiles; ++k) {
-                if (k >= myTiles)
-                    break;
-                FragBhCol fb; // S_in^T: element (n, p) at Ss[p][n]
-                wmma::load_matrix_sync(fb, Ss + (half + 2 * k) * 16 * m.ldN + n0, unsigned(m.ldN));
-                wmma::mma_sync(accS[k], fa, fb, accS[k]);
-            }
-        }
+        // The reader's rows times S_in^T (column-major: element (n, p) at Ss[p][n]).
+        bandProduct<kTiles, FragBhCol>(
+            accS, Rd + band * 16 * m.ldN, m.ldN, N, myTiles,
+            [&](int k, int64_t n0) { return Ss + (half + 2 * k) * 16 * m.ldN + n0; }, m.ldN);
         __syncthreads(); // Ss read: the outputs go over it
 #pragma unroll
         for (int k = 0; k < kTiles; ++k) {

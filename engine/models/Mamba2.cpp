@@ -388,11 +388,17 @@ int64_t Mamba2Model::parameterCount() const
     return n;
 }
 
+torch::Tensor Mamba2Model::projectNative(const torch::Tensor& x, const torch::Tensor& w,
+                                         const torch::Tensor& b) const
+{
+    const torch::Tensor bias = b.defined() ? b.to(m_dtype) : torch::Tensor();
+    return F::linear(x.to(m_dtype), w.to(m_dtype), bias);
+}
+
 torch::Tensor Mamba2Model::project(const torch::Tensor& x, const torch::Tensor& w,
                                    const torch::Tensor& b) const
 {
-    const torch::Tensor bias = b.defined() ? b.to(m_dtype) : torch::Tensor();
-    return F::linear(x.to(m_dtype), w.to(m_dtype), bias).to(accumulation());
+    return projectNative(x, w, b).to(accumulation());
 }
 
 torch::Tensor Mamba2Model::logits(const torch::Tensor& hidden) const
@@ -402,7 +408,7 @@ torch::Tensor Mamba2Model::logits(const torch::Tensor& hidden) const
 
 torch::Tensor Mamba2Model::nativeLogits(const torch::Tensor& hidden) const
 {
-    return F::linear(hidden.to(m_dtype), m_weights.lmHead.to(m_dtype));
+    return projectNative(hidden, m_weights.lmHead, torch::Tensor());
 }
 
 // Delta = softplus(dt + dt_bias), clamped to dt_limit when the config sets one.
@@ -651,11 +657,9 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
     const int64_t Bsz = u.size(0), T = u.size(1), H = c.nHeads(), P = c.headdim, N = c.dState, G = c.ngroups;
     // The fused conv and gated norm read in_proj's output in the model's own dtype: no widened copy of
     // [T, d_in_proj]. The old-context probes read the padded input, which the fused conv never builds.
-    const bool fusedConv = m_context.window == 0 && fused::enabled(convState) && u.is_cuda() && c.dConv <= 8;
-    const torch::Tensor projected =
-        fusedConv ? F::linear(u.to(m_dtype), layer.inProj.to(m_dtype),
-                              layer.inProjBias.defined() ? layer.inProjBias.to(m_dtype) : torch::Tensor())
-                  : project(u, layer.inProj, layer.inProjBias);
+    const bool fusedConv = m_context.window == 0 && fused::enabled(convState) && c.dConv <= 8;
+    const torch::Tensor projected = fusedConv ? projectNative(u, layer.inProj, layer.inProjBias)
+                                              : project(u, layer.inProj, layer.inProjBias);
     const auto parts = projected.split_with_sizes({c.dInner(), c.convDim(), H}, -1);
     const torch::Tensor &z = parts[0], &xBC = parts[1];
     const torch::Tensor dtRaw = parts[2].to(accumulation());
@@ -685,8 +689,9 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
     torch::Tensor norm;
     const bool positional = m_mitigation.positional();
     const torch::Tensor before = s.ssm[l];
-    // Half-precision models on the GPU take the tensor-core scan, whose TF32 products are finer than
-    // the model's own rounding; float32 models keep the float32 path their fixtures hold them to.
+    // Half-precision models on the GPU take the tensor-core scan, whose operands are no coarser than
+    // the model's own (bfloat16 read-out, TF32 chunk states); float32 models keep the float32 path their
+    // fixtures hold them to.
     const bool tensorCores = !positional && m_context.window == 0 && fused::enabled(x) &&
                              fused::tensorCoreScan() &&
                              (m_dtype == torch::kBFloat16 || m_dtype == torch::kFloat16) &&

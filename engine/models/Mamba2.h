@@ -97,6 +97,8 @@ private:
                        MixerProbes& p) const;
     torch::Tensor gatedOutput(const Mamba2Layer& layer, const torch::Tensor& y, const torch::Tensor& z) const;
     torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const;
+    // The same product left in the model's dtype (what the fused kernels and the NLL kernel read).
+    torch::Tensor projectNative(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const;
     torch::Tensor discretize(const Mamba2Layer& layer, const torch::Tensor& dtRaw) const;
     torch::Tensor logDecay(const Mamba2Layer& layer, const torch::Tensor& dt) const;
     // Tokens per chunk of the SSD scan: the config's chunk_size, at most kCpuScanChunk on the CPU.
