@@ -540,8 +540,10 @@ std::string benchTimings(const Runner& runner, const AsyncTraceWriter* writer)
         const TraceWriteTimings w = writer->writerTimings();
         std::snprintf(line, sizeof line,
                       "           trace writer: busy %.3f s (encode %.3f s, waiting for compression %.3f s, "
-                      "HDF5 %.3f s); the engine waited %.3f s for room in its queue\n",
-                      writer->busySeconds(), w.encode, w.compressWait, w.write, writer->appendWaitSeconds());
+                      "HDF5 %.3f s); the engine waited %.3f s for room in its queue; %lld of %lld chunks "
+                      "stored unfiltered\n",
+                      writer->busySeconds(), w.encode, w.compressWait, w.write, writer->appendWaitSeconds(),
+                      static_cast<long long>(w.chunksUnfiltered), static_cast<long long>(w.chunks));
         out += line;
     }
     return out;

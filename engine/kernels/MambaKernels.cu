@@ -365,14 +365,27 @@ __device__ void blockInclusiveScan(float* v, int n)
     }
 }
 
-// dst[r][0, cols) = src's row r times scale[r] (scale may be null), zeros from row `valid` on, as
-// float4s: src rows and dst rows start on 16 bytes (FusedOps.cpp sees to the sources).
-__device__ __forceinline__ void stageRows(float* dst, int64_t ld, const float* __restrict__ src,
-                                          int64_t srcStride, int rows, int64_t valid, int cols,
-                                          const float* scale)
+__device__ __forceinline__ void store4(float* d, float4 v)
 {
-    // Row and column of element k advance by constant steps: no division in the loop (the kernels
-    // are bound by integer issue).
+    *reinterpret_cast<float4*>(d) = v;
+}
+
+__device__ __forceinline__ void store4(__nv_bfloat16* d, float4 v)
+{
+    __nv_bfloat162* p = reinterpret_cast<__nv_bfloat162*>(d);
+    p[0] = __floats2bfloat162_rn(v.x, v.y);
+    p[1] = __floats2bfloat162_rn(v.z, v.w);
+}
+
+// dst[r][0, cols) = src's row r times scale[r] (scale may be null), zeros from row `valid` on, as
+// float4s: src rows start on 16 bytes (FusedOps.cpp sees to the sources), dst rows on 16 (float) or 8
+// (bfloat16) bytes. Offsets within the staged rows fit 32 bits.
+template <typename Dst>
+__device__ __forceinline__ void stageRows(Dst* dst, int ld, const float* __restrict__ src, int srcStride,
+                                          int rows, int valid, int cols, const float* scale = nullptr)
+{
+    // Row and column of element k advance by constant steps, and so do the offsets: no division or
+    // 64-bit product in the loop (the kernels are bound by integer issue).
     const int c4 = cols / 4, dr = kTcThreads / c4, dj = (kTcThreads - dr * c4) * 4;
     int r = threadIdx.x / c4, j = (threadIdx.x - r * c4) * 4;
     for (int k = threadIdx.x; k < rows * c4; k += kTcThreads, r += dr, j += dj) {
@@ -386,7 +399,7 @@ __device__ __forceinline__ void stageRows(float* dst, int64_t ld, const float* _
                 v.x *= f, v.y *= f, v.z *= f, v.w *= f;
             }
         }
-        *reinterpret_cast<float4*>(dst + r * ld + j) = v;
+        store4(dst + r * ld + j, v);
     }
 }
 
@@ -529,31 +542,13 @@ using FragAcch = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
 constexpr int kScanHeads = 8;      // heads of a group one block of (C) reads out in turn
 constexpr int kScanMaxChunk = 256; // C.B^T of a row tile stays in shared memory: [64, Q] floats
 
-// stageRows into bfloat16: dst rows of ld elements (a multiple of 8).
-__device__ __forceinline__ void stageRowsBf16(Bf16* dst, int64_t ld, const float* __restrict__ src,
-                                              int64_t srcStride, int rows, int64_t valid, int cols)
-{
-    const int c4 = cols / 4, dr = kTcThreads / c4, dj = (kTcThreads - dr * c4) * 4;
-    int r = threadIdx.x / c4, j = (threadIdx.x - r * c4) * 4;
-    for (int k = threadIdx.x; k < rows * c4; k += kTcThreads, r += dr, j += dj) {
-        if (j >= cols)
-            j -= cols, ++r;
-        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (r < valid)
-            v = *reinterpret_cast<const float4*>(src + r * srcStride + j);
-        __nv_bfloat162* d = reinterpret_cast<__nv_bfloat162*>(dst + r * ld + j);
-        d[0] = __floats2bfloat162_rn(v.x, v.y);
-        d[1] = __floats2bfloat162_rn(v.z, v.w);
-    }
-}
-
 // acc[k] += A x B's column tile k, for the warp's tiles k < myTiles: A is the warp's band of 16 rows
 // (a, lda: K bfloat16 columns), bAt(k, kk) the start of tile k's rows kk.. in B (ldb).
 template <int kTiles, typename FragB, typename BAt>
-__device__ __forceinline__ void bandProduct(FragAcch* acc, const Bf16* a, int64_t lda, int64_t K, int myTiles,
-                                            BAt bAt, int64_t ldb)
+__device__ __forceinline__ void bandProduct(FragAcch* acc, const Bf16* a, int lda, int K, int myTiles,
+                                            BAt bAt, int ldb)
 {
-    for (int64_t kk = 0; kk < K; kk += 16) {
+    for (int kk = 0; kk < K; kk += 16) {
         FragAh fa;
         wmma::load_matrix_sync(fa, a + kk, unsigned(lda));
 #pragma unroll
@@ -568,7 +563,7 @@ __device__ __forceinline__ void bandProduct(FragAcch* acc, const Bf16* a, int64_
 }
 
 struct ScanSmem {
-    int64_t ldN, ldP, ldCB, ldM, ldY;
+    int ldN, ldP, ldCB, ldM, ldY; // in elements: 32-bit, as every offset within shared memory
     int64_t cum, dts, bsq, rowE, cb, rd, work, total; // byte offsets
 };
 
@@ -581,8 +576,8 @@ __host__ __device__ inline ScanSmem scanSmem(int64_t P, int64_t N, int64_t Q)
 {
     ScanSmem m;
     // Whole tiles of 64 columns are stored, whatever the chunk's length.
-    m.ldN = N + 8, m.ldP = P + 8, m.ldCB = (Q + kTcRows - 1) / kTcRows * kTcRows + 4, m.ldM = kTcRows + 8,
-    m.ldY = P + 4;
+    m.ldN = int(N) + 8, m.ldP = int(P) + 8, m.ldCB = int((Q + kTcRows - 1) / kTcRows * kTcRows) + 4,
+    m.ldM = kTcRows + 8, m.ldY = int(P) + 4;
     m.cum = 0;                                   // [kScanHeads][Q]
     m.dts = align32(kScanHeads * Q * 4);         // [kScanHeads][Q]
     m.bsq = m.dts + align32(kScanHeads * Q * 4); // [64]
@@ -668,16 +663,15 @@ __global__ void __launch_bounds__(kTcThreads, 2)
         if (q == 0)
             bsq[r] = acc;
     }
-    stageRowsBf16(Rd, m.ldN, reader + (b * T + t0 + r0) * bcStride + g * N, bcStride, kTcRows, rows, int(N));
-    for (int64_t s0 = 0; s0 <= r0; s0 += kTcRows) {
+    stageRows(Rd, m.ldN, reader + (b * T + t0 + r0) * bcStride + g * N, bcStride, kTcRows, rows, int(N));
+    for (int s0 = 0; s0 <= int(r0); s0 += kTcRows) {
         __syncthreads(); // Bs is free
-        stageRowsBf16(Bs, m.ldN, Bm + (b * T + t0 + s0) * bcStride + g * N, bcStride, kTcRows, Qc - s0,
-                      int(N));
+        stageRows(Bs, m.ldN, Bm + (b * T + t0 + s0) * bcStride + g * N, bcStride, kTcRows, Qc - s0, int(N));
         __syncthreads();
         FragAcch acc[2];
         wmma::fill_fragment(acc[0], 0.0f);
         wmma::fill_fragment(acc[1], 0.0f);
-        for (int64_t n0 = 0; n0 < N; n0 += 16) {
+        for (int n0 = 0; n0 < int(N); n0 += 16) {
             FragAh fa;
             wmma::load_matrix_sync(fa, Rd + band * 16 * m.ldN + n0, unsigned(m.ldN));
             for (int k = 0; k < 2; ++k) {
@@ -712,10 +706,9 @@ __global__ void __launch_bounds__(kTcThreads, 2)
             wmma::fill_fragment(accY[k], 0.0f);
             wmma::fill_fragment(accS[k], 0.0f);
         }
-        for (int64_t s0 = 0; s0 <= r0; s0 += kTcRows) {
+        for (int s0 = 0; s0 <= int(r0); s0 += kTcRows) {
             __syncthreads(); // cum ready; Mt and Xs free
-            stageRowsBf16(Xs, m.ldP, x + (b * T + t0 + s0) * xStride + h * P, xStride, kTcRows, Qc - s0,
-                          int(P));
+            stageRows(Xs, m.ldP, x + (b * T + t0 + s0) * xStride + h * P, xStride, kTcRows, Qc - s0, int(P));
             // The decayed mask. Below the diagonal tile exp(cum_l - cum_s) splits into a row factor
             // exp(cum_l - cum_r0) and a column factor exp(cum_r0 - cum_s), both <= 1 (no overflow; each
             // at least the product, so no underflow the product would not have): one exp a thread.
@@ -740,34 +733,37 @@ __global__ void __launch_bounds__(kTcThreads, 2)
             // Masked tile [64 x 64] times x [64 x P] (row-major: tile k's columns start at its column).
             bandProduct<kTiles, FragBh>(
                 accY, Mt + band * 16 * m.ldM, m.ldM, kTcRows, myTiles,
-                [&](int k, int64_t kk) { return Xs + kk * m.ldP + (half + 2 * k) * 16; }, m.ldP);
+                [&](int k, int kk) { return Xs + kk * m.ldP + (half + 2 * k) * 16; }, m.ldP);
         }
         __syncthreads(); // Mt and Xs read
-        stageRowsBf16(Ss, m.ldN, statesIn + blk * P * N, N, int(P), P, int(N));
+        stageRows(Ss, m.ldN, statesIn + blk * P * N, N, int(P), P, int(N));
         __syncthreads();
         // The reader's rows times S_in^T (column-major: element (n, p) at Ss[p][n]).
         bandProduct<kTiles, FragBhCol>(
             accS, Rd + band * 16 * m.ldN, m.ldN, N, myTiles,
-            [&](int k, int64_t n0) { return Ss + (half + 2 * k) * 16 * m.ldN + n0; }, m.ldN);
+            [&](int k, int n0) { return Ss + (half + 2 * k) * 16 * m.ldN + n0; }, m.ldN);
         __syncthreads(); // Ss read: the outputs go over it
 #pragma unroll
         for (int k = 0; k < kTiles; ++k) {
             if (k >= myTiles)
                 break;
-            const int64_t off = band * 16 * m.ldY + (half + 2 * k) * 16;
+            const int off = band * 16 * m.ldY + (half + 2 * k) * 16;
             wmma::store_matrix_sync(Ya + off, accY[k], unsigned(m.ldY), wmma::mem_row_major);
             wmma::store_matrix_sync(Yb + off, accS[k], unsigned(m.ldY), wmma::mem_row_major);
         }
         __syncthreads();
+        // The block's rows of x and y: offsets from here fit 32 bits.
+        const float* xRows = x + (b * T + t0 + r0) * xStride + h * P;
         if (!byB) {
+            float* yRows = y + ((b * T + t0 + r0) * H + h) * P;
+            const int yStride = int(H * P), xs = int(xStride);
             const int c4 = int(P) / 4, dr = kTcThreads / c4, dj = (kTcThreads - dr * c4) * 4;
             int r = threadIdx.x / c4, p = (threadIdx.x - r * c4) * 4;
             for (int k = threadIdx.x; k < int(rows) * c4; k += kTcThreads, r += dr, p += dj) {
                 if (p >= int(P))
                     p -= int(P), ++r;
-                const int64_t t = b * T + t0 + r0 + r;
                 const float e = __expf(cum[r0 + r]);
-                const float4 xv = *reinterpret_cast<const float4*>(x + t * xStride + h * P + p);
+                const float4 xv = *reinterpret_cast<const float4*>(xRows + r * xs + p);
                 float4 d = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
                 if (D && dPerChannel)
                     d = make_float4(D[h * P + p], D[h * P + p + 1], D[h * P + p + 2], D[h * P + p + 3]);
@@ -775,7 +771,7 @@ __global__ void __launch_bounds__(kTcThreads, 2)
                     d = make_float4(D[h], D[h], D[h], D[h]);
                 const float* ya = Ya + r * m.ldY + p;
                 const float* yb = Yb + r * m.ldY + p;
-                *reinterpret_cast<float4*>(y + (t * H + h) * P + p) =
+                *reinterpret_cast<float4*>(yRows + r * yStride + p) =
                     make_float4(ya[0] + e * yb[0] + d.x * xv.x, ya[1] + e * yb[1] + d.y * xv.y,
                                 ya[2] + e * yb[2] + d.z * xv.z, ya[3] + e * yb[3] + d.w * xv.w);
             }
@@ -784,12 +780,12 @@ __global__ void __launch_bounds__(kTcThreads, 2)
         // v_l, four threads a token, each over a quarter of P.
         {
             const int r = threadIdx.x >> 2, q = threadIdx.x & 3;
-            const int64_t t = b * T + t0 + r0 + r;
             float xu = 0.0f, xx = 0.0f, e = 0.0f;
             if (r < rows) {
                 e = __expf(cum[r0 + r]);
-                for (int64_t p = q * 4; p < P; p += 16) {
-                    const float4 xv = *reinterpret_cast<const float4*>(x + t * xStride + h * P + p);
+                const float* xRow = xRows + r * int(xStride);
+                for (int p = q * 4; p < int(P); p += 16) {
+                    const float4 xv = *reinterpret_cast<const float4*>(xRow + p);
                     const float* ya = Ya + r * m.ldY + p;
                     const float* yb = Yb + r * m.ldY + p;
                     xu += xv.x * (ya[0] + e * yb[0]) + xv.y * (ya[1] + e * yb[1]) +

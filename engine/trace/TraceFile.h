@@ -72,6 +72,10 @@ struct TraceWriteTimings {
     double encode = 0;       // the half-precision encoding of the probes
     double compressWait = 0; // waiting for the compressor threads
     double write = 0;        // everything else: HDF5's chunk writes, extents and flushes
+    // Chunks written, and of them those stored unfiltered (incompressible values, or the rewrites
+    // of an unfinished chunk that docs/trace-format.md describes).
+    int64_t chunks = 0;
+    int64_t chunksUnfiltered = 0;
 };
 
 // Appends a run to a trace as it goes, so that memory does not grow with the run and a run that is

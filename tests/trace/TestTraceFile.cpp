@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -1430,6 +1431,94 @@ private slots:
             rawBytes += kTokens * p.valuesPerToken() * 4;
         QVERIFY2(sizes[37] <= static_cast<uintmax_t>(rawBytes + rawBytes / 2) + kMetadataBytes,
                  qPrintable(QString("appends of 37: %1 bytes, data %2 bytes").arg(sizes[37]).arg(rawBytes)));
+    }
+
+    // Issue 15: compressing values that hardly shrink bounded the writer. A dataset whose compressed
+    // chunks save less than an eighth is stored unfiltered, but for a sampled chunk in 16, and every
+    // reader reads both kinds through HDF5's per-chunk filter mask. Probe 0 here is random bits (no
+    // codec shrinks them), probe 1 slow-moving values (deflate halves them and more).
+    void incompressibleChunksStoredUnfiltered()
+    {
+        const TraceHeader h = testHeader(false, {24, 24}); // 2304 bytes a token: chunks of 64 tokens
+        const std::string path = file("incompressible.h5");
+        constexpr int64_t kTokens = 64 * 96;
+        std::mt19937 rng(7);
+        auto chunkAt = [&](int64_t start, int64_t count) {
+            ChunkProbes c = makeChunk(h, start, count);
+            for (float& v : c.values[0]) {
+                const uint32_t bits = rng();
+                std::memcpy(&v, &bits, sizeof v);
+            }
+            for (size_t i = 0; i < c.values[1].size(); ++i)
+                c.values[1][i] = 0.25f * static_cast<float>((start * 576 + static_cast<int64_t>(i)) / 4096);
+            return c;
+        };
+        std::vector<ChunkProbes> appended;
+        TraceWriteTimings timings;
+        {
+            TraceWriter w(path, h);
+            // The command line's appends, then the window's: the verdict carries over.
+            for (int64_t s = 0; s < kTokens; s += s < 4096 ? 2048 : 64) {
+                appended.push_back(chunkAt(s, s < 4096 ? 2048 : 64));
+                w.append(appended.back());
+            }
+            w.finish();
+            timings = w.timings();
+        }
+        // The filter mask of every chunk, read from the chunk index.
+        auto masks = [&](const char* name) {
+            std::vector<unsigned> out;
+            const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+            const hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+            const hid_t space = H5Dget_space(d);
+            hsize_t n = 0;
+            H5Dget_num_chunks(d, space, &n);
+            for (hsize_t i = 0; i < n; ++i) {
+                std::vector<hsize_t> offset(3);
+                unsigned mask = 0;
+                haddr_t addr = 0;
+                hsize_t size = 0;
+                H5Dget_chunk_info(d, space, i, offset.data(), &mask, &addr, &size);
+                out.push_back(mask);
+            }
+            H5Sclose(space);
+            H5Dclose(d);
+            H5Fclose(f);
+            return out;
+        };
+        const std::vector<unsigned> noisy = masks("/probes/dt"), smooth = masks("/probes/decay");
+        QCOMPARE(noisy.size(), size_t(kTokens / 64));
+        QCOMPARE(smooth.size(), size_t(kTokens / 64));
+        const auto skipped = [](const std::vector<unsigned>& m) {
+            return std::count_if(m.begin(), m.end(), [](unsigned x) { return x != 0; });
+        };
+        // The first append's 32 chunks are compressed (no verdict yet), then one in 16 is.
+        QCOMPARE(std::count(noisy.begin(), noisy.begin() + 32, 0u), 32L);
+        QVERIFY2(skipped(noisy) >= 58, qPrintable(QString("%1 of 96 skipped").arg(skipped(noisy))));
+        QVERIFY2(skipped(noisy) < 64, qPrintable(QString("%1 of 96 skipped").arg(skipped(noisy))));
+        for (unsigned m : noisy)
+            QVERIFY(m == 0 || m == 0x3); // both filters or neither
+        QCOMPARE(skipped(smooth), 0L);
+        QCOMPARE(timings.chunksUnfiltered, static_cast<int64_t>(skipped(noisy) + skipped(masks("/nll")) +
+                                                                skipped(masks("/tokens/ids"))));
+        QVERIFY(timings.chunks >= 3 * 96);
+
+        // Bit for bit back, through TraceReader and through HDF5 alone.
+        TraceReader r(path);
+        QCOMPARE(r.tokens(), kTokens);
+        for (size_t p = 0; p < 2; ++p) {
+            std::vector<float> expected;
+            for (const ChunkProbes& c : appended)
+                expected.insert(expected.end(), c.values[p].begin(), c.values[p].end());
+            const std::vector<float> got = r.probe(h.probes[p].name);
+            QCOMPARE(got.size(), expected.size());
+            QVERIFY2(std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)) == 0,
+                     h.probes[p].name.c_str());
+        }
+        // Unfiltered chunks take their raw size: the file is no larger than the data and the
+        // compressed chunks.
+        const uintmax_t raw = uintmax_t(kTokens) * 576 * 4;
+        QVERIFY(storedBytes(path) < raw + raw / 2);
     }
 
     // A model without probes still gives a valid trace.
