@@ -183,7 +183,7 @@ int runCommand(const RunArgs& args, const std::atomic<bool>& cancel)
                     input.ids, args.idsFile.empty() ? "the input" : args.idsFile);
 
     const TraceHeader header = runner->traceHeader(input.source, input.description, !input.offsets.empty());
-    AsyncTraceWriter writer(args.out, header);
+    AsyncTraceWriter writer(args.out, header, args.chunkSize);
     Progress progress(static_cast<int64_t>(input.ids.size()), args.quiet);
     try {
         runner->run(
@@ -603,7 +603,7 @@ int benchCommand(const BenchArgs& args)
             const auto start = Clock::now();
             if (args.trace)
                 writer = std::make_unique<AsyncTraceWriter>(
-                    path, runner->traceHeader(TraceInput{"ids"}, "bench", false));
+                    path, runner->traceHeader(TraceInput{"ids"}, "bench", false), args.chunkSize);
             runner->run(ids, nullptr, [&](ChunkProbes& c) {
                 if (writer)
                     writer->append(std::move(c));

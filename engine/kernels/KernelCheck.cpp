@@ -74,27 +74,31 @@ std::vector<KernelCheckResult> checkFusedKernels(const std::string& deviceName, 
     const auto f32 = torch::TensorOptions().device(device).dtype(torch::kFloat32);
     std::vector<KernelCheckResult> out;
 
-    // Causal conv + SiLU over a strided slice, with and without bias, short and long chunks.
-    for (int64_t T : {1, 3, 7, 256, 1000}) {
-        for (bool bias : {true, false}) {
-            const int64_t B = 2, C = 96, K = 4, wide = C + 40;
-            const torch::Tensor proj = torch::randn({B, T, wide}, f32);
-            const torch::Tensor xBC = proj.narrow(2, 17, C);
-            const torch::Tensor state = torch::randn({B, C, K - 1}, f32);
-            const torch::Tensor w = torch::randn({C, K}, f32) * 0.5,
-                                b = bias ? torch::randn({C}, f32) : torch::Tensor();
-            torch::Tensor fusedState = state.clone();
-            const torch::Tensor got = fused::causalConvSilu(xBC, fusedState, w, b);
-            const torch::Tensor padded = torch::cat({state, xBC.transpose(1, 2)}, -1);
-            const torch::Tensor want =
-                F::silu(F::conv1d(padded, w.unsqueeze(1), F::Conv1dFuncOptions().bias(b).groups(C)))
-                    .transpose(1, 2);
-            const torch::Tensor wantState = padded.narrow(2, padded.size(2) - (K - 1), K - 1);
-            const std::string c = sizes({{"T", T}, {"C", C}, {"K", K}}) + (bias ? " bias" : " no bias");
-            out.push_back({"causalConvSilu", c, scaledError(got, want), 1e-5});
-            out.push_back({"causalConvSilu state", c, scaledError(fusedState, wantState), 0});
+    // Causal conv + SiLU over a strided slice, with and without bias, short and long chunks; width 4
+    // (every Mamba-2 checkpoint's, a kernel of its own) and two others (the general kernel).
+    for (int64_t K : {4, 2, 7})
+        for (int64_t T : {1, 3, 7, 256, 1000}) {
+            if (K != 4 && T != 3 && T != 1000)
+                continue;
+            for (bool bias : {true, false}) {
+                const int64_t B = 2, C = 96, wide = C + 40;
+                const torch::Tensor proj = torch::randn({B, T, wide}, f32);
+                const torch::Tensor xBC = proj.narrow(2, 17, C);
+                const torch::Tensor state = torch::randn({B, C, K - 1}, f32);
+                const torch::Tensor w = torch::randn({C, K}, f32) * 0.5,
+                                    b = bias ? torch::randn({C}, f32) : torch::Tensor();
+                torch::Tensor fusedState = state.clone();
+                const torch::Tensor got = fused::causalConvSilu(xBC, fusedState, w, b);
+                const torch::Tensor padded = torch::cat({state, xBC.transpose(1, 2)}, -1);
+                const torch::Tensor want =
+                    F::silu(F::conv1d(padded, w.unsqueeze(1), F::Conv1dFuncOptions().bias(b).groups(C)))
+                        .transpose(1, 2);
+                const torch::Tensor wantState = padded.narrow(2, padded.size(2) - (K - 1), K - 1);
+                const std::string c = sizes({{"T", T}, {"C", C}, {"K", K}}) + (bias ? " bias" : " no bias");
+                out.push_back({"causalConvSilu", c, scaledError(got, want), 1e-5});
+                out.push_back({"causalConvSilu state", c, scaledError(fusedState, wantState), 0});
+            }
         }
-    }
 
     // Gated RMSNorm per group, into float32 and bfloat16.
     for (int64_t groups : {1, 2, 8}) {

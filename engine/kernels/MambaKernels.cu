@@ -70,19 +70,24 @@ __device__ __forceinline__ float convInput(const In* in, int64_t inStride, const
 }
 
 // In: the in_proj output's own type (float32, or bfloat16 / float16 read without a widened copy).
-template <typename In>
+// kK: the conv width when known at compile time (4, every Mamba-2 checkpoint's), else 0 and K: with
+// a run-time width the window and weights lived in local memory (64 bytes of stack a thread).
+template <typename In, int kK>
 __global__ void causalConvSiluKernel(const In* __restrict__ in, int64_t inStride,
                                      const float* __restrict__ state, const float* __restrict__ weight,
                                      const float* __restrict__ bias, float* __restrict__ out, int64_t T,
-                                     int64_t C, int K)
+                                     int64_t C, int runtimeK)
 {
+    constexpr int kSlots = kK > 0 ? kK : kMaxConv;
+    const int K = kK > 0 ? kK : runtimeK;
     const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
     const int64_t b = blockIdx.z;
     if (c >= C)
         return;
-    float w[kMaxConv];
-    for (int k = 0; k < K; ++k)
-        w[k] = weight[c * K + k];
+    float w[kSlots];
+#pragma unroll
+    for (int k = 0; k < kSlots; ++k)
+        w[k] = k < K ? weight[c * K + k] : 0.0f;
     const float b0 = bias ? bias[c] : 0.0f;
     // A window of K inputs slides down this block's rows of tokens.
     const int64_t rowsPerBlock = (T + gridDim.y - 1) / gridDim.y;
@@ -90,17 +95,25 @@ __global__ void causalConvSiluKernel(const In* __restrict__ in, int64_t inStride
     if (t0 >= t1)
         return;
     const float* st = state + (b * C + c) * (K - 1);
-    float win[kMaxConv];
-    for (int k = 0; k < K - 1; ++k)
-        win[k] = convInput(in, inStride, st, b, T, c, t0 - (K - 1) + k, K);
-    for (int64_t t = t0; t < t1; ++t) {
-        win[K - 1] = toFloat(in[(b * T + t) * inStride + c]);
+    float win[kSlots];
+#pragma unroll
+    for (int k = 0; k < kSlots - 1; ++k)
+        win[k] = k < K - 1 ? convInput(in, inStride, st, b, T, c, t0 - (K - 1) + k, K) : 0.0f;
+    const In* src = in + (b * T + t0) * inStride + c;
+    float* dst = out + (b * T + t0) * C + c;
+    for (int64_t t = t0; t < t1; ++t, src += inStride, dst += C) {
+        // The newest input goes to slot K - 1; slots past it stay zero and weigh zero.
+        const float v = toFloat(*src);
         float acc = b0;
-        for (int k = 0; k < K; ++k)
-            acc += w[k] * win[k];
-        out[(b * T + t) * C + c] = silu(acc);
-        for (int k = 0; k < K - 1; ++k)
-            win[k] = win[k + 1];
+#pragma unroll
+        for (int k = 0; k < kSlots; ++k) {
+            const float in_k = k < K - 1 ? win[k] : (k == K - 1 ? v : 0.0f);
+            acc += w[k] * in_k;
+        }
+        *dst = silu(acc);
+#pragma unroll
+        for (int k = 0; k < kSlots - 1; ++k)
+            win[k] = k + 1 < K - 1 ? win[k + 1] : (k + 1 == K - 1 ? v : 0.0f);
     }
 }
 
@@ -379,27 +392,43 @@ __device__ __forceinline__ void store4(__nv_bfloat16* d, float4 v)
 
 // dst[r][0, cols) = src's row r times scale[r] (scale may be null), zeros from row `valid` on, as
 // float4s: src rows start on 16 bytes (FusedOps.cpp sees to the sources), dst rows on 16 (float) or 8
-// (bfloat16) bytes. Offsets within the staged rows fit 32 bits.
+// (bfloat16) bytes. Offsets within the staged rows fit 32 bits. Loads go out kBatch at a time before
+// their stores, so that a thread waits for the memory once a batch, not once a float4.
 template <typename Dst>
 __device__ __forceinline__ void stageRows(Dst* dst, int ld, const float* __restrict__ src, int srcStride,
                                           int rows, int valid, int cols, const float* scale = nullptr)
 {
+    constexpr int kBatch = 4;
     // Row and column of element k advance by constant steps, and so do the offsets: no division or
     // 64-bit product in the loop (the kernels are bound by integer issue).
     const int c4 = cols / 4, dr = kTcThreads / c4, dj = (kTcThreads - dr * c4) * 4;
+    const int total = rows * c4;
     int r = threadIdx.x / c4, j = (threadIdx.x - r * c4) * 4;
-    for (int k = threadIdx.x; k < rows * c4; k += kTcThreads, r += dr, j += dj) {
-        if (j >= cols)
-            j -= cols, ++r;
-        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (r < valid) {
-            v = *reinterpret_cast<const float4*>(src + r * srcStride + j);
-            if (scale) {
-                const float f = scale[r];
-                v.x *= f, v.y *= f, v.z *= f, v.w *= f;
+    for (int k0 = threadIdx.x; k0 < total; k0 += kBatch * kTcThreads) {
+        float4 v[kBatch];
+        int at[kBatch];
+#pragma unroll
+        for (int i = 0; i < kBatch; ++i) {
+            v[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            at[i] = -1;
+            if (k0 + i * kTcThreads < total) {
+                if (j >= cols)
+                    j -= cols, ++r;
+                at[i] = r * ld + j;
+                if (r < valid) {
+                    v[i] = *reinterpret_cast<const float4*>(src + r * srcStride + j);
+                    if (scale) {
+                        const float f = scale[r];
+                        v[i].x *= f, v[i].y *= f, v[i].z *= f, v[i].w *= f;
+                    }
+                }
+                r += dr, j += dj;
             }
         }
-        store4(dst + r * ld + j, v);
+#pragma unroll
+        for (int i = 0; i < kBatch; ++i)
+            if (at[i] >= 0)
+                store4(dst + at[i], v[i]);
     }
 }
 
@@ -895,9 +924,13 @@ void launchConv(const In* in, int64_t inStride, const float* state, const float*
     // Enough blocks of rows to fill the GPU; each block walks its rows with a sliding window.
     const int64_t channelBlocks = (C + threads - 1) / threads;
     const int64_t rowBlocks = std::max<int64_t>(1, std::min<int64_t>(T / 16, 1024));
-    causalConvSiluKernel<In>
-        <<<dim3(unsigned(channelBlocks), unsigned(rowBlocks), unsigned(B)), threads, 0, st>>>(
-            in, inStride, state, weight, bias, out, T, C, int(K));
+    const dim3 grid{unsigned(channelBlocks), unsigned(rowBlocks), unsigned(B)};
+    if (K == 4)
+        causalConvSiluKernel<In, 4>
+            <<<grid, threads, 0, st>>>(in, inStride, state, weight, bias, out, T, C, 4);
+    else
+        causalConvSiluKernel<In, 0>
+            <<<grid, threads, 0, st>>>(in, inStride, state, weight, bias, out, T, C, int(K));
     if (K > 1)
         convStateKernel<In><<<dim3(unsigned(channelBlocks), unsigned(B)), threads, 0, st>>>(
             in, inStride, state, newState, T, C, int(K));

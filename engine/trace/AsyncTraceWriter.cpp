@@ -22,8 +22,8 @@ size_t chunkBytes(const ChunkProbes& c)
 
 } // namespace
 
-AsyncTraceWriter::AsyncTraceWriter(const std::string& path, const TraceHeader& header)
-    : m_writer(std::make_unique<TraceWriter>(path, header)), m_path(m_writer->path())
+AsyncTraceWriter::AsyncTraceWriter(const std::string& path, const TraceHeader& header, int64_t appendTokens)
+    : m_writer(std::make_unique<TraceWriter>(path, header, appendTokens)), m_path(m_writer->path())
 {
     m_thread = std::thread([this] { work(); });
 }

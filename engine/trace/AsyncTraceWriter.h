@@ -26,7 +26,8 @@ public:
     static constexpr size_t kMaxQueuedBytes = size_t(512) << 20;
 
     // Creates the file on the caller's thread, so that a bad path throws here (Error naming it).
-    AsyncTraceWriter(const std::string& path, const TraceHeader& header);
+    // appendTokens as TraceWriter's.
+    AsyncTraceWriter(const std::string& path, const TraceHeader& header, int64_t appendTokens = 64);
     // Writes what is queued, closes without marking the trace complete (a cancelled run); never
     // throws.
     ~AsyncTraceWriter();

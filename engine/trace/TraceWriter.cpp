@@ -34,14 +34,17 @@ namespace {
 namespace fs = std::filesystem;
 
 // Chunks hold whole tokens and at most about this many bytes, so that a GUI window of a few thousand
-// tokens decompresses little more than it shows; and at most kMaxChunkTokens tokens, so that the
-// runners' pieces fill chunks exactly: the window's adaptive pieces are multiples of 64 tokens
-// (Runner::run), the command line's 2048 by default. A chunk that one append fills is written once,
-// compressed; one that an append leaves unfinished has to be rewritten, which under SWMR leaves
-// dead space behind (planChunks), and the window's 64-token appends into chunks of up to 4096
-// tokens made traces 20-36 times their data.
+// tokens decompresses little more than it shows; and at most as many tokens as the caller's pieces
+// (TraceWriter's appendTokens), so that each append fills chunks exactly: the window's adaptive
+// pieces are multiples of 64 tokens (Runner::run), the command line's 2048 by default. A chunk that
+// one append fills is written once, compressed; one that an append leaves unfinished has to be
+// rewritten, which under SWMR leaves dead space behind (planChunks), and the window's 64-token
+// appends into chunks of up to 4096 tokens made traces 20-36 times their data. Bigger chunks where
+// the pieces allow: HDF5 spends some 30 us on each chunk it writes, which bounded the writer at the
+// 130m shape on the H200 with 64-token chunks (issue 15).
 constexpr int64_t kTargetChunkBytes = 1 << 20;
-constexpr hsize_t kMaxChunkTokens = 64;
+constexpr hsize_t kMinChunkTokens = 64; // whatever the pieces: the window's granule
+constexpr hsize_t kMaxChunkTokens = 4096;
 constexpr uint32_t kSkipAllFilters = 0x3; // shuffle and deflate, the pipeline createDataset declares
 constexpr size_t kTimeLength = 20;        // "2025-01-02T03:04:05Z"
 // Compression's early abort, as ZFS does for LZ4: a dataset whose last kVerdictChunks compressed
@@ -54,9 +57,12 @@ constexpr double kMinSaving = 0.125;
 constexpr int kVerdictChunks = 8;
 constexpr int64_t kSampleEvery = 16;
 
-hsize_t chunkTokens(int64_t bytesPerToken)
+hsize_t chunkTokens(int64_t bytesPerToken, int64_t appendTokens)
 {
-    hsize_t t = kMaxChunkTokens;
+    // The largest power of two that divides the pieces, if they are whole multiples of 64 tokens.
+    hsize_t t = kMinChunkTokens;
+    while (t < kMaxChunkTokens && appendTokens % static_cast<int64_t>(2 * t) == 0)
+        t *= 2;
     while (t > 1 && static_cast<int64_t>(t) * bytesPerToken > kTargetChunkBytes)
         t /= 2;
     return t;
@@ -157,6 +163,7 @@ public:
     std::vector<WriteDataset> probes;
     std::vector<ProbeEncoding> encodings; // of probes, by the header's precision
     int64_t tokens = 0;
+    int64_t appendTokens = 64; // the caller's pieces (TraceWriter's constructor)
     TraceWriteTimings timings;
     std::vector<std::vector<uint16_t>> halves; // an append's encoded probes (encodeChunk)
     bool compress = false;
@@ -296,7 +303,7 @@ WriteDataset TraceWriterImpl::createDataset(hid_t loc, const std::string& group,
         d.valuesPerToken *= s;
     d.elementBytes = H5Tget_size(type);
     d.tokenBytes = static_cast<size_t>(d.valuesPerToken) * d.elementBytes;
-    d.chunkTokens = static_cast<int64_t>(chunkTokens(static_cast<int64_t>(d.tokenBytes)));
+    d.chunkTokens = static_cast<int64_t>(chunkTokens(static_cast<int64_t>(d.tokenBytes), appendTokens));
     d.fillToken.resize(d.tokenBytes);
     for (size_t i = 0; i < d.tokenBytes; i += d.elementBytes)
         std::memcpy(d.fillToken.data() + i, fill, d.elementBytes);
@@ -622,12 +629,15 @@ void TraceWriterImpl::close()
     trustTrace(path); // the file as this process left it: the window reads it back unchecked
 }
 
-TraceWriter::TraceWriter(const std::string& path, const TraceHeader& header)
+TraceWriter::TraceWriter(const std::string& path, const TraceHeader& header, int64_t appendTokens)
     : m_impl(std::make_unique<TraceWriterImpl>())
 {
     h5::quiet();
     TraceWriterImpl& w = *m_impl;
     w.path = path;
+    if (appendTokens < 1)
+        throw Error(path, "tokens an append", "a count >= 1", std::to_string(appendTokens));
+    w.appendTokens = appendTokens;
     w.header = header;
     w.header.probePrecision = resolveProbePrecision(header.probePrecision, header.probes);
     w.validateHeader();

@@ -1521,6 +1521,61 @@ private slots:
         QVERIFY(storedBytes(path) < raw + raw / 2);
     }
 
+    // Issue 15: HDF5 spends some 30 us on each chunk, so a writer told that its appends hold 2048
+    // tokens makes chunks as large as they allow (up to about 1 MiB); the window's 64 stays 64, and
+    // pieces of other sizes still read back exactly.
+    void appendTokensSetChunkSize()
+    {
+        const TraceHeader h = testHeader(true, {24, 24}); // 2304 bytes a token in float32
+        auto chunkOf = [](const std::string& path, const char* name) {
+            const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+            const hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+            const hid_t dcpl = H5Dget_create_plist(d);
+            hsize_t chunk[3] = {0, 0, 0};
+            H5Pget_chunk(dcpl, 3, chunk);
+            H5Pclose(dcpl);
+            H5Dclose(d);
+            H5Fclose(f);
+            return chunk[0];
+        };
+        struct Case {
+            int64_t appendTokens;
+            hsize_t probeChunk, idsChunk;
+        };
+        // 2048: the largest power of two <= 2048 with 2304-byte tokens in 1 MiB is 256; the ids' 4-byte
+        // tokens take 2048. 3000 is no multiple of 128: 64, as the window's.
+        for (const Case& c :
+             {Case{2048, 256, 2048}, Case{64, 64, 64}, Case{3000, 64, 64}, Case{1 << 20, 256, 4096}}) {
+            const std::string path = file("granule-" + std::to_string(c.appendTokens) + ".h5");
+            {
+                TraceWriter w(path, h, c.appendTokens);
+                int64_t start = 0;
+                for (int64_t n : {2048, 2048, 100, 2048, 1}) {
+                    w.append(makeChunk(h, start, n));
+                    start += n;
+                }
+                w.finish();
+            }
+            QCOMPARE(chunkOf(path, "/probes/decay"), c.probeChunk);
+            QCOMPARE(chunkOf(path, "/tokens/ids"), c.idsChunk);
+            QCOMPARE(chunkOf(path, "/nll"), c.idsChunk);
+            TraceReader r(path);
+            QCOMPARE(r.tokens(), int64_t(6245));
+            checkWindow(r, 0, 6245, true);
+            checkWindow(r, 4090, 4200, true);
+        }
+        // Whole 2048-token appends into 256-token chunks leave no dead copies: the file is its chunks.
+        const std::string path = file("granule-aligned.h5");
+        {
+            TraceWriter w(path, h, 2048);
+            for (int64_t s = 0; s < 8192; s += 2048)
+                w.append(makeChunk(h, s, 2048));
+            w.finish();
+        }
+        QVERIFY(std::filesystem::file_size(path) <= storedBytes(path) + 64 * 1024);
+        QVERIFY_THROWS_EXCEPTION(Error, TraceWriter(file("granule-0.h5"), h, 0));
+    }
+
     // A model without probes still gives a valid trace.
     void noProbes()
     {
