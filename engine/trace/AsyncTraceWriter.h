@@ -27,7 +27,8 @@ public:
 
     // Creates the file on the caller's thread, so that a bad path throws here (Error naming it).
     // appendTokens as TraceWriter's.
-    AsyncTraceWriter(const std::string& path, const TraceHeader& header, int64_t appendTokens = 64);
+    AsyncTraceWriter(const std::string& path, const TraceHeader& header,
+                     int64_t appendTokens = TraceWriter::kWindowAppendTokens);
     // Writes what is queued, closes without marking the trace complete (a cancelled run); never
     // throws.
     ~AsyncTraceWriter();

@@ -88,9 +88,11 @@ public:
     // are malformed (empty or duplicate names, a dimension <= 0, axis names not matching the shape).
     // appendTokens: how many tokens the caller's appends will mostly hold (the window's 64, the
     // command line's --chunk-size). Chunks then hold up to the largest power of two that divides it
-    // (at least 64, at most 4096 tokens, about 1 MiB), so that such appends fill whole chunks; appends
-    // of other sizes work too, at some cost (docs/trace-format.md).
-    TraceWriter(const std::string& path, const TraceHeader& header, int64_t appendTokens = 64);
+    // (64 when it is no multiple of 64; at most 4096 tokens and about 1 MiB), so that such appends
+    // fill whole chunks; appends of other sizes work too, at some cost (docs/trace-format.md).
+    static constexpr int64_t kWindowAppendTokens = 64;
+    TraceWriter(const std::string& path, const TraceHeader& header,
+                int64_t appendTokens = kWindowAppendTokens);
     ~TraceWriter(); // closes without marking the trace complete; never throws
     TraceWriter(const TraceWriter&) = delete;
     TraceWriter& operator=(const TraceWriter&) = delete;

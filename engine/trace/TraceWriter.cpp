@@ -43,7 +43,7 @@ namespace fs = std::filesystem;
 // the pieces allow: HDF5 spends some 30 us on each chunk it writes, which bounded the writer at the
 // 130m shape on the H200 with 64-token chunks (issue 15).
 constexpr int64_t kTargetChunkBytes = 1 << 20;
-constexpr hsize_t kPieceGranule = 64; // the window's pieces are multiples of it
+constexpr hsize_t kPieceGranule = TraceWriter::kWindowAppendTokens; // the window's pieces are multiples of it
 constexpr hsize_t kMaxChunkTokens = 4096;
 constexpr uint32_t kSkipAllFilters = 0x3; // shuffle and deflate, the pipeline createDataset declares
 constexpr size_t kTimeLength = 20;        // "2025-01-02T03:04:05Z"
@@ -163,7 +163,7 @@ public:
     std::vector<WriteDataset> probes;
     std::vector<ProbeEncoding> encodings; // of probes, by the header's precision
     int64_t tokens = 0;
-    int64_t appendTokens = 64; // the caller's pieces (TraceWriter's constructor)
+    int64_t appendTokens = TraceWriter::kWindowAppendTokens; // the caller's pieces (the constructor's)
     TraceWriteTimings timings;
     std::vector<std::vector<uint16_t>> halves; // an append's encoded probes (encodeChunk)
     bool compress = false;
