@@ -31,7 +31,7 @@ if [[ $steps == *" build "* ]]; then
   # No Qt here even where the window's prefix was unpacked into /tmp/deps: the CLI build stays Qt-free.
   cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DSTATESCOPE_GUI=OFF -DCMAKE_DISABLE_FIND_PACKAGE_Qt6=ON \
     -DSTATESCOPE_NCCL_INCLUDE="$nccl" \
-    -DCMAKE_PREFIX_PATH="$prefix;/tmp/deps/usr" >"$OUT/cmake.log" 2>&1 || { tail -40 "$OUT/cmake.log"; exit 1; }
+    -DCMAKE_PREFIX_PATH="$prefix;/tmp/deps/usr" ${CMAKE_EXTRA:-} >"$OUT/cmake.log" 2>&1 || { tail -40 "$OUT/cmake.log"; exit 1; }
   grep "data-parallel" "$OUT/cmake.log"
   if ! ninja -C build-cuda statescope-cli >"$OUT/build.log" 2>&1; then
     grep -B2 -A8 "error" "$OUT/build.log" | head -60
@@ -242,6 +242,25 @@ if [[ $steps == *" profile "* ]]; then
     python3 tools/profile_summary.py /tmp/profile-$shape.json --top 40 | tee "$OUT/profile-$shape.txt" | head -60
   done
   tar czf "$OUT/profiles.tgz" -C /tmp $(cd /tmp && ls profile-*.json)
+fi
+
+# Nsight Compute on the scan's kernels (issue 15): one launch of each of NCU_KERNELS after the
+# warm-up, the full section set, as a report and its text. Build with CMAKE_EXTRA=-DCMAKE_CUDA_FLAGS=-lineinfo
+# for the source view.
+if [[ $steps == *" ncu "* ]]; then
+  log ncu
+  for shape in ${NCU_SHAPES:-1.3b}; do
+    ncu --clock-control none --kernel-name "regex:${NCU_KERNELS:-ssdChunkScan|ssdChunkState}" \
+      --launch-skip ${NCU_SKIP:-8} --launch-count ${NCU_COUNT:-3} --set full --import-source yes \
+      -f -o "$OUT/ncu-$shape" $cli bench --shape $shape --device cuda --dtype bfloat16 --tokens 16384 \
+      --chunk-size 8192 --repeat 1 --no-trace ${NCU_ARGS:-} >"$OUT/ncu-$shape.run.log" 2>&1
+    tail -3 "$OUT/ncu-$shape.run.log"
+    ncu --import "$OUT/ncu-$shape.ncu-rep" --page details >"$OUT/ncu-$shape.txt" 2>&1
+    ncu --import "$OUT/ncu-$shape.ncu-rep" --page raw >"$OUT/ncu-$shape.raw.txt" 2>&1
+    ncu --import "$OUT/ncu-$shape.ncu-rep" --page source --csv --print-source cuda,sass 2>&1 |
+      gzip >"$OUT/ncu-$shape.source.csv.gz"
+    grep -E "^  [a-zA-Z].*\(|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Issued Ipc" "$OUT/ncu-$shape.txt" | head -60
+  done
 fi
 
 # The tensor-core scan against the float32 kernels, trace off (issue 15).

@@ -174,6 +174,37 @@ torch::Tensor gatedRmsNorm(const torch::Tensor& yIn, const torch::Tensor& zIn, c
     return out;
 }
 
+bool addRmsNormSupported(const torch::Tensor& residual, const torch::Tensor& weight)
+{
+    return enabled(residual) && residual.scalar_type() == torch::kFloat32 && residual.is_contiguous() &&
+           residual.dim() >= 1 && residual.size(-1) % 4 == 0 && weight.scalar_type() == torch::kFloat32 &&
+           weight.is_cuda() && weight.numel() == residual.size(-1);
+}
+
+torch::Tensor addRmsNorm(torch::Tensor& residual, const torch::Tensor& deltaIn, const torch::Tensor& weight,
+                         double eps, torch::ScalarType outType)
+{
+    if (!addRmsNormSupported(residual, weight))
+        refuse("residual norm: residual must be contiguous float32 on CUDA with rows of a multiple of 4, "
+               "its weight float32 of the same size");
+    torch::Tensor delta;
+    if (deltaIn.defined()) {
+        requireFloating(deltaIn, "residual delta");
+        if (deltaIn.sizes() != residual.sizes())
+            refuse("residual delta shape");
+        delta = deltaIn.contiguous();
+    }
+    const int64_t D = residual.size(-1), rows = residual.numel() / std::max<int64_t>(1, D);
+    const torch::Tensor w = weight.contiguous();
+    torch::Tensor out = torch::empty(residual.sizes(), residual.options().dtype(outType));
+    kernels::addRmsNorm(residual.data_ptr<float>(), delta.defined() ? delta.data_ptr() : nullptr,
+                        delta.defined() ? elementType(delta.scalar_type()) : kernels::ElementType::Float32,
+                        w.data_ptr<float>(), out.data_ptr(), elementType(outType), rows, D, eps,
+                        stream(residual));
+    check("addRmsNorm");
+    return out;
+}
+
 bool ssdChunkOutput(const torch::Tensor& K, const torch::Tensor& cum, const torch::Tensor& X,
                     const torch::Tensor& R, const torch::Tensor& eCum, torch::Tensor& y, torch::Tensor* Z)
 {
@@ -292,7 +323,7 @@ torch::Tensor ssdScan(const torch::Tensor& xIn, const torch::Tensor& dtIn, const
                    " or " + std::to_string(H * P));
     }
     const int64_t Q = std::min(chunk, T);
-    const kernels::SsdWorkspace sizes = kernels::ssdScanWorkspace(B, T, H, P, N, Q);
+    const kernels::SsdWorkspace sizes = kernels::ssdScanWorkspace(B, T, H, G, P, N, Q);
     const torch::Tensor work = torch::empty({sizes.total()}, x.options());
     torch::Tensor y = torch::empty({B, T, H, P}, x.options());
     torch::Tensor next = torch::empty_like(state);
@@ -356,6 +387,17 @@ torch::Tensor causalConvSilu(const torch::Tensor&, torch::Tensor&, const torch::
 
 torch::Tensor gatedRmsNorm(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, int64_t, double,
                            torch::ScalarType)
+{
+    refuse("not built");
+}
+
+bool addRmsNormSupported(const torch::Tensor&, const torch::Tensor&)
+{
+    return false;
+}
+
+torch::Tensor addRmsNorm(torch::Tensor&, const torch::Tensor&, const torch::Tensor&, double,
+                         torch::ScalarType)
 {
     refuse("not built");
 }

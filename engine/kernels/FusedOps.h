@@ -31,6 +31,14 @@ torch::Tensor causalConvSilu(const torch::Tensor& xBC, torch::Tensor& convState,
 torch::Tensor gatedRmsNorm(const torch::Tensor& y, const torch::Tensor& z, const torch::Tensor& weight,
                            int64_t groups, double eps, torch::ScalarType outType);
 
+// The residual stream's step between layers: residual += delta (in place; delta undefined for none,
+// else residual's shape in any floating type), then rmsNorm(residual, weight, eps) in outType, as
+// ModelCommon's rmsNorm computes it. residual float32 and contiguous on CUDA, its last size a multiple
+// of 4 (addRmsNormSupported).
+bool addRmsNormSupported(const torch::Tensor& residual, const torch::Tensor& weight);
+torch::Tensor addRmsNorm(torch::Tensor& residual, const torch::Tensor& delta, const torch::Tensor& weight,
+                         double eps, torch::ScalarType outType);
+
 // The within-chunk part of the chunked scalar-decay scan and its read-out (MambaKernels.h,
 // ssdChunkOutput): y [B, nc Q, H, P] and, when K holds B's rows too (2Q of them), Z [B, nc, G, Hg, Q, P].
 // False when Q is too long for the kernel (the caller keeps its LibTorch path).

@@ -118,6 +118,29 @@ std::vector<KernelCheckResult> checkFusedKernels(const std::string& deviceName, 
         }
     }
 
+    // The residual step between layers (add, RMSNorm, cast) against ModelCommon's rmsNorm: with and
+    // without a delta, the delta bfloat16 or float32, the output bfloat16 or float32, widths 768 and 2,560.
+    for (int64_t D : {768, 2560}) {
+        for (auto deltaType : {torch::kBFloat16, torch::kFloat32}) {
+            for (auto type : {torch::kBFloat16, torch::kFloat32}) {
+                for (bool withDelta : {true, false}) {
+                    const torch::Tensor before = torch::randn({2, 129, D}, f32) * 3;
+                    const torch::Tensor delta =
+                        withDelta ? torch::randn({2, 129, D}, f32).to(deltaType) : torch::Tensor();
+                    const torch::Tensor w = torch::rand({D}, f32) + 0.5;
+                    torch::Tensor residual = before.clone();
+                    const torch::Tensor got = fused::addRmsNorm(residual, delta, w, 1e-5, type);
+                    const torch::Tensor sum = withDelta ? before + delta.to(torch::kFloat32) : before;
+                    const std::string c = sizes({{"D", D}}) + " " + c10::toString(type) +
+                                          (withDelta ? " delta " + std::string(c10::toString(deltaType)) : "");
+                    out.push_back({"addRmsNorm", c, scaledError(got, rmsNorm(sum, w, 1e-5).to(type)),
+                                   type == torch::kFloat32 ? 1e-5 : 8e-3});
+                    out.push_back({"addRmsNorm residual", c, scaledError(residual, sum), 0});
+                }
+            }
+        }
+    }
+
     // NLL from logits, read once, against log_softmax.
     for (int64_t V : {1001, 50288}) {
         for (auto type : {torch::kFloat32, torch::kBFloat16}) {
@@ -184,13 +207,17 @@ std::vector<KernelCheckResult> checkFusedKernels(const std::string& deviceName, 
             for (int variant = 0; variant < 3; ++variant) {
                 const bool norms = variant != 1, perChannel = variant == 1, bigState = variant == 2;
                 const int64_t B = 2, T = 1000, G = sh.G, H = G * sh.Hg, P = sh.P, N = sh.N;
-                const torch::Tensor x = torch::randn({B, T, H, P}, f32);
                 const torch::Tensor dt = F::softplus(torch::randn({B, T, H}, f32) - 2);
                 const torch::Tensor logDecay = -dt * (torch::rand({H}, f32) * 2 + 0.1);
-                // B and C as slices of one wider matrix, as the conv's output holds them.
-                const torch::Tensor bc = torch::randn({B, T, 2 * G * N + 8}, f32);
-                const torch::Tensor Bm = bc.narrow(2, 8, G * N).view({B, T, G, N});
-                const torch::Tensor Cm = bc.narrow(2, 8 + G * N, G * N).view({B, T, G, N});
+                // B and C as slices of one wider matrix, as the conv's output holds them; in the first
+                // variant x | B | C are one row, as in the model (the kernels then convert them at once).
+                const bool oneRow = variant == 0;
+                const torch::Tensor xbc = torch::randn({B, T, (oneRow ? H * P : 8) + 2 * G * N}, f32);
+                const int64_t bAt = oneRow ? H * P : 8;
+                const torch::Tensor x =
+                    oneRow ? xbc.narrow(2, 0, H * P).view({B, T, H, P}) : torch::randn({B, T, H, P}, f32);
+                const torch::Tensor Bm = xbc.narrow(2, bAt, G * N).view({B, T, G, N});
+                const torch::Tensor Cm = xbc.narrow(2, bAt + G * N, G * N).view({B, T, G, N});
                 const torch::Tensor D = perChannel ? torch::randn({H, P}, f32) : torch::randn({H}, f32);
                 const torch::Tensor s0 = torch::randn({B, H, P, N}, f32) * (bigState ? 1e6 : 1.0);
                 torch::Tensor sTc = s0.clone(), nTc;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cfloat>
+#include <cstdlib>
 
 namespace statescope::kernels {
 
@@ -48,6 +49,8 @@ template <> __device__ __forceinline__ __half fromFloat<__half>(float v)
 {
     return __float2half(v);
 }
+
+using Bf16 = __nv_bfloat16;
 
 __device__ __forceinline__ float warpSum(float v)
 {
@@ -325,12 +328,6 @@ using FragB = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, w
 using FragBCol = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
 using FragAcc = wmma::fragment<wmma::accumulator, 16, 16, 8, float>;
 
-template <typename Frag> __device__ __forceinline__ void toTf32(Frag& f)
-{
-    for (int i = 0; i < f.num_elements; ++i)
-        f.x[i] = wmma::__float_to_tf32(f.x[i]);
-}
-
 constexpr int kTcThreads = 256, kTcWarps = kTcThreads / 32, kTcRows = 64, kTcStateK = 32;
 
 // Padded leading dimension (floats) of a shared-memory matrix: a multiple of 4 as WMMA needs, off the
@@ -383,19 +380,13 @@ __device__ __forceinline__ void store4(float* d, float4 v)
     *reinterpret_cast<float4*>(d) = v;
 }
 
-__device__ __forceinline__ void store4(__nv_bfloat16* d, float4 v)
-{
-    __nv_bfloat162* p = reinterpret_cast<__nv_bfloat162*>(d);
-    p[0] = __floats2bfloat162_rn(v.x, v.y);
-    p[1] = __floats2bfloat162_rn(v.z, v.w);
-}
-
 // dst[r][0, cols) = src's row r times scale[r] (scale may be null), zeros from row `valid` on, as
-// float4s: src rows start on 16 bytes (FusedOps.cpp sees to the sources), dst rows on 16 (float) or 8
-// (bfloat16) bytes. Offsets within the staged rows fit 32 bits. Loads go out kBatch at a time before
-// their stores, so that a thread waits for the memory once a batch, not once a float4.
-template <typename Dst>
-__device__ __forceinline__ void stageRows(Dst* dst, int ld, const float* __restrict__ src, int srcStride,
+// float4s: src and dst rows start on 16 bytes (FusedOps.cpp sees to the sources). Offsets within the staged
+// rows fit 32 bits. Loads go out kBatch at a time before their stores, so that a thread waits for the memory
+// once a batch, not once a float4. kTf32 rounds the values to TF32 on the way (float destinations), so that
+// the fragments loaded from them need not be.
+template <bool kTf32>
+__device__ __forceinline__ void stageRows(float* dst, int ld, const float* __restrict__ src, int srcStride,
                                           int rows, int valid, int cols, const float* scale = nullptr)
 {
     constexpr int kBatch = 4;
@@ -421,6 +412,10 @@ __device__ __forceinline__ void stageRows(Dst* dst, int ld, const float* __restr
                         const float f = scale[r];
                         v[i].x *= f, v[i].y *= f, v[i].z *= f, v[i].w *= f;
                     }
+                    if (kTf32) {
+                        v[i].x = wmma::__float_to_tf32(v[i].x), v[i].y = wmma::__float_to_tf32(v[i].y);
+                        v[i].z = wmma::__float_to_tf32(v[i].z), v[i].w = wmma::__float_to_tf32(v[i].w);
+                    }
                 }
                 r += dr, j += dj;
             }
@@ -435,8 +430,10 @@ __device__ __forceinline__ void stageRows(Dst* dst, int ld, const float* __restr
 // (A) One block per batch row, chunk and head: the running log decays of the chunk (cum, written out
 // for B to D) and the state the chunk adds by its end, S_c = sum_l exp(cum[Q-1] - cum[l]) dt_l x_l B_l^T,
 // [P, N], as (X w)^T B on tensor cores in steps of kTcStateK tokens. Tokens past T (a ragged last
-// chunk) count as zero input and zero decay.
-template <int kAcc> // tiles of 16 x 16 of the state per warp
+// chunk) count as zero input and zero decay. The operands are rounded to TF32 as they are staged. Each
+// warp holds kAcc blocks of 2 x 2 tiles of 16 x 16 (kQuad, P and N multiples of 32: two loads of
+// each operand feed four products) or kAcc single tiles.
+template <int kAcc, bool kQuad>
 __global__ void __launch_bounds__(kTcThreads)
     ssdChunkStateKernel(const float* __restrict__ x, int64_t xStride, const float* __restrict__ Bm,
                         int64_t bStride, const float* __restrict__ dt, const float* __restrict__ a,
@@ -444,7 +441,7 @@ __global__ void __launch_bounds__(kTcThreads)
                         int64_t Q, int64_t H, int64_t G, int64_t P, int64_t N)
 {
     extern __shared__ __align__(32) float smem[];
-    const int64_t ldX = paddedLd(P), ldB = paddedLd(N);
+    const int ldX = int(paddedLd(P)), ldB = int(paddedLd(N));
     float* cum = smem;                               // [Q]
     float* w = cum + alignedFloats(Q);               // [Q]: exp(cum[Q-1] - cum[l]) dt_l
     float* Xs = w + alignedFloats(Q);                // [kTcStateK][ldX]
@@ -465,31 +462,53 @@ __global__ void __launch_bounds__(kTcThreads)
     }
     __syncthreads();
 
-    const int tilesN = int(N / 16), tiles = int(P / 16) * tilesN;
-    FragAcc acc[kAcc];
+    // Where each of the warp's accumulators sits in the state, worked out once.
+    constexpr int kFrags = kQuad ? 4 * kAcc : kAcc;
+    const int span = kQuad ? 32 : 16, colsN = int(N) / span, units = (int(P) / span) * colsN;
+    int p0[kAcc], n0[kAcc];
+    int mine = 0;
 #pragma unroll
-    for (int k = 0; k < kAcc; ++k)
+    for (int k = 0; k < kAcc; ++k) {
+        const int unit = warp + k * kTcWarps;
+        p0[k] = unit < units ? (unit / colsN) * span : 0;
+        n0[k] = unit < units ? (unit % colsN) * span : 0;
+        mine += unit < units;
+    }
+    FragAcc acc[kFrags];
+#pragma unroll
+    for (int k = 0; k < kFrags; ++k)
         wmma::fill_fragment(acc[k], 0.0f);
     for (int64_t l0 = 0; l0 < Qc; l0 += kTcStateK) {
-        stageRows(Xs, ldX, x + (b * T + t0 + l0) * xStride + h * P, xStride, kTcStateK, Qc - l0, int(P),
-                  w + l0);
-        stageRows(Bs, ldB, Bm + (b * T + t0 + l0) * bStride + g * N, bStride, kTcStateK, Qc - l0, int(N),
-                  nullptr);
+        stageRows<true>(Xs, ldX, x + (b * T + t0 + l0) * xStride + h * P, int(xStride), kTcStateK,
+                        int(Qc - l0), int(P), w + l0);
+        stageRows<true>(Bs, ldB, Bm + (b * T + t0 + l0) * bStride + g * N, int(bStride), kTcStateK,
+                        int(Qc - l0), int(N), nullptr);
         __syncthreads();
 #pragma unroll
         for (int k = 0; k < kAcc; ++k) {
-            const int tile = warp + k * kTcWarps;
-            if (tile >= tiles)
+            if (k >= mine)
                 break;
-            const int p0 = (tile / tilesN) * 16, n0 = (tile % tilesN) * 16;
             for (int kk = 0; kk < kTcStateK; kk += 8) {
-                FragACol fa; // (X w)^T: element (p, l) at Xs[l][p]
-                FragB fb;
-                wmma::load_matrix_sync(fa, Xs + kk * ldX + p0, unsigned(ldX));
-                wmma::load_matrix_sync(fb, Bs + kk * ldB + n0, unsigned(ldB));
-                toTf32(fa);
-                toTf32(fb);
-                wmma::mma_sync(acc[k], fa, fb, acc[k]);
+                if (kQuad) {
+                    FragACol fa[2]; // (X w)^T: element (p, l) at Xs[l][p]
+                    FragB fb[2];
+#pragma unroll
+                    for (int i = 0; i < 2; ++i) {
+                        wmma::load_matrix_sync(fa[i], Xs + kk * ldX + p0[k] + 16 * i, unsigned(ldX));
+                        wmma::load_matrix_sync(fb[i], Bs + kk * ldB + n0[k] + 16 * i, unsigned(ldB));
+                    }
+#pragma unroll
+                    for (int i = 0; i < 2; ++i)
+#pragma unroll
+                        for (int j = 0; j < 2; ++j)
+                            wmma::mma_sync(acc[4 * k + 2 * i + j], fa[i], fb[j], acc[4 * k + 2 * i + j]);
+                } else {
+                    FragACol fa;
+                    FragB fb;
+                    wmma::load_matrix_sync(fa, Xs + kk * ldX + p0[k], unsigned(ldX));
+                    wmma::load_matrix_sync(fb, Bs + kk * ldB + n0[k], unsigned(ldB));
+                    wmma::mma_sync(acc[k], fa, fb, acc[k]);
+                }
             }
         }
         __syncthreads();
@@ -497,28 +516,36 @@ __global__ void __launch_bounds__(kTcThreads)
     float* out = states + blk * P * N;
 #pragma unroll
     for (int k = 0; k < kAcc; ++k) {
-        const int tile = warp + k * kTcWarps;
-        if (tile >= tiles)
+        if (k >= mine)
             break;
-        wmma::store_matrix_sync(out + (tile / tilesN) * 16 * N + (tile % tilesN) * 16, acc[k], unsigned(N),
-                                wmma::mem_row_major);
+        if (kQuad) {
+#pragma unroll
+            for (int i = 0; i < 2; ++i)
+#pragma unroll
+                for (int j = 0; j < 2; ++j)
+                    wmma::store_matrix_sync(out + (p0[k] + 16 * i) * N + n0[k] + 16 * j,
+                                            acc[4 * k + 2 * i + j], unsigned(N), wmma::mem_row_major);
+        } else {
+            wmma::store_matrix_sync(out + p0[k] * N + n0[k], acc[k], unsigned(N), wmma::mem_row_major);
+        }
     }
 }
 
 constexpr int kPassSlice = 1024; // state elements per block of the pass across chunks
 constexpr int kPassParts = kPassSlice / 32 / (kPassSlice / kTcThreads); // one partial sum a warp
 
-// (B) The states passed across chunks, in place: states[c] (the chunk's own, from A) becomes the
-// state entering chunk c, S_in[c] = exp(total[c-1]) S_in[c-1] + S_{c-1}, S_in[0] the incoming state.
+// (B) The states passed across chunks: from states[c] (the chunk's own, from A), the state entering
+// chunk c, S_in[c] = exp(total[c-1]) S_in[c-1] + S_{c-1}, S_in[0] the incoming state, goes to statesHalf
+// in bfloat16, the read-out's operand type, so that C copies it without converting.
 // The state after the last chunk goes to stateOut. Each warp also leaves, per chunk, its share of
 // ||S_in[c]||^2 (n0Parts [B, nc, H, slices * kPassParts]), which D sums: no atomics and no block-wide
 // barrier, the same order every run. The next chunk's values are loaded before this one's are
 // written, so the loop waits on one load at a time.
 __global__ void __launch_bounds__(kTcThreads)
-    ssdStatePassKernel(const float* __restrict__ stateIn, float* __restrict__ states,
-                       const float* __restrict__ cum, float* __restrict__ stateOut,
-                       float* __restrict__ n0Parts, int64_t nc, int64_t Q, int64_t H, int64_t PN,
-                       int64_t slices)
+    ssdStatePassKernel(const float* __restrict__ stateIn, const float* __restrict__ states,
+                       Bf16* __restrict__ statesHalf, const float* __restrict__ cum,
+                       float* __restrict__ stateOut, float* __restrict__ n0Parts, int64_t nc, int64_t Q,
+                       int64_t H, int64_t PN, int64_t slices)
 {
     const int64_t bh = blockIdx.x, slice = blockIdx.y; // bh = b * H + h
     const int64_t h = bh % H, b = bh / H;
@@ -543,11 +570,11 @@ __global__ void __launch_bounds__(kTcThreads)
         float nextDecay = 1.0f;
         if (c + 1 < nc)
             nextDecay = load(c + 1, next);
-        float* sc = states + blk * PN;
+        Bf16* sc = statesHalf + blk * PN;
         float sq = 0.0f;
         for (int k = 0; k < kPer; ++k) {
             if (idx[k] < PN)
-                sc[idx[k]] = cur[k];
+                sc[idx[k]] = __float2bfloat16_rn(cur[k]);
             sq += cur[k] * cur[k];
             cur[k] = decay * cur[k] + own[k];
             own[k] = next[k];
@@ -562,14 +589,14 @@ __global__ void __launch_bounds__(kTcThreads)
             stateOut[bh * PN + idx[k]] = cur[k];
 }
 
-using Bf16 = __nv_bfloat16;
 using FragAh = wmma::fragment<wmma::matrix_a, 16, 16, 16, Bf16, wmma::row_major>;
 using FragBh = wmma::fragment<wmma::matrix_b, 16, 16, 16, Bf16, wmma::row_major>;
 using FragBhCol = wmma::fragment<wmma::matrix_b, 16, 16, 16, Bf16, wmma::col_major>;
 using FragAcch = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
 
-constexpr int kScanHeads = 8;      // heads of a group one block of (C) reads out in turn
-constexpr int kScanMaxChunk = 256; // C.B^T of a row tile stays in shared memory: [64, Q] floats
+constexpr int kScanHeads = 8;                // heads of a group one block of (C) reads out in turn
+constexpr int kScanMaxChunk = 256;           // C.B^T of a row tile stays in shared memory: [64, Q] floats
+constexpr int64_t kScanMaxSmem = 227 * 1024; // a block's shared memory on Hopper (Ampere's A100: 163 KiB)
 
 // acc[k] += A x B's column tile k, for the warp's tiles k < myTiles: A is the warp's band of 16 rows
 // (a, lda: K bfloat16 columns), bAt(k, kk) the start of tile k's rows kk.. in B (ldb).
@@ -591,9 +618,66 @@ __device__ __forceinline__ void bandProduct(FragAcch* acc, const Bf16* a, int ld
     }
 }
 
+// 16 bytes from global to shared memory without passing through registers (Ampere's cp.async), or
+// 16 zero bytes where !valid (src is then not read, but must still be a valid address).
+__device__ __forceinline__ void copy16Async(void* dst, const void* src, bool valid)
+{
+    const unsigned d = unsigned(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(valid ? 16 : 0));
+}
+
+__device__ __forceinline__ void commitAsync()
+{
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+
+// Waits until at most kPending of this thread's committed copies are still in flight.
+template <int kPending> __device__ __forceinline__ void waitAsync()
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+}
+
+// dst[r][0, cols) = src's row r (bfloat16), zeros from row `valid` (>= 1) on, issued as 16-byte
+// asynchronous copies: rows of src and dst start on 16 bytes, cols is a multiple of 8.
+// tid and threads: the copying threads (the block, or one head's half of it).
+__device__ __forceinline__ void copyRowsAsync(Bf16* dst, int ld, const Bf16* __restrict__ src, int srcStride,
+                                              int rows, int valid, int cols, int tid = threadIdx.x,
+                                              int threads = kTcThreads)
+{
+    // Row and 16-byte column of chunk k advance by constant steps: no division in the loop.
+    const int c8 = cols >> 3, total = rows * c8, dr = threads / c8, dj = threads - dr * c8;
+    int r = tid / c8, j = tid - r * c8;
+    for (int k = tid; k < total; k += threads) {
+        const bool ok = r < valid;
+        copy16Async(dst + r * ld + j * 8, ok ? src + r * srcStride + j * 8 : src, ok);
+        r += dr, j += dj;
+        if (j >= c8)
+            j -= c8, ++r;
+    }
+}
+
+// dst [rows, cols] contiguous bfloat16 from src's rows of srcStride floats (16-byte aligned), eight
+// values a thread: the read-out's operands, rounded once here instead of in every block that reads them.
+__global__ void toBf16Kernel(const float* __restrict__ src, int64_t srcStride, Bf16* __restrict__ dst,
+                             int64_t rows, int cols)
+{
+    const int c8 = cols >> 3;
+    const int64_t total = rows * c8;
+    for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total;
+         k += int64_t(gridDim.x) * blockDim.x) {
+        const int64_t r = k / c8;
+        const int j = int(k - r * c8) << 3;
+        const float4* s = reinterpret_cast<const float4*>(src + r * srcStride + j);
+        const float4 a = s[0], b = s[1];
+        __nv_bfloat162 o[4] = {__floats2bfloat162_rn(a.x, a.y), __floats2bfloat162_rn(a.z, a.w),
+                               __floats2bfloat162_rn(b.x, b.y), __floats2bfloat162_rn(b.z, b.w)};
+        *reinterpret_cast<uint4*>(dst + r * cols + j) = *reinterpret_cast<const uint4*>(o);
+    }
+}
+
 struct ScanSmem {
     int ldN, ldP, ldCB, ldM, ldY; // in elements: 32-bit, as every offset within shared memory
-    int64_t cum, dts, bsq, rowE, cb, rd, work, total; // byte offsets
+    int64_t cum, dts, bsq, rowE, cb, rd, work, xs0, xs1, ss, total; // byte offsets
 };
 
 __host__ __device__ inline int64_t align32(int64_t bytes)
@@ -604,7 +688,8 @@ __host__ __device__ inline int64_t align32(int64_t bytes)
 __host__ __device__ inline ScanSmem scanSmem(int64_t P, int64_t N, int64_t Q)
 {
     ScanSmem m;
-    // Whole tiles of 64 columns are stored, whatever the chunk's length.
+    // Whole tiles of 64 columns are stored, whatever the chunk's length. Rows of bfloat16 are padded by
+    // 16 bytes: off the bank stride, and still on 16 bytes for the asynchronous copies.
     m.ldN = int(N) + 8, m.ldP = int(P) + 8, m.ldCB = int((Q + kTcRows - 1) / kTcRows * kTcRows) + 4,
     m.ldM = kTcRows + 8, m.ldY = int(P) + 4;
     m.cum = 0;                                   // [kScanHeads][Q]
@@ -614,11 +699,14 @@ __host__ __device__ inline ScanSmem scanSmem(int64_t P, int64_t N, int64_t Q)
     m.cb = m.rowE + align32(kTcRows * 4);
     m.rd = m.cb + align32(kTcRows * m.ldCB * 2);
     m.work = m.rd + align32(kTcRows * m.ldN * 2);
+    // Per head: the masked tile, x of two source tiles (one read while the next arrives), S_in.
+    m.xs0 = m.work + align32(kTcRows * m.ldM * 2);
+    m.xs1 = m.xs0 + align32(kTcRows * m.ldP * 2);
+    m.ss = m.xs1 + align32(kTcRows * m.ldP * 2);
+    const int64_t headPhase = m.ss + align32(P * m.ldN * 2) - m.work;
     // B's tile, then each warp's two 16 x 16 float tiles of reader . B^T on their way into bfloat16.
     const int64_t cbStage = int64_t(kTcWarps) * 2 * 16 * 16 * 4;
     const int64_t cbPhase = align32(kTcRows * m.ldN * 2) > cbStage ? align32(kTcRows * m.ldN * 2) : cbStage;
-    const int64_t headPhase =
-        align32(kTcRows * m.ldM * 2) + align32(kTcRows * m.ldP * 2) + align32(P * m.ldN * 2);
     const int64_t outPhase = 2 * align32(kTcRows * m.ldY * 4);
     m.total = m.work + (cbPhase > headPhase ? (cbPhase > outPhase ? cbPhase : outPhase)
                                             : (headPhase > outPhase ? headPhase : outPhase));
@@ -631,16 +719,18 @@ __host__ __device__ inline ScanSmem scanSmem(int64_t P, int64_t N, int64_t Q)
 // token l read by its own B), from which the state norm's increment v_l = 2 X_l . U_l - |X_l|^2 |B_l|^2
 // (X_l = dt_l x_l; ModelCommon.cpp's derivation) goes to v [B, nc, Q, H]. The reader's rows times B^T
 // are formed once for the block's heads (float32 sums); each head then masks and decays them, tile by
-// tile, into bfloat16 and multiplies by its x. Operands are bfloat16, as in mamba_ssm's kernels; sums
-// float32.
+// tile, into bfloat16 and multiplies by its x. Operands are bfloat16, as in mamba_ssm's kernels, read
+// from bfloat16 copies (xh, Bh, Ch, the incoming states) by asynchronous copies, the next source tile
+// of x arriving while the current one is multiplied; sums float32. x and B in float32 serve D x and v.
 template <int kTiles> // column tiles of 16 per warp: ceil(P / 32)
 __global__ void __launch_bounds__(kTcThreads, 2)
-    ssdChunkScanKernel(const float* __restrict__ x, int64_t xStride, const float* __restrict__ Bm,
-                       const float* __restrict__ Cm, int64_t bcStride, const float* __restrict__ dt,
-                       const float* __restrict__ cumIn, const float* __restrict__ statesIn,
-                       const float* __restrict__ D, int dPerChannel, float* __restrict__ y,
-                       float* __restrict__ v, int64_t T, int64_t nc, int64_t Q, int64_t H, int64_t G,
-                       int64_t P, int64_t N)
+    ssdChunkScanKernel(const float* __restrict__ x, int64_t xStride, const Bf16* __restrict__ xh,
+                       int64_t xhStride, const float* __restrict__ Bm, int64_t bcStride,
+                       const Bf16* __restrict__ Bh, const Bf16* __restrict__ Ch, int64_t bchStride,
+                       const float* __restrict__ dt, const float* __restrict__ cumIn,
+                       const Bf16* __restrict__ statesIn, const float* __restrict__ D, int dPerChannel,
+                       float* __restrict__ y, float* __restrict__ v, int64_t T, int64_t nc, int64_t Q,
+                       int64_t H, int64_t G, int64_t P, int64_t N)
 {
     extern __shared__ __align__(32) unsigned char smemBytes[];
     const ScanSmem m = scanSmem(P, N, Q);
@@ -653,10 +743,11 @@ __global__ void __launch_bounds__(kTcThreads, 2)
     unsigned char* work = smemBytes + m.work;
     Bf16* Bs = reinterpret_cast<Bf16*>(work); // [64][ldN] B of 64 source tokens
     Bf16* Mt = reinterpret_cast<Bf16*>(work); // [64][ldM] one head's masked tile
-    Bf16* Xs = reinterpret_cast<Bf16*>(work + align32(kTcRows * m.ldM * 2)); // [64][ldP]
-    Bf16* Ss = reinterpret_cast<Bf16*>(work + align32(kTcRows * m.ldM * 2) +
-                                       align32(kTcRows * m.ldP * 2)); // [P][ldN] S_in
-    float* Ya = reinterpret_cast<float*>(work);                       // [64][ldY] the chunk's own part
+    // x of source tiles, [64][ldP] each, even tiles in the first (no array: it would sit in local memory).
+    Bf16* const Xb0 = reinterpret_cast<Bf16*>(smemBytes + m.xs0);
+    Bf16* const Xb1 = reinterpret_cast<Bf16*>(smemBytes + m.xs1);
+    Bf16* Ss = reinterpret_cast<Bf16*>(smemBytes + m.ss); // [P][ldN] S_in
+    float* Ya = reinterpret_cast<float*>(work);           // [64][ldY] the chunk's own part
     float* Yb = reinterpret_cast<float*>(work + align32(kTcRows * m.ldY * 4)); // [64][ldY] C . S_in
 
     const int64_t Hg = H / G, runs = (Hg + kScanHeads - 1) / kScanHeads;
@@ -668,10 +759,14 @@ __global__ void __launch_bounds__(kTcThreads, 2)
     if (r0 >= Qc)
         return;
     const int64_t rows = min(int64_t(kTcRows), Qc - r0);
-    const float* reader = byB ? Bm : Cm;
+    const int bchs = int(bchStride), xhs = int(xhStride);
     // Warps in pairs per band of 16 rows; the pair splits the band's column tiles.
     const int band = warp >> 1, half = warp & 1;
 
+    // The reader's rows travel while the decays load.
+    copyRowsAsync(Rd, m.ldN, (byB ? Bh : Ch) + (b * T + t0 + r0) * bchStride + g * N, bchs, kTcRows,
+                  int(rows), int(N));
+    commitAsync();
     const int64_t hFirst = run * kScanHeads, hEnd = min(Hg, hFirst + kScanHeads);
     for (int64_t k = threadIdx.x; k < (hEnd - hFirst) * Q; k += kTcThreads) {
         const int64_t j = k / Q, l = k - j * Q, h = g * Hg + hFirst + j;
@@ -692,10 +787,12 @@ __global__ void __launch_bounds__(kTcThreads, 2)
         if (q == 0)
             bsq[r] = acc;
     }
-    stageRows(Rd, m.ldN, reader + (b * T + t0 + r0) * bcStride + g * N, bcStride, kTcRows, rows, int(N));
     for (int s0 = 0; s0 <= int(r0); s0 += kTcRows) {
         __syncthreads(); // Bs is free
-        stageRows(Bs, m.ldN, Bm + (b * T + t0 + s0) * bcStride + g * N, bcStride, kTcRows, Qc - s0, int(N));
+        copyRowsAsync(Bs, m.ldN, Bh + (b * T + t0 + s0) * bchStride + g * N, bchs, kTcRows, int(Qc - s0),
+                      int(N));
+        commitAsync();
+        waitAsync<0>();
         __syncthreads();
         FragAcch acc[2];
         wmma::fill_fragment(acc[0], 0.0f);
@@ -722,11 +819,18 @@ __global__ void __launch_bounds__(kTcThreads, 2)
     }
 
     const int tilesP = int(P / 16), myTiles = (tilesP - half + 1) / 2; // tiles half, half + 2, ...
+    const int nt = int(r0 / kTcRows) + 1;                              // source tiles of each head
     for (int64_t hg = hFirst; hg < hEnd; ++hg) {
         const int64_t h = g * Hg + hg, blk = (b * nc + c) * H + h;
         const float* cum = cumAll + (hg - run * kScanHeads) * Q;
         const float* dts = dtsAll + (hg - run * kScanHeads) * Q;
         __syncthreads(); // the previous head's outputs are read; CB is complete
+        // x's first source tile, then S_in: the copies run behind the masks and products below.
+        const Bf16* xHead = xh + (b * T + t0) * xhStride + h * P;
+        copyRowsAsync(Xb0, m.ldP, xHead, xhs, kTcRows, int(Qc), int(P));
+        commitAsync();
+        copyRowsAsync(Ss, m.ldN, statesIn + blk * P * N, int(N), int(P), int(P), int(N));
+        commitAsync();
         if (threadIdx.x < kTcRows)
             rowE[threadIdx.x] = threadIdx.x < rows ? __expf(cum[r0 + threadIdx.x] - cum[r0]) : 0.0f;
         FragAcch accY[kTiles], accS[kTiles];
@@ -735,14 +839,24 @@ __global__ void __launch_bounds__(kTcThreads, 2)
             wmma::fill_fragment(accY[k], 0.0f);
             wmma::fill_fragment(accS[k], 0.0f);
         }
-        for (int s0 = 0; s0 <= int(r0); s0 += kTcRows) {
-            __syncthreads(); // cum ready; Mt and Xs free
-            stageRows(Xs, m.ldP, x + (b * T + t0 + s0) * xStride + h * P, xStride, kTcRows, Qc - s0, int(P));
+        for (int i = 0; i < nt; ++i) {
+            const int s0 = i * kTcRows;
+            if (i == 0)
+                waitAsync<1>(); // x's tile 0 (S_in, copied after it, may still travel)
+            else
+                waitAsync<0>();
+            __syncthreads(); // tile i in place for all; the last product done, so Mt and the other buffer
+                             // free
+            if (i + 1 < nt) {
+                copyRowsAsync((i & 1) ? Xb0 : Xb1, m.ldP, xHead + (s0 + kTcRows) * xhs, xhs, kTcRows,
+                              int(Qc) - s0 - kTcRows, int(P));
+                commitAsync();
+            }
             // The decayed mask. Below the diagonal tile exp(cum_l - cum_s) splits into a row factor
             // exp(cum_l - cum_r0) and a column factor exp(cum_r0 - cum_s), both <= 1 (no overflow; each
             // at least the product, so no underflow the product would not have): one exp a thread.
             const int sCol = threadIdx.x & (kTcRows - 1), ldCB = int(m.ldCB), ldM = int(m.ldM);
-            const int src = int(s0) + sCol;
+            const int src = s0 + sCol;
             if (s0 < r0) {
                 const float colF = __expf(cum[r0] - cum[src]) * dts[src];
 #pragma unroll 4
@@ -760,18 +874,18 @@ __global__ void __launch_bounds__(kTcThreads, 2)
             }
             __syncthreads();
             // Masked tile [64 x 64] times x [64 x P] (row-major: tile k's columns start at its column).
+            const Bf16* Xs = (i & 1) ? Xb1 : Xb0;
             bandProduct<kTiles, FragBh>(
                 accY, Mt + band * 16 * m.ldM, m.ldM, kTcRows, myTiles,
                 [&](int k, int kk) { return Xs + kk * m.ldP + (half + 2 * k) * 16; }, m.ldP);
         }
-        __syncthreads(); // Mt and Xs read
-        stageRows(Ss, m.ldN, statesIn + blk * P * N, N, int(P), P, int(N));
-        __syncthreads();
+        waitAsync<0>();
+        __syncthreads(); // S_in in place
         // The reader's rows times S_in^T (column-major: element (n, p) at Ss[p][n]).
         bandProduct<kTiles, FragBhCol>(
             accS, Rd + band * 16 * m.ldN, m.ldN, N, myTiles,
             [&](int k, int n0) { return Ss + (half + 2 * k) * 16 * m.ldN + n0; }, m.ldN);
-        __syncthreads(); // Ss read: the outputs go over it
+        __syncthreads(); // Mt, x and S_in read: the outputs go over them
 #pragma unroll
         for (int k = 0; k < kTiles; ++k) {
             if (k >= myTiles)
@@ -829,6 +943,376 @@ __global__ void __launch_bounds__(kTcThreads, 2)
             if (q == 0 && r < rows) {
                 const float d = dts[r0 + r];
                 v[((b * nc + c) * Q + r0 + r) * H + h] = 2.0f * d * xu - d * d * xx * bsq[r];
+            }
+        }
+    }
+}
+
+// ---- the read-out on mma.sync: the decayed mask formed in registers --------------------------------
+//
+// Operand and accumulator layouts of mma.m16n8k16 (bfloat16 operands, float32 sums) are fixed by PTX,
+// so each thread knows the rows and columns it holds: the decays scale the A fragments on their way
+// from shared memory to the tensor cores, and the accumulators go straight to y and v. WMMA's opaque
+// fragments forced both through shared memory.
+
+__device__ __forceinline__ void ldsm4(unsigned (&r)[4], const Bf16* p)
+{
+    const unsigned a = unsigned(__cvta_generic_to_shared(p));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a)
+                 : "memory");
+}
+
+__device__ __forceinline__ void ldsm4Trans(unsigned (&r)[4], const Bf16* p)
+{
+    const unsigned a = unsigned(__cvta_generic_to_shared(p));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a)
+                 : "memory");
+}
+
+// d += a b for one 16 x 8 tile: a the 16 x 16 A fragment, (b0, b1) the 16 x 8 B fragment.
+__device__ __forceinline__ void mma16816(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                 "{%8, %9}, {%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// A bfloat16 pair (low half first) times (f0, f1), rounded back to a bfloat16 pair.
+__device__ __forceinline__ unsigned scalePair(unsigned v, float f0, float f1)
+{
+    const __nv_bfloat162 r =
+        __floats2bfloat162_rn(__uint_as_float(v << 16) * f0, __uint_as_float(v & 0xffff0000u) * f1);
+    return *reinterpret_cast<const unsigned*>(&r);
+}
+
+constexpr int kMmaSlots = 2; // heads read out at once, four warps (one band of 16 rows each) a head
+
+struct ScanMmaSmem {
+    int ldN, ldP, ldCB; // in elements; rows of 16 bytes times an odd number, so ldmatrix has no conflicts
+    int64_t cum, dts, bsq, colF, cb, rd, work, slot, xs0, xs1, ss, total; // byte offsets (slot: a stride)
+};
+
+__host__ __device__ inline ScanMmaSmem scanMmaSmem(int64_t P, int64_t N, int64_t Q)
+{
+    ScanMmaSmem m;
+    const int64_t qPad = (Q + kTcRows - 1) / kTcRows * kTcRows;
+    m.ldN = int(N) + 8, m.ldP = int(P) + 8, m.ldCB = int(qPad) + 8;
+    m.cum = 0;                                   // [kScanHeads][Q]
+    m.dts = align32(kScanHeads * Q * 4);         // [kScanHeads][Q]
+    m.bsq = m.dts + align32(kScanHeads * Q * 4); // [64]
+    m.colF = m.bsq + align32(kTcRows * 4);       // [kMmaSlots][qPad]
+    m.cb = m.colF + align32(kMmaSlots * qPad * 4);
+    m.rd = m.cb + align32(kTcRows * m.ldCB * 2);
+    m.work = m.rd + align32(kTcRows * m.ldN * 2);
+    // Per head slot: x of two source tiles (one read while the next arrives) and S_in.
+    m.xs0 = 0;
+    m.xs1 = align32(kTcRows * m.ldP * 2);
+    m.ss = m.xs1 + align32(kTcRows * m.ldP * 2);
+    m.slot = m.ss + align32(P * m.ldN * 2);
+    // Before the heads: B's tile, then each warp's two 16 x 16 float tiles of reader . B^T.
+    const int64_t cbStage = int64_t(kTcWarps) * 2 * 16 * 16 * 4;
+    const int64_t cbPhase = align32(kTcRows * m.ldN * 2) > cbStage ? align32(kTcRows * m.ldN * 2) : cbStage;
+    const int64_t headPhase = kMmaSlots * m.slot;
+    m.total = m.work + (cbPhase > headPhase ? cbPhase : headPhase);
+    return m;
+}
+
+// (C) as ssdChunkScanKernel computes it, for the same grid: the reader . B^T tile by WMMA as there,
+// then two heads at a time, each by four warps of 16 rows and all P columns. Below the diagonal tile
+// the A fragments of reader . B^T are scaled by the column factor exp(cum_r0 - cum_s) dt_s, and the
+// sum over those tiles by the row factor exp(cum_l - cum_r0) at the end (both <= 1, as before); the
+// diagonal tile takes exp(cum_l - cum_s) dt_s per element. The incoming state's part has its own
+// accumulators, scaled by exp(cum_l) when the rows are written. kPairs: pairs of 8-column tiles of
+// the accumulators, at least P / 16.
+template <int kPairs>
+__global__ void __launch_bounds__(kTcThreads, 1)
+    ssdChunkScanMmaKernel(const float* __restrict__ x, int64_t xStride, const Bf16* __restrict__ xh,
+                          int64_t xhStride, const float* __restrict__ Bm, int64_t bcStride,
+                          const Bf16* __restrict__ Bh, const Bf16* __restrict__ Ch, int64_t bchStride,
+                          const float* __restrict__ dt, const float* __restrict__ cumIn,
+                          const Bf16* __restrict__ statesIn, const float* __restrict__ D, int dPerChannel,
+                          float* __restrict__ y, float* __restrict__ v, int64_t T, int64_t nc, int64_t Q,
+                          int64_t H, int64_t G, int64_t P, int64_t N)
+{
+    extern __shared__ __align__(32) unsigned char smemBytes[];
+    const ScanMmaSmem m = scanMmaSmem(P, N, Q);
+    float* cumAll = reinterpret_cast<float*>(smemBytes + m.cum);
+    float* dtsAll = reinterpret_cast<float*>(smemBytes + m.dts);
+    float* bsq = reinterpret_cast<float*>(smemBytes + m.bsq);
+    Bf16* CB = reinterpret_cast<Bf16*>(smemBytes + m.cb); // [64][ldCB] reader . B^T, unmasked
+    Bf16* Rd = reinterpret_cast<Bf16*>(smemBytes + m.rd); // [64][ldN] the reader's rows
+    unsigned char* work = smemBytes + m.work;
+    Bf16* Bs = reinterpret_cast<Bf16*>(work); // [64][ldN] B of 64 source tokens
+
+    const int64_t Hg = H / G, runs = (Hg + kScanHeads - 1) / kScanHeads;
+    const int64_t run = blockIdx.x % runs, grp = (blockIdx.x / runs) % G, c = (blockIdx.x / (runs * G)) % nc,
+                  b = blockIdx.x / (runs * G * nc);
+    const int64_t r0 = int64_t(blockIdx.y) * kTcRows, t0 = c * Q, Qc = min(Q, T - t0);
+    const bool byB = blockIdx.z == 1;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (r0 >= Qc)
+        return;
+    const int rows = int(min(int64_t(kTcRows), Qc - r0));
+    const int bchs = int(bchStride), xhs = int(xhStride);
+
+    copyRowsAsync(Rd, m.ldN, (byB ? Bh : Ch) + (b * T + t0 + r0) * bchStride + grp * N, bchs, kTcRows, rows,
+                  int(N));
+    commitAsync();
+    const int64_t hFirst = run * kScanHeads, hEnd = min(Hg, hFirst + kScanHeads);
+    if (warp < hEnd - hFirst) { // a warp a head (kScanHeads == kTcWarps): its loads go out together
+        const int64_t h = grp * Hg + hFirst + warp;
+        const float* cumSrc = cumIn + ((b * nc + c) * H + h) * Q;
+        const float* dtSrc = dt + (b * T + t0) * H + h;
+        float* cumDst = cumAll + warp * Q;
+        float* dtsDst = dtsAll + warp * Q;
+        const int q = int(Q), qc = int(Qc), hs = int(H);
+#pragma unroll 8
+        for (int l = lane; l < q; l += 32) {
+            cumDst[l] = cumSrc[l];
+            dtsDst[l] = l < qc ? dtSrc[l * hs] : 0.0f;
+        }
+    }
+    if (byB) { // |B_l|^2, four threads a row
+        const int r = threadIdx.x >> 2, q = threadIdx.x & 3;
+        float acc = 0.0f;
+        if (r < rows)
+            for (int64_t n = q * 4; n < N; n += 16) {
+                const float4 bv =
+                    *reinterpret_cast<const float4*>(Bm + (b * T + t0 + r0 + r) * bcStride + grp * N + n);
+                acc += bv.x * bv.x + bv.y * bv.y + bv.z * bv.z + bv.w * bv.w;
+            }
+        acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+        acc += __shfl_xor_sync(0xffffffffu, acc, 2);
+        if (q == 0)
+            bsq[r] = acc;
+    }
+    {
+        const int band = warp >> 1, half = warp & 1; // WMMA: warps in pairs per band of 16 rows
+        for (int s0 = 0; s0 <= int(r0); s0 += kTcRows) {
+            __syncthreads(); // Bs is free
+            copyRowsAsync(Bs, m.ldN, Bh + (b * T + t0 + s0) * bchStride + grp * N, bchs, kTcRows,
+                          int(Qc - s0), int(N));
+            commitAsync();
+            waitAsync<0>();
+            __syncthreads();
+            FragAcch acc[2];
+            wmma::fill_fragment(acc[0], 0.0f);
+            wmma::fill_fragment(acc[1], 0.0f);
+            for (int n0 = 0; n0 < int(N); n0 += 16) {
+                FragAh fa;
+                wmma::load_matrix_sync(fa, Rd + band * 16 * m.ldN + n0, unsigned(m.ldN));
+                for (int k = 0; k < 2; ++k) {
+                    FragBhCol fb; // B^T: element (n, s) at Bs[s][n]
+                    wmma::load_matrix_sync(fb, Bs + (half * 32 + k * 16) * m.ldN + n0, unsigned(m.ldN));
+                    wmma::mma_sync(acc[k], fa, fb, acc[k]);
+                }
+            }
+            __syncthreads(); // Bs read: the staging goes over it
+            float* stage = reinterpret_cast<float*>(work) + warp * 2 * 16 * 16;
+            for (int k = 0; k < 2; ++k)
+                wmma::store_matrix_sync(stage + k * 16, acc[k], 32u, wmma::mem_row_major);
+            __syncwarp();
+            for (int e = lane; e < 16 * 32; e += 32) {
+                const int r = e / 32, col = e % 32;
+                CB[(band * 16 + r) * m.ldCB + s0 + half * 32 + col] =
+                    __float2bfloat16_rn(stage[r * 32 + col]);
+            }
+        }
+    }
+
+    // Two heads at a time: slot = warp / 4, rows band * 16 .. + 15 of the tile. In an A fragment and an
+    // accumulator this thread holds rows lr0 and lr0 + 8 (gq = lane / 4) and columns tq * 2, tq * 2 + 1
+    // (+ 8) of each 8-column tile.
+    const int slot = warp >> 2, band = warp & 3, gq = lane >> 2, tq = lane & 3;
+    const int sTid = threadIdx.x & 127, lr0 = band * 16 + gq, lr1 = lr0 + 8;
+    // ldmatrix row addresses: lanes 0-7, 8-15, 16-23, 24-31 give the rows of matrices 0 to 3.
+    const int aRow = (lane & 7) + ((lane >> 3) & 1) * 8, aCol = (lane >> 4) * 8; // A; B from [k][n] (.trans)
+    const int sRow = (lane & 7) + (lane >> 4) * 8, sCol = ((lane >> 3) & 1) * 8; // B from [n][k]
+    unsigned char* mine = work + slot * m.slot;
+    Bf16* const Xb0 = reinterpret_cast<Bf16*>(mine + m.xs0);
+    Bf16* const Xb1 = reinterpret_cast<Bf16*>(mine + m.xs1);
+    Bf16* const Ss = reinterpret_cast<Bf16*>(mine + m.ss); // [P][ldN] S_in
+    float* colF =
+        reinterpret_cast<float*>(smemBytes + m.colF) + slot * ((Q + kTcRows - 1) / kTcRows * kTcRows);
+    const int nt = int(r0 / kTcRows) + 1, ntP = int(P / 16), ldCB = m.ldCB, ldP = m.ldP, ldN = m.ldN;
+    for (int64_t hp = hFirst; hp < hEnd; hp += kMmaSlots) {
+        const int64_t hg = hp + slot, h = grp * Hg + hg, blk = (b * nc + c) * H + h;
+        const bool active = hg < hEnd;
+        const float* cum = cumAll + (hg - hFirst) * Q;
+        const float* dts = dtsAll + (hg - hFirst) * Q;
+        const Bf16* xHead = xh + (b * T + t0) * xhStride + h * P;
+        __syncthreads(); // the previous heads' tiles and states are read
+        if (active) {
+            copyRowsAsync(Xb0, ldP, xHead, xhs, kTcRows, int(Qc), int(P), sTid, 128);
+            commitAsync();
+            copyRowsAsync(Ss, ldN, statesIn + blk * P * N, int(N), int(P), int(P), int(N), sTid, 128);
+            for (int sIdx = sTid; sIdx < int(r0); sIdx += 128)
+                colF[sIdx] = __expf(cum[r0] - cum[sIdx]) * dts[sIdx];
+        }
+        commitAsync(); // (empty where inactive: the waits below count the same groups)
+        float rowE0 = 0.0f, rowE1 = 0.0f, cl0 = 0.0f, cl1 = 0.0f;
+        if (active) {
+            cl0 = lr0 < rows ? cum[r0 + lr0] : 0.0f, cl1 = lr1 < rows ? cum[r0 + lr1] : 0.0f;
+            rowE0 = lr0 < rows ? __expf(cl0 - cum[r0]) : 0.0f;
+            rowE1 = lr1 < rows ? __expf(cl1 - cum[r0]) : 0.0f;
+        }
+        float acc[2 * kPairs][4], accS[2 * kPairs][4];
+#pragma unroll
+        for (int j = 0; j < 2 * kPairs; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+                acc[j][e] = 0.0f, accS[j][e] = 0.0f;
+        // x of this thread's rows and columns in float32, for D x and v: loaded now, used at the end.
+        const float* x0 = x + (b * T + t0 + r0 + lr0) * xStride + h * P;
+        const float* x1 = x0 + 8 * xStride;
+        float2 xr[2 * kPairs][2];
+#pragma unroll
+        for (int j = 0; j < 2 * kPairs; ++j) {
+            const int p = j * 8 + tq * 2;
+            const bool in = active && j < 2 * ntP;
+            xr[j][0] = in && lr0 < rows ? *reinterpret_cast<const float2*>(x0 + p) : make_float2(0.0f, 0.0f);
+            xr[j][1] = in && lr1 < rows ? *reinterpret_cast<const float2*>(x1 + p) : make_float2(0.0f, 0.0f);
+        }
+        for (int i = 0; i < nt; ++i) {
+            if (i == 0)
+                waitAsync<1>(); // x's tile 0 (S_in, copied after it, may still travel)
+            else
+                waitAsync<0>();
+            __syncthreads(); // tile i in place (and colF); the other buffer's readers done
+            if (i + 1 < nt && active) {
+                copyRowsAsync((i & 1) ? Xb0 : Xb1, ldP, xHead + (i + 1) * kTcRows * xhs, xhs, kTcRows,
+                              int(Qc) - (i + 1) * kTcRows, int(P), sTid, 128);
+                commitAsync();
+            }
+            if (!active)
+                continue;
+            const Bf16* Xs = (i & 1) ? Xb1 : Xb0;
+            const int s0 = i * kTcRows;
+            const bool diagonal = i + 1 == nt;
+            if (diagonal) // the sum below the diagonal tile takes its row factor now
+#pragma unroll
+                for (int j = 0; j < 2 * kPairs; ++j)
+                    acc[j][0] *= rowE0, acc[j][1] *= rowE0, acc[j][2] *= rowE1, acc[j][3] *= rowE1;
+            for (int kk = 0; kk < kTcRows / 16; ++kk) {
+                if (diagonal && kk > band)
+                    break; // columns past the band's last row: masked out
+                unsigned a[4];
+                ldsm4(a, CB + (band * 16 + aRow) * ldCB + s0 + kk * 16 + aCol);
+                const int cA = s0 + kk * 16 + tq * 2; // this thread's columns cA, cA + 1, cA + 8, cA + 9
+                if (!diagonal) {
+                    const float2 f0 = *reinterpret_cast<const float2*>(colF + cA);
+                    const float2 f8 = *reinterpret_cast<const float2*>(colF + cA + 8);
+                    a[0] = scalePair(a[0], f0.x, f0.y), a[1] = scalePair(a[1], f0.x, f0.y);
+                    a[2] = scalePair(a[2], f8.x, f8.y), a[3] = scalePair(a[3], f8.x, f8.y);
+                } else {
+                    // exp(cum_l - cum_s) dt_s for s <= l (tile-local columns against rows)
+                    const int c0 = cA - s0;
+                    float cs[4], ds[4];
+#pragma unroll
+                    for (int q = 0; q < 4; ++q) {
+                        const int col = cA + (q & 1) + (q >> 1) * 8;
+                        cs[q] = cum[col], ds[q] = dts[col];
+                    }
+                    auto w = [&](int lr, float cl, int q) {
+                        const int col = c0 + (q & 1) + (q >> 1) * 8;
+                        return (col <= lr && lr < rows) ? __expf(cl - cs[q]) * ds[q] : 0.0f;
+                    };
+                    a[0] = scalePair(a[0], w(lr0, cl0, 0), w(lr0, cl0, 1));
+                    a[1] = scalePair(a[1], w(lr1, cl1, 0), w(lr1, cl1, 1));
+                    a[2] = scalePair(a[2], w(lr0, cl0, 2), w(lr0, cl0, 3));
+                    a[3] = scalePair(a[3], w(lr1, cl1, 2), w(lr1, cl1, 3));
+                }
+#pragma unroll
+                for (int jp = 0; jp < kPairs; ++jp) {
+                    if (jp >= ntP)
+                        break;
+                    unsigned bf[4];
+                    ldsm4Trans(bf, Xs + (kk * 16 + aRow) * ldP + jp * 16 + aCol);
+                    mma16816(acc[2 * jp], a, bf[0], bf[1]);
+                    mma16816(acc[2 * jp + 1], a, bf[2], bf[3]);
+                }
+            }
+        }
+        waitAsync<0>();
+        __syncthreads(); // S_in in place
+        if (!active)
+            continue;
+        // The reader's rows times S_in^T.
+        for (int kk = 0; kk < int(N) / 16; ++kk) {
+            unsigned a[4];
+            ldsm4(a, Rd + (band * 16 + aRow) * ldN + kk * 16 + aCol);
+#pragma unroll
+            for (int jp = 0; jp < kPairs; ++jp) {
+                if (jp >= ntP)
+                    break;
+                unsigned bf[4];
+                ldsm4(bf, Ss + (jp * 16 + sRow) * ldN + kk * 16 + sCol);
+                mma16816(accS[2 * jp], a, bf[0], bf[1]);
+                mma16816(accS[2 * jp + 1], a, bf[2], bf[3]);
+            }
+        }
+        const float e0 = __expf(cl0), e1 = __expf(cl1);
+        if (!byB) {
+            float* y0 = y + ((b * T + t0 + r0 + lr0) * H + h) * P;
+            float* y1 = y0 + 8 * H * P;
+#pragma unroll
+            for (int j = 0; j < 2 * kPairs; ++j) {
+                if (j >= 2 * ntP)
+                    break;
+                const int p = j * 8 + tq * 2;
+                float2 d = make_float2(0.0f, 0.0f);
+                if (D && dPerChannel)
+                    d = make_float2(D[h * P + p], D[h * P + p + 1]);
+                else if (D)
+                    d = make_float2(D[h], D[h]);
+                if (lr0 < rows) {
+                    const float2 xv = xr[j][0];
+                    *reinterpret_cast<float2*>(y0 + p) = make_float2(
+                        acc[j][0] + e0 * accS[j][0] + d.x * xv.x, acc[j][1] + e0 * accS[j][1] + d.y * xv.y);
+                }
+                if (lr1 < rows) {
+                    const float2 xv = xr[j][1];
+                    *reinterpret_cast<float2*>(y1 + p) = make_float2(
+                        acc[j][2] + e1 * accS[j][2] + d.x * xv.x, acc[j][3] + e1 * accS[j][3] + d.y * xv.y);
+                }
+            }
+            continue;
+        }
+        // v_l = 2 d_l x_l . U_l - d_l^2 |x_l|^2 |B_l|^2, the quad of threads holding row l summing over P.
+        float xu0 = 0.0f, xx0 = 0.0f, xu1 = 0.0f, xx1 = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 2 * kPairs; ++j) {
+            if (j >= 2 * ntP)
+                break;
+            if (lr0 < rows) {
+                const float2 xv = xr[j][0];
+                xu0 += xv.x * (acc[j][0] + e0 * accS[j][0]) + xv.y * (acc[j][1] + e0 * accS[j][1]);
+                xx0 += xv.x * xv.x + xv.y * xv.y;
+            }
+            if (lr1 < rows) {
+                const float2 xv = xr[j][1];
+                xu1 += xv.x * (acc[j][2] + e1 * accS[j][2]) + xv.y * (acc[j][3] + e1 * accS[j][3]);
+                xx1 += xv.x * xv.x + xv.y * xv.y;
+            }
+        }
+#pragma unroll
+        for (int o = 1; o <= 2; o <<= 1) {
+            xu0 += __shfl_xor_sync(0xffffffffu, xu0, o), xx0 += __shfl_xor_sync(0xffffffffu, xx0, o);
+            xu1 += __shfl_xor_sync(0xffffffffu, xu1, o), xx1 += __shfl_xor_sync(0xffffffffu, xx1, o);
+        }
+        if (tq == 0) {
+            if (lr0 < rows) {
+                const float d = dts[r0 + lr0];
+                v[((b * nc + c) * Q + r0 + lr0) * H + h] = 2.0f * d * xu0 - d * d * xx0 * bsq[lr0];
+            }
+            if (lr1 < rows) {
+                const float d = dts[r0 + lr1];
+                v[((b * nc + c) * Q + r0 + lr1) * H + h] = 2.0f * d * xu1 - d * d * xx1 * bsq[lr1];
             }
         }
     }
@@ -936,6 +1420,98 @@ void launchConv(const In* in, int64_t inStride, const float* state, const float*
             in, inStride, state, newState, T, C, int(K));
 }
 
+// One row of residual += delta (delta may be null), then out = residual / rms(residual) * weight in
+// out's type: the add, the five LibTorch operations of the norm and the cast before in_proj in one pass.
+// Four values a thread at a time (D % 4 == 0); the row is read twice, the second time from the cache.
+__device__ __forceinline__ float4 load4(const float* p)
+{
+    return *reinterpret_cast<const float4*>(p);
+}
+__device__ __forceinline__ float4 load4(const __nv_bfloat16* p)
+{
+    const uint2 u = *reinterpret_cast<const uint2*>(p);
+    return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u),
+                       __uint_as_float(u.y << 16), __uint_as_float(u.y & 0xffff0000u));
+}
+__device__ __forceinline__ float4 load4(const __half* p)
+{
+    const uint2 u = *reinterpret_cast<const uint2*>(p);
+    const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&u.x)),
+                 b = __half22float2(*reinterpret_cast<const __half2*>(&u.y));
+    return make_float4(a.x, a.y, b.x, b.y);
+}
+__device__ __forceinline__ void store4(__nv_bfloat16* p, float4 v)
+{
+    const __nv_bfloat162 a = __floats2bfloat162_rn(v.x, v.y), b = __floats2bfloat162_rn(v.z, v.w);
+    *reinterpret_cast<uint2*>(p) =
+        make_uint2(*reinterpret_cast<const unsigned*>(&a), *reinterpret_cast<const unsigned*>(&b));
+}
+__device__ __forceinline__ void store4(__half* p, float4 v)
+{
+    const __half2 a = __floats2half2_rn(v.x, v.y), b = __floats2half2_rn(v.z, v.w);
+    *reinterpret_cast<uint2*>(p) =
+        make_uint2(*reinterpret_cast<const unsigned*>(&a), *reinterpret_cast<const unsigned*>(&b));
+}
+
+template <typename Out, typename Delta>
+__global__ void __launch_bounds__(256)
+    addRmsNormKernel(float* __restrict__ residual, const Delta* __restrict__ delta,
+                     const float* __restrict__ weight, Out* __restrict__ out, int64_t D, float eps)
+{
+    float* r = residual + blockIdx.x * D;
+    const Delta* d = delta ? delta + blockIdx.x * D : nullptr;
+    float ss = 0.0f;
+    for (int64_t i = threadIdx.x * 4; i < D; i += 4 * blockDim.x) {
+        float4 v = load4(r + i);
+        if (d) {
+            const float4 e = load4(d + i);
+            v.x += e.x, v.y += e.y, v.z += e.z, v.w += e.w;
+            store4(r + i, v);
+        }
+        ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+    __shared__ float partial[32];
+    ss = warpSum(ss);
+    if ((threadIdx.x & 31) == 0)
+        partial[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float v = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.0f;
+        v = warpSum(v);
+        if (threadIdx.x == 0)
+            partial[0] = v;
+    }
+    __syncthreads();
+    const float scale = rsqrtf(partial[0] / float(D) + eps);
+    Out* o = out + blockIdx.x * D;
+    for (int64_t i = threadIdx.x * 4; i < D; i += 4 * blockDim.x) {
+        const float4 v = load4(r + i), w = load4(weight + i);
+        store4(o + i,
+               make_float4(v.x * scale * w.x, v.y * scale * w.y, v.z * scale * w.z, v.w * scale * w.w));
+    }
+}
+
+template <typename Delta>
+void launchAddRmsNorm(float* residual, const Delta* delta, const float* weight, void* out,
+                      ElementType outType, int64_t rows, int64_t D, double eps, cudaStream_t st)
+{
+    const int threads = D >= 1024 ? 256 : 128;
+    switch (outType) {
+    case ElementType::Float32:
+        addRmsNormKernel<<<unsigned(rows), threads, 0, st>>>(residual, delta, weight,
+                                                             static_cast<float*>(out), D, float(eps));
+        break;
+    case ElementType::BFloat16:
+        addRmsNormKernel<<<unsigned(rows), threads, 0, st>>>(residual, delta, weight,
+                                                             static_cast<__nv_bfloat16*>(out), D, float(eps));
+        break;
+    case ElementType::Float16:
+        addRmsNormKernel<<<unsigned(rows), threads, 0, st>>>(residual, delta, weight,
+                                                             static_cast<__half*>(out), D, float(eps));
+        break;
+    }
+}
+
 template <typename Z>
 void launchGatedNorm(const float* y, const Z* z, int64_t zStride, const float* weight, void* out,
                      ElementType outType, int64_t rows, int64_t D, int64_t groups, double eps,
@@ -981,6 +1557,26 @@ void causalConvSilu(const void* in, ElementType inType, int64_t inStride, const 
     case ElementType::Float16:
         launchConv(static_cast<const __half*>(in), inStride, state, weight, bias, out, newState, B, T, C, K,
                    st);
+        break;
+    }
+}
+
+void addRmsNorm(float* residual, const void* delta, ElementType deltaType, const float* weight, void* out,
+                ElementType outType, int64_t rows, int64_t D, double eps, void* stream)
+{
+    if (rows < 1)
+        return;
+    const cudaStream_t st = asStream(stream);
+    switch (deltaType) {
+    case ElementType::Float32:
+        launchAddRmsNorm(residual, static_cast<const float*>(delta), weight, out, outType, rows, D, eps, st);
+        break;
+    case ElementType::BFloat16:
+        launchAddRmsNorm(residual, static_cast<const __nv_bfloat16*>(delta), weight, out, outType, rows, D,
+                         eps, st);
+        break;
+    case ElementType::Float16:
+        launchAddRmsNorm(residual, static_cast<const __half*>(delta), weight, out, outType, rows, D, eps, st);
         break;
     }
 }
@@ -1036,10 +1632,21 @@ void scanStateNorms(const float* X, const float* Z, int64_t zRows, int64_t zRow0
         X, Z, zRows, zRow0, R, Bm, a, eCum, n0, norm, nc, Q, G, Hg, P, N);
 }
 
+// Issue 15's comparison of the two read-outs: STATESCOPE_SCAN_WMMA=1 selects the WMMA kernel.
+bool scanWmma()
+{
+    static const bool wmmaScan = [] {
+        const char* e = std::getenv("STATESCOPE_SCAN_WMMA");
+        return e && *e == '1';
+    }();
+    return wmmaScan;
+}
+
 bool ssdScanSupported(int64_t P, int64_t N, int64_t Q)
 {
     return P % 16 == 0 && N % 16 == 0 && P >= 16 && N >= 16 && P <= 128 && N <= 256 && P * N <= 16384 &&
-           Q >= 1 && Q <= kScanMaxChunk;
+           Q >= 1 && Q <= kScanMaxChunk && scanSmem(P, N, Q).total <= kScanMaxSmem &&
+           scanMmaSmem(P, N, Q).total <= kScanMaxSmem;
 }
 
 namespace {
@@ -1072,7 +1679,7 @@ bool allowSmem(const void* kernel, size_t bytes)
 
 } // namespace
 
-SsdWorkspace ssdScanWorkspace(int64_t B, int64_t T, int64_t H, int64_t P, int64_t N, int64_t Q)
+SsdWorkspace ssdScanWorkspace(int64_t B, int64_t T, int64_t H, int64_t G, int64_t P, int64_t N, int64_t Q)
 {
     const int64_t nc = (T + Q - 1) / Q, slices = (P * N + kPassSlice - 1) / kPassSlice * kPassParts;
     // Each part starts on 32 bytes: the kernels read the states as float4s.
@@ -1082,6 +1689,9 @@ SsdWorkspace ssdScanWorkspace(int64_t B, int64_t T, int64_t H, int64_t P, int64_
     w.states = part(B * nc * H * P * N);
     w.n0Parts = part(B * nc * H * slices);
     w.v = part(B * nc * Q * H);
+    // bfloat16 copies of x | B | C (a row a token) and of the incoming states, two to a float.
+    w.operandsHalf = part((B * T * (H * P + 2 * G * N) + 1) / 2);
+    w.statesHalf = part((B * nc * H * P * N + 1) / 2);
     return w;
 }
 
@@ -1092,59 +1702,105 @@ bool ssdScan(const SsdScanArgs& s, void* stream)
     if (s.B < 1 || s.T < 1 || s.H < 1)
         return true;
     const int64_t nc = (s.T + s.Q - 1) / s.Q, PN = s.P * s.N, slices = (PN + kPassSlice - 1) / kPassSlice;
-    const SsdWorkspace sizes = ssdScanWorkspace(s.B, s.T, s.H, s.P, s.N, s.Q);
+    const SsdWorkspace sizes = ssdScanWorkspace(s.B, s.T, s.H, s.G, s.P, s.N, s.Q);
     float* cum = s.work;
     float* states = cum + sizes.cum;
     float* n0Parts = states + sizes.states;
     float* v = n0Parts + sizes.n0Parts;
-    const size_t smemA = stateKernelSmem(s.P, s.N, s.Q), smemC = scanKernelSmem(s.P, s.N, s.Q);
-    if (!allowSmem(reinterpret_cast<const void*>(&ssdChunkStateKernel<1>), smemA) ||
-        !allowSmem(reinterpret_cast<const void*>(&ssdChunkStateKernel<2>), smemA) ||
-        !allowSmem(reinterpret_cast<const void*>(&ssdChunkStateKernel<4>), smemA) ||
-        !allowSmem(reinterpret_cast<const void*>(&ssdChunkStateKernel<8>), smemA) ||
-        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<1>), smemC) ||
-        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<2>), smemC) ||
-        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<3>), smemC) ||
-        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<4>), smemC))
-        return false;
+    Bf16* operandsHalf = reinterpret_cast<Bf16*>(v + sizes.v);
+    Bf16* statesHalf = reinterpret_cast<Bf16*>(v + sizes.v + sizes.operandsHalf);
+    const size_t smemA = stateKernelSmem(s.P, s.N, s.Q), smemC = scanKernelSmem(s.P, s.N, s.Q),
+                 smemM = size_t(scanMmaSmem(s.P, s.N, s.Q).total);
     const cudaStream_t st = asStream(stream);
     const unsigned blocks = unsigned(s.B * nc * s.H);
-    auto launchState = [&](auto kernel) {
+    // The chunk-state kernel for these sizes, handed to f.
+    auto withStateKernel = [&](auto&& f) {
+        auto perWarp = [](int64_t units) { return (units + kTcWarps - 1) / kTcWarps; };
+        if (s.P % 32 == 0 && s.N % 32 == 0) {
+            if (perWarp((s.P / 32) * (s.N / 32)) <= 1)
+                f(ssdChunkStateKernel<1, true>);
+            else
+                f(ssdChunkStateKernel<2, true>); // P N <= 16384: at most 16 blocks of 32 x 32
+            return;
+        }
+        const int64_t tiles = perWarp((s.P / 16) * (s.N / 16));
+        if (tiles <= 1)
+            f(ssdChunkStateKernel<1, false>);
+        else if (tiles <= 2)
+            f(ssdChunkStateKernel<2, false>);
+        else if (tiles <= 4)
+            f(ssdChunkStateKernel<4, false>);
+        else
+            f(ssdChunkStateKernel<8, false>);
+    };
+    bool ok = true;
+    withStateKernel([&](auto kernel) { ok = allowSmem(reinterpret_cast<const void*>(kernel), smemA); });
+    if (!ok || !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<1>), smemC) ||
+        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<2>), smemC) ||
+        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<3>), smemC) ||
+        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<4>), smemC) ||
+        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanMmaKernel<1>), smemM) ||
+        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanMmaKernel<2>), smemM) ||
+        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanMmaKernel<4>), smemM) ||
+        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanMmaKernel<8>), smemM))
+        return false;
+    withStateKernel([&](auto kernel) {
         kernel<<<blocks, kTcThreads, smemA, st>>>(s.x, s.xStride, s.Bm, s.bcStride, s.dt, s.a, cum, states,
                                                   s.T, nc, s.Q, s.H, s.G, s.P, s.N);
-    };
-    const int64_t stateTiles = (s.P / 16) * (s.N / 16), perWarp = (stateTiles + kTcWarps - 1) / kTcWarps;
-    if (perWarp <= 1)
-        launchState(ssdChunkStateKernel<1>);
-    else if (perWarp <= 2)
-        launchState(ssdChunkStateKernel<2>);
-    else if (perWarp <= 4)
-        launchState(ssdChunkStateKernel<4>);
-    else
-        launchState(ssdChunkStateKernel<8>);
+    });
     ssdStatePassKernel<<<dim3(unsigned(s.B * s.H), unsigned(slices)), kTcThreads, 0, st>>>(
-        s.stateIn, states, cum, s.stateOut, n0Parts, nc, s.Q, s.H, PN, slices);
+        s.stateIn, states, statesHalf, cum, s.stateOut, n0Parts, nc, s.Q, s.H, PN, slices);
+    // The read-out's operands in bfloat16: x | B | C in one pass where they are one row of the conv's
+    // output (the model's case), else each on its own.
+    const int64_t HP = s.H * s.P, GN = s.G * s.N, rowsBT = s.B * s.T;
+    auto toHalf = [&](const float* src, int64_t stride, Bf16* dst, int64_t cols) {
+        const int64_t work = rowsBT * (cols / 8);
+        const unsigned grid = unsigned(std::min<int64_t>((work + 255) / 256, 132 * 16));
+        toBf16Kernel<<<grid, 256, 0, st>>>(src, stride, dst, rowsBT, int(cols));
+    };
+    const Bf16 *xh = operandsHalf, *Bh, *Ch;
+    int64_t xhStride, bchStride;
+    if (s.Bm == s.x + HP && s.Cm == s.Bm + GN && s.xStride == s.bcStride) {
+        toHalf(s.x, s.xStride, operandsHalf, HP + 2 * GN);
+        Bh = operandsHalf + HP, Ch = operandsHalf + HP + GN, xhStride = bchStride = HP + 2 * GN;
+    } else {
+        toHalf(s.x, s.xStride, operandsHalf, HP);
+        toHalf(s.Bm, s.bcStride, operandsHalf + rowsBT * HP, GN);
+        toHalf(s.Cm, s.bcStride, operandsHalf + rowsBT * (HP + GN), GN);
+        Bh = operandsHalf + rowsBT * HP, Ch = operandsHalf + rowsBT * (HP + GN), xhStride = HP,
+        bchStride = GN;
+    }
     const unsigned rowTiles = unsigned((s.Q + kTcRows - 1) / kTcRows);
     const unsigned scanBlocks = unsigned(s.B * nc * s.G * ((s.H / s.G + kScanHeads - 1) / kScanHeads));
     const dim3 scanGrid{scanBlocks, rowTiles, s.norm ? 2u : 1u};
-    auto launchScan = [&](auto kernel) {
-        kernel<<<scanGrid, kTcThreads, smemC, st>>>(s.x, s.xStride, s.Bm, s.Cm, s.bcStride, s.dt, cum, states,
-                                                    s.D, s.dPerChannel ? 1 : 0, s.y, v, s.T, nc, s.Q, s.H,
-                                                    s.G, s.P, s.N);
+    auto launchScan = [&](auto kernel, size_t smem) {
+        kernel<<<scanGrid, kTcThreads, smem, st>>>(
+            s.x, s.xStride, xh, xhStride, s.Bm, s.bcStride, Bh, Ch, bchStride, s.dt, cum, statesHalf, s.D,
+            s.dPerChannel ? 1 : 0, s.y, v, s.T, nc, s.Q, s.H, s.G, s.P, s.N);
     };
-    switch ((s.P / 16 + 1) / 2) {
-    case 1:
-        launchScan(ssdChunkScanKernel<1>);
-        break;
-    case 2:
-        launchScan(ssdChunkScanKernel<2>);
-        break;
-    case 3:
-        launchScan(ssdChunkScanKernel<3>);
-        break;
-    default:
-        launchScan(ssdChunkScanKernel<4>);
-        break;
+    if (scanWmma()) {
+        switch ((s.P / 16 + 1) / 2) {
+        case 1:
+            launchScan(ssdChunkScanKernel<1>, smemC);
+            break;
+        case 2:
+            launchScan(ssdChunkScanKernel<2>, smemC);
+            break;
+        case 3:
+            launchScan(ssdChunkScanKernel<3>, smemC);
+            break;
+        default:
+            launchScan(ssdChunkScanKernel<4>, smemC);
+            break;
+        }
+    } else if (s.P <= 16) {
+        launchScan(ssdChunkScanMmaKernel<1>, smemM);
+    } else if (s.P <= 32) {
+        launchScan(ssdChunkScanMmaKernel<2>, smemM);
+    } else if (s.P <= 64) {
+        launchScan(ssdChunkScanMmaKernel<4>, smemM);
+    } else {
+        launchScan(ssdChunkScanMmaKernel<8>, smemM);
     }
     if (s.norm)
         ssdNormKernel<<<(blocks + 3) / 4, 128, 0, st>>>(v, s.a, n0Parts, s.norm, s.B, s.T, nc, s.Q, s.H,

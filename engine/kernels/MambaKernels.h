@@ -24,6 +24,11 @@ void gatedRmsNorm(const float* y, const void* z, ElementType zType, int64_t zStr
                   void* out, ElementType outType, int64_t rows, int64_t D, int64_t groups, double eps,
                   void* stream);
 
+// Per row of residual [rows, D] (float32, contiguous): residual += delta (deltaType, [rows, D]; none
+// when null), then out = residual / sqrt(mean(residual^2) + eps) * weight, in outType. D % 4 == 0.
+void addRmsNorm(float* residual, const void* delta, ElementType deltaType, const float* weight, void* out,
+                ElementType outType, int64_t rows, int64_t D, double eps, void* stream);
+
 // The within-chunk part of the chunked scalar-decay scan and its read-out, for each chunk and head:
 //   D[r, p] = sum_{s <= l(r)} K[r, s] exp(cum[l(r)] - cum[s]) X[s, p],  l(r) = r mod Q,
 // the decay mask built on the fly (the LibTorch path writes it, Q x Q per head, and multiplies).
@@ -80,12 +85,13 @@ struct SsdScanArgs {
     int64_t B = 0, T = 0, H = 0, G = 1, P = 0, N = 0, Q = 0;
 };
 struct SsdWorkspace {
-    int64_t cum = 0, states = 0, n0Parts = 0, v = 0;
-    int64_t total() const { return cum + states + n0Parts + v; }
+    int64_t cum = 0, states = 0, n0Parts = 0, v = 0, operandsHalf = 0, statesHalf = 0;
+    int64_t total() const { return cum + states + n0Parts + v + operandsHalf + statesHalf; }
 };
-// Head and state sizes multiples of 16 (P <= 128, N <= 256, P N <= 16384) and chunks of at most 256.
+// Head and state sizes multiples of 16 (P <= 128, N <= 256, P N <= 16384), chunks of at most 256, and
+// the read-out's shared memory within Hopper's 227 KiB a block.
 bool ssdScanSupported(int64_t P, int64_t N, int64_t Q);
-SsdWorkspace ssdScanWorkspace(int64_t B, int64_t T, int64_t H, int64_t P, int64_t N, int64_t Q);
+SsdWorkspace ssdScanWorkspace(int64_t B, int64_t T, int64_t H, int64_t G, int64_t P, int64_t N, int64_t Q);
 // False (nothing launched) for sizes it does not support or shared memory it cannot have.
 bool ssdScan(const SsdScanArgs& args, void* stream);
 

@@ -445,20 +445,23 @@ int64_t Mamba2Model::scanChunk() const
 }
 
 // y * silu(z), RMS-normalised per group (mamba_ssm; transformers ignores the groups here), then out_proj.
-torch::Tensor Mamba2Model::gatedOutput(const Mamba2Layer& layer, const torch::Tensor& y,
-                                       const torch::Tensor& z) const
+torch::Tensor Mamba2Model::gatedOutput(const Mamba2Layer& layer, const torch::Tensor& y, const torch::Tensor& z,
+                                       bool native) const
 {
+    auto out = [&](const torch::Tensor& v) {
+        return native ? projectNative(v, layer.outProj, layer.outProjBias)
+                      : project(v, layer.outProj, layer.outProjBias);
+    };
     const int64_t G = m_config.ngroups, dIn = m_config.dInner();
     std::vector<int64_t> grouped = y.sizes().vec();
     grouped.back() = G;
     grouped.push_back(dIn / G);
     if (fused::enabled(y) && z.is_cuda() && layer.gateNorm.scalar_type() == torch::kFloat32)
-        return project(fused::gatedRmsNorm(y, z, layer.gateNorm, G, m_config.normEps, m_dtype), layer.outProj,
-                       layer.outProjBias);
+        return out(fused::gatedRmsNorm(y, z, layer.gateNorm, G, m_config.normEps, m_dtype));
     torch::Tensor v = (y * F::silu(z)).reshape(grouped);
     v = v * torch::rsqrt(v.pow(2).mean(-1, true) + m_config.normEps);
     v = v.reshape(y.sizes()) * layer.gateNorm;
-    return project(v, layer.outProj, layer.outProjBias);
+    return out(v);
 }
 
 ForwardResult Mamba2Model::forward(const torch::Tensor& ids, ModelState& state, bool recurrent,
@@ -500,6 +503,24 @@ torch::Tensor Mamba2Model::forwardChunked(const torch::Tensor& ids, Mamba2State&
 {
     torch::Tensor residual = F::embedding(ids, m_weights.embedding).to(accumulation());
     const bool roundResidual = !m_config.residualInFp32 && m_dtype != accumulation();
+    // On the GPU the residual add, each norm and the cast for in_proj are one kernel, and the mixer's
+    // output stays in the model's dtype until that kernel adds it (same sums, fewer passes).
+    bool fusedResidual = !roundResidual && fused::addRmsNormSupported(residual, m_weights.normF);
+    for (const Mamba2Layer& layer : m_weights.layers)
+        fusedResidual = fusedResidual && fused::addRmsNormSupported(residual, layer.norm);
+    if (fusedResidual) {
+        torch::Tensor delta; // the previous layer's output, not yet added
+        for (size_t l = 0; l < m_weights.layers.size(); ++l) {
+            MixerProbes p;
+            const torch::Tensor u =
+                fused::addRmsNorm(residual, delta, m_weights.layers[l].norm, m_config.normEps, m_dtype);
+            delta = mixerChunked(l, u, s, s.tokens, probes ? &p : nullptr, true);
+            if (probes)
+                probes->push_back(std::move(p));
+        }
+        s.tokens += ids.size(1);
+        return fused::addRmsNorm(residual, delta, m_weights.normF, m_config.normEps, accumulation());
+    }
     for (size_t l = 0; l < m_weights.layers.size(); ++l) {
         const Mamba2Layer& layer = m_weights.layers[l];
         MixerProbes p;
@@ -649,7 +670,7 @@ torch::Tensor Mamba2Model::mixerStep(size_t l, const torch::Tensor& u, Mamba2Sta
 
 // A chunk of tokens: u [B, T, d] -> [B, T, d], carrying the conv left context and the SSM state.
 torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2State& s, int64_t count0,
-                                        MixerProbes* probes) const
+                                        MixerProbes* probes, bool native) const
 {
     const Mamba2Layer& layer = m_weights.layers[l];
     torch::Tensor& convState = s.conv[l];
@@ -734,7 +755,7 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
         if (!positional)
             probes->stateNorm = norm; // the uncut scan's, as without the old-context probes
     }
-    return gatedOutput(layer, y.reshape({Bsz, T, c.dInner()}), z);
+    return gatedOutput(layer, y.reshape({Bsz, T, c.dInner()}), z, native);
 }
 
 // The old-context probes of n tokens read against the snapshot b of the context window (§3.4):

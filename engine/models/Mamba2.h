@@ -82,8 +82,9 @@ private:
     };
     // Layer l over T tokens that follow count0 tokens of the stream (the step: the token at position
     // count0 + 1).
+    // native: the output in the model's dtype (out_proj's own), for the fused residual step.
     torch::Tensor mixerChunked(size_t l, const torch::Tensor& u, Mamba2State& s, int64_t count0,
-                               MixerProbes* probes) const;
+                               MixerProbes* probes, bool native = false) const;
     torch::Tensor mixerStep(size_t l, const torch::Tensor& u, Mamba2State& s, int64_t count0,
                             MixerProbes* probes) const;
     // The chunked scan cut at the positional mitigations' positions (normalisation, window snapshots)
@@ -95,7 +96,8 @@ private:
     void contextProbes(const StateSnapshot* snap, const torch::Tensor& sumBefore, const torch::Tensor& cum,
                        const torch::Tensor& Ch, const torch::Tensor& y, const torch::Tensor& norm,
                        MixerProbes& p) const;
-    torch::Tensor gatedOutput(const Mamba2Layer& layer, const torch::Tensor& y, const torch::Tensor& z) const;
+    torch::Tensor gatedOutput(const Mamba2Layer& layer, const torch::Tensor& y, const torch::Tensor& z,
+                              bool native = false) const;
     torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const;
     // The same product left in the model's dtype (what the fused kernels and the NLL kernel read).
     torch::Tensor projectNative(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const;
