@@ -380,52 +380,42 @@ __device__ __forceinline__ void store4(float* d, float4 v)
     *reinterpret_cast<float4*>(d) = v;
 }
 
-// dst[r][0, cols) = src's row r times scale[r] (scale may be null), zeros from row `valid` on, as
-// float4s: src and dst rows start on 16 bytes (FusedOps.cpp sees to the sources). Offsets within the staged
-// rows fit 32 bits. Loads go out kBatch at a time before their stores, so that a thread waits for the memory
-// once a batch, not once a float4. kTf32 rounds the values to TF32 on the way (float destinations), so that
-// the fragments loaded from them need not be.
-template <bool kTf32>
-__device__ __forceinline__ void stageRows(float* dst, int ld, const float* __restrict__ src, int srcStride,
-                                          int rows, int valid, int cols, const float* scale = nullptr)
-{
-    constexpr int kBatch = 4;
-    // Row and column of element k advance by constant steps, and so do the offsets: no division or
-    // 64-bit product in the loop (the kernels are bound by integer issue).
-    const int c4 = cols / 4, dr = kTcThreads / c4, dj = (kTcThreads - dr * c4) * 4;
-    const int total = rows * c4;
-    int r = threadIdx.x / c4, j = (threadIdx.x - r * c4) * 4;
-    for (int k0 = threadIdx.x; k0 < total; k0 += kBatch * kTcThreads) {
-        float4 v[kBatch];
-        int at[kBatch];
+// A tile of rows x cols floats (source rows of srcStride, zeros from row `valid` on) held in registers
+// between its load and its store to shared memory, so that the next tile's loads are in flight while
+// the current one is multiplied: float4 k = threadIdx.x + i kTcThreads of the tile, at most kMax.
+template <int kMax> struct TilePrefetch {
+    float4 v[kMax];
+
+    __device__ __forceinline__ void load(const float* __restrict__ src, int srcStride, int rows, int valid,
+                                         int cols)
+    {
+        const int c4 = cols >> 2, total = rows * c4;
 #pragma unroll
-        for (int i = 0; i < kBatch; ++i) {
-            v[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            at[i] = -1;
-            if (k0 + i * kTcThreads < total) {
-                if (j >= cols)
-                    j -= cols, ++r;
-                at[i] = r * ld + j;
-                if (r < valid) {
-                    v[i] = *reinterpret_cast<const float4*>(src + r * srcStride + j);
-                    if (scale) {
-                        const float f = scale[r];
-                        v[i].x *= f, v[i].y *= f, v[i].z *= f, v[i].w *= f;
-                    }
-                    if (kTf32) {
-                        v[i].x = wmma::__float_to_tf32(v[i].x), v[i].y = wmma::__float_to_tf32(v[i].y);
-                        v[i].z = wmma::__float_to_tf32(v[i].z), v[i].w = wmma::__float_to_tf32(v[i].w);
-                    }
-                }
-                r += dr, j += dj;
-            }
+        for (int i = 0; i < kMax; ++i) {
+            const int k = threadIdx.x + i * kTcThreads, r = k / c4, j = (k - r * c4) * 4;
+            v[i] = k < total && r < valid ? *reinterpret_cast<const float4*>(src + r * srcStride + j)
+                                          : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
-#pragma unroll
-        for (int i = 0; i < kBatch; ++i)
-            if (at[i] >= 0)
-                store4(dst + at[i], v[i]);
     }
-}
+
+    // Times scale[r] (may be null; read for rows below `valid` only: past a ragged chunk's end it
+    // holds no values), rounded to TF32.
+    __device__ __forceinline__ void store(float* dst, int ld, int rows, int valid, int cols,
+                                          const float* scale) const
+    {
+        const int c4 = cols >> 2, total = rows * c4;
+#pragma unroll
+        for (int i = 0; i < kMax; ++i) {
+            const int k = threadIdx.x + i * kTcThreads, r = k / c4, j = (k - r * c4) * 4;
+            if (k >= total)
+                break;
+            const float f = !scale ? 1.0f : r < valid ? scale[r] : 0.0f;
+            store4(dst + r * ld + j,
+                   make_float4(wmma::__float_to_tf32(v[i].x * f), wmma::__float_to_tf32(v[i].y * f),
+                               wmma::__float_to_tf32(v[i].z * f), wmma::__float_to_tf32(v[i].w * f)));
+        }
+    }
+};
 
 // (A) One block per batch row, chunk and head: the running log decays of the chunk (cum, written out
 // for B to D) and the state the chunk adds by its end, S_c = sum_l exp(cum[Q-1] - cum[l]) dt_l x_l B_l^T,
@@ -433,7 +423,7 @@ __device__ __forceinline__ void stageRows(float* dst, int ld, const float* __res
 // chunk) count as zero input and zero decay. The operands are rounded to TF32 as they are staged. Each
 // warp holds kAcc blocks of 2 x 2 tiles of 16 x 16 (kQuad, P and N multiples of 32: two loads of
 // each operand feed four products) or kAcc single tiles.
-template <int kAcc, bool kQuad>
+template <int kAcc, bool kQuad, int kXLoads = 4, int kBLoads = 8>
 __global__ void __launch_bounds__(kTcThreads)
     ssdChunkStateKernel(const float* __restrict__ x, int64_t xStride, const float* __restrict__ Bm,
                         int64_t bStride, const float* __restrict__ dt, const float* __restrict__ a,
@@ -478,12 +468,23 @@ __global__ void __launch_bounds__(kTcThreads)
 #pragma unroll
     for (int k = 0; k < kFrags; ++k)
         wmma::fill_fragment(acc[k], 0.0f);
-    for (int64_t l0 = 0; l0 < Qc; l0 += kTcStateK) {
-        stageRows<true>(Xs, ldX, x + (b * T + t0 + l0) * xStride + h * P, int(xStride), kTcStateK,
-                        int(Qc - l0), int(P), w + l0);
-        stageRows<true>(Bs, ldB, Bm + (b * T + t0 + l0) * bStride + g * N, int(bStride), kTcStateK,
-                        int(Qc - l0), int(N), nullptr);
+    // P <= 128 and N <= 256: at most 4 and 8 float4s a thread in a step of kTcStateK (32) tokens; fewer
+    // (kXLoads, kBLoads) for the sizes every Mamba-2 checkpoint has, which leaves registers for 2 blocks.
+    TilePrefetch<kXLoads> nextX;
+    TilePrefetch<kBLoads> nextB;
+    const float* xRows = x + (b * T + t0) * xStride + h * P;
+    const float* bRows = Bm + (b * T + t0) * bStride + g * N;
+    const int xs = int(xStride), bs = int(bStride);
+    nextX.load(xRows, xs, kTcStateK, int(Qc), int(P));
+    nextB.load(bRows, bs, kTcStateK, int(Qc), int(N));
+    for (int l0 = 0; l0 < int(Qc); l0 += kTcStateK) {
+        nextX.store(Xs, ldX, kTcStateK, int(Qc) - l0, int(P), w + l0);
+        nextB.store(Bs, ldB, kTcStateK, int(Qc) - l0, int(N), nullptr);
         __syncthreads();
+        if (l0 + kTcStateK < int(Qc)) {
+            nextX.load(xRows + (l0 + kTcStateK) * xs, xs, kTcStateK, int(Qc) - l0 - kTcStateK, int(P));
+            nextB.load(bRows + (l0 + kTcStateK) * bs, bs, kTcStateK, int(Qc) - l0 - kTcStateK, int(N));
+        }
 #pragma unroll
         for (int k = 0; k < kAcc; ++k) {
             if (k >= mine)
@@ -1716,6 +1717,10 @@ bool ssdScan(const SsdScanArgs& s, void* stream)
     // The chunk-state kernel for these sizes, handed to f.
     auto withStateKernel = [&](auto&& f) {
         auto perWarp = [](int64_t units) { return (units + kTcWarps - 1) / kTcWarps; };
+        if (s.P == 64 && s.N == 128) {
+            f(ssdChunkStateKernel<1, true, 2, 4>);
+            return;
+        }
         if (s.P % 32 == 0 && s.N % 32 == 0) {
             if (perWarp((s.P / 32) * (s.N / 32)) <= 1)
                 f(ssdChunkStateKernel<1, true>);
