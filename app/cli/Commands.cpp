@@ -541,9 +541,10 @@ std::string benchTimings(const Runner& runner, const AsyncTraceWriter* writer)
         std::snprintf(line, sizeof line,
                       "           trace writer: busy %.3f s (encode %.3f s, waiting for compression %.3f s, "
                       "HDF5 %.3f s); the engine waited %.3f s for room in its queue; %lld of %lld chunks "
-                      "stored unfiltered\n",
+                      "stored unfiltered (%lld to catch up)\n",
                       writer->busySeconds(), w.encode, w.compressWait, w.write, writer->appendWaitSeconds(),
-                      static_cast<long long>(w.chunksUnfiltered), static_cast<long long>(w.chunks));
+                      static_cast<long long>(w.chunksUnfiltered), static_cast<long long>(w.chunks),
+                      static_cast<long long>(w.chunksBehind));
         out += line;
     }
     return out;

@@ -131,8 +131,9 @@ std::vector<KernelCheckResult> checkFusedKernels(const std::string& deviceName, 
                     torch::Tensor residual = before.clone();
                     const torch::Tensor got = fused::addRmsNorm(residual, delta, w, 1e-5, type);
                     const torch::Tensor sum = withDelta ? before + delta.to(torch::kFloat32) : before;
-                    const std::string c = sizes({{"D", D}}) + " " + c10::toString(type) +
-                                          (withDelta ? " delta " + std::string(c10::toString(deltaType)) : "");
+                    const std::string c =
+                        sizes({{"D", D}}) + " " + c10::toString(type) +
+                        (withDelta ? " delta " + std::string(c10::toString(deltaType)) : "");
                     out.push_back({"addRmsNorm", c, scaledError(got, rmsNorm(sum, w, 1e-5).to(type)),
                                    type == torch::kFloat32 ? 1e-5 : 8e-3});
                     out.push_back({"addRmsNorm residual", c, scaledError(residual, sum), 0});

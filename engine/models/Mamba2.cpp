@@ -445,8 +445,8 @@ int64_t Mamba2Model::scanChunk() const
 }
 
 // y * silu(z), RMS-normalised per group (mamba_ssm; transformers ignores the groups here), then out_proj.
-torch::Tensor Mamba2Model::gatedOutput(const Mamba2Layer& layer, const torch::Tensor& y, const torch::Tensor& z,
-                                       bool native) const
+torch::Tensor Mamba2Model::gatedOutput(const Mamba2Layer& layer, const torch::Tensor& y,
+                                       const torch::Tensor& z, bool native) const
 {
     auto out = [&](const torch::Tensor& v) {
         return native ? projectNative(v, layer.outProj, layer.outProjBias)

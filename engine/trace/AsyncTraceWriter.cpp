@@ -56,6 +56,9 @@ void AsyncTraceWriter::work()
             return;
         ChunkProbes chunk = std::move(m_queue.front());
         m_queue.pop_front();
+        // Another chunk already waits: compress less until the queue is drained (the engine must not
+        // wait for the trace).
+        m_writer->setCatchingUp(!m_queue.empty());
         const size_t bytes = chunkBytes(chunk);
         m_busy = true;
         lock.unlock();

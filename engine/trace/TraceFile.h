@@ -76,6 +76,7 @@ struct TraceWriteTimings {
     // of an unfinished chunk that docs/trace-format.md describes).
     int64_t chunks = 0;
     int64_t chunksUnfiltered = 0;
+    int64_t chunksBehind = 0; // of those, the ones setCatchingUp() left unfiltered
 };
 
 // Appends a run to a trace as it goes, so that memory does not grow with the run and a run that is
@@ -107,6 +108,11 @@ public:
     void checkChunk(const ChunkProbes& chunk) const;
     // Records end_time and completed = 1, then closes the file. A second call does nothing.
     void finish();
+    // While on, the following appends store one whole chunk in two of every dataset unfiltered, as
+    // the early abort stores incompressible ones (docs/trace-format.md): compression, the writer's
+    // largest cost, halves, for a file up to (1 - ratio) / 2 larger. AsyncTraceWriter turns it on
+    // while another chunk waits behind the one it writes, so that the trace keeps up with the engine.
+    void setCatchingUp(bool on);
 
     int64_t tokens() const;
     const std::string& path() const;

@@ -167,6 +167,7 @@ public:
     TraceWriteTimings timings;
     std::vector<std::vector<uint16_t>> halves; // an append's encoded probes (encodeChunk)
     bool compress = false;
+    bool catchingUp = false; // setCatchingUp
     bool finished = false;
     bool broken = false;
 
@@ -517,6 +518,10 @@ void TraceWriterImpl::planChunks(WriteDataset& d, const void* data, int64_t coun
         if (inChunk == 0 && k == d.chunkTokens) {
             task.job.src = p;
             task.unfiltered = d.incompressible && d.wholeChunks % kSampleEvery != 0;
+            if (compress && catchingUp && !task.unfiltered && d.wholeChunks % 2 == 1) {
+                task.unfiltered = true;
+                ++timings.chunksBehind;
+            }
             ++d.wholeChunks;
         } else {
             task.fromTail = true;
@@ -877,6 +882,11 @@ void TraceWriter::finish()
     w.close();
     w.lock.release();
     w.finished = true;
+}
+
+void TraceWriter::setCatchingUp(bool on)
+{
+    m_impl->catchingUp = on;
 }
 
 int64_t TraceWriter::tokens() const

@@ -365,6 +365,29 @@ bool readByte(int fd)
     }
 }
 
+// The filter mask of every chunk of a dataset (of rank 3 or less), read from the chunk index.
+std::vector<unsigned> chunkMasks(const std::string& path, const char* name)
+{
+    std::vector<unsigned> out;
+    const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    const hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    const hid_t space = H5Dget_space(d);
+    hsize_t n = 0;
+    H5Dget_num_chunks(d, space, &n);
+    for (hsize_t i = 0; i < n; ++i) {
+        std::vector<hsize_t> offset(3);
+        unsigned mask = 0;
+        haddr_t addr = 0;
+        hsize_t size = 0;
+        H5Dget_chunk_info(d, space, i, offset.data(), &mask, &addr, &size);
+        out.push_back(mask);
+    }
+    H5Sclose(space);
+    H5Dclose(d);
+    H5Fclose(f);
+    return out;
+}
+
 } // namespace
 
 class TestTraceFile : public QObject {
@@ -1433,6 +1456,52 @@ private slots:
                  qPrintable(QString("appends of 37: %1 bytes, data %2 bytes").arg(sizes[37]).arg(rawBytes)));
     }
 
+    // Issue 15: while the writer is behind the engine (AsyncTraceWriter: another chunk waits), one
+    // whole chunk in two is stored unfiltered, compressible or not, and reads back the same.
+    void catchingUpStoresEveryOtherChunkUnfiltered()
+    {
+        const TraceHeader h = testHeader(false, {24, 24}); // 2304 bytes a token: chunks of 64 tokens
+        const std::string path = file("catching-up.h5");
+        std::vector<ChunkProbes> appended;
+        TraceWriteTimings timings;
+        {
+            TraceWriter w(path, h, 2048);
+            for (int64_t s = 0; s < 3 * 2048; s += 2048) {
+                ChunkProbes c = makeChunk(h, s, 2048);
+                for (auto& probe : c.values) // slow-moving values: deflate shrinks them well
+                    for (size_t i = 0; i < probe.size(); ++i)
+                        probe[i] = 0.25f * static_cast<float>((s * 576 + static_cast<int64_t>(i)) / 4096);
+                w.setCatchingUp(s == 2048); // the second append only
+                appended.push_back(c);
+                w.append(appended.back());
+            }
+            w.finish();
+            timings = w.timings();
+        }
+        // Appends of 2048 tokens: chunks of 256 tokens (at most 1 MiB), 8 an append.
+        const std::vector<unsigned> m = chunkMasks(path, "/probes/decay");
+        QCOMPARE(m.size(), size_t(3 * 8));
+        for (size_t i = 0; i < m.size(); ++i) {
+            const bool second = i >= 8 && i < 16;
+            QVERIFY2(m[i] == (second && i % 2 == 1 ? 0x3u : 0u), qPrintable(QString("chunk %1").arg(i)));
+        }
+        QCOMPARE(chunkMasks(path, "/probes/dt"), m);
+        // The second append's odd chunks of both probes, and of /nll and /tokens/ids, which hold one
+        // chunk an append (the second append's is their chunk 1).
+        QCOMPARE(timings.chunksBehind, int64_t(2 * 4 + 2));
+        QVERIFY(timings.chunksUnfiltered >= timings.chunksBehind);
+        TraceReader r(path);
+        for (size_t p = 0; p < 2; ++p) {
+            std::vector<float> expected;
+            for (const ChunkProbes& c : appended)
+                expected.insert(expected.end(), c.values[p].begin(), c.values[p].end());
+            const std::vector<float> got = r.probe(h.probes[p].name);
+            QCOMPARE(got.size(), expected.size());
+            QVERIFY2(std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)) == 0,
+                     h.probes[p].name.c_str());
+        }
+    }
+
     // Issue 15: compressing values that hardly shrink bounded the writer. A dataset whose compressed
     // chunks save less than an eighth is stored unfiltered, but for a sampled chunk in 16, and every
     // reader reads both kinds through HDF5's per-chunk filter mask. Probe 0 here is random bits (no
@@ -1465,27 +1534,7 @@ private slots:
             w.finish();
             timings = w.timings();
         }
-        // The filter mask of every chunk, read from the chunk index.
-        auto masks = [&](const char* name) {
-            std::vector<unsigned> out;
-            const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-            const hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-            const hid_t space = H5Dget_space(d);
-            hsize_t n = 0;
-            H5Dget_num_chunks(d, space, &n);
-            for (hsize_t i = 0; i < n; ++i) {
-                std::vector<hsize_t> offset(3);
-                unsigned mask = 0;
-                haddr_t addr = 0;
-                hsize_t size = 0;
-                H5Dget_chunk_info(d, space, i, offset.data(), &mask, &addr, &size);
-                out.push_back(mask);
-            }
-            H5Sclose(space);
-            H5Dclose(d);
-            H5Fclose(f);
-            return out;
-        };
+        auto masks = [&](const char* name) { return chunkMasks(path, name); };
         const std::vector<unsigned> noisy = masks("/probes/dt"), smooth = masks("/probes/decay");
         QCOMPARE(noisy.size(), size_t(kTokens / 64));
         QCOMPARE(smooth.size(), size_t(kTokens / 64));
