@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cfloat>
-#include <cstdlib>
 
 namespace statescope::kernels {
 
@@ -591,33 +590,12 @@ __global__ void __launch_bounds__(kTcThreads)
 }
 
 using FragAh = wmma::fragment<wmma::matrix_a, 16, 16, 16, Bf16, wmma::row_major>;
-using FragBh = wmma::fragment<wmma::matrix_b, 16, 16, 16, Bf16, wmma::row_major>;
 using FragBhCol = wmma::fragment<wmma::matrix_b, 16, 16, 16, Bf16, wmma::col_major>;
 using FragAcch = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
 
 constexpr int kScanHeads = 8;                // heads of a group one block of (C) reads out in turn
 constexpr int kScanMaxChunk = 256;           // C.B^T of a row tile stays in shared memory: [64, Q] floats
 constexpr int64_t kScanMaxSmem = 227 * 1024; // a block's shared memory on Hopper (Ampere's A100: 163 KiB)
-
-// acc[k] += A x B's column tile k, for the warp's tiles k < myTiles: A is the warp's band of 16 rows
-// (a, lda: K bfloat16 columns), bAt(k, kk) the start of tile k's rows kk.. in B (ldb).
-template <int kTiles, typename FragB, typename BAt>
-__device__ __forceinline__ void bandProduct(FragAcch* acc, const Bf16* a, int lda, int K, int myTiles,
-                                            BAt bAt, int ldb)
-{
-    for (int kk = 0; kk < K; kk += 16) {
-        FragAh fa;
-        wmma::load_matrix_sync(fa, a + kk, unsigned(lda));
-#pragma unroll
-        for (int k = 0; k < kTiles; ++k) {
-            if (k >= myTiles)
-                break;
-            FragB fb;
-            wmma::load_matrix_sync(fb, bAt(k, kk), unsigned(ldb));
-            wmma::mma_sync(acc[k], fa, fb, acc[k]);
-        }
-    }
-}
 
 // 16 bytes from global to shared memory without passing through registers (Ampere's cp.async), or
 // 16 zero bytes where !valid (src is then not read, but must still be a valid address).
@@ -676,285 +654,18 @@ __global__ void toBf16Kernel(const float* __restrict__ src, int64_t srcStride, B
     }
 }
 
-struct ScanSmem {
-    int ldN, ldP, ldCB, ldM, ldY; // in elements: 32-bit, as every offset within shared memory
-    int64_t cum, dts, bsq, rowE, cb, rd, work, xs0, xs1, ss, total; // byte offsets
-};
-
 __host__ __device__ inline int64_t align32(int64_t bytes)
 {
     return (bytes + 31) / 32 * 32;
-}
-
-__host__ __device__ inline ScanSmem scanSmem(int64_t P, int64_t N, int64_t Q)
-{
-    ScanSmem m;
-    // Whole tiles of 64 columns are stored, whatever the chunk's length. Rows of bfloat16 are padded by
-    // 16 bytes: off the bank stride, and still on 16 bytes for the asynchronous copies.
-    m.ldN = int(N) + 8, m.ldP = int(P) + 8, m.ldCB = int((Q + kTcRows - 1) / kTcRows * kTcRows) + 4,
-    m.ldM = kTcRows + 8, m.ldY = int(P) + 4;
-    m.cum = 0;                                   // [kScanHeads][Q]
-    m.dts = align32(kScanHeads * Q * 4);         // [kScanHeads][Q]
-    m.bsq = m.dts + align32(kScanHeads * Q * 4); // [64]
-    m.rowE = m.bsq + align32(kTcRows * 4);       // [64]
-    m.cb = m.rowE + align32(kTcRows * 4);
-    m.rd = m.cb + align32(kTcRows * m.ldCB * 2);
-    m.work = m.rd + align32(kTcRows * m.ldN * 2);
-    // Per head: the masked tile, x of two source tiles (one read while the next arrives), S_in.
-    m.xs0 = m.work + align32(kTcRows * m.ldM * 2);
-    m.xs1 = m.xs0 + align32(kTcRows * m.ldP * 2);
-    m.ss = m.xs1 + align32(kTcRows * m.ldP * 2);
-    const int64_t headPhase = m.ss + align32(P * m.ldN * 2) - m.work;
-    // B's tile, then each warp's two 16 x 16 float tiles of reader . B^T on their way into bfloat16.
-    const int64_t cbStage = int64_t(kTcWarps) * 2 * 16 * 16 * 4;
-    const int64_t cbPhase = align32(kTcRows * m.ldN * 2) > cbStage ? align32(kTcRows * m.ldN * 2) : cbStage;
-    const int64_t outPhase = 2 * align32(kTcRows * m.ldY * 4);
-    m.total = m.work + (cbPhase > headPhase ? (cbPhase > outPhase ? cbPhase : outPhase)
-                                            : (headPhase > outPhase ? headPhase : outPhase));
-    return m;
-}
-
-// (C) One block per batch row, chunk, group, tile of 64 tokens, run of up to kScanHeads heads and
-// reader. With C as the reader it writes y_l = sum_{s<=l} (C_l . B_s) exp(cum_l - cum_s) dt_s x_s +
-// exp(cum_l) C_l . S_in + D x_l; with B as the reader the same sum is U_l = S_l B_l (the state after
-// token l read by its own B), from which the state norm's increment v_l = 2 X_l . U_l - |X_l|^2 |B_l|^2
-// (X_l = dt_l x_l; ModelCommon.cpp's derivation) goes to v [B, nc, Q, H]. The reader's rows times B^T
-// are formed once for the block's heads (float32 sums); each head then masks and decays them, tile by
-// tile, into bfloat16 and multiplies by its x. Operands are bfloat16, as in mamba_ssm's kernels, read
-// from bfloat16 copies (xh, Bh, Ch, the incoming states) by asynchronous copies, the next source tile
-// of x arriving while the current one is multiplied; sums float32. x and B in float32 serve D x and v.
-template <int kTiles> // column tiles of 16 per warp: ceil(P / 32)
-__global__ void __launch_bounds__(kTcThreads, 2)
-    ssdChunkScanKernel(const float* __restrict__ x, int64_t xStride, const Bf16* __restrict__ xh,
-                       int64_t xhStride, const float* __restrict__ Bm, int64_t bcStride,
-                       const Bf16* __restrict__ Bh, const Bf16* __restrict__ Ch, int64_t bchStride,
-                       const float* __restrict__ dt, const float* __restrict__ cumIn,
-                       const Bf16* __restrict__ statesIn, const float* __restrict__ D, int dPerChannel,
-                       float* __restrict__ y, float* __restrict__ v, int64_t T, int64_t nc, int64_t Q,
-                       int64_t H, int64_t G, int64_t P, int64_t N)
-{
-    extern __shared__ __align__(32) unsigned char smemBytes[];
-    const ScanSmem m = scanSmem(P, N, Q);
-    float* cumAll = reinterpret_cast<float*>(smemBytes + m.cum); // every head's of the run, loaded at once
-    float* dtsAll = reinterpret_cast<float*>(smemBytes + m.dts);
-    float* bsq = reinterpret_cast<float*>(smemBytes + m.bsq);   // |B_l|^2 of the rows, for v
-    float* rowE = reinterpret_cast<float*>(smemBytes + m.rowE); // exp(cum_l - cum_r0) of one head
-    Bf16* CB = reinterpret_cast<Bf16*>(smemBytes + m.cb);       // [64][ldCB] reader . B^T, unmasked
-    Bf16* Rd = reinterpret_cast<Bf16*>(smemBytes + m.rd);       // [64][ldN] the reader's rows
-    unsigned char* work = smemBytes + m.work;
-    Bf16* Bs = reinterpret_cast<Bf16*>(work); // [64][ldN] B of 64 source tokens
-    Bf16* Mt = reinterpret_cast<Bf16*>(work); // [64][ldM] one head's masked tile
-    // x of source tiles, [64][ldP] each, even tiles in the first (no array: it would sit in local memory).
-    Bf16* const Xb0 = reinterpret_cast<Bf16*>(smemBytes + m.xs0);
-    Bf16* const Xb1 = reinterpret_cast<Bf16*>(smemBytes + m.xs1);
-    Bf16* Ss = reinterpret_cast<Bf16*>(smemBytes + m.ss); // [P][ldN] S_in
-    float* Ya = reinterpret_cast<float*>(work);           // [64][ldY] the chunk's own part
-    float* Yb = reinterpret_cast<float*>(work + align32(kTcRows * m.ldY * 4)); // [64][ldY] C . S_in
-
-    const int64_t Hg = H / G, runs = (Hg + kScanHeads - 1) / kScanHeads;
-    const int64_t run = blockIdx.x % runs, g = (blockIdx.x / runs) % G, c = (blockIdx.x / (runs * G)) % nc,
-                  b = blockIdx.x / (runs * G * nc);
-    const int64_t r0 = int64_t(blockIdx.y) * kTcRows, t0 = c * Q, Qc = min(Q, T - t0);
-    const bool byB = blockIdx.z == 1;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    if (r0 >= Qc)
-        return;
-    const int64_t rows = min(int64_t(kTcRows), Qc - r0);
-    const int bchs = int(bchStride), xhs = int(xhStride);
-    // Warps in pairs per band of 16 rows; the pair splits the band's column tiles.
-    const int band = warp >> 1, half = warp & 1;
-
-    // The reader's rows travel while the decays load.
-    copyRowsAsync(Rd, m.ldN, (byB ? Bh : Ch) + (b * T + t0 + r0) * bchStride + g * N, bchs, kTcRows,
-                  int(rows), int(N));
-    commitAsync();
-    const int64_t hFirst = run * kScanHeads, hEnd = min(Hg, hFirst + kScanHeads);
-    for (int64_t k = threadIdx.x; k < (hEnd - hFirst) * Q; k += kTcThreads) {
-        const int64_t j = k / Q, l = k - j * Q, h = g * Hg + hFirst + j;
-        cumAll[k] = cumIn[((b * nc + c) * H + h) * Q + l];
-        dtsAll[k] = l < Qc ? dt[(b * T + t0 + l) * H + h] : 0.0f;
-    }
-    if (byB) { // |B_l|^2, four threads a row
-        const int r = threadIdx.x >> 2, q = threadIdx.x & 3;
-        float acc = 0.0f;
-        if (r < rows)
-            for (int64_t n = q * 4; n < N; n += 16) {
-                const float4 bv =
-                    *reinterpret_cast<const float4*>(Bm + (b * T + t0 + r0 + r) * bcStride + g * N + n);
-                acc += bv.x * bv.x + bv.y * bv.y + bv.z * bv.z + bv.w * bv.w;
-            }
-        acc += __shfl_xor_sync(0xffffffffu, acc, 1);
-        acc += __shfl_xor_sync(0xffffffffu, acc, 2);
-        if (q == 0)
-            bsq[r] = acc;
-    }
-    for (int s0 = 0; s0 <= int(r0); s0 += kTcRows) {
-        __syncthreads(); // Bs is free
-        copyRowsAsync(Bs, m.ldN, Bh + (b * T + t0 + s0) * bchStride + g * N, bchs, kTcRows, int(Qc - s0),
-                      int(N));
-        commitAsync();
-        waitAsync<0>();
-        __syncthreads();
-        FragAcch acc[2];
-        wmma::fill_fragment(acc[0], 0.0f);
-        wmma::fill_fragment(acc[1], 0.0f);
-        for (int n0 = 0; n0 < int(N); n0 += 16) {
-            FragAh fa;
-            wmma::load_matrix_sync(fa, Rd + band * 16 * m.ldN + n0, unsigned(m.ldN));
-            for (int k = 0; k < 2; ++k) {
-                FragBhCol fb; // B^T: element (n, s) at Bs[s][n]
-                wmma::load_matrix_sync(fb, Bs + (half * 32 + k * 16) * m.ldN + n0, unsigned(m.ldN));
-                wmma::mma_sync(acc[k], fa, fb, acc[k]);
-            }
-        }
-        // Into bfloat16 through the work space (Bs is read by now): WMMA stores only floats.
-        __syncthreads();
-        float* stage = reinterpret_cast<float*>(work) + warp * 2 * 16 * 16;
-        for (int k = 0; k < 2; ++k)
-            wmma::store_matrix_sync(stage + k * 16, acc[k], 32u, wmma::mem_row_major);
-        __syncwarp();
-        for (int e = lane; e < 16 * 32; e += 32) {
-            const int r = e / 32, col = e % 32;
-            CB[(band * 16 + r) * m.ldCB + s0 + half * 32 + col] = __float2bfloat16_rn(stage[r * 32 + col]);
-        }
-    }
-
-    const int tilesP = int(P / 16), myTiles = (tilesP - half + 1) / 2; // tiles half, half + 2, ...
-    const int nt = int(r0 / kTcRows) + 1;                              // source tiles of each head
-    for (int64_t hg = hFirst; hg < hEnd; ++hg) {
-        const int64_t h = g * Hg + hg, blk = (b * nc + c) * H + h;
-        const float* cum = cumAll + (hg - run * kScanHeads) * Q;
-        const float* dts = dtsAll + (hg - run * kScanHeads) * Q;
-        __syncthreads(); // the previous head's outputs are read; CB is complete
-        // x's first source tile, then S_in: the copies run behind the masks and products below.
-        const Bf16* xHead = xh + (b * T + t0) * xhStride + h * P;
-        copyRowsAsync(Xb0, m.ldP, xHead, xhs, kTcRows, int(Qc), int(P));
-        commitAsync();
-        copyRowsAsync(Ss, m.ldN, statesIn + blk * P * N, int(N), int(P), int(P), int(N));
-        commitAsync();
-        if (threadIdx.x < kTcRows)
-            rowE[threadIdx.x] = threadIdx.x < rows ? __expf(cum[r0 + threadIdx.x] - cum[r0]) : 0.0f;
-        FragAcch accY[kTiles], accS[kTiles];
-#pragma unroll
-        for (int k = 0; k < kTiles; ++k) {
-            wmma::fill_fragment(accY[k], 0.0f);
-            wmma::fill_fragment(accS[k], 0.0f);
-        }
-        for (int i = 0; i < nt; ++i) {
-            const int s0 = i * kTcRows;
-            if (i == 0)
-                waitAsync<1>(); // x's tile 0 (S_in, copied after it, may still travel)
-            else
-                waitAsync<0>();
-            __syncthreads(); // tile i in place for all; the last product done, so Mt and the other buffer
-                             // free
-            if (i + 1 < nt) {
-                copyRowsAsync((i & 1) ? Xb0 : Xb1, m.ldP, xHead + (s0 + kTcRows) * xhs, xhs, kTcRows,
-                              int(Qc) - s0 - kTcRows, int(P));
-                commitAsync();
-            }
-            // The decayed mask. Below the diagonal tile exp(cum_l - cum_s) splits into a row factor
-            // exp(cum_l - cum_r0) and a column factor exp(cum_r0 - cum_s), both <= 1 (no overflow; each
-            // at least the product, so no underflow the product would not have): one exp a thread.
-            const int sCol = threadIdx.x & (kTcRows - 1), ldCB = int(m.ldCB), ldM = int(m.ldM);
-            const int src = s0 + sCol;
-            if (s0 < r0) {
-                const float colF = __expf(cum[r0] - cum[src]) * dts[src];
-#pragma unroll 4
-                for (int r = threadIdx.x / kTcRows; r < kTcRows; r += kTcThreads / kTcRows)
-                    Mt[r * ldM + sCol] =
-                        __float2bfloat16_rn(__bfloat162float(CB[r * ldCB + src]) * rowE[r] * colF);
-            } else { // the diagonal tile: s0 == r0, token s <= l within 64 tokens
-                for (int r = threadIdx.x / kTcRows; r < kTcRows; r += kTcThreads / kTcRows) {
-                    const int l = int(r0) + r;
-                    const float val = (sCol <= r && r < rows) ? __bfloat162float(CB[r * ldCB + src]) *
-                                                                    __expf(cum[l] - cum[src]) * dts[src]
-                                                              : 0.0f;
-                    Mt[r * ldM + sCol] = __float2bfloat16_rn(val);
-                }
-            }
-            __syncthreads();
-            // Masked tile [64 x 64] times x [64 x P] (row-major: tile k's columns start at its column).
-            const Bf16* Xs = (i & 1) ? Xb1 : Xb0;
-            bandProduct<kTiles, FragBh>(
-                accY, Mt + band * 16 * m.ldM, m.ldM, kTcRows, myTiles,
-                [&](int k, int kk) { return Xs + kk * m.ldP + (half + 2 * k) * 16; }, m.ldP);
-        }
-        waitAsync<0>();
-        __syncthreads(); // S_in in place
-        // The reader's rows times S_in^T (column-major: element (n, p) at Ss[p][n]).
-        bandProduct<kTiles, FragBhCol>(
-            accS, Rd + band * 16 * m.ldN, m.ldN, N, myTiles,
-            [&](int k, int n0) { return Ss + (half + 2 * k) * 16 * m.ldN + n0; }, m.ldN);
-        __syncthreads(); // Mt, x and S_in read: the outputs go over them
-#pragma unroll
-        for (int k = 0; k < kTiles; ++k) {
-            if (k >= myTiles)
-                break;
-            const int off = band * 16 * m.ldY + (half + 2 * k) * 16;
-            wmma::store_matrix_sync(Ya + off, accY[k], unsigned(m.ldY), wmma::mem_row_major);
-            wmma::store_matrix_sync(Yb + off, accS[k], unsigned(m.ldY), wmma::mem_row_major);
-        }
-        __syncthreads();
-        // The block's rows of x and y: offsets from here fit 32 bits.
-        const float* xRows = x + (b * T + t0 + r0) * xStride + h * P;
-        if (!byB) {
-            float* yRows = y + ((b * T + t0 + r0) * H + h) * P;
-            const int yStride = int(H * P), xs = int(xStride);
-            const int c4 = int(P) / 4, dr = kTcThreads / c4, dj = (kTcThreads - dr * c4) * 4;
-            int r = threadIdx.x / c4, p = (threadIdx.x - r * c4) * 4;
-            for (int k = threadIdx.x; k < int(rows) * c4; k += kTcThreads, r += dr, p += dj) {
-                if (p >= int(P))
-                    p -= int(P), ++r;
-                const float e = __expf(cum[r0 + r]);
-                const float4 xv = *reinterpret_cast<const float4*>(xRows + r * xs + p);
-                float4 d = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                if (D && dPerChannel)
-                    d = make_float4(D[h * P + p], D[h * P + p + 1], D[h * P + p + 2], D[h * P + p + 3]);
-                else if (D)
-                    d = make_float4(D[h], D[h], D[h], D[h]);
-                const float* ya = Ya + r * m.ldY + p;
-                const float* yb = Yb + r * m.ldY + p;
-                *reinterpret_cast<float4*>(yRows + r * yStride + p) =
-                    make_float4(ya[0] + e * yb[0] + d.x * xv.x, ya[1] + e * yb[1] + d.y * xv.y,
-                                ya[2] + e * yb[2] + d.z * xv.z, ya[3] + e * yb[3] + d.w * xv.w);
-            }
-            continue;
-        }
-        // v_l, four threads a token, each over a quarter of P.
-        {
-            const int r = threadIdx.x >> 2, q = threadIdx.x & 3;
-            float xu = 0.0f, xx = 0.0f, e = 0.0f;
-            if (r < rows) {
-                e = __expf(cum[r0 + r]);
-                const float* xRow = xRows + r * int(xStride);
-                for (int p = q * 4; p < int(P); p += 16) {
-                    const float4 xv = *reinterpret_cast<const float4*>(xRow + p);
-                    const float* ya = Ya + r * m.ldY + p;
-                    const float* yb = Yb + r * m.ldY + p;
-                    xu += xv.x * (ya[0] + e * yb[0]) + xv.y * (ya[1] + e * yb[1]) +
-                          xv.z * (ya[2] + e * yb[2]) + xv.w * (ya[3] + e * yb[3]);
-                    xx += xv.x * xv.x + xv.y * xv.y + xv.z * xv.z + xv.w * xv.w;
-                }
-            }
-            xu += __shfl_xor_sync(0xffffffffu, xu, 1);
-            xu += __shfl_xor_sync(0xffffffffu, xu, 2);
-            xx += __shfl_xor_sync(0xffffffffu, xx, 1);
-            xx += __shfl_xor_sync(0xffffffffu, xx, 2);
-            if (q == 0 && r < rows) {
-                const float d = dts[r0 + r];
-                v[((b * nc + c) * Q + r0 + r) * H + h] = 2.0f * d * xu - d * d * xx * bsq[r];
-            }
-        }
-    }
 }
 
 // ---- the read-out on mma.sync: the decayed mask formed in registers --------------------------------
 //
 // Operand and accumulator layouts of mma.m16n8k16 (bfloat16 operands, float32 sums) are fixed by PTX,
 // so each thread knows the rows and columns it holds: the decays scale the A fragments on their way
-// from shared memory to the tensor cores, and the accumulators go straight to y and v. WMMA's opaque
-// fragments forced both through shared memory.
+// from shared memory to the tensor cores, and the accumulators go straight to y and v. (WMMA's
+// fragments are opaque: the WMMA read-out this replaced took the masked tiles and the sums through
+// shared memory, and ran 1.4 times as long; docs/kernels.md.)
 
 __device__ __forceinline__ void ldsm4(unsigned (&r)[4], const Bf16* p)
 {
@@ -1023,13 +734,21 @@ __host__ __device__ inline ScanMmaSmem scanMmaSmem(int64_t P, int64_t N, int64_t
     return m;
 }
 
-// (C) as ssdChunkScanKernel computes it, for the same grid: the reader . B^T tile by WMMA as there,
-// then two heads at a time, each by four warps of 16 rows and all P columns. Below the diagonal tile
-// the A fragments of reader . B^T are scaled by the column factor exp(cum_r0 - cum_s) dt_s, and the
-// sum over those tiles by the row factor exp(cum_l - cum_r0) at the end (both <= 1, as before); the
-// diagonal tile takes exp(cum_l - cum_s) dt_s per element. The incoming state's part has its own
-// accumulators, scaled by exp(cum_l) when the rows are written. kPairs: pairs of 8-column tiles of
-// the accumulators, at least P / 16.
+// (C) One block per batch row, chunk, group, tile of 64 tokens, run of up to kScanHeads heads and
+// reader. With C as the reader it writes y_l = sum_{s<=l} (C_l . B_s) exp(cum_l - cum_s) dt_s x_s +
+// exp(cum_l) C_l . S_in + D x_l; with B as the reader the same sum is U_l = S_l B_l (the state after
+// token l read by its own B), from which the state norm's increment v_l = 2 X_l . U_l - |X_l|^2 |B_l|^2
+// (X_l = dt_l x_l; ModelCommon.cpp's derivation) goes to v [B, nc, Q, H].
+// The reader's rows times B^T are formed once for the block's heads (WMMA, float32 sums, kept in
+// bfloat16); then two heads at a time, each by four warps of 16 rows and all P columns. Below the
+// diagonal tile the A fragments of reader . B^T are scaled by the column factor exp(cum_r0 - cum_s) dt_s,
+// and the sum over those tiles by the row factor exp(cum_l - cum_r0) at the end: both <= 1 (no
+// overflow; each at least the product, so no underflow the product would not have). The diagonal tile
+// takes exp(cum_l - cum_s) dt_s per element. The incoming state's part has its own accumulators,
+// scaled by exp(cum_l) when the rows are written. Operands are bfloat16, as in mamba_ssm's kernels,
+// copied by cp.async from bfloat16 copies of x | B | C and of the incoming states (the next tile of x
+// arriving while the current one is multiplied); sums float32; x in float32 serves D x and v.
+// kPairs: pairs of 8-column tiles of the accumulators, at least P / 16.
 template <int kPairs>
 __global__ void __launch_bounds__(kTcThreads, 1)
     ssdChunkScanMmaKernel(const float* __restrict__ x, int64_t xStride, const Bf16* __restrict__ xh,
@@ -1633,21 +1352,10 @@ void scanStateNorms(const float* X, const float* Z, int64_t zRows, int64_t zRow0
         X, Z, zRows, zRow0, R, Bm, a, eCum, n0, norm, nc, Q, G, Hg, P, N);
 }
 
-// Issue 15's comparison of the two read-outs: STATESCOPE_SCAN_WMMA=1 selects the WMMA kernel.
-bool scanWmma()
-{
-    static const bool wmmaScan = [] {
-        const char* e = std::getenv("STATESCOPE_SCAN_WMMA");
-        return e && *e == '1';
-    }();
-    return wmmaScan;
-}
-
 bool ssdScanSupported(int64_t P, int64_t N, int64_t Q)
 {
     return P % 16 == 0 && N % 16 == 0 && P >= 16 && N >= 16 && P <= 128 && N <= 256 && P * N <= 16384 &&
-           Q >= 1 && Q <= kScanMaxChunk && scanSmem(P, N, Q).total <= kScanMaxSmem &&
-           scanMmaSmem(P, N, Q).total <= kScanMaxSmem;
+           Q >= 1 && Q <= kScanMaxChunk && scanMmaSmem(P, N, Q).total <= kScanMaxSmem;
 }
 
 namespace {
@@ -1657,11 +1365,6 @@ size_t stateKernelSmem(int64_t P, int64_t N, int64_t Q)
     return size_t(2 * alignedFloats(Q) + alignedFloats(kTcStateK * paddedLd(P)) +
                   alignedFloats(kTcStateK * paddedLd(N))) *
            sizeof(float);
-}
-
-size_t scanKernelSmem(int64_t P, int64_t N, int64_t Q)
-{
-    return size_t(scanSmem(P, N, Q).total);
 }
 
 // Kernels over 48 KiB of dynamic shared memory must say so first.
@@ -1710,8 +1413,7 @@ bool ssdScan(const SsdScanArgs& s, void* stream)
     float* v = n0Parts + sizes.n0Parts;
     Bf16* operandsHalf = reinterpret_cast<Bf16*>(v + sizes.v);
     Bf16* statesHalf = reinterpret_cast<Bf16*>(v + sizes.v + sizes.operandsHalf);
-    const size_t smemA = stateKernelSmem(s.P, s.N, s.Q), smemC = scanKernelSmem(s.P, s.N, s.Q),
-                 smemM = size_t(scanMmaSmem(s.P, s.N, s.Q).total);
+    const size_t smemA = stateKernelSmem(s.P, s.N, s.Q), smemM = size_t(scanMmaSmem(s.P, s.N, s.Q).total);
     const cudaStream_t st = asStream(stream);
     const unsigned blocks = unsigned(s.B * nc * s.H);
     // The chunk-state kernel for these sizes, handed to f.
@@ -1740,11 +1442,7 @@ bool ssdScan(const SsdScanArgs& s, void* stream)
     };
     bool ok = true;
     withStateKernel([&](auto kernel) { ok = allowSmem(reinterpret_cast<const void*>(kernel), smemA); });
-    if (!ok || !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<1>), smemC) ||
-        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<2>), smemC) ||
-        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<3>), smemC) ||
-        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanKernel<4>), smemC) ||
-        !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanMmaKernel<1>), smemM) ||
+    if (!ok || !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanMmaKernel<1>), smemM) ||
         !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanMmaKernel<2>), smemM) ||
         !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanMmaKernel<4>), smemM) ||
         !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanMmaKernel<8>), smemM))
@@ -1760,6 +1458,7 @@ bool ssdScan(const SsdScanArgs& s, void* stream)
     const int64_t HP = s.H * s.P, GN = s.G * s.N, rowsBT = s.B * s.T;
     auto toHalf = [&](const float* src, int64_t stride, Bf16* dst, int64_t cols) {
         const int64_t work = rowsBT * (cols / 8);
+        // A grid-stride loop: as many blocks as fill an H200 (132 multiprocessors) 16 times at most.
         const unsigned grid = unsigned(std::min<int64_t>((work + 255) / 256, 132 * 16));
         toBf16Kernel<<<grid, 256, 0, st>>>(src, stride, dst, rowsBT, int(cols));
     };
@@ -1783,22 +1482,7 @@ bool ssdScan(const SsdScanArgs& s, void* stream)
             s.x, s.xStride, xh, xhStride, s.Bm, s.bcStride, Bh, Ch, bchStride, s.dt, cum, statesHalf, s.D,
             s.dPerChannel ? 1 : 0, s.y, v, s.T, nc, s.Q, s.H, s.G, s.P, s.N);
     };
-    if (scanWmma()) {
-        switch ((s.P / 16 + 1) / 2) {
-        case 1:
-            launchScan(ssdChunkScanKernel<1>, smemC);
-            break;
-        case 2:
-            launchScan(ssdChunkScanKernel<2>, smemC);
-            break;
-        case 3:
-            launchScan(ssdChunkScanKernel<3>, smemC);
-            break;
-        default:
-            launchScan(ssdChunkScanKernel<4>, smemC);
-            break;
-        }
-    } else if (s.P <= 16) {
+    if (s.P <= 16) {
         launchScan(ssdChunkScanMmaKernel<1>, smemM);
     } else if (s.P <= 32) {
         launchScan(ssdChunkScanMmaKernel<2>, smemM);
