@@ -134,6 +134,25 @@ __global__ void convStateKernel(const In* __restrict__ in, int64_t inStride, con
 
 // ---- gated RMSNorm ------------------------------------------------------------------------------
 
+// The sum of v over the block, for every thread (blockDim.x a multiple of 32). Once a kernel: the
+// partial sums' shared memory is not guarded for a second call.
+__device__ __forceinline__ float blockSum(float v)
+{
+    __shared__ float partial[32];
+    v = warpSum(v);
+    if ((threadIdx.x & 31) == 0)
+        partial[threadIdx.x >> 5] = v;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        float w = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.0f;
+        w = warpSum(w);
+        if (threadIdx.x == 0)
+            partial[0] = w;
+    }
+    __syncthreads();
+    return partial[0];
+}
+
 template <typename Out, typename Z>
 __global__ void gatedRmsNormKernel(const float* __restrict__ y, const Z* __restrict__ z, int64_t zStride,
                                    const float* __restrict__ weight, Out* __restrict__ out, int64_t D,
@@ -147,19 +166,8 @@ __global__ void gatedRmsNormKernel(const float* __restrict__ y, const Z* __restr
         const float v = yr[i] * silu(toFloat(zr[i]));
         ss += v * v;
     }
-    __shared__ float partial[32];
-    ss = warpSum(ss);
-    if ((threadIdx.x & 31) == 0)
-        partial[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        float v = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.0f;
-        v = warpSum(v);
-        if (threadIdx.x == 0)
-            partial[0] = v;
-    }
-    __syncthreads();
-    const float scale = rsqrtf(partial[0] / float(groupSize) + eps);
+    ss = blockSum(ss);
+    const float scale = rsqrtf(ss / float(groupSize) + eps);
     Out* o = out + row * D + g * groupSize;
     for (int64_t i = threadIdx.x; i < groupSize; i += blockDim.x)
         o[i] = fromFloat<Out>(yr[i] * silu(toFloat(zr[i])) * scale * weight[g * groupSize + i]);
@@ -1190,19 +1198,8 @@ __global__ void __launch_bounds__(256)
         }
         ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
     }
-    __shared__ float partial[32];
-    ss = warpSum(ss);
-    if ((threadIdx.x & 31) == 0)
-        partial[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        float v = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.0f;
-        v = warpSum(v);
-        if (threadIdx.x == 0)
-            partial[0] = v;
-    }
-    __syncthreads();
-    const float scale = rsqrtf(partial[0] / float(D) + eps);
+    ss = blockSum(ss);
+    const float scale = rsqrtf(ss / float(D) + eps);
     Out* o = out + blockIdx.x * D;
     for (int64_t i = threadIdx.x * 4; i < D; i += 4 * blockDim.x) {
         const float4 v = load4(r + i), w = load4(weight + i);

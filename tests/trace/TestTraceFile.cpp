@@ -365,6 +365,18 @@ bool readByte(int fd)
     }
 }
 
+// Whether probe p of the appended chunks reads back from r bit for bit.
+bool readsBackSame(const TraceReader& r, const TraceHeader& h, const std::vector<ChunkProbes>& appended,
+                   size_t p)
+{
+    std::vector<float> expected;
+    for (const ChunkProbes& c : appended)
+        expected.insert(expected.end(), c.values[p].begin(), c.values[p].end());
+    const std::vector<float> got = r.probe(h.probes[p].name);
+    return got.size() == expected.size() &&
+           std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)) == 0;
+}
+
 // The filter mask of every chunk of a dataset (of rank 3 or less), read from the chunk index.
 std::vector<unsigned> chunkMasks(const std::string& path, const char* name)
 {
@@ -1491,15 +1503,8 @@ private slots:
         QCOMPARE(timings.chunksBehind, int64_t(2 * 4 + 2));
         QVERIFY(timings.chunksUnfiltered >= timings.chunksBehind);
         TraceReader r(path);
-        for (size_t p = 0; p < 2; ++p) {
-            std::vector<float> expected;
-            for (const ChunkProbes& c : appended)
-                expected.insert(expected.end(), c.values[p].begin(), c.values[p].end());
-            const std::vector<float> got = r.probe(h.probes[p].name);
-            QCOMPARE(got.size(), expected.size());
-            QVERIFY2(std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)) == 0,
-                     h.probes[p].name.c_str());
-        }
+        for (size_t p = 0; p < 2; ++p)
+            QVERIFY2(readsBackSame(r, h, appended, p), h.probes[p].name.c_str());
     }
 
     // Issue 15: compressing values that hardly shrink bounded the writer. A dataset whose compressed
@@ -1555,15 +1560,8 @@ private slots:
         // Bit for bit back through TraceReader, whose HDF5 reads honour each chunk's filter mask.
         TraceReader r(path);
         QCOMPARE(r.tokens(), kTokens);
-        for (size_t p = 0; p < 2; ++p) {
-            std::vector<float> expected;
-            for (const ChunkProbes& c : appended)
-                expected.insert(expected.end(), c.values[p].begin(), c.values[p].end());
-            const std::vector<float> got = r.probe(h.probes[p].name);
-            QCOMPARE(got.size(), expected.size());
-            QVERIFY2(std::memcmp(got.data(), expected.data(), got.size() * sizeof(float)) == 0,
-                     h.probes[p].name.c_str());
-        }
+        for (size_t p = 0; p < 2; ++p)
+            QVERIFY2(readsBackSame(r, h, appended, p), h.probes[p].name.c_str());
         // Unfiltered chunks take their raw size, never more: the chunks stay within 1.5 times the
         // probes' raw bytes.
         const uintmax_t raw = uintmax_t(kTokens) * 576 * 4;
