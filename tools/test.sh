@@ -23,7 +23,13 @@ if [ "${STATESCOPE_SANITIZE_CI:-1}" = 1 ]; then
     # measure the sanitizer (it scales them) and it would add minutes while inputs still fail.
     # cli.ddp_gloo: c10d's Gloo transport runs its own threads inside the uninstrumented LibTorch; the
     # Release run covers it.
-    (cd "$asan" && ctest --output-on-failure -j 2 ${STATESCOPE_ASAN_CTEST_ARGS:--E ^cli[.](hostile_inputs|ddp_gloo)$}) ||
+    # TestMitigation, TestOldContext, TestBuiltinModels: long model runs, nearly all of it inside
+    # LibTorch; under ASan they took 344, 175 and 179 s of a 1,163 s pass on the 2-core machine
+    # (2026-12-02), where a fresh-clone run of this script took 59 minutes, past CI's 45.
+    # TestArchitectures still runs every architecture's forward pass under the sanitizers; the
+    # Release run covers these three.
+    (cd "$asan" && ctest --output-on-failure -j 2 \
+        ${STATESCOPE_ASAN_CTEST_ARGS:--E ^(cli[.](hostile_inputs|ddp_gloo)|TestMitigation|TestOldContext|TestBuiltinModels)$}) ||
         status=$?
 fi
 exit $status
