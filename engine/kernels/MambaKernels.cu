@@ -329,10 +329,8 @@ __global__ void __launch_bounds__(kNormThreads)
 // collapse must not overflow.
 
 namespace wmma = nvcuda::wmma;
-using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
 using FragACol = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
 using FragB = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
-using FragBCol = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
 using FragAcc = wmma::fragment<wmma::accumulator, 16, 16, 8, float>;
 
 constexpr int kTcThreads = 256, kTcWarps = kTcThreads / 32, kTcRows = 64, kTcStateK = 32;
@@ -602,7 +600,7 @@ using FragBhCol = wmma::fragment<wmma::matrix_b, 16, 16, 16, Bf16, wmma::col_maj
 using FragAcch = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
 
 constexpr int kScanHeads = 8;                // heads of a group one block of (C) reads out in turn
-constexpr int kScanMaxChunk = 256;           // C.B^T of a row tile stays in shared memory: [64, Q] floats
+constexpr int kScanMaxChunk = 256;           // C.B^T of a row tile stays in shared memory: [64, Q] bfloat16
 constexpr int64_t kScanMaxSmem = 227 * 1024; // a block's shared memory on Hopper (Ampere's A100: 163 KiB)
 
 // 16 bytes from global to shared memory without passing through registers (Ampere's cp.async), or
