@@ -283,7 +283,7 @@ if [[ $steps == *" bench15 "* ]]; then
     for shape in ${BENCH_SHAPES:-130m 1.3b 2.7b}; do
       $cli bench --shape $shape --device cuda --dtype bfloat16 --tokens 16384,65536 --chunk-size 8192 \
         --repeat ${REPEAT:-2} --no-trace ${BENCH_ARGS:-} --json "/tmp/bench-$shape-engine.json"
-      [[ $shape != 2.7b ]] && $cli bench --shape $shape --device cuda --dtype bfloat16 --tokens 16384,65536 \
+      [[ $shape != 2.7b && ${LIBTORCH_PATH:-1} == 1 ]] && $cli bench --shape $shape --device cuda --dtype bfloat16 --tokens 16384,65536 \
         --chunk-size 8192 --repeat ${REPEAT:-2} --no-trace --no-fused-kernels
       for precision in ${PRECISIONS:-float32 float16}; do
         $cli bench --shape $shape --device cuda --dtype bfloat16 --tokens 16384,65536 --chunk-size 8192 \

@@ -119,7 +119,7 @@ void requireFloating(const torch::Tensor& t, const char* name)
 } // namespace
 
 torch::Tensor causalConvSilu(const torch::Tensor& xBCIn, torch::Tensor& convState,
-                             const torch::Tensor& weight, const torch::Tensor& bias)
+                             const torch::Tensor& weight, const torch::Tensor& bias, torch::Tensor* half)
 {
     requireFloating(xBCIn, "xBC");
     require(convState, "conv state");
@@ -141,9 +141,12 @@ torch::Tensor causalConvSilu(const torch::Tensor& xBCIn, torch::Tensor& convStat
     const torch::Tensor b = bias.defined() ? bias.contiguous() : torch::Tensor();
     torch::Tensor out = torch::empty({B, T, C}, state.options());
     torch::Tensor next = torch::empty_like(state);
+    if (half)
+        *half = torch::empty({B, T, C}, state.options().dtype(torch::kBFloat16));
     kernels::causalConvSilu(xBC.data_ptr(), elementType(xBC.scalar_type()), ld, state.data_ptr<float>(),
                             w.data_ptr<float>(), b.defined() ? b.data_ptr<float>() : nullptr,
-                            out.data_ptr<float>(), next.data_ptr<float>(), B, T, C, K, stream(xBC));
+                            out.data_ptr<float>(), half ? half->data_ptr() : nullptr, next.data_ptr<float>(),
+                            B, T, C, K, stream(xBC));
     check("causalConvSilu");
     convState = next;
     return out;
@@ -282,7 +285,8 @@ int64_t tokenStride(const torch::Tensor& t)
 
 torch::Tensor ssdScan(const torch::Tensor& xIn, const torch::Tensor& dtIn, const torch::Tensor& aIn,
                       const torch::Tensor& BIn, const torch::Tensor& CIn, const torch::Tensor& DIn,
-                      int64_t chunk, torch::Tensor& ssmState, torch::Tensor* stateNorm)
+                      int64_t chunk, torch::Tensor& ssmState, torch::Tensor* stateNorm,
+                      const torch::Tensor& xbcHalf)
 {
     for (auto [t, name] : {std::pair{&xIn, "x"},
                            {&dtIn, "dt"},
@@ -343,6 +347,12 @@ torch::Tensor ssdScan(const torch::Tensor& xIn, const torch::Tensor& dtIn, const
     args.y = y.data_ptr<float>();
     args.norm = stateNorm ? norm.data_ptr<float>() : nullptr;
     args.work = work.data_ptr<float>();
+    // The kernel takes the copy only where x, Bm and Cm lie as one row of floats; that row must then be
+    // the copy's, which the shape and dtype check here and the caller promises.
+    if (xbcHalf.defined() && xbcHalf.is_cuda() && xbcHalf.scalar_type() == torch::kBFloat16 &&
+        xbcHalf.is_contiguous() && xbcHalf.sizes() == torch::IntArrayRef{B, T, H * P + 2 * G * N} &&
+        x.data_ptr() == xIn.data_ptr() && Bm.data_ptr() == BIn.data_ptr() && Cm.data_ptr() == CIn.data_ptr())
+        args.xbcHalf = xbcHalf.data_ptr();
     args.B = B, args.T = T, args.H = H, args.G = G, args.P = P, args.N = N, args.Q = Q;
     if (!kernels::ssdScan(args, stream(x)))
         refuse("scan: no shared memory for P " + std::to_string(P) + ", N " + std::to_string(N));
@@ -380,7 +390,8 @@ bool enabled(const torch::Tensor&)
     return false;
 }
 
-torch::Tensor causalConvSilu(const torch::Tensor&, torch::Tensor&, const torch::Tensor&, const torch::Tensor&)
+torch::Tensor causalConvSilu(const torch::Tensor&, torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                             torch::Tensor*)
 {
     refuse("not built");
 }
@@ -421,7 +432,8 @@ bool ssdScanSupported(int64_t, int64_t, int64_t)
 }
 
 torch::Tensor ssdScan(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
-                      const torch::Tensor&, const torch::Tensor&, int64_t, torch::Tensor&, torch::Tensor*)
+                      const torch::Tensor&, const torch::Tensor&, int64_t, torch::Tensor&, torch::Tensor*,
+                      const torch::Tensor&)
 {
     refuse("not built");
 }

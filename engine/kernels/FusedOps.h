@@ -22,9 +22,10 @@ bool tensorCoreScan();
 
 // silu(depthwise causal conv) of xBC [B, T, C] (rows may be strided, as a slice of in_proj's
 // output; float32, bfloat16 or float16) over [convState | xBC]; convState [B, C, K-1] becomes the last
-// K-1 raw inputs. weight [C, K], bias [C] or undefined. Returns [B, T, C] contiguous float32.
+// K-1 raw inputs. weight [C, K], bias [C] or undefined. Returns [B, T, C] contiguous float32; half, when
+// given, receives the same values in bfloat16 (ssdScan's xbcHalf).
 torch::Tensor causalConvSilu(const torch::Tensor& xBC, torch::Tensor& convState, const torch::Tensor& weight,
-                             const torch::Tensor& bias);
+                             const torch::Tensor& bias, torch::Tensor* half = nullptr);
 
 // (y * silu(z)) RMS-normalised per group of the last dimension, times weight, in outType. z may be in
 // bfloat16 or float16 (in_proj's own output).
@@ -56,11 +57,13 @@ torch::Tensor scanStateNorms(const torch::Tensor& X, const torch::Tensor& Z, int
 // logDecay [B, T, H], Bm and Cm [B, T, G, N] (rows may be strided slices of the conv's output), D [H]
 // or [H, P]. Returns y + D x [B, T, H, P]; ssmState [B, H, P, N] becomes the state after the chunk;
 // stateNorm, when given, receives ||S_t|| [B, T, H]. bfloat16 and TF32 operands: for half-precision
-// models only.
+// models only. xbcHalf, when defined: causalConvSilu's bfloat16 copy of the conv output whose slices
+// x, Bm and Cm are, so that the scan need not round them again (ignored where they are not its slices).
 bool ssdScanSupported(int64_t P, int64_t N, int64_t chunk);
 torch::Tensor ssdScan(const torch::Tensor& x, const torch::Tensor& dt, const torch::Tensor& logDecay,
                       const torch::Tensor& Bm, const torch::Tensor& Cm, const torch::Tensor& D, int64_t chunk,
-                      torch::Tensor& ssmState, torch::Tensor* stateNorm);
+                      torch::Tensor& ssmState, torch::Tensor* stateNorm,
+                      const torch::Tensor& xbcHalf = torch::Tensor());
 
 // nll [rows] = logsumexp(logits) - logits[target]: logits [rows, V] in any float dtype, read once.
 void logitsNll(const torch::Tensor& logits, const torch::Tensor& targets, torch::Tensor nll);

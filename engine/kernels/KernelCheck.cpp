@@ -75,46 +75,70 @@ std::vector<KernelCheckResult> checkFusedKernels(const std::string& deviceName, 
     std::vector<KernelCheckResult> out;
 
     // Causal conv + SiLU over a strided slice, with and without bias, short and long chunks; width 4
-    // (every Mamba-2 checkpoint's, a kernel of its own) and two others (the general kernel).
+    // (every Mamba-2 checkpoint's, a kernel of its own) and two others (the general kernel). At an odd
+    // column the slice is read a channel a thread; at an even one two at a time (float32 and bfloat16
+    // in_proj outputs, the model's case), with the bfloat16 copy the tensor-core scan reads.
+    struct ConvSlice {
+        int64_t at;
+        torch::ScalarType type;
+    };
     for (int64_t K : {4, 2, 7})
         for (int64_t T : {1, 3, 7, 256, 1000}) {
             if (K != 4 && T != 3 && T != 1000)
                 continue;
-            for (bool bias : {true, false}) {
-                const int64_t B = 2, C = 96, wide = C + 40;
-                const torch::Tensor proj = torch::randn({B, T, wide}, f32);
-                const torch::Tensor xBC = proj.narrow(2, 17, C);
-                const torch::Tensor state = torch::randn({B, C, K - 1}, f32);
-                const torch::Tensor w = torch::randn({C, K}, f32) * 0.5,
-                                    b = bias ? torch::randn({C}, f32) : torch::Tensor();
-                torch::Tensor fusedState = state.clone();
-                const torch::Tensor got = fused::causalConvSilu(xBC, fusedState, w, b);
-                const torch::Tensor padded = torch::cat({state, xBC.transpose(1, 2)}, -1);
-                const torch::Tensor want =
-                    F::silu(F::conv1d(padded, w.unsqueeze(1), F::Conv1dFuncOptions().bias(b).groups(C)))
-                        .transpose(1, 2);
-                const torch::Tensor wantState = padded.narrow(2, padded.size(2) - (K - 1), K - 1);
-                const std::string c = sizes({{"T", T}, {"C", C}, {"K", K}}) + (bias ? " bias" : " no bias");
-                out.push_back({"causalConvSilu", c, scaledError(got, want), 1e-5});
-                out.push_back({"causalConvSilu state", c, scaledError(fusedState, wantState), 0});
-            }
+            for (ConvSlice slice : {ConvSlice{17, torch::kFloat32}, ConvSlice{16, torch::kFloat32},
+                                    ConvSlice{16, torch::kBFloat16}})
+                for (bool bias : {true, false}) {
+                    const int64_t B = 2, C = 96, wide = C + 40;
+                    const torch::Tensor proj = torch::randn({B, T, wide}, f32).to(slice.type);
+                    const torch::Tensor xBC = proj.narrow(2, slice.at, C);
+                    const torch::Tensor state = torch::randn({B, C, K - 1}, f32);
+                    const torch::Tensor w = torch::randn({C, K}, f32) * 0.5,
+                                        b = bias ? torch::randn({C}, f32) : torch::Tensor();
+                    torch::Tensor fusedState = state.clone(), half;
+                    const bool paired = slice.at % 2 == 0;
+                    const torch::Tensor got =
+                        fused::causalConvSilu(xBC, fusedState, w, b, paired ? &half : nullptr);
+                    const torch::Tensor padded =
+                        torch::cat({state, xBC.to(torch::kFloat32).transpose(1, 2)}, -1);
+                    const torch::Tensor want =
+                        F::silu(F::conv1d(padded, w.unsqueeze(1), F::Conv1dFuncOptions().bias(b).groups(C)))
+                            .transpose(1, 2);
+                    const torch::Tensor wantState = padded.narrow(2, padded.size(2) - (K - 1), K - 1);
+                    const std::string c = sizes({{"T", T}, {"C", C}, {"K", K}, {"column", slice.at}}) + " " +
+                                          c10::toString(slice.type) + (bias ? " bias" : " no bias");
+                    out.push_back({"causalConvSilu", c, scaledError(got, want), 1e-5});
+                    out.push_back({"causalConvSilu state", c, scaledError(fusedState, wantState), 0});
+                    if (paired) // bfloat16's rounding: at most 2^-9 of a value
+                        out.push_back({"causalConvSilu bfloat16 copy", c, scaledError(half, want), 4e-3});
+                }
         }
 
-    // Gated RMSNorm per group, into float32 and bfloat16.
-    for (int64_t groups : {1, 2, 8}) {
-        for (auto type : {torch::kFloat32, torch::kBFloat16}) {
-            const int64_t rows = 300, D = 1536;
-            const torch::Tensor y = torch::randn({3, rows / 3, D}, f32);
-            const torch::Tensor zWide = torch::randn({3, rows / 3, D + 64}, f32);
-            const torch::Tensor z = zWide.narrow(2, 32, D);
-            const torch::Tensor w = torch::rand({D}, f32) + 0.5;
-            const torch::Tensor got = fused::gatedRmsNorm(y, z, w, groups, 1e-5, type);
-            torch::Tensor v = (y * F::silu(z)).reshape({3, rows / 3, groups, D / groups});
-            v = v * torch::rsqrt(v.pow(2).mean(-1, true) + 1e-5);
-            const torch::Tensor want = (v.reshape(y.sizes()) * w).to(type);
-            out.push_back({"gatedRmsNorm",
-                           sizes({{"rows", rows}, {"D", D}, {"groups", groups}}) + " " + c10::toString(type),
-                           scaledError(got, want), type == torch::kFloat32 ? 1e-5 : 8e-3});
+    // Gated RMSNorm per group, into float32 and bfloat16, with z in float32 or bfloat16 (in_proj's
+    // output). Rows of 1,536 take the vector kernel at every group size (16 values a thread); rows of
+    // 1,534 the scalar one.
+    for (int64_t D : {1536, 1534}) {
+        for (int64_t groups : {1, 2, 8}) {
+            if (D % groups != 0)
+                continue;
+            for (auto type : {torch::kFloat32, torch::kBFloat16}) {
+                for (auto zType : {torch::kFloat32, torch::kBFloat16}) {
+                    const int64_t rows = 300;
+                    const torch::Tensor y = torch::randn({3, rows / 3, D}, f32);
+                    const torch::Tensor zWide = torch::randn({3, rows / 3, D + 64}, f32).to(zType);
+                    const torch::Tensor z = zWide.narrow(2, 32, D);
+                    const torch::Tensor w = torch::rand({D}, f32) + 0.5;
+                    const torch::Tensor got = fused::gatedRmsNorm(y, z, w, groups, 1e-5, type);
+                    torch::Tensor v =
+                        (y * F::silu(z.to(torch::kFloat32))).reshape({3, rows / 3, groups, D / groups});
+                    v = v * torch::rsqrt(v.pow(2).mean(-1, true) + 1e-5);
+                    const torch::Tensor want = (v.reshape(y.sizes()) * w).to(type);
+                    out.push_back({"gatedRmsNorm",
+                                   sizes({{"rows", rows}, {"D", D}, {"groups", groups}}) + " " +
+                                       c10::toString(type) + ", z " + c10::toString(zType),
+                                   scaledError(got, want), type == torch::kFloat32 ? 1e-5 : 8e-3});
+                }
+            }
         }
     }
 
@@ -238,6 +262,19 @@ std::vector<KernelCheckResult> checkFusedKernels(const std::string& deviceName, 
                 out.push_back({"ssdScan (tensor cores) state", c, scaledError(sTc, sRef), 2e-3});
                 if (norms)
                     out.push_back({"ssdScan (tensor cores) norms", c, scaledError(nTc, nRef), 1e-2});
+                if (oneRow) { // again with the operands' bfloat16 copy made beforehand, as the conv makes it
+                    torch::Tensor sHalf = s0.clone(), nHalf;
+                    const torch::Tensor yHalf =
+                        fused::ssdScan(x, dt, logDecay, Bm, Cm, D, chunk, sHalf, norms ? &nHalf : nullptr,
+                                       xbc.to(torch::kBFloat16));
+                    out.push_back(
+                        {"ssdScan (tensor cores, operands copied) y", c, scaledError(yHalf, yRef), 1e-2});
+                    out.push_back(
+                        {"ssdScan (tensor cores, operands copied) state", c, scaledError(sHalf, sRef), 2e-3});
+                    if (norms)
+                        out.push_back({"ssdScan (tensor cores, operands copied) norms", c,
+                                       scaledError(nHalf, nRef), 1e-2});
+                }
             }
         }
     }

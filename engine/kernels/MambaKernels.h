@@ -12,11 +12,12 @@ enum class ElementType { Float32, BFloat16, Float16 };
 
 // out[b, t, c] = silu(bias[c] + sum_k w[c, k] * in[b, t - (K-1) + k, c]), where positions before the
 // chunk read the conv state (the previous K-1 raw inputs, [B, C, K-1]). in: rows of inStride
-// elements of inType (a slice of in_proj's output, in its own dtype); out [B, T, C] contiguous float32.
+// elements of inType (a slice of in_proj's output, in its own dtype); out [B, T, C] contiguous float32;
+// outHalf, unless null, the same in bfloat16 (the tensor-core scan's operands, SsdScanArgs::xbcHalf).
 // newState [B, C, K-1] receives the last K-1 raw inputs of [state | chunk]. bias may be null.
 void causalConvSilu(const void* in, ElementType inType, int64_t inStride, const float* state,
-                    const float* weight, const float* bias, float* out, float* newState, int64_t B, int64_t T,
-                    int64_t C, int64_t K, void* stream);
+                    const float* weight, const float* bias, float* out, void* outHalf, float* newState,
+                    int64_t B, int64_t T, int64_t C, int64_t K, void* stream);
 
 // Per row and group: v = y * silu(z); out = v / sqrt(mean(v^2) + eps) * weight, in outType.
 // y [rows, D] contiguous, z rows of zStride elements of zType, weight [D].
@@ -82,6 +83,9 @@ struct SsdScanArgs {
     float* y = nullptr;
     float* norm = nullptr;
     float* work = nullptr;
+    // Optional: x | B | C already in bfloat16, [B, T, H P + 2 G N] contiguous (causalConvSilu's outHalf),
+    // used where x, Bm and Cm are that one row of floats; otherwise the scan rounds them itself.
+    const void* xbcHalf = nullptr;
     int64_t B = 0, T = 0, H = 0, G = 1, P = 0, N = 0, Q = 0;
 };
 struct SsdWorkspace {

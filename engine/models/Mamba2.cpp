@@ -686,10 +686,14 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
     const torch::Tensor dtRaw = parts[2].to(accumulation());
 
     // Depthwise causal conv over [previous d_conv - 1 inputs | this chunk]: no zeros at chunk starts.
-    torch::Tensor padded, activated;
+    torch::Tensor padded, activated, activatedHalf;
+    // The tensor-core scan below reads x | B | C in bfloat16: the conv writes that copy too.
+    const bool halfOperands = fusedConv && fused::tensorCoreScan() && !m_mitigation.positional() &&
+                              m_mitigation.B == 1.0 &&
+                              (m_dtype == torch::kBFloat16 || m_dtype == torch::kFloat16);
     if (fusedConv) {
-        activated =
-            fused::causalConvSilu(xBC, convState, layer.convWeight, layer.convBias); // [B, T, conv_dim]
+        activated = fused::causalConvSilu(xBC, convState, layer.convWeight, layer.convBias,
+                                          halfOperands ? &activatedHalf : nullptr); // [B, T, conv_dim]
     } else {
         padded = torch::cat({convState, xBC.transpose(1, 2)}, -1); // [B, conv_dim, K-1+T]
         convState =
@@ -719,7 +723,8 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
                              fused::ssdScanSupported(P, N, std::min(scanChunk(), T));
     torch::Tensor y;
     if (tensorCores)
-        y = fused::ssdScan(x, dt, logAlpha, Bm, Cm, layer.D, scanChunk(), s.ssm[l], probes ? &norm : nullptr);
+        y = fused::ssdScan(x, dt, logAlpha, Bm, Cm, layer.D, scanChunk(), s.ssm[l], probes ? &norm : nullptr,
+                           activatedHalf);
     else
         y = positional ? positionalScan(l, x, dt, logAlpha, Bm, Cm, s, count0, probes)
                        : chunkedScalarDecayScan(x, dt, logAlpha, Bm, Cm, scanChunk(), s.ssm[l],

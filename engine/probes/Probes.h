@@ -70,9 +70,27 @@ struct ChunkProbes {
     };
     std::vector<Encoded> encoded; // empty, or one per probe
     std::shared_ptr<const void> encodedOwner;
+    // Float values left where the engine put them, its page-locked buffer (a run asked for that with
+    // RunLoop::valuesInPlace), whose values entry is then empty: copying them out was the engine
+    // thread's largest cost after the launches (issue 15). Read-only memory, kept alive by
+    // `inPlaceOwner`; probeValues() reads either kind.
+    struct Floats {
+        const float* data = nullptr;
+        size_t size = 0;
+    };
+    std::vector<Floats> inPlace; // empty, or one per probe (data null where values holds it)
+    std::shared_ptr<const void> inPlaceOwner;
 
     int64_t count() const { return static_cast<int64_t>(ids.size()); }
     bool isEncoded(size_t probe) const { return probe < encoded.size() && encoded[probe].data != nullptr; }
+    bool isInPlace(size_t probe) const { return probe < inPlace.size() && inPlace[probe].data != nullptr; }
+    // A probe's float values, in place or in values.
+    Floats probeValues(size_t probe) const
+    {
+        if (isInPlace(probe))
+            return inPlace[probe];
+        return probe < values.size() ? Floats{values[probe].data(), values[probe].size()} : Floats{};
+    }
 };
 
 // Which probes a trace keeps, and how finely (issue 15: a 2.7b model's probes are 61 KB a token).

@@ -64,6 +64,11 @@ struct RunLoop {
     // > 0: adapt the chunk size (multiples of 64 in [64, 16384]) so that a chunk takes about this
     // long, starting at 256 tokens; else options.chunkSize tokens per chunk.
     double targetChunkSeconds = 0;
+    // On CUDA, leave each chunk's float probe values in the engine's page-locked buffer
+    // (ChunkProbes::inPlace) instead of copying them into its values: for a callback that reads them
+    // through probeValues() or hands them to a trace writer. The buffer stays the chunk's until it is
+    // dropped.
+    bool valuesInPlace = false;
 };
 
 // What Runner::generate returns.
@@ -72,6 +77,7 @@ struct RunLoop {
 struct RunTimings {
     int64_t chunks = 0;
     double launch = 0;     // checking and queuing chunks (on CUDA the model's kernel launches)
+    double probes = 0;     // of launch: selecting, encoding and queuing the probes' copy to the host
     double waitDevice = 0; // waiting for a chunk's values to reach the host
     double copyOut = 0;    // copying them out of the page-locked buffer into the chunk
     double handOn = 0;     // in RunLoop::onChunk (a trace writer's append waits there for room)

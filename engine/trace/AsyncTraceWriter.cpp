@@ -13,8 +13,8 @@ size_t chunkBytes(const ChunkProbes& c)
 {
     size_t bytes =
         c.ids.size() * sizeof(int32_t) + c.offsets.size() * sizeof(int64_t) + c.nll.size() * sizeof(float);
-    for (const std::vector<float>& v : c.values)
-        bytes += v.size() * sizeof(float);
+    for (size_t i = 0; i < c.values.size() || i < c.inPlace.size(); ++i)
+        bytes += c.probeValues(i).size * sizeof(float);
     for (const ChunkProbes::Encoded& e : c.encoded)
         bytes += e.size * sizeof(uint16_t);
     return bytes;

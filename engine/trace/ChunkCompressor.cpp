@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <system_error>
 #include <thread>
 
@@ -14,7 +15,17 @@ namespace statescope {
 
 size_t ChunkCompressor::threads()
 {
-    static const size_t n = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 16);
+    // Every core, up to 16. STATESCOPE_TRACE_THREADS sets the count, for measuring: leaving one core
+    // to the engine's thread did not make traced runs faster on the GPU machine (issue 15,
+    // docs/benchmarks.md).
+    static const size_t n = [] {
+        if (const char* env = std::getenv("STATESCOPE_TRACE_THREADS")) {
+            const long v = std::strtol(env, nullptr, 10);
+            if (v >= 1 && v <= 64)
+                return static_cast<size_t>(v);
+        }
+        return std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 16);
+    }();
     return n;
 }
 

@@ -28,7 +28,7 @@ struct CompressJob {
 class ChunkCompressor {
 public:
     // Deflate runs at about 50-80 MB/s per core on probe floats, so the writer uses every core it
-    // may, up to 16.
+    // may, up to 16 (STATESCOPE_TRACE_THREADS overrides that).
     static size_t threads();
 };
 

@@ -710,6 +710,9 @@ void TraceWriter::checkChunk(const ChunkProbes& chunk) const
     if (chunk.values.size() != w.probes.size())
         throw Error(w.path, "chunk probes", std::to_string(w.probes.size()) + " probes",
                     std::to_string(chunk.values.size()));
+    if (!chunk.inPlace.empty() && chunk.inPlace.size() != w.probes.size())
+        throw Error(w.path, "chunk probes in place", "none or " + std::to_string(w.probes.size()),
+                    std::to_string(chunk.inPlace.size()));
     if (!chunk.encoded.empty() && chunk.encoded.size() != w.probes.size())
         throw Error(w.path, "chunk encoded probes", "none or " + std::to_string(w.probes.size()),
                     std::to_string(chunk.encoded.size()));
@@ -719,14 +722,15 @@ void TraceWriter::checkChunk(const ChunkProbes& chunk) const
         const bool encoded = chunk.isEncoded(i);
         // A derived probe's values are not stored: the engine may send them (the window draws them)
         // or not.
-        if (w.probes[i].derived && chunk.values[i].empty() && !encoded)
+        const ChunkProbes::Floats floats = chunk.probeValues(i);
+        if (w.probes[i].derived && floats.size == 0 && !encoded)
             continue;
         if (encoded && (w.probes[i].derived || w.encodings[i] == ProbeEncoding::Float32))
             throw Error(w.path, what, probeEncodingName(w.encodings[i]) + std::string(" values"),
                         "values already encoded as halves");
-        if (encoded && !chunk.values[i].empty())
+        if (encoded && floats.size != 0)
             throw Error(w.path, what, "values or encoded halves", "both");
-        const size_t have = encoded ? chunk.encoded[i].size : chunk.values[i].size();
+        const size_t have = encoded ? chunk.encoded[i].size : floats.size;
         if (h5::mulOverflows(n, w.probes[i].valuesPerToken, &want) || static_cast<int64_t>(have) != want)
             throw Error(w.path, what,
                         std::to_string(n) + " tokens x " + std::to_string(w.probes[i].valuesPerToken) +
@@ -751,7 +755,7 @@ void encodeChunk(const ChunkProbes& chunk, const std::vector<ProbeEncoding>& enc
     for (size_t i = 0; i < encodings.size(); ++i) {
         if (encodings[i] == ProbeEncoding::Float32 || chunk.isEncoded(i))
             continue;
-        const size_t count = chunk.values[i].size();
+        const size_t count = chunk.probeValues(i).size;
         (*halves)[i].resize(count);
         for (size_t b = 0; b < count; b += kSlice)
             slices.push_back({i, b, std::min(count, b + kSlice)});
@@ -760,7 +764,7 @@ void encodeChunk(const ChunkProbes& chunk, const std::vector<ProbeEncoding>& enc
     auto work = [&] {
         for (size_t k; (k = next.fetch_add(1)) < slices.size();) {
             const Slice& s = slices[k];
-            encodeHalves(chunk.values[s.probe].data() + s.begin, s.end - s.begin, encodings[s.probe],
+            encodeHalves(chunk.probeValues(s.probe).data + s.begin, s.end - s.begin, encodings[s.probe],
                          (*halves)[s.probe].data() + s.begin);
         }
     };
@@ -812,7 +816,7 @@ void TraceWriter::append(const ChunkProbes& chunk)
     for (size_t i = 0; i < w.probes.size(); ++i) {
         if (w.probes[i].derived)
             continue;
-        const void* data = chunk.values[i].data();
+        const void* data = chunk.probeValues(i).data;
         if (chunk.isEncoded(i))
             data = chunk.encoded[i].data;
         else if (w.encodings[i] != ProbeEncoding::Float32)

@@ -12,6 +12,8 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include <cstring>
+
 #include <cmath>
 #include <map>
 #include <tuple>
@@ -373,6 +375,46 @@ private slots:
                                                 .arg(got[i])
                                                 .arg(want[i])));
                 }
+            }
+        }
+    }
+
+    // A run asked to leave its chunks' values in the engine's buffer (RunLoop::valuesInPlace) hands
+    // on the same values as one that copies them, and each chunk keeps its buffer after the runner
+    // is gone.
+    void valuesInPlaceMatchCopies()
+    {
+        std::vector<int32_t> ids;
+        for (int i = 0; i < 300; ++i)
+            ids.push_back((i * 37 + 11) % 200);
+        RunOptions o;
+        o.chunkSize = 128;
+        o.threads = 2;
+        const std::string config = Runner::shapeConfig("mamba2", "tiny", R"({"vocab_size": 256})");
+        std::vector<ChunkProbes> copied, inPlace;
+        Runner::openRandom("mamba2", config, 7, o)->run(ids, nullptr, [&](const ChunkProbes& c) {
+            copied.push_back(c);
+        });
+        {
+            RunLoop loop;
+            loop.onChunk = [&](ChunkProbes& c) { inPlace.push_back(std::move(c)); };
+            loop.valuesInPlace = true;
+            Runner::openRandom("mamba2", config, 7, o)->run(ids, nullptr, loop);
+        }
+        QCOMPARE(inPlace.size(), copied.size());
+        QCOMPARE(inPlace.size(), size_t(3));
+        for (size_t k = 0; k < copied.size(); ++k) {
+            QCOMPARE(inPlace[k].ids, copied[k].ids);
+            QCOMPARE(inPlace[k].nll.size(), copied[k].nll.size());
+            QVERIFY(std::memcmp(inPlace[k].nll.data(), copied[k].nll.data(), copied[k].nll.size() * 4) == 0);
+            QCOMPARE(inPlace[k].values.size(), copied[k].values.size());
+            for (size_t p = 0; p < copied[k].values.size(); ++p) {
+                QVERIFY(inPlace[k].isInPlace(p));
+                QVERIFY(inPlace[k].values[p].empty());
+                const ChunkProbes::Floats f = inPlace[k].probeValues(p);
+                QCOMPARE(f.size, copied[k].values[p].size());
+                QVERIFY(f.size > 0);
+                QVERIFY(std::memcmp(f.data, copied[k].values[p].data(), f.size * sizeof(float)) == 0);
             }
         }
     }

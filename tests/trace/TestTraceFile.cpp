@@ -1127,6 +1127,58 @@ private slots:
         checkWindow(r, 0, start, true);
     }
 
+    // Chunks whose float values stay in the engine's buffer (ChunkProbes::inPlace, the command line's
+    // runs on CUDA) write the same trace as chunks that own them, in float32 and in float16, and the
+    // asynchronous writer keeps their buffer alive until it has written them.
+    void inPlaceValuesWriteTheSameTrace()
+    {
+        for (bool halves : {false, true}) {
+            TraceHeader h = testHeader(true, {24, 24});
+            h.probePrecision = halves ? ProbePrecision::Float16 : ProbePrecision::Float32;
+            const std::string owned = file(halves ? "owned-16.h5" : "owned-32.h5");
+            const std::string inPlace = file(halves ? "in-place-16.h5" : "in-place-32.h5");
+            const int64_t sizes[] = {1, 64, 300, 0, 1000};
+            int64_t start = 0;
+            {
+                TraceWriter plain(owned, h);
+                AsyncTraceWriter w(inPlace, h);
+                for (int64_t n : sizes) {
+                    ChunkProbes c = makeChunk(h, start, n);
+                    plain.append(c);
+                    // The values move into one buffer that only the chunk's owner keeps.
+                    auto buffer = std::make_shared<std::vector<float>>();
+                    for (const std::vector<float>& v : c.values)
+                        buffer->insert(buffer->end(), v.begin(), v.end());
+                    const float* at = buffer->data();
+                    for (std::vector<float>& v : c.values) {
+                        c.inPlace.push_back({at, v.size()});
+                        at += v.size();
+                        v = {};
+                    }
+                    c.inPlaceOwner = std::shared_ptr<const void>(buffer, buffer->data());
+                    buffer.reset();
+                    QVERIFY(c.isInPlace(0) || n == 0);
+                    QCOMPARE(c.probeValues(1).size, static_cast<size_t>(n * 24 * 24));
+                    w.append(std::move(c));
+                    start += n;
+                }
+                plain.finish();
+                w.finish();
+            }
+            TraceReader a(owned), b(inPlace);
+            QVERIFY(b.completed());
+            QCOMPARE(b.tokens(), start);
+            QCOMPARE(b.ids(0, start), a.ids(0, start));
+            for (const char* name : {"dt", "decay"}) {
+                const std::vector<float> want = a.probe(name, 0, start), got = b.probe(name, 0, start);
+                QCOMPARE(got.size(), want.size());
+                QVERIFY(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+            }
+            if (!halves)
+                checkWindow(b, 0, start, true);
+        }
+    }
+
     // A cancelled run: the writer goes away without finish(), and every chunk it was given is in the
     // trace, marked incomplete.
     void asyncWriterCancelledKeepsEveryChunk()
