@@ -1,6 +1,7 @@
 #include "kernels/FusedOps.h"
 
 #include <atomic>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -363,6 +364,38 @@ torch::Tensor ssdScan(const torch::Tensor& xIn, const torch::Tensor& dtIn, const
     return y;
 }
 
+bool dtDecaySupported(const torch::Tensor& raw, const torch::Tensor& bias, const torch::Tensor& aLog)
+{
+    const auto f32Vector = [&](const torch::Tensor& t) {
+        return t.defined() && t.is_cuda() && t.device() == raw.device() &&
+               t.scalar_type() == torch::kFloat32 && t.dim() == 1 && t.numel() == raw.size(-1);
+    };
+    return enabled(aLog) && raw.is_cuda() && raw.dim() == 3 && raw.size(-1) > 0 && raw.stride(2) == 1 &&
+           raw.stride(0) == raw.size(1) * raw.stride(1) && raw.is_floating_point() && f32Vector(bias) &&
+           f32Vector(aLog);
+}
+
+std::pair<torch::Tensor, torch::Tensor> dtDecay(const torch::Tensor& raw, const torch::Tensor& biasIn,
+                                                const torch::Tensor& aLogIn, double lo, double hi,
+                                                double dtScale, double aScale, double alpha)
+{
+    if (!dtDecaySupported(raw, biasIn, aLogIn))
+        refuse(
+            "dt and decay: raw [B, T, H] on CUDA with rows of contiguous heads, bias and A_log float32 [H]");
+    const int64_t H = raw.size(2), rows = raw.size(0) * raw.size(1);
+    const torch::Tensor bias = biasIn.contiguous(), aLog = aLogIn.contiguous();
+    torch::Tensor dt = torch::empty({raw.size(0), raw.size(1), H}, bias.options());
+    torch::Tensor logAlpha = torch::empty_like(dt);
+    const bool clamp = lo > 0.0 || std::isfinite(hi);
+    const int flags = (dtScale != 1.0 ? 1 : 0) | (aScale != 1.0 ? 2 : 0) | (alpha != 1.0 ? 4 : 0);
+    kernels::dtDecay(raw.data_ptr(), elementType(raw.scalar_type()), raw.stride(1), bias.data_ptr<float>(),
+                     aLog.data_ptr<float>(), dt.data_ptr<float>(), logAlpha.data_ptr<float>(), rows, H, clamp,
+                     static_cast<float>(lo), static_cast<float>(hi), static_cast<float>(dtScale),
+                     static_cast<float>(aScale), static_cast<float>(std::log(alpha)), flags, stream(raw));
+    check("dtDecay");
+    return {dt, logAlpha};
+}
+
 void logitsNll(const torch::Tensor& logitsIn, const torch::Tensor& targetsIn, torch::Tensor nll)
 {
     require(nll, "nll");
@@ -434,6 +467,17 @@ bool ssdScanSupported(int64_t, int64_t, int64_t)
 torch::Tensor ssdScan(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
                       const torch::Tensor&, const torch::Tensor&, int64_t, torch::Tensor&, torch::Tensor*,
                       const torch::Tensor&)
+{
+    refuse("not built");
+}
+
+bool dtDecaySupported(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)
+{
+    return false;
+}
+
+std::pair<torch::Tensor, torch::Tensor> dtDecay(const torch::Tensor&, const torch::Tensor&,
+                                                const torch::Tensor&, double, double, double, double, double)
 {
     refuse("not built");
 }

@@ -7,6 +7,8 @@
 // false and every call below throws.
 #include <torch/types.h>
 
+#include <utility>
+
 namespace statescope::fused {
 
 bool built();
@@ -64,6 +66,15 @@ torch::Tensor ssdScan(const torch::Tensor& x, const torch::Tensor& dt, const tor
                       const torch::Tensor& Bm, const torch::Tensor& Cm, const torch::Tensor& D, int64_t chunk,
                       torch::Tensor& ssmState, torch::Tensor* stateNorm,
                       const torch::Tensor& xbcHalf = torch::Tensor());
+
+// The Mamba-2 mixer's dt and log decay [B, T, H] (float32) from in_proj's dt slice raw [B, T, H] (any
+// float type; rows may be strided), as Mamba2's discretize and logDecay compute them: dt =
+// softplus(raw + bias) clamped to [lo, hi] (where either is finite or lo > 0) times dtScale, logDecay =
+// dt * (-exp(aLog) * aScale) + ln(alpha). bias and aLog float32 [H] on raw's device.
+bool dtDecaySupported(const torch::Tensor& raw, const torch::Tensor& bias, const torch::Tensor& aLog);
+std::pair<torch::Tensor, torch::Tensor> dtDecay(const torch::Tensor& raw, const torch::Tensor& bias,
+                                                const torch::Tensor& aLog, double lo, double hi,
+                                                double dtScale, double aScale, double alpha);
 
 // nll [rows] = logsumexp(logits) - logits[target]: logits [rows, V] in any float dtype, read once.
 void logitsNll(const torch::Tensor& logits, const torch::Tensor& targets, torch::Tensor nll);

@@ -6,7 +6,9 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdio>
+#include <limits>
 
 namespace statescope {
 
@@ -166,6 +168,39 @@ std::vector<KernelCheckResult> checkFusedKernels(const std::string& deviceName, 
         }
     }
 
+    // The mixer's dt and log decay from in_proj's dt columns (a strided slice, bfloat16 or float32),
+    // against Mamba2's discretize and logDecay: plain, and with dt's limits and every mitigation factor.
+    // Raw values reach past softplus's threshold of 20 on both sides.
+    struct DtCase {
+        double lo, hi, dtScale, aScale, alpha;
+    };
+    for (auto type : {torch::kBFloat16, torch::kFloat32}) {
+        for (DtCase k : {DtCase{0.0, std::numeric_limits<double>::infinity(), 1.0, 1.0, 1.0},
+                         DtCase{1e-3, 0.1, 0.5, 2.0, 0.9}}) {
+            const int64_t B = 2, T = 300, H = 24;
+            const torch::Tensor wide = (torch::randn({B, T, H + 16}, f32) * 12).to(type);
+            const torch::Tensor raw = wide.narrow(2, 8, H);
+            const torch::Tensor bias = torch::randn({H}, f32), aLog = torch::randn({H}, f32);
+            const auto [dt, logAlpha] =
+                fused::dtDecay(raw, bias, aLog, k.lo, k.hi, k.dtScale, k.aScale, k.alpha);
+            torch::Tensor want = F::softplus(raw.to(torch::kFloat32) + bias);
+            if (k.lo > 0 || std::isfinite(k.hi))
+                want = want.clamp(k.lo, k.hi);
+            if (k.dtScale != 1.0)
+                want = want * k.dtScale;
+            torch::Tensor A = -aLog.exp();
+            if (k.aScale != 1.0)
+                A = A * k.aScale;
+            torch::Tensor wantLog = want * A;
+            if (k.alpha != 1.0)
+                wantLog = wantLog + std::log(k.alpha);
+            const std::string c = sizes({{"T", T}, {"H", H}}) + " " + c10::toString(type) +
+                                  (k.dtScale != 1.0 ? " clamped, mitigated" : "");
+            out.push_back({"dtDecay dt", c, scaledError(dt, want), 1e-6});
+            out.push_back({"dtDecay log decay", c, scaledError(logAlpha, wantLog), 1e-6});
+        }
+    }
+
     // NLL from logits, read once, against log_softmax.
     for (int64_t V : {1001, 50288}) {
         for (auto type : {torch::kFloat32, torch::kBFloat16}) {
@@ -227,7 +262,8 @@ std::vector<KernelCheckResult> checkFusedKernels(const std::string& deviceName, 
         int64_t G, Hg, P, N;
     };
     for (TcShape sh :
-         {TcShape{2, 3, 16, 32}, TcShape{1, 4, 80, 64}, TcShape{1, 3, 64, 128}, TcShape{1, 2, 128, 128}}) {
+         {TcShape{2, 3, 16, 32}, TcShape{1, 4, 80, 64}, TcShape{1, 3, 64, 128}, TcShape{1, 2, 128, 128},
+          TcShape{1, 4, 64, 128}, TcShape{2, 2, 64, 128}}) { // the last two: two heads a chunk-state block
         for (int64_t chunk : {7, 64, 100, 256}) {
             for (int variant = 0; variant < 3; ++variant) {
                 const bool norms = variant != 1, perChannel = variant == 1, bigState = variant == 2;

@@ -499,13 +499,15 @@ template <int kMax> struct TilePrefetch {
     }
 };
 
-// (A) One block per batch row, chunk and head: the running log decays of the chunk (cum, written out
-// for B to D) and the state the chunk adds by its end, S_c = sum_l exp(cum[Q-1] - cum[l]) dt_l x_l B_l^T,
-// [P, N], as (X w)^T B on tensor cores in steps of kTcStateK tokens. Tokens past T (a ragged last
-// chunk) count as zero input and zero decay. The operands are rounded to TF32 as they are staged. Each
-// warp holds kAcc blocks of 2 x 2 tiles of 16 x 16 (kQuad, P and N multiples of 32: two loads of
-// each operand feed four products) or kAcc single tiles.
-template <int kAcc, bool kQuad, int kXLoads = 4, int kBLoads = 8>
+// (A) One block per batch row, chunk and kHeads heads of one group: the running log decays of the
+// chunk (cum, written out for B to D) and the state the chunk adds by its end, S_c = sum_l
+// exp(cum[Q-1] - cum[l]) dt_l x_l B_l^T, [P, N], as (X w)^T B on tensor cores in steps of kTcStateK
+// tokens. Tokens past T (a ragged last chunk) count as zero input and zero decay. The operands are
+// rounded to TF32 as they are staged. Each warp holds kAcc blocks of 2 x 2 tiles of 16 x 16 (kQuad, P
+// and N multiples of 32: two loads of each operand feed four products) or kAcc single tiles. With two
+// heads a block, B's tile is staged once for both: it was two thirds of what a one-head block loaded
+// for the sizes every Mamba-2 checkpoint has (26.8 ms of the 1.3b shape's 16K tokens).
+template <int kAcc, bool kQuad, int kXLoads = 4, int kBLoads = 8, int kHeads = 1>
 __global__ void __launch_bounds__(kTcThreads)
     ssdChunkStateKernel(const float* __restrict__ x, int64_t xStride, const float* __restrict__ Bm,
                         int64_t bStride, const float* __restrict__ dt, const float* __restrict__ a,
@@ -514,36 +516,46 @@ __global__ void __launch_bounds__(kTcThreads)
 {
     extern __shared__ __align__(32) float smem[];
     const int ldX = int(paddedLd(P)), ldB = int(paddedLd(N));
-    float* cum = smem;                               // [Q]
-    float* w = cum + alignedFloats(Q);               // [Q]: exp(cum[Q-1] - cum[l]) dt_l
-    float* Xs = w + alignedFloats(Q);                // [kTcStateK][ldX]
-    float* Bs = Xs + alignedFloats(kTcStateK * ldX); // [kTcStateK][ldB]
-    const int64_t blk = blockIdx.x;                  // (b * nc + c) * H + h
-    const int64_t h = blk % H, c = (blk / H) % nc, b = blk / (H * nc), g = h / (H / G);
+    const int64_t qa = alignedFloats(Q), xTile = alignedFloats(kTcStateK * ldX);
+    float* cum = smem;               // [kHeads][qa]
+    float* w = cum + kHeads * qa;    // [kHeads][qa]: exp(cum[Q-1] - cum[l]) dt_l
+    float* Xs = w + kHeads * qa;     // [kHeads][kTcStateK][ldX]
+    float* Bs = Xs + kHeads * xTile; // [kTcStateK][ldB]
+    const int64_t Hb = H / kHeads;   // blockIdx.x = (b * nc + c) * Hb + hb
+    const int64_t hb = blockIdx.x % Hb, c = (blockIdx.x / Hb) % nc, b = blockIdx.x / (Hb * nc);
+    const int64_t h0 = hb * kHeads, g = h0 / (H / G), blk0 = (b * nc + c) * H + h0;
     const int64_t t0 = c * Q, Qc = min(Q, T - t0);
     const int warp = threadIdx.x >> 5;
 
-    for (int64_t l = threadIdx.x; l < Q; l += kTcThreads)
-        cum[l] = l < Qc ? a[(b * T + t0 + l) * H + h] : 0.0f;
+#pragma unroll
+    for (int j = 0; j < kHeads; ++j)
+        for (int64_t l = threadIdx.x; l < Q; l += kTcThreads)
+            cum[j * qa + l] = l < Qc ? a[(b * T + t0 + l) * H + h0 + j] : 0.0f;
     __syncthreads();
-    blockInclusiveScan(cum, int(Q));
-    const float total = cum[Q - 1];
-    for (int64_t l = threadIdx.x; l < Q; l += kTcThreads) {
-        cumOut[blk * Q + l] = cum[l];
-        w[l] = l < Qc ? __expf(total - cum[l]) * dt[(b * T + t0 + l) * H + h] : 0.0f;
+#pragma unroll
+    for (int j = 0; j < kHeads; ++j) {
+        blockInclusiveScan(cum + j * qa, int(Q));
+        const float total = cum[j * qa + Q - 1];
+        for (int64_t l = threadIdx.x; l < Q; l += kTcThreads) {
+            cumOut[(blk0 + j) * Q + l] = cum[j * qa + l];
+            w[j * qa + l] =
+                l < Qc ? __expf(total - cum[j * qa + l]) * dt[(b * T + t0 + l) * H + h0 + j] : 0.0f;
+        }
     }
     __syncthreads();
 
-    // Where each of the warp's accumulators sits in the state, worked out once.
+    // Where each of the warp's accumulators sits (head, rows, columns), worked out once.
     constexpr int kFrags = kQuad ? 4 * kAcc : kAcc;
-    const int span = kQuad ? 32 : 16, colsN = int(N) / span, units = (int(P) / span) * colsN;
-    int p0[kAcc], n0[kAcc];
+    const int span = kQuad ? 32 : 16, colsN = int(N) / span, perHead = (int(P) / span) * colsN,
+              units = kHeads * perHead;
+    int hd[kAcc], p0[kAcc], n0[kAcc];
     int mine = 0;
 #pragma unroll
     for (int k = 0; k < kAcc; ++k) {
-        const int unit = warp + k * kTcWarps;
-        p0[k] = unit < units ? (unit / colsN) * span : 0;
-        n0[k] = unit < units ? (unit % colsN) * span : 0;
+        const int unit = warp + k * kTcWarps, r = unit % perHead;
+        hd[k] = unit < units ? unit / perHead : 0;
+        p0[k] = unit < units ? (r / colsN) * span : 0;
+        n0[k] = unit < units ? (r % colsN) * span : 0;
         mine += unit < units;
     }
     FragAcc acc[kFrags];
@@ -552,32 +564,40 @@ __global__ void __launch_bounds__(kTcThreads)
         wmma::fill_fragment(acc[k], 0.0f);
     // P <= 128 and N <= 256: at most 4 and 8 float4s a thread in a step of kTcStateK (32) tokens; fewer
     // (kXLoads, kBLoads) for the sizes every Mamba-2 checkpoint has, which leaves registers for 2 blocks.
-    TilePrefetch<kXLoads> nextX;
+    TilePrefetch<kXLoads> nextX[kHeads];
     TilePrefetch<kBLoads> nextB;
-    const float* xRows = x + (b * T + t0) * xStride + h * P;
+    const float* xRows = x + (b * T + t0) * xStride + h0 * P;
     const float* bRows = Bm + (b * T + t0) * bStride + g * N;
     const int xs = int(xStride), bs = int(bStride);
-    nextX.load(xRows, xs, kTcStateK, int(Qc), int(P));
+#pragma unroll
+    for (int j = 0; j < kHeads; ++j)
+        nextX[j].load(xRows + j * P, xs, kTcStateK, int(Qc), int(P));
     nextB.load(bRows, bs, kTcStateK, int(Qc), int(N));
     for (int l0 = 0; l0 < int(Qc); l0 += kTcStateK) {
-        nextX.store(Xs, ldX, kTcStateK, int(Qc) - l0, int(P), w + l0);
+#pragma unroll
+        for (int j = 0; j < kHeads; ++j)
+            nextX[j].store(Xs + j * xTile, ldX, kTcStateK, int(Qc) - l0, int(P), w + j * qa + l0);
         nextB.store(Bs, ldB, kTcStateK, int(Qc) - l0, int(N), nullptr);
         __syncthreads();
         if (l0 + kTcStateK < int(Qc)) {
-            nextX.load(xRows + (l0 + kTcStateK) * xs, xs, kTcStateK, int(Qc) - l0 - kTcStateK, int(P));
+#pragma unroll
+            for (int j = 0; j < kHeads; ++j)
+                nextX[j].load(xRows + j * P + (l0 + kTcStateK) * xs, xs, kTcStateK, int(Qc) - l0 - kTcStateK,
+                              int(P));
             nextB.load(bRows + (l0 + kTcStateK) * bs, bs, kTcStateK, int(Qc) - l0 - kTcStateK, int(N));
         }
 #pragma unroll
         for (int k = 0; k < kAcc; ++k) {
             if (k >= mine)
                 break;
+            const float* Xh = Xs + hd[k] * xTile;
             for (int kk = 0; kk < kTcStateK; kk += 8) {
                 if (kQuad) {
                     FragACol fa[2]; // (X w)^T: element (p, l) at Xs[l][p]
                     FragB fb[2];
 #pragma unroll
                     for (int i = 0; i < 2; ++i) {
-                        wmma::load_matrix_sync(fa[i], Xs + kk * ldX + p0[k] + 16 * i, unsigned(ldX));
+                        wmma::load_matrix_sync(fa[i], Xh + kk * ldX + p0[k] + 16 * i, unsigned(ldX));
                         wmma::load_matrix_sync(fb[i], Bs + kk * ldB + n0[k] + 16 * i, unsigned(ldB));
                     }
 #pragma unroll
@@ -588,7 +608,7 @@ __global__ void __launch_bounds__(kTcThreads)
                 } else {
                     FragACol fa;
                     FragB fb;
-                    wmma::load_matrix_sync(fa, Xs + kk * ldX + p0[k], unsigned(ldX));
+                    wmma::load_matrix_sync(fa, Xh + kk * ldX + p0[k], unsigned(ldX));
                     wmma::load_matrix_sync(fb, Bs + kk * ldB + n0[k], unsigned(ldB));
                     wmma::mma_sync(acc[k], fa, fb, acc[k]);
                 }
@@ -596,11 +616,11 @@ __global__ void __launch_bounds__(kTcThreads)
         }
         __syncthreads();
     }
-    float* out = states + blk * P * N;
 #pragma unroll
     for (int k = 0; k < kAcc; ++k) {
         if (k >= mine)
             break;
+        float* out = states + (blk0 + hd[k]) * P * N;
         if (kQuad) {
 #pragma unroll
             for (int i = 0; i < 2; ++i)
@@ -1157,25 +1177,110 @@ __global__ void ssdNormKernel(const float* __restrict__ v, const float* __restri
     }
 }
 
+// ---- the mixer's step sizes and log decays --------------------------------------------------------
+
+// dt = softplus(raw + bias) (PyTorch's: the input itself above 20), clamped to [lo, hi] where clamp,
+// times dtScale; logAlpha = dt (-exp(aLog) aScale) + shift. One element a thread: the seven LibTorch
+// kernels this replaces (a cast, add, softplus, exp, neg, mul, and copies) were each a launch and a
+// pass of their own in every layer.
+template <typename In>
+__global__ void dtDecayKernel(const In* __restrict__ raw, int64_t rawStride, const float* __restrict__ bias,
+                              const float* __restrict__ aLog, float* __restrict__ dt,
+                              float* __restrict__ logAlpha, int64_t total, int H, int clamp, float lo,
+                              float hi, float dtScale, float aScale, float shift, int flags)
+{
+    const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    if (i >= total)
+        return;
+    const int64_t r = i / H;
+    const int h = int(i - r * H);
+    const float v = toFloat(raw[r * rawStride + h]) + bias[h];
+    float d = v > 20.0f ? v : log1pf(expf(v));
+    if (clamp) // NaN stays NaN, as with torch::clamp
+        d = d < lo ? lo : (d > hi ? hi : d);
+    if (flags & 1)
+        d = d * dtScale;
+    dt[i] = d;
+    float A = -expf(aLog[h]);
+    if (flags & 2)
+        A = A * aScale;
+    float la = d * A;
+    if (flags & 4)
+        la = la + shift;
+    logAlpha[i] = la;
+}
+
 // ---- NLL from a block of logits -----------------------------------------------------------------
 
+// One logit into a running maximum m and the sum s of exp(logit - m).
+__device__ __forceinline__ void lseAdd(float v, float& m, float& s)
+{
+    if (v > m) {
+        s = s * __expf(m - v) + 1.0f;
+        m = v;
+    } else {
+        s += __expf(v - m);
+    }
+}
+
+// The 16 bytes u as 16 / sizeof(T) floats.
+__device__ __forceinline__ void unpack16(uint4 u, const float*, float (&f)[4])
+{
+    f[0] = __uint_as_float(u.x), f[1] = __uint_as_float(u.y), f[2] = __uint_as_float(u.z),
+    f[3] = __uint_as_float(u.w);
+}
+__device__ __forceinline__ void unpack16(uint4 u, const __nv_bfloat16*, float (&f)[8])
+{
+    const unsigned w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int k = 0; k < 4; ++k)
+        f[2 * k] = __uint_as_float(w[k] << 16), f[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+}
+__device__ __forceinline__ void unpack16(uint4 u, const __half*, float (&f)[8])
+{
+    const unsigned w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        const float2 h = __half22float2(*reinterpret_cast<const __half2*>(&w[k]));
+        f[2 * k] = h.x, f[2 * k + 1] = h.y;
+    }
+}
+
+// 16 bytes of logits at a time between the row's first and last 16-byte boundaries, the rest one at a
+// time: read a logit at a time the kernel took 2.35 ms for the 130m shape's 16K rows of 50K logits,
+// six times what their bytes need. Each vector raises the running maximum once.
 template <typename T>
 __global__ void logitsNllKernel(const T* __restrict__ logits, int64_t vocab, int64_t ld,
                                 const int64_t* __restrict__ targets, float* __restrict__ nll)
 {
+    constexpr int kVec = 16 / sizeof(T);
     const int64_t row = blockIdx.x;
     const T* lr = logits + row * ld;
     // Online log-sum-exp: a running maximum and the sum scaled to it.
     float m = -FLT_MAX, s = 0.0f;
-    for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) {
-        const float v = toFloat(lr[i]);
-        if (v > m) {
-            s = s * __expf(m - v) + 1.0f;
-            m = v;
-        } else {
-            s += __expf(v - m);
-        }
+    const uintptr_t at = reinterpret_cast<uintptr_t>(lr);
+    const int64_t head = min(vocab, int64_t(((16 - (at & 15)) & 15) / sizeof(T)));
+    const int64_t body = at % sizeof(T) == 0 ? (vocab - head) / kVec : 0;
+    for (int64_t i = threadIdx.x; i < head; i += blockDim.x)
+        lseAdd(toFloat(lr[i]), m, s);
+    const uint4* vec = reinterpret_cast<const uint4*>(lr + head);
+    for (int64_t k = threadIdx.x; k < body; k += blockDim.x) {
+        float f[kVec];
+        unpack16(vec[k], lr, f);
+        float top = f[0];
+#pragma unroll
+        for (int j = 1; j < kVec; ++j)
+            top = fmaxf(top, f[j]);
+        const float mm = fmaxf(m, top);
+        // Equal values weigh 1 (also where both are infinite, whose difference is NaN).
+        float sum = s * (m == mm ? 1.0f : __expf(m - mm));
+#pragma unroll
+        for (int j = 0; j < kVec; ++j)
+            sum += f[j] == mm ? 1.0f : __expf(f[j] - mm);
+        s = sum, m = mm;
     }
+    for (int64_t i = head + body * kVec + threadIdx.x; i < vocab; i += blockDim.x)
+        lseAdd(toFloat(lr[i]), m, s);
     for (int o = 16; o > 0; o >>= 1) {
         const float mo = __shfl_xor_sync(0xffffffffu, m, o), so = __shfl_xor_sync(0xffffffffu, s, o);
         const float mm = fmaxf(m, mo);
@@ -1491,9 +1596,9 @@ bool ssdScanSupported(int64_t P, int64_t N, int64_t Q)
 
 namespace {
 
-size_t stateKernelSmem(int64_t P, int64_t N, int64_t Q)
+size_t stateKernelSmem(int64_t P, int64_t N, int64_t Q, int64_t heads = 1)
 {
-    return size_t(2 * alignedFloats(Q) + alignedFloats(kTcStateK * paddedLd(P)) +
+    return size_t(heads * (2 * alignedFloats(Q) + alignedFloats(kTcStateK * paddedLd(P))) +
                   alignedFloats(kTcStateK * paddedLd(N))) *
            sizeof(float);
 }
@@ -1544,12 +1649,19 @@ bool ssdScan(const SsdScanArgs& s, void* stream)
     float* v = n0Parts + sizes.n0Parts;
     Bf16* operandsHalf = reinterpret_cast<Bf16*>(v + sizes.v);
     Bf16* statesHalf = reinterpret_cast<Bf16*>(v + sizes.v + sizes.operandsHalf);
-    const size_t smemA = stateKernelSmem(s.P, s.N, s.Q), smemM = size_t(scanMmaSmem(s.P, s.N, s.Q).total);
+    // Two heads a chunk-state block where every Mamba-2 checkpoint's sizes let them share B's tile.
+    const bool pairs = s.P == 64 && s.N == 128 && (s.H / s.G) % 2 == 0;
+    const size_t smemA = stateKernelSmem(s.P, s.N, s.Q, pairs ? 2 : 1),
+                 smemM = size_t(scanMmaSmem(s.P, s.N, s.Q).total);
     const cudaStream_t st = asStream(stream);
     const unsigned blocks = unsigned(s.B * nc * s.H);
     // The chunk-state kernel for these sizes, handed to f.
     auto withStateKernel = [&](auto&& f) {
         auto perWarp = [](int64_t units) { return (units + kTcWarps - 1) / kTcWarps; };
+        if (pairs) {
+            f(ssdChunkStateKernel<2, true, 2, 4, 2>);
+            return;
+        }
         if (s.P == 64 && s.N == 128) {
             f(ssdChunkStateKernel<1, true, 2, 4>);
             return;
@@ -1579,8 +1691,8 @@ bool ssdScan(const SsdScanArgs& s, void* stream)
         !allowSmem(reinterpret_cast<const void*>(&ssdChunkScanMmaKernel<8>), smemM))
         return false;
     withStateKernel([&](auto kernel) {
-        kernel<<<blocks, kTcThreads, smemA, st>>>(s.x, s.xStride, s.Bm, s.bcStride, s.dt, s.a, cum, states,
-                                                  s.T, nc, s.Q, s.H, s.G, s.P, s.N);
+        kernel<<<pairs ? blocks / 2 : blocks, kTcThreads, smemA, st>>>(
+            s.x, s.xStride, s.Bm, s.bcStride, s.dt, s.a, cum, states, s.T, nc, s.Q, s.H, s.G, s.P, s.N);
     });
     ssdStatePassKernel<<<dim3(unsigned(s.B * s.H), unsigned(slices)), kTcThreads, 0, st>>>(
         s.stateIn, states, statesHalf, cum, s.stateOut, n0Parts, nc, s.Q, s.H, PN, slices);
@@ -1630,6 +1742,32 @@ bool ssdScan(const SsdScanArgs& s, void* stream)
         ssdNormKernel<<<(blocks + 3) / 4, 128, 0, st>>>(v, s.a, n0Parts, s.norm, s.B, s.T, nc, s.Q, s.H,
                                                         slices * kPassParts);
     return true;
+}
+
+void dtDecay(const void* raw, ElementType rawType, int64_t rawStride, const float* bias, const float* aLog,
+             float* dt, float* logAlpha, int64_t rows, int64_t H, bool clamp, float lo, float hi,
+             float dtScale, float aScale, float shift, int flags, void* stream)
+{
+    const int64_t total = rows * H;
+    if (total < 1)
+        return;
+    const unsigned grid = unsigned((total + 255) / 256);
+    const cudaStream_t st = asStream(stream);
+    auto run = [&](const auto* in) {
+        dtDecayKernel<<<grid, 256, 0, st>>>(in, rawStride, bias, aLog, dt, logAlpha, total, int(H),
+                                            clamp ? 1 : 0, lo, hi, dtScale, aScale, shift, flags);
+    };
+    switch (rawType) {
+    case ElementType::Float32:
+        run(static_cast<const float*>(raw));
+        break;
+    case ElementType::BFloat16:
+        run(static_cast<const __nv_bfloat16*>(raw));
+        break;
+    case ElementType::Float16:
+        run(static_cast<const __half*>(raw));
+        break;
+    }
 }
 
 void logitsNll(const void* logits, ElementType type, int64_t rows, int64_t vocab, int64_t ld,

@@ -99,6 +99,14 @@ SsdWorkspace ssdScanWorkspace(int64_t B, int64_t T, int64_t H, int64_t G, int64_
 // False (nothing launched) for sizes it does not support or shared memory it cannot have.
 bool ssdScan(const SsdScanArgs& args, void* stream);
 
+// The Mamba-2 mixer's step sizes and log decays from in_proj's dt columns (rows of rawStride elements of
+// rawType, H of them a row): dt = softplus(raw + bias), clamped to [lo, hi] when clamp, times dtScale
+// (flags & 1); logAlpha = dt (-exp(aLog) aScale (flags & 2)) + shift (flags & 4). bias, aLog [H];
+// dt and logAlpha [rows, H] contiguous.
+void dtDecay(const void* raw, ElementType rawType, int64_t rawStride, const float* bias, const float* aLog,
+             float* dt, float* logAlpha, int64_t rows, int64_t H, bool clamp, float lo, float hi,
+             float dtScale, float aScale, float shift, int flags, void* stream);
+
 // nll[r] = logsumexp(logits[r, :]) - logits[r, target[r]], reading each logit once (the LM head's
 // block of rows, in its own dtype; the sum in float32). logits rows of ld elements.
 void logitsNll(const void* logits, ElementType type, int64_t rows, int64_t vocab, int64_t ld,

@@ -19,6 +19,7 @@
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 namespace statescope {
 
@@ -683,7 +684,6 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
                                               : project(u, layer.inProj, layer.inProjBias);
     const auto parts = projected.split_with_sizes({c.dInner(), c.convDim(), H}, -1);
     const torch::Tensor &z = parts[0], &xBC = parts[1];
-    const torch::Tensor dtRaw = parts[2].to(accumulation());
 
     // Depthwise causal conv over [previous d_conv - 1 inputs | this chunk]: no zeros at chunk starts.
     torch::Tensor padded, activated, activatedHalf;
@@ -707,8 +707,17 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
     torch::Tensor Bm = xbc[1].reshape({Bsz, T, G, N});
     torch::Tensor Cm = xbc[2].reshape({Bsz, T, G, N});
 
-    torch::Tensor dt = discretize(layer, dtRaw); // [B, T, H]
-    const torch::Tensor logAlpha = logDecay(layer, dt);
+    // [B, T, H]; on CUDA in one kernel, read from in_proj's output in its own dtype.
+    torch::Tensor dt, logAlpha;
+    if (fusedConv && accumulation() == torch::kFloat32 &&
+        fused::dtDecaySupported(parts[2], layer.dtBias, layer.ALog)) {
+        std::tie(dt, logAlpha) =
+            fused::dtDecay(parts[2], layer.dtBias, layer.ALog, c.dtLimitMin, c.dtLimitMax, m_mitigation.dt,
+                           m_mitigation.A, m_mitigation.alpha);
+    } else {
+        dt = discretize(layer, parts[2].to(accumulation()));
+        logAlpha = logDecay(layer, dt);
+    }
     if (m_mitigation.B != 1.0)
         Bm = Bm * m_mitigation.B;
     torch::Tensor norm;
