@@ -111,7 +111,7 @@ std::vector<KernelCheckResult> checkFusedKernels(const std::string& deviceName, 
                                           c10::toString(slice.type) + (bias ? " bias" : " no bias");
                     out.push_back({"causalConvSilu", c, scaledError(got, want), 1e-5});
                     out.push_back({"causalConvSilu state", c, scaledError(fusedState, wantState), 0});
-                    if (paired) // bfloat16's rounding: at most 2^-9 of a value
+                    if (paired) // bfloat16 rounds a value by at most 2^-8 of it
                         out.push_back({"causalConvSilu bfloat16 copy", c, scaledError(half, want), 4e-3});
                 }
         }
