@@ -685,12 +685,20 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
     const auto parts = projected.split_with_sizes({c.dInner(), c.convDim(), H}, -1);
     const torch::Tensor &z = parts[0], &xBC = parts[1];
 
+    const bool positional = m_mitigation.positional();
+    // Half-precision models on the GPU take the tensor-core scan, whose operands are no coarser than
+    // the model's own (bfloat16 read-out, TF32 chunk states); float32 models keep the float32 path their
+    // fixtures hold them to. (convState is in the activations' type, which the scan's inputs share.)
+    const bool tensorCores = !positional && m_context.window == 0 && fused::enabled(convState) &&
+                             fused::tensorCoreScan() &&
+                             (m_dtype == torch::kBFloat16 || m_dtype == torch::kFloat16) &&
+                             fused::ssdScanSupported(P, N, std::min(scanChunk(), T));
+
     // Depthwise causal conv over [previous d_conv - 1 inputs | this chunk]: no zeros at chunk starts.
+    // For the tensor-core scan it also writes x | B | C in bfloat16, the scan's operands (unless B is
+    // scaled below, which the scan then rounds itself).
     torch::Tensor padded, activated, activatedHalf;
-    // The tensor-core scan below reads x | B | C in bfloat16: the conv writes that copy too.
-    const bool halfOperands = fusedConv && fused::tensorCoreScan() && !m_mitigation.positional() &&
-                              m_mitigation.B == 1.0 &&
-                              (m_dtype == torch::kBFloat16 || m_dtype == torch::kFloat16);
+    const bool halfOperands = fusedConv && tensorCores && m_mitigation.B == 1.0;
     if (fusedConv) {
         activated = fused::causalConvSilu(xBC, convState, layer.convWeight, layer.convBias,
                                           halfOperands ? &activatedHalf : nullptr); // [B, T, conv_dim]
@@ -721,15 +729,7 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
     if (m_mitigation.B != 1.0)
         Bm = Bm * m_mitigation.B;
     torch::Tensor norm;
-    const bool positional = m_mitigation.positional();
     const torch::Tensor before = s.ssm[l];
-    // Half-precision models on the GPU take the tensor-core scan, whose operands are no coarser than
-    // the model's own (bfloat16 read-out, TF32 chunk states); float32 models keep the float32 path their
-    // fixtures hold them to.
-    const bool tensorCores = !positional && m_context.window == 0 && fused::enabled(x) &&
-                             fused::tensorCoreScan() &&
-                             (m_dtype == torch::kBFloat16 || m_dtype == torch::kFloat16) &&
-                             fused::ssdScanSupported(P, N, std::min(scanChunk(), T));
     torch::Tensor y;
     if (tensorCores)
         y = fused::ssdScan(x, dt, logAlpha, Bm, Cm, layer.D, scanChunk(), s.ssm[l], probes ? &norm : nullptr,
