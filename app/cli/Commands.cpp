@@ -18,9 +18,11 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -542,11 +544,11 @@ std::string benchTimings(const Runner& runner, const AsyncTraceWriter* writer)
         const TraceWriteTimings w = writer->writerTimings();
         std::snprintf(line, sizeof line,
                       "           trace writer: busy %.3f s (encode %.3f s, waiting for compression %.3f s, "
-                      "HDF5 %.3f s); the engine waited %.3f s for room in its queue; %lld of %lld chunks "
-                      "stored unfiltered (%lld to catch up)\n",
+                      "HDF5 %.3f s); the engine waited %.3f s for room in its queue; of %lld chunks, %lld "
+                      "stored unfiltered, %lld literal-coded (%lld to catch up), the rest deflated\n",
                       writer->busySeconds(), w.encode, w.compressWait, w.write, writer->appendWaitSeconds(),
-                      static_cast<long long>(w.chunksUnfiltered), static_cast<long long>(w.chunks),
-                      static_cast<long long>(w.chunksBehind));
+                      static_cast<long long>(w.chunks), static_cast<long long>(w.chunksUnfiltered),
+                      static_cast<long long>(w.chunksLiterals), static_cast<long long>(w.chunksBehind));
         out += line;
     }
     return out;
@@ -608,7 +610,10 @@ int benchCommand(const BenchArgs& args)
                 writer = std::make_unique<AsyncTraceWriter>(
                     path, runner->traceHeader(TraceInput{"ids"}, "bench", false), args.chunkSize);
             RunLoop loop;
+            double firstChunk = -1; // seconds from start: when the engine handed on its first chunk
             loop.onChunk = [&](ChunkProbes& c) {
+                if (firstChunk < 0)
+                    firstChunk = std::chrono::duration<double>(Clock::now() - start).count();
                 if (writer)
                     writer->append(std::move(c));
             };
@@ -616,17 +621,42 @@ int benchCommand(const BenchArgs& args)
             // them for its trace writer.
             loop.valuesInPlace = true;
             runner->run(ids, nullptr, loop);
-            if (writer)
+            const auto ran = Clock::now();
+            auto drained = ran;
+            if (writer) {
+                writer->flush();
+                drained = Clock::now();
                 writer->finish();
+            }
             runner->synchronize();
-            const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-            if (seconds < best)
+            const auto end = Clock::now();
+            const double seconds = std::chrono::duration<double>(end - start).count();
+            if (seconds < best) {
                 timings = benchTimings(*runner, writer.get());
+                if (writer) {
+                    // Where a traced run's time goes beyond the engine's: the writer's start, its
+                    // tail after the last chunk, and closing the file.
+                    const auto at = [&](Clock::time_point t) {
+                        return std::chrono::duration<double>(t - start).count();
+                    };
+                    char line[256];
+                    std::snprintf(line, sizeof line,
+                                  "           timeline: first chunk handed on at %.3f s, engine done %.3f s, "
+                                  "writer drained %.3f s, trace closed %.3f s\n",
+                                  firstChunk, at(ran), at(drained), at(end));
+                    timings += line;
+                }
+            }
             writer.reset();
             struct stat st {};
             if (args.trace && ::stat(path.c_str(), &st) == 0)
                 traceBytes = static_cast<long long>(st.st_size);
-            std::remove(path.c_str());
+            const bool keep = args.trace && !args.keepTrace.empty() && T == args.tokens.back() &&
+                              r == args.repeat - 1;
+            if (keep && std::rename(path.c_str(), args.keepTrace.c_str()) != 0)
+                throw Error(args.keepTrace, std::string("cannot move the trace here: ") + std::strerror(errno));
+            if (!keep)
+                std::remove(path.c_str());
             best = std::min(best, seconds);
         }
         std::printf("%10lld %10.3f %12.0f", static_cast<long long>(T), best, T / best);

@@ -56,7 +56,8 @@ struct BenchArgs {
     std::string probes;
     std::string probePrecision = "auto";
     std::string json;
-    std::string profile; // a Chrome trace of one more run of the last length, untimed
+    std::string profile;   // a Chrome trace of one more run of the last length, untimed
+    std::string keepTrace; // where the last traced run's file goes, instead of being deleted
 };
 
 struct KernelCheckArgs {

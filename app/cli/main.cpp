@@ -302,6 +302,8 @@ int runMain(int argc, char** argv)
     benchCmd->add_option("--probe-detail", bench.probeDetail, "summary, full or layer (as run's)");
     benchCmd->add_option("--probes", bench.probes, "Probes to keep (as run's)");
     benchCmd->add_option("--json", bench.json, "Also write the results as JSON to this file");
+    benchCmd->add_option("--keep-trace", bench.keepTrace,
+                         "Keep the last traced run's file here (same file system as the temp folder)");
     benchCmd->add_option("--profile", bench.profile,
                          "Run the last length once more under PyTorch's profiler and write its Chrome trace "
                          "here (tools/profile_summary.py reads it)");

@@ -1,5 +1,7 @@
 #include "trace/ChunkCompressor.h"
 
+#include "trace/LiteralDeflate.h"
+
 #include <zlib.h>
 #ifdef STATESCOPE_LIBDEFLATE
 #include <libdeflate.h>
@@ -78,9 +80,10 @@ private:
 #endif
 };
 
-// Shuffle, then deflate, into job.out; `shuffled` is scratch. False on a compressor error; may throw
-// bad_alloc.
-bool filterJob(CompressJob& job, std::vector<unsigned char>& shuffled, Deflater& deflater)
+// Shuffle, then compress with job.codec, into job.out; `shuffled` and `spare` are scratch. False on a
+// compressor error; may throw bad_alloc.
+bool filterJob(CompressJob& job, std::vector<unsigned char>& shuffled, std::vector<unsigned char>& spare,
+               Deflater& deflater)
 {
     const size_t s = std::max<size_t>(1, job.elementBytes);
     const size_t n = job.bytes / s;
@@ -93,7 +96,23 @@ bool filterJob(CompressJob& job, std::vector<unsigned char>& shuffled, Deflater&
     }
     // HDF5's shuffle leaves a tail of fewer bytes than an element as it is.
     std::copy(job.src + n * s, job.src + job.bytes, shuffled.data() + n * s);
-    return deflater.compress(shuffled.data(), job.bytes, &job.out);
+    job.deflateBytes = job.literalBytes = 0;
+    job.literals = job.codec == Codec::Literals;
+    if (job.codec != Codec::Literals) {
+        if (!deflater.compress(shuffled.data(), job.bytes, &job.out))
+            return false;
+        job.deflateBytes = job.out.size();
+    }
+    if (job.codec != Codec::Deflate) {
+        std::vector<unsigned char>& target = job.codec == Codec::Both ? spare : job.out;
+        literalDeflate(shuffled.data(), job.bytes, &target);
+        job.literalBytes = target.size();
+        if (job.codec == Codec::Both && spare.size() < job.out.size()) {
+            job.out.swap(spare);
+            job.literals = true;
+        }
+    }
+    return true;
 }
 
 } // namespace
@@ -124,7 +143,7 @@ CompressPipeline::~CompressPipeline()
 
 void CompressPipeline::work() noexcept
 {
-    std::vector<unsigned char> shuffled;
+    std::vector<unsigned char> shuffled, spare;
     Deflater deflater;
     std::unique_lock<std::mutex> lock(m_mutex);
     for (;;) {
@@ -137,7 +156,7 @@ void CompressPipeline::work() noexcept
         lock.unlock();
         bool ok = false;
         try {
-            ok = filterJob(*m_jobs[i], shuffled, deflater);
+            ok = filterJob(*m_jobs[i], shuffled, spare, deflater);
         } catch (...) { // bad_alloc must not escape a thread
         }
         lock.lock();
@@ -152,12 +171,12 @@ bool CompressPipeline::wait(size_t i)
     std::unique_lock<std::mutex> lock(m_mutex);
     if (m_threads.empty() && !m_done[i]) {
         // Nobody to do it: this thread does, in order.
-        std::vector<unsigned char> shuffled;
+        std::vector<unsigned char> shuffled, spare;
         Deflater deflater;
         lock.unlock();
         bool ok = false;
         try {
-            ok = filterJob(*m_jobs[i], shuffled, deflater);
+            ok = filterJob(*m_jobs[i], shuffled, spare, deflater);
         } catch (...) {
         }
         lock.lock();

@@ -17,12 +17,22 @@ namespace statescope {
 // Level 1: on probe-like floats (after shuffle) levels 4-6 save only 1-3 % more and run slower.
 constexpr unsigned kDeflateLevel = 1;
 
+// How a chunk's shuffled bytes become the zlib stream that HDF5's deflate filter reads: deflate
+// (libdeflate or zlib, level 1), which finds repeated strings, or literalDeflate, some ten times
+// faster, which codes bytes alone (and wins on noisy probe values, where there are no strings to
+// find). Both: each of them, keeping the smaller; the trace writer samples chunks so to choose.
+enum class Codec { Deflate, Literals, Both };
+
 // One chunk to filter: `bytes` bytes at src, elements of elementBytes bytes each.
 struct CompressJob {
     const unsigned char* src = nullptr;
     size_t bytes = 0;
     size_t elementBytes = 4;
-    std::vector<unsigned char> out; // shuffled and deflated
+    Codec codec = Codec::Deflate;
+    std::vector<unsigned char> out; // shuffled and compressed
+    bool literals = false;          // out came from literalDeflate
+    // The stream sizes of each codec that ran (0: did not run); Both fills both.
+    size_t deflateBytes = 0, literalBytes = 0;
 };
 
 class ChunkCompressor {

@@ -76,7 +76,10 @@ struct TraceWriteTimings {
     // of an unfinished chunk that docs/trace-format.md describes).
     int64_t chunks = 0;
     int64_t chunksUnfiltered = 0;
-    int64_t chunksBehind = 0; // of those, the ones setCatchingUp() left unfiltered
+    // Chunks whose zlib streams hold literals only (literalDeflate), and of the whole chunks
+    // compressed, those coded so because setCatchingUp() was on (whatever the dataset's verdict).
+    int64_t chunksLiterals = 0;
+    int64_t chunksBehind = 0;
 };
 
 // Appends a run to a trace as it goes, so that memory does not grow with the run and a run that is
@@ -108,10 +111,11 @@ public:
     void checkChunk(const ChunkProbes& chunk) const;
     // Records end_time and completed = 1, then closes the file. A second call does nothing.
     void finish();
-    // While on, the following appends store one whole chunk in two of every dataset unfiltered, as
-    // the early abort stores incompressible ones (docs/trace-format.md): compression, the writer's
-    // largest cost, halves, for a file up to (1 - ratio) / 2 larger. AsyncTraceWriter turns it on
-    // while another chunk waits behind the one it writes, so that the trace keeps up with the engine.
+    // While on, the following appends code every compressed whole chunk as literals (literalDeflate,
+    // some ten times faster than deflate), whatever its dataset's verdict, for a file no larger than
+    // unfiltered and as small as deflate's on noisy values (docs/trace-format.md). AsyncTraceWriter
+    // turns it on while another chunk waits behind the one it writes, so that the trace keeps up
+    // with the engine.
     void setCatchingUp(bool on);
 
     int64_t tokens() const;

@@ -53,6 +53,14 @@ constexpr size_t kTimeLength = 20;        // "2025-01-02T03:04:05Z"
 // random-weight Mamba-2 in 64-token chunks shrink by only 9-13 % (decays 0.907, state norms 0.868),
 // and compressing them bounded the writer on the H200 at the 130m shape (issue 15): deflate ran at
 // about 60 MB/s a core there, to save a tenth of the bytes.
+// The same sampled chunks choose the codec (ChunkCompressor's Codec): each is coded both ways, and
+// deflate serves the dataset's next chunks only if it saved at least kMinSaving of what literal
+// coding took. Literal coding is some ten times faster, and on noisy probe values its streams are
+// as small (a random-weight 130m Mamba-2's float16 probes: 0.845 against libdeflate's 0.837); on
+// slow-moving values deflate's repeated strings win (the tiny-collapse KJV run: 0.46 against 0.76).
+// Until a dataset's first sample has been measured (the chunks that the same append planned with
+// it), deflate: the smaller file where it is not known. While the writer is behind the engine
+// (setCatchingUp), every chunk is coded as literals.
 constexpr double kMinSaving = 0.125;
 constexpr int kVerdictChunks = 8;
 constexpr int64_t kSampleEvery = 16;
@@ -98,6 +106,9 @@ struct WriteDataset {
     // The early abort (kMinSaving): the verdict, whole chunks planned (for the sample), and what the
     // compressed whole chunks since the last verdict took before and after.
     bool incompressible = false;
+    // The codec (kSampleEvery): deflate only where a sampled chunk showed it saving at least
+    // kMinSaving of what literal coding takes.
+    bool deflateWins = true;
     int64_t wholeChunks = 0;
     int sampleChunks = 0;
     size_t sampleRaw = 0, samplePacked = 0;
@@ -517,9 +528,11 @@ void TraceWriterImpl::planChunks(WriteDataset& d, const void* data, int64_t coun
         task.job.elementBytes = d.elementBytes;
         if (inChunk == 0 && k == d.chunkTokens) {
             task.job.src = p;
-            task.unfiltered = d.incompressible && d.wholeChunks % kSampleEvery != 0;
-            if (compress && catchingUp && !task.unfiltered && d.wholeChunks % 2 == 1) {
-                task.unfiltered = true;
+            const bool sample = d.wholeChunks % kSampleEvery == 0;
+            task.unfiltered = d.incompressible && !sample;
+            task.job.codec = sample ? Codec::Both : d.deflateWins ? Codec::Deflate : Codec::Literals;
+            if (compress && catchingUp && !task.unfiltered) {
+                task.job.codec = Codec::Literals;
                 ++timings.chunksBehind;
             }
             ++d.wholeChunks;
@@ -527,6 +540,7 @@ void TraceWriterImpl::planChunks(WriteDataset& d, const void* data, int64_t coun
             task.fromTail = true;
             task.complete = inChunk + k == d.chunkTokens;
             task.unfiltered = !compress || d.storedUnfiltered;
+            task.job.codec = d.deflateWins ? Codec::Deflate : Codec::Literals;
             if (inChunk == 0 || d.tail.size() != d.chunkBytes()) {
                 d.tail.resize(d.chunkBytes());
                 for (size_t i = 0; i < d.tail.size(); i += d.tokenBytes)
@@ -592,6 +606,11 @@ void TraceWriterImpl::writeChunks(const std::vector<ChunkTask*>& order, int64_t 
         ++timings.chunks;
         if (!filtered)
             ++timings.chunksUnfiltered;
+        else if (task.job.literals)
+            ++timings.chunksLiterals;
+        if (filtered && task.job.codec == Codec::Both)
+            d.deflateWins = static_cast<double>(task.job.deflateBytes) <
+                            (1.0 - kMinSaving) * static_cast<double>(task.job.literalBytes);
         if (filtered && !task.fromTail) {
             d.sampleRaw += d.chunkBytes();
             d.samplePacked += size;
