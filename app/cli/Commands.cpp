@@ -17,8 +17,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -651,10 +651,11 @@ int benchCommand(const BenchArgs& args)
             struct stat st {};
             if (args.trace && ::stat(path.c_str(), &st) == 0)
                 traceBytes = static_cast<long long>(st.st_size);
-            const bool keep = args.trace && !args.keepTrace.empty() && T == args.tokens.back() &&
-                              r == args.repeat - 1;
+            const bool keep =
+                args.trace && !args.keepTrace.empty() && T == args.tokens.back() && r == args.repeat - 1;
             if (keep && std::rename(path.c_str(), args.keepTrace.c_str()) != 0)
-                throw Error(args.keepTrace, std::string("cannot move the trace here: ") + std::strerror(errno));
+                throw Error(args.keepTrace,
+                            std::string("cannot move the trace here: ") + std::strerror(errno));
             if (!keep)
                 std::remove(path.c_str());
             best = std::min(best, seconds);

@@ -397,6 +397,15 @@ void TraceWriterImpl::create()
     file = Hid(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
     if (!file.valid())
         fail("cannot create the trace file");
+    // HDF5 opened the file with O_TRUNC. On ext4 a truncation to size 0 marks the file so that the
+    // next close of any descriptor of it starts the writeback of all its dirty pages and allocates
+    // their blocks (auto_da_alloc, for programs that replace a file by truncating it), and that close
+    // waits: finish() took 0.45 s for a 1.1 GB trace on the GPU machine, 5.4 s for an 18 GB one
+    // (issue 15). Opening and closing the file once more now, while it holds nothing, spends the mark.
+    // The data reach the disk as any other file's do, by the kernel's writeback.
+    const int spent = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (spent >= 0)
+        ::close(spent);
     const hid_t f = file.get();
 
     // SWMR forbids adding attributes later, so all are made now.
