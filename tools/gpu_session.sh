@@ -274,6 +274,19 @@ if [[ $steps == *" tcscan "* ]]; then
   done 2>&1 | tee "$OUT/tcscan.log"
 fi
 
+# The scan's chunk length on CUDA (STATESCOPE_SCAN_CHUNK; the config's, 256, by default): trace off,
+# 64K tokens, each length in SCAN_CHUNKS for each shape in SCANQ_SHAPES.
+if [[ $steps == *" scanq "* ]]; then
+  log scanq
+  for q in ${SCAN_CHUNKS:-64 128 256}; do
+    for shape in ${SCANQ_SHAPES:-1.3b 130m}; do
+      echo "# STATESCOPE_SCAN_CHUNK=$q"
+      STATESCOPE_SCAN_CHUNK=$q $cli bench --shape $shape --device cuda --dtype bfloat16 --tokens 65536 \
+        --chunk-size 8192 --repeat ${REPEAT:-2} --no-trace
+    done
+  done 2>&1 | tee "$OUT/scanq.log"
+fi
+
 # Issue 15's targets measured in one call: StateScope (engine, trace with float32 and float16 probes)
 # beside mamba_ssm (a copy of ../shared/peers carried as .peers) and transformers, 16K and 64K tokens.
 if [[ $steps == *" bench15 "* ]]; then

@@ -14,6 +14,7 @@
 #include "io/TorchCheckpoint.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -442,7 +443,15 @@ torch::Tensor Mamba2Model::logDecay(const Mamba2Layer& layer, const torch::Tenso
 // result differs only by float32 rounding. CUDA keeps the config's length.
 int64_t Mamba2Model::scanChunk() const
 {
-    return device().is_cpu() ? std::min(kCpuScanChunk, m_config.chunkSize) : m_config.chunkSize;
+    if (device().is_cpu())
+        return std::min(kCpuScanChunk, m_config.chunkSize);
+    // STATESCOPE_SCAN_CHUNK sets the length on CUDA, for measuring (docs/kernels.md).
+    static const int64_t cudaChunk = [] {
+        const char* env = std::getenv("STATESCOPE_SCAN_CHUNK");
+        const long v = env ? std::strtol(env, nullptr, 10) : 0;
+        return v >= 16 && v <= 4096 ? static_cast<int64_t>(v) : int64_t(0);
+    }();
+    return cudaChunk > 0 ? cudaChunk : m_config.chunkSize;
 }
 
 // y * silu(z), RMS-normalised per group (mamba_ssm; transformers ignores the groups here), then out_proj.
