@@ -36,7 +36,8 @@ constexpr int64_t kMaxDModel = 1 << 20;
 constexpr int64_t kMaxDState = 1 << 16;
 constexpr int64_t kMaxExpand = 1 << 6;
 
-constexpr int64_t kCpuScanChunk = 64; // see Mamba2Model::scanChunk
+constexpr int64_t kCpuScanChunk = 64;   // see Mamba2Model::scanChunk
+constexpr int64_t kCudaScanChunk = 128; // see Mamba2Model::scanChunk
 
 void readDtLimit(const nlohmann::json& limit, const std::string& file, const std::string& field,
                  Mamba2Config& c)
@@ -440,18 +441,23 @@ torch::Tensor Mamba2Model::logDecay(const Mamba2Layer& layer, const torch::Tenso
 // The scan's cost within a chunk grows with its length (a Q x Q decay matrix per head) while its
 // cost across chunks stays the same per token. On the CPU, whose matmuls are no faster for being
 // larger here, 64 tokens ran the 130m shape 1.1-1.2x faster than mamba_ssm's 256 (issue 15); the
-// result differs only by float32 rounding. CUDA keeps the config's length.
-int64_t Mamba2Model::scanChunk() const
+// result differs only by rounding. The tensor-core scan takes 128: its read-out and state norms,
+// quadratic in Q, halve, for twice the chunk states to pass; at 64K tokens on the H200 the 1.3b shape
+// ran at 94,889 / 98,290 / 95,916 tokens/s with 64 / 128 / 256, the 130m at 503,225 / 529,359 /
+// 518,266. The other CUDA paths (float32 models, training) keep the config's length.
+int64_t Mamba2Model::scanChunk(bool tensorCores) const
 {
     if (device().is_cpu())
         return std::min(kCpuScanChunk, m_config.chunkSize);
-    // STATESCOPE_SCAN_CHUNK sets the length on CUDA, for measuring (docs/kernels.md).
+    // STATESCOPE_SCAN_CHUNK sets the length of every CUDA path, for measuring (docs/kernels.md).
     static const int64_t cudaChunk = [] {
         const char* env = std::getenv("STATESCOPE_SCAN_CHUNK");
         const long v = env ? std::strtol(env, nullptr, 10) : 0;
         return v >= 16 && v <= 4096 ? static_cast<int64_t>(v) : int64_t(0);
     }();
-    return cudaChunk > 0 ? cudaChunk : m_config.chunkSize;
+    if (cudaChunk > 0)
+        return cudaChunk;
+    return tensorCores ? std::min(kCudaScanChunk, m_config.chunkSize) : m_config.chunkSize;
 }
 
 // y * silu(z), RMS-normalised per group (mamba_ssm; transformers ignores the groups here), then out_proj.
@@ -701,7 +707,7 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
     const bool tensorCores = !positional && m_context.window == 0 && fused::enabled(convState) &&
                              fused::tensorCoreScan() &&
                              (m_dtype == torch::kBFloat16 || m_dtype == torch::kFloat16) &&
-                             fused::ssdScanSupported(P, N, std::min(scanChunk(), T));
+                             fused::ssdScanSupported(P, N, std::min(scanChunk(true), T));
 
     // Depthwise causal conv over [previous d_conv - 1 inputs | this chunk]: no zeros at chunk starts.
     // For the tensor-core scan it also writes x | B | C in bfloat16, the scan's operands (unless B is
@@ -741,8 +747,8 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
     const torch::Tensor before = s.ssm[l];
     torch::Tensor y;
     if (tensorCores)
-        y = fused::ssdScan(x, dt, logAlpha, Bm, Cm, layer.D, scanChunk(), s.ssm[l], probes ? &norm : nullptr,
-                           activatedHalf);
+        y = fused::ssdScan(x, dt, logAlpha, Bm, Cm, layer.D, scanChunk(true), s.ssm[l],
+                           probes ? &norm : nullptr, activatedHalf);
     else
         y = positional ? positionalScan(l, x, dt, logAlpha, Bm, Cm, s, count0, probes)
                        : chunkedScalarDecayScan(x, dt, logAlpha, Bm, Cm, scanChunk(), s.ssm[l],

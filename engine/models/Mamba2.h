@@ -103,8 +103,9 @@ private:
     torch::Tensor projectNative(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) const;
     torch::Tensor discretize(const Mamba2Layer& layer, const torch::Tensor& dtRaw) const;
     torch::Tensor logDecay(const Mamba2Layer& layer, const torch::Tensor& dt) const;
-    // Tokens per chunk of the SSD scan: the config's chunk_size, at most kCpuScanChunk on the CPU.
-    int64_t scanChunk() const;
+    // Tokens per chunk of the SSD scan: the config's chunk_size, at most kCpuScanChunk on the CPU and
+    // kCudaScanChunk in the tensor-core scan.
+    int64_t scanChunk(bool tensorCores = false) const;
     torch::Tensor forwardChunked(const torch::Tensor& ids, Mamba2State& s, std::vector<MixerProbes>* probes);
     torch::Tensor forwardRecurrent(const torch::Tensor& ids, Mamba2State& s,
                                    std::vector<MixerProbes>* probes);

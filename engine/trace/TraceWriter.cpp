@@ -53,7 +53,7 @@ constexpr size_t kTimeLength = 20;        // "2025-01-02T03:04:05Z"
 // random-weight Mamba-2 in 64-token chunks shrink by only 9-13 % (decays 0.907, state norms 0.868),
 // and compressing them bounded the writer on the H200 at the 130m shape (issue 15): deflate ran at
 // about 60 MB/s a core there, to save a tenth of the bytes.
-// The same sampled chunks choose the codec (ChunkCompressor's Codec): each is coded both ways, and
+// Sampled chunks (kCodecSampleEvery) choose the codec (ChunkCompressor's Codec): each is coded both ways, and
 // deflate serves the dataset's next chunks only if it saved at least kDeflateSaving of what literal
 // coding took. Literal coding is some eight times faster, and on noisy probe values its streams are
 // as small (a random-weight 130m Mamba-2's float16 probes: 0.845 against libdeflate's 0.837); on
@@ -64,6 +64,12 @@ constexpr size_t kTimeLength = 20;        // "2025-01-02T03:04:05Z"
 // (setCatchingUp), every chunk is coded as literals.
 constexpr double kMinSaving = 0.125;
 constexpr double kDeflateSaving = 0.05;
+// Chunks coded both ways, to choose: the first whole chunk of a dataset and one in
+// kCodecSampleEvery after it. Fewer than the early abort's samples, because deflate runs at about
+// 60 MB/s a core on the GPU machine, and the writer hands HDF5 its chunks in order: at the 130m
+// shape a sampled chunk (16 in an append of 8,192 tokens) held each append up by some 10 ms of the
+// engine's 15 ms a chunk (issue 15).
+constexpr int64_t kCodecSampleEvery = 64;
 constexpr int kVerdictChunks = 8;
 constexpr int64_t kSampleEvery = 16;
 
@@ -539,9 +545,10 @@ void TraceWriterImpl::planChunks(WriteDataset& d, const void* data, int64_t coun
         task.job.elementBytes = d.elementBytes;
         if (inChunk == 0 && k == d.chunkTokens) {
             task.job.src = p;
-            const bool sample = d.wholeChunks % kSampleEvery == 0;
-            task.unfiltered = d.incompressible && !sample;
-            task.job.codec = sample ? Codec::Both : d.deflateWins ? Codec::Deflate : Codec::Literals;
+            task.unfiltered = d.incompressible && d.wholeChunks % kSampleEvery != 0;
+            task.job.codec = d.wholeChunks % kCodecSampleEvery == 0 ? Codec::Both
+                             : d.deflateWins                        ? Codec::Deflate
+                                                                    : Codec::Literals;
             if (compress && catchingUp && !task.unfiltered) {
                 task.job.codec = Codec::Literals;
                 ++timings.chunksBehind;

@@ -1560,13 +1560,15 @@ private slots:
             QCOMPARE(mask, 0u);
         QCOMPARE(chunkMasks(path, "/probes/dt"), chunkMasks(path, "/probes/decay"));
         // Chunk 0 is a sample: both codecs, deflate kept. Chunks 1-7 come before its verdict:
-        // deflated. Chunks 8-15 are catching up: literals, all larger. Chunk 16 is a sample again,
-        // and 17-23 are deflated, by the verdict of chunk 0.
+        // deflated. Chunks 8-15 are catching up: literals, all larger. Chunks 16-23 are deflated, by
+        // the verdict of chunk 0.
         const hsize_t deflated = index[0].second;
         for (size_t i = 1; i < 24; ++i) {
             const bool behind = i >= 8 && i < 16;
-            QVERIFY2(behind == (index[i].second > 2 * deflated),
-                     qPrintable(QString("chunk %1: %2 bytes, chunk 0 %3").arg(i).arg(index[i].second).arg(deflated)));
+            QVERIFY2(
+                behind == (index[i].second > 2 * deflated),
+                qPrintable(
+                    QString("chunk %1: %2 bytes, chunk 0 %3").arg(i).arg(index[i].second).arg(deflated)));
         }
         // The second append's 8 chunks of both probes, and of /nll and /tokens/ids, which hold one
         // chunk an append.
