@@ -18,7 +18,7 @@ namespace statescope {
 constexpr unsigned kDeflateLevel = 1;
 
 // How a chunk's shuffled bytes become the zlib stream that HDF5's deflate filter reads: deflate
-// (libdeflate or zlib, level 1), which finds repeated strings, or literalDeflate, some ten times
+// (libdeflate or zlib, level 1), which finds repeated strings, or literalDeflate, about eight times
 // faster, which codes bytes alone (and wins on noisy probe values, where there are no strings to
 // find). Both: each of them, keeping the smaller; the trace writer samples chunks so to choose.
 enum class Codec { Deflate, Literals, Both };

@@ -112,7 +112,7 @@ public:
     // Records end_time and completed = 1, then closes the file. A second call does nothing.
     void finish();
     // While on, the following appends code every compressed whole chunk as literals (literalDeflate,
-    // some ten times faster than deflate), whatever its dataset's verdict, for a file no larger than
+    // about eight times faster than deflate), whatever its dataset's verdict, for a file no larger than
     // unfiltered and as small as deflate's on noisy values (docs/trace-format.md). AsyncTraceWriter
     // turns it on while another chunk waits behind the one it writes, so that the trace keeps up
     // with the engine.

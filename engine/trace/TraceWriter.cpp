@@ -53,22 +53,20 @@ constexpr size_t kTimeLength = 20;        // "2025-01-02T03:04:05Z"
 // random-weight Mamba-2 in 64-token chunks shrink by only 9-13 % (decays 0.907, state norms 0.868),
 // and compressing them bounded the writer on the H200 at the 130m shape (issue 15): deflate ran at
 // about 60 MB/s a core there, to save a tenth of the bytes.
-// Sampled chunks (kCodecSampleEvery) choose the codec (ChunkCompressor's Codec): each is coded both ways, and
-// deflate serves the dataset's next chunks only if it saved at least kDeflateSaving of what literal
-// coding took. Literal coding is some eight times faster, and on noisy probe values its streams are
-// as small (a random-weight 130m Mamba-2's float16 probes: 0.845 against libdeflate's 0.837); on
-// slow-moving values deflate's repeated strings win (the tiny-collapse KJV run's state norms: 0.21
-// against 0.64 of their raw bytes; its decays 0.73 against 0.79, which is still worth it).
-// Until a dataset's first sample has been measured (the chunks that the same append planned with
-// it), deflate: the smaller file where it is not known. While the writer is behind the engine
-// (setCatchingUp), every chunk is coded as literals.
 constexpr double kMinSaving = 0.125;
+// The codec (ChunkCompressor's Codec), chosen by measurement: the first whole chunk of a dataset
+// and one in kCodecSampleEvery after it are coded both ways, and deflate serves the dataset's next
+// chunks only if it saved at least kDeflateSaving of what literal coding took. Literal coding is
+// about eight times faster, and on noisy probe values its streams are as small (a random-weight 130m
+// Mamba-2's float16 probes: 0.845 against libdeflate's 0.837); on slow-moving values deflate's
+// repeated strings win (the tiny-collapse KJV run's state norms: 0.21 against 0.64 of their raw
+// bytes; its decays 0.73 against 0.79, which is still worth it). Until a dataset's first sample has
+// been measured (the chunks that the same append planned with it), deflate: the smaller file where
+// it is not known. While the writer is behind the engine (setCatchingUp), every chunk is coded as
+// literals. Samples are fewer than the early abort's because deflate runs at about 60 MB/s a core on
+// the GPU machine and the writer hands HDF5 its chunks in order: at the 130m shape one sampled chunk
+// in 16 held each append of 8,192 tokens up by some 10 ms of the engine's 15 ms (issue 15).
 constexpr double kDeflateSaving = 0.05;
-// Chunks coded both ways, to choose: the first whole chunk of a dataset and one in
-// kCodecSampleEvery after it. Fewer than the early abort's samples, because deflate runs at about
-// 60 MB/s a core on the GPU machine, and the writer hands HDF5 its chunks in order: at the 130m
-// shape a sampled chunk (16 in an append of 8,192 tokens) held each append up by some 10 ms of the
-// engine's 15 ms a chunk (issue 15).
 constexpr int64_t kCodecSampleEvery = 64;
 constexpr int kVerdictChunks = 8;
 constexpr int64_t kSampleEvery = 16;
@@ -114,8 +112,8 @@ struct WriteDataset {
     // The early abort (kMinSaving): the verdict, whole chunks planned (for the sample), and what the
     // compressed whole chunks since the last verdict took before and after.
     bool incompressible = false;
-    // The codec (kSampleEvery): deflate only where a sampled chunk showed it saving at least
-    // kMinSaving of what literal coding takes.
+    // The codec (kCodecSampleEvery): deflate only where the last sampled chunk showed it saving at
+    // least kDeflateSaving of what literal coding took.
     bool deflateWins = true;
     int64_t wholeChunks = 0;
     int sampleChunks = 0;
