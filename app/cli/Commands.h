@@ -149,7 +149,7 @@ struct PasskeyArgs {
 };
 
 struct SweepArgs {
-    std::string action; // plan, run, report
+    std::string action; // plan, run, judge, report
     std::string spec;
     std::string shard = "0/1";
     std::vector<std::string>
@@ -158,8 +158,10 @@ struct SweepArgs {
     std::string device;
     int threads = 0;
     int maxJobs = 0;
-    std::string json; // plan: where the job list goes (default <sweep folder>/plan.json)
-    std::string out;  // report: folder for summary.json / summary.h5 (default the sweep's)
+    std::string json;  // plan: where the job list goes (default <sweep folder>/plan.json); judge: the verdict
+    std::string model; // judge: the model folder
+    int64_t trainLength = 0; // judge: T_train (default: the model card's)
+    std::string out;         // report: folder for summary.json / summary.h5 (default the sweep's)
 };
 
 int runCommand(const RunArgs& args, const std::atomic<bool>& cancel);

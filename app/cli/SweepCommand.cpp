@@ -3,6 +3,8 @@
 #include "Commands.h"
 
 #include "Error.h"
+#include "models/ModelCard.h"
+#include "runtime/Runner.h"
 #include "runtime/Sweep.h"
 
 #include <atomic>
@@ -12,6 +14,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -156,6 +159,34 @@ int sweepCommand(const SweepArgs& a, const std::atomic<bool>& cancel)
             },
             &cancel);
         std::printf("shard %s: %d jobs run\n", a.shard.c_str(), ran);
+        return 0;
+    }
+    if (a.action == "judge") {
+        int64_t T = a.trainLength;
+        if (T <= 0) {
+            const std::string cardPath = a.model + "/model_card.json";
+            if (!std::filesystem::exists(cardPath))
+                throw Error(a.model, "training length", "--train-length or a model_card.json", "neither");
+            T = readModelCard(cardPath).trainingLength().value_or(0);
+        }
+        const std::string device = !a.device.empty() ? a.device : Runner::cudaAvailable() ? "cuda" : "cpu";
+        const SweepJudgement j = judgeModel(spec, a.model, T, device, a.threads, &cancel);
+        std::printf("%-12s %8s %8s %8s %9s %8s\n", "domain", "ratio", "paired", "growth", "retained",
+                    "score");
+        for (size_t k = 0; k < j.domains.size(); ++k) {
+            const LengthStats& d = j.domains[k];
+            std::printf("%-12s %8.3f %8.3f %7.2fx %8.1f%% %8.3f\n", spec.heldOut[k].name.c_str(), d.ratio,
+                        d.pairedRatio, d.normGrowth, 100 * d.retainedShare, spec.criterion.score(d));
+        }
+        // The same words and figures as a sweep's "done" line, so that the two can be compared.
+        std::printf("judged %s at T_train %lld: %s (score %.3f, growth %.2fx)%s%s\n", a.model.c_str(),
+                    static_cast<long long>(T), j.verdict.forgets ? "forgets" : "collapses", j.verdict.score,
+                    j.verdict.normGrowth, j.verdict.reason.empty() ? "" : ": ", j.verdict.reason.c_str());
+        if (!a.json.empty()) {
+            std::ofstream out(a.json);
+            if (!(out << judgementJson(spec, j) << "\n"))
+                throw Error(a.json, "cannot write the JSON file");
+        }
         return 0;
     }
     // report

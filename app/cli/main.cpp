@@ -406,6 +406,10 @@ int runMain(int argc, char** argv)
         ->check(CLI::PositiveNumber);
     trainCmd->add_option("--save-every", train.saveEvery, "Steps between checkpoints")
         ->check(CLI::PositiveNumber);
+    trainCmd
+        ->add_option("--snapshot-every", train.snapshotEvery,
+                     "Keep a copy of the model every N steps in OUT/snapshots/step-NNNNNNN (0: none)")
+        ->check(CLI::NonNegativeNumber);
     trainCmd->add_option("--eval-every", train.evalEvery, "Steps between held-out evaluations");
     trainCmd->add_option("--threads", train.threads, "CPU threads");
 
@@ -459,6 +463,15 @@ int runMain(int argc, char** argv)
     sweepRun->add_option("--device", sweep.device, "cpu or cuda[:N] (default: cuda if there is one)");
     sweepRun->add_option("--threads", sweep.threads, "CPU threads");
     sweepRun->add_option("--max-jobs", sweep.maxJobs, "Stop after running this many jobs");
+    auto* sweepJudge = sweepCmd->add_subcommand(
+        "judge", "Evaluate one model folder as the sweep evaluates its jobs, and print the verdict");
+    sweepJudge->add_option("spec", sweep.spec, "Sweep spec (JSON): held-out texts, windows, criterion")
+        ->required();
+    sweepJudge->add_option("--model", sweep.model, "Model folder")->required();
+    sweepJudge->add_option("--train-length", sweep.trainLength, "T_train (default: the model card's)");
+    sweepJudge->add_option("--device", sweep.device, "cpu or cuda[:N] (default: cuda if there is one)");
+    sweepJudge->add_option("--threads", sweep.threads, "CPU threads");
+    sweepJudge->add_option("--json", sweep.json, "Also write the verdict and the evaluations here");
     auto* sweepReport =
         sweepCmd->add_subcommand("report", "Gather the finished jobs, find T_forget, fit the line");
     sweepReport->add_option("spec", sweep.spec, "Sweep spec (JSON)")->required();
@@ -539,7 +552,7 @@ int runMain(int argc, char** argv)
             }
         }
         if (*sweepCmd) {
-            sweep.action = *sweepPlan ? "plan" : *sweepRun ? "run" : "report";
+            sweep.action = *sweepPlan ? "plan" : *sweepRun ? "run" : *sweepJudge ? "judge" : "report";
             for (size_t at = 0; !sweepGpus.empty() && at != std::string::npos;) {
                 const size_t comma = sweepGpus.find(',', at);
                 sweep.gpus.push_back(sweepGpus.substr(at, comma == std::string::npos ? comma : comma - at));

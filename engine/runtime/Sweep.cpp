@@ -435,6 +435,49 @@ std::pair<int, int> parseShard(const std::string& s, const std::string& what)
     return {i, n};
 }
 
+SweepJudgement judgeModel(const SweepSpec& spec, const std::string& model, int64_t trainingLength,
+                          const std::string& device, int threads, const std::atomic<bool>* cancel)
+{
+    if (trainingLength <= 0)
+        throw Error(model, "training length", "a positive T_train (the model card's or --train-length)",
+                    std::to_string(trainingLength));
+    SweepJudgement j;
+    for (const auto& text : spec.heldOut) {
+        LengthEvalOptions e;
+        e.model = model;
+        e.textFile = text.path;
+        e.length = spec.evalMultiple * trainingLength;
+        e.samples = spec.evalSamples;
+        e.trainingLength = trainingLength;
+        // The paired reference over the ratio criteria's range, whichever criterion the spec names: the
+        // report can then judge either way without rerunning.
+        ForgetCriterion ratio = spec.criterion;
+        ratio.kind = "ratio";
+        std::tie(e.pairedBegin, e.pairedEnd) = criterionRange(ratio, trainingLength, e.length);
+        RunOptions run;
+        run.device = device;
+        run.chunkSize = spec.evalChunk;
+        run.threads = threads;
+        j.evals.push_back(evaluateLengths(e, run, {}, cancel));
+        j.domains.push_back(statsFor(j.evals.back(), spec.criterion));
+    }
+    j.verdict = judgeForgetting(spec.criterion, j.domains);
+    return j;
+}
+
+std::string judgementJson(const SweepSpec& spec, const SweepJudgement& j)
+{
+    nlohmann::ordered_json out;
+    out["forgets"] = j.verdict.forgets;
+    out["score"] = j.verdict.score;
+    out["norm_growth"] = j.verdict.normGrowth;
+    out["reason"] = j.verdict.reason;
+    out["evals"] = nlohmann::ordered_json::array();
+    for (size_t k = 0; k < j.evals.size(); ++k)
+        out["evals"].push_back(evalToJson(j.evals[k], spec.heldOut[k].name, spec.heldOut[k].path));
+    return out.dump(1);
+}
+
 int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
              const std::function<void(const std::string&)>& log, const std::atomic<bool>* cancel)
 {
@@ -504,29 +547,11 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
         result["job"] = jobJson(spec, job);
         const double trainSeconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        const SweepJudgement judged = judgeModel(spec, t.out, job.trainLength, device, o.threads, cancel);
+        const ForgetVerdict& v = judged.verdict;
         nlohmann::ordered_json evals = nlohmann::ordered_json::array();
-        std::vector<LengthStats> stats;
-        for (const auto& text : spec.heldOut) {
-            LengthEvalOptions e;
-            e.model = t.out;
-            e.textFile = text.path;
-            e.length = job.evalLength;
-            e.samples = spec.evalSamples;
-            e.trainingLength = job.trainLength;
-            // The paired reference over the ratio criteria's range, whichever criterion the spec names:
-            // the report can then judge either way without rerunning.
-            ForgetCriterion ratio = spec.criterion;
-            ratio.kind = "ratio";
-            std::tie(e.pairedBegin, e.pairedEnd) = criterionRange(ratio, job.trainLength, job.evalLength);
-            RunOptions run;
-            run.device = device;
-            run.chunkSize = spec.evalChunk;
-            run.threads = o.threads;
-            const LengthEval r = evaluateLengths(e, run, {}, cancel);
-            evals.push_back(evalToJson(r, text.name, text.path));
-            stats.push_back(statsFor(r, spec.criterion));
-        }
-        const ForgetVerdict v = judgeForgetting(spec.criterion, stats);
+        for (size_t k = 0; k < spec.heldOut.size(); ++k)
+            evals.push_back(evalToJson(judged.evals[k], spec.heldOut[k].name, spec.heldOut[k].path));
         result["evals"] = evals;
         result["device"] = device;
         result["train_seconds"] = trainSeconds;

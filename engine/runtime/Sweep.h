@@ -124,6 +124,20 @@ struct SweepRunOptions {
 int runSweep(const SweepSpec& spec, const SweepRunOptions& options,
              const std::function<void(const std::string&)>& log, const std::atomic<bool>* cancel = nullptr);
 
+// One model folder evaluated the way `runSweep` evaluates a finished job: on every held-out text of
+// the spec, evalSamples windows of evalMultiple · trainingLength tokens, the paired reference over the
+// criterion's range, then the spec's verdict. So any model (a snapshot of a long run, a built-in
+// model) can be judged by a sweep's criterion. Throws Error naming the model for T <= 0.
+struct SweepJudgement {
+    std::vector<LengthEval> evals;    // one per spec.heldOut, in order
+    std::vector<LengthStats> domains; // their statistics under spec.criterion
+    ForgetVerdict verdict;
+};
+SweepJudgement judgeModel(const SweepSpec& spec, const std::string& model, int64_t trainingLength,
+                          const std::string& device, int threads, const std::atomic<bool>* cancel = nullptr);
+// The verdict and the evaluations as job.json holds them ("evals").
+std::string judgementJson(const SweepSpec& spec, const SweepJudgement& judgement);
+
 struct LineFit {
     int n = 0;
     double slope = 0, intercept = 0, r2 = 0;

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -194,6 +195,13 @@ void writeJson(const std::string& path, const nlohmann::ordered_json& j)
 
 } // namespace
 
+std::string snapshotFolder(const std::string& out, int64_t step)
+{
+    char name[32];
+    std::snprintf(name, sizeof name, "step-%07lld", static_cast<long long>(step));
+    return (fs::path(out) / "snapshots" / name).string();
+}
+
 std::vector<std::vector<int64_t>> drawTrainingRows(const TrainOptions& o, int64_t rows, uint64_t seed)
 {
     const auto corpus = openCorpus(o);
@@ -303,13 +311,11 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
         torch::load(optimizer, optimPath);
 
     std::mt19937_64 rng(o.seed * 7919 + static_cast<uint64_t>(startStep));
-    auto save = [&](int64_t step, double loss, double heldOutLoss) {
-        if (!rank0)
-            return;
+    // The model, its tokenizer and its card: the folder every loader reads.
+    auto writeModel = [&](const std::string& folder, int64_t step, double loss, double heldOutLoss) {
         torch::NoGradGuard ng;
-        model->saveFolder(o.out);
-        std::ofstream(o.out + "/tokenizer.json") << byteLevelTokenizerJson();
-        torch::save(optimizer, optimPath);
+        model->saveFolder(folder);
+        std::ofstream(folder + "/tokenizer.json") << byteLevelTokenizerJson();
         const Mamba2Config& c = model->config();
         nlohmann::ordered_json card;
         card["name"] = fs::path(o.out).filename().string();
@@ -345,7 +351,15 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
         card["final_loss"] = loss;
         if (heldOutLoss >= 0)
             card["held_out_loss"] = heldOutLoss;
-        writeModelCard(o.out + "/model_card.json", ModelCard{card});
+        if (folder != o.out) // a snapshot: a point on the way, at the schedule's rate of that step
+            card["snapshot"] = {{"planned_steps", o.steps}, {"lr", learningRate(o, step - 1)}};
+        writeModelCard(folder + "/model_card.json", ModelCard{card});
+    };
+    auto save = [&](int64_t step, double loss, double heldOutLoss) {
+        if (!rank0)
+            return;
+        writeModel(o.out, step, loss, heldOutLoss);
+        torch::save(optimizer, optimPath);
         writeJson(statePath, {{"step", step}, {"loss", loss}});
     };
 
@@ -419,6 +433,11 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
                      tokensSinceLog * env.worldSize / std::max(1e-9, secs)});
             start = std::chrono::steady_clock::now();
             tokensSinceLog = 0;
+        }
+        if (rank0 && o.snapshotEvery > 0 && (step + 1) % o.snapshotEvery == 0) {
+            const std::string folder = snapshotFolder(o.out, step + 1);
+            fs::create_directories(folder);
+            writeModel(folder, step + 1, loss.item<double>(), lastHeldOut);
         }
         if ((step + 1) % o.saveEvery == 0 || last)
             save(step + 1, lastLoss, lastHeldOut);

@@ -50,6 +50,9 @@ struct TrainOptions {
     uint64_t seed = 0;
     int64_t logEvery = 50;
     int64_t saveEvery = 500;
+    // Keeps a loadable copy of the model every this many steps in snapshotFolder(out, step), so that
+    // one long run shows how forgetting changes with the budget. 0 = none.
+    int64_t snapshotEvery = 0;
     int64_t evalEvery = 0;
     int threads = 0;
 };
@@ -68,6 +71,9 @@ struct TrainProgress {
 // random stream `seed`: for tests and for looking at what the model is taught. Throws Error as
 // trainModel does for bad passkey or corpus settings.
 std::vector<std::vector<int64_t>> drawTrainingRows(const TrainOptions& options, int64_t rows, uint64_t seed);
+
+// <out>/snapshots/step-0001234: where TrainOptions::snapshotEvery keeps the model after `step` steps.
+std::string snapshotFolder(const std::string& out, int64_t step);
 
 // Resumes from out/trainer_state.json when it exists. Throws Error for bad options or files.
 void trainModel(const TrainOptions& options, const std::function<void(const TrainProgress&)>& log);

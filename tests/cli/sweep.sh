@@ -36,6 +36,23 @@ for k in 0 1; do
 done
 [ "$(ls "$work"/a/jobs/*/job.json | wc -l)" -eq 4 ] || fail "4 finished jobs"
 
+# `sweep judge` evaluates a model folder the way the sweep evaluated its job: the same verdict, score and
+# growth as the shard's "done" line, from a fresh process reading only the folder and the spec.
+job=d_state-16_T-64_seed-0
+done_line=$(grep -h "^\[sweep\] done $job:" "$work"/a/logs/shard-*-of-2.log)
+want=${done_line#*: }; want=${want% in *}
+"$cli" sweep judge "$work/a.json" --model "$work/a/jobs/$job/model" --device cpu --threads 1 \
+  --json "$work/judge.json" > "$work/judge.log" 2>&1 || { cat "$work/judge.log"; fail "judge"; }
+got=$(grep "^judged" "$work/judge.log")
+case "$got" in *"at T_train 64: $want"*) ;; *) cat "$work/judge.log"; fail "judge: '$got', the sweep said '$want'";; esac
+python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert len(j['evals'])==1 and j['evals'][0]['domain']=='kjv', j" \
+  "$work/judge.json" || fail "judge --json"
+"$cli" sweep judge "$work/a.json" --model "$work/a" > "$work/judge-bad.log" 2>&1
+rc=$?
+[ $rc -ne 0 ] && [ "$(wc -l < "$work/judge-bad.log")" -eq 1 ] && grep -q "a/: training length\|a: training length" "$work/judge-bad.log" \
+  || { cat "$work/judge-bad.log"; fail "judge without a card: rc $rc"; }
+echo "judge: $got"
+
 # Killed after the first job finished; the next run skips it.
 "$cli" sweep run "$work/b.json" --device cpu --threads 2 > "$work/killed.log" 2>&1 &
 pid=$!

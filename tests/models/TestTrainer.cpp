@@ -45,7 +45,9 @@ private slots:
         QTemporaryDir tmp;
         const QString out = tmp.filePath("m");
         std::vector<TrainProgress> log;
-        trainModel(options(out, 60), [&](const TrainProgress& p) { log.push_back(p); });
+        TrainOptions first = options(out, 60);
+        first.snapshotEvery = 30;
+        trainModel(first, [&](const TrainProgress& p) { log.push_back(p); });
         QCOMPARE(log.size(), size_t(6));
         // Uniform over bytes is ln 256 = 5.55 nats; 60 steps on English text get far below.
         QVERIFY2(log.front().loss > 4.0, qPrintable(QString::number(log.front().loss)));
@@ -60,6 +62,28 @@ private slots:
         auto runner = Runner::open(out.toStdString(), ro);
         QVERIFY(runner->info().tokenizerPath.has_value());
         QCOMPARE(*runner->info().trainingLength, int64_t(64));
+
+        // Snapshots: the one at the last step holds the final weights, the earlier one other weights,
+        // and each loads as a model whose card says where in the schedule it was taken.
+        const auto fileBytes = [](const std::string& path) {
+            QFile f(QString::fromStdString(path));
+            return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+        };
+        const std::string s30 = snapshotFolder(out.toStdString(), 30),
+                          s60 = snapshotFolder(out.toStdString(), 60);
+        const std::string tail = "/m/snapshots/step-0000030";
+        QVERIFY2(s30.size() > tail.size() && s30.substr(s30.size() - tail.size()) == tail, s30.c_str());
+        const QByteArray final = fileBytes(out.toStdString() + "/model.safetensors");
+        QVERIFY(final.size() > 1000);
+        QCOMPARE(fileBytes(s60 + "/model.safetensors"), final);
+        QVERIFY(fileBytes(s30 + "/model.safetensors") != final);
+        QCOMPARE(fileBytes(s30 + "/model.safetensors").size(), final.size());
+        const nlohmann::json snapCard = loadPythonJson(s30 + "/model_card.json");
+        QCOMPARE(snapCard.at("steps").get<int64_t>(), int64_t(30));
+        QCOMPARE(snapCard.at("snapshot").at("planned_steps").get<int64_t>(), int64_t(60));
+        auto snap = Runner::open(s30, ro);
+        QCOMPARE(*snap->info().trainingLength, int64_t(64));
+        QVERIFY(!QFile::exists(QString::fromStdString(s30 + "/optimizer.pt")));
 
         log.clear();
         trainModel(options(out, 70), [&](const TrainProgress& p) { log.push_back(p); });
