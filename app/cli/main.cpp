@@ -409,7 +409,7 @@ int runMain(int argc, char** argv)
     trainCmd
         ->add_option("--snapshot-every", train.snapshotEvery,
                      "Keep a copy of the model every N steps in OUT/snapshots/step-NNNNNNN (0: none)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(CLI::Range(0, 1000000000));
     trainCmd->add_option("--eval-every", train.evalEvery, "Steps between held-out evaluations");
     trainCmd->add_option("--threads", train.threads, "CPU threads");
 
@@ -468,7 +468,8 @@ int runMain(int argc, char** argv)
     sweepJudge->add_option("spec", sweep.spec, "Sweep spec (JSON): held-out texts, windows, criterion")
         ->required();
     sweepJudge->add_option("--model", sweep.model, "Model folder")->required();
-    sweepJudge->add_option("--train-length", sweep.trainLength, "T_train (default: the model card's)");
+    sweepJudge->add_option("--train-length", sweep.trainLength, "T_train (default: the model card's)")
+        ->check(CLI::PositiveNumber);
     sweepJudge->add_option("--device", sweep.device, "cpu or cuda[:N] (default: cuda if there is one)");
     sweepJudge->add_option("--threads", sweep.threads, "CPU threads");
     sweepJudge->add_option("--json", sweep.json, "Also write the verdict and the evaluations here");
