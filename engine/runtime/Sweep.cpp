@@ -446,7 +446,7 @@ SweepJudgement judgeModel(const SweepSpec& spec, const std::string& model, int64
         LengthEvalOptions e;
         e.model = model;
         e.textFile = text.path;
-        e.length = spec.evalMultiple * trainingLength;
+        e.length = spec.evalMultiple * trainingLength; // a job's evalLength (planSweep)
         e.samples = spec.evalSamples;
         e.trainingLength = trainingLength;
         // The paired reference over the ratio criteria's range, whichever criterion the spec names: the
@@ -465,6 +465,19 @@ SweepJudgement judgeModel(const SweepSpec& spec, const std::string& model, int64
     return j;
 }
 
+namespace {
+
+// The evaluations as job.json's "evals" holds them, one per held-out text.
+nlohmann::ordered_json evalsJson(const SweepSpec& spec, const SweepJudgement& j)
+{
+    nlohmann::ordered_json evals = nlohmann::ordered_json::array();
+    for (size_t k = 0; k < j.evals.size(); ++k)
+        evals.push_back(evalToJson(j.evals[k], spec.heldOut[k].name, spec.heldOut[k].path));
+    return evals;
+}
+
+} // namespace
+
 std::string judgementJson(const SweepSpec& spec, const SweepJudgement& j)
 {
     nlohmann::ordered_json out;
@@ -472,9 +485,7 @@ std::string judgementJson(const SweepSpec& spec, const SweepJudgement& j)
     out["score"] = j.verdict.score;
     out["norm_growth"] = j.verdict.normGrowth;
     out["reason"] = j.verdict.reason;
-    out["evals"] = nlohmann::ordered_json::array();
-    for (size_t k = 0; k < j.evals.size(); ++k)
-        out["evals"].push_back(evalToJson(j.evals[k], spec.heldOut[k].name, spec.heldOut[k].path));
+    out["evals"] = evalsJson(spec, j);
     return out.dump(1);
 }
 
@@ -549,10 +560,7 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         const SweepJudgement judged = judgeModel(spec, t.out, job.trainLength, device, o.threads, cancel);
         const ForgetVerdict& v = judged.verdict;
-        nlohmann::ordered_json evals = nlohmann::ordered_json::array();
-        for (size_t k = 0; k < spec.heldOut.size(); ++k)
-            evals.push_back(evalToJson(judged.evals[k], spec.heldOut[k].name, spec.heldOut[k].path));
-        result["evals"] = evals;
+        result["evals"] = evalsJson(spec, judged);
         result["device"] = device;
         result["train_seconds"] = trainSeconds;
         result["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
