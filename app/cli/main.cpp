@@ -13,10 +13,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <thread>
 #include <unistd.h>
@@ -50,6 +52,8 @@ std::string shapeNames()
 }
 std::atomic<bool> g_cancel{false};
 std::atomic<int> g_signal{0};
+// What a SIGTERM leaves behind, in the words of the command that was running.
+std::atomic<const char*> g_termNote{"\nstatescope-cli: terminated\n"};
 extern "C" void onSignal(int sig)
 {
     // A second Ctrl-C does not wait for the chunk in progress.
@@ -70,9 +74,8 @@ void startTermWatchdog()
             const int sig = g_signal.load();
             if (sig == SIGTERM || sig == SIGHUP) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(500));
-                const char msg[] =
-                    "\nstatescope-cli: terminated; the trace keeps every finished chunk (completed = 0)\n";
-                (void)!::write(2, msg, sizeof msg - 1);
+                const char* msg = g_termNote.load();
+                (void)!::write(2, msg, std::strlen(msg));
                 std::_Exit(128 + sig);
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -504,6 +507,16 @@ int runMain(int argc, char** argv)
                 std::printf("cuda: none (no NVIDIA driver found)\n");
             return 0;
         }
+        constexpr const char* kTraceNote =
+            "\nstatescope-cli: terminated; the trace keeps every finished chunk (completed = 0)\n";
+        if (*runCmd || *pkCmd)
+            g_termNote = kTraceNote;
+        if (*trainCmd)
+            g_termNote = "\nstatescope-cli: terminated; the model folder keeps its last checkpoint, from "
+                         "which the same command resumes\n";
+        if (*sweepCmd)
+            g_termNote = "\nstatescope-cli: terminated; finished jobs are kept, and the same command "
+                         "resumes the others from their last checkpoints\n";
         if (*runCmd)
             return runCommand(run, g_cancel);
         if (*tokCmd)

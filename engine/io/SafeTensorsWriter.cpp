@@ -1,6 +1,7 @@
 #include "io/SafeTensorsWriter.h"
 
 #include "Error.h"
+#include "io/AtomicFile.h"
 
 #include <nlohmann/json.hpp>
 
@@ -15,22 +16,33 @@ namespace {
 const char* safetensorsDType(DType t)
 {
     switch (t) {
-    case DType::Float32: return "F32";
-    case DType::Float64: return "F64";
-    case DType::BFloat16: return "BF16";
-    case DType::Float16: return "F16";
-    case DType::Int64: return "I64";
-    case DType::Int32: return "I32";
-    case DType::Int16: return "I16";
-    case DType::Int8: return "I8";
-    case DType::UInt8: return "U8";
-    case DType::Bool: return "BOOL";
+    case DType::Float32:
+        return "F32";
+    case DType::Float64:
+        return "F64";
+    case DType::BFloat16:
+        return "BF16";
+    case DType::Float16:
+        return "F16";
+    case DType::Int64:
+        return "I64";
+    case DType::Int32:
+        return "I32";
+    case DType::Int16:
+        return "I16";
+    case DType::Int8:
+        return "I8";
+    case DType::UInt8:
+        return "U8";
+    case DType::Bool:
+        return "BOOL";
     }
     return "?";
 }
 } // namespace
 
-void SafeTensorsWriter::add(const std::string& name, DType dtype, const std::vector<int64_t>& shape, const void* data)
+void SafeTensorsWriter::add(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
+                            const void* data)
 {
     int64_t n = 1;
     for (int64_t d : shape)
@@ -56,25 +68,16 @@ void SafeTensorsWriter::write(const std::string& path) const
     }
     std::string text = header.dump();
     text.append((8 - text.size() % 8) % 8, ' ');
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        if (!out)
-            throw Error(path, "cannot write (missing folder or no permission)");
+    writeFileAtomically(path, [&](std::ostream& out) {
         uint8_t size[8];
         for (int i = 0; i < 8; ++i)
             size[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
         out.write(reinterpret_cast<const char*>(size), 8);
         out.write(text.data(), static_cast<std::streamsize>(text.size()));
         for (const auto& e : m_entries)
-            out.write(reinterpret_cast<const char*>(e.bytes.data()), static_cast<std::streamsize>(e.bytes.size()));
-        if (!out.flush())
-            throw Error(path, "write failed (disk full?)");
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec)
-        throw Error(path, "cannot move the finished file into place: " + ec.message());
+            out.write(reinterpret_cast<const char*>(e.bytes.data()),
+                      static_cast<std::streamsize>(e.bytes.size()));
+    });
 }
 
 } // namespace statescope

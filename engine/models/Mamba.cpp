@@ -77,7 +77,7 @@ void validate(const MambaConfig& c, const std::string& file)
 }
 
 // state-spaces / mamba_ssm: {d_model, n_layer, vocab_size, ssm_cfg: {} or {layer: "Mamba1", ...}}
-MambaConfig parseMambaSsm(const nlohmann::json& j, const std::string& file)
+MambaConfig parseMamba1Ssm(const nlohmann::json& j, const std::string& file)
 {
     MambaConfig c;
     c.dModel = intField(j, "d_model", 0, file, "", 1, 1 << 20);
@@ -107,7 +107,7 @@ MambaConfig parseMambaSsm(const nlohmann::json& j, const std::string& file)
 }
 
 // Hugging Face transformers: {model_type: "mamba", hidden_size, state_size, time_step_rank, ...}
-MambaConfig parseTransformers(const nlohmann::json& j, const std::string& file)
+MambaConfig parseMamba1Transformers(const nlohmann::json& j, const std::string& file)
 {
     MambaConfig c;
     c.dModel = intField(j, "hidden_size", 768, file, "", 1, 1 << 20);
@@ -137,7 +137,7 @@ MambaConfig parseTransformers(const nlohmann::json& j, const std::string& file)
 
 MambaConfig parseConfig(const nlohmann::json& j, const std::string& layout, const std::string& file)
 {
-    MambaConfig c = layout == "transformers" ? parseTransformers(j, file) : parseMambaSsm(j, file);
+    MambaConfig c = layout == "transformers" ? parseMamba1Transformers(j, file) : parseMamba1Ssm(j, file);
     validate(c, file);
     return c;
 }

@@ -1,6 +1,7 @@
 #include "models/ModelCard.h"
 
 #include "Error.h"
+#include "io/AtomicFile.h"
 #include "io/Json.h"
 
 #include <filesystem>
@@ -33,16 +34,7 @@ ModelCard readModelCard(const std::string& path)
 
 void writeModelCard(const std::string& path, const ModelCard& card)
 {
-    // Written aside and renamed, so that a crash never leaves half a card.
-    const std::string tmp = path + ".tmp";
-    std::ofstream out(tmp);
-    out << card.json.dump(2) << "\n";
-    out.close();
-    std::error_code ec;
-    if (out)
-        std::filesystem::rename(tmp, path, ec);
-    if (!out || ec)
-        throw Error(path, "cannot write the model card");
+    writeFileAtomically(path, card.json.dump(2) + "\n");
 }
 
 } // namespace statescope

@@ -3,6 +3,7 @@
 #include "kernels/FusedOps.h"
 
 #include "Error.h"
+#include "io/AtomicFile.h"
 #include "io/SafeTensors.h"
 #include "io/SafeTensorsWriter.h"
 #include "io/TorchCheckpoint.h"
@@ -188,12 +189,7 @@ void writeConfigJson(const std::string& dir, const std::string& json)
     std::filesystem::create_directories(dir, ec);
     if (ec)
         throw Error(dir, "cannot create the model folder: " + ec.message());
-    const std::string path = dir + "/config.json";
-    std::ofstream out(path);
-    out << json << "\n";
-    out.close();
-    if (!out)
-        throw Error(path, "cannot write");
+    writeFileAtomically(dir + "/config.json", json + "\n");
 }
 
 namespace {

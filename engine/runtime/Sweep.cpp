@@ -1,6 +1,7 @@
 #include "runtime/Sweep.h"
 
 #include "Error.h"
+#include "io/AtomicFile.h"
 #include "io/Json.h"
 #include "models/Architecture.h"
 #include "models/ConfigFields.h"
@@ -65,17 +66,7 @@ std::string resolve(const std::string& path, const std::string& specFile)
 
 void writeJsonAtomically(const std::string& path, const nlohmann::ordered_json& j)
 {
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp);
-        out << j.dump(1) << "\n";
-        if (!out)
-            throw Error(tmp, "cannot write the file");
-    }
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    if (ec)
-        throw Error(path, "cannot write the file: " + ec.message());
+    writeFileAtomically(path, j.dump(1) + "\n");
 }
 
 // One job as the plan and its job.json describe it.

@@ -1,6 +1,7 @@
 #include "runtime/Trainer.h"
 
 #include "Error.h"
+#include "io/AtomicFile.h"
 #include "io/Json.h"
 #include "io/MappedFile.h"
 #include "models/ConfigFields.h"
@@ -187,10 +188,7 @@ double lossOf(Mamba2Model& model, const torch::Tensor& ids)
 
 void writeJson(const std::string& path, const nlohmann::ordered_json& j)
 {
-    std::ofstream out(path + ".tmp");
-    out << j.dump(2) << "\n";
-    out.close();
-    fs::rename(path + ".tmp", path);
+    writeFileAtomically(path, j.dump(2) + "\n");
 }
 
 } // namespace
@@ -307,15 +305,21 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
                         std::make_unique<torch::optim::AdamWOptions>(
                             torch::optim::AdamWOptions(o.lr).weight_decay(0.0).betas({0.9, 0.95})));
     torch::optim::AdamW optimizer(groups, torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}));
-    if (startStep > 0 && fs::exists(optimPath))
-        torch::load(optimizer, optimPath);
+    if (startStep > 0 && fs::exists(optimPath)) {
+        try {
+            torch::load(optimizer, optimPath);
+        } catch (const c10::Error& e) {
+            throw Error(optimPath, "cannot read the optimizer state (" + errorLine(e) +
+                                       "); move it aside to resume with a fresh optimizer");
+        }
+    }
 
     std::mt19937_64 rng(o.seed * 7919 + static_cast<uint64_t>(startStep));
     // The model, its tokenizer and its card: the folder every loader reads.
     auto writeModel = [&](const std::string& folder, int64_t step, double loss, double heldOutLoss) {
         torch::NoGradGuard ng;
         model->saveFolder(folder);
-        std::ofstream(folder + "/tokenizer.json") << byteLevelTokenizerJson();
+        writeFileAtomically(folder + "/tokenizer.json", byteLevelTokenizerJson());
         const Mamba2Config& c = model->config();
         nlohmann::ordered_json card;
         card["name"] = fs::path(o.out).filename().string();
@@ -359,7 +363,9 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
         if (!rank0)
             return;
         writeModel(o.out, step, loss, heldOutLoss);
-        torch::save(optimizer, optimPath);
+        // Aside and renamed, as every other file of the folder: a truncated optimizer.pt would make
+        // every later resume fail.
+        writeFileAtomically(optimPath, [&](std::ostream& out) { torch::save(optimizer, out); });
         writeJson(statePath, {{"step", step}, {"loss", loss}});
     };
 

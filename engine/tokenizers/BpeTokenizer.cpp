@@ -102,11 +102,6 @@ struct MergeInfo {
     int32_t newId;
 };
 
-uint64_t pairKey(int32_t left, int32_t right)
-{
-    return (uint64_t(uint32_t(left)) << 32) | uint32_t(right);
-}
-
 } // namespace
 
 struct BpeTokenizer::Impl {

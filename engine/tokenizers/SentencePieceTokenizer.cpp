@@ -80,11 +80,6 @@ void replaceAll(Aligned& a, const std::string& from, const std::string& to)
     a = std::move(out);
 }
 
-uint64_t pairKey(int32_t left, int32_t right)
-{
-    return (uint64_t(uint32_t(left)) << 32) | uint32_t(right);
-}
-
 struct Piece {
     int32_t id;
     uint32_t begin, end; // bytes of the word

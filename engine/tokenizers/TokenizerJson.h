@@ -29,6 +29,12 @@ constexpr size_t kMaxCachedWordBytes = 256;
 constexpr size_t kMaxCacheEntries = 1 << 16;
 constexpr uint64_t kMaxFileBytes = uint64_t(1) << 30;
 
+// The key of a merge table: the ids of the pair's two symbols.
+inline uint64_t pairKey(int32_t left, int32_t right)
+{
+    return (uint64_t(uint32_t(left)) << 32) | uint32_t(right);
+}
+
 inline std::string describe(const Json& j)
 {
     if (j.is_string()) {
