@@ -160,7 +160,7 @@ const char* const kGroupMeaning =
 const char* const kChannelMeaning =
     "Mamba channel: a d_state-vector state with its own decay per state entry";
 
-std::vector<ProbeDesc> probeDescsFor(int64_t layers, int64_t units, ProbeDetail detail)
+std::vector<ProbeDesc> mamba1ProbeDescs(int64_t layers, int64_t units, ProbeDetail detail)
 {
     const bool full = detail == ProbeDetail::Full;
     const std::vector<int64_t> shape{layers, units};
@@ -231,7 +231,7 @@ public:
     std::string architecture() const override { return "mamba"; }
     std::vector<ProbeDesc> probeDescs() const override
     {
-        std::vector<ProbeDesc> d = probeDescsFor(m_config.nLayer, m_units, m_detail);
+        std::vector<ProbeDesc> d = mamba1ProbeDescs(m_config.nLayer, m_units, m_detail);
         if (m_context.window > 0)
             for (ProbeDesc& p :
                  oldContextProbeDescs(d.front().shape, d.front().axes, d.front().headMeaning, m_context))
@@ -747,7 +747,7 @@ public:
                                      s.unitName + (s.units == 1 ? "" : "s")},
                      {"dt_rank", std::to_string(c.dtRank)},
                      {"d_conv", std::to_string(c.dConv)}};
-        s.probes = probeDescsFor(c.nLayer, s.units, detail);
+        s.probes = mamba1ProbeDescs(c.nLayer, s.units, detail);
         return s;
     }
 
