@@ -164,8 +164,15 @@ private slots:
         QTest::addColumn<bool>("reference");
         for (const QString& f : fixtures()) {
             const QString n = fixtureName(f);
-            for (qlonglong c : {1, 7, 64, 256, 1000})
+            for (qlonglong c : {1, 7, 64, 256, 1000}) {
+#if defined(__SANITIZE_ADDRESS__)
+                // One token a chunk is half of this test's time under the sanitizers, and its scan is
+                // LibTorch's bounds-checked tensor code: the Release run checks it.
+                if (c == 1)
+                    continue;
+#endif
                 QTest::newRow(qPrintable(n + " chunked " + QString::number(c))) << f << c << false;
+            }
             QTest::newRow(qPrintable(n + " recurrent")) << f << qlonglong(300) << true;
         }
     }
