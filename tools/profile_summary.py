@@ -9,6 +9,7 @@ the number of kernel launches, the host-side synchronisations, and two tables (k
 operator), each with its share of kernel time.
 """
 import argparse
+import bisect
 import collections
 import json
 import re
@@ -66,15 +67,18 @@ def main():
     for lst in byTid.values():
         lst.sort(key=lambda e: e["ts"])
 
+    starts = {tid: [op["ts"] for op in lst] for tid, lst in byTid.items()}
+
     def innermost(launch):
-        best = None
-        for op in byTid.get(launch.get("tid"), []):
-            if op["ts"] > launch["ts"]:
-                break
-            if op["ts"] + op.get("dur", 0) >= launch["ts"] + launch.get("dur", 0):
-                if best is None or op.get("dur", 0) <= best.get("dur", 0):
-                    best = op
-        return best["name"] if best else "(no operator)"
+        # Spans nest: scanning back from the last operator that started before the launch, the first
+        # one still open at the launch's end is the innermost (a training step has tens of thousands).
+        lst = byTid.get(launch.get("tid"), [])
+        i = bisect.bisect_right(starts.get(launch.get("tid"), []), launch["ts"]) - 1
+        end = launch["ts"] + launch.get("dur", 0)
+        for op in reversed(lst[max(0, i - 5000) : i + 1]):
+            if op["ts"] + op.get("dur", 0) >= end:
+                return op["name"]
+        return "(no operator)"
 
     byOp = collections.Counter()
     opCount = collections.Counter()

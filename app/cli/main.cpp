@@ -360,11 +360,13 @@ int runMain(int argc, char** argv)
 
     statescope::TrainOptions train;
     int64_t tDModel = 0, tLayers = 0, tDState = 0, tHeaddim = 0;
-    auto* trainCmd =
-        app.add_subcommand("train", "Train a byte-level model through the engine's chunked path");
-    trainCmd->add_option("--data", train.data, "Training corpus (UTF-8 text; bytes are the tokens)")
-        ->required();
+    auto* trainCmd = app.add_subcommand(
+        "train", "Train a model (byte-level, or with --tokenizer) through the engine's chunked path");
+    trainCmd->add_option("--data", train.data, "Training corpus (UTF-8 text)")->required();
     trainCmd->add_option("--held-out", train.heldOut, "Held-out text evaluated while training");
+    trainCmd->add_option("--tokenizer", train.tokenizer,
+                         "tokenizer.json whose ids the model reads (default: bytes); the corpus is tokenised "
+                         "once into a cache file beside it");
     trainCmd
         ->add_option("--out", train.out, "Model folder to write (resumed when it holds trainer_state.json)")
         ->required();
@@ -415,6 +417,12 @@ int runMain(int argc, char** argv)
         ->check(CLI::Range(0, 1000000000));
     trainCmd->add_option("--eval-every", train.evalEvery, "Steps between held-out evaluations");
     trainCmd->add_option("--threads", train.threads, "CPU threads");
+    bool checkForward = false;
+    trainCmd->add_flag("--check-forward", checkForward,
+                       "After training, compare the trainer's forward with the inference forward on 8 rows");
+    trainCmd->add_option(
+        "--profile", train.profile,
+        "Chrome trace of steps 6-8 by PyTorch's profiler (tools/profile_summary.py reads it)");
 
     EvalArgs eval;
     std::string evalRange; // default: the second half of the window
@@ -554,6 +562,23 @@ int runMain(int argc, char** argv)
                 std::printf("\n");
                 std::fflush(stdout);
             });
+            if (checkForward) {
+                // The trained model through the trainer's forward and the inference forward, on rows
+                // of the run's own kind: the two scans must give the same per-token loss.
+                const auto rows = statescope::drawTrainingRows(train, 8, 1);
+                const auto f = statescope::trainingAndInferenceNll(train.out, rows, train.device, train.bf16);
+                double worst = 0, mean = 0, nll = 0;
+                for (size_t i = 0; i < f.training.size(); ++i) {
+                    const double d = std::abs(f.training[i] - f.inference[i]);
+                    worst = std::max(worst, d);
+                    mean += d / double(f.training.size());
+                    nll += f.inference[i] / double(f.training.size());
+                }
+                std::printf("forward check (%zu tokens, %s): inference NLL %.4f, |training - inference| "
+                            "mean %.2e, max %.2e\n",
+                            f.training.size(), train.bf16 ? "bfloat16 training forward" : "float32", nll,
+                            mean, worst);
+            }
             return 0;
         }
         if (*evalCmd) {

@@ -4,12 +4,15 @@
 
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
 
 namespace statescope {
 
-void writeFileAtomically(const std::string& path, const std::function<void(std::ostream&)>& write)
+namespace {
+
+void writeThenRename(const std::string& path, const std::string& tmp,
+                     const std::function<void(std::ostream&)>& write)
 {
-    const std::string tmp = path + ".tmp";
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         if (!out)
@@ -22,6 +25,25 @@ void writeFileAtomically(const std::string& path, const std::function<void(std::
     std::filesystem::rename(tmp, path, ec);
     if (ec)
         throw Error(path, "cannot move the finished file into place: " + ec.message());
+}
+
+} // namespace
+
+void writeFileAtomically(const std::string& path, const std::function<void(std::ostream&)>& write)
+{
+    writeThenRename(path, path + ".tmp", write);
+}
+
+void writeSharedFileAtomically(const std::string& path, const std::function<void(std::ostream&)>& write)
+{
+    const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+    try {
+        writeThenRename(path, tmp, write);
+    } catch (...) {
+        std::error_code ec;
+        std::filesystem::remove(tmp, ec);
+        throw;
+    }
 }
 
 void writeFileAtomically(const std::string& path, const std::string& text)

@@ -746,7 +746,14 @@ torch::Tensor Mamba2Model::mixerChunked(size_t l, const torch::Tensor& u, Mamba2
     torch::Tensor norm;
     const torch::Tensor before = s.ssm[l];
     torch::Tensor y;
-    if (tensorCores)
+    if (m_training && torch::GradMode::is_enabled() && !positional && !probes && m_context.window == 0) {
+        if (count0 != 0)
+            throw Error("training", "tokens before the chunk",
+                        "0 (the training scan starts from a zero state)", std::to_string(count0));
+        const torch::ScalarType operand =
+            m_dtype == torch::kBFloat16 || m_dtype == torch::kFloat16 ? m_dtype : accumulation();
+        y = trainingScalarDecayScan(x, dt, logAlpha, Bm, Cm, scanChunk(), operand);
+    } else if (tensorCores)
         y = fused::ssdScan(x, dt, logAlpha, Bm, Cm, layer.D, scanChunk(true), s.ssm[l],
                            probes ? &norm : nullptr, activatedHalf);
     else

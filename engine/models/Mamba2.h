@@ -62,6 +62,10 @@ public:
     // Matmuls in this dtype over the stored weights (bfloat16 over float32 master weights when
     // training on CUDA); the casts are differentiable.
     void setComputeDtype(torch::ScalarType t) { m_dtype = t; }
+    // The trainer's forward: while autograd records, a chunked forward from a fresh state takes
+    // trainingScalarDecayScan (zero state in, none out; bfloat16 GEMMs under bfloat16 compute) and
+    // leaves the state where it was. Forwards without autograd are unchanged.
+    void setTraining(bool on) { m_training = on; }
     // Activations and states: float32 under any weight type, float64 with float64 weights (the
     // precision the identity tests check at).
     torch::ScalarType accumulation() const
@@ -113,6 +117,7 @@ private:
     Mamba2Config m_config;
     Mamba2Weights m_weights;
     torch::ScalarType m_dtype;
+    bool m_training = false;
 };
 
 } // namespace statescope

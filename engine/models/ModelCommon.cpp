@@ -248,6 +248,66 @@ torch::Tensor groupRootSumSquare(const torch::Tensor& squares, int64_t groups)
     return grouped(squares, groups).sum(-1).clamp_min(0).sqrt();
 }
 
+torch::Tensor trainingScalarDecayScan(const torch::Tensor& x, const torch::Tensor& dt,
+                                      const torch::Tensor& logDecay, const torch::Tensor& Bm,
+                                      const torch::Tensor& Cm, int64_t chunkSize, torch::ScalarType operand)
+{
+    const int64_t Bsz = x.size(0), T = x.size(1), H = x.size(2), P = x.size(3), N = Bm.size(3);
+    const int64_t G = Bm.size(2), Hg = H / G;
+    const int64_t Q = std::min<int64_t>(chunkSize, T);
+    const int64_t nc = (T + Q - 1) / Q, pad = nc * Q - T;
+    const torch::ScalarType wide =
+        logDecay.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+
+    torch::Tensor X = x * dt.unsqueeze(-1), Bp = Bm, Cp = Cm, a = logDecay.to(wide);
+    if (pad > 0) { // zero input and zero log-decay: the padding adds nothing and reads nothing
+        X = F::pad(X, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
+        Bp = F::pad(Bp, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
+        Cp = F::pad(Cp, F::PadFuncOptions({0, 0, 0, 0, 0, pad}));
+        a = F::pad(a, F::PadFuncOptions({0, 0, 0, pad}));
+    }
+    X = X.to(operand).contiguous();
+    const torch::Tensor Xh =
+        X.view({Bsz, nc, Q, G, Hg, P}).permute({0, 1, 3, 4, 2, 5}); // [B, c, G, Hg, Q, P]
+    const torch::Tensor Bq =
+        Bp.to(operand).reshape({Bsz, nc, Q, G, N}).permute({0, 1, 3, 2, 4}); // [B,c,G,Q,N]
+    const torch::Tensor Cq = Cp.to(operand).reshape({Bsz, nc, Q, G, N}).permute({0, 1, 3, 2, 4});
+    const torch::Tensor cum =
+        a.reshape({Bsz, nc, Q, G, Hg}).permute({0, 1, 3, 4, 2}).cumsum(-1); // [B,c,G,Hg,Q]
+
+    // Within each chunk: y_l = sum_{s<=l} (C_l . B_s) exp(a_{s+1..l}) X_s, the mask rounded to the
+    // operand type after the product, as the tensor-core kernels round it.
+    const torch::Tensor kernel = torch::matmul(Cq, Bq.transpose(-1, -2)).unsqueeze(3); // [B, c, G, 1, Q, Q]
+    const torch::Tensor masked = (kernel.to(wide) * decayMatrix(cum, wide)).to(operand);
+    torch::Tensor y = torch::matmul(masked, Xh); // [B, c, G, Hg, Q, P]
+
+    if (nc > 1) {
+        // Each chunk's own state at its end, sum_l exp(a_{l+1..Q-1}) X_l B_l^T, the group's heads
+        // stacked: [Hg P, Q] x [Q, N]. The last chunk's is never read.
+        const torch::Tensor total = cum.select(-1, Q - 1); // [B, c, G, Hg]
+        const torch::Tensor after = (total.unsqueeze(-1) - cum).exp().to(operand).unsqueeze(-1);
+        const torch::Tensor Xw = (Xh * after).transpose(-1, -2).reshape({Bsz, nc, G, Hg * P, Q});
+        const torch::Tensor own = torch::matmul(Xw, Bq).to(wide); // [B, c, G, Hg P, N]
+        // The state entering chunk z, from zero: sum_{j<z} exp(total of chunks j+1..z-1) S_j. With
+        // e_z the totals of chunks before z, that is exp(e_z - e_{j+1}): decayMatrix(e) without its
+        // first column.
+        const torch::Tensor e = F::pad(total.reshape({Bsz, nc, H}), F::PadFuncOptions({0, 0, 1, 0}))
+                                    .permute({0, 2, 1})
+                                    .cumsum(-1);
+        const torch::Tensor pass = decayMatrix(e, wide).narrow(-2, 0, nc).narrow(-1, 1, nc); // [B, H, c, c]
+        const torch::Tensor statesIn =
+            torch::matmul(pass, own.reshape({Bsz, nc, H, P * N}).permute({0, 2, 1, 3}));
+        const torch::Tensor Sin =
+            statesIn.permute({0, 2, 1, 3}).reshape({Bsz, nc, G, Hg * P, N}).to(operand); // [B, c, G, Hg P, N]
+        // Its read-out, C_l . S_in exp(a_{0..l}), for all heads of a group in one GEMM.
+        const torch::Tensor R = torch::matmul(Cq, Sin.transpose(-1, -2)) // [B, c, G, Q, Hg P]
+                                    .view({Bsz, nc, G, Q, Hg, P})
+                                    .permute({0, 1, 2, 4, 3, 5});
+        y = y + R * cum.exp().to(operand).unsqueeze(-1);
+    }
+    return y.permute({0, 1, 4, 2, 3, 5}).reshape({Bsz, nc * Q, H, P}).narrow(1, 0, T);
+}
+
 // Chunked SSD (stuffed-mamba.md §7.3). x [B,T,H,P], dt and logDecay [B,T,H], B and C [B,T,G,N].
 // Updates ssmState [B,H,P,N]; returns y [B,T,H,P] without the D skip. Heads are laid out as
 // [G, H/G] so that B and C, shared by the heads of a group, broadcast instead of being copied, and

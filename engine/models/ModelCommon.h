@@ -90,6 +90,15 @@ torch::Tensor chunkedScalarDecayScan(const torch::Tensor& x, const torch::Tensor
                                      const torch::Tensor& C, int64_t chunkSize, torch::Tensor& ssmState,
                                      torch::Tensor* stateNorm);
 
+// The same scan as training needs it: the state starts at zero and is not returned, so states pass
+// only between the chunks (not at all when T fits one chunk), and no norm is read. The GEMMs take
+// their operands in `operand` (bfloat16 puts them on tensor cores, as mamba_ssm's kernels do); the log
+// decays, their running sums and the decay matrices are float32. Returns y [B,T,H,P] without the D
+// skip; differentiable.
+torch::Tensor trainingScalarDecayScan(const torch::Tensor& x, const torch::Tensor& dt,
+                                      const torch::Tensor& logDecay, const torch::Tensor& B,
+                                      const torch::Tensor& C, int64_t chunkSize, torch::ScalarType operand);
+
 // max |S_t| over each head's state, per token, for the scalar-decay scan of chunkedScalarDecayScan's
 // arguments from the state sIn: the states are rebuilt in blocks of 32 tokens and dropped (the scan
 // itself never materialises them). [B, T, H].

@@ -83,7 +83,9 @@ nlohmann::ordered_json jobJson(const SweepSpec& spec, const SweepJob& job)
             {"steps", job.steps},
             {"tokens", job.tokens},
             {"eval_length", job.evalLength},
-            {"init", spec.init}};
+            {"init", spec.init},
+            {"tokenizer",
+             spec.tokenizer.empty() ? std::string("bytes") : fs::path(spec.tokenizer).filename().string()}};
 }
 
 // Evaluation curves are stored per bucket of `grain` tokens; the report expands them back to tokens,
@@ -252,7 +254,7 @@ SweepSpec readSweepSpec(const std::string& path)
         "values",     "train_lengths", "seeds",        "budget",   "tokens_per_run", "tokens_per_step",
         "steps",      "batch",         "init",         "lr",       "weight_decay",   "warmup_fraction",
         "schedule",   "bf16",          "data",         "held_out", "eval_multiple",  "eval_samples",
-        "eval_chunk", "criterion",     "comment"};
+        "eval_chunk", "criterion",     "comment",      "tokenizer"};
     for (const auto& [key, value] : j.items())
         if (!known.count(key))
             throw Error(path, key, "a known key (docs/sweeps.md)", "\"" + key + "\"");
@@ -312,6 +314,8 @@ SweepSpec readSweepSpec(const std::string& path)
     s.data = resolve(stringField(j, "data", "", path), path);
     if (s.data.empty())
         throw Error(path, "data", "the training corpus", "nothing");
+    if (j.contains("tokenizer"))
+        s.tokenizer = resolve(stringField(j, "tokenizer", "", path), path);
     if (!j.contains("held_out") || !j["held_out"].is_object() || j["held_out"].empty())
         throw Error(path, "held_out", "an object of domain name: text file",
                     j.contains("held_out") ? j["held_out"].dump() : "nothing");
@@ -515,6 +519,7 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
         t.data = spec.data;
         t.out = dir + "/model";
         t.dataDescription = spec.data;
+        t.tokenizer = spec.tokenizer;
         t.trainLength = job.trainLength;
         t.batch = job.batch;
         t.steps = job.steps;

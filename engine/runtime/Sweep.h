@@ -76,8 +76,9 @@ struct SweepSpec {
     std::string init = "default"; // "default" (mamba_ssm's: Δ in [1e-3, 0.1], A in [1, 16]) or "slow"
     double lr = 2e-3, weightDecay = 0.1, warmupFraction = 0.05;
     std::string schedule = "wsd";
-    bool bf16 = true; // on CUDA
-    std::string data; // training corpus
+    bool bf16 = true;      // on CUDA
+    std::string data;      // training corpus
+    std::string tokenizer; // tokenizer.json of every run's model; empty = bytes
     std::vector<HeldOutText> heldOut;
     int64_t evalMultiple = 32; // evaluation windows of evalMultiple · T tokens
     int evalSamples = 4;

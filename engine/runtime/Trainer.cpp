@@ -9,7 +9,9 @@
 #include "models/ModelCard.h"
 #include "runtime/DataParallel.h"
 #include "runtime/Passkey.h"
+#include "runtime/Profiler.h"
 #include "runtime/Runner.h"
+#include "runtime/TokenCorpus.h"
 #include "tokenizers/ByteTokenizerJson.h"
 #include "tokenizers/Tokenizer.h"
 
@@ -43,16 +45,14 @@ double learningRate(const TrainOptions& o, int64_t step)
     return minLr + 0.5 * (o.lr - minLr) * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
 }
 
-// Random windows of trainLength + 1 bytes from the corpus.
-void fillFromCorpus(const MappedFile& corpus, int64_t length, std::mt19937_64& rng, int64_t* row)
+// Random windows of `length` tokens from the corpus.
+void fillFromCorpus(const TokenCorpus& corpus, int64_t length, std::mt19937_64& rng, int64_t* row)
 {
-    std::uniform_int_distribution<int64_t> start(0, static_cast<int64_t>(corpus.size()) - length);
-    const uint8_t* p = corpus.data() + start(rng);
-    for (int64_t t = 0; t < length; ++t)
-        row[t] = p[t];
+    std::uniform_int_distribution<int64_t> start(0, corpus.size() - length);
+    corpus.copy(start(rng), length, row);
 }
 
-torch::Tensor sampleBatch(const MappedFile& corpus, int64_t batch, int64_t length, std::mt19937_64& rng)
+torch::Tensor sampleBatch(const TokenCorpus& corpus, int64_t batch, int64_t length, std::mt19937_64& rng)
 {
     torch::Tensor ids = torch::empty({batch, length + 1}, torch::kLong);
     for (int64_t b = 0; b < batch; ++b)
@@ -63,9 +63,8 @@ torch::Tensor sampleBatch(const MappedFile& corpus, int64_t batch, int64_t lengt
 // The passkey documents of TrainOptions::passkeyFraction, made by the sweep's own template code.
 class PasskeyDocuments {
 public:
-    PasskeyDocuments(const TrainOptions& o)
-        : m_tokenizer(Tokenizer(BpeTokenizer::fromJson(byteLevelTokenizerJson(), "byte-level tokenizer"))),
-          m_seed(o.seed + kSeedOffset)
+    PasskeyDocuments(const TrainOptions& o, Tokenizer tokenizer)
+        : m_tokenizer(std::move(tokenizer)), m_seed(o.seed + kSeedOffset)
     {
         const int64_t answer = static_cast<int64_t>(answerIds("00000").size());
         m_minLength = o.passkeyMinLength;
@@ -93,7 +92,7 @@ public:
 
     // Writes one document and the corpus after it into row[0, length); returns where the answer's
     // tokens begin and end in the row.
-    std::pair<int64_t, int64_t> fill(const MappedFile& corpus, int64_t length, std::mt19937_64& rng,
+    std::pair<int64_t, int64_t> fill(const TokenCorpus& corpus, int64_t length, std::mt19937_64& rng,
                                      int64_t* row) const
     {
         const int64_t promptLength = std::uniform_int_distribution<int64_t>(m_minLength, m_maxLength)(rng);
@@ -126,20 +125,58 @@ private:
     int64_t m_minLength = 0, m_maxLength = 0;
 };
 
-auto openCorpus(const TrainOptions& o)
+// The model's tokenizer: the given tokenizer.json, or bytes. `text` receives the file's content,
+// which the model folder keeps as its tokenizer.json.
+Tokenizer trainingTokenizer(const TrainOptions& o, std::string* text = nullptr)
 {
-    auto corpus = MappedFile::open(o.data);
-    if (static_cast<int64_t>(corpus->size()) < 2 * (o.trainLength + 1))
-        throw Error(o.data, "corpus", "at least " + std::to_string(2 * (o.trainLength + 1)) + " bytes",
+    if (o.tokenizer.empty()) {
+        if (text)
+            *text = byteLevelTokenizerJson();
+        return Tokenizer(BpeTokenizer::fromJson(byteLevelTokenizerJson(), "byte-level tokenizer"));
+    }
+    if (fs::path(o.tokenizer).extension() != ".json")
+        throw Error(o.tokenizer, "tokenizer", "a Hugging Face tokenizer.json (what the model folder keeps)",
+                    fs::path(o.tokenizer).filename().string());
+    Tokenizer t = Tokenizer::fromFile(o.tokenizer);
+    if (text) {
+        const auto file = MappedFile::open(o.tokenizer);
+        text->assign(reinterpret_cast<const char*>(file->data()), file->size());
+    }
+    return t;
+}
+
+// The output layer's rows: the tokenizer's ids rounded up to a multiple of 16, as mamba_ssm pads them
+// (GPT-NeoX's 50,277 become 50,288). An odd row count leaves the logits' GEMMs on unaligned kernels.
+int64_t paddedVocabulary(const Tokenizer& tokenizer)
+{
+    constexpr int64_t kMultiple = 16;
+    return (tokenizer.vocabSize() + kMultiple - 1) / kMultiple * kMultiple;
+}
+
+std::shared_ptr<TokenCorpus> openTokens(const TrainOptions& o, const std::string& path,
+                                        const Tokenizer* tokenizer, const std::string& tokenizerText)
+{
+    if (!tokenizer)
+        return TokenCorpus::bytes(path);
+    const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
+    return TokenCorpus::tokenised(path, *tokenizer, tokenizerText, o.out, threads);
+}
+
+std::shared_ptr<TokenCorpus> openCorpus(const TrainOptions& o, const Tokenizer* tokenizer,
+                                        const std::string& tokenizerText)
+{
+    auto corpus = openTokens(o, o.data, tokenizer, tokenizerText);
+    if (corpus->size() < 2 * (o.trainLength + 1))
+        throw Error(o.data, "corpus", "at least " + std::to_string(2 * (o.trainLength + 1)) + " tokens",
                     std::to_string(corpus->size()));
     return corpus;
 }
 
-std::unique_ptr<PasskeyDocuments> passkeyDocuments(const TrainOptions& o)
+std::unique_ptr<PasskeyDocuments> passkeyDocuments(const TrainOptions& o, const Tokenizer& tokenizer)
 {
     if (!(o.passkeyFraction >= 0 && o.passkeyFraction <= 1))
         throw Error("passkey fraction", "value", "in [0, 1]", std::to_string(o.passkeyFraction));
-    return o.passkeyFraction > 0 ? std::make_unique<PasskeyDocuments>(o) : nullptr;
+    return o.passkeyFraction > 0 ? std::make_unique<PasskeyDocuments>(o, tokenizer) : nullptr;
 }
 
 struct Batch {
@@ -148,7 +185,7 @@ struct Batch {
     int64_t answerTokens = 0;
 };
 
-Batch sampleMixedBatch(const MappedFile& corpus, const PasskeyDocuments* passkeys, double fraction,
+Batch sampleMixedBatch(const TokenCorpus& corpus, const PasskeyDocuments* passkeys, double fraction,
                        int64_t batch, int64_t length, std::mt19937_64& rng)
 {
     Batch out;
@@ -193,6 +230,45 @@ void writeJson(const std::string& path, const nlohmann::ordered_json& j)
 
 } // namespace
 
+ForwardPair trainingAndInferenceNll(const std::string& folder, const std::vector<std::vector<int64_t>>& rows,
+                                    const std::string& device, bool bf16)
+{
+    if (rows.empty() || rows.front().size() < 2)
+        throw Error(folder, "rows", "at least one row of two or more ids",
+                    std::to_string(rows.size()) + " rows");
+    const int64_t width = static_cast<int64_t>(rows.front().size());
+    torch::Tensor ids = torch::empty({static_cast<int64_t>(rows.size()), width}, torch::kLong);
+    for (size_t r = 0; r < rows.size(); ++r) {
+        if (static_cast<int64_t>(rows[r].size()) != width)
+            throw Error(folder, "rows", "rows of one length", std::to_string(rows[r].size()));
+        std::copy(rows[r].begin(), rows[r].end(), ids[static_cast<int64_t>(r)].data_ptr<int64_t>());
+    }
+    auto model = Mamba2Model::load(inspectModelFolder(folder), torch::Device(device), torch::kFloat32);
+    ids = ids.to(model->device());
+    const torch::Tensor input = ids.narrow(1, 0, width - 1), target = ids.narrow(1, 1, width - 1);
+    auto nll = [&] {
+        auto state = model->initialState(ids.size(0));
+        const torch::Tensor logits = model->logits(model->forward(input, *state, false, false).hidden);
+        const torch::Tensor v = torch::nn::functional::cross_entropy(
+            logits.reshape({-1, logits.size(-1)}), target.reshape({-1}),
+            torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+        const torch::Tensor host = v.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+        return std::vector<double>(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
+    };
+    ForwardPair out;
+    {
+        torch::NoGradGuard ng;
+        out.inference = nll();
+    }
+    for (auto& p : model->parameters())
+        p.requires_grad_(true);
+    if (bf16)
+        model->setComputeDtype(torch::kBFloat16);
+    model->setTraining(true);
+    out.training = nll();
+    return out;
+}
+
 std::string snapshotFolder(const std::string& out, int64_t step)
 {
     char name[32];
@@ -202,8 +278,10 @@ std::string snapshotFolder(const std::string& out, int64_t step)
 
 std::vector<std::vector<int64_t>> drawTrainingRows(const TrainOptions& o, int64_t rows, uint64_t seed)
 {
-    const auto corpus = openCorpus(o);
-    const auto passkeys = passkeyDocuments(o);
+    std::string tokenizerText;
+    const Tokenizer tokenizer = trainingTokenizer(o, &tokenizerText);
+    const auto corpus = openCorpus(o, o.tokenizer.empty() ? nullptr : &tokenizer, tokenizerText);
+    const auto passkeys = passkeyDocuments(o, tokenizer);
     std::mt19937_64 rng(seed);
     const torch::Tensor ids =
         sampleMixedBatch(*corpus, passkeys.get(), o.passkeyFraction, rows, o.trainLength, rng).ids;
@@ -245,18 +323,35 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
     }
     const bool rank0 = env.rank == 0;
     const int64_t rows = o.batch / env.worldSize, firstRow = env.rank * rows;
-    const auto corpus = openCorpus(o);
-    std::shared_ptr<MappedFile> heldOut = o.heldOut.empty() ? nullptr : MappedFile::open(o.heldOut);
-    const auto passkeys = passkeyDocuments(o);
+    std::string tokenizerText;
+    const Tokenizer tokenizer = trainingTokenizer(o, &tokenizerText);
+    const Tokenizer* textTokenizer = o.tokenizer.empty() ? nullptr : &tokenizer;
+    // Every rank reads the same cache; rank 0 builds it first, so that they do not all tokenise.
+    std::shared_ptr<TokenCorpus> corpus, heldOut;
+    auto openTexts = [&] {
+        corpus = openCorpus(o, textTokenizer, tokenizerText);
+        if (!o.heldOut.empty())
+            heldOut = openTokens(o, o.heldOut, textTokenizer, tokenizerText);
+    };
+    if (rank0)
+        openTexts();
+    if (dp)
+        dp->barrier();
+    if (!rank0)
+        openTexts();
+    if (heldOut && heldOut->size() < o.trainLength + 1)
+        throw Error(o.heldOut, "held-out text", "at least " + std::to_string(o.trainLength + 1) + " tokens",
+                    std::to_string(heldOut->size()));
+    const auto passkeys = passkeyDocuments(o, tokenizer);
 
     if (o.architecture != "mamba2")
         throw Error("architecture", "architecture", "mamba2 (the trainer trains Mamba-2 only so far)",
                     "\"" + o.architecture + "\"");
-    // Byte-level: 256 token ids, whatever the shape's vocabulary.
+    // The tokenizer's ids (256 for bytes), whatever the shape's vocabulary.
     nlohmann::json overrides = o.shapeOverrides.empty()
                                    ? nlohmann::json::object()
                                    : parsePythonJson(o.shapeOverrides, "shape overrides");
-    overrides["vocab_size"] = 256;
+    overrides["vocab_size"] = paddedVocabulary(tokenizer);
     const Mamba2Config shape = parseMamba2Config(
         nlohmann::json::parse(Runner::shapeConfig(o.architecture, o.shape, overrides.dump())), "transformers",
         "train shape " + o.shape);
@@ -268,6 +363,11 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
         const nlohmann::json st = loadPythonJson(statePath);
         startStep = intField(st, "step", 0, statePath, "", 0, int64_t(1) << 40);
         model = Mamba2Model::load(inspectModelFolder(o.out), device, torch::kFloat32);
+        if (model->config().vocabSize != paddedVocabulary(tokenizer))
+            throw Error(o.out + "/config.json", "vocab_size",
+                        std::to_string(paddedVocabulary(tokenizer)) + " (the tokenizer's, padded, " +
+                            (o.tokenizer.empty() ? std::string("bytes") : o.tokenizer) + ")",
+                        std::to_string(model->config().vocabSize));
     } else {
         if (device.is_cpu()) { // weights, gradients and Adam's two moments, in float32
             ModelShape need;
@@ -287,6 +387,7 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
     }
     if (o.bf16)
         model->setComputeDtype(torch::kBFloat16);
+    model->setTraining(true);
     std::vector<torch::Tensor> params = model->parameters();
     if (dp)
         dp->broadcast(params);
@@ -319,7 +420,7 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
     auto writeModel = [&](const std::string& folder, int64_t step, double loss, double heldOutLoss) {
         torch::NoGradGuard ng;
         model->saveFolder(folder);
-        writeFileAtomically(folder + "/tokenizer.json", byteLevelTokenizerJson());
+        writeFileAtomically(folder + "/tokenizer.json", tokenizerText);
         const Mamba2Config& c = model->config();
         nlohmann::ordered_json card;
         card["name"] = fs::path(o.out).filename().string();
@@ -347,6 +448,7 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
         card["a_init"] = {o.aInitMin, o.aInitMax};
         card["seed"] = o.seed;
         card["data"] = o.dataDescription.empty() ? o.data : o.dataDescription;
+        card["tokenizer"] = o.tokenizer.empty() ? "bytes" : fs::path(o.tokenizer).filename().string();
         if (passkeys) {
             card["passkey_fraction"] = o.passkeyFraction;
             card["passkey_lengths"] = {passkeys->minLength(), passkeys->maxLength()};
@@ -373,7 +475,17 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
     auto budgetStart = start;
     int64_t tokensSinceLog = 0;
     double lastLoss = 0, lastHeldOut = -1;
+    std::unique_ptr<Profiler> profiler;
+    constexpr int64_t kProfiledFrom = 5, kProfiledSteps = 3;
     for (int64_t step = startStep; step < o.steps; ++step) {
+        if (rank0 && !o.profile.empty() && step == startStep + kProfiledFrom) {
+            profiler = std::make_unique<Profiler>(o.profile);
+            profiler->start();
+        }
+        if (profiler && step == startStep + kProfiledFrom + kProfiledSteps) {
+            profiler->stop();
+            profiler.reset();
+        }
         const double lr = learningRate(o, step);
         for (auto& group : optimizer.param_groups())
             static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);

@@ -13,9 +13,15 @@ namespace statescope {
 struct TrainOptions {
     std::string architecture = "mamba2";
     std::string shape = "tiny"; // a named shape of the architecture (Runner::shapeConfig)
-    std::string shapeOverrides; // JSON object of config keys in its transformers dialect; vocab_size is 256
+    std::string shapeOverrides; // JSON object of config keys in its transformers dialect; vocab_size is the
+                                // tokenizer's
 
-    std::string data;            // training corpus (bytes = token ids)
+    std::string data; // training corpus: UTF-8 text
+    // A Hugging Face tokenizer.json (GPT-NeoX's, say) whose ids the model reads; empty = bytes, 256 ids.
+    // The corpus is tokenised once into a cache beside it (TokenCorpus), and the model folder keeps
+    // this file as its tokenizer.json, so that eval, the sweep's judge and the window read the model's
+    // own tokens.
+    std::string tokenizer;
     std::string heldOut;         // optional: evaluated every evalEvery steps
     std::string out;             // model folder written (and resumed from)
     std::string dataDescription; // goes into the model card
@@ -55,6 +61,9 @@ struct TrainOptions {
     int64_t snapshotEvery = 0;
     int64_t evalEvery = 0;
     int threads = 0;
+    // A Chrome trace of three steps (after five of warm-up) by PyTorch's profiler (runtime/Profiler.h),
+    // for ranking the trainer's costs; empty = none.
+    std::string profile;
 };
 
 struct TrainProgress {
@@ -71,6 +80,16 @@ struct TrainProgress {
 // random stream `seed`: for tests and for looking at what the model is taught. Throws Error as
 // trainModel does for bad passkey or corpus settings.
 std::vector<std::vector<int64_t>> drawTrainingRows(const TrainOptions& options, int64_t rows, uint64_t seed);
+
+// The per-token NLL of `rows` (T + 1 ids each) under the Mamba-2 model in `folder`, once through the
+// trainer's forward (autograd recording: trainingScalarDecayScan, bfloat16 GEMMs with bf16) and once
+// through the inference forward (chunkedScalarDecayScan, float32), on `device`: for tests and checks
+// that hold the training path to the reference. Row-major, T values a row.
+struct ForwardPair {
+    std::vector<double> training, inference;
+};
+ForwardPair trainingAndInferenceNll(const std::string& folder, const std::vector<std::vector<int64_t>>& rows,
+                                    const std::string& device, bool bf16);
 
 // <out>/snapshots/step-0001234: where TrainOptions::snapshotEvery keeps the model after `step` steps.
 std::string snapshotFolder(const std::string& out, int64_t step);

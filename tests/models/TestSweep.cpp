@@ -9,6 +9,7 @@
 #include "runtime/Sweep.h"
 #include "runtime/Trainer.h"
 
+#include <QDir>
 #include <QFile>
 #include <QFileInfo>
 #include <QTemporaryDir>
@@ -425,6 +426,46 @@ private slots:
 
     // A real sweep on the CPU: tiny models, 8 steps each. Stopped after one job (as a killed shard
     // would be), the next run skips that job, resumes a half-trained one and runs the rest.
+    // A spec's tokenizer (a path relative to the spec) reaches every job: its model reads the
+    // tokenizer's ids, is judged on held-out text in them, and the plan says which tokenizer it was.
+    void tokenizerReachesTheJobs()
+    {
+        QTemporaryDir dir;
+        QVERIFY(
+            QFile::copy(STATESCOPE_RESOURCES_DIR "/tokenizers/gpt-neox-20b.json", dir.filePath("neox.json")));
+        QVERIFY(QFile::copy(kText, dir.filePath("kjv.txt")));
+        nlohmann::json s = tinySpec();
+        s["tokenizer"] = "neox.json";
+        s["data"] = "kjv.txt";
+        s["values"] = {8};
+        s["train_lengths"] = {32};
+        const SweepSpec spec = readSweepSpec(writeSpec(dir, s));
+        QCOMPARE(spec.tokenizer, dir.filePath("neox.json").toStdString());
+        const auto jobs = planSweep(spec);
+        QCOMPARE(jobs.size(), size_t(1));
+        const nlohmann::json plan = loadPythonJson(writeSweepPlan(spec, jobs));
+        QCOMPARE(plan[0].at("tokenizer").get<std::string>(), std::string("neox.json"));
+        SweepRunOptions o;
+        o.device = "cpu";
+        o.threads = 2;
+        QCOMPARE(runSweep(spec, o, [](const std::string&) {}), 1);
+        const std::string job =
+            dir.filePath(QString("tiny/jobs/%1").arg(QString::fromStdString(jobs[0].id))).toStdString();
+        const nlohmann::json card = loadPythonJson(job + "/model/model_card.json");
+        QCOMPARE(card.at("tokenizer").get<std::string>(), std::string("neox.json"));
+        const nlohmann::json config = loadPythonJson(job + "/model/config.json");
+        QCOMPARE(config.at("vocab_size").get<int64_t>(), int64_t(50288));
+        const SweepReport r = reportSweep(spec);
+        QCOMPARE(r.finished, 1);
+        QVERIFY2(r.runs[0].domains[0].ratio > 0 && std::isfinite(r.runs[0].domains[0].ratio),
+                 qPrintable(QString::number(r.runs[0].domains[0].ratio)));
+        // The job's model keeps the tokenizer it was judged with.
+        QFile kept(QString::fromStdString(job + "/model/tokenizer.json")), source(dir.filePath("neox.json"));
+        QVERIFY(kept.open(QIODevice::ReadOnly) && source.open(QIODevice::ReadOnly));
+        QVERIFY(kept.readAll() == source.readAll());
+        QVERIFY(!QDir(dir.path()).entryList({"kjv.txt.tokens-*"}).isEmpty());
+    }
+
     void interruptedSweepResumes()
     {
         QTemporaryDir dir;

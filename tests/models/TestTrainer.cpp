@@ -6,7 +6,9 @@
 #include "runtime/Prompts.h"
 #include "runtime/Runner.h"
 #include "runtime/Trainer.h"
+#include "tokenizers/Tokenizer.h"
 
+#include <QDir>
 #include <QFile>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -247,6 +249,105 @@ private slots:
         const nlohmann::json card = loadPythonJson(tmp.filePath("m/model_card.json").toStdString());
         QCOMPARE(card.at("passkey_fraction").get<double>(), 0.3);
         QCOMPARE(card.at("passkey_lengths").dump(), std::string("[220,249]"));
+    }
+
+    // With a tokenizer.json the model reads its ids: the corpus is tokenised (into a cache beside it),
+    // the rows are windows of those tokens, the folder keeps the tokenizer and loads with it, and the
+    // loss falls from ln |V| as on bytes.
+    void learnsTokenizerIds()
+    {
+        QTemporaryDir tmp;
+        const std::string corpus = tmp.filePath("kjv.txt").toStdString();
+        QVERIFY(
+            QFile::copy(STATESCOPE_RESOURCES_DIR "/texts/kjv-heldout.txt", QString::fromStdString(corpus)));
+        const std::string tokenizerPath = STATESCOPE_RESOURCES_DIR "/tokenizers/gpt-neox-20b.json";
+        const Tokenizer tokenizer = Tokenizer::fromFile(tokenizerPath);
+        const QString out = tmp.filePath("m");
+        TrainOptions o = options(out, 40);
+        o.data = corpus;
+        o.tokenizer = tokenizerPath;
+
+        // Rows are windows of the text's own tokens: each decodes to a piece of the corpus.
+        QFile f(QString::fromStdString(corpus));
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const std::string text = f.readAll().toStdString();
+        const auto rows = drawTrainingRows(o, 8, 5);
+        QCOMPARE(rows.size(), size_t(8));
+        for (const auto& row : rows) {
+            QCOMPARE(row.size(), size_t(65));
+            const std::string piece = tokenizer.decode(std::vector<int32_t>(row.begin(), row.end()));
+            QVERIFY2(piece.size() > 65 && text.find(piece) != std::string::npos, piece.c_str());
+        }
+        QVERIFY(std::any_of(rows.front().begin(), rows.front().end(), [](int64_t id) { return id >= 256; }));
+
+        std::vector<TrainProgress> log;
+        trainModel(o, [&](const TrainProgress& p) { log.push_back(p); });
+        // Uniform over 50,277 ids is 10.8 nats; 40 steps learn at least the words' frequencies.
+        QVERIFY2(log.front().loss > 9.5, qPrintable(QString::number(log.front().loss)));
+        QVERIFY2(log.back().loss < 7.5, qPrintable(QString::number(log.back().loss)));
+        const nlohmann::json card = loadPythonJson((out + "/model_card.json").toStdString());
+        QCOMPARE(card.at("tokenizer").get<std::string>(), std::string("gpt-neox-20b.json"));
+        const nlohmann::json config = loadPythonJson((out + "/config.json").toStdString());
+        QCOMPARE(tokenizer.vocabSize(), 50277);
+        QCOMPARE(config.at("vocab_size").get<int64_t>(), int64_t(50288)); // padded to 16, as mamba_ssm does
+        QFile kept(out + "/tokenizer.json"), source(QString::fromStdString(tokenizerPath));
+        QVERIFY(kept.open(QIODevice::ReadOnly) && source.open(QIODevice::ReadOnly));
+        QVERIFY(kept.readAll() == source.readAll());
+        QVERIFY(!QDir(tmp.path()).entryList({"kjv.txt.tokens-*"}).isEmpty());
+
+        // It loads as a model of that tokenizer, which a prompt is encoded with.
+        RunOptions ro;
+        auto runner = Runner::open(out.toStdString(), ro);
+        QVERIFY(runner->info().tokenizerPath.has_value());
+        QCOMPARE(Tokenizer::fromFile(*runner->info().tokenizerPath).vocabSize(), tokenizer.vocabSize());
+
+        // Resuming with other ids is refused, naming the field.
+        TrainOptions bytes = options(out, 41);
+        try {
+            trainModel(bytes, [](const TrainProgress&) {});
+            QFAIL("resumed a tokenizer model on bytes");
+        } catch (const Error& e) {
+            QVERIFY2(e.field() == "vocab_size", e.what());
+        }
+        TrainOptions world = o;
+        world.tokenizer = STATESCOPE_RESOURCES_DIR "/tokenizers/rwkv-world-vocab-v20230424.txt";
+        QVERIFY_THROWS_EXCEPTION(Error, trainModel(world, [](const TrainProgress&) {}));
+    }
+
+    // The trainer's forward (zero state in, none out, states passed only between chunks) gives the
+    // inference forward's NLL, token by token: in one chunk, in four, and in four with padding. In
+    // bfloat16 it stays within bfloat16's rounding of it.
+    void trainingPathMatchesInference()
+    {
+        QTemporaryDir tmp;
+        const QString out = tmp.filePath("m");
+        TrainOptions o = options(out, 30);
+        o.shapeOverrides = R"({"chunk_size": 16})";
+        trainModel(o, [](const TrainProgress&) {});
+        for (int64_t width : {17, 65, 51}) { // T = 16 (one chunk), 64 (four), 50 (four, padded)
+            TrainOptions rowsOf = o;
+            rowsOf.trainLength = width - 1;
+            const auto rows = drawTrainingRows(rowsOf, 4, 11);
+            const ForwardPair f = trainingAndInferenceNll(out.toStdString(), rows, "cpu", false);
+            QCOMPARE(f.training.size(), size_t(4 * (width - 1)));
+            QCOMPARE(f.inference.size(), f.training.size());
+            double worst = 0, mean = 0;
+            for (size_t i = 0; i < f.training.size(); ++i) {
+                worst = std::max(worst, std::abs(f.training[i] - f.inference[i]));
+                mean += f.inference[i] / double(f.training.size());
+            }
+            QVERIFY2(worst < 2e-5, qPrintable(QString("T %1: %2").arg(width - 1).arg(worst)));
+            QVERIFY2(mean > 1.0 && mean < 4.0, qPrintable(QString::number(mean)));
+            const ForwardPair h = trainingAndInferenceNll(out.toStdString(), rows, "cpu", true);
+            double bfWorst = 0, bfMean = 0;
+            for (size_t i = 0; i < h.training.size(); ++i) {
+                bfWorst = std::max(bfWorst, std::abs(h.training[i] - h.inference[i]));
+                bfMean += std::abs(h.training[i] - h.inference[i]) / double(h.training.size());
+            }
+            QVERIFY2(
+                bfMean > 0 && bfMean < 0.02 && bfWorst < 0.2,
+                qPrintable(QString("T %1: bf16 mean %2 worst %3").arg(width - 1).arg(bfMean).arg(bfWorst)));
+        }
     }
 
     void badCorpus()
