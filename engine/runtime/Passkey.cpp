@@ -109,28 +109,11 @@ std::string fixedString(const char* p, size_t size)
 
 } // namespace
 
-PasskeyFileLock::PasskeyFileLock(const std::string& path) : m_path(path + ".lock")
+PasskeyFileLock::PasskeyFileLock(const std::string& path) : m_lock(path + ".lock", FileLock::Mode::Try)
 {
-    m_fd = ::open(m_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (m_fd < 0)
-        throw Error(m_path, std::string("cannot create the lock file: ") + std::strerror(errno));
-    struct flock lock {};
-    lock.l_type = F_WRLCK;
-    lock.l_whence = SEEK_SET;
-    if (::fcntl(m_fd, F_OFD_SETLK, &lock) != 0 && (errno == EAGAIN || errno == EACCES)) {
-        ::close(m_fd);
-        m_fd = -1;
+    if (!m_lock.locked())
         throw Error(path, "another passkey sweep is writing this file now: choose another --out, or wait for "
                           "that sweep to end");
-    }
-}
-
-PasskeyFileLock::~PasskeyFileLock()
-{
-    if (m_fd >= 0) {
-        ::unlink(m_path.c_str());
-        ::close(m_fd);
-    }
 }
 
 std::string passkeyFor(uint64_t seed, int64_t length, int64_t index)

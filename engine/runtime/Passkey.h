@@ -3,6 +3,7 @@
 // Passkey retrieval (stuffed-mamba.md §3.7): the seed's template measured in the model's own tokens,
 // a sweep over lengths and depths with greedy decoding, and its results file (passkey.h5) that an
 // interrupted sweep resumes from. Torch-free: the model is reached through Runner.
+#include "io/FileLock.h"
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -108,13 +109,9 @@ std::vector<PasskeyResult> readPasskeyFile(const std::string& path, const Passke
 class PasskeyFileLock {
 public:
     explicit PasskeyFileLock(const std::string& path);
-    ~PasskeyFileLock();
-    PasskeyFileLock(const PasskeyFileLock&) = delete;
-    PasskeyFileLock& operator=(const PasskeyFileLock&) = delete;
 
 private:
-    std::string m_path;
-    int m_fd = -1;
+    FileLock m_lock;
 };
 
 // Runs every (length, index) of settings not yet in *results, length by length, appending to

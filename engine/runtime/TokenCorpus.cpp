@@ -2,6 +2,7 @@
 
 #include "Error.h"
 #include "io/AtomicFile.h"
+#include "io/FileLock.h"
 #include "io/MappedFile.h"
 #include "tokenizers/Tokenizer.h"
 
@@ -113,7 +114,24 @@ std::shared_ptr<TokenCorpus> TokenCorpus::tokenised(const std::string& path, con
         c->m_count = static_cast<int64_t>(header[1]);
         return true;
     };
-    if (tryOpen(besideText) || (!fallbackDir.empty() && tryOpen(inFallback)))
+    auto cached = [&] { return tryOpen(besideText) || (!fallbackDir.empty() && tryOpen(inFallback)); };
+    if (cached())
+        return c;
+    // The shards of a sweep start together: one builds the cache while the others wait for it, rather
+    // than each tokenising the whole text on the same cores.
+    std::unique_ptr<FileLock> lock;
+    for (const std::string& cache : {besideText, inFallback}) {
+        if (cache == inFallback && fallbackDir.empty())
+            break;
+        try {
+            if (cache == inFallback)
+                fs::create_directories(fallbackDir, ec);
+            lock = std::make_unique<FileLock>(cache + ".lock", FileLock::Mode::Wait);
+            break;
+        } catch (const Error&) { // a read-only folder: try the next, or build unlocked (a safe race)
+        }
+    }
+    if (cached())
         return c;
 
     const auto text = MappedFile::open(path);

@@ -22,9 +22,10 @@ public:
     // keyed on, with the text's size and modification time). The cache is `path.tokens-HASH` when the
     // text's folder is writable, else the same name in `fallbackDir`. The text is cut into pieces at
     // line starts that begin a word (a pre-tokenizer boundary, so the ids are those of the whole text)
-    // and the pieces are tokenised on `threads` threads. Throws Error naming the text and the byte
-    // offset of invalid UTF-8, or the cache file when it cannot be written. pieceBytes: the pieces'
-    // least size (small in tests, to show the cuts change no id).
+    // and the pieces are tokenised on `threads` threads. Processes that start together wait on
+    // `<cache>.lock` for the one that builds it. Throws Error naming
+    // the text and the byte offset of invalid UTF-8, or the cache file when it cannot be written. pieceBytes:
+    // the pieces' least size (small in tests, to show the cuts change no id).
     static std::shared_ptr<TokenCorpus> tokenised(const std::string& path, const Tokenizer& tokenizer,
                                                   const std::string& tokenizerText,
                                                   const std::string& fallbackDir, int threads,

@@ -158,7 +158,9 @@ std::shared_ptr<TokenCorpus> openTokens(const TrainOptions& o, const std::string
 {
     if (!tokenizer)
         return TokenCorpus::bytes(path);
-    const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
+    // Every core, whatever --threads gives LibTorch: tokenising is a one-off step before any training,
+    // and a sweep's shards wait for the one that does it (TokenCorpus).
+    const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     return TokenCorpus::tokenised(path, *tokenizer, tokenizerText, o.out, threads);
 }
 

@@ -2,6 +2,7 @@
 // is kept in a cache that the next run reads instead of tokenising, and is rebuilt when the text
 // changes.
 #include "Error.h"
+#include "io/FileLock.h"
 #include "runtime/TokenCorpus.h"
 #include "tokenizers/Tokenizer.h"
 
@@ -9,9 +10,11 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 using namespace statescope;
 namespace fs = std::filesystem;
@@ -129,6 +132,26 @@ private slots:
         QCOMPARE(fs::path(c->cachePath()).parent_path().string(), fallback);
         QCOMPARE(ids(*c), wholeText(m_tok, awkwardText()));
         QVERIFY(!TokenCorpus::tokenised(path, m_tok, m_tokText, fallback, 2)->built());
+    }
+
+    // A process that finds another building the cache waits for it and then reads that cache, rather
+    // than tokenising the text again.
+    void waitsForTheProcessThatBuilds()
+    {
+        QTemporaryDir dir;
+        std::string path;
+        const std::string cache = builtCache(dir, &path);
+        fs::rename(cache, cache + ".aside");
+        auto builder = std::make_unique<FileLock>(cache + ".lock", FileLock::Mode::Wait);
+        std::shared_ptr<TokenCorpus> read;
+        std::thread waiter([&] { read = TokenCorpus::tokenised(path, m_tok, m_tokText, "", 1); });
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        QVERIFY(!read);                      // waiting for the lock
+        fs::rename(cache + ".aside", cache); // the builder's cache appears, then its lock goes
+        builder.reset();
+        waiter.join();
+        QVERIFY(read && !read->built());
+        QCOMPARE(ids(*read), wholeText(m_tok, awkwardText()));
     }
 
     void invalidUtf8NamesTheTextAndOffset()
