@@ -479,6 +479,13 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
     double lastLoss = 0, lastHeldOut = -1;
     std::unique_ptr<Profiler> profiler;
     constexpr int64_t kProfiledFrom = 5, kProfiledSteps = 3;
+    if (rank0 && !o.profile.empty()) {
+        // An empty trace first: a LibTorch that cannot write one (Debian's, without Kineto) refuses
+        // here, naming the file, rather than after the first steps of a run.
+        Profiler probe(o.profile);
+        probe.start();
+        probe.stop();
+    }
     for (int64_t step = startStep; step < o.steps; ++step) {
         if (rank0 && !o.profile.empty() && step == startStep + kProfiledFrom) {
             profiler = std::make_unique<Profiler>(o.profile);
