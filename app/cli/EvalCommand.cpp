@@ -146,10 +146,12 @@ int evalCommand(const EvalArgs& args, const std::atomic<bool>& cancel)
                         fmt(st.ratioMax).c_str(), fmt(st.ratioSpread).c_str());
         std::printf("\n");
         std::printf("largest state-norm growth from [%lld, %lld) to the last %lld tokens: %sx (layer %lld, "
-                    "head %lld)\n",
+                    "head %lld, whose norm over [%lld, %lld) is %s of the median head's)\n",
                     static_cast<long long>(st.referenceBegin), static_cast<long long>(st.referenceEnd),
                     static_cast<long long>(std::min(b, rangeEnd - rangeBegin)), fmt(st.normGrowth, 2).c_str(),
-                    static_cast<long long>(st.growthLayer), static_cast<long long>(st.growthHead));
+                    static_cast<long long>(st.growthLayer), static_cast<long long>(st.growthHead),
+                    static_cast<long long>(st.referenceBegin), static_cast<long long>(st.referenceEnd),
+                    fmt(st.growthNormShare, 3).c_str());
         if (st.pairedRatio > 0)
             std::printf(
                 "paired ratio = %s (the range over the same tokens read with a context of T/2 to T; window "
@@ -164,8 +166,10 @@ int evalCommand(const EvalArgs& args, const std::atomic<bool>& cancel)
         j["range_nll"] = st.rangeNll;
         j["ratio"] = st.ratio;
         j["ratio_windows"] = {{"min", st.ratioMin}, {"max", st.ratioMax}, {"sd", st.ratioSpread}};
-        j["max_state_norm_growth"] = {
-            {"factor", st.normGrowth}, {"layer", st.growthLayer}, {"head", st.growthHead}};
+        j["max_state_norm_growth"] = {{"factor", st.normGrowth},
+                                      {"layer", st.growthLayer},
+                                      {"head", st.growthHead},
+                                      {"norm_share", st.growthNormShare}};
         if (st.retainedShare >= 0)
             j["retained_share"] = st.retainedShare;
         if (st.pairedRatio > 0)

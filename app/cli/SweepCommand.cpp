@@ -178,6 +178,13 @@ int sweepCommand(const SweepArgs& a, const std::atomic<bool>& cancel)
             std::printf("%-12s %8.3f %8.3f %7.2fx %8.1f%% %8.3f\n", spec.heldOut[k].name.c_str(), d.ratio,
                         d.pairedRatio, d.normGrowth, 100 * d.retainedShare, spec.criterion.score(d));
         }
+        for (size_t k = 0; k < j.domains.size(); ++k) {
+            const LengthStats& d = j.domains[k];
+            std::printf("largest growth in %s: layer %lld head %lld, whose norm at T is %.3f of the median "
+                        "head's\n",
+                        spec.heldOut[k].name.c_str(), static_cast<long long>(d.growthLayer),
+                        static_cast<long long>(d.growthHead), d.growthNormShare);
+        }
         // The same words and figures as a sweep's "done" line, so that the two can be compared.
         std::printf("judged %s at T_train %lld: %s (score %.3f, growth %.2fx)%s%s\n", a.model.c_str(),
                     static_cast<long long>(T), j.verdict.forgets ? "forgets" : "collapses", j.verdict.score,

@@ -202,19 +202,28 @@ LengthStats lengthStats(const LengthEval& e, int64_t T, int64_t rangeBegin, int6
 
     const int64_t per = e.layers * e.heads;
     const int64_t tail = std::min(bucket, rangeEnd - rangeBegin);
-    if (per > 0 && static_cast<int64_t>(e.stateNorm.size()) == e.length * per)
+    if (per > 0 && static_cast<int64_t>(e.stateNorm.size()) == e.length * per) {
+        std::vector<double> atReference(static_cast<size_t>(per));
         for (int64_t u = 0; u < per; ++u) {
             double a = 0, z = 0;
             for (int64_t t = s.referenceBegin; t < s.referenceEnd; ++t)
                 a += e.stateNorm[t * per + u] / (s.referenceEnd - s.referenceBegin);
             for (int64_t t = rangeEnd - tail; t < rangeEnd; ++t)
                 z += e.stateNorm[t * per + u] / tail;
+            atReference[u] = a;
             if (a > 0 && z / a > s.normGrowth) {
                 s.normGrowth = z / a;
                 s.growthLayer = u / e.heads;
                 s.growthHead = u % e.heads;
             }
         }
+        std::vector<double> sorted = atReference;
+        std::sort(sorted.begin(), sorted.end());
+        const size_t n = sorted.size();
+        const double median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+        if (median > 0 && s.normGrowth > 0)
+            s.growthNormShare = atReference[s.growthLayer * e.heads + s.growthHead] / median;
+    }
     if (!e.logRetention.empty()) {
         const double threshold = std::log(0.01);
         double kept = 0;

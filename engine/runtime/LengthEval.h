@@ -76,6 +76,9 @@ struct LengthStats {
     double ratioSpread = 0;                  // standard deviation of the windows' ratios (0 for one window)
     double normGrowth = 0;                   // the largest unit's mean |S| over the range's last `tail`
     int64_t growthLayer = 0, growthHead = 0; // tokens over its mean over the reference window
+    // That unit's mean |S| over the reference window over the median unit's: a growth from a state
+    // that carries little (the sweeps' muted heads) reads far below 1. -1: no norms.
+    double growthNormShare = -1;
     double retainedShare = -1;       // units keeping > 1 % of token 0 at the window's end; -1: unknown
     double maxNllWithinTraining = 0; // the largest bucket mean inside [64, T) (the paper's criterion)
     double endNll = 0;               // the mean over the window's last bucket

@@ -873,6 +873,9 @@ std::vector<std::string> writeSweepReport(const SweepReport& r, const std::strin
                                    {"range", {s.rangeBegin, s.rangeEnd}},
                                    {"range_nll", s.rangeNll},
                                    {"norm_growth", s.normGrowth},
+                                   {"growth_layer", s.growthLayer},
+                                   {"growth_head", s.growthHead},
+                                   {"growth_norm_share", s.growthNormShare},
                                    {"retained_share", s.retainedShare},
                                    {"paired_ratio", s.pairedRatio}});
             }

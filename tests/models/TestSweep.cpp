@@ -221,6 +221,16 @@ private slots:
         const LengthStats st = lengthStats(curve(T, L, 2.0, 2.0, 8.0), T, 8 * T, 16 * T, 32);
         QCOMPARE(st.growthLayer, int64_t(1));
         QCOMPARE(st.growthHead, int64_t(1));
+        QCOMPARE(st.growthNormShare, 1.0); // every unit starts at 1
+        // The same growth from a head that holds a tenth of the others' norm within T_train.
+        LengthEval muted = curve(T, L, 2.0, 2.0);
+        for (int64_t t = 0; t < L; ++t)
+            muted.stateNorm[t * 6 + 4] = t < T ? 0.1 : 0.8;
+        const LengthStats ms = lengthStats(muted, T, 8 * T, 16 * T, 32);
+        QCOMPARE(ms.growthLayer, int64_t(1));
+        QCOMPARE(ms.growthHead, int64_t(1));
+        QVERIFY(std::abs(ms.normGrowth - 8.0) < 1e-9);
+        QVERIFY(std::abs(ms.growthNormShare - 0.1) < 1e-9);
         // Two domains: the worst one decides.
         const auto [from, to] = criterionRange(c, T, L);
         const ForgetVerdict two = judgeForgetting(c, {lengthStats(curve(T, L, 2.0, 2.0), T, from, to, 32),
