@@ -16,7 +16,6 @@
 #include <map>
 #include <set>
 
-#include <fcntl.h>
 #include <unistd.h>
 
 namespace statescope {

@@ -33,11 +33,6 @@ uint64_t fnv1a(const void* data, size_t n, uint64_t h = 14695981039346656037ull)
     return h;
 }
 
-bool isAsciiSpace(uint8_t c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
 bool isAsciiAlnum(uint8_t c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -119,15 +114,15 @@ std::shared_ptr<TokenCorpus> TokenCorpus::tokenised(const std::string& path, con
         return c;
     // The shards of a sweep start together: one builds the cache while the others wait for it, rather
     // than each tokenising the whole text on the same cores.
+    if (!fallbackDir.empty())
+        fs::create_directories(fallbackDir, ec);
+    std::vector<std::string> places{besideText};
+    if (!fallbackDir.empty())
+        places.push_back(inFallback);
     std::unique_ptr<FileLock> lock;
-    for (const std::string& cache : {besideText, inFallback}) {
-        if (cache == inFallback && fallbackDir.empty())
-            break;
+    for (size_t i = 0; i < places.size() && !lock; ++i) {
         try {
-            if (cache == inFallback)
-                fs::create_directories(fallbackDir, ec);
-            lock = std::make_unique<FileLock>(cache + ".lock", FileLock::Mode::Wait);
-            break;
+            lock = std::make_unique<FileLock>(places[i] + ".lock", FileLock::Mode::Wait);
         } catch (const Error&) { // a read-only folder: try the next, or build unlocked (a safe race)
         }
     }
@@ -185,7 +180,6 @@ std::shared_ptr<TokenCorpus> TokenCorpus::tokenised(const std::string& path, con
     } catch (const Error&) {
         if (fallbackDir.empty())
             throw;
-        fs::create_directories(fallbackDir, ec);
         cache = inFallback;
         writeSharedFileAtomically(cache, write);
     }
