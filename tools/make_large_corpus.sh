@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-[ -s corpus/broad/train.txt ] || tools/make_broad_corpus.sh
+[ -s corpus/broad/train.txt ] || bash tools/make_broad_corpus.sh
 command -v pod2text >/dev/null || $SUDO apt-get install -y -qq --no-install-recommends perl >/dev/null
 out=corpus/large
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/make_large_corpus.XXXXXX")
