@@ -11,10 +11,12 @@ OUT=${OUT:-/tmp/statescope-out}
 mkdir -p "$OUT"
 limit=${LIMIT:-500}
 [ -x build-cuda/app/statescope-cli ] || bash tools/gpu_session.sh build || exit 1
-[ -f corpus/broad/train.txt ] || tar xzf corpus/pack/broad.tgz -C corpus || exit 1
+# Each pack is unpacked once, where it was carried: a warm machine keeps what an earlier call unpacked.
+[ -f corpus/broad/train.txt ] || [ ! -f corpus/pack/broad.tgz ] || tar xzf corpus/pack/broad.tgz -C corpus || exit 1
 # corpus/pack/large.tgz (tools/make_large_corpus.sh, then `tar czf corpus/pack/large.tgz -C corpus large`)
-# where a spec reads corpus/large.
+# where a spec reads corpus/large, or its 16 MB head, large-head.txz, when the carry must stay small.
 [ -f corpus/large/train.txt ] || [ ! -f corpus/pack/large.tgz ] || tar xzf corpus/pack/large.tgz -C corpus || exit 1
+[ -f corpus/large/train-head.txt ] || [ ! -f corpus/pack/large-head.txz ] || tar xJf corpus/pack/large-head.txz -C corpus || exit 1
 # Finished jobs of earlier sessions (the sweep-*.tgz of results.tgz, carried in sweeps/pack/): a job
 # with its job.json is never redone.
 for t in sweeps/pack/sweep-*.tgz; do [ -f "$t" ] && tar xzf "$t" && echo "carried in: $t"; done

@@ -291,6 +291,15 @@ x assemble "$tmp/docs" "$out/train.txt" "$tmp/stats" corpus/broad/train.txt "${b
 iconv -f UTF-8 -t UTF-8 "$out/train.txt" >/dev/null
 if LC_ALL=C grep -q $'\r' "$out/train.txt"; then echo "carriage returns left in $out/train.txt" >&2; exit 1; fi
 cp corpus/broad/heldout-*.txt "$out/"
+# train-head.txt: train.txt's first 60 MiB, cut at a blank line (about 17 M GPT-NeoX tokens, more than one
+# run of tools/sweeps/neox-layers.json reads). It is what travels to the GPU machine, where the tracked
+# tree and the corpus must fit 64 MiB together: `tar cJf corpus/pack/large-head.txz -C corpus
+# large/train-head.txt large/heldout-licences.txt large/heldout-policy.txt` (about 16 MB).
+python3 - "$out/train.txt" "$out/train-head.txt" $((60 << 20)) <<'PY'
+import sys
+data = open(sys.argv[1], "rb").read(int(sys.argv[3]))
+open(sys.argv[2], "wb").write(data[: data.rfind(b"\n\n") + 2])
+PY
 
 stat_of() { awk -v s="$1" -v f="$2" '$1 == s { print $f }' "$tmp/stats"; }
 line() { echo "  $2 ($(stat_of "$1" 2) documents): $(stat_of "$1" 3) bytes"; }
@@ -305,6 +314,7 @@ line() { echo "  $2 ($(stat_of "$1" 2) documents): $(stat_of "$1" 3) bytes"; }
   line postgresql "postgresql-doc-15 $(version postgresql-doc-15), HTML pages as text"
   line sqlite "sqlite3-doc $(version sqlite3-doc), HTML pages as text"
   line tdavid "sword-comm-tdavid $(version sword-comm-tdavid), Spurgeon's Treasury of David, one document a Psalm"
+  echo "train-head.txt: $(wc -c < "$out/train-head.txt") bytes, the first of train.txt up to a blank line within 60 MiB"
   for f in "$out"/heldout-*.txt; do
     echo "$(basename "$f"): $(wc -c < "$f") bytes, copied from corpus/broad"
   done
