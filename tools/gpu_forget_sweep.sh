@@ -39,6 +39,7 @@ if [ -n "${BUILTIN_NAMES:-}" ]; then
   for pair in $BUILTIN_NAMES; do cp -r "models/${pair%%=*}" "/tmp/bm/${pair#*=}"; done
   python3 tools/make_builtin_references.py /tmp/bm/* --out "$OUT/builtin/references" 2>&1 | tail -12
 fi
-# The device returns at most 8 files: everything goes back as one archive.
-(cd "$OUT" && tar czf /tmp/results.tgz . && rm -rf ./* && mv /tmp/results.tgz results.tgz)
+# The device returns at most 8 files of 16 MiB: the sweeps' parts as they are, the rest as one archive.
+(cd "$OUT" && tar czf /tmp/results.tgz --exclude='./sweep-*.tgz' . && find . -mindepth 1 ! -name 'sweep-*.tgz' -delete \
+  && mv /tmp/results.tgz results.tgz)
 ls -la "$OUT"

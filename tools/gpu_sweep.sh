@@ -3,7 +3,9 @@
 # every spec at once, each with its own number of shards per GPU, one process per shard, GPU
 # utilisation sampled every 5 s, then the reports. Stops the shards after LIMIT seconds (they resume
 # from their checkpoints on the next call while the machine stays warm; finished jobs are kept).
-# Results to $OUT: sweep-<name>.tgz (job.json, train logs, summary; no weights), report-<name>.txt.
+# The shards of a spec take its jobs from one queue; JOBS="id,id,..." runs only those, in that order.
+# Results to $OUT: sweep-<name>-K.tgz (the jobs this call finished: job.json, train logs; the summary;
+# no weights; parts of at most 15 MiB, tools/pack_sweep_results.py), report-<name>.txt.
 #   SPECS="tools/sweeps/forget-default.json:5 tools/sweeps/forget-slow.json:5" LIMIT=420 bash tools/gpu_sweep.sh
 #   SPEC=tools/sweeps/pilot-h200.json PER_GPU=12 LIMIT=420 bash tools/gpu_sweep.sh
 set -u
@@ -16,11 +18,12 @@ gpus=${GPUS:-$(nvidia-smi --query-gpu=index --format=csv,noheader | paste -sd,)}
 nvidia-smi --query-gpu=timestamp,index,utilization.gpu,memory.used --format=csv -l 5 >>"$OUT/gpu-util.csv" 2>&1 &
 smi=$!
 start=$(date +%s)
+marker=$(mktemp)
 for entry in $specs; do
   spec=${entry%:*}
   name=$(basename "$spec" .json)
   timeout -s TERM "${LIMIT:-420}" $cli sweep run "$spec" --gpus "$gpus" --per-gpu "${entry##*:}" --threads 1 \
-    >"$OUT/run-$name.log" 2>&1 &
+    ${JOBS:+--jobs "$JOBS"} >"$OUT/run-$name.log" 2>&1 &
 done
 wait $(jobs -p | grep -v "^$smi$")
 echo "sweep runs: $(( $(date +%s) - start )) s"
@@ -32,7 +35,6 @@ for entry in $specs; do
   head -3 "$OUT/report-$name.txt"
   folder=$(python3 -c "import json,os;s=json.load(open('$spec'));print(os.path.normpath(os.path.join(os.path.dirname('$spec'),s.get('out') or s['name'])))")
   # Results only: without weights a checkpoint cannot resume, so its trainer state stays behind too.
-  tar czf "$OUT/sweep-$name.tgz" --exclude='*.safetensors' --exclude='optimizer.pt' --exclude='*.bin' \
-    --exclude='trainer_state.json' "$folder"
+  python3 tools/pack_sweep_results.py "$folder" --since "$marker" --out "$OUT/sweep-$name"
 done
 awk -F', ' '$3 ~ /^[0-9]/ {u+=$3; n++} END{if(n) printf "mean GPU utilisation %.0f %% over %d samples\n", u/n, n}' "$OUT/gpu-util.csv"

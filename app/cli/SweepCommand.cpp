@@ -26,8 +26,10 @@ namespace statescope::cli {
 
 namespace {
 
-// One child `statescope-cli sweep run` per shard, each on the GPU it is given through
+// One child `statescope-cli sweep run --queue` per shard, each on the GPU it is given through
 // CUDA_VISIBLE_DEVICES, so that a job sees one device and the children never share a CUDA context.
+// The children take jobs from one queue: a fixed share would leave a shard idle while another still
+// has its larger models to train.
 int runLocalShards(const SweepArgs& a, const SweepSpec& spec, const std::atomic<bool>& cancel)
 {
     const int shards = static_cast<int>(a.gpus.size()) * a.perGpu;
@@ -38,16 +40,18 @@ int runLocalShards(const SweepArgs& a, const SweepSpec& spec, const std::atomic<
         const std::string gpu = a.gpus[static_cast<size_t>(k) % a.gpus.size()];
         const std::string log =
             logs + "/shard-" + std::to_string(k) + "-of-" + std::to_string(shards) + ".log";
-        std::vector<std::string> args{"statescope-cli",
-                                      "sweep",
-                                      "run",
-                                      a.spec,
-                                      "--shard",
-                                      std::to_string(k) + "/" + std::to_string(shards),
-                                      "--device",
-                                      gpu == "cpu" ? "cpu" : "cuda"};
+        std::vector<std::string> args{
+            "statescope-cli", "sweep", "run", a.spec, "--queue", "--device", gpu == "cpu" ? "cpu" : "cuda"};
         if (a.threads > 0)
             args.insert(args.end(), {"--threads", std::to_string(a.threads)});
+        if (!a.jobs.empty()) {
+            std::string ids;
+            for (const auto& id : a.jobs)
+                ids += (ids.empty() ? "" : ",") + id;
+            args.insert(args.end(), {"--jobs", ids});
+        }
+        if (a.maxJobs > 0)
+            args.insert(args.end(), {"--max-jobs", std::to_string(a.maxJobs)});
         std::vector<std::string> env;
         for (char** e = environ; *e; ++e)
             if (std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0)
@@ -144,13 +148,18 @@ int sweepCommand(const SweepArgs& a, const std::atomic<bool>& cancel)
         if (!a.gpus.empty()) {
             if (a.shard != "0/1")
                 throw Error("--gpus", "shard", "no --shard with --gpus (the shards are the GPUs')", a.shard);
+            selectJobs(planSweep(spec), a.jobs, "--jobs"); // an unknown id fails here, not in every child
             return runLocalShards(a, spec, cancel);
         }
+        if (a.queue && a.shard != "0/1")
+            throw Error("--queue", "shard", "no --shard with --queue (the queue is shared)", a.shard);
         SweepRunOptions o;
         std::tie(o.shard, o.shards) = parseShard(a.shard, "--shard");
         o.device = a.device;
         o.threads = a.threads;
         o.maxJobs = a.maxJobs;
+        o.only = a.jobs;
+        o.queue = a.queue;
         const int ran = runSweep(
             spec, o,
             [](const std::string& line) {
@@ -158,7 +167,8 @@ int sweepCommand(const SweepArgs& a, const std::atomic<bool>& cancel)
                 std::fflush(stdout);
             },
             &cancel);
-        std::printf("shard %s: %d jobs run\n", a.shard.c_str(), ran);
+        const std::string who = a.queue ? std::string("queue") : "shard " + a.shard;
+        std::printf("%s: %d jobs run\n", who.c_str(), ran);
         return 0;
     }
     if (a.action == "judge") {

@@ -474,6 +474,12 @@ int runMain(int argc, char** argv)
     sweepRun->add_option("--device", sweep.device, "cpu or cuda[:N] (default: cuda if there is one)");
     sweepRun->add_option("--threads", sweep.threads, "CPU threads");
     sweepRun->add_option("--max-jobs", sweep.maxJobs, "Stop after running this many jobs");
+    sweepRun
+        ->add_option("--jobs", sweep.jobs, "Comma-separated job ids (sweep plan): only these, in this order")
+        ->delimiter(',');
+    sweepRun->add_flag("--queue", sweep.queue,
+                       "Take the next job no other process has claimed instead of the --shard share "
+                       "(processes on one file system; --gpus does this)");
     auto* sweepJudge = sweepCmd->add_subcommand(
         "judge", "Evaluate one model folder as the sweep evaluates its jobs, and print the verdict");
     sweepJudge->add_option("spec", sweep.spec, "Sweep spec (JSON): held-out texts, windows, criterion")

@@ -2,6 +2,7 @@
 
 #include "Error.h"
 #include "io/AtomicFile.h"
+#include "io/FileLock.h"
 #include "io/Json.h"
 #include "models/Architecture.h"
 #include "models/ConfigFields.h"
@@ -19,6 +20,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -421,6 +423,27 @@ std::vector<SweepJob> shardJobs(const std::vector<SweepJob>& jobs, int index, in
     return out;
 }
 
+std::vector<SweepJob> selectJobs(const std::vector<SweepJob>& jobs, const std::vector<std::string>& ids,
+                                 const std::string& what)
+{
+    if (ids.empty())
+        return jobs;
+    std::vector<SweepJob> out;
+    std::set<std::string> seen;
+    for (const std::string& id : ids) {
+        const auto it =
+            std::find_if(jobs.begin(), jobs.end(), [&](const SweepJob& job) { return job.id == id; });
+        if (it == jobs.end())
+            throw Error(what, "job id",
+                        "one of the plan's " + std::to_string(jobs.size()) + " ids (sweep plan)",
+                        "\"" + id + "\"");
+        if (!seen.insert(id).second)
+            throw Error(what, "job id", "each id once", "\"" + id + "\" twice");
+        out.push_back(*it);
+    }
+    return out;
+}
+
 std::pair<int, int> parseShard(const std::string& s, const std::string& what)
 {
     int i = -1, n = 0;
@@ -487,7 +510,8 @@ std::string judgementJson(const SweepSpec& spec, const SweepJudgement& j)
 int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
              const std::function<void(const std::string&)>& log, const std::atomic<bool>* cancel)
 {
-    const std::vector<SweepJob> jobs = shardJobs(planSweep(spec), o.shard, o.shards);
+    const std::vector<SweepJob> selected = selectJobs(planSweep(spec), o.only, "--jobs");
+    const std::vector<SweepJob> jobs = o.queue ? selected : shardJobs(selected, o.shard, o.shards);
     const std::string device = !o.device.empty() ? o.device : Runner::cudaAvailable() ? "cuda" : "cpu";
     const std::string folder = sweepFolder(spec);
     for (const auto& text : spec.heldOut)
@@ -505,6 +529,20 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
         if (cancel && cancel->load())
             throw Cancelled();
         fs::create_directories(dir);
+        std::unique_ptr<FileLock> claim;
+        if (o.queue) {
+            claim = std::make_unique<FileLock>(dir + "/claim.lock", FileLock::Mode::Try);
+            if (!claim->locked()) {
+                log("skip " + job.id + " (claimed by another process)");
+                continue;
+            }
+            // The claim may have been released between the check above and the lock, by a process
+            // that finished the job.
+            if (fs::exists(dir + "/job.json")) {
+                log("skip " + job.id + " (finished)");
+                continue;
+            }
+        }
         const auto started = std::chrono::steady_clock::now();
         const bool resuming = fs::exists(dir + "/model/trainer_state.json");
         log(std::string(resuming ? "resume " : "train ") + job.id + ": N_S " + std::to_string(job.stateSize) +
@@ -692,6 +730,8 @@ SweepReport reportSweep(const SweepSpec& spec)
             }
             ForgetThreshold f = forgetThreshold(lengths, verdicts, spec.criterion.threshold());
             f.seed = seed;
+            f.finished = static_cast<int>(lengths.size());
+            f.planned = static_cast<int>(spec.trainLengths.size());
             if (lengths.size() != spec.trainLengths.size())
                 f.inside = false, f.interpolated = 0; // unfinished: not a threshold yet
             allInside = allInside && f.inside && f.monotone;
@@ -793,7 +833,11 @@ std::string formatSweepReport(const SweepReport& r)
             std::snprintf(buf, sizeof buf, "%-8lld %10lld %5llu %26s %12s%s\n",
                           static_cast<long long>(s.axisValue), static_cast<long long>(s.stateSize),
                           static_cast<unsigned long long>(f.seed), ("[" + lo + ", " + hi + "]").c_str(),
-                          f.inside ? std::to_string(std::llround(f.interpolated)).c_str() : "outside grid",
+                          f.inside                 ? std::to_string(std::llround(f.interpolated)).c_str()
+                          : f.finished < f.planned ? ("unfinished, " + std::to_string(f.finished) + " of " +
+                                                      std::to_string(f.planned) + " lengths")
+                                                         .c_str()
+                                                   : "outside grid",
                           f.monotone ? "" : "  (not monotone in T_train)");
             out << buf;
         }
@@ -894,7 +938,9 @@ std::vector<std::string> writeSweepReport(const SweepReport& r, const std::strin
                              {"forgets_from", f.forgetsFrom},
                              {"monotone", f.monotone},
                              {"inside", f.inside},
-                             {"interpolated", f.interpolated}});
+                             {"interpolated", f.interpolated},
+                             {"finished_lengths", f.finished},
+                             {"planned_lengths", f.planned}});
         sizes.push_back({{"axis_value", s.axisValue},
                          {"state_size", s.stateSize},
                          {"t_forget", s.tForget},

@@ -109,6 +109,10 @@ std::vector<SweepJob> planSweep(const SweepSpec& spec);
 std::string writeSweepPlan(const SweepSpec& spec, const std::vector<SweepJob>& jobs, std::string path = {});
 // Shard `index` of `count` (0-based): every count-th job from index, so that shards mix short and long runs.
 std::vector<SweepJob> shardJobs(const std::vector<SweepJob>& jobs, int index, int count);
+// The jobs named by `ids`, in that order (a re-run of a few, the likeliest thresholds first); all of them
+// when `ids` is empty. Throws Error naming `what` for an id the plan lacks or one named twice.
+std::vector<SweepJob> selectJobs(const std::vector<SweepJob>& jobs, const std::vector<std::string>& ids,
+                                 const std::string& what);
 // Parses "I/N" (0 <= I < N); throws Error naming what for anything else.
 std::pair<int, int> parseShard(const std::string& s, const std::string& what);
 
@@ -116,12 +120,17 @@ struct SweepRunOptions {
     int shard = 0, shards = 1;
     std::string device; // "" = cuda if available, else cpu
     int threads = 0;
-    int maxJobs = 0; // > 0: stop after this many jobs were run (not skipped)
+    int maxJobs = 0;               // > 0: stop after this many jobs were run (not skipped)
+    std::vector<std::string> only; // job ids to run, in this order (selectJobs); empty: the whole plan
+    // Instead of a fixed share, take the next job no other process has claimed (an fcntl lock on
+    // <job>/claim.lock, released when the process ends however it ends), so that processes sharing a
+    // file system keep busy until the queue is empty, whatever each job costs.
+    bool queue = false;
 };
 
-// Runs a shard's unfinished jobs: trains (resuming), evaluates on every held-out text, writes job.json
-// last. log gets one line per event. Returns the number of jobs run. Throws Error for a spec or job
-// that cannot run; Cancelled between jobs' chunks when *cancel turns true.
+// Runs a shard's (or, with queue, the queue's) unfinished jobs: trains (resuming), evaluates on every
+// held-out text, writes job.json last. log gets one line per event. Returns the number of jobs run. Throws
+// Error for a spec or job that cannot run; Cancelled between jobs' chunks when *cancel turns true.
 int runSweep(const SweepSpec& spec, const SweepRunOptions& options,
              const std::function<void(const std::string&)>& log, const std::atomic<bool>* cancel = nullptr);
 
@@ -161,11 +170,12 @@ struct SweepRunResult {
 // T_forget of one state size and seed: bracket [lo, hi] from the grid, interpolated on a log scale.
 struct ForgetThreshold {
     uint64_t seed = 0;
-    int64_t collapsesAt = 0; // the largest collapsing T_train (0: none collapsed)
-    int64_t forgetsFrom = 0; // the smallest forgetting T_train (0: none forgot)
-    bool monotone = true;    // every collapsing T_train lies below every forgetting one
-    bool inside = false;     // both ends inside the grid
-    double interpolated = 0; // tokens, log-linear crossing of the score; 0 when not inside
+    int64_t collapsesAt = 0;       // the largest collapsing T_train (0: none collapsed)
+    int64_t forgetsFrom = 0;       // the smallest forgetting T_train (0: none forgot)
+    bool monotone = true;          // every collapsing T_train lies below every forgetting one
+    bool inside = false;           // both ends inside the grid
+    double interpolated = 0;       // tokens, log-linear crossing of the score; 0 when not inside
+    int finished = 0, planned = 0; // training lengths with a finished job, and in the grid (the report)
 };
 
 struct StateSizeResult {

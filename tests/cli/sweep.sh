@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# statescope-cli sweep as a user runs it: plan, two local shards in their own processes, a run killed
+# statescope-cli sweep as a user runs it: plan, two local shards in their own processes, --jobs, a run killed
 # with SIGKILL after its first finished job and started again (finished jobs are skipped, the rest
 # resume), a SIGTERM to the parent alone that stops its shards, and the report.   sweep.sh CLI SPEC WORKDIR
 set -u
@@ -27,13 +27,14 @@ fail() { echo "FAIL: $*"; exit 1; }
 grep -q "^4 jobs, 16384 training tokens in all" "$work/plan.log" || { cat "$work/plan.log"; fail "plan: 4 jobs"; }
 [ -s "$work/a/plan.json" ] || fail "plan.json"
 
-# Two shards at once, each a process of its own.
+# Two shards at once, each a process of its own, taking jobs from one queue: every job runs once.
 "$cli" sweep run "$work/a.json" --gpus cpu,cpu --threads 1 > "$work/local.log" 2>&1 || { cat "$work/local.log"; cat "$work"/a/logs/*; fail "local shards"; }
 grep -q "all 2 shards finished" "$work/local.log" || fail "local shards: summary"
-for k in 0 1; do
-  n=$(grep -c "^\[sweep\] done" "$work/a/logs/shard-$k-of-2.log")
-  [ "$n" -eq 2 ] || { cat "$work/a/logs/shard-$k-of-2.log"; fail "shard $k ran $n jobs, expected 2"; }
-done
+n=$(cat "$work"/a/logs/shard-*-of-2.log | grep -c "^\[sweep\] done")
+[ "$n" -eq 4 ] || { cat "$work"/a/logs/*; fail "the shards ran $n jobs, expected 4"; }
+twice=$(cat "$work"/a/logs/shard-*-of-2.log | sed -n 's/^\[sweep\] done \([^:]*\):.*/\1/p' | sort | uniq -d)
+[ -z "$twice" ] || fail "jobs run twice: $twice"
+for k in 0 1; do grep -q "^\[sweep\] done" "$work/a/logs/shard-$k-of-2.log" || fail "shard $k ran no job"; done
 [ "$(ls "$work"/a/jobs/*/job.json | wc -l)" -eq 4 ] || fail "4 finished jobs"
 
 # `sweep judge` evaluates a model folder the way the sweep evaluated its job: the same verdict, score and
@@ -52,6 +53,17 @@ rc=$?
 [ $rc -ne 0 ] && [ "$(wc -l < "$work/judge-bad.log")" -eq 1 ] && grep -q "a/: training length\|a: training length" "$work/judge-bad.log" \
   || { cat "$work/judge-bad.log"; fail "judge without a card: rc $rc"; }
 echo "judge: $got"
+
+# --jobs: only the named ids, in their order; an unknown id is one error line before anything runs.
+"$cli" sweep run "$work/a.json" --jobs d_state-8_T-32_seed-0,d_state-16_T-64_seed-0 --device cpu --threads 1 \
+  > "$work/only.log" 2>&1 || { cat "$work/only.log"; fail "--jobs"; }
+[ "$(grep -c "^\[sweep\] skip" "$work/only.log")" -eq 2 ] && head -1 "$work/only.log" | grep -q "skip d_state-8_T-32_seed-0" \
+  || { cat "$work/only.log"; fail "--jobs: two skips, in the given order"; }
+"$cli" sweep run "$work/a.json" --jobs d_state-3_T-32_seed-0 --gpus cpu > "$work/only-bad.log" 2>&1
+rc=$?
+[ $rc -ne 0 ] && [ "$(wc -l < "$work/only-bad.log")" -eq 1 ] && grep -q "d_state-3_T-32_seed-0" "$work/only-bad.log" \
+  || { cat "$work/only-bad.log"; fail "--jobs with an unknown id: rc $rc"; }
+[ ! -e "$work/a/logs/shard-0-of-1.log" ] || fail "--jobs with an unknown id started a shard"
 
 # Killed after the first job finished; the next run skips it.
 "$cli" sweep run "$work/b.json" --device cpu --threads 2 > "$work/killed.log" 2>&1 &
@@ -76,7 +88,7 @@ for _ in $(seq 600); do
   [ "$(grep -l "^\[sweep\] train" "$work"/c/logs/shard-*-of-2.log 2>/dev/null | wc -l)" -eq 2 ] && break
   sleep 0.05
 done
-shards() { pgrep -f -- "sweep run $work/c.json --shard" | wc -l; }
+shards() { pgrep -f -- "sweep run $work/c.json --queue" | wc -l; }
 [ "$(shards)" -eq 2 ] || fail "2 shards running before the SIGTERM, found $(shards)"
 kill -TERM $pid
 wait $pid 2>/dev/null

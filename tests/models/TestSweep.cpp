@@ -3,6 +3,7 @@
 // synthetic job results recovers the line they were made from; a real (tiny, CPU) sweep interrupted
 // after one job resumes without redoing it.
 #include "Error.h"
+#include "io/FileLock.h"
 #include "io/Json.h"
 #include "runtime/LengthEval.h"
 #include "runtime/Runner.h"
@@ -476,6 +477,51 @@ private slots:
         QVERIFY(!QDir(dir.path()).entryList({"kjv.txt.tokens-*"}).isEmpty());
     }
 
+    void queueTakesUnclaimedJobsInTheGivenOrder()
+    {
+        QTemporaryDir dir;
+        const SweepSpec spec = readSweepSpec(writeSpec(dir, tinySpec()));
+        const auto jobs = planSweep(spec);
+        QCOMPARE(jobs.size(), size_t(4));
+        QVERIFY_THROWS_EXCEPTION(Error, selectJobs(jobs, {"d_state-3_T-64_seed-0"}, "--jobs"));
+        QVERIFY_THROWS_EXCEPTION(Error, selectJobs(jobs, {jobs[1].id, jobs[1].id}, "--jobs"));
+        const auto picked = selectJobs(jobs, {jobs[3].id, jobs[1].id}, "--jobs");
+        QCOMPARE(picked.size(), size_t(2));
+        QCOMPARE(picked[0].id, jobs[3].id);
+        QCOMPARE(picked[1].id, jobs[1].id);
+
+        auto jobFile = [&](const SweepJob& job, const char* name) {
+            return dir.filePath(QString("tiny/jobs/%1/%2").arg(QString::fromStdString(job.id), name));
+        };
+        std::vector<std::string> log;
+        SweepRunOptions o;
+        o.device = "cpu";
+        o.threads = 2;
+        o.only = {jobs[3].id, jobs[1].id};
+        o.queue = true;
+        {
+            // Another process is training jobs[3]: this one takes the next job of the list.
+            QVERIFY(QDir().mkpath(jobFile(jobs[3], "")));
+            FileLock other(jobFile(jobs[3], "claim.lock").toStdString(), FileLock::Mode::Try);
+            QVERIFY(other.locked());
+            QCOMPARE(runSweep(spec, o, [&](const std::string& line) { log.push_back(line); }), 1);
+        }
+        QCOMPARE(log[0], "skip " + jobs[3].id + " (claimed by another process)");
+        QVERIFY2(log[1].rfind("train " + jobs[1].id, 0) == 0, log[1].c_str());
+        QVERIFY(QFile::exists(jobFile(jobs[1], "job.json")));
+        QVERIFY(!QFile::exists(jobFile(jobs[3], "job.json")));
+        QVERIFY(!QFile::exists(jobFile(jobs[1], "claim.lock"))); // released with the job
+        for (size_t k : {size_t(0), size_t(2)})                  // not on the list
+            QVERIFY(!QFile::exists(jobFile(jobs[k], "")));
+
+        // The claim released, the queue goes on with the job that was taken.
+        log.clear();
+        QCOMPARE(runSweep(spec, o, [&](const std::string& line) { log.push_back(line); }), 1);
+        QVERIFY2(log[0].rfind("train " + jobs[3].id, 0) == 0, log[0].c_str());
+        QCOMPARE(log[1].rfind("done " + jobs[3].id, 0), size_t(0));
+        QCOMPARE(log.back(), "skip " + jobs[1].id + " (finished)");
+    }
+
     void interruptedSweepResumes()
     {
         QTemporaryDir dir;
@@ -496,6 +542,12 @@ private slots:
             const SweepReport partial = reportSweep(spec);
             QCOMPARE(partial.finished, 1);
             QCOMPARE(partial.sizes.size(), size_t(2));
+            // A size whose lengths are not all finished has no threshold yet, and says so.
+            QCOMPARE(partial.sizes[0].seeds[0].finished, 1);
+            QCOMPARE(partial.sizes[0].seeds[0].planned, 2);
+            QVERIFY(!partial.sizes[0].seeds[0].inside);
+            const std::string text = formatSweepReport(partial);
+            QVERIFY2(text.find("unfinished, 1 of 2 lengths") != std::string::npos, text.c_str());
             for (const auto& size : partial.sizes) {
                 const auto planned = std::find_if(jobs.begin(), jobs.end(), [&](const SweepJob& j) {
                     return j.axisValue == size.axisValue;
