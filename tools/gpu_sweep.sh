@@ -12,6 +12,9 @@ set -u
 OUT=${OUT:-/tmp/statescope-out}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH=/tmp/deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+# Shards that share a GPU hand back what they no longer use (the engine empties its cache after each
+# job); expandable segments keep the freed memory from fragmenting.
+export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}
 cli=${CLI:-build-cuda/app/statescope-cli}
 specs=${SPECS:-${SPEC:?SPEC=spec.json or SPECS="a.json:K b.json:K"}:${PER_GPU:-8}}
 gpus=${GPUS:-$(nvidia-smi --query-gpu=index --format=csv,noheader | paste -sd,)}

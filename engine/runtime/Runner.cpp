@@ -990,6 +990,14 @@ bool Runner::cudaAvailable()
     return torch::cuda::is_available();
 }
 
+void Runner::releaseCachedDeviceMemory()
+{
+#ifdef STATESCOPE_CUDA_GRAPHS
+    if (torch::cuda::is_available())
+        c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+}
+
 std::string Runner::torchVersion()
 {
     return TORCH_VERSION;

@@ -165,6 +165,9 @@ public:
     RunTimings timings() const;
     void resetTimings();
     static bool cudaAvailable();
+    // Returns the CUDA caching allocator's unused blocks to the driver, so that other processes on the
+    // GPU can have them (a sweep's shards after each job); a no-op without CUDA.
+    static void releaseCachedDeviceMemory();
     static std::string torchVersion();
 
 private:

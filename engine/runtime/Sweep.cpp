@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <thread>
 
 namespace fs = std::filesystem;
 
@@ -518,93 +519,115 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
         if (!fs::exists(text.path))
             throw Error(text.path, "held-out text \"" + text.name + "\" not found");
     int ran = 0;
-    for (const SweepJob& job : jobs) {
-        const std::string dir = folder + "/jobs/" + job.id;
-        if (fs::exists(dir + "/job.json")) {
-            log("skip " + job.id + " (finished)");
-            continue;
-        }
-        if (o.maxJobs > 0 && ran >= o.maxJobs)
-            break;
-        if (cancel && cancel->load())
-            throw Cancelled();
-        fs::create_directories(dir);
-        std::unique_ptr<FileLock> claim;
-        if (o.queue) {
-            claim = std::make_unique<FileLock>(dir + "/claim.lock", FileLock::Mode::Try);
-            if (!claim->locked()) {
-                log("skip " + job.id + " (claimed by another process)");
-                continue;
-            }
-            // The claim may have been released between the check above and the lock, by a process
-            // that finished the job.
+    // In a queue, a job that runs out of device memory goes back to it: processes sharing a GPU then
+    // take turns with the large jobs instead of failing. A job deferred kMaxDeferrals times fails.
+    constexpr int kMaxDeferrals = 40;
+    std::map<std::string, int> deferrals;
+    for (bool again = true; again;) {
+        again = false;
+        for (const SweepJob& job : jobs) {
+            const std::string dir = folder + "/jobs/" + job.id;
             if (fs::exists(dir + "/job.json")) {
                 log("skip " + job.id + " (finished)");
                 continue;
             }
+            if (o.maxJobs > 0 && ran >= o.maxJobs) {
+                again = false;
+                break;
+            }
+            if (cancel && cancel->load())
+                throw Cancelled();
+            fs::create_directories(dir);
+            std::unique_ptr<FileLock> claim;
+            if (o.queue) {
+                claim = std::make_unique<FileLock>(dir + "/claim.lock", FileLock::Mode::Try);
+                if (!claim->locked()) {
+                    log("skip " + job.id + " (claimed by another process)");
+                    continue;
+                }
+                // The claim may have been released between the check above and the lock, by a process
+                // that finished the job.
+                if (fs::exists(dir + "/job.json")) {
+                    log("skip " + job.id + " (finished)");
+                    continue;
+                }
+            }
+            const auto started = std::chrono::steady_clock::now();
+            const bool resuming = fs::exists(dir + "/model/trainer_state.json");
+            log(std::string(resuming ? "resume " : "train ") + job.id + ": N_S " +
+                std::to_string(job.stateSize) + ", T_train " + std::to_string(job.trainLength) + ", " +
+                std::to_string(job.steps) + " steps of " + std::to_string(job.batch) + " on " + device);
+            TrainOptions t;
+            t.architecture = spec.architecture;
+            t.shape = spec.shape;
+            nlohmann::json overrides = nlohmann::json::parse(spec.overridesJson);
+            overrides[axisKeys().at(spec.axis)] = job.axisValue;
+            t.shapeOverrides = overrides.dump();
+            t.data = spec.data;
+            t.out = dir + "/model";
+            t.dataDescription = spec.data;
+            t.tokenizer = spec.tokenizer;
+            t.trainLength = job.trainLength;
+            t.batch = job.batch;
+            t.steps = job.steps;
+            t.warmup = static_cast<int64_t>(spec.warmupFraction * job.steps);
+            t.schedule = spec.schedule;
+            t.lr = spec.lr;
+            t.weightDecay = spec.weightDecay;
+            t.device = device;
+            t.bf16 = spec.bf16 && device != "cpu";
+            if (spec.init == "slow") {
+                t.dtInitMin = 1e-5;
+                t.dtInitMax = 1e-4;
+                t.aInitMin = t.aInitMax = 1;
+            }
+            t.seed = job.seed;
+            t.logEvery = std::max<int64_t>(1, job.steps / 20);
+            t.saveEvery = std::max<int64_t>(10, job.steps / 10);
+            t.threads = o.threads;
+            try {
+                std::ofstream trainLog(dir + "/train.log", std::ios::app);
+                trainModel(t, [&](const TrainProgress& p) {
+                    char line[200];
+                    std::snprintf(line, sizeof line, "step %lld/%lld loss %.4f lr %.2e %.0f tokens/s\n",
+                                  static_cast<long long>(p.step), static_cast<long long>(p.steps), p.loss,
+                                  p.lr, p.tokensPerSecond);
+                    trainLog << line << std::flush;
+                    if (cancel && cancel->load())
+                        throw Cancelled();
+                });
+            } catch (const std::exception& e) {
+                Runner::releaseCachedDeviceMemory();
+                const bool outOfMemory = std::string(e.what()).find("out of memory") != std::string::npos;
+                if (!o.queue || !outOfMemory || ++deferrals[job.id] > kMaxDeferrals)
+                    throw;
+                log("defer " + job.id + ": out of device memory; back to the queue");
+                claim.reset();
+                again = true;
+                std::this_thread::sleep_for(std::chrono::seconds(10));
+                continue;
+            }
+            Runner::releaseCachedDeviceMemory();
+            nlohmann::ordered_json result;
+            result["job"] = jobJson(spec, job);
+            const double trainSeconds =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+            const SweepJudgement judged = judgeModel(spec, t.out, job.trainLength, device, o.threads, cancel);
+            const ForgetVerdict& v = judged.verdict;
+            result["evals"] = evalsJson(spec, judged);
+            result["device"] = device;
+            result["train_seconds"] = trainSeconds;
+            result["seconds"] =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+            writeJsonAtomically(dir + "/job.json", result);
+            char line[200];
+            std::snprintf(line, sizeof line, "done %s: %s (score %.3f, growth %.2fx) in %.0f s",
+                          job.id.c_str(), v.forgets ? "forgets" : "collapses", v.score, v.normGrowth,
+                          result["seconds"].get<double>());
+            log(line);
+            ++ran;
+            Runner::releaseCachedDeviceMemory();
         }
-        const auto started = std::chrono::steady_clock::now();
-        const bool resuming = fs::exists(dir + "/model/trainer_state.json");
-        log(std::string(resuming ? "resume " : "train ") + job.id + ": N_S " + std::to_string(job.stateSize) +
-            ", T_train " + std::to_string(job.trainLength) + ", " + std::to_string(job.steps) + " steps of " +
-            std::to_string(job.batch) + " on " + device);
-        TrainOptions t;
-        t.architecture = spec.architecture;
-        t.shape = spec.shape;
-        nlohmann::json overrides = nlohmann::json::parse(spec.overridesJson);
-        overrides[axisKeys().at(spec.axis)] = job.axisValue;
-        t.shapeOverrides = overrides.dump();
-        t.data = spec.data;
-        t.out = dir + "/model";
-        t.dataDescription = spec.data;
-        t.tokenizer = spec.tokenizer;
-        t.trainLength = job.trainLength;
-        t.batch = job.batch;
-        t.steps = job.steps;
-        t.warmup = static_cast<int64_t>(spec.warmupFraction * job.steps);
-        t.schedule = spec.schedule;
-        t.lr = spec.lr;
-        t.weightDecay = spec.weightDecay;
-        t.device = device;
-        t.bf16 = spec.bf16 && device != "cpu";
-        if (spec.init == "slow") {
-            t.dtInitMin = 1e-5;
-            t.dtInitMax = 1e-4;
-            t.aInitMin = t.aInitMax = 1;
-        }
-        t.seed = job.seed;
-        t.logEvery = std::max<int64_t>(1, job.steps / 20);
-        t.saveEvery = std::max<int64_t>(10, job.steps / 10);
-        t.threads = o.threads;
-        {
-            std::ofstream trainLog(dir + "/train.log", std::ios::app);
-            trainModel(t, [&](const TrainProgress& p) {
-                char line[200];
-                std::snprintf(line, sizeof line, "step %lld/%lld loss %.4f lr %.2e %.0f tokens/s\n",
-                              static_cast<long long>(p.step), static_cast<long long>(p.steps), p.loss, p.lr,
-                              p.tokensPerSecond);
-                trainLog << line << std::flush;
-                if (cancel && cancel->load())
-                    throw Cancelled();
-            });
-        }
-        nlohmann::ordered_json result;
-        result["job"] = jobJson(spec, job);
-        const double trainSeconds =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-        const SweepJudgement judged = judgeModel(spec, t.out, job.trainLength, device, o.threads, cancel);
-        const ForgetVerdict& v = judged.verdict;
-        result["evals"] = evalsJson(spec, judged);
-        result["device"] = device;
-        result["train_seconds"] = trainSeconds;
-        result["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-        writeJsonAtomically(dir + "/job.json", result);
-        char line[200];
-        std::snprintf(line, sizeof line, "done %s: %s (score %.3f, growth %.2fx) in %.0f s", job.id.c_str(),
-                      v.forgets ? "forgets" : "collapses", v.score, v.normGrowth,
-                      result["seconds"].get<double>());
-        log(line);
-        ++ran;
     }
     return ran;
 }
