@@ -519,10 +519,18 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
         if (!fs::exists(text.path))
             throw Error(text.path, "held-out text \"" + text.name + "\" not found");
     int ran = 0;
-    // In a queue, a job that runs out of device memory goes back to it: processes sharing a GPU then
-    // take turns with the large jobs instead of failing. A job deferred kMaxDeferrals times fails.
-    constexpr int kMaxDeferrals = 40;
+    // In a queue, a job that runs out of device memory goes back to it, and its process waits until
+    // another job finishes (or deferWaitSeconds pass) before it takes the queue from the top again: processes
+    // sharing a GPU then take turns with the large jobs instead of failing, or of each grabbing the next
+    // job in turn while the memory is still full. A job deferred kMaxDeferrals times fails.
+    constexpr int kMaxDeferrals = 20;
+    const auto deferWait = std::chrono::seconds(o.deferWaitSeconds);
     std::map<std::string, int> deferrals;
+    auto finishedJobs = [&] {
+        return std::count_if(jobs.begin(), jobs.end(), [&](const SweepJob& job) {
+            return fs::exists(folder + "/jobs/" + job.id + "/job.json");
+        });
+    };
     for (bool again = true; again;) {
         again = false;
         for (const SweepJob& job : jobs) {
@@ -586,6 +594,8 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
             t.saveEvery = std::max<int64_t>(10, job.steps / 10);
             t.threads = o.threads;
             try {
+                if (o.beforeTraining)
+                    o.beforeTraining(job);
                 std::ofstream trainLog(dir + "/train.log", std::ios::app);
                 trainModel(t, [&](const TrainProgress& p) {
                     char line[200];
@@ -601,11 +611,18 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
                 const bool outOfMemory = std::string(e.what()).find("out of memory") != std::string::npos;
                 if (!o.queue || !outOfMemory || ++deferrals[job.id] > kMaxDeferrals)
                     throw;
-                log("defer " + job.id + ": out of device memory; back to the queue");
+                log("defer " + job.id +
+                    ": out of device memory; back to the queue until another job finishes");
                 claim.reset();
+                const auto before = finishedJobs();
+                for (const auto since = std::chrono::steady_clock::now();
+                     finishedJobs() == before && std::chrono::steady_clock::now() - since < deferWait;) {
+                    if (cancel && cancel->load())
+                        throw Cancelled();
+                    std::this_thread::sleep_for(std::chrono::seconds(2));
+                }
                 again = true;
-                std::this_thread::sleep_for(std::chrono::seconds(10));
-                continue;
+                break; // from the top: the first jobs of the list first
             }
             Runner::releaseCachedDeviceMemory();
             nlohmann::ordered_json result;

@@ -126,6 +126,8 @@ struct SweepRunOptions {
     // <job>/claim.lock, released when the process ends however it ends), so that processes sharing a
     // file system keep busy until the queue is empty, whatever each job costs.
     bool queue = false;
+    int deferWaitSeconds = 180; // queue: how long a job out of device memory waits for another to finish
+    std::function<void(const SweepJob&)> beforeTraining; // tests: throws as a training would
 };
 
 // Runs a shard's (or, with queue, the queue's) unfinished jobs: trains (resuming), evaluates on every

@@ -522,6 +522,46 @@ private slots:
         QCOMPARE(log.back(), "skip " + jobs[1].id + " (finished)");
     }
 
+    void queueDefersAJobOutOfDeviceMemory()
+    {
+        QTemporaryDir dir;
+        const SweepSpec spec = readSweepSpec(writeSpec(dir, tinySpec()));
+        const auto jobs = planSweep(spec);
+        std::vector<std::string> log;
+        auto logger = [&](const std::string& line) { log.push_back(line); };
+        SweepRunOptions o;
+        o.device = "cpu";
+        o.threads = 2;
+        o.only = {jobs[2].id, jobs[0].id};
+        o.queue = true;
+        o.deferWaitSeconds = 0;
+        int calls = 0;
+        o.beforeTraining = [&](const SweepJob& job) {
+            if (calls++ == 0) {
+                QCOMPARE(job.id, jobs[2].id);
+                throw std::runtime_error("CUDA out of memory. Tried to allocate 6.14 GiB.");
+            }
+        };
+        // The job out of memory goes back to the queue, which is then taken from the top: it runs first.
+        QCOMPARE(runSweep(spec, o, logger), 2);
+        QVERIFY2(log[0].rfind("train " + jobs[2].id, 0) == 0, log[0].c_str());
+        QVERIFY2(log[1].rfind("defer " + jobs[2].id + ": out of device memory", 0) == 0, log[1].c_str());
+        QVERIFY2(log[2].rfind("train " + jobs[2].id, 0) == 0, log[2].c_str());
+        QVERIFY2(log[3].rfind("done " + jobs[2].id, 0) == 0, log[3].c_str());
+        QVERIFY2(log[4].rfind("train " + jobs[0].id, 0) == 0, log[4].c_str());
+        QCOMPARE(calls, 3);
+
+        // Other failures, and any failure outside a queue, stop the run.
+        o.only = {jobs[1].id};
+        o.beforeTraining = [](const SweepJob&) { throw std::runtime_error("disk full"); };
+        QVERIFY_THROWS_EXCEPTION(std::runtime_error, runSweep(spec, o, logger));
+        o.queue = false;
+        o.beforeTraining = [](const SweepJob&) { throw std::runtime_error("CUDA out of memory"); };
+        QVERIFY_THROWS_EXCEPTION(std::runtime_error, runSweep(spec, o, logger));
+        QVERIFY(!QFile::exists(
+            dir.filePath(QString("tiny/jobs/%1/job.json").arg(QString::fromStdString(jobs[1].id)))));
+    }
+
     void interruptedSweepResumes()
     {
         QTemporaryDir dir;
