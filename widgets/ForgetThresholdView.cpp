@@ -13,6 +13,7 @@
 
 #include <qcustomplot.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -51,6 +52,7 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
     }
     ForgetThresholdData d;
     d.name = j.value("name").toString();
+    d.provisional = j.value("provisional").toBool();
     const QJsonObject c = j.value("criterion").toObject();
     d.criterion = c.value("kind").toString() == "paper"
                       ? QObject::tr("forgets: last bucket < %1 × the worst inside T_train")
@@ -62,6 +64,14 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
     if (c.value("max_norm_growth").toDouble() > 0)
         d.criterion += QObject::tr(", |S| growth ≤ %1×").arg(c.value("max_norm_growth").toDouble());
     const QDir folder = QFileInfo(path).absoluteDir();
+    // The seeds in the order the runs (every planned job, finished or not) name them.
+    QVector<qint64> seeds;
+    for (const QJsonValue& v : j.value("runs").toArray()) {
+        const qint64 seed = static_cast<qint64>(v.toObject().value("seed").toDouble());
+        if (!seeds.contains(seed))
+            seeds.push_back(seed);
+    }
+    d.seedCount = std::max<int>(1, seeds.size());
     for (const QJsonValue& v : j.value("runs").toArray()) {
         const QJsonObject r = v.toObject();
         if (!r.value("finished").toBool())
@@ -73,6 +83,8 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
         run.forgets = r.value("forgets").toBool();
         run.score = r.value("score").toDouble();
         run.reason = r.value("reason").toString();
+        run.seed = static_cast<qint64>(r.value("seed").toDouble());
+        run.seedIndex = std::max<int>(0, seeds.indexOf(run.seed));
         if (r.contains("eval"))
             run.evalPath = folder.absoluteFilePath(r.value("eval").toString());
         if (!(run.stateSize > 0 && run.trainLength > 0)) {
@@ -87,6 +99,13 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
         if (s.value("t_forget").toDouble() > 0) {
             d.sizeStateSize.push_back(s.value("state_size").toDouble());
             d.sizeThreshold.push_back(s.value("t_forget").toDouble());
+        }
+        for (const QJsonValue& sv : s.value("seeds").toArray()) {
+            const QJsonObject f = sv.toObject();
+            if (f.value("inside").toBool() && f.value("interpolated").toDouble() > 0)
+                d.seedThresholds.push_back(
+                    {s.value("state_size").toDouble(), f.value("interpolated").toDouble(),
+                     std::max<int>(0, seeds.indexOf(static_cast<qint64>(f.value("seed").toDouble())))});
         }
     }
     if (j.value("fit").isObject()) {
@@ -159,7 +178,7 @@ ForgetThresholdView::ForgetThresholdView(QWidget* parent) : QWidget(parent), m_p
     QCPAxis* x = m_mainRect->axis(QCPAxis::atBottom);
     QCPAxis* y = m_mainRect->axis(QCPAxis::atLeft);
     x->setLabel(tr("state size N_S (M elements)"));
-    y->setLabel(tr("training length (K = 1024 tokens)"));
+    y->setLabel(tr("T_train (K = 1024 tokens)"));
     logAxis(y);
     y->setNumberFormat("g");
     y->setNumberPrecision(4);
@@ -176,11 +195,13 @@ ForgetThresholdView::ForgetThresholdView(QWidget* parent) : QWidget(parent), m_p
     m_forgets = graph(tr("forgets"), QColor(26, 150, 65), QCPScatterStyle::ssDisc, 8);
     m_collapses = graph(tr("collapses"), QColor(215, 48, 39), QCPScatterStyle::ssCross, 9);
     m_thresholds = graph(tr("T_forget (interpolated)"), QColor(40, 40, 40), QCPScatterStyle::ssDiamond, 9);
+    m_seedThresholds =
+        graph(tr("T_forget of one seed"), QColor(110, 110, 110), QCPScatterStyle::ssDiamond, 6);
     m_fit = m_plot->addGraph(x, y);
     m_fit->setName(tr("fit"));
     m_fit->setPen(QPen(QColor(33, 102, 172), 2));
     m_paper = m_plot->addGraph(x, y);
-    m_paper->setName(tr("paper: 5.172·N_S − 4.469 (> 0 from 0.86 M)"));
+    m_paper->setName(tr("paper: 5.172·N_S − 4.469"));
     m_paper->setPen(QPen(QColor(120, 120, 120), 1.5, Qt::DashLine));
     m_equation = new QCPItemText(m_plot);
     m_equation->setClipAxisRect(m_mainRect);
@@ -219,15 +240,19 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
 {
     m_data = data;
     m_shown = -1;
-    QVector<double> fx, fy, cx, cy;
     double xMax = 0, yMin = std::numeric_limits<double>::infinity(), yMax = 0;
     for (const auto& r : data.runs) {
-        const double xs = r.stateSize / 1e6, ys = r.trainLength / 1024.0;
-        (r.forgets ? fx : cx).push_back(xs);
-        (r.forgets ? fy : cy).push_back(ys);
-        xMax = std::max(xMax, xs);
-        yMin = std::min(yMin, ys);
-        yMax = std::max(yMax, ys);
+        xMax = std::max(xMax, r.stateSize / 1e6);
+        yMin = std::min(yMin, r.trainLength / 1024.0);
+        yMax = std::max(yMax, r.trainLength / 1024.0);
+    }
+    if (!(xMax > 0))
+        xMax = 1;
+    m_seedStep = data.seedCount > 1 ? 0.025 * xMax : 0;
+    QVector<double> fx, fy, cx, cy;
+    for (const auto& r : data.runs) {
+        (r.forgets ? fx : cx).push_back(seedX(r.stateSize, r.seedIndex));
+        (r.forgets ? fy : cy).push_back(r.trainLength / 1024.0);
     }
     m_forgets->setData(fx, fy);
     m_collapses->setData(cx, cy);
@@ -237,8 +262,17 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
         ty.push_back(data.sizeThreshold[i] / 1024.0);
     }
     m_thresholds->setData(tx, ty);
-    if (!(xMax > 0))
-        xMax = 1;
+    // One seed's threshold only means something beside the others': drawn where there are several.
+    QVector<double> sx, sy;
+    if (data.seedCount > 1)
+        for (const auto& t : data.seedThresholds) {
+            sx.push_back(seedX(t.stateSize, t.seedIndex));
+            sy.push_back(t.threshold / 1024.0);
+        }
+    m_seedThresholds->setData(sx, sy, true);
+    m_seedThresholds->removeFromLegend();
+    if (!sx.isEmpty())
+        m_seedThresholds->addToLegend();
     if (!(yMax > 0))
         yMin = 0.125, yMax = 64;
     // Room above the highest dots for the equation.
@@ -257,14 +291,15 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
     };
     if (data.hasFit) {
         line(m_fit, data.slope, data.intercept);
-        m_equation->setText(tr("fit: T_forget[K] = %1·N_S[M] %2 %3, R² = %4\nslope 95 % CI [%5, %6]\n%7")
+        m_equation->setText(tr("%8fit: T_forget[K] = %1·N_S[M] %2 %3, R² = %4\nslope 95 % CI [%5, %6]\n%7")
                                 .arg(data.slope, 0, 'f', 3)
                                 .arg(data.intercept < 0 ? "−" : "+")
                                 .arg(std::abs(data.intercept), 0, 'f', 3)
                                 .arg(data.r2, 0, 'f', 3)
                                 .arg(data.slopeLow, 0, 'f', 3)
                                 .arg(data.slopeHigh, 0, 'f', 3)
-                                .arg(data.criterion));
+                                .arg(data.criterion)
+                                .arg(data.provisional ? tr("provisional, the sweep is unfinished\n") : QString()));
     } else {
         m_fit->data()->clear();
         m_equation->setText(
@@ -286,10 +321,15 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
     m_plot->replot();
 }
 
+double ForgetThresholdView::seedX(double stateSize, int seedIndex) const
+{
+    return stateSize / 1e6 + (seedIndex - (m_data.seedCount - 1) / 2.0) * m_seedStep;
+}
+
 QPointF ForgetThresholdView::runPixel(int index) const
 {
     const auto& r = m_data.runs.at(index);
-    return {m_mainRect->axis(QCPAxis::atBottom)->coordToPixel(r.stateSize / 1e6),
+    return {m_mainRect->axis(QCPAxis::atBottom)->coordToPixel(seedX(r.stateSize, r.seedIndex)),
             m_mainRect->axis(QCPAxis::atLeft)->coordToPixel(r.trainLength / 1024.0)};
 }
 

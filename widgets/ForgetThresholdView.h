@@ -26,6 +26,15 @@ struct ForgetThresholdRun {
     double score = 0;
     QString reason;
     QString evalPath; // its job.json, absolute; "" if unknown
+    qint64 seed = 0;
+    int seedIndex = 0; // its seed's rank among the sweep's seeds: the dots of one cell sit side by side
+};
+
+// The threshold of one state size and one seed, where that seed's bracket lies inside the grid.
+struct ForgetThresholdSeed {
+    double stateSize = 0; // elements
+    double threshold = 0; // tokens, interpolated
+    int seedIndex = 0;
 };
 
 struct ForgetThresholdData {
@@ -33,7 +42,10 @@ struct ForgetThresholdData {
     QString criterion;                            // one line
     QVector<ForgetThresholdRun> runs;             // finished runs only
     QVector<double> sizeStateSize, sizeThreshold; // sizes whose T_forget lies inside the grid (tokens)
+    QVector<ForgetThresholdSeed> seedThresholds;  // each seed's, also before the other seeds finished
+    int seedCount = 1;
     bool hasFit = false;
+    bool provisional = false;                // a report of a sweep still running (sweep report --provisional)
     double slope = 0, intercept = 0, r2 = 0; // T_forget[K = 1024] = slope · N_S[M] + intercept
     double slopeLow = 0, slopeHigh = 0;
 
@@ -67,6 +79,7 @@ public:
     QCPGraph* forgetsGraph() const { return m_forgets; }
     QCPGraph* collapsesGraph() const { return m_collapses; }
     QCPGraph* thresholdGraph() const { return m_thresholds; }
+    QCPGraph* seedThresholdGraph() const { return m_seedThresholds; }
     QCPGraph* fitGraph() const { return m_fit; }
     QCPGraph* paperGraph() const { return m_paper; }
     QCPItemText* equationLabel() const { return m_equation; }
@@ -83,6 +96,8 @@ signals:
 private:
     void onPress(const QPointF& pos);
     void setCurvesShown(bool shown);
+    // N_S in M moved sideways by seed, so that the seeds of one cell do not hide each other.
+    double seedX(double stateSize, int seedIndex) const;
 
     QCustomPlot* m_plot;
     QCPAxisRect* m_mainRect;
@@ -90,6 +105,7 @@ private:
     QCPGraph* m_forgets;
     QCPGraph* m_collapses;
     QCPGraph* m_thresholds;
+    QCPGraph* m_seedThresholds;
     QCPGraph* m_fit;
     QCPGraph* m_paper;
     QCPItemText* m_equation;
@@ -99,6 +115,7 @@ private:
     QLabel* m_hint;
     ForgetThresholdData m_data;
     int m_shown = -1;
+    double m_seedStep = 0; // M elements between the dots of neighbouring seeds
 };
 
 } // namespace statescope

@@ -160,6 +160,7 @@ struct SweepArgs {
     int maxJobs = 0;
     std::vector<std::string> jobs; // run: only these job ids, in this order
     bool queue = false;            // run: take the next unclaimed job instead of a fixed share
+    bool provisional = false;      // report: thresholds of seeds whose bracket is finished
     std::string json;  // plan: where the job list goes (default <sweep folder>/plan.json); judge: the verdict
     std::string model; // judge: the model folder
     int64_t trainLength = 0; // judge: T_train (default: the model card's)

@@ -493,6 +493,9 @@ int runMain(int argc, char** argv)
     auto* sweepReport =
         sweepCmd->add_subcommand("report", "Gather the finished jobs, find T_forget, fit the line");
     sweepReport->add_option("spec", sweep.spec, "Sweep spec (JSON)")->required();
+    sweepReport->add_flag("--provisional", sweep.provisional,
+                          "While a sweep runs: a seed's threshold once the two lengths around it are "
+                          "finished, a size's from the seeds that have one");
     sweepReport->add_option("--out", sweep.out,
                             "Folder for summary.json and summary.h5 (default: the sweep's)");
 

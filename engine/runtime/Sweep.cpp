@@ -700,7 +700,7 @@ LineFit fitLine(const std::vector<double>& x, const std::vector<double>& y)
 }
 
 ForgetThreshold forgetThreshold(const std::vector<int64_t>& T, const std::vector<ForgetVerdict>& v,
-                                double threshold)
+                                double threshold, double maxNormGrowth)
 {
     ForgetThreshold f;
     int lo = -1, hi = -1; // indices of the largest collapsing and the smallest forgetting length
@@ -716,21 +716,41 @@ ForgetThreshold forgetThreshold(const std::vector<int64_t>& T, const std::vector
     f.inside = lo >= 0 && hi >= 0;
     if (!f.inside)
         return f;
-    // Crossing of the score on a log-T scale between the two grid points; where the score does not
-    // bracket the threshold (a run that forgets by loss but fails the norm test) the bracket's middle.
+    // Where, between the two grid points, each failing part of the criterion crosses its limit: the
+    // run forgets from the later crossing. A part that does not cross between them (a run that fails
+    // by it but improves the wrong way) leaves the bracket's middle.
     const double la = std::log(static_cast<double>(T[lo])), lb = std::log(static_cast<double>(T[hi]));
-    const double sa = v[lo].score, sb = v[hi].score;
+    const ForgetVerdict &a = v[lo], &b = v[hi];
+    double wLoss = -1, wNorm = -1;
+    bool stuck = !f.monotone;
+    if (!(std::isfinite(a.score) && a.score <= threshold)) {
+        if (std::isfinite(a.score) && std::isfinite(b.score) && b.score <= threshold && a.score > b.score)
+            wLoss = (a.score - threshold) / (a.score - b.score);
+        else
+            stuck = true;
+    }
+    if (maxNormGrowth > 0 && a.normGrowth > maxNormGrowth) {
+        if (b.normGrowth > 0 && b.normGrowth <= maxNormGrowth)
+            wNorm = std::log(a.normGrowth / maxNormGrowth) / std::log(a.normGrowth / b.normGrowth);
+        else
+            stuck = true;
+    }
     double w = 0.5;
-    if (f.monotone && std::isfinite(sa) && std::isfinite(sb) && sa > threshold && sb <= threshold && sa > sb)
-        w = (sa - threshold) / (sa - sb);
+    if (stuck || (wLoss < 0 && wNorm < 0)) {
+        f.interpolatedBy = "middle";
+    } else {
+        w = std::max(wLoss, wNorm);
+        f.interpolatedBy = wNorm > wLoss ? "norm" : "loss";
+    }
     f.interpolated = std::exp(la + w * (lb - la));
     return f;
 }
 
-SweepReport reportSweep(const SweepSpec& spec)
+SweepReport reportSweep(const SweepSpec& spec, bool provisional)
 {
     SweepReport r;
     r.spec = spec;
+    r.provisional = provisional;
     const std::string folder = sweepFolder(spec);
     for (const SweepJob& job : planSweep(spec)) {
         SweepRunResult run;
@@ -755,8 +775,13 @@ SweepReport reportSweep(const SweepSpec& spec)
         StateSizeResult size;
         size.axisValue = value;
         double logSum = 0;
+        int counted = 0;
         bool allInside = true;
-        std::vector<int64_t> forgetIndex;
+        std::vector<int64_t> forgetIndex, lowerBounds;
+        auto indexOf = [&](int64_t T) {
+            return std::find(spec.trainLengths.begin(), spec.trainLengths.end(), T) -
+                   spec.trainLengths.begin();
+        };
         for (uint64_t seed : spec.seeds) {
             std::vector<int64_t> lengths;
             std::vector<ForgetVerdict> verdicts;
@@ -768,27 +793,38 @@ SweepReport reportSweep(const SweepSpec& spec)
                     verdicts.push_back(run.verdict);
                 }
             }
-            ForgetThreshold f = forgetThreshold(lengths, verdicts, spec.criterion.threshold());
+            ForgetThreshold f =
+                forgetThreshold(lengths, verdicts, spec.criterion.threshold(), spec.criterion.maxNormGrowth);
             f.seed = seed;
             f.finished = static_cast<int>(lengths.size());
             f.planned = static_cast<int>(spec.trainLengths.size());
-            if (lengths.size() != spec.trainLengths.size())
-                f.inside = false, f.interpolated = 0; // unfinished: not a threshold yet
-            allInside = allInside && f.inside && f.monotone;
-            if (f.inside)
+            if (lengths.size() != spec.trainLengths.size()) {
+                // Unfinished: not a threshold yet, unless provisional and no unfinished length can move it.
+                f.provisional = provisional && f.inside && f.monotone &&
+                                indexOf(f.forgetsFrom) - indexOf(f.collapsesAt) == 1;
+                if (!f.provisional)
+                    f.inside = false, f.interpolated = 0;
+            }
+            const bool counts = f.inside && f.monotone;
+            allInside = allInside && counts;
+            if (counts) {
                 logSum += std::log(f.interpolated);
-            const auto at = std::find(spec.trainLengths.begin(), spec.trainLengths.end(), f.forgetsFrom);
-            forgetIndex.push_back(at == spec.trainLengths.end()
-                                      ? static_cast<int64_t>(spec.trainLengths.size())
-                                      : at - spec.trainLengths.begin());
+                ++counted;
+            }
+            if (!provisional || counts)
+                forgetIndex.push_back(indexOf(f.forgetsFrom)); // the grid's size when none forgot
+            else if (f.collapsesAt > 0) // no threshold yet, but it cannot forget before its last collapse
+                lowerBounds.push_back(indexOf(f.collapsesAt) + 1);
             size.seeds.push_back(f);
         }
-        if (!forgetIndex.empty())
-            size.seedsAgree = *std::max_element(forgetIndex.begin(), forgetIndex.end()) -
-                                  *std::min_element(forgetIndex.begin(), forgetIndex.end()) <=
-                              1;
-        if (allInside && !size.seeds.empty())
-            size.tForget = std::exp(logSum / size.seeds.size());
+        if (!forgetIndex.empty()) {
+            int64_t highest = *std::max_element(forgetIndex.begin(), forgetIndex.end());
+            for (int64_t b : lowerBounds)
+                highest = std::max(highest, b);
+            size.seedsAgree = highest - *std::min_element(forgetIndex.begin(), forgetIndex.end()) <= 1;
+        }
+        if ((allInside || provisional) && counted > 0)
+            size.tForget = std::exp(logSum / counted);
         r.sizes.push_back(size);
     }
     std::vector<double> x, y;
@@ -837,7 +873,12 @@ std::string formatSweepReport(const SweepReport& r)
         out << buf;
     }
     out << ", on every held-out text\n";
-    std::snprintf(buf, sizeof buf, "%d of %zu jobs finished\n\n", r.finished, r.runs.size());
+    std::snprintf(buf, sizeof buf, "%d of %zu jobs finished\n", r.finished, r.runs.size());
+    out << buf;
+    std::snprintf(buf, sizeof buf, "%s\n",
+                  r.provisional ? "provisional: a seed's threshold counts once the two lengths around it are "
+                                  "finished, and a size's T_forget is the mean of the seeds that have one\n"
+                                : "");
     out << buf;
     std::snprintf(buf, sizeof buf, "%-28s %10s %8s %5s %9s %8s %8s %9s %8s  %s\n", "job", "N_S", "T_train",
                   "seed", "tokens", "score", "growth", "retained", "minutes", "verdict");
@@ -863,22 +904,23 @@ std::string formatSweepReport(const SweepReport& r)
         out << buf;
     }
     out << "\n";
-    std::snprintf(buf, sizeof buf, "%-8s %10s %5s %26s %12s\n", r.spec.axis.c_str(), "N_S", "seed",
-                  "T_forget bracket", "interpolated");
+    std::snprintf(buf, sizeof buf, "%-8s %10s %5s %26s  %s\n", r.spec.axis.c_str(), "N_S", "seed",
+                  "T_forget bracket", "interpolated (by)");
     out << buf;
     for (const auto& s : r.sizes) {
         for (const auto& f : s.seeds) {
             const std::string lo = f.collapsesAt ? std::to_string(f.collapsesAt) : "-";
             const std::string hi = f.forgetsFrom ? std::to_string(f.forgetsFrom) : "-";
-            std::snprintf(buf, sizeof buf, "%-8lld %10lld %5llu %26s %12s%s\n",
+            const std::string at =
+                f.inside ? std::to_string(std::llround(f.interpolated)) + " (" + f.interpolatedBy + ")" +
+                               (f.provisional ? ", provisional" : "")
+                : f.finished < f.planned ? "unfinished, " + std::to_string(f.finished) + " of " +
+                                               std::to_string(f.planned) + " lengths"
+                                         : std::string("outside grid");
+            std::snprintf(buf, sizeof buf, "%-8lld %10lld %5llu %26s  %s%s\n",
                           static_cast<long long>(s.axisValue), static_cast<long long>(s.stateSize),
                           static_cast<unsigned long long>(f.seed), ("[" + lo + ", " + hi + "]").c_str(),
-                          f.inside                 ? std::to_string(std::llround(f.interpolated)).c_str()
-                          : f.finished < f.planned ? ("unfinished, " + std::to_string(f.finished) + " of " +
-                                                      std::to_string(f.planned) + " lengths")
-                                                         .c_str()
-                                                   : "outside grid",
-                          f.monotone ? "" : "  (not monotone in T_train)");
+                          at.c_str(), f.monotone ? "" : "  (not monotone in T_train)");
             out << buf;
         }
         if (s.tForget > 0) {
@@ -979,6 +1021,8 @@ std::vector<std::string> writeSweepReport(const SweepReport& r, const std::strin
                              {"monotone", f.monotone},
                              {"inside", f.inside},
                              {"interpolated", f.interpolated},
+                             {"interpolated_by", f.interpolatedBy},
+                             {"provisional", f.provisional},
                              {"finished_lengths", f.finished},
                              {"planned_lengths", f.planned}});
         sizes.push_back({{"axis_value", s.axisValue},
@@ -989,6 +1033,7 @@ std::vector<std::string> writeSweepReport(const SweepReport& r, const std::strin
     }
     j["sizes"] = sizes;
     j["monotone_in_state_size"] = r.monotoneInStateSize;
+    j["provisional"] = r.provisional;
     if (r.fit.n >= 2)
         j["fit"] = {{"n", r.fit.n},
                     {"slope", r.fit.slope},

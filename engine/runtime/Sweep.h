@@ -178,6 +178,8 @@ struct ForgetThreshold {
     bool inside = false;           // both ends inside the grid
     double interpolated = 0;       // tokens, log-linear crossing of the score; 0 when not inside
     int finished = 0, planned = 0; // training lengths with a finished job, and in the grid (the report)
+    std::string interpolatedBy;    // "loss", "norm" or "middle" (the bracket's geometric middle)
+    bool provisional = false;      // inside though other lengths of this seed are unfinished
 };
 
 struct StateSizeResult {
@@ -195,14 +197,22 @@ struct SweepReport {
     bool monotoneInStateSize = true; // T_forget does not fall as N_S grows
     LineFit fit; // T_forget[K = 1024 tokens] against N_S[M], over the sizes inside the grid
     int finished = 0;
+    bool provisional = false; // reportSweep's provisional
 };
 
-// Thresholds of one size from runs sorted by training length (scores compared with the threshold).
+// Thresholds of one size from runs sorted by training length. Inside the bracket the crossing is
+// interpolated on log T for the part of the criterion that failed at its lower end: the score against
+// `threshold` (linear in the score), the largest head's norm growth against maxNormGrowth (linear in its
+// log), the later crossing where both failed; the bracket's geometric middle where that part does not
+// cross between the two runs.
 ForgetThreshold forgetThreshold(const std::vector<int64_t>& trainLengths,
-                                const std::vector<ForgetVerdict>& verdicts, double threshold);
+                                const std::vector<ForgetVerdict>& verdicts, double threshold,
+                                double maxNormGrowth = 0);
 
-// Gathers every finished job and analyses them with spec.criterion.
-SweepReport reportSweep(const SweepSpec& spec);
+// Gathers every finished job and analyses them with spec.criterion. A seed's threshold needs all its
+// training lengths finished; provisional (a sweep still running) also takes one whose bracket's ends
+// are neighbouring grid lengths, both finished, and a size's T_forget from the seeds that have one.
+SweepReport reportSweep(const SweepSpec& spec, bool provisional = false);
 // Writes <folder>/summary.json and summary.h5; returns their paths.
 std::vector<std::string> writeSweepReport(const SweepReport& report, const std::string& folder);
 // The report as text for the terminal: runs, thresholds, the fit.

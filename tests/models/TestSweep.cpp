@@ -368,6 +368,34 @@ private slots:
         std::vector<ForgetVerdict> mixed{
             {true, 1, 1, ""}, {false, 2, 1, "x"}, {true, 1, 1, ""}, {true, 1, 1, ""}};
         QVERIFY(!forgetThreshold(T, mixed, 1.1).monotone);
+        QCOMPARE(f.interpolatedBy, std::string("loss"));
+
+        // A collapse by the norm part alone: the largest head's growth, 20x at 512 and 2.5x at 1024,
+        // crosses 5x on log-log scales two thirds of the way, at 512 * 2^(2/3).
+        const std::vector<int64_t> T2{256, 512, 1024};
+        const std::vector<ForgetVerdict> byNorm{
+            {false, 1.0, 40, "norm"}, {false, 1.0, 20, "norm"}, {true, 1.0, 2.5, ""}};
+        const ForgetThreshold n = forgetThreshold(T2, byNorm, 1.1, 5);
+        QVERIFY(n.inside && n.monotone);
+        QCOMPARE(n.interpolatedBy, std::string("norm"));
+        QVERIFY2(std::abs(n.interpolated - 512 * std::pow(2.0, 2.0 / 3)) < 1e-6,
+                 qPrintable(QString::number(n.interpolated)));
+        // Without the norm part in the criterion nothing crosses: the bracket's geometric middle.
+        const ForgetThreshold m = forgetThreshold(T2, byNorm, 1.1, 0);
+        QCOMPARE(m.interpolatedBy, std::string("middle"));
+        QVERIFY(std::abs(m.interpolated - 512 * std::sqrt(2.0)) < 1e-6);
+        // Both parts fail at 512: the later crossing. The loss (1.3 -> 1.0 crosses 1.1 at 2/3) against
+        // the norm (10x -> 2.5x crosses 5x at 1/2).
+        const std::vector<ForgetVerdict> both{
+            {false, 1.5, 40, "x"}, {false, 1.3, 10, "x"}, {true, 1.0, 2.5, ""}};
+        const ForgetThreshold b = forgetThreshold(T2, both, 1.1, 5);
+        QCOMPARE(b.interpolatedBy, std::string("loss"));
+        QVERIFY(std::abs(b.interpolated - 512 * std::pow(2.0, 2.0 / 3)) < 1e-6);
+        const std::vector<ForgetVerdict> bothNormLater{
+            {false, 1.5, 40, "x"}, {false, 1.15, 10, "x"}, {true, 1.0, 2.5, ""}};
+        const ForgetThreshold c = forgetThreshold(T2, bothNormLater, 1.1, 5);
+        QCOMPARE(c.interpolatedBy, std::string("norm"));
+        QVERIFY(std::abs(c.interpolated - 512 * std::sqrt(2.0)) < 1e-6);
     }
 
     // Job results written by hand, with scores made from a known line: the report finds it again.
@@ -433,6 +461,51 @@ private slots:
         QVERIFY(QFileInfo(QString::fromStdString(files[1])).size() > 1000);
         const std::string text = formatSweepReport(r);
         QVERIFY2(text.find("fit over 4 state sizes") != std::string::npos, text.c_str());
+
+        // A sweep still running: the longest run of the first size's seed 0 and every run of the last
+        // size's seed 1 unfinished. The report has no threshold for either size; a provisional one keeps
+        // the first size's (the lengths around it are finished) and takes the last size's from seed 0.
+        for (const SweepJob& job : jobs)
+            if ((job.axisValue == 8 && job.seed == 0 && job.trainLength == 2048) ||
+                (job.axisValue == 64 && job.seed == 1))
+                QVERIFY(QFile::remove(
+                    dir.filePath(QString("tiny/jobs/%1/job.json").arg(QString::fromStdString(job.id)))));
+        const SweepReport strict = reportSweep(spec);
+        QCOMPARE(strict.sizes[0].tForget, 0.0);
+        QCOMPARE(strict.sizes[3].tForget, 0.0);
+        QCOMPARE(strict.fit.n, 2);
+        const SweepReport p = reportSweep(spec, true);
+        QVERIFY(p.provisional);
+        QVERIFY(p.sizes[0].seeds[0].provisional && p.sizes[0].seeds[0].inside);
+        QVERIFY(!p.sizes[0].seeds[1].provisional && p.sizes[0].seeds[1].inside);
+        QVERIFY(std::abs(p.sizes[0].tForget - r.sizes[0].tForget) < 1e-6 * r.sizes[0].tForget);
+        QVERIFY(!p.sizes[3].seeds[1].inside);
+        QVERIFY(p.sizes[3].seedsAgree);
+        QVERIFY(std::abs(p.sizes[3].tForget - p.sizes[3].seeds[0].interpolated) < 1e-9);
+        QCOMPARE(p.fit.n, 4);
+        QVERIFY(std::abs(p.fit.slope - a) < 1e-6 * a);
+        // A seed without a threshold yet that collapsed at a length the other already forgot at, more
+        // than a grid step past its threshold: the seeds disagree. The first size's seed 1 keeps its
+        // collapse at 64, collapses at 512 too (64's result in its place), and 128-2048 are unfinished.
+        auto jobFile = [&](int64_t value, uint64_t seed, int64_t T) {
+            const auto it = std::find_if(jobs.begin(), jobs.end(), [&](const SweepJob& j) {
+                return j.axisValue == value && j.seed == seed && j.trainLength == T;
+            });
+            return dir.filePath(QString("tiny/jobs/%1/job.json").arg(QString::fromStdString(it->id)));
+        };
+        QVERIFY(reportSweep(spec, true).sizes[0].seedsAgree);
+        for (int64_t T : {128, 256, 512, 1024, 2048})
+            QVERIFY(QFile::remove(jobFile(8, 1, T)));
+        QVERIFY(QFile::copy(jobFile(8, 1, 64), jobFile(8, 1, 512)));
+        {
+            const SweepReport d = reportSweep(spec, true);
+            QVERIFY(!d.sizes[0].seeds[1].inside);
+            QVERIFY(!d.sizes[0].seedsAgree);
+            QVERIFY(std::abs(d.sizes[0].tForget - d.sizes[0].seeds[0].interpolated) < 1e-9);
+        }
+        const std::string provisionalText = formatSweepReport(p);
+        QVERIFY2(provisionalText.find("provisional") != std::string::npos, provisionalText.c_str());
+        QVERIFY(loadPythonJson(writeSweepReport(p, dir.filePath("tiny").toStdString())[0]).at("provisional"));
     }
 
     // A real sweep on the CPU: tiny models, 8 steps each. Stopped after one job (as a killed shard

@@ -183,6 +183,73 @@ private slots:
         QVERIFY2(green > 100 && red > 20, qPrintable(QString("%1 green, %2 red").arg(green).arg(red)));
     }
 
+    void seedsSitSideBySide()
+    {
+        // One size (1 M) x T 1K, 2K x seeds 0 and 1; seed 1 has finished its threshold, seed 0 has not.
+        QTemporaryDir dir;
+        QJsonArray runs;
+        for (double t : {1024.0, 2048.0})
+            for (int seed : {0, 1}) {
+                const QString id = QString("d_state-1_T-%1_seed-%2").arg(t).arg(seed);
+                const bool finished = !(seed == 0 && t == 2048);
+                runs.append(QJsonObject{{"id", id},
+                                        {"state_size", 1e6},
+                                        {"train_length", t},
+                                        {"seed", seed},
+                                        {"finished", finished},
+                                        {"forgets", t == 2048},
+                                        {"score", 1.0},
+                                        {"eval", "jobs/" + id + "/job.json"}});
+            }
+        const QJsonArray seeds{QJsonObject{{"seed", 0}, {"inside", false}, {"interpolated", 0}},
+                               QJsonObject{{"seed", 1}, {"inside", true}, {"interpolated", 1448.0}}};
+        writeJson(
+            dir.filePath("summary.json"),
+            QJsonObject{
+                {"name", "seeds"},
+                {"provisional", true},
+                {"fit",
+                 QJsonObject{
+                     {"slope", 0.5}, {"intercept", 0.1}, {"r2", 0.9}, {"slope_ci95", QJsonArray{0.2, 0.8}}}},
+                {"criterion", QJsonObject{{"kind", "paired"}, {"from", 8}, {"to", 16}}},
+                {"runs", runs},
+                {"sizes", QJsonArray{QJsonObject{{"state_size", 1e6}, {"t_forget", 0}, {"seeds", seeds}}}}});
+        ForgetThresholdData data;
+        QString error;
+        QVERIFY2(ForgetThresholdData::fromSummary(dir.filePath("summary.json"), &data, &error),
+                 qPrintable(error));
+        QCOMPARE(data.seedCount, 2);
+        QCOMPARE(data.runs.size(), 3);
+        ForgetThresholdView view;
+        view.resize(900, 700);
+        view.show();
+        view.setData(data);
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        // The two dots at (1 M, 1K), one per seed, either side of 1 M; seed 1's forgetting dot right of it.
+        QCOMPARE(view.collapsesGraph()->data()->size(), 2);
+        const double left = view.collapsesGraph()->data()->at(0)->key,
+                     right = view.collapsesGraph()->data()->at(1)->key;
+        QVERIFY2(left < 1 && right > 1 && std::abs(left + right - 2) < 1e-9,
+                 qPrintable(QString("%1 %2").arg(left).arg(right)));
+        QCOMPARE(view.forgetsGraph()->data()->size(), 1);
+        QCOMPARE(view.forgetsGraph()->data()->at(0)->key, right);
+        // Seed 1's threshold, at its dots' x; no size diamond until both seeds have one.
+        QCOMPARE(view.thresholdGraph()->data()->size(), 0);
+        QCOMPARE(view.seedThresholdGraph()->data()->size(), 1);
+        QCOMPARE(view.seedThresholdGraph()->data()->at(0)->key, right);
+        QCOMPARE(view.seedThresholdGraph()->data()->at(0)->value, 1448.0 / 1024);
+        QVERIFY(view.plot()->legend->hasItemWithPlottable(view.seedThresholdGraph()));
+        // The dots are apart on screen, and each click finds its own seed's run.
+        QVERIFY(std::abs(view.runPixel(0).x() - view.runPixel(1).x()) >= 8);
+        for (int i = 0; i < data.runs.size(); ++i)
+            QCOMPARE(view.runAt(view.runPixel(i)), i);
+        // The report of a sweep still running says so on the figure.
+        QVERIFY(data.provisional);
+        const QString eq = view.equationLabel()->text();
+        QVERIFY2(eq.startsWith("provisional, the sweep is unfinished\nfit: T_forget[K] = 0.500·N_S[M] + 0.100"),
+                 qPrintable(eq));
+    }
+
     void badFilesNameThemselves()
     {
         QTemporaryDir dir;
