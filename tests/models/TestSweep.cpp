@@ -76,6 +76,15 @@ LengthEval curve(int64_t T, int64_t length, double within, double after, double 
     return e;
 }
 
+// A run of the tiny sweep's jobs on two CPU threads.
+SweepRunOptions cpuRun()
+{
+    SweepRunOptions o;
+    o.device = "cpu";
+    o.threads = 2;
+    return o;
+}
+
 } // namespace
 
 class TestSweep : public QObject {
@@ -529,9 +538,7 @@ private slots:
         QCOMPARE(jobs.size(), size_t(1));
         const nlohmann::json plan = loadPythonJson(writeSweepPlan(spec, jobs));
         QCOMPARE(plan[0].at("tokenizer").get<std::string>(), std::string("neox.json"));
-        SweepRunOptions o;
-        o.device = "cpu";
-        o.threads = 2;
+        SweepRunOptions o = cpuRun();
         QCOMPARE(runSweep(spec, o, [](const std::string&) {}), 1);
         const std::string job =
             dir.filePath(QString("tiny/jobs/%1").arg(QString::fromStdString(jobs[0].id))).toStdString();
@@ -567,9 +574,7 @@ private slots:
             return dir.filePath(QString("tiny/jobs/%1/%2").arg(QString::fromStdString(job.id), name));
         };
         std::vector<std::string> log;
-        SweepRunOptions o;
-        o.device = "cpu";
-        o.threads = 2;
+        SweepRunOptions o = cpuRun();
         o.only = {jobs[3].id, jobs[1].id};
         o.queue = true;
         {
@@ -600,11 +605,9 @@ private slots:
         QTemporaryDir dir;
         const SweepSpec spec = readSweepSpec(writeSpec(dir, tinySpec()));
         const auto jobs = planSweep(spec);
+        SweepRunOptions o = cpuRun();
         std::vector<std::string> log;
         auto logger = [&](const std::string& line) { log.push_back(line); };
-        SweepRunOptions o;
-        o.device = "cpu";
-        o.threads = 2;
         o.only = {jobs[2].id, jobs[0].id};
         o.queue = true;
         o.deferWaitSeconds = 0;
@@ -642,9 +645,7 @@ private slots:
         const auto jobs = planSweep(spec);
         std::vector<std::string> log;
         auto logger = [&](const std::string& line) { log.push_back(line); };
-        SweepRunOptions o;
-        o.device = "cpu";
-        o.threads = 2;
+        SweepRunOptions o = cpuRun();
         o.maxJobs = 1;
         QCOMPARE(runSweep(spec, o, logger), 1);
         const QString first =

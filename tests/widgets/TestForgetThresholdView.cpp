@@ -76,6 +76,14 @@ QString writeSweep(const QTemporaryDir& dir)
     return dir.filePath("summary.json");
 }
 
+// The view on screen at 900 x 700, drawing data.
+void show(ForgetThresholdView& view, const ForgetThresholdData& data)
+{
+    view.resize(900, 700);
+    view.show();
+    view.setData(data);
+}
+
 } // namespace
 
 class TestForgetThresholdView : public QObject {
@@ -91,9 +99,7 @@ private slots:
         QVERIFY2(ForgetThresholdData::fromSummary(path, &data, &error), qPrintable(error));
         QCOMPARE(data.runs.size(), 9);
         ForgetThresholdView view;
-        view.resize(900, 700);
-        view.show();
-        view.setData(data);
+        show(view, data);
         QVERIFY(QTest::qWaitForWindowExposed(&view));
 
         // 4 forgetting runs, 5 collapsing, at (N_S in M, T in K).
@@ -221,9 +227,7 @@ private slots:
         QCOMPARE(data.seedCount, 2);
         QCOMPARE(data.runs.size(), 3);
         ForgetThresholdView view;
-        view.resize(900, 700);
-        view.show();
-        view.setData(data);
+        show(view, data);
         QVERIFY(QTest::qWaitForWindowExposed(&view));
         // The two dots at (1 M, 1K), one per seed, either side of 1 M; seed 1's forgetting dot right of it.
         QCOMPARE(view.collapsesGraph()->data()->size(), 2);
@@ -246,8 +250,9 @@ private slots:
         // The report of a sweep still running says so on the figure.
         QVERIFY(data.provisional);
         const QString eq = view.equationLabel()->text();
-        QVERIFY2(eq.startsWith("provisional, the sweep is unfinished\nfit: T_forget[K] = 0.500·N_S[M] + 0.100"),
-                 qPrintable(eq));
+        QVERIFY2(
+            eq.startsWith("provisional, the sweep is unfinished\nfit: T_forget[K] = 0.500·N_S[M] + 0.100"),
+            qPrintable(eq));
     }
 
     void badFilesNameThemselves()
