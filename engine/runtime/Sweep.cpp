@@ -875,11 +875,10 @@ std::string formatSweepReport(const SweepReport& r)
     out << ", on every held-out text\n";
     std::snprintf(buf, sizeof buf, "%d of %zu jobs finished\n", r.finished, r.runs.size());
     out << buf;
-    std::snprintf(buf, sizeof buf, "%s\n",
-                  r.provisional ? "provisional: a seed's threshold counts once the two lengths around it are "
-                                  "finished, and a size's T_forget is the mean of the seeds that have one\n"
-                                : "");
-    out << buf;
+    if (r.provisional)
+        out << "provisional: a seed's threshold counts once the two lengths around it are finished, and a "
+               "size's T_forget is the mean of the seeds that have one\n";
+    out << "\n";
     std::snprintf(buf, sizeof buf, "%-28s %10s %8s %5s %9s %8s %8s %9s %8s  %s\n", "job", "N_S", "T_train",
                   "seed", "tokens", "score", "growth", "retained", "minutes", "verdict");
     out << buf;

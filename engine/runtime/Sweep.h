@@ -176,7 +176,7 @@ struct ForgetThreshold {
     int64_t forgetsFrom = 0;       // the smallest forgetting T_train (0: none forgot)
     bool monotone = true;          // every collapsing T_train lies below every forgetting one
     bool inside = false;           // both ends inside the grid
-    double interpolated = 0;       // tokens, log-linear crossing of the score; 0 when not inside
+    double interpolated = 0;       // tokens, the crossing on log T (interpolatedBy); 0 when not inside
     int finished = 0, planned = 0; // training lengths with a finished job, and in the grid (the report)
     std::string interpolatedBy;    // "loss", "norm" or "middle" (the bracket's geometric middle)
     bool provisional = false;      // inside though other lengths of this seed are unfinished
