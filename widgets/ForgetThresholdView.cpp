@@ -102,6 +102,12 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
         }
         for (const QJsonValue& sv : s.value("seeds").toArray()) {
             const QJsonObject f = sv.toObject();
+            if (!f.value("monotone").toBool(true)) {
+                d.notMonotone.push_back(QObject::tr("N_S %1 M, seed %2")
+                                            .arg(s.value("state_size").toDouble() / 1e6, 0, 'f', 2)
+                                            .arg(static_cast<qint64>(f.value("seed").toDouble())));
+                continue;
+            }
             if (f.value("inside").toBool() && f.value("interpolated").toDouble() > 0)
                 d.seedThresholds.push_back(
                     {s.value("state_size").toDouble(), f.value("interpolated").toDouble(),
@@ -275,8 +281,8 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
         m_seedThresholds->addToLegend();
     if (!(yMax > 0))
         yMin = 0.125, yMax = 64;
-    // Room above the highest dots for the equation.
-    const double x1 = xMax * 1.1, y0 = yMin / 2, y1 = yMax * 8;
+    // Room above the highest dots for the equation, and for its line of seeds not monotone.
+    const double x1 = xMax * 1.1, y0 = yMin / 2, y1 = yMax * (data.notMonotone.isEmpty() ? 8 : 12);
     // The lines as many points: straight in N_S, curved on the log T axis; only where they are positive.
     auto line = [&](QCPGraph* g, double slope, double intercept) {
         QVector<double> lx, ly;
@@ -289,21 +295,28 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
         }
         g->setData(lx, ly);
     };
+    const QString notMonotone = data.notMonotone.isEmpty()
+                                    ? QString()
+                                    : tr("\nnot monotone in T_train, no threshold: %1")
+                                          .arg(data.notMonotone.join(QStringLiteral("; ")));
     if (data.hasFit) {
         line(m_fit, data.slope, data.intercept);
-        m_equation->setText(tr("%8fit: T_forget[K] = %1·N_S[M] %2 %3, R² = %4\nslope 95 % CI [%5, %6]\n%7")
-                                .arg(data.slope, 0, 'f', 3)
-                                .arg(data.intercept < 0 ? "−" : "+")
-                                .arg(std::abs(data.intercept), 0, 'f', 3)
-                                .arg(data.r2, 0, 'f', 3)
-                                .arg(data.slopeLow, 0, 'f', 3)
-                                .arg(data.slopeHigh, 0, 'f', 3)
-                                .arg(data.criterion)
-                                .arg(data.provisional ? tr("provisional, the sweep is unfinished\n") : QString()));
+        m_equation->setText(
+            tr("%8fit: T_forget[K] = %1·N_S[M] %2 %3, R² = %4\nslope 95 % CI [%5, %6]\n%7")
+                .arg(data.slope, 0, 'f', 3)
+                .arg(data.intercept < 0 ? "−" : "+")
+                .arg(std::abs(data.intercept), 0, 'f', 3)
+                .arg(data.r2, 0, 'f', 3)
+                .arg(data.slopeLow, 0, 'f', 3)
+                .arg(data.slopeHigh, 0, 'f', 3)
+                .arg(data.criterion)
+                .arg(data.provisional ? tr("provisional, the sweep is unfinished\n") : QString()) +
+            notMonotone);
     } else {
         m_fit->data()->clear();
         m_equation->setText(
-            tr("no fit: fewer than two state sizes have T_forget inside the grid\n%1").arg(data.criterion));
+            tr("no fit: fewer than two state sizes have T_forget inside the grid\n%1").arg(data.criterion) +
+            notMonotone);
     }
     line(m_paper, kPaperSlope, kPaperIntercept);
     m_fit->setVisible(data.hasFit);

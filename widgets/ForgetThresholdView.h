@@ -6,6 +6,7 @@
 // click on a dot draws that run's evaluation curves underneath. It reads the files `statescope-cli
 // sweep report` writes (summary.json and the jobs' job.json) and nothing else.
 #include <QString>
+#include <QStringList>
 #include <QVector>
 #include <QWidget>
 
@@ -43,6 +44,9 @@ struct ForgetThresholdData {
     QVector<ForgetThresholdRun> runs;             // finished runs only
     QVector<double> sizeStateSize, sizeThreshold; // sizes whose T_forget lies inside the grid (tokens)
     QVector<ForgetThresholdSeed> seedThresholds;  // each seed's, also before the other seeds finished
+    // Seeds whose verdicts are not monotone in T_train ("N_S 1.08 M, seed 0"): their bracket is no
+    // threshold, and the figure says so instead of drawing one.
+    QStringList notMonotone;
     int seedCount = 1;
     bool hasFit = false;
     bool provisional = false;                // a report of a sweep still running (sweep report --provisional)

@@ -62,6 +62,7 @@ public:
     // Matmuls in this dtype over the stored weights (bfloat16 over float32 master weights when
     // training on CUDA); the casts are differentiable.
     void setComputeDtype(torch::ScalarType t) { m_dtype = t; }
+    torch::ScalarType computeDtype() const { return m_dtype; }
     // The trainer's forward: while autograd records, a chunked forward from a fresh state takes
     // trainingScalarDecayScan (zero state in, none out; bfloat16 GEMMs under bfloat16 compute) and
     // leaves the state where it was. Forwards without autograd are unchanged.

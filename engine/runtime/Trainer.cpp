@@ -225,12 +225,107 @@ double lossOf(Mamba2Model& model, const torch::Tensor& ids)
         .item<double>();
 }
 
+// The output layer's cross-entropy per token, without keeping the logits. Autograd through
+// F::linear and cross_entropy keeps, for N tokens and V words, the logits in the compute dtype, their
+// float32 copy and log-softmax, and in backward their gradients: about 26 GB for 32 K tokens of
+// GPT-NeoX's vocabulary in bfloat16, more than a d512 model's layers. Here each chunk of rows is
+// projected, reduced to its loss and to the loss's gradient w.r.t. its logits (softmax − one-hot),
+// and only that gradient is kept, in the compute dtype (3.3 GB); backward scales its rows by the
+// upstream gradient and runs the same two GEMMs autograd would. Its reference is
+// checkOutputCrossEntropy, against the plain path.
+class OutputCrossEntropy : public torch::autograd::Function<OutputCrossEntropy> {
+public:
+    static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                                 const torch::Tensor& w, const torch::Tensor& target, int64_t computeDtype,
+                                 int64_t chunkElements)
+    {
+        const auto compute = static_cast<torch::ScalarType>(computeDtype);
+        const auto accumulation = x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+        const torch::Tensor xc = x.to(compute), wc = w.to(compute);
+        const int64_t n = x.size(0), vocab = w.size(0);
+        const int64_t chunkRows = std::max<int64_t>(1, chunkElements / vocab);
+        torch::Tensor loss = torch::empty({n}, x.options().dtype(accumulation));
+        torch::Tensor grad = torch::empty({n, vocab}, xc.options());
+        for (int64_t r = 0; r < n; r += chunkRows) {
+            const int64_t m = std::min(chunkRows, n - r);
+            // The plain path's numbers: the product in the compute dtype, then widened.
+            torch::Tensor logits = torch::mm(xc.narrow(0, r, m), wc.t()).to(accumulation);
+            const torch::Tensor t = target.narrow(0, r, m).unsqueeze(1);
+            const torch::Tensor lse = logits.logsumexp(1, true);
+            loss.narrow(0, r, m).copy_((lse - logits.gather(1, t)).squeeze(1));
+            logits.sub_(lse).exp_();
+            logits.scatter_(1, t, logits.gather(1, t) - 1);
+            grad.narrow(0, r, m).copy_(logits);
+        }
+        ctx->save_for_backward({xc, wc, grad});
+        ctx->saved_data["x_dtype"] = static_cast<int64_t>(x.scalar_type());
+        ctx->saved_data["w_dtype"] = static_cast<int64_t>(w.scalar_type());
+        return loss;
+    }
+
+    static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                   torch::autograd::variable_list upstream)
+    {
+        const auto saved = ctx->get_saved_variables();
+        const torch::Tensor &xc = saved[0], &wc = saved[1];
+        torch::Tensor grad = saved[2];
+        // In place: a second backward through the same graph finds the version changed and refuses.
+        grad.mul_(upstream[0].unsqueeze(1));
+        const auto xDtype = static_cast<torch::ScalarType>(ctx->saved_data["x_dtype"].toInt());
+        const auto wDtype = static_cast<torch::ScalarType>(ctx->saved_data["w_dtype"].toInt());
+        return {torch::mm(grad, wc).to(xDtype), torch::mm(grad.t(), xc).to(wDtype), torch::Tensor(),
+                torch::Tensor(), torch::Tensor()};
+    }
+};
+
+// About 64 M logits a chunk: 256 MB in float32, GEMMs still large enough for tensor cores.
+constexpr int64_t kLossChunkElements = int64_t(1) << 26;
+
+// Per-token NLL of targets [N] after hidden states [N, d] through model's output layer.
+torch::Tensor outputCrossEntropy(Mamba2Model& model, const torch::Tensor& hidden, const torch::Tensor& target)
+{
+    return OutputCrossEntropy::apply(hidden, model.weights().lmHead, target,
+                                     static_cast<int64_t>(model.computeDtype()), kLossChunkElements);
+}
+
 void writeJson(const std::string& path, const nlohmann::ordered_json& j)
 {
     writeFileAtomically(path, j.dump(2) + "\n");
 }
 
 } // namespace
+
+CrossEntropyCheck checkOutputCrossEntropy(const std::string& computeDtype, int64_t rows, int64_t dModel,
+                                          int64_t vocab, int64_t chunkElements, uint64_t seed)
+{
+    torch::ScalarType compute;
+    if (computeDtype == "float32")
+        compute = torch::kFloat32;
+    else if (computeDtype == "bfloat16")
+        compute = torch::kBFloat16;
+    else
+        throw Error("checkOutputCrossEntropy", "computeDtype", "float32 or bfloat16", computeDtype);
+    torch::manual_seed(seed);
+    const torch::Tensor x0 = torch::randn({rows, dModel}), w0 = torch::randn({vocab, dModel}) * 0.3;
+    const torch::Tensor target = torch::randint(vocab, {rows}, torch::kLong);
+    // Tokens weighted unevenly, as the passkey answers are: backward must scale each row by its own.
+    const torch::Tensor upstream = torch::rand({rows}) + 0.5;
+    auto run = [&](bool kept) {
+        const torch::Tensor x = x0.clone().requires_grad_(true), w = w0.clone().requires_grad_(true);
+        const torch::Tensor loss =
+            kept ? OutputCrossEntropy::apply(x, w, target, static_cast<int64_t>(compute), chunkElements)
+                 : torch::nn::functional::cross_entropy(
+                       torch::nn::functional::linear(x.to(compute), w.to(compute)).to(torch::kFloat32),
+                       target, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+        (loss * upstream).sum().backward();
+        return std::vector<torch::Tensor>{loss.detach(), x.grad(), w.grad()};
+    };
+    const auto want = run(false), got = run(true);
+    auto error = [](const torch::Tensor& a, const torch::Tensor& b) {
+        return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item<double>();
+    };
+    return {error(got[0], want[0]), error(got[1], want[1]), error(got[2], want[2])};
+}
 
 ForwardPair trainingAndInferenceNll(const std::string& folder, const std::vector<std::vector<int64_t>>& rows,
                                     const std::string& device, bool bf16)
@@ -508,10 +603,8 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
         const torch::Tensor ids = batch.ids.to(device);
         auto state = model->initialState(rows);
         torch::Tensor hidden = model->forward(ids.narrow(1, 0, o.trainLength), *state, false, false).hidden;
-        torch::Tensor logits = model->logits(hidden);
-        torch::Tensor tokenLoss = torch::nn::functional::cross_entropy(
-            logits.reshape({-1, logits.size(-1)}), ids.narrow(1, 1, o.trainLength).reshape({-1}),
-            torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+        torch::Tensor tokenLoss = outputCrossEntropy(*model, hidden.reshape({-1, hidden.size(-1)}),
+                                                     ids.narrow(1, 1, o.trainLength).reshape({-1}));
         const torch::Tensor loss = tokenLoss.mean(); // what the log and the model card report
         torch::Tensor objective = loss, answerLoss;
         if (batch.answerTokens > 0) {

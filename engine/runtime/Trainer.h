@@ -91,6 +91,17 @@ struct ForwardPair {
 ForwardPair trainingAndInferenceNll(const std::string& folder, const std::vector<std::vector<int64_t>>& rows,
                                     const std::string& device, bool bf16);
 
+// The trainer's output cross-entropy (each chunk of rows reduced to its loss and its logits'
+// gradient, the logits not kept) against autograd through F::linear and cross_entropy, on random
+// hidden states and weights with a random upstream gradient per token, on the CPU. Each field: the
+// largest difference relative to the reference's largest magnitude. computeDtype: "float32" or
+// "bfloat16"; chunkElements sets the chunk to chunkElements / vocab rows.
+struct CrossEntropyCheck {
+    double loss = 0, hidden = 0, weight = 0;
+};
+CrossEntropyCheck checkOutputCrossEntropy(const std::string& computeDtype, int64_t rows, int64_t dModel,
+                                          int64_t vocab, int64_t chunkElements, uint64_t seed);
+
 // <out>/snapshots/step-0001234: where TrainOptions::snapshotEvery keeps the model after `step` steps.
 std::string snapshotFolder(const std::string& out, int64_t step);
 

@@ -350,6 +350,20 @@ private slots:
         }
     }
 
+    void outputCrossEntropyMatchesAutograd()
+    {
+        // 50 rows in chunks of 7 (the last one short), against F::linear + cross_entropy.
+        const int64_t vocab = 97, chunkElements = 7 * vocab;
+        const CrossEntropyCheck f = checkOutputCrossEntropy("float32", 50, 24, vocab, chunkElements, 3);
+        QVERIFY2(f.loss < 1e-6 && f.hidden < 1e-5 && f.weight < 1e-5,
+                 qPrintable(QString("loss %1 hidden %2 weight %3").arg(f.loss).arg(f.hidden).arg(f.weight)));
+        // bfloat16 GEMMs: the kept gradient is rounded before its rows are scaled, autograd's after.
+        const CrossEntropyCheck h = checkOutputCrossEntropy("bfloat16", 50, 24, vocab, chunkElements, 4);
+        QVERIFY2(h.loss < 1e-6 && h.hidden < 2e-2 && h.weight < 2e-2,
+                 qPrintable(QString("loss %1 hidden %2 weight %3").arg(h.loss).arg(h.hidden).arg(h.weight)));
+        QVERIFY_THROWS_EXCEPTION(Error, checkOutputCrossEntropy("float16", 4, 4, 4, 16, 0));
+    }
+
     void badCorpus()
     {
         QTemporaryDir tmp;

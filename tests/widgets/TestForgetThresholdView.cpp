@@ -255,6 +255,49 @@ private slots:
             qPrintable(eq));
     }
 
+    void aSeedNotMonotoneGetsNoThreshold()
+    {
+        // Seed 0 forgets at T 512 and collapses again at 1024: its bracket [1024, 512] is no threshold,
+        // even though the report still gives it a middle; seed 1's threshold is drawn.
+        QTemporaryDir dir;
+        QJsonArray runs;
+        for (int seed : {0, 1})
+            for (double t : {256.0, 512.0, 1024.0}) {
+                const QString id = QString("n_layer-8_T-%1_seed-%2").arg(t).arg(seed);
+                const bool forgets = seed == 0 ? t == 512 : t >= 512;
+                runs.append(QJsonObject{{"id", id},
+                                        {"state_size", 1079296},
+                                        {"train_length", t},
+                                        {"seed", seed},
+                                        {"finished", true},
+                                        {"forgets", forgets},
+                                        {"score", 1.0}});
+            }
+        const QJsonArray seeds{
+            QJsonObject{{"seed", 0}, {"inside", true}, {"monotone", false}, {"interpolated", 724.08}},
+            QJsonObject{{"seed", 1}, {"inside", true}, {"monotone", true}, {"interpolated", 379.0}}};
+        writeJson(dir.filePath("summary.json"),
+                  QJsonObject{{"name", "not-monotone"},
+                              {"criterion", QJsonObject{{"kind", "paired"}, {"from", 8}, {"to", 16}}},
+                              {"runs", runs},
+                              {"sizes", QJsonArray{QJsonObject{
+                                            {"state_size", 1079296}, {"t_forget", 0}, {"seeds", seeds}}}}});
+        ForgetThresholdData data;
+        QString error;
+        QVERIFY2(ForgetThresholdData::fromSummary(dir.filePath("summary.json"), &data, &error),
+                 qPrintable(error));
+        QCOMPARE(data.notMonotone, QStringList{"N_S 1.08 M, seed 0"});
+        ForgetThresholdView view;
+        show(view, data);
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        QCOMPARE(view.seedThresholdGraph()->data()->size(), 1);
+        QCOMPARE(view.seedThresholdGraph()->data()->at(0)->value, 379.0 / 1024);
+        QVERIFY(view.seedThresholdGraph()->data()->at(0)->key > 1079296 / 1e6);
+        const QString eq = view.equationLabel()->text();
+        QVERIFY2(eq.endsWith("\nnot monotone in T_train, no threshold: N_S 1.08 M, seed 0"), qPrintable(eq));
+        QVERIFY2(eq.startsWith("no fit:"), qPrintable(eq));
+    }
+
     void badFilesNameThemselves()
     {
         QTemporaryDir dir;
