@@ -910,16 +910,19 @@ std::string formatSweepReport(const SweepReport& r)
         for (const auto& f : s.seeds) {
             const std::string lo = f.collapsesAt ? std::to_string(f.collapsesAt) : "-";
             const std::string hi = f.forgetsFrom ? std::to_string(f.forgetsFrom) : "-";
+            // A bracket upside down (a collapse above a forgetting length) is no threshold, whatever
+            // middle it has: the figure and the fit leave it out, and so does this line.
             const std::string at =
-                f.inside ? std::to_string(std::llround(f.interpolated)) + " (" + f.interpolatedBy + ")" +
-                               (f.provisional ? ", provisional" : "")
+                !f.monotone ? std::string("not monotone in T_train, no threshold")
+                : f.inside  ? std::to_string(std::llround(f.interpolated)) + " (" + f.interpolatedBy + ")" +
+                                 (f.provisional ? ", provisional" : "")
                 : f.finished < f.planned ? "unfinished, " + std::to_string(f.finished) + " of " +
                                                std::to_string(f.planned) + " lengths"
                                          : std::string("outside grid");
-            std::snprintf(buf, sizeof buf, "%-8lld %10lld %5llu %26s  %s%s\n",
+            std::snprintf(buf, sizeof buf, "%-8lld %10lld %5llu %26s  %s\n",
                           static_cast<long long>(s.axisValue), static_cast<long long>(s.stateSize),
                           static_cast<unsigned long long>(f.seed), ("[" + lo + ", " + hi + "]").c_str(),
-                          at.c_str(), f.monotone ? "" : "  (not monotone in T_train)");
+                          at.c_str());
             out << buf;
         }
         if (s.tForget > 0) {

@@ -512,6 +512,16 @@ private slots:
             QVERIFY(!d.sizes[0].seedsAgree);
             QVERIFY(std::abs(d.sizes[0].tForget - d.sizes[0].seeds[0].interpolated) < 1e-9);
         }
+        // That seed forgetting at 256 (seed 0's 1024 in its place), between its collapses at 64 and
+        // 512: its bracket is upside down, and the report gives it no threshold.
+        QVERIFY(QFile::copy(jobFile(8, 0, 1024), jobFile(8, 1, 256)));
+        {
+            const SweepReport d = reportSweep(spec, true);
+            QVERIFY(!d.sizes[0].seeds[1].monotone);
+            const std::string text = formatSweepReport(d);
+            QVERIFY2(text.find("[512, 256]  not monotone in T_train, no threshold\n") != std::string::npos,
+                     text.c_str());
+        }
         const std::string provisionalText = formatSweepReport(p);
         QVERIFY2(provisionalText.find("provisional") != std::string::npos, provisionalText.c_str());
         QVERIFY(loadPythonJson(writeSweepReport(p, dir.filePath("tiny").toStdString())[0]).at("provisional"));
