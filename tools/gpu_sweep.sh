@@ -20,6 +20,9 @@ specs=${SPECS:-${SPEC:?SPEC=spec.json or SPECS="a.json:K b.json:K"}:${PER_GPU:-8
 gpus=${GPUS:-$(nvidia-smi --query-gpu=index --format=csv,noheader | paste -sd,)}
 nvidia-smi --query-gpu=timestamp,index,utilization.gpu,memory.used --format=csv -l 5 >>"$OUT/gpu-util.csv" 2>&1 &
 smi=$!
+# Each process's device memory too: how many shards of a shape fit one GPU.
+nvidia-smi --query-compute-apps=timestamp,gpu_uuid,pid,used_memory --format=csv -l 5 >>"$OUT/gpu-apps.csv" 2>&1 &
+apps=$!
 start=$(date +%s)
 marker=$(mktemp)
 for entry in $specs; do
@@ -28,9 +31,9 @@ for entry in $specs; do
   timeout -s TERM "${LIMIT:-420}" $cli sweep run "$spec" --gpus "$gpus" --per-gpu "${entry##*:}" --threads 1 \
     ${JOBS:+--jobs "$JOBS"} >"$OUT/run-$name.log" 2>&1 &
 done
-wait $(jobs -p | grep -v "^$smi$")
+wait $(jobs -p | grep -v -e "^$smi$" -e "^$apps$")
 echo "sweep runs: $(( $(date +%s) - start )) s"
-kill $smi
+kill $smi $apps
 for entry in $specs; do
   spec=${entry%:*}
   name=$(basename "$spec" .json)
@@ -41,3 +44,5 @@ for entry in $specs; do
   python3 tools/pack_sweep_results.py "$folder" --since "$marker" --out "$OUT/sweep-$name"
 done
 awk -F', ' '$3 ~ /^[0-9]/ {u+=$3; n++} END{if(n) printf "mean GPU utilisation %.0f %% over %d samples\n", u/n, n}' "$OUT/gpu-util.csv"
+awk -F', ' '$4 ~ /^[0-9]+ MiB/ {m=$4+0; if (m>max[$3]) max[$3]=m} END{n=0; for (p in max) {n++; if (max[p]>top) top=max[p]}
+  if (n) printf "device memory of one process: at most %d MiB (%d processes)\n", top, n}' "$OUT/gpu-apps.csv"
