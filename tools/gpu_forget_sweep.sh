@@ -19,7 +19,10 @@ limit=${LIMIT:-500}
 [ -f corpus/large/train-head.txt ] || [ ! -f corpus/pack/large-head.txz ] || tar xJf corpus/pack/large-head.txz -C corpus || exit 1
 # Finished jobs of earlier sessions (the sweep-*.tgz of results.tgz, carried in sweeps/pack/): a job
 # with its job.json is never redone.
-for t in sweeps/pack/sweep-*.tgz; do [ -f "$t" ] && tar xzf "$t" && echo "carried in: $t"; done
+carried=0
+for t in sweeps/pack/sweep-*.tgz; do [ -f "$t" ] && tar xzf "$t" && echo "carried in: $t" && carried=$((carried + 1)); done
+# Without them a JOBS list that names a job finished by an earlier call trains it again.
+[ "$carried" -gt 0 ] || echo "no sweeps/pack/sweep-*.tgz carried: jobs finished by earlier calls run again"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 shape="--d-model 128 --layers 6 --d-state 256 --headdim 32 --dt-init 1e-5:1e-4 --a-init 1:1"
 if [ "${BUILTINS:-1}" != 0 ]; then

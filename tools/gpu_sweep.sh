@@ -8,6 +8,8 @@
 # no weights; parts of at most 15 MiB, tools/pack_sweep_results.py), report-<name>.txt.
 #   SPECS="tools/sweeps/forget-default.json:5 tools/sweeps/forget-slow.json:5" LIMIT=420 bash tools/gpu_sweep.sh
 #   SPEC=tools/sweeps/pilot-h200.json PER_GPU=12 LIMIT=420 bash tools/gpu_sweep.sh
+# TAKE_FOR=S: no shard takes a job after S seconds, so that the last minutes finish the jobs running
+# (alone, so faster) instead of starting jobs that LIMIT kills; a cold machine keeps no checkpoint.
 set -u
 OUT=${OUT:-/tmp/statescope-out}
 mkdir -p "$OUT"
@@ -29,7 +31,7 @@ for entry in $specs; do
   spec=${entry%:*}
   name=$(basename "$spec" .json)
   timeout -s TERM "${LIMIT:-420}" $cli sweep run "$spec" --gpus "$gpus" --per-gpu "${entry##*:}" --threads 1 \
-    ${JOBS:+--jobs "$JOBS"} >"$OUT/run-$name.log" 2>&1 &
+    ${JOBS:+--jobs "$JOBS"} ${TAKE_FOR:+--take-for "$TAKE_FOR"} >"$OUT/run-$name.log" 2>&1 &
 done
 wait $(jobs -p | grep -v -e "^$smi$" -e "^$apps$")
 echo "sweep runs: $(( $(date +%s) - start )) s"

@@ -100,6 +100,9 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
             d.sizeStateSize.push_back(s.value("state_size").toDouble());
             d.sizeThreshold.push_back(s.value("t_forget").toDouble());
         }
+        if (!s.value("seeds_agree").toBool(true))
+            d.seedsDisagree.push_back(
+                QObject::tr("N_S %1 M").arg(s.value("state_size").toDouble() / 1e6, 0, 'f', 2));
         for (const QJsonValue& sv : s.value("seeds").toArray()) {
             const QJsonObject f = sv.toObject();
             if (!f.value("monotone").toBool(true)) {
@@ -281,8 +284,10 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
         m_seedThresholds->addToLegend();
     if (!(yMax > 0))
         yMin = 0.125, yMax = 64;
-    // Room above the highest dots for the equation, and for its line of seeds not monotone.
-    const double x1 = xMax * 1.1, y0 = yMin / 2, y1 = yMax * (data.notMonotone.isEmpty() ? 8 : 12);
+    // Room above the highest dots for the equation, and for its lines on seeds (a factor 1.5 a line on
+    // the log axis).
+    const int seedLines = int(!data.notMonotone.isEmpty()) + int(!data.seedsDisagree.isEmpty());
+    const double x1 = xMax * 1.1, y0 = yMin / 2, y1 = yMax * 8 * std::pow(1.5, seedLines);
     // The lines as many points: straight in N_S, curved on the log T axis; only where they are positive.
     auto line = [&](QCPGraph* g, double slope, double intercept) {
         QVector<double> lx, ly;
@@ -295,10 +300,12 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
         }
         g->setData(lx, ly);
     };
-    const QString notMonotone = data.notMonotone.isEmpty()
-                                    ? QString()
-                                    : tr("\nnot monotone in T_train, no threshold: %1")
-                                          .arg(data.notMonotone.join(QStringLiteral("; ")));
+    QString aboutSeeds = data.notMonotone.isEmpty() ? QString()
+                                                    : tr("\nnot monotone in T_train, no threshold: %1")
+                                                          .arg(data.notMonotone.join(QStringLiteral("; ")));
+    if (!data.seedsDisagree.isEmpty())
+        aboutSeeds += tr("\nseeds more than one grid step apart: %1")
+                          .arg(data.seedsDisagree.join(QStringLiteral("; ")));
     if (data.hasFit) {
         line(m_fit, data.slope, data.intercept);
         m_equation->setText(
@@ -311,12 +318,12 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
                 .arg(data.slopeHigh, 0, 'f', 3)
                 .arg(data.criterion)
                 .arg(data.provisional ? tr("provisional, the sweep is unfinished\n") : QString()) +
-            notMonotone);
+            aboutSeeds);
     } else {
         m_fit->data()->clear();
         m_equation->setText(
             tr("no fit: fewer than two state sizes have T_forget inside the grid\n%1").arg(data.criterion) +
-            notMonotone);
+            aboutSeeds);
     }
     line(m_paper, kPaperSlope, kPaperIntercept);
     m_fit->setVisible(data.hasFit);

@@ -47,6 +47,9 @@ struct ForgetThresholdData {
     // Seeds whose verdicts are not monotone in T_train ("N_S 1.08 M, seed 0"): their bracket is no
     // threshold, and the figure says so instead of drawing one.
     QStringList notMonotone;
+    // Sizes whose seeds' brackets lie more than one grid step apart ("N_S 1.62 M"): a threshold drawn
+    // for such a size rests on one seed, which the heading says.
+    QStringList seedsDisagree;
     int seedCount = 1;
     bool hasFit = false;
     bool provisional = false;                // a report of a sweep still running (sweep report --provisional)

@@ -158,6 +158,7 @@ struct SweepArgs {
     std::string device;
     int threads = 0;
     int maxJobs = 0;
+    double takeFor = -1;           // run: take no new job after this many seconds (< 0: no limit)
     std::vector<std::string> jobs; // run: only these job ids, in this order
     bool queue = false;            // run: take the next unclaimed job instead of a fixed share
     bool provisional = false;      // report: thresholds of seeds whose bracket is finished

@@ -52,6 +52,8 @@ int runLocalShards(const SweepArgs& a, const SweepSpec& spec, const std::atomic<
         }
         if (a.maxJobs > 0)
             args.insert(args.end(), {"--max-jobs", std::to_string(a.maxJobs)});
+        if (a.takeFor >= 0)
+            args.insert(args.end(), {"--take-for", std::to_string(a.takeFor)});
         std::vector<std::string> env;
         for (char** e = environ; *e; ++e)
             if (std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0)
@@ -158,6 +160,7 @@ int sweepCommand(const SweepArgs& a, const std::atomic<bool>& cancel)
         o.device = a.device;
         o.threads = a.threads;
         o.maxJobs = a.maxJobs;
+        o.takeForSeconds = a.takeFor;
         o.only = a.jobs;
         o.queue = a.queue;
         const int ran = runSweep(

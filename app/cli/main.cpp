@@ -475,6 +475,10 @@ int runMain(int argc, char** argv)
     sweepRun->add_option("--threads", sweep.threads, "CPU threads");
     sweepRun->add_option("--max-jobs", sweep.maxJobs, "Stop after running this many jobs");
     sweepRun
+        ->add_option("--take-for", sweep.takeFor,
+                     "Take (or resume) no job after this many seconds; the running ones finish")
+        ->check(CLI::NonNegativeNumber);
+    sweepRun
         ->add_option("--jobs", sweep.jobs, "Comma-separated job ids (sweep plan): only these, in this order")
         ->delimiter(',');
     sweepRun->add_flag("--queue", sweep.queue,

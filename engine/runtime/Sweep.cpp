@@ -519,6 +519,7 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
         if (!fs::exists(text.path))
             throw Error(text.path, "held-out text \"" + text.name + "\" not found");
     int ran = 0;
+    const auto begun = std::chrono::steady_clock::now();
     // In a queue, a job that runs out of device memory goes back to it, and its process waits until
     // another job finishes (or deferWaitSeconds pass) before it takes the queue from the top again: processes
     // sharing a GPU then take turns with the large jobs instead of failing, or of each grabbing the next
@@ -545,6 +546,14 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
             }
             if (cancel && cancel->load())
                 throw Cancelled();
+            if (o.takeForSeconds >= 0 &&
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - begun).count() >=
+                    o.takeForSeconds) {
+                char line[120];
+                std::snprintf(line, sizeof line, "stop: no new job after %g s (take-for)", o.takeForSeconds);
+                log(line);
+                return ran;
+            }
             fs::create_directories(dir);
             std::unique_ptr<FileLock> claim;
             if (o.queue) {

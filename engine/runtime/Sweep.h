@@ -127,6 +127,10 @@ struct SweepRunOptions {
     // file system keep busy until the queue is empty, whatever each job costs.
     bool queue = false;
     int deferWaitSeconds = 180; // queue: how long a job out of device memory waits for another to finish
+    // >= 0: take no job (nor resume one) once this many seconds have passed since runSweep began. A call
+    // with a time limit then ends with its running jobs finished instead of with jobs just started, which
+    // would only slow the others down and be lost with the machine.
+    double takeForSeconds = -1;
     std::function<void(const SweepJob&)> beforeTraining; // tests: throws as a training would
 };
 

@@ -65,6 +65,15 @@ rc=$?
   || { cat "$work/only-bad.log"; fail "--jobs with an unknown id: rc $rc"; }
 [ ! -e "$work/a/logs/shard-0-of-1.log" ] || fail "--jobs with an unknown id started a shard"
 
+# --take-for reaches every shard: past it none takes a job, and the run still ends well.
+"$cli" sweep run "$work/b.json" --gpus cpu,cpu --threads 1 --take-for 0 > "$work/take.log" 2>&1 \
+  || { cat "$work/take.log"; fail "--take-for 0"; }
+for k in 0 1; do
+  grep -q "^\[sweep\] stop: no new job after 0 s (take-for)" "$work/b/logs/shard-$k-of-2.log" \
+    || { cat "$work/b/logs/shard-$k-of-2.log"; fail "--take-for: shard $k"; }
+done
+[ ! -e "$work/b/jobs" ] || [ -z "$(ls "$work/b/jobs")" ] || fail "--take-for 0 took a job"
+
 # Killed after the first job finished; the next run skips it.
 "$cli" sweep run "$work/b.json" --device cpu --threads 2 > "$work/killed.log" 2>&1 &
 pid=$!

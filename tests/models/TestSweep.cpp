@@ -16,9 +16,11 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <set>
+#include <thread>
 
 using namespace statescope;
 
@@ -646,6 +648,46 @@ private slots:
         QVERIFY_THROWS_EXCEPTION(std::runtime_error, runSweep(spec, o, logger));
         QVERIFY(!QFile::exists(
             dir.filePath(QString("tiny/jobs/%1/job.json").arg(QString::fromStdString(jobs[1].id)))));
+    }
+
+    void takeForStopsTakingJobs()
+    {
+        QTemporaryDir dir;
+        const SweepSpec spec = readSweepSpec(writeSpec(dir, tinySpec()));
+        const auto jobs = planSweep(spec);
+        std::vector<std::string> log;
+        auto logger = [&](const std::string& line) { log.push_back(line); };
+        auto jobDir = [&](const SweepJob& job) {
+            return dir.filePath(QString("tiny/jobs/%1").arg(QString::fromStdString(job.id)));
+        };
+        SweepRunOptions o = cpuRun();
+        o.only = {jobs[0].id, jobs[1].id};
+        o.queue = true;
+        // No time at all: nothing is taken, not even a folder made.
+        o.takeForSeconds = 0;
+        QCOMPARE(runSweep(spec, o, logger), 0);
+        QCOMPARE(log.size(), size_t(1));
+        QCOMPARE(log[0], std::string("stop: no new job after 0 s (take-for)"));
+        QVERIFY(!QFile::exists(jobDir(jobs[0])));
+
+        // The first job outlasts the window: it still finishes, and the second is not started.
+        log.clear();
+        o.takeForSeconds = 0.3;
+        o.beforeTraining = [](const SweepJob&) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(400));
+        };
+        QCOMPARE(runSweep(spec, o, logger), 1);
+        QVERIFY(QFile::exists(jobDir(jobs[0]) + "/job.json"));
+        QVERIFY(!QFile::exists(jobDir(jobs[1])));
+        QCOMPARE(log.back(), std::string("stop: no new job after 0.3 s (take-for)"));
+
+        // Without a limit the rest runs; the finished job is skipped, not taken again.
+        log.clear();
+        o.takeForSeconds = -1;
+        o.beforeTraining = nullptr;
+        QCOMPARE(runSweep(spec, o, logger), 1);
+        QCOMPARE(log[0], "skip " + jobs[0].id + " (finished)");
+        QVERIFY(QFile::exists(jobDir(jobs[1]) + "/job.json"));
     }
 
     void interruptedSweepResumes()

@@ -276,12 +276,12 @@ private slots:
         const QJsonArray seeds{
             QJsonObject{{"seed", 0}, {"inside", true}, {"monotone", false}, {"interpolated", 724.08}},
             QJsonObject{{"seed", 1}, {"inside", true}, {"monotone", true}, {"interpolated", 379.0}}};
-        writeJson(dir.filePath("summary.json"),
-                  QJsonObject{{"name", "not-monotone"},
-                              {"criterion", QJsonObject{{"kind", "paired"}, {"from", 8}, {"to", 16}}},
-                              {"runs", runs},
-                              {"sizes", QJsonArray{QJsonObject{
-                                            {"state_size", 1079296}, {"t_forget", 0}, {"seeds", seeds}}}}});
+        QJsonObject summary{
+            {"name", "not-monotone"},
+            {"criterion", QJsonObject{{"kind", "paired"}, {"from", 8}, {"to", 16}}},
+            {"runs", runs},
+            {"sizes", QJsonArray{QJsonObject{{"state_size", 1079296}, {"t_forget", 0}, {"seeds", seeds}}}}};
+        writeJson(dir.filePath("summary.json"), summary);
         ForgetThresholdData data;
         QString error;
         QVERIFY2(ForgetThresholdData::fromSummary(dir.filePath("summary.json"), &data, &error),
@@ -296,6 +296,27 @@ private slots:
         const QString eq = view.equationLabel()->text();
         QVERIFY2(eq.endsWith("\nnot monotone in T_train, no threshold: N_S 1.08 M, seed 0"), qPrintable(eq));
         QVERIFY2(eq.startsWith("no fit:"), qPrintable(eq));
+        const double top = view.plot()->axisRect(0)->axis(QCPAxis::atLeft)->range().upper;
+
+        // A size whose seeds lie more than a grid step apart is named on a line of its own, with room.
+        QJsonArray sizes = summary.value("sizes").toArray();
+        sizes.append(QJsonObject{
+            {"state_size", 1618944},
+            {"t_forget", 511.1},
+            {"seeds_agree", false},
+            {"seeds", QJsonArray{QJsonObject{{"seed", 0}, {"inside", true}, {"interpolated", 511.1}}}}});
+        summary["sizes"] = sizes;
+        writeJson(dir.filePath("summary.json"), summary);
+        QVERIFY2(ForgetThresholdData::fromSummary(dir.filePath("summary.json"), &data, &error),
+                 qPrintable(error));
+        QCOMPARE(data.seedsDisagree, QStringList{"N_S 1.62 M"});
+        show(view, data);
+        const QString eq2 = view.equationLabel()->text();
+        QVERIFY2(eq2.endsWith("\nnot monotone in T_train, no threshold: N_S 1.08 M, seed 0"
+                              "\nseeds more than one grid step apart: N_S 1.62 M"),
+                 qPrintable(eq2));
+        QVERIFY2(view.plot()->axisRect(0)->axis(QCPAxis::atLeft)->range().upper > top * 1.4,
+                 qPrintable(QString::number(view.plot()->axisRect(0)->axis(QCPAxis::atLeft)->range().upper)));
     }
 
     void badFilesNameThemselves()
