@@ -723,7 +723,8 @@ ForgetThreshold forgetThreshold(const std::vector<int64_t>& T, const std::vector
     f.forgetsFrom = hi >= 0 ? T[hi] : 0;
     f.monotone = lo < 0 || hi < 0 || lo < hi;
     f.inside = lo >= 0 && hi >= 0;
-    if (!f.inside)
+    // An upside-down bracket is no threshold: nothing to interpolate, so summary.json holds none either.
+    if (!f.inside || !f.monotone)
         return f;
     // Where, between the two grid points, each failing part of the criterion crosses its limit: the
     // run forgets from the later crossing. A part that does not cross between them (a run that fails
@@ -731,7 +732,7 @@ ForgetThreshold forgetThreshold(const std::vector<int64_t>& T, const std::vector
     const double la = std::log(static_cast<double>(T[lo])), lb = std::log(static_cast<double>(T[hi]));
     const ForgetVerdict &a = v[lo], &b = v[hi];
     double wLoss = -1, wNorm = -1;
-    bool stuck = !f.monotone;
+    bool stuck = false;
     if (!(std::isfinite(a.score) && a.score <= threshold)) {
         if (std::isfinite(a.score) && std::isfinite(b.score) && b.score <= threshold && a.score > b.score)
             wLoss = (a.score - threshold) / (a.score - b.score);

@@ -378,7 +378,10 @@ private slots:
         QVERIFY(!forgetThreshold(T, all, 1.1).inside);
         std::vector<ForgetVerdict> mixed{
             {true, 1, 1, ""}, {false, 2, 1, "x"}, {true, 1, 1, ""}, {true, 1, 1, ""}};
-        QVERIFY(!forgetThreshold(T, mixed, 1.1).monotone);
+        const ForgetThreshold upsideDown = forgetThreshold(T, mixed, 1.1);
+        QVERIFY(!upsideDown.monotone);
+        QCOMPARE(upsideDown.interpolated, 0.0);
+        QCOMPARE(upsideDown.interpolatedBy, std::string());
         QCOMPARE(f.interpolatedBy, std::string("loss"));
 
         // A collapse by the norm part alone: the largest head's growth, 20x at 512 and 2.5x at 1024,
@@ -520,6 +523,9 @@ private slots:
         {
             const SweepReport d = reportSweep(spec, true);
             QVERIFY(!d.sizes[0].seeds[1].monotone);
+            const nlohmann::json summary =
+                loadPythonJson(writeSweepReport(d, dir.filePath("tiny").toStdString())[0]);
+            QCOMPARE(summary.at("sizes")[0].at("seeds")[1].at("interpolated").get<double>(), 0.0);
             const std::string text = formatSweepReport(d);
             QVERIFY2(text.find("[512, 256]  not monotone in T_train, no threshold\n") != std::string::npos,
                      text.c_str());
