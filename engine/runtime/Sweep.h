@@ -176,12 +176,11 @@ struct SweepRunResult {
 // T_forget of one state size and seed: bracket [lo, hi] from the grid, interpolated on a log scale.
 struct ForgetThreshold {
     uint64_t seed = 0;
-    int64_t collapsesAt = 0; // the largest collapsing T_train (0: none collapsed)
-    int64_t forgetsFrom = 0; // the smallest forgetting T_train (0: none forgot)
-    bool monotone = true;    // every collapsing T_train lies below every forgetting one
-    bool inside = false;     // both ends inside the grid
-    double interpolated =
-        0; // tokens, the crossing on log T (interpolatedBy); 0 when not inside or not monotone
+    int64_t collapsesAt = 0;       // the largest collapsing T_train (0: none collapsed)
+    int64_t forgetsFrom = 0;       // the smallest forgetting T_train (0: none forgot)
+    bool monotone = true;          // every collapsing T_train lies below every forgetting one
+    bool inside = false;           // both ends inside the grid
+    double interpolated = 0;       // tokens, the crossing on log T (interpolatedBy); 0: no threshold
     int finished = 0, planned = 0; // training lengths with a finished job, and in the grid (the report)
     std::string interpolatedBy;    // "loss", "norm" or "middle" (the bracket's geometric middle)
     bool provisional = false;      // inside though other lengths of this seed are unfinished
