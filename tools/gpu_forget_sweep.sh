@@ -4,9 +4,16 @@
 # (tools/train_builtin_models.sh, in the background) and run the sweeps (tools/gpu_sweep.sh), all for
 # LIMIT seconds. Carry [".carry/debs", "corpus/pack"] (corpus/pack/broad.tgz: `tar czf corpus/pack/broad.tgz
 # -C corpus broad` after tools/make_broad_corpus.sh), and "sweeps/pack" to go on from earlier calls'
-# sweep-*.tgz.
+# sweep-*.tgz where the carry stays under 64 MiB (the tracked tree alone is 46 MB); otherwise name only
+# unfinished jobs in JOBS.
 #   LIMIT=500 bash tools/gpu_forget_sweep.sh
+# DEADLINE=S: the whole script ends within S seconds of its start, results packed. A machine that
+# went back between calls starts cold and builds first (about a minute): the sweep then gets LIMIT
+# less that minute (TAKE_FOR too), where a fixed LIMIT would run into the call's limit and lose every
+# result of the call. Set it to the call's timeout less the packing (about 30 s).
+#   DEADLINE=570 LIMIT=500 TAKE_FOR=330 bash tools/gpu_forget_sweep.sh
 set -u
+started=$(date +%s)
 OUT=${OUT:-/tmp/statescope-out}
 mkdir -p "$OUT"
 limit=${LIMIT:-500}
@@ -23,6 +30,17 @@ carried=0
 for t in sweeps/pack/sweep-*.tgz; do [ -f "$t" ] && tar xzf "$t" && echo "carried in: $t" && carried=$((carried + 1)); done
 # Without them a JOBS list that names a job finished by an earlier call trains it again.
 [ "$carried" -gt 0 ] || echo "no sweeps/pack/sweep-*.tgz carried: jobs finished by earlier calls run again"
+if [ -n "${DEADLINE:-}" ]; then
+  # What the build and unpacking took comes off the sweep, and the reports and packing need ~30 s.
+  left=$((DEADLINE - ($(date +%s) - started) - 30))
+  if [ "$left" -lt "$limit" ]; then
+    cut=$((limit - left))
+    [ "$left" -gt 0 ] || left=1
+    echo "deadline: the sweep gets $left s, not $limit s ($cut s went to the build and unpacking)"
+    limit=$left
+    [ -z "${TAKE_FOR:-}" ] || export TAKE_FOR=$((TAKE_FOR > cut ? TAKE_FOR - cut : 1))
+  fi
+fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 shape="--d-model 128 --layers 6 --d-state 256 --headdim 32 --dt-init 1e-5:1e-4 --a-init 1:1"
 if [ "${BUILTINS:-1}" != 0 ]; then

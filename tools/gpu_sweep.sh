@@ -4,6 +4,8 @@
 # utilisation sampled every 5 s, then the reports. Stops the shards after LIMIT seconds (they resume
 # from their checkpoints on the next call while the machine stays warm; finished jobs are kept).
 # The shards of a spec take its jobs from one queue; JOBS="id,id,..." runs only those, in that order.
+# With several specs, JOBS_<name>="id,..." (the spec's name with - as _: JOBS_neox_layers) is one
+# spec's list, since a list that names another spec's ids is refused.
 # Results to $OUT: sweep-<name>-K.tgz (the jobs this call finished: job.json, train logs; the summary;
 # no weights; parts of at most 15 MiB, tools/pack_sweep_results.py), report-<name>.txt.
 #   SPECS="tools/sweeps/forget-default.json:5 tools/sweeps/forget-slow.json:5" LIMIT=420 bash tools/gpu_sweep.sh
@@ -30,8 +32,10 @@ marker=$(mktemp)
 for entry in $specs; do
   spec=${entry%:*}
   name=$(basename "$spec" .json)
+  own="JOBS_${name//-/_}"
+  only=${!own:-${JOBS:-}}
   timeout -s TERM "${LIMIT:-420}" $cli sweep run "$spec" --gpus "$gpus" --per-gpu "${entry##*:}" --threads 1 \
-    ${JOBS:+--jobs "$JOBS"} ${TAKE_FOR:+--take-for "$TAKE_FOR"} >"$OUT/run-$name.log" 2>&1 &
+    ${only:+--jobs "$only"} ${TAKE_FOR:+--take-for "$TAKE_FOR"} >"$OUT/run-$name.log" 2>&1 &
 done
 wait $(jobs -p | grep -v -e "^$smi$" -e "^$apps$")
 echo "sweep runs: $(( $(date +%s) - start )) s"

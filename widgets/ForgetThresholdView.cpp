@@ -97,6 +97,12 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
     for (const QJsonValue& v : j.value("sizes").toArray()) {
         const QJsonObject s = v.toObject();
         if (s.value("t_forget").toDouble() > 0) {
+            // The report lists the sizes by N_S (the spec's values, sorted), as monotone_in_state_size reads
+            // them.
+            if (!d.sizeThreshold.isEmpty() && s.value("t_forget").toDouble() < d.sizeThreshold.last())
+                d.fallsWithStateSize.push_back(QObject::tr("N_S %1 → %2 M")
+                                                   .arg(d.sizeStateSize.last() / 1e6, 0, 'f', 2)
+                                                   .arg(s.value("state_size").toDouble() / 1e6, 0, 'f', 2));
             d.sizeStateSize.push_back(s.value("state_size").toDouble());
             d.sizeThreshold.push_back(s.value("t_forget").toDouble());
         }
@@ -286,7 +292,8 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
         yMin = 0.125, yMax = 64;
     // Room above the highest dots for the equation, and for its lines on seeds (a factor 1.5 a line on
     // the log axis).
-    const int seedLines = int(!data.notMonotone.isEmpty()) + int(!data.seedsDisagree.isEmpty());
+    const int seedLines = int(!data.notMonotone.isEmpty()) + int(!data.seedsDisagree.isEmpty()) +
+                          int(!data.fallsWithStateSize.isEmpty());
     const double x1 = xMax * 1.1, y0 = yMin / 2, y1 = yMax * 8 * std::pow(1.5, seedLines);
     // The lines as many points: straight in N_S, curved on the log T axis; only where they are positive.
     auto line = [&](QCPGraph* g, double slope, double intercept) {
@@ -306,6 +313,9 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
     if (!data.seedsDisagree.isEmpty())
         aboutSeeds += tr("\nseeds more than one grid step apart: %1")
                           .arg(data.seedsDisagree.join(QStringLiteral("; ")));
+    if (!data.fallsWithStateSize.isEmpty())
+        aboutSeeds += tr("\nT_forget falls as N_S grows, not monotone: %1")
+                          .arg(data.fallsWithStateSize.join(QStringLiteral("; ")));
     if (data.hasFit) {
         line(m_fit, data.slope, data.intercept);
         m_equation->setText(

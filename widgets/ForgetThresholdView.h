@@ -50,6 +50,9 @@ struct ForgetThresholdData {
     // Sizes whose seeds' brackets lie more than one grid step apart ("N_S 1.62 M"): a threshold drawn
     // for such a size rests on one seed, which the heading says.
     QStringList seedsDisagree;
+    // Neighbouring sizes whose T_forget falls as N_S grows ("N_S 0.27 → 0.54 M"): the law says it
+    // rises, and the fit drawn over such sizes is no line of the law, which the heading says.
+    QStringList fallsWithStateSize;
     int seedCount = 1;
     bool hasFit = false;
     bool provisional = false;                // a report of a sweep still running (sweep report --provisional)

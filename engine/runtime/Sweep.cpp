@@ -636,15 +636,22 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
             Runner::releaseCachedDeviceMemory();
             nlohmann::ordered_json result;
             result["job"] = jobJson(spec, job);
-            const double trainSeconds =
+            // A job resumed from a checkpoint counts the processes before this one too (up to the
+            // checkpoint), so that its minutes are what the run cost, not what its last part did.
+            const double thisProcess =
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+            const double trained = trainedSeconds(t.out);
+            const double trainSeconds = trained > 0 ? trained : thisProcess;
+            const auto judging = std::chrono::steady_clock::now();
             const SweepJudgement judged = judgeModel(spec, t.out, job.trainLength, device, o.threads, cancel);
             const ForgetVerdict& v = judged.verdict;
             result["evals"] = evalsJson(spec, judged);
             result["device"] = device;
             result["train_seconds"] = trainSeconds;
+            result["resumed"] = resuming;
             result["seconds"] =
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+                trainSeconds +
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - judging).count();
             writeJsonAtomically(dir + "/job.json", result);
             char line[200];
             std::snprintf(line, sizeof line, "done %s: %s (score %.3f, growth %.2fx) in %.0f s",

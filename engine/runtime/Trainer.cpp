@@ -22,6 +22,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 #include <thread>
 
 namespace fs = std::filesystem;
@@ -366,6 +367,15 @@ ForwardPair trainingAndInferenceNll(const std::string& folder, const std::vector
     return out;
 }
 
+double trainedSeconds(const std::string& out)
+{
+    const std::string path = out + "/trainer_state.json";
+    if (!fs::exists(path))
+        return 0;
+    const nlohmann::json st = loadPythonJson(path);
+    return st.contains("seconds") && st["seconds"].is_number() ? st["seconds"].get<double>() : 0;
+}
+
 std::string snapshotFolder(const std::string& out, int64_t step)
 {
     char name[32];
@@ -456,9 +466,15 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
     int64_t startStep = 0;
     const std::string statePath = o.out + "/trainer_state.json";
     const std::string optimPath = o.out + "/optimizer.pt";
+    std::string samplerState;    // the batch sampler where the checkpoint left it
+    double priorSeconds = 0;     // trained before this process, up to the checkpoint it resumes from
     if (fs::exists(statePath)) { // resume
         const nlohmann::json st = loadPythonJson(statePath);
         startStep = intField(st, "step", 0, statePath, "", 0, int64_t(1) << 40);
+        if (st.contains("sampler") && st["sampler"].is_string())
+            samplerState = st["sampler"].get<std::string>();
+        if (st.contains("seconds") && st["seconds"].is_number())
+            priorSeconds = st["seconds"].get<double>();
         model = Mamba2Model::load(inspectModelFolder(o.out), device, torch::kFloat32);
         if (model->config().vocabSize != paddedVocabulary(tokenizer))
             throw Error(o.out + "/config.json", "vocab_size",
@@ -512,7 +528,20 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
         }
     }
 
-    std::mt19937_64 rng(o.seed * 7919 + static_cast<uint64_t>(startStep));
+    std::mt19937_64 rng(o.seed * 7919);
+    if (!samplerState.empty()) {
+        // The generator's state as the checkpoint wrote it: the resumed run draws the batches that
+        // the run never interrupted would have drawn, so a job's result does not depend on where a
+        // shard was stopped.
+        std::istringstream in(samplerState);
+        in >> rng;
+        if (!in)
+            throw Error(statePath, "sampler", "the state of a std::mt19937_64 (312 numbers)",
+                        std::to_string(samplerState.size()) + " characters that are not");
+    } else if (startStep > 0) {
+        // A checkpoint written before the sampler's state was kept: a stream of its own, as then.
+        rng.seed(o.seed * 7919 + static_cast<uint64_t>(startStep));
+    }
     // The model, its tokenizer and its card: the folder every loader reads.
     auto writeModel = [&](const std::string& folder, int64_t step, double loss, double heldOutLoss) {
         torch::NoGradGuard ng;
@@ -558,6 +587,7 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
             card["snapshot"] = {{"planned_steps", o.steps}, {"lr", learningRate(o, step - 1)}};
         writeModelCard(folder + "/model_card.json", ModelCard{card});
     };
+    const auto trainStart = std::chrono::steady_clock::now();
     auto save = [&](int64_t step, double loss, double heldOutLoss) {
         if (!rank0)
             return;
@@ -565,7 +595,15 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
         // Aside and renamed, as every other file of the folder: a truncated optimizer.pt would make
         // every later resume fail.
         writeFileAtomically(optimPath, [&](std::ostream& out) { torch::save(optimizer, out); });
-        writeJson(statePath, {{"step", step}, {"loss", loss}});
+        std::ostringstream sampler;
+        sampler << rng;
+        writeJson(statePath,
+                  {{"step", step},
+                   {"loss", loss},
+                   {"seconds",
+                    priorSeconds +
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - trainStart).count()},
+                   {"sampler", sampler.str()}});
     };
 
     auto start = std::chrono::steady_clock::now();

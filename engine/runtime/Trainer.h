@@ -105,6 +105,11 @@ CrossEntropyCheck checkOutputCrossEntropy(const std::string& computeDtype, int64
 // <out>/snapshots/step-0001234: where TrainOptions::snapshotEvery keeps the model after `step` steps.
 std::string snapshotFolder(const std::string& out, int64_t step);
 
+// The seconds a trained (or partly trained) folder's steps took, summed over the processes that
+// resumed it, up to its last checkpoint: work lost after a checkpoint is not counted. 0 when the
+// folder's checkpoint predates this count.
+double trainedSeconds(const std::string& out);
+
 // Resumes from out/trainer_state.json when it exists. Throws Error for bad options or files.
 void trainModel(const TrainOptions& options, const std::function<void(const TrainProgress&)>& log);
 

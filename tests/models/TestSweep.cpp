@@ -746,6 +746,14 @@ private slots:
         t.steps = 4;
         t.threads = 2;
         trainModel(t, [](const TrainProgress&) {});
+        QVERIFY(trainedSeconds(t.out) > 0);
+        // Say the first part took 1000 s, so that the resumed job's count cannot pass by chance.
+        {
+            nlohmann::json state = loadPythonJson(t.out + "/trainer_state.json");
+            state["seconds"] = 1000.0;
+            std::ofstream(t.out + "/trainer_state.json") << state.dump();
+        }
+        const double firstPart = 1000;
 
         log.clear();
         o.maxJobs = 0;
@@ -761,6 +769,21 @@ private slots:
                    QString("tiny/jobs/%1/model/model_card.json").arg(QString::fromStdString(jobs[1].id)))
                 .toStdString());
         QCOMPARE(card.at("steps").get<int64_t>(), jobs[1].steps);
+        {
+            // The resumed job's minutes are the whole run's: the first process's part is counted too.
+            const auto jobJsonOf = [&](size_t i) {
+                return loadPythonJson(
+                    dir.filePath(QString("tiny/jobs/%1/job.json").arg(QString::fromStdString(jobs[i].id)))
+                        .toStdString());
+            };
+            const nlohmann::json resumed = jobJsonOf(1);
+            QVERIFY(resumed.at("resumed").get<bool>());
+            QVERIFY(!jobJsonOf(0).at("resumed").get<bool>());
+            const double trained = resumed.at("train_seconds").get<double>();
+            QVERIFY2(trained > firstPart && trained < firstPart + 600,
+                     qPrintable(QString("%1 after a first part of %2").arg(trained).arg(firstPart)));
+            QVERIFY(resumed.at("seconds").get<double>() >= trained);
+        }
 
         // Everything finished: nothing more runs, and the report sees all four.
         QCOMPARE(runSweep(spec, o, logger), 0);

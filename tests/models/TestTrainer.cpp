@@ -94,6 +94,48 @@ private slots:
         QVERIFY(log.front().loss < 3.3);
     }
 
+    // A sweep's shard is stopped wherever its call's time runs out, and the job resumes from its last
+    // checkpoint. The resumed run must draw the batches the uninterrupted one drew, or a job's
+    // result would depend on where it was stopped.
+    void resumedRunMatchesAnUninterruptedOne()
+    {
+        QTemporaryDir tmp;
+        const QString whole = tmp.filePath("whole"), cut = tmp.filePath("cut");
+        TrainOptions a = options(whole, 40);
+        a.saveEvery = 20;
+        trainModel(a, [](const TrainProgress&) {});
+
+        struct Stopped {};
+        TrainOptions b = options(cut, 40);
+        b.saveEvery = 20;
+        try {
+            trainModel(b, [](const TrainProgress& p) {
+                if (p.step == 30) // past the checkpoint at 20: steps 21-30 are lost, as in a kill
+                    throw Stopped();
+            });
+            QFAIL("the run was not stopped");
+        } catch (const Stopped&) {
+        }
+        const nlohmann::json state = loadPythonJson((cut + "/trainer_state.json").toStdString());
+        QCOMPARE(state.at("step").get<int64_t>(), int64_t(20));
+        const double firstPart = trainedSeconds(cut.toStdString());
+        QVERIFY2(firstPart > 0, qPrintable(QString::number(firstPart)));
+        trainModel(b, [](const TrainProgress&) {});
+
+        const auto bytes = [](const QString& path) {
+            QFile f(path);
+            return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+        };
+        const QByteArray expected = bytes(whole + "/model.safetensors");
+        QVERIFY(expected.size() > 1000);
+        QVERIFY2(bytes(cut + "/model.safetensors") == expected,
+                 "the resumed run's weights differ from the uninterrupted run's");
+        // Its seconds add the first process's, up to the checkpoint, to the second's.
+        QVERIFY2(
+            trainedSeconds(cut.toStdString()) > firstPart,
+            qPrintable(QString("%1 after, %2 before").arg(trainedSeconds(cut.toStdString())).arg(firstPart)));
+    }
+
     // --dt-init / --a-init set where the forget gates start: after one step at a negligible learning
     // rate, every head's decay alpha = exp(-Delta A) lies where the ranges put it, and the card says so.
     void initialForgetGates()

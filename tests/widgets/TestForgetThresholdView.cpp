@@ -296,7 +296,15 @@ private slots:
         const QString eq = view.equationLabel()->text();
         QVERIFY2(eq.endsWith("\nnot monotone in T_train, no threshold: N_S 1.08 M, seed 0"), qPrintable(eq));
         QVERIFY2(eq.startsWith("no fit:"), qPrintable(eq));
-        const double top = view.plot()->axisRect(0)->axis(QCPAxis::atLeft)->range().upper;
+        const auto axisTop = [&] { return view.plot()->axisRect(0)->axis(QCPAxis::atLeft)->range().upper; };
+        const double top = axisTop();
+
+        // The summary with other sizes, read again.
+        const auto reload = [&](const QJsonArray& sizes) {
+            summary["sizes"] = sizes;
+            writeJson(dir.filePath("summary.json"), summary);
+            return ForgetThresholdData::fromSummary(dir.filePath("summary.json"), &data, &error);
+        };
 
         // A size whose seeds lie more than a grid step apart is named on a line of its own, with room.
         QJsonArray sizes = summary.value("sizes").toArray();
@@ -305,18 +313,32 @@ private slots:
             {"t_forget", 511.1},
             {"seeds_agree", false},
             {"seeds", QJsonArray{QJsonObject{{"seed", 0}, {"inside", true}, {"interpolated", 511.1}}}}});
-        summary["sizes"] = sizes;
-        writeJson(dir.filePath("summary.json"), summary);
-        QVERIFY2(ForgetThresholdData::fromSummary(dir.filePath("summary.json"), &data, &error),
-                 qPrintable(error));
+        QVERIFY2(reload(sizes), qPrintable(error));
         QCOMPARE(data.seedsDisagree, QStringList{"N_S 1.62 M"});
         show(view, data);
         const QString eq2 = view.equationLabel()->text();
         QVERIFY2(eq2.endsWith("\nnot monotone in T_train, no threshold: N_S 1.08 M, seed 0"
                               "\nseeds more than one grid step apart: N_S 1.62 M"),
                  qPrintable(eq2));
-        QVERIFY2(view.plot()->axisRect(0)->axis(QCPAxis::atLeft)->range().upper > top * 1.4,
-                 qPrintable(QString::number(view.plot()->axisRect(0)->axis(QCPAxis::atLeft)->range().upper)));
+        QVERIFY2(axisTop() > top * 1.4, qPrintable(QString::number(axisTop())));
+
+        // A smaller state that needs a longer T_train than the next size (the eleventh round's 2 layers
+        // against 4): the heading names the pair, on a line of its own, with room for it.
+        const double top2 = axisTop();
+        sizes.prepend(QJsonObject{{"state_size", 269824}, {"t_forget", 412.0}});
+        sizes.insert(1, QJsonObject{{"state_size", 539648}, {"t_forget", 181.0}});
+        QVERIFY2(reload(sizes), qPrintable(error));
+        QCOMPARE(data.fallsWithStateSize, QStringList{"N_S 0.27 → 0.54 M"});
+        show(view, data);
+        const QString eq3 = view.equationLabel()->text();
+        QVERIFY2(eq3.endsWith("\nseeds more than one grid step apart: N_S 1.62 M"
+                              "\nT_forget falls as N_S grows, not monotone: N_S 0.27 → 0.54 M"),
+                 qPrintable(eq3));
+        QVERIFY2(axisTop() > top2 * 1.4, qPrintable(QString::number(axisTop())));
+        // Sizes that rise give no such line.
+        sizes.removeAt(0);
+        QVERIFY2(reload(sizes), qPrintable(error));
+        QVERIFY(data.fallsWithStateSize.isEmpty());
     }
 
     void badFilesNameThemselves()
