@@ -93,6 +93,33 @@ class TestSweep : public QObject {
     Q_OBJECT
 
 private slots:
+    // The specs that docs/sweeps.md tells users to run: each reads and plans, and its N_S rises with
+    // its axis, so a spec edited for the next round cannot break only once it reaches the GPU machine.
+    void shippedSpecsPlan()
+    {
+        const QDir specs(STATESCOPE_RESOURCES_DIR "/../tools/sweeps");
+        const QStringList files = specs.entryList({"*.json"}, QDir::Files, QDir::Name);
+        QVERIFY2(files.contains("neox-layers.json") && files.contains("neox-dstate.json"),
+                 qPrintable(files.join(' ')));
+        for (const QString& name : files) {
+            SweepSpec spec;
+            std::vector<SweepJob> jobs;
+            try {
+                spec = readSweepSpec(specs.filePath(name).toStdString());
+                jobs = planSweep(spec);
+            } catch (const std::exception& e) {
+                QFAIL(e.what());
+            }
+            QVERIFY2(jobs.size() == spec.axisValues.size() * spec.trainLengths.size() * spec.seeds.size(),
+                     qPrintable(name));
+            int64_t last = 0;
+            for (const SweepJob& job : jobs) {
+                QVERIFY2(job.stateSize >= last, qPrintable(name + ": " + QString::fromStdString(job.id)));
+                last = job.stateSize;
+            }
+        }
+    }
+
     void planIsDeterministic()
     {
         QTemporaryDir dir;
