@@ -97,8 +97,7 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
     for (const QJsonValue& v : j.value("sizes").toArray()) {
         const QJsonObject s = v.toObject();
         if (s.value("t_forget").toDouble() > 0) {
-            // The report lists the sizes by N_S (the spec's values, sorted), as monotone_in_state_size reads
-            // them.
+            // The report lists the sizes by N_S (the spec's values, sorted).
             if (!d.sizeThreshold.isEmpty() && s.value("t_forget").toDouble() < d.sizeThreshold.last())
                 d.fallsWithStateSize.push_back(QObject::tr("N_S %1 → %2 M")
                                                    .arg(d.sizeStateSize.last() / 1e6, 0, 'f', 2)

@@ -569,7 +569,6 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
                     continue;
                 }
             }
-            const auto started = std::chrono::steady_clock::now();
             const bool resuming = fs::exists(dir + "/model/trainer_state.json");
             log(std::string(resuming ? "resume " : "train ") + job.id + ": N_S " +
                 std::to_string(job.stateSize) + ", T_train " + std::to_string(job.trainLength) + ", " +
@@ -636,12 +635,9 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
             Runner::releaseCachedDeviceMemory();
             nlohmann::ordered_json result;
             result["job"] = jobJson(spec, job);
-            // A job resumed from a checkpoint counts the processes before this one too (up to the
-            // checkpoint), so that its minutes are what the run cost, not what its last part did.
-            const double thisProcess =
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-            const double trained = trainedSeconds(t.out);
-            const double trainSeconds = trained > 0 ? trained : thisProcess;
+            // The trainer's count, which a job resumed from a checkpoint sums over the processes before
+            // this one too, so that its minutes are what the run cost, not what its last part did.
+            const double trainSeconds = trainedSeconds(t.out);
             const auto judging = std::chrono::steady_clock::now();
             const SweepJudgement judged = judgeModel(spec, t.out, job.trainLength, device, o.threads, cancel);
             const ForgetVerdict& v = judged.verdict;

@@ -294,6 +294,12 @@ void writeJson(const std::string& path, const nlohmann::ordered_json& j)
     writeFileAtomically(path, j.dump(2) + "\n");
 }
 
+// A trainer_state.json's seconds; 0 for one written before they were counted.
+double stateSeconds(const nlohmann::json& st)
+{
+    return st.contains("seconds") && st["seconds"].is_number() ? st["seconds"].get<double>() : 0;
+}
+
 } // namespace
 
 CrossEntropyCheck checkOutputCrossEntropy(const std::string& computeDtype, int64_t rows, int64_t dModel,
@@ -370,10 +376,7 @@ ForwardPair trainingAndInferenceNll(const std::string& folder, const std::vector
 double trainedSeconds(const std::string& out)
 {
     const std::string path = out + "/trainer_state.json";
-    if (!fs::exists(path))
-        return 0;
-    const nlohmann::json st = loadPythonJson(path);
-    return st.contains("seconds") && st["seconds"].is_number() ? st["seconds"].get<double>() : 0;
+    return fs::exists(path) ? stateSeconds(loadPythonJson(path)) : 0;
 }
 
 std::string snapshotFolder(const std::string& out, int64_t step)
@@ -473,8 +476,7 @@ void trainModel(const TrainOptions& options, const std::function<void(const Trai
         startStep = intField(st, "step", 0, statePath, "", 0, int64_t(1) << 40);
         if (st.contains("sampler") && st["sampler"].is_string())
             samplerState = st["sampler"].get<std::string>();
-        if (st.contains("seconds") && st["seconds"].is_number())
-            priorSeconds = st["seconds"].get<double>();
+        priorSeconds = stateSeconds(st);
         model = Mamba2Model::load(inspectModelFolder(o.out), device, torch::kFloat32);
         if (model->config().vocabSize != paddedVocabulary(tokenizer))
             throw Error(o.out + "/config.json", "vocab_size",
