@@ -122,6 +122,14 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
                      std::max<int>(0, seeds.indexOf(static_cast<qint64>(f.value("seed").toDouble())))});
         }
     }
+    const QJsonArray texts = j.value("training_texts").toArray();
+    if (texts.size() > 1)
+        for (const QJsonValue& v : texts) {
+            const QJsonObject t = v.toObject();
+            const QString text = t.value("data").toString();
+            d.trainingTexts.push_back(text.isEmpty() ? QObject::tr("not recorded") : text);
+            d.trainingTextJobs.push_back(t.value("jobs").toInt());
+        }
     if (j.value("fit").isObject()) {
         const QJsonObject f = j.value("fit").toObject();
         d.hasFit = true;
@@ -292,7 +300,7 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
     // Room above the highest dots for the equation, and for its lines on seeds (a factor 1.5 a line on
     // the log axis).
     const int seedLines = int(!data.notMonotone.isEmpty()) + int(!data.seedsDisagree.isEmpty()) +
-                          int(!data.fallsWithStateSize.isEmpty());
+                          int(!data.fallsWithStateSize.isEmpty()) + int(!data.trainingTexts.isEmpty());
     const double x1 = xMax * 1.1, y0 = yMin / 2, y1 = yMax * 8 * std::pow(1.5, seedLines);
     // The lines as many points: straight in N_S, curved on the log T axis; only where they are positive.
     auto line = [&](QCPGraph* g, double slope, double intercept) {
@@ -315,6 +323,15 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
     if (!data.fallsWithStateSize.isEmpty())
         aboutSeeds += tr("\nT_forget falls as N_S grows, not monotone: %1")
                           .arg(data.fallsWithStateSize.join(QStringLiteral("; ")));
+    if (!data.trainingTexts.isEmpty()) {
+        // The texts' names and hashes are too long for a heading; sweep report lists them.
+        QStringList jobs;
+        for (int n : data.trainingTextJobs)
+            jobs.push_back(QString::number(n));
+        aboutSeeds += tr("\njobs trained on %1 different texts (%2 jobs), not comparable")
+                          .arg(data.trainingTexts.size())
+                          .arg(jobs.join(QStringLiteral(" + ")));
+    }
     if (data.hasFit) {
         line(m_fit, data.slope, data.intercept);
         m_equation->setText(

@@ -7,6 +7,7 @@
 #include "models/Architecture.h"
 #include "models/ConfigFields.h"
 #include "runtime/Runner.h"
+#include "runtime/TokenCorpus.h"
 #include "runtime/Trainer.h"
 #include "trace/Hdf5Util.h"
 
@@ -518,6 +519,24 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
     for (const auto& text : spec.heldOut)
         if (!fs::exists(text.path))
             throw Error(text.path, "held-out text \"" + text.name + "\" not found");
+    // Finished jobs of an earlier session may have read a corpus since rebuilt: said before any GPU
+    // time is spent, since the report could not compare them with what this run trains.
+    {
+        const std::string now = TokenCorpus::fingerprint(spec.data);
+        int other = 0;
+        std::string example;
+        for (const SweepJob& job : planSweep(spec)) {
+            const std::string done = folder + "/jobs/" + job.id + "/job.json";
+            if (!fs::exists(done))
+                continue;
+            const std::string was = loadPythonJson(done).value("data", std::string());
+            if (!was.empty() && was != now && other++ == 0)
+                example = job.id + " read " + was;
+        }
+        if (other > 0)
+            log("warning: " + std::to_string(other) + " finished job" + (other == 1 ? " was" : "s were") +
+                " trained on another text than " + now + " (" + example + ")");
+    }
     int ran = 0;
     const auto begun = std::chrono::steady_clock::now();
     // In a queue, a job that runs out of device memory goes back to it, and its process waits until
@@ -598,6 +617,8 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
                 t.aInitMin = t.aInitMax = 1;
             }
             t.seed = job.seed;
+            // Read before training, so that a text replaced while the job runs is not what it records.
+            const std::string trainedOn = TokenCorpus::fingerprint(spec.data);
             t.logEvery = std::max<int64_t>(1, job.steps / 20);
             t.saveEvery = std::max<int64_t>(10, job.steps / 10);
             t.threads = o.threads;
@@ -643,6 +664,7 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
             const ForgetVerdict& v = judged.verdict;
             result["evals"] = evalsJson(spec, judged);
             result["device"] = device;
+            result["data"] = trainedOn;
             result["train_seconds"] = trainSeconds;
             result["resumed"] = resuming;
             result["seconds"] =
@@ -775,12 +797,19 @@ SweepReport reportSweep(const SweepSpec& spec, bool provisional)
                 for (const auto& e : j.at("evals"))
                     run.domains.push_back(statsFor(evalFromJson(e), spec.criterion));
                 run.seconds = j.at("seconds").get<double>();
+                run.data = j.value("data", std::string());
             } catch (const nlohmann::json::exception& e) {
                 throw Error(path, "job result", "a job.json written by sweep run", e.what());
             }
             run.verdict = judgeForgetting(spec.criterion, run.domains);
             run.finished = true;
             ++r.finished;
+            auto text = std::find_if(r.trainingTexts.begin(), r.trainingTexts.end(),
+                                     [&](const auto& t) { return t.first == run.data; });
+            if (text == r.trainingTexts.end())
+                r.trainingTexts.emplace_back(run.data, 1);
+            else
+                ++text->second;
         }
         r.runs.push_back(run);
     }
@@ -888,6 +917,17 @@ std::string formatSweepReport(const SweepReport& r)
     out << ", on every held-out text\n";
     std::snprintf(buf, sizeof buf, "%d of %zu jobs finished\n", r.finished, r.runs.size());
     out << buf;
+    auto textName = [](const std::string& t) { return t.empty() ? std::string("not recorded") : t; };
+    if (r.trainingTexts.size() == 1) {
+        out << "trained on: " << textName(r.trainingTexts[0].first) << "\n";
+    } else if (r.trainingTexts.size() > 1) {
+        // Jobs of one sweep can span sessions, each of which may have rebuilt the corpus: a threshold
+        // between two jobs trained on different texts would measure the texts as much as the state.
+        out << "warning: the finished jobs were trained on " << r.trainingTexts.size()
+            << " different texts; thresholds across them are not comparable\n";
+        for (const auto& [text, jobs] : r.trainingTexts)
+            out << "  " << jobs << (jobs == 1 ? " job: " : " jobs: ") << textName(text) << "\n";
+    }
     if (r.provisional)
         out << "provisional: a seed's threshold counts once the two lengths around it are finished, and a "
                "size's T_forget is the mean of the seeds that have one\n";
@@ -1003,6 +1043,7 @@ std::vector<std::string> writeSweepReport(const SweepReport& r, const std::strin
             x["norm_growth"] = run.verdict.normGrowth;
             x["reason"] = run.verdict.reason;
             x["seconds"] = run.seconds;
+            x["data"] = run.data;
             nlohmann::json domains = nlohmann::json::array();
             for (size_t d = 0; d < run.domains.size(); ++d) {
                 const LengthStats& s = run.domains[d];
@@ -1049,6 +1090,10 @@ std::vector<std::string> writeSweepReport(const SweepReport& r, const std::strin
     j["sizes"] = sizes;
     j["monotone_in_state_size"] = r.monotoneInStateSize;
     j["provisional"] = r.provisional;
+    nlohmann::ordered_json texts = nlohmann::ordered_json::array();
+    for (const auto& [text, jobs] : r.trainingTexts)
+        texts.push_back({{"data", text}, {"jobs", jobs}});
+    j["training_texts"] = texts;
     if (r.fit.n >= 2)
         j["fit"] = {{"n", r.fit.n},
                     {"slope", r.fit.slope},

@@ -171,6 +171,7 @@ struct SweepRunResult {
     std::vector<LengthStats> domains;
     ForgetVerdict verdict;
     double seconds = 0; // training and evaluation, wall time
+    std::string data;   // TokenCorpus::fingerprint of the training text; empty in older job.json
 };
 
 // T_forget of one state size and seed: bracket [lo, hi] from the grid, interpolated on a log scale.
@@ -202,6 +203,10 @@ struct SweepReport {
     LineFit fit; // T_forget[K = 1024 tokens] against N_S[M], over the sizes inside the grid
     int finished = 0;
     bool provisional = false; // reportSweep's provisional
+    // The training texts of the finished jobs and how many jobs read each, in the order of the plan;
+    // "" for jobs that did not record theirs. More than one: the jobs are not comparable (a corpus
+    // rebuilt between sessions from updated packages, a spec pointed at another file).
+    std::vector<std::pair<std::string, int>> trainingTexts;
 };
 
 // Thresholds of one size from runs sorted by training length. Inside the bracket the crossing is

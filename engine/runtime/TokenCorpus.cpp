@@ -70,6 +70,16 @@ std::shared_ptr<TokenCorpus> TokenCorpus::bytes(const std::string& path)
     return c;
 }
 
+std::string TokenCorpus::fingerprint(const std::string& path)
+{
+    const auto file = MappedFile::open(path);
+    char line[64];
+    std::snprintf(line, sizeof line, ", %llu bytes, fnv1a64 %016llx",
+                  static_cast<unsigned long long>(file->size()),
+                  static_cast<unsigned long long>(fnv1a(file->data(), file->size())));
+    return fs::path(path).filename().string() + line;
+}
+
 std::shared_ptr<TokenCorpus> TokenCorpus::tokenised(const std::string& path, const Tokenizer& tokenizer,
                                                     const std::string& tokenizerText,
                                                     const std::string& fallbackDir, int threads,

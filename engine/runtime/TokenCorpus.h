@@ -31,6 +31,12 @@ public:
                                                   const std::string& fallbackDir, int threads,
                                                   int64_t pieceBytes = int64_t(4) << 20);
 
+    // What identifies a training text across machines and sessions: its file name, size and the
+    // 64-bit FNV-1a of its contents, "NAME, N bytes, fnv1a64 HEX". A corpus rebuilt from updated
+    // packages keeps its name and nearly its size, so only the contents tell two of them apart.
+    // Throws Error naming the file when it cannot be read.
+    static std::string fingerprint(const std::string& path);
+
     int64_t size() const { return m_count; }
     // ids [start, start + n) as int64 (the trainer's index type).
     void copy(int64_t start, int64_t n, int64_t* out) const;

@@ -8,6 +8,7 @@
 #include "runtime/LengthEval.h"
 #include "runtime/Runner.h"
 #include "runtime/Sweep.h"
+#include "runtime/TokenCorpus.h"
 #include "runtime/Trainer.h"
 
 #include <QDir>
@@ -721,6 +722,71 @@ private slots:
         QCOMPARE(runSweep(spec, o, logger), 1);
         QCOMPARE(log[0], "skip " + jobs[0].id + " (finished)");
         QVERIFY(QFile::exists(jobDir(jobs[1]) + "/job.json"));
+    }
+
+    // Every job records the text it was trained on; jobs of one sweep trained on different texts (a
+    // corpus rebuilt between two sessions) are named in the report, the summary and the figure's data.
+    void reportNamesTheTrainingTexts()
+    {
+        QTemporaryDir dir;
+        QVERIFY(QFile::copy(kText, dir.filePath("kjv.txt")));
+        nlohmann::json s = tinySpec();
+        s["data"] = "kjv.txt";
+        const SweepSpec spec = readSweepSpec(writeSpec(dir, s));
+        const auto jobs = planSweep(spec);
+        SweepRunOptions o = cpuRun();
+        o.only = {jobs[0].id};
+        QCOMPARE(runSweep(spec, o, [](const std::string&) {}), 1);
+        const std::string before = TokenCorpus::fingerprint(dir.filePath("kjv.txt").toStdString());
+        {
+            const SweepReport r = reportSweep(spec);
+            QCOMPARE(r.trainingTexts.size(), size_t(1));
+            QCOMPARE(r.trainingTexts[0].first, before);
+            QCOMPARE(r.runs[0].data, before);
+            const std::string text = formatSweepReport(r);
+            QVERIFY2(text.find("trained on: " + before + "\n") != std::string::npos, text.c_str());
+            QVERIFY2(text.find("warning") == std::string::npos, text.c_str());
+        }
+        // The corpus rebuilt: one line more, the same name and nearly the same size.
+        {
+            std::ofstream(dir.filePath("kjv.txt").toStdString(), std::ios::app) << "Amen.\n";
+        }
+        const std::string after = TokenCorpus::fingerprint(dir.filePath("kjv.txt").toStdString());
+        QVERIFY(after != before);
+        QCOMPARE(after.substr(0, 9), std::string("kjv.txt, "));
+        o.only = {jobs[1].id};
+        std::vector<std::string> log;
+        QCOMPARE(runSweep(spec, o, [&](const std::string& line) { log.push_back(line); }), 1);
+        // Said before the job is trained.
+        QCOMPARE(log[0], "warning: 1 finished job was trained on another text than " + after + " (" +
+                             jobs[0].id + " read " + before + ")");
+        QVERIFY2(log[1].rfind("train " + jobs[1].id, 0) == 0, log[1].c_str());
+        // A job.json from before texts were recorded.
+        o.only = {jobs[2].id};
+        QCOMPARE(runSweep(spec, o, [](const std::string&) {}), 1);
+        const std::string third =
+            dir.filePath(QString("tiny/jobs/%1/job.json").arg(QString::fromStdString(jobs[2].id)))
+                .toStdString();
+        nlohmann::json old = loadPythonJson(third);
+        QCOMPARE(old.at("data").get<std::string>(), after);
+        old.erase("data");
+        std::ofstream(third) << old.dump();
+
+        const SweepReport r = reportSweep(spec);
+        const std::vector<std::pair<std::string, int>> expected{{before, 1}, {after, 1}, {"", 1}};
+        QCOMPARE(r.trainingTexts, expected);
+        const std::string text = formatSweepReport(r);
+        for (const std::string& line :
+             {std::string("warning: the finished jobs were trained on 3 different texts; thresholds across "
+                          "them are not comparable\n"),
+              "  1 job: " + before + "\n", "  1 job: " + after + "\n",
+              std::string("  1 job: not recorded\n")})
+            QVERIFY2(text.find(line) != std::string::npos, (line + " not in:\n" + text).c_str());
+        const nlohmann::json summary =
+            loadPythonJson(writeSweepReport(r, dir.filePath("tiny").toStdString())[0]);
+        QCOMPARE(summary.at("training_texts").size(), size_t(3));
+        QCOMPARE(summary.at("training_texts")[1].at("data").get<std::string>(), after);
+        QCOMPARE(summary.at("runs")[0].at("data").get<std::string>(), before);
     }
 
     void interruptedSweepResumes()

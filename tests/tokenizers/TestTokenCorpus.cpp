@@ -11,6 +11,7 @@
 #include <QtTest>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -185,6 +186,27 @@ private slots:
         auto c = TokenCorpus::bytes(path);
         QCOMPARE(ids(*c), (std::vector<int64_t>{65, 98, 0xc3, 0xa9}));
         QVERIFY(c->cachePath().empty());
+    }
+
+    // The published FNV-1a 64 test vectors (the empty string's hash is the offset basis), so that a
+    // fingerprint recorded by one build is the one another build computes for the same text.
+    void fingerprintIsFnv1aOfTheContents()
+    {
+        QTemporaryDir dir;
+        const std::string path = dir.path().toStdString() + "/train.txt";
+        const std::pair<const char*, const char*> vectors[] = {
+            {"", "cbf29ce484222325"}, {"a", "af63dc4c8601ec8c"}, {"foobar", "85944171f73967e8"}};
+        for (const auto& [text, hash] : vectors) {
+            writeAll(path, text);
+            QCOMPARE(QString::fromStdString(TokenCorpus::fingerprint(path)),
+                     QString("train.txt, %1 bytes, fnv1a64 %2").arg(std::strlen(text)).arg(hash));
+        }
+        try {
+            TokenCorpus::fingerprint(dir.path().toStdString() + "/missing.txt");
+            QFAIL("no error for a missing text");
+        } catch (const Error& e) {
+            QVERIFY2(QString(e.what()).contains("missing.txt"), e.what());
+        }
     }
 };
 

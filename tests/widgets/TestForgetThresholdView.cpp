@@ -339,6 +339,27 @@ private slots:
         sizes.removeAt(0);
         QVERIFY2(reload(sizes), qPrintable(error));
         QVERIFY(data.fallsWithStateSize.isEmpty());
+
+        // Jobs trained on two texts (a corpus rebuilt between sessions): a line of their own, with room.
+        show(view, data);
+        const double top3 = axisTop();
+        summary["training_texts"] = QJsonArray{
+            QJsonObject{{"data", "train-head.txt, 62716635 bytes, fnv1a64 0123456789abcdef"}, {"jobs", 14}},
+            QJsonObject{{"data", "train-head.txt, 62718645 bytes, fnv1a64 fedcba9876543210"}, {"jobs", 2}}};
+        QVERIFY2(reload(sizes), qPrintable(error));
+        QCOMPARE(data.trainingTexts,
+                 QStringList({"train-head.txt, 62716635 bytes, fnv1a64 0123456789abcdef",
+                              "train-head.txt, 62718645 bytes, fnv1a64 fedcba9876543210"}));
+        QCOMPARE(data.trainingTextJobs, QVector<int>({14, 2}));
+        show(view, data);
+        const QString eq4 = view.equationLabel()->text();
+        QVERIFY2(eq4.endsWith("\njobs trained on 2 different texts (14 + 2 jobs), not comparable"),
+                 qPrintable(eq4));
+        QVERIFY2(axisTop() > top3 * 1.4, qPrintable(QString::number(axisTop())));
+        // One text (what every sweep of one session has) says nothing.
+        summary["training_texts"] = QJsonArray{QJsonObject{{"data", "train-head.txt"}, {"jobs", 16}}};
+        QVERIFY2(reload(sizes), qPrintable(error));
+        QVERIFY(data.trainingTexts.isEmpty());
     }
 
     void badFilesNameThemselves()
