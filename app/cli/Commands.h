@@ -159,7 +159,8 @@ struct SweepArgs {
     int threads = 0;
     int maxJobs = 0;
     double takeFor = -1;           // run: take no new job after this many seconds (< 0: no limit)
-    std::vector<std::string> jobs; // run: only these job ids, in this order
+    std::vector<std::string> jobs; // run: only these job ids, in this order; plan --unfinished: the order
+    bool unfinished = false;       // plan: the ids of jobs without a job.json, one line
     bool queue = false;            // run: take the next unclaimed job instead of a fixed share
     bool provisional = false;      // report: thresholds of seeds whose bracket is finished
     std::string json;  // plan: where the job list goes (default <sweep folder>/plan.json); judge: the verdict

@@ -126,6 +126,21 @@ int runLocalShards(const SweepArgs& a, const SweepSpec& spec, const std::atomic<
 int sweepCommand(const SweepArgs& a, const std::atomic<bool>& cancel)
 {
     const SweepSpec spec = readSweepSpec(a.spec);
+    if (a.action == "plan" && a.unfinished) {
+        // What a machine without the earlier results should still run: the GPU machine's calls do not
+        // carry them, so a cold one would train finished jobs again.
+        const std::vector<SweepJob> all = planSweep(spec);
+        const std::vector<SweepJob> order = a.jobs.empty() ? all : selectJobs(all, a.jobs, "--jobs");
+        std::string ids;
+        int left = 0;
+        for (const SweepJob& job : order)
+            if (!std::filesystem::exists(sweepFolder(spec) + "/jobs/" + job.id + "/job.json")) {
+                ids += (left++ ? "," : "") + job.id;
+            }
+        std::printf("%s\n", ids.c_str());
+        std::fprintf(stderr, "%d of %zu jobs unfinished\n", left, order.size());
+        return 0;
+    }
     if (a.action == "plan") {
         const std::vector<SweepJob> jobs = planSweep(spec);
         std::printf("%-5s %-30s %10s %8s %5s %6s %7s %11s %8s\n", "job", "id", "N_S", "T_train", "seed",

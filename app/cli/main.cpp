@@ -463,6 +463,13 @@ int runMain(int argc, char** argv)
     sweepPlan->add_option("spec", sweep.spec, "Sweep spec (JSON)")->required();
     sweepPlan->add_option("--json", sweep.json,
                           "Where the job list goes (default: <sweep folder>/plan.json)");
+    sweepPlan->add_flag("--unfinished", sweep.unfinished,
+                        "Print only the ids of jobs without a job.json, comma-separated on one line (for "
+                        "run --jobs on a machine that has none of the results); no plan.json");
+    sweepPlan
+        ->add_option("--jobs", sweep.jobs,
+                     "With --unfinished: comma-separated job ids, the order to keep (default: the plan's)")
+        ->delimiter(',');
     auto* sweepRun =
         sweepCmd->add_subcommand("run", "Run a share of the jobs; finished jobs are skipped, others resume");
     sweepRun->add_option("spec", sweep.spec, "Sweep spec (JSON)")->required();

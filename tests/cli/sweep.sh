@@ -84,6 +84,16 @@ done_before=$(ls "$work"/b/jobs/*/job.json 2>/dev/null | wc -l)
 [ "$done_before" -ge 1 ] || fail "no job finished before the kill"
 first=$(ls "$work"/b/jobs/*/job.json | head -1)
 sum_before=$(md5sum "$first")
+# plan --unfinished: the ids left, in the order given, for a machine that has none of the results.
+order=d_state-8_T-64_seed-0,d_state-8_T-32_seed-0,d_state-16_T-64_seed-0,d_state-16_T-32_seed-0
+want=$(for id in ${order//,/ }; do [ -e "$work/b/jobs/$id/job.json" ] || echo "$id"; done | paste -sd,)
+got=$("$cli" sweep plan "$work/b.json" --unfinished --jobs "$order" 2> "$work/unfinished.err") || fail "plan --unfinished"
+[ "$got" = "$want" ] || fail "plan --unfinished: '$got', expected '$want'"
+grep -q "^$((4 - done_before)) of 4 jobs unfinished$" "$work/unfinished.err" || { cat "$work/unfinished.err"; fail "plan --unfinished: count"; }
+[ -z "$got" ] || [ "$(echo "$got" | tr , '\n' | wc -l)" -eq $((4 - done_before)) ] || fail "plan --unfinished: $got"
+"$cli" sweep plan "$work/b.json" --unfinished --jobs d_state-3_T-32_seed-0 > "$work/unfinished-bad.log" 2>&1 \
+  && fail "plan --unfinished with an unknown id"
+grep -q "d_state-3_T-32_seed-0" "$work/unfinished-bad.log" || { cat "$work/unfinished-bad.log"; fail "unknown id not named"; }
 "$cli" sweep run "$work/b.json" --device cpu --threads 2 > "$work/resumed.log" 2>&1 || { cat "$work/resumed.log"; fail "resume"; }
 skipped=$(grep -c "^\[sweep\] skip" "$work/resumed.log")
 [ "$skipped" -eq "$done_before" ] || { cat "$work/resumed.log"; fail "skipped $skipped, expected $done_before"; }
