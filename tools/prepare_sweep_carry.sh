@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Everything a sweep call on the GPU machine carries, made here where it is missing (a new checkout has
+# none of it: .carry, corpus and sweeps are ignored): the engine's debs (.carry/debs, what
+# tools/gpu_session.sh unpacks), corpus/large (tools/make_large_corpus.sh) and its head packed as
+# corpus/pack/large-head.txz. Then the carry's size against the GPU machine's 64 MiB, and, for a spec
+# given with its job list, the ids that still have no job.json here (sweep plan --unfinished), since a
+# cold machine has none of the earlier calls' results.
+#   bash tools/prepare_sweep_carry.sh
+#   JOBS="id,id,..." bash tools/prepare_sweep_carry.sh tools/sweeps/neox-dstate.json
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! ls .carry/debs/libpcre2-dev_*.deb >/dev/null 2>&1; then
+  mkdir -p .carry/debs
+  (cd .carry/debs && apt-get download -qq -o APT::Sandbox::User="$(id -un)" \
+    libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2 libdeflate-dev libdeflate0)
+fi
+[ -s corpus/large/train-head.txt ] || bash tools/make_large_corpus.sh
+if [ ! -s corpus/pack/large-head.txz ]; then
+  mkdir -p corpus/pack
+  tar cJf corpus/pack/large-head.txz -C corpus large/train-head.txt large/heldout-licences.txt \
+    large/heldout-policy.txt
+fi
+tracked=$(git ls-files -z | xargs -0 cat | wc -c)
+carried=$(cat .carry/debs/*.deb corpus/pack/* | wc -c)
+limit=$((64 << 20))
+echo "carry [\".carry/debs\", \"corpus/pack\"]: $tracked bytes tracked + $carried carried = $((tracked + carried)) of $limit"
+[ $((tracked + carried)) -le $limit ] || { echo "over the GPU machine's 64 MiB: carry less" >&2; exit 1; }
+# The training text the jobs will read, as job.json records it.
+grep -h "^train" corpus/large/MANIFEST | head -2
+if [ $# -ge 1 ]; then
+  cli=${CLI:-build/app/statescope-cli}
+  echo "unfinished jobs of $1 (for JOBS_<name>):"
+  "$cli" sweep plan "$1" --unfinished ${JOBS:+--jobs "$JOBS"}
+fi
