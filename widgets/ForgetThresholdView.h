@@ -53,8 +53,9 @@ struct ForgetThresholdData {
     // Neighbouring sizes whose T_forget falls as N_S grows ("N_S 0.27 → 0.54 M"): the law says it
     // rises, and the fit drawn over such sizes is no line of the law, which the heading says.
     QStringList fallsWithStateSize;
-    // The training texts of the finished jobs ("train-head.txt, 62716635 bytes, fnv1a64 …: 14 jobs")
-    // where there is more than one: their thresholds are not comparable, which the heading says.
+    // The training texts of the finished jobs ("train-head.txt, 62716635 bytes, fnv1a64 …", or "not
+    // recorded") where there is more than one: their thresholds are not comparable, which the heading
+    // says.
     QStringList trainingTexts;
     QVector<int> trainingTextJobs; // how many jobs read each
     int seedCount = 1;

@@ -509,6 +509,31 @@ std::string judgementJson(const SweepSpec& spec, const SweepJudgement& j)
     return out.dump(1);
 }
 
+namespace {
+
+// Finished jobs of an earlier session may have read a corpus since rebuilt: said before any GPU time
+// is spent, since the report could not compare them with what this run trains. "" when none did.
+std::string otherTextWarning(const SweepSpec& spec, const std::string& folder)
+{
+    const std::string now = TokenCorpus::fingerprint(spec.data);
+    int other = 0;
+    std::string example;
+    for (const SweepJob& job : planSweep(spec)) {
+        const std::string done = folder + "/jobs/" + job.id + "/job.json";
+        if (!fs::exists(done))
+            continue;
+        const std::string was = loadPythonJson(done).value("data", std::string());
+        if (!was.empty() && was != now && other++ == 0)
+            example = job.id + " read " + was;
+    }
+    if (other == 0)
+        return {};
+    return "warning: " + std::to_string(other) + " finished job" + (other == 1 ? " was" : "s were") +
+           " trained on another text than " + now + " (" + example + ")";
+}
+
+} // namespace
+
 int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
              const std::function<void(const std::string&)>& log, const std::atomic<bool>* cancel)
 {
@@ -519,24 +544,9 @@ int runSweep(const SweepSpec& spec, const SweepRunOptions& o,
     for (const auto& text : spec.heldOut)
         if (!fs::exists(text.path))
             throw Error(text.path, "held-out text \"" + text.name + "\" not found");
-    // Finished jobs of an earlier session may have read a corpus since rebuilt: said before any GPU
-    // time is spent, since the report could not compare them with what this run trains.
-    {
-        const std::string now = TokenCorpus::fingerprint(spec.data);
-        int other = 0;
-        std::string example;
-        for (const SweepJob& job : planSweep(spec)) {
-            const std::string done = folder + "/jobs/" + job.id + "/job.json";
-            if (!fs::exists(done))
-                continue;
-            const std::string was = loadPythonJson(done).value("data", std::string());
-            if (!was.empty() && was != now && other++ == 0)
-                example = job.id + " read " + was;
-        }
-        if (other > 0)
-            log("warning: " + std::to_string(other) + " finished job" + (other == 1 ? " was" : "s were") +
-                " trained on another text than " + now + " (" + example + ")");
-    }
+    const std::string otherText = otherTextWarning(spec, folder);
+    if (!otherText.empty())
+        log(otherText);
     int ran = 0;
     const auto begun = std::chrono::steady_clock::now();
     // In a queue, a job that runs out of device memory goes back to it, and its process waits until
