@@ -21,7 +21,8 @@ limit=${LIMIT:-500}
 # Each pack is unpacked once, where it was carried: a warm machine keeps what an earlier call unpacked.
 [ -f corpus/broad/train.txt ] || [ ! -f corpus/pack/broad.tgz ] || tar xzf corpus/pack/broad.tgz -C corpus || exit 1
 # corpus/pack/large.tgz (tools/make_large_corpus.sh, then `tar czf corpus/pack/large.tgz -C corpus large`)
-# where a spec reads corpus/large, or its 16 MB head, large-head.txz, when the carry must stay small.
+# where a spec reads corpus/large, or its 15 MB head, large-head.txz (tools/prepare_sweep_carry.sh), when the
+# carry must stay small.
 [ -f corpus/large/train.txt ] || [ ! -f corpus/pack/large.tgz ] || tar xzf corpus/pack/large.tgz -C corpus || exit 1
 [ -f corpus/large/train-head.txt ] || [ ! -f corpus/pack/large-head.txz ] || tar xJf corpus/pack/large-head.txz -C corpus || exit 1
 # Finished jobs of earlier sessions (the sweep-*.tgz of results.tgz, carried in sweeps/pack/): a job

@@ -293,8 +293,8 @@ if LC_ALL=C grep -q $'\r' "$out/train.txt"; then echo "carriage returns left in 
 cp corpus/broad/heldout-*.txt "$out/"
 # train-head.txt: train.txt's first 60 MiB, cut at a blank line (about 17 M GPT-NeoX tokens, more than one
 # run of tools/sweeps/neox-layers.json reads). It is what travels to the GPU machine, where the tracked
-# tree and the corpus must fit 64 MiB together: `tar cJf corpus/pack/large-head.txz -C corpus
-# large/train-head.txt large/heldout-licences.txt large/heldout-policy.txt` (about 16 MB).
+# tree and the corpus must fit 64 MiB together: tools/prepare_sweep_carry.sh packs it as
+# corpus/pack/large-head.txz with its two held-out texts (about 15 MB).
 python3 - "$out/train.txt" "$out/train-head.txt" $((60 << 20)) <<'PY'
 import sys
 data = open(sys.argv[1], "rb").read(int(sys.argv[3]))

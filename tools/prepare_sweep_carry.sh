@@ -17,7 +17,8 @@ fi
 [ -s corpus/large/train-head.txt ] || bash tools/make_large_corpus.sh
 if [ ! -s corpus/pack/large-head.txz ]; then
   mkdir -p corpus/pack
-  tar cJf corpus/pack/large-head.txz -C corpus large/train-head.txt large/heldout-licences.txt \
+  # -9e: 0.85 MB less than xz's default (14.96 against 15.80 MB), room the carry lacks; about 2.5 minutes.
+  XZ_OPT=-9e tar cJf corpus/pack/large-head.txz -C corpus large/train-head.txt large/heldout-licences.txt \
     large/heldout-policy.txt
 fi
 tracked=$(git ls-files -z | xargs -0 cat | wc -c)

@@ -877,6 +877,23 @@ SweepReport reportSweep(const SweepSpec& spec, bool provisional)
         }
         if ((allInside || provisional) && counted > 0)
             size.tForget = std::exp(logSum / counted);
+        for (int64_t T : spec.trainLengths) {
+            double sum = 0;
+            int runs = 0;
+            for (const auto& run : r.runs) {
+                if (!run.finished || run.job.axisValue != value || run.job.trainLength != T)
+                    continue;
+                double domainSum = 0;
+                int domains = 0;
+                for (const auto& d : run.domains)
+                    if (std::isfinite(d.referenceNll))
+                        domainSum += d.referenceNll, ++domains;
+                if (domains > 0)
+                    sum += domainSum / domains, ++runs;
+            }
+            size.referenceNll.push_back(runs > 0 ? sum / runs : std::nan(""));
+            size.referenceRuns.push_back(runs);
+        }
         r.sizes.push_back(size);
     }
     std::vector<double> x, y;
@@ -897,6 +914,69 @@ SweepReport reportSweep(const SweepSpec& spec, bool provisional)
     }
     return r;
 }
+
+namespace {
+
+// The table of StateSizeResult::referenceNll: a row per size, a column per training length, and the
+// change from the smallest to the largest state with a run at that length.
+std::string formatReferenceNll(const SweepReport& r)
+{
+    const std::vector<int64_t>& lengths = r.spec.trainLengths;
+    bool any = false;
+    for (const auto& s : r.sizes)
+        for (int runs : s.referenceRuns)
+            any = any || runs > 0;
+    if (!any)
+        return {};
+    std::ostringstream out;
+    char buf[64];
+    out << "held-out NLL within T_train by state size: nats per token over [T/2, T) (first 64 tokens "
+           "skipped), the mean of the texts, then of the finished seeds; each column reads other tokens, "
+           "so compare within a column\n";
+    std::snprintf(buf, sizeof buf, "%-8s %10s", r.spec.axis.c_str(), "N_S");
+    out << buf;
+    for (int64_t T : lengths) {
+        std::snprintf(buf, sizeof buf, " %9s", ("T " + std::to_string(T)).c_str());
+        out << buf;
+    }
+    out << "\n";
+    for (const auto& s : r.sizes) {
+        std::snprintf(buf, sizeof buf, "%-8lld %10lld", static_cast<long long>(s.axisValue),
+                      static_cast<long long>(s.stateSize));
+        out << buf;
+        for (size_t i = 0; i < lengths.size(); ++i) {
+            if (i < s.referenceNll.size() && std::isfinite(s.referenceNll[i]))
+                std::snprintf(buf, sizeof buf, " %9.3f", s.referenceNll[i]);
+            else
+                std::snprintf(buf, sizeof buf, " %9s", "-");
+            out << buf;
+        }
+        out << "\n";
+    }
+    // The ends by N_S among the sizes with a run at that length: the rows follow the axis values.
+    std::snprintf(buf, sizeof buf, "%-19s", "largest - smallest");
+    out << buf;
+    for (size_t i = 0; i < lengths.size(); ++i) {
+        const StateSizeResult *smallest = nullptr, *largest = nullptr;
+        for (const auto& s : r.sizes) {
+            if (i >= s.referenceNll.size() || !std::isfinite(s.referenceNll[i]))
+                continue;
+            if (!smallest || s.stateSize < smallest->stateSize)
+                smallest = &s;
+            if (!largest || s.stateSize > largest->stateSize)
+                largest = &s;
+        }
+        if (smallest && largest && smallest->stateSize < largest->stateSize)
+            std::snprintf(buf, sizeof buf, " %+9.3f", largest->referenceNll[i] - smallest->referenceNll[i]);
+        else
+            std::snprintf(buf, sizeof buf, " %9s", "-");
+        out << buf;
+    }
+    out << "\n\n";
+    return out.str();
+}
+
+} // namespace
 
 std::string formatSweepReport(const SweepReport& r)
 {
@@ -995,7 +1075,7 @@ std::string formatSweepReport(const SweepReport& r)
             out << buf;
         }
     }
-    out << "\n";
+    out << "\n" << formatReferenceNll(r);
     if (r.fit.n >= 2) {
         std::snprintf(
             buf, sizeof buf,
@@ -1091,11 +1171,18 @@ std::vector<std::string> writeSweepReport(const SweepReport& r, const std::strin
                              {"provisional", f.provisional},
                              {"finished_lengths", f.finished},
                              {"planned_lengths", f.planned}});
+        nlohmann::json referenceNll = nlohmann::json::array();
+        for (size_t i = 0; i < s.referenceNll.size() && i < r.spec.trainLengths.size(); ++i)
+            if (s.referenceRuns[i] > 0)
+                referenceNll.push_back({{"train_length", r.spec.trainLengths[i]},
+                                        {"nll", s.referenceNll[i]},
+                                        {"runs", s.referenceRuns[i]}});
         sizes.push_back({{"axis_value", s.axisValue},
                          {"state_size", s.stateSize},
                          {"t_forget", s.tForget},
                          {"seeds_agree", s.seedsAgree},
-                         {"seeds", seeds}});
+                         {"seeds", seeds},
+                         {"reference_nll", referenceNll}});
     }
     j["sizes"] = sizes;
     j["monotone_in_state_size"] = r.monotoneInStateSize;

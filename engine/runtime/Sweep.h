@@ -193,6 +193,12 @@ struct StateSizeResult {
     std::vector<ForgetThreshold> seeds;
     bool seedsAgree = true; // the seeds' forgetsFrom within one grid step
     double tForget = 0;     // geometric mean of the seeds' interpolated values; 0 if any is not inside
+    // What the state buys: per spec.trainLengths, the held-out NLL over the reference window
+    // (referenceWindow), the mean over the held-out texts and then over the finished seeds; NaN where
+    // no run of that length finished. The law assumes a larger state holds more of the context; if
+    // the loss within T_train does not fall with N_S, the runs do not use the state they were given.
+    std::vector<double> referenceNll;
+    std::vector<int> referenceRuns; // finished runs behind each value
 };
 
 struct SweepReport {

@@ -79,6 +79,41 @@ LengthEval curve(int64_t T, int64_t length, double within, double after, double 
     return e;
 }
 
+// A job.json as `sweep run` writes it for the tiny spec's folder: one evaluation per entry of `within`,
+// its NLL that value before T and `within · after` from T on, every head's norm flat.
+bool writeSyntheticJob(const QTemporaryDir& dir, const SweepJob& job, const std::vector<double>& within,
+                       double after)
+{
+    const int64_t T = job.trainLength, L = job.evalLength, grain = std::max<int64_t>(16, T / 8);
+    nlohmann::json evals = nlohmann::json::array();
+    for (double w : within) {
+        nlohmann::json nll = nlohmann::json::array(), norms = nlohmann::json::array();
+        for (int64_t t = 0; t < L; t += grain)
+            nll.push_back(t < T ? w : w * after);
+        for (int u = 0; u < 8; ++u)
+            norms.push_back(std::vector<double>(static_cast<size_t>(L / grain), 1.0));
+        evals.push_back({{"domain", "kjv"},
+                         {"text", kText},
+                         {"length", L},
+                         {"training_length", T},
+                         {"layers", 2},
+                         {"heads", 4},
+                         {"grain", grain},
+                         {"windows", {0}},
+                         {"windows_overlap", false},
+                         {"nll", nll},
+                         {"window_nll", {nll}},
+                         {"state_norm", norms},
+                         {"log_retention", nlohmann::json::array()}});
+    }
+    const QString jobDir = dir.filePath(QString("tiny/jobs/%1").arg(QString::fromStdString(job.id)));
+    if (!QDir().mkpath(jobDir))
+        return false;
+    std::ofstream out((jobDir + "/job.json").toStdString());
+    out << nlohmann::json{{"evals", evals}, {"seconds", 60.0}}.dump();
+    return bool(out);
+}
+
 // A run of the tiny sweep's jobs on two CPU threads.
 SweepRunOptions cpuRun()
 {
@@ -458,29 +493,7 @@ private slots:
         for (const SweepJob& job : jobs) {
             const double tForget = 1024 * (a * job.stateSize / 1e6 + b);
             const double score = 1.1 + 0.3 * std::log(tForget / job.trainLength) * (job.seed ? 1.0 : 1.2);
-            const int64_t T = job.trainLength, L = job.evalLength, grain = std::max<int64_t>(16, T / 8);
-            nlohmann::json nll = nlohmann::json::array(), norms = nlohmann::json::array();
-            for (int64_t t = 0; t < L; t += grain)
-                nll.push_back(t < T ? 2.0 : 2.0 * score);
-            for (int u = 0; u < 8; ++u)
-                norms.push_back(std::vector<double>(static_cast<size_t>(L / grain), 1.0));
-            nlohmann::json eval{{"domain", "kjv"},
-                                {"text", kText},
-                                {"length", L},
-                                {"training_length", T},
-                                {"layers", 2},
-                                {"heads", 4},
-                                {"grain", grain},
-                                {"windows", {0}},
-                                {"windows_overlap", false},
-                                {"nll", nll},
-                                {"window_nll", {nll}},
-                                {"state_norm", norms},
-                                {"log_retention", nlohmann::json::array()}};
-            const QString jobDir = dir.filePath(QString("tiny/jobs/%1").arg(QString::fromStdString(job.id)));
-            QVERIFY(QDir().mkpath(jobDir));
-            std::ofstream((jobDir + "/job.json").toStdString())
-                << nlohmann::json{{"evals", {eval}}, {"seconds", 60.0}}.dump();
+            QVERIFY(writeSyntheticJob(dir, job, {2.0}, score));
         }
         const SweepReport r = reportSweep(spec);
         QCOMPARE(r.finished, int(jobs.size()));
@@ -561,6 +574,59 @@ private slots:
         const std::string provisionalText = formatSweepReport(p);
         QVERIFY2(provisionalText.find("provisional") != std::string::npos, provisionalText.c_str());
         QVERIFY(loadPythonJson(writeSweepReport(p, dir.filePath("tiny").toStdString())[0]).at("provisional"));
+    }
+
+    // The report's table of the loss within T_train: per size and length the mean over the texts, then
+    // over the finished seeds, "-" where none finished, and the change from the smallest state to the
+    // largest.
+    void reportTabulatesTheLossWithinTrainingLength()
+    {
+        QTemporaryDir dir;
+        nlohmann::json s = tinySpec();
+        s["values"] = {32, 8, 16}; // the plan sorts them
+        s["train_lengths"] = {64, 128};
+        s["seeds"] = {0, 1};
+        s["held_out"] = {{"kjv", kText}, {"again", kText}};
+        const SweepSpec spec = readSweepSpec(writeSpec(dir, s));
+        for (const SweepJob& job : planSweep(spec)) {
+            if (job.axisValue == 16 && job.trainLength == 128)
+                continue; // unfinished
+            if (job.axisValue == 8 && job.trainLength == 128 && job.seed == 1)
+                continue;
+            // Texts 0.2 apart, seed 1 0.1 above seed 0, 0.05 less per doubling of d_state, 0.5 less at T 128.
+            const double w = 3.0 - 0.05 * std::log2(job.axisValue / 8.0) -
+                             (job.trainLength == 128 ? 0.5 : 0) + 0.1 * job.seed;
+            QVERIFY(writeSyntheticJob(dir, job, {w - 0.1, w + 0.1}, 1.0));
+        }
+        const SweepReport r = reportSweep(spec);
+        QCOMPARE(r.sizes.size(), size_t(3));
+        const auto& big = r.sizes[2];
+        QCOMPARE(big.axisValue, int64_t(32));
+        QCOMPARE(big.referenceRuns, (std::vector<int>{2, 2}));
+        QVERIFY(std::abs(big.referenceNll[0] - 2.95) < 1e-9);
+        QVERIFY(std::abs(big.referenceNll[1] - 2.45) < 1e-9);
+        QCOMPARE(r.sizes[0].referenceRuns, (std::vector<int>{2, 1}));
+        QVERIFY(std::abs(r.sizes[0].referenceNll[1] - 2.5) < 1e-9); // seed 0 alone
+        QCOMPARE(r.sizes[1].referenceRuns, (std::vector<int>{2, 0}));
+        QVERIFY(std::isnan(r.sizes[1].referenceNll[1]));
+
+        const std::string text = formatSweepReport(r);
+        for (const std::string& line :
+             {std::string("held-out NLL within T_train by state size: nats per token over [T/2, T) (first 64 "
+                          "tokens skipped), the mean of the texts, then of the finished seeds; each column "
+                          "reads other tokens, so compare within a column\n"),
+              std::string("d_state         N_S      T 64     T 128\n"),
+              QString("16       %1     3.000         -\n").arg(r.sizes[1].stateSize, 10).toStdString(),
+              std::string("largest - smallest     -0.100    -0.050\n")})
+            QVERIFY2(text.find(line) != std::string::npos, (line + " not in:\n" + text).c_str());
+
+        const nlohmann::json summary =
+            loadPythonJson(writeSweepReport(r, dir.filePath("tiny").toStdString())[0]);
+        const nlohmann::json& nll = summary.at("sizes")[1].at("reference_nll");
+        QCOMPARE(nll.size(), size_t(1)); // T 128 has no finished run
+        QCOMPARE(nll[0].at("train_length").get<int64_t>(), int64_t(64));
+        QCOMPARE(nll[0].at("runs").get<int>(), 2);
+        QVERIFY(std::abs(nll[0].at("nll").get<double>() - 3.0) < 1e-9);
     }
 
     // A real sweep on the CPU: tiny models, 8 steps each. Stopped after one job (as a killed shard
