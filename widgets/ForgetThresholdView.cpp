@@ -85,6 +85,11 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
         run.reason = r.value("reason").toString();
         run.seed = static_cast<qint64>(r.value("seed").toDouble());
         run.seedIndex = std::max<int>(0, seeds.indexOf(run.seed));
+        for (const QJsonValue& domain : r.value("domains").toArray()) {
+            const QJsonValue slowest = domain.toObject().value("half_life").toObject().value("max");
+            if (slowest.isDouble()) // null: a head that does not decay, or none measured
+                run.slowestHalfLife = std::max(run.slowestHalfLife, slowest.toDouble());
+        }
         if (r.contains("eval"))
             run.evalPath = folder.absoluteFilePath(r.value("eval").toString());
         if (!(run.stateSize > 0 && run.trainLength > 0)) {
@@ -249,12 +254,18 @@ ForgetThresholdView::ForgetThresholdView(QWidget* parent) : QWidget(parent), m_p
     m_curveTitle->position->setCoords(0.02, 0.04);
     m_curveTitle->setPositionAlignment(Qt::AlignLeft | Qt::AlignTop);
     m_curveTitle->setText(tr("no run selected"));
+    // The curves pass under the title: a veil keeps it legible without hiding them.
+    m_curveTitle->setBrush(QColor(255, 255, 255, 210));
     m_curveLegend = new QCPLegend;
     m_curveRect->insetLayout()->addElement(m_curveLegend, Qt::AlignTop | Qt::AlignRight);
     m_curveLegend->setLayer("legend");
     m_curveLegend->setVisible(false);
 
     connect(m_plot, &QCustomPlot::mousePress, this, [this](QMouseEvent* e) { onPress(e->pos()); });
+    connect(m_plot, &QCustomPlot::afterReplot, this, [this] {
+        if (placeLegend())
+            m_plot->replot(QCustomPlot::rpQueuedReplot);
+    });
     setMinimumSize(480, 420);
 }
 
@@ -364,12 +375,48 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
     m_curveLegend->setVisible(false);
     m_curveTitle->setText(tr("no run selected"));
     setCurvesShown(false);
+    // The legend's corner follows the dots, here and not only at the replot afterReplot queues, so that
+    // the view is whole when setData returns (an export, a test).
+    const Qt::Alignment corner = m_mainRect->insetLayout()->insetAlignment(0);
     m_plot->replot();
+    placeLegend();
+    if (m_mainRect->insetLayout()->insetAlignment(0) != corner)
+        m_plot->replot();
 }
 
 double ForgetThresholdView::seedX(double stateSize, int seedIndex) const
 {
     return stateSize / 1e6 + (seedIndex - (m_data.seedCount - 1) / 2.0) * m_seedStep;
+}
+
+bool ForgetThresholdView::placeLegend()
+{
+    QCPLegend* legend = m_plot->legend;
+    QCPLayoutInset* inset = m_mainRect->insetLayout();
+    // An export lays the legend out elsewhere for the figure's time.
+    if (!legend->visible() || inset->elementCount() == 0 || inset->elementAt(0) != legend)
+        return false;
+    const QRect area = m_mainRect->rect();
+    const QSize size = legend->minimumOuterSizeHint();
+    const Qt::Alignment corners[] = {Qt::AlignBottom | Qt::AlignRight, Qt::AlignTop | Qt::AlignRight,
+                                     Qt::AlignBottom | Qt::AlignLeft};
+    Qt::Alignment best = inset->insetAlignment(0);
+    int fewest = std::numeric_limits<int>::max();
+    for (Qt::Alignment corner : corners) {
+        const QPoint origin(corner & Qt::AlignRight ? area.right() - size.width() : area.left(),
+                            corner & Qt::AlignBottom ? area.bottom() - size.height() : area.top());
+        const QRect covered(origin, size);
+        int hidden = 0;
+        for (QCPGraph* g : {m_forgets, m_collapses, m_thresholds, m_seedThresholds})
+            for (auto it = g->data()->constBegin(); it != g->data()->constEnd(); ++it)
+                hidden += covered.contains(g->coordsToPixels(it->key, it->value).toPoint());
+        if (hidden < fewest)
+            fewest = hidden, best = corner;
+    }
+    if (best == inset->insetAlignment(0))
+        return false;
+    inset->setInsetAlignment(0, best);
+    return true;
 }
 
 QPointF ForgetThresholdView::runPixel(int index) const
@@ -428,11 +475,16 @@ bool ForgetThresholdView::showRun(int index, QString* error)
     m_curveRect->axis(QCPAxis::atLeft)->setRange(lo - 0.05 * (hi - lo + 1e-9), hi + 0.05 * (hi - lo + 1e-9));
     m_curveLegend->setVisible(true);
     setCurvesShown(true);
-    m_curveTitle->setText(tr("%1: T_train %2, %3 (score %4)")
-                              .arg(run.id)
-                              .arg(trainLength)
-                              .arg(run.forgets ? tr("forgets") : tr("collapses: %1").arg(run.reason))
-                              .arg(run.score, 0, 'f', 3));
+    QString title = tr("%1: T_train %2, %3 (score %4)")
+                        .arg(run.id)
+                        .arg(trainLength)
+                        .arg(run.forgets ? tr("forgets") : tr("collapses: %1").arg(run.reason))
+                        .arg(run.score, 0, 'f', 3);
+    if (run.slowestHalfLife > 0 && trainLength > 0)
+        title += tr("; slowest head's half-life %1 tokens, %2 T_train")
+                     .arg(run.slowestHalfLife, 0, 'f', 0)
+                     .arg(run.slowestHalfLife / trainLength, 0, 'f', 1);
+    m_curveTitle->setText(title);
     m_shown = index;
     m_plot->replot();
     return true;

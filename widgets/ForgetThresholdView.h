@@ -27,6 +27,9 @@ struct ForgetThresholdRun {
     double score = 0;
     QString reason;
     QString evalPath; // its job.json, absolute; "" if unknown
+    // The slowest head's half-life in tokens (the worst text's; summary.json's half_life.max): a head
+    // that remembers for several training lengths is one training never asked to forget. -1: unknown.
+    double slowestHalfLife = -1;
     qint64 seed = 0;
     int seedIndex = 0; // its seed's rank among the sweep's seeds: the dots of one cell sit side by side
 };
@@ -98,6 +101,7 @@ public:
     QCPGraph* fitGraph() const { return m_fit; }
     QCPGraph* paperGraph() const { return m_paper; }
     QCPItemText* equationLabel() const { return m_equation; }
+    QCPItemText* curveTitle() const { return m_curveTitle; }
     QCPAxisRect* curveRect() const { return m_curveRect; }
     const QVector<QCPGraph*>& curveGraphs() const { return m_curves; }
     // The pixel of run i's dot, for tests; the run nearest a pixel (within 8 px), or -1.
@@ -111,6 +115,10 @@ signals:
 private:
     void onPress(const QPointF& pos);
     void setCurvesShown(bool shown);
+    // Moves the legend to the corner of the dots' plot where it hides the fewest dots and thresholds
+    // (the top left holds the equation); true if it moved. Where they are depends on the data and
+    // the window's size, so it runs after each replot.
+    bool placeLegend();
     // N_S in M moved sideways by seed, so that the seeds of one cell do not hide each other.
     double seedX(double stateSize, int seedIndex) const;
 

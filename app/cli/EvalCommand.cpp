@@ -27,6 +27,12 @@ std::string fmt(double v, int precision = 3)
     return buf;
 }
 
+// A half-life in tokens; a unit that does not decay keeps everything.
+std::string tokens(double halfLife)
+{
+    return std::isinf(halfLife) ? std::string("unbounded (no decay)") : fmt(halfLife, 1);
+}
+
 LengthEval evaluateLengths(const EvalArgs& args, const std::atomic<bool>& cancel)
 {
     if (args.rangeEnd > args.length)
@@ -160,6 +166,12 @@ int evalCommand(const EvalArgs& args, const std::atomic<bool>& cancel)
         if (st.retainedShare >= 0)
             std::printf("units keeping > 1%% of token 0 at position %lld: %s%%\n",
                         static_cast<long long>(args.length), fmt(100 * st.retainedShare, 1).c_str());
+        if (st.halfLifeMedian >= 0)
+            std::printf(
+                "units' memory, the half-life of what they hold (ln 2 over the mean log decay per token): "
+                "median %s, 90th percentile %s, slowest %s tokens\n",
+                tokens(st.halfLifeMedian).c_str(), tokens(st.halfLifeP90).c_str(),
+                tokens(st.halfLifeMax).c_str());
         j["reference"] = {st.referenceBegin, st.referenceEnd};
         j["reference_nll"] = st.referenceNll;
         j["range"] = {rangeBegin, rangeEnd};
@@ -172,6 +184,9 @@ int evalCommand(const EvalArgs& args, const std::atomic<bool>& cancel)
                                       {"norm_share", st.growthNormShare}};
         if (st.retainedShare >= 0)
             j["retained_share"] = st.retainedShare;
+        if (st.halfLifeMedian >= 0) // a unit that does not decay: null, as JSON has no infinity
+            j["half_life"] = {
+                {"median", st.halfLifeMedian}, {"p90", st.halfLifeP90}, {"max", st.halfLifeMax}};
         if (st.pairedRatio > 0)
             j["paired_ratio"] = {
                 {"ratio", st.pairedRatio}, {"min", st.pairedRatioMin}, {"max", st.pairedRatioMax}};

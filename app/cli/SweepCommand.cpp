@@ -199,12 +199,14 @@ int sweepCommand(const SweepArgs& a, const std::atomic<bool>& cancel)
         }
         const std::string device = !a.device.empty() ? a.device : Runner::cudaAvailable() ? "cuda" : "cpu";
         const SweepJudgement j = judgeModel(spec, a.model, T, device, a.threads, &cancel);
-        std::printf("%-12s %8s %8s %8s %9s %8s\n", "domain", "ratio", "paired", "growth", "retained",
-                    "score");
+        // "slowest": the slowest head's half-life in tokens (LengthStats::halfLifeMax).
+        std::printf("%-12s %8s %8s %8s %9s %8s %8s\n", "domain", "ratio", "paired", "growth", "retained",
+                    "slowest", "score");
         for (size_t k = 0; k < j.domains.size(); ++k) {
             const LengthStats& d = j.domains[k];
-            std::printf("%-12s %8.3f %8.3f %7.2fx %8.1f%% %8.3f\n", spec.heldOut[k].name.c_str(), d.ratio,
-                        d.pairedRatio, d.normGrowth, 100 * d.retainedShare, spec.criterion.score(d));
+            std::printf("%-12s %8.3f %8.3f %7.2fx %8.1f%% %8.0f %8.3f\n", spec.heldOut[k].name.c_str(),
+                        d.ratio, d.pairedRatio, d.normGrowth, 100 * d.retainedShare, d.halfLifeMax,
+                        spec.criterion.score(d));
         }
         for (size_t k = 0; k < j.domains.size(); ++k) {
             const LengthStats& d = j.domains[k];

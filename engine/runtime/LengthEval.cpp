@@ -231,6 +231,21 @@ LengthStats lengthStats(const LengthEval& e, int64_t T, int64_t rangeBegin, int6
             for (double v : w)
                 kept += v > threshold ? 1.0 : 0.0;
         s.retainedShare = kept / static_cast<double>(e.logRetention.size() * e.logRetention[0].size());
+        std::vector<double> halfLives;
+        for (size_t u = 0; u < e.logRetention[0].size(); ++u) {
+            double decay = 0; // mean log α per token, <= 0
+            for (const auto& w : e.logRetention)
+                decay +=
+                    u < w.size() ? w[u] / (e.logRetention.size() * std::max<int64_t>(1, e.length - 1)) : 0;
+            halfLives.push_back(decay < 0 ? std::log(2.0) / -decay : std::numeric_limits<double>::infinity());
+        }
+        std::sort(halfLives.begin(), halfLives.end());
+        const size_t n = halfLives.size();
+        if (n > 0) {
+            s.halfLifeMedian = n % 2 ? halfLives[n / 2] : 0.5 * (halfLives[n / 2 - 1] + halfLives[n / 2]);
+            s.halfLifeP90 = halfLives[static_cast<size_t>(std::ceil(0.9 * n)) - 1];
+            s.halfLifeMax = halfLives.back();
+        }
     }
     s.maxNllWithinTraining = -std::numeric_limits<double>::infinity();
     for (int64_t from = std::min<int64_t>(64, T - 1); from < T; from += bucket)

@@ -79,7 +79,11 @@ struct LengthStats {
     // That unit's mean |S| over the reference window over the median unit's: a growth from a state
     // that carries little (the sweeps' muted heads) reads far below 1. -1: no norms.
     double growthNormShare = -1;
-    double retainedShare = -1;       // units keeping > 1 % of token 0 at the window's end; -1: unknown
+    double retainedShare = -1; // units keeping > 1 % of token 0 at the window's end; -1: unknown
+    // How far back the units reach: each one's half-life in tokens, ln 2 over its mean decay per token
+    // (−Σ log α / (length − 1), over the windows), of the median unit, the 90th percentile (nearest
+    // rank) and the slowest; +inf for a unit that does not decay, -1 unknown (no decay probe).
+    double halfLifeMedian = -1, halfLifeP90 = -1, halfLifeMax = -1;
     double maxNllWithinTraining = 0; // the largest bucket mean inside [64, T) (the paper's criterion)
     double endNll = 0;               // the mean over the window's last bucket
     // The range's NLL over the same tokens' NLL with a context of T/2 to T (LengthEval::pairedNll);

@@ -877,7 +877,9 @@ SweepReport reportSweep(const SweepSpec& spec, bool provisional)
         }
         if ((allInside || provisional) && counted > 0)
             size.tForget = std::exp(logSum / counted);
-        for (int64_t T : spec.trainLengths) {
+        // One value of each finished run of this size and length: the mean over its texts (of logs
+        // where geometric), then over the runs; NaN without one.
+        auto cell = [&](int64_t T, double LengthStats::*field, bool geometric, int* runsOut) {
             double sum = 0;
             int runs = 0;
             for (const auto& run : r.runs) {
@@ -885,14 +887,24 @@ SweepReport reportSweep(const SweepSpec& spec, bool provisional)
                     continue;
                 double domainSum = 0;
                 int domains = 0;
-                for (const auto& d : run.domains)
-                    if (std::isfinite(d.referenceNll))
-                        domainSum += d.referenceNll, ++domains;
+                for (const auto& d : run.domains) {
+                    const double x = d.*field;
+                    if (geometric ? x > 0 : std::isfinite(x))
+                        domainSum += geometric ? std::log(x) : x, ++domains;
+                }
                 if (domains > 0)
                     sum += domainSum / domains, ++runs;
             }
-            size.referenceNll.push_back(runs > 0 ? sum / runs : std::nan(""));
+            if (runsOut)
+                *runsOut = runs;
+            return runs == 0 ? std::nan("") : geometric ? std::exp(sum / runs) : sum / runs;
+        };
+        for (int64_t T : spec.trainLengths) {
+            int runs = 0;
+            size.referenceNll.push_back(cell(T, &LengthStats::referenceNll, false, &runs));
             size.referenceRuns.push_back(runs);
+            size.halfLifeMedian.push_back(cell(T, &LengthStats::halfLifeMedian, true, nullptr));
+            size.halfLifeP90.push_back(cell(T, &LengthStats::halfLifeP90, true, nullptr));
         }
         r.sizes.push_back(size);
     }
@@ -917,25 +929,16 @@ SweepReport reportSweep(const SweepSpec& spec, bool provisional)
 
 namespace {
 
-// The table of StateSizeResult::referenceNll: a row per size, a column per training length, and the
-// change from the smallest to the largest state with a run at that length.
-std::string formatReferenceNll(const SweepReport& r)
+// A table of the sizes (rows) by training length (columns), "-" where `cell` returns "".
+std::string formatSizeTable(const SweepReport& r, const std::string& title,
+                            const std::function<std::string(const StateSizeResult&, size_t)>& cell)
 {
-    const std::vector<int64_t>& lengths = r.spec.trainLengths;
-    bool any = false;
-    for (const auto& s : r.sizes)
-        for (int runs : s.referenceRuns)
-            any = any || runs > 0;
-    if (!any)
-        return {};
     std::ostringstream out;
     char buf[64];
-    out << "held-out NLL within T_train by state size: nats per token over [T/2, T) (first 64 tokens "
-           "skipped), the mean of the texts, then of the finished seeds; each column reads other tokens, "
-           "so compare within a column\n";
+    out << title << "\n";
     std::snprintf(buf, sizeof buf, "%-8s %10s", r.spec.axis.c_str(), "N_S");
     out << buf;
-    for (int64_t T : lengths) {
+    for (int64_t T : r.spec.trainLengths) {
         std::snprintf(buf, sizeof buf, " %9s", ("T " + std::to_string(T)).c_str());
         out << buf;
     }
@@ -944,22 +947,50 @@ std::string formatReferenceNll(const SweepReport& r)
         std::snprintf(buf, sizeof buf, "%-8lld %10lld", static_cast<long long>(s.axisValue),
                       static_cast<long long>(s.stateSize));
         out << buf;
-        for (size_t i = 0; i < lengths.size(); ++i) {
-            if (i < s.referenceNll.size() && std::isfinite(s.referenceNll[i]))
-                std::snprintf(buf, sizeof buf, " %9.3f", s.referenceNll[i]);
-            else
-                std::snprintf(buf, sizeof buf, " %9s", "-");
+        for (size_t i = 0; i < r.spec.trainLengths.size(); ++i) {
+            const std::string c = cell(s, i);
+            std::snprintf(buf, sizeof buf, " %9s", c.empty() ? "-" : c.c_str());
             out << buf;
         }
         out << "\n";
     }
+    return out.str();
+}
+
+// What the sizes' runs make of their state: the loss within T_train (StateSizeResult::referenceNll)
+// with the change from the smallest state to the largest, and how far back their heads reach.
+std::string formatStateUse(const SweepReport& r)
+{
+    bool any = false;
+    for (const auto& s : r.sizes)
+        for (int runs : s.referenceRuns)
+            any = any || runs > 0;
+    if (!any)
+        return {};
+    char buf[64];
+    auto value = [](const std::vector<double>& v, size_t i) {
+        return i < v.size() && !std::isnan(v[i]) ? v[i] : std::nan("");
+    };
+    std::string out = formatSizeTable(
+        r,
+        "held-out NLL within T_train by state size: nats per token over [T/2, T) (first 64 tokens skipped), "
+        "the "
+        "mean of the texts, then of the finished seeds; each column reads other tokens, so compare within a "
+        "column",
+        [&](const StateSizeResult& s, size_t i) {
+            const double x = value(s.referenceNll, i);
+            if (!std::isfinite(x))
+                return std::string();
+            std::snprintf(buf, sizeof buf, "%.3f", x);
+            return std::string(buf);
+        });
     // The ends by N_S among the sizes with a run at that length: the rows follow the axis values.
     std::snprintf(buf, sizeof buf, "%-19s", "largest - smallest");
-    out << buf;
-    for (size_t i = 0; i < lengths.size(); ++i) {
+    out += buf;
+    for (size_t i = 0; i < r.spec.trainLengths.size(); ++i) {
         const StateSizeResult *smallest = nullptr, *largest = nullptr;
         for (const auto& s : r.sizes) {
-            if (i >= s.referenceNll.size() || !std::isfinite(s.referenceNll[i]))
+            if (!std::isfinite(value(s.referenceNll, i)))
                 continue;
             if (!smallest || s.stateSize < smallest->stateSize)
                 smallest = &s;
@@ -970,10 +1001,30 @@ std::string formatReferenceNll(const SweepReport& r)
             std::snprintf(buf, sizeof buf, " %+9.3f", largest->referenceNll[i] - smallest->referenceNll[i]);
         else
             std::snprintf(buf, sizeof buf, " %9s", "-");
-        out << buf;
+        out += buf;
     }
-    out << "\n\n";
-    return out.str();
+    out += "\n\n";
+    bool halfLives = false;
+    for (const auto& s : r.sizes)
+        for (size_t i = 0; i < r.spec.trainLengths.size(); ++i)
+            halfLives = halfLives || !std::isnan(value(s.halfLifeMedian, i));
+    if (!halfLives)
+        return out;
+    out += formatSizeTable(r,
+                           "how far back the heads reach: half-lives in tokens (ln 2 over a head's mean log "
+                           "decay per token over the "
+                           "evaluation windows), the median head's / the 90th percentile's; geometric means "
+                           "of the texts, then of "
+                           "the finished seeds",
+                           [&](const StateSizeResult& s, size_t i) {
+                               const double median = value(s.halfLifeMedian, i),
+                                            p90 = value(s.halfLifeP90, i);
+                               if (std::isnan(median) || std::isnan(p90))
+                                   return std::string();
+                               std::snprintf(buf, sizeof buf, "%.0f/%.0f", median, p90);
+                               return std::string(buf);
+                           });
+    return out + "\n";
 }
 
 } // namespace
@@ -1022,8 +1073,9 @@ std::string formatSweepReport(const SweepReport& r)
         out << "provisional: a seed's threshold counts once the two lengths around it are finished, and a "
                "size's T_forget is the mean of the seeds that have one\n";
     out << "\n";
-    std::snprintf(buf, sizeof buf, "%-28s %10s %8s %5s %9s %8s %8s %9s %8s  %s\n", "job", "N_S", "T_train",
-                  "seed", "tokens", "score", "growth", "retained", "minutes", "verdict");
+    std::snprintf(buf, sizeof buf, "%-28s %10s %8s %5s %9s %8s %8s %9s %9s %8s  %s\n", "job", "N_S",
+                  "T_train", "seed", "tokens", "score", "growth", "retained", "slowest", "minutes",
+                  "verdict");
     out << buf;
     for (const auto& run : r.runs) {
         if (!run.finished) {
@@ -1034,14 +1086,21 @@ std::string formatSweepReport(const SweepReport& r)
             out << buf;
             continue;
         }
-        double retained = -1;
-        for (const auto& d : run.domains)
+        // The slowest head's half-life in units of T_train: a head that remembers for several training
+        // lengths is one training never asked to forget.
+        double retained = -1, slowest = -1;
+        for (const auto& d : run.domains) {
             retained = std::max(retained, d.retainedShare);
-        std::snprintf(buf, sizeof buf, "%-28s %10lld %8lld %5llu %9lld %8.3f %7.2fx %8.0f%% %8.2f  %s\n",
+            slowest = std::max(slowest, d.halfLifeMax);
+        }
+        char memory[16] = "-";
+        if (slowest >= 0)
+            std::snprintf(memory, sizeof memory, "%.1fT", slowest / run.job.trainLength);
+        std::snprintf(buf, sizeof buf, "%-28s %10lld %8lld %5llu %9lld %8.3f %7.2fx %8.0f%% %9s %8.2f  %s\n",
                       run.job.id.c_str(), static_cast<long long>(run.job.stateSize),
                       static_cast<long long>(run.job.trainLength),
                       static_cast<unsigned long long>(run.job.seed), static_cast<long long>(run.job.tokens),
-                      run.verdict.score, run.verdict.normGrowth, 100 * retained, run.seconds / 60,
+                      run.verdict.score, run.verdict.normGrowth, 100 * retained, memory, run.seconds / 60,
                       run.verdict.forgets ? "forgets" : ("collapses: " + run.verdict.reason).c_str());
         out << buf;
     }
@@ -1075,7 +1134,7 @@ std::string formatSweepReport(const SweepReport& r)
             out << buf;
         }
     }
-    out << "\n" << formatReferenceNll(r);
+    out << "\n" << formatStateUse(r);
     if (r.fit.n >= 2) {
         std::snprintf(
             buf, sizeof buf,
@@ -1137,19 +1196,22 @@ std::vector<std::string> writeSweepReport(const SweepReport& r, const std::strin
             nlohmann::json domains = nlohmann::json::array();
             for (size_t d = 0; d < run.domains.size(); ++d) {
                 const LengthStats& s = run.domains[d];
-                domains.push_back({{"domain", d < r.spec.heldOut.size() ? r.spec.heldOut[d].name : ""},
-                                   {"ratio", s.ratio},
-                                   {"ratio_min", s.ratioMin},
-                                   {"ratio_max", s.ratioMax},
-                                   {"reference_nll", s.referenceNll},
-                                   {"range", {s.rangeBegin, s.rangeEnd}},
-                                   {"range_nll", s.rangeNll},
-                                   {"norm_growth", s.normGrowth},
-                                   {"growth_layer", s.growthLayer},
-                                   {"growth_head", s.growthHead},
-                                   {"growth_norm_share", s.growthNormShare},
-                                   {"retained_share", s.retainedShare},
-                                   {"paired_ratio", s.pairedRatio}});
+                domains.push_back(
+                    {{"domain", d < r.spec.heldOut.size() ? r.spec.heldOut[d].name : ""},
+                     {"ratio", s.ratio},
+                     {"ratio_min", s.ratioMin},
+                     {"ratio_max", s.ratioMax},
+                     {"reference_nll", s.referenceNll},
+                     {"range", {s.rangeBegin, s.rangeEnd}},
+                     {"range_nll", s.rangeNll},
+                     {"norm_growth", s.normGrowth},
+                     {"growth_layer", s.growthLayer},
+                     {"growth_head", s.growthHead},
+                     {"growth_norm_share", s.growthNormShare},
+                     {"retained_share", s.retainedShare},
+                     {"half_life",
+                      {{"median", s.halfLifeMedian}, {"p90", s.halfLifeP90}, {"max", s.halfLifeMax}}},
+                     {"paired_ratio", s.pairedRatio}});
             }
             x["domains"] = domains;
             x["eval"] = "jobs/" + run.job.id + "/job.json";
@@ -1171,18 +1233,21 @@ std::vector<std::string> writeSweepReport(const SweepReport& r, const std::strin
                              {"provisional", f.provisional},
                              {"finished_lengths", f.finished},
                              {"planned_lengths", f.planned}});
-        nlohmann::json referenceNll = nlohmann::json::array();
+        // NaN and infinity (a head that does not decay) are written as null, as JSON has neither.
+        nlohmann::json byLength = nlohmann::json::array();
         for (size_t i = 0; i < s.referenceNll.size() && i < r.spec.trainLengths.size(); ++i)
             if (s.referenceRuns[i] > 0)
-                referenceNll.push_back({{"train_length", r.spec.trainLengths[i]},
-                                        {"nll", s.referenceNll[i]},
-                                        {"runs", s.referenceRuns[i]}});
+                byLength.push_back({{"train_length", r.spec.trainLengths[i]},
+                                    {"runs", s.referenceRuns[i]},
+                                    {"reference_nll", s.referenceNll[i]},
+                                    {"half_life_median", s.halfLifeMedian[i]},
+                                    {"half_life_p90", s.halfLifeP90[i]}});
         sizes.push_back({{"axis_value", s.axisValue},
                          {"state_size", s.stateSize},
                          {"t_forget", s.tForget},
                          {"seeds_agree", s.seedsAgree},
                          {"seeds", seeds},
-                         {"reference_nll", referenceNll}});
+                         {"by_train_length", byLength}});
     }
     j["sizes"] = sizes;
     j["monotone_in_state_size"] = r.monotoneInStateSize;

@@ -199,6 +199,10 @@ struct StateSizeResult {
     // the loss within T_train does not fall with N_S, the runs do not use the state they were given.
     std::vector<double> referenceNll;
     std::vector<int> referenceRuns; // finished runs behind each value
+    // How far back its heads reach, per spec.trainLengths: the median head's half-life and the 90th
+    // percentile's (LengthStats), in tokens, geometric means over the texts, then over the finished
+    // seeds; NaN where unknown.
+    std::vector<double> halfLifeMedian, halfLifeP90;
 };
 
 struct SweepReport {

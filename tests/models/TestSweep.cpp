@@ -82,11 +82,17 @@ LengthEval curve(int64_t T, int64_t length, double within, double after, double 
 // A job.json as `sweep run` writes it for the tiny spec's folder: one evaluation per entry of `within`,
 // its NLL that value before T and `within · after` from T on, every head's norm flat.
 bool writeSyntheticJob(const QTemporaryDir& dir, const SweepJob& job, const std::vector<double>& within,
-                       double after)
+                       double after, const std::vector<std::vector<double>>& halfLives = {})
 {
     const int64_t T = job.trainLength, L = job.evalLength, grain = std::max<int64_t>(16, T / 8);
     nlohmann::json evals = nlohmann::json::array();
-    for (double w : within) {
+    for (size_t e = 0; e < within.size(); ++e) {
+        const double w = within[e];
+        // Per unit (of halfLives[e], when given): the log share of token 0 left after L − 1 tokens.
+        std::vector<double> logRetention;
+        if (e < halfLives.size())
+            for (double h : halfLives[e])
+                logRetention.push_back(-(L - 1) * std::log(2.0) / h);
         nlohmann::json nll = nlohmann::json::array(), norms = nlohmann::json::array();
         for (int64_t t = 0; t < L; t += grain)
             nll.push_back(t < T ? w : w * after);
@@ -104,7 +110,8 @@ bool writeSyntheticJob(const QTemporaryDir& dir, const SweepJob& job, const std:
                          {"nll", nll},
                          {"window_nll", {nll}},
                          {"state_norm", norms},
-                         {"log_retention", nlohmann::json::array()}});
+                         {"log_retention", logRetention.empty() ? nlohmann::json::array()
+                                                                : nlohmann::json::array({logRetention})}});
     }
     const QString jobDir = dir.filePath(QString("tiny/jobs/%1").arg(QString::fromStdString(job.id)));
     if (!QDir().mkpath(jobDir))
@@ -576,6 +583,29 @@ private slots:
         QVERIFY(loadPythonJson(writeSweepReport(p, dir.filePath("tiny").toStdString())[0]).at("provisional"));
     }
 
+    // Each unit's half-life from the log share of token 0 left at the window's end, averaged over the
+    // windows: the median, the 90th percentile (nearest rank) and the slowest, a unit without decay
+    // unbounded; none without a decay probe.
+    void halfLivesOfTheUnits()
+    {
+        LengthEval e = curve(64, 1025, 2.0, 2.0);
+        e.heads = 5; // 10 units
+        e.stateNorm.clear();
+        QCOMPARE(lengthStats(e, 64, 512, 1024, 64).halfLifeMedian, -1.0);
+        const std::vector<double> halfLives{3, 1, 2, 4, 5, 6, 7, 8, 9, 0};
+        for (double scale : {0.5, 1.5}) { // two windows whose mean is the unit's decay
+            std::vector<double> w;
+            for (double h : halfLives)
+                w.push_back(h > 0 ? -scale * 1024 * std::log(2.0) / h : 0.0);
+            e.logRetention.push_back(w);
+        }
+        const LengthStats s = lengthStats(e, 64, 512, 1024, 64);
+        QVERIFY2(std::abs(s.halfLifeMedian - 5.5) < 1e-9, qPrintable(QString::number(s.halfLifeMedian)));
+        QVERIFY2(std::abs(s.halfLifeP90 - 9) < 1e-9, qPrintable(QString::number(s.halfLifeP90)));
+        QVERIFY(std::isinf(s.halfLifeMax));
+        QCOMPARE(s.retainedShare, 0.1); // the unit without decay, in both windows
+    }
+
     // The report's table of the loss within T_train: per size and length the mean over the texts, then
     // over the finished seeds, "-" where none finished, and the change from the smallest state to the
     // largest.
@@ -596,7 +626,11 @@ private slots:
             // Texts 0.2 apart, seed 1 0.1 above seed 0, 0.05 less per doubling of d_state, 0.5 less at T 128.
             const double w = 3.0 - 0.05 * std::log2(job.axisValue / 8.0) -
                              (job.trainLength == 128 ? 0.5 : 0) + 0.1 * job.seed;
-            QVERIFY(writeSyntheticJob(dir, job, {w - 0.1, w + 0.1}, 1.0));
+            // Heads of half-lives 1-8 times d_state / 8 tokens on one text, 4 times those on the other.
+            std::vector<double> a, b;
+            for (int u = 1; u <= 8; ++u)
+                a.push_back(u * job.axisValue / 8.0), b.push_back(4 * u * job.axisValue / 8.0);
+            QVERIFY(writeSyntheticJob(dir, job, {w - 0.1, w + 0.1}, 1.0, {a, b}));
         }
         const SweepReport r = reportSweep(spec);
         QCOMPARE(r.sizes.size(), size_t(3));
@@ -609,6 +643,11 @@ private slots:
         QVERIFY(std::abs(r.sizes[0].referenceNll[1] - 2.5) < 1e-9); // seed 0 alone
         QCOMPARE(r.sizes[1].referenceRuns, (std::vector<int>{2, 0}));
         QVERIFY(std::isnan(r.sizes[1].referenceNll[1]));
+        // Median 4.5 and 90th percentile 8 half-lives of d_state / 8 on one text, 4 times that on the
+        // other: geometric means 9 and 16 times d_state / 8.
+        QVERIFY(std::abs(r.sizes[0].halfLifeMedian[1] - 9) < 1e-6);
+        QVERIFY(std::abs(r.sizes[2].halfLifeP90[0] - 64) < 1e-6);
+        QVERIFY(std::isnan(r.sizes[1].halfLifeP90[1]));
 
         const std::string text = formatSweepReport(r);
         for (const std::string& line :
@@ -617,16 +656,24 @@ private slots:
                           "reads other tokens, so compare within a column\n"),
               std::string("d_state         N_S      T 64     T 128\n"),
               QString("16       %1     3.000         -\n").arg(r.sizes[1].stateSize, 10).toStdString(),
-              std::string("largest - smallest     -0.100    -0.050\n")})
+              std::string("largest - smallest     -0.100    -0.050\n"),
+              QString("32       %1     36/64     36/64\n").arg(r.sizes[2].stateSize, 10).toStdString(),
+              QString("16       %1     18/32         -\n").arg(r.sizes[1].stateSize, 10).toStdString(),
+              // d_state 32's slowest head, on the second text: 32 · 32 / 8 = 128 tokens, 2 T_train.
+              std::string(" 2.0T     1.00  forgets\n")})
             QVERIFY2(text.find(line) != std::string::npos, (line + " not in:\n" + text).c_str());
 
         const nlohmann::json summary =
             loadPythonJson(writeSweepReport(r, dir.filePath("tiny").toStdString())[0]);
-        const nlohmann::json& nll = summary.at("sizes")[1].at("reference_nll");
+        const nlohmann::json& nll = summary.at("sizes")[1].at("by_train_length");
         QCOMPARE(nll.size(), size_t(1)); // T 128 has no finished run
         QCOMPARE(nll[0].at("train_length").get<int64_t>(), int64_t(64));
         QCOMPARE(nll[0].at("runs").get<int>(), 2);
-        QVERIFY(std::abs(nll[0].at("nll").get<double>() - 3.0) < 1e-9);
+        QVERIFY(std::abs(nll[0].at("reference_nll").get<double>() - 3.0) < 1e-9);
+        QVERIFY(std::abs(nll[0].at("half_life_p90").get<double>() - 32) < 1e-6);
+        const nlohmann::json& run = summary.at("runs")[0]; // d_state 8, T 64, seed 0
+        QVERIFY(std::abs(run.at("domains")[1].at("half_life").at("median").get<double>() - 18) < 1e-6);
+        QVERIFY(std::abs(run.at("domains")[1].at("half_life").at("max").get<double>() - 32) < 1e-6);
     }
 
     // A real sweep on the CPU: tiny models, 8 steps each. Stopped after one job (as a killed shard

@@ -45,6 +45,10 @@ QString writeSweep(const QTemporaryDir& dir)
                           {"score", t >= thresholds[s] ? 1.02 : 1.4},
                           {"reason", t >= thresholds[s] ? "" : "loss ratio 1.400 > 1.100"},
                           {"eval", "jobs/" + id + "/job.json"}};
+            if (n == 4) // its slowest head: 4.5 T_train on the worse of two texts; null on a third
+                r["domains"] = QJsonArray{QJsonObject{{"half_life", QJsonObject{{"max", 4.5 * t}}}},
+                                          QJsonObject{{"half_life", QJsonObject{{"max", 2.0 * t}}}},
+                                          QJsonObject{{"half_life", QJsonObject{{"max", QJsonValue()}}}}};
             runs.append(r);
             QDir().mkpath(dir.filePath("jobs/" + id));
             QJsonArray nll;
@@ -155,6 +159,21 @@ private slots:
         for (int i = 0; i < data.runs.size(); ++i)
             QVERIFY(view.forgetsGraph()->keyAxis()->axisRect()->rect().contains(view.runPixel(i).toPoint()));
         QVERIFY(!view.curvesShown());
+        // The legend hides no dot: it takes the corner with the fewest (the bottom right holds the
+        // largest state's shortest T_train), in the window's first size and after a resize.
+        auto hidden = [&] {
+            QStringList ids;
+            for (int i = 0; i < data.runs.size(); ++i)
+                if (view.plot()->legend->outerRect().contains(view.runPixel(i).toPoint()))
+                    ids.push_back(data.runs[i].id);
+            return ids.join(' ');
+        };
+        QVERIFY2(hidden().isEmpty(), qPrintable(hidden()));
+        view.resize(1280, 720);
+        QTRY_VERIFY2(view.plot()->legend->outerRect().right() > 1000, "the resized window is replotted");
+        QVERIFY2(hidden().isEmpty(), qPrintable(hidden()));
+        view.resize(900, 700);
+        QTRY_VERIFY(view.plot()->legend->outerRect().right() < 900);
 
         // A click on the dot of run 4 (2 M, 4K: collapses) draws its curve below.
         QSignalSpy clicked(&view, &ForgetThresholdView::runClicked);
@@ -169,6 +188,9 @@ private slots:
         QCOMPARE(curve->data()->size(), 255);       // bucket 0 left out
         QCOMPARE(curve->data()->at(0)->key, 512.0); // grain T/8 = 512
         QCOMPARE(curve->data()->at(0)->value, 1.0 + 0.001 + 4);
+        QCOMPARE(view.curveTitle()->text(),
+                 QString("d_state-2_T-4096_seed-0: T_train 4096, collapses: loss ratio 1.400 > 1.100 (score "
+                         "1.400); slowest head's half-life 18432 tokens, 4.5 T_train"));
         // Off any dot: nothing happens.
         QTest::mouseClick(view.plot(), Qt::LeftButton, Qt::NoModifier, QPoint(3, 3));
         QCOMPARE(clicked.count(), 1);
