@@ -375,11 +375,10 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
     m_curveLegend->setVisible(false);
     m_curveTitle->setText(tr("no run selected"));
     setCurvesShown(false);
-    // The legend's corner follows the dots, here and not only at the replot afterReplot queues, so that
-    // the view is whole when setData returns (an export, a test).
+    // The replot's afterReplot moves the legend to the emptiest corner and queues a replot; draw that
+    // now, so that the view is whole when setData returns (an export, a test).
     const Qt::Alignment corner = m_mainRect->insetLayout()->insetAlignment(0);
     m_plot->replot();
-    placeLegend();
     if (m_mainRect->insetLayout()->insetAlignment(0) != corner)
         m_plot->replot();
 }

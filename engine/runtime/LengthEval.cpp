@@ -231,12 +231,13 @@ LengthStats lengthStats(const LengthEval& e, int64_t T, int64_t rangeBegin, int6
             for (double v : w)
                 kept += v > threshold ? 1.0 : 0.0;
         s.retainedShare = kept / static_cast<double>(e.logRetention.size() * e.logRetention[0].size());
+        // Each window sums log α over its length - 1 tokens after token 0.
+        const double tokens = static_cast<double>(e.logRetention.size()) * std::max<int64_t>(1, e.length - 1);
         std::vector<double> halfLives;
         for (size_t u = 0; u < e.logRetention[0].size(); ++u) {
             double decay = 0; // mean log α per token, <= 0
             for (const auto& w : e.logRetention)
-                decay +=
-                    u < w.size() ? w[u] / (e.logRetention.size() * std::max<int64_t>(1, e.length - 1)) : 0;
+                decay += u < w.size() ? w[u] / tokens : 0.0;
             halfLives.push_back(decay < 0 ? std::log(2.0) / -decay : std::numeric_limits<double>::infinity());
         }
         std::sort(halfLives.begin(), halfLives.end());

@@ -968,15 +968,12 @@ std::string formatStateUse(const SweepReport& r)
     if (!any)
         return {};
     char buf[64];
-    auto value = [](const std::vector<double>& v, size_t i) {
-        return i < v.size() && !std::isnan(v[i]) ? v[i] : std::nan("");
-    };
+    auto value = [](const std::vector<double>& v, size_t i) { return i < v.size() ? v[i] : std::nan(""); };
     std::string out = formatSizeTable(
         r,
-        "held-out NLL within T_train by state size: nats per token over [T/2, T) (first 64 tokens skipped), "
-        "the "
-        "mean of the texts, then of the finished seeds; each column reads other tokens, so compare within a "
-        "column",
+        "held-out NLL within T_train by state size: nats per token over [T/2, T) (first 64 tokens "
+        "skipped), the mean of the texts, then of the finished seeds; each column reads other tokens, "
+        "so compare within a column",
         [&](const StateSizeResult& s, size_t i) {
             const double x = value(s.referenceNll, i);
             if (!std::isfinite(x))
@@ -1010,20 +1007,17 @@ std::string formatStateUse(const SweepReport& r)
             halfLives = halfLives || !std::isnan(value(s.halfLifeMedian, i));
     if (!halfLives)
         return out;
-    out += formatSizeTable(r,
-                           "how far back the heads reach: half-lives in tokens (ln 2 over a head's mean log "
-                           "decay per token over the "
-                           "evaluation windows), the median head's / the 90th percentile's; geometric means "
-                           "of the texts, then of "
-                           "the finished seeds",
-                           [&](const StateSizeResult& s, size_t i) {
-                               const double median = value(s.halfLifeMedian, i),
-                                            p90 = value(s.halfLifeP90, i);
-                               if (std::isnan(median) || std::isnan(p90))
-                                   return std::string();
-                               std::snprintf(buf, sizeof buf, "%.0f/%.0f", median, p90);
-                               return std::string(buf);
-                           });
+    const std::string title =
+        "how far back the heads reach: half-lives in tokens (ln 2 over a head's mean log decay per token "
+        "over the evaluation windows), the median head's / the 90th percentile's; geometric means of the "
+        "texts, then of the finished seeds";
+    out += formatSizeTable(r, title, [&](const StateSizeResult& s, size_t i) {
+        const double median = value(s.halfLifeMedian, i), p90 = value(s.halfLifeP90, i);
+        if (std::isnan(median) || std::isnan(p90))
+            return std::string();
+        std::snprintf(buf, sizeof buf, "%.0f/%.0f", median, p90);
+        return std::string(buf);
+    });
     return out + "\n";
 }
 
