@@ -21,6 +21,33 @@ namespace statescope {
 
 namespace {
 
+// N_S in millions with two significant digits at least: "1.08", "0.54", but "0.0057" and "0.0099"
+// for the micro sizes a CPU sweep trains, which two decimals would print alike as "0.01".
+QString millions(double stateSize)
+{
+    const double m = stateSize / 1e6;
+    const int decimals = m > 0 ? std::max(2, 1 - static_cast<int>(std::floor(std::log10(m)))) : 2;
+    return QString::number(m, 'f', decimals);
+}
+
+// "heading: a; b" on one line where that is short enough, else the items on lines of their own
+// below the heading: the exported figure is narrow, and a longer line runs off its right edge.
+QStringList headingLines(const QString& heading, const QStringList& items)
+{
+    constexpr int kMaxLine = 58;
+    const QString oneLine = heading + QStringLiteral(": ") + items.join(QStringLiteral("; "));
+    if (oneLine.size() <= kMaxLine)
+        return {oneLine};
+    QStringList lines{heading + QLatin1Char(':')};
+    for (const QString& item : items) {
+        if (lines.size() > 1 && lines.last().size() + 2 + item.size() <= kMaxLine)
+            lines.last() += QStringLiteral("; ") + item;
+        else
+            lines.push_back(QStringLiteral("  ") + item);
+    }
+    return lines;
+}
+
 bool readJson(const QString& path, QJsonObject* out, QString* error)
 {
     QFile f(path);
@@ -52,7 +79,7 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
     }
     ForgetThresholdData d;
     d.name = j.value("name").toString();
-    d.provisional = j.value("provisional").toBool();
+    const bool reportedProvisional = j.value("provisional").toBool();
     const QJsonObject c = j.value("criterion").toObject();
     d.criterion = c.value("kind").toString() == "paper"
                       ? QObject::tr("forgets: last bucket < %1 × the worst inside T_train")
@@ -74,8 +101,10 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
     d.seedCount = std::max<int>(1, seeds.size());
     for (const QJsonValue& v : j.value("runs").toArray()) {
         const QJsonObject r = v.toObject();
+        ++d.plannedRuns;
         if (!r.value("finished").toBool())
             continue;
+        ++d.finishedRuns;
         ForgetThresholdRun run;
         run.id = r.value("id").toString();
         run.stateSize = r.value("state_size").toDouble();
@@ -104,20 +133,24 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
         if (s.value("t_forget").toDouble() > 0) {
             // The report lists the sizes by N_S (the spec's values, sorted).
             if (!d.sizeThreshold.isEmpty() && s.value("t_forget").toDouble() < d.sizeThreshold.last())
-                d.fallsWithStateSize.push_back(QObject::tr("N_S %1 → %2 M")
-                                                   .arg(d.sizeStateSize.last() / 1e6, 0, 'f', 2)
-                                                   .arg(s.value("state_size").toDouble() / 1e6, 0, 'f', 2));
+                d.fallsWithStateSize.push_back(
+                    QObject::tr("N_S %1 → %2 M")
+                        .arg(millions(d.sizeStateSize.last()), millions(s.value("state_size").toDouble())));
             d.sizeStateSize.push_back(s.value("state_size").toDouble());
             d.sizeThreshold.push_back(s.value("t_forget").toDouble());
         }
         if (!s.value("seeds_agree").toBool(true))
             d.seedsDisagree.push_back(
-                QObject::tr("N_S %1 M").arg(s.value("state_size").toDouble() / 1e6, 0, 'f', 2));
+                QObject::tr("N_S %1 M").arg(millions(s.value("state_size").toDouble())));
         for (const QJsonValue& sv : s.value("seeds").toArray()) {
             const QJsonObject f = sv.toObject();
+            // --provisional gives such a size the threshold of its other seeds.
+            if (s.value("t_forget").toDouble() > 0 &&
+                !(f.value("inside").toBool() && f.value("monotone").toBool(true)))
+                d.thresholdFromSomeSeeds = true;
             if (!f.value("monotone").toBool(true)) {
                 d.notMonotone.push_back(QObject::tr("N_S %1 M, seed %2")
-                                            .arg(s.value("state_size").toDouble() / 1e6, 0, 'f', 2)
+                                            .arg(millions(s.value("state_size").toDouble()))
                                             .arg(static_cast<qint64>(f.value("seed").toDouble())));
                 continue;
             }
@@ -127,6 +160,9 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
                      std::max<int>(0, seeds.indexOf(static_cast<qint64>(f.value("seed").toDouble())))});
         }
     }
+    // --provisional on a finished sweep whose every size has all its seeds' thresholds changes
+    // nothing, and the figure should not call it unfinished.
+    d.provisional = reportedProvisional && (d.finishedRuns < d.plannedRuns || d.thresholdFromSomeSeeds);
     const QJsonArray texts = j.value("training_texts").toArray();
     if (texts.size() > 1)
         for (const QJsonValue& v : texts) {
@@ -308,10 +344,28 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
         m_seedThresholds->addToLegend();
     if (!(yMax > 0))
         yMin = 0.125, yMax = 64;
+    QStringList aboutSeedLines;
+    if (!data.notMonotone.isEmpty())
+        aboutSeedLines += headingLines(tr("not monotone in T_train, no threshold"), data.notMonotone);
+    if (!data.seedsDisagree.isEmpty())
+        aboutSeedLines += headingLines(tr("seeds more than one grid step apart"), data.seedsDisagree);
+    if (!data.fallsWithStateSize.isEmpty())
+        aboutSeedLines +=
+            headingLines(tr("T_forget falls as N_S grows, not monotone"), data.fallsWithStateSize);
+    if (!data.trainingTexts.isEmpty()) {
+        // The texts' names and hashes are too long for a heading; sweep report lists them.
+        QStringList jobs;
+        for (int n : data.trainingTextJobs)
+            jobs.push_back(QString::number(n));
+        aboutSeedLines += tr("jobs trained on %1 different texts (%2 jobs), not comparable")
+                              .arg(data.trainingTexts.size())
+                              .arg(jobs.join(QStringLiteral(" + ")));
+    }
+    const QString aboutSeeds =
+        aboutSeedLines.isEmpty() ? QString() : QLatin1Char('\n') + aboutSeedLines.join(QLatin1Char('\n'));
     // Room above the highest dots for the equation, and for its lines on seeds (a factor 1.5 a line on
     // the log axis).
-    const int seedLines = int(!data.notMonotone.isEmpty()) + int(!data.seedsDisagree.isEmpty()) +
-                          int(!data.fallsWithStateSize.isEmpty()) + int(!data.trainingTexts.isEmpty());
+    const int seedLines = aboutSeedLines.size();
     const double x1 = xMax * 1.1, y0 = yMin / 2, y1 = yMax * 8 * std::pow(1.5, seedLines);
     // The lines as many points: straight in N_S, curved on the log T axis; only where they are positive.
     auto line = [&](QCPGraph* g, double slope, double intercept) {
@@ -325,24 +379,6 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
         }
         g->setData(lx, ly);
     };
-    QString aboutSeeds = data.notMonotone.isEmpty() ? QString()
-                                                    : tr("\nnot monotone in T_train, no threshold: %1")
-                                                          .arg(data.notMonotone.join(QStringLiteral("; ")));
-    if (!data.seedsDisagree.isEmpty())
-        aboutSeeds += tr("\nseeds more than one grid step apart: %1")
-                          .arg(data.seedsDisagree.join(QStringLiteral("; ")));
-    if (!data.fallsWithStateSize.isEmpty())
-        aboutSeeds += tr("\nT_forget falls as N_S grows, not monotone: %1")
-                          .arg(data.fallsWithStateSize.join(QStringLiteral("; ")));
-    if (!data.trainingTexts.isEmpty()) {
-        // The texts' names and hashes are too long for a heading; sweep report lists them.
-        QStringList jobs;
-        for (int n : data.trainingTextJobs)
-            jobs.push_back(QString::number(n));
-        aboutSeeds += tr("\njobs trained on %1 different texts (%2 jobs), not comparable")
-                          .arg(data.trainingTexts.size())
-                          .arg(jobs.join(QStringLiteral(" + ")));
-    }
     if (data.hasFit) {
         line(m_fit, data.slope, data.intercept);
         m_equation->setText(
@@ -354,7 +390,12 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
                 .arg(data.slopeLow, 0, 'f', 3)
                 .arg(data.slopeHigh, 0, 'f', 3)
                 .arg(data.criterion)
-                .arg(data.provisional ? tr("provisional, the sweep is unfinished\n") : QString()) +
+                .arg(!data.provisional ? QString()
+                     : data.finishedRuns < data.plannedRuns
+                         ? tr("provisional: %1 of %2 runs finished\n")
+                               .arg(data.finishedRuns)
+                               .arg(data.plannedRuns)
+                         : tr("provisional: some sizes' T_forget from part of their seeds\n")) +
             aboutSeeds);
     } else {
         m_fit->data()->clear();

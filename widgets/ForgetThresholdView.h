@@ -63,7 +63,11 @@ struct ForgetThresholdData {
     QVector<int> trainingTextJobs; // how many jobs read each
     int seedCount = 1;
     bool hasFit = false;
-    bool provisional = false;                // a report of a sweep still running (sweep report --provisional)
+    // sweep report --provisional where it shows: runs unfinished, or a size's T_forget from part of its
+    // seeds.
+    bool provisional = false;
+    bool thresholdFromSomeSeeds = false;
+    int plannedRuns = 0, finishedRuns = 0;
     double slope = 0, intercept = 0, r2 = 0; // T_forget[K = 1024] = slope · N_S[M] + intercept
     double slopeLow = 0, slopeHigh = 0;
 

@@ -6,6 +6,7 @@
 #include "PlotExporter.h"
 
 #include <QFile>
+#include <QFontMetricsF>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -269,12 +270,107 @@ private slots:
         QVERIFY(std::abs(view.runPixel(0).x() - view.runPixel(1).x()) >= 8);
         for (int i = 0; i < data.runs.size(); ++i)
             QCOMPARE(view.runAt(view.runPixel(i)), i);
-        // The report of a sweep still running says so on the figure.
+        // The report of a sweep still running says so on the figure, and how far it is.
         QVERIFY(data.provisional);
         const QString eq = view.equationLabel()->text();
-        QVERIFY2(
-            eq.startsWith("provisional, the sweep is unfinished\nfit: T_forget[K] = 0.500·N_S[M] + 0.100"),
-            qPrintable(eq));
+        QVERIFY2(eq.startsWith("provisional: 3 of 4 runs finished\nfit: T_forget[K] = 0.500·N_S[M] + 0.100"),
+                 qPrintable(eq));
+    }
+
+    void aFinishedSweepOfMicroSizes()
+    {
+        // The CPU round's shape: sizes of 5728 to 35072 numbers, every run finished, reported with
+        // --provisional. Two decimals of a million would name 0.0057 and 0.0099 M both "0.01", and a
+        // finished sweep whose every seed has its threshold is no provisional one.
+        QTemporaryDir dir;
+        QJsonArray runs, sizes;
+        const double stateSizes[] = {5728, 9920, 18304};
+        const double thresholds[] = {84.0, 39.0, 40.0};
+        for (int i = 0; i < 3; ++i) {
+            for (double t : {32.0, 64.0, 128.0})
+                for (int seed : {0, 1})
+                    runs.append(
+                        QJsonObject{{"id", QString("d_state-%1_T-%2_seed-%3").arg(8 << i).arg(t).arg(seed)},
+                                    {"state_size", stateSizes[i]},
+                                    {"train_length", t},
+                                    {"seed", seed},
+                                    {"finished", true},
+                                    {"forgets", t > thresholds[i]},
+                                    {"score", 1.0}});
+            const QJsonObject seed{{"inside", true}, {"monotone", true}, {"interpolated", thresholds[i]}};
+            sizes.append(QJsonObject{{"state_size", stateSizes[i]},
+                                     {"t_forget", thresholds[i]},
+                                     {"seeds_agree", i != 1},
+                                     {"seeds", QJsonArray{seed, seed}}});
+        }
+        QJsonObject summary{{"name", "micro"},
+                            {"provisional", true},
+                            {"criterion", QJsonObject{{"kind", "paired"}, {"from", 8}, {"to", 16}}},
+                            {"fit", QJsonObject{{"slope", -0.352},
+                                                {"intercept", 0.06},
+                                                {"r2", 0.049},
+                                                {"slope_ci95", QJsonArray{-5.049, 4.345}}}},
+                            {"runs", runs},
+                            {"sizes", sizes}};
+        writeJson(dir.filePath("summary.json"), summary);
+        ForgetThresholdData data;
+        QString error;
+        QVERIFY2(ForgetThresholdData::fromSummary(dir.filePath("summary.json"), &data, &error),
+                 qPrintable(error));
+        QCOMPARE(data.finishedRuns, 18);
+        QCOMPARE(data.plannedRuns, 18);
+        QVERIFY(!data.provisional);
+        QCOMPARE(data.fallsWithStateSize, QStringList{"N_S 0.0057 → 0.0099 M"});
+        QCOMPARE(data.seedsDisagree, QStringList{"N_S 0.0099 M"});
+        ForgetThresholdView view;
+        show(view, data);
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        const QString eq = view.equationLabel()->text();
+        QVERIFY2(eq.startsWith("fit: T_forget[K] = -0.352·N_S[M] + 0.060, R² = 0.049"), qPrintable(eq));
+        // The line naming the falling pair is too long for the figure: its sizes go on a line below.
+        QVERIFY2(eq.endsWith("\nseeds more than one grid step apart: N_S 0.0099 M"
+                             "\nT_forget falls as N_S grows, not monotone:\n  N_S 0.0057 → 0.0099 M"),
+                 qPrintable(eq));
+        // Every line of the heading ends inside the plot, in the window and in the paper figure.
+        const auto widestLineEnd = [&] {
+            const QFontMetricsF metrics(view.equationLabel()->font());
+            double widest = 0;
+            for (const QString& line : view.equationLabel()->text().split(QLatin1Char('\n')))
+                widest = std::max(widest, metrics.horizontalAdvance(line));
+            return view.equationLabel()->position->pixelPosition().x() + widest;
+        };
+        QVERIFY2(widestLineEnd() <= view.plot()->axisRect(0)->rect().right(),
+                 qPrintable(QString::number(widestLineEnd())));
+        {
+            ExportScope scope(view.plot(), ExportStyle::paperPreset());
+            scope.layout();
+            scope.render(1.0);
+            QVERIFY2(
+                widestLineEnd() <= view.plot()->axisRect(0)->rect().right(),
+                qPrintable(
+                    QString("%1 > %2").arg(widestLineEnd()).arg(view.plot()->axisRect(0)->rect().right())));
+        }
+
+        // A size whose threshold rests on one of its seeds keeps the word, and says why.
+        QJsonObject middle = sizes[1].toObject();
+        middle["seeds"] = QJsonArray{QJsonObject{{"inside", false}, {"interpolated", 0}},
+                                     QJsonObject{{"inside", true}, {"interpolated", 39.0}}};
+        sizes[1] = middle;
+        summary["sizes"] = sizes;
+        writeJson(dir.filePath("summary.json"), summary);
+        QVERIFY2(ForgetThresholdData::fromSummary(dir.filePath("summary.json"), &data, &error),
+                 qPrintable(error));
+        QVERIFY(data.provisional);
+        show(view, data);
+        QVERIFY2(view.equationLabel()->text().startsWith(
+                     "provisional: some sizes' T_forget from part of their seeds\nfit:"),
+                 qPrintable(view.equationLabel()->text()));
+        // The same summary without --provisional is no provisional report.
+        summary["provisional"] = false;
+        writeJson(dir.filePath("summary.json"), summary);
+        QVERIFY2(ForgetThresholdData::fromSummary(dir.filePath("summary.json"), &data, &error),
+                 qPrintable(error));
+        QVERIFY(!data.provisional);
     }
 
     void aSeedNotMonotoneGetsNoThreshold()
@@ -354,7 +450,7 @@ private slots:
         show(view, data);
         const QString eq3 = view.equationLabel()->text();
         QVERIFY2(eq3.endsWith("\nseeds more than one grid step apart: N_S 1.62 M"
-                              "\nT_forget falls as N_S grows, not monotone: N_S 0.27 → 0.54 M"),
+                              "\nT_forget falls as N_S grows, not monotone:\n  N_S 0.27 → 0.54 M"),
                  qPrintable(eq3));
         QVERIFY2(axisTop() > top2 * 1.4, qPrintable(QString::number(axisTop())));
         // Sizes that rise give no such line.
