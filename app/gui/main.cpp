@@ -268,6 +268,9 @@ int main(int argc, char** argv)
         ok = window.openSweepSummary(parser.value(cli.sweepSummary));
         shown = window.sweepDialog();
     }
+    // --size is the size of what the screenshot shows: a results dialog opens at its own size otherwise.
+    if (shown != &window && parser.isSet(cli.size))
+        shown->resize(window.size());
     if (parser.isSet(cli.logX) || parser.isSet(cli.linearX))
         window.plotGroup()->setLogX(parser.isSet(cli.logX));
     if (parser.isSet(cli.noTokenNll) || parser.isSet(cli.tokenNll))
