@@ -80,6 +80,7 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
     ForgetThresholdData d;
     d.name = j.value("name").toString();
     const bool reportedProvisional = j.value("provisional").toBool();
+    bool thresholdFromSomeSeeds = false;
     const QJsonObject c = j.value("criterion").toObject();
     d.criterion = c.value("kind").toString() == "paper"
                       ? QObject::tr("forgets: last bucket < %1 × the worst inside T_train")
@@ -147,7 +148,7 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
             // --provisional gives such a size the threshold of its other seeds.
             if (s.value("t_forget").toDouble() > 0 &&
                 !(f.value("inside").toBool() && f.value("monotone").toBool(true)))
-                d.thresholdFromSomeSeeds = true;
+                thresholdFromSomeSeeds = true;
             if (!f.value("monotone").toBool(true)) {
                 d.notMonotone.push_back(QObject::tr("N_S %1 M, seed %2")
                                             .arg(millions(s.value("state_size").toDouble()))
@@ -162,7 +163,7 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
     }
     // --provisional on a finished sweep whose every size has all its seeds' thresholds changes
     // nothing, and the figure should not call it unfinished.
-    d.provisional = reportedProvisional && (d.finishedRuns < d.plannedRuns || d.thresholdFromSomeSeeds);
+    d.provisional = reportedProvisional && (d.finishedRuns < d.plannedRuns || thresholdFromSomeSeeds);
     const QJsonArray texts = j.value("training_texts").toArray();
     if (texts.size() > 1)
         for (const QJsonValue& v : texts) {

@@ -66,7 +66,6 @@ struct ForgetThresholdData {
     // sweep report --provisional where it shows: runs unfinished, or a size's T_forget from part of its
     // seeds.
     bool provisional = false;
-    bool thresholdFromSomeSeeds = false;
     int plannedRuns = 0, finishedRuns = 0;
     double slope = 0, intercept = 0, r2 = 0; // T_forget[K = 1024] = slope · N_S[M] + intercept
     double slopeLow = 0, slopeHigh = 0;
