@@ -12,6 +12,7 @@
 # less that minute (TAKE_FOR too), where a fixed LIMIT would run into the call's limit and lose every
 # result of the call. Set it to the call's timeout less the packing (about 30 s).
 #   DEADLINE=570 LIMIT=500 TAKE_FOR=330 bash tools/gpu_forget_sweep.sh
+#   SPECS="tools/sweeps/micro-8x.json:14" THEN_SPECS="tools/sweeps/micro-16x.json:14" LIMIT=500 bash tools/gpu_forget_sweep.sh
 set -u
 started=$(date +%s)
 OUT=${OUT:-/tmp/statescope-out}
@@ -51,8 +52,16 @@ if [ "${BUILTINS:-1}" != 0 ]; then
     RUNS=${BUILTIN_RUNS:-"c256-s1:$shape --train-length 256 --batch 128 --steps 587;f4096-s1:$shape --train-length 4096 --batch 8 --steps 5009"} \
     bash tools/train_builtin_models.sh >"$OUT/builtin.log" 2>&1 &
 fi
+sweep_start=$(date +%s)
 SPECS=${SPECS:-"tools/sweeps/forget-default.json:6 tools/sweeps/forget-slow.json:6 tools/sweeps/budget-probe.json:1"} \
   LIMIT=$limit bash tools/gpu_sweep.sh
+# THEN_SPECS: sweeps that take the GPU once SPECS have no job left, for the rest of LIMIT (a grid that
+# must finish first, then one that resumes over the next warm calls). Each gets its own reports and parts.
+left=$((limit - ($(date +%s) - sweep_start)))
+if [ -n "${THEN_SPECS:-}" ] && [ "$left" -gt 30 ]; then
+  echo "then: $THEN_SPECS for $left s"
+  SPECS=$THEN_SPECS LIMIT=$left bash tools/gpu_sweep.sh
+fi
 wait
 grep -h "ratio\|== eval\|^== " "$OUT/builtin/summary.log" 2>/dev/null | head -60
 # The float64 references of tests/data/builtin for the new models, under their shipped names.

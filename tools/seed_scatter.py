@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""How much of a sweep's T_forget is the state size's, and how much the seed's.
+
+`sweep report` fits the mean threshold of each state size, and only over sizes whose seeds all have
+one. With many seeds a size's mean hides how far its seeds lie apart, so this reads the report's
+summary.json and prints, from the same per-seed thresholds (the report's log-scale interpolations):
+  - the thresholds as a table of state size x seed, with geometric means per size and per seed;
+  - a two-way split of the variance of ln T_forget over the sizes and seeds that all have one:
+    the share of the sizes, of the seeds and the rest (no test: a description of the grid);
+  - the least-squares line through every (N_S, seed) threshold, in the report's units, with its
+    slope's 95 % interval, beside the paper's slope;
+  - per size, the share of runs that forget, the mean paired loss ratio and largest-head growth, and
+    each seed's bracket by the loss part alone: what a sweep in which nothing forgets still shows.
+    python3 tools/seed_scatter.py sweeps/NAME/summary.json [...]"""
+import json
+import math
+import sys
+
+# Student t, two-sided 95 %, by degrees of freedom (beyond 30: the normal's 1.96 is within 2 %).
+T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042]
+
+
+def t975(df):
+    return T975[df - 1] if df <= len(T975) else 1.96
+
+
+def line(xs, ys):
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    slope = sxy / sxx
+    icpt = my - slope * mx
+    ss_res = sum((y - icpt - slope * x) ** 2 for x, y in zip(xs, ys))
+    ss_tot = sum((y - my) ** 2 for y in ys)
+    half = t975(n - 2) * math.sqrt(ss_res / (n - 2) / sxx) if n > 2 else math.inf
+    return slope, icpt, 1 - ss_res / ss_tot if ss_tot > 0 else 1.0, (slope - half, slope + half)
+
+
+def gmean(vs):
+    return math.exp(sum(math.log(v) for v in vs) / len(vs)) if vs else float("nan")
+
+
+def fmt(v, width):
+    return f"{v:{width}.0f}" if v == v else f"{'-':>{width}}"
+
+
+def loss_part(runs, tolerance):
+    """The bracket by the loss part alone: the largest T_train whose paired ratio exceeds the
+    tolerance, and the next length; None when that part passes or fails at every length."""
+    rs = sorted(runs, key=lambda r: r["train_length"])
+    failing = [r["train_length"] for r in rs if r["score"] > tolerance]
+    if not failing:
+        return f"[-, {rs[0]['train_length']}]"
+    last = max(failing)
+    later = [r["train_length"] for r in rs if r["train_length"] > last]
+    return f"[{last}, {later[0] if later else '-'}]"
+
+
+def report(path):
+    s = json.load(open(path))
+    print(f"== {s['name']} ({s.get('init', '?')} init): {path}")
+    n_s = {r["axis_value"]: r["state_size"] for r in s["runs"]}
+    seeds = sorted({r["seed"] for r in s["runs"]})
+    cell = {}
+    for size in s["sizes"]:
+        for sd in size["seeds"]:
+            if sd.get("interpolated", 0) > 0:
+                cell[(size["axis_value"], sd["seed"])] = sd["interpolated"]
+    values = sorted(n_s)
+    print(f"{s['axis']:>8} {'N_S':>8} " + " ".join(f"{'seed ' + str(x):>8}" for x in seeds) + "   gmean")
+    for v in values:
+        row = [cell.get((v, x)) for x in seeds]
+        cells = " ".join(f"{c:8.0f}" if c else f"{'-':>8}" for c in row)
+        print(f"{v:>8} {n_s[v]:>8} {cells}   {fmt(gmean([c for c in row if c]), 5)}")
+    print(f"{'gmean':>17} " + " ".join(
+        fmt(gmean([cell[(v, x)] for v in values if (v, x) in cell]), 8) for x in seeds))
+
+    full_sizes = [v for v in values if all((v, x) in cell for x in seeds)]
+    full_seeds = [x for x in seeds if all((v, x) in cell for v in full_sizes)]
+    if len(full_sizes) >= 2 and len(full_seeds) >= 2:
+        logs = {(v, x): math.log(cell[(v, x)]) for v in full_sizes for x in full_seeds}
+        grand = sum(logs.values()) / len(logs)
+        by_size = {v: sum(logs[(v, x)] for x in full_seeds) / len(full_seeds) for v in full_sizes}
+        by_seed = {x: sum(logs[(v, x)] for v in full_sizes) / len(full_sizes) for x in full_seeds}
+        ss_size = len(full_seeds) * sum((m - grand) ** 2 for m in by_size.values())
+        ss_seed = len(full_sizes) * sum((m - grand) ** 2 for m in by_seed.values())
+        ss_all = sum((l - grand) ** 2 for l in logs.values())
+        print(f"variance of ln T_forget over {len(full_sizes)} sizes x {len(full_seeds)} seeds that all have one:"
+              f" sizes {ss_size / ss_all:.0%}, seeds {ss_seed / ss_all:.0%},"
+              f" the rest {(ss_all - ss_size - ss_seed) / ss_all:.0%}")
+
+    pts = [(n_s[v] / 1e6, t / 1024) for (v, _), t in cell.items()]
+    if len({p[0] for p in pts}) >= 2 and len(pts) >= 3:
+        slope, icpt, r2, ci = line([p[0] for p in pts], [p[1] for p in pts])
+        paper = s.get("paper_fit", {}).get("slope", 5.172)
+        inside = "inside" if ci[0] <= paper <= ci[1] else "outside"
+        print(f"line through {len(pts)} single-seed thresholds: T_forget[K] = {slope:.3f} * N_S[M] {icpt:+.4f},"
+              f" R^2 {r2:.3f}, slope 95% CI [{ci[0]:.3f}, {ci[1]:.3f}];"
+              f" the paper's slope {paper} lies {inside} it")
+    print("per size: runs that forget, mean paired loss ratio (worse text), mean largest-head growth")
+    for v in values:
+        rs = [r for r in s["runs"] if r["axis_value"] == v and r.get("finished")]
+        if not rs:
+            continue
+        forget = sum(1 for r in rs if r["forgets"])
+        score = sum(r["score"] for r in rs) / len(rs)
+        growth = gmean([r["norm_growth"] for r in rs])
+        print(f"{v:>8} {n_s[v]:>8}   {forget:2d} of {len(rs):2d}   {score:.3f}   {growth:6.2f}x")
+    tolerance = s["criterion"].get("threshold", 1 + s["criterion"].get("tolerance", 0.1))
+    print(f"the loss part alone (paired ratio <= {tolerance:.2f}), not the criterion: per seed, the bracket"
+          " [largest T_train above it, the next length]")
+    for v in values:
+        brackets = []
+        for x in seeds:
+            rs = [r for r in s["runs"] if r["axis_value"] == v and r["seed"] == x and r.get("finished")]
+            brackets.append(loss_part(rs, tolerance) if rs else "-")
+        print(f"{v:>8} {n_s[v]:>8}   " + "  ".join(f"{b:>11}" for b in brackets))
+
+
+for p in sys.argv[1:]:
+    report(p)
