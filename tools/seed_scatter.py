@@ -90,7 +90,7 @@ def report(path):
         ss_all = sum((l - grand) ** 2 for l in logs.values())
         print(f"variance of ln T_forget over {len(full_sizes)} sizes x {len(full_seeds)} seeds that all have one:"
               f" sizes {ss_size / ss_all:.0%}, seeds {ss_seed / ss_all:.0%},"
-              f" the rest {(ss_all - ss_size - ss_seed) / ss_all:.0%}")
+              f" the rest {max(ss_all - ss_size - ss_seed, 0.0) / ss_all:.0%}")
 
     pts = [(n_s[v] / 1e6, t / 1024) for (v, _), t in cell.items()]
     if len({p[0] for p in pts}) >= 2 and len(pts) >= 3:
