@@ -6,7 +6,9 @@ one. With many seeds a size's mean hides how far its seeds lie apart, so this re
 summary.json and prints, from the same per-seed thresholds (the report's log-scale interpolations):
   - the thresholds as a table of state size x seed, with geometric means per size and per seed;
   - a two-way split of the variance of ln T_forget over the sizes and seeds that all have one:
-    the share of the sizes, of the seeds and the rest (no test: a description of the grid);
+    the share of the sizes, of the seeds and the rest, each factor with its F against the rest and
+    that F's p-value (two-way analysis of variance without replication: a size-seed interaction
+    cannot be told from the runs' own scatter, so the rest holds both);
   - the least-squares line through every (N_S, seed) threshold, in the report's units, with its
     slope's 95 % interval, beside the paper's slope;
   - per size, the share of runs that forget, the mean paired loss ratio and largest-head growth, and
@@ -24,6 +26,40 @@ T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2
 
 def t975(df):
     return T975[df - 1] if df <= len(T975) else 1.96
+
+
+def incomplete_beta(a, b, x):
+    """The regularised incomplete beta function I_x(a, b), by its continued fraction (modified Lentz),
+    on the side of x where that converges fast."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - incomplete_beta(b, a, 1.0 - x)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    f = d
+    for m in range(1, 500):
+        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            f *= c * d
+        if abs(c * d - 1.0) < 1e-14:
+            break
+    return front * f
+
+
+def f_p_value(f, d1, d2):
+    """P(F(d1, d2) > f)."""
+    if f == math.inf:
+        return 0.0
+    return 1.0 - incomplete_beta(d1 / 2, d2 / 2, d1 * f / (d1 * f + d2))
 
 
 def line(xs, ys):
@@ -88,9 +124,18 @@ def report(path):
         ss_size = len(full_seeds) * sum((m - grand) ** 2 for m in by_size.values())
         ss_seed = len(full_sizes) * sum((m - grand) ** 2 for m in by_seed.values())
         ss_all = sum((l - grand) ** 2 for l in logs.values())
+        ss_rest = max(ss_all - ss_size - ss_seed, 0.0)
+        df_size, df_seed = len(full_sizes) - 1, len(full_seeds) - 1
+        df_rest = df_size * df_seed
+        ms_rest = ss_rest / df_rest
+
+        def test(ss, df):
+            f = ss / df / ms_rest if ms_rest > 0 else math.inf
+            return f"F {f:.2f} on {df} and {df_rest} df, p {f_p_value(f, df, df_rest):.2f}"
+
         print(f"variance of ln T_forget over {len(full_sizes)} sizes x {len(full_seeds)} seeds that all have one:"
-              f" sizes {ss_size / ss_all:.0%}, seeds {ss_seed / ss_all:.0%},"
-              f" the rest {max(ss_all - ss_size - ss_seed, 0.0) / ss_all:.0%}")
+              f" sizes {ss_size / ss_all:.0%} ({test(ss_size, df_size)}),"
+              f" seeds {ss_seed / ss_all:.0%} ({test(ss_seed, df_seed)}), the rest {ss_rest / ss_all:.0%}")
 
     pts = [(n_s[v] / 1e6, t / 1024) for (v, _), t in cell.items()]
     if len({p[0] for p in pts}) >= 2 and len(pts) >= 3:
@@ -120,5 +165,6 @@ def report(path):
         print(f"{v:>8} {n_s[v]:>8}   " + "  ".join(f"{b:>11}" for b in brackets))
 
 
-for p in sys.argv[1:]:
-    report(p)
+if __name__ == "__main__":
+    for p in sys.argv[1:]:
+        report(p)

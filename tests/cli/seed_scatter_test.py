@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """tools/seed_scatter.py on two made-up sweep summaries whose answers are known by construction.
 "split": 3 sizes x 3 seeds, each threshold a size factor (32, 64, 128 tokens) times a seed factor
-(1, 1, 8), so ln T_forget is size + seed with nothing left over: the sizes carry 6 (ln 2)^2 of the
-sum of squares, the seeds 18 (ln 2)^2, the split is 25 % / 75 % / 0 %. One size and seed has the
+(1, 1, 8) times a rest of 2 or 1/2 in four cells whose rows and columns cancel: the sizes carry
+6 (ln 2)^2 of the sum of squares, the seeds 18 (ln 2)^2, the rest 4 (ln 2)^2 on 4 degrees of freedom,
+so F is 3 for the sizes and 9 for the seeds on 2 and 4 df, whose p-values are (1 + F/2)^-2 (the F
+distribution with 2 numerator degrees of freedom): 0.16 and 0.033. One size and seed has the
 paired loss ratios 1.20, 1.05, 1.15, 1.02 at T 16-128: the loss part's bracket is [64, 128].
 "line": 4 sizes, one seed, thresholds exactly on T[K] = 2 N_S[M] + 0.01: slope 2, R^2 1, and the
 paper's 5.172 outside the (zero-width) interval."""
@@ -36,7 +38,8 @@ with tempfile.TemporaryDirectory() as tmp:
     n_s = {8: 10000, 16: 20000, 32: 40000}
     size_factor = {8: 32.0, 16: 64.0, 32: 128.0}
     seed_factor = {0: 1.0, 1: 1.0, 2: 8.0}
-    sizes = [{"axis_value": v, "seeds": [{"seed": x, "interpolated": size_factor[v] * seed_factor[x]}
+    rest = {(8, 0): 2.0, (8, 1): 0.5, (16, 0): 0.5, (16, 1): 2.0}
+    sizes = [{"axis_value": v, "seeds": [{"seed": x, "interpolated": size_factor[v] * seed_factor[x] * rest.get((v, x), 1.0)}
                                          for x in seed_factor]} for v in n_s]
     runs = [run(v, n_s[v], x, T) for v in n_s for x in seed_factor for T in (16, 32, 64, 128)]
     for r in runs:
@@ -55,8 +58,9 @@ with tempfile.TemporaryDirectory() as tmp:
 
     out = subprocess.run([sys.executable, tool, split, line], capture_output=True, text=True, check=True).stdout
     print(out)
-    check("sizes 25%, seeds 75%, the rest 0%" in out, "the split of the variance")
-    check("      16    20000       64       64      512     128" in out, "the row of d_state 16 and its gmean")
+    check("sizes 21% (F 3.00 on 2 and 4 df, p 0.16), seeds 64% (F 9.00 on 2 and 4 df, p 0.03), the rest 14%"
+          in out, "the split of the variance and its F tests")
+    check("      16    20000       32      128      512     128" in out, "the row of d_state 16 and its gmean")
     check("   [-, 16]    [64, 128]      [-, 16]" in out, "the loss part's brackets of d_state 16")
     check("      16    20000   10 of 12" in out, "the count of runs that forget at d_state 16")
     check("T_forget[K] = 2.000 * N_S[M] +0.0100, R^2 1.000, slope 95% CI [2.000, 2.000]; "
