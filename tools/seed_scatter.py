@@ -18,16 +18,6 @@ import json
 import math
 import sys
 
-# Student t, two-sided 95 %, by degrees of freedom (beyond 30: the normal's 1.96 is within 2 %).
-T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042]
-
-
-def t975(df):
-    return T975[df - 1] if df <= len(T975) else 1.96
-
-
 def incomplete_beta(a, b, x):
     """The regularised incomplete beta function I_x(a, b), by its continued fraction (modified Lentz),
     on the side of x where that converges fast."""
@@ -62,6 +52,15 @@ def f_p_value(f, d1, d2):
     return 1.0 - incomplete_beta(d1 / 2, d2 / 2, d1 * f / (d1 * f + d2))
 
 
+def t975(df):
+    """Student's t that two-sided 95 % lie within: where P(F(1, df) > t^2) = 0.05, by bisection."""
+    lo, hi = 0.0, 100.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if f_p_value(mid * mid, 1, df) > 0.05 else (lo, mid)
+    return (lo + hi) / 2
+
+
 def line(xs, ys):
     n = len(xs)
     mx, my = sum(xs) / n, sum(ys) / n
@@ -85,7 +84,7 @@ def fmt(v, width):
 
 def loss_part(runs, tolerance):
     """The bracket by the loss part alone: the largest T_train whose paired ratio exceeds the
-    tolerance, and the next length; None when that part passes or fails at every length."""
+    tolerance, and the next length ("-" where there is none on that side)."""
     rs = sorted(runs, key=lambda r: r["train_length"])
     failing = [r["train_length"] for r in rs if r["score"] > tolerance]
     if not failing:
