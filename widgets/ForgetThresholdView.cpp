@@ -122,6 +122,7 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
         }
         if (r.contains("eval"))
             run.evalPath = folder.absoluteFilePath(r.value("eval").toString());
+        run.source = r.value("source").toString();
         if (!(run.stateSize > 0 && run.trainLength > 0)) {
             *error =
                 QObject::tr("%1: run %2: expected a positive state_size and train_length").arg(path, run.id);
@@ -487,6 +488,15 @@ bool ForgetThresholdView::showRun(int index, QString* error)
     if (index < 0 || index >= m_data.runs.size())
         return false;
     const ForgetThresholdRun& run = m_data.runs[index];
+    if (run.evalPath.isEmpty()) {
+        if (error)
+            *error = run.source.isEmpty()
+                         ? tr("%1: the summary names no evaluation for this run").arg(run.id)
+                         : tr("%1: taken from an earlier report, %2; its evaluation (job.json) stayed where "
+                              "that report was made")
+                               .arg(run.id, run.source);
+        return false;
+    }
     QVector<EvalCurve> curves;
     qint64 trainLength = 0;
     QString message;

@@ -27,6 +27,7 @@ struct ForgetThresholdRun {
     double score = 0;
     QString reason;
     QString evalPath; // its job.json, absolute; "" if unknown
+    QString source;   // the earlier report it was taken from (sweep report --earlier); "" if this sweep's
     // The slowest head's half-life in tokens (the worst text's; summary.json's half_life.max): a head
     // that remembers for several training lengths is one training never asked to forget. -1: unknown.
     double slowestHalfLife = -1;

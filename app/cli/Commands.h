@@ -158,11 +158,12 @@ struct SweepArgs {
     std::string device;
     int threads = 0;
     int maxJobs = 0;
-    double takeFor = -1;           // run: take no new job after this many seconds (< 0: no limit)
-    std::vector<std::string> jobs; // run: only these job ids, in this order; plan --unfinished: the order
-    bool unfinished = false;       // plan: the ids of jobs without a job.json, one line
-    bool queue = false;            // run: take the next unclaimed job instead of a fixed share
-    bool provisional = false;      // report: thresholds of seeds whose bracket is finished
+    double takeFor = -1;              // run: take no new job after this many seconds (< 0: no limit)
+    std::vector<std::string> jobs;    // run: only these job ids, in this order; plan --unfinished: the order
+    bool unfinished = false;          // plan: the ids of jobs without a job.json, one line
+    bool queue = false;               // run: take the next unclaimed job instead of a fixed share
+    bool provisional = false;         // report: thresholds of seeds whose bracket is finished
+    std::vector<std::string> earlier; // report: summary.json files of earlier reports of the sweep
     std::string json;  // plan: where the job list goes (default <sweep folder>/plan.json); judge: the verdict
     std::string model; // judge: the model folder
     int64_t trainLength = 0; // judge: T_train (default: the model card's)

@@ -227,7 +227,7 @@ int sweepCommand(const SweepArgs& a, const std::atomic<bool>& cancel)
         return 0;
     }
     // report
-    const SweepReport r = reportSweep(spec, a.provisional);
+    const SweepReport r = reportSweep(spec, a.provisional, a.earlier);
     std::fputs(formatSweepReport(r).c_str(), stdout);
     for (const std::string& path : writeSweepReport(r, a.out.empty() ? sweepFolder(spec) : a.out))
         std::printf("written: %s\n", path.c_str());

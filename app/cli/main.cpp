@@ -507,6 +507,9 @@ int runMain(int argc, char** argv)
     sweepReport->add_flag("--provisional", sweep.provisional,
                           "While a sweep runs: a seed's threshold once the two lengths around it are "
                           "finished, a size's from the seeds that have one");
+    sweepReport->add_option("--earlier", sweep.earlier,
+                            "summary.json of an earlier report of this sweep (repeatable): its finished runs "
+                            "stand in for jobs whose folders are not here, judged again by the spec");
     sweepReport->add_option("--out", sweep.out,
                             "Folder for summary.json and summary.h5 (default: the sweep's)");
 

@@ -172,6 +172,9 @@ struct SweepRunResult {
     ForgetVerdict verdict;
     double seconds = 0; // training and evaluation, wall time
     std::string data;   // TokenCorpus::fingerprint of the training text; empty in older job.json
+    // Where the result was read: "" for the sweep's own jobs/<id>/job.json, else the earlier
+    // summary.json it came from (reportSweep's earlier), whose job folder is not here.
+    std::string source;
 };
 
 // T_forget of one state size and seed: bracket [lo, hi] from the grid, interpolated on a log scale.
@@ -231,7 +234,15 @@ ForgetThreshold forgetThreshold(const std::vector<int64_t>& trainLengths,
 // Gathers every finished job and analyses them with spec.criterion. A seed's threshold needs all its
 // training lengths finished; provisional (a sweep still running) also takes one whose bracket's ends
 // are neighbouring grid lengths, both finished, and a size's T_forget from the seeds that have one.
-SweepReport reportSweep(const SweepSpec& spec, bool provisional = false);
+// earlier: summary.json files of earlier reports of the same sweep, for jobs finished in another
+// session whose folders did not travel. A planned job without a job.json here takes that summary's
+// run of the same id, checked against the plan (N_S, T_train, seed, tokens, steps, batch) and the
+// held-out texts, and judged again by spec.criterion from the statistics the summary kept. A
+// job.json here always wins. Throws Error naming the file and field for another sweep, another
+// criterion range, a "paper" criterion (whose statistics a summary does not keep) or a run that does
+// not match the plan.
+SweepReport reportSweep(const SweepSpec& spec, bool provisional = false,
+                        const std::vector<std::string>& earlier = {});
 // Writes <folder>/summary.json and summary.h5; returns their paths.
 std::vector<std::string> writeSweepReport(const SweepReport& report, const std::string& folder);
 // The report as text for the terminal: runs, thresholds, the fit.

@@ -119,4 +119,17 @@ echo "SIGTERM to the parent stopped both shards"
 cat "$work/report.log"
 grep -q "^4 of 4 jobs finished" "$work/report.log" || fail "report: 4 of 4"
 [ -s "$work/b/summary.json" ] && [ -s "$work/b/summary.h5" ] || fail "summary files"
+
+# A later session without the job folders: the earlier summary stands in for them.
+cp "$work/b/summary.json" "$work/earlier.json"
+mv "$work/b/jobs" "$work/b-jobs"
+"$cli" sweep report "$work/b.json" --earlier "$work/earlier.json" > "$work/earlier.log" || { cat "$work/earlier.log"; fail "report --earlier"; }
+grep -q "^4 of 4 jobs finished" "$work/earlier.log" || { cat "$work/earlier.log"; fail "report --earlier: 4 of 4"; }
+grep -qF "  4 of them from $work/earlier.json (an earlier report" "$work/earlier.log" || { cat "$work/earlier.log"; fail "report --earlier names the summary"; }
+diff <(grep -v "^  4 of them from\|^written:" "$work/earlier.log") <(grep -v "^written:" "$work/report.log") > /dev/null \
+  || { diff <(grep -v "^  4 of them from\|^written:" "$work/earlier.log") <(grep -v "^written:" "$work/report.log"); fail "report --earlier differs from the report of the job folders"; }
+if "$cli" sweep report "$work/b.json" --earlier "$work/none.json" > "$work/none.log" 2>&1; then fail "a missing summary accepted"; fi
+grep -q "none.json" "$work/none.log" || { cat "$work/none.log"; fail "the error names the missing summary"; }
+mv "$work/b-jobs" "$work/b/jobs"
+echo "report --earlier: the same report from the summary alone"
 echo "PASS"

@@ -583,6 +583,138 @@ private slots:
         QVERIFY(loadPythonJson(writeSweepReport(p, dir.filePath("tiny").toStdString())[0]).at("provisional"));
     }
 
+    // A sweep whose first session's job folders did not travel: its summary.json stands in for them.
+    // The report from the summary and the remaining folders equals the report from all folders; runs
+    // are judged again from the statistics the summary kept, a job.json here wins, and a summary of
+    // another sweep, criterion range or plan is refused naming the file and the field.
+    void reportTakesEarlierSummaries()
+    {
+        QTemporaryDir dir;
+        nlohmann::json s = tinySpec();
+        s["values"] = {8, 16, 32, 64};
+        s["train_lengths"] = {64, 128, 256, 512};
+        s["seeds"] = {0, 1};
+        s["eval_multiple"] = 16;
+        s["held_out"] = {{"kjv", kText}, {"kjv2", kText}};
+        s["criterion"] = {{"from", 8}, {"to", 16}};
+        const SweepSpec spec = readSweepSpec(writeSpec(dir, s));
+        const auto jobs = planSweep(spec);
+        for (const SweepJob& job : jobs) {
+            // Thresholds near 100 · (1 + N_S / 20 K) tokens, different for the two seeds.
+            const double tForget = 100 * (1 + job.stateSize / 2e4) * (job.seed ? 1.3 : 1.0);
+            QVERIFY(writeSyntheticJob(dir, job, {2.0, 2.5}, 1.1 + 0.3 * std::log(tForget / job.trainLength),
+                                      {{4, 8, 0.25 * job.trainLength}, {3, 9, 0.5 * job.trainLength}}));
+        }
+        const SweepReport full = reportSweep(spec);
+        QCOMPARE(full.finished, int(jobs.size()));
+        QVERIFY(full.fit.n >= 2);
+        const std::string earlier = dir.filePath("earlier.json").toStdString();
+        QVERIFY(
+            QFile::copy(QString::fromStdString(writeSweepReport(full, dir.filePath("tiny").toStdString())[0]),
+                        QString::fromStdString(earlier)));
+
+        // Seed 1's folders and one of seed 0's are gone.
+        std::set<std::string> gone;
+        for (const SweepJob& job : jobs)
+            if (job.seed == 1 || (job.axisValue == 16 && job.trainLength == 128)) {
+                QVERIFY(QDir(dir.filePath(QString("tiny/jobs/%1").arg(QString::fromStdString(job.id))))
+                            .removeRecursively());
+                gone.insert(job.id);
+            }
+        QCOMPARE(reportSweep(spec).finished, int(jobs.size() - gone.size()));
+        const SweepReport merged = reportSweep(spec, false, {earlier});
+        QCOMPARE(merged.finished, full.finished);
+        for (size_t i = 0; i < jobs.size(); ++i) {
+            const SweepRunResult &a = full.runs[i], &b = merged.runs[i];
+            QCOMPARE(b.source, gone.count(b.job.id) ? earlier : std::string());
+            QCOMPARE(b.verdict.forgets, a.verdict.forgets);
+            QCOMPARE(b.verdict.reason, a.verdict.reason);
+            QVERIFY2(std::abs(b.verdict.score - a.verdict.score) < 1e-12, b.job.id.c_str());
+            QCOMPARE(b.domains.size(), size_t(2));
+            QVERIFY(std::abs(b.domains[1].halfLifeMax - a.domains[1].halfLifeMax) < 1e-9);
+            QVERIFY(std::abs(b.domains[0].referenceNll - a.domains[0].referenceNll) < 1e-12);
+        }
+        for (size_t k = 0; k < full.sizes.size(); ++k) {
+            QVERIFY(full.sizes[k].tForget > 0);
+            QVERIFY(std::abs(merged.sizes[k].tForget - full.sizes[k].tForget) < 1e-9 * full.sizes[k].tForget);
+            QCOMPARE(merged.sizes[k].seedsAgree, full.sizes[k].seedsAgree);
+            for (size_t t = 0; t < spec.trainLengths.size(); ++t)
+                QVERIFY(std::abs(merged.sizes[k].referenceNll[t] - full.sizes[k].referenceNll[t]) < 1e-12);
+        }
+        QCOMPARE(merged.fit.n, full.fit.n);
+        QVERIFY(std::abs(merged.fit.slope - full.fit.slope) < 1e-9 * std::abs(full.fit.slope));
+        const std::string text = formatSweepReport(merged);
+        const std::string line = "  " + std::to_string(gone.size()) + " of them from " + earlier +
+                                 " (an earlier report; their job folders are not here)\n";
+        QVERIFY2(text.find(line) != std::string::npos, text.c_str());
+        const nlohmann::json summary =
+            loadPythonJson(writeSweepReport(merged, dir.filePath("tiny").toStdString())[0]);
+        for (const auto& run : summary.at("runs")) {
+            const bool fromEarlier = gone.count(run.at("id").get<std::string>()) > 0;
+            QCOMPARE(run.contains("eval"), !fromEarlier);
+            QCOMPARE(run.value("source", std::string()), fromEarlier ? earlier : std::string());
+        }
+
+        // Judged again, not copied: a stored growth past the limit makes a run collapse; and the same
+        // change to a run whose job.json is here changes nothing.
+        nlohmann::json e = loadPythonJson(earlier);
+        const std::string judged = *gone.begin(), kept = jobs.front().id;
+        QVERIFY(!gone.count(kept));
+        for (auto& run : e["runs"])
+            if (run["id"] == judged || run["id"] == kept) {
+                run["domains"][1]["norm_growth"] = 7.0;
+                run["domains"][0].erase("half_life"); // as in summaries older than the half-lives
+            }
+        const std::string edited = dir.filePath("edited.json").toStdString();
+        std::ofstream(edited) << e.dump();
+        {
+            const SweepReport r = reportSweep(spec, false, {edited});
+            for (const auto& run : r.runs) {
+                if (run.job.id == judged) {
+                    QCOMPARE(run.domains[0].halfLifeMax, -1.0);
+                    QVERIFY(run.domains[1].halfLifeMax > 0);
+                    QVERIFY(!run.verdict.forgets);
+                    QVERIFY2(run.verdict.reason.find("state-norm growth 7.00x") != std::string::npos,
+                             run.verdict.reason.c_str());
+                }
+                if (run.job.id == kept)
+                    QCOMPARE(run.verdict.forgets, full.runs[0].verdict.forgets);
+            }
+        }
+
+        // Refusals, each naming the summary and the field.
+        auto refuses = [&](const SweepSpec& sp, const nlohmann::json& summaryJson, const std::string& field) {
+            const std::string path = dir.filePath("refused.json").toStdString();
+            std::ofstream(path) << summaryJson.dump();
+            try {
+                reportSweep(sp, false, {path});
+            } catch (const Error& err) {
+                return err.file() == path && err.field() == field;
+            }
+            return false;
+        };
+        nlohmann::json other = loadPythonJson(earlier);
+        other["name"] = "another";
+        QVERIFY(refuses(spec, other, "name"));
+        nlohmann::json tokens = loadPythonJson(earlier);
+        for (auto& run : tokens["runs"])
+            if (run["id"] == judged)
+                run["tokens"] = 4096;
+        QVERIFY(refuses(spec, tokens, "runs[" + judged + "].tokens"));
+        nlohmann::json texts = loadPythonJson(earlier);
+        for (auto& run : texts["runs"])
+            if (run["id"] == judged)
+                run["domains"][1]["domain"] = "licences";
+        QVERIFY(refuses(spec, texts, "runs[" + judged + "].domains[1]"));
+        SweepSpec range = spec;
+        range.criterion.fromMultiple = 4;
+        QVERIFY(refuses(range, loadPythonJson(earlier), "criterion.from"));
+        SweepSpec paper = spec;
+        paper.criterion.kind = "paper";
+        QVERIFY(refuses(paper, loadPythonJson(earlier), "criterion.kind"));
+        QVERIFY(refuses(spec, nlohmann::json{{"model", "x"}}, "runs"));
+    }
+
     // Each unit's half-life from the log share of token 0 left at the window's end, averaged over the
     // windows: the median, the 90th percentile (nearest rank) and the slowest, a unit without decay
     // unbounded; none without a decay probe.

@@ -28,6 +28,14 @@ void writeJson(const QString& path, const QJsonObject& o)
     f.write(QJsonDocument(o).toJson());
 }
 
+QJsonObject readJsonFile(const QString& path)
+{
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly))
+        return {};
+    return QJsonDocument::fromJson(f.readAll()).object();
+}
+
 // 3 state sizes (1, 2, 4 M) x T_train 1K, 4K, 16K: the runs at T >= the threshold forget.
 QString writeSweep(const QTemporaryDir& dir)
 {
@@ -499,6 +507,24 @@ private slots:
         QVERIFY(!view.showRun(0, &error));
         QVERIFY2(error.contains("job.json: cannot open the file"), qPrintable(error));
         QCOMPARE(view.shownRun(), -1);
+        // A run taken from an earlier report (sweep report --earlier): the click names that report.
+        QJsonObject j = readJsonFile(path);
+        QJsonArray runs = j.value("runs").toArray();
+        QJsonObject r = runs[1].toObject();
+        r.remove("eval");
+        r["source"] = "docs/bench/earlier.json";
+        runs[1] = r;
+        j["runs"] = runs;
+        writeJson(path, j);
+        QVERIFY(ForgetThresholdData::fromSummary(path, &data, &error));
+        QVERIFY(data.runs[1].evalPath.isEmpty());
+        QCOMPARE(data.runs[1].source, QString("docs/bench/earlier.json"));
+        view.setData(data);
+        QVERIFY(!view.showRun(1, &error));
+        QVERIFY2(error.contains(data.runs[1].id + ": taken from an earlier report, docs/bench/earlier.json"),
+                 qPrintable(error));
+        QCOMPARE(view.shownRun(), -1);
+        QVERIFY(view.showRun(2, &error));
     }
 };
 
