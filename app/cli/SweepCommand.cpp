@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -131,10 +132,17 @@ int sweepCommand(const SweepArgs& a, const std::atomic<bool>& cancel)
         // carry them, so a cold one would train finished jobs again.
         const std::vector<SweepJob> all = planSweep(spec);
         const std::vector<SweepJob> order = a.jobs.empty() ? all : selectJobs(all, a.jobs, "--jobs");
+        // Jobs finished in sessions whose folders are not here either: their committed summaries say so.
+        std::set<std::string> earlier;
+        if (!a.earlier.empty())
+            for (const SweepRunResult& run : reportSweep(spec, false, a.earlier).runs)
+                if (!run.source.empty())
+                    earlier.insert(run.job.id);
         std::string ids;
         int left = 0;
         for (const SweepJob& job : order)
-            if (!std::filesystem::exists(sweepFolder(spec) + "/jobs/" + job.id + "/job.json")) {
+            if (!earlier.count(job.id) &&
+                !std::filesystem::exists(sweepFolder(spec) + "/jobs/" + job.id + "/job.json")) {
                 ids += (left++ ? "," : "") + job.id;
             }
         std::printf("%s\n", ids.c_str());

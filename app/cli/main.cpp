@@ -470,6 +470,9 @@ int runMain(int argc, char** argv)
         ->add_option("--jobs", sweep.jobs,
                      "With --unfinished: comma-separated job ids, the order to keep (default: the plan's)")
         ->delimiter(',');
+    sweepPlan->add_option("--earlier", sweep.earlier,
+                          "With --unfinished: summary.json of an earlier report (repeatable); its finished "
+                          "runs count as finished");
     auto* sweepRun =
         sweepCmd->add_subcommand("run", "Run a share of the jobs; finished jobs are skipped, others resume");
     sweepRun->add_option("spec", sweep.spec, "Sweep spec (JSON)")->required();

@@ -128,6 +128,13 @@ grep -q "^4 of 4 jobs finished" "$work/earlier.log" || { cat "$work/earlier.log"
 grep -qF "  4 of them from $work/earlier.json (an earlier report" "$work/earlier.log" || { cat "$work/earlier.log"; fail "report --earlier names the summary"; }
 diff <(grep -v "^  4 of them from\|^written:" "$work/earlier.log") <(grep -v "^written:" "$work/report.log") > /dev/null \
   || { diff <(grep -v "^  4 of them from\|^written:" "$work/earlier.log") <(grep -v "^written:" "$work/report.log"); fail "report --earlier differs from the report of the job folders"; }
+# plan --unfinished counts them as finished too, so a cold machine is not sent to train them again.
+got=$("$cli" sweep plan "$work/b.json" --unfinished 2>/dev/null) || fail "plan --unfinished without the folders"
+[ "$(echo "$got" | tr , '\n' | grep -c .)" -eq 4 ] || fail "plan --unfinished without the folders: '$got'"
+got=$("$cli" sweep plan "$work/b.json" --unfinished --earlier "$work/earlier.json" 2> "$work/unfinished-earlier.err") \
+  || { cat "$work/unfinished-earlier.err"; fail "plan --unfinished --earlier"; }
+[ -z "$got" ] || fail "plan --unfinished --earlier: '$got', expected none"
+grep -q "^0 of 4 jobs unfinished$" "$work/unfinished-earlier.err" || { cat "$work/unfinished-earlier.err"; fail "plan --unfinished --earlier: count"; }
 if "$cli" sweep report "$work/b.json" --earlier "$work/none.json" > "$work/none.log" 2>&1; then fail "a missing summary accepted"; fi
 grep -q "none.json" "$work/none.log" || { cat "$work/none.log"; fail "the error names the missing summary"; }
 mv "$work/b-jobs" "$work/b/jobs"
