@@ -797,7 +797,7 @@ namespace {
 // again by this spec's criterion.
 std::map<std::string, nlohmann::json> earlierRuns(const SweepSpec& spec, const std::string& path)
 {
-    auto number = [](double v) {
+    auto text = [](double v) {
         char buf[32];
         std::snprintf(buf, sizeof buf, "%g", v);
         return std::string(buf);
@@ -821,8 +821,8 @@ std::map<std::string, nlohmann::json> earlierRuns(const SweepSpec& spec, const s
              {std::pair<const char*, double>{"from", spec.criterion.fromMultiple},
               std::pair<const char*, double>{"to", spec.criterion.toMultiple}})
             if (c.at(field).get<double>() != value)
-                throw Error(path, std::string("criterion.") + field, number(value) + ", as in " + spec.file,
-                            number(c.at(field).get<double>()));
+                throw Error(path, std::string("criterion.") + field, text(value) + ", as in " + spec.file,
+                            text(c.at(field).get<double>()));
         for (const auto& run : j.at("runs"))
             if (run.value("finished", false))
                 runs[run.at("id").get<std::string>()] = run;
