@@ -180,6 +180,7 @@ bool ForgetThresholdData::fromSummary(const QString& path, ForgetThresholdData* 
         d.intercept = f.value("intercept").toDouble();
         d.r2 = f.value("r2").toDouble();
         const QJsonArray ci = f.value("slope_ci95").toArray();
+        d.hasSlopeInterval = ci.size() == 2 && ci.at(0).isDouble() && ci.at(1).isDouble();
         d.slopeLow = ci.at(0).toDouble();
         d.slopeHigh = ci.at(1).toDouble();
     }
@@ -384,13 +385,15 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
     if (data.hasFit) {
         line(m_fit, data.slope, data.intercept);
         m_equation->setText(
-            tr("%8fit: T_forget[K] = %1·N_S[M] %2 %3, R² = %4\nslope 95 % CI [%5, %6]\n%7")
+            tr("%7fit: T_forget[K] = %1·N_S[M] %2 %3, R² = %4\n%5\n%6")
                 .arg(data.slope, 0, 'f', 3)
                 .arg(data.intercept < 0 ? "−" : "+")
                 .arg(std::abs(data.intercept), 0, 'f', 3)
                 .arg(data.r2, 0, 'f', 3)
-                .arg(data.slopeLow, 0, 'f', 3)
-                .arg(data.slopeHigh, 0, 'f', 3)
+                .arg(data.hasSlopeInterval ? tr("slope 95 % CI [%1, %2]")
+                                                 .arg(data.slopeLow, 0, 'f', 3)
+                                                 .arg(data.slopeHigh, 0, 'f', 3)
+                                           : tr("slope 95 % CI: none, a line through two sizes"))
                 .arg(data.criterion)
                 .arg(!data.provisional ? QString()
                      : data.finishedRuns < data.plannedRuns

@@ -70,6 +70,9 @@ struct ForgetThresholdData {
     int plannedRuns = 0, finishedRuns = 0;
     double slope = 0, intercept = 0, r2 = 0; // T_forget[K = 1024] = slope · N_S[M] + intercept
     double slopeLow = 0, slopeHigh = 0;
+    // False where the summary has no interval (null: a fit through two sizes), which must not read as
+    // [0, 0].
+    bool hasSlopeInterval = false;
 
     // Reads a sweep's summary.json. Returns false with *error naming the file and the problem.
     static bool fromSummary(const QString& path, ForgetThresholdData* data, QString* error);

@@ -1266,12 +1266,19 @@ std::string formatSweepReport(const SweepReport& r)
     }
     out << "\n" << formatStateUse(r);
     if (r.fit.n >= 2) {
-        std::snprintf(
-            buf, sizeof buf,
-            "fit over %d state sizes: T_forget[K tokens] = %.4f * N_S[M] %+.4f   R^2 = %.4f   slope 95%% CI "
-            "[%.4f, %.4f]%s\n",
-            r.fit.n, r.fit.slope, r.fit.intercept, r.fit.r2, r.fit.slopeLow, r.fit.slopeHigh,
-            r.fit.slopeLow > 0 || r.fit.slopeHigh < 0 ? "" : " (includes 0)");
+        if (std::isfinite(r.fit.slopeLow) && std::isfinite(r.fit.slopeHigh))
+            std::snprintf(
+                buf, sizeof buf,
+                "fit over %d state sizes: T_forget[K tokens] = %.4f * N_S[M] %+.4f   R^2 = %.4f   slope "
+                "95%% CI [%.4f, %.4f]%s\n",
+                r.fit.n, r.fit.slope, r.fit.intercept, r.fit.r2, r.fit.slopeLow, r.fit.slopeHigh,
+                r.fit.slopeLow > 0 || r.fit.slopeHigh < 0 ? "" : " (includes 0)");
+        else
+            std::snprintf(
+                buf, sizeof buf,
+                "fit over %d state sizes: T_forget[K tokens] = %.4f * N_S[M] %+.4f   R^2 = %.4f   slope "
+                "95%% CI: none (a line through two points has no error)\n",
+                r.fit.n, r.fit.slope, r.fit.intercept, r.fit.r2);
         out << buf;
         int i = 0;
         for (const auto& s : r.sizes)
@@ -1394,7 +1401,11 @@ std::vector<std::string> writeSweepReport(const SweepReport& r, const std::strin
                     {"slope", r.fit.slope},
                     {"intercept", r.fit.intercept},
                     {"r2", r.fit.r2},
-                    {"slope_ci95", {r.fit.slopeLow, r.fit.slopeHigh}},
+                    // Two sizes leave no degree of freedom: no interval, null rather than a number a
+                    // reader could take for one.
+                    {"slope_ci95", std::isfinite(r.fit.slopeLow) && std::isfinite(r.fit.slopeHigh)
+                                       ? nlohmann::json{r.fit.slopeLow, r.fit.slopeHigh}
+                                       : nlohmann::json{nullptr, nullptr}},
                     {"residuals", r.fit.residuals},
                     {"units", "T_forget in K = 1024 tokens, N_S in M elements"}};
     j["paper_fit"] = {{"slope", 5.172}, {"intercept", -4.469}};

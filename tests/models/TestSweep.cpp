@@ -536,6 +536,18 @@ private slots:
         QCOMPARE(strict.sizes[0].tForget, 0.0);
         QCOMPARE(strict.sizes[3].tForget, 0.0);
         QCOMPARE(strict.fit.n, 2);
+        // Two sizes: a line without an interval, which the text and the summary say rather than print a
+        // number (the figure once drew JSON's null as [0.000, 0.000]).
+        QVERIFY(std::isinf(strict.fit.slopeLow) && std::isinf(strict.fit.slopeHigh));
+        const std::string twoText = formatSweepReport(strict);
+        QVERIFY2(twoText.find("fit over 2 state sizes") != std::string::npos &&
+                     twoText.find("slope 95% CI: none (a line through two points has no error)") !=
+                         std::string::npos,
+                 twoText.c_str());
+        QDir(dir.path()).mkpath("two");
+        const nlohmann::json twoSummary =
+            loadPythonJson(writeSweepReport(strict, dir.filePath("two").toStdString())[0]);
+        QCOMPARE(twoSummary.at("fit").at("slope_ci95"), nlohmann::json({nullptr, nullptr}));
         const SweepReport p = reportSweep(spec, true);
         QVERIFY(p.provisional);
         QVERIFY(p.sizes[0].seeds[0].provisional && p.sizes[0].seeds[0].inside);

@@ -359,6 +359,28 @@ private slots:
                     QString("%1 > %2").arg(widestLineEnd()).arg(view.plot()->axisRect(0)->rect().right())));
         }
 
+        // A fit through two sizes has no interval: the summary's nulls read as none, never as [0, 0].
+        {
+            QJsonObject two = summary;
+            QJsonObject fit = two["fit"].toObject();
+            fit["slope_ci95"] = QJsonArray{QJsonValue::Null, QJsonValue::Null};
+            two["fit"] = fit;
+            writeJson(dir.filePath("two.json"), two);
+            ForgetThresholdData twoData;
+            QVERIFY2(ForgetThresholdData::fromSummary(dir.filePath("two.json"), &twoData, &error),
+                     qPrintable(error));
+            QVERIFY(!twoData.hasSlopeInterval);
+            show(view, twoData);
+            const QString twoEq = view.equationLabel()->text();
+            QVERIFY2(twoEq.contains("\nslope 95 % CI: none, a line through two sizes\n") &&
+                         !twoEq.contains("[0.000"),
+                     qPrintable(twoEq));
+            QVERIFY(data.hasSlopeInterval);
+            show(view, data);
+            QVERIFY2(view.equationLabel()->text().contains("slope 95 % CI [-5.049, 4.345]"),
+                     qPrintable(view.equationLabel()->text()));
+        }
+
         // A size whose threshold rests on one of its seeds keeps the word, and says why.
         QJsonObject middle = sizes[1].toObject();
         middle["seeds"] = QJsonArray{QJsonObject{{"inside", false}, {"interpolated", 0}},
