@@ -11,9 +11,15 @@ summary.json and prints, from the same per-seed thresholds (the report's log-sca
     cannot be told from the runs' own scatter, so the rest holds both);
   - the least-squares line through every (N_S, seed) threshold, in the report's units, with its
     slope's 95 % interval, beside the paper's slope;
+  - whether the sizes' geometric means rise with the size: Spearman's rank correlation between the
+    two, with its exact one-sided p (the share of the sizes' orderings whose correlation is at least
+    as large), a test of the order that does not need the seeds of a size to agree;
   - per size, the share of runs that forget, the mean paired loss ratio and largest-head growth, and
     each seed's bracket by the loss part alone: what a sweep in which nothing forgets still shows.
-    python3 tools/seed_scatter.py sweeps/NAME/summary.json [...]"""
+    python3 tools/seed_scatter.py [--seeds 4,5] sweeps/NAME/summary.json [...]
+--seeds keeps only those seeds' thresholds and runs: seeds added to a spec to test what earlier
+seeds showed are then judged on their own."""
+import itertools
 import json
 import math
 import sys
@@ -78,6 +84,39 @@ def gmean(vs):
     return math.exp(sum(math.log(v) for v in vs) / len(vs)) if vs else float("nan")
 
 
+def ranks(vs):
+    """1-based ranks, ties sharing their mean rank."""
+    order = sorted(range(len(vs)), key=lambda i: vs[i])
+    r = [0.0] * len(vs)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and vs[order[j + 1]] == vs[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            r[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return r
+
+
+def spearman(xs, ys):
+    """Spearman's rho (Pearson's over the ranks, so ties are handled) and the exact one-sided p that
+    a random ordering of ys correlates at least as well with xs."""
+
+    def pearson(a, b):
+        ma, mb = sum(a) / len(a), sum(b) / len(b)
+        sab = sum((u - ma) * (v - mb) for u, v in zip(a, b))
+        saa = sum((u - ma) ** 2 for u in a)
+        sbb = sum((v - mb) ** 2 for v in b)
+        return sab / math.sqrt(saa * sbb) if saa > 0 and sbb > 0 else 0.0
+
+    rx, ry = ranks(xs), ranks(ys)
+    rho = pearson(rx, ry)
+    perms = list(itertools.permutations(ry))
+    at_least = sum(1 for p in perms if pearson(rx, list(p)) >= rho - 1e-12)
+    return rho, at_least / len(perms)
+
+
 def fmt(v, width):
     return f"{v:{width}.0f}" if v == v else f"{'-':>{width}}"
 
@@ -94,15 +133,18 @@ def loss_part(runs, tolerance):
     return f"[{last}, {later[0] if later else '-'}]"
 
 
-def report(path):
+def report(path, only=None):
     s = json.load(open(path))
-    print(f"== {s['name']} ({s.get('init', '?')} init): {path}")
+    if only is not None:
+        s["runs"] = [r for r in s["runs"] if r["seed"] in only]
+    picked = "" if only is None else f", seeds {', '.join(map(str, sorted(only)))} only"
+    print(f"== {s['name']} ({s.get('init', '?')} init{picked}): {path}")
     n_s = {r["axis_value"]: r["state_size"] for r in s["runs"]}
     seeds = sorted({r["seed"] for r in s["runs"]})
     cell = {}
     for size in s["sizes"]:
         for sd in size["seeds"]:
-            if sd.get("interpolated", 0) > 0:
+            if sd.get("interpolated", 0) > 0 and sd["seed"] in seeds:
                 cell[(size["axis_value"], sd["seed"])] = sd["interpolated"]
     values = sorted(n_s)
     print(f"{s['axis']:>8} {'N_S':>8} " + " ".join(f"{'seed ' + str(x):>8}" for x in seeds) + "   gmean")
@@ -112,6 +154,14 @@ def report(path):
         print(f"{v:>8} {n_s[v]:>8} {cells}   {fmt(gmean([c for c in row if c]), 5)}")
     print(f"{'gmean':>17} " + " ".join(
         fmt(gmean([cell[(v, x)] for v in values if (v, x) in cell]), 8) for x in seeds))
+
+    means = [(v, gmean([cell[(v, x)] for x in seeds if (v, x) in cell])) for v in values]
+    means = [(v, m) for v, m in means if m == m]
+    if 3 <= len(means) <= 8:
+        rho, p = spearman([v for v, _ in means], [m for _, m in means])
+        rising = all(a[1] < b[1] for a, b in zip(means, means[1:]))
+        print(f"order of the {len(means)} sizes' geometric means: Spearman rho {rho:.2f}, one-sided exact p {p:.3f}"
+              f" ({'monotone rising' if rising else 'not monotone rising'})")
 
     full_sizes = [v for v in values if all((v, x) in cell for x in seeds)]
     full_seeds = [x for x in seeds if all((v, x) in cell for v in full_sizes)]
@@ -165,5 +215,12 @@ def report(path):
 
 
 if __name__ == "__main__":
-    for p in sys.argv[1:]:
-        report(p)
+    args = sys.argv[1:]
+    only = None
+    if len(args) >= 2 and args[0] == "--seeds":
+        only = {int(x) for x in args[1].split(",")}
+        args = args[2:]
+    if not args:
+        sys.exit(__doc__)
+    for p in args:
+        report(p, only)

@@ -7,7 +7,12 @@ so F is 3 for the sizes and 9 for the seeds on 2 and 4 df, whose p-values are (1
 distribution with 2 numerator degrees of freedom): 0.16 and 0.033. One size and seed has the
 paired loss ratios 1.20, 1.05, 1.15, 1.02 at T 16-128: the loss part's bracket is [64, 128].
 "line": 4 sizes, one seed, thresholds exactly on T[K] = 2 N_S[M] + 0.01: slope 2, R^2 1, and the
-paper's 5.172 outside the (zero-width) interval."""
+paper's 5.172 outside the (zero-width) interval; its 4 sizes rise, so Spearman's rho is 1 and only
+1 of the 4! orderings does as well: p 1/24. "split"'s means rise too (64, 128, 256): p 1/6.
+"order": 4 sizes, one seed, thresholds 10, 30, 20, 40: ranks 1 3 2 4, so rho = 1 - 6*2/(4*15) = 0.8,
+and the orderings at least as good are the identity and the 3 swaps of neighbours: p 4/24.
+"split" with --seeds 0,1: seed 2's column is gone, d_state 16's row is 32 and 128 (gmean 64), and
+6 of its 8 runs forget."""
 import json
 import os
 import subprocess
@@ -56,7 +61,13 @@ with tempfile.TemporaryDirectory() as tmp:
     line = os.path.join(tmp, "line.json")
     json.dump(summary("line", line_sizes, line_runs), open(line, "w"))
 
-    out = subprocess.run([sys.executable, tool, split, line], capture_output=True, text=True, check=True).stdout
+    order_sizes = [{"axis_value": 8 << i, "seeds": [{"seed": 0, "interpolated": t}]}
+                   for i, t in enumerate((10.0, 30.0, 20.0, 40.0))]
+    order = os.path.join(tmp, "order.json")
+    json.dump(summary("order", order_sizes, line_runs), open(order, "w"))
+
+    out = subprocess.run([sys.executable, tool, split, line, order], capture_output=True, text=True,
+                         check=True).stdout
     print(out)
     check("sizes 21% (F 3.00 on 2 and 4 df, p 0.16), seeds 64% (F 9.00 on 2 and 4 df, p 0.03), the rest 14%"
           in out, "the split of the variance and its F tests")
@@ -65,6 +76,21 @@ with tempfile.TemporaryDirectory() as tmp:
     check("      16    20000   10 of 12" in out, "the count of runs that forget at d_state 16")
     check("T_forget[K] = 2.000 * N_S[M] +0.0100, R^2 1.000, slope 95% CI [2.000, 2.000]; "
           "the paper's slope 5.172 lies outside it" in out, "the line through exact points")
+    check("order of the 3 sizes' geometric means: Spearman rho 1.00, one-sided exact p 0.167 (monotone rising)"
+          in out, "split's rising means")
+    check("order of the 4 sizes' geometric means: Spearman rho 1.00, one-sided exact p 0.042 (monotone rising)"
+          in out, "line's rising means")
+    check("order of the 4 sizes' geometric means: Spearman rho 0.80, one-sided exact p 0.167 (not monotone rising)"
+          in out, "order's one swap")
+
+    some = subprocess.run([sys.executable, tool, "--seeds", "0,1", split], capture_output=True, text=True,
+                          check=True).stdout
+    print(some)
+    check("(default init, seeds 0, 1 only)" in some, "the header names the seeds kept")
+    check("d_state      N_S   seed 0   seed 1   gmean" in some and "seed 2" not in some,
+          "only seeds 0 and 1 in the table")
+    check("      16    20000       32      128      64" in some, "d_state 16's row over seeds 0-1")
+    check("      16    20000    6 of  8" in some, "the count of runs that forget at d_state 16, seeds 0-1")
 
 print("FAIL: " + "; ".join(failures) if failures else "PASS")
 sys.exit(1 if failures else 0)
