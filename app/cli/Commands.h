@@ -149,7 +149,7 @@ struct PasskeyArgs {
 };
 
 struct SweepArgs {
-    std::string action; // plan, run, judge, report
+    std::string action; // plan, run, judge, rejudge, report
     std::string spec;
     std::string shard = "0/1";
     std::vector<std::string>

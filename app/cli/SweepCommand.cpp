@@ -133,18 +133,17 @@ int sweepCommand(const SweepArgs& a, const std::atomic<bool>& cancel)
         const std::vector<SweepJob> all = planSweep(spec);
         const std::vector<SweepJob> order = a.jobs.empty() ? all : selectJobs(all, a.jobs, "--jobs");
         // Jobs finished in sessions whose folders are not here either: their committed summaries say so.
-        std::set<std::string> earlier;
-        if (!a.earlier.empty())
-            for (const SweepRunResult& run : reportSweep(spec, false, a.earlier).runs)
-                if (!run.source.empty())
-                    earlier.insert(run.job.id);
+        // A job stored coarsely runs again unless its weights are here for sweep rejudge.
+        int rejudgeable = 0;
         std::string ids;
         int left = 0;
-        for (const SweepJob& job : order)
-            if (!earlier.count(job.id) &&
-                !std::filesystem::exists(sweepFolder(spec) + "/jobs/" + job.id + "/job.json")) {
-                ids += (left++ ? "," : "") + job.id;
-            }
+        for (const std::string& id : unfinishedJobs(spec, order, a.earlier, &rejudgeable))
+            ids += (left++ ? "," : "") + id;
+        if (rejudgeable > 0)
+            std::fprintf(stderr,
+                         "%d finished jobs were stored coarsely and have their weights here: sweep rejudge "
+                         "evaluates them again\n",
+                         rejudgeable);
         std::printf("%s\n", ids.c_str());
         std::fprintf(stderr, "%d of %zu jobs unfinished\n", left, order.size());
         return 0;
@@ -195,6 +194,17 @@ int sweepCommand(const SweepArgs& a, const std::atomic<bool>& cancel)
             &cancel);
         const std::string who = a.queue ? std::string("queue") : "shard " + a.shard;
         std::printf("%s: %d jobs run\n", who.c_str(), ran);
+        return 0;
+    }
+    if (a.action == "rejudge") {
+        const int n = rejudgeSweep(
+            spec, a.jobs, a.device, a.threads,
+            [](const std::string& line) {
+                std::printf("[sweep] %s\n", line.c_str());
+                std::fflush(stdout);
+            },
+            &cancel);
+        std::printf("%d jobs evaluated again\n", n);
         return 0;
     }
     if (a.action == "judge") {

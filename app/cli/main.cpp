@@ -504,6 +504,14 @@ int runMain(int argc, char** argv)
     sweepJudge->add_option("--device", sweep.device, "cpu or cuda[:N] (default: cuda if there is one)");
     sweepJudge->add_option("--threads", sweep.threads, "CPU threads");
     sweepJudge->add_option("--json", sweep.json, "Also write the verdict and the evaluations here");
+    auto* sweepRejudge = sweepCmd->add_subcommand(
+        "rejudge", "Evaluate again the finished jobs stored before 2026-12-06 at T_train 8 and 16, whose "
+                   "stored curves the report could only read approximately, from their model weights");
+    sweepRejudge->add_option("spec", sweep.spec, "Sweep spec (JSON)")->required();
+    sweepRejudge->add_option("--jobs", sweep.jobs, "Comma-separated job ids (default: every finished job)")
+        ->delimiter(',');
+    sweepRejudge->add_option("--device", sweep.device, "cpu or cuda[:N] (default: cuda if there is one)");
+    sweepRejudge->add_option("--threads", sweep.threads, "CPU threads");
     auto* sweepReport =
         sweepCmd->add_subcommand("report", "Gather the finished jobs, find T_forget, fit the line");
     sweepReport->add_option("spec", sweep.spec, "Sweep spec (JSON)")->required();
@@ -617,7 +625,11 @@ int runMain(int argc, char** argv)
             }
         }
         if (*sweepCmd) {
-            sweep.action = *sweepPlan ? "plan" : *sweepRun ? "run" : *sweepJudge ? "judge" : "report";
+            sweep.action = *sweepPlan      ? "plan"
+                           : *sweepRun     ? "run"
+                           : *sweepJudge   ? "judge"
+                           : *sweepRejudge ? "rejudge"
+                                           : "report";
             for (size_t at = 0; !sweepGpus.empty() && at != std::string::npos;) {
                 const size_t comma = sweepGpus.find(',', at);
                 sweep.gpus.push_back(sweepGpus.substr(at, comma == std::string::npos ? comma : comma - at));

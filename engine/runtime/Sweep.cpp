@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -92,8 +93,8 @@ nlohmann::ordered_json jobJson(const SweepSpec& spec, const SweepJob& job)
              spec.tokenizer.empty() ? std::string("bytes") : fs::path(spec.tokenizer).filename().string()}};
 }
 
-// Evaluation curves are stored per bucket of `grain` tokens; the report expands them back to tokens,
-// which keeps every range the criteria use (multiples of T / 8) exact.
+// The bucket over whose last tokens the growth of the state norm is read, and the "paper" criterion's
+// last bucket.
 int64_t grainFor(int64_t trainLength)
 {
     return std::max<int64_t>(16, trainLength / 8);
@@ -120,7 +121,7 @@ std::vector<double> expand(const nlohmann::json& buckets, int64_t grain, int64_t
 
 nlohmann::ordered_json evalToJson(const LengthEval& e, const std::string& domain, const std::string& text)
 {
-    const int64_t grain = grainFor(e.trainingLength);
+    const int64_t grain = storageGrain(e.trainingLength);
     const int64_t per = e.layers * e.heads;
     nlohmann::ordered_json j;
     j["domain"] = domain;
@@ -202,6 +203,31 @@ LengthStats statsFor(const LengthEval& e, const ForgetCriterion& c)
 }
 
 } // namespace
+
+// Until 2026-12-06 the curves were stored at grainFor's 16 tokens, which at T 8 and 16 averaged the
+// reference window [T/2, T) with the tokens before it (the state still filling), so the report read the
+// norm growth of those runs about 1.4 times the run's own.
+int64_t storageGrain(int64_t trainingLength)
+{
+    const auto [begin, end] = referenceWindow(trainingLength);
+    return std::max<int64_t>(1, std::gcd(std::gcd(grainFor(trainingLength), begin), end));
+}
+
+bool storedExactly(int64_t trainingLength, int64_t grain)
+{
+    const auto [begin, end] = referenceWindow(trainingLength);
+    return grain > 0 && begin % grain == 0 && end % grain == 0;
+}
+
+LengthStats runStats(const LengthEval& e, const ForgetCriterion& c)
+{
+    return statsFor(e, c);
+}
+
+LengthStats storedRunStats(const LengthEval& e, const ForgetCriterion& c)
+{
+    return statsFor(evalFromJson(evalToJson(e, "", "")), c);
+}
 
 std::pair<int64_t, int64_t> criterionRange(const ForgetCriterion& c, int64_t T, int64_t length)
 {
@@ -507,6 +533,89 @@ std::string judgementJson(const SweepSpec& spec, const SweepJudgement& j)
     out["reason"] = j.verdict.reason;
     out["evals"] = evalsJson(spec, j);
     return out.dump(1);
+}
+
+std::vector<std::string> unfinishedJobs(const SweepSpec& spec, const std::vector<SweepJob>& order,
+                                        const std::vector<std::string>& earlier, int* coarseWithWeights)
+{
+    const std::string folder = sweepFolder(spec);
+    std::map<std::string, const SweepRunResult*> byId;
+    const SweepReport r = reportSweep(spec, false, earlier);
+    for (const SweepRunResult& run : r.runs)
+        byId[run.job.id] = &run;
+    std::vector<std::string> ids;
+    int rejudgeable = 0;
+    for (const SweepJob& job : order) {
+        const auto it = byId.find(job.id);
+        const SweepRunResult* run = it == byId.end() ? nullptr : it->second;
+        if (!run || !run->finished) {
+            ids.push_back(job.id);
+        } else if (run->approximate) {
+            if (run->source.empty() && fs::exists(folder + "/jobs/" + job.id + "/model/model.safetensors"))
+                ++rejudgeable;
+            else
+                ids.push_back(job.id);
+        }
+    }
+    if (coarseWithWeights)
+        *coarseWithWeights = rejudgeable;
+    return ids;
+}
+
+int rejudgeSweep(const SweepSpec& spec, const std::vector<std::string>& only, const std::string& device,
+                 int threads, const std::function<void(const std::string&)>& log,
+                 const std::atomic<bool>* cancel)
+{
+    const std::string folder = sweepFolder(spec);
+    const std::string onDevice = !device.empty() ? device : Runner::cudaAvailable() ? "cuda" : "cpu";
+    int done = 0;
+    for (const SweepJob& job : selectJobs(planSweep(spec), only, "--jobs")) {
+        const std::string dir = folder + "/jobs/" + job.id, path = dir + "/job.json";
+        if (!fs::exists(path))
+            continue;
+        const nlohmann::json stored = loadPythonJson(path);
+        bool exact = true;
+        double was = 0;
+        try {
+            std::vector<LengthStats> stats;
+            for (const auto& e : stored.at("evals")) {
+                exact = exact &&
+                        storedExactly(e.at("training_length").get<int64_t>(), e.at("grain").get<int64_t>());
+                stats.push_back(statsFor(evalFromJson(e), spec.criterion));
+            }
+            was = judgeForgetting(spec.criterion, stats).normGrowth;
+        } catch (const nlohmann::json::exception& e) {
+            throw Error(path, "evals", "the evaluations of a job.json written by sweep run", e.what());
+        }
+        if (exact)
+            continue;
+        if (!fs::exists(dir + "/model/model.safetensors")) {
+            log("keep " + job.id + ": stored coarsely, and its model weights are not in " + dir + "/model");
+            continue;
+        }
+        if (cancel && cancel->load())
+            throw Cancelled();
+        const SweepJudgement judged =
+            judgeModel(spec, dir + "/model", job.trainLength, onDevice, threads, cancel);
+        // The training record (seconds, data, device) stays as it was, in its order.
+        nlohmann::ordered_json result;
+        try {
+            std::ifstream in(path);
+            result = nlohmann::ordered_json::parse(in);
+        } catch (const nlohmann::json::exception& e) {
+            throw Error(path, "job result", "a job.json written by sweep run", e.what());
+        }
+        result["evals"] = evalsJson(spec, judged);
+        result["rejudged"] = onDevice;
+        writeJsonAtomically(path, result);
+        char line[200];
+        std::snprintf(line, sizeof line, "rejudged %s: %s (score %.3f, growth %.2fx; read coarsely %.2fx)",
+                      job.id.c_str(), judged.verdict.forgets ? "forgets" : "collapses", judged.verdict.score,
+                      judged.verdict.normGrowth, was);
+        log(line);
+        ++done;
+    }
+    return done;
 }
 
 namespace {
@@ -894,6 +1003,9 @@ SweepRunResult runFromSummary(const SweepSpec& spec, const SweepJob& job, const 
     run.verdict = judgeForgetting(spec.criterion, run.domains);
     run.finished = true;
     run.source = path;
+    // Summaries without the key were written while every job.json kept grainFor's buckets.
+    run.approximate =
+        x.value("approximate", !storedExactly(job.trainLength, std::max<int64_t>(16, job.trainLength / 8)));
     return run;
 }
 
@@ -923,8 +1035,11 @@ SweepReport reportSweep(const SweepSpec& spec, bool provisional, const std::vect
         } else {
             const nlohmann::json j = loadPythonJson(path);
             try {
-                for (const auto& e : j.at("evals"))
+                for (const auto& e : j.at("evals")) {
                     run.domains.push_back(statsFor(evalFromJson(e), spec.criterion));
+                    if (!storedExactly(e.at("training_length").get<int64_t>(), e.at("grain").get<int64_t>()))
+                        run.approximate = true;
+                }
                 run.seconds = j.at("seconds").get<double>();
                 run.data = j.value("data", std::string());
             } catch (const nlohmann::json::exception& e) {
@@ -1199,6 +1314,14 @@ std::string formatSweepReport(const SweepReport& r)
         for (const auto& [text, jobs] : r.trainingTexts)
             out << "  " << jobs << (jobs == 1 ? " job: " : " jobs: ") << textName(text) << "\n";
     }
+    const auto approximate = std::count_if(
+        r.runs.begin(), r.runs.end(), [](const SweepRunResult& x) { return x.finished && x.approximate; });
+    if (approximate > 0)
+        out << "warning: " << approximate << " finished job" << (approximate == 1 ? " was" : "s were")
+            << " stored before 2026-12-06 in buckets coarser than the reference window [T/2, T) (T_train 8 "
+               "and 16, marked ~): their growth and loss ratio are read against a wider window and only "
+               "approximate the run's own, which the \"done\" lines of the sweep's log give; a run again "
+               "stores them exactly\n";
     if (r.provisional)
         out << "provisional: a seed's threshold counts once the two lengths around it are finished, and a "
                "size's T_forget is the mean of the seeds that have one\n";
@@ -1231,7 +1354,9 @@ std::string formatSweepReport(const SweepReport& r)
                       static_cast<long long>(run.job.trainLength),
                       static_cast<unsigned long long>(run.job.seed), static_cast<long long>(run.job.tokens),
                       run.verdict.score, run.verdict.normGrowth, 100 * retained, memory, run.seconds / 60,
-                      run.verdict.forgets ? "forgets" : ("collapses: " + run.verdict.reason).c_str());
+                      ((run.approximate ? "~" : "") +
+                       (run.verdict.forgets ? std::string("forgets") : "collapses: " + run.verdict.reason))
+                          .c_str());
         out << buf;
     }
     out << "\n";
@@ -1266,19 +1391,15 @@ std::string formatSweepReport(const SweepReport& r)
     }
     out << "\n" << formatStateUse(r);
     if (r.fit.n >= 2) {
-        if (std::isfinite(r.fit.slopeLow) && std::isfinite(r.fit.slopeHigh))
-            std::snprintf(
-                buf, sizeof buf,
-                "fit over %d state sizes: T_forget[K tokens] = %.4f * N_S[M] %+.4f   R^2 = %.4f   slope "
-                "95%% CI [%.4f, %.4f]%s\n",
-                r.fit.n, r.fit.slope, r.fit.intercept, r.fit.r2, r.fit.slopeLow, r.fit.slopeHigh,
-                r.fit.slopeLow > 0 || r.fit.slopeHigh < 0 ? "" : " (includes 0)");
-        else
-            std::snprintf(
-                buf, sizeof buf,
-                "fit over %d state sizes: T_forget[K tokens] = %.4f * N_S[M] %+.4f   R^2 = %.4f   slope "
-                "95%% CI: none (a line through two points has no error)\n",
-                r.fit.n, r.fit.slope, r.fit.intercept, r.fit.r2);
+        char interval[96] = "none (a line through two points has no error)";
+        if (r.fit.hasInterval())
+            std::snprintf(interval, sizeof interval, "[%.4f, %.4f]%s", r.fit.slopeLow, r.fit.slopeHigh,
+                          r.fit.slopeLow > 0 || r.fit.slopeHigh < 0 ? "" : " (includes 0)");
+        std::snprintf(
+            buf, sizeof buf,
+            "fit over %d state sizes: T_forget[K tokens] = %.4f * N_S[M] %+.4f   R^2 = %.4f   slope "
+            "95%% CI%s%s\n",
+            r.fit.n, r.fit.slope, r.fit.intercept, r.fit.r2, r.fit.hasInterval() ? " " : ": ", interval);
         out << buf;
         int i = 0;
         for (const auto& s : r.sizes)
@@ -1328,6 +1449,7 @@ std::vector<std::string> writeSweepReport(const SweepReport& r, const std::strin
             x["score"] = run.verdict.score;
             x["norm_growth"] = run.verdict.normGrowth;
             x["reason"] = run.verdict.reason;
+            x["approximate"] = run.approximate;
             x["seconds"] = run.seconds;
             x["data"] = run.data;
             nlohmann::json domains = nlohmann::json::array();
@@ -1403,9 +1525,8 @@ std::vector<std::string> writeSweepReport(const SweepReport& r, const std::strin
                     {"r2", r.fit.r2},
                     // Two sizes leave no degree of freedom: no interval, null rather than a number a
                     // reader could take for one.
-                    {"slope_ci95", std::isfinite(r.fit.slopeLow) && std::isfinite(r.fit.slopeHigh)
-                                       ? nlohmann::json{r.fit.slopeLow, r.fit.slopeHigh}
-                                       : nlohmann::json{nullptr, nullptr}},
+                    {"slope_ci95", r.fit.hasInterval() ? nlohmann::json{r.fit.slopeLow, r.fit.slopeHigh}
+                                                       : nlohmann::json{nullptr, nullptr}},
                     {"residuals", r.fit.residuals},
                     {"units", "T_forget in K = 1024 tokens, N_S in M elements"}};
     j["paper_fit"] = {{"slope", 5.172}, {"intercept", -4.469}};

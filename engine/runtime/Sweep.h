@@ -12,6 +12,7 @@
 #include "runtime/LengthEval.h"
 
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -153,12 +154,30 @@ SweepJudgement judgeModel(const SweepSpec& spec, const std::string& model, int64
                           const std::string& device, int threads, const std::atomic<bool>* cancel = nullptr);
 // The verdict and the evaluations as job.json holds them ("evals").
 std::string judgementJson(const SweepSpec& spec, const SweepJudgement& judgement);
+// The ids of `order` that a machine without this one's results should still run, in that order: jobs
+// with no job.json here nor a finished run in the `earlier` summaries, and jobs stored coarsely (see
+// SweepRunResult::approximate) whose weights are not here to evaluate again (`coarseWithWeights`
+// counts those that are: rejudgeSweep's).
+std::vector<std::string> unfinishedJobs(const SweepSpec& spec, const std::vector<SweepJob>& order,
+                                        const std::vector<std::string>& earlier,
+                                        int* coarseWithWeights = nullptr);
+// Evaluates again the finished jobs (of `only`, or all) that job.json stored coarser than their
+// reference window, from the model weights still in their folders, and rewrites the evaluations of
+// their job.json (its training record stays): the report then judges them exactly. A job whose
+// weights are not here (a GPU sweep's results come back without them) is named and left as it is.
+// Returns how many were evaluated again.
+int rejudgeSweep(const SweepSpec& spec, const std::vector<std::string>& only, const std::string& device,
+                 int threads, const std::function<void(const std::string&)>& log,
+                 const std::atomic<bool>* cancel = nullptr);
 
 struct LineFit {
     int n = 0;
     double slope = 0, intercept = 0, r2 = 0;
     double slopeLow = 0, slopeHigh = 0; // 95 % confidence interval (Student's t, n − 2 degrees of freedom)
     std::vector<double> residuals;
+    // Two points leave no degree of freedom: the bounds are infinite, and callers must say "none"
+    // rather than print them.
+    bool hasInterval() const { return std::isfinite(slopeLow) && std::isfinite(slopeHigh); }
 };
 // Least squares y = slope·x + intercept. Needs two distinct x; the interval needs three points.
 LineFit fitLine(const std::vector<double>& x, const std::vector<double>& y);
@@ -175,7 +194,22 @@ struct SweepRunResult {
     // Where the result was read: "" for the sweep's own jobs/<id>/job.json, else the earlier
     // summary.json it came from (reportSweep's earlier), whose job folder is not here.
     std::string source;
+    // Stored at a grain coarser than its reference window (job.json before 2026-12-06 at T_train 8 and
+    // 16): its statistics were read against a wider window than the run judged, so they are close to
+    // the run's own, not equal; its "done" line in the sweep's log has those.
+    bool approximate = false;
 };
+
+// The bucket, in tokens, in which job.json stores the evaluation curves of a run trained at length T:
+// as coarse as keeps exact every window a criterion reads (the reference window, T itself and the
+// ranges at whole multiples of T), so that the report judges what the run judged.
+int64_t storageGrain(int64_t trainingLength);
+// Whether curves stored in buckets of `grain` tokens keep the reference window of T exact.
+bool storedExactly(int64_t trainingLength, int64_t grain);
+// The statistics a run is judged by, from its full evaluation, and the same read back from the curves
+// job.json keeps, which is what `sweep report` judges: equal whenever storedExactly holds.
+LengthStats runStats(const LengthEval& e, const ForgetCriterion& c);
+LengthStats storedRunStats(const LengthEval& e, const ForgetCriterion& c);
 
 // T_forget of one state size and seed: bracket [lo, hi] from the grid, interpolated on a log scale.
 struct ForgetThreshold {

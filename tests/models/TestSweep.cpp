@@ -121,6 +121,35 @@ bool writeSyntheticJob(const QTemporaryDir& dir, const SweepJob& job, const std:
     return bool(out);
 }
 
+// An evaluation of job.json re-bucketed to `grain` tokens, as sweep run stored every one before
+// 2026-12-06: each bucket the mean of the finer ones it holds.
+void coarsenStoredEval(nlohmann::json& e, int64_t grain)
+{
+    const int64_t factor = grain / e.at("grain").get<int64_t>();
+    auto coarsen = [factor](const nlohmann::json& v) {
+        nlohmann::json out = nlohmann::json::array();
+        for (size_t from = 0; from < v.size(); from += size_t(factor)) {
+            double sum = 0;
+            int n = 0;
+            for (size_t i = from; i < std::min(v.size(), from + size_t(factor)); ++i)
+                if (v[i].is_number()) {
+                    sum += v[i].get<double>();
+                    ++n;
+                }
+            out.push_back(n ? nlohmann::json(sum / n) : nlohmann::json(nullptr));
+        }
+        return out;
+    };
+    for (const char* key : {"nll", "paired_nll"})
+        if (e.contains(key))
+            e[key] = coarsen(e[key]);
+    for (const char* key : {"window_nll", "state_norm", "window_paired_nll"})
+        if (e.contains(key))
+            for (auto& v : e[key])
+                v = coarsen(v);
+    e["grain"] = grain;
+}
+
 // A run of the tiny sweep's jobs on two CPU threads.
 SweepRunOptions cpuRun()
 {
@@ -421,6 +450,7 @@ private slots:
         QVERIFY2(std::abs(f.slope - 5.172) < 0.02, qPrintable(QString::number(f.slope)));
         QVERIFY2(std::abs(f.intercept + 4.469) < 0.1, qPrintable(QString::number(f.intercept)));
         QVERIFY(f.r2 > 0.999);
+        QVERIFY(f.hasInterval());
         QVERIFY(f.slopeLow > 0 && f.slopeLow < 5.172 && f.slopeHigh > 5.172);
         QCOMPARE(f.residuals.size(), x.size());
         // Pure noise: the interval includes 0.
@@ -538,6 +568,7 @@ private slots:
         QCOMPARE(strict.fit.n, 2);
         // Two sizes: a line without an interval, which the text and the summary say rather than print a
         // number (the figure once drew JSON's null as [0.000, 0.000]).
+        QVERIFY(!strict.fit.hasInterval());
         QVERIFY(std::isinf(strict.fit.slopeLow) && std::isinf(strict.fit.slopeHigh));
         const std::string twoText = formatSweepReport(strict);
         QVERIFY2(twoText.find("fit over 2 state sizes") != std::string::npos &&
@@ -593,6 +624,166 @@ private slots:
         const std::string provisionalText = formatSweepReport(p);
         QVERIFY2(provisionalText.find("provisional") != std::string::npos, provisionalText.c_str());
         QVERIFY(loadPythonJson(writeSweepReport(p, dir.filePath("tiny").toStdString())[0]).at("provisional"));
+    }
+
+    // job.json keeps the curves in buckets; the report judges those, so they must resolve every window
+    // the run judged. At T 8 and 16 the 16-token buckets of before 2026-12-06 did not: the reference
+    // [T/2, T) was averaged with the tokens before it, while the state was still filling.
+    void storedCurvesKeepTheRunsStatistics()
+    {
+        QCOMPARE(storageGrain(8), int64_t(4));
+        QCOMPARE(storageGrain(16), int64_t(8));
+        QCOMPARE(storageGrain(32), int64_t(16));
+        QCOMPARE(storageGrain(48), int64_t(8));
+        QCOMPARE(storageGrain(128), int64_t(16));
+        QCOMPARE(storageGrain(1024), int64_t(128));
+        QVERIFY(!storedExactly(16, 16) && !storedExactly(8, 16));
+        QVERIFY(storedExactly(16, 8) && storedExactly(32, 16) && storedExactly(2048, 256));
+        ForgetCriterion c;
+        c.kind = "paired";
+        c.fromMultiple = 8;
+        c.toMultiple = 16;
+        c.maxNormGrowth = 5;
+        for (const int64_t T : {8, 16, 32, 48, 128}) {
+            const int64_t L = 32 * T;
+            LengthEval e = curve(T, L, 2.0, 2.1);
+            // Every head's norm rises while the state fills; head 4's keeps rising after T.
+            for (int64_t t = 0; t < L; ++t)
+                for (int64_t u = 0; u < 6; ++u)
+                    e.stateNorm[t * 6 + u] = 0.1 + double(std::min(t, T)) / T +
+                                             (u == 4 && t > T ? 3.0 * (t - T) / (L - T) : 0.0) +
+                                             0.05 * std::sin(0.7 * t + u);
+            for (int64_t t = 1; t < L; ++t)
+                e.nll[t] += 0.3 * std::exp(-double(t) / T) + 0.02 * std::cos(1.3 * t);
+            e.windowNll = {e.nll};
+            e.pairedBegin = 8 * T;
+            e.pairedEnd = 16 * T;
+            e.pairedNll.assign(static_cast<size_t>(L), std::nan(""));
+            for (int64_t t = e.pairedBegin; t < e.pairedEnd; ++t)
+                e.pairedNll[t] = 2.0 + 0.01 * std::sin(0.3 * t);
+            e.windowPairedNll = {e.pairedNll};
+            const LengthStats run = runStats(e, c), stored = storedRunStats(e, c);
+            const QString what = QString("T %1: growth %2 vs %3, reference NLL %4 vs %5")
+                                     .arg(T)
+                                     .arg(run.normGrowth)
+                                     .arg(stored.normGrowth)
+                                     .arg(run.referenceNll)
+                                     .arg(stored.referenceNll);
+            QVERIFY2(run.normGrowth > 1.5, qPrintable(what));
+            QVERIFY2(std::abs(stored.normGrowth - run.normGrowth) < 1e-9 * run.normGrowth, qPrintable(what));
+            QVERIFY2(std::abs(stored.referenceNll - run.referenceNll) < 1e-9, qPrintable(what));
+            QVERIFY2(std::abs(stored.ratio - run.ratio) < 1e-9, qPrintable(what));
+            QVERIFY2(std::abs(stored.pairedRatio - run.pairedRatio) < 1e-9, qPrintable(what));
+        }
+    }
+
+    // Runs stored before that fix are marked, in the report's text and its summary, and stay marked when
+    // a later report takes them from that summary.
+    void reportMarksRunsStoredCoarsely()
+    {
+        QTemporaryDir dir;
+        nlohmann::json s = tinySpec();
+        s["values"] = {8};
+        s["train_lengths"] = {16, 32};
+        s["eval_multiple"] = 16;
+        s["criterion"] = {{"from", 8}, {"to", 16}};
+        const SweepSpec spec = readSweepSpec(writeSpec(dir, s));
+        const auto jobs = planSweep(spec);
+        QCOMPARE(jobs.size(), size_t(2));
+        for (const SweepJob& job : jobs) // 16-token buckets, as sweep run wrote them before 2026-12-06
+            QVERIFY(writeSyntheticJob(dir, job, {2.0}, 1.0));
+        const SweepReport r = reportSweep(spec);
+        QCOMPARE(r.finished, 2);
+        for (const auto& run : r.runs)
+            QCOMPARE(run.approximate, run.job.trainLength == 16);
+        const std::string text = formatSweepReport(r);
+        QVERIFY2(text.find("warning: 1 finished job was stored before 2026-12-06 in buckets coarser than the "
+                           "reference window") != std::string::npos,
+                 text.c_str());
+        QVERIFY2(text.find("~forgets") != std::string::npos, text.c_str());
+        const std::string summary = writeSweepReport(r, dir.filePath("tiny").toStdString())[0];
+        nlohmann::json written = nlohmann::json::parse(std::ifstream(summary));
+        for (const auto& run : written.at("runs"))
+            QCOMPARE(run.at("approximate").get<bool>(), run.at("train_length").get<int64_t>() == 16);
+        // A coarse job whose weights are not here is one to run again.
+        const std::vector<std::string> again16 = {jobs[0].trainLength == 16 ? jobs[0].id : jobs[1].id};
+        int rejudgeable = -1;
+        QCOMPARE(unfinishedJobs(spec, jobs, {}, &rejudgeable), again16);
+        QCOMPARE(rejudgeable, 0);
+        // Without the job folders, from the summary; and from one written before the key existed.
+        QVERIFY(QDir(dir.filePath("tiny/jobs")).removeRecursively());
+        QCOMPARE(unfinishedJobs(spec, jobs, {}), (std::vector<std::string>{jobs[0].id, jobs[1].id}));
+        QCOMPARE(unfinishedJobs(spec, jobs, {summary}), again16);
+        for (auto& run : written.at("runs"))
+            run.erase("approximate");
+        const std::string older = dir.filePath("older.json").toStdString();
+        std::ofstream(older) << written.dump();
+        for (const std::string& earlier : {summary, older}) {
+            const SweepReport again = reportSweep(spec, false, {earlier});
+            QCOMPARE(again.finished, 2);
+            for (const auto& run : again.runs)
+                QCOMPARE(run.approximate, run.job.trainLength == 16);
+        }
+    }
+
+    // Jobs stored coarsely are evaluated again from their weights, and the report then reads what the
+    // run judged; a job without its weights (a GPU sweep's come back without) is named and kept.
+    void rejudgeRestoresWhatTheRunJudged()
+    {
+        QTemporaryDir dir;
+        nlohmann::json s = tinySpec();
+        s["values"] = {8};
+        s["train_lengths"] = {16};
+        s["seeds"] = {0, 1};
+        s["eval_multiple"] = 8;
+        const SweepSpec spec = readSweepSpec(writeSpec(dir, s));
+        const auto jobs = planSweep(spec);
+        QCOMPARE(runSweep(spec, cpuRun(), [](const std::string&) {}), 2);
+        const SweepReport exact = reportSweep(spec);
+        QCOMPARE(exact.finished, 2);
+        for (const auto& run : exact.runs)
+            QVERIFY(!run.approximate);
+        auto jobPath = [&](size_t i) {
+            return dir.filePath(QString("tiny/jobs/%1").arg(QString::fromStdString(jobs[i].id)))
+                .toStdString();
+        };
+        for (size_t i = 0; i < jobs.size(); ++i) {
+            nlohmann::json j = loadPythonJson(jobPath(i) + "/job.json");
+            for (auto& e : j.at("evals"))
+                coarsenStoredEval(e, 16);
+            std::ofstream(jobPath(i) + "/job.json") << j.dump();
+        }
+        const SweepReport coarse = reportSweep(spec);
+        for (const auto& run : coarse.runs)
+            QVERIFY(run.approximate);
+        QVERIFY(QFile::remove(QString::fromStdString(jobPath(1) + "/model/model.safetensors")));
+        std::vector<std::string> log;
+        auto logger = [&](const std::string& line) { log.push_back(line); };
+        int rejudgeable = -1;
+        QCOMPARE(unfinishedJobs(spec, jobs, {}, &rejudgeable), std::vector<std::string>{jobs[1].id});
+        QCOMPARE(rejudgeable, 1);
+        QCOMPARE(rejudgeSweep(spec, {}, "cpu", 2, logger), 1);
+        QCOMPARE(log.size(), size_t(2));
+        QVERIFY2(log[0].rfind("rejudged " + jobs[0].id + ": ", 0) == 0, log[0].c_str());
+        QVERIFY2(log[1].rfind("keep " + jobs[1].id + ": stored coarsely, and its model weights are not in",
+                              0) == 0,
+                 log[1].c_str());
+        const SweepReport again = reportSweep(spec);
+        QVERIFY(!again.runs[0].approximate);
+        QVERIFY(again.runs[1].approximate);
+        const LengthStats &a = again.runs[0].domains[0], &b = exact.runs[0].domains[0];
+        const QString what = QString("growth %1 vs %2, ratio %3 vs %4")
+                                 .arg(a.normGrowth)
+                                 .arg(b.normGrowth)
+                                 .arg(a.ratio)
+                                 .arg(b.ratio);
+        QVERIFY2(std::abs(a.normGrowth - b.normGrowth) < 1e-6 * b.normGrowth, qPrintable(what));
+        QVERIFY2(std::abs(a.ratio - b.ratio) < 1e-6 * b.ratio, qPrintable(what));
+        QCOMPARE(again.runs[0].verdict.forgets, exact.runs[0].verdict.forgets);
+        // The training record is kept.
+        QVERIFY(loadPythonJson(jobPath(0) + "/job.json").contains("train_seconds"));
+        log.clear();
+        QCOMPARE(rejudgeSweep(spec, {}, "cpu", 2, logger), 0);
     }
 
     // A sweep whose first session's job folders did not travel: its summary.json stands in for them.
