@@ -1376,10 +1376,16 @@ std::string formatSweepReport(const SweepReport& r)
                 : f.finished < f.planned ? "unfinished, " + std::to_string(f.finished) + " of " +
                                                std::to_string(f.planned) + " lengths"
                                          : std::string("outside grid");
-            std::snprintf(buf, sizeof buf, "%-8lld %10lld %5llu %26s  %s\n",
+            // A bracket that ends on a run stored coarsely is only as exact as that run.
+            const bool approximate = std::any_of(r.runs.begin(), r.runs.end(), [&](const SweepRunResult& x) {
+                return x.finished && x.approximate && x.job.axisValue == s.axisValue &&
+                       x.job.seed == f.seed &&
+                       (x.job.trainLength == f.collapsesAt || x.job.trainLength == f.forgetsFrom);
+            });
+            std::snprintf(buf, sizeof buf, "%-8lld %10lld %5llu %26s  %s%s\n",
                           static_cast<long long>(s.axisValue), static_cast<long long>(s.stateSize),
                           static_cast<unsigned long long>(f.seed), ("[" + lo + ", " + hi + "]").c_str(),
-                          at.c_str());
+                          at.c_str(), approximate ? " ~" : "");
             out << buf;
         }
         if (s.tForget > 0) {

@@ -701,6 +701,7 @@ private slots:
                            "reference window") != std::string::npos,
                  text.c_str());
         QVERIFY2(text.find("~forgets") != std::string::npos, text.c_str());
+        QVERIFY2(text.find("[-, 16]  outside grid ~\n") != std::string::npos, text.c_str());
         const std::string summary = writeSweepReport(r, dir.filePath("tiny").toStdString())[0];
         nlohmann::json written = nlohmann::json::parse(std::ifstream(summary));
         for (const auto& run : written.at("runs"))
