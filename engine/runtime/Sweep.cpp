@@ -202,11 +202,24 @@ LengthStats statsFor(const LengthEval& e, const ForgetCriterion& c)
     return lengthStats(e, e.trainingLength, from, to, grainFor(e.trainingLength));
 }
 
+// The statistics of a job.json's evaluations under c; false in *exact when any was stored coarsely.
+std::vector<LengthStats> storedStats(const nlohmann::json& evals, const ForgetCriterion& c, bool* exact)
+{
+    std::vector<LengthStats> stats;
+    *exact = true;
+    for (const auto& e : evals) {
+        stats.push_back(statsFor(evalFromJson(e), c));
+        *exact =
+            *exact && storedExactly(e.at("training_length").get<int64_t>(), e.at("grain").get<int64_t>());
+    }
+    return stats;
+}
+
 } // namespace
 
 // Until 2026-12-06 the curves were stored at grainFor's 16 tokens, which at T 8 and 16 averaged the
 // reference window [T/2, T) with the tokens before it (the state still filling), so the report read the
-// norm growth of those runs about 1.4 times the run's own.
+// norm growth of those runs 1.3-1.6 times the run's own.
 int64_t storageGrain(int64_t trainingLength)
 {
     const auto [begin, end] = referenceWindow(trainingLength);
@@ -577,13 +590,8 @@ int rejudgeSweep(const SweepSpec& spec, const std::vector<std::string>& only, co
         bool exact = true;
         double was = 0;
         try {
-            std::vector<LengthStats> stats;
-            for (const auto& e : stored.at("evals")) {
-                exact = exact &&
-                        storedExactly(e.at("training_length").get<int64_t>(), e.at("grain").get<int64_t>());
-                stats.push_back(statsFor(evalFromJson(e), spec.criterion));
-            }
-            was = judgeForgetting(spec.criterion, stats).normGrowth;
+            was = judgeForgetting(spec.criterion, storedStats(stored.at("evals"), spec.criterion, &exact))
+                      .normGrowth;
         } catch (const nlohmann::json::exception& e) {
             throw Error(path, "evals", "the evaluations of a job.json written by sweep run", e.what());
         }
@@ -1004,8 +1012,7 @@ SweepRunResult runFromSummary(const SweepSpec& spec, const SweepJob& job, const 
     run.finished = true;
     run.source = path;
     // Summaries without the key were written while every job.json kept grainFor's buckets.
-    run.approximate =
-        x.value("approximate", !storedExactly(job.trainLength, std::max<int64_t>(16, job.trainLength / 8)));
+    run.approximate = x.value("approximate", !storedExactly(job.trainLength, grainFor(job.trainLength)));
     return run;
 }
 
@@ -1035,11 +1042,9 @@ SweepReport reportSweep(const SweepSpec& spec, bool provisional, const std::vect
         } else {
             const nlohmann::json j = loadPythonJson(path);
             try {
-                for (const auto& e : j.at("evals")) {
-                    run.domains.push_back(statsFor(evalFromJson(e), spec.criterion));
-                    if (!storedExactly(e.at("training_length").get<int64_t>(), e.at("grain").get<int64_t>()))
-                        run.approximate = true;
-                }
+                bool exact = true;
+                run.domains = storedStats(j.at("evals"), spec.criterion, &exact);
+                run.approximate = !exact;
                 run.seconds = j.at("seconds").get<double>();
                 run.data = j.value("data", std::string());
             } catch (const nlohmann::json::exception& e) {
