@@ -292,12 +292,14 @@ SweepSpec readSweepSpec(const std::string& path)
     const nlohmann::json j = loadPythonJson(path);
     if (!j.is_object())
         throw Error(path, "spec", "a JSON object", j.type_name());
+    // clang-format off
     static const std::set<std::string> known{
         "name",       "out",           "architecture", "shape",    "overrides",      "axis",
         "values",     "train_lengths", "seeds",        "budget",   "tokens_per_run", "tokens_per_step",
         "steps",      "batch",         "init",         "lr",       "weight_decay",   "warmup_fraction",
         "schedule",   "bf16",          "data",         "held_out", "eval_multiple",  "eval_samples",
-        "eval_chunk", "criterion",     "comment",      "tokenizer"};
+        "eval_chunk", "criterion",     "comment",      "tokenizer", "train_lengths_by_value"};
+    // clang-format on
     for (const auto& [key, value] : j.items())
         if (!known.count(key))
             throw Error(path, key, "a known key (docs/sweeps.md)", "\"" + key + "\"");
@@ -322,6 +324,34 @@ SweepSpec readSweepSpec(const std::string& path)
         throw Error(path, "axis", "d_state, n_layer, d_model or headdim", "\"" + s.axis + "\"");
     s.axisValues = intList(j, "values", path, 1);
     s.trainLengths = intList(j, "train_lengths", path, 2);
+    if (j.contains("train_lengths_by_value")) {
+        const auto& byValue = j["train_lengths_by_value"];
+        if (!byValue.is_object() || byValue.empty())
+            throw Error(path, "train_lengths_by_value", "an object of axis value: list of T_train",
+                        byValue.dump());
+        std::set<int64_t> all(s.trainLengths.begin(), s.trainLengths.end());
+        for (const auto& [key, list] : byValue.items()) {
+            const std::string field = "train_lengths_by_value." + key;
+            int64_t value = 0;
+            try {
+                size_t used = 0;
+                value = std::stoll(key, &used);
+                if (used != key.size())
+                    throw std::invalid_argument(key);
+            } catch (const std::exception&) {
+                throw Error(path, field, "an axis value as the key", "\"" + key + "\"");
+            }
+            if (std::find(s.axisValues.begin(), s.axisValues.end(), value) == s.axisValues.end())
+                throw Error(path, field, "one of the spec's values", "\"" + key + "\"");
+            const std::vector<int64_t> lengths =
+                intList(nlohmann::json{{field, list}}, field.c_str(), path, 2);
+            all.insert(lengths.begin(), lengths.end());
+            s.trainLengthsByValue[value] = lengths;
+        }
+        for (int64_t value : s.axisValues)
+            s.trainLengthsByValue.emplace(value, s.trainLengths); // the rest keep train_lengths
+        s.trainLengths.assign(all.begin(), all.end());
+    }
     if (j.contains("seeds")) {
         s.seeds.clear();
         for (int64_t v : intList(j, "seeds", path, 0))
@@ -417,7 +447,7 @@ std::vector<SweepJob> planSweep(const SweepSpec& spec)
         const ModelShape shape = arch->describe(
             config, "transformers", spec.file + " (" + spec.axis + " " + std::to_string(value) + ")",
             ProbeDetail::Summary);
-        for (int64_t T : spec.trainLengths)
+        for (int64_t T : spec.lengthsFor(value))
             for (uint64_t seed : spec.seeds) {
                 SweepJob job;
                 job.index = static_cast<int64_t>(jobs.size());
@@ -1071,10 +1101,8 @@ SweepReport reportSweep(const SweepSpec& spec, bool provisional, const std::vect
         int counted = 0;
         bool allInside = true;
         std::vector<int64_t> forgetIndex, lowerBounds;
-        auto indexOf = [&](int64_t T) {
-            return std::find(spec.trainLengths.begin(), spec.trainLengths.end(), T) -
-                   spec.trainLengths.begin();
-        };
+        const std::vector<int64_t>& grid = spec.lengthsFor(value);
+        auto indexOf = [&](int64_t T) { return std::find(grid.begin(), grid.end(), T) - grid.begin(); };
         for (uint64_t seed : spec.seeds) {
             std::vector<int64_t> lengths;
             std::vector<ForgetVerdict> verdicts;
@@ -1090,8 +1118,8 @@ SweepReport reportSweep(const SweepSpec& spec, bool provisional, const std::vect
                 forgetThreshold(lengths, verdicts, spec.criterion.threshold(), spec.criterion.maxNormGrowth);
             f.seed = seed;
             f.finished = static_cast<int>(lengths.size());
-            f.planned = static_cast<int>(spec.trainLengths.size());
-            if (lengths.size() != spec.trainLengths.size()) {
+            f.planned = static_cast<int>(grid.size());
+            if (lengths.size() != grid.size()) {
                 // Unfinished: not a threshold yet, unless provisional and no unfinished length can move it.
                 f.provisional = provisional && f.inside && f.monotone &&
                                 indexOf(f.forgetsFrom) - indexOf(f.collapsesAt) == 1;

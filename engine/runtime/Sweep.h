@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -66,7 +67,11 @@ struct SweepSpec {
     std::string overridesJson = "{}"; // config keys (transformers dialect) every run shares
     std::string axis = "d_state";     // d_state, n_layer, d_model or headdim
     std::vector<int64_t> axisValues;
+    // Every T_train of the sweep, ascending: the report's columns. A size runs lengthsFor(its value).
     std::vector<int64_t> trainLengths;
+    // "train_lengths_by_value": the sizes whose grid differs from train_lengths, such as a large state
+    // whose threshold lies past the lengths the smaller ones need.
+    std::map<int64_t, std::vector<int64_t>> trainLengthsByValue;
     std::vector<uint64_t> seeds{0, 1};
     // "tokens": every run sees tokensPerRun tokens in steps of tokensPerStep (batch = tokensPerStep / T,
     // at least 1). "steps": every run takes `steps` steps of `batch` sequences, so tokens grow with T.
@@ -85,6 +90,13 @@ struct SweepSpec {
     int evalSamples = 4;
     int64_t evalChunk = 8192;
     ForgetCriterion criterion;
+
+    // The T_train values a size of this axis value runs, ascending.
+    const std::vector<int64_t>& lengthsFor(int64_t axisValue) const
+    {
+        const auto it = trainLengthsByValue.find(axisValue);
+        return it == trainLengthsByValue.end() ? trainLengths : it->second;
+    }
 };
 
 // Reads and checks a spec (throws Error naming the file and the field).

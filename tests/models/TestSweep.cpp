@@ -182,8 +182,10 @@ private slots:
             } catch (const std::exception& e) {
                 QFAIL(e.what());
             }
-            QVERIFY2(jobs.size() == spec.axisValues.size() * spec.trainLengths.size() * spec.seeds.size(),
-                     qPrintable(name));
+            size_t planned = 0;
+            for (int64_t value : spec.axisValues)
+                planned += spec.lengthsFor(value).size() * spec.seeds.size();
+            QVERIFY2(jobs.size() == planned, qPrintable(name));
             int64_t last = 0;
             for (const SweepJob& job : jobs) {
                 QVERIFY2(job.stateSize >= last, qPrintable(name + ": " + QString::fromStdString(job.id)));
@@ -280,6 +282,16 @@ private slots:
         QTest::newRow("held-out") << "held_out"
                                   << "{}"
                                   << "held_out: expected an object";
+        QTest::newRow("grid of a value not swept")
+            << "train_lengths_by_value"
+            << "{\"12\": [64, 128]}"
+            << "train_lengths_by_value.12: expected one of the spec's values";
+        QTest::newRow("grid keyed by a name") << "train_lengths_by_value"
+                                              << "{\"large\": [64]}"
+                                              << "train_lengths_by_value.large: expected an axis value";
+        QTest::newRow("empty grid of a value") << "train_lengths_by_value"
+                                               << "{\"8\": []}"
+                                               << "train_lengths_by_value.8: expected a non-empty list";
     }
 
     void specRefusals()
@@ -624,6 +636,55 @@ private slots:
         const std::string provisionalText = formatSweepReport(p);
         QVERIFY2(provisionalText.find("provisional") != std::string::npos, provisionalText.c_str());
         QVERIFY(loadPythonJson(writeSweepReport(p, dir.filePath("tiny").toStdString())[0]).at("provisional"));
+    }
+
+    // A large state's threshold can lie past the lengths the small ones need (micro-width's d_model
+    // 1024): train_lengths_by_value gives that size a longer grid, and the other sizes are finished
+    // without the longer lengths rather than held back as unfinished.
+    void sizesHaveTheirOwnGrids()
+    {
+        QTemporaryDir dir;
+        nlohmann::json s = tinySpec();
+        s["train_lengths"] = {64, 128};
+        s["train_lengths_by_value"] = {{"16", {256, 64, 128}}};
+        s["eval_multiple"] = 16;
+        s["criterion"] = {{"from", 8}, {"to", 16}};
+        const SweepSpec spec = readSweepSpec(writeSpec(dir, s));
+        QCOMPARE(spec.trainLengths, std::vector<int64_t>({64, 128, 256}));
+        QCOMPARE(spec.lengthsFor(8), std::vector<int64_t>({64, 128}));
+        QCOMPARE(spec.lengthsFor(16), std::vector<int64_t>({64, 128, 256}));
+        const auto jobs = planSweep(spec);
+        std::vector<std::string> ids;
+        for (const auto& j : jobs)
+            ids.push_back(j.id);
+        QCOMPARE(ids, std::vector<std::string>({"d_state-8_T-64_seed-0", "d_state-8_T-128_seed-0",
+                                                "d_state-16_T-64_seed-0", "d_state-16_T-128_seed-0",
+                                                "d_state-16_T-256_seed-0"}));
+        // d_state 8 forgets from 128, d_state 16 from 256 only.
+        for (const SweepJob& job : jobs) {
+            const bool forgets = job.trainLength >= (job.axisValue == 8 ? 128 : 256);
+            QVERIFY(writeSyntheticJob(dir, job, {2.0}, forgets ? 1.0 : 1.5));
+        }
+        const SweepReport r = reportSweep(spec);
+        QCOMPARE(r.finished, 5);
+        QCOMPARE(r.sizes.size(), size_t(2));
+        QCOMPARE(r.sizes[0].seeds[0].planned, 2);
+        QCOMPARE(r.sizes[0].seeds[0].finished, 2);
+        QCOMPARE(r.sizes[1].seeds[0].planned, 3);
+        QCOMPARE(r.sizes[0].seeds[0].forgetsFrom, int64_t(128));
+        QCOMPARE(r.sizes[1].seeds[0].forgetsFrom, int64_t(256));
+        QVERIFY(r.sizes[0].tForget > 64 && r.sizes[0].tForget < 128);
+        QVERIFY(r.sizes[1].tForget > 128 && r.sizes[1].tForget < 256);
+        QCOMPARE(r.fit.n, 2);
+        // The tables have a column per length of any size, "-" where a size has no run.
+        const std::string text = formatSweepReport(r);
+        QVERIFY2(text.find("unfinished") == std::string::npos, text.c_str());
+        QVERIFY2(text.find("T 256") != std::string::npos, text.c_str());
+        // Without the longer grid, d_state 16 never forgets inside it.
+        s.erase("train_lengths_by_value");
+        const SweepReport narrow = reportSweep(readSweepSpec(writeSpec(dir, s)));
+        QVERIFY(!narrow.sizes[1].seeds[0].inside);
+        QCOMPARE(narrow.sizes[1].tForget, 0.0);
     }
 
     // job.json keeps the curves in buckets; the report judges those, so they must resolve every window
