@@ -301,6 +301,14 @@ ForgetThresholdView::ForgetThresholdView(QWidget* parent) : QWidget(parent), m_p
     m_curveLegend->setVisible(false);
 
     connect(m_plot, &QCustomPlot::mousePress, this, [this](QMouseEvent* e) { onPress(e->pos()); });
+    connect(m_plot, &QCustomPlot::afterLayout, this, [this] {
+        if (!fitHeadroom())
+            return;
+        // The layout just made placed the ticks and margins for the old range: again, for this frame.
+        for (auto phase :
+             {QCPLayoutElement::upPreparation, QCPLayoutElement::upMargins, QCPLayoutElement::upLayout})
+            m_mainRect->update(phase);
+    });
     connect(m_plot, &QCustomPlot::afterReplot, this, [this] {
         if (placeLegend())
             m_plot->replot(QCustomPlot::rpQueuedReplot);
@@ -414,7 +422,9 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
     if (data.hasFit)
         m_fit->addToLegend();
     m_mainRect->axis(QCPAxis::atBottom)->setRange(0, x1);
-    m_mainRect->axis(QCPAxis::atLeft)->setRange(y0, y1);
+    m_mainRect->axis(QCPAxis::atLeft)->setRange(y0, y1); // fitHeadroom sets the top once laid out
+    m_yBottom = y0;
+    m_yTopLeast = y1;
     for (QCPGraph* g : m_curves)
         m_plot->removeGraph(g);
     m_curves.clear();
@@ -427,6 +437,37 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
     m_plot->replot();
     if (m_mainRect->insetLayout()->insetAlignment(0) != corner)
         m_plot->replot();
+}
+
+bool ForgetThresholdView::fitHeadroom()
+{
+    const QRect area = m_mainRect->rect();
+    if (!(m_yBottom > 0) || !(m_yTopLeast > m_yBottom) || area.height() < 40 || m_equation->text().isEmpty())
+        return false;
+    const QRectF box =
+        QRectF(m_equation->topLeft->pixelPosition(), m_equation->bottomRight->pixelPosition()).normalized();
+    // A marker's half size and a gap: what a dot may not come nearer the heading than.
+    const double pad = 8;
+    QCPAxis* xAxis = m_mainRect->axis(QCPAxis::atBottom);
+    double under = 0; // the highest dot below the heading's width
+    for (QCPGraph* g : {m_forgets, m_collapses, m_thresholds, m_seedThresholds})
+        for (auto it = g->data()->constBegin(); it != g->data()->constEnd(); ++it) {
+            const double px = xAxis->coordToPixel(it->key);
+            if (px >= box.left() - pad && px <= box.right() + pad)
+                under = std::max(under, it->value);
+        }
+    // On the log axis a value v is drawn at top + H ln(y1/v) / ln(y1/y0): the y1 that puts `under`
+    // a share f of the height down, f the heading's share. Never less room than setData gave, which
+    // keeps a top corner free for the legend.
+    const double f = std::min(0.85, (box.bottom() + pad - area.top()) / area.height());
+    double top = m_yTopLeast;
+    if (under > 0 && f > 0)
+        top = std::max(top, std::exp((std::log(under) - f * std::log(m_yBottom)) / (1 - f)));
+    QCPAxis* yAxis = m_mainRect->axis(QCPAxis::atLeft);
+    if (std::abs(std::log(top / yAxis->range().upper)) < 0.01)
+        return false;
+    yAxis->setRange(m_yBottom, top);
+    return true;
 }
 
 double ForgetThresholdView::seedX(double stateSize, int seedIndex) const

@@ -126,6 +126,10 @@ private:
     // (the top left holds the equation); true if it moved. Where they are depends on the data and
     // the window's size, so it runs after each replot.
     bool placeLegend();
+    // Raises the top of the T_train axis until no dot lies under the equation and its notes: their
+    // height in pixels depends on the window or the figure, so it runs after each layout. True if the
+    // range changed.
+    bool fitHeadroom();
     // N_S in M moved sideways by seed, so that the seeds of one cell do not hide each other.
     double seedX(double stateSize, int seedIndex) const;
 
@@ -146,6 +150,9 @@ private:
     ForgetThresholdData m_data;
     int m_shown = -1;
     double m_seedStep = 0; // M elements between the dots of neighbouring seeds
+    // K tokens: the T_train axis's lower end, and its least top (room for the heading as setData
+    // reckons it, before a layout tells the heading's height in pixels)
+    double m_yBottom = 0, m_yTopLeast = 0;
 };
 
 } // namespace statescope

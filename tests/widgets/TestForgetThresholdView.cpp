@@ -510,6 +510,90 @@ private slots:
         QVERIFY(data.trainingTexts.isEmpty());
     }
 
+    // The heading (fit, criterion, the notes on seeds) lies over the data area's top left: the axis
+    // rises until no dot is under it, however many lines it has, in the window and in the figure.
+    // The nineteenth round's figure had d_model 1024's runs at T 1024-2048 under seven lines.
+    void headingCoversNoDot()
+    {
+        QTemporaryDir dir;
+        QJsonArray runs, sizes;
+        const double stateSizes[] = {9344, 18304, 36224, 72064, 143744};
+        const double forgetsFrom[] = {32, 64, 64, 128, 1024};
+        for (int s = 0; s < 5; ++s) {
+            QJsonArray seeds;
+            for (int seed = 0; seed < 4; ++seed) {
+                for (double t = 8; t <= (s == 4 ? 2048 : 512); t *= 2) {
+                    // The largest size's seeds 1 and 2 collapse again at 2048.
+                    const bool forgets =
+                        t >= forgetsFrom[s] && !(s == 4 && t == 2048 && (seed == 1 || seed == 2));
+                    runs.append(
+                        QJsonObject{{"id", QString("d_model-%1_T-%2_seed-%3").arg(s).arg(t).arg(seed)},
+                                    {"state_size", stateSizes[s]},
+                                    {"train_length", t},
+                                    {"seed", seed},
+                                    {"finished", true},
+                                    {"forgets", forgets},
+                                    {"score", 1.0}});
+                }
+                const bool monotone = !(s == 4 && (seed == 1 || seed == 2));
+                seeds.append(QJsonObject{{"seed", seed},
+                                         {"inside", true},
+                                         {"monotone", monotone},
+                                         {"interpolated", 0.75 * forgetsFrom[s]}});
+            }
+            sizes.append(QJsonObject{{"state_size", stateSizes[s]},
+                                     {"t_forget", s == 4 ? 0.0 : 0.75 * forgetsFrom[s]},
+                                     {"seeds_agree", s >= 2},
+                                     {"seeds", seeds}});
+        }
+        writeJson(dir.filePath("summary.json"),
+                  QJsonObject{{"name", "heading"},
+                              {"criterion", QJsonObject{{"kind", "paired"}, {"from", 8}, {"to", 16}}},
+                              {"runs", runs},
+                              {"sizes", sizes},
+                              {"fit", QJsonObject{{"slope", 1.236},
+                                                  {"intercept", 0.018},
+                                                  {"r2", 0.989},
+                                                  {"slope_ci95", QJsonArray{-0.427, 2.9}}}}});
+        ForgetThresholdData data;
+        QString error;
+        QVERIFY2(ForgetThresholdData::fromSummary(dir.filePath("summary.json"), &data, &error),
+                 qPrintable(error));
+        QCOMPARE(data.notMonotone.size(), 2);
+        QCOMPARE(data.seedsDisagree.size(), 2);
+        ForgetThresholdView view;
+        view.resize(1280, 720);
+        view.show();
+        view.setData(data);
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        QVERIFY2(view.equationLabel()->text().count(QLatin1Char('\n')) >= 6,
+                 qPrintable(view.equationLabel()->text()));
+        const auto covered = [&] {
+            const QRectF box = QRectF(view.equationLabel()->topLeft->pixelPosition(),
+                                      view.equationLabel()->bottomRight->pixelPosition())
+                                   .normalized();
+            QStringList ids;
+            for (int i = 0; i < data.runs.size(); ++i)
+                if (box.contains(view.runPixel(i)))
+                    ids.push_back(data.runs[i].id);
+            return ids.join(' ');
+        };
+        QVERIFY2(covered().isEmpty(), qPrintable(covered()));
+        // Every dot still inside the data area, under the raised top.
+        for (int i = 0; i < data.runs.size(); ++i)
+            QVERIFY(view.plot()->axisRect(0)->rect().contains(view.runPixel(i).toPoint()));
+        {
+            ExportScope scope(view.plot(), ExportStyle::paperPreset());
+            scope.layout();
+            const QImage figure = scope.render(1.0);
+            QVERIFY(!figure.isNull());
+            QVERIFY2(covered().isEmpty(), qPrintable(covered()));
+        }
+        // Back in the window, once it is drawn again.
+        view.plot()->replot();
+        QVERIFY2(covered().isEmpty(), qPrintable(covered()));
+    }
+
     void badFilesNameThemselves()
     {
         QTemporaryDir dir;
