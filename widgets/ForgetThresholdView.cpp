@@ -423,7 +423,6 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
         m_fit->addToLegend();
     m_mainRect->axis(QCPAxis::atBottom)->setRange(0, x1);
     m_mainRect->axis(QCPAxis::atLeft)->setRange(y0, y1); // fitHeadroom sets the top once laid out
-    m_yBottom = y0;
     m_yTopLeast = y1;
     for (QCPGraph* g : m_curves)
         m_plot->removeGraph(g);
@@ -442,7 +441,9 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
 bool ForgetThresholdView::fitHeadroom()
 {
     const QRect area = m_mainRect->rect();
-    if (!(m_yBottom > 0) || !(m_yTopLeast > m_yBottom) || area.height() < 40 || m_equation->text().isEmpty())
+    QCPAxis* yAxis = m_mainRect->axis(QCPAxis::atLeft);
+    const double bottom = yAxis->range().lower;
+    if (!(bottom > 0) || !(m_yTopLeast > bottom) || area.height() < 40 || m_equation->text().isEmpty())
         return false;
     const QRectF box =
         QRectF(m_equation->topLeft->pixelPosition(), m_equation->bottomRight->pixelPosition()).normalized();
@@ -462,11 +463,10 @@ bool ForgetThresholdView::fitHeadroom()
     const double f = std::min(0.85, (box.bottom() + pad - area.top()) / area.height());
     double top = m_yTopLeast;
     if (under > 0 && f > 0)
-        top = std::max(top, std::exp((std::log(under) - f * std::log(m_yBottom)) / (1 - f)));
-    QCPAxis* yAxis = m_mainRect->axis(QCPAxis::atLeft);
+        top = std::max(top, std::exp((std::log(under) - f * std::log(bottom)) / (1 - f)));
     if (std::abs(std::log(top / yAxis->range().upper)) < 0.01)
         return false;
-    yAxis->setRange(m_yBottom, top);
+    yAxis->setRange(bottom, top);
     return true;
 }
 

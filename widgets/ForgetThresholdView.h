@@ -150,9 +150,9 @@ private:
     ForgetThresholdData m_data;
     int m_shown = -1;
     double m_seedStep = 0; // M elements between the dots of neighbouring seeds
-    // K tokens: the T_train axis's lower end, and its least top (room for the heading as setData
-    // reckons it, before a layout tells the heading's height in pixels)
-    double m_yBottom = 0, m_yTopLeast = 0;
+    // K tokens: the T_train axis's least top (room for the heading as setData reckons it, before a
+    // layout tells the heading's height in pixels)
+    double m_yTopLeast = 0;
 };
 
 } // namespace statescope
