@@ -16,10 +16,14 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 namespace statescope {
 
 namespace {
+
+// Marker sizes in pixels where the seeds' dots have room; fitMarkers shrinks them where they have not.
+constexpr double kForgetMarker = 8, kCollapseMarker = 9, kSeedThresholdMarker = 6;
 
 // N_S in millions with two significant digits at least: "1.08", "0.54", but "0.0057" and "0.0099"
 // for the micro sizes a CPU sweep trains, which two decimals would print alike as "0.01".
@@ -258,11 +262,11 @@ ForgetThresholdView::ForgetThresholdView(QWidget* parent) : QWidget(parent), m_p
             QCPScatterStyle(shape, color, shape == QCPScatterStyle::ssDisc ? color : Qt::white, size));
         return g;
     };
-    m_forgets = graph(tr("forgets"), QColor(26, 150, 65), QCPScatterStyle::ssDisc, 8);
-    m_collapses = graph(tr("collapses"), QColor(215, 48, 39), QCPScatterStyle::ssCross, 9);
+    m_forgets = graph(tr("forgets"), QColor(26, 150, 65), QCPScatterStyle::ssDisc, kForgetMarker);
+    m_collapses = graph(tr("collapses"), QColor(215, 48, 39), QCPScatterStyle::ssCross, kCollapseMarker);
     m_thresholds = graph(tr("T_forget (interpolated)"), QColor(40, 40, 40), QCPScatterStyle::ssDiamond, 9);
-    m_seedThresholds =
-        graph(tr("T_forget of one seed"), QColor(110, 110, 110), QCPScatterStyle::ssDiamond, 6);
+    m_seedThresholds = graph(tr("T_forget of one seed"), QColor(110, 110, 110), QCPScatterStyle::ssDiamond,
+                             kSeedThresholdMarker);
     m_fit = m_plot->addGraph(x, y);
     m_fit->setName(tr("fit"));
     m_fit->setPen(QPen(QColor(33, 102, 172), 2));
@@ -302,6 +306,7 @@ ForgetThresholdView::ForgetThresholdView(QWidget* parent) : QWidget(parent), m_p
 
     connect(m_plot, &QCustomPlot::mousePress, this, [this](QMouseEvent* e) { onPress(e->pos()); });
     connect(m_plot, &QCustomPlot::afterLayout, this, [this] {
+        fitMarkers();
         if (!fitHeadroom())
             return;
         // The layout just made placed the ticks and margins for the old range: again, for this frame.
@@ -321,14 +326,33 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
     m_data = data;
     m_shown = -1;
     double xMax = 0, yMin = std::numeric_limits<double>::infinity(), yMax = 0;
+    std::vector<double> sizes; // M elements, the runs' distinct state sizes
     for (const auto& r : data.runs) {
         xMax = std::max(xMax, r.stateSize / 1e6);
         yMin = std::min(yMin, r.trainLength / 1024.0);
         yMax = std::max(yMax, r.trainLength / 1024.0);
+        if (r.stateSize > 0)
+            sizes.push_back(r.stateSize / 1e6);
     }
+    std::sort(sizes.begin(), sizes.end());
+    sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
     if (!(xMax > 0))
         xMax = 1;
-    m_seedStep = data.seedCount > 1 ? 0.025 * xMax : 0;
+    const double xMin = sizes.empty() ? xMax : sizes.front();
+    m_logX = xMax / xMin >= kLogStateSizeRatio;
+    // The room either side of the smallest and largest size on a log axis, as a factor.
+    constexpr double kLogMargin = 1.6;
+    const double x0 = m_logX ? xMin / kLogMargin : 0, x1 = m_logX ? xMax * kLogMargin : xMax * 1.1;
+    // Each size's seeds side by side, in a column that leaves two steps free before the next size's,
+    // so that the eye can tell the columns apart; on a linear axis none left of 0.
+    m_seedStep = 0;
+    if (data.seedCount > 1) {
+        const double n = data.seedCount + 2;
+        m_seedStep = m_logX ? 0.025 * std::log(x1 / x0) : std::min(0.025 * xMax, xMin / n);
+        for (size_t i = 1; i < sizes.size(); ++i)
+            m_seedStep = std::min(m_seedStep, m_logX ? std::log(sizes[i] / sizes[i - 1]) / n
+                                                     : (sizes[i] - sizes[i - 1]) / n);
+    }
     QVector<double> fx, fy, cx, cy;
     for (const auto& r : data.runs) {
         (r.forgets ? fx : cx).push_back(seedX(r.stateSize, r.seedIndex));
@@ -377,12 +401,14 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
     // Room above the highest dots for the equation, and for its lines on seeds (a factor 1.5 a line on
     // the log axis).
     const int seedLines = aboutSeedLines.size();
-    const double x1 = xMax * 1.1, y0 = yMin / 2, y1 = yMax * 8 * std::pow(1.5, seedLines);
-    // The lines as many points: straight in N_S, curved on the log T axis; only where they are positive.
+    const double y0 = yMin / 2, y1 = yMax * 8 * std::pow(1.5, seedLines);
+    // The lines as many points: straight in N_S, curved on the log T axis (and on a log N_S one); only
+    // where they are positive.
     auto line = [&](QCPGraph* g, double slope, double intercept) {
         QVector<double> lx, ly;
         for (int i = 0; i <= 200; ++i) {
-            const double xs = x1 * i / 200.0, v = slope * xs + intercept;
+            const double xs = m_logX ? x0 * std::pow(x1 / x0, i / 200.0) : x1 * i / 200.0,
+                         v = slope * xs + intercept;
             if (v > 0) {
                 lx.push_back(xs);
                 ly.push_back(v);
@@ -421,7 +447,19 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
     m_fit->removeFromLegend();
     if (data.hasFit)
         m_fit->addToLegend();
-    m_mainRect->axis(QCPAxis::atBottom)->setRange(0, x1);
+    QCPAxis* xAxis = m_mainRect->axis(QCPAxis::atBottom);
+    if (m_logX) {
+        // A tick at each size, as the seeds' columns stand there; powers of two of M would mean nothing.
+        QSharedPointer<QCPAxisTickerText> ticker(new QCPAxisTickerText);
+        for (double v : sizes)
+            ticker->addTick(v, millions(v * 1e6));
+        xAxis->setScaleType(QCPAxis::stLogarithmic);
+        xAxis->setTicker(ticker);
+    } else {
+        xAxis->setScaleType(QCPAxis::stLinear);
+        xAxis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
+    }
+    xAxis->setRange(x0, x1);
     m_mainRect->axis(QCPAxis::atLeft)->setRange(y0, y1); // fitHeadroom sets the top once laid out
     m_yTopLeast = y1;
     for (QCPGraph* g : m_curves)
@@ -472,7 +510,29 @@ bool ForgetThresholdView::fitHeadroom()
 
 double ForgetThresholdView::seedX(double stateSize, int seedIndex) const
 {
-    return stateSize / 1e6 + (seedIndex - (m_data.seedCount - 1) / 2.0) * m_seedStep;
+    const double offset = (seedIndex - (m_data.seedCount - 1) / 2.0) * m_seedStep;
+    return m_logX ? stateSize / 1e6 * std::exp(offset) : stateSize / 1e6 + offset;
+}
+
+void ForgetThresholdView::fitMarkers()
+{
+    double scale = 1;
+    if (m_seedStep > 0) {
+        // The pixels between two seeds' dots, measured where the axis is (a log one is even).
+        QCPAxis* x = m_mainRect->axis(QCPAxis::atBottom);
+        const double at = x->range().center();
+        const double px = std::abs(x->coordToPixel(m_logX ? at * std::exp(m_seedStep) : at + m_seedStep) -
+                                   x->coordToPixel(at));
+        scale = std::clamp(0.9 * px / kCollapseMarker, 0.35, 1.0);
+    }
+    const auto resize = [scale](QCPGraph* g, double size) {
+        QCPScatterStyle style = g->scatterStyle();
+        style.setSize(size * scale);
+        g->setScatterStyle(style);
+    };
+    resize(m_forgets, kForgetMarker);
+    resize(m_collapses, kCollapseMarker);
+    resize(m_seedThresholds, kSeedThresholdMarker);
 }
 
 bool ForgetThresholdView::placeLegend()

@@ -89,6 +89,10 @@ class ForgetThresholdView : public QWidget {
     Q_OBJECT
 public:
     static constexpr double kPaperSlope = 5.172, kPaperIntercept = -4.469;
+    // From this ratio of the largest state size to the smallest, N_S is drawn on a log axis: sizes that
+    // double at each step then sit evenly apart, where on a linear one the smallest crowd at the left
+    // and their seeds' dots overlap.
+    static constexpr double kLogStateSizeRatio = 8;
 
     explicit ForgetThresholdView(QWidget* parent = nullptr);
 
@@ -114,6 +118,7 @@ public:
     // The pixel of run i's dot, for tests; the run nearest a pixel (within 8 px), or -1.
     QPointF runPixel(int index) const;
     int runAt(const QPointF& pos) const;
+    bool stateSizeAxisIsLog() const { return m_logX; }
 
 signals:
     void runClicked(int index);
@@ -130,6 +135,10 @@ private:
     // height in pixels depends on the window or the figure, so it runs after each layout. True if the
     // range changed.
     bool fitHeadroom();
+    // Shrinks the run and seed markers to nine tenths of the pixels between neighbouring seeds' dots
+    // (at most their full size, at least a third of it), so that no dot hides its neighbour's; the
+    // pixels depend on the window or the figure, so it runs after each layout.
+    void fitMarkers();
     // N_S in M moved sideways by seed, so that the seeds of one cell do not hide each other.
     double seedX(double stateSize, int seedIndex) const;
 
@@ -149,7 +158,10 @@ private:
     QLabel* m_hint;
     ForgetThresholdData m_data;
     int m_shown = -1;
-    double m_seedStep = 0; // M elements between the dots of neighbouring seeds
+    // Between the dots of neighbouring seeds: M elements on a linear N_S axis, a factor's logarithm on
+    // a log one.
+    double m_seedStep = 0;
+    bool m_logX = false;
     // K tokens: the T_train axis's least top (room for the heading as setData reckons it, before a
     // layout tells the heading's height in pixels)
     double m_yTopLeast = 0;

@@ -333,6 +333,8 @@ private slots:
         ForgetThresholdView view;
         show(view, data);
         QVERIFY(QTest::qWaitForWindowExposed(&view));
+        // Sizes 3.2 times apart: the axis stays linear, as the paper's is.
+        QVERIFY(!view.stateSizeAxisIsLog());
         const QString eq = view.equationLabel()->text();
         QVERIFY2(eq.startsWith("fit: T_forget[K] = -0.352·N_S[M] + 0.060, R² = 0.049"), qPrintable(eq));
         // The line naming the falling pair is too long for the figure: its sizes go on a line below.
@@ -592,6 +594,106 @@ private slots:
         // Back in the window, once it is drawn again.
         view.plot()->replot();
         QVERIFY2(covered().isEmpty(), qPrintable(covered()));
+    }
+
+    void eightSeedsOfSizesTwiceApart()
+    {
+        // The twentieth round's shape: widths whose state doubles from 9,344 to 143,744 numbers, 8 seeds
+        // each. On a linear axis the smallest sizes' columns of dots ran into each other; each size's
+        // dots must stay in a column of their own, and no dot may hide its neighbour's.
+        QTemporaryDir dir;
+        QJsonArray runs, sizes;
+        const double stateSizes[] = {9344, 18304, 36224, 72064, 143744};
+        for (int s = 0; s < 5; ++s) {
+            for (int seed = 0; seed < 8; ++seed)
+                for (double t = 8; t <= (s == 4 ? 2048 : 512); t *= 2)
+                    runs.append(
+                        QJsonObject{{"id", QString("d_model-%1_T-%2_seed-%3").arg(s).arg(t).arg(seed)},
+                                    {"state_size", stateSizes[s]},
+                                    {"train_length", t},
+                                    {"seed", seed},
+                                    {"finished", true},
+                                    {"forgets", t >= (16 << s) * (1 + seed % 2)},
+                                    {"score", 1.0}});
+            sizes.append(QJsonObject{{"state_size", stateSizes[s]}, {"t_forget", 24.0 * (1 << s)}});
+        }
+        writeJson(dir.filePath("summary.json"),
+                  QJsonObject{{"name", "eight seeds"},
+                              {"criterion", QJsonObject{{"kind", "paired"}, {"from", 8}, {"to", 16}}},
+                              {"runs", runs},
+                              {"sizes", sizes},
+                              {"fit", QJsonObject{{"slope", 2.5},
+                                                  {"intercept", 0.01},
+                                                  {"r2", 0.95},
+                                                  {"slope_ci95", QJsonArray{1.0, 4.0}}}}});
+        ForgetThresholdData data;
+        QString error;
+        QVERIFY2(ForgetThresholdData::fromSummary(dir.filePath("summary.json"), &data, &error),
+                 qPrintable(error));
+        QCOMPARE(data.seedCount, 8);
+        ForgetThresholdView view;
+        view.resize(1280, 720);
+        view.show();
+        view.setData(data);
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        // Sizes 15 times apart: a log axis, ticked at the sizes as the heading names them.
+        QVERIFY(view.stateSizeAxisIsLog());
+        QCPAxis* x = view.plot()->axisRect(0)->axis(QCPAxis::atBottom);
+        auto* ticker = dynamic_cast<QCPAxisTickerText*>(x->ticker().data());
+        QVERIFY(ticker);
+        QCOMPARE(QStringList(ticker->ticks().values()),
+                 (QStringList{"0.0093", "0.018", "0.036", "0.072", "0.14"}));
+        // The fitted line is still the linear law, only drawn on log axes.
+        QVERIFY(view.fitGraph()->data()->size() > 100);
+        for (auto it = view.fitGraph()->data()->constBegin(); it != view.fitGraph()->data()->constEnd(); ++it)
+            QVERIFY(std::abs(it->value - (2.5 * it->key + 0.01)) < 1e-9);
+        const auto overlaps = [&] {
+            // The largest marker's size as drawn now: dots nearer than that cover each other.
+            const double marker = std::max(view.forgetsGraph()->scatterStyle().size(),
+                                           view.collapsesGraph()->scatterStyle().size());
+            QStringList found;
+            double left[5], right[5];
+            std::fill(left, left + 5, 1e9);
+            std::fill(right, right + 5, -1e9);
+            for (int i = 0; i < data.runs.size(); ++i) {
+                const auto& r = data.runs[i];
+                const int s = int(std::lround(std::log2(r.stateSize / 9344)));
+                const double px = view.runPixel(i).x();
+                left[s] = std::min(left[s], px - marker / 2);
+                right[s] = std::max(right[s], px + marker / 2);
+                for (int j = 0; j < data.runs.size(); ++j) {
+                    const auto& o = data.runs[j];
+                    if (o.stateSize == r.stateSize && o.trainLength == r.trainLength &&
+                        o.seed == r.seed + 1 && std::abs(view.runPixel(j).x() - px) < marker - 0.01)
+                        found << QString("%1 covers %2 (%3 px apart, markers %4 px)")
+                                     .arg(r.id, o.id)
+                                     .arg(std::abs(view.runPixel(j).x() - px))
+                                     .arg(marker);
+                }
+            }
+            for (int s = 0; s + 1 < 5; ++s)
+                if (right[s] + marker > left[s + 1])
+                    found << QString("the columns of sizes %1 and %2 touch: %3 vs %4 px")
+                                 .arg(s)
+                                 .arg(s + 1)
+                                 .arg(right[s])
+                                 .arg(left[s + 1]);
+            return found.join('\n');
+        };
+        QVERIFY2(overlaps().isEmpty(), qPrintable(overlaps()));
+        for (int i = 0; i < data.runs.size(); ++i)
+            QCOMPARE(view.runAt(view.runPixel(i)), i);
+        {
+            // The single-column paper figure has a quarter of the window's width for the same dots.
+            ExportScope scope(view.plot(), ExportStyle::paperPreset());
+            scope.layout();
+            QVERIFY(!scope.render(1.0).isNull());
+            QVERIFY2(view.forgetsGraph()->scatterStyle().size() < 8, "the markers shrank for the figure");
+            QVERIFY2(overlaps().isEmpty(), qPrintable(overlaps()));
+        }
+        view.plot()->replot();
+        QCOMPARE(view.forgetsGraph()->scatterStyle().size(), 8.0);
+        QVERIFY2(overlaps().isEmpty(), qPrintable(overlaps()));
     }
 
     void badFilesNameThemselves()
