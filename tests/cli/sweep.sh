@@ -54,6 +54,22 @@ rc=$?
   || { cat "$work/judge-bad.log"; fail "judge without a card: rc $rc"; }
 echo "judge: $got"
 
+# tools/gpu_judge_again.sh judges every finished job's model again, from its folder and another spec;
+# with the sweep's own spec each verdict must be the one the shard printed, job by job.
+OUT="$work/again-out" SPEC="$work/a.json" JUDGE="$work/a.json" CLI="$cli" P=2 \
+  bash "$(dirname "$0")/../../tools/gpu_judge_again.sh" > "$work/again.log" 2>&1 || { cat "$work/again.log"; fail "gpu_judge_again.sh"; }
+grep -q "^judged 4 of 4 in" "$work/again.log" || { cat "$work/again.log"; fail "gpu_judge_again.sh: 4 of 4"; }
+mkdir -p "$work/again" && tar xzf "$work/again-out/judged-a.tgz" -C "$work/again" || fail "judged-a.tgz"
+for log in "$work"/a/logs/shard-*-of-2.log; do
+  sed -n 's/^\[sweep\] done \([^:]*\): \(.*\) in .*/\1 \2/p' "$log"
+done > "$work/again-want"
+[ "$(wc -l < "$work/again-want")" -eq 4 ] || fail "the shards' done lines"
+while read -r id want; do
+  [ -s "$work/again/a/$id.json" ] || fail "gpu_judge_again.sh: no $id.json"
+  grep -qF ": $want" "$work/again/a/$id.log" || { cat "$work/again/a/$id.log"; fail "judged again, $id: not '$want'"; }
+done < "$work/again-want"
+echo "gpu_judge_again.sh: the 4 jobs judged again from their weights, each as its shard did"
+
 # --jobs: only the named ids, in their order; an unknown id is one error line before anything runs.
 "$cli" sweep run "$work/a.json" --jobs d_state-8_T-32_seed-0,d_state-16_T-64_seed-0 --device cpu --threads 1 \
   > "$work/only.log" 2>&1 || { cat "$work/only.log"; fail "--jobs"; }
