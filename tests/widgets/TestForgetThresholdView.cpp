@@ -89,6 +89,31 @@ QString writeSweep(const QTemporaryDir& dir)
     return dir.filePath("summary.json");
 }
 
+// A finished run of the width axis: size index s, T_train t, its seed and verdict.
+QJsonObject widthRun(int s, double stateSize, double t, int seed, bool forgets)
+{
+    return {{"id", QString("d_model-%1_T-%2_seed-%3").arg(s).arg(t).arg(seed)},
+            {"state_size", stateSize},
+            {"train_length", t},
+            {"seed", seed},
+            {"finished", true},
+            {"forgets", forgets},
+            {"score", 1.0}};
+}
+
+// A summary.json of these runs and sizes under the paired criterion, with a fit through them.
+QString writePairedSummary(const QTemporaryDir& dir, const QString& name, const QJsonArray& runs,
+                           const QJsonArray& sizes, const QJsonObject& fit)
+{
+    writeJson(dir.filePath("summary.json"),
+              QJsonObject{{"name", name},
+                          {"criterion", QJsonObject{{"kind", "paired"}, {"from", 8}, {"to", 16}}},
+                          {"runs", runs},
+                          {"sizes", sizes},
+                          {"fit", fit}});
+    return dir.filePath("summary.json");
+}
+
 // The view on screen at 900 x 700, drawing data.
 void show(ForgetThresholdView& view, const ForgetThresholdData& data)
 {
@@ -528,14 +553,7 @@ private slots:
                     // The largest size's seeds 1 and 2 collapse again at 2048.
                     const bool forgets =
                         t >= forgetsFrom[s] && !(s == 4 && t == 2048 && (seed == 1 || seed == 2));
-                    runs.append(
-                        QJsonObject{{"id", QString("d_model-%1_T-%2_seed-%3").arg(s).arg(t).arg(seed)},
-                                    {"state_size", stateSizes[s]},
-                                    {"train_length", t},
-                                    {"seed", seed},
-                                    {"finished", true},
-                                    {"forgets", forgets},
-                                    {"score", 1.0}});
+                    runs.append(widthRun(s, stateSizes[s], t, seed, forgets));
                 }
                 const bool monotone = !(s == 4 && (seed == 1 || seed == 2));
                 seeds.append(QJsonObject{{"seed", seed},
@@ -548,19 +566,12 @@ private slots:
                                      {"seeds_agree", s >= 2},
                                      {"seeds", seeds}});
         }
-        writeJson(dir.filePath("summary.json"),
-                  QJsonObject{{"name", "heading"},
-                              {"criterion", QJsonObject{{"kind", "paired"}, {"from", 8}, {"to", 16}}},
-                              {"runs", runs},
-                              {"sizes", sizes},
-                              {"fit", QJsonObject{{"slope", 1.236},
-                                                  {"intercept", 0.018},
-                                                  {"r2", 0.989},
-                                                  {"slope_ci95", QJsonArray{-0.427, 2.9}}}}});
+        const QString summary = writePairedSummary(
+            dir, "heading", runs, sizes,
+            {{"slope", 1.236}, {"intercept", 0.018}, {"r2", 0.989}, {"slope_ci95", QJsonArray{-0.427, 2.9}}});
         ForgetThresholdData data;
         QString error;
-        QVERIFY2(ForgetThresholdData::fromSummary(dir.filePath("summary.json"), &data, &error),
-                 qPrintable(error));
+        QVERIFY2(ForgetThresholdData::fromSummary(summary, &data, &error), qPrintable(error));
         QCOMPARE(data.notMonotone.size(), 2);
         QCOMPARE(data.seedsDisagree.size(), 2);
         ForgetThresholdView view;
@@ -607,29 +618,15 @@ private slots:
         for (int s = 0; s < 5; ++s) {
             for (int seed = 0; seed < 8; ++seed)
                 for (double t = 8; t <= (s == 4 ? 2048 : 512); t *= 2)
-                    runs.append(
-                        QJsonObject{{"id", QString("d_model-%1_T-%2_seed-%3").arg(s).arg(t).arg(seed)},
-                                    {"state_size", stateSizes[s]},
-                                    {"train_length", t},
-                                    {"seed", seed},
-                                    {"finished", true},
-                                    {"forgets", t >= (16 << s) * (1 + seed % 2)},
-                                    {"score", 1.0}});
+                    runs.append(widthRun(s, stateSizes[s], t, seed, t >= (16 << s) * (1 + seed % 2)));
             sizes.append(QJsonObject{{"state_size", stateSizes[s]}, {"t_forget", 24.0 * (1 << s)}});
         }
-        writeJson(dir.filePath("summary.json"),
-                  QJsonObject{{"name", "eight seeds"},
-                              {"criterion", QJsonObject{{"kind", "paired"}, {"from", 8}, {"to", 16}}},
-                              {"runs", runs},
-                              {"sizes", sizes},
-                              {"fit", QJsonObject{{"slope", 2.5},
-                                                  {"intercept", 0.01},
-                                                  {"r2", 0.95},
-                                                  {"slope_ci95", QJsonArray{1.0, 4.0}}}}});
+        const QString summary = writePairedSummary(
+            dir, "eight seeds", runs, sizes,
+            {{"slope", 2.5}, {"intercept", 0.01}, {"r2", 0.95}, {"slope_ci95", QJsonArray{1.0, 4.0}}});
         ForgetThresholdData data;
         QString error;
-        QVERIFY2(ForgetThresholdData::fromSummary(dir.filePath("summary.json"), &data, &error),
-                 qPrintable(error));
+        QVERIFY2(ForgetThresholdData::fromSummary(summary, &data, &error), qPrintable(error));
         QCOMPARE(data.seedCount, 8);
         ForgetThresholdView view;
         view.resize(1280, 720);
