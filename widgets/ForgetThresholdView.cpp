@@ -325,10 +325,9 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
 {
     m_data = data;
     m_shown = -1;
-    double xMax = 0, yMin = std::numeric_limits<double>::infinity(), yMax = 0;
+    double yMin = std::numeric_limits<double>::infinity(), yMax = 0;
     std::vector<double> sizes; // M elements, the runs' distinct state sizes
     for (const auto& r : data.runs) {
-        xMax = std::max(xMax, r.stateSize / 1e6);
         yMin = std::min(yMin, r.trainLength / 1024.0);
         yMax = std::max(yMax, r.trainLength / 1024.0);
         if (r.stateSize > 0)
@@ -336,9 +335,7 @@ void ForgetThresholdView::setData(const ForgetThresholdData& data)
     }
     std::sort(sizes.begin(), sizes.end());
     sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
-    if (!(xMax > 0))
-        xMax = 1;
-    const double xMin = sizes.empty() ? xMax : sizes.front();
+    const double xMax = sizes.empty() ? 1 : sizes.back(), xMin = sizes.empty() ? 1 : sizes.front();
     m_logX = xMax / xMin >= kLogStateSizeRatio;
     // The room either side of the smallest and largest size on a log axis, as a factor.
     constexpr double kLogMargin = 1.6;
