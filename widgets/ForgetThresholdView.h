@@ -136,7 +136,7 @@ private:
     // range changed.
     bool fitHeadroom();
     // Shrinks the run and seed markers to nine tenths of the pixels between neighbouring seeds' dots
-    // (at most their full size, at least a third of it), so that no dot hides its neighbour's; the
+    // (at most their full size, at least 0.35 of it), so that no dot hides its neighbour's; the
     // pixels depend on the window or the figure, so it runs after each layout.
     void fitMarkers();
     // N_S in M moved sideways by seed, so that the seeds of one cell do not hide each other.
